@@ -1,0 +1,126 @@
+// The one interface between a probe and the receiver. A probe lives in `probes/<name>/` and exports a
+// `ProbeSpec`: what it emits (declared once; the metric/event reference in docs/ is generated from these
+// declarations) and a factory for the running instance. The receiver knows probes only through this file
+// and the registry (`probes/registry.ts`).
+import type { ZodType } from 'zod';
+import type { Logger } from '../log/logger.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
+
+/** counter: cumulative monotonic sum (kernel counters); gauge: a level; histogram: a distribution. */
+export type MetricKind = 'counter' | 'updowncounter' | 'gauge' | 'histogram';
+
+export interface MetricDef {
+  /** OTel name, e.g. `podnet.kernel.drop.count`; semconv names where one exists (`k8s.pod.network.io`). */
+  readonly name: string;
+  readonly kind: MetricKind;
+  /** UCUM unit: `By`, `s`, `{packet}`, `{segment}`, `{socket}`, `1`. */
+  readonly unit: string;
+  readonly description: string;
+  /** Attribute keys on this metric's points, besides the entity keys the pipeline adds. */
+  readonly attributes: readonly string[];
+  /** Exported by default; overridable per metric in the config (`metrics.<name>.enabled`). */
+  readonly enabled: boolean;
+  /** `node` for host-wide signals not attributed to an entity (softnet per CPU). Default `entity`. */
+  readonly scope?: 'entity' | 'node';
+}
+
+export type Severity = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+export interface EventDef {
+  /** Log record `eventName`, e.g. `podnet.packet.drop`. */
+  readonly name: string;
+  readonly description: string;
+  readonly severity: Severity;
+  /** Attribute keys the records carry, besides the entity keys the pipeline adds. */
+  readonly attributes: readonly string[];
+  /** KubeSkoop-compatible values of `podnet.event.type` this event can carry (e.g. `TCPRESET_NOSOCK`). */
+  readonly types: readonly string[];
+  readonly enabled: boolean;
+}
+
+export type AttributeValue = string | number | boolean | readonly string[];
+export type Attributes = Readonly<Record<string, AttributeValue>>;
+
+/** Explicit-bucket histogram; the probe converts kernel log2 buckets into the metric's unit. */
+export interface HistogramValue {
+  /** Upper bounds, ascending, in the metric's unit; `counts` has `boundaries.length + 1` entries. */
+  readonly boundaries: readonly number[];
+  readonly counts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
+
+export interface MetricPoint {
+  readonly metric: string;
+  /**
+   * Netns inode the value belongs to. The pipeline resolves it to an entity (pod keys, kind, name).
+   * 0 = counted in the kernel but belonging to no watched netns ("unattributed"). Omitted for
+   * `scope: 'node'` metrics.
+   */
+  readonly netns?: number;
+  readonly attributes?: Attributes;
+  /** Counters: the cumulative value as the kernel reports it. Gauges: the current level. */
+  readonly value: number | HistogramValue;
+}
+
+export interface ProbeEvent {
+  /** An `EventDef.name` of this probe. */
+  readonly name: string;
+  /** `podnet.event.type`, e.g. `PACKETLOSS`, `TCPRESET_NOSOCK`, `SOCKET_LATENCY_READ`. */
+  readonly type: string;
+  readonly netns: number;
+  /** Wall-clock time of the occurrence, ns since the Unix epoch (convert kernel monotonic time). */
+  readonly timeUnixNano: bigint;
+  readonly attributes: Attributes;
+  /** Kernel stack, innermost first, `sym+0xoff` per frame, when stacks are enabled. */
+  readonly stack?: readonly string[];
+  readonly severity?: Severity;
+}
+
+export type ProbeState = 'running' | 'degraded' | 'unavailable' | 'stopped';
+
+export interface ProbeStatus {
+  readonly state: ProbeState;
+  /** Why the probe is degraded or unavailable, in words an operator can act on. */
+  readonly reason?: string;
+  /** Probe-specific detail for `/status` (per-program state, counts). */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+export interface Availability {
+  readonly available: boolean;
+  /** Set when not available, or when only part of the probe can run here. */
+  readonly reason?: string;
+}
+
+export interface ProbeContext {
+  readonly log: Logger;
+  readonly entities: EntitySource;
+  /** Hand an event to the pipeline. Never blocks; the pipeline bounds and counts what it drops. */
+  emit(event: ProbeEvent): void;
+}
+
+export interface Probe<A = unknown> {
+  /** Read the current values for these entities. One failing entity must not fail the others. */
+  collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]>;
+  status(): ProbeStatus;
+  /** Apply new arguments without a restart (thresholds, limits); absent = restart on change. */
+  reconfigure?(args: A): Promise<void> | void;
+  /** Release everything: links, maps, fds, timers. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ProbeSpec<A = unknown> {
+  /** Folder name under `probes/`, used as the config key. */
+  readonly name: string;
+  readonly description: string;
+  readonly source: 'procfs' | 'netlink' | 'ebpf' | 'synthetic';
+  readonly defaultEnabled: boolean;
+  readonly metrics: readonly MetricDef[];
+  readonly events: readonly EventDef[];
+  /** Schema of the probe's `args` in the config, with defaults; validated before `create`. */
+  readonly args: ZodType<A>;
+  /** Whether this kernel/host can run the probe; cheap, side-effect free (used by `podnet probes`). */
+  availability(): Promise<Availability>;
+  create(ctx: ProbeContext, args: A): Promise<Probe<A>>;
+}
