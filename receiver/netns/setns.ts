@@ -1,0 +1,82 @@
+// Run a short piece of synchronous work inside another network namespace.
+// setns(2) with CLONE_NEWNET switches only the calling thread; we switch the main thread, run the
+// callback (read /proc/thread-self/net/*, open a netlink socket) and switch back before returning, so
+// the main thread is never in a foreign netns for longer than the call. Sockets keep the netns they
+// were created in, so a netlink socket opened here keeps working in that netns afterwards.
+import { closeSync, openSync, statSync } from 'node:fs';
+import koffi from 'koffi';
+
+const CLONE_NEWNET = 0x40000000;
+
+const libc = koffi.load('libc.so.6');
+const setnsCall = libc.func('int setns(int fd, int nstype)');
+const socketCall = libc.func('int socket(int domain, int type, int protocol)');
+
+/** The netns this process started in; the main thread always returns to it. */
+const homeFd = openSync('/proc/self/ns/net', 'r');
+export const hostNetnsInode: number = statSync('/proc/self/ns/net').ino;
+
+export class NetnsError extends Error {
+  readonly netnsPath: string;
+  readonly errno: number;
+  constructor(message: string, netnsPath: string, errno: number) {
+    super(message);
+    this.name = 'NetnsError';
+    this.netnsPath = netnsPath;
+    this.errno = errno;
+  }
+}
+
+function enter(fd: number, netnsPath: string): void {
+  if (setnsCall(fd, CLONE_NEWNET) !== 0) {
+    const errno = koffi.errno();
+    throw new NetnsError(`setns(${netnsPath}) failed: errno ${errno}`, netnsPath, errno);
+  }
+}
+
+/** Inode of a netns file (`/run/netns/x`, `/proc/<pid>/ns/net`). */
+export function netnsInodeOf(netnsPath: string): number {
+  return statSync(netnsPath).ino;
+}
+
+/**
+ * Runs `fn` with the calling (main) thread inside the netns at `netnsPath`, then returns to the home
+ * netns, also when `fn` throws. `fn` must be synchronous: awaiting inside would leak the namespace.
+ */
+export function inNetns<T>(netnsPath: string, fn: () => T): T {
+  let fd: number;
+  try {
+    fd = openSync(netnsPath, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new NetnsError(`cannot open netns ${netnsPath}: ${e.code ?? e.message}`, netnsPath, e.errno ?? 0);
+  }
+  try {
+    enter(fd, netnsPath);
+    try {
+      const result = fn();
+      if (result instanceof Promise) throw new TypeError('inNetns callback must be synchronous');
+      return result;
+    } finally {
+      enter(homeFd, '/proc/self/ns/net (home)');
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Opens a socket(2) inside a netns; the fd stays bound to that netns. Caller owns (closes) the fd. */
+export function socketInNetns(netnsPath: string, domain: number, type: number, protocol: number): number {
+  return inNetns(netnsPath, () => {
+    const fd = socketCall(domain, type, protocol) as number;
+    if (fd < 0) {
+      const errno = koffi.errno();
+      throw new NetnsError(
+        `socket(${domain}, ${type}, ${protocol}) in ${netnsPath}: errno ${errno}`,
+        netnsPath,
+        errno,
+      );
+    }
+    return fd;
+  });
+}
