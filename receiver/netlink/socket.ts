@@ -1,0 +1,236 @@
+// A netlink socket over koffi (Node's net module cannot open AF_NETLINK): opened inside a netns with
+// `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2), replies received
+// with blocking recv(2) into a reusable buffer, bounded by SO_RCVTIMEO.
+//
+// Blocking is deliberate: a netlink request to the kernel is answered synchronously from kernel tables
+// (microseconds per message), and a koffi `.async` round trip costs ~10 µs of CPU per call — more than
+// the work. The receive timeout bounds the worst case. Callers that loop over many netns yield to the
+// event loop between netns (see `yieldEvery`).
+import koffi from 'koffi';
+import { socketInNetns } from '../netns/setns.ts';
+import {
+  encodeMessage,
+  NetlinkError,
+  type NetlinkMessage,
+  NetlinkProtocolError,
+  NLM_F_DUMP,
+  ReplyReader,
+  type RequestHeader,
+} from './codec.ts';
+
+export const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20; // SO_RCVTIMEO_OLD: struct timeval with 64-bit fields on x86-64/arm64
+const SO_RCVBUF = 8;
+const MSG_TRUNC = 0x20;
+const EINTR = 4;
+const EAGAIN = 11;
+
+/** Netlink protocol families used by podnet. */
+export const NETLINK_ROUTE = 0;
+export const NETLINK_SOCK_DIAG = 4;
+export const NETLINK_NETFILTER = 12;
+
+const libc = koffi.load('libc.so.6');
+const sendtoCall = libc.func(
+  'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)',
+);
+const recvCall = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
+const closeCall = libc.func('int close(int fd)');
+const setsockoptCall = libc.func(
+  'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)',
+);
+
+/** sockaddr_nl of the kernel: family AF_NETLINK, pid 0, groups 0. */
+const KERNEL_ADDR = Buffer.alloc(12);
+KERNEL_ADDR.writeUInt16LE(AF_NETLINK, 0);
+
+/** Netlink dumps arrive in datagrams of at most 32 KiB; 64 KiB leaves room and detects truncation. */
+export const DEFAULT_RECV_BUFFER = 64 * 1024;
+
+let sharedBuffer: Buffer | undefined;
+/**
+ * One receive buffer shared by all sockets: receives are synchronous and a reply is fully decoded
+ * before the next recv, so no two readers overlap. Message views are valid only inside callbacks.
+ */
+function sharedRecvBuffer(): Buffer {
+  sharedBuffer ??= Buffer.alloc(DEFAULT_RECV_BUFFER);
+  return sharedBuffer;
+}
+
+export interface NetlinkSocketOptions {
+  /** Receive timeout per recv(2), ms. Default 2000. */
+  readonly timeoutMs?: number;
+  /** Kernel receive buffer size (SO_RCVBUF), bytes; default: the kernel's. */
+  readonly rcvbuf?: number;
+  /** Own receive buffer (else a shared one). Must hold the largest datagram (32 KiB for dumps). */
+  readonly buffer?: Buffer;
+}
+
+/** Counters of one socket's traffic, for self-telemetry and benchmarks. */
+export interface NetlinkSocketStats {
+  requests: number;
+  datagrams: number;
+  bytes: number;
+  messages: number;
+}
+
+export class NetlinkSocket {
+  readonly protocol: number;
+  readonly netnsPath: string;
+  readonly stats: NetlinkSocketStats = { requests: 0, datagrams: 0, bytes: 0, messages: 0 };
+  private fd: number;
+  private seq: number;
+  private readonly buffer: Buffer | undefined;
+  private view: DataView | undefined;
+
+  private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
+    this.fd = fd;
+    this.protocol = protocol;
+    this.netnsPath = netnsPath;
+    this.buffer = buffer;
+    // Random start so replies to another socket's (or an earlier process') requests never match.
+    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+  }
+
+  /** Opens a netlink socket of `protocol` inside the netns at `netnsPath` (throws NetnsError). */
+  static open(netnsPath: string, protocol: number, opts: NetlinkSocketOptions = {}): NetlinkSocket {
+    const fd = socketInNetns(netnsPath, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    const sock = new NetlinkSocket(fd, protocol, netnsPath, opts.buffer);
+    try {
+      sock.setTimeout(opts.timeoutMs ?? 2000);
+      if (opts.rcvbuf !== undefined) sock.setIntOption(SOL_SOCKET, SO_RCVBUF, opts.rcvbuf);
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
+    return sock;
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  setTimeout(ms: number): void {
+    const tv = Buffer.alloc(16);
+    tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+    this.setsockopt(SOL_SOCKET, SO_RCVTIMEO, tv);
+  }
+
+  setIntOption(level: number, name: number, value: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(value, 0);
+    this.setsockopt(level, name, b);
+  }
+
+  private setsockopt(level: number, name: number, value: Buffer): void {
+    if ((setsockoptCall(this.liveFd(), level, name, value, value.length) as number) !== 0) {
+      const errno = koffi.errno();
+      throw new NetlinkError(`setsockopt(${level}, ${name}): errno ${errno}`, errno);
+    }
+  }
+
+  private liveFd(): number {
+    if (this.fd < 0) throw new NetlinkError('netlink socket is closed', 9);
+    return this.fd;
+  }
+
+  /** Next sequence number (wraps at 2^32). */
+  nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  /**
+   * Sends one request (header type/flags + payload) and delivers every message of its reply to
+   * `onMessage` until the reply is complete (NLMSG_DONE, ACK, or a single non-multipart message).
+   * Throws NetlinkError (kernel errno, timeout as EAGAIN) or NetlinkProtocolError (malformed reply).
+   * The socket stays usable after a NetlinkError from the kernel; close it after any other error.
+   */
+  request(
+    type: number,
+    flags: number,
+    payload: Uint8Array,
+    onMessage: (msg: NetlinkMessage) => void,
+  ): number {
+    const seq = this.nextSeq();
+    const hdr: RequestHeader = { type, flags, seq };
+    const msg = encodeMessage(hdr, payload);
+    const fd = this.liveFd();
+    for (;;) {
+      const sent = sendtoCall(fd, msg, msg.length, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
+      if (sent === msg.length) break;
+      const errno = sent < 0 ? koffi.errno() : 0;
+      if (errno === EINTR) continue;
+      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
+    }
+    this.stats.requests++;
+    const reader = new ReplyReader(seq, onMessage, (flags & NLM_F_DUMP) === NLM_F_DUMP);
+    const buf = this.buffer ?? sharedRecvBuffer();
+    if (this.view === undefined || this.view.buffer !== buf.buffer) {
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    const view = this.view;
+    for (;;) {
+      const n = recvCall(fd, buf, buf.length, MSG_TRUNC) as number;
+      if (n < 0) {
+        const errno = koffi.errno();
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) throw new NetlinkError('netlink receive timed out', EAGAIN);
+        throw new NetlinkError(`netlink recv: errno ${errno}`, errno);
+      }
+      if (n > buf.length) {
+        throw new NetlinkProtocolError(`netlink datagram of ${n} bytes truncated to ${buf.length}`);
+      }
+      if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
+      this.stats.datagrams++;
+      this.stats.bytes += n;
+      if (reader.feed(view, 0, n)) break;
+    }
+    this.stats.messages += reader.messages;
+    return reader.messages;
+  }
+
+  /** Closes the fd. Idempotent. */
+  close(): void {
+    if (this.fd >= 0) {
+      closeCall(this.fd);
+      this.fd = -1;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Opens a socket in a netns, runs `fn` with it and always closes it. The usual way to read one netns.
+ */
+export function withNetlinkSocket<T>(
+  netnsPath: string,
+  protocol: number,
+  fn: (sock: NetlinkSocket) => T,
+  opts: NetlinkSocketOptions = {},
+): T {
+  const sock = NetlinkSocket.open(netnsPath, protocol, opts);
+  try {
+    return fn(sock);
+  } finally {
+    sock.close();
+  }
+}
+
+/** Returns a function that resolves (after a macrotask) once `budgetMs` of synchronous work passed. */
+export function yieldEvery(budgetMs: number): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    const now = performance.now();
+    if (now - last < budgetMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = performance.now();
+  };
+}
