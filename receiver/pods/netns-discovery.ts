@@ -1,0 +1,90 @@
+// Network namespaces on a host without CRI: the host netns, named netns (`/run/netns/NAME`, as
+// `ip netns add` and CNI create them) and any other netns a process lives in (`/proc/<pid>/ns/net`).
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface NamedNetns {
+  readonly name: string;
+  readonly path: string;
+  readonly inode: number;
+}
+
+export interface ProcNetns {
+  readonly inode: number;
+  /** Lowest pid seen in the netns. */
+  readonly pid: number;
+  readonly comm: string;
+}
+
+/** Device number of nsfs, from the host netns file: a netns bind mount has the same st_dev. */
+let nsfsDev: number | undefined;
+function nsfsDevice(): number {
+  nsfsDev ??= statSync('/proc/self/ns/net').dev;
+  return nsfsDev;
+}
+
+/**
+ * Named netns under `dir` (default /run/netns). Files that are not (or no longer) netns bind mounts are
+ * skipped: a leftover empty file has the tmpfs device, not nsfs.
+ */
+export function listNamedNetns(dir = '/run/netns'): NamedNetns[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: NamedNetns[] = [];
+  const dev = nsfsDevice();
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    try {
+      const st = statSync(path);
+      if (st.dev === dev) out.push({ name, path, inode: st.ino });
+    } catch {
+      // removed meanwhile, or unreadable
+    }
+  }
+  return out;
+}
+
+const NET_LINK = /^net:\[(\d+)\]$/;
+
+/** Inode of a process's netns, or undefined when the process is gone or unreadable (pid 1 here: EACCES). */
+export function netnsInodeOfPid(pid: number): number | undefined {
+  try {
+    const m = NET_LINK.exec(readlinkSync(`/proc/${pid}/ns/net`));
+    return m?.[1] ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function commOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** Every netns some process lives in, with the lowest pid holding it (kernel threads share the host's). */
+export function scanProcNetns(procDir = '/proc'): ProcNetns[] {
+  const byInode = new Map<number, number>();
+  let ents: string[];
+  try {
+    ents = readdirSync(procDir);
+  } catch {
+    return [];
+  }
+  for (const e of ents) {
+    const c = e.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const pid = Number(e);
+    const inode = netnsInodeOfPid(pid);
+    if (inode === undefined) continue;
+    const cur = byInode.get(inode);
+    if (cur === undefined || pid < cur) byInode.set(inode, pid);
+  }
+  return [...byInode].map(([inode, pid]) => ({ inode, pid, comm: commOf(pid) }));
+}
