@@ -1,0 +1,132 @@
+// netdev: per-interface traffic of each netns from `/proc/<pid>/net/dev` — bytes (`k8s.pod.network.io`),
+// errors (`k8s.pod.network.errors`), packets and drops, per `network.interface.name` and
+// `network.io.direction`. Replaces KubeSkoop's `netdev` probe, which summed all interfaces but `lo`.
+import { z } from 'zod';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { parseNetDev } from '../../receiver/procfs/parse.ts';
+import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
+import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+
+const ATTRS = ['network.interface.name', 'network.io.direction'] as const;
+
+export const NETDEV_METRICS: readonly MetricDef[] = [
+  {
+    name: 'k8s.pod.network.io',
+    kind: 'counter',
+    unit: 'By',
+    description: 'Bytes received/transmitted on the interface (`/proc/net/dev` bytes), per netns.',
+    attributes: ATTRS,
+    enabled: true,
+  },
+  {
+    name: 'k8s.pod.network.errors',
+    kind: 'counter',
+    unit: '{error}',
+    description: 'Receive/transmit errors on the interface (`/proc/net/dev` errs).',
+    attributes: ATTRS,
+    enabled: true,
+  },
+  {
+    name: 'podnet.network.packet.count',
+    kind: 'counter',
+    unit: '{packet}',
+    description: 'Packets received/transmitted on the interface (mirrors `system.network.packet.count`).',
+    attributes: ATTRS,
+    enabled: true,
+  },
+  {
+    name: 'podnet.network.packet.dropped',
+    kind: 'counter',
+    unit: '{packet}',
+    description:
+      'Packets dropped by the interface although there was no error (`/proc/net/dev` drop: rx_dropped + rx_missed_errors on receive, tx_dropped on transmit; mirrors `system.network.packet.dropped`).',
+    attributes: ATTRS,
+    enabled: true,
+  },
+];
+
+// Column index in NETDEV_COLUMNS for [receive, transmit] of each metric.
+const COLUMNS: readonly (readonly [string, number, number])[] = [
+  ['k8s.pod.network.io', 0, 8],
+  ['k8s.pod.network.errors', 2, 10],
+  ['podnet.network.packet.count', 1, 9],
+  ['podnet.network.packet.dropped', 3, 11],
+];
+
+export const netdevArgs = z
+  .object({
+    /** Interface names not reported; a trailing `*` matches a prefix (`veth*`). */
+    excludeInterfaces: z.array(z.string()).default(['lo']),
+    /** Entities read at once (reads are synchronous procfs reads; > 1 only interleaves yields). */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Metric names to produce (the pipeline may pass its enabled set); default: all declared. */
+    metrics: z.array(z.string()).optional(),
+  })
+  .strict();
+export type NetdevArgs = z.infer<typeof netdevArgs>;
+
+function excluder(patterns: readonly string[]): (name: string) => boolean {
+  const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
+  const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
+  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
+}
+
+// Attribute objects are shared between collections (one per interface name and direction).
+const attrCache = new Map<string, readonly [Attributes, Attributes]>();
+function attrsFor(ifname: string): readonly [Attributes, Attributes] {
+  let a = attrCache.get(ifname);
+  if (!a) {
+    a = [
+      Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'receive' }),
+      Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'transmit' }),
+    ];
+    if (attrCache.size < 65536) attrCache.set(ifname, a);
+  }
+  return a;
+}
+
+const FILES = [{ name: 'dev' }] as const;
+
+export function collectNetdev(
+  entity: Entity,
+  out: MetricPoint[],
+  excluded: (name: string) => boolean,
+  wanted: (metric: string) => boolean,
+): void {
+  const [text] = readNetFiles(entity, FILES);
+  const rows = parseNetDev(text!, `${entity.displayName} net/dev`);
+  const cols = COLUMNS.filter(([m]) => wanted(m));
+  const netns = entity.netnsInode;
+  for (const row of rows) {
+    if (excluded(row.name)) continue;
+    const [rx, tx] = attrsFor(row.name);
+    for (const [metric, r, t] of cols) {
+      out.push({ metric, netns, attributes: rx, value: row.values[r]! });
+      out.push({ metric, netns, attributes: tx, value: row.values[t]! });
+    }
+  }
+}
+
+export const netdevProbe: ProbeSpec<NetdevArgs> = {
+  name: 'netdev',
+  description:
+    'Per-interface bytes, packets, errors and drops of each netns from /proc/<pid>/net/dev (lo excluded by default).',
+  source: 'procfs',
+  defaultEnabled: true,
+  metrics: NETDEV_METRICS,
+  events: [],
+  args: netdevArgs,
+  async availability() {
+    return procfsAvailability(['net/dev']);
+  },
+  async create(ctx, args) {
+    const excluded = excluder(args.excludeInterfaces);
+    const wanted = metricFilter(NETDEV_METRICS, args.metrics);
+    return createProcfsProbe<NetdevArgs>({
+      log: ctx.log.child({ probe: 'netdev' }),
+      concurrency: args.concurrency,
+      collectEntity: (entity, out) => collectNetdev(entity, out, excluded, wanted),
+    });
+  },
+};

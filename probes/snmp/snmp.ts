@@ -1,0 +1,203 @@
+// snmp: every kernel MIB counter of each netns — `Ip`, `Icmp`, `IcmpMsg`, `Tcp`, `Udp`, `UdpLite`
+// (`/proc/<pid>/net/snmp`), `TcpExt`, `IpExt`, `MPTcpExt` (`net/netstat`) and `Ip6`, `Icmp6`, `Udp6`,
+// `UdpLite6` (`net/snmp6`) — as `podnet.snmp.<group>.<field>` (snake_case). Levels are gauges
+// (`Ip Forwarding/DefaultTTL`, `Tcp RtoAlgorithm/RtoMin/RtoMax/MaxConn/CurrEstab`, `MPTcpExt MPCurrEstab`),
+// the rest cumulative counters, exactly as `nstat -az` shows them (ms values converted to s).
+// Default-on: the fields KubeSkoop's tcp/udp/ip/tcpext probes export; the rest by config.
+import { z } from 'zod';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { parseNameValueLines, parseSnmp } from '../../receiver/procfs/parse.ts';
+import { createProcfsProbe } from '../../receiver/procfs/probe-kit.ts';
+import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { snakeCase } from '../../receiver/procfs/snake.ts';
+import type { SnmpField } from './field.ts';
+import { SNMP_FIELDS } from './fields.ts';
+
+const FILE_PATH: Record<SnmpField[0], string> = {
+  snmp: '/proc/<pid>/net/snmp',
+  netstat: '/proc/<pid>/net/netstat',
+  snmp6: '/proc/<pid>/net/snmp6',
+};
+
+function fieldDescription(f: SnmpField): string {
+  const src = f[0] === 'snmp6' ? `\`${f[1]}${f[2]}\`` : `\`${f[1]}: ${f[2]}\``;
+  const what = f[4] === 'gauge' ? 'Kernel MIB value (a level)' : 'Kernel MIB counter';
+  const scaled = f[7] !== undefined ? ' (kernel value in ms, exported in s)' : '';
+  return `${what} ${src} from ${FILE_PATH[f[0]]}, per netns (\`nstat -az\` name \`${f[1]}${f[2]}\`)${scaled}.`;
+}
+
+const ICMP_MSG_METRICS: readonly MetricDef[] = [
+  ['icmp_msg', 'in', 'IcmpMsg: InType<N>', 'received', 'snmp'],
+  ['icmp_msg', 'out', 'IcmpMsg: OutType<N>', 'sent', 'snmp'],
+  ['icmp6_msg', 'in', 'Icmp6InType<N>', 'received', 'snmp6'],
+  ['icmp6_msg', 'out', 'Icmp6OutType<N>', 'sent', 'snmp6'],
+].map(([g, d, src, verb, file]) => ({
+  name: `podnet.snmp.${g}.${d}`,
+  kind: 'counter' as const,
+  unit: '{message}',
+  description: `ICMP${g === 'icmp6_msg' ? 'v6' : ''} messages ${verb} per ICMP type (\`${src}\` from /proc/<pid>/net/${file}; a type appears once the netns has seen one).`,
+  attributes: ['podnet.icmp.type'],
+  enabled: false,
+}));
+
+export const SNMP_METRICS: readonly MetricDef[] = [
+  ...SNMP_FIELDS.map(
+    (f): MetricDef => ({
+      name: f[3],
+      kind: f[4],
+      unit: f[5],
+      description: fieldDescription(f),
+      attributes: [],
+      enabled: f[6],
+    }),
+  ),
+  ...ICMP_MSG_METRICS,
+];
+
+export const snmpArgs = z
+  .object({
+    /**
+     * Also export fields this kernel prints that are not in the static table (a newer kernel's
+     * additions), as counters named `podnet.snmp.<group>.<field>` by the same snake_case rule.
+     */
+    dynamic: z.boolean().default(false),
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Metric names to produce (the pipeline may pass its enabled set); default: all declared. */
+    metrics: z.array(z.string()).optional(),
+  })
+  .strict();
+export type SnmpArgs = z.infer<typeof snmpArgs>;
+
+/** What a kernel column becomes: a metric with an optional scale and attributes, or nothing. */
+interface Resolved {
+  readonly metric: string;
+  readonly scale: number;
+  readonly attributes: Attributes | undefined;
+}
+
+const GROUP_SNAKE: Record<string, string> = {
+  MPTcpExt: 'mptcp_ext',
+  UdpLite: 'udp_lite',
+  UdpLite6: 'udp_lite6',
+};
+const groupSnake = (g: string): string => GROUP_SNAKE[g] ?? snakeCase(g);
+
+const byKernelName = new Map<string, SnmpField>();
+for (const f of SNMP_FIELDS) byKernelName.set(`${f[1]}|${f[2]}`, f);
+
+const icmpTypeAttrs = new Map<number, Attributes>();
+function icmpAttrs(type: number): Attributes {
+  let a = icmpTypeAttrs.get(type);
+  if (!a) {
+    a = Object.freeze({ 'podnet.icmp.type': type });
+    icmpTypeAttrs.set(type, a);
+  }
+  return a;
+}
+
+export class SnmpResolver {
+  readonly #wanted: (name: string) => boolean;
+  readonly #dynamic: boolean;
+  readonly #columns = new WeakMap<readonly string[], readonly (Resolved | null)[]>();
+  readonly #snmp6 = new Map<string, Resolved | null>();
+
+  constructor(wanted: (name: string) => boolean, dynamic: boolean) {
+    this.#wanted = wanted;
+    this.#dynamic = dynamic;
+  }
+
+  resolve(group: string, field: string): Resolved | null {
+    const msg = /^(In|Out)Type([0-9]+)$/.exec(field);
+    if (msg && (group === 'IcmpMsg' || group === 'Icmp6')) {
+      const metric = `podnet.snmp.${group === 'IcmpMsg' ? 'icmp_msg' : 'icmp6_msg'}.${msg[1] === 'In' ? 'in' : 'out'}`;
+      return this.#wanted(metric) ? { metric, scale: 1, attributes: icmpAttrs(Number(msg[2])) } : null;
+    }
+    const f = byKernelName.get(`${group}|${field}`);
+    if (f) return this.#wanted(f[3]) ? { metric: f[3], scale: f[7] ?? 1, attributes: undefined } : null;
+    if (!this.#dynamic) return null;
+    return {
+      metric: `podnet.snmp.${groupSnake(group)}.${snakeCase(field)}`,
+      scale: 1,
+      attributes: undefined,
+    };
+  }
+
+  /** Resolutions for a snmp/netstat header (cached per distinct header line). */
+  columns(group: string, fields: readonly string[]): readonly (Resolved | null)[] {
+    let cols = this.#columns.get(fields);
+    if (!cols) {
+      cols = fields.map((f) => this.resolve(group, f));
+      this.#columns.set(fields, cols);
+    }
+    return cols;
+  }
+
+  snmp6(name: string): Resolved | null {
+    let r = this.#snmp6.get(name);
+    if (r === undefined) {
+      const m = /^(Ip6|Icmp6|UdpLite6|Udp6)(.+)$/.exec(name);
+      r = m ? this.resolve(m[1]!, m[2]!) : null;
+      if (this.#snmp6.size < 4096) this.#snmp6.set(name, r);
+    }
+    return r;
+  }
+}
+
+const FILES = [{ name: 'snmp' }, { name: 'netstat' }, { name: 'snmp6', optional: true }] as const;
+
+function push(out: MetricPoint[], netns: number, r: Resolved, raw: number): void {
+  const value = r.scale === 1 ? raw : raw * r.scale;
+  out.push(
+    r.attributes
+      ? { metric: r.metric, netns, attributes: r.attributes, value }
+      : { metric: r.metric, netns, value },
+  );
+}
+
+export function collectSnmp(entity: Entity, out: MetricPoint[], resolver: SnmpResolver): void {
+  const [snmp, netstat, snmp6] = readNetFiles(entity, FILES);
+  const netns = entity.netnsInode;
+  // Parse everything before emitting: a malformed file fails the entity without partial points.
+  const groups = [
+    ...parseSnmp(snmp!, `${entity.displayName} net/snmp`),
+    ...parseSnmp(netstat!, `${entity.displayName} net/netstat`),
+  ];
+  const v6 = snmp6 === undefined ? undefined : parseNameValueLines(snmp6, `${entity.displayName} net/snmp6`);
+  for (const g of groups) {
+    const cols = resolver.columns(g.group, g.fields);
+    for (let i = 0; i < cols.length; i++) {
+      const r = cols[i];
+      if (r) push(out, netns, r, g.values[i]!);
+    }
+  }
+  if (v6) {
+    for (let i = 0; i < v6.names.length; i++) {
+      const r = resolver.snmp6(v6.names[i]!);
+      if (r) push(out, netns, r, v6.values[i]!);
+    }
+  }
+}
+
+export const snmpProbe: ProbeSpec<SnmpArgs> = {
+  name: 'snmp',
+  description:
+    'Kernel MIB counters of each netns (Ip, Icmp, Tcp, Udp, UdpLite, TcpExt, IpExt, MPTcpExt, Ip6, Icmp6, Udp6, UdpLite6) from /proc/<pid>/net/{snmp,netstat,snmp6}, as podnet.snmp.<group>.<field>.',
+  source: 'procfs',
+  defaultEnabled: true,
+  metrics: SNMP_METRICS,
+  events: [],
+  args: snmpArgs,
+  async availability() {
+    return procfsAvailability(['net/snmp', 'net/netstat']);
+  },
+  async create(ctx, args) {
+    const names = args.metrics ? new Set(args.metrics) : undefined;
+    const resolver = new SnmpResolver(names ? (n) => names.has(n) : () => true, args.dynamic);
+    return createProcfsProbe<SnmpArgs>({
+      log: ctx.log.child({ probe: 'snmp' }),
+      concurrency: args.concurrency,
+      collectEntity: (entity, out) => collectSnmp(entity, out, resolver),
+    });
+  },
+};

@@ -1,0 +1,197 @@
+// sockstat: socket counts and socket memory from `/proc/<pid>/net/sockstat` and `sockstat6`.
+// What the kernel keeps per netns is exported per entity: sockets used, TCP/UDP/UDPLITE/RAW sockets in
+// use and IP fragment queues/memory (per `network.type`), TCP time-wait sockets. What the kernel keeps
+// host-wide — TCP orphans, TCP sockets allocated, TCP and UDP memory — is the same number in every
+// netns's file, so it is exported once per node (`scope: 'node'`) instead of being repeated per pod.
+// Memory is converted from pages to bytes (page size from AT_PAGESZ). Replaces KubeSkoop's `sock`
+// probe (host netns only, TCP only).
+import { z } from 'zod';
+import { hostNetnsInode } from '../../receiver/netns/setns.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { parseSockstat, type SockstatEntry } from '../../receiver/procfs/parse.ts';
+import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
+import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+
+const NT = ['network.type'] as const;
+
+function def(
+  name: string,
+  unit: string,
+  description: string,
+  attributes: readonly string[],
+  scope: 'entity' | 'node' = 'entity',
+): MetricDef {
+  return {
+    name,
+    kind: 'gauge',
+    unit,
+    description,
+    attributes,
+    enabled: true,
+    ...(scope === 'node' ? { scope } : {}),
+  };
+}
+
+export const SOCKSTAT_METRICS: readonly MetricDef[] = [
+  def(
+    'podnet.sockstat.sockets.used',
+    '{socket}',
+    'Sockets of all families in use in the netns (`sockets: used`).',
+    [],
+  ),
+  def(
+    'podnet.sockstat.tcp.inuse',
+    '{socket}',
+    'TCP sockets in use (`TCP: inuse`, `TCP6: inuse`), all states but TIME_WAIT.',
+    NT,
+  ),
+  def(
+    'podnet.sockstat.tcp.time_wait',
+    '{socket}',
+    'TCP sockets in TIME_WAIT in the netns, IPv4 and IPv6 together (`TCP: tw`).',
+    [],
+  ),
+  def('podnet.sockstat.udp.inuse', '{socket}', 'UDP sockets in use (`UDP: inuse`, `UDP6: inuse`).', NT),
+  def('podnet.sockstat.udp_lite.inuse', '{socket}', 'UDP-Lite sockets in use (`UDPLITE`, `UDPLITE6`).', NT),
+  def('podnet.sockstat.raw.inuse', '{socket}', 'Raw sockets in use (`RAW`, `RAW6`).', NT),
+  def(
+    'podnet.sockstat.frag.inuse',
+    '{queue}',
+    'IP fragment reassembly queues (`FRAG: inuse`, `FRAG6: inuse`).',
+    NT,
+  ),
+  def(
+    'podnet.sockstat.frag.memory',
+    'By',
+    'Memory held by IP fragment reassembly (`FRAG: memory`, `FRAG6: memory`).',
+    NT,
+  ),
+  def(
+    'podnet.sockstat.tcp.orphan',
+    '{socket}',
+    'Orphaned TCP sockets (closed by the application, still in the kernel), host-wide (`TCP: orphan`).',
+    [],
+    'node',
+  ),
+  def(
+    'podnet.sockstat.tcp.allocated',
+    '{socket}',
+    'TCP sockets allocated, host-wide (`TCP: alloc`).',
+    [],
+    'node',
+  ),
+  def(
+    'podnet.sockstat.tcp.memory',
+    'By',
+    'Memory allocated to TCP socket buffers, host-wide (`TCP: mem` pages × page size).',
+    [],
+    'node',
+  ),
+  def(
+    'podnet.sockstat.udp.memory',
+    'By',
+    'Memory allocated to UDP socket buffers, host-wide (`UDP: mem` pages × page size).',
+    [],
+    'node',
+  ),
+];
+
+export const sockstatArgs = z
+  .object({
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Metric names to produce (the pipeline may pass its enabled set); default: all declared. */
+    metrics: z.array(z.string()).optional(),
+  })
+  .strict();
+export type SockstatArgs = z.infer<typeof sockstatArgs>;
+
+const V4: Attributes = Object.freeze({ 'network.type': 'ipv4' });
+const V6: Attributes = Object.freeze({ 'network.type': 'ipv6' });
+
+/** (proto, key) → [metric, attributes, multiplier] for per-netns values. `0` multiplier = page size. */
+const ENTITY_MAP: Record<string, readonly [string, Attributes | undefined, number]> = {
+  'sockets|used': ['podnet.sockstat.sockets.used', undefined, 1],
+  'TCP|inuse': ['podnet.sockstat.tcp.inuse', V4, 1],
+  'TCP6|inuse': ['podnet.sockstat.tcp.inuse', V6, 1],
+  'TCP|tw': ['podnet.sockstat.tcp.time_wait', undefined, 1],
+  'UDP|inuse': ['podnet.sockstat.udp.inuse', V4, 1],
+  'UDP6|inuse': ['podnet.sockstat.udp.inuse', V6, 1],
+  'UDPLITE|inuse': ['podnet.sockstat.udp_lite.inuse', V4, 1],
+  'UDPLITE6|inuse': ['podnet.sockstat.udp_lite.inuse', V6, 1],
+  'RAW|inuse': ['podnet.sockstat.raw.inuse', V4, 1],
+  'RAW6|inuse': ['podnet.sockstat.raw.inuse', V6, 1],
+  'FRAG|inuse': ['podnet.sockstat.frag.inuse', V4, 1],
+  'FRAG6|inuse': ['podnet.sockstat.frag.inuse', V6, 1],
+  'FRAG|memory': ['podnet.sockstat.frag.memory', V4, 1],
+  'FRAG6|memory': ['podnet.sockstat.frag.memory', V6, 1],
+};
+const NODE_MAP: Record<string, readonly [string, number]> = {
+  'TCP|orphan': ['podnet.sockstat.tcp.orphan', 1],
+  'TCP|alloc': ['podnet.sockstat.tcp.allocated', 1],
+  'TCP|mem': ['podnet.sockstat.tcp.memory', 0],
+  'UDP|mem': ['podnet.sockstat.udp.memory', 0],
+};
+
+const FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as const;
+
+function entries(entity: Entity): SockstatEntry[] {
+  const [v4, v6] = readNetFiles(entity, FILES);
+  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
+  if (v6 !== undefined) for (const x of parseSockstat(v6, `${entity.displayName} net/sockstat6`)) e.push(x);
+  return e;
+}
+
+export function collectSockstat(entity: Entity, out: MetricPoint[], wanted: (m: string) => boolean): void {
+  const netns = entity.netnsInode;
+  for (const { proto, key, value } of entries(entity)) {
+    const m = ENTITY_MAP[`${proto}|${key}`];
+    if (!m || !wanted(m[0])) continue;
+    out.push(
+      m[1]
+        ? { metric: m[0], netns, attributes: m[1], value: value * m[2] }
+        : { metric: m[0], netns, value: value * m[2] },
+    );
+  }
+}
+
+const HOST: Entity = {
+  kind: 'host',
+  netnsInode: hostNetnsInode,
+  netnsPath: '/proc/self/ns/net',
+  displayName: 'host',
+};
+
+/** Host-wide values, read from the receiver's own netns. */
+export function collectSockstatNode(out: MetricPoint[], wanted: (m: string) => boolean): void {
+  const [text] = readNetFiles(HOST, FILES.slice(0, 1));
+  const page = pageSize();
+  for (const { proto, key, value } of parseSockstat(text!, 'host net/sockstat')) {
+    const m = NODE_MAP[`${proto}|${key}`];
+    if (!m || !wanted(m[0])) continue;
+    out.push({ metric: m[0], value: m[1] === 0 ? value * page : value });
+  }
+}
+
+export const sockstatProbe: ProbeSpec<SockstatArgs> = {
+  name: 'sockstat',
+  description:
+    'Sockets in use per protocol and IP version, TIME_WAIT and fragment memory per netns; TCP orphans, allocated sockets and TCP/UDP memory host-wide (/proc/<pid>/net/sockstat, sockstat6).',
+  source: 'procfs',
+  defaultEnabled: true,
+  metrics: SOCKSTAT_METRICS,
+  events: [],
+  args: sockstatArgs,
+  async availability() {
+    return procfsAvailability(['net/sockstat']);
+  },
+  async create(ctx, args) {
+    const wanted = metricFilter(SOCKSTAT_METRICS, args.metrics);
+    return createProcfsProbe<SockstatArgs>({
+      log: ctx.log.child({ probe: 'sockstat' }),
+      concurrency: args.concurrency,
+      collectEntity: (entity, out) => collectSockstat(entity, out, wanted),
+      collectNode: (out) => collectSockstatNode(out, wanted),
+    });
+  },
+};

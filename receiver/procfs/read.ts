@@ -1,0 +1,137 @@
+// Reading an entity's `net/*` procfs files. With a pid, `/proc/<pid>/net/<file>` shows that process'
+// netns; the pid's netns inode is checked before and after the reads so a pid that died (or was reused
+// by a process elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
+// process), the main thread enters the netns for the duration of the reads (`inNetns`) and reads
+// `/proc/thread-self/net/*`. The host netns is read directly.
+import { readFileSync, statSync } from 'node:fs';
+import { hostNetnsInode, inNetns } from '../netns/setns.ts';
+import type { Entity } from '../pods/entity.ts';
+
+export class EntityGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EntityGoneError';
+  }
+}
+
+export interface NetFile {
+  /** Path under `net/`, e.g. `snmp`, `sockstat6`. */
+  readonly name: string;
+  /** Missing file (IPv6 disabled, older kernel) → `undefined` instead of an error. */
+  readonly optional?: boolean;
+}
+
+function readOne(path: string, optional: boolean | undefined): string | undefined {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch (err) {
+    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function readAll(dir: string, files: readonly NetFile[]): (string | undefined)[] {
+  const out: (string | undefined)[] = new Array(files.length);
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    out[i] = readOne(`${dir}/${f.name}`, f.optional);
+  }
+  return out;
+}
+
+function checkPidNetns(entity: Entity, pid: number): void {
+  let ino: number;
+  try {
+    ino = statSync(`/proc/${pid}/ns/net`).ino;
+  } catch (err) {
+    throw new EntityGoneError(
+      `${entity.displayName}: pid ${pid} gone (${(err as NodeJS.ErrnoException).code})`,
+    );
+  }
+  if (ino !== entity.netnsInode) {
+    throw new EntityGoneError(`${entity.displayName}: pid ${pid} is no longer in netns ${entity.netnsInode}`);
+  }
+}
+
+/**
+ * Reads `files` (in order) from the netns of `entity`. Throws (`EntityGoneError`, `NetnsError`, or an
+ * errno error) when the namespace cannot be read as a whole; never returns a mix of two namespaces.
+ */
+export function readNetFiles(entity: Entity, files: readonly NetFile[]): (string | undefined)[] {
+  if (entity.netnsInode === hostNetnsInode) return readAll('/proc/thread-self/net', files);
+  const pid = entity.pid;
+  if (pid !== undefined) {
+    checkPidNetns(entity, pid);
+    let texts: (string | undefined)[];
+    try {
+      texts = readAll(`/proc/${pid}/net`, files);
+    } catch (err) {
+      checkPidNetns(entity, pid); // a vanished process reads as "gone", not as an I/O error
+      throw err;
+    }
+    checkPidNetns(entity, pid);
+    return texts;
+  }
+  return inNetns(entity.netnsPath, () => {
+    const ino = statSync('/proc/thread-self/ns/net').ino;
+    if (ino !== entity.netnsInode) {
+      throw new EntityGoneError(
+        `${entity.displayName}: ${entity.netnsPath} is now netns ${ino}, not ${entity.netnsInode}`,
+      );
+    }
+    return readAll('/proc/thread-self/net', files);
+  });
+}
+
+let pageSizeCache = 0;
+
+/** The kernel page size (AT_PAGESZ from `/proc/self/auxv`), for sockstat's page counts. */
+export function pageSize(): number {
+  if (pageSizeCache > 0) return pageSizeCache;
+  const auxv = readFileSync('/proc/self/auxv');
+  const AT_PAGESZ = 6n;
+  for (let off = 0; off + 16 <= auxv.length; off += 16) {
+    const type = auxv.readBigUInt64LE(off);
+    if (type === 0n) break;
+    if (type === AT_PAGESZ) {
+      pageSizeCache = Number(auxv.readBigUInt64LE(off + 8));
+      return pageSizeCache;
+    }
+  }
+  pageSizeCache = 4096;
+  return pageSizeCache;
+}
+
+/** `availability()` of the procfs probes: the host's `/proc/self/<path>` files are readable. */
+export function procfsAvailability(paths: readonly string[]): { available: boolean; reason?: string } {
+  for (const p of paths) {
+    try {
+      readFileSync(`/proc/self/${p}`, 'latin1');
+    } catch (err) {
+      return {
+        available: false,
+        reason: `cannot read /proc/self/${p}: ${(err as NodeJS.ErrnoException).code}`,
+      };
+    }
+  }
+  return { available: true };
+}
+
+/** Throws `EntityGoneError` when the entity's netns is no longer there (its pid exited, netns deleted). */
+export function assertEntityAlive(entity: Entity): void {
+  if (entity.netnsInode === hostNetnsInode) return;
+  if (entity.pid !== undefined) {
+    checkPidNetns(entity, entity.pid);
+    return;
+  }
+  let ino: number;
+  try {
+    ino = statSync(entity.netnsPath).ino;
+  } catch (err) {
+    throw new EntityGoneError(
+      `${entity.displayName}: ${entity.netnsPath} gone (${(err as NodeJS.ErrnoException).code})`,
+    );
+  }
+  if (ino !== entity.netnsInode)
+    throw new EntityGoneError(`${entity.displayName}: ${entity.netnsPath} is another netns now`);
+}
