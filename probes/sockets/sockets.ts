@@ -1,0 +1,345 @@
+// sockets: TCP and UDP sockets of each netns through sock_diag (NETLINK_SOCK_DIAG opened inside the
+// netns): connections by state, queues, socket memory (SK_MEMINFO), listen-queue fill, and connection
+// quality from tcp_info (RTT histogram, retransmits). The values equal what `ss -tuanmi` shows in that
+// netns. Every value is a level over the sockets alive at collection time (closed sockets leave the
+// sums), so all metrics are gauges; the monotonic per-netns retransmit counter is the snmp probe's
+// `podnet.snmp.tcp.retrans_segs` (and the eBPF `podnet.tcp.retransmit.count`).
+import { z } from 'zod';
+import { childLogger } from '../../receiver/log/logger.ts';
+import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
+import {
+  AF_INET,
+  AF_INET6,
+  dumpInetSockets,
+  INET_DIAG_INFO,
+  INET_DIAG_SKMEMINFO,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SK_MEMINFO,
+  TCP_LISTEN,
+  TCP_STATES,
+} from '../../receiver/netlink/sock-diag.ts';
+import { NETLINK_SOCK_DIAG, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { HistogramValue, MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+
+/** Default RTT bucket bounds, seconds: 100 µs … 5 s. */
+export const DEFAULT_RTT_BOUNDARIES = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+] as const;
+
+const argsSchema = z.object({
+  /** A listener whose accept queue is at least this fraction of its backlog counts as at risk. */
+  listenFillThreshold: z.number().min(0).max(1).default(0.8),
+  /** RTT histogram bucket upper bounds, seconds, ascending. */
+  rttBoundaries: z
+    .array(z.number().positive())
+    .min(1)
+    .refine((a) => a.every((v, i) => i === 0 || v > a[i - 1]!), 'must be strictly ascending')
+    .default([...DEFAULT_RTT_BOUNDARIES]),
+  /** Also dump UDP sockets. */
+  udp: z.boolean().default(true),
+  /** Receive timeout per netlink read, ms. */
+  timeoutMs: z.number().int().positive().default(2000),
+});
+export type SocketsArgs = z.infer<typeof argsSchema>;
+
+/** Memory fields exported as `podnet.tcp.socket.memory.<field>` (drops has its own metric). */
+const MEM_FIELDS = SK_MEMINFO.filter((f) => f !== 'drops');
+const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
+const MEM_DESCRIPTIONS: Record<string, string> = {
+  rmem_alloc: 'receive memory allocated (sk_rmem_alloc)',
+  rcvbuf: 'receive buffer limit (sk_rcvbuf)',
+  wmem_alloc: 'transmit memory allocated, in flight to the device (sk_wmem_alloc)',
+  sndbuf: 'send buffer limit (sk_sndbuf)',
+  fwd_alloc: 'memory reserved ahead of use (sk_forward_alloc)',
+  wmem_queued: 'memory of the write queue (sk_wmem_queued)',
+  optmem: 'socket option memory (sk_omem_alloc)',
+  backlog: 'backlog queue length (sk_backlog.len)',
+};
+
+/** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
+const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
+
+const gauge = (name: string, unit: string, description: string, attributes: string[] = []): MetricDef => ({
+  name,
+  kind: 'gauge',
+  unit,
+  description,
+  attributes,
+  enabled: true,
+});
+
+export const M = {
+  connections: 'podnet.tcp.connection.count',
+  rxQueue: 'podnet.tcp.socket.receive_queue',
+  txQueue: 'podnet.tcp.socket.send_queue',
+  drops: 'podnet.tcp.socket.drops',
+  listenQueue: 'podnet.tcp.listen.queue.size',
+  listenLimit: 'podnet.tcp.listen.queue.limit',
+  listenFillMax: 'podnet.tcp.listen.queue.fill_ratio.max',
+  listenAtRisk: 'podnet.tcp.listen.queue.at_risk',
+  rtt: 'podnet.tcp.rtt',
+  retrans: 'podnet.tcp.socket.retransmits',
+  retransBytes: 'podnet.tcp.socket.retransmitted_bytes',
+  udpCount: 'podnet.udp.socket.count',
+  udpRx: 'podnet.udp.socket.receive_queue',
+  udpTx: 'podnet.udp.socket.send_queue',
+  udpDrops: 'podnet.udp.socket.drops',
+  mem: (f: string) => `podnet.tcp.socket.memory.${f}`,
+} as const;
+
+const metrics: MetricDef[] = [
+  gauge(
+    M.connections,
+    '{connection}',
+    'TCP sockets (IPv4 and IPv6) by state, every state including listen and time_wait (ss -tan).',
+    ['network.connection.state'],
+  ),
+  gauge(
+    M.rxQueue,
+    'By',
+    'Bytes received but not read by the application, summed over non-listening TCP sockets (ss Recv-Q).',
+  ),
+  gauge(
+    M.txQueue,
+    'By',
+    'Bytes sent but not acknowledged, summed over non-listening TCP sockets (ss Send-Q).',
+  ),
+  ...MEM_FIELDS.map((f) =>
+    gauge(
+      M.mem(f),
+      'By',
+      `TCP socket memory: ${MEM_DESCRIPTIONS[f]}, summed over TCP sockets (ss -m skmem).`,
+    ),
+  ),
+  gauge(
+    M.drops,
+    '{packet}',
+    'Packets dropped by TCP sockets (sk_drops), summed over live sockets; not monotonic.',
+  ),
+  gauge(
+    M.listenQueue,
+    '{connection}',
+    'Connections waiting in accept queues, summed over listening sockets.',
+  ),
+  gauge(
+    M.listenLimit,
+    '{connection}',
+    'Accept queue limits (listen backlog), summed over listening sockets.',
+  ),
+  gauge(
+    M.listenFillMax,
+    '1',
+    'Highest accept-queue fill ratio (queue / backlog) over the listening sockets; >= 1 means full (SYNs are dropped).',
+  ),
+  gauge(
+    M.listenAtRisk,
+    '{socket}',
+    'Listening sockets whose accept queue is at or above the configured fill threshold (overflow risk).',
+  ),
+  {
+    name: M.rtt,
+    kind: 'histogram',
+    unit: 's',
+    description:
+      'Smoothed RTT (tcpi_rtt) of the TCP sockets alive at collection time that have measured one; a snapshot distribution over current connections, not over time.',
+    attributes: [],
+    enabled: true,
+  },
+  gauge(
+    M.retrans,
+    '{segment}',
+    'Retransmitted segments (tcpi_total_retrans) summed over live TCP sockets only: closed sockets leave the sum, so it can fall. The netns-wide monotonic counter is podnet.snmp.tcp.retrans_segs.',
+  ),
+  gauge(M.retransBytes, 'By', 'Retransmitted bytes (tcpi_bytes_retrans) summed over live TCP sockets only.'),
+  gauge(M.udpCount, '{socket}', 'UDP sockets (IPv4 and IPv6).'),
+  gauge(M.udpRx, 'By', 'Receive memory of UDP sockets (ss Recv-Q), summed.'),
+  gauge(M.udpTx, 'By', 'Transmit memory of UDP sockets (ss Send-Q), summed.'),
+  gauge(
+    M.udpDrops,
+    '{packet}',
+    'Datagrams dropped by UDP sockets (sk_drops), summed over live sockets; not monotonic.',
+  ),
+];
+
+/** Per-netns aggregate of one collection. */
+export interface SocketSummary {
+  readonly states: Map<string, number>;
+  rxQueue: number;
+  txQueue: number;
+  readonly mem: number[];
+  drops: number;
+  listeners: number;
+  listenQueue: number;
+  listenLimit: number;
+  listenFillMax: number;
+  listenAtRisk: number;
+  readonly rttCounts: number[];
+  rttSum: number;
+  rttCount: number;
+  retrans: number;
+  retransBytes: number;
+  udpCount: number;
+  udpRx: number;
+  udpTx: number;
+  udpDrops: number;
+}
+
+function emptySummary(buckets: number): SocketSummary {
+  return {
+    states: new Map(STATE_VALUES.map((s) => [s, 0])),
+    rxQueue: 0,
+    txQueue: 0,
+    mem: new Array<number>(SK_MEMINFO.length).fill(0),
+    drops: 0,
+    listeners: 0,
+    listenQueue: 0,
+    listenLimit: 0,
+    listenFillMax: 0,
+    listenAtRisk: 0,
+    rttCounts: new Array<number>(buckets + 1).fill(0),
+    rttSum: 0,
+    rttCount: 0,
+    retrans: 0,
+    retransBytes: 0,
+    udpCount: 0,
+    udpRx: 0,
+    udpTx: 0,
+    udpDrops: 0,
+  };
+}
+
+/** Reads and aggregates the sockets of the netns the socket `sock` lives in. */
+export function summarize(
+  sock: Parameters<typeof dumpInetSockets>[0],
+  args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'>,
+): SocketSummary {
+  const bounds = args.rttBoundaries;
+  const s = emptySummary(bounds.length);
+  const exts = [INET_DIAG_INFO, INET_DIAG_SKMEMINFO];
+  for (const family of [AF_INET, AF_INET6]) {
+    dumpInetSockets(sock, family, IPPROTO_TCP, exts, (k) => {
+      const state = TCP_STATES[k.state] ?? '';
+      if (state !== '') s.states.set(state, (s.states.get(state) ?? 0) + 1);
+      if (k.skmem.length > 0) {
+        for (let i = 0; i < k.skmem.length; i++) s.mem[i]! += k.skmem[i]!;
+        s.drops += k.skmem[DROPS_INDEX]!;
+      }
+      if (k.state === TCP_LISTEN) {
+        s.listeners++;
+        s.listenQueue += k.rqueue;
+        s.listenLimit += k.wqueue;
+        const fill = k.wqueue > 0 ? k.rqueue / k.wqueue : k.rqueue > 0 ? 1 : 0;
+        if (fill > s.listenFillMax) s.listenFillMax = fill;
+        if (fill >= args.listenFillThreshold && (k.rqueue > 0 || args.listenFillThreshold === 0)) {
+          s.listenAtRisk++;
+        }
+        return;
+      }
+      s.rxQueue += k.rqueue;
+      s.txQueue += k.wqueue;
+      if (!k.hasInfo) return;
+      if (k.totalRetrans > 0) s.retrans += k.totalRetrans;
+      if (k.bytesRetrans > 0) s.retransBytes += k.bytesRetrans;
+      if (k.rttUs > 0) {
+        const v = k.rttUs / 1e6;
+        let i = 0;
+        while (i < bounds.length && v > bounds[i]!) i++;
+        s.rttCounts[i]!++;
+        s.rttSum += v;
+        s.rttCount++;
+      }
+    });
+    if (!args.udp) continue;
+    dumpInetSockets(sock, family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
+      s.udpCount++;
+      s.udpRx += k.rqueue;
+      s.udpTx += k.wqueue;
+      if (k.skmem.length > 0) s.udpDrops += k.skmem[DROPS_INDEX]!;
+    });
+  }
+  return s;
+}
+
+function toPoints(
+  s: SocketSummary,
+  netns: number,
+  bounds: readonly number[],
+  udp: boolean,
+  out: MetricPoint[],
+): void {
+  for (const [state, value] of s.states) {
+    out.push({ metric: M.connections, netns, attributes: { 'network.connection.state': state }, value });
+  }
+  out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
+  out.push({ metric: M.txQueue, netns, value: s.txQueue });
+  for (let i = 0; i < SK_MEMINFO.length; i++) {
+    const f = SK_MEMINFO[i]!;
+    if (f !== 'drops') out.push({ metric: M.mem(f), netns, value: s.mem[i]! });
+  }
+  out.push({ metric: M.drops, netns, value: s.drops });
+  out.push({ metric: M.listenQueue, netns, value: s.listenQueue });
+  out.push({ metric: M.listenLimit, netns, value: s.listenLimit });
+  out.push({ metric: M.listenFillMax, netns, value: s.listenFillMax });
+  out.push({ metric: M.listenAtRisk, netns, value: s.listenAtRisk });
+  const hist: HistogramValue = { boundaries: bounds, counts: s.rttCounts, sum: s.rttSum, count: s.rttCount };
+  out.push({ metric: M.rtt, netns, value: hist });
+  out.push({ metric: M.retrans, netns, value: s.retrans });
+  out.push({ metric: M.retransBytes, netns, value: s.retransBytes });
+  if (udp) {
+    out.push({ metric: M.udpCount, netns, value: s.udpCount });
+    out.push({ metric: M.udpRx, netns, value: s.udpRx });
+    out.push({ metric: M.udpTx, netns, value: s.udpTx });
+    out.push({ metric: M.udpDrops, netns, value: s.udpDrops });
+  }
+}
+
+export const socketsProbe: ProbeSpec<SocketsArgs> = {
+  name: 'sockets',
+  description:
+    'TCP/UDP sockets per netns via sock_diag: connections by state, queues, socket memory, listen-queue fill, RTT histogram and retransmits (as ss -tuanmi shows them).',
+  source: 'netlink',
+  defaultEnabled: true,
+  metrics,
+  events: [],
+  args: argsSchema,
+  async availability() {
+    try {
+      withNetlinkSocket('/proc/self/ns/net', NETLINK_SOCK_DIAG, (sock) => {
+        dumpInetSockets(sock, AF_INET, IPPROTO_TCP, [], () => {}, 1 << TCP_LISTEN);
+      });
+      return { available: true };
+    } catch (err) {
+      return {
+        available: false,
+        reason: `sock_diag (NETLINK_SOCK_DIAG) unusable: ${(err as Error).message}`,
+      };
+    }
+  },
+  async create(ctx, initial) {
+    let args = initial;
+    const status = new CollectionStatus(ctx.log ?? childLogger('sockets'));
+    const probe: Probe<SocketsArgs> = {
+      async collect(entities: readonly Entity[]) {
+        const a = args;
+        const { points, failures } = await collectPerNetns(
+          entities,
+          NETLINK_SOCK_DIAG,
+          (sock, entity, out) => toPoints(summarize(sock, a), entity.netnsInode, a.rttBoundaries, a.udp, out),
+          { timeoutMs: a.timeoutMs },
+        );
+        status.record(entities.length, failures);
+        return points;
+      },
+      status: () => status.status(),
+      reconfigure(next) {
+        args = next;
+      },
+      async close() {
+        status.markClosed();
+      },
+    };
+    return probe;
+  },
+};
