@@ -1,0 +1,144 @@
+// conntrack: connection-tracking statistics of each netns (pods and host) through ctnetlink
+// (NETLINK_NETFILTER opened inside the netns): the per-CPU counters summed (`conntrack -S`), the
+// entries of the netns' table (`conntrack -C`) and the table limit (`nf_conntrack_max`).
+// A netns where conntrack never ran (no rule uses it) reports zeros and its entry count 0.
+import { z } from 'zod';
+import { childLogger } from '../../receiver/log/logger.ts';
+import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
+import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
+import { NETLINK_NETFILTER, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+
+const argsSchema = z.object({
+  /** One point per CPU (attribute `cpu.logical_number`) instead of the sum. */
+  perCpu: z.boolean().default(false),
+  /** Receive timeout per netlink read, ms. */
+  timeoutMs: z.number().int().positive().default(2000),
+});
+export type ConntrackArgs = z.infer<typeof argsSchema>;
+
+/** ctnetlink stat name → metric unit and description. Stats this kernel does not send are not emitted. */
+const STATS: Readonly<Record<string, readonly [unit: string, description: string]>> = {
+  found: ['{lookup}', 'Lookups that found an existing entry (conntrack -S found).'],
+  invalid: ['{packet}', 'Packets conntrack could not track (malformed, out of window, no helper match).'],
+  insert: ['{entry}', 'Entries inserted into the table.'],
+  insert_failed: [
+    '{entry}',
+    'Entries whose insertion failed (a clash that could not be resolved); packets dropped.',
+  ],
+  drop: ['{packet}', 'Packets dropped because the table was full and no entry could be evicted.'],
+  early_drop: ['{entry}', 'Entries evicted early to make room because the table was full.'],
+  error: ['{packet}', 'Packets with an ICMP/ICMPv6 error conntrack could not match.'],
+  search_restart: [
+    '{lookup}',
+    'Lookups restarted because the hash table was resized or changed concurrently.',
+  ],
+  clash_resolve: ['{entry}', 'Insert clashes resolved by reusing the existing entry.'],
+  chain_toolong: ['{entry}', 'Inserts refused because a hash chain was too long.'],
+};
+
+export const metricName = (stat: string): string => `podnet.conntrack.${stat}`;
+export const ENTRIES = 'podnet.conntrack.entry.count';
+export const LIMIT = 'podnet.conntrack.entry.limit';
+
+const metrics: MetricDef[] = [
+  ...Object.entries(STATS).map(
+    ([stat, [unit, description]]): MetricDef => ({
+      name: metricName(stat),
+      kind: 'counter',
+      unit,
+      description: `${description} Summed over CPUs.`,
+      attributes: ['cpu.logical_number'],
+      enabled: true,
+    }),
+  ),
+  {
+    name: ENTRIES,
+    kind: 'gauge',
+    unit: '{entry}',
+    description: "Entries in the netns' conntrack table (conntrack -C).",
+    attributes: [],
+    enabled: true,
+  },
+  {
+    name: LIMIT,
+    kind: 'gauge',
+    unit: '{entry}',
+    description: 'Conntrack table limit (nf_conntrack_max; host-wide, shared by every netns).',
+    attributes: [],
+    enabled: true,
+  },
+];
+
+function read(
+  sock: Parameters<typeof conntrackStats>[0],
+  netns: number,
+  perCpu: boolean,
+  out: MetricPoint[],
+): void {
+  const stats = conntrackStats(sock);
+  const global = conntrackGlobal(sock);
+  if (perCpu) {
+    for (const c of stats.perCpu) {
+      for (const [stat, value] of Object.entries(c.values)) {
+        if (STATS[stat]) {
+          out.push({ metric: metricName(stat), netns, attributes: { 'cpu.logical_number': c.cpu }, value });
+        }
+      }
+    }
+  } else {
+    for (const [stat, value] of Object.entries(stats.totals)) {
+      if (STATS[stat]) out.push({ metric: metricName(stat), netns, value });
+    }
+  }
+  out.push({ metric: ENTRIES, netns, value: global.entries });
+  if (global.maxEntries !== undefined) out.push({ metric: LIMIT, netns, value: global.maxEntries });
+}
+
+export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
+  name: 'conntrack',
+  description:
+    'Conntrack statistics per netns via ctnetlink: per-CPU counters summed (conntrack -S), entries (conntrack -C), table limit.',
+  source: 'netlink',
+  defaultEnabled: true,
+  metrics,
+  events: [],
+  args: argsSchema,
+  async availability() {
+    try {
+      withNetlinkSocket('/proc/self/ns/net', NETLINK_NETFILTER, (sock) => conntrackGlobal(sock));
+      return { available: true };
+    } catch (err) {
+      return {
+        available: false,
+        reason: `ctnetlink unusable (needs nf_conntrack and nf_conntrack_netlink): ${(err as Error).message}`,
+      };
+    }
+  },
+  async create(ctx, initial) {
+    let args = initial;
+    const status = new CollectionStatus(ctx.log ?? childLogger('conntrack'));
+    const probe: Probe<ConntrackArgs> = {
+      async collect(entities: readonly Entity[]) {
+        const a = args;
+        const { points, failures } = await collectPerNetns(
+          entities,
+          NETLINK_NETFILTER,
+          (sock, entity, out) => read(sock, entity.netnsInode, a.perCpu, out),
+          { timeoutMs: a.timeoutMs },
+        );
+        status.record(entities.length, failures);
+        return points;
+      },
+      status: () => status.status(),
+      reconfigure(next) {
+        args = next;
+      },
+      async close() {
+        status.markClosed();
+      },
+    };
+    return probe;
+  },
+};
