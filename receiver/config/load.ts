@@ -1,0 +1,302 @@
+// Config file → validated, resolved config. Every error names the key path, the value found and what was
+// expected, e.g. `probes.synthetic.args.gauge_value: got "high", expected number`.
+// `${env:NAME}`, `${NAME}` and `${env:NAME:-default}` in string values are replaced from the environment
+// (the Collector's syntax). An empty or absent file gives the embedded defaults.
+import { readFileSync } from 'node:fs';
+import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { AnyProbeSpec } from '../../probes/registry.ts';
+import { endpointFromEnv, OTLP_PROTOCOLS, type OtlpProtocol, protocolFromEnv } from '../otel/exporters.ts';
+import { configSchema, type HostPort, type RawConfig } from './schema.ts';
+
+export interface ConfigIssue {
+  /** Dotted key path, e.g. `exporters.otlp.protocol`; `(root)` for the whole document. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+  readonly source: string;
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super(`invalid config ${source}:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.source = source;
+    this.issues = issues;
+  }
+}
+
+export interface ResolvedProbe {
+  readonly spec: AnyProbeSpec;
+  readonly enabled: boolean;
+  readonly args: unknown;
+}
+
+export interface OtlpResolved {
+  readonly protocol: OtlpProtocol;
+  readonly endpoint?: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
+export interface ResolvedConfig {
+  /** The file it came from, or `(embedded default)`. */
+  readonly source: string;
+  readonly raw: RawConfig;
+  readonly collectionIntervalMs: number;
+  readonly nodeName?: string | undefined;
+  readonly cardinalityLimit: number;
+  readonly kernelStacks: boolean;
+  /** One entry per known probe, in registry order. */
+  readonly probes: readonly ResolvedProbe[];
+  readonly metricEnabled: ReadonlyMap<string, boolean>;
+  readonly eventEnabled: ReadonlyMap<string, boolean>;
+  readonly pods: { readonly criEndpoint?: string | undefined; readonly labelAllowlist: readonly string[] };
+  readonly server: { readonly enabled: boolean; readonly address: HostPort };
+  readonly prometheus: boolean;
+  readonly otlpMetrics?: (OtlpResolved & { readonly intervalMs: number }) | undefined;
+  readonly otlpLogs?: OtlpResolved | undefined;
+  readonly eventsJsonl: { readonly enabled: boolean; readonly path: string };
+  readonly eventQueue: {
+    readonly maxQueueSize: number;
+    readonly maxExportBatchSize: number;
+    readonly scheduledDelayMs: number;
+  };
+}
+
+export const EMBEDDED_SOURCE = '(embedded default)';
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (typeof v === 'string') return JSON.stringify(v);
+  try {
+    const s = JSON.stringify(v);
+    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    return String(v);
+  }
+}
+
+function getAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = root;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur;
+}
+
+function joinPath(prefix: string, path: readonly PropertyKey[]): string {
+  const parts = [prefix, ...path.map(String)].filter((p) => p !== '');
+  return parts.length === 0 ? '(root)' : parts.join('.');
+}
+
+/** Zod issues → path + "got X, expected Y" messages. */
+export function zodIssues(error: z.ZodError, input: unknown, prefix = ''): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    const path = joinPath(prefix, issue.path);
+    const value = 'input' in issue ? issue.input : getAt(input, issue.path);
+    switch (issue.code) {
+      case 'invalid_type':
+        return { path, message: `got ${show(value)}, expected ${issue.expected}` };
+      case 'unrecognized_keys':
+        return {
+          path,
+          message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`,
+        };
+      case 'invalid_value':
+        return {
+          path,
+          message: `got ${show(value)}, expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`,
+        };
+      case 'too_small':
+        return {
+          path,
+          message: `got ${show(value)}, expected ${issue.origin === 'string' ? 'a length' : 'a value'} >= ${String(issue.minimum)}`,
+        };
+      case 'too_big':
+        return {
+          path,
+          message: `got ${show(value)}, expected ${issue.origin === 'string' ? 'a length' : 'a value'} <= ${String(issue.maximum)}`,
+        };
+      default:
+        return { path, message: `got ${show(value)}, ${issue.message}` };
+    }
+  });
+}
+
+const ENV_RE = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, path: string, issues: ConfigIssue[]): unknown {
+  if (typeof v === 'string') {
+    return v.replace(ENV_RE, (whole, name: string, def: string | undefined) => {
+      const val = env[name];
+      if (val !== undefined && val !== '') return val;
+      if (def !== undefined) return def;
+      issues.push({
+        path: path || '(root)',
+        message: `got ${JSON.stringify(v)}, but ${whole}: ${name} is not set`,
+      });
+      return '';
+    });
+  }
+  if (Array.isArray(v)) return v.map((x, i) => substituteEnv(x, env, `${path}.${i}`, issues));
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = substituteEnv(x, env, path ? `${path}.${k}` : k, issues);
+    return out;
+  }
+  return v;
+}
+
+/** Parse YAML text into plain data; syntax errors and duplicate keys become ConfigErrors with a line. */
+export function parseYaml(text: string, source: string): unknown {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: '(yaml)', message: `line ${pos.line} column ${pos.col}: ${e.message.split('\n')[0]}` };
+      }),
+    );
+  }
+  if (doc.contents !== null && (isSeq(doc.contents) || !isMap(doc.contents))) {
+    throw new ConfigError(source, [
+      {
+        path: '(root)',
+        message: `got ${show(doc.toJS())}, expected a mapping of keys (collection_interval, probes, ...)`,
+      },
+    ]);
+  }
+  return doc.toJS() ?? {};
+}
+
+export interface LoadOptions {
+  readonly specs: readonly AnyProbeSpec[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Validate a config given as text (YAML). Throws ConfigError. */
+export function resolveConfigText(text: string, source: string, options: LoadOptions): ResolvedConfig {
+  const env = options.env ?? process.env;
+  const data = parseYaml(text, source);
+  const issues: ConfigIssue[] = [];
+  const substituted = substituteEnv(data, env, '', issues);
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  const parsed = configSchema.safeParse(substituted, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error, substituted));
+  return resolve(parsed.data, source, options.specs, env);
+}
+
+export function loadConfigFile(path: string | undefined, options: LoadOptions): ResolvedConfig {
+  if (path === undefined) return resolveConfigText('', EMBEDDED_SOURCE, options);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [{ path: '(file)', message: `cannot read: ${(err as Error).message}` }]);
+  }
+  return resolveConfigText(text, path, options);
+}
+
+function resolve(
+  raw: RawConfig,
+  source: string,
+  specs: readonly AnyProbeSpec[],
+  env: NodeJS.ProcessEnv,
+): ResolvedConfig {
+  const issues: ConfigIssue[] = [];
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  for (const name of Object.keys(raw.probes)) {
+    if (!byName.has(name)) {
+      issues.push({
+        path: `probes.${name}`,
+        message: `unknown probe ${JSON.stringify(name)}, expected one of ${[...byName.keys()].map((n) => JSON.stringify(n)).join(', ') || '(no probes registered)'}`,
+      });
+    }
+  }
+  const probes: ResolvedProbe[] = [];
+  for (const spec of specs) {
+    const entry = raw.probes[spec.name];
+    const argsIn = entry?.args ?? {};
+    const parsed = spec.args.safeParse(argsIn, { reportInput: true });
+    if (!parsed.success) {
+      issues.push(...zodIssues(parsed.error, argsIn, `probes.${spec.name}.args`));
+      continue;
+    }
+    probes.push({ spec, enabled: entry?.enabled ?? spec.defaultEnabled, args: parsed.data });
+  }
+  const metricNames = new Set(specs.flatMap((s) => s.metrics.map((m) => m.name)));
+  const eventNames = new Set(specs.flatMap((s) => s.events.map((e) => e.name)));
+  for (const name of Object.keys(raw.metrics))
+    if (!metricNames.has(name))
+      issues.push({
+        path: `metrics.${name}`,
+        message: `unknown metric ${JSON.stringify(name)}, expected a metric declared by a probe (see docs/reference.md)`,
+      });
+  for (const name of Object.keys(raw.events))
+    if (!eventNames.has(name))
+      issues.push({
+        path: `events.${name}`,
+        message: `unknown event ${JSON.stringify(name)}, expected an event declared by a probe (see docs/reference.md)`,
+      });
+
+  const otlp = raw.exporters.otlp;
+  const protocolFor = (signal: 'metrics' | 'logs'): OtlpProtocol => {
+    if (otlp.protocol) return otlp.protocol;
+    const fromEnv = protocolFromEnv(signal, env);
+    if (fromEnv === undefined || fromEnv === '') return 'http/protobuf';
+    if ((OTLP_PROTOCOLS as readonly string[]).includes(fromEnv)) return fromEnv as OtlpProtocol;
+    issues.push({
+      path: `env OTEL_EXPORTER_OTLP_${env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`] ? `${signal.toUpperCase()}_` : ''}PROTOCOL`,
+      message: `got ${JSON.stringify(fromEnv)}, expected one of ${OTLP_PROTOCOLS.map((p) => JSON.stringify(p)).join(', ')}`,
+    });
+    return 'http/protobuf';
+  };
+  let intervalMs = otlp.interval ?? raw.collection_interval;
+  if (otlp.interval === undefined && env['OTEL_METRIC_EXPORT_INTERVAL']) {
+    const v = Number(env['OTEL_METRIC_EXPORT_INTERVAL']);
+    if (!Number.isInteger(v) || v < 100) {
+      issues.push({
+        path: 'env OTEL_METRIC_EXPORT_INTERVAL',
+        message: `got ${JSON.stringify(env['OTEL_METRIC_EXPORT_INTERVAL'])}, expected an integer number of milliseconds >= 100`,
+      });
+    } else intervalMs = v;
+  }
+  const otlpOn = (signal: 'metrics' | 'logs'): boolean =>
+    (otlp.enabled ?? (otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined)) &&
+    (signal === 'metrics' ? otlp.metrics : otlp.logs);
+  const base = (signal: 'metrics' | 'logs'): OtlpResolved => ({
+    protocol: protocolFor(signal),
+    endpoint: otlp.endpoint,
+    headers: otlp.headers,
+    timeoutMs: otlp.timeout,
+  });
+  const otlpMetrics = otlpOn('metrics') ? { ...base('metrics'), intervalMs } : undefined;
+  const otlpLogs = otlpOn('logs') ? base('logs') : undefined;
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  return {
+    source,
+    raw,
+    collectionIntervalMs: raw.collection_interval,
+    nodeName: raw.node_name,
+    cardinalityLimit: raw.cardinality_limit,
+    kernelStacks: raw.kernel_stacks,
+    probes,
+    metricEnabled: new Map(Object.entries(raw.metrics).map(([k, v]) => [k, v.enabled])),
+    eventEnabled: new Map(Object.entries(raw.events).map(([k, v]) => [k, v.enabled])),
+    pods: { criEndpoint: raw.pods.cri_endpoint, labelAllowlist: raw.pods.label_allowlist },
+    server: { enabled: raw.server.enabled, address: raw.server.address },
+    prometheus: raw.exporters.prometheus.enabled,
+    otlpMetrics,
+    otlpLogs,
+    eventsJsonl: raw.exporters.events_jsonl,
+    eventQueue: {
+      maxQueueSize: raw.event_queue.max_queue_size,
+      maxExportBatchSize: raw.event_queue.max_export_batch_size,
+      scheduledDelayMs: raw.event_queue.schedule_delay,
+    },
+  };
+}

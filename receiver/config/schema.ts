@@ -1,0 +1,148 @@
+// podnet's configuration file, shaped like an OTel Collector receiver config (collection_interval,
+// per-probe enabled + args, per-metric and per-event `enabled`, exporters). The schema is strict: an unknown
+// key is an error, so a typo never silently does nothing.
+import { z } from 'zod';
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `500ms`, `10s`, `1.5m`, `1h` → milliseconds; undefined when malformed. */
+export function parseDuration(v: string): number | undefined {
+  const m = DURATION_RE.exec(v.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+}
+
+export function duration(min: number, max: number) {
+  return z.string().transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 10s, 1m or 1h', input: v });
+      return z.NEVER;
+    }
+    if (ms < min || ms > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration between ${formatMs(min)} and ${formatMs(max)}`,
+        input: v,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+export function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+const ADDRESS_RE = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function parseAddress(v: string): HostPort | undefined {
+  const m = ADDRESS_RE.exec(v);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2]!, port };
+}
+
+const address = z.string().transform((v, ctx) => {
+  const a = parseAddress(v);
+  if (!a) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:9464 or [::1]:9464',
+      input: v,
+    });
+    return z.NEVER;
+  }
+  return a;
+});
+
+const url = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an http:// or https:// URL, e.g. http://collector:4317' },
+);
+
+const enabledOnly = z.strictObject({ enabled: z.boolean() });
+
+export const configSchema = z.strictObject({
+  collection_interval: duration(100, 3_600_000).default(10_000),
+  node_name: z.string().min(1).optional(),
+  cardinality_limit: z.number().int().min(1).max(10_000_000).default(10_000),
+  kernel_stacks: z.boolean().default(false),
+  probes: z
+    .record(
+      z.string(),
+      z.strictObject({
+        enabled: z.boolean().optional(),
+        args: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .default({}),
+  metrics: z.record(z.string(), enabledOnly).default({}),
+  events: z.record(z.string(), enabledOnly).default({}),
+  pods: z
+    .strictObject({
+      cri_endpoint: z.string().min(1).optional(),
+      label_allowlist: z.array(z.string().min(1)).default([]),
+    })
+    .default({ label_allowlist: [] }),
+  server: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      address: address.default({ host: '127.0.0.1', port: 9464 }),
+    })
+    .default({ enabled: true, address: { host: '127.0.0.1', port: 9464 } }),
+  exporters: z
+    .strictObject({
+      prometheus: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
+      otlp: z
+        .strictObject({
+          enabled: z.boolean().optional(),
+          endpoint: url.optional(),
+          protocol: z.enum(['grpc', 'http/protobuf', 'http/json']).optional(),
+          headers: z.record(z.string(), z.string()).default({}),
+          interval: duration(100, 3_600_000).optional(),
+          timeout: duration(100, 600_000).default(10_000),
+          metrics: z.boolean().default(true),
+          logs: z.boolean().default(true),
+        })
+        .default({ headers: {}, timeout: 10_000, metrics: true, logs: true }),
+      events_jsonl: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          path: z.string().min(1).default('-'),
+        })
+        .default({ enabled: false, path: '-' }),
+    })
+    .default({
+      prometheus: { enabled: true },
+      otlp: { headers: {}, timeout: 10_000, metrics: true, logs: true },
+      events_jsonl: { enabled: false, path: '-' },
+    }),
+  event_queue: z
+    .strictObject({
+      max_queue_size: z.number().int().min(1).max(1_000_000).default(2048),
+      max_export_batch_size: z.number().int().min(1).max(100_000).default(512),
+      schedule_delay: duration(10, 60_000).default(1000),
+    })
+    .default({ max_queue_size: 2048, max_export_batch_size: 512, schedule_delay: 1000 }),
+});
+
+export type RawConfig = z.output<typeof configSchema>;

@@ -1,0 +1,46 @@
+// Hot reload: watch the config file and hand every changed content to `onChange`. Polls the file's
+// content (a small file, read a few times a second), which sees in-place writes, editors that replace the
+// file (rename), and files on bind mounts (a ConfigMap's symlink swap) alike, and reacts well within 2 s.
+import { readFile } from 'node:fs/promises';
+
+export interface ConfigWatcher {
+  close(): void;
+}
+
+export function watchConfigFile(
+  path: string,
+  onChange: (text: string) => void,
+  options: { intervalMs?: number; onError?: (err: Error) => void; initial?: string } = {},
+): ConfigWatcher {
+  const interval = options.intervalMs ?? 250;
+  let last: string | undefined = options.initial;
+  let closed = false;
+  let lastError = '';
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async (): Promise<void> => {
+    try {
+      const text = await readFile(path, 'utf8');
+      lastError = '';
+      if (last === undefined) last = text;
+      else if (text !== last) {
+        last = text;
+        if (!closed) onChange(text);
+      }
+    } catch (err) {
+      const e = err as Error;
+      if (e.message !== lastError) options.onError?.(e);
+      lastError = e.message;
+    }
+    if (!closed) {
+      timer = setTimeout(() => void tick(), interval);
+      timer.unref();
+    }
+  };
+  void tick();
+  return {
+    close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

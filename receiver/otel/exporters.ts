@@ -1,0 +1,164 @@
+// OTLP exporters (official SDK packages) chosen by protocol, wrapped to count what fails.
+//
+// Protocol: config, else OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else
+// http/protobuf. The endpoint from the config is passed to the exporter (the HTTP ones get `/v1/<signal>`
+// appended); without one the exporters read OTEL_EXPORTER_OTLP_[<SIGNAL>_]ENDPOINT and _HEADERS themselves.
+import { Metadata } from '@grpc/grpc-js';
+import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
+import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
+import { OTLPLogExporter as JsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+export interface OtlpSignalSettings {
+  readonly protocol: OtlpProtocol;
+  /** From the config: base endpoint (`http://host:4317` / `http://host:4318`). Undefined = env. */
+  readonly endpoint?: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
+export function protocolFromEnv(
+  signal: 'metrics' | 'logs',
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  return env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`] ?? env['OTEL_EXPORTER_OTLP_PROTOCOL'];
+}
+
+/** An OTLP endpoint is configured through the environment for this signal. */
+export function endpointFromEnv(
+  signal: 'metrics' | 'logs',
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const v = env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`] ?? env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function httpUrl(endpoint: string, signal: 'metrics' | 'logs'): string {
+  return `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
+}
+
+function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata | undefined {
+  const keys = Object.keys(headers);
+  if (keys.length === 0) return undefined;
+  const md = new Metadata();
+  for (const k of keys) md.set(k, headers[k]!);
+  return md;
+}
+
+export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
+  const timeoutMillis = s.timeoutMs;
+  const hasHeaders = Object.keys(s.headers).length > 0;
+  switch (s.protocol) {
+    case 'grpc': {
+      const metadata = grpcMetadata(s.headers);
+      return new GrpcMetricExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: s.endpoint } : {}),
+        ...(metadata ? { metadata } : {}),
+      });
+    }
+    case 'http/protobuf':
+      return new ProtoMetricExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'metrics') } : {}),
+        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
+      });
+    case 'http/json':
+      return new JsonMetricExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'metrics') } : {}),
+        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
+      });
+  }
+}
+
+export function createLogExporter(s: OtlpSignalSettings): LogRecordExporter {
+  const timeoutMillis = s.timeoutMs;
+  const hasHeaders = Object.keys(s.headers).length > 0;
+  switch (s.protocol) {
+    case 'grpc': {
+      const metadata = grpcMetadata(s.headers);
+      return new GrpcLogExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: s.endpoint } : {}),
+        ...(metadata ? { metadata } : {}),
+      });
+    }
+    case 'http/protobuf':
+      return new ProtoLogExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'logs') } : {}),
+        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
+      });
+    case 'http/json':
+      return new JsonLogExporter({
+        timeoutMillis,
+        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'logs') } : {}),
+        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
+      });
+  }
+}
+
+/** Counts failed metric exports; everything else is delegated. */
+export class CountingMetricExporter implements PushMetricExporter {
+  private readonly _inner: PushMetricExporter;
+  private readonly _onResult: (ok: boolean, error?: Error) => void;
+  readonly selectAggregationTemporality: PushMetricExporter['selectAggregationTemporality'];
+  readonly selectAggregation: PushMetricExporter['selectAggregation'];
+
+  constructor(inner: PushMetricExporter, onResult: (ok: boolean, error?: Error) => void) {
+    this._inner = inner;
+    this._onResult = onResult;
+    this.selectAggregationTemporality = inner.selectAggregationTemporality?.bind(inner);
+    this.selectAggregation = inner.selectAggregation?.bind(inner);
+  }
+
+  export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
+    this._inner.export(metrics, (r) => {
+      this._onResult(r.code === ExportResultCode.SUCCESS, r.error);
+      cb(r);
+    });
+  }
+
+  forceFlush(): Promise<void> {
+    return this._inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this._inner.shutdown();
+  }
+}
+
+/** Counts log records exported and lost to failed exports. */
+export class CountingLogExporter implements LogRecordExporter {
+  private readonly _inner: LogRecordExporter;
+  private readonly _onResult: (ok: boolean, records: number, error?: Error) => void;
+
+  constructor(inner: LogRecordExporter, onResult: (ok: boolean, records: number, error?: Error) => void) {
+    this._inner = inner;
+    this._onResult = onResult;
+  }
+
+  export(records: ReadableLogRecord[], cb: (result: ExportResult) => void): void {
+    this._inner.export(records, (r) => {
+      this._onResult(r.code === ExportResultCode.SUCCESS, records.length, r.error);
+      cb(r);
+    });
+  }
+
+  forceFlush(): Promise<void> {
+    return this._inner.forceFlush?.() ?? Promise.resolve();
+  }
+
+  shutdown(): Promise<void> {
+    return this._inner.shutdown();
+  }
+}

@@ -1,0 +1,444 @@
+// A real OTLP receiver for tests: gRPC (grpc-js + proto-loader) and HTTP (/v1/metrics, /v1/logs;
+// application/x-protobuf and application/json, optional gzip) for metrics and logs, decoding with the
+// opentelemetry-proto message definitions vendored under ./proto. What it receives is flattened into plain
+// points and log records for assertions. `down()` closes both listeners; `up()` listens again on the same
+// ports, so exporters see an outage and a recovery.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
+
+const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'proto');
+const METRICS_SERVICE = 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto';
+const LOGS_SERVICE = 'opentelemetry/proto/collector/logs/v1/logs_service.proto';
+
+export type AttrValue = string | number | boolean | null | AttrValue[] | { [k: string]: AttrValue };
+export type Attrs = Record<string, AttrValue>;
+
+export interface ReceivedPoint {
+  readonly transport: 'grpc' | 'http/protobuf' | 'http/json';
+  readonly resource: Attrs;
+  readonly scope: string;
+  readonly name: string;
+  readonly unit: string;
+  readonly description: string;
+  readonly type: 'sum' | 'gauge' | 'histogram' | 'exponential_histogram' | 'summary';
+  readonly isMonotonic?: boolean;
+  readonly temporality?: string;
+  readonly attributes: Attrs;
+  readonly startTimeUnixNano: bigint;
+  readonly timeUnixNano: bigint;
+  /** Number points: the value. Histograms: the count. */
+  readonly value: number;
+  readonly histogram?: {
+    readonly count: number;
+    readonly sum?: number;
+    readonly bucketCounts: number[];
+    readonly explicitBounds: number[];
+  };
+}
+
+export interface ReceivedLog {
+  readonly transport: 'grpc' | 'http/protobuf' | 'http/json';
+  readonly resource: Attrs;
+  readonly scope: string;
+  readonly eventName: string;
+  readonly severityNumber: number;
+  readonly severityText: string;
+  readonly timeUnixNano: bigint;
+  readonly observedTimeUnixNano: bigint;
+  readonly attributes: Attrs;
+  readonly body: AttrValue;
+}
+
+export interface OtlpReceiverOptions {
+  grpcPort?: number;
+  httpPort?: number;
+  /** Keep at most this many points/log records (oldest dropped); default 200000. */
+  maxKept?: number;
+}
+
+const SEVERITY_NAMES = [
+  'UNSPECIFIED',
+  'TRACE',
+  'TRACE2',
+  'TRACE3',
+  'TRACE4',
+  'DEBUG',
+  'DEBUG2',
+  'DEBUG3',
+  'DEBUG4',
+  'INFO',
+  'INFO2',
+  'INFO3',
+  'INFO4',
+  'WARN',
+  'WARN2',
+  'WARN3',
+  'WARN4',
+  'ERROR',
+  'ERROR2',
+  'ERROR3',
+  'ERROR4',
+  'FATAL',
+  'FATAL2',
+  'FATAL3',
+  'FATAL4',
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: decoded protobuf objects are dynamic by nature.
+type Obj = any;
+
+function anyValue(v: Obj): AttrValue {
+  if (v == null) return null;
+  if ('stringValue' in v) return v.stringValue;
+  if ('boolValue' in v) return v.boolValue;
+  if ('intValue' in v) return Number(v.intValue);
+  if ('doubleValue' in v) return Number(v.doubleValue);
+  if ('arrayValue' in v) return ((v.arrayValue?.values ?? []) as Obj[]).map(anyValue);
+  if ('kvlistValue' in v) return kvs(v.kvlistValue?.values);
+  if ('bytesValue' in v) return String(v.bytesValue);
+  return null;
+}
+
+function kvs(list: Obj[] | undefined): Attrs {
+  const out: Attrs = {};
+  for (const kv of list ?? []) out[kv.key] = anyValue(kv.value);
+  return out;
+}
+
+function big(v: Obj): bigint {
+  if (v == null) return 0n;
+  return BigInt(typeof v === 'object' && 'toString' in v ? v.toString() : v);
+}
+
+function severityNumber(v: Obj): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') {
+    const i = SEVERITY_NAMES.indexOf(v.replace('SEVERITY_NUMBER_', ''));
+    return Math.max(i, 0);
+  }
+  return 0;
+}
+
+function temporalityName(v: Obj): string {
+  if (v === 1 || v === 'AGGREGATION_TEMPORALITY_DELTA') return 'delta';
+  if (v === 2 || v === 'AGGREGATION_TEMPORALITY_CUMULATIVE') return 'cumulative';
+  return 'unspecified';
+}
+
+function numberValue(dp: Obj): number {
+  if (dp.asDouble != null) return Number(dp.asDouble);
+  if (dp.asInt != null) return Number(dp.asInt);
+  return 0;
+}
+
+export function flattenMetrics(req: Obj, transport: ReceivedPoint['transport']): ReceivedPoint[] {
+  const out: ReceivedPoint[] = [];
+  for (const rm of req.resourceMetrics ?? []) {
+    const resource = kvs(rm.resource?.attributes);
+    for (const sm of rm.scopeMetrics ?? []) {
+      const scope = sm.scope?.name ?? '';
+      for (const m of sm.metrics ?? []) {
+        const base = {
+          transport,
+          resource,
+          scope,
+          name: m.name,
+          unit: m.unit ?? '',
+          description: m.description ?? '',
+        };
+        if (m.sum) {
+          for (const dp of m.sum.dataPoints ?? []) {
+            out.push({
+              ...base,
+              type: 'sum',
+              isMonotonic: Boolean(m.sum.isMonotonic),
+              temporality: temporalityName(m.sum.aggregationTemporality),
+              attributes: kvs(dp.attributes),
+              startTimeUnixNano: big(dp.startTimeUnixNano),
+              timeUnixNano: big(dp.timeUnixNano),
+              value: numberValue(dp),
+            });
+          }
+        } else if (m.gauge) {
+          for (const dp of m.gauge.dataPoints ?? []) {
+            out.push({
+              ...base,
+              type: 'gauge',
+              attributes: kvs(dp.attributes),
+              startTimeUnixNano: big(dp.startTimeUnixNano),
+              timeUnixNano: big(dp.timeUnixNano),
+              value: numberValue(dp),
+            });
+          }
+        } else if (m.histogram) {
+          for (const dp of m.histogram.dataPoints ?? []) {
+            const count = Number(dp.count ?? 0);
+            out.push({
+              ...base,
+              type: 'histogram',
+              temporality: temporalityName(m.histogram.aggregationTemporality),
+              attributes: kvs(dp.attributes),
+              startTimeUnixNano: big(dp.startTimeUnixNano),
+              timeUnixNano: big(dp.timeUnixNano),
+              value: count,
+              histogram: {
+                count,
+                ...(dp.sum != null ? { sum: Number(dp.sum) } : {}),
+                bucketCounts: ((dp.bucketCounts ?? []) as Obj[]).map(Number),
+                explicitBounds: ((dp.explicitBounds ?? []) as Obj[]).map(Number),
+              },
+            });
+          }
+        } else {
+          const type = m.exponentialHistogram ? 'exponential_histogram' : 'summary';
+          for (const dp of (m.exponentialHistogram ?? m.summary)?.dataPoints ?? []) {
+            out.push({
+              ...base,
+              type,
+              attributes: kvs(dp.attributes),
+              startTimeUnixNano: big(dp.startTimeUnixNano),
+              timeUnixNano: big(dp.timeUnixNano),
+              value: Number(dp.count ?? 0),
+            });
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function flattenLogs(req: Obj, transport: ReceivedLog['transport']): ReceivedLog[] {
+  const out: ReceivedLog[] = [];
+  for (const rl of req.resourceLogs ?? []) {
+    const resource = kvs(rl.resource?.attributes);
+    for (const sl of rl.scopeLogs ?? []) {
+      const scope = sl.scope?.name ?? '';
+      for (const r of sl.logRecords ?? []) {
+        out.push({
+          transport,
+          resource,
+          scope,
+          eventName: r.eventName ?? '',
+          severityNumber: severityNumber(r.severityNumber),
+          severityText: r.severityText ?? '',
+          timeUnixNano: big(r.timeUnixNano),
+          observedTimeUnixNano: big(r.observedTimeUnixNano),
+          attributes: kvs(r.attributes),
+          body: anyValue(r.body),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+const TO_OBJECT: protobuf.IConversionOptions = {
+  longs: String,
+  enums: Number,
+  bytes: String,
+  defaults: false,
+  oneofs: false,
+};
+
+export class OtlpReceiver {
+  readonly points: ReceivedPoint[] = [];
+  readonly logs: ReceivedLog[] = [];
+  /** Export requests received, by `<signal> <transport>`. */
+  readonly requests = new Map<string, number>();
+  /** Bodies that failed to decode (a test asserts this stays empty). */
+  readonly decodeErrors: string[] = [];
+  private _grpc: grpc.Server | undefined;
+  private _http: Server | undefined;
+  private _grpcPort = 0;
+  private _httpPort = 0;
+  private readonly _maxKept: number;
+  private readonly _root: protobuf.Root;
+  private readonly _metricsReq: protobuf.Type;
+  private readonly _logsReq: protobuf.Type;
+  private readonly _metricsResp: protobuf.Type;
+  private readonly _logsResp: protobuf.Type;
+  private readonly _grpcDef: grpc.GrpcObject;
+  private _waiters: Array<() => void> = [];
+
+  constructor(options: OtlpReceiverOptions = {}) {
+    this._grpcPort = options.grpcPort ?? 0;
+    this._httpPort = options.httpPort ?? 0;
+    this._maxKept = options.maxKept ?? 200_000;
+    this._root = new protobuf.Root();
+    this._root.resolvePath = (_origin, target) => (target.startsWith('/') ? target : join(PROTO_DIR, target));
+    this._root.loadSync([METRICS_SERVICE, LOGS_SERVICE]);
+    this._metricsReq = this._root.lookupType(
+      'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest',
+    );
+    this._logsReq = this._root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+    this._metricsResp = this._root.lookupType(
+      'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse',
+    );
+    this._logsResp = this._root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse');
+    const def = protoLoader.loadSync([METRICS_SERVICE, LOGS_SERVICE], {
+      includeDirs: [PROTO_DIR],
+      keepCase: false,
+      longs: String,
+      enums: Number,
+      defaults: false,
+      oneofs: false,
+    });
+    this._grpcDef = grpc.loadPackageDefinition(def);
+  }
+
+  get grpcEndpoint(): string {
+    return `http://127.0.0.1:${this._grpcPort}`;
+  }
+
+  get httpEndpoint(): string {
+    return `http://127.0.0.1:${this._httpPort}`;
+  }
+
+  get isUp(): boolean {
+    return this._http !== undefined;
+  }
+
+  async up(): Promise<void> {
+    if (this._http) return;
+    await this._startGrpc();
+    await this._startHttp();
+  }
+
+  async down(): Promise<void> {
+    const g = this._grpc;
+    const h = this._http;
+    this._grpc = undefined;
+    this._http = undefined;
+    if (g) g.forceShutdown();
+    if (h) {
+      h.closeAllConnections();
+      await new Promise<void>((resolve) => h.close(() => resolve()));
+    }
+  }
+
+  clear(): void {
+    this.points.length = 0;
+    this.logs.length = 0;
+    this.requests.clear();
+  }
+
+  /** Resolves when `pred` holds, re-checked after every request; rejects after `timeoutMs`. */
+  async waitFor(pred: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`OTLP receiver: timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 250));
+        this._waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private _record(signal: 'metrics' | 'logs', transport: ReceivedPoint['transport'], req: Obj): void {
+    const key = `${signal} ${transport}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    if (signal === 'metrics') push(this.points, flattenMetrics(req, transport), this._maxKept);
+    else push(this.logs, flattenLogs(req, transport), this._maxKept);
+    const w = this._waiters;
+    this._waiters = [];
+    for (const f of w) f();
+  }
+
+  private async _startGrpc(): Promise<void> {
+    const server = new grpc.Server();
+    const pkg = this._grpcDef as Obj;
+    const metricsService = pkg.opentelemetry.proto.collector.metrics.v1.MetricsService.service;
+    const logsService = pkg.opentelemetry.proto.collector.logs.v1.LogsService.service;
+    server.addService(metricsService, {
+      Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
+        this._record('metrics', 'grpc', call.request);
+        cb(null, {});
+      },
+    });
+    server.addService(logsService, {
+      Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
+        this._record('logs', 'grpc', call.request);
+        cb(null, {});
+      },
+    });
+    this._grpcPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`127.0.0.1:${this._grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    this._grpc = server;
+  }
+
+  private async _startHttp(): Promise<void> {
+    const server = createServer((req, res) => {
+      this._handleHttp(req, res).catch((err: unknown) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this._httpPort, '127.0.0.1', () => resolve());
+    });
+    this._httpPort = (server.address() as AddressInfo).port;
+    this._http = server;
+  }
+
+  private async _handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    let body = Buffer.concat(chunks);
+    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+    const signal = req.url === '/v1/metrics' ? 'metrics' : req.url === '/v1/logs' ? 'logs' : undefined;
+    if (req.method !== 'POST' || !signal) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    const reqType = signal === 'metrics' ? this._metricsReq : this._logsReq;
+    const respType = signal === 'metrics' ? this._metricsResp : this._logsResp;
+    const json = (req.headers['content-type'] ?? '').includes('json');
+    let decoded: Obj;
+    try {
+      decoded = json
+        ? reqType.toObject(reqType.fromObject(JSON.parse(body.toString('utf8'))), TO_OBJECT)
+        : reqType.toObject(reqType.decode(body), TO_OBJECT);
+    } catch (err) {
+      this.decodeErrors.push(`${signal} ${json ? 'json' : 'protobuf'}: ${String(err)}`);
+      res.statusCode = 400;
+      res.end();
+      return;
+    }
+    this._record(signal, json ? 'http/json' : 'http/protobuf', decoded);
+    res.statusCode = 200;
+    if (json) {
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    } else {
+      res.setHeader('content-type', 'application/x-protobuf');
+      res.end(Buffer.from(respType.encode(respType.create({})).finish()));
+    }
+  }
+}
+
+function push<T>(arr: T[], items: T[], max: number): void {
+  for (const i of items) arr.push(i);
+  if (arr.length > max) arr.splice(0, arr.length - max);
+}
+
+export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Promise<OtlpReceiver> {
+  const r = new OtlpReceiver(options);
+  await r.up();
+  return r;
+}
