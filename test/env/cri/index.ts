@@ -506,15 +506,24 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
 
   const cri = client;
 
-  const kernelView = (
+  const kernelView = async (
     sandboxId: string,
     uid: string,
     hostNetwork: boolean,
-  ): { pid: number; netnsInode: number; ip: string } => {
-    // The sandbox process lives in the cgroup <parent>/<sandbox id> (cgroupfs driver).
-    const pids = cgroupDirs(`${cgroupPrefix}/pod${uid}/${sandboxId}`).flatMap((d) => pidsInCgroup(d));
-    const pausePid = pids.find((p) => (cmdlineOf(p) ?? [])[0]?.endsWith('sleep'));
-    if (!pausePid) throw new Error(`sandbox ${sandboxId}: no pause process in its cgroup`);
+  ): Promise<{ pid: number; netnsInode: number; ip: string }> => {
+    // The sandbox process lives in the cgroup <parent>/<sandbox id> (cgroupfs driver); right after
+    // RunPodSandbox it may still be `runc init` about to exec the pause command.
+    let pausePid: number | undefined;
+    await waitFor(
+      () => {
+        const pids = cgroupDirs(`${cgroupPrefix}/pod${uid}/${sandboxId}`).flatMap((d) => pidsInCgroup(d));
+        pausePid = pids.find((p) => (cmdlineOf(p) ?? [])[0]?.endsWith('sleep'));
+        return pausePid !== undefined;
+      },
+      5_000,
+      5,
+    );
+    if (!pausePid) throw new Error(`sandbox ${sandboxId}: no pause process in its cgroup after 5 s`);
     const netnsInode = netnsInodeOfPid(pausePid);
     let ip = '';
     if (!hostNetwork) {
@@ -601,7 +610,7 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
         for (const ns of spec0?.linux?.namespaces ?? [])
           if (ns.type === 'network' && ns.path) netnsSeen.add(ns.path);
       }
-      const k = kernelView(sandboxId, uid, hostNetwork);
+      const k = await kernelView(sandboxId, uid, hostNetwork);
       const pod: TestPod = { ...pod0, ...k };
       created[created.indexOf(pod0)] = pod;
       return pod;
