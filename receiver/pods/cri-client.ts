@@ -353,7 +353,15 @@ export class CriClient {
         e.code,
       );
     }
-    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED|ENOENT/.test(details)) {
+    if (e.code === grpc.status.UNAVAILABLE && /ENOENT/.test(details)) {
+      return new CriError(
+        'missing',
+        this.target,
+        `CRI endpoint ${this.target}: socket ${this.socketPath} is gone (runtime stopped or restarting?)`,
+        e.code,
+      );
+    }
+    if (e.code === grpc.status.UNAVAILABLE && /ECONNREFUSED/.test(details)) {
       return new CriError(
         'refused',
         this.target,

@@ -144,7 +144,8 @@ export class EntityRegistry implements EntitySource {
   > &
     RegistryOptions;
   readonly #labels: LabelPolicy;
-  #snapshot: Snapshot = { entities: new Map([[HOST_ENTITY.netnsInode, HOST_ENTITY]]), pods: [] };
+  /** Empty until the first refresh, which then feeds every entity (the host too) as 'added'. */
+  #snapshot: Snapshot = { entities: new Map(), pods: [] };
   readonly #listeners = new Set<(changes: readonly EntityChange[]) => void>();
   readonly #cache = new Map<string, CachedSandbox>();
   #client: CriClient | undefined;
