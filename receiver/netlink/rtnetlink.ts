@@ -41,10 +41,9 @@ export interface QdiscStats {
   readonly backlog: number;
 }
 
-/** `tc`-style text of a handle or parent: `root`, `ingress`, `8001:`, `1:10`. */
+/** Handle or parent as `tc` prints it: `root` (parent only), `8001:`, `1:10`, `ffff:fff1` (ingress). */
 export function formatTcHandle(h: number, isParent = false): string {
   if (isParent && h === TC_H_ROOT) return 'root';
-  if (isParent && h === TC_H_INGRESS) return 'ingress';
   const major = (h >>> 16).toString(16);
   const minor = h & 0xffff;
   return minor === 0 ? `${major}:` : `${major}:${minor.toString(16)}`;

@@ -1,0 +1,138 @@
+// qdisc probe against `tc -s -j qdisc show` read in the same netns: htb with a tbf child and an ingress
+// qdisc on one veth, pfifo_fast and a very slow tbf on a second pair; UDP/TCP traffic makes bytes, drops,
+// overlimits, and a standing backlog in the slow tbf.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Q, qdiscProbe } from '../../probes/qdisc/qdisc.ts';
+import { childLogger } from '../../receiver/log/logger.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricPoint, Probe, ProbeContext } from '../../receiver/probe/types.ts';
+import { inNs, sh, sleep, TestNetwork } from './env.ts';
+
+const net = new TestNetwork('q');
+let A = '';
+let B = '';
+let probe: Probe;
+const ctx = { log: childLogger('test'), entities: undefined as never, emit() {} } as unknown as ProbeContext;
+
+interface TcQdisc {
+  kind: string;
+  handle: string;
+  dev: string;
+  root?: boolean;
+  parent?: string;
+  bytes: number;
+  packets: number;
+  drops: number;
+  overlimits: number;
+  requeues: number;
+  backlog: number;
+  qlen: number;
+}
+
+const key = (dev: string, kind: string, handle: string, parent: string) =>
+  `${dev}|${kind}|${handle}|${parent}`;
+
+function groundTruth(ns: string): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const q of JSON.parse(inNs(ns, 'tc', ['-s', '-j', 'qdisc', 'show'])) as TcQdisc[]) {
+    if (q.dev === 'lo') continue;
+    m.set(key(q.dev, q.kind, q.handle, q.root ? 'root' : q.parent!), [
+      q.bytes,
+      q.packets,
+      q.drops,
+      q.overlimits,
+      q.requeues,
+      q.qlen,
+      q.backlog,
+    ]);
+  }
+  return m;
+}
+
+const ORDER = [Q.bytes, Q.packets, Q.drops, Q.overlimits, Q.requeues, Q.qlen, Q.backlog];
+
+function fromPoints(points: readonly MetricPoint[], netns: number): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const p of points) {
+    if (p.netns !== netns) continue;
+    const a = p.attributes!;
+    const k = key(
+      a['network.interface.name'] as string,
+      a['podnet.qdisc.kind'] as string,
+      a['podnet.qdisc.handle'] as string,
+      a['podnet.qdisc.parent'] as string,
+    );
+    const row = m.get(k) ?? new Array<number>(ORDER.length).fill(-1);
+    row[ORDER.indexOf(p.metric as (typeof ORDER)[number])] = p.value as number;
+    m.set(k, row);
+  }
+  return m;
+}
+
+const sorted = (m: Map<string, number[]>) => [...m].sort(([a], [b]) => a.localeCompare(b));
+
+async function quiescentRead(e: Entity, ns: string): Promise<[Map<string, number[]>, Map<string, number[]>]> {
+  for (let i = 0; i < 60; i++) {
+    const p1 = fromPoints(await probe.collect([e]), e.netnsInode);
+    const gt = groundTruth(ns);
+    const p2 = fromPoints(await probe.collect([e]), e.netnsInode);
+    if (JSON.stringify(sorted(p1)) === JSON.stringify(sorted(p2))) return [p1, gt];
+    await sleep(100);
+  }
+  throw new Error(`qdiscs in ${ns} never quiesced`);
+}
+
+before(async () => {
+  A = net.addNetns('a');
+  B = net.addNetns('b');
+  net.link(A, B, 3);
+  net.link(A, B, 4, 'pnlc', 'pnld');
+  const tc = (ns: string, args: string) => sh('tc', ['-n', ns, ...args.split(' ')]);
+  tc(B, 'qdisc add dev pnlb root handle 1: htb default 10');
+  tc(B, 'class add dev pnlb parent 1: classid 1:10 htb rate 20mbit');
+  tc(B, 'qdisc add dev pnlb parent 1:10 handle 10: tbf rate 2mbit burst 4kb limit 12kb');
+  tc(B, 'qdisc add dev pnlb ingress');
+  // 8 kbit/s: one 1000-byte datagram leaves per second, the rest stands in the queue.
+  tc(B, 'qdisc add dev pnld root handle 2: tbf rate 8kbit burst 1600 limit 40000');
+  tc(A, 'qdisc add dev pnlc root pfifo_fast');
+  await net.run(A, ['server', '8080']);
+  await net.run(A, ['sink', '9090', '8']);
+  await net.run(B, ['udp', '10.200.3.1', '9090', '300', '1000']);
+  await net.run(B, ['client', '10.200.3.1', '8080', '2', '50000']);
+  await net.run(B, ['udp', '10.200.4.1', '9090', '20', '1000']);
+  probe = await qdiscProbe.create(ctx, qdiscProbe.args.parse({}));
+});
+
+after(async () => {
+  await probe?.close();
+  net.cleanup();
+});
+
+test('qdisc: availability on this kernel', async () => {
+  assert.deepEqual(await qdiscProbe.availability(), { available: true });
+});
+
+test('qdisc: client netns equals tc -s qdisc (htb+tbf child, ingress, slow tbf with backlog)', async () => {
+  const [got, want] = await quiescentRead(net.entity(B), B);
+  assert.deepEqual(sorted(got), sorted(want));
+  const tbf = got.get(key('pnlb', 'tbf', '10:', '1:10'))!;
+  assert.ok(tbf[0]! > 100_000, 'bytes through the shaped child');
+  assert.ok(tbf[2]! > 0, 'tbf dropped the UDP burst');
+  assert.ok(tbf[3]! > 0, 'tbf overlimits');
+  assert.ok(got.get(key('pnlb', 'htb', '1:', 'root'))![1]! >= tbf[1]!, 'htb root counts its child');
+  assert.ok(got.has(key('pnlb', 'ingress', 'ffff:', 'ffff:fff1')));
+  const slow = got.get(key('pnld', 'tbf', '2:', 'root'))!;
+  assert.ok(
+    slow[5]! > 0 && slow[6]! > 0,
+    `standing queue in the slow tbf: qlen ${slow[5]} backlog ${slow[6]}`,
+  );
+});
+
+test('qdisc: server netns equals tc -s qdisc (noqueue veth, pfifo_fast), lo excluded', async () => {
+  const [got, want] = await quiescentRead(net.entity(A), A);
+  assert.deepEqual(sorted(got), sorted(want));
+  assert.ok(got.has(key('pnla', 'noqueue', '0:', 'root')));
+  assert.ok([...got.keys()].some((k) => k.startsWith('pnlc|pfifo_fast|')));
+  assert.ok(![...got.keys()].some((k) => k.startsWith('lo|')));
+});
