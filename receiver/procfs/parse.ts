@@ -112,7 +112,8 @@ export function parseSnmp(text: string, file = 'net/snmp'): SnmpGroup[] {
       continue; // blank line
     }
     const header = parseHeader(file, text.slice(pos, hEnd));
-    if (hEnd + 1 >= n) throw new ProcfsParseError(file, `group ${header.group}: value line missing (truncated)`);
+    if (hEnd + 1 >= n)
+      throw new ProcfsParseError(file, `group ${header.group}: value line missing (truncated)`);
     const vStart = hEnd + 1;
     const vEnd = lineEnd(text, vStart);
     const prefix = `${header.group}:`;
