@@ -268,15 +268,20 @@ function resolve(
   const otlpOn = (signal: 'metrics' | 'logs'): boolean =>
     (otlp.enabled ?? (otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined)) &&
     (signal === 'metrics' ? otlp.metrics : otlp.logs);
+  const protocols = { metrics: protocolFor('metrics'), logs: protocolFor('logs') };
   const base = (signal: 'metrics' | 'logs'): OtlpResolved => ({
-    protocol: protocolFor(signal),
+    protocol: protocols[signal],
     endpoint: otlp.endpoint,
     headers: otlp.headers,
     timeoutMs: otlp.timeout,
   });
   const otlpMetrics = otlpOn('metrics') ? { ...base('metrics'), intervalMs } : undefined;
   const otlpLogs = otlpOn('logs') ? base('logs') : undefined;
-  if (issues.length > 0) throw new ConfigError(source, issues);
+  if (issues.length > 0)
+    throw new ConfigError(
+      source,
+      issues.filter((i, n) => issues.findIndex((j) => j.path === i.path && j.message === i.message) === n),
+    );
   return {
     source,
     raw,

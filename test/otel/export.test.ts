@@ -1,0 +1,255 @@
+// End to end through the official SDK exporters: the synthetic probe's metrics and events reach a real
+// OTLP receiver (gRPC, HTTP/protobuf, HTTP/JSON; decoded with the opentelemetry-proto definitions) with
+// the contract's names, units, types, attributes and resource, and the same values are on /metrics.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../../receiver/agent/agent.ts';
+import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import { type OtlpReceiver, type ReceivedPoint, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
+
+process.env['K8S_NODE_NAME'] = 'node-under-test';
+process.env['OTEL_RESOURCE_ATTRIBUTES'] = 'deployment.environment.name=test,k8s.cluster.name=pno';
+
+const POD: Entity = {
+  kind: 'pod',
+  netnsInode: 4026599999,
+  netnsPath: '/proc/1/ns/net',
+  displayName: 'shop/web-1',
+  pod: {
+    uid: '0b8f3c2e-1111-2222-3333-444455556666',
+    name: 'web-1',
+    namespace: 'shop',
+    labels: { app: 'web', secret: 'do-not-export' },
+    ips: ['10.0.0.2'],
+    sandboxId: 'abc',
+    hostNetwork: false,
+  },
+};
+
+function config(endpoint: string, protocol: string): string {
+  return `
+collection_interval: 200ms
+kernel_stacks: true
+server: { address: "127.0.0.1:0" }
+pods: { label_allowlist: [app] }
+probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 40, gauge_value: 7.5 } } }
+exporters: { otlp: { endpoint: "${endpoint}", protocol: "${protocol}", interval: 300ms } }
+event_queue: { schedule_delay: 100ms }
+`;
+}
+
+function latest(
+  points: readonly ReceivedPoint[],
+  name: string,
+  pred: (p: ReceivedPoint) => boolean = () => true,
+) {
+  const ps = points.filter((p) => p.name === name && pred(p));
+  return ps[ps.length - 1];
+}
+
+let rx: OtlpReceiver;
+before(async () => {
+  rx = await startOtlpReceiver();
+});
+after(async () => {
+  await rx.down();
+});
+
+for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
+  describe(`OTLP ${protocol}`, () => {
+    test('metrics and events arrive with the contract shape, and /metrics shows the same data', async () => {
+      rx.clear();
+      const entities = new StaticEntitySource([hostEntity(), POD]);
+      const agent = await Agent.start({
+        configText: config(protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint, protocol),
+        extraSpecs: [syntheticSpec],
+        entitySource: entities,
+        env: process.env,
+      });
+      try {
+        const isPod = (p: ReceivedPoint) => p.attributes['k8s.pod.uid'] === POD.pod!.uid;
+        await rx.waitFor(
+          () =>
+            rx.points.some((p) => p.name === 'podnet.synthetic.latency.duration' && isPod(p)) &&
+            rx.logs.some((l) => l.attributes['k8s.pod.name'] === 'web-1'),
+          15_000,
+          'pod metrics and events',
+        );
+        assert.deepEqual(rx.decodeErrors, []);
+        for (const p of rx.points) assert.equal(p.transport, protocol);
+
+        // Resource: node identity, env attributes; never pod keys.
+        const res = rx.points[0]!.resource;
+        assert.equal(res['service.name'], 'podnet');
+        assert.match(String(res['service.version']), /^\d+\.\d+\.\d+/);
+        assert.equal(res['k8s.node.name'], 'node-under-test');
+        assert.equal(typeof res['host.name'], 'string');
+        assert.equal(res['deployment.environment.name'], 'test');
+        assert.equal(res['k8s.cluster.name'], 'pno');
+        assert.equal(res['k8s.pod.uid'], undefined);
+
+        // Counter: cumulative monotonic sum, exact value, per direction, pod keys + allow-listed label only.
+        const rxCount = latest(
+          rx.points,
+          'podnet.synthetic.packet.count',
+          (p) => isPod(p) && p.attributes['network.io.direction'] === 'receive',
+        )!;
+        const txCount = latest(
+          rx.points,
+          'podnet.synthetic.packet.count',
+          (p) =>
+            isPod(p) &&
+            p.attributes['network.io.direction'] === 'transmit' &&
+            p.timeUnixNano === rxCount.timeUnixNano,
+        )!;
+        assert.equal(rxCount.type, 'sum');
+        assert.equal(rxCount.isMonotonic, true);
+        assert.equal(rxCount.temporality, 'cumulative');
+        assert.equal(rxCount.unit, '{packet}');
+        assert.ok(rxCount.value >= 1 && Number.isInteger(rxCount.value));
+        assert.equal(txCount.value, 2 * rxCount.value);
+        assert.ok(rxCount.startTimeUnixNano > 0n && rxCount.startTimeUnixNano <= rxCount.timeUnixNano);
+        assert.deepEqual(rxCount.attributes, {
+          'network.io.direction': 'receive',
+          'podnet.entity.kind': 'pod',
+          'podnet.netns.inode': POD.netnsInode,
+          'k8s.pod.uid': POD.pod!.uid,
+          'k8s.pod.name': 'web-1',
+          'k8s.namespace.name': 'shop',
+          'k8s.pod.label.app': 'web',
+        });
+
+        // Gauge, histogram, host entity, unattributed, node scope, default-off metric.
+        const gauge = latest(rx.points, 'podnet.synthetic.queue.length', isPod)!;
+        assert.equal(gauge.type, 'gauge');
+        assert.equal(gauge.value, 7.5);
+        const hist = latest(rx.points, 'podnet.synthetic.latency.duration', isPod)!;
+        assert.equal(hist.type, 'histogram');
+        assert.equal(hist.temporality, 'cumulative');
+        assert.equal(hist.unit, 's');
+        assert.deepEqual(hist.histogram!.explicitBounds, [0.001, 0.01, 0.1, 1]);
+        const n = hist.histogram!.bucketCounts[0]!;
+        assert.deepEqual(hist.histogram!.bucketCounts, [n, n, n, n, n]);
+        assert.equal(hist.histogram!.count, 5 * n);
+        assert.ok(
+          latest(
+            rx.points,
+            'podnet.synthetic.queue.length',
+            (p) => p.attributes['podnet.entity.kind'] === 'host',
+          ),
+        );
+        const un = latest(
+          rx.points,
+          'podnet.synthetic.queue.length',
+          (p) => p.attributes['podnet.entity.kind'] === 'unattributed',
+        )!;
+        assert.equal(un.attributes['podnet.netns.inode'], undefined);
+        const node = latest(rx.points, 'podnet.synthetic.collections')!;
+        assert.deepEqual(node.attributes, {});
+        assert.equal(latest(rx.points, 'podnet.synthetic.disabled.count'), undefined);
+        // Self-telemetry travels the same way.
+        assert.ok(
+          latest(
+            rx.points,
+            'podnet.probe.state',
+            (p) =>
+              p.attributes['podnet.probe.name'] === 'synthetic' &&
+              p.attributes['podnet.probe.state'] === 'running',
+          ),
+        );
+        assert.ok(latest(rx.points, 'podnet.probe.collection.duration'));
+
+        // Events: eventName, WARN, contract attributes, entity keys, type, stack as a string array, ns time.
+        const ev = rx.logs.find((l) => l.attributes['k8s.pod.name'] === 'web-1')!;
+        assert.equal(ev.eventName, 'podnet.synthetic.anomaly');
+        assert.equal(ev.severityNumber, 13);
+        assert.equal(ev.severityText, 'WARN');
+        assert.equal(ev.resource['k8s.node.name'], 'node-under-test');
+        assert.equal(ev.attributes['podnet.event.type'], 'SYNTHETIC_DROP');
+        assert.equal(ev.attributes['error.type'], 'NETFILTER_DROP');
+        assert.equal(ev.attributes['network.transport'], 'tcp');
+        assert.equal(ev.attributes['destination.port'], 80);
+        assert.equal(ev.attributes['podnet.entity.kind'], 'pod');
+        assert.equal(ev.attributes['k8s.namespace.name'], 'shop');
+        assert.equal(ev.attributes['k8s.pod.label.app'], 'web');
+        assert.deepEqual(ev.attributes['podnet.kernel.stack'], [
+          'kfree_skb_reason+0x0',
+          'nf_hook_slow+0x9c',
+          'ip_rcv+0x6f',
+          '__netif_receive_skb_one_core+0x84',
+        ]);
+        const nowNs = BigInt(Date.now()) * 1_000_000n;
+        assert.ok(
+          ev.timeUnixNano > nowNs - 60_000_000_000n && ev.timeUnixNano <= nowNs,
+          `time ${ev.timeUnixNano}`,
+        );
+        // The synthetic probe puts seq % 1e6 into the nanoseconds: sub-ms precision survived (not ms).
+        assert.equal(
+          Number(ev.timeUnixNano % 1_000_000n),
+          Number(ev.attributes['podnet.synthetic.seq']) % 1_000_000,
+        );
+
+        // Same data on /metrics (Prometheus naming).
+        await agent.collectNow();
+        const text = await (await fetch(`${agent.serverUrl}/metrics`)).text();
+        const line = text
+          .split('\n')
+          .find((l) => l.startsWith('podnet_synthetic_queue_length{') && l.includes('k8s_pod_name="web-1"'));
+        assert.ok(line, text.slice(0, 2000));
+        assert.match(line!, /k8s_namespace_name="shop"/);
+        assert.match(line!, /k8s_pod_label_app="web"/);
+        assert.match(line!, / 7\.5$/);
+        assert.match(text, /# TYPE podnet_synthetic_packet_count_total counter/);
+        assert.match(
+          text,
+          /# TYPE podnet_synthetic_latency_duration_seconds histogram|# TYPE podnet_synthetic_latency_duration histogram/,
+        );
+        assert.match(text, /podnet_synthetic_latency_duration(_seconds)?_bucket\{[^}]*le="0\.01"/);
+        assert.doesNotMatch(text, /do-not-export/);
+      } finally {
+        await agent.stop();
+      }
+    });
+  });
+}
+
+test('a series of an entity that disappears stops being exported within two collection intervals', async () => {
+  rx.clear();
+  const entities = new StaticEntitySource([hostEntity(), POD]);
+  const agent = await Agent.start({
+    configText: config(rx.httpEndpoint, 'http/protobuf'),
+    extraSpecs: [syntheticSpec],
+    entitySource: entities,
+    env: process.env,
+  });
+  try {
+    const promHasPod = async () =>
+      (await (await fetch(`${agent.serverUrl}/metrics`)).text()).includes('k8s_pod_name="web-1"');
+    await rx.waitFor(
+      () => rx.points.some((p) => p.attributes['k8s.pod.name'] === 'web-1'),
+      15_000,
+      'pod series',
+    );
+    assert.equal(await promHasPod(), true);
+    entities.remove(POD.netnsInode);
+    const removedAt = Date.now();
+    // Wait for two collections after the removal (the loop runs every interval; poll, generous timeout).
+    const c0 = agent.collections;
+    while (agent.collections < c0 + 2) {
+      if (Date.now() - removedAt > 20_000) throw new Error('collections stalled');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await promHasPod(), false, 'Prometheus endpoint still shows the pod');
+    // OTLP: every export that started after those two collections has no series of the pod.
+    const cut = BigInt(Date.now()) * 1_000_000n;
+    await rx.waitFor(() => rx.points.some((p) => p.timeUnixNano > cut), 15_000, 'a later export');
+    const later = rx.points.filter((p) => p.timeUnixNano > cut);
+    assert.ok(later.length > 0);
+    assert.equal(later.filter((p) => p.attributes['k8s.pod.name'] === 'web-1').length, 0);
+    assert.ok(later.some((p) => p.attributes['podnet.entity.kind'] === 'host'));
+  } finally {
+    await agent.stop();
+  }
+});
