@@ -67,7 +67,7 @@ test('OTEL_* environment: endpoint enables OTLP, protocol, export interval', () 
   assert.equal(d.otlpLogs, undefined);
 });
 
-test('${env:VAR} substitution and a full valid config', () => {
+test('env substitution (env:VAR) and a full valid config', () => {
   const c = resolveConfigText(
     `
 collection_interval: 1.5s
@@ -204,7 +204,7 @@ const MALFORMED: Array<[string, string, string, string[]]> = [
   ['YAML syntax error', 'probes: { synthetic: [', '(yaml)', ['line 1']],
   ['duplicate key', 'collection_interval: 1s\ncollection_interval: 2s', '(yaml)', ['line 2', 'unique']],
   ['document is a list', '- a\n- b', '(root)', ['expected a mapping']],
-  ['unset environment variable', 'node_name: ${env:PNO_NOT_SET}', 'node_name', ['PNO_NOT_SET is not set']],
+  ['unset environment variable', `node_name: \${env:PNO_NOT_SET}`, 'node_name', ['PNO_NOT_SET is not set']],
 ];
 
 for (const [what, yaml, path, fragments] of MALFORMED) {
