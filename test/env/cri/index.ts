@@ -275,13 +275,15 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
   counter++;
   const name = opts.name ?? `pnp${process.pid}${counter > 1 ? `c${counter}` : ''}`;
   if (!/^[a-z0-9]{1,12}$/.test(name)) throw new Error(`CRI env name "${name}" must be 1-12 chars [a-z0-9]`);
-  const dir = mkdtempSync(`/tmp/${name}-cri-`);
-  const socket = join(dir, 'containerd.sock');
-  const endpoint = `unix://${socket}`;
   const bridge = `${name}br`;
   const subnet = opts.subnet ?? pickSubnet();
   const { net, bits } = parseCidr(subnet);
   if (bits < 16 || bits > 24) throw new Error(`CRI env subnet ${subnet}: prefix must be /16 to /24`);
+  if (existsSync(`/sys/class/net/${bridge}`))
+    throw new Error(`CRI env bridge ${bridge} already exists (name in use?)`);
+  const dir = mkdtempSync(`/tmp/${name}-cri-`);
+  const socket = join(dir, 'containerd.sock');
+  const endpoint = `unix://${socket}`;
   const size = 2 ** (32 - bits);
   const gateway = intToIp(net + 1);
   const snapshotter =
