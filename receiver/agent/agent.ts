@@ -270,6 +270,9 @@ export class Agent {
     return {
       time: new Date().toISOString(),
       collectionIntervalMs: this._config.collectionIntervalMs,
+      metrics: Object.fromEntries(
+        this.pipeline.store.definitions().map((d) => [d.def.name, { kind: d.def.kind, unit: d.def.unit }]),
+      ),
       entities,
       probes: [...this._probes.values()].map((p) => ({ name: p.spec.name, ...this._state(p) })),
       events: { ...this.pipeline.self.events, emitted: this.pipeline.events.emitted },

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// The `podnet` command: run | probes | events | inspect. Structured logs (pino) go to stderr; stdout is
+// for data (tables, JSON, event lines).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { probeSpecs } from '../../probes/registry.ts';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../agent/agent.ts';
+import { ConfigError } from '../config/load.ts';
+import { log } from '../log/logger.ts';
+import { PODNET_VERSION } from '../otel/version.ts';
+import { probeTable } from './probes.ts';
+
+const DEFAULT_URL = 'http://127.0.0.1:9464';
+
+function parseUrl(v: string): string {
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:') throw new Error();
+    return v.replace(/\/+$/, '');
+  } catch {
+    throw new InvalidArgumentError(`expected an http:// URL of the podnet server, e.g. ${DEFAULT_URL}`);
+  }
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`podnet: ${message}\n`);
+  process.exit(code);
+}
+
+const program = new Command()
+  .name('podnet')
+  .description('OpenTelemetry-native Pod network monitor: per-pod kernel network metrics and anomaly events')
+  .version(PODNET_VERSION)
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description(
+    'run the receiver (probes → OTLP / Prometheus / local server); reloads the config file on change',
+  )
+  .option('-c, --config <file>', 'YAML config file (default: the embedded default config)')
+  .option(
+    '--with-synthetic',
+    'register the synthetic test probe (enable it in the config: probes.synthetic.enabled)',
+  )
+  .action(async (opts: { config?: string; withSynthetic?: boolean }) => {
+    let agent: Agent;
+    try {
+      agent = await Agent.start({
+        configPath: opts.config,
+        ...(opts.withSynthetic ? { extraSpecs: [syntheticSpec] } : {}),
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) fail(err.message, 2);
+      fail(`cannot start: ${(err as Error).message ?? String(err)}`);
+    }
+    log.info({ config: agent.config.source, server: agent.serverUrl ?? null }, 'podnet running');
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down: flushing exporters');
+      const force = setTimeout(() => {
+        log.error('shutdown took longer than 15 s; exiting');
+        process.exit(1);
+      }, 15_000);
+      force.unref();
+      agent.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err: String(err) }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('probes')
+  .description('list every probe: source, default, whether this host can run it and why not')
+  .option('--json', 'print JSON instead of a table')
+  .option('--with-synthetic', 'include the synthetic test probe')
+  .action(async (opts: { json?: boolean; withSynthetic?: boolean }) => {
+    const specs = [...probeSpecs, ...(opts.withSynthetic ? [syntheticSpec] : [])];
+    const rows = await probeTable(specs);
+    if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else {
+      const head = ['PROBE', 'SOURCE', 'DEFAULT', 'AVAILABLE', 'REASON'];
+      const body = rows.map((r) => [
+        r.name,
+        r.source,
+        r.defaultEnabled ? 'on' : 'off',
+        r.available ? 'yes' : 'no',
+        r.reason ?? '',
+      ]);
+      const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+      for (const line of [head, ...body])
+        process.stdout.write(
+          `${line
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
+      if (rows.length === 0) process.stdout.write('(no probes registered)\n');
+    }
+  });
+
+program
+  .command('events')
+  .description("print recent events from a running podnet's /events (JSON lines); --follow keeps streaming")
+  .option('--pod <pod>', 'only events of this pod (namespace/name, name or uid)')
+  .option('--name <event>', 'only events with this eventName, e.g. podnet.packet.drop')
+  .option('-f, --follow', 'keep streaming new events')
+  .addOption(new Option('--url <url>', 'podnet server').default(DEFAULT_URL).argParser(parseUrl))
+  .action(async (opts: { pod?: string; name?: string; follow?: boolean; url: string }) => {
+    const q = new URLSearchParams({ recent: '1', follow: opts.follow ? '1' : '0' });
+    if (opts.pod) q.set('pod', opts.pod);
+    if (opts.name) q.set('name', opts.name);
+    let res: Response;
+    try {
+      res = await fetch(`${opts.url}/events?${q}`);
+    } catch (err) {
+      fail(
+        `cannot reach ${opts.url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
+      );
+    }
+    if (!res.ok || !res.body) fail(`${opts.url}/events answered ${res.status}: ${await res.text()}`);
+    for await (const chunk of res.body) process.stdout.write(chunk);
+  });
+
+program
+  .command('inspect')
+  .description(
+    'live terminal view of a running podnet: entities and their key metrics (sortable), recent events',
+  )
+  .addOption(new Option('--url <url>', 'podnet server').default(DEFAULT_URL).argParser(parseUrl))
+  .option(
+    '--interval <ms>',
+    'refresh period in ms',
+    (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 100)
+        throw new InvalidArgumentError('expected an integer number of ms >= 100');
+      return n;
+    },
+    1000,
+  )
+  .action(async (opts: { url: string; interval: number }) => {
+    const { runInspect } = await import('./inspect.ts');
+    await runInspect(opts.url, opts.interval);
+  });
+
+await program.parseAsync(process.argv);
