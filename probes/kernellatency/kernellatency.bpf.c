@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * kernellatency: time a packet spends in the kernel's protocol stack, per netns of the socket.
+ *
+ *   rx = net:netif_receive_skb (the packet enters the protocol stack, __netif_receive_skb_core)
+ *        → sock:sk_data_ready (it was queued on a socket). Both run in the same softirq on the same CPU,
+ *        so a per-CPU slot carries the start (no per-packet map entry); net:napi_poll clears the slot
+ *        at the end of each poll so a later wake-up of a socket outside that poll is never matched.
+ *        Limits: with list/GRO receive one packet per batch is measured (the slot holds the last
+ *        packet that entered); packets queued to the socket backlog (socket owned by the reader) are
+ *        not measured; time in the driver/backlog queue before the stack is the softirq probe's delay.
+ *   tx = TCP's departure timestamp (skb->tstamp, set to the transmit time with SKB_CLOCK_MONOTONIC by
+ *        __tcp_transmit_skb) → net:net_dev_queue (the packet reaches the device layer): the IP output
+ *        path, netfilter, routing and neighbour resolution. No state at all. TCP only (UDP has no
+ *        departure timestamp unless SO_TXTIME); paced packets whose departure time lies in the future
+ *        are skipped.
+ * Slow events RXKERNEL_SLOW / TXKERNEL_SLOW over `cfg_slow_ns` (default 10 ms, as KubeSkoop).
+ */
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
+#include "../histogram/pn_hist.bpf.h"
+
+#define KL_RX 0
+#define KL_TX 1
+#define KL_EV_RX 1
+#define KL_EV_TX 2
+#define KL_TCP 6
+#define KL_TCP_TIME_WAIT 6
+#define KL_TCP_NEW_SYN_RECV 12
+#define KL_CLOCK_MONOTONIC 1
+
+const volatile __u64 cfg_slow_ns = 10000000ULL;
+const volatile __u64 cfg_t0_ns = 1000000ULL;
+const volatile __u64 cfg_t1_ns = 100000000ULL;
+
+struct kl_key {
+	__u32 netns;
+	__u8 dir; /* KL_RX / KL_TX */
+	__u8 l4proto;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct kl_key);
+	__type(value, struct pn_hist);
+} kl_hist SEC(".maps");
+
+struct kl_rx {
+	__u64 skb;
+	__u64 ts;
+	__u32 ifindex;
+	__u32 len;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kl_rx);
+} kl_rx_slot SEC(".maps");
+
+struct kl_event {
+	struct pn_event_hdr hdr; /* @0 */
+	__u64 latency_ns;        /* @16 */
+	__u32 ifindex;           /* @24 */
+	__u16 family;            /* @28 */
+	__u16 sport;             /* @30 packet source port */
+	__u16 dport;             /* @32 */
+	__u8 l4proto;            /* @34 */
+	__u8 pad;                /* @35 */
+	__u8 saddr[16];          /* @36 packet source */
+	__u8 daddr[16];          /* @52 */
+	__u32 len;               /* @68 */
+};
+_Static_assert(sizeof(struct kl_event) == 72, "kl_event layout is shared with kernellatency.ts");
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
+{
+	__u32 z = 0;
+	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
+	if (!s)
+		return 0;
+	s->skb = (__u64)skb;
+	s->ts = bpf_ktime_get_ns();
+	s->ifindex = skb->skb_iif;
+	s->len = skb->len;
+	return 0;
+}
+
+SEC("tp_btf/napi_poll")
+int BPF_PROG(kl_napi_poll, struct napi_struct *napi, int work, int budget)
+{
+	__u32 z = 0;
+	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
+	if (s)
+		s->ts = 0;
+	return 0;
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(kl_rx_socket, const struct sock *sk)
+{
+	__u32 z = 0;
+	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
+	if (!s || !s->ts)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 lat = now - s->ts;
+	s->ts = 0;
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (fam != 2 && fam != 10)
+		return 0;
+	__u8 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u32 netns = pn_watch_key(pn_sock_netns(sk));
+	struct kl_key k = { .netns = netns, .dir = KL_RX, .l4proto = proto };
+	pn_hist_add(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_RX))
+		return 0;
+	struct kl_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	pn_fill_hdr(&e->hdr, KL_EV_RX, netns);
+	e->latency_ns = lat;
+	e->ifindex = s->ifindex;
+	e->len = s->len;
+	e->family = fam;
+	e->l4proto = proto;
+	/* packet direction: peer → local */
+	e->sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->dport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (fam == 2) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &r, 4);
+		__builtin_memcpy(e->daddr, &l, 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(kl_tx_device, struct sk_buff *skb)
+{
+	struct sock *sk = skb->sk;
+	if (!sk)
+		return 0;
+	__u64 ts = skb->tstamp;
+	if (!ts)
+		return 0;
+	if (bpf_core_field_exists(skb->tstamp_type)) {
+		if (BPF_CORE_READ_BITFIELD_PROBED(skb, tstamp_type) != KL_CLOCK_MONOTONIC)
+			return 0;
+	}
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == KL_TCP_TIME_WAIT || state == KL_TCP_NEW_SYN_RECV)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != KL_TCP)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (ts > now)
+		return 0; /* departure time in the future (pacing) */
+	__u64 lat = now - ts;
+	__u32 netns = pn_watch_key(pn_sock_netns(sk));
+	struct kl_key k = { .netns = netns, .dir = KL_TX, .l4proto = KL_TCP };
+	pn_hist_add(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_TX))
+		return 0;
+	struct kl_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	pn_fill_hdr(&e->hdr, KL_EV_TX, netns);
+	e->latency_ns = lat;
+	e->ifindex = BPF_CORE_READ(skb, dev, ifindex);
+	e->len = skb->len;
+	struct pn_flow f = {};
+	if (!pn_skb_flow(skb, &f)) {
+		e->family = f.family;
+		e->sport = f.sport;
+		e->dport = f.dport;
+		e->l4proto = f.l4proto;
+		__builtin_memcpy(e->saddr, f.saddr, 16);
+		__builtin_memcpy(e->daddr, f.daddr, 16);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

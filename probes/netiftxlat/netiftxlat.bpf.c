@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * netiftxlat: transmit latency at the device layer, per netns of the transmitting device.
+ *
+ *   qdisc wait  = net:net_dev_queue (the packet enters __dev_queue_xmit, about to be enqueued)
+ *                 → net:net_dev_start_xmit (handed to the driver).
+ *   driver time = net:net_dev_start_xmit → net:net_dev_xmit (ndo_start_xmit returned).
+ *
+ * Devices without a qdisc (noqueue: veth, loopback by default) go from queue to start_xmit on the same
+ * CPU in the same call, so that case uses a per-CPU slot and touches no hash. Devices with a qdisc keep
+ * the enqueue time in an LRU hash keyed by the skb pointer (bounded; deleted at start_xmit, evicted if
+ * the qdisc drops the packet; the skb head pointer guards against a reused skb). start_xmit → xmit is
+ * synchronous on one CPU: a small per-CPU stack (nested devices) holds it.
+ * Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over `cfg_slow_ns` (default 100 ms).
+ */
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
+#include "../histogram/pn_hist.bpf.h"
+
+#define NT_QDISC 0
+#define NT_XMIT 1
+#define NT_EV_QDISC 1
+#define NT_EV_XMIT 2
+#define NT_DEPTH 4
+
+const volatile __u64 cfg_slow_ns = 100000000ULL;
+const volatile __u64 cfg_t0_ns = 1000000ULL;
+const volatile __u64 cfg_t1_ns = 100000000ULL;
+
+struct nt_key {
+	__u32 netns;
+	__u32 phase; /* NT_QDISC / NT_XMIT */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nt_key);
+	__type(value, struct pn_hist);
+} nt_hist SEC(".maps");
+
+struct nt_q {
+	__u64 ts;
+	__u64 head;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sk_buff * */
+	__type(value, struct nt_q);
+} nt_queued SEC(".maps");
+
+struct nt_slot {
+	__u64 skb;
+	__u64 ts;
+};
+
+struct nt_cpu {
+	struct nt_slot direct;          /* last packet queued on a device without qdisc */
+	struct nt_slot xmit[NT_DEPTH];  /* start_xmit in progress, innermost last */
+	__u32 depth;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nt_cpu);
+} nt_percpu SEC(".maps");
+
+struct nt_event {
+	struct pn_event_hdr hdr; /* @0 */
+	__u64 latency_ns;        /* @16 */
+	__u32 ifindex;           /* @24 */
+	__u16 family;            /* @28 */
+	__u16 sport;             /* @30 */
+	__u16 dport;             /* @32 */
+	__u8 l4proto;            /* @34 */
+	__u8 pad;                /* @35 */
+	__u8 saddr[16];          /* @36 */
+	__u8 daddr[16];          /* @52 */
+	__u32 len;               /* @68 */
+};
+_Static_assert(sizeof(struct nt_event) == 72, "nt_event layout is shared with netiftxlat.ts");
+
+static __always_inline struct nt_cpu *nt_cpu(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&nt_percpu, &z);
+}
+
+static __always_inline int nt_has_qdisc(const struct sk_buff *skb, const struct net_device *dev)
+{
+	struct netdev_queue *txq = BPF_CORE_READ(dev, _tx);
+	__u16 qm = BPF_CORE_READ(skb, queue_mapping);
+	if (!txq)
+		return 0;
+	txq = (void *)txq + (__u64)qm * bpf_core_type_size(struct netdev_queue);
+	struct Qdisc *q = BPF_CORE_READ(txq, qdisc);
+	if (!q)
+		return 0;
+	return BPF_CORE_READ(q, enqueue) != 0;
+}
+
+static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_device *dev, __u32 type, __u32 netns,
+				    __u64 lat, __u32 len)
+{
+	if (!pn_rate_allow(netns, type))
+		return;
+	struct nt_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	pn_fill_hdr(&e->hdr, type, netns);
+	e->latency_ns = lat;
+	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	e->len = len;
+	struct pn_flow f = {};
+	if (skb && !pn_skb_flow(skb, &f)) {
+		e->family = f.family;
+		e->sport = f.sport;
+		e->dport = f.dport;
+		e->l4proto = f.l4proto;
+		__builtin_memcpy(e->saddr, f.saddr, 16);
+		__builtin_memcpy(e->daddr, f.daddr, 16);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(nt_queue, struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	if (!dev)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (!nt_has_qdisc(skb, dev)) {
+		struct nt_cpu *c = nt_cpu();
+		if (c) {
+			c->direct.skb = (__u64)skb;
+			c->direct.ts = now;
+		}
+		return 0;
+	}
+	__u64 key = (__u64)skb;
+	struct nt_q v = { .ts = now, .head = (__u64)BPF_CORE_READ(skb, head) };
+	bpf_map_update_elem(&nt_queued, &key, &v, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	struct nt_cpu *c = nt_cpu();
+	if (!c)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 key = (__u64)skb;
+	__u64 queued = 0;
+	if (c->direct.skb == key) {
+		queued = c->direct.ts;
+		c->direct.skb = 0;
+	} else {
+		struct nt_q *q = bpf_map_lookup_elem(&nt_queued, &key);
+		if (q) {
+			if (q->head == (__u64)BPF_CORE_READ(skb, head))
+				queued = q->ts;
+			bpf_map_delete_elem(&nt_queued, &key);
+		}
+	}
+	__u32 d = c->depth;
+	if (d < NT_DEPTH) {
+		c->xmit[d & (NT_DEPTH - 1)].skb = key;
+		c->xmit[d & (NT_DEPTH - 1)].ts = now;
+	}
+	c->depth = d + 1;
+	if (queued && now >= queued) {
+		__u64 lat = now - queued;
+		__u32 netns = pn_watch_key(pn_dev_netns(dev));
+		struct nt_key hk = { .netns = netns, .phase = NT_QDISC };
+		pn_hist_add(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+		if (lat > cfg_slow_ns)
+			nt_emit(skb, dev, NT_EV_QDISC, netns, lat, BPF_CORE_READ(skb, len));
+	}
+	return 0;
+}
+
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	struct nt_cpu *c = nt_cpu();
+	if (!c || !c->depth)
+		return 0;
+	__u32 d = c->depth - 1;
+	c->depth = d;
+	if (d >= NT_DEPTH)
+		return 0;
+	struct nt_slot *s = &c->xmit[d & (NT_DEPTH - 1)];
+	if (s->skb != (__u64)skb)
+		return 0;
+	__u64 lat = bpf_ktime_get_ns() - s->ts;
+	s->skb = 0;
+	__u32 netns = pn_watch_key(pn_dev_netns(dev));
+	struct nt_key hk = { .netns = netns, .phase = NT_XMIT };
+	pn_hist_add(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+	if (lat > cfg_slow_ns)
+		nt_emit(NULL, dev, NT_EV_XMIT, netns, lat, len); /* the skb may be freed: no tuple */
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

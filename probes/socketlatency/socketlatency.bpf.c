@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * socketlatency: how long data waits in a socket.
+ *
+ *   read wait  = first data arrival since the last read (sock:sk_data_ready)
+ *                → the application's read returns data (sock:sock_recv_length, ret > 0, not MSG_PEEK).
+ *                If data is left in the receive queue after a read, the next wait starts at that read.
+ *   write wait = the application starts writing (tcp:tcp_sendmsg_locked; write_seq at that moment is
+ *                the first byte of the write) → the first data segment carrying that byte or a later
+ *                one reaches the device layer (net:net_dev_queue, seq/length from the TCP header).
+ *                Includes time blocked on a full send buffer / peer window. TCP only.
+ *
+ * Per-socket state lives in an LRU hash keyed by the sock pointer (bounded); TCP entries are deleted
+ * at tcp:tcp_destroy_sock, and the socket cookie guards against a reused pointer (UDP has no destroy
+ * tracepoint). Histograms per (netns, direction, transport) in a per-CPU hash; waits over
+ * `cfg_slow_ns` become `podnet.socket.slow` events (rate-limited per netns and type).
+ */
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
+#include "../histogram/pn_hist.bpf.h"
+
+#define SL_READ 0
+#define SL_WRITE 1
+
+#define SL_EV_READ_SLOW 1
+#define SL_EV_WRITE_SLOW 2
+
+#define SL_IPPROTO_TCP 6
+#define SL_IPPROTO_UDP 17
+#define SL_MSG_PEEK 2
+#define SL_TCP_LISTEN 10
+#define SL_TCP_TIME_WAIT 6
+#define SL_TCP_NEW_SYN_RECV 12
+
+const volatile __u64 cfg_slow_ns = 100000000ULL; /* slow event threshold */
+const volatile __u64 cfg_t0_ns = 1000000ULL;     /* counter: over 1 ms */
+const volatile __u64 cfg_t1_ns = 100000000ULL;   /* counter: over 100 ms */
+const volatile __u8 cfg_udp = 1;                 /* also measure UDP read waits */
+
+struct sl_key {
+	__u32 netns;
+	__u8 dir;     /* SL_READ / SL_WRITE */
+	__u8 l4proto; /* 6 / 17 */
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sl_key);
+	__type(value, struct pn_hist);
+} sl_hist SEC(".maps");
+
+struct sl_state {
+	__u64 cookie;
+	__u64 read_ts;
+	__u64 write_ts;
+	__u32 write_mark; /* tcp write_seq when the pending write started */
+	__u32 write_pid;
+	char write_comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct sl_state);
+} sl_socks SEC(".maps");
+
+struct sl_event {
+	struct pn_event_hdr hdr; /* @0  type SL_EV_*, netns */
+	__u64 wait_ns;           /* @16 */
+	__u32 pid;               /* @24 */
+	__u16 family;            /* @28 AF_INET 2 / AF_INET6 10 */
+	__u16 lport;             /* @30 host order */
+	__u16 rport;             /* @32 host order */
+	__u8 l4proto;            /* @34 */
+	__u8 state;              /* @35 TCP state */
+	__u8 laddr[16];          /* @36 network order */
+	__u8 raddr[16];          /* @52 */
+	char comm[16];           /* @68 */
+	__u32 pad;               /* @84 */
+};
+_Static_assert(sizeof(struct sl_event) == 88, "sl_event layout is shared with socketlatency.ts");
+
+static __always_inline int sl_proto_ok(const struct sock *sk, __u8 *proto)
+{
+	__u16 p = BPF_CORE_READ(sk, sk_protocol);
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (fam != 2 && fam != 10)
+		return 0;
+	if (p == SL_IPPROTO_TCP || (p == SL_IPPROTO_UDP && cfg_udp)) {
+		*proto = p;
+		return 1;
+	}
+	return 0;
+}
+
+/* State of `sk` with a matching cookie; creates (or resets a stale) entry when `create`. */
+static __always_inline struct sl_state *sl_state_get(const struct sock *sk, int create)
+{
+	__u64 key = (__u64)sk;
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	struct sl_state *st = bpf_map_lookup_elem(&sl_socks, &key);
+	if (st) {
+		if (st->cookie == cookie)
+			return st;
+		if (!create) {
+			bpf_map_delete_elem(&sl_socks, &key);
+			return NULL;
+		}
+		__builtin_memset(st, 0, sizeof(*st));
+		st->cookie = cookie;
+		return st;
+	}
+	if (!create)
+		return NULL;
+	struct sl_state init = { .cookie = cookie };
+	bpf_map_update_elem(&sl_socks, &key, &init, BPF_ANY);
+	return bpf_map_lookup_elem(&sl_socks, &key);
+}
+
+static __always_inline void sl_emit(const struct sock *sk, __u32 type, __u32 netns, __u64 wait, __u8 proto,
+				    __u32 pid, const char *comm)
+{
+	if (!pn_rate_allow(netns, type))
+		return;
+	struct sl_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return;
+	pn_fill_hdr(&e->hdr, type, netns);
+	e->wait_ns = wait;
+	e->pid = pid;
+	e->l4proto = proto;
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->family = fam;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (!e->lport)
+		e->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__builtin_memset(e->laddr, 0, 32);
+	if (fam == 2) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->laddr, &l, 4);
+		__builtin_memcpy(e->raddr, &r, 4);
+	} else {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	__builtin_memcpy(e->comm, comm, 16);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(sl_data_ready, const struct sock *sk)
+{
+	__u8 proto;
+	if (!sl_proto_ok(sk, &proto))
+		return 0;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == SL_TCP_LISTEN && proto == SL_IPPROTO_TCP)
+		return 0;
+	struct sl_state *st = sl_state_get(sk, 1);
+	if (st && !st->read_ts)
+		st->read_ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & SL_MSG_PEEK))
+		return 0;
+	__u8 proto;
+	if (!sl_proto_ok(sk, &proto))
+		return 0;
+	struct sl_state *st = sl_state_get(sk, 0);
+	if (!st || !st->read_ts)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 wait = now - st->read_ts;
+	/* data left behind waits from now on */
+	st->read_ts = BPF_CORE_READ(sk, sk_receive_queue.qlen) ? now : 0;
+	__u32 netns = pn_watch_key(pn_sock_netns(sk));
+	struct sl_key key = { .netns = netns, .dir = SL_READ, .l4proto = proto };
+	pn_hist_add(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
+	if (wait > cfg_slow_ns) {
+		char comm[16];
+		bpf_get_current_comm(comm, sizeof(comm));
+		sl_emit(sk, SL_EV_READ_SLOW, netns, wait, proto, bpf_get_current_pid_tgid() >> 32, comm);
+	}
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(sl_sendmsg, const struct sock *sk, const struct msghdr *msg, const struct sk_buff *skb, int size_goal)
+{
+	struct sl_state *st = sl_state_get(sk, 1);
+	if (!st || st->write_ts)
+		return 0;
+	st->write_ts = bpf_ktime_get_ns();
+	st->write_mark = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
+	st->write_pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(st->write_comm, sizeof(st->write_comm));
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
+{
+	struct sock *sk = skb->sk;
+	if (!sk)
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == SL_TCP_TIME_WAIT || state == SL_TCP_NEW_SYN_RECV || state == SL_TCP_LISTEN)
+		return 0; /* mini sockets: not a struct sock */
+	if (BPF_CORE_READ(sk, sk_protocol) != SL_IPPROTO_TCP)
+		return 0;
+	__u64 key = (__u64)sk;
+	struct sl_state *st = bpf_map_lookup_elem(&sl_socks, &key);
+	if (!st || !st->write_ts)
+		return 0;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	if (th_off == (__u16)~0U)
+		return 0;
+	struct tcphdr th;
+	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
+		return 0;
+	__s64 payload = (__s64)BPF_CORE_READ(skb, len) - ((__s64)th_off - (__s64)(data - head)) - th.doff * 4;
+	if (payload <= 0)
+		return 0; /* ACK, window probe */
+	__u32 end_seq = bpf_ntohl(th.seq) + (__u32)payload;
+	if ((__s32)(end_seq - st->write_mark) <= 0)
+		return 0; /* older data (e.g. a retransmit) */
+	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
+	st->write_ts = 0;
+	__u32 netns = pn_watch_key(pn_sock_netns(sk));
+	struct sl_key hkey = { .netns = netns, .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
+	pn_hist_add(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
+	if (wait > cfg_slow_ns) {
+		char comm[16];
+		__builtin_memcpy(comm, st->write_comm, 16);
+		sl_emit(sk, SL_EV_WRITE_SLOW, netns, wait, SL_IPPROTO_TCP, st->write_pid, comm);
+	}
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(sl_destroy, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	bpf_map_delete_elem(&sl_socks, &key);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
