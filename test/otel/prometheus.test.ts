@@ -1,0 +1,66 @@
+// A real Prometheus scrapes podnet's /metrics; PromQL returns podnet series with the expected labels and
+// values, rates work on the counters, and histograms work with histogram_quantile.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../../receiver/agent/agent.ts';
+import { Prometheus } from '../env/prometheus.ts';
+
+let agent: Agent;
+let prom: Prometheus;
+
+before(async () => {
+  agent = await Agent.start({
+    configText: `
+collection_interval: 250ms
+server: { address: "127.0.0.1:0" }
+probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 3 } } }
+`,
+    extraSpecs: [syntheticSpec],
+    env: {},
+  });
+  prom = await Prometheus.start([{ job: 'podnet', target: new URL(agent.serverUrl!).host }]);
+});
+
+after(async () => {
+  await prom?.stop();
+  await agent?.stop();
+});
+
+test('Prometheus scrapes /metrics and PromQL returns podnet series', async () => {
+  await prom.waitFor('up{job="podnet"}', (r) => r.length === 1 && r[0]!.value === 1);
+  const gauge = await prom.waitFor(
+    'podnet_synthetic_queue_length{podnet_entity_kind="host"}',
+    (r) => r.length === 1,
+  );
+  assert.equal(gauge[0]!.value, 3);
+  assert.match(gauge[0]!.metric['podnet_netns_inode'] ?? '', /^\d+$/);
+  assert.equal(gauge[0]!.metric['job'], 'podnet');
+
+  // Counter: +5 per 250 ms collection on receive, twice that on transmit → rate ≈ 20/s and 40/s.
+  const rate = await prom.waitFor(
+    'rate(podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="receive"}[5s])',
+    // The first windows hold few samples; wait until it settles near the true rate.
+    (r) => r.length === 1 && r[0]!.value > 12 && r[0]!.value < 30,
+  );
+  assert.equal(rate.length, 1);
+  const ratio = await prom.query(
+    'podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="transmit"} / ignoring(network_io_direction) podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="receive"}',
+  );
+  assert.equal(ratio.length, 1);
+  assert.equal(ratio[0]!.value, 2);
+
+  // Histogram buckets are usable: equal counts per bucket → median in the (0.001, 0.01] bucket... (2.5 of 5).
+  const q = await prom.waitFor(
+    'histogram_quantile(0.5, sum by (le) (podnet_synthetic_latency_duration_seconds_bucket{podnet_entity_kind="host"}) or sum by (le) (podnet_synthetic_latency_duration_bucket{podnet_entity_kind="host"}))',
+    (r) => r.length === 1 && Number.isFinite(r[0]!.value),
+  );
+  assert.ok(q[0]!.value > 0.01 && q[0]!.value <= 0.1, `median ${q[0]!.value}`);
+
+  // Self-telemetry is scrapable too.
+  const state = await prom.waitFor(
+    'podnet_probe_state{podnet_probe_name="synthetic"}',
+    (r) => r.length === 1,
+  );
+  assert.equal(state[0]!.metric['podnet_probe_state'], 'running');
+});
