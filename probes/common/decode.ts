@@ -1,0 +1,133 @@
+// Decoding helpers shared by the eBPF anomaly probes: the 40-byte `struct pn_tuple`
+// (probes/common/pn_tuple.bpf.h), TCP state names, transport names, event attribute builders.
+import { ipString } from '../../receiver/bpf/events.ts';
+
+export const TUPLE_SIZE = 40;
+
+export interface Tuple {
+  /** 2 = IPv4, 10 = IPv6, 0 = unknown (no IP header). */
+  readonly family: number;
+  readonly saddr: string;
+  readonly daddr: string;
+  readonly sport: number;
+  readonly dport: number;
+  /** IPPROTO_* (6 TCP, 17 UDP, ...). */
+  readonly l4proto: number;
+  /** TCP state number of the socket (1 = ESTABLISHED ... 12 = NEW_SYN_RECV), 0 = none. */
+  readonly state: number;
+}
+
+/** Reads a `struct pn_tuple` at `offset`. */
+export function readTuple(view: DataView, offset: number): Tuple {
+  const family = view.getUint16(offset + 36, true);
+  return {
+    family,
+    saddr: ipString(view, offset, family),
+    daddr: ipString(view, offset + 16, family),
+    sport: view.getUint16(offset + 32, true),
+    dport: view.getUint16(offset + 34, true),
+    l4proto: view.getUint8(offset + 38),
+    state: view.getUint8(offset + 39),
+  };
+}
+
+/** include/net/tcp_states.h; values are the semconv `network.connection.state` spelling. */
+const TCP_STATES = [
+  '',
+  'established',
+  'syn_sent',
+  'syn_received',
+  'fin_wait_1',
+  'fin_wait_2',
+  'time_wait',
+  'close',
+  'close_wait',
+  'last_ack',
+  'listen',
+  'closing',
+  'new_syn_recv',
+  'bound_inactive',
+];
+
+/** `established`, `syn_sent`, ... ('' for 0 / unknown). */
+export function tcpStateName(state: number): string {
+  return TCP_STATES[state] ?? `state_${state}`;
+}
+
+/** Kernel spelling as KubeSkoop prints it (`TCP_ESTABLISHED`), for messages. */
+export function tcpStateKernelName(state: number): string {
+  const s = TCP_STATES[state];
+  if (!s) return 'TCP_OTHER';
+  return `TCP_${s.toUpperCase().replace('SYN_RECEIVED', 'SYN_RECV')}`;
+}
+
+/** `network.transport` value for an IPPROTO_* number. */
+export function transportName(l4proto: number): string {
+  switch (l4proto) {
+    case 6:
+      return 'tcp';
+    case 17:
+      return 'udp';
+    case 1:
+      return 'icmp';
+    case 58:
+      return 'icmpv6';
+    case 132:
+      return 'sctp';
+    case 136:
+      return 'udplite';
+    case 0:
+      return 'unknown';
+    default:
+      return `ipproto_${l4proto}`;
+  }
+}
+
+/** `network.type` for an address family (2 → ipv4, 10 → ipv6). */
+export function networkType(family: number): string | undefined {
+  return family === 2 ? 'ipv4' : family === 10 ? 'ipv6' : undefined;
+}
+
+type Attrs = Record<string, string | number | boolean | readonly string[]>;
+
+/** Packet attributes (`source.*`, `destination.*`, transport, type) of a packet tuple. */
+export function packetAttributes(t: Tuple, out: Attrs = {}): Attrs {
+  const type = networkType(t.family);
+  if (type) {
+    out['network.type'] = type;
+    out['source.address'] = t.saddr;
+    out['destination.address'] = t.daddr;
+  }
+  if (t.l4proto !== 0 || type) out['network.transport'] = transportName(t.l4proto);
+  if (t.l4proto === 6 || t.l4proto === 17) {
+    out['source.port'] = t.sport;
+    out['destination.port'] = t.dport;
+  }
+  return out;
+}
+
+/** Socket attributes (`network.local.*`, `network.peer.*`, transport, type, state) of a socket tuple. */
+export function socketAttributes(t: Tuple, out: Attrs = {}): Attrs {
+  const type = networkType(t.family);
+  if (type) {
+    out['network.type'] = type;
+    out['network.local.address'] = t.saddr;
+    out['network.peer.address'] = t.daddr;
+  }
+  out['network.local.port'] = t.sport;
+  out['network.peer.port'] = t.dport;
+  if (t.l4proto) out['network.transport'] = transportName(t.l4proto);
+  if (t.state) out['network.connection.state'] = tcpStateName(t.state);
+  return out;
+}
+
+/** NUL-terminated string of at most `max` bytes at `offset`. */
+export function cString(view: DataView, offset: number, max: number): string {
+  let s = '';
+  for (let i = 0; i < max; i++) {
+    const c = view.getUint8(offset + i);
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}

@@ -1,0 +1,472 @@
+// Glue every eBPF probe shares (see probes/common/README.md): open the probe's committed object next to
+// its module, load it with the event tunables from the probe's args, keep the watched-netns map in the
+// kernel in sync with pod discovery, turn ring records into ProbeEvents (wall clock, stacks), read
+// per-CPU counter maps into MetricPoints (deleting keys of netns that are gone), and export the
+// runtime's self-telemetry (events lost / suppressed, stack failures).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
+import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../receiver/bpf/events.ts';
+import { checkHook } from '../../receiver/bpf/hooks.ts';
+import { kallsyms } from '../../receiver/bpf/kallsyms.ts';
+import type { BpfMap } from '../../receiver/bpf/maps.ts';
+import {
+  type BpfCollection,
+  BpfSpec,
+  type ProgramOptions,
+  type RodataValue,
+} from '../../receiver/bpf/object.ts';
+import { openEventRing, type RingReader } from '../../receiver/bpf/ringbuf.ts';
+import { readStack, symbolizeStack } from '../../receiver/bpf/stacks.ts';
+import type { Logger } from '../../receiver/log/logger.ts';
+import type { EntityChange } from '../../receiver/pods/entity.ts';
+import type {
+  Availability,
+  MetricDef,
+  MetricPoint,
+  ProbeContext,
+  ProbeEvent,
+  ProbeStatus,
+} from '../../receiver/probe/types.ts';
+
+const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
+
+/** Event tunables every eBPF anomaly probe accepts (spread into the probe's zod object). */
+export const eventArgsShape = {
+  /** Events per (netns, event type) per window, limited in the kernel; 0 = unlimited. Counters are never limited. */
+  rateLimit: z.number().int().min(0).default(100),
+  /** Rate-limit window, ms. */
+  rateWindowMs: z.number().int().positive().default(1000),
+  /** Capture a kernel stack for each event that is sent (costs ~4-5x the handler). */
+  stacks: z.boolean().default(false),
+  /** Ring buffer size, bytes (a power of two, >= 4096). */
+  ringBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .refine(isPow2, 'must be a power of two')
+    .default(1 << 20),
+  /** Stack map entries (only allocated when stacks are on). */
+  stackEntries: z.number().int().positive().default(2048),
+};
+export const eventArgsSchema = z.object(eventArgsShape);
+export type EventArgs = z.infer<typeof eventArgsSchema>;
+
+/** pn_stats indexes (probes/include/pn_event.h enum pn_stat; 3 = pn_watch.bpf.h PN_STAT_COUNTER_FULL). */
+export const PN_STAT = { ringLost: 0, suppressed: 1, stackFailed: 2, counterFull: 3 } as const;
+
+export const SELF_METRIC = {
+  lost: 'podnet.ebpf.events.lost',
+  suppressed: 'podnet.ebpf.events.suppressed',
+  read: 'podnet.ebpf.events.read',
+  stackFailures: 'podnet.ebpf.stack.failures',
+  counterFull: 'podnet.ebpf.counter.full',
+} as const;
+
+const selfDef = (name: string, unit: string, description: string): MetricDef => ({
+  name,
+  kind: 'counter',
+  unit,
+  description,
+  attributes: ['podnet.probe.name'],
+  enabled: true,
+  scope: 'node',
+});
+
+/** Self-telemetry metric definitions; add them to each eBPF probe's `metrics`. */
+export const SELF_METRIC_DEFS: readonly MetricDef[] = [
+  selfDef(
+    SELF_METRIC.lost,
+    '{event}',
+    'Events lost in the kernel because the ring buffer was full (counted at bpf_ringbuf_reserve).',
+  ),
+  selfDef(
+    SELF_METRIC.suppressed,
+    '{event}',
+    'Events not sent because of the per-(netns, type) rate limit in the kernel; the counters still count them.',
+  ),
+  selfDef(SELF_METRIC.read, '{event}', 'Event records read from the ring buffer by the receiver.'),
+  selfDef(
+    SELF_METRIC.stackFailures,
+    '{event}',
+    'Events sent without a stack because bpf_get_stackid failed (stack map full, ...).',
+  ),
+  selfDef(
+    SELF_METRIC.counterFull,
+    '{occurrence}',
+    'Occurrences not counted because a counter map was full (should stay 0).',
+  ),
+];
+
+/** One ring record, with its decoded header and wall-clock time. `view` aliases the ring: copy what you keep. */
+export interface RingRecord {
+  readonly view: DataView;
+  readonly offset: number;
+  readonly length: number;
+  readonly header: EventHeader;
+  readonly timeUnixNano: bigint;
+}
+
+export type RecordDecoder = (rec: RingRecord, rt: EbpfRuntime) => ProbeEvent | null;
+
+export interface EbpfRuntimeOptions {
+  /** Probe name (logs, self-telemetry attribute `podnet.probe.name`). */
+  readonly probe: string;
+  /** The committed object, e.g. `new URL('./packetloss.bpf.o', import.meta.url)`. */
+  readonly object: URL | string;
+  readonly ctx: ProbeContext;
+  readonly args: EventArgs;
+  /** Probe-specific `.rodata` tunables (the event tunables are filled in from `args`). */
+  readonly rodata?: Readonly<Record<string, RodataValue>>;
+  readonly maxEntries?: Readonly<Record<string, number>>;
+  readonly programs?: Readonly<Record<string, ProgramOptions>>;
+  /** Ring record → event; without it the object's ring is not read. */
+  readonly decode?: RecordDecoder;
+  /** PERCPU/HASH counter maps whose keys start with a u32 netns: keys of netns that are gone are deleted. */
+  readonly counterMaps?: readonly string[];
+  /** Count every netns under its own inode (no watched-netns filter). Default false. */
+  readonly watchAll?: boolean;
+  /**
+   * primary program → fallback program on the same hook (e.g. tp_btf → raw_tp). Fallbacks stay off
+   * unless their primary cannot load or attach here; then the object is reloaded with the fallback.
+   */
+  readonly fallbacks?: Readonly<Record<string, string>>;
+}
+
+const specs = new Map<string, BpfSpec>();
+
+/** The parsed object (cached per path). Throws when the committed object is missing. */
+export function objectSpec(object: URL | string): BpfSpec {
+  const path = typeof object === 'string' ? object : fileURLToPath(object);
+  let s = specs.get(path);
+  if (!s) {
+    if (!existsSync(path)) throw new Error(`BPF object ${path} missing: run sh scripts/build-bpf.sh`);
+    s = BpfSpec.fromFile(path);
+    specs.set(path, s);
+  }
+  return s;
+}
+
+/**
+ * Whether at least one program of the object can attach here, judged from hook checks only (BTF
+ * typedefs, tracefs, program types): cheap and side-effect free, for ProbeSpec.availability().
+ * `groups` lists alternative program names per required hook; every group needs one usable program.
+ */
+export function hookAvailability(object: URL | string, groups: readonly (readonly string[])[]): Availability {
+  let spec: BpfSpec;
+  try {
+    spec = objectSpec(object);
+  } catch (err) {
+    return { available: false, reason: (err as Error).message };
+  }
+  const missing: string[] = [];
+  const partial: string[] = [];
+  withVmlinuxBtf((btf) => {
+    for (const group of groups) {
+      const reasons: string[] = [];
+      let ok = false;
+      for (const name of group) {
+        const c = checkHook(spec.program(name).hook, btf);
+        if (c.available) ok = true;
+        else reasons.push(`${name}: ${c.reason ?? 'unavailable'}`);
+      }
+      if (!ok) missing.push(reasons.join('; '));
+      else if (reasons.length && group.length === 1) partial.push(reasons.join('; '));
+    }
+  });
+  if (missing.length === groups.length) return { available: false, reason: missing.join(' | ') };
+  if (missing.length) return { available: true, reason: `partly: ${missing.join(' | ')}` };
+  return { available: true };
+}
+
+/** The kernel-side set of watched netns inodes (`pn_watched`, probes/include/pn_watch.bpf.h). */
+export class WatchedNetns {
+  readonly #map: BpfMap;
+  readonly #set = new Set<number>();
+  readonly #key = Buffer.alloc(4);
+  readonly #one = Buffer.alloc(4);
+
+  constructor(map: BpfMap) {
+    this.#map = map;
+    this.#one.writeUInt32LE(1);
+  }
+
+  get size(): number {
+    return this.#set.size;
+  }
+
+  has(inode: number): boolean {
+    return this.#set.has(inode);
+  }
+
+  inodes(): number[] {
+    return [...this.#set];
+  }
+
+  add(inode: number): void {
+    if (!inode || this.#set.has(inode)) return;
+    this.#key.writeUInt32LE(inode >>> 0);
+    this.#map.update(this.#key, this.#one);
+    this.#set.add(inode);
+  }
+
+  delete(inode: number): void {
+    if (!this.#set.delete(inode)) return;
+    this.#key.writeUInt32LE(inode >>> 0);
+    this.#map.delete(this.#key);
+  }
+
+  /** Makes the kernel set equal to `inodes`. */
+  sync(inodes: Iterable<number>): void {
+    const want = new Set(inodes);
+    for (const i of this.#set) if (!want.has(i)) this.delete(i);
+    for (const i of want) this.add(i);
+  }
+}
+
+/** A loaded, attached eBPF probe object with its ring reader and watched-netns sync. */
+export class EbpfRuntime {
+  readonly probe: string;
+  readonly coll: BpfCollection;
+  readonly watched: WatchedNetns | undefined;
+  readonly ring: RingReader | undefined;
+  readonly args: EventArgs;
+  /** Events handed to ctx.emit / records the decoder skipped or failed on. */
+  readonly counts = { emitted: 0, skipped: 0, decodeErrors: 0 };
+  readonly #ctx: ProbeContext;
+  readonly #log: Logger;
+  readonly #counterMaps: readonly string[];
+  readonly #watchAll: boolean;
+  readonly #unsubscribe: (() => void) | undefined;
+  readonly #stacks = new Map<number, string[]>();
+  #stackFailuresSeen = 0;
+  #closed = false;
+
+  private constructor(o: EbpfRuntimeOptions, coll: BpfCollection) {
+    this.probe = o.probe;
+    this.coll = coll;
+    this.args = o.args;
+    this.#ctx = o.ctx;
+    this.#log = o.ctx.log;
+    this.#counterMaps = o.counterMaps ?? [];
+    this.#watchAll = o.watchAll ?? false;
+    try {
+      const wm = coll.maps.get('pn_watched');
+      if (wm && !this.#watchAll) {
+        const watched = new WatchedNetns(wm);
+        this.watched = watched;
+        watched.sync(o.ctx.entities.entities().map((e) => e.netnsInode));
+        this.#unsubscribe = o.ctx.entities.onChange((changes) => this.#onEntities(changes));
+      }
+      const decode = o.decode;
+      if (decode && coll.maps.has('pn_events')) {
+        this.ring = openEventRing(coll, {
+          onRecord: (view, offset, length) => {
+            const header = readEventHeader(view, offset);
+            let ev: ProbeEvent | null;
+            try {
+              ev = decode(
+                { view, offset, length, header, timeUnixNano: monotonicToUnixNano(header.tsNs) },
+                this,
+              );
+            } catch (err) {
+              this.counts.decodeErrors++;
+              throw err;
+            }
+            if (!ev) {
+              this.counts.skipped++;
+              return;
+            }
+            this.counts.emitted++;
+            this.#ctx.emit(ev);
+          },
+          onError: (err) => this.#log.warn({ err, probe: this.probe }, 'event decode failed'),
+        }).start();
+      }
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  /** Loads and attaches the object; throws only when the object cannot be opened or loaded at all. */
+  static open(o: EbpfRuntimeOptions): EbpfRuntime {
+    const spec = objectSpec(o.object);
+    const a = o.args;
+    const common: Record<string, RodataValue> = {
+      pn_cfg_rate_limit: a.rateLimit,
+      pn_cfg_rate_window_ns: BigInt(a.rateWindowMs) * 1_000_000n,
+      pn_cfg_capture_stacks: a.stacks ? 1 : 0,
+      pn_cfg_watch_all: o.watchAll ? 1 : 0,
+    };
+    const rodata: Record<string, RodataValue> = {};
+    for (const [k, v] of Object.entries(common)) if (spec.rodata.has(k)) rodata[k] = v;
+    Object.assign(rodata, o.rodata ?? {});
+    const maxEntries: Record<string, number> = {};
+    if (spec.maps.some((m) => m.name === 'pn_events')) maxEntries['pn_events'] = a.ringBytes;
+    // A STACK_TRACE map preallocates every entry: keep it tiny when stacks are off.
+    if (spec.maps.some((m) => m.name === 'pn_stacks'))
+      maxEntries['pn_stacks'] = a.stacks ? a.stackEntries : 1;
+    Object.assign(maxEntries, o.maxEntries ?? {});
+    const fallbacks = Object.entries(o.fallbacks ?? {});
+    const load = (useFallback: ReadonlySet<string>): BpfCollection => {
+      const programs: Record<string, ProgramOptions> = { ...(o.programs ?? {}) };
+      for (const [primary, fallback] of fallbacks) {
+        const on = useFallback.has(primary);
+        programs[primary] = { ...programs[primary], ...(on ? { enabled: false } : {}) };
+        programs[fallback] = { ...programs[fallback], ...(on ? {} : { enabled: false }) };
+      }
+      const coll = spec.load({ rodata, maxEntries, programs, log: o.ctx.log });
+      try {
+        coll.attach();
+      } catch (err) {
+        coll.close();
+        throw err;
+      }
+      return coll;
+    };
+    let coll = load(new Set());
+    const failed = new Set(
+      fallbacks.filter(([p]) => coll.programs.get(p)?.state === 'unavailable').map(([p]) => p),
+    );
+    if (failed.size) {
+      o.ctx.log.warn({ probe: o.probe, programs: [...failed] }, 'reloading with fallback programs');
+      coll.close();
+      coll = load(failed);
+    }
+    return new EbpfRuntime(o, coll);
+  }
+
+  #onEntities(changes: readonly EntityChange[]): void {
+    const w = this.watched;
+    if (!w || this.#closed) return;
+    const gone: number[] = [];
+    for (const c of changes) {
+      try {
+        if (c.type === 'removed') {
+          w.delete(c.entity.netnsInode);
+          gone.push(c.entity.netnsInode);
+        } else {
+          if (c.type === 'updated' && c.previous.netnsInode !== c.entity.netnsInode) {
+            w.delete(c.previous.netnsInode);
+            gone.push(c.previous.netnsInode);
+          }
+          w.add(c.entity.netnsInode);
+        }
+      } catch (err) {
+        this.#log.warn({ err, probe: this.probe }, 'updating the watched-netns map failed');
+      }
+    }
+    if (gone.length) this.pruneNetns(new Set(gone));
+  }
+
+  /** Deletes counter-map keys of these netns. Returns how many keys were removed. */
+  pruneNetns(inodes: ReadonlySet<number>): number {
+    let n = 0;
+    for (const name of this.#counterMaps) {
+      const m = this.coll.maps.get(name);
+      if (m) n += m.deleteWhere((k) => inodes.has(k.readUInt32LE(0)));
+    }
+    return n;
+  }
+
+  /**
+   * Every entry of a counter map with values summed over CPUs (u64 fields). Entries of netns that are
+   * no longer watched (pod gone; a late increment raced the removal) are deleted and not returned.
+   */
+  counterEntries(mapName: string): { key: Buffer; netns: number; values: number[] }[] {
+    const m = this.coll.map(mapName);
+    const out: { key: Buffer; netns: number; values: number[] }[] = [];
+    const stale: Buffer[] = [];
+    for (const e of m.entriesSummed()) {
+      const netns = e.key.readUInt32LE(0);
+      if (netns !== 0 && this.watched && !this.watched.has(netns)) {
+        stale.push(e.key);
+        continue;
+      }
+      out.push({ key: e.key, netns, values: e.values });
+    }
+    for (const k of stale) m.delete(k);
+    return out;
+  }
+
+  /** `sym+0xoff` for a kernel address (raw hex when unknown). */
+  symbol(addr: bigint | number): string {
+    return kallsyms().format(addr);
+  }
+
+  /**
+   * Symbolized stack for a stack id from an event; undefined if none. bpf_get_stackid gives identical
+   * stacks the same id, so entries stay in the map (and in a cache here) while they are in use; the map
+   * is swept when the kernel reports stack failures (map full or a hash collision), see sweepStacks().
+   */
+  stack(id: number): string[] | undefined {
+    if (id < 0 || this.#closed) return undefined;
+    const cached = this.#stacks.get(id);
+    if (cached) return cached;
+    const m = this.coll.maps.get('pn_stacks');
+    if (!m) return undefined;
+    const addrs = readStack(m, id, true);
+    if (addrs.length === 0) return undefined;
+    const frames = symbolizeStack(addrs) ?? undefined;
+    if (frames) this.#stacks.set(id, frames);
+    return frames;
+  }
+
+  /**
+   * Empties the stack map (and the cache) when the kernel counted new stack failures since the last
+   * sweep: the map is full of stacks no longer needed. Events already in the ring may then miss their
+   * stack. Called on every collect (selfPoints). Returns how many entries were removed.
+   */
+  sweepStacks(): number {
+    const stats = this.coll.maps.get('pn_stats');
+    const m = this.coll.maps.get('pn_stacks');
+    if (!stats || !m || !this.args.stacks) return 0;
+    const failed = stats.arrayU64(PN_STAT.stackFailed);
+    if (failed === this.#stackFailuresSeen) return 0;
+    this.#stackFailuresSeen = failed;
+    this.#stacks.clear();
+    return m.deleteWhere(() => true);
+  }
+
+  /** Self-telemetry points (scope node) from pn_stats and the ring reader. */
+  selfPoints(): MetricPoint[] {
+    if (this.#closed) return [];
+    this.sweepStacks();
+    const attributes = { 'podnet.probe.name': this.probe };
+    const stats = this.coll.maps.get('pn_stats');
+    const stat = (i: number) => (stats ? stats.arrayU64(i) : 0);
+    return [
+      { metric: SELF_METRIC.lost, attributes, value: stat(PN_STAT.ringLost) },
+      { metric: SELF_METRIC.suppressed, attributes, value: stat(PN_STAT.suppressed) },
+      { metric: SELF_METRIC.read, attributes, value: this.ring?.stats.records ?? 0 },
+      { metric: SELF_METRIC.stackFailures, attributes, value: stat(PN_STAT.stackFailed) },
+      { metric: SELF_METRIC.counterFull, attributes, value: stat(PN_STAT.counterFull) },
+    ];
+  }
+
+  /** Loader status plus runtime details; degraded when stacks are on but kallsyms is unreadable. */
+  status(): ProbeStatus {
+    if (this.#closed) return { state: 'stopped' };
+    const s = this.coll.probeStatus();
+    const details: Record<string, unknown> = {
+      ...(s.details ?? {}),
+      watchedNetns: this.watched?.size ?? null,
+      events: { ...this.counts, ring: this.ring ? { ...this.ring.stats } : null },
+    };
+    if (this.args.stacks && !kallsyms().available && s.state === 'running') {
+      return { state: 'degraded', reason: kallsyms().reason ?? 'stacks unavailable', details };
+    }
+    return { ...s, details };
+  }
+
+  /** Stops the ring reader, unsubscribes, detaches and closes the object. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.ring?.close();
+    this.coll.close();
+  }
+}

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * packetloss: every kernel packet drop (skb:kfree_skb with a drop reason > SKB_CONSUMED).
+ *  - counters: PERCPU_HASH `pl_drops` keyed by (netns, reason, IP version, L4 protocol), exact for
+ *    every drop (watched netns under their inode, the rest under 0 = unattributed);
+ *  - events: ring record per drop (5-tuple, interface, location, reason, optional stack), rate limited
+ *    per (netns, PL_EV_DROP); drop sites in the exclusion ranges (noise) produce no event.
+ * Prototype variants by BTF argument count: 4 (6.10+, rx_sk), 3 (5.17-6.9, reason); the raw_tp pair is
+ * the fallback where tp_btf is unavailable.
+ */
+#include "../include/podnet.bpf.h"
+#include "../include/pn_watch.bpf.h"
+#include "../common/pn_tuple.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define PL_EV_DROP 1
+#define PL_MAX_EXCLUDE 16
+
+/* Drop-site exclusion: [start, end) address ranges of kernel functions (events only; counters count all). */
+const volatile __u32 pl_cfg_exclude_count = 0;
+const volatile __u64 pl_cfg_exclude_start[PL_MAX_EXCLUDE] = {};
+const volatile __u64 pl_cfg_exclude_end[PL_MAX_EXCLUDE] = {};
+
+struct pl_key {
+	__u32 netns;
+	__u16 reason;
+	__u8 family; /* 4, 6, 0 = not IP */
+	__u8 l4proto;
+};
+
+struct pl_val {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pl_key);
+	__type(value, struct pl_val);
+} pl_drops SEC(".maps");
+
+struct pl_event {
+	struct pn_event_hdr hdr; /* @0 */
+	__u64 location;          /* @16 */
+	__u32 reason;            /* @24 */
+	__u32 ifindex;           /* @28 */
+	__s32 stack_id;          /* @32 */
+	__u32 len;               /* @36 */
+	__u32 raw_netns;         /* @40 netns before attribution (0 when unknown) */
+	__u16 protocol;          /* @44 ETH_P_* */
+	__u16 pad;               /* @46 */
+	struct pn_tuple t;       /* @48 */
+	char ifname[16];         /* @88 device name when the skb has no socket (device valid), else "" */
+};
+_Static_assert(sizeof(struct pl_event) == 104, "pl_event layout is decoded in TypeScript");
+
+static __always_inline int excluded(__u64 loc)
+{
+	__u32 n = pl_cfg_exclude_count;
+
+	for (int i = 0; i < PL_MAX_EXCLUDE; i++) {
+		if (i >= n)
+			break;
+		if (loc >= pl_cfg_exclude_start[i] && loc < pl_cfg_exclude_end[i])
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *location, __u32 reason,
+					struct sock *rx_sk)
+{
+	if (reason <= 1) /* SKB_NOT_DROPPED_YET, SKB_CONSUMED: not drops */
+		return;
+	struct sock *sk = rx_sk ? rx_sk : BPF_CORE_READ(skb, sk);
+	__u32 raw = pn_sock_netns(sk);
+	struct net_device *dev = NULL;
+	if (!raw) {
+		dev = BPF_CORE_READ(skb, dev);
+		raw = pn_dev_netns(dev);
+	}
+	__u32 netns = pn_watch_key(raw);
+	__u32 len = BPF_CORE_READ(skb, len);
+
+	struct pn_tuple t = {};
+	int ip = pn_tuple_from_skb(skb, &t) == 0;
+
+	struct pl_key key = {
+		.netns = netns,
+		.reason = (__u16)reason,
+		.family = ip ? (t.family == PN_AF_INET6 ? 6 : 4) : 0,
+		.l4proto = t.l4proto,
+	};
+	struct pl_val zero = {};
+	struct pl_val *v = pn_counter_get(&pl_drops, &key, &zero);
+	if (v) {
+		v->packets += 1;
+		v->bytes += len;
+	}
+
+	if (excluded((__u64)location))
+		return;
+	if (!pn_rate_allow(netns, PL_EV_DROP))
+		return;
+	struct pl_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return;
+	pn_fill_hdr(&e->hdr, PL_EV_DROP, netns);
+	e->location = (__u64)location;
+	e->reason = reason;
+	e->ifindex = BPF_CORE_READ(skb, skb_iif);
+	e->len = len;
+	e->raw_netns = raw;
+	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	e->pad = 0;
+	e->t = t;
+	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
+	if (dev) {
+		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
+		if (!e->ifindex)
+			e->ifindex = BPF_CORE_READ(dev, ifindex);
+	}
+	e->stack_id = pn_stack_id(ctx, 3);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Linux >= 6.10: kfree_skb(skb, location, reason, rx_sk). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(pl_kfree_skb4, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	handle_drop(ctx, skb, location, (__u32)reason, rx_sk);
+	return 0;
+}
+
+/* Linux 5.17 - 6.9: kfree_skb(skb, location, reason). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(pl_kfree_skb3, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	handle_drop(ctx, skb, location, (__u32)reason, NULL);
+	return 0;
+}
+
+/* raw_tp fallbacks (same arities) where tp_btf cannot load. */
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(pl_kfree_skb4_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
+{
+	handle_drop(ctx, skb, location, (__u32)reason, rx_sk);
+	return 0;
+}
+
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(pl_kfree_skb3_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	handle_drop(ctx, skb, location, (__u32)reason, NULL);
+	return 0;
+}

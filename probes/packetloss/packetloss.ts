@@ -1,0 +1,184 @@
+// packetloss: every kernel packet drop from skb:kfree_skb (tp_btf, raw_tp fallback; prototype variant by
+// the running kernel's BTF argument count). Counted in the kernel per (netns, drop reason, IP version,
+// L4 protocol) — exact whatever happens to events — and reported as `podnet.packet.drop` events with the
+// 5-tuple, interface, drop location (`sym+0xoff`), reason name (from BTF) and optional kernel stack.
+// Normal frees (NOT_DROPPED_YET, CONSUMED) are not drops. Drop sites listed in `excludeLocations` (noise)
+// produce no events (they are still counted).
+import { z } from 'zod';
+import { dropReasonNames, enumName } from '../../receiver/bpf/btf.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import { cString, packetAttributes, readTuple, transportName } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import { symbolRanges } from '../common/symbols.ts';
+
+export const OBJECT = new URL('./packetloss.bpf.o', import.meta.url);
+const MAX_EXCLUDE = 16;
+
+/** KubeSkoop's ignore list (af_unix and netlink frees, socket teardown purges). */
+export const DEFAULT_EXCLUDE = [
+  'sk_stream_kill_queues',
+  'unix_release_sock',
+  'nfnetlink_rcv_batch',
+  'skb_queue_purge_reason',
+] as const;
+
+const argsSchema = z.object({
+  ...eventArgsShape,
+  /** Kernel functions whose drops produce no event (at most 16; names missing on this kernel are ignored). */
+  excludeLocations: z
+    .array(z.string().min(1))
+    .max(MAX_EXCLUDE)
+    .default([...DEFAULT_EXCLUDE]),
+});
+export type PacketlossArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  drops: 'podnet.kernel.drop.count',
+  bytes: 'podnet.kernel.drop.size',
+} as const;
+export const EVENT = 'podnet.packet.drop';
+export const EVENT_TYPE = 'PACKETLOSS';
+
+const metrics: MetricDef[] = [
+  {
+    name: M.drops,
+    kind: 'counter',
+    unit: '{packet}',
+    description:
+      'Packets dropped by the kernel (skb:kfree_skb with a drop reason), by kernel drop reason name, IP version and transport. Counted in the kernel for every drop.',
+    attributes: ['error.type', 'network.transport', 'network.type'],
+    enabled: true,
+  },
+  {
+    name: M.bytes,
+    kind: 'counter',
+    unit: 'By',
+    description: 'Bytes (skb->len) of the packets counted in podnet.kernel.drop.count.',
+    attributes: ['error.type', 'network.transport', 'network.type'],
+    enabled: true,
+  },
+  ...SELF_METRIC_DEFS,
+];
+
+const PROGRAMS = {
+  pl_kfree_skb4: { tpArgs: 4 },
+  pl_kfree_skb3: { tpArgs: 3 },
+  pl_kfree_skb4_raw: { tpArgs: 4 },
+  pl_kfree_skb3_raw: { tpArgs: 3 },
+} as const;
+
+/** Event record layout (packetloss.bpf.c struct pl_event). */
+export function decodeDrop(
+  view: DataView,
+  o: number,
+  reasons: ReadonlyMap<number, string>,
+  rt: { symbol(a: bigint): string; stack(id: number): string[] | undefined },
+): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
+  const location = view.getBigUint64(o + 16, true);
+  const reason = enumName(reasons, view.getUint32(o + 24, true));
+  const ifindex = view.getUint32(o + 28, true);
+  const stackId = view.getInt32(o + 32, true);
+  const len = view.getUint32(o + 36, true);
+  const rawNetns = view.getUint32(o + 40, true);
+  const t = readTuple(view, o + 48);
+  const ifname = cString(view, o + 88, 16);
+  const attributes: Record<string, string | number | readonly string[]> = {
+    'error.type': reason,
+    'podnet.drop.location': rt.symbol(location),
+    'podnet.packet.size': len,
+  };
+  packetAttributes(t, attributes);
+  if (ifname) attributes['network.interface.name'] = ifname;
+  if (ifindex) attributes['podnet.interface.index'] = ifindex;
+  const stack = rt.stack(stackId);
+  return { name: EVENT, type: EVENT_TYPE, attributes, rawNetns, ...(stack ? { stack } : {}) };
+}
+
+export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
+  name: 'packetloss',
+  description:
+    'Kernel packet drops (skb:kfree_skb): exact per-netns counters by drop reason and transport, and rate-limited drop events with tuple, interface, location, reason and optional kernel stack.',
+  source: 'ebpf',
+  defaultEnabled: true,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A packet dropped by the kernel: reason (error.type), drop location (sym+0xoff), 5-tuple, interface, optional kernel stack.',
+      severity: 'WARN',
+      attributes: [
+        'error.type',
+        'podnet.drop.location',
+        'podnet.packet.size',
+        'network.type',
+        'network.transport',
+        'source.address',
+        'source.port',
+        'destination.address',
+        'destination.port',
+        'network.interface.name',
+        'podnet.interface.index',
+      ],
+      types: [EVENT_TYPE],
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(OBJECT, [Object.keys(PROGRAMS)]);
+  },
+  async create(ctx, args) {
+    const reasons = dropReasonNames();
+    const ranges = symbolRanges(args.excludeLocations);
+    const start = new Uint8Array(8 * MAX_EXCLUDE);
+    const end = new Uint8Array(8 * MAX_EXCLUDE);
+    const sv = new DataView(start.buffer);
+    const ev = new DataView(end.buffer);
+    ranges.forEach((r, i) => {
+      sv.setBigUint64(i * 8, r.start, true);
+      ev.setBigUint64(i * 8, r.end, true);
+    });
+    const rt = EbpfRuntime.open({
+      probe: 'packetloss',
+      object: OBJECT,
+      ctx,
+      args,
+      rodata: { pl_cfg_exclude_count: ranges.length, pl_cfg_exclude_start: start, pl_cfg_exclude_end: end },
+      programs: PROGRAMS,
+      fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' },
+      counterMaps: ['pl_drops'],
+      decode: (rec, r) => {
+        const { rawNetns, ...e } = decodeDrop(rec.view, rec.offset, reasons, r);
+        if (rec.header.netns === 0 && rawNetns) {
+          (e.attributes as Record<string, number>)['podnet.netns.origin_inode'] = rawNetns;
+        }
+        return { ...e, netns: rec.header.netns, timeUnixNano: rec.timeUnixNano };
+      },
+    });
+    const probe: Probe<PacketlossArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of rt.counterEntries('pl_drops')) {
+          const reason = enumName(reasons, e.key.readUInt16LE(4));
+          const family = e.key.readUInt8(6);
+          const l4 = e.key.readUInt8(7);
+          const attributes: Record<string, string> = { 'error.type': reason };
+          if (family) {
+            attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
+            attributes['network.transport'] = transportName(l4);
+          }
+          out.push({ metric: M.drops, netns: e.netns, attributes, value: e.values[0] ?? 0 });
+          out.push({ metric: M.bytes, netns: e.netns, attributes, value: e.values[1] ?? 0 });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};

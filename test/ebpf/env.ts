@@ -1,0 +1,79 @@
+// Shared pieces of the eBPF probe tests: a ProbeContext over a StaticEntitySource that collects emitted
+// events, netns pairs named `pna<pid><tag>`, kernel MIB counters (nstat) and polling helpers.
+import { execFileSync } from 'node:child_process';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { childLogger } from '../../receiver/log/logger.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricPoint, ProbeContext, ProbeEvent } from '../../receiver/probe/types.ts';
+import type { NetnsSide } from '../env/netns.ts';
+
+export interface TestContext extends ProbeContext {
+  readonly events: ProbeEvent[];
+  readonly source: StaticEntitySource;
+}
+
+export function testContext(entities: readonly Entity[] = []): TestContext {
+  const events: ProbeEvent[] = [];
+  const source = new StaticEntitySource(entities);
+  return {
+    log: childLogger('test-ebpf'),
+    entities: source,
+    events,
+    source,
+    emit: (e) => {
+      events.push(e);
+    },
+  };
+}
+
+export function sideEntity(side: NetnsSide): Entity {
+  return {
+    kind: 'netns',
+    netnsInode: side.inode,
+    netnsPath: side.path,
+    netnsName: side.name,
+    displayName: side.name,
+  };
+}
+
+/** Polls `cond` every 20 ms until true or `timeoutMs`; returns the last result. */
+export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() > end) return cond();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** All MIB counters of a netns (`nstat -az`, absolute values, no history file touched). */
+export function nstat(ns: string): Map<string, number> {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'nstat', '-a', '-z', '-j', '--ignore'], {
+    encoding: 'utf8',
+  });
+  const j = JSON.parse(out) as { kernel: Record<string, number> };
+  return new Map(Object.entries(j.kernel));
+}
+
+/** Sum of the points of `metric` for `netns` whose attributes include `match`. */
+export function sumPoints(
+  points: readonly MetricPoint[],
+  metric: string,
+  netns: number,
+  match: Record<string, string | number> = {},
+): number {
+  let s = 0;
+  for (const p of points) {
+    if (p.metric !== metric || p.netns !== netns) continue;
+    if (!Object.entries(match).every(([k, v]) => p.attributes?.[k] === v)) continue;
+    s += typeof p.value === 'number' ? p.value : 0;
+  }
+  return s;
+}
+
+export function selfPoint(points: readonly MetricPoint[], metric: string): number {
+  const p = points.find((x) => x.metric === metric);
+  return typeof p?.value === 'number' ? p.value : Number.NaN;
+}
