@@ -1,6 +1,7 @@
 // The reusable CRI test environment itself: pods talk over the bridge, exec works, a restart keeps pods,
 // and teardown leaves nothing behind (checked in the kernel: processes, bridge, netns, cgroups, mounts).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { startCriEnv } from '../env/cri/index.ts';
@@ -66,4 +67,39 @@ test('CRI env: a bad option fails with a clear error and leaves nothing', async 
     [],
   );
   assert.ok(!existsSync(`/sys/class/net/${name}br`));
+});
+
+test('CRI env: a test process that exits without teardown still leaves nothing (exit hook)', async () => {
+  const name = `pnx${process.pid}`;
+  const script = `
+    import { startCriEnv } from ${JSON.stringify(new URL('../env/cri/index.ts', import.meta.url).pathname)};
+    const env = await startCriEnv({ name: ${JSON.stringify(name)} });
+    const p = await env.runPod({ name: 'crash', containers: [{ name: 'sh' }] });
+    const { readdirSync, statSync } = await import('node:fs');
+    const netns = readdirSync('/run/netns').filter((n) => { try { return statSync('/run/netns/' + n).ino === p.netnsInode; } catch { return false; } });
+    console.log(JSON.stringify({ dir: env.dir, socket: env.socket, pid: p.pid, cpid: env.containerdPid(), netns }));
+    process.exit(1); // no teardown()
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(child.status, 1, child.stderr);
+  const info = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as {
+    dir: string;
+    socket: string;
+    pid: number;
+    cpid: number;
+    netns: string[];
+  };
+  assert.ok(info.pid > 0 && info.cpid > 0, child.stdout);
+  assert.ok(!isAlive(info.cpid), 'containerd survived');
+  assert.ok(!isAlive(info.pid), 'pod process survived');
+  assert.deepEqual(shimsOf(info.socket), []);
+  assert.ok(!existsSync(`/sys/class/net/${name}br`), 'bridge left');
+  assert.deepEqual(cgroupDirs(name), []);
+  assert.deepEqual(mountsUnder(info.dir), []);
+  assert.ok(!existsSync(info.dir), 'temp dir left');
+  assert.equal(info.netns.length, 1, 'the pod netns should have been found under /run/netns');
+  for (const n of info.netns) assert.ok(!existsSync(`/run/netns/${n}`), `netns ${n} left`);
 });

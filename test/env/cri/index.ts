@@ -293,6 +293,7 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
   const log = join(dir, 'containerd.log');
 
   const created: TestPod[] = [];
+  const sandboxIds: string[] = [];
   const netnsSeen = new Set<string>();
   let proc: ChildProcess | undefined;
   let pid = 0;
@@ -302,9 +303,7 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
   const isOurContainerd = (argv: string[]): boolean =>
     argv[0]?.endsWith('containerd') === true && argv.includes(join(dir, 'containerd.toml'));
 
-  const emergency = (): void => {
-    if (tornDown) return;
-    if (pid) killIfMatches(pid, isOurContainerd, 'SIGKILL');
+  const killLeftovers = (): void => {
     for (const s of shimsOf(socket)) killIfMatches(s, (a) => a.includes(socket), 'SIGKILL');
     for (const d of cgroupDirs(cgroupPrefix)) {
       for (const p of pidsInCgroup(d)) {
@@ -315,6 +314,57 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
         }
       }
     }
+  };
+
+  /** Synchronous part of the cleanup (after processes are gone): mounts, netns, bridge, cgroups, CNI cache, dir. */
+  const removeKernelObjects = (leftovers: string[]): void => {
+    for (const m of mountsUnder(dir)) umount(m);
+    for (const ns of netnsSeen) {
+      if (existsSync(ns)) {
+        umount(ns);
+        rmSync(ns, { force: true });
+      }
+    }
+    try {
+      execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+    for (const d of cgroupDirs(cgroupPrefix)) leftovers.push(...rmdirTree(d).map((x) => `cgroup ${x}`));
+    try {
+      for (const f of readdirSync('/var/lib/cni/results')) {
+        if (f.startsWith(`${name}-`) || sandboxIds.some((id) => f.includes(id))) {
+          rmSync(join('/var/lib/cni/results', f), { force: true });
+        }
+      }
+    } catch {
+      // no cache dir
+    }
+    rmdirIfEmpty('/var/lib/cni/results');
+    rmdirIfEmpty('/var/lib/cni');
+    rmdirIfEmpty('/run/containerd/s');
+    rmdirIfEmpty('/run/containerd');
+    if (mountsUnder(dir).length > 0) leftovers.push(...mountsUnder(dir).map((m) => `mount ${m}`));
+    else if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
+  };
+
+  // Last resort on process exit without teardown(): everything synchronously, waiting briefly for the
+  // killed processes to be reaped so their cgroups can be removed.
+  const emergency = (): void => {
+    if (tornDown) return;
+    if (pid) killIfMatches(pid, isOurContainerd, 'SIGKILL');
+    killLeftovers();
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 100; i++) {
+      const busy =
+        shimsOf(socket).length > 0 ||
+        cgroupDirs(cgroupPrefix).some((d) => pidsInCgroup(d).length > 0) ||
+        (pid && isAlive(pid));
+      if (!busy) break;
+      Atomics.wait(sleeper, 0, 0, 30);
+    }
+    removeKernelObjects([]);
+    tornDown = true;
   };
   const handle = { emergency };
   live.add(handle);
@@ -373,49 +423,12 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
     client?.close();
     // 2. containerd, then its shims and anything still in our cgroups
     await stopContainerd();
-    for (const s of shimsOf(socket)) killIfMatches(s, (a) => a.includes(socket), 'SIGKILL');
-    for (const d of cgroupDirs(cgroupPrefix)) {
-      for (const p of pidsInCgroup(d)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
+    killLeftovers();
     await waitFor(() => shimsOf(socket).length === 0, 5_000, 50);
     for (const s of shimsOf(socket)) leftovers.push(`shim pid ${s}`);
-    // 3. mounts under the state dir, recorded netns
-    for (const m of mountsUnder(dir)) umount(m);
-    for (const ns of netnsSeen) {
-      if (existsSync(ns)) {
-        umount(ns);
-        rmSync(ns, { force: true });
-      }
-    }
-    // 4. bridge, cgroups, CNI cache
-    try {
-      execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
     await waitFor(() => cgroupDirs(cgroupPrefix).every((d) => pidsInCgroup(d).length === 0), 5_000, 50);
-    for (const d of cgroupDirs(cgroupPrefix)) leftovers.push(...rmdirTree(d).map((x) => `cgroup ${x}`));
-    try {
-      for (const f of readdirSync('/var/lib/cni/results')) {
-        if (f.startsWith(`${name}-`) || created.some((p) => f.includes(p.sandboxId))) {
-          rmSync(join('/var/lib/cni/results', f), { force: true });
-        }
-      }
-    } catch {
-      // no cache dir
-    }
-    rmdirIfEmpty('/var/lib/cni/results');
-    rmdirIfEmpty('/var/lib/cni');
-    rmdirIfEmpty('/run/containerd/s');
-    rmdirIfEmpty('/run/containerd');
-    if (mountsUnder(dir).length > 0) leftovers.push(...mountsUnder(dir).map((m) => `mount ${m}`));
-    else if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
+    // 3. mounts, netns, bridge, cgroups, CNI cache, the dir
+    removeKernelObjects(leftovers);
     tornDown = true;
     live.delete(handle);
     return { podsRemoved, leftovers };
@@ -567,6 +580,7 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
       },
     };
     const sandboxId = await cri.runPodSandbox(config);
+    sandboxIds.push(sandboxId);
     const containers: { name: string; id: string }[] = [];
     const pod0 = {
       sandboxId,
@@ -583,6 +597,16 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
     };
     created.push(pod0);
     try {
+      // record the netns bind mount first, so even an emergency cleanup can remove it
+      const st = await cri.podSandboxStatus(sandboxId, true);
+      const info = st.info['info'];
+      if (info) {
+        const spec0 = (
+          JSON.parse(info) as { runtimeSpec?: { linux?: { namespaces?: { type: string; path?: string }[] } } }
+        ).runtimeSpec;
+        for (const ns of spec0?.linux?.namespaces ?? [])
+          if (ns.type === 'network' && ns.path) netnsSeen.add(ns.path);
+      }
       for (const c of spec.containers ?? []) {
         const cc: ContainerConfig = {
           metadata: { name: c.name, attempt: 0 },
@@ -602,15 +626,6 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
         const id = await cri.createContainer(sandboxId, cc, config);
         containers.push({ name: c.name, id });
         await cri.startContainer(id);
-      }
-      const st = await cri.podSandboxStatus(sandboxId, true);
-      const info = st.info['info'];
-      if (info) {
-        const spec0 = (
-          JSON.parse(info) as { runtimeSpec?: { linux?: { namespaces?: { type: string; path?: string }[] } } }
-        ).runtimeSpec;
-        for (const ns of spec0?.linux?.namespaces ?? [])
-          if (ns.type === 'network' && ns.path) netnsSeen.add(ns.path);
       }
       const k = await kernelView(sandboxId, uid, hostNetwork);
       const pod: TestPod = { ...pod0, ...k };
