@@ -3,7 +3,8 @@
 // pod netns, the veth's ifindex).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import { isNotFound } from '../../receiver/pods/cri-client.ts';
@@ -11,6 +12,7 @@ import type { Entity, EntityChange } from '../../receiver/pods/entity.ts';
 import { podLabelAttributes } from '../../receiver/pods/labels.ts';
 import { EntityRegistry } from '../../receiver/pods/registry.ts';
 import { type CriEnv, netnsInodeOfPid, startCriEnv, type TestPod } from '../env/cri/index.ts';
+import { isAlive } from '../env/cri/procs.ts';
 
 let env: CriEnv;
 let reg: EntityRegistry;
@@ -210,6 +212,70 @@ test('restarting containerd loses nothing: pods stay during the outage and after
   assert.equal(podEntity(fresh)?.netnsInode, fresh.netnsInode);
   await env.removePod(fresh);
   await reg.refresh();
+});
+
+test('runtime down: pods kept while their netns lives, a pod that dies meanwhile leaves, nothing lost after restart', async () => {
+  const victim = await env.runPod({ name: 'victim', namespace: 'shop' });
+  await reg.refresh();
+  assert.ok(reg.byNetns(victim.netnsInode));
+  const keep = JSON.stringify(reg.entities().filter((e) => e.pod?.uid !== victim.uid));
+  changes.length = 0;
+  await env.stopContainerd();
+  await reg.refresh();
+  const st = reg.status();
+  assert.equal(st.cri.connected, false);
+  assert.match(st.cri.lastError ?? '', /containerd\.sock/);
+  assert.equal(st.mode, 'cri');
+  assert.ok(reg.byNetns(victim.netnsInode), 'pods must stay while the runtime is down');
+  assert.equal(changes.length, 0, 'no changes while the runtime is down');
+  // the pod's sandbox process dies while nobody can ask the runtime: it leaves anyway
+  process.kill(victim.pid, 'SIGKILL');
+  for (let i = 0; i < 100 && isAlive(victim.pid); i++) await new Promise((r) => setTimeout(r, 10));
+  await reg.refresh();
+  assert.equal(reg.byNetns(victim.netnsInode), undefined);
+  assert.deepEqual(
+    changes.map((c) => `${c.type} ${c.entity.displayName}`),
+    ['removed shop/victim'],
+  );
+  assert.equal(JSON.stringify(reg.entities()), keep);
+  changes.length = 0;
+  await env.startContainerd();
+  await reg.refresh();
+  assert.equal(reg.status().cri.connected, true, reg.status().cri.lastError);
+  assert.equal(JSON.stringify(reg.entities()), keep);
+  assert.ok(!reg.pods().some((p) => p.uid === victim.uid), 'a dead sandbox is NOTREADY, not listed');
+  assert.deepEqual(changes, []);
+  await env.removePod(victim);
+});
+
+test('a runtime that appears later takes over from netns discovery', async () => {
+  const dir = mkdtempSync(`/tmp/pnp${process.pid}-late-`);
+  const link = join(dir, 'cri.sock');
+  const late = new EntityRegistry({ criEndpoint: link, criTimeoutMs: 3000 });
+  try {
+    await late.refresh();
+    assert.equal(late.status().mode, 'netns');
+    assert.match(late.status().cri.lastError ?? '', /cri\.sock does not exist/);
+    // netns discovery sees the pods' netns by their CNI names meanwhile
+    const asNetns = late.byNetns(web.netnsInode);
+    assert.equal(asNetns?.kind, 'netns');
+    assert.match(asNetns?.netnsName ?? '', /^cni-/);
+    symlinkSync(env.socket, link);
+    const seen: EntityChange[] = [];
+    late.onChange((c) => seen.push(...c));
+    await late.refresh();
+    assert.equal(late.status().mode, 'cri');
+    assert.equal(late.byNetns(web.netnsInode)?.kind, 'pod');
+    assert.equal(late.byNetns(web.netnsInode)?.pod?.uid, web.uid);
+    assert.ok(seen.some((c) => c.type === 'updated' && c.entity.netnsInode === web.netnsInode));
+    assert.ok(
+      late.entities().every((e) => e.kind !== 'netns'),
+      'netns entities must go once CRI answers',
+    );
+  } finally {
+    late.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 function fdCount(): number {

@@ -133,6 +133,10 @@ export interface CriEnv {
   pods(): readonly TestPod[];
   /** SIGTERM containerd and start it again on the same state; pods survive. */
   restartContainerd(): Promise<void>;
+  /** SIGTERM containerd (pods and shims keep running, the socket goes away). */
+  stopContainerd(): Promise<void>;
+  /** Start containerd again after stopContainerd (no-op when running); resolves once CRI answers. */
+  startContainerd(): Promise<void>;
   /** Stops everything the env created and reports what could not be removed. Idempotent. */
   teardown(): Promise<TeardownReport>;
 }
@@ -637,6 +641,22 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
     }
   };
 
+  const waitForCri = async (): Promise<void> => {
+    const ok = await waitFor(
+      async () => {
+        try {
+          await cri.version();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      50,
+    );
+    if (!ok) throw new Error(`containerd did not answer CRI after start; see ${log}`);
+  };
+
   const idOf = (pod: TestPod | string): string => (typeof pod === 'string' ? pod : pod.sandboxId);
 
   return {
@@ -662,21 +682,18 @@ export async function startCriEnv(opts: CriEnvOptions = {}): Promise<CriEnv> {
       return { stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), exitCode: r.exit_code };
     },
     pods: () => [...created],
+    stopContainerd: async () => {
+      await stopContainerd();
+    },
+    startContainerd: async () => {
+      if (pid && isAlive(pid)) return;
+      await startContainerd();
+      await waitForCri();
+    },
     restartContainerd: async () => {
       await stopContainerd();
       await startContainerd();
-      await waitFor(
-        async () => {
-          try {
-            await cri.version();
-            return true;
-          } catch {
-            return false;
-          }
-        },
-        15_000,
-        50,
-      );
+      await waitForCri();
     },
     teardown,
   };
