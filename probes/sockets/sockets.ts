@@ -6,13 +6,16 @@
 // `podnet.snmp.tcp.retrans_segs` (and the eBPF `podnet.tcp.retransmit.count`).
 import { z } from 'zod';
 import { childLogger } from '../../receiver/log/logger.ts';
+import { NetlinkError } from '../../receiver/netlink/codec.ts';
 import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
 import {
   AF_INET,
   AF_INET6,
   dumpInetSockets,
+  dumpTcpSocketsAllFamilies,
   INET_DIAG_INFO,
   INET_DIAG_SKMEMINFO,
+  type InetSocket,
   IPPROTO_TCP,
   IPPROTO_UDP,
   SK_MEMINFO,
@@ -176,7 +179,8 @@ export interface SocketSummary {
   listenFillMax: number;
   listenAtRisk: number;
   readonly rttCounts: number[];
-  rttSum: number;
+  /** Sum of RTTs in µs (integer: exact, independent of order). */
+  rttSumUs: number;
   rttCount: number;
   retrans: number;
   retransBytes: number;
@@ -199,7 +203,7 @@ function emptySummary(buckets: number): SocketSummary {
     listenFillMax: 0,
     listenAtRisk: 0,
     rttCounts: new Array<number>(buckets + 1).fill(0),
-    rttSum: 0,
+    rttSumUs: 0,
     rttCount: 0,
     retrans: 0,
     retransBytes: 0,
@@ -213,51 +217,59 @@ function emptySummary(buckets: number): SocketSummary {
 /** Reads and aggregates the sockets of the netns the socket `sock` lives in. */
 export function summarize(
   sock: Parameters<typeof dumpInetSockets>[0],
-  args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'>,
+  args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'> & {
+    tcpAllFamiliesRequest?: boolean;
+  },
 ): SocketSummary {
   const bounds = args.rttBoundaries;
   const s = emptySummary(bounds.length);
+  const onTcp = (k: Readonly<InetSocket>): void => {
+    const state = TCP_STATES[k.state] ?? '';
+    if (state !== '') s.states.set(state, (s.states.get(state) ?? 0) + 1);
+    if (k.skmem.length > 0) {
+      for (let i = 0; i < k.skmem.length; i++) s.mem[i]! += k.skmem[i]!;
+      s.drops += k.skmem[DROPS_INDEX]!;
+    }
+    if (k.state === TCP_LISTEN) {
+      s.listeners++;
+      s.listenQueue += k.rqueue;
+      s.listenLimit += k.wqueue;
+      const fill = k.wqueue > 0 ? k.rqueue / k.wqueue : k.rqueue > 0 ? 1 : 0;
+      if (fill > s.listenFillMax) s.listenFillMax = fill;
+      if (fill >= args.listenFillThreshold && (k.rqueue > 0 || args.listenFillThreshold === 0)) {
+        s.listenAtRisk++;
+      }
+      return;
+    }
+    s.rxQueue += k.rqueue;
+    s.txQueue += k.wqueue;
+    if (!k.hasInfo) return;
+    if (k.totalRetrans > 0) s.retrans += k.totalRetrans;
+    if (k.bytesRetrans > 0) s.retransBytes += k.bytesRetrans;
+    if (k.rttUs > 0) {
+      const v = k.rttUs / 1e6;
+      let i = 0;
+      while (i < bounds.length && v > bounds[i]!) i++;
+      s.rttCounts[i]!++;
+      s.rttSumUs += k.rttUs;
+      s.rttCount++;
+    }
+  };
   const exts = [INET_DIAG_INFO, INET_DIAG_SKMEMINFO];
-  for (const family of [AF_INET, AF_INET6]) {
-    dumpInetSockets(sock, family, IPPROTO_TCP, exts, (k) => {
-      const state = TCP_STATES[k.state] ?? '';
-      if (state !== '') s.states.set(state, (s.states.get(state) ?? 0) + 1);
-      if (k.skmem.length > 0) {
-        for (let i = 0; i < k.skmem.length; i++) s.mem[i]! += k.skmem[i]!;
-        s.drops += k.skmem[DROPS_INDEX]!;
-      }
-      if (k.state === TCP_LISTEN) {
-        s.listeners++;
-        s.listenQueue += k.rqueue;
-        s.listenLimit += k.wqueue;
-        const fill = k.wqueue > 0 ? k.rqueue / k.wqueue : k.rqueue > 0 ? 1 : 0;
-        if (fill > s.listenFillMax) s.listenFillMax = fill;
-        if (fill >= args.listenFillThreshold && (k.rqueue > 0 || args.listenFillThreshold === 0)) {
-          s.listenAtRisk++;
-        }
-        return;
-      }
-      s.rxQueue += k.rqueue;
-      s.txQueue += k.wqueue;
-      if (!k.hasInfo) return;
-      if (k.totalRetrans > 0) s.retrans += k.totalRetrans;
-      if (k.bytesRetrans > 0) s.retransBytes += k.bytesRetrans;
-      if (k.rttUs > 0) {
-        const v = k.rttUs / 1e6;
-        let i = 0;
-        while (i < bounds.length && v > bounds[i]!) i++;
-        s.rttCounts[i]!++;
-        s.rttSum += v;
-        s.rttCount++;
-      }
-    });
-    if (!args.udp) continue;
-    dumpInetSockets(sock, family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
-      s.udpCount++;
-      s.udpRx += k.rqueue;
-      s.udpTx += k.wqueue;
-      if (k.skmem.length > 0) s.udpDrops += k.skmem[DROPS_INDEX]!;
-    });
+  if (args.tcpAllFamiliesRequest) {
+    dumpTcpSocketsAllFamilies(sock, exts, onTcp);
+  } else {
+    for (const family of [AF_INET, AF_INET6]) dumpInetSockets(sock, family, IPPROTO_TCP, exts, onTcp);
+  }
+  if (args.udp) {
+    for (const family of [AF_INET, AF_INET6]) {
+      dumpInetSockets(sock, family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
+        s.udpCount++;
+        s.udpRx += k.rqueue;
+        s.udpTx += k.wqueue;
+        if (k.skmem.length > 0) s.udpDrops += k.skmem[DROPS_INDEX]!;
+      });
+    }
   }
   return s;
 }
@@ -283,7 +295,12 @@ function toPoints(
   out.push({ metric: M.listenLimit, netns, value: s.listenLimit });
   out.push({ metric: M.listenFillMax, netns, value: s.listenFillMax });
   out.push({ metric: M.listenAtRisk, netns, value: s.listenAtRisk });
-  const hist: HistogramValue = { boundaries: bounds, counts: s.rttCounts, sum: s.rttSum, count: s.rttCount };
+  const hist: HistogramValue = {
+    boundaries: bounds,
+    counts: s.rttCounts,
+    sum: s.rttSumUs / 1e6,
+    count: s.rttCount,
+  };
   out.push({ metric: M.rtt, netns, value: hist });
   out.push({ metric: M.retrans, netns, value: s.retrans });
   out.push({ metric: M.retransBytes, netns, value: s.retransBytes });
@@ -319,6 +336,7 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
   },
   async create(ctx, initial) {
     let args = initial;
+    let v1 = true;
     const status = new CollectionStatus(ctx.log ?? childLogger('sockets'));
     const probe: Probe<SocketsArgs> = {
       async collect(entities: readonly Entity[]) {
@@ -326,7 +344,19 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
         const { points, failures } = await collectPerNetns(
           entities,
           NETLINK_SOCK_DIAG,
-          (sock, entity, out) => toPoints(summarize(sock, a), entity.netnsInode, a.rttBoundaries, a.udp, out),
+          (sock, entity, out) => {
+            let summary: SocketSummary;
+            try {
+              summary = summarize(sock, { ...a, tcpAllFamiliesRequest: v1 });
+            } catch (err) {
+              // A kernel without the legacy request: one v2 dump per family from now on.
+              if (!v1 || !(err instanceof NetlinkError) || err.errno === 11) throw err;
+              v1 = false;
+              ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
+              summary = summarize(sock, { ...a, tcpAllFamiliesRequest: false });
+            }
+            toPoints(summary, entity.netnsInode, a.rttBoundaries, a.udp, out);
+          },
           { timeoutMs: a.timeoutMs },
         );
         status.record(entities.length, failures);

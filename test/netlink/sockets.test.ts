@@ -3,8 +3,9 @@
 // probe reads agree the netns was quiet across the ss read, and the values must equal ss exactly.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { M, socketsProbe } from '../../probes/sockets/sockets.ts';
+import { M, socketsProbe, summarize } from '../../probes/sockets/sockets.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
+import { NETLINK_SOCK_DIAG, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricPoint, Probe, ProbeContext } from '../../receiver/probe/types.ts';
 import { inNs, sh, sleep, TestNetwork } from './env.ts';
@@ -94,11 +95,12 @@ function expectedFromSs(ns: string): Map<string, number | HistogramValue> {
     tx += Number(sq);
     const rtt = / rtt:([\d.]+)\//.exec(line);
     if (rtt) {
-      const v = Math.round(Number(rtt[1]) * 1000) / 1e6;
+      const us = Math.round(Number(rtt[1]) * 1000);
+      const v = us / 1e6;
       let i = 0;
       while (i < BOUNDS.length && v > BOUNDS[i]!) i++;
       counts[i]!++;
-      rttSum += v;
+      rttSum += us;
       rttCount++;
     }
     const re = / retrans:\d+\/(\d+)/.exec(line);
@@ -117,7 +119,7 @@ function expectedFromSs(ns: string): Map<string, number | HistogramValue> {
   exp.set(M.listenLimit, ll);
   exp.set(M.listenFillMax, fillMax);
   exp.set(M.listenAtRisk, atRisk);
-  exp.set(M.rtt, { boundaries: BOUNDS, counts, sum: rttSum, count: rttCount });
+  exp.set(M.rtt, { boundaries: BOUNDS, counts, sum: rttSum / 1e6, count: rttCount });
   exp.set(M.retrans, retrans);
   exp.set(M.retransBytes, bytesRetrans);
   let udp = 0;
@@ -148,20 +150,12 @@ function byKey(points: readonly MetricPoint[], netns: number): Map<string, numbe
   return m;
 }
 
-function roundHist(m: Map<string, number | HistogramValue>): Map<string, unknown> {
-  const out = new Map<string, unknown>();
-  for (const [k, v] of m) {
-    out.set(k, typeof v === 'number' ? v : { ...v, sum: Math.round(v.sum * 1e9) });
-  }
-  return out;
-}
-
 /** Probe, ss, probe until the two probe reads agree; returns [probe values, ss values]. */
 async function quiescentRead(e: Entity, ns: string): Promise<[Map<string, unknown>, Map<string, unknown>]> {
   for (let attempt = 0; attempt < 40; attempt++) {
-    const p1 = roundHist(byKey(await probe.collect([e]), e.netnsInode));
-    const ss = roundHist(expectedFromSs(ns));
-    const p2 = roundHist(byKey(await probe.collect([e]), e.netnsInode));
+    const p1 = byKey(await probe.collect([e]), e.netnsInode);
+    const ss = expectedFromSs(ns);
+    const p2 = byKey(await probe.collect([e]), e.netnsInode);
     if (JSON.stringify([...p1]) === JSON.stringify([...p2])) return [p1, ss];
     await sleep(250);
   }
@@ -234,4 +228,25 @@ test('sockets: client netns equals ss (send queues, retransmits over the shaped 
   assert.ok((got.get(M.mem('wmem_queued')) as number) > 100_000);
   assert.ok((got.get(M.retrans) as number) > 0, 'tbf drops caused retransmits');
   assert.equal(got.get(M.udpCount), 0);
+});
+
+test('sockets: the one-walk v1 TCP dump and the per-family v2 dumps give the same summary', async () => {
+  const e = net.entity(A);
+  const args = socketsProbe.args.parse({});
+  for (let i = 0; i < 40; i++) {
+    const [v1a, v2, v1b] = withNetlinkSocket(e.netnsPath, NETLINK_SOCK_DIAG, (sock) => [
+      summarize(sock, { ...args, tcpAllFamiliesRequest: true }),
+      summarize(sock, { ...args, tcpAllFamiliesRequest: false }),
+      summarize(sock, { ...args, tcpAllFamiliesRequest: true }),
+    ]);
+    const j = (x: unknown) => JSON.stringify(x, (_k, v) => (v instanceof Map ? [...v] : v));
+    if (j(v1a) !== j(v1b)) {
+      await sleep(200);
+      continue;
+    }
+    assert.equal(j(v2), j(v1a));
+    assert.ok(v1a!.states.get('established')! > 0);
+    return;
+  }
+  assert.fail('never quiesced');
 });
