@@ -77,3 +77,42 @@ export function selfPoint(points: readonly MetricPoint[], metric: string): numbe
   const p = points.find((x) => x.metric === metric);
   return typeof p?.value === 'number' ? p.value : Number.NaN;
 }
+
+const TCP_FIXTURE = new URL('./fixtures/tcp.ts', import.meta.url).pathname;
+
+/** Runs the TCP fixture in `side` until its first JSON line; returns it and the child (still running). */
+export async function tcpFixture(
+  side: NetnsSide,
+  args: string[],
+  timeoutMs = 20000,
+): Promise<{ result: Record<string, unknown>; child: import('node:child_process').ChildProcess }> {
+  const child = side.spawn(process.execPath, [TCP_FIXTURE, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`tcp fixture ${args.join(' ')}: timeout`)), timeoutMs);
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(t);
+        resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      if (!buf.includes('\n')) reject(new Error(`tcp fixture ${args.join(' ')} exited ${code}`));
+    });
+  });
+  return { result, child };
+}
+
+/** Kills a child by its pid (only processes the test started). */
+export function killChild(child: import('node:child_process').ChildProcess | undefined): void {
+  if (child?.pid !== undefined && child.exitCode === null) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {}
+  }
+}

@@ -1,0 +1,142 @@
+// tcpreset: TCP resets from tcp:tcp_send_reset and tcp:tcp_receive_reset, classified as KubeSkoop does
+// (TCPRESET_NOSOCK / PROCESS / ACTIVE / RECEIVE). Exact per-netns counters by direction and kind, and
+// rate-limited `podnet.tcp.reset` events with the socket tuple (ports in host order), the socket state
+// and the kernel's reset reason (enum sk_rst_reason from BTF, Linux 6.10+).
+import { z } from 'zod';
+import { enumName, resetReasonNames } from '../../receiver/bpf/btf.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { readTuple, socketAttributes } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+
+export const OBJECT = new URL('./tcpreset.bpf.o', import.meta.url);
+
+const argsSchema = z.object({ ...eventArgsShape });
+export type TcpresetArgs = z.infer<typeof argsSchema>;
+
+export const M = { resets: 'podnet.tcp.reset.count' } as const;
+export const EVENT = 'podnet.tcp.reset';
+
+/** Kernel kind number (tcpreset.bpf.c RST_*) → KubeSkoop type, metric kind, direction. */
+export const KINDS: Readonly<Record<number, { type: string; kind: string; direction: string }>> = {
+  1: { type: 'TCPRESET_NOSOCK', kind: 'nosock', direction: 'transmit' },
+  2: { type: 'TCPRESET_PROCESS', kind: 'process', direction: 'transmit' },
+  3: { type: 'TCPRESET_ACTIVE', kind: 'active', direction: 'transmit' },
+  4: { type: 'TCPRESET_RECEIVE', kind: 'receive', direction: 'receive' },
+};
+const NO_REASON = 0xffffffff;
+
+const metrics: MetricDef[] = [
+  {
+    name: M.resets,
+    kind: 'counter',
+    unit: '{segment}',
+    description:
+      'TCP resets sent (nosock: no socket for the segment; process: a socket answered with a reset; active: the local side aborted) and received. Counted in the kernel for every reset.',
+    attributes: ['network.io.direction', 'podnet.tcp.reset.kind'],
+    enabled: true,
+  },
+  ...SELF_METRIC_DEFS,
+];
+
+const PROGRAMS = {
+  rst_send3: { tpArgs: 3 },
+  rst_send2: { tpArgs: 2 },
+  rst_send3_raw: { tpArgs: 3 },
+} as const;
+
+export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
+  name: 'tcpreset',
+  description:
+    'TCP resets sent and received (tcp:tcp_send_reset, tcp:tcp_receive_reset): exact per-netns counters by kind, and events with tuple, socket state and kernel reset reason.',
+  source: 'ebpf',
+  defaultEnabled: true,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A TCP reset sent or received, with the socket tuple (local/peer), state, direction and the kernel reset reason (error.type) where the kernel gives one.',
+      severity: 'WARN',
+      attributes: [
+        'network.io.direction',
+        'podnet.tcp.reset.kind',
+        'error.type',
+        'network.type',
+        'network.transport',
+        'network.local.address',
+        'network.local.port',
+        'network.peer.address',
+        'network.peer.port',
+        'network.connection.state',
+      ],
+      types: Object.values(KINDS).map((k) => k.type),
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(OBJECT, [
+      ['rst_send3', 'rst_send2', 'rst_send3_raw'],
+      ['rst_receive', 'rst_receive_raw'],
+    ]);
+  },
+  async create(ctx, args) {
+    const reasons = resetReasonNames();
+    const rt = EbpfRuntime.open({
+      probe: 'tcpreset',
+      object: OBJECT,
+      ctx,
+      args,
+      programs: PROGRAMS,
+      fallbacks: { rst_send3: 'rst_send3_raw', rst_receive: 'rst_receive_raw' },
+      counterMaps: ['rst_counts'],
+      decode: (rec, r) => {
+        const { view, offset: o } = rec;
+        const k = KINDS[rec.header.type];
+        if (!k) return null;
+        const reason = view.getUint32(o + 16, true);
+        const stackId = view.getInt32(o + 20, true);
+        const rawNetns = view.getUint32(o + 24, true);
+        const t = readTuple(view, o + 32);
+        const attributes: Record<string, string | number> = {
+          'network.io.direction': k.direction,
+          'podnet.tcp.reset.kind': k.kind,
+        };
+        if (reason !== NO_REASON) attributes['error.type'] = enumName(reasons, reason);
+        socketAttributes(t, attributes);
+        if (rec.header.netns === 0 && rawNetns) attributes['podnet.netns.origin_inode'] = rawNetns;
+        const stack = r.stack(stackId);
+        return {
+          name: EVENT,
+          type: k.type,
+          netns: rec.header.netns,
+          timeUnixNano: rec.timeUnixNano,
+          attributes,
+          ...(stack ? { stack } : {}),
+        };
+      },
+    });
+    const probe: Probe<TcpresetArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of rt.counterEntries('rst_counts')) {
+          const k = KINDS[e.key.readUInt32LE(4)];
+          if (!k) continue;
+          out.push({
+            metric: M.resets,
+            netns: e.netns,
+            attributes: { 'network.io.direction': k.direction, 'podnet.tcp.reset.kind': k.kind },
+            value: e.values[0] ?? 0,
+          });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};
