@@ -266,6 +266,8 @@ export class OtlpReceiver {
   private readonly _logsResp: protobuf.Type;
   private readonly _grpcDef: grpc.GrpcObject;
   private _waiters: Array<() => void> = [];
+  private _stalled = false;
+  private readonly _held = new Set<() => void>();
 
   constructor(options: OtlpReceiverOptions = {}) {
     this._grpcPort = options.grpcPort ?? 0;
@@ -323,6 +325,21 @@ export class OtlpReceiver {
     }
   }
 
+  /**
+   * Stall: keep listening but answer nothing (an overloaded or black-holed collector); requests hang
+   * until the exporter times out. `unstall()` fails the held requests and answers normally again.
+   */
+  stall(): void {
+    this._stalled = true;
+  }
+
+  unstall(): void {
+    this._stalled = false;
+    const held = [...this._held];
+    this._held.clear();
+    for (const f of held) f();
+  }
+
   clear(): void {
     this.points.length = 0;
     this.logs.length = 0;
@@ -355,6 +372,13 @@ export class OtlpReceiver {
     for (const f of w) f();
   }
 
+  /** While stalled, park `release` (called on unstall) and report true. */
+  private _hold(release: () => void): boolean {
+    if (!this._stalled) return false;
+    this._held.add(release);
+    return true;
+  }
+
   private async _startGrpc(): Promise<void> {
     const server = new grpc.Server();
     const pkg = this._grpcDef as Obj;
@@ -362,12 +386,16 @@ export class OtlpReceiver {
     const logsService = pkg.opentelemetry.proto.collector.logs.v1.LogsService.service;
     server.addService(metricsService, {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
+        if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
+          return;
         this._record('metrics', 'grpc', call.request);
         cb(null, {});
       },
     });
     server.addService(logsService, {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
+        if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
+          return;
         this._record('logs', 'grpc', call.request);
         cb(null, {});
       },
@@ -400,6 +428,13 @@ export class OtlpReceiver {
     for await (const c of req) chunks.push(c as Buffer);
     let body = Buffer.concat(chunks);
     if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+    if (
+      this._hold(() => {
+        res.statusCode = 503;
+        res.end();
+      })
+    )
+      return;
     const signal = req.url === '/v1/metrics' ? 'metrics' : req.url === '/v1/logs' ? 'logs' : undefined;
     if (req.method !== 'POST' || !signal) {
       res.statusCode = 404;

@@ -1,0 +1,162 @@
+// OTLP endpoint outage under a steady event load: the receiver goes down for `outageMs`, comes back, and
+// we measure the event queue (must stay at or below its capacity), heap and RSS (must stay bounded), what
+// was counted as lost, and that export resumes. The test suite runs this with a short outage; run the
+// full minute with:
+//
+//   node_modules/.bin/node benchmarks/otel/outage.ts [--outage-ms 60000] [--rate 2000] [--protocol grpc]
+//     [--mode down|stall] [--queue 2048]
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../../receiver/agent/agent.ts';
+import type { OtlpProtocol } from '../../receiver/otel/exporters.ts';
+import { startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
+
+export interface OutageOptions {
+  readonly outageMs: number;
+  readonly eventRatePerSec: number;
+  readonly protocol: OtlpProtocol;
+  readonly maxQueueSize: number;
+  /** `down`: the endpoint refuses connections; `stall`: it accepts them and never answers (timeouts). */
+  readonly mode: 'down' | 'stall';
+  readonly warmupMs?: number;
+  /** How long to wait for export to resume after the endpoint is back. */
+  readonly recoverTimeoutMs?: number;
+}
+
+export interface OutageResult {
+  readonly options: OutageOptions;
+  readonly emitted: number;
+  readonly sent: number;
+  readonly lostQueueFull: number;
+  readonly lostExportFailed: number;
+  readonly suppressed: number;
+  readonly receivedLogs: number;
+  readonly exportFailures: { metrics: number; logs: number };
+  readonly maxQueue: number;
+  readonly heapMB: { before: number; maxDuringOutage: number; after: number };
+  readonly rssMB: { before: number; maxDuringOutage: number; after: number };
+  /** ms from the endpoint coming back to the first log record received. */
+  readonly resumeLogsMs: number;
+  readonly resumeMetricsMs: number;
+  /** Counters exported over OTLP after recovery. */
+  readonly exportedLostCount: number;
+}
+
+const MB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runOutage(o: OutageOptions): Promise<OutageResult> {
+  const rx = await startOtlpReceiver({ maxKept: 50_000 });
+  const endpoint = o.protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint;
+  const agent = await Agent.start({
+    configText: `
+collection_interval: 500ms
+server: { enabled: false }
+probes: { synthetic: { enabled: true, args: { event_rate_per_sec: ${o.eventRatePerSec} } } }
+exporters:
+  prometheus: { enabled: false }
+  otlp: { endpoint: "${endpoint}", protocol: "${o.protocol}", interval: 500ms, timeout: 1s }
+event_queue: { max_queue_size: ${o.maxQueueSize}, max_export_batch_size: 512, schedule_delay: 100ms }
+`,
+    extraSpecs: [syntheticSpec],
+    env: {},
+  });
+  let stopped = false;
+  try {
+    const self = agent.pipeline.self;
+    await rx.waitFor(() => rx.logs.length > 0 && rx.points.length > 0, 20_000, 'first export');
+    await sleep(o.warmupMs ?? 1000);
+    const mem = () => process.memoryUsage();
+    const before = mem();
+    let maxQueue = 0;
+    let maxHeap = 0;
+    let maxRss = 0;
+    if (o.mode === 'down') await rx.down();
+    else rx.stall();
+    const outageEnd = Date.now() + o.outageMs;
+    while (Date.now() < outageEnd) {
+      const m = mem();
+      maxHeap = Math.max(maxHeap, m.heapUsed);
+      maxRss = Math.max(maxRss, m.rss);
+      maxQueue = Math.max(maxQueue, agent.pipeline.queueSize());
+      await sleep(50);
+    }
+    rx.clear();
+    const upAt = Date.now();
+    if (o.mode === 'down') await rx.up();
+    else rx.unstall();
+    const recover = o.recoverTimeoutMs ?? 30_000;
+    await rx.waitFor(() => rx.logs.length > 0, recover, 'logs after the outage');
+    const resumeLogsMs = Date.now() - upAt;
+    await rx.waitFor(() => rx.points.length > 0, recover, 'metrics after the outage');
+    const resumeMetricsMs = Date.now() - upAt;
+    // The loss is itself exported: wait for a podnet.event.count point that shows it.
+    const lostExported = () =>
+      rx.points
+        .filter(
+          (p) =>
+            p.name === 'podnet.event.count' &&
+            String(p.attributes['podnet.event.outcome']).startsWith('lost'),
+        )
+        .reduce((n, p) => Math.max(n, p.value), 0);
+    await rx.waitFor(() => lostExported() > 0, recover, 'podnet.event.count{lost*} exported');
+    await sleep(1000);
+    const after = mem();
+    const receivedDuringRun = rx.logs.length;
+    await agent.stop();
+    stopped = true;
+    return {
+      options: o,
+      emitted: agent.pipeline.events.emitted,
+      sent: self.events.sent,
+      lostQueueFull: self.events.lost_queue_full,
+      lostExportFailed: self.events.lost_export_failed,
+      suppressed: self.events.suppressed,
+      receivedLogs: receivedDuringRun,
+      exportFailures: { ...self.exportFailures },
+      maxQueue,
+      heapMB: { before: before.heapUsed / MB, maxDuringOutage: maxHeap / MB, after: after.heapUsed / MB },
+      rssMB: { before: before.rss / MB, maxDuringOutage: maxRss / MB, after: after.rss / MB },
+      resumeLogsMs,
+      resumeMetricsMs,
+      exportedLostCount: lostExported(),
+    };
+  } finally {
+    if (!stopped) await agent.stop();
+    await rx.down();
+  }
+}
+
+if (import.meta.main) {
+  const arg = (name: string, def: string): string => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : def;
+  };
+  const r = await runOutage({
+    outageMs: Number(arg('outage-ms', '60000')),
+    eventRatePerSec: Number(arg('rate', '2000')),
+    protocol: arg('protocol', 'grpc') as OtlpProtocol,
+    maxQueueSize: Number(arg('queue', '2048')),
+    mode: arg('mode', 'down') === 'stall' ? 'stall' : 'down',
+  });
+  const round = (x: number) => Math.round(x * 10) / 10;
+  process.stdout.write(
+    `${JSON.stringify(
+      {
+        ...r,
+        heapMB: {
+          before: round(r.heapMB.before),
+          maxDuringOutage: round(r.heapMB.maxDuringOutage),
+          after: round(r.heapMB.after),
+        },
+        rssMB: {
+          before: round(r.rssMB.before),
+          maxDuringOutage: round(r.rssMB.maxDuringOutage),
+          after: round(r.rssMB.after),
+        },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.exit(0);
+}
