@@ -19,6 +19,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "../histogram/pn_hist.bpf.h"
+#include "../common/pn_tuple.bpf.h"
 
 #define KL_RX 0
 #define KL_TX 1
@@ -65,16 +66,12 @@ struct kl_event {
 	struct pn_event_hdr hdr; /* @0 */
 	__u64 latency_ns;        /* @16 */
 	__u32 ifindex;           /* @24 */
-	__u16 family;            /* @28 */
-	__u16 sport;             /* @30 packet source port */
-	__u16 dport;             /* @32 */
-	__u8 l4proto;            /* @34 */
-	__u8 pad;                /* @35 */
-	__u8 saddr[16];          /* @36 packet source */
-	__u8 daddr[16];          /* @52 */
-	__u32 len;               /* @68 */
+	__u32 len;               /* @28 skb->len */
+	struct pn_tuple tuple;   /* @32 packet direction: s* = source */
+	__u32 raw_netns;         /* @72 netns inode even when not watched (hdr.netns is then 0) */
+	__u32 pad;               /* @76 */
 };
-_Static_assert(sizeof(struct kl_event) == 72, "kl_event layout is shared with kernellatency.ts");
+_Static_assert(sizeof(struct kl_event) == 80, "kl_event layout is shared with kernellatency.ts");
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
@@ -125,22 +122,19 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	__builtin_memset(e, 0, sizeof(*e));
 	pn_fill_hdr(&e->hdr, KL_EV_RX, netns);
 	e->latency_ns = lat;
+	e->raw_netns = pn_sock_netns(sk);
 	e->ifindex = s->ifindex;
 	e->len = s->len;
-	e->family = fam;
-	e->l4proto = proto;
 	/* packet direction: peer → local */
-	e->sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->dport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (fam == 2) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->saddr, &r, 4);
-		__builtin_memcpy(e->daddr, &l, 4);
-	} else {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_daddr);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_rcv_saddr);
-	}
+	struct pn_tuple t = {};
+	pn_tuple_from_sock(sk, &t, 1);
+	__builtin_memcpy(e->tuple.saddr, t.daddr, 16);
+	__builtin_memcpy(e->tuple.daddr, t.saddr, 16);
+	e->tuple.sport = t.dport;
+	e->tuple.dport = t.sport;
+	e->tuple.family = t.family;
+	e->tuple.state = t.state;
+	e->tuple.l4proto = proto;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -178,17 +172,10 @@ int BPF_PROG(kl_tx_device, struct sk_buff *skb)
 	__builtin_memset(e, 0, sizeof(*e));
 	pn_fill_hdr(&e->hdr, KL_EV_TX, netns);
 	e->latency_ns = lat;
+	e->raw_netns = pn_sock_netns(sk);
 	e->ifindex = BPF_CORE_READ(skb, dev, ifindex);
 	e->len = skb->len;
-	struct pn_flow f = {};
-	if (!pn_skb_flow(skb, &f)) {
-		e->family = f.family;
-		e->sport = f.sport;
-		e->dport = f.dport;
-		e->l4proto = f.l4proto;
-		__builtin_memcpy(e->saddr, f.saddr, 16);
-		__builtin_memcpy(e->daddr, f.daddr, 16);
-	}
+	pn_tuple_from_skb(skb, &e->tuple);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

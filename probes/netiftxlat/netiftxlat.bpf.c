@@ -16,6 +16,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "../histogram/pn_hist.bpf.h"
+#include "../common/pn_tuple.bpf.h"
 
 #define NT_QDISC 0
 #define NT_XMIT 1
@@ -74,16 +75,12 @@ struct nt_event {
 	struct pn_event_hdr hdr; /* @0 */
 	__u64 latency_ns;        /* @16 */
 	__u32 ifindex;           /* @24 */
-	__u16 family;            /* @28 */
-	__u16 sport;             /* @30 */
-	__u16 dport;             /* @32 */
-	__u8 l4proto;            /* @34 */
-	__u8 pad;                /* @35 */
-	__u8 saddr[16];          /* @36 */
-	__u8 daddr[16];          /* @52 */
-	__u32 len;               /* @68 */
+	__u32 len;               /* @28 skb->len */
+	struct pn_tuple tuple;   /* @32 packet direction: s* = source */
+	__u32 raw_netns;         /* @72 netns inode even when not watched (hdr.netns is then 0) */
+	__u32 pad;               /* @76 */
 };
-_Static_assert(sizeof(struct nt_event) == 72, "nt_event layout is shared with netiftxlat.ts");
+_Static_assert(sizeof(struct nt_event) == 80, "nt_event layout is shared with netiftxlat.ts");
 
 static __always_inline struct nt_cpu *nt_cpu(void)
 {
@@ -115,17 +112,11 @@ static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_
 	__builtin_memset(e, 0, sizeof(*e));
 	pn_fill_hdr(&e->hdr, type, netns);
 	e->latency_ns = lat;
+	e->raw_netns = pn_dev_netns(dev);
 	e->ifindex = BPF_CORE_READ(dev, ifindex);
 	e->len = len;
-	struct pn_flow f = {};
-	if (skb && !pn_skb_flow(skb, &f)) {
-		e->family = f.family;
-		e->sport = f.sport;
-		e->dport = f.dport;
-		e->l4proto = f.l4proto;
-		__builtin_memcpy(e->saddr, f.saddr, 16);
-		__builtin_memcpy(e->daddr, f.daddr, 16);
-	}
+	if (skb)
+		pn_tuple_from_skb(skb, &e->tuple);
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -18,6 +18,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "../histogram/pn_hist.bpf.h"
+#include "../common/pn_tuple.bpf.h"
 
 #define SL_READ 0
 #define SL_WRITE 1
@@ -70,16 +71,10 @@ struct {
 struct sl_event {
 	struct pn_event_hdr hdr; /* @0  type SL_EV_*, netns */
 	__u64 wait_ns;           /* @16 */
-	__u32 pid;               /* @24 */
-	__u16 family;            /* @28 AF_INET 2 / AF_INET6 10 */
-	__u16 lport;             /* @30 host order */
-	__u16 rport;             /* @32 host order */
-	__u8 l4proto;            /* @34 */
-	__u8 state;              /* @35 TCP state */
-	__u8 laddr[16];          /* @36 network order */
-	__u8 raddr[16];          /* @52 */
-	char comm[16];           /* @68 */
-	__u32 pad;               /* @84 */
+	__u32 pid;               /* @24 reader / writer process (tgid) */
+	__u32 raw_netns;         /* @28 netns inode even when not watched (hdr.netns is then 0) */
+	struct pn_tuple tuple;   /* @32 local = s*, peer = d* */
+	char comm[16];           /* @72 */
 };
 _Static_assert(sizeof(struct sl_event) == 88, "sl_event layout is shared with socketlatency.ts");
 
@@ -131,26 +126,11 @@ static __always_inline void sl_emit(const struct sock *sk, __u32 type, __u32 net
 	pn_fill_hdr(&e->hdr, type, netns);
 	e->wait_ns = wait;
 	e->pid = pid;
-	e->l4proto = proto;
-	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->family = fam;
-	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (!e->lport)
-		e->lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__builtin_memset(e->laddr, 0, 32);
-	if (fam == 2) {
-		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->laddr, &l, 4);
-		__builtin_memcpy(e->raddr, &r, 4);
-	} else {
-		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
-	}
+	e->raw_netns = pn_sock_netns(sk);
+	__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+	pn_tuple_from_sock(sk, &e->tuple, 1);
+	e->tuple.l4proto = proto;
 	__builtin_memcpy(e->comm, comm, 16);
-	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -1,0 +1,194 @@
+// socketlatency: how long data waits in a socket, per pod (netns), as log2 histograms measured in the
+// kernel (socketlatency.bpf.c; hooks and limits in docs/probes-latency.md):
+//   read wait  = data arrival (sock:sk_data_ready) → the application's read (sock:sock_recv_length);
+//   write wait = the application's write (tcp:tcp_sendmsg_locked) → the first segment carrying that data
+//                reaches the device layer (net:net_dev_queue). TCP only.
+// Also KubeSkoop's read1ms / read100ms / write1ms / write100ms as exact counters, and
+// `podnet.socket.slow` events over a threshold (default 100 ms) with tuple, process and the wait.
+import { z } from 'zod';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import { cString, socketAttributes, transportName } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import {
+  bucketsShape,
+  histEntries,
+  histPoints,
+  LATENCY_ATTR,
+  msToNs,
+  readTupleUnmapped,
+  slowCounterDef,
+  THRESHOLD_ATTR,
+} from '../histogram/latency.ts';
+import { histogramDef } from '../histogram/log2.ts';
+
+export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
+
+const argsSchema = z.object({
+  ...eventArgsShape,
+  ...bucketsShape,
+  /** A wait longer than this raises a `podnet.socket.slow` event, ms. */
+  slowThresholdMs: z.number().positive().default(100),
+  /** Thresholds of `podnet.socket.{read,write}.slow.count`, ms (KubeSkoop: 1 and 100). */
+  counterThresholdsMs: z.tuple([z.number().positive(), z.number().positive()]).default([1, 100]),
+  /** Also measure UDP read waits. */
+  udp: z.boolean().default(true),
+  /** Sockets tracked at once (LRU: the least recently active is forgotten beyond this). */
+  maxSockets: z.number().int().min(1024).default(65536),
+});
+export type SocketLatencyArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  readWait: 'podnet.socket.read.wait',
+  writeWait: 'podnet.socket.write.wait',
+  readSlow: 'podnet.socket.read.slow.count',
+  writeSlow: 'podnet.socket.write.slow.count',
+} as const;
+export const EVENT = 'podnet.socket.slow';
+export const EVENT_TYPES = { 1: 'SOCKETLAT_READSLOW', 2: 'SOCKETLAT_SENDSLOW' } as const;
+
+const metrics: MetricDef[] = [
+  histogramDef(
+    M.readWait,
+    'Time data waited in a socket before the application read it: first arrival since the last read (sock:sk_data_ready) to a read that returned data (sock:sock_recv_length).',
+    ['network.transport'],
+  ),
+  histogramDef(
+    M.writeWait,
+    'Time data written by the application waited before the kernel sent it: start of the write (tcp:tcp_sendmsg_locked) to the first segment carrying it at the device layer (net:net_dev_queue). Includes time blocked on a full send buffer or peer window. TCP.',
+    ['network.transport'],
+  ),
+  slowCounterDef(
+    M.readSlow,
+    '{read}',
+    'Reads whose wait exceeded the threshold (KubeSkoop read1ms / read100ms), counted exactly in the kernel.',
+    ['network.transport'],
+  ),
+  slowCounterDef(
+    M.writeSlow,
+    '{write}',
+    'Writes whose wait exceeded the threshold (KubeSkoop write1ms / write100ms), counted exactly in the kernel.',
+    ['network.transport'],
+  ),
+  ...SELF_METRIC_DEFS,
+];
+
+const PROGRAMS = ['sl_data_ready', 'sl_recv_length', 'sl_sendmsg', 'sl_dev_queue', 'sl_destroy'] as const;
+
+/** Event record (socketlatency.bpf.c struct sl_event, 88 bytes). */
+export function decodeSlow(
+  view: DataView,
+  o: number,
+): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & {
+  rawNetns: number;
+  waitNs: number;
+} {
+  const type = view.getUint32(o + 8, true);
+  const waitNs = Number(view.getBigUint64(o + 16, true));
+  const pid = view.getUint32(o + 24, true);
+  const rawNetns = view.getUint32(o + 28, true);
+  const t = readTupleUnmapped(view, o + 32);
+  const comm = cString(view, o + 72, 16);
+  const attributes: Record<string, string | number> = {
+    [LATENCY_ATTR]: waitNs / 1e9,
+    'network.io.direction': type === 1 ? 'receive' : 'transmit',
+  };
+  socketAttributes(t, attributes);
+  if (pid) attributes['process.pid'] = pid;
+  if (comm) attributes['podnet.task.comm'] = comm;
+  return {
+    name: EVENT,
+    type: EVENT_TYPES[type as 1 | 2] ?? `SOCKETLAT_${type}`,
+    attributes,
+    rawNetns,
+    waitNs,
+  };
+}
+
+export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
+  name: 'socketlatency',
+  description:
+    'Socket read and write waits per pod as in-kernel log2 histograms (arrival → read, write → sent), KubeSkoop read1ms/read100ms/write1ms/write100ms counters and slow-socket events with tuple and process.',
+  source: 'ebpf',
+  defaultEnabled: false,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A socket read or write waited longer than the threshold (default 100 ms): tuple, process, direction and the wait in seconds.',
+      severity: 'WARN',
+      attributes: [
+        LATENCY_ATTR,
+        'network.io.direction',
+        'network.type',
+        'network.transport',
+        'network.local.address',
+        'network.local.port',
+        'network.peer.address',
+        'network.peer.port',
+        'network.connection.state',
+        'process.pid',
+        'podnet.task.comm',
+      ],
+      types: Object.values(EVENT_TYPES),
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(
+      OBJECT,
+      PROGRAMS.map((p) => [p]),
+    );
+  },
+  async create(ctx, args) {
+    const [t0, t1] = args.counterThresholdsMs;
+    const rt = EbpfRuntime.open({
+      probe: 'socketlatency',
+      object: OBJECT,
+      ctx,
+      args,
+      rodata: {
+        cfg_slow_ns: msToNs(args.slowThresholdMs),
+        cfg_t0_ns: msToNs(t0),
+        cfg_t1_ns: msToNs(t1),
+        cfg_udp: args.udp ? 1 : 0,
+      },
+      maxEntries: { sl_socks: args.maxSockets },
+      counterMaps: ['sl_hist'],
+      decode: (rec) => {
+        const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);
+        if (rec.header.netns === 0 && rawNetns) {
+          (e.attributes as Record<string, number>)['podnet.netns.origin_inode'] = rawNetns;
+        }
+        return { ...e, netns: rec.header.netns, timeUnixNano: rec.timeUnixNano };
+      },
+    });
+    const range = args.buckets;
+    const probe: Probe<SocketLatencyArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of histEntries(rt, 'sl_hist')) {
+          const read = e.key.readUInt8(4) === 0;
+          histPoints(out, e.hist, {
+            netns: e.netns,
+            attributes: { 'network.transport': transportName(e.key.readUInt8(5)) },
+            histogram: read ? M.readWait : M.writeWait,
+            counter: read ? M.readSlow : M.writeSlow,
+            thresholdsMs: [t0, t1],
+            range,
+          });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};
+
+export { THRESHOLD_ATTR };
