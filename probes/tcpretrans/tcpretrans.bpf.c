@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * tcpretrans: TCP retransmissions, counted the way the kernel counts Tcp RetransSegs:
+ *   tcp:tcp_retransmit_skb     segments of the retransmitted skb (tcp_skb_pcount: tcp_gso_segs)
+ *   tcp:tcp_retransmit_synack  one segment per SYN-ACK retransmitted by a listener
+ * Counters per netns are exact; events (rate limited) carry the socket tuple, state, segments, the
+ * transmit error (6.10+: the tracepoint's err argument) and an optional stack.
+ */
+#include "../include/podnet.bpf.h"
+#include "../include/pn_watch.bpf.h"
+#include "../common/pn_tuple.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define RT_EV_SKB 1
+#define RT_EV_SYNACK 2
+
+struct rt_key {
+	__u32 netns;
+};
+
+struct rt_val {
+	__u64 segments; /* retransmitted segments (Tcp RetransSegs) */
+	__u64 synack;   /* of which SYN-ACKs */
+	__u64 failed;   /* retransmits whose transmit returned an error (err != 0) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rt_key);
+	__type(value, struct rt_val);
+} rt_counts SEC(".maps");
+
+struct rt_event {
+	struct pn_event_hdr hdr; /* @0 type = RT_EV_* */
+	__s32 err;               /* @16 */
+	__s32 stack_id;          /* @20 */
+	__u32 segs;              /* @24 */
+	__u32 raw_netns;         /* @28 */
+	struct pn_tuple t;       /* @32 local = s* */
+};
+_Static_assert(sizeof(struct rt_event) == 72, "rt_event layout is decoded in TypeScript");
+
+static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, struct pn_tuple *t, __u32 segs, int err)
+{
+	__u32 raw = pn_sock_netns(sk);
+	__u32 netns = pn_watch_key(raw);
+	struct rt_key key = { .netns = netns };
+	struct rt_val zero = {};
+	struct rt_val *v = pn_counter_get(&rt_counts, &key, &zero);
+	if (v) {
+		v->segments += segs;
+		if (type == RT_EV_SYNACK)
+			v->synack += segs;
+		if (err)
+			v->failed += 1;
+	}
+	if (!pn_rate_allow(netns, type))
+		return;
+	struct rt_event *e = pn_reserve(sizeof(*e));
+	if (!e)
+		return;
+	pn_fill_hdr(&e->hdr, type, netns);
+	e->err = err;
+	e->segs = segs;
+	e->raw_netns = raw;
+	e->t = *t;
+	e->stack_id = pn_stack_id(ctx, 3);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void handle_skb(void *ctx, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	if (!sk)
+		return;
+	__u16 segs = 0;
+	if (skb) {
+		const struct tcp_skb_cb *cb = (const void *)__builtin_preserve_access_index(&skb->cb);
+		bpf_probe_read_kernel(&segs, sizeof(segs), __builtin_preserve_access_index(&cb->tcp_gso_segs));
+	}
+	if (!segs)
+		segs = 1;
+	struct pn_tuple t = {};
+	pn_tuple_from_sock(sk, &t, 1);
+	t.l4proto = 6;
+	count(ctx, RT_EV_SKB, sk, &t, segs, err);
+}
+
+/* Linux >= 6.10 (err added): tcp_retransmit_skb(sk, skb, err). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(rt_skb3, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	handle_skb(ctx, sk, skb, err);
+	return 0;
+}
+
+/* Older kernels: tcp_retransmit_skb(sk, skb), fired for successful retransmits only. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(rt_skb2, const struct sock *sk, const struct sk_buff *skb)
+{
+	handle_skb(ctx, sk, skb, 0);
+	return 0;
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(rt_skb3_raw, const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	handle_skb(ctx, sk, skb, err);
+	return 0;
+}
+
+static __always_inline void handle_synack(void *ctx, const struct sock *sk, const struct request_sock *req)
+{
+	if (!sk || !req)
+		return;
+	struct pn_tuple t = {};
+	/* a request sock starts with struct sock_common: local port from skc_num (ir_num) */
+	pn_tuple_from_sock((const struct sock *)req, &t, 0);
+	t.l4proto = 6;
+	count(ctx, RT_EV_SYNACK, sk, &t, 1, 0);
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(rt_synack, const struct sock *sk, const struct request_sock *req)
+{
+	handle_synack(ctx, sk, req);
+	return 0;
+}
+
+SEC("raw_tp/tcp_retransmit_synack")
+int BPF_PROG(rt_synack_raw, const struct sock *sk, const struct request_sock *req)
+{
+	handle_synack(ctx, sk, req);
+	return 0;
+}

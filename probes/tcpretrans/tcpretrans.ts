@@ -1,0 +1,149 @@
+// tcpretrans: TCP retransmissions from tcp:tcp_retransmit_skb and tcp:tcp_retransmit_synack, counted in
+// the kernel per netns in segments — the way the kernel counts Tcp RetransSegs — and reported as
+// rate-limited `podnet.tcp.retransmit` events with the socket tuple, state, segments and optional stack.
+import { constants } from 'node:os';
+import { z } from 'zod';
+import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { readTuple, socketAttributes } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+
+export const OBJECT = new URL('./tcpretrans.bpf.o', import.meta.url);
+
+const argsSchema = z.object({ ...eventArgsShape });
+export type TcpretransArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  retransmits: 'podnet.tcp.retransmit.count',
+  failed: 'podnet.tcp.retransmit.failed.count',
+} as const;
+export const EVENT = 'podnet.tcp.retransmit';
+export const EVENT_TYPE = 'TCPRETRANS';
+
+const metrics: MetricDef[] = [
+  {
+    name: M.retransmits,
+    kind: 'counter',
+    unit: '{segment}',
+    description:
+      'TCP segments retransmitted (data, SYN, FIN and SYN-ACK), as the kernel counts Tcp RetransSegs. Counted in the kernel for every retransmit.',
+    attributes: ['podnet.tcp.retransmit.kind'],
+    enabled: true,
+  },
+  {
+    name: M.failed,
+    kind: 'counter',
+    unit: '{segment}',
+    description: 'Retransmits whose transmit returned an error (Linux 6.10+ reports it).',
+    attributes: [],
+    enabled: true,
+  },
+  ...SELF_METRIC_DEFS,
+];
+
+const errnoNames = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, n]) => [n as number, name] as const),
+);
+
+const PROGRAMS = {
+  rt_skb3: { tpArgs: 3 },
+  rt_skb2: { tpArgs: 2 },
+  rt_skb3_raw: { tpArgs: 3 },
+} as const;
+
+export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
+  name: 'tcpretrans',
+  description:
+    'TCP retransmits (tcp:tcp_retransmit_skb, tcp:tcp_retransmit_synack): exact per-netns segment counters equal to Tcp RetransSegs, and events with tuple, state and optional stack.',
+  source: 'ebpf',
+  defaultEnabled: true,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A TCP retransmit: the socket tuple (local/peer), state, segments, retransmit kind (segment or synack) and the transmit error if any (error.type).',
+      severity: 'WARN',
+      attributes: [
+        'podnet.tcp.retransmit.kind',
+        'podnet.tcp.retransmit.segments',
+        'error.type',
+        'network.type',
+        'network.transport',
+        'network.local.address',
+        'network.local.port',
+        'network.peer.address',
+        'network.peer.port',
+        'network.connection.state',
+      ],
+      types: [EVENT_TYPE],
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(OBJECT, [['rt_skb3', 'rt_skb2', 'rt_skb3_raw']]);
+  },
+  async create(ctx, args) {
+    const rt = EbpfRuntime.open({
+      probe: 'tcpretrans',
+      object: OBJECT,
+      ctx,
+      args,
+      programs: PROGRAMS,
+      fallbacks: { rt_skb3: 'rt_skb3_raw', rt_synack: 'rt_synack_raw' },
+      counterMaps: ['rt_counts'],
+      decode: (rec, r) => {
+        const { view, offset: o } = rec;
+        const err = view.getInt32(o + 16, true);
+        const stackId = view.getInt32(o + 20, true);
+        const segs = view.getUint32(o + 24, true);
+        const rawNetns = view.getUint32(o + 28, true);
+        const t = readTuple(view, o + 32);
+        const attributes: Record<string, string | number> = {
+          'podnet.tcp.retransmit.kind': rec.header.type === 2 ? 'synack' : 'segment',
+          'podnet.tcp.retransmit.segments': segs,
+        };
+        if (err) attributes['error.type'] = errnoNames.get(-err) ?? String(err);
+        socketAttributes(t, attributes);
+        if (rec.header.netns === 0 && rawNetns) attributes['podnet.netns.origin_inode'] = rawNetns;
+        const stack = r.stack(stackId);
+        return {
+          name: EVENT,
+          type: EVENT_TYPE,
+          netns: rec.header.netns,
+          timeUnixNano: rec.timeUnixNano,
+          attributes,
+          ...(stack ? { stack } : {}),
+        };
+      },
+    });
+    const probe: Probe<TcpretransArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of rt.counterEntries('rt_counts')) {
+          const [segments = 0, synack = 0, failed = 0] = e.values;
+          out.push({
+            metric: M.retransmits,
+            netns: e.netns,
+            attributes: { 'podnet.tcp.retransmit.kind': 'segment' },
+            value: segments - synack,
+          });
+          out.push({
+            metric: M.retransmits,
+            netns: e.netns,
+            attributes: { 'podnet.tcp.retransmit.kind': 'synack' },
+            value: synack,
+          });
+          out.push({ metric: M.failed, netns: e.netns, value: failed });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};
