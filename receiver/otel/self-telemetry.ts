@@ -33,6 +33,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     description: 'Time one collection of a probe took.',
     attributes: [ATTR_PODNET_PROBE_NAME],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.probe.collection.errors',
@@ -42,6 +43,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
       'Collections of a probe that failed (the previous points stay exported until the next success).',
     attributes: [ATTR_PODNET_PROBE_NAME],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.probe.state',
@@ -51,6 +53,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
       'Always 1; `podnet.probe.state` carries the state (running, degraded, unavailable, stopped).',
     attributes: [ATTR_PODNET_PROBE_NAME, ATTR_PODNET_PROBE_STATE],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.event.count',
@@ -60,6 +63,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
       'Events handed to the pipeline by probes, by outcome: sent, suppressed, lost_queue_full, lost_export_failed.',
     attributes: [ATTR_PODNET_EVENT_OUTCOME],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.event.queue.size',
@@ -68,6 +72,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     description: 'Events waiting in the bounded queue in front of the OTLP log exporter.',
     attributes: [],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.export.failure.count',
@@ -76,6 +81,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     description: 'Failed OTLP export requests, by signal (metrics, logs).',
     attributes: [ATTR_PODNET_EXPORT_SIGNAL],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.metric.series.overflow.count',
@@ -84,6 +90,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     description: 'Points dropped because their metric reached the configured cardinality limit.',
     attributes: [ATTR_PODNET_METRIC_NAME],
     enabled: true,
+    scope: 'node',
   },
   {
     name: 'podnet.metric.series.count',
@@ -92,6 +99,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     description: 'Series exported from the latest collection of every probe.',
     attributes: [],
     enabled: true,
+    scope: 'node',
   },
 ];
 
