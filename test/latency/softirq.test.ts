@@ -84,7 +84,7 @@ test('vectors: all also measures TIMER; perCpu false sums the CPUs', async () =>
   );
   assert.equal(timer.length, 1);
   assert.equal(timer[0]?.attributes?.['cpu.logical_number'], undefined);
-  assert.ok((timer[0]?.value as HistogramValue).count > 0, 'timer softirqs ran within 300 ms');
+  assert.ok((timer[0]!.value as HistogramValue).count > 0, 'timer softirqs ran within 300 ms');
 });
 
 test('slow events carry CPU, vector and the running task; counters count over the thresholds', async () => {
