@@ -3,9 +3,13 @@
 // listener, 2 loopback connections with unread data, a UDP socket), all created by this process.
 // Reports wall time, CPU time (user + system of this process) and memory per collection.
 //
-//   node benchmarks/netlink/collect.ts [counts...]     (default: 1 100 1000; root)
+//   node benchmarks/netlink/collect.ts [--child-ehash N] [counts...]   (default: 1 100 1000; root)
+//
+// --child-ehash N sets net.ipv4.tcp_child_ehash_entries=N while the netns are created (restored after):
+// each new netns then gets its own TCP established hash, so a sock_diag dump walks N buckets instead
+// of the host-wide table (262144 buckets here) — the dominant cost of the sockets probe.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { conntrackProbe } from '../../probes/conntrack/conntrack.ts';
 import { qdiscProbe } from '../../probes/qdisc/qdisc.ts';
@@ -25,7 +29,10 @@ const writeCall = libc.func('intptr_t write(int fd, const void *buf, size_t n)')
 const setrlimitCall = libc.func('int setrlimit(int resource, const void *rlim)');
 
 const PREFIX = `pnlb${process.pid}`;
-const counts = process.argv.slice(2).map(Number);
+const argv = process.argv.slice(2);
+const ehashAt = argv.indexOf('--child-ehash');
+const childEhash = ehashAt >= 0 ? Number(argv.splice(ehashAt, 2)[1]) : undefined;
+const counts = argv.map(Number);
 if (counts.length === 0) counts.push(1, 100, 1000);
 const MAX = Math.max(...counts);
 
@@ -122,12 +129,16 @@ function teardown(n: number, fds: number[]): void {
 interface Sample {
   wallMs: number;
   cpuMs: number;
+  userMs: number;
+  sysMs: number;
   points: number;
 }
 
 async function measure(probes: [string, Probe][], entities: Entity[], reps: number): Promise<Sample> {
   let wall = 0;
   let cpu = 0;
+  let user = 0;
+  let sys = 0;
   let points = 0;
   for (let r = 0; r < reps; r++) {
     const c0 = process.cpuUsage();
@@ -137,8 +148,10 @@ async function measure(probes: [string, Probe][], entities: Entity[], reps: numb
     wall += performance.now() - t0;
     const c = process.cpuUsage(c0);
     cpu += (c.user + c.system) / 1000;
+    user += c.user / 1000;
+    sys += c.system / 1000;
   }
-  return { wallMs: wall / reps, cpuMs: cpu / reps, points };
+  return { wallMs: wall / reps, cpuMs: cpu / reps, userMs: user / reps, sysMs: sys / reps, points };
 }
 
 const ctx = { log: childLogger('bench'), entities: undefined as never, emit() {} } as unknown as ProbeContext;
@@ -146,6 +159,10 @@ const ctx = { log: childLogger('bench'), entities: undefined as never, emit() {}
 const specs: ProbeSpec<any>[] = [socketsProbe, conntrackProbe, qdiscProbe];
 
 raiseNofile(MAX * 8 + 1024);
+const EHASH_SYSCTL = '/proc/sys/net/ipv4/tcp_child_ehash_entries';
+const ehashBefore = readFileSync(EHASH_SYSCTL, 'utf8').trim();
+if (childEhash !== undefined) writeFileSync(EHASH_SYSCTL, String(childEhash));
+process.on('exit', () => writeFileSync(EHASH_SYSCTL, ehashBefore));
 const probes: [string, Probe][] = [];
 for (const s of specs) probes.push([s.name, await s.create(ctx, s.args.parse({}))]);
 
@@ -167,7 +184,7 @@ for (const n of counts) {
       ([name, p]) => `${name}:${(p.status().details as { failedEntities: number }).failedEntities}`,
     );
     rows.push(
-      `${String(n).padStart(5)} netns | wall ${all.wallMs.toFixed(1)} ms | CPU ${all.cpuMs.toFixed(1)} ms (${per.join(', ')}) | points ${all.points} | rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB (Δ ${((mem.rss - rss0) / 2 ** 20).toFixed(1)}) heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB | failed ${failed.join(' ')}`,
+      `${String(n).padStart(5)} netns | wall ${all.wallMs.toFixed(1)} ms | CPU ${all.cpuMs.toFixed(1)} ms = user ${all.userMs.toFixed(1)} + sys ${all.sysMs.toFixed(1)} (${per.join(', ')}) | points ${all.points} | rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB (Δ ${((mem.rss - rss0) / 2 ** 20).toFixed(1)}) heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB | failed ${failed.join(' ')}`,
     );
     console.log(rows.at(-1));
   } finally {
