@@ -1,0 +1,188 @@
+// MetricStore: latest-collection semantics, start times, cardinality limit with a counted overflow,
+// malformed points dropped and counted, unattributed entities, label allow-list.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { MetricStore, type RegisteredMetric } from '../../receiver/otel/metric-store.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricDef } from '../../receiver/probe/types.ts';
+
+const HOST: Entity = { kind: 'host', netnsInode: 100, netnsPath: '/proc/self/ns/net', displayName: 'host' };
+const NETNS: Entity = {
+  kind: 'netns',
+  netnsInode: 200,
+  netnsPath: '/run/netns/blue',
+  netnsName: 'blue',
+  displayName: 'blue',
+};
+const POD: Entity = {
+  kind: 'pod',
+  netnsInode: 300,
+  netnsPath: '/proc/9/ns/net',
+  displayName: 'ns/p',
+  pod: {
+    uid: 'u',
+    name: 'p',
+    namespace: 'ns',
+    labels: { app: 'a', team: 't' },
+    ips: [],
+    sandboxId: 's',
+    hostNetwork: false,
+  },
+};
+
+const counter: MetricDef = {
+  name: 'podnet.t.count',
+  kind: 'counter',
+  unit: '{x}',
+  description: 'c',
+  attributes: ['k'],
+  enabled: true,
+};
+const gauge: MetricDef = {
+  name: 'podnet.t.level',
+  kind: 'gauge',
+  unit: '1',
+  description: 'g',
+  attributes: [],
+  enabled: true,
+};
+const hist: MetricDef = {
+  name: 'podnet.t.duration',
+  kind: 'histogram',
+  unit: 's',
+  description: 'h',
+  attributes: [],
+  enabled: true,
+};
+const off: MetricDef = {
+  name: 'podnet.t.off',
+  kind: 'counter',
+  unit: '1',
+  description: 'o',
+  attributes: [],
+  enabled: false,
+};
+
+function store(limit = 100) {
+  const s = new MetricStore({
+    entities: new StaticEntitySource([HOST, NETNS, POD]),
+    cardinalityLimit: limit,
+    labelAllowlist: ['app'],
+  });
+  const defs: RegisteredMetric[] = [counter, gauge, hist, off].map((def) => ({
+    def,
+    probe: 'p1',
+    enabled: def.enabled,
+  }));
+  s.setDefinitions(defs);
+  return s;
+}
+
+async function metrics(s: MetricStore) {
+  const r = await s.collect();
+  return r.resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics);
+}
+
+test('entity keys: pod, named netns, host, unattributed (0 and unknown inode); label allow-list', () => {
+  const s = store();
+  s.update('p1', [
+    { metric: 'podnet.t.level', netns: 300, value: 1 },
+    { metric: 'podnet.t.level', netns: 200, value: 2 },
+    { metric: 'podnet.t.level', netns: 100, value: 3 },
+    { metric: 'podnet.t.level', netns: 0, value: 4 },
+    { metric: 'podnet.t.level', netns: 999, value: 5 },
+  ]);
+  const by = new Map(s.series().map((x) => [x.value, x.attributes]));
+  assert.deepEqual(by.get(1), {
+    'podnet.entity.kind': 'pod',
+    'podnet.netns.inode': 300,
+    'k8s.pod.uid': 'u',
+    'k8s.pod.name': 'p',
+    'k8s.namespace.name': 'ns',
+    'k8s.pod.label.app': 'a',
+  });
+  assert.deepEqual(by.get(2), {
+    'podnet.entity.kind': 'netns',
+    'podnet.netns.inode': 200,
+    'podnet.netns.name': 'blue',
+  });
+  assert.deepEqual(by.get(3), { 'podnet.entity.kind': 'host', 'podnet.netns.inode': 100 });
+  assert.deepEqual(by.get(4), { 'podnet.entity.kind': 'unattributed' });
+  assert.deepEqual(by.get(5), { 'podnet.entity.kind': 'unattributed', 'podnet.netns.inode': 999 });
+});
+
+test('latest collection only; start time kept while the counter grows, reset when it goes down', async () => {
+  const s = store();
+  s.update('p1', [{ metric: 'podnet.t.count', netns: 100, attributes: { k: 'a' }, value: 10 }], 1_000_000);
+  s.update('p1', [{ metric: 'podnet.t.count', netns: 100, attributes: { k: 'a' }, value: 15 }], 1_010_000);
+  let m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.equal(m.dataPoints.length, 1);
+  assert.deepEqual(m.dataPoints[0]!.startTime, [1000, 0]);
+  assert.deepEqual(m.dataPoints[0]!.endTime, [1010, 0]);
+  assert.equal(m.dataPoints[0]!.value, 15);
+  s.update('p1', [{ metric: 'podnet.t.count', netns: 100, attributes: { k: 'a' }, value: 2 }], 1_020_000);
+  m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.deepEqual(m.dataPoints[0]!.startTime, [1020, 0], 'a counter that went down starts a new series');
+  // A series not reported any more is gone from the next collect.
+  s.update('p1', [{ metric: 'podnet.t.count', netns: 100, attributes: { k: 'b' }, value: 1 }], 1_030_000);
+  m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.deepEqual(
+    m.dataPoints.map((d) => d.attributes['k']),
+    ['b'],
+  );
+  s.removeProbe('p1');
+  assert.equal((await metrics(s)).length, 0);
+});
+
+test('cardinality limit per metric: overflow dropped and counted', () => {
+  const s = store(3);
+  const points = Array.from({ length: 10 }, (_, i) => ({
+    metric: 'podnet.t.count',
+    netns: 100,
+    attributes: { k: `v${i}` },
+    value: i,
+  }));
+  s.update('p1', [...points, { metric: 'podnet.t.level', netns: 100, value: 1 }]);
+  assert.equal(s.series().filter((x) => x.def.name === 'podnet.t.count').length, 3);
+  assert.equal(s.series().filter((x) => x.def.name === 'podnet.t.level').length, 1);
+  assert.equal(s.overflowCounts().get('podnet.t.count'), 7);
+  s.update('p1', points);
+  assert.equal(s.overflowCounts().get('podnet.t.count'), 14, 'counted per collection, cumulatively');
+});
+
+test('malformed points are dropped and counted; disabled metrics are not exported', () => {
+  const s = store();
+  s.update('p1', [
+    { metric: 'podnet.t.undeclared', netns: 100, value: 1 },
+    {
+      metric: 'podnet.t.duration',
+      netns: 100,
+      value: { boundaries: [1, 2], counts: [1, 1], sum: 1, count: 2 },
+    },
+    {
+      metric: 'podnet.t.duration',
+      netns: 100,
+      value: { boundaries: [2, 1], counts: [1, 1, 1], sum: 1, count: 3 },
+    },
+    { metric: 'podnet.t.level', netns: 100, value: Number.NaN },
+    { metric: 'podnet.t.off', netns: 100, value: 5 },
+    {
+      metric: 'podnet.t.duration',
+      netns: 100,
+      value: { boundaries: [1, 2], counts: [1, 0, 2], sum: 4.5, count: 3 },
+    },
+  ]);
+  assert.deepEqual(Object.fromEntries(s.invalidCounts()), {
+    'podnet.t.undeclared': 1,
+    'podnet.t.duration': 2,
+    'podnet.t.level': 1,
+  });
+  assert.deepEqual(
+    s.series().map((x) => x.def.name),
+    ['podnet.t.duration'],
+  );
+  // Points of another probe's metric are refused too.
+  s.update('p2', [{ metric: 'podnet.t.level', netns: 100, value: 1 }]);
+  assert.equal(s.invalidCounts().get('podnet.t.level'), 2);
+});
