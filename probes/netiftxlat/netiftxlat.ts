@@ -1,0 +1,167 @@
+// netiftxlat: transmit latency at the device layer per pod (netns of the transmitting device), as log2
+// histograms measured in the kernel (netiftxlat.bpf.c):
+//   qdisc wait  = net:net_dev_queue → net:net_dev_start_xmit (time in the qdisc: shaping, backlog);
+//   driver time = net:net_dev_start_xmit → net:net_dev_xmit (the driver's ndo_start_xmit).
+// Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over a threshold (default 100 ms, as KubeSkoop's
+// qdiscslow100ms / netdevslow100ms).
+import { z } from 'zod';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import { packetAttributes, readTuple } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import {
+  bucketsShape,
+  histEntries,
+  histPoints,
+  LATENCY_ATTR,
+  msToNs,
+  slowCounterDef,
+} from '../histogram/latency.ts';
+import { histogramDef } from '../histogram/log2.ts';
+
+export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
+
+const argsSchema = z.object({
+  ...eventArgsShape,
+  ...bucketsShape,
+  /** A qdisc wait or driver time longer than this raises a `podnet.netif.tx.slow` event, ms. */
+  slowThresholdMs: z.number().positive().default(100),
+  /** Thresholds of the `*.slow.count` counters, ms. */
+  counterThresholdsMs: z.tuple([z.number().positive(), z.number().positive()]).default([1, 100]),
+  /** Packets tracked between enqueue and dequeue on devices with a qdisc (LRU beyond this). */
+  maxQueued: z.number().int().min(1024).default(65536),
+});
+export type NetifTxLatArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  qdiscWait: 'podnet.netif.tx.qdisc.wait',
+  driverTime: 'podnet.netif.tx.driver.duration',
+  qdiscSlow: 'podnet.netif.tx.qdisc.slow.count',
+  driverSlow: 'podnet.netif.tx.driver.slow.count',
+} as const;
+export const EVENT = 'podnet.netif.tx.slow';
+export const EVENT_TYPES = { 1: 'NETIFTXLAT_QDISC', 2: 'NETIFTXLAT_XMIT' } as const;
+
+const metrics: MetricDef[] = [
+  histogramDef(
+    M.qdiscWait,
+    'Time a packet spent in the transmit queueing discipline of an interface of the pod: net:net_dev_queue → net:net_dev_start_xmit. Interfaces without a qdisc (noqueue) show the near-zero path time.',
+  ),
+  histogramDef(
+    M.driverTime,
+    "Time the driver's transmit function took for a packet: net:net_dev_start_xmit → net:net_dev_xmit.",
+  ),
+  slowCounterDef(
+    M.qdiscSlow,
+    '{packet}',
+    'Packets whose qdisc wait exceeded the threshold (KubeSkoop qdiscslow100ms).',
+    [],
+  ),
+  slowCounterDef(
+    M.driverSlow,
+    '{packet}',
+    'Packets whose driver transmit time exceeded the threshold (KubeSkoop netdevslow100ms).',
+    [],
+  ),
+  ...SELF_METRIC_DEFS,
+];
+
+const PROGRAMS = ['nt_queue', 'nt_start_xmit', 'nt_xmit'] as const;
+
+/** Event record (netiftxlat.bpf.c struct nt_event, 80 bytes). */
+export function decodeTxSlow(
+  view: DataView,
+  o: number,
+): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
+  const type = view.getUint32(o + 8, true);
+  const lat = Number(view.getBigUint64(o + 16, true));
+  const ifindex = view.getUint32(o + 24, true);
+  const len = view.getUint32(o + 28, true);
+  const t = readTuple(view, o + 32);
+  const rawNetns = view.getUint32(o + 72, true);
+  const attributes: Record<string, string | number> = {
+    [LATENCY_ATTR]: lat / 1e9,
+    'podnet.interface.index': ifindex,
+    'podnet.packet.size': len,
+  };
+  packetAttributes(t, attributes);
+  return { name: EVENT, type: EVENT_TYPES[type as 1] ?? `NETIFTXLAT_${type}`, attributes, rawNetns };
+}
+
+export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
+  name: 'netiftxlat',
+  description:
+    'Transmit latency at the device layer per pod: qdisc wait (net_dev_queue → net_dev_start_xmit) and driver time (start_xmit → net_dev_xmit) as in-kernel log2 histograms, with slow-transmit events.',
+  source: 'ebpf',
+  defaultEnabled: false,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A packet waited in a qdisc (NETIFTXLAT_QDISC) or in the driver (NETIFTXLAT_XMIT) longer than the threshold: interface index, packet tuple (qdisc only: after the driver returned the packet may be gone), size and the latency in seconds.',
+      severity: 'WARN',
+      attributes: [
+        LATENCY_ATTR,
+        'podnet.interface.index',
+        'podnet.packet.size',
+        'network.type',
+        'network.transport',
+        'source.address',
+        'source.port',
+        'destination.address',
+        'destination.port',
+      ],
+      types: Object.values(EVENT_TYPES),
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(
+      OBJECT,
+      PROGRAMS.map((p) => [p]),
+    );
+  },
+  async create(ctx, args) {
+    const t = args.counterThresholdsMs;
+    const rt = EbpfRuntime.open({
+      probe: 'netiftxlat',
+      object: OBJECT,
+      ctx,
+      args,
+      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
+      maxEntries: { nt_queued: args.maxQueued },
+      counterMaps: ['nt_hist'],
+      decode: (rec) => {
+        const { rawNetns, ...e } = decodeTxSlow(rec.view, rec.offset);
+        if (rec.header.netns === 0 && rawNetns) {
+          (e.attributes as Record<string, number>)['podnet.netns.origin_inode'] = rawNetns;
+        }
+        return { ...e, netns: rec.header.netns, timeUnixNano: rec.timeUnixNano };
+      },
+    });
+    const probe: Probe<NetifTxLatArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of histEntries(rt, 'nt_hist')) {
+          const qdisc = e.key.readUInt32LE(4) === 0;
+          histPoints(out, e.hist, {
+            netns: e.netns,
+            attributes: {},
+            histogram: qdisc ? M.qdiscWait : M.driverTime,
+            counter: qdisc ? M.qdiscSlow : M.driverSlow,
+            thresholdsMs: t,
+            range: args.buckets,
+          });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};
