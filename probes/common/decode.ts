@@ -88,6 +88,9 @@ export function networkType(family: number): string | undefined {
   return family === 2 ? 'ipv4' : family === 10 ? 'ipv6' : undefined;
 }
 
+/** Transports with ports (TCP, UDP, SCTP, UDP-Lite). */
+const PORT_PROTOS = new Set([6, 17, 132, 136]);
+
 type Attrs = Record<string, string | number | boolean | readonly string[]>;
 
 /** Packet attributes (`source.*`, `destination.*`, transport, type) of a packet tuple. */
@@ -99,7 +102,7 @@ export function packetAttributes(t: Tuple, out: Attrs = {}): Attrs {
     out['destination.address'] = t.daddr;
   }
   if (t.l4proto !== 0 || type) out['network.transport'] = transportName(t.l4proto);
-  if (t.l4proto === 6 || t.l4proto === 17) {
+  if (PORT_PROTOS.has(t.l4proto)) {
     out['source.port'] = t.sport;
     out['destination.port'] = t.dport;
   }
@@ -114,8 +117,10 @@ export function socketAttributes(t: Tuple, out: Attrs = {}): Attrs {
     out['network.local.address'] = t.saddr;
     out['network.peer.address'] = t.daddr;
   }
-  out['network.local.port'] = t.sport;
-  out['network.peer.port'] = t.dport;
+  if (t.l4proto === 0 || PORT_PROTOS.has(t.l4proto)) {
+    out['network.local.port'] = t.sport;
+    out['network.peer.port'] = t.dport;
+  }
   if (t.l4proto) out['network.transport'] = transportName(t.l4proto);
   if (t.state) out['network.connection.state'] = tcpStateName(t.state);
   return out;

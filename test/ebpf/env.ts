@@ -78,7 +78,7 @@ export function selfPoint(points: readonly MetricPoint[], metric: string): numbe
   return typeof p?.value === 'number' ? p.value : Number.NaN;
 }
 
-const TCP_FIXTURE = new URL('./fixtures/tcp.ts', import.meta.url).pathname;
+const TCP_FIXTURE = new URL('./fixtures/traffic.ts', import.meta.url).pathname;
 
 /** Runs the TCP fixture in `side` until its first JSON line; returns it and the child (still running). */
 export async function tcpFixture(
