@@ -82,7 +82,7 @@ int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
 		return 0;
 	s->skb = (__u64)skb;
 	s->ts = bpf_ktime_get_ns();
-	s->ifindex = skb->skb_iif;
+	s->ifindex = BPF_CORE_READ(skb, dev, ifindex); /* skb_iif is set after this tracepoint */
 	s->len = skb->len;
 	return 0;
 }

@@ -1,0 +1,168 @@
+// kernellatency: time packets spend in the kernel's protocol stack per pod (netns of the socket), as log2
+// histograms measured in the kernel (kernellatency.bpf.c; hooks and limits in docs/probes-latency.md):
+//   rx = the packet enters the stack (net:netif_receive_skb) → it is queued on a socket (sock:sk_data_ready);
+//   tx = TCP's departure timestamp (skb->tstamp, set at transmit) → the device layer (net:net_dev_queue).
+// Slow events RXKERNEL_SLOW / TXKERNEL_SLOW over a threshold (default 10 ms, as KubeSkoop).
+import { z } from 'zod';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import { packetAttributes, transportName } from '../common/decode.ts';
+import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import {
+  bucketsShape,
+  histEntries,
+  histPoints,
+  LATENCY_ATTR,
+  msToNs,
+  readTupleUnmapped,
+  slowCounterDef,
+} from '../histogram/latency.ts';
+import { histogramDef } from '../histogram/log2.ts';
+
+export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
+
+const argsSchema = z.object({
+  ...eventArgsShape,
+  ...bucketsShape,
+  /** Kernel time longer than this raises a `podnet.kernel.slow` event, ms (KubeSkoop: 10). */
+  slowThresholdMs: z.number().positive().default(10),
+  /** Thresholds of the `*.slow.count` counters, ms (KubeSkoop rxslow / rxslow100ms). */
+  counterThresholdsMs: z.tuple([z.number().positive(), z.number().positive()]).default([10, 100]),
+});
+export type KernelLatencyArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  rx: 'podnet.kernel.rx.duration',
+  tx: 'podnet.kernel.tx.duration',
+  rxSlow: 'podnet.kernel.rx.slow.count',
+  txSlow: 'podnet.kernel.tx.slow.count',
+} as const;
+export const EVENT = 'podnet.kernel.slow';
+export const EVENT_TYPES = { 1: 'RXKERNEL_SLOW', 2: 'TXKERNEL_SLOW' } as const;
+
+const metrics: MetricDef[] = [
+  histogramDef(
+    M.rx,
+    'Time a received packet spent in the protocol stack: entry (net:netif_receive_skb) to being queued on a socket (sock:sk_data_ready). One packet per receive batch; packets deferred to the socket backlog are not measured.',
+    ['network.transport'],
+  ),
+  histogramDef(
+    M.tx,
+    "Time a sent TCP segment spent between TCP's transmit (its departure timestamp) and the device layer (net:net_dev_queue): IP output, netfilter, routing, neighbour.",
+    ['network.transport'],
+  ),
+  slowCounterDef(
+    M.rxSlow,
+    '{packet}',
+    'Received packets whose stack time exceeded the threshold (KubeSkoop rxslow / rxslow100ms).',
+    ['network.transport'],
+  ),
+  slowCounterDef(
+    M.txSlow,
+    '{packet}',
+    'Sent packets whose stack time exceeded the threshold (KubeSkoop txslow / txslow100ms).',
+    ['network.transport'],
+  ),
+  ...SELF_METRIC_DEFS,
+];
+
+const PROGRAMS = ['kl_rx_enter', 'kl_napi_poll', 'kl_rx_socket', 'kl_tx_device'] as const;
+
+/** Event record (kernellatency.bpf.c struct kl_event, 80 bytes). */
+export function decodeKernelSlow(
+  view: DataView,
+  o: number,
+): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
+  const type = view.getUint32(o + 8, true);
+  const lat = Number(view.getBigUint64(o + 16, true));
+  const ifindex = view.getUint32(o + 24, true);
+  const len = view.getUint32(o + 28, true);
+  const t = readTupleUnmapped(view, o + 32);
+  const rawNetns = view.getUint32(o + 72, true);
+  const attributes: Record<string, string | number> = {
+    [LATENCY_ATTR]: lat / 1e9,
+    'network.io.direction': type === 1 ? 'receive' : 'transmit',
+    'podnet.packet.size': len,
+  };
+  if (ifindex) attributes['podnet.interface.index'] = ifindex;
+  packetAttributes(t, attributes);
+  return { name: EVENT, type: EVENT_TYPES[type as 1] ?? `KERNELLAT_${type}`, attributes, rawNetns };
+}
+
+export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
+  name: 'kernellatency',
+  description:
+    'Time packets spend in the kernel protocol stack per pod: receive (stack entry → socket) and TCP transmit (departure → device) as in-kernel log2 histograms, with RXKERNEL_SLOW / TXKERNEL_SLOW events.',
+  source: 'ebpf',
+  defaultEnabled: false,
+  metrics,
+  events: [
+    {
+      name: EVENT,
+      description:
+        'A packet spent longer than the threshold in the kernel stack on receive (RXKERNEL_SLOW) or transmit (TXKERNEL_SLOW): packet tuple, interface index (rx: the receiving device), size and the latency in seconds.',
+      severity: 'WARN',
+      attributes: [
+        LATENCY_ATTR,
+        'network.io.direction',
+        'podnet.packet.size',
+        'podnet.interface.index',
+        'network.type',
+        'network.transport',
+        'source.address',
+        'source.port',
+        'destination.address',
+        'destination.port',
+      ],
+      types: Object.values(EVENT_TYPES),
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(
+      OBJECT,
+      PROGRAMS.map((p) => [p]),
+    );
+  },
+  async create(ctx, args) {
+    const t = args.counterThresholdsMs;
+    const rt = EbpfRuntime.open({
+      probe: 'kernellatency',
+      object: OBJECT,
+      ctx,
+      args,
+      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
+      counterMaps: ['kl_hist'],
+      decode: (rec) => {
+        const { rawNetns, ...e } = decodeKernelSlow(rec.view, rec.offset);
+        if (rec.header.netns === 0 && rawNetns) {
+          (e.attributes as Record<string, number>)['podnet.netns.origin_inode'] = rawNetns;
+        }
+        return { ...e, netns: rec.header.netns, timeUnixNano: rec.timeUnixNano };
+      },
+    });
+    const probe: Probe<KernelLatencyArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        for (const e of histEntries(rt, 'kl_hist')) {
+          const rx = e.key.readUInt8(4) === 0;
+          histPoints(out, e.hist, {
+            netns: e.netns,
+            attributes: { 'network.transport': transportName(e.key.readUInt8(5)) },
+            histogram: rx ? M.rx : M.tx,
+            counter: rx ? M.rxSlow : M.txSlow,
+            thresholdsMs: t,
+            range: args.buckets,
+          });
+        }
+        out.push(...rt.selfPoints());
+        return out;
+      },
+      status: () => rt.status(),
+      async close() {
+        rt.close();
+      },
+    };
+    return probe;
+  },
+};
