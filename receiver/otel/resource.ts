@@ -21,8 +21,9 @@ export function nodeNameFrom(
   configured: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
-  const v = configured ?? env['K8S_NODE_NAME'] ?? env['NODE_NAME'];
-  return v === undefined || v === '' ? undefined : v;
+  for (const v of [configured, env['K8S_NODE_NAME'], env['NODE_NAME']])
+    if (v !== undefined && v !== '') return v;
+  return undefined;
 }
 
 export function buildResource(options: ResourceOptions = {}): Resource {

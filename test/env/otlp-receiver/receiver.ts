@@ -252,6 +252,8 @@ export class OtlpReceiver {
   readonly logs: ReceivedLog[] = [];
   /** Export requests received, by `<signal> <transport>`. */
   readonly requests = new Map<string, number>();
+  /** Headers (HTTP) or metadata (gRPC) of the latest request, by `<signal> <transport>`. */
+  readonly headers = new Map<string, Record<string, string>>();
   /** Bodies that failed to decode (a test asserts this stays empty). */
   readonly decodeErrors: string[] = [];
   private _grpc: grpc.Server | undefined;
@@ -362,8 +364,14 @@ export class OtlpReceiver {
     }
   }
 
-  private _record(signal: 'metrics' | 'logs', transport: ReceivedPoint['transport'], req: Obj): void {
+  private _record(
+    signal: 'metrics' | 'logs',
+    transport: ReceivedPoint['transport'],
+    req: Obj,
+    headers: Record<string, string>,
+  ): void {
     const key = `${signal} ${transport}`;
+    this.headers.set(key, headers);
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     if (signal === 'metrics') push(this.points, flattenMetrics(req, transport), this._maxKept);
     else push(this.logs, flattenLogs(req, transport), this._maxKept);
@@ -388,7 +396,7 @@ export class OtlpReceiver {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
         if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
           return;
-        this._record('metrics', 'grpc', call.request);
+        this._record('metrics', 'grpc', call.request, grpcHeaders(call));
         cb(null, {});
       },
     });
@@ -396,7 +404,7 @@ export class OtlpReceiver {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
         if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
           return;
-        this._record('logs', 'grpc', call.request);
+        this._record('logs', 'grpc', call.request, grpcHeaders(call));
         cb(null, {});
       },
     });
@@ -455,7 +463,9 @@ export class OtlpReceiver {
       res.end();
       return;
     }
-    this._record(signal, json ? 'http/json' : 'http/protobuf', decoded);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+    this._record(signal, json ? 'http/json' : 'http/protobuf', decoded, headers);
     res.statusCode = 200;
     if (json) {
       res.setHeader('content-type', 'application/json');
@@ -465,6 +475,13 @@ export class OtlpReceiver {
       res.end(Buffer.from(respType.encode(respType.create({})).finish()));
     }
   }
+}
+
+function grpcHeaders(call: Obj): Record<string, string> {
+  const out: Record<string, string> = {};
+  const md = call.metadata?.getMap?.() ?? {};
+  for (const [k, v] of Object.entries(md)) out[k] = String(v);
+  return out;
 }
 
 function push<T>(arr: T[], items: T[], max: number): void {
