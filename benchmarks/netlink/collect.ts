@@ -5,9 +5,10 @@
 //
 //   node benchmarks/netlink/collect.ts [--child-ehash N] [counts...]   (default: 1 100 1000; root)
 //
-// --child-ehash N sets net.ipv4.tcp_child_ehash_entries=N while the netns are created (restored after):
-// each new netns then gets its own TCP established hash, so a sock_diag dump walks N buckets instead
-// of the host-wide table (262144 buckets here) — the dominant cost of the sockets probe.
+// --child-ehash N sets net.ipv4.tcp_child_ehash_entries=N and net.ipv4.udp_child_hash_entries=N while
+// the netns are created (restored after): each new netns then gets its own TCP established hash and
+// UDP hash, so a sock_diag dump walks N buckets instead of the host-wide tables (262144 TCP buckets
+// here) — the dominant cost of the sockets probe.
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import koffi from 'koffi';
@@ -160,9 +161,17 @@ const specs: ProbeSpec<any>[] = [socketsProbe, conntrackProbe, qdiscProbe];
 
 raiseNofile(MAX * 8 + 1024);
 const EHASH_SYSCTL = '/proc/sys/net/ipv4/tcp_child_ehash_entries';
+const UHASH_SYSCTL = '/proc/sys/net/ipv4/udp_child_hash_entries';
 const ehashBefore = readFileSync(EHASH_SYSCTL, 'utf8').trim();
-if (childEhash !== undefined) writeFileSync(EHASH_SYSCTL, String(childEhash));
-process.on('exit', () => writeFileSync(EHASH_SYSCTL, ehashBefore));
+const uhashBefore = readFileSync(UHASH_SYSCTL, 'utf8').trim();
+if (childEhash !== undefined) {
+  writeFileSync(EHASH_SYSCTL, String(childEhash));
+  writeFileSync(UHASH_SYSCTL, String(Math.max(256, childEhash)));
+}
+process.on('exit', () => {
+  writeFileSync(EHASH_SYSCTL, ehashBefore);
+  writeFileSync(UHASH_SYSCTL, uhashBefore);
+});
 const probes: [string, Probe][] = [];
 for (const s of specs) probes.push([s.name, await s.create(ctx, s.args.parse({}))]);
 
