@@ -132,9 +132,19 @@ export interface EbpfRuntimeOptions {
    * unless their primary cannot load or attach here; then the object is reloaded with the fallback.
    */
   readonly fallbacks?: Readonly<Record<string, string>>;
+  /**
+   * Load /proc/kallsyms before attaching (100-300 ms once) so the first event does not block the event
+   * loop. Default: when stacks are on. Set it when the decoder symbolizes addresses (drop locations).
+   */
+  readonly symbols?: boolean;
 }
 
 const specs = new Map<string, BpfSpec>();
+
+/** Records decoded per event-loop turn (each becomes a ProbeEvent: a few µs each). */
+const RING_BUDGET = 1024;
+/** Symbolized addresses kept (drop locations repeat). */
+const SYMBOL_CACHE = 4096;
 
 /** The parsed object (cached per path). Throws when the committed object is missing. */
 export function objectSpec(object: URL | string): BpfSpec {
@@ -240,6 +250,7 @@ export class EbpfRuntime {
   readonly #watchAll: boolean;
   readonly #unsubscribe: (() => void) | undefined;
   readonly #stacks = new Map<number, string[]>();
+  readonly #symbols = new Map<bigint, string>();
   #stackFailuresSeen = 0;
   #closed = false;
 
@@ -262,6 +273,7 @@ export class EbpfRuntime {
       const decode = o.decode;
       if (decode && coll.maps.has('pn_events')) {
         this.ring = openEventRing(coll, {
+          budget: RING_BUDGET,
           onRecord: (view, offset, length) => {
             const header = readEventHeader(view, offset);
             let ev: ProbeEvent | null;
@@ -293,6 +305,7 @@ export class EbpfRuntime {
   /** Loads and attaches the object; throws only when the object cannot be opened or loaded at all. */
   static open(o: EbpfRuntimeOptions): EbpfRuntime {
     const spec = objectSpec(o.object);
+    if (o.symbols ?? o.args.stacks) kallsyms().size; // load the symbol table now, not on the first event
     const a = o.args;
     const common: Record<string, RodataValue> = {
       pn_cfg_rate_limit: a.rateLimit,
@@ -393,7 +406,14 @@ export class EbpfRuntime {
 
   /** `sym+0xoff` for a kernel address (raw hex when unknown). */
   symbol(addr: bigint | number): string {
-    return kallsyms().format(addr);
+    const a = BigInt(addr);
+    let s = this.#symbols.get(a);
+    if (s === undefined) {
+      s = kallsyms().format(a);
+      if (this.#symbols.size >= SYMBOL_CACHE) this.#symbols.clear();
+      this.#symbols.set(a, s);
+    }
+    return s;
   }
 
   /**

@@ -148,6 +148,7 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
       programs: PROGRAMS,
       fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' },
       counterMaps: ['pl_drops'],
+      symbols: true,
       decode: (rec, r) => {
         const { rawNetns, ...e } = decodeDrop(rec.view, rec.offset, reasons, r);
         if (rec.header.netns === 0 && rawNetns) {

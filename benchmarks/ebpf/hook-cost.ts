@@ -1,0 +1,156 @@
+// Kernel time per hook hit, from BPF_STATS_RUN_TIME (run_time_ns / run_cnt of each program), for the
+// packetloss handler (tp_btf/kfree_skb) and the sockoverflow UDP handler (tp_btf/udp_fail_queue_rcv_skb),
+// with events suppressed by the rate limit (counter path), every hit an event, and every hit an event
+// with a kernel stack; plus a netns that is not watched (counted under 0).
+//   node benchmarks/ebpf/hook-cost.ts [HITS]
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { packetlossProbe } from '../../probes/packetloss/packetloss.ts';
+import { sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { enableRunTimeStats, programInfo } from '../../receiver/bpf/stats.ts';
+import { childLogger } from '../../receiver/log/logger.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { Probe } from '../../receiver/probe/types.ts';
+import { tcpFixture } from '../../test/ebpf/env.ts';
+import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
+import { flood, floodBinary, removeFlood } from './flood.ts';
+
+const HITS = Number(process.argv[2] ?? 300_000);
+
+interface Row {
+  probe: string;
+  program: string;
+  config: string;
+  hits: number;
+  nsPerHit: number;
+}
+
+async function measure(
+  name: string,
+  config: string,
+  create: () => Promise<Probe<unknown>>,
+  run: () => Promise<void>,
+  rows: Row[],
+): Promise<void> {
+  const stats = enableRunTimeStats();
+  const before = new Set(loadedProgFds());
+  const probe = await create();
+  const fds = loadedProgFds().filter((fd) => !before.has(fd));
+  const base = new Map(fds.map((fd) => [fd, programInfo(fd)]));
+  await run();
+  for (const fd of fds) {
+    const a = base.get(fd)!;
+    const b = programInfo(fd);
+    const hits = b.runCount - a.runCount;
+    if (hits < 1000) continue;
+    rows.push({
+      probe: name,
+      program: b.name,
+      config,
+      hits,
+      nsPerHit: Math.round((b.runTimeNs - a.runTimeNs) / hits),
+    });
+  }
+  await probe.close();
+  stats.close();
+}
+
+/** fds of this process that are BPF programs (anon_inode:bpf-prog). */
+function loadedProgFds(): number[] {
+  const out: number[] = [];
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`) === 'anon_inode:bpf-prog') out.push(Number(f));
+    } catch {}
+  }
+  return out;
+}
+
+removeStaleNetns('pna');
+floodBinary();
+const pair = createNetnsPair({ prefix: 'pna', tag: 'hc' });
+const children: ChildProcess[] = [];
+const rows: Row[] = [];
+try {
+  const b = pair.b;
+  const entity: Entity = { kind: 'netns', netnsInode: b.inode, netnsPath: b.path, displayName: b.name };
+  const ctx = (entities: Entity[]) => ({
+    log: childLogger('bench-hook-cost'),
+    entities: new StaticEntitySource(entities),
+    emit: () => {},
+  });
+  const pl =
+    (args: Record<string, unknown>, entities = [entity]) =>
+    () =>
+      packetlossProbe.create(
+        ctx(entities),
+        packetlossProbe.args.parse({ excludeLocations: [], ...args }),
+      ) as Promise<Probe<unknown>>;
+  const drops = async () => {
+    await flood(b.name, '127.0.0.1', 9, HITS);
+  };
+  await measure(
+    'packetloss',
+    'counter only (events rate limited)',
+    pl({ rateLimit: 1, rateWindowMs: 600000 }),
+    drops,
+    rows,
+  );
+  await measure(
+    'packetloss',
+    'counter + event, no stack',
+    pl({ rateLimit: 0, ringBytes: 8 << 20 }),
+    drops,
+    rows,
+  );
+  await measure(
+    'packetloss',
+    'counter + event + stack',
+    pl({ rateLimit: 0, stacks: true, ringBytes: 8 << 20 }),
+    drops,
+    rows,
+  );
+  await measure(
+    'packetloss',
+    'netns not watched (key 0), rate limited',
+    pl({ rateLimit: 1, rateWindowMs: 600000 }, []),
+    drops,
+    rows,
+  );
+
+  const sink = await tcpFixture(b, ['udpsink', '7200', '1']);
+  children.push(sink.child);
+  const so = (args: Record<string, unknown>) => () =>
+    sockoverflowProbe.create(ctx([entity]), sockoverflowProbe.args.parse(args)) as Promise<Probe<unknown>>;
+  const overflow = async () => {
+    await flood(b.name, '127.0.0.1', 7200, HITS);
+  };
+  await measure(
+    'sockoverflow',
+    'counter only (events rate limited)',
+    so({ rateLimit: 1, rateWindowMs: 600000 }),
+    overflow,
+    rows,
+  );
+  await measure(
+    'sockoverflow',
+    'counter + event, no stack',
+    so({ rateLimit: 0, ringBytes: 8 << 20 }),
+    overflow,
+    rows,
+  );
+  await measure(
+    'sockoverflow',
+    'counter + event + stack',
+    so({ rateLimit: 0, stacks: true, ringBytes: 8 << 20 }),
+    overflow,
+    rows,
+  );
+} finally {
+  for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
+  pair.cleanup();
+  removeFlood();
+}
+for (const r of rows) console.log(JSON.stringify(r));
+process.exit(0);
