@@ -20,6 +20,7 @@ import { type ExportSettings, Pipeline } from '../otel/pipeline.ts';
 import { buildResource, nodeNameFrom } from '../otel/resource.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import { EntityRegistry, registryOptionsFromConfig } from '../pods/index.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
 import { LocalServer } from '../server/server.ts';
 import { StaticEntitySource } from './static-entities.ts';
@@ -33,7 +34,10 @@ export interface AgentOptions {
   readonly specs?: readonly AnyProbeSpec[];
   /** Added to `specs` (e.g. the synthetic probe). */
   readonly extraSpecs?: readonly AnyProbeSpec[];
-  /** Where entities come from; default: host netns only (StaticEntitySource). Swap in CRI discovery here. */
+  /**
+   * Where entities come from. Default: pod discovery (EntityRegistry: CRI pods, else host + named/other
+   * netns) built from the `pods:` config section and refreshed every collection interval.
+   */
   readonly entitySource?: EntitySource;
   readonly env?: NodeJS.ProcessEnv;
   readonly watch?: boolean;
@@ -78,12 +82,22 @@ export class Agent {
   private _reloads = { applied: 0, rejected: 0, lastError: undefined as string | undefined };
   collections = 0;
 
-  private constructor(opts: AgentOptions, config: ResolvedConfig, specs: readonly AnyProbeSpec[]) {
+  private readonly _registry: EntityRegistry | undefined;
+  private _podsKey: string;
+
+  private constructor(
+    opts: AgentOptions,
+    config: ResolvedConfig,
+    specs: readonly AnyProbeSpec[],
+    registry: EntityRegistry | undefined,
+  ) {
     this._opts = opts;
     this._config = config;
     this.specs = specs;
     this._log = opts.log ?? childLogger('agent');
-    this.entities = opts.entitySource ?? new StaticEntitySource();
+    this._registry = registry;
+    this._podsKey = JSON.stringify(config.pods);
+    this.entities = opts.entitySource ?? registry ?? new StaticEntitySource();
     this.pipeline = new Pipeline({
       entities: this.entities,
       log: childLogger('otel'),
@@ -111,7 +125,17 @@ export class Agent {
             opts.configText ? '(config text)' : EMBEDDED_SOURCE,
             loadOpts,
           );
-    const agent = new Agent(opts, config, specs);
+    let registry: EntityRegistry | undefined;
+    if (!opts.entitySource) {
+      registry = new EntityRegistry(
+        registryOptionsFromConfig(config.pods, {
+          refreshIntervalMs: Math.max(100, config.collectionIntervalMs),
+          ...(opts.env ? { env: opts.env } : {}),
+        }),
+      );
+      await registry.start();
+    }
+    const agent = new Agent(opts, config, specs, registry);
     try {
       await agent._apply(config);
     } catch (err) {
@@ -186,6 +210,7 @@ export class Agent {
     await this._collecting?.catch(() => undefined);
     for (const p of this._probes.values()) await this._closeProbe(p, 'stopped');
     this._closeSink();
+    this._registry?.stop();
     await this._server?.close();
     this._server = undefined;
     await this.pipeline.forceFlush();
@@ -228,6 +253,7 @@ export class Agent {
         pod: e.pod ? { uid: e.pod.uid, name: e.pod.name, namespace: e.pod.namespace } : null,
       })),
       pods: this.entities.pods().length,
+      discovery: this._registry ? this._registry.status() : { mode: 'static' },
       events: {
         emitted: this.pipeline.events.emitted,
         ...self.events,
@@ -302,6 +328,13 @@ export class Agent {
     if (this._stopped) return;
     const prev = this._config;
     this._config = config;
+    const podsKey = JSON.stringify(config.pods);
+    if (podsKey !== this._podsKey) {
+      this._podsKey = podsKey;
+      this._log.warn(
+        'the pods section changed: pod discovery keeps its startup settings until podnet restarts',
+      );
+    }
     const p = this.pipeline;
     p.store.configure({
       labelAllowlist: config.pods.labelAllowlist,

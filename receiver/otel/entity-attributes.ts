@@ -35,12 +35,18 @@ export function entityAttributes(
     out[ATTR_K8S_POD_UID] = pod.uid;
     out[ATTR_K8S_POD_NAME] = pod.name;
     out[ATTR_K8S_NAMESPACE_NAME] = pod.namespace;
-    for (const key of labelAllowlist) {
-      const v = pod.labels[key];
-      if (v !== undefined) out[ATTR_K8S_POD_LABEL_PREFIX + key] = v;
-    }
+    for (const [key, v] of Object.entries(pod.labels))
+      if (labelAllowed(key, labelAllowlist)) out[ATTR_K8S_POD_LABEL_PREFIX + key] = v;
   }
   return out;
+}
+
+/** `key` is in the allow-list: an exact key, or a prefix pattern ending in `*` (`app.kubernetes.io/*`). */
+export function labelAllowed(key: string, allow: readonly string[]): boolean {
+  for (const a of allow) {
+    if (a.endsWith('*') ? key.startsWith(a.slice(0, -1)) : key === a) return true;
+  }
+  return false;
 }
 
 export function resolveEntity(source: EntitySource, netns: number | undefined): Entity | undefined {
