@@ -4,15 +4,16 @@
  *
  *   read wait  = first data arrival since the last read (sock:sk_data_ready)
  *                → the application's read returns data (sock:sock_recv_length, ret > 0, not MSG_PEEK).
- *                If data is left in the receive queue after a read, the next wait starts at that read.
+ *                If data is left in the receive queue after a read (UDP: also its reader_queue), the
+ *                next wait starts at that read.
  *   write wait = the application starts writing (tcp:tcp_sendmsg_locked; write_seq at that moment is
  *                the first byte of the write) → the first data segment carrying that byte or a later
  *                one reaches the device layer (net:net_dev_queue, seq/length from the TCP header).
  *                Includes time blocked on a full send buffer / peer window. TCP only.
  *
- * Per-socket state lives in an LRU hash keyed by the sock pointer (bounded); TCP entries are deleted
- * at tcp:tcp_destroy_sock, and the socket cookie guards against a reused pointer (UDP has no destroy
- * tracepoint). Histograms per (netns, direction, transport) in a per-CPU hash; waits over
+ * Per-socket state lives in socket-local storage (BPF_MAP_TYPE_SK_STORAGE): freed with the socket, so it
+ * is bounded by the live sockets, needs no cleanup hook and cannot be confused by a reused pointer.
+ * Histograms per (netns, direction, transport) in a per-CPU hash; waits over
  * `cfg_slow_ns` become `podnet.socket.slow` events (rate-limited per netns and type).
  */
 #include "podnet.bpf.h"
@@ -53,7 +54,6 @@ struct {
 } sl_hist SEC(".maps");
 
 struct sl_state {
-	__u64 cookie;
 	__u64 read_ts;
 	__u64 write_ts;
 	__u32 write_mark; /* tcp write_seq when the pending write started */
@@ -61,10 +61,11 @@ struct sl_state {
 	char write_comm[16];
 };
 
+/* Socket-local storage: lives and dies with the socket (no pointer-keyed table, nothing to clean up). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64); /* struct sock * */
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sl_state);
 } sl_socks SEC(".maps");
 
@@ -91,28 +92,9 @@ static __always_inline int sl_proto_ok(const struct sock *sk, __u8 *proto)
 	return 0;
 }
 
-/* State of `sk` with a matching cookie; creates (or resets a stale) entry when `create`. */
 static __always_inline struct sl_state *sl_state_get(const struct sock *sk, int create)
 {
-	__u64 key = (__u64)sk;
-	__u64 cookie = bpf_get_socket_cookie((void *)sk);
-	struct sl_state *st = bpf_map_lookup_elem(&sl_socks, &key);
-	if (st) {
-		if (st->cookie == cookie)
-			return st;
-		if (!create) {
-			bpf_map_delete_elem(&sl_socks, &key);
-			return NULL;
-		}
-		__builtin_memset(st, 0, sizeof(*st));
-		st->cookie = cookie;
-		return st;
-	}
-	if (!create)
-		return NULL;
-	struct sl_state init = { .cookie = cookie };
-	bpf_map_update_elem(&sl_socks, &key, &init, BPF_ANY);
-	return bpf_map_lookup_elem(&sl_socks, &key);
+	return bpf_sk_storage_get(&sl_socks, (struct sock *)sk, NULL, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 }
 
 static __always_inline void sl_emit(const struct sock *sk, __u32 type, __u32 netns, __u64 wait, __u8 proto,
@@ -161,8 +143,11 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 wait = now - st->read_ts;
-	/* data left behind waits from now on */
-	st->read_ts = BPF_CORE_READ(sk, sk_receive_queue.qlen) ? now : 0;
+	/* data left behind waits from now on (UDP reads from reader_queue, refilled from sk_receive_queue) */
+	__u32 left = BPF_CORE_READ(sk, sk_receive_queue.qlen);
+	if (proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
+		left += BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
+	st->read_ts = left ? now : 0;
 	__u32 netns = pn_watch_key(pn_sock_netns(sk));
 	struct sl_key key = { .netns = netns, .dir = SL_READ, .l4proto = proto };
 	pn_hist_add(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
@@ -198,8 +183,7 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		return 0; /* mini sockets: not a struct sock */
 	if (BPF_CORE_READ(sk, sk_protocol) != SL_IPPROTO_TCP)
 		return 0;
-	__u64 key = (__u64)sk;
-	struct sl_state *st = bpf_map_lookup_elem(&sl_socks, &key);
+	struct sl_state *st = sl_state_get(sk, 0);
 	if (!st || !st->write_ts)
 		return 0;
 	unsigned char *head = BPF_CORE_READ(skb, head);
@@ -226,14 +210,6 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		__builtin_memcpy(comm, st->write_comm, 16);
 		sl_emit(sk, SL_EV_WRITE_SLOW, netns, wait, SL_IPPROTO_TCP, st->write_pid, comm);
 	}
-	return 0;
-}
-
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(sl_destroy, struct sock *sk)
-{
-	__u64 key = (__u64)sk;
-	bpf_map_delete_elem(&sl_socks, &key);
 	return 0;
 }
 

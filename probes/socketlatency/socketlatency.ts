@@ -32,8 +32,6 @@ const argsSchema = z.object({
   counterThresholdsMs: z.tuple([z.number().positive(), z.number().positive()]).default([1, 100]),
   /** Also measure UDP read waits. */
   udp: z.boolean().default(true),
-  /** Sockets tracked at once (LRU: the least recently active is forgotten beyond this). */
-  maxSockets: z.number().int().min(1024).default(65536),
 });
 export type SocketLatencyArgs = z.infer<typeof argsSchema>;
 
@@ -72,7 +70,7 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['sl_data_ready', 'sl_recv_length', 'sl_sendmsg', 'sl_dev_queue', 'sl_destroy'] as const;
+const PROGRAMS = ['sl_data_ready', 'sl_recv_length', 'sl_sendmsg', 'sl_dev_queue'] as const;
 
 /** Event record (socketlatency.bpf.c struct sl_event, 88 bytes). */
 export function decodeSlow(
@@ -154,7 +152,6 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
         cfg_t1_ns: msToNs(t1),
         cfg_udp: args.udp ? 1 : 0,
       },
-      maxEntries: { sl_socks: args.maxSockets },
       counterMaps: ['sl_hist'],
       decode: (rec) => {
         const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);

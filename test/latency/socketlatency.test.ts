@@ -205,4 +205,24 @@ test('sockets of a netns that is not watched count under netns 0, not under thei
   assert.ok(h.count >= 15, `unattributed reads ${h.count}`);
   client.kill();
   server.kill();
+  ctx.source.add(sideEntity(pair.b));
+});
+
+test('UDP: read waits of a reader that keeps up are counted under network.transport udp', async () => {
+  const u = new App(pair.b, ['udp', '7106']);
+  apps.push(u);
+  await u.waitLine(/^ready/);
+  const udp = { 'network.transport': 'udp' };
+  const p0 = await probe.collect([]);
+  for (let i = 0; i < 100; i++) pair.a.sendUdp(pair.b.ipv4, 7106, 1, 100);
+  await u.waitLine(/^udp 100$/, 5000, 0);
+  const p1 = await probe.collect([]);
+  const h = histDelta(
+    histPoint(p1, M.readWait, pair.b.inode, udp),
+    histPoint(p0, M.readWait, pair.b.inode, udp),
+  );
+  assert.ok(h.count >= 90 && h.count <= 100, `udp reads measured: ${h.count}`);
+  assert.equal(countAtLeast(h, 0.1), 0);
+  assert.equal(histPoint(p1, M.writeWait, pair.a.inode, udp), undefined, 'no UDP write waits (TCP only)');
+  u.kill();
 });
