@@ -64,3 +64,24 @@ export function effectiveCapabilities(status: string): bigint {
 export function hasCapability(mask: bigint, bit: number): boolean {
   return ((mask >> BigInt(bit)) & 1n) === 1n;
 }
+
+/**
+ * Makes the permitted capabilities effective (capset(2) through libc). The image gives the node binary its
+ * capabilities as permitted-only file capabilities (`setcap ...+p`): exec then succeeds with whatever subset
+ * the pod's bounding set allows (with `+ep` the kernel refuses to exec at all when one is missing, with a
+ * bare "operation not permitted" that names nothing), and this call turns them on. Returns the effective mask.
+ */
+export async function raiseEffective(): Promise<bigint> {
+  const { default: koffi } = await import('koffi');
+  const libc = koffi.load('libc.so.6');
+  const capget = libc.func('int capget(void *hdr, void *data)');
+  const capset = libc.func('int capset(void *hdr, void *data)');
+  const hdr = Buffer.alloc(8);
+  hdr.writeUInt32LE(0x20080522, 0); // _LINUX_CAPABILITY_VERSION_3
+  const data = Buffer.alloc(24); // 2 × { effective, permitted, inheritable } (u32 each)
+  if (capget(hdr, data) !== 0) throw new Error(`capget failed: errno ${koffi.errno()}`);
+  data.writeUInt32LE(data.readUInt32LE(4), 0);
+  data.writeUInt32LE(data.readUInt32LE(16), 12);
+  if (capset(hdr, data) !== 0) throw new Error(`capset failed: errno ${koffi.errno()}`);
+  return (BigInt(data.readUInt32LE(12)) << 32n) | BigInt(data.readUInt32LE(0));
+}

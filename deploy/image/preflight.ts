@@ -13,7 +13,7 @@
 // (bpf_capable(), perfmon_capable()); the report says when a missing capability is covered that way.
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CAPABILITIES, effectiveCapabilities, hasCapability } from './capabilities.ts';
+import { CAPABILITIES, effectiveCapabilities, hasCapability, raiseEffective } from './capabilities.ts';
 
 const SELFTEST_OBJECT = fileURLToPath(new URL('../../probes/selftest/selftest.bpf.o', import.meta.url));
 
@@ -163,6 +163,8 @@ if (import.meta.main) {
     process.stderr.write('preflight: --pid needs a process id\n');
     process.exit(2);
   }
+  // In the image node has permitted-only file capabilities: make them effective, as the entrypoint does.
+  await raiseEffective();
   const report = await preflight(pid);
   process.stdout.write(
     process.argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report),

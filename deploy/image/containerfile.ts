@@ -1,0 +1,91 @@
+// Reads deploy/image/Containerfile: the runtime stage's COPY lines, packages, setcap list, user and entry
+// point. Used by the image tests and by test-rootfs.sh (through `node deploy/image/containerfile.ts`) so
+// that the steps exercised without a container engine are the Containerfile's own, not a copy of them.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ContainerfileSteps {
+  /** Base image of the runtime stage. */
+  readonly base: string;
+  /** Debian packages installed in the runtime stage (`apt-get install` arguments). */
+  readonly packages: readonly string[];
+  /** Packages purged again in the same RUN (build-time only). */
+  readonly purged: readonly string[];
+  /** COPY from the build context: repository path → image path. */
+  readonly copies: ReadonlyArray<{ readonly from: string; readonly to: string }>;
+  /** COPY --from=deps: node_modules produced by `npm ci --omit=dev`. */
+  readonly nodeModulesTo: string;
+  /** `setcap <caps>+<flags> <file>`. */
+  readonly setcap: { readonly caps: readonly string[]; readonly flags: string; readonly file: string };
+  readonly user: { readonly uid: number; readonly gid: number };
+  readonly entrypoint: readonly string[];
+  readonly cmd: readonly string[];
+  readonly workdir: string;
+}
+
+export const CONTAINERFILE = join(import.meta.dirname, 'Containerfile');
+
+/** Instructions with continuation lines joined and comment lines dropped. */
+function instructions(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trimStart();
+    if (line.startsWith('#')) continue;
+    if (line.endsWith('\\')) {
+      cur += `${line.slice(0, -1)} `;
+      continue;
+    }
+    cur += line;
+    if (cur.trim()) out.push(cur.trim());
+    cur = '';
+  }
+  return out;
+}
+
+export function parseContainerfile(text = readFileSync(CONTAINERFILE, 'utf8')): ContainerfileSteps {
+  const all = instructions(text);
+  const lastFrom = all.findLastIndex((i) => /^FROM\s/i.test(i));
+  if (lastFrom < 0) throw new Error('Containerfile: no FROM');
+  const stage = all.slice(lastFrom);
+  const base = stage[0]!.split(/\s+/)[1]!;
+  const runs = stage.filter((i) => /^RUN\s/.test(i)).join(' && ');
+  const inst = /apt-get install ((?:-\S+\s+)*)([^&]+)/.exec(runs);
+  const packages = inst ? inst[2]!.trim().split(/\s+/) : [];
+  const purge = /apt-get purge ((?:-\S+\s+)*)([^&]+)/.exec(runs);
+  const purged = purge ? purge[2]!.trim().split(/\s+/) : [];
+  const sc = /setcap (\S+)\+([eip]+) (\S+)/.exec(runs);
+  if (!sc) throw new Error('Containerfile: no setcap ... in the runtime stage');
+  const copies: Array<{ from: string; to: string }> = [];
+  let nodeModulesTo = '';
+  for (const i of stage.filter((x) => /^COPY\s/.test(x))) {
+    const parts = i.split(/\s+/).slice(1);
+    const from = parts.find((p) => p.startsWith('--from='));
+    const paths = parts.filter((p) => !p.startsWith('--'));
+    if (paths.length !== 2) throw new Error(`Containerfile: keep one source per COPY: ${i}`);
+    if (from) nodeModulesTo = paths[1]!;
+    else copies.push({ from: paths[0]!, to: paths[1]! });
+  }
+  const user = /^USER\s+(\d+):(\d+)$/m.exec(stage.join('\n'));
+  if (!user) throw new Error('Containerfile: USER uid:gid (numeric) missing');
+  const json = (kw: string): string[] => {
+    const line = stage.find((x) => x.startsWith(`${kw} `));
+    return line ? (JSON.parse(line.slice(kw.length + 1)) as string[]) : [];
+  };
+  const workdir = stage.find((x) => x.startsWith('WORKDIR '))?.slice(8) ?? '/';
+  return {
+    base,
+    packages,
+    purged,
+    copies,
+    nodeModulesTo,
+    setcap: { caps: sc[1]!.split(','), flags: sc[2]!, file: sc[3]! },
+    user: { uid: Number(user[1]), gid: Number(user[2]) },
+    entrypoint: json('ENTRYPOINT'),
+    cmd: json('CMD'),
+    workdir,
+  };
+}
+
+// `node deploy/image/containerfile.ts` prints the steps as JSON (for shell scripts).
+if (import.meta.main) process.stdout.write(`${JSON.stringify(parseContainerfile(), null, 2)}\n`);
