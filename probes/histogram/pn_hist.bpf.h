@@ -68,4 +68,21 @@ static __always_inline void pn_hist_record(struct pn_hist *h, __u64 ns, __u64 t0
 			pn_hist_record(__h, ns, t0, t1);                                              \
 	})
 
+/*
+ * Same, for a key whose first field `netns` holds the raw netns inode. An existing entry for that inode
+ * (entries are only created while the netns is watched) is used directly: one hash lookup on the hot
+ * path. Otherwise the inode is resolved with pn_watch_key (0 = unattributed) and the entry created.
+ * The resolved netns is left in `keyp->netns` (for events).
+ */
+#define pn_hist_add_watched(map, keyp, ns, t0, t1)                                                    \
+	({                                                                                            \
+		struct pn_hist *__h = (keyp)->netns ? bpf_map_lookup_elem(map, keyp) : NULL;          \
+		if (!__h) {                                                                           \
+			(keyp)->netns = pn_watch_key((keyp)->netns);                                  \
+			__h = pn_counter_get(map, keyp, &pn_hist_zero);                               \
+		}                                                                                     \
+		if (__h)                                                                              \
+			pn_hist_record(__h, ns, t0, t1);                                              \
+	})
+
 #endif /* PN_HIST_BPF_H */

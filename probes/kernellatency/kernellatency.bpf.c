@@ -49,10 +49,10 @@ struct {
 } kl_hist SEC(".maps");
 
 struct kl_rx {
-	__u64 skb;
 	__u64 ts;
-	__u32 ifindex;
+	__u64 dev; /* struct net_device *: ifindex is read only for an event */
 	__u32 len;
+	__u32 pad;
 };
 
 struct {
@@ -80,9 +80,8 @@ int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
 	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
 	if (!s)
 		return 0;
-	s->skb = (__u64)skb;
 	s->ts = bpf_ktime_get_ns();
-	s->ifindex = BPF_CORE_READ(skb, dev, ifindex); /* skb_iif is set after this tracepoint */
+	s->dev = (__u64)skb->dev;
 	s->len = skb->len;
 	return 0;
 }
@@ -111,9 +110,9 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	if (fam != 2 && fam != 10)
 		return 0;
 	__u8 proto = BPF_CORE_READ(sk, sk_protocol);
-	__u32 netns = pn_watch_key(pn_sock_netns(sk));
-	struct kl_key k = { .netns = netns, .dir = KL_RX, .l4proto = proto };
-	pn_hist_add(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	struct kl_key k = { .netns = pn_sock_netns(sk), .dir = KL_RX, .l4proto = proto };
+	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_RX))
 		return 0;
 	struct kl_event *e = pn_reserve(sizeof(*e));
@@ -123,7 +122,8 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	pn_fill_hdr(&e->hdr, KL_EV_RX, netns);
 	e->latency_ns = lat;
 	e->raw_netns = pn_sock_netns(sk);
-	e->ifindex = s->ifindex;
+	struct net_device *rxdev = (struct net_device *)s->dev;
+	e->ifindex = BPF_CORE_READ(rxdev, ifindex);
 	e->len = s->len;
 	/* packet direction: peer → local */
 	struct pn_tuple t = {};
@@ -161,9 +161,9 @@ int BPF_PROG(kl_tx_device, struct sk_buff *skb)
 	if (ts > now)
 		return 0; /* departure time in the future (pacing) */
 	__u64 lat = now - ts;
-	__u32 netns = pn_watch_key(pn_sock_netns(sk));
-	struct kl_key k = { .netns = netns, .dir = KL_TX, .l4proto = KL_TCP };
-	pn_hist_add(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	struct kl_key k = { .netns = pn_sock_netns(sk), .dir = KL_TX, .l4proto = KL_TCP };
+	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_TX))
 		return 0;
 	struct kl_event *e = pn_reserve(sizeof(*e));

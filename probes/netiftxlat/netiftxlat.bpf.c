@@ -169,9 +169,9 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 	c->depth = d + 1;
 	if (queued && now >= queued) {
 		__u64 lat = now - queued;
-		__u32 netns = pn_watch_key(pn_dev_netns(dev));
-		struct nt_key hk = { .netns = netns, .phase = NT_QDISC };
-		pn_hist_add(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+		struct nt_key hk = { .netns = pn_dev_netns(dev), .phase = NT_QDISC };
+		pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+		__u32 netns = hk.netns;
 		if (lat > cfg_slow_ns)
 			nt_emit(skb, dev, NT_EV_QDISC, netns, lat, BPF_CORE_READ(skb, len));
 	}
@@ -193,9 +193,9 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 		return 0;
 	__u64 lat = bpf_ktime_get_ns() - s->ts;
 	s->skb = 0;
-	__u32 netns = pn_watch_key(pn_dev_netns(dev));
-	struct nt_key hk = { .netns = netns, .phase = NT_XMIT };
-	pn_hist_add(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+	struct nt_key hk = { .netns = pn_dev_netns(dev), .phase = NT_XMIT };
+	pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
+	__u32 netns = hk.netns;
 	if (lat > cfg_slow_ns)
 		nt_emit(NULL, dev, NT_EV_XMIT, netns, lat, len); /* the skb may be freed: no tuple */
 	return 0;

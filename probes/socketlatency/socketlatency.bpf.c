@@ -148,9 +148,9 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 	if (proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
 		left += BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
 	st->read_ts = left ? now : 0;
-	__u32 netns = pn_watch_key(pn_sock_netns(sk));
-	struct sl_key key = { .netns = netns, .dir = SL_READ, .l4proto = proto };
-	pn_hist_add(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
+	struct sl_key key = { .netns = pn_sock_netns(sk), .dir = SL_READ, .l4proto = proto };
+	pn_hist_add_watched(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
+	__u32 netns = key.netns;
 	if (wait > cfg_slow_ns) {
 		char comm[16];
 		bpf_get_current_comm(comm, sizeof(comm));
@@ -202,9 +202,9 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		return 0; /* older data (e.g. a retransmit) */
 	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
 	st->write_ts = 0;
-	__u32 netns = pn_watch_key(pn_sock_netns(sk));
-	struct sl_key hkey = { .netns = netns, .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
-	pn_hist_add(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
+	struct sl_key hkey = { .netns = pn_sock_netns(sk), .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
+	pn_hist_add_watched(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
+	__u32 netns = hkey.netns;
 	if (wait > cfg_slow_ns) {
 		char comm[16];
 		__builtin_memcpy(comm, st->write_comm, 16);
