@@ -22,7 +22,13 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
-import type { AttributeValue, HistogramValue, MetricDef, MetricPoint } from '../probe/types.ts';
+import type {
+  AttributeValue,
+  HistogramValue,
+  MetricDef,
+  MetricPoint,
+  Attributes as ProbeAttributes,
+} from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { PODNET_VERSION } from './version.ts';
@@ -57,10 +63,16 @@ export function hrTimeFromMs(ms: number): HrTime {
   return [s, Math.round((ms - s * 1000) * 1e6)];
 }
 
-function seriesKey(metric: string, attrs: Record<string, AttributeValue>): string {
-  const keys = Object.keys(attrs).sort();
-  let k = metric;
-  for (const key of keys) k += `\u0000${key}\u0001${JSON.stringify(attrs[key])}`;
+/** Identity of a series within one probe: metric, netns (which fixes the entity keys), point attributes. */
+function seriesKey(metric: string, netns: number, attrs: ProbeAttributes | undefined): string {
+  let k = `${metric}\u0000${netns}`;
+  if (!attrs) return k;
+  const keys = Object.keys(attrs);
+  if (keys.length > 1) keys.sort();
+  for (const key of keys) {
+    const v = attrs[key];
+    k += `\u0000${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}`;
+  }
   return k;
 }
 
@@ -166,17 +178,9 @@ export class MetricStore implements MetricProducer {
         this._countInvalid(p.metric, `${def.kind} ${p.metric} from ${probe}: value is not a finite number`);
         continue;
       }
-      const attrs: Record<string, AttributeValue> = { ...(p.attributes ?? {}) };
-      if ((def.scope ?? 'entity') === 'entity') {
-        const netns = p.netns ?? 0;
-        let ea = entityCache.get(netns);
-        if (!ea) {
-          ea = entityAttributes(resolveEntity(this._entities, netns), netns, this._labelAllowlist);
-          entityCache.set(netns, ea);
-        }
-        Object.assign(attrs, ea);
-      }
-      const key = seriesKey(def.name, attrs);
+      const entityScoped = (def.scope ?? 'entity') === 'entity';
+      const netns = entityScoped ? (p.netns ?? 0) : -1;
+      const key = seriesKey(def.name, netns, p.attributes);
       if (starts.has(key)) continue; // duplicate point within one collection: keep the first
       const n = perMetric.get(def.name) ?? 0;
       if (n >= this._limit) {
@@ -184,6 +188,15 @@ export class MetricStore implements MetricProducer {
         continue;
       }
       perMetric.set(def.name, n + 1);
+      let attrs: Record<string, AttributeValue>;
+      if (entityScoped) {
+        let ea = entityCache.get(netns);
+        if (!ea) {
+          ea = entityAttributes(resolveEntity(this._entities, netns), netns, this._labelAllowlist);
+          entityCache.set(netns, ea);
+        }
+        attrs = p.attributes ? { ...p.attributes, ...ea } : { ...ea };
+      } else attrs = p.attributes ? { ...p.attributes } : {};
       const scalar = isHistogram(p.value) ? p.value.count : p.value;
       const prev = prevStarts.get(key);
       const start = prev && scalar >= prev.last ? prev.start : time;
