@@ -49,6 +49,11 @@ export const eventArgsShape = {
     .default(1 << 20),
   /** Stack map entries (only allocated when stacks are on). */
   stackEntries: z.number().int().positive().default(2048),
+  /**
+   * `auto`: tp_btf programs, raw_tp only where a tp_btf program cannot load or attach; `raw_tp`: always
+   * the raw_tp variants (kernels or policies without tp_btf).
+   */
+  attach: z.enum(['auto', 'raw_tp']).default('auto'),
 };
 export const eventArgsSchema = z.object(eventArgsShape);
 export type EventArgs = z.infer<typeof eventArgsSchema>;
@@ -327,7 +332,13 @@ export class EbpfRuntime {
       const programs: Record<string, ProgramOptions> = { ...(o.programs ?? {}) };
       for (const [primary, fallback] of fallbacks) {
         const on = useFallback.has(primary);
-        programs[primary] = { ...programs[primary], ...(on ? { enabled: false } : {}) };
+        if (on) {
+          // the primary and its prototype siblings (same section, other arities) make way for the fallback
+          const section = spec.program(primary).section;
+          for (const p of spec.programs) {
+            if (p.section === section) programs[p.name] = { ...programs[p.name], enabled: false };
+          }
+        }
         programs[fallback] = { ...programs[fallback], ...(on ? {} : { enabled: false }) };
       }
       const coll = spec.load({ rodata, maxEntries, programs, log: o.ctx.log });
@@ -339,7 +350,7 @@ export class EbpfRuntime {
       }
       return coll;
     };
-    let coll = load(new Set());
+    let coll = load(new Set(a.attach === 'raw_tp' ? fallbacks.map(([p]) => p) : []));
     const failed = new Set(
       fallbacks.filter(([p]) => coll.programs.get(p)?.state === 'unavailable').map(([p]) => p),
     );
