@@ -26,8 +26,8 @@ function tuple(
   state = 0,
 ) {
   const b = new DataView(new ArrayBuffer(8 + TUPLE_SIZE));
-  s.forEach((x, i) => b.setUint8(8 + i, x));
-  d.forEach((x, i) => b.setUint8(8 + 16 + i, x));
+  for (const [i, x] of s.entries()) b.setUint8(8 + i, x);
+  for (const [i, x] of d.entries()) b.setUint8(8 + 16 + i, x);
   b.setUint16(8 + 32, sport, true);
   b.setUint16(8 + 34, dport, true);
   b.setUint16(8 + 36, family, true);
