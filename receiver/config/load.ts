@@ -286,7 +286,7 @@ function resolve(
     source,
     raw,
     collectionIntervalMs: raw.collection_interval,
-    nodeName: raw.node_name,
+    nodeName: raw.node_name === '' ? undefined : raw.node_name,
     cardinalityLimit: raw.cardinality_limit,
     kernelStacks: raw.kernel_stacks,
     probes,

@@ -83,7 +83,7 @@ const enabledOnly = z.strictObject({ enabled: z.boolean() });
 
 export const configSchema = z.strictObject({
   collection_interval: duration(100, 3_600_000).default(10_000),
-  node_name: z.string().min(1).optional(),
+  node_name: z.string().optional(),
   cardinality_limit: z.number().int().min(1).max(10_000_000).default(10_000),
   kernel_stacks: z.boolean().default(false),
   probes: z

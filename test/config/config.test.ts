@@ -233,3 +233,22 @@ test('a missing config file is an error naming the file', () => {
       err.message.includes('cannot read'),
   );
 });
+
+test('docs/podnet.example.yaml is a valid config and shows the defaults', () => {
+  const c = loadConfigFile(new URL('../../docs/podnet.example.yaml', import.meta.url).pathname, {
+    specs,
+    env: { K8S_NODE_NAME: 'n1' },
+  });
+  const d = loadConfigFile(undefined, { specs, env: {} });
+  assert.equal(c.nodeName, 'n1');
+  assert.deepEqual(
+    { ...c.raw, node_name: undefined },
+    { ...d.raw, node_name: undefined, probes: c.raw.probes },
+  );
+  assert.equal(c.probes[0]!.enabled, false);
+  const e = loadConfigFile(new URL('../../docs/podnet.example.yaml', import.meta.url).pathname, {
+    specs,
+    env: {},
+  });
+  assert.equal(e.nodeName, undefined, 'an empty ${env:...:-} default means unset');
+});
