@@ -250,5 +250,5 @@ test('docs/podnet.example.yaml is a valid config and shows the defaults', () => 
     specs,
     env: {},
   });
-  assert.equal(e.nodeName, undefined, 'an empty ${env:...:-} default means unset');
+  assert.equal(e.nodeName, undefined, 'an empty env default means unset');
 });
