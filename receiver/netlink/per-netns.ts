@@ -5,7 +5,10 @@
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
 import type { MetricPoint, ProbeStatus } from '../probe/types.ts';
+import { NetlinkError } from './codec.ts';
 import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from './socket.ts';
+
+const EINTR = 4;
 
 export interface NetnsFailure {
   readonly entity: Entity;
@@ -35,7 +38,16 @@ export async function collectPerNetns(
     let sock: NetlinkSocket | undefined;
     try {
       sock = NetlinkSocket.open(entity.netnsPath, protocol, opts);
-      read(sock, entity, points);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          read(sock, entity, points);
+          break;
+        } catch (err) {
+          // A dump interrupted by a concurrent change (NLM_F_DUMP_INTR → EINTR) is retried once.
+          if (attempt >= 2 || !(err instanceof NetlinkError) || err.errno !== EINTR) throw err;
+          points.length = mark;
+        }
+      }
     } catch (err) {
       points.length = mark;
       failures.push({ entity, error: err instanceof Error ? err : new Error(String(err)) });
