@@ -1,0 +1,170 @@
+// Probe lifecycle driven by the config: a probe without reconfigure is re-created on an args change; an
+// unavailable probe and one that fails to start show their reason; failing collections are counted and,
+// from the second in a row, the probe's series are dropped; undeclared events are suppressed and counted.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { z } from 'zod';
+import { Agent } from '../../receiver/agent/agent.ts';
+import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import type { MetricPoint, Probe, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
+
+interface Args {
+  level: number;
+  fail: boolean;
+}
+
+const log: string[] = [];
+let failNow = false;
+let ctxOf: ProbeContext | undefined;
+
+const plain: ProbeSpec<Args> = {
+  name: 'plain',
+  description: 'a probe without reconfigure',
+  source: 'procfs',
+  defaultEnabled: true,
+  metrics: [
+    {
+      name: 'podnet.plain.level',
+      kind: 'gauge',
+      unit: '1',
+      description: 'level',
+      attributes: [],
+      enabled: true,
+    },
+  ],
+  events: [
+    {
+      name: 'podnet.plain.event',
+      description: 'e',
+      severity: 'INFO',
+      attributes: [],
+      types: ['PLAIN'],
+      enabled: true,
+    },
+  ],
+  args: z.strictObject({ level: z.number().default(1), fail: z.boolean().default(false) }),
+  async availability() {
+    return { available: true };
+  },
+  async create(ctx, args) {
+    ctxOf = ctx;
+    log.push(`create ${args.level}`);
+    let closed = false;
+    const probe: Probe<Args> = {
+      async collect(entities): Promise<readonly MetricPoint[]> {
+        if (args.fail || failNow) throw new Error('synthetic collection failure');
+        return entities.map((e) => ({
+          metric: 'podnet.plain.level',
+          netns: e.netnsInode,
+          value: args.level,
+        }));
+      },
+      status: () => ({ state: 'running' }),
+      async close() {
+        if (!closed) log.push(`close ${args.level}`);
+        closed = true;
+      },
+    };
+    return probe;
+  },
+};
+
+const missing: ProbeSpec<Record<string, never>> = {
+  name: 'missing',
+  description: 'needs something this host lacks',
+  source: 'ebpf',
+  defaultEnabled: true,
+  metrics: [],
+  events: [],
+  args: z.strictObject({}),
+  async availability() {
+    return { available: false, reason: 'tracepoint skb/kfree_skb not found' };
+  },
+  async create() {
+    throw new Error('must not be called');
+  },
+};
+
+const broken: ProbeSpec<Record<string, never>> = {
+  name: 'broken',
+  description: 'fails to start',
+  source: 'netlink',
+  defaultEnabled: true,
+  metrics: [],
+  events: [],
+  args: z.strictObject({}),
+  async availability() {
+    return { available: true };
+  },
+  async create() {
+    throw new Error('EPERM opening netlink socket');
+  },
+};
+
+const yaml = (level: number, fail = false) => `
+collection_interval: 1h
+server: { address: "127.0.0.1:0" }
+probes: { plain: { args: { level: ${level}, fail: ${fail} } } }
+`;
+
+test('probe lifecycle from the config', async () => {
+  const agent = await Agent.start({
+    configText: yaml(1),
+    specs: [plain, missing, broken],
+    entitySource: new StaticEntitySource([hostEntity()]),
+    env: {},
+  });
+  try {
+    await agent.collectNow();
+    const level = () => agent.pipeline.store.series().find((s) => s.def.name === 'podnet.plain.level')?.value;
+    assert.equal(level(), 1);
+    const st = agent.status() as { probes: Array<{ name: string; state: string; reason: string | null }> };
+    assert.deepEqual(
+      st.probes.map((p) => [p.name, p.state, p.reason]),
+      [
+        ['plain', 'running', null],
+        ['missing', 'unavailable', 'tracepoint skb/kfree_skb not found'],
+        ['broken', 'unavailable', 'failed to start: EPERM opening netlink socket'],
+      ],
+    );
+
+    // No reconfigure: an args change closes the old instance and creates a new one.
+    assert.deepEqual(await agent.reload(yaml(2)), { ok: true });
+    assert.deepEqual(log, ['create 1', 'close 1', 'create 2']);
+    await agent.collectNow();
+    assert.equal(level(), 2);
+
+    // The same config again changes nothing.
+    await agent.reload(yaml(2));
+    assert.deepEqual(log, ['create 1', 'close 1', 'create 2']);
+
+    // Undeclared events are suppressed and counted, declared ones pass.
+    ctxOf!.emit({ name: 'podnet.other', type: 'X', netns: 0, timeUnixNano: 1n, attributes: {} });
+    ctxOf!.emit({ name: 'podnet.plain.event', type: 'PLAIN', netns: 0, timeUnixNano: 1n, attributes: {} });
+    assert.equal(agent.pipeline.self.events.suppressed, 1);
+    assert.equal(agent.pipeline.events.recent().at(-1)?.severity, 'INFO');
+
+    // Failing collections: counted; the first keeps the last points, the second drops them.
+    failNow = true;
+    await agent.collectNow();
+    assert.equal(agent.pipeline.self.collectionErrors('plain'), 1);
+    assert.equal(level(), 2);
+    await agent.collectNow();
+    assert.equal(agent.pipeline.self.collectionErrors('plain'), 2);
+    assert.equal(level(), undefined);
+    failNow = false;
+    await agent.collectNow();
+    assert.equal(level(), 2, 'back after a good collection');
+    failNow = true;
+    await agent.collectNow();
+    const st2 = agent.status() as {
+      probes: Array<{ name: string; lastCollection: { error?: string } | null; collectionErrors: number }>;
+    };
+    const plainSt = st2.probes.find((p) => p.name === 'plain')!;
+    assert.equal(plainSt.lastCollection?.error, 'synthetic collection failure');
+    assert.equal(plainSt.collectionErrors, 3);
+  } finally {
+    await agent.stop();
+  }
+  assert.equal(log.at(-1), 'close 2', 'stop closes the running probe');
+});
