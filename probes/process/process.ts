@@ -118,10 +118,13 @@ interface EntityState {
   retired: IoSums;
 }
 
+const stateKey = (e: Entity): string => `${e.netnsInode}/${e.pod?.uid ?? ''}`;
+
 export class ProcessCollector {
   readonly #args: ProcessArgs;
   readonly #wanted: (m: string) => boolean;
-  readonly #state = new Map<number, EntityState>();
+  /** Keyed by netns inode and pod uid (`stateKey`). */
+  readonly #state = new Map<string, EntityState>();
   #index: Map<number, number[]> | undefined;
 
   constructor(args: ProcessArgs) {
@@ -136,7 +139,7 @@ export class ProcessCollector {
   /** One /proc scan per collection when an entity needs the netns match; forget entities gone. */
   prepare(entities: readonly Entity[]): void {
     this.#index = undefined;
-    const live = new Set(entities.map((e) => e.netnsInode));
+    const live = new Set(entities.map(stateKey));
     for (const k of this.#state.keys()) if (!live.has(k)) this.#state.delete(k);
     if (entities.some((e) => this.#method(e) === 'netns')) this.#index = netnsPidIndex();
   }
@@ -171,10 +174,11 @@ export class ProcessCollector {
       if (s) samples.push(s);
     }
     assertEntityAlive(entity); // a netns that vanished meanwhile yields no points, not zeros
-    let state = this.#state.get(entity.netnsInode);
+    const key = stateKey(entity);
+    let state = this.#state.get(key);
     if (!state) {
       state = { last: new Map(), retired: zero() };
-      this.#state.set(entity.netnsInode, state);
+      this.#state.set(key, state);
     }
     const sums = zero();
     let fds = 0;

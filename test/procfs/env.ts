@@ -89,7 +89,14 @@ export async function startWorker(ns: string, n: number): Promise<Worker> {
 }
 
 export function stopWorker(w: Worker | undefined): void {
-  if (w && w.child.exitCode === null) process.kill(w.pid, 'SIGKILL');
+  if (!w) return;
+  w.child.stdout?.destroy();
+  w.child.unref();
+  try {
+    process.kill(w.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 export function setupNetns(): void {
@@ -217,15 +224,19 @@ export function ipLinkStats(ns: string): IpLinkStats[] {
  * Reads ground truth, then the probe, then ground truth again, until both ground-truth reads agree
  * (the netns was quiet across the probe's read); returns the agreeing truth and the probe's result.
  */
-export async function stableRead<T, P>(truth: () => T, probe: () => Promise<P>, tries = 20): Promise<[T, P]> {
+export async function stableRead<T, P>(truth: () => T, probe: () => Promise<P>, tries = 40): Promise<[T, P]> {
+  let last = '';
   for (let i = 0; i < tries; i++) {
     const before = truth();
     const got = await probe();
     const after = truth();
-    if (JSON.stringify(before) === JSON.stringify(after)) return [before, got];
-    await sleep(250);
+    const b = JSON.stringify(before);
+    const a = JSON.stringify(after);
+    if (b === a) return [before, got];
+    last = `${b.slice(0, 300)} vs ${a.slice(0, 300)}`;
+    await sleep(100 + 20 * i);
   }
-  throw new Error(`ground truth never stable across ${tries} reads`);
+  throw new Error(`ground truth never stable across ${tries} reads; last: ${last}`);
 }
 
 export function procIo(pid: number): Record<string, number> {
