@@ -22,13 +22,23 @@ import type { Probe, ProbeContext, ProbeSpec } from '../../receiver/probe/types.
 import { createNetnsPair, type NetnsSide, removeStaleNetns } from '../../test/env/netns.ts';
 
 const { values: opt } = parseArgs({
-  options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '3' } },
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '3' },
+    /** Comma-separated probe names to load in the "on" runs (default: all four). */
+    only: { type: 'string' },
+    /** Comma-separated workload indexes (0 bulk, 1 small writes); default both. */
+    workloads: { type: 'string' },
+  },
 });
 const ROUNDS = Number(opt.rounds);
 const SECONDS = Number(opt.seconds);
 
 // biome-ignore lint/suspicious/noExplicitAny: the four specs have different args types
-const SPECS: ProbeSpec<any>[] = [socketlatencyProbe, softirqProbe, netiftxlatProbe, kernellatencyProbe];
+const ALL: ProbeSpec<any>[] = [socketlatencyProbe, softirqProbe, netiftxlatProbe, kernellatencyProbe];
+const ONLY = opt.only?.split(',');
+// biome-ignore lint/suspicious/noExplicitAny: as above
+const SPECS: ProbeSpec<any>[] = ONLY ? ALL.filter((s) => ONLY.includes(s.name)) : ALL;
 const PREFIXES = ['sl_', 'si_', 'nt_', 'kl_'];
 
 interface BpftoolProg {
@@ -84,7 +94,7 @@ function iperf(args: readonly string[]): number {
 const WORKLOADS: { name: string; args: string[] }[] = [
   { name: 'bulk TCP', args: [] },
   { name: 'TCP 512 B writes, nodelay', args: ['-l', '512', '-N'] },
-];
+].filter((_, i) => !opt.workloads || opt.workloads.split(',').includes(String(i)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (a: number[]) => {
