@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
 import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
-import { NETLINK_NETFILTER, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
+import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
 
@@ -71,12 +71,7 @@ const metrics: MetricDef[] = [
   },
 ];
 
-function read(
-  sock: Parameters<typeof conntrackStats>[0],
-  netns: number,
-  perCpu: boolean,
-  out: MetricPoint[],
-): void {
+function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricPoint[]): void {
   const stats = conntrackStats(sock);
   const global = conntrackGlobal(sock);
   if (perCpu) {

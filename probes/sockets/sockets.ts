@@ -22,7 +22,7 @@ import {
   TCP_LISTEN,
   TCP_STATES,
 } from '../../receiver/netlink/sock-diag.ts';
-import { NETLINK_SOCK_DIAG, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
+import { NETLINK_SOCK_DIAG, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
 
@@ -216,7 +216,7 @@ function emptySummary(buckets: number): SocketSummary {
 
 /** Reads and aggregates the sockets of the netns the socket `sock` lives in. */
 export function summarize(
-  sock: Parameters<typeof dumpInetSockets>[0],
+  sock: NetlinkSocket,
   args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'> & {
     tcpAllFamiliesRequest?: boolean;
   },
