@@ -10,7 +10,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH); /* not ARRAY: newer verifiers prove constant in-bounds array keys non-NULL */
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);

@@ -1,0 +1,36 @@
+// kallsyms symbolizer against /proc/kallsyms itself.
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { Kallsyms } from '../../receiver/bpf/kallsyms.ts';
+
+function addressOf(name: string): bigint {
+  const line = readFileSync('/proc/kallsyms', 'utf8')
+    .split('\n')
+    .find((l) => l.endsWith(` ${name}`) && / [tT] /.test(l));
+  assert.ok(line, `${name} not in /proc/kallsyms`);
+  return BigInt(`0x${line.split(' ')[0]}`);
+}
+
+test('addresses resolve to sym+0xoff; unknown ones stay hex', () => {
+  const k = new Kallsyms();
+  assert.ok(k.available, k.reason);
+  assert.ok(k.size > 10000);
+  const a = addressOf('tcp_v4_rcv');
+  assert.equal(k.format(a), 'tcp_v4_rcv+0x0');
+  assert.equal(k.format(a + 0x91n), 'tcp_v4_rcv+0x91');
+  assert.equal(k.format(16n), '0x10');
+  assert.equal(k.loads, 1, 'loaded once, lazily');
+});
+
+test('zero addresses (no CAP_SYSLOG) → stacks unavailable', () => {
+  const path = `/tmp/pnb-kallsyms-${process.pid}`;
+  writeFileSync(
+    path,
+    '0000000000000000 T _stext\n0000000000000000 t tcp_v4_rcv\n0000000000000000 T bpf_prog_x\t[bpf]\n',
+  );
+  const k = new Kallsyms(path);
+  assert.equal(k.available, false);
+  assert.match(k.reason ?? '', /stacks unavailable/);
+  rmSync(path);
+});

@@ -1,0 +1,37 @@
+// The committed .bpf.o objects are exactly what their sources build to (clang output is byte-stable
+// here: relative paths + -fdebug-prefix-map, DWARF stripped), so `npm start` runs what the code says.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+const root = new URL('../../', import.meta.url).pathname;
+const out = mkdtempSync(join(tmpdir(), `pnb-objs-${process.pid}-`));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+test('every probes/*/*.bpf.c has a committed object identical to a fresh build', () => {
+  execFileSync('sh', ['scripts/build-bpf.sh', '--out', out], { cwd: root, stdio: 'pipe' });
+  const sources: string[] = [];
+  for (const dir of readdirSync(join(root, 'probes'), { withFileTypes: true })) {
+    if (!dir.isDirectory()) continue;
+    for (const f of readdirSync(join(root, 'probes', dir.name))) {
+      if (f.endsWith('.bpf.c')) sources.push(join(dir.name, f));
+    }
+  }
+  assert.ok(sources.length >= 2, 'no BPF sources found');
+  const stale: string[] = [];
+  for (const src of sources) {
+    const obj = src.replace(/\.c$/, '.o');
+    let committed: Buffer;
+    try {
+      committed = readFileSync(join(root, 'probes', obj));
+    } catch {
+      stale.push(`${obj} (missing)`);
+      continue;
+    }
+    if (!committed.equals(readFileSync(join(out, obj)))) stale.push(obj);
+  }
+  assert.deepEqual(stale, [], `objects out of date: run npm run build:bpf and commit (${stale.join(', ')})`);
+});
