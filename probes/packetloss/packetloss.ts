@@ -119,6 +119,7 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
         'destination.port',
         'network.interface.name',
         'podnet.interface.index',
+        'podnet.netns.origin_inode',
       ],
       types: [EVENT_TYPE],
       enabled: true,

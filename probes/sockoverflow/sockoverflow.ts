@@ -103,6 +103,7 @@ const SOCKET_ATTRS = [
   'podnet.socket.receive_buffer.used',
   'podnet.socket.send_buffer.size',
   'podnet.socket.send_buffer.used',
+  'podnet.netns.origin_inode',
 ];
 
 const PROGRAMS = {

@@ -68,6 +68,7 @@ export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
         'network.peer.address',
         'network.peer.port',
         'network.connection.state',
+        'podnet.netns.origin_inode',
       ],
       types: Object.values(KINDS).map((k) => k.type),
       enabled: true,

@@ -74,6 +74,7 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
         'network.peer.address',
         'network.peer.port',
         'network.connection.state',
+        'podnet.netns.origin_inode',
       ],
       types: [EVENT_TYPE],
       enabled: true,

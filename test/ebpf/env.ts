@@ -116,3 +116,20 @@ export function killChild(child: import('node:child_process').ChildProcess | und
     } catch {}
   }
 }
+
+/** Every event is declared by the spec: its name, its type, and every attribute key it carries. */
+export function assertDeclared(
+  spec: {
+    readonly events: readonly { name: string; types: readonly string[]; attributes: readonly string[] }[];
+  },
+  events: readonly ProbeEvent[],
+): void {
+  for (const e of events) {
+    const def = spec.events.find((d) => d.name === e.name);
+    if (!def) throw new Error(`event ${e.name} is not declared`);
+    if (!def.types.includes(e.type)) throw new Error(`event ${e.name}: type ${e.type} is not declared`);
+    for (const k of Object.keys(e.attributes)) {
+      if (!def.attributes.includes(k)) throw new Error(`event ${e.name}: attribute ${k} is not declared`);
+    }
+  }
+}

@@ -10,7 +10,16 @@ import { M as RS, tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
-import { killChild, nstat, sideEntity, sumPoints, tcpFixture, testContext, waitFor } from './env.ts';
+import {
+  assertDeclared,
+  killChild,
+  nstat,
+  sideEntity,
+  sumPoints,
+  tcpFixture,
+  testContext,
+  waitFor,
+} from './env.ts';
 
 let pair: NetnsPair;
 const probes: Probe<unknown>[] = [];
@@ -95,4 +104,15 @@ test('attach: raw_tp — every probe runs on raw tracepoints and counts exactly'
   const sop = await so.collect([]);
   assert.equal(sumPoints(sop, SO.udp, b.inode, { 'podnet.udp.overflow.reason': 'receive_buffer' }), k);
   killChild(sink.child);
+  assertDeclared(
+    {
+      events: [
+        ...packetlossProbe.events,
+        ...tcpresetProbe.events,
+        ...tcpretransProbe.events,
+        ...sockoverflowProbe.events,
+      ],
+    },
+    ctx.events,
+  );
 });

@@ -7,7 +7,15 @@ import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { EVENT, M, type PacketlossArgs, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import type { Probe, ProbeEvent } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
-import { selfPoint, sideEntity, sumPoints, type TestContext, testContext, waitFor } from './env.ts';
+import {
+  assertDeclared,
+  selfPoint,
+  sideEntity,
+  sumPoints,
+  type TestContext,
+  testContext,
+  waitFor,
+} from './env.ts';
 
 let pair: NetnsPair;
 const probes: Probe<PacketlossArgs>[] = [];
@@ -97,6 +105,7 @@ test('UDP to a closed port: NO_SOCKET drops == Udp/Udp6 NoPorts, events carry ne
     assert.equal(e.attributes['destination.address'], b.ipv6);
     assert.match(String(e.attributes['podnet.drop.location']), /^__udp6_lib_rcv\+0x/);
   }
+  assertDeclared(packetlossProbe, ctx.events);
   await probe.close();
 });
 
@@ -129,6 +138,7 @@ test('nft drop rule: NETFILTER_DROP == the rule counter, stack shows nft_do_chai
   }
   assert.equal(selfPoint(pts, SELF_METRIC.stackFailures), 0);
   b.exec('nft', ['delete', 'table', 'inet', 'pnatest']);
+  assertDeclared(packetlossProbe, ctx.events);
   await probe.close();
 });
 
@@ -152,6 +162,7 @@ test('rate limit per (netns, type): events capped, counters exact, suppressed co
   assert.equal(ctx.events.filter((e) => e.netns === b.inode).length, 5, 'at most 5 events in the window');
   const suppressed = selfPoint(p1, SELF_METRIC.suppressed) - selfPoint(p0, SELF_METRIC.suppressed);
   assert.ok(suppressed >= n - 5, `suppressed ${suppressed}`);
+  assertDeclared(packetlossProbe, ctx.events);
   await probe.close();
 });
 
@@ -171,6 +182,7 @@ test('excluded drop site: counted, no event', async () => {
   const ev = mine(ctx, b.inode, 'NO_SOCKET', 11);
   assert.equal(ev.length, 3);
   assert.ok(ev.every((e) => e.attributes['network.type'] === 'ipv6'));
+  assertDeclared(packetlossProbe, ctx.events);
   await probe.close();
 });
 
@@ -206,5 +218,6 @@ test('netns of no entity: counted as unattributed (0), events keep the origin in
   });
   assert.ok(un1 - un0 >= 17, `unattributed grew by ${un1 - un0}`);
   assert.equal(p2.filter((p) => p.netns === b.inode).length, 0);
+  assertDeclared(packetlossProbe, ctx.events);
   await probe.close();
 });

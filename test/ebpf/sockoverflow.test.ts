@@ -12,7 +12,16 @@ import { M, type SockoverflowArgs, sockoverflowProbe } from '../../probes/sockov
 import { socketInNetns } from '../../receiver/netns/setns.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns, sockaddr } from '../env/netns.ts';
-import { killChild, nstat, sideEntity, sumPoints, tcpFixture, testContext, waitFor } from './env.ts';
+import {
+  assertDeclared,
+  killChild,
+  nstat,
+  sideEntity,
+  sumPoints,
+  tcpFixture,
+  testContext,
+  waitFor,
+} from './env.ts';
 
 let pair: NetnsPair;
 const probes: Probe<SockoverflowArgs | PacketlossArgs>[] = [];
@@ -89,6 +98,7 @@ test('UDP socket with a tiny receive buffer flooded: overflows == SOCKET_RCVBUFF
   }
   for (const e of v4) assert.equal(e.attributes['network.local.address'], b.ipv4);
   killChild(sink.child);
+  assertDeclared({ events: [...sockoverflowProbe.events, ...packetlossProbe.events] }, ctx.events);
   await so.close();
   await pl.close();
 });
@@ -142,5 +152,6 @@ test('ping socket with a tiny receive buffer: receive-queue overflows == the soc
         Number(e.attributes['podnet.socket.receive_buffer.size']),
     );
   }
+  assertDeclared(sockoverflowProbe, ctx.events);
   await so.close();
 });

@@ -8,6 +8,7 @@ import { M, type TcpresetArgs, tcpresetProbe } from '../../probes/tcpreset/tcpre
 import type { Probe, ProbeEvent } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
 import {
+  assertDeclared,
   killChild,
   nstat,
   sideEntity,
@@ -91,6 +92,7 @@ test('N SYNs to a closed port: N TCPRESET_NOSOCK == Tcp OutRsts delta in the ser
     assert.equal(e.attributes['network.io.direction'], 'receive');
   }
   assert.deepEqual(recv.map((e) => e.attributes['network.local.port']).sort(), [...ports].sort());
+  assertDeclared(tcpresetProbe, ctx.events);
   await probe.close();
 });
 
@@ -108,6 +110,7 @@ test('IPv6 closed port: NOSOCK with IPv6 tuple', async () => {
     assert.equal(e.attributes['network.peer.address'], a.ipv6);
     assert.equal(e.attributes['network.local.port'], 7002);
   }
+  assertDeclared(tcpresetProbe, ctx.events);
   await probe.close();
 });
 
@@ -146,6 +149,7 @@ test('SO_LINGER 0 close: TCPRESET_ACTIVE from the client (Tcp OutRsts +1), TCPRE
   assert.equal(sumPoints(pts, M.resets, a.inode, { 'podnet.tcp.reset.kind': 'active' }), 1);
   assert.equal(sumPoints(pts, M.resets, b.inode, { 'podnet.tcp.reset.kind': 'receive' }), 1);
   killChild(srv.child);
+  assertDeclared(tcpresetProbe, ctx.events);
   await probe.close();
 });
 
@@ -171,5 +175,6 @@ test('data to an orphaned socket: TCPRESET_PROCESS from the server socket, with 
   const pts = await probe.collect([]);
   assert.equal(sumPoints(pts, M.resets, b.inode, { 'podnet.tcp.reset.kind': 'process' }), 1);
   killChild(srv.child);
+  assertDeclared(tcpresetProbe, ctx.events);
   await probe.close();
 });

@@ -7,7 +7,16 @@ import { after, before, test } from 'node:test';
 import { M, type TcpretransArgs, tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
-import { killChild, nstat, sideEntity, sumPoints, tcpFixture, testContext, waitFor } from './env.ts';
+import {
+  assertDeclared,
+  killChild,
+  nstat,
+  sideEntity,
+  sumPoints,
+  tcpFixture,
+  testContext,
+  waitFor,
+} from './env.ts';
 
 let pair: NetnsPair;
 const probes: Probe<TcpretransArgs>[] = [];
@@ -65,5 +74,6 @@ test('10% random loss on the veth: retransmitted segments == Tcp RetransSegs del
     assert.equal(e.attributes['network.transport'], 'tcp');
   }
   killChild(srv.child);
+  assertDeclared(tcpretransProbe, ctx.events);
   await probe.close();
 });
