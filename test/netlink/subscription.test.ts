@@ -1,7 +1,7 @@
 // Netlink multicast subscriptions in a test netns: link notifications, conntrack NEW/DESTROY events from
 // real connections, and a counted overrun when the receive buffer overflows.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { NFNL_SUBSYS_CTNETLINK } from '../../receiver/netlink/ctnetlink.ts';
 import { RTM_NEWLINK } from '../../receiver/netlink/rtnetlink.ts';
@@ -93,6 +93,7 @@ test('subscription: a full receive buffer is counted as an overrun, and reading 
     `${Array.from({ length: 40 }, (_, i) => `link add pnlo${i}a type veth peer name pnlo${i}b`).join('\n')}\n`,
   );
   sh('ip', ['-n', B, '-batch', batch]);
+  rmSync(batch);
   await until(() => sub.stats.overruns > 0).catch((e) => {
     throw new Error(`${e.message}: ${JSON.stringify(sub.stats)} n=${n}`);
   });
