@@ -10,7 +10,7 @@
 // UDP hash, so a sock_diag dump walks N buckets instead of the host-wide tables (262144 TCP buckets
 // here) — the dominant cost of the sockets probe.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { conntrackProbe } from '../../probes/conntrack/conntrack.ts';
 import { qdiscProbe } from '../../probes/qdisc/qdisc.ts';
@@ -171,6 +171,8 @@ if (childEhash !== undefined) {
 process.on('exit', () => {
   writeFileSync(EHASH_SYSCTL, ehashBefore);
   writeFileSync(UHASH_SYSCTL, uhashBefore);
+  rmSync(`/tmp/${PREFIX}.batch`, { force: true });
+  rmSync(`/tmp/${PREFIX}.link`, { force: true });
 });
 const probes: [string, Probe][] = [];
 for (const s of specs) probes.push([s.name, await s.create(ctx, s.args.parse({}))]);
