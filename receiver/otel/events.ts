@@ -50,7 +50,7 @@ export class EventPipeline {
   private _entities: EntitySource;
   private readonly _self: SelfTelemetry;
   private readonly _log: Logger | undefined;
-  private _defs = new Map<string, RegisteredEvent>();
+  private _defs = new Map<string, RegisteredEvent & { probes: Set<string> }>();
   private _stacks = false;
   private _labelAllowlist: readonly string[] = [];
   private _logger: OtelLogger | undefined;
@@ -74,7 +74,15 @@ export class EventPipeline {
     labelAllowlist?: readonly string[];
     entities?: EntitySource;
   }): void {
-    if (options.defs) this._defs = new Map([...options.defs].map((d) => [d.def.name, d]));
+    if (options.defs) {
+      const map = new Map<string, RegisteredEvent & { probes: Set<string> }>();
+      for (const d of options.defs) {
+        const prev = map.get(d.def.name);
+        if (prev) prev.probes.add(d.probe);
+        else map.set(d.def.name, { ...d, probes: new Set([d.probe]) });
+      }
+      this._defs = map;
+    }
     if (options.stacks !== undefined) this._stacks = options.stacks;
     if (options.labelAllowlist) this._labelAllowlist = options.labelAllowlist;
     if (options.entities) this._entities = options.entities;
@@ -102,9 +110,10 @@ export class EventPipeline {
   emit(probe: string, ev: ProbeEvent): void {
     this.emitted++;
     const reg = this._defs.get(ev.name);
-    if (!reg || reg.probe !== probe || !reg.enabled) {
+    const declared = reg?.probes.has(probe) ?? false;
+    if (!reg || !declared || !reg.enabled) {
       this._self.countEvents('suppressed');
-      if (!reg || reg.probe !== probe) this._warnOnce(`probe ${probe} emitted undeclared event ${ev.name}`);
+      if (!declared) this._warnOnce(`probe ${probe} emitted undeclared event ${ev.name}`);
       return;
     }
     const entity = resolveEntity(this._entities, ev.netns);

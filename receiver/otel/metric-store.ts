@@ -93,7 +93,7 @@ export class MetricStore implements MetricProducer {
   private _labelAllowlist: readonly string[];
   private _limit: number;
   private readonly _log: Logger | undefined;
-  private _defs = new Map<string, RegisteredMetric>();
+  private _defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
   /** Latest series per probe. */
   private readonly _latest = new Map<string, MetricSeries[]>();
   /** Start time and last value per series key, per probe. */
@@ -124,8 +124,30 @@ export class MetricStore implements MetricProducer {
     return this._limit;
   }
 
+  /**
+   * The metrics probes declared. A name may be declared by several probes (shared self-telemetry such as
+   * `podnet.ebpf.events.lost`, told apart by an attribute) when the declarations agree on kind, unit,
+   * attributes and scope; a conflicting declaration is refused (its probe's points are dropped and counted).
+   */
   setDefinitions(defs: Iterable<RegisteredMetric>): void {
-    this._defs = new Map([...defs].map((d) => [d.def.name, d]));
+    const map = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+    for (const d of defs) {
+      const prev = map.get(d.def.name);
+      if (!prev) {
+        map.set(d.def.name, { ...d, probes: new Set([d.probe]) });
+        continue;
+      }
+      const conflict = definitionConflict(prev.def, d.def);
+      if (conflict) {
+        this._log?.error(
+          { metric: d.def.name, probes: [prev.probe, d.probe] },
+          `conflicting declarations of ${d.def.name} (${conflict}); points of ${d.probe} are dropped`,
+        );
+        continue;
+      }
+      prev.probes.add(d.probe);
+    }
+    this._defs = map;
   }
 
   definitions(): readonly RegisteredMetric[] {
@@ -162,7 +184,7 @@ export class MetricStore implements MetricProducer {
     const entityCache = new Map<number, Record<string, AttributeValue>>();
     for (const p of points) {
       const reg = this._defs.get(p.metric);
-      if (!reg || reg.probe !== probe) {
+      if (!reg || !reg.probes.has(probe)) {
         this._countInvalid(p.metric, `probe ${probe} reported undeclared metric ${p.metric}`);
         continue;
       }
@@ -286,6 +308,16 @@ export class MetricStore implements MetricProducer {
       this._log?.warn({ metric }, `dropping malformed point: ${message}`);
     }
   }
+}
+
+/** Why two declarations of one metric name cannot share series, or undefined when they agree. */
+export function definitionConflict(a: MetricDef, b: MetricDef): string | undefined {
+  if (a.kind !== b.kind) return `kind ${a.kind} vs ${b.kind}`;
+  if (a.unit !== b.unit) return `unit ${a.unit} vs ${b.unit}`;
+  if ((a.scope ?? 'entity') !== (b.scope ?? 'entity'))
+    return `scope ${a.scope ?? 'entity'} vs ${b.scope ?? 'entity'}`;
+  if ([...a.attributes].sort().join() !== [...b.attributes].sort().join()) return 'different attributes';
+  return undefined;
 }
 
 function pickEntityAttributes(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {

@@ -5,8 +5,10 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { definitionConflict } from '../../receiver/otel/metric-store.ts';
 import { SELF_METRICS } from '../../receiver/otel/self-telemetry.ts';
 import { ENTITY_KEYS } from '../../receiver/otel/semconv.ts';
+import type { MetricDef } from '../../receiver/probe/types.ts';
 import { prometheusName, REFERENCE_PATH, renderReference } from '../../scripts/gen-docs.ts';
 
 test('docs/reference.md is current (regenerate: node scripts/gen-docs.ts)', () => {
@@ -43,16 +45,19 @@ test('every declared metric and event is in the reference, with its Prometheus n
   for (const m of SELF_METRICS) assert.ok(text.includes(`\`${m.name}\``), m.name);
 });
 
-test('declarations respect the contract: unique names, no entity keys, podnet. or known semconv names', () => {
+test('declarations respect the contract: consistent names, no entity keys, podnet. or known semconv names', () => {
   const all = [...probeSpecs, syntheticSpec];
-  const seen = new Map<string, string>();
-  for (const m of SELF_METRICS) seen.set(m.name, 'self-telemetry');
+  const seen = new Map<string, { by: string; def: MetricDef }>();
+  for (const m of SELF_METRICS) seen.set(m.name, { by: 'self-telemetry', def: m });
   const problems: string[] = [];
   for (const spec of all) {
     for (const m of spec.metrics) {
       const other = seen.get(m.name);
-      if (other) problems.push(`${spec.name}: metric ${m.name} also declared by ${other}`);
-      seen.set(m.name, spec.name);
+      // Shared names (e.g. eBPF self-telemetry declared by every eBPF probe) must agree.
+      const conflict =
+        other && (other.by === 'self-telemetry' ? 'a self-telemetry name' : definitionConflict(other.def, m));
+      if (conflict) problems.push(`${spec.name}: metric ${m.name} conflicts with ${other.by}: ${conflict}`);
+      if (!other) seen.set(m.name, { by: spec.name, def: m });
       for (const a of m.attributes)
         if (ENTITY_KEYS.includes(a)) problems.push(`${spec.name}: ${m.name} declares entity key ${a}`);
       if (!m.name.startsWith('podnet.') && !m.name.startsWith('k8s.pod.network.'))

@@ -186,3 +186,29 @@ test('malformed points are dropped and counted; disabled metrics are not exporte
   s.update('p2', [{ metric: 'podnet.t.level', netns: 100, value: 1 }]);
   assert.equal(s.invalidCounts().get('podnet.t.level'), 2);
 });
+
+test('a metric declared by several probes with the same definition is shared; a conflicting one is refused', () => {
+  const s = new MetricStore({ entities: new StaticEntitySource([HOST]) });
+  const shared: MetricDef = {
+    ...counter,
+    name: 'podnet.shared.count',
+    attributes: ['podnet.probe.name'],
+    scope: 'node',
+  };
+  s.setDefinitions([
+    { def: shared, probe: 'a', enabled: true },
+    { def: shared, probe: 'b', enabled: true },
+    { def: { ...shared, unit: 'By' }, probe: 'c', enabled: true },
+  ]);
+  s.update('a', [{ metric: 'podnet.shared.count', attributes: { 'podnet.probe.name': 'a' }, value: 1 }]);
+  s.update('b', [{ metric: 'podnet.shared.count', attributes: { 'podnet.probe.name': 'b' }, value: 2 }]);
+  s.update('c', [{ metric: 'podnet.shared.count', attributes: { 'podnet.probe.name': 'c' }, value: 3 }]);
+  assert.deepEqual(
+    s
+      .series()
+      .map((x) => x.value)
+      .sort(),
+    [1, 2],
+  );
+  assert.equal(s.invalidCounts().get('podnet.shared.count'), 1);
+});
