@@ -184,7 +184,7 @@ export class MetricStore implements MetricProducer {
     const entityCache = new Map<number, Record<string, AttributeValue>>();
     for (const p of points) {
       const reg = this._defs.get(p.metric);
-      if (!reg || !reg.probes.has(probe)) {
+      if (!reg?.probes.has(probe)) {
         this._countInvalid(p.metric, `probe ${probe} reported undeclared metric ${p.metric}`);
         continue;
       }
