@@ -69,6 +69,24 @@ static __always_inline int excluded(__u64 loc)
 	return 0;
 }
 
+/* IP version and L4 protocol only (one 10-byte read): the counter key; the full tuple is read only for
+ * events that are sent. */
+static __always_inline void pl_l4(const struct sk_buff *skb, __u8 *family, __u8 *l4)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 b[10];
+	if (!head || nh == (__u16)~0U || bpf_probe_read_kernel(b, sizeof(b), head + nh))
+		return;
+	if ((b[0] >> 4) == 4) {
+		*family = 4;
+		*l4 = b[9];
+	} else if ((b[0] >> 4) == 6) {
+		*family = 6;
+		*l4 = b[6];
+	}
+}
+
 static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *location, __u32 reason,
 					struct sock *rx_sk)
 {
@@ -84,15 +102,8 @@ static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *lo
 	__u32 netns = pn_watch_key(raw);
 	__u32 len = BPF_CORE_READ(skb, len);
 
-	struct pn_tuple t = {};
-	int ip = pn_tuple_from_skb(skb, &t) == 0;
-
-	struct pl_key key = {
-		.netns = netns,
-		.reason = (__u16)reason,
-		.family = ip ? (t.family == PN_AF_INET6 ? 6 : 4) : 0,
-		.l4proto = t.l4proto,
-	};
+	struct pl_key key = { .netns = netns, .reason = (__u16)reason };
+	pl_l4(skb, &key.family, &key.l4proto);
 	struct pl_val zero = {};
 	struct pl_val *v = pn_counter_get(&pl_drops, &key, &zero);
 	if (v) {
@@ -115,7 +126,8 @@ static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *lo
 	e->raw_netns = raw;
 	e->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
 	e->pad = 0;
-	e->t = t;
+	pn_tuple_from_skb(skb, &e->t);
+	e->t.state = 0;
 	__builtin_memset(e->ifname, 0, sizeof(e->ifname));
 	if (dev) {
 		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
