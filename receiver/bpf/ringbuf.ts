@@ -63,6 +63,10 @@ export interface RingStats {
   budgetHits: number;
   /** Exceptions thrown by onRecord. */
   handlerErrors: number;
+  /** Longest single turn (drain + handlers), wall-clock ms (includes time the OS ran other processes). */
+  maxTurnMs: number;
+  /** Longest single turn in process CPU ms: the work the reader itself did while holding the loop. */
+  maxTurnCpuMs: number;
 }
 
 type Mode = 'idle' | 'waiting' | 'immediate' | 'timer' | 'closed';
@@ -77,6 +81,8 @@ export class RingReader {
     turns: 0,
     budgetHits: 0,
     handlerErrors: 0,
+    maxTurnMs: 0,
+    maxTurnCpuMs: 0,
   };
   readonly #map: BpfMap;
   readonly #opts: RingReaderOptions;
@@ -260,7 +266,16 @@ export class RingReader {
     this.#timer = null;
     if (this.#mode === 'closed') return;
     this.stats.turns++;
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const n = this.drain(this.#budget);
+    const took = performance.now() - t0;
+    if (took > this.stats.maxTurnMs) this.stats.maxTurnMs = took;
+    if (n > 0) {
+      const c = process.cpuUsage(c0);
+      const cpuMs = (c.user + c.system) / 1000;
+      if (cpuMs > this.stats.maxTurnCpuMs) this.stats.maxTurnCpuMs = cpuMs;
+    }
     if (n >= this.#budget) {
       this.stats.budgetHits++;
       this.#mode = 'immediate';
