@@ -105,3 +105,178 @@ export function conntrackGlobal(sock: NetlinkSocket): ConntrackGlobal {
   if (out === undefined) throw new NetlinkProtocolError('no conntrack global stats in the reply');
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Conntrack entries, as ctnetlink sends them in event notifications (NFNLGRP_CONNTRACK_*) and dumps.
+
+export const IPCTNL_MSG_CT_NEW = 0;
+export const IPCTNL_MSG_CT_DELETE = 2;
+const NLM_F_CREATE = 0x400;
+const CTA_TUPLE_ORIG = 1;
+const CTA_TUPLE_REPLY = 2;
+const CTA_STATUS = 3;
+const CTA_PROTOINFO = 4;
+const CTA_TIMEOUT = 7;
+const CTA_MARK = 8;
+const CTA_ID = 12;
+const CTA_ZONE = 18;
+const CTA_MAX = 31;
+const CTA_TUPLE_IP = 1;
+const CTA_TUPLE_PROTO = 2;
+const CTA_IP_V4_SRC = 1;
+const CTA_IP_V4_DST = 2;
+const CTA_IP_V6_SRC = 3;
+const CTA_IP_V6_DST = 4;
+const CTA_PROTO_NUM = 1;
+const CTA_PROTO_SRC_PORT = 2;
+const CTA_PROTO_DST_PORT = 3;
+const CTA_PROTO_ICMP_TYPE = 5;
+const CTA_PROTO_ICMP_CODE = 6;
+const CTA_PROTO_ICMPV6_TYPE = 8;
+const CTA_PROTO_ICMPV6_CODE = 9;
+const CTA_PROTOINFO_TCP = 1;
+const CTA_PROTOINFO_TCP_STATE = 1;
+
+/** TCP conntrack states (linux/netfilter/nf_conntrack_tcp.h), as `conntrack -L` prints them. */
+export const CT_TCP_STATES = [
+  'NONE',
+  'SYN_SENT',
+  'SYN_RECV',
+  'ESTABLISHED',
+  'FIN_WAIT',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'TIME_WAIT',
+  'CLOSE',
+  'SYN_SENT2',
+] as const;
+
+export interface ConntrackTuple {
+  /** Textual address (IPv4 dotted, IPv6 RFC 5952 as Node prints it). */
+  readonly src: string;
+  readonly dst: string;
+  /** IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6). */
+  readonly proto: number;
+  /** Ports for TCP/UDP/SCTP; ICMP type/code in `icmpType`/`icmpCode` instead. */
+  readonly sport?: number;
+  readonly dport?: number;
+  readonly icmpType?: number;
+  readonly icmpCode?: number;
+}
+
+export interface ConntrackEntry {
+  /** `new` (created), `update` (changed), `destroy` (deleted). */
+  readonly event: 'new' | 'update' | 'destroy';
+  /** AF_INET (2) or AF_INET6 (10). */
+  readonly family: number;
+  readonly orig?: ConntrackTuple;
+  readonly reply?: ConntrackTuple;
+  /** IPS_* status bits. */
+  readonly status?: number;
+  /** TCP state name (`ESTABLISHED`, ...), for TCP entries. */
+  readonly tcpState?: string;
+  /** Seconds left before the entry expires. */
+  readonly timeout?: number;
+  readonly mark?: number;
+  readonly id?: number;
+  readonly zone?: number;
+}
+
+function ipText(v: DataView, off: number, len: number): string {
+  if (len === 4)
+    return `${v.getUint8(off)}.${v.getUint8(off + 1)}.${v.getUint8(off + 2)}.${v.getUint8(off + 3)}`;
+  if (len !== 16) throw new NetlinkProtocolError(`address of ${len} bytes`);
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(v.getUint16(off + i * 2, false).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+function decodeTuple(v: DataView, off: number, len: number): ConntrackTuple {
+  const t = new Attrs(3).parse(v, off, len);
+  if (!t.has(CTA_TUPLE_IP) || !t.has(CTA_TUPLE_PROTO))
+    throw new NetlinkProtocolError('incomplete conntrack tuple');
+  const ip = new Attrs(4).parse(v, t.offset(CTA_TUPLE_IP), t.length(CTA_TUPLE_IP));
+  let src: string;
+  let dst: string;
+  if (ip.has(CTA_IP_V4_SRC) && ip.has(CTA_IP_V4_DST)) {
+    src = ipText(v, ip.offset(CTA_IP_V4_SRC), ip.length(CTA_IP_V4_SRC));
+    dst = ipText(v, ip.offset(CTA_IP_V4_DST), ip.length(CTA_IP_V4_DST));
+  } else if (ip.has(CTA_IP_V6_SRC) && ip.has(CTA_IP_V6_DST)) {
+    src = ipText(v, ip.offset(CTA_IP_V6_SRC), ip.length(CTA_IP_V6_SRC));
+    dst = ipText(v, ip.offset(CTA_IP_V6_DST), ip.length(CTA_IP_V6_DST));
+  } else {
+    throw new NetlinkProtocolError('conntrack tuple without addresses');
+  }
+  const p = new Attrs(9).parse(v, t.offset(CTA_TUPLE_PROTO), t.length(CTA_TUPLE_PROTO));
+  if (!p.has(CTA_PROTO_NUM)) throw new NetlinkProtocolError('conntrack tuple without protocol');
+  const proto = v.getUint8(p.offset(CTA_PROTO_NUM));
+  const u8 = (type: number) => (p.length(type) >= 1 ? v.getUint8(p.offset(type)) : undefined);
+  const be16 = (type: number) => (p.length(type) >= 2 ? v.getUint16(p.offset(type), false) : undefined);
+  const sport = be16(CTA_PROTO_SRC_PORT);
+  const dport = be16(CTA_PROTO_DST_PORT);
+  const icmpType = u8(CTA_PROTO_ICMP_TYPE) ?? u8(CTA_PROTO_ICMPV6_TYPE);
+  const icmpCode = u8(CTA_PROTO_ICMP_CODE) ?? u8(CTA_PROTO_ICMPV6_CODE);
+  return {
+    src,
+    dst,
+    proto,
+    ...(sport !== undefined ? { sport } : {}),
+    ...(dport !== undefined ? { dport } : {}),
+    ...(icmpType !== undefined ? { icmpType } : {}),
+    ...(icmpCode !== undefined ? { icmpCode } : {}),
+  };
+}
+
+/**
+ * Decodes a ctnetlink entry message (IPCTNL_MSG_CT_NEW / IPCTNL_MSG_CT_DELETE, as sent to the
+ * NFNLGRP_CONNTRACK_* groups). Returns undefined for other message types.
+ */
+export function decodeConntrackEntry(msg: NetlinkMessage): ConntrackEntry | undefined {
+  if (msg.type >> 8 !== NFNL_SUBSYS_CTNETLINK) return undefined;
+  const kind = msg.type & 0xff;
+  if (kind !== IPCTNL_MSG_CT_NEW && kind !== IPCTNL_MSG_CT_DELETE) return undefined;
+  if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
+  const v = msg.view;
+  const family = v.getUint8(msg.payloadOffset);
+  const a = new Attrs(CTA_MAX).parse(v, msg.payloadOffset + NFGENMSG_LEN, msg.payloadLength - NFGENMSG_LEN);
+  const event = kind === IPCTNL_MSG_CT_DELETE ? 'destroy' : msg.flags & NLM_F_CREATE ? 'new' : 'update';
+  const out: {
+    -readonly [K in keyof ConntrackEntry]: ConntrackEntry[K];
+  } = { event, family };
+  if (a.has(CTA_TUPLE_ORIG)) out.orig = decodeTuple(v, a.offset(CTA_TUPLE_ORIG), a.length(CTA_TUPLE_ORIG));
+  if (a.has(CTA_TUPLE_REPLY))
+    out.reply = decodeTuple(v, a.offset(CTA_TUPLE_REPLY), a.length(CTA_TUPLE_REPLY));
+  if (a.has(CTA_STATUS)) out.status = a.be32(CTA_STATUS);
+  if (a.has(CTA_TIMEOUT)) out.timeout = a.be32(CTA_TIMEOUT);
+  if (a.has(CTA_MARK)) out.mark = a.be32(CTA_MARK);
+  if (a.has(CTA_ID)) out.id = a.be32(CTA_ID);
+  if (a.length(CTA_ZONE) >= 2) out.zone = v.getUint16(a.offset(CTA_ZONE), false);
+  if (a.has(CTA_PROTOINFO)) {
+    const pi = new Attrs(3).parse(v, a.offset(CTA_PROTOINFO), a.length(CTA_PROTOINFO));
+    if (pi.has(CTA_PROTOINFO_TCP)) {
+      const tcp = new Attrs(5).parse(v, pi.offset(CTA_PROTOINFO_TCP), pi.length(CTA_PROTOINFO_TCP));
+      if (tcp.length(CTA_PROTOINFO_TCP_STATE) >= 1) {
+        const s = v.getUint8(tcp.offset(CTA_PROTOINFO_TCP_STATE));
+        out.tcpState = CT_TCP_STATES[s] ?? String(s);
+      }
+    }
+  }
+  return out;
+}

@@ -19,7 +19,7 @@ import {
   NLMSG_OVERRUN,
   ReplyReader,
 } from '../../receiver/netlink/codec.ts';
-import { decodeStatsCpu, decodeStatsGlobal } from '../../receiver/netlink/ctnetlink.ts';
+import { decodeConntrackEntry, decodeStatsCpu, decodeStatsGlobal } from '../../receiver/netlink/ctnetlink.ts';
 import { decodeQdisc, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { decodeInetDiagMsg, emptyInetSocket } from '../../receiver/netlink/sock-diag.ts';
 
@@ -332,6 +332,21 @@ test('codec: random garbage never escapes as anything but a netlink error', () =
       ]),
     ),
     msg(0x104, NLM_F_MULTI, 1, Buffer.concat([Buffer.alloc(4), encodeAttr(2, be32(1))])),
+    msg(
+      0x100,
+      0,
+      1,
+      Buffer.concat([
+        Buffer.from([2, 0, 0, 0]),
+        encodeAttr(
+          1 | NLA_F_NESTED,
+          Buffer.concat([
+            encodeAttr(1 | NLA_F_NESTED, Buffer.concat([encodeAttr(1, be32(1)), encodeAttr(2, be32(2))])),
+            encodeAttr(2 | NLA_F_NESTED, encodeAttr(1, Buffer.from([17]))),
+          ]),
+        ),
+      ]),
+    ),
   ];
   let errors = 0;
   for (let i = 0; i < 20000; i++) {
@@ -343,6 +358,7 @@ test('codec: random garbage never escapes as anything but a netlink error', () =
         if (m.type === 20) decodeInetDiagMsg(m, new Attrs(8), emptyInetSocket());
         else if (m.type === 36) decodeQdisc(m, new Attrs(7), new Attrs(8));
         else if (m.type === 0x104) decodeStatsCpu(m, new Attrs(31));
+        else if (m.type === 0x100) decodeConntrackEntry(m);
       });
       r.feed(view(b), 0, b.length);
     } catch (e) {
@@ -351,4 +367,72 @@ test('codec: random garbage never escapes as anything but a netlink error', () =
     }
   }
   assert.ok(errors > 1000, `garbage was rejected ${errors} times`);
+});
+
+test('codec: conntrack entry events — tuples v4/v6, TCP state, event kind, malformed tuples', () => {
+  const be16 = (v: number) => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(v, 0);
+    return b;
+  };
+  const tuple = (src: Buffer, dst: Buffer, v6: boolean, sport: number, dport: number) =>
+    Buffer.concat([
+      encodeAttr(1 | NLA_F_NESTED, Buffer.concat([encodeAttr(v6 ? 3 : 1, src), encodeAttr(v6 ? 4 : 2, dst)])),
+      encodeAttr(
+        2 | NLA_F_NESTED,
+        Buffer.concat([
+          encodeAttr(1, Buffer.from([6])),
+          encodeAttr(2, be16(sport)),
+          encodeAttr(3, be16(dport)),
+        ]),
+      ),
+    ]);
+  const v6a = Buffer.from('fd000005000000000000000000000002', 'hex');
+  const v6b = Buffer.from('20010db8000000010000000000000001', 'hex');
+  const body = Buffer.concat([
+    Buffer.from([10, 0, 0, 0]),
+    encodeAttr(1 | NLA_F_NESTED, tuple(v6a, v6b, true, 40000, 8080)),
+    encodeAttr(2 | NLA_F_NESTED, tuple(v6b, v6a, true, 8080, 40000)),
+    encodeAttr(3, be32(0x8e)),
+    encodeAttr(4 | NLA_F_NESTED, encodeAttr(1 | NLA_F_NESTED, encodeAttr(1, Buffer.from([3])))),
+    encodeAttr(7, be32(431999)),
+    encodeAttr(12, be32(77)),
+  ]);
+  const b = msg((1 << 8) | 0, 0x400 | 0x200, 0, body); // NEW with NLM_F_CREATE
+  let got: unknown;
+  forEachMessage(view(b), 0, b.length, (m) => {
+    got = decodeConntrackEntry(m);
+  });
+  assert.deepEqual(got, {
+    event: 'new',
+    family: 10,
+    orig: { src: 'fd00:5::2', dst: '2001:db8:0:1::1', proto: 6, sport: 40000, dport: 8080 },
+    reply: { src: '2001:db8:0:1::1', dst: 'fd00:5::2', proto: 6, sport: 8080, dport: 40000 },
+    status: 0x8e,
+    tcpState: 'ESTABLISHED',
+    timeout: 431999,
+    id: 77,
+  });
+  const one = (type: number, flags: number, payload: Buffer) => {
+    let r: unknown;
+    const m = msg(type, flags, 0, payload);
+    forEachMessage(view(m), 0, m.length, (x) => {
+      r = decodeConntrackEntry(x);
+    });
+    return r as { event: string } | undefined;
+  };
+  assert.equal(one((1 << 8) | 0, 0, body)?.event, 'update');
+  assert.equal(one((1 << 8) | 2, 0, body)?.event, 'destroy');
+  assert.equal(one((1 << 8) | 4, 0, body), undefined); // stats message, not an entry
+  assert.equal(one(16, 0, body), undefined); // not ctnetlink
+  const noAddr = Buffer.concat([
+    Buffer.from([2, 0, 0, 0]),
+    encodeAttr(1, encodeAttr(2, encodeAttr(1, Buffer.from([6])))),
+  ]);
+  assert.throws(() => one((1 << 8) | 0, 0, noAddr), NetlinkProtocolError);
+  const shortAddr = Buffer.concat([
+    Buffer.from([2, 0, 0, 0]),
+    encodeAttr(1, tuple(Buffer.alloc(3), Buffer.alloc(3), false, 1, 2)),
+  ]);
+  assert.throws(() => one((1 << 8) | 0, 0, shortAddr), /address of 3 bytes/);
 });

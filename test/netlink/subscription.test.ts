@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { NFNL_SUBSYS_CTNETLINK } from '../../receiver/netlink/ctnetlink.ts';
+import {
+  type ConntrackEntry,
+  type ConntrackTuple,
+  decodeConntrackEntry,
+} from '../../receiver/netlink/ctnetlink.ts';
 import { RTM_NEWLINK } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_NETFILTER, NETLINK_ROUTE } from '../../receiver/netlink/socket.ts';
 import {
@@ -57,25 +61,51 @@ test('subscription: RTM_NEWLINK notifications for links created in the netns', a
   assert.equal(sub.stats.overruns, 0);
 });
 
-test('subscription: conntrack NEW and DESTROY events from real connections', async () => {
-  const types: number[] = [];
+test('subscription: conntrack NEW and DESTROY events from real connections decode to conntrack -L tuples', async () => {
+  const entries: ConntrackEntry[] = [];
   const sub = NetlinkSubscription.open(
     `/run/netns/${A}`,
     NETLINK_NETFILTER,
     [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY],
-    (m) => types.push(m.type),
+    (m) => {
+      const e = decodeConntrackEntry(m);
+      if (e && e.orig?.dport === 8080) entries.push(e);
+    },
   );
   subs.push(sub);
   const server = await net.run(A, ['server', '8080']);
-  const client = await net.run(B, ['client', '10.200.5.1', '8080', '3', '10']);
-  const NEW = (NFNL_SUBSYS_CTNETLINK << 8) | 0; // IPCTNL_MSG_CT_NEW
-  const DELETE = (NFNL_SUBSYS_CTNETLINK << 8) | 2; // IPCTNL_MSG_CT_DELETE
-  await until(() => types.filter((t) => t === NEW).length >= 3);
-  // Flushing the table destroys the entries: one DESTROY event each.
+  const c4 = await net.run(B, ['client', '10.200.5.1', '8080', '3', '10']);
+  const c6 = await net.run(B, ['client', 'fd00:5::1', '8080', '1', '10']);
+  const key = (t: ConntrackTuple | undefined) => `${t?.proto} ${t?.src}:${t?.sport} > ${t?.dst}:${t?.dport}`;
+  await until(() => entries.filter((e) => e.event === 'new').length >= 4);
+  // conntrack -L prints: tcp 6 <timeout> ESTABLISHED src=.. dst=.. sport=.. dport=.. src=.. (reply) ...
+  const listed = inNs(A, 'conntrack', ['-L', '-p', 'tcp', '--dport', '8080'])
+    .split('\n')
+    .filter((l) => l.startsWith('tcp'))
+    .map((l) => {
+      const [, src, dst, sport, dport] = /src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(l)!;
+      return `6 ${src}:${sport} > ${dst}:${dport}`;
+    })
+    .sort();
+  const created = entries.filter((e) => e.event === 'new');
+  assert.deepEqual(created.map((e) => key(e.orig)).sort(), listed);
+  assert.equal(listed.length, 4);
+  assert.deepEqual(new Set(created.map((e) => e.family)), new Set([2, 10]));
+  for (const e of created) {
+    assert.equal(e.reply?.sport, 8080); // reply direction: server → client
+    assert.equal(e.reply?.dst, e.orig?.src);
+  }
+  // Flushing the table destroys the entries: one DESTROY event each, same tuples.
   inNs(A, 'conntrack', ['-F']);
-  await until(() => types.filter((t) => t === DELETE).length >= 3);
-  client.kill('SIGKILL');
-  server.kill('SIGKILL');
+  await until(() => entries.filter((e) => e.event === 'destroy').length >= 4);
+  assert.deepEqual(
+    entries
+      .filter((e) => e.event === 'destroy')
+      .map((e) => key(e.orig))
+      .sort(),
+    listed,
+  );
+  for (const p of [c4, c6, server]) p.kill('SIGKILL');
   assert.equal(sub.stats.overruns, 0);
   assert.equal(sub.stats.malformed, 0);
 });
