@@ -218,6 +218,7 @@ function emptySummary(buckets: number): SocketSummary {
 export function summarize(
   sock: NetlinkSocket,
   args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'> & {
+    /** One TCPDIAG_GETSOCK dump for both families (default) instead of one v2 dump per family. */
     tcpAllFamiliesRequest?: boolean;
   },
 ): SocketSummary {
@@ -236,9 +237,7 @@ export function summarize(
       s.listenLimit += k.wqueue;
       const fill = k.wqueue > 0 ? k.rqueue / k.wqueue : k.rqueue > 0 ? 1 : 0;
       if (fill > s.listenFillMax) s.listenFillMax = fill;
-      if (fill >= args.listenFillThreshold && (k.rqueue > 0 || args.listenFillThreshold === 0)) {
-        s.listenAtRisk++;
-      }
+      if (k.rqueue > 0 && fill >= args.listenFillThreshold) s.listenAtRisk++;
       return;
     }
     s.rxQueue += k.rqueue;
@@ -256,7 +255,7 @@ export function summarize(
     }
   };
   const exts = [INET_DIAG_INFO, INET_DIAG_SKMEMINFO];
-  if (args.tcpAllFamiliesRequest) {
+  if (args.tcpAllFamiliesRequest !== false) {
     dumpTcpSocketsAllFamilies(sock, exts, onTcp);
   } else {
     for (const family of [AF_INET, AF_INET6]) dumpInetSockets(sock, family, IPPROTO_TCP, exts, onTcp);
