@@ -7,9 +7,14 @@
 import { z } from 'zod';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { parseNameValueLines, parseSnmp } from '../../receiver/procfs/parse.ts';
+import {
+  type NameValues,
+  parseNameValueLines,
+  parseSnmp,
+  type SnmpGroup,
+} from '../../receiver/procfs/parse.ts';
 import { createProcfsProbe } from '../../receiver/procfs/probe-kit.ts';
-import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { type NetFile, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 import { snakeCase } from '../../receiver/procfs/snake.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';
@@ -76,6 +81,12 @@ interface Resolved {
   readonly attributes: Attributes | undefined;
 }
 
+const FILES: readonly (NetFile & { name: SnmpField[0] })[] = [
+  { name: 'snmp' },
+  { name: 'netstat' },
+  { name: 'snmp6', optional: true },
+];
+
 const GROUP_SNAKE: Record<string, string> = {
   MPTcpExt: 'mptcp_ext',
   UdpLite: 'udp_lite',
@@ -102,9 +113,18 @@ export class SnmpResolver {
   readonly #columns = new WeakMap<readonly string[], readonly (Resolved | null)[]>();
   readonly #snmp6 = new Map<string, Resolved | null>();
 
+  /** Files holding at least one wanted metric (all of them with `dynamic`). */
+  readonly files: readonly NetFile[];
+
   constructor(wanted: (name: string) => boolean, dynamic: boolean) {
     this.#wanted = wanted;
     this.#dynamic = dynamic;
+    const need = (file: SnmpField[0]): boolean =>
+      dynamic ||
+      SNMP_FIELDS.some((f) => f[0] === file && wanted(f[3])) ||
+      (file === 'snmp' && (wanted('podnet.snmp.icmp_msg.in') || wanted('podnet.snmp.icmp_msg.out'))) ||
+      (file === 'snmp6' && (wanted('podnet.snmp.icmp6_msg.in') || wanted('podnet.snmp.icmp6_msg.out')));
+    this.files = FILES.filter((f) => need(f.name));
   }
 
   resolve(group: string, field: string): Resolved | null {
@@ -144,8 +164,6 @@ export class SnmpResolver {
   }
 }
 
-const FILES = [{ name: 'snmp' }, { name: 'netstat' }, { name: 'snmp6', optional: true }] as const;
-
 function push(out: MetricPoint[], netns: number, r: Resolved, raw: number): void {
   const value = r.scale === 1 ? raw : raw * r.scale;
   out.push(
@@ -156,14 +174,20 @@ function push(out: MetricPoint[], netns: number, r: Resolved, raw: number): void
 }
 
 export function collectSnmp(entity: Entity, out: MetricPoint[], resolver: SnmpResolver): void {
-  const [snmp, netstat, snmp6] = readNetFiles(entity, FILES);
+  const files = resolver.files;
+  if (files.length === 0) return;
+  const texts = readNetFiles(entity, files);
   const netns = entity.netnsInode;
   // Parse everything before emitting: a malformed file fails the entity without partial points.
-  const groups = [
-    ...parseSnmp(snmp!, `${entity.displayName} net/snmp`),
-    ...parseSnmp(netstat!, `${entity.displayName} net/netstat`),
-  ];
-  const v6 = snmp6 === undefined ? undefined : parseNameValueLines(snmp6, `${entity.displayName} net/snmp6`);
+  const groups: SnmpGroup[] = [];
+  let v6: NameValues | undefined;
+  for (let i = 0; i < files.length; i++) {
+    const name = files[i]!.name;
+    const text = texts[i];
+    if (text === undefined) continue; // snmp6 without IPv6
+    if (name === 'snmp6') v6 = parseNameValueLines(text, `${entity.displayName} net/snmp6`);
+    else for (const g of parseSnmp(text, `${entity.displayName} net/${name}`)) groups.push(g);
+  }
   for (const g of groups) {
     const cols = resolver.columns(g.group, g.fields);
     for (let i = 0; i < cols.length; i++) {

@@ -75,28 +75,41 @@ export interface SnmpGroup {
 }
 
 interface CachedHeader {
+  /** The whole header line, without the newline. */
+  readonly line: string;
   readonly group: string;
   readonly fields: readonly string[];
 }
-const headerCache = new Map<string, CachedHeader>();
+/** Headers seen, by group name: the next file's header is matched in place, without a copy. */
+const headerCache = new Map<string, CachedHeader[]>();
 
-function parseHeader(file: string, line: string): CachedHeader {
-  const cached = headerCache.get(line);
-  if (cached) return cached;
-  const colon = line.indexOf(':');
-  if (colon <= 0)
-    throw new ProcfsParseError(file, `header without group: ${JSON.stringify(line.slice(0, 40))}`);
-  const group = line.slice(0, colon);
+function parseHeader(file: string, text: string, pos: number, end: number): CachedHeader {
+  const colon = text.indexOf(':', pos);
+  if (colon <= pos || colon > end) {
+    throw new ProcfsParseError(
+      file,
+      `header without group: ${JSON.stringify(text.slice(pos, Math.min(end, pos + 40)))}`,
+    );
+  }
+  const group = text.slice(pos, colon);
+  const known = headerCache.get(group);
+  if (known) {
+    for (const h of known) if (h.line.length === end - pos && text.startsWith(h.line, pos)) return h;
+  }
+  const line = text.slice(pos, end);
   const fields = line
-    .slice(colon + 1)
+    .slice(colon - pos + 1)
     .split(' ')
     .filter((f) => f.length > 0);
   for (const f of fields) {
     if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(f))
       throw new ProcfsParseError(file, `bad field name ${JSON.stringify(f)}`);
   }
-  const h = { group, fields };
-  if (headerCache.size < 256) headerCache.set(line, h);
+  const h = { line, group, fields };
+  if (headerCache.size < 64 && (known?.length ?? 0) < 4) {
+    if (known) known.push(h);
+    else headerCache.set(group, [h]);
+  }
   return h;
 }
 
@@ -111,7 +124,7 @@ export function parseSnmp(text: string, file = 'net/snmp'): SnmpGroup[] {
       pos++;
       continue; // blank line
     }
-    const header = parseHeader(file, text.slice(pos, hEnd));
+    const header = parseHeader(file, text, pos, hEnd);
     if (hEnd + 1 >= n)
       throw new ProcfsParseError(file, `group ${header.group}: value line missing (truncated)`);
     const vStart = hEnd + 1;
@@ -143,11 +156,20 @@ export interface NameValues {
   readonly values: number[];
 }
 
-/** `/proc/<pid>/net/snmp6` (and any `name value` per-line file). */
+// The previous file's names: the next file (another netns, same kernel) is matched in place, so names
+// are neither copied nor re-hashed when the layout is the same.
+let lastNames: string[] = [];
+
+/**
+ * `/proc/<pid>/net/snmp6` (and any `name value` per-line file). `names` may be shared with the previous
+ * call (same layout): treat it as read-only.
+ */
 export function parseNameValueLines(text: string, file = 'net/snmp6'): NameValues {
-  const names: string[] = [];
+  let names: string[] = lastNames;
+  let shared = true;
   const values: number[] = [];
   let pos = 0;
+  let line = 0;
   const n = text.length;
   while (pos < n) {
     const end = lineEnd(text, pos);
@@ -156,18 +178,34 @@ export function parseNameValueLines(text: string, file = 'net/snmp6'): NameValue
       continue;
     }
     let i = pos;
-    while (i < end && !isBlank(text.charCodeAt(i))) i++;
-    if (i === end)
-      throw new ProcfsParseError(file, `line without value: ${JSON.stringify(text.slice(pos, end))}`);
+    const cached = shared ? lastNames[line] : undefined;
+    if (
+      cached !== undefined &&
+      text.startsWith(cached, pos) &&
+      isBlank(text.charCodeAt(pos + cached.length))
+    ) {
+      i = pos + cached.length;
+    } else {
+      while (i < end && !isBlank(text.charCodeAt(i))) i++;
+      if (i === end)
+        throw new ProcfsParseError(file, `line without value: ${JSON.stringify(text.slice(pos, end))}`);
+      if (shared) {
+        names = lastNames.slice(0, line);
+        shared = false;
+      }
+    }
     const before = values.length;
     parseIntsInto(file, text, i, end, values);
     if (values.length !== before + 1) {
       throw new ProcfsParseError(file, `expected one value on line ${JSON.stringify(text.slice(pos, end))}`);
     }
-    names.push(text.slice(pos, i));
+    if (!shared) names.push(text.slice(pos, i));
+    line++;
     pos = end + 1;
   }
-  if (names.length === 0) throw new ProcfsParseError(file, 'empty');
+  if (line === 0) throw new ProcfsParseError(file, 'empty');
+  if (shared && line !== lastNames.length) names = lastNames.slice(0, line);
+  else if (!shared) lastNames = names;
   return { names, values };
 }
 

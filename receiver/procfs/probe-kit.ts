@@ -75,9 +75,14 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions): ProcfsProbe<A> {
       const { failures } = collectEntity
         ? await eachEntity(targets, opts.concurrency, async (entity) => {
             if (++done % YIELD_EVERY === 0) await yieldLoop();
-            const mine: MetricPoint[] = [];
-            collectEntity(entity, mine);
-            for (const p of mine) points.push(p);
+            // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
+            const before = points.length;
+            try {
+              collectEntity(entity, points);
+            } catch (err) {
+              points.length = before;
+              throw err;
+            }
           })
         : { failures: [] };
       collections++;

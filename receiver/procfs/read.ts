@@ -3,7 +3,7 @@
 // by a process elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
 // process), the main thread enters the netns for the duration of the reads (`inNetns`) and reads
 // `/proc/thread-self/net/*`. The host netns is read directly.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { hostNetnsInode, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 
@@ -21,9 +21,36 @@ export interface NetFile {
   readonly optional?: boolean;
 }
 
+// One buffer shared by all reads (reads are synchronous; the text is decoded before the next read).
+let buf = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Reads a procfs file whole: open, read until EOF, close — no fstat (procfs sizes are 0). A short read
+ * is not EOF for a seq_file (it stops when its page-sized buffer overflows), so we read until 0.
+ */
+export function readProcFile(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    let len = 0;
+    for (;;) {
+      if (len === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, len);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, len, buf.length - len, null);
+      if (n === 0) break;
+      len += n;
+    }
+    return buf.toString('latin1', 0, len);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readOne(path: string, optional: boolean | undefined): string | undefined {
   try {
-    return readFileSync(path, 'latin1');
+    return readProcFile(path);
   } catch (err) {
     if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
