@@ -111,32 +111,48 @@ interface LoadedLibs {
 
 let libs: LoadedLibs | undefined;
 
-function loadLibbpf(): LoadedLibs {
-  if (libs) return libs;
-  const candidates: string[] = [];
+/** Where libbpf is looked for: `PODNET_LIBBPF` first (a path or soname), then the soname, then common paths. */
+export function libbpfCandidates(): string[] {
+  const out: string[] = [];
   const env = process.env['PODNET_LIBBPF'];
-  if (env) candidates.push(env);
-  candidates.push(
+  if (env) out.push(env);
+  out.push(
     'libbpf.so.1',
     '/usr/lib/x86_64-linux-gnu/libbpf.so.1',
     '/usr/lib/aarch64-linux-gnu/libbpf.so.1',
     '/usr/lib64/libbpf.so.1',
     '/usr/lib/libbpf.so.1',
   );
+  return out;
+}
+
+/** Loads the first candidate that works; the error lists every candidate tried and why it failed. */
+export function loadFirst(candidates: readonly string[]): { lib: LibraryHandle; path: string } {
   const tried: string[] = [];
   for (const c of candidates) {
     try {
-      const bpf = koffi.load(c);
-      const libc = koffi.load('libc.so.6');
-      libs = { bpf, libc, path: c };
-      return libs;
+      return { lib: koffi.load(c), path: c };
     } catch (err) {
       tried.push(`${c}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
   throw new Error(
-    `cannot load libbpf (need libbpf.so.1 >= 1.0; Debian package libbpf1, or set PODNET_LIBBPF to its path). Tried:\n  ${tried.join('\n  ')}`,
+    `cannot load libbpf (need libbpf.so.1 >= 1.0: Debian package libbpf1, or set PODNET_LIBBPF to its path). Tried:\n  ${tried.join('\n  ')}`,
   );
+}
+
+function loadLibbpf(): LoadedLibs {
+  if (libs) return libs;
+  const candidates = libbpfCandidates();
+  const { lib, path } = loadFirst(candidates);
+  if (process.env['PODNET_LIBBPF'] && path !== process.env['PODNET_LIBBPF']) {
+    childLogger('bpf').warn(
+      { wanted: process.env['PODNET_LIBBPF'], loaded: path },
+      'PODNET_LIBBPF could not be loaded; using the system libbpf',
+    );
+  }
+  libs = { bpf: lib, libc: koffi.load('libc.so.6'), path };
+  return libs;
 }
 
 // ---------------------------------------------------------------------------------------------------

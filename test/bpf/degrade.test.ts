@@ -2,6 +2,7 @@
 // the others load and run; tp_btf variants are chosen by the BTF prototype arity.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
 import { ensureTracefs, progTypeAllowed } from '../../receiver/bpf/hooks.ts';
@@ -102,5 +103,42 @@ test('configuration errors name the problem', () => {
   assert.throws(
     () => BpfSpec.fromBuffer(Buffer.from('not an ELF object at all'), 'garbage'),
     (e: Error & { code?: string; errno?: number }) => e.name === 'BpfError' && e.errno === 4001,
+  );
+});
+
+test('libbpf loading: PODNET_LIBBPF first, a clear error listing what was tried', async () => {
+  const { libbpfCandidates, loadFirst, libbpfInfo } = await import('../../receiver/bpf/libbpf.ts');
+  const saved = process.env['PODNET_LIBBPF'];
+  process.env['PODNET_LIBBPF'] = '/opt/custom/libbpf.so.1';
+  try {
+    assert.equal(libbpfCandidates()[0], '/opt/custom/libbpf.so.1');
+  } finally {
+    if (saved === undefined) delete process.env['PODNET_LIBBPF'];
+    else process.env['PODNET_LIBBPF'] = saved;
+  }
+  assert.throws(
+    () => loadFirst(['/nonexistent/libbpf.so.1', 'libpodnet-no-such-lib.so.9']),
+    /cannot load libbpf[\s\S]*Tried:\n {2}\/nonexistent\/libbpf\.so\.1: [\s\S]*\n {2}libpodnet-no-such-lib\.so\.9: /,
+  );
+  assert.match(libbpfInfo().version, /^1\.\d+$/);
+});
+
+test('open through libbpf’s file reader (bpf_object__open_file) and from memory', () => {
+  const viaFile = BpfSpec.openFile(SELFTEST_OBJECT.pathname);
+  const viaMem = BpfSpec.fromBuffer(readFileSync(SELFTEST_OBJECT), 'selftest');
+  assert.deepEqual(
+    viaFile.programs.map((p) => p.name),
+    viaMem.programs.map((p) => p.name),
+  );
+  const coll = viaFile.load({
+    programs: Object.fromEntries(viaFile.programs.map((p) => [p.name, { enabled: false }])),
+  });
+  open.push(coll);
+  assert.ok(coll.map('drops').fd > 0);
+  assert.equal(coll.status().state, 'unavailable');
+  assert.equal(coll.status().reason, 'no program enabled');
+  assert.throws(
+    () => BpfSpec.openFile('/nonexistent/x.bpf.o'),
+    (e: Error & { errno?: number }) => e.errno === 2,
   );
 });
