@@ -85,4 +85,19 @@ static __always_inline void pn_hist_record(struct pn_hist *h, __u64 ns, __u64 t0
 			pn_hist_record(__h, ns, t0, t1);                                              \
 	})
 
+/*
+ * Netns inode of a socket / device by direct BTF loads (tp_btf programs only: the pointer must be a
+ * BTF-typed argument or a field loaded from one). CO-RE-relocated plain loads, no helper call — the
+ * per-packet hooks use these instead of pn_netns.bpf.h's bpf_probe_read_kernel-based reads.
+ */
+static __always_inline __u32 pn_sk_netns_btf(const struct sock *sk)
+{
+	return sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
+}
+
+static __always_inline __u32 pn_dev_netns_btf(const struct net_device *dev)
+{
+	return dev ? dev->nd_net.net->ns.inum : 0;
+}
+
 #endif /* PN_HIST_BPF_H */

@@ -106,11 +106,11 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 lat = now - s->ts;
 	s->ts = 0;
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 fam = sk->__sk_common.skc_family;
 	if (fam != 2 && fam != 10)
 		return 0;
-	__u8 proto = BPF_CORE_READ(sk, sk_protocol);
-	struct kl_key k = { .netns = pn_sock_netns(sk), .dir = KL_RX, .l4proto = proto };
+	__u8 proto = sk->sk_protocol;
+	struct kl_key k = { .netns = pn_sk_netns_btf(sk), .dir = KL_RX, .l4proto = proto };
 	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_RX))
@@ -149,19 +149,19 @@ int BPF_PROG(kl_tx_device, struct sk_buff *skb)
 	if (!ts)
 		return 0;
 	if (bpf_core_field_exists(skb->tstamp_type)) {
-		if (BPF_CORE_READ_BITFIELD_PROBED(skb, tstamp_type) != KL_CLOCK_MONOTONIC)
+		if (BPF_CORE_READ_BITFIELD(skb, tstamp_type) != KL_CLOCK_MONOTONIC)
 			return 0;
 	}
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u8 state = sk->__sk_common.skc_state;
 	if (state == KL_TCP_TIME_WAIT || state == KL_TCP_NEW_SYN_RECV)
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != KL_TCP)
+	if (sk->sk_protocol != KL_TCP)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (ts > now)
 		return 0; /* departure time in the future (pacing) */
 	__u64 lat = now - ts;
-	struct kl_key k = { .netns = pn_sock_netns(sk), .dir = KL_TX, .l4proto = KL_TCP };
+	struct kl_key k = { .netns = pn_sk_netns_btf(sk), .dir = KL_TX, .l4proto = KL_TCP };
 	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_TX))

@@ -90,8 +90,8 @@ static __always_inline struct nt_cpu *nt_cpu(void)
 
 static __always_inline int nt_has_qdisc(const struct sk_buff *skb, const struct net_device *dev)
 {
-	struct netdev_queue *txq = BPF_CORE_READ(dev, _tx);
-	__u16 qm = BPF_CORE_READ(skb, queue_mapping);
+	struct netdev_queue *txq = dev->_tx;
+	__u16 qm = skb->queue_mapping;
 	if (!txq)
 		return 0;
 	txq = (void *)txq + (__u64)qm * bpf_core_type_size(struct netdev_queue);
@@ -136,7 +136,7 @@ int BPF_PROG(nt_queue, struct sk_buff *skb)
 		return 0;
 	}
 	__u64 key = (__u64)skb;
-	struct nt_q v = { .ts = now, .head = (__u64)BPF_CORE_READ(skb, head) };
+	struct nt_q v = { .ts = now, .head = (__u64)skb->head };
 	bpf_map_update_elem(&nt_queued, &key, &v, BPF_ANY);
 	return 0;
 }
@@ -156,7 +156,7 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 	} else {
 		struct nt_q *q = bpf_map_lookup_elem(&nt_queued, &key);
 		if (q) {
-			if (q->head == (__u64)BPF_CORE_READ(skb, head))
+			if (q->head == (__u64)skb->head)
 				queued = q->ts;
 			bpf_map_delete_elem(&nt_queued, &key);
 		}
@@ -169,7 +169,7 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 	c->depth = d + 1;
 	if (queued && now >= queued) {
 		__u64 lat = now - queued;
-		struct nt_key hk = { .netns = pn_dev_netns(dev), .phase = NT_QDISC };
+		struct nt_key hk = { .netns = pn_dev_netns_btf(dev), .phase = NT_QDISC };
 		pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
 		__u32 netns = hk.netns;
 		if (lat > cfg_slow_ns)
@@ -193,7 +193,7 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 		return 0;
 	__u64 lat = bpf_ktime_get_ns() - s->ts;
 	s->skb = 0;
-	struct nt_key hk = { .netns = pn_dev_netns(dev), .phase = NT_XMIT };
+	struct nt_key hk = { .netns = pn_dev_netns_btf(dev), .phase = NT_XMIT };
 	pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = hk.netns;
 	if (lat > cfg_slow_ns)

@@ -81,8 +81,8 @@ _Static_assert(sizeof(struct sl_event) == 88, "sl_event layout is shared with so
 
 static __always_inline int sl_proto_ok(const struct sock *sk, __u8 *proto)
 {
-	__u16 p = BPF_CORE_READ(sk, sk_protocol);
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 p = sk->sk_protocol;
+	__u16 fam = sk->__sk_common.skc_family;
 	if (fam != 2 && fam != 10)
 		return 0;
 	if (p == SL_IPPROTO_TCP || (p == SL_IPPROTO_UDP && cfg_udp)) {
@@ -122,7 +122,7 @@ int BPF_PROG(sl_data_ready, const struct sock *sk)
 	__u8 proto;
 	if (!sl_proto_ok(sk, &proto))
 		return 0;
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) == SL_TCP_LISTEN && proto == SL_IPPROTO_TCP)
+	if (sk->__sk_common.skc_state == SL_TCP_LISTEN && proto == SL_IPPROTO_TCP)
 		return 0;
 	struct sl_state *st = sl_state_get(sk, 1);
 	if (st && !st->read_ts)
@@ -135,20 +135,19 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0 || (flags & SL_MSG_PEEK))
 		return 0;
-	__u8 proto;
-	if (!sl_proto_ok(sk, &proto))
-		return 0;
+	/* storage exists only for the sockets sl_data_ready / sl_sendmsg accepted (TCP, UDP) */
 	struct sl_state *st = sl_state_get(sk, 0);
 	if (!st || !st->read_ts)
 		return 0;
+	__u8 proto = sk->sk_protocol;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 wait = now - st->read_ts;
 	/* data left behind waits from now on (UDP reads from reader_queue, refilled from sk_receive_queue) */
-	__u32 left = BPF_CORE_READ(sk, sk_receive_queue.qlen);
+	__u32 left = sk->sk_receive_queue.qlen;
 	if (proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
 		left += BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
 	st->read_ts = left ? now : 0;
-	struct sl_key key = { .netns = pn_sock_netns(sk), .dir = SL_READ, .l4proto = proto };
+	struct sl_key key = { .netns = pn_sk_netns_btf(sk), .dir = SL_READ, .l4proto = proto };
 	pn_hist_add_watched(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = key.netns;
 	if (wait > cfg_slow_ns) {
@@ -178,23 +177,23 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 	struct sock *sk = skb->sk;
 	if (!sk)
 		return 0;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u8 state = sk->__sk_common.skc_state;
 	if (state == SL_TCP_TIME_WAIT || state == SL_TCP_NEW_SYN_RECV || state == SL_TCP_LISTEN)
 		return 0; /* mini sockets: not a struct sock */
-	if (BPF_CORE_READ(sk, sk_protocol) != SL_IPPROTO_TCP)
+	if (sk->sk_protocol != SL_IPPROTO_TCP)
 		return 0;
 	struct sl_state *st = sl_state_get(sk, 0);
 	if (!st || !st->write_ts)
 		return 0;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
-	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	unsigned char *head = skb->head;
+	unsigned char *data = skb->data;
+	__u16 th_off = skb->transport_header;
 	if (th_off == (__u16)~0U)
 		return 0;
 	struct tcphdr th;
 	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
 		return 0;
-	__s64 payload = (__s64)BPF_CORE_READ(skb, len) - ((__s64)th_off - (__s64)(data - head)) - th.doff * 4;
+	__s64 payload = (__s64)skb->len - ((__s64)th_off - (__s64)(data - head)) - th.doff * 4;
 	if (payload <= 0)
 		return 0; /* ACK, window probe */
 	__u32 end_seq = bpf_ntohl(th.seq) + (__u32)payload;
@@ -202,7 +201,7 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		return 0; /* older data (e.g. a retransmit) */
 	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
 	st->write_ts = 0;
-	struct sl_key hkey = { .netns = pn_sock_netns(sk), .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
+	struct sl_key hkey = { .netns = pn_sk_netns_btf(sk), .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
 	pn_hist_add_watched(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = hkey.netns;
 	if (wait > cfg_slow_ns) {
