@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 
 /** An address further than this past the nearest symbol is treated as a miss (symbol table is stale). */
 const MAX_OFFSET = 0x40000n;
-/** Minimum time between two reloads triggered by misses. */
+/** Default minimum time between two reloads triggered by misses. */
 const RELOAD_INTERVAL_MS = 5000;
 
 export class Kallsyms {
@@ -16,11 +16,13 @@ export class Kallsyms {
   #lastLoad = 0;
   #available = true;
   readonly #path: string;
+  readonly #reloadIntervalMs: number;
   /** Times the table was (re)loaded. */
   loads = 0;
 
-  constructor(path = '/proc/kallsyms') {
+  constructor(path = '/proc/kallsyms', opts: { reloadIntervalMs?: number } = {}) {
     this.#path = path;
+    this.#reloadIntervalMs = opts.reloadIntervalMs ?? RELOAD_INTERVAL_MS;
   }
 
   /** Number of text symbols currently loaded. */
@@ -99,7 +101,7 @@ export class Kallsyms {
     this.#ensure();
     let i = this.#find(addr);
     if (i < 0 || addr - this.#addrs[i]! > MAX_OFFSET) {
-      if (Date.now() - this.#lastLoad < RELOAD_INTERVAL_MS) return null;
+      if (Date.now() - this.#lastLoad < this.#reloadIntervalMs) return null;
       this.reload();
       i = this.#find(addr);
       if (i < 0 || addr - this.#addrs[i]! > MAX_OFFSET) return null;

@@ -1,6 +1,6 @@
 // kallsyms symbolizer against /proc/kallsyms itself.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Kallsyms } from '../../receiver/bpf/kallsyms.ts';
 
@@ -33,4 +33,22 @@ test('zero addresses (no CAP_SYSLOG) → stacks unavailable', () => {
   assert.equal(k.available, false);
   assert.match(k.reason ?? '', /stacks unavailable/);
   rmSync(path);
+});
+
+test('a miss re-reads the table (new BPF programs appear at runtime), rate limited', () => {
+  const path = `/tmp/pnb-kallsyms-miss-${process.pid}`;
+  writeFileSync(path, 'ffffffff81000000 T _stext\nffffffff81000100 t tcp_v4_rcv\n');
+  try {
+    const k = new Kallsyms(path, { reloadIntervalMs: 0 });
+    assert.equal(k.format(0xffffffff81000110n), 'tcp_v4_rcv+0x10');
+    assert.equal(k.loads, 1);
+    appendFileSync(path, 'ffffffffa0001000 t bpf_prog_6deef7357e7b4530_on_kfree_skb\t[bpf]\n');
+    assert.equal(k.format(0xffffffffa0001008n), 'bpf_prog_6deef7357e7b4530_on_kfree_skb [bpf]+0x8');
+    assert.equal(k.loads, 2, 'reloaded once on the miss');
+    const slow = new Kallsyms(path, { reloadIntervalMs: 60_000 });
+    assert.equal(slow.format(0xffffffffb0000000n), '0xffffffffb0000000');
+    assert.equal(slow.loads, 1, 'no reload within the interval');
+  } finally {
+    rmSync(path, { force: true });
+  }
 });

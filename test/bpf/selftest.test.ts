@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { dropReasonNames } from '../../receiver/bpf/btf.ts';
+import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import { type BpfCollection, BpfSpec } from '../../receiver/bpf/object.ts';
 import { openEventRing, type RingReader } from '../../receiver/bpf/ringbuf.ts';
 import { readStack, symbolizeStack } from '../../receiver/bpf/stacks.ts';
@@ -88,6 +89,12 @@ test('UDP to a closed port: counts and events match the kernel, netns inode and 
   assert.ok(v4.every((e) => e.saddr === pair.a.ipv4 && e.daddr === pair.b.ipv4 && e.l4proto === 17));
   assert.ok(v6.every((e) => e.saddr === pair.a.ipv6 && e.daddr === pair.b.ipv6 && e.protocol === 0x86dd));
   assert.ok(ev.every((e) => e.ifindex === pair.b.ifindex));
+  // kernel monotonic timestamps convert to wall-clock time of the test run
+  const nowNs = BigInt(Date.now()) * 1_000_000n;
+  for (const e of ev) {
+    const dt = nowNs - monotonicToUnixNano(e.tsNs);
+    assert.ok(dt >= -1_000_000_000n && dt < 30_000_000_000n, `event time off by ${dt} ns`);
+  }
   assert.equal(ring.lost(), 0);
   assert.equal(ring.stats.handlerErrors, 0);
 });
