@@ -15,7 +15,6 @@ import {
 } from '../../receiver/procfs/parse.ts';
 import { createProcfsProbe } from '../../receiver/procfs/probe-kit.ts';
 import { type NetFile, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
-import { snakeCase } from '../../receiver/procfs/snake.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';
 
@@ -46,6 +45,16 @@ const ICMP_MSG_METRICS: readonly MetricDef[] = [
   enabled: false,
 }));
 
+const UNLISTED: MetricDef = {
+  name: 'podnet.snmp.unlisted',
+  kind: 'counter',
+  unit: '{event}',
+  description:
+    'Kernel MIB fields this podnet release does not list (added by a newer kernel), exported only with the `dynamic` arg: attribute `podnet.snmp.group` is the kernel group (`TcpExt`), `podnet.snmp.field` the kernel field name. Treated as counters.',
+  attributes: ['podnet.snmp.group', 'podnet.snmp.field'],
+  enabled: false,
+};
+
 export const SNMP_METRICS: readonly MetricDef[] = [
   ...SNMP_FIELDS.map(
     (f): MetricDef => ({
@@ -58,13 +67,15 @@ export const SNMP_METRICS: readonly MetricDef[] = [
     }),
   ),
   ...ICMP_MSG_METRICS,
+  UNLISTED,
 ];
 
 export const snmpArgs = z
   .object({
     /**
      * Also export fields this kernel prints that are not in the static table (a newer kernel's
-     * additions), as counters named `podnet.snmp.<group>.<field>` by the same snake_case rule.
+     * additions), as `podnet.snmp.unlisted` with the kernel group and field as attributes (metric
+     * names are declared statically, so new fields cannot get names of their own at run time).
      */
     dynamic: z.boolean().default(false),
     concurrency: z.number().int().min(1).max(64).default(4),
@@ -86,13 +97,6 @@ const FILES: readonly (NetFile & { name: SnmpField[0] })[] = [
   { name: 'netstat' },
   { name: 'snmp6', optional: true },
 ];
-
-const GROUP_SNAKE: Record<string, string> = {
-  MPTcpExt: 'mptcp_ext',
-  UdpLite: 'udp_lite',
-  UdpLite6: 'udp_lite6',
-};
-const groupSnake = (g: string): string => GROUP_SNAKE[g] ?? snakeCase(g);
 
 const byKernelName = new Map<string, SnmpField>();
 for (const f of SNMP_FIELDS) byKernelName.set(`${f[1]}|${f[2]}`, f);
@@ -120,7 +124,7 @@ export class SnmpResolver {
     this.#wanted = wanted;
     this.#dynamic = dynamic;
     const need = (file: SnmpField[0]): boolean =>
-      dynamic ||
+      (dynamic && wanted(UNLISTED.name)) ||
       SNMP_FIELDS.some((f) => f[0] === file && wanted(f[3])) ||
       (file === 'snmp' && (wanted('podnet.snmp.icmp_msg.in') || wanted('podnet.snmp.icmp_msg.out'))) ||
       (file === 'snmp6' && (wanted('podnet.snmp.icmp6_msg.in') || wanted('podnet.snmp.icmp6_msg.out')));
@@ -135,11 +139,11 @@ export class SnmpResolver {
     }
     const f = byKernelName.get(`${group}|${field}`);
     if (f) return this.#wanted(f[3]) ? { metric: f[3], scale: f[7] ?? 1, attributes: undefined } : null;
-    if (!this.#dynamic) return null;
+    if (!this.#dynamic || !this.#wanted(UNLISTED.name)) return null;
     return {
-      metric: `podnet.snmp.${groupSnake(group)}.${snakeCase(field)}`,
+      metric: UNLISTED.name,
       scale: 1,
-      attributes: undefined,
+      attributes: Object.freeze({ 'podnet.snmp.group': group, 'podnet.snmp.field': field }),
     };
   }
 

@@ -198,7 +198,7 @@ test('snmp equals nstat -az in the same netns, for every field the kernel prints
   }
 });
 
-test('snmp: the metrics arg limits the work to the enabled set; dynamic exports unknown fields', async () => {
+test('snmp: the metrics arg limits the work to the enabled set; dynamic exports unlisted fields', async () => {
   const only = SNMP_METRICS.filter((d) => d.enabled).map((d) => d.name);
   assert.equal(only.length, 69, 'default-on: the 69 fields KubeSkoop exports');
   const probe = await snmpProbe.create(probeContext(), snmpProbe.args.parse({ metrics: only }));
@@ -208,15 +208,16 @@ test('snmp: the metrics arg limits the work to the enabled set; dynamic exports 
   const all = () => true;
   assert.equal(new SnmpResolver(all, false).resolve('TcpExt', 'TCPFutureThing'), null);
   assert.deepEqual(new SnmpResolver(all, true).resolve('TcpExt', 'TCPFutureThing'), {
-    metric: 'podnet.snmp.tcp_ext.tcp_future_thing',
+    metric: 'podnet.snmp.unlisted',
     scale: 1,
-    attributes: undefined,
+    attributes: { 'podnet.snmp.group': 'TcpExt', 'podnet.snmp.field': 'TCPFutureThing' },
   });
-  assert.equal(
-    new SnmpResolver(all, true).resolve('MPTcpExt', 'NewOne')?.metric,
-    'podnet.snmp.mptcp_ext.new_one',
-  );
-  assert.equal(new SnmpResolver(all, true).snmp6('UdpLite6NewOne')?.metric, 'podnet.snmp.udp_lite6.new_one');
+  assert.deepEqual(new SnmpResolver(all, true).snmp6('UdpLite6NewOne')?.attributes, {
+    'podnet.snmp.group': 'UdpLite6',
+    'podnet.snmp.field': 'NewOne',
+  });
+  // Listed fields never go to `unlisted`.
+  assert.equal(new SnmpResolver(all, true).resolve('Tcp', 'OutRsts')?.metric, 'podnet.snmp.tcp.out_rsts');
   assert.equal(new SnmpResolver(all, false).snmp6('Icmp6OutType135')?.attributes?.['podnet.icmp.type'], 135);
 });
 
