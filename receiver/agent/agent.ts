@@ -208,12 +208,13 @@ export class Agent {
     if (this._timer) clearTimeout(this._timer);
     await this._applying.catch(() => undefined);
     await this._collecting?.catch(() => undefined);
+    // Export the last collection and the queued events before the probes (and their series) go away.
+    await this.pipeline.forceFlush();
     for (const p of this._probes.values()) await this._closeProbe(p, 'stopped');
     this._closeSink();
     this._registry?.stop();
     await this._server?.close();
     this._server = undefined;
-    await this.pipeline.forceFlush();
     await this.pipeline.shutdown();
   }
 
@@ -269,7 +270,11 @@ export class Agent {
       exporters: {
         prometheus: c.prometheus,
         otlpMetrics: c.otlpMetrics
-          ? { protocol: c.otlpMetrics.protocol, endpoint: c.otlpMetrics.endpoint ?? '(env)' }
+          ? {
+              protocol: c.otlpMetrics.protocol,
+              endpoint: c.otlpMetrics.endpoint ?? '(env)',
+              temporality: c.otlpMetrics.temporality,
+            }
           : null,
         otlpLogs: c.otlpLogs
           ? { protocol: c.otlpLogs.protocol, endpoint: c.otlpLogs.endpoint ?? '(env)' }

@@ -54,7 +54,9 @@ export interface ResolvedConfig {
   readonly pods: { readonly criEndpoint?: string | undefined; readonly labelAllowlist: readonly string[] };
   readonly server: { readonly enabled: boolean; readonly address: HostPort };
   readonly prometheus: boolean;
-  readonly otlpMetrics?: (OtlpResolved & { readonly intervalMs: number }) | undefined;
+  readonly otlpMetrics?:
+    | (OtlpResolved & { readonly intervalMs: number; readonly temporality: 'cumulative' | 'delta' })
+    | undefined;
   readonly otlpLogs?: OtlpResolved | undefined;
   readonly eventsJsonl: { readonly enabled: boolean; readonly path: string };
   readonly eventQueue: {
@@ -275,7 +277,19 @@ function resolve(
     headers: otlp.headers,
     timeoutMs: otlp.timeout,
   });
-  const otlpMetrics = otlpOn('metrics') ? { ...base('metrics'), intervalMs } : undefined;
+  let temporality: 'cumulative' | 'delta' = otlp.temporality ?? 'cumulative';
+  const tp = env['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE'];
+  if (otlp.temporality === undefined && tp !== undefined && tp !== '') {
+    const v = tp.toLowerCase();
+    // lowmemory makes only synchronous counters and histograms delta; kernel counters are observed values.
+    if (v === 'delta') temporality = 'delta';
+    else if (v !== 'cumulative' && v !== 'lowmemory')
+      issues.push({
+        path: 'env OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE',
+        message: `got ${JSON.stringify(tp)}, expected one of "cumulative", "delta", "lowmemory"`,
+      });
+  }
+  const otlpMetrics = otlpOn('metrics') ? { ...base('metrics'), intervalMs, temporality } : undefined;
   const otlpLogs = otlpOn('logs') ? base('logs') : undefined;
   if (issues.length > 0)
     throw new ConfigError(

@@ -119,6 +119,7 @@ export const configSchema = z.strictObject({
           protocol: z.enum(['grpc', 'http/protobuf', 'http/json']).optional(),
           headers: z.record(z.string(), z.string()).default({}),
           interval: duration(100, 3_600_000).optional(),
+          temporality: z.enum(['cumulative', 'delta']).optional(),
           timeout: duration(100, 600_000).default(10_000),
           metrics: z.boolean().default(true),
           logs: z.boolean().default(true),

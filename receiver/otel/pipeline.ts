@@ -16,6 +16,7 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { MeterProvider, type MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import { DeltaProducer } from './delta.ts';
 import { EventPipeline } from './events.ts';
 import {
   CountingLogExporter,
@@ -30,6 +31,8 @@ import { PODNET_VERSION } from './version.ts';
 
 export interface MetricsExportSettings extends OtlpSignalSettings {
   readonly intervalMs: number;
+  /** Monotonic sums and histograms as cumulative (default) or delta since the previous export. */
+  readonly temporality?: 'cumulative' | 'delta';
 }
 
 export interface LogsExportSettings extends OtlpSignalSettings {
@@ -177,7 +180,7 @@ export class Pipeline {
           exporter,
           exportIntervalMillis: m.intervalMs,
           exportTimeoutMillis: Math.min(m.timeoutMs, m.intervalMs),
-          metricProducers: [this.store],
+          metricProducers: [m.temporality === 'delta' ? new DeltaProducer(this.store) : this.store],
         }),
       );
     }

@@ -252,3 +252,31 @@ test('docs/podnet.example.yaml is a valid config and shows the defaults', () => 
   });
   assert.equal(e.nodeName, undefined, 'an empty env default means unset');
 });
+
+test('metric temporality: config, OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, bad values', () => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+  const t = (env: NodeJS.ProcessEnv, yaml = '') =>
+    resolveConfigText(yaml, 'x', { specs, env: { ...on, ...env } }).otlpMetrics?.temporality;
+  assert.equal(t({}), 'cumulative');
+  assert.equal(t({ OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'DELTA' }), 'delta');
+  assert.equal(t({ OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'lowmemory' }), 'cumulative');
+  assert.equal(
+    t(
+      { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta' },
+      'exporters: { otlp: { temporality: cumulative } }',
+    ),
+    'cumulative',
+  );
+  const err = errorOf('', { ...on, OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'sometimes' });
+  assert.ok(
+    err.issues.some(
+      (i) =>
+        i.path === 'env OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE' &&
+        i.message.includes('"sometimes"'),
+    ),
+  );
+  const err2 = errorOf('exporters: { otlp: { temporality: deltas } }');
+  assert.ok(
+    err2.issues.some((i) => i.path === 'exporters.otlp.temporality' && i.message.includes('got "deltas"')),
+  );
+});
