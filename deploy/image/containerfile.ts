@@ -21,6 +21,8 @@ export interface ContainerfileSteps {
   readonly entrypoint: readonly string[];
   readonly cmd: readonly string[];
   readonly workdir: string;
+  /** The runtime stage's RUN commands, continuation lines joined (shell form). */
+  readonly runs: readonly string[];
 }
 
 export const CONTAINERFILE = join(import.meta.dirname, 'Containerfile');
@@ -49,7 +51,8 @@ export function parseContainerfile(text = readFileSync(CONTAINERFILE, 'utf8')): 
   if (lastFrom < 0) throw new Error('Containerfile: no FROM');
   const stage = all.slice(lastFrom);
   const base = stage[0]!.split(/\s+/)[1]!;
-  const runs = stage.filter((i) => /^RUN\s/.test(i)).join(' && ');
+  const runList = stage.filter((i) => /^RUN\s/.test(i)).map((i) => i.replace(/^RUN\s+/, ''));
+  const runs = runList.join(' && ');
   const inst = /apt-get install ((?:-\S+\s+)*)([^&]+)/.exec(runs);
   const packages = inst ? inst[2]!.trim().split(/\s+/) : [];
   const purge = /apt-get purge ((?:-\S+\s+)*)([^&]+)/.exec(runs);
@@ -84,8 +87,17 @@ export function parseContainerfile(text = readFileSync(CONTAINERFILE, 'utf8')): 
     entrypoint: json('ENTRYPOINT'),
     cmd: json('CMD'),
     workdir,
+    runs: runList,
   };
 }
 
-// `node deploy/image/containerfile.ts` prints the steps as JSON (for shell scripts).
-if (import.meta.main) process.stdout.write(`${JSON.stringify(parseContainerfile(), null, 2)}\n`);
+// `node deploy/image/containerfile.ts` prints the steps as JSON; `... run` prints the RUN commands, one per
+// line; `... caps` prints the setcap list in setpriv's syntax (+cap_a,+cap_b).
+if (import.meta.main) {
+  const steps = parseContainerfile();
+  const what = process.argv[2];
+  if (what === 'run') process.stdout.write(`${steps.runs.join('\n')}\n`);
+  else if (what === 'caps') process.stdout.write(`${steps.setcap.caps.map((c) => `+${c.replace(/^cap_/, '')}`).join(',')}\n`);
+  else if (what === 'user') process.stdout.write(`${steps.user.uid}:${steps.user.gid}\n`);
+  else process.stdout.write(`${JSON.stringify(steps, null, 2)}\n`);
+}

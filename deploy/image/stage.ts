@@ -3,7 +3,7 @@
 // capabilities (setcap, as the Containerfile's RUN does). Used by test/deploy/image.test.ts (root = a temp
 // dir on this machine) and deploy/image/test-rootfs.sh (root = a debootstrap'd Debian 12).
 //
-//   node deploy/image/stage.ts ROOT [--npm-ci]
+//   node deploy/image/stage.ts ROOT [--npm-ci] [--no-setcap]
 //
 // node_modules: by default the production packages of this checkout (`npm ls --omit=dev`, the same lockfile
 // the image's `npm ci --omit=dev` installs from) are copied; --npm-ci runs `npm ci --omit=dev` on
@@ -21,6 +21,8 @@ const REPO = join(import.meta.dirname, '..', '..');
 export interface StageOptions {
   /** Run `npm ci --omit=dev` (network) instead of copying this checkout's production packages. */
   readonly npmCi?: boolean;
+  /** Leave setcap to the Containerfile's own RUN (test-rootfs.sh runs it in the chroot). Default: setcap here. */
+  readonly setcap?: boolean;
 }
 
 /** Production package directories of this checkout, relative to the repo (`node_modules/...`). */
@@ -73,14 +75,14 @@ export function stageImage(root: string, options: StageOptions = {}): void {
   mkdirSync(dirname(node), { recursive: true });
   cpSync(realpathSync(join(REPO, 'node_modules', '.bin', 'node')), node);
   chmodSync(node, 0o755);
-  execFileSync('setcap', [`${steps.setcap.caps.join(',')}+${steps.setcap.flags}`, node]);
+  if (options.setcap !== false) execFileSync('setcap', [`${steps.setcap.caps.join(',')}+${steps.setcap.flags}`, node]);
 }
 
 if (import.meta.main) {
   const root = process.argv[2];
   if (!root) {
-    process.stderr.write('usage: node deploy/image/stage.ts ROOT [--npm-ci]\n');
+    process.stderr.write('usage: node deploy/image/stage.ts ROOT [--npm-ci] [--no-setcap]\n');
     process.exit(2);
   }
-  stageImage(root, { npmCi: process.argv.includes('--npm-ci') });
+  stageImage(root, { npmCi: process.argv.includes('--npm-ci'), setcap: !process.argv.includes('--no-setcap') });
 }

@@ -31,14 +31,13 @@ failed=0
 cleanup() {
   [ -n "$PODNET_PID" ] && kill "$PODNET_PID" 2>/dev/null || true
   [ -n "$SLEEP_PID" ] && kill "$SLEEP_PID" 2>/dev/null || true
+  sleep 1
   for m in "$ROOT/dev" "$ROOT/sys" "$ROOT/proc"; do
-    mountpoint -q "$m" 2>/dev/null && { umount -R "$m" 2>/dev/null || umount -R -l "$m" 2>/dev/null || true; }
+    if mountpoint -q "$m" 2>/dev/null; then umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; fi
   done
-  # NEVER delete through a mount: $ROOT/dev is a bind of the host's /dev (devtmpfs), and rm -rf into it
-  # deletes the host's device nodes. Refuse while anything is still mounted below $ROOT, and stay on
-  # the root's own filesystem regardless.
-  if grep -q " $ROOT/" /proc/self/mounts; then
-    echo "test-rootfs.sh: mounts remain under $ROOT; not deleting it" >&2
+  # Never delete through a mount: if anything is still mounted under the root, leave the root alone.
+  if grep -q " $ROOT/" /proc/mounts; then
+    echo "test-rootfs.sh: mounts remain under $ROOT; not removing it" >&2
   elif [ -z "$KEEP" ]; then
     rm -rf --one-file-system "$ROOT"
   else
@@ -85,11 +84,17 @@ step "COPY lines, npm ci --omit=dev, node 24 at /usr/local/bin/node"
 
 step "the Containerfile's RUN commands in the chroot"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Fresh instances only, nothing bound from the host: a private tmpfs /dev with the few nodes a container
+# gets, a new procfs (same PID namespace: the host's processes, as under hostPID) and a read-only sysfs
+# (kernel BTF at /sys/kernel/btf).
 mount -t proc proc "$ROOT/proc"
-mount --rbind /sys "$ROOT/sys"
-mount --make-rslave "$ROOT/sys"
-mount --rbind /dev "$ROOT/dev"
-mount --make-rslave "$ROOT/dev"
+mount -t sysfs -o ro sysfs "$ROOT/sys"
+mount -t tmpfs -o mode=755,size=1m,nosuid tmpfs "$ROOT/dev"
+for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+  set -- $n
+  mknod -m 666 "$ROOT/dev/$1" c "$2" "$3"
+done
+ln -s /proc/self/fd "$ROOT/dev/fd"
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 "$NODE" deploy/image/containerfile.ts run | while IFS= read -r cmd; do
@@ -110,11 +115,13 @@ check "node has the file capabilities" sh -c "getcap '$ROOT/usr/local/bin/node' 
 check "user $USERSPEC exists" sh -c "chroot '$ROOT' id podnet | grep -q 'uid=${USERSPEC%%:*}'"
 check "node 24" sh -c "chroot '$ROOT' /usr/local/bin/node --version | grep -q '^v24\.'"
 
-# as_image BOUNDING CMD...: run CMD in the image root as its USER with this bounding set.
-as_image() {
+# as_image BOUNDING CMD...: run CMD in the image root as its USER with this bounding set. chroot, setpriv
+# and env each exec the next: `(exec_as_image ...) &` has the PID of the final program.
+as_image() { (exec_as_image "$@"); }
+exec_as_image() {
   bounding=$1
   shift
-  chroot "$ROOT" /usr/bin/setpriv --bounding-set="-all,$bounding" --inh-caps=-all \
+  exec chroot "$ROOT" /usr/bin/setpriv --bounding-set="-all,$bounding" --inh-caps=-all \
     --reuid="${USERSPEC%%:*}" --regid="${USERSPEC##*:}" --clear-groups -- \
     /usr/bin/env -i PATH=/usr/bin:/bin K8S_NODE_NAME=rootfs-test "$@"
 }
@@ -128,9 +135,12 @@ check "every capability effective and every operation works" \
 
 step "preflight without CAP_SYS_PTRACE"
 NO_PTRACE=$(echo "$CAPS" | sed 's/+sys_ptrace,\{0,1\}//; s/,$//')
-out=$(as_image "$NO_PTRACE" /usr/local/bin/node /opt/podnet/deploy/image/preflight.ts --pid "$SLEEP_PID" 2>/dev/null || true)
-echo "$out" | grep -E 'FAIL|missing' || true
-check "the missing capability is named" sh -c "echo '$out' | grep -q 'missing CAP_SYS_PTRACE: '"
+as_image "$NO_PTRACE" /usr/local/bin/node /opt/podnet/deploy/image/preflight.ts --pid "$SLEEP_PID" \
+  >"$ROOT/tmp/preflight.out" 2>/dev/null || true
+grep -E 'FAIL|missing' "$ROOT/tmp/preflight.out" || true
+check "the missing capability is named" grep -q 'missing CAP_SYS_PTRACE: ' "$ROOT/tmp/preflight.out"
+as_image "$NO_PTRACE" /usr/local/bin/node /opt/podnet/deploy/image/entrypoint.ts probes >/dev/null 2>"$ROOT/tmp/probes.err" || true
+check "the entrypoint names it and podnet still starts" grep -q 'capability CAP_SYS_PTRACE is missing' "$ROOT/tmp/probes.err"
 
 step "podnet probes (the image's ENTRYPOINT)"
 as_image "$CAPS" /usr/local/bin/node /opt/podnet/deploy/image/entrypoint.ts probes 2>"$ROOT/tmp/probes.err" || true
@@ -140,8 +150,8 @@ step "podnet run (the image's ENTRYPOINT + CMD) for a few seconds"
 PORT=$(( 20000 + $$ % 20000 ))
 mkdir -p "$ROOT/etc/podnet"
 printf 'collection_interval: 1s\nnode_name: ${env:K8S_NODE_NAME}\nserver:\n  address: 127.0.0.1:%s\n' "$PORT" >"$ROOT/etc/podnet/config.yaml"
-as_image "$CAPS" /usr/local/bin/node /opt/podnet/deploy/image/entrypoint.ts run --config /etc/podnet/config.yaml \
-  2>"$ROOT/tmp/run.err" &
+(exec_as_image "$CAPS" /usr/local/bin/node /opt/podnet/deploy/image/entrypoint.ts run --config /etc/podnet/config.yaml \
+  2>"$ROOT/tmp/run.err") &
 PODNET_PID=$!
 ok=""
 for _ in $(seq 1 60); do
@@ -152,8 +162,16 @@ check "/healthz answers" test -n "$ok"
 check "/status answers JSON" sh -c "curl -fsS http://127.0.0.1:$PORT/status | head -c 1 | grep -q '{'"
 check "/metrics answers" sh -c "curl -fsS http://127.0.0.1:$PORT/metrics >/dev/null"
 sleep 3
-curl -fsS "http://127.0.0.1:$PORT/status" 2>/dev/null | head -c 600 || true
-echo
+curl -fsS "http://127.0.0.1:$PORT/status" >"$ROOT/tmp/status.json" 2>/dev/null || true
+# Every enabled probe loaded (running, or degraded for a reason that is not a missing permission).
+check "probes loaded without permission errors" "$NODE" -e '
+  const s = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const probes = (s.probes ?? []).filter((p) => p.enabled);
+  for (const p of probes) console.log(`  ${p.name} (${p.source}): ${p.state}${p.reason ? ` - ${p.reason}` : ""}`);
+  console.log(`  ${probes.length} enabled probes`);
+  const bad = probes.filter((p) => !["running", "degraded"].includes(p.state) || /permi|EPERM|EACCES|capab/i.test(p.reason ?? ""));
+  process.exit(bad.length === 0 ? 0 : 1);
+' "$ROOT/tmp/status.json"
 kill "$PODNET_PID" 2>/dev/null || true
 wait "$PODNET_PID" 2>/dev/null || true
 PODNET_PID=""
