@@ -7,6 +7,7 @@
 // The I/O metrics are counters: the sum over the entity's live processes plus the last values seen of
 // processes that have exited since (kept per entity), so the series does not fall when a process exits.
 // I/O a process did between the last collection and its exit is not seen.
+import { statSync } from 'node:fs';
 import { z } from 'zod';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -227,7 +228,17 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
   events: [],
   args: processArgs,
   async availability() {
-    return procfsAvailability(['io', 'ns/net']);
+    const io = procfsAvailability(['io']);
+    if (!io.available) return io;
+    try {
+      statSync('/proc/self/ns/net');
+      return { available: true };
+    } catch (err) {
+      return {
+        available: false,
+        reason: `cannot stat /proc/self/ns/net: ${(err as NodeJS.ErrnoException).code}`,
+      };
+    }
   },
   async create(ctx, args) {
     const c = new ProcessCollector(args);

@@ -1,0 +1,69 @@
+// The five procfs ProbeSpecs: available on this machine, declarations consistent with the contract
+// (unique names under podnet./semconv, UCUM-style units, kinds, node scope only where host-wide), args
+// schemas with defaults, and a probe that reports its state and closes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { netdevProbe } from '../../probes/netdev/netdev.ts';
+import { processProbe } from '../../probes/process/process.ts';
+import { snmpProbe } from '../../probes/snmp/snmp.ts';
+import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
+import { softnetProbe } from '../../probes/softnet/softnet.ts';
+import type { ProbeSpec } from '../../receiver/probe/types.ts';
+import { probeContext } from './env.ts';
+
+const SPECS = [
+  netdevProbe,
+  snmpProbe,
+  sockstatProbe,
+  softnetProbe,
+  processProbe,
+] as unknown as ProbeSpec<unknown>[];
+
+test('every procfs probe is available here and declares its metrics consistently', async () => {
+  const names = new Set<string>();
+  for (const spec of SPECS) {
+    assert.deepEqual(await spec.availability(), { available: true }, spec.name);
+    assert.equal(spec.source, 'procfs');
+    assert.equal(spec.defaultEnabled, true);
+    assert.deepEqual(spec.events, []);
+    assert.ok(spec.metrics.length > 0);
+    assert.ok(
+      spec.metrics.some((m) => m.enabled),
+      `${spec.name}: something on by default`,
+    );
+    for (const m of spec.metrics) {
+      assert.ok(!names.has(m.name), `duplicate metric ${m.name}`);
+      names.add(m.name);
+      assert.match(m.name, /^(podnet\.[a-z0-9_]+(\.[a-z0-9_]+)+|k8s\.pod\.network\.(io|errors))$/, m.name);
+      assert.match(m.unit, /^(By|s|1|\{[a-z_]+\})$/, `${m.name} unit ${m.unit}`);
+      assert.ok(['counter', 'gauge'].includes(m.kind), `${m.name} kind`);
+      assert.ok(m.description.length > 10, `${m.name} description`);
+      if (m.scope === 'node') assert.ok(['softnet', 'sockstat'].includes(spec.name), `${m.name}: node scope`);
+    }
+    // args: defaults parse from an empty object, unknown keys are refused
+    spec.args.parse({});
+    assert.throws(() => spec.args.parse({ nope: 1 }));
+  }
+  const byName = new Map(SPECS.flatMap((s) => s.metrics.map((m) => [m.name, m])));
+  assert.equal(byName.get('k8s.pod.network.io')?.unit, 'By');
+  assert.equal(byName.get('k8s.pod.network.errors')?.unit, '{error}');
+  assert.equal(byName.get('podnet.snmp.tcp.out_rsts')?.kind, 'counter');
+  assert.equal(byName.get('podnet.snmp.tcp.curr_estab')?.kind, 'gauge');
+  assert.equal(byName.get('podnet.snmp.tcp_ext.listen_drops')?.enabled, true);
+  assert.equal(byName.get('podnet.snmp.udp.rcvbuf_errors')?.enabled, true);
+  assert.equal(byName.get('podnet.snmp.ip6.in_receives')?.enabled, false);
+});
+
+test('a probe reports running with collection details, and stopped after close', async () => {
+  for (const spec of SPECS) {
+    const probe = await spec.create(probeContext(), spec.args.parse({}));
+    await probe.collect([]);
+    const st = probe.status();
+    assert.equal(st.state, 'running', spec.name);
+    assert.equal((st.details as { collections: number }).collections, 1);
+    await probe.close();
+    await probe.close(); // idempotent
+    assert.equal(probe.status().state, 'stopped');
+    assert.deepEqual(await probe.collect([]), []);
+  }
+});
