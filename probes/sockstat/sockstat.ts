@@ -138,7 +138,7 @@ const FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as c
 function entries(entity: Entity): SockstatEntry[] {
   const [v4, v6] = readNetFiles(entity, FILES);
   const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
-  if (v6 !== undefined) for (const x of parseSockstat(v6, `${entity.displayName} net/sockstat6`)) e.push(x);
+  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
   return e;
 }
 

@@ -287,8 +287,13 @@ export interface SockstatEntry {
   readonly value: number;
 }
 
-export function parseSockstat(text: string, file = 'net/sockstat'): SockstatEntry[] {
-  const out: SockstatEntry[] = [];
+export function parseSockstat(
+  text: string,
+  file = 'net/sockstat',
+  out: SockstatEntry[] = [],
+): SockstatEntry[] {
+  const start = out.length;
+  const one: number[] = [];
   let pos = 0;
   const n = text.length;
   while (pos < n) {
@@ -298,27 +303,38 @@ export function parseSockstat(text: string, file = 'net/sockstat'): SockstatEntr
       continue;
     }
     const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon > end)
+    if (colon <= pos || colon > end) {
       throw new ProcfsParseError(file, `line without protocol: ${JSON.stringify(text.slice(pos, end))}`);
+    }
     const proto = text.slice(pos, colon);
-    const tokens = text
-      .slice(colon + 1, end)
-      .split(' ')
-      .filter((t) => t.length > 0);
-    if (tokens.length === 0 || tokens.length % 2 !== 0) {
-      throw new ProcfsParseError(file, `${proto}: odd key/value list (truncated?)`);
-    }
-    for (let i = 0; i < tokens.length; i += 2) {
-      const key = tokens[i]!;
-      const raw = tokens[i + 1]!;
-      if (!/^[a-z_]+$/.test(key) || !/^-?[0-9]+$/.test(raw)) {
-        throw new ProcfsParseError(file, `${proto}: bad pair ${JSON.stringify(`${key} ${raw}`)}`);
+    let i = colon + 1;
+    let pairs = 0;
+    for (;;) {
+      while (i < end && isBlank(text.charCodeAt(i))) i++;
+      if (i >= end) break;
+      const k0 = i;
+      while (i < end) {
+        const c = text.charCodeAt(i);
+        if (!((c >= 97 && c <= 122) || c === 95)) break; // a-z, _
+        i++;
       }
-      out.push({ proto, key, value: Number(raw) });
+      if (i === k0 || i >= end || !isBlank(text.charCodeAt(i))) {
+        throw new ProcfsParseError(file, `${proto}: bad key near ${JSON.stringify(text.slice(k0, k0 + 20))}`);
+      }
+      const key = text.slice(k0, i);
+      while (i < end && isBlank(text.charCodeAt(i))) i++;
+      const v0 = i;
+      while (i < end && !isBlank(text.charCodeAt(i))) i++;
+      if (v0 === i) throw new ProcfsParseError(file, `${proto}: ${key} without value (truncated?)`);
+      one.length = 0;
+      parseIntsInto(file, text, v0, i, one);
+      out.push({ proto, key, value: one[0]! });
+      pairs++;
     }
+    if (pairs === 0) throw new ProcfsParseError(file, `${proto}: no values (truncated?)`);
     pos = end + 1;
   }
-  if (out.length === 0) throw new ProcfsParseError(file, 'empty');
+  if (out.length === start) throw new ProcfsParseError(file, 'empty');
   return out;
 }
 
