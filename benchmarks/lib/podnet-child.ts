@@ -1,0 +1,84 @@
+// podnet as the benchmarks run it when the set of entities must be exactly the test's: the same Agent as
+// `podnet run --config FILE`, with pod/netns discovery restricted to the host plus the named netns whose
+// name starts with --netns-prefix (others on this shared machine — other tests' netns — are left out, so
+// a size N means N). Discovery itself still runs (EntityRegistry: /run/netns scan every interval).
+//
+//   node benchmarks/lib/podnet-child.ts --config FILE [--with-synthetic] [--netns-prefix P | --host-only]
+import { parseArgs } from 'node:util';
+import { probeSpecs } from '../../probes/registry.ts';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../../receiver/agent/agent.ts';
+import { loadConfigFile } from '../../receiver/config/load.ts';
+import type { Entity, EntityChange, EntitySource, PodIdentity } from '../../receiver/pods/entity.ts';
+import { EntityRegistry } from '../../receiver/pods/index.ts';
+
+const { values: o } = parseArgs({
+  options: {
+    config: { type: 'string' },
+    'with-synthetic': { type: 'boolean', default: false },
+    'netns-prefix': { type: 'string' },
+    'host-only': { type: 'boolean', default: false },
+  },
+});
+if (!o.config) throw new Error('--config FILE is required');
+
+class FilteredSource implements EntitySource {
+  private readonly _inner: EntitySource;
+  private readonly _keep: (e: Entity) => boolean;
+  constructor(inner: EntitySource, keep: (e: Entity) => boolean) {
+    this._inner = inner;
+    this._keep = keep;
+  }
+  entities(): readonly Entity[] {
+    return this._inner.entities().filter(this._keep);
+  }
+  byNetns(inode: number): Entity | undefined {
+    const e = this._inner.byNetns(inode);
+    return e && this._keep(e) ? e : undefined;
+  }
+  pods(): readonly PodIdentity[] {
+    return this.entities().flatMap((e) => (e.pod ? [e.pod] : []));
+  }
+  onChange(listener: (changes: readonly EntityChange[]) => void): () => void {
+    return this._inner.onChange((changes) => {
+      const kept = changes.filter((c) => this._keep(c.entity));
+      if (kept.length) listener(kept);
+    });
+  }
+}
+
+const extraSpecs = o['with-synthetic'] ? [syntheticSpec] : [];
+const prefix = o['netns-prefix'];
+let registry: EntityRegistry | undefined;
+let entitySource: EntitySource | undefined;
+if (prefix !== undefined || o['host-only']) {
+  const cfg = loadConfigFile(o.config, { specs: [...probeSpecs, ...extraSpecs] });
+  registry = new EntityRegistry({
+    disableCri: true,
+    netnsDiscovery: 'always',
+    scanProc: false,
+    refreshIntervalMs: Math.max(100, cfg.collectionIntervalMs),
+  });
+  await registry.start();
+  entitySource = new FilteredSource(
+    registry,
+    (e) => e.kind === 'host' || (prefix !== undefined && (e.netnsName ?? '').startsWith(prefix)),
+  );
+}
+
+const agent = await Agent.start({
+  configPath: o.config,
+  extraSpecs,
+  ...(entitySource ? { entitySource } : {}),
+});
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  await agent.stop();
+  registry?.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
+process.stdout.write(`${JSON.stringify({ ready: true, url: agent.serverUrl })}\n`);
