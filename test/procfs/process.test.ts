@@ -204,6 +204,14 @@ test('process (cgroup match): pod cgroup parent in a cgroup v1 hierarchy and in 
       }
     }
   }
+  // match: auto with a cgroup parent that exists in no hierarchy falls back to the netns match.
+  const auto = await processProbe.create(probeContext(), processProbe.args.parse({}));
+  const elsewhere = podEntity(namedEntity(nsA), `/${tag}-not-on-this-host`);
+  const [truth, points] = await stableRead(
+    () => truthFor(netnsPids(nsA)),
+    () => auto.collect([elsewhere]),
+  );
+  assert.deepEqual(summarize(points, elsewhere.netnsInode), truth, 'auto: netns fallback');
   // match: cgroup with an unknown cgroup is a failure for that entity, not a crash.
   const strict = await processProbe.create(probeContext(), processProbe.args.parse({ match: 'cgroup' }));
   const missing = podEntity(namedEntity(nsA), `/${tag}-nope`);
