@@ -3,6 +3,7 @@
 // between two test-created netns. Entities: the named netns (read via setns) and the same netns through
 // the pid of a process inside it (read via /proc/<pid>/net). Exact equality, traffic stopped.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { SNMP_FIELDS } from '../../probes/snmp/fields.ts';
@@ -15,6 +16,7 @@ import { parseSnmp, parseSockstat } from '../../receiver/procfs/parse.ts';
 import { pageSize } from '../../receiver/procfs/read.ts';
 import {
   catNet,
+  type IpLinkStats,
   ipLinkStats,
   makeTraffic,
   namedEntity,
@@ -287,5 +289,49 @@ test('snmp of the raw file: parser agrees with an independent split-based readin
   const raw = rawSnmp(nsB);
   for (const g of parseSnmp(text)) {
     for (let i = 0; i < g.fields.length; i++) assert.equal(g.values[i], raw[`${g.group}${g.fields[i]}`]);
+  }
+});
+
+test('host entity: read in the receiver netns directly, equals nstat -az and ip -s -j link of the host', async () => {
+  const host: Entity = {
+    kind: 'host',
+    netnsInode: hostNetnsInode,
+    netnsPath: '/proc/self/ns/net',
+    displayName: 'host',
+  };
+  const snmp = await snmpProbe.create(probeContext(), snmpProbe.args.parse({}));
+  const netdev = await netdevProbe.create(probeContext(), netdevProbe.args.parse({ excludeInterfaces: [] }));
+  const hostNstat = (): Record<string, number> =>
+    (
+      JSON.parse(
+        execFileSync('nstat', ['-asz', '--json'], {
+          encoding: 'utf8',
+          env: { ...process.env, NSTAT_HISTORY: `/tmp/${tag}-host-nstat` },
+        }),
+      ) as { kernel: Record<string, number> }
+    ).kernel;
+  const [truth, points] = await stableRead(hostNstat, () => snmp.collect([host]), 80);
+  let compared = 0;
+  for (const p of points) {
+    assert.equal(p.netns, hostNetnsInode);
+    const { name, scale } = kernelName(p);
+    if (!(name in truth)) continue;
+    assert.equal(p.value, truth[name]! * scale, `host ${name}`);
+    compared++;
+  }
+  assert.ok(compared > 350);
+  const [links, nd] = await stableRead(
+    () => JSON.parse(execFileSync('ip', ['-s', '-j', 'link', 'show'], { encoding: 'utf8' })) as IpLinkStats[],
+    () => netdev.collect([host]),
+    80,
+  );
+  for (const l of links) {
+    const rx = nd.find(
+      (p) =>
+        p.metric === 'k8s.pod.network.io' &&
+        p.attributes?.['network.interface.name'] === l.ifname &&
+        p.attributes['network.io.direction'] === 'receive',
+    );
+    assert.equal(rx?.value, l.stats64.rx.bytes, `host ${l.ifname}`);
   }
 });
