@@ -57,6 +57,7 @@ exporters:
   otlp: { endpoint: "${endpoint}", protocol: "${o.protocol}", interval: 500ms, timeout: 1s }
 event_queue: { max_queue_size: ${o.maxQueueSize}, max_export_batch_size: 512, schedule_delay: 100ms }
 `,
+    specs: [],
     extraSpecs: [syntheticSpec],
     env: {},
   });

@@ -24,6 +24,7 @@ import { EntityRegistry, registryOptionsFromConfig } from '../pods/index.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
 import { LocalServer } from '../server/server.ts';
 import { StaticEntitySource } from './static-entities.ts';
+import { SwitchableEntitySource } from './switchable-entities.ts';
 
 export interface AgentOptions {
   /** Config file; watched for changes unless `watch: false`. Undefined = embedded default (or configText). */
@@ -82,7 +83,8 @@ export class Agent {
   private _reloads = { applied: 0, rejected: 0, lastError: undefined as string | undefined };
   collections = 0;
 
-  private readonly _registry: EntityRegistry | undefined;
+  private _registry: EntityRegistry | undefined;
+  private readonly _switch: SwitchableEntitySource;
   private _podsKey: string;
 
   private constructor(
@@ -96,8 +98,9 @@ export class Agent {
     this.specs = specs;
     this._log = opts.log ?? childLogger('agent');
     this._registry = registry;
-    this._podsKey = JSON.stringify(config.pods);
-    this.entities = opts.entitySource ?? registry ?? new StaticEntitySource();
+    this._podsKey = podsKey(config);
+    this._switch = new SwitchableEntitySource(opts.entitySource ?? registry ?? new StaticEntitySource());
+    this.entities = this._switch;
     this.pipeline = new Pipeline({
       entities: this.entities,
       log: childLogger('otel'),
@@ -125,16 +128,7 @@ export class Agent {
             opts.configText ? '(config text)' : EMBEDDED_SOURCE,
             loadOpts,
           );
-    let registry: EntityRegistry | undefined;
-    if (!opts.entitySource) {
-      registry = new EntityRegistry(
-        registryOptionsFromConfig(config.pods, {
-          refreshIntervalMs: Math.max(100, config.collectionIntervalMs),
-          ...(opts.env ? { env: opts.env } : {}),
-        }),
-      );
-      await registry.start();
-    }
+    const registry = opts.entitySource ? undefined : await startRegistry(config, opts.env);
     const agent = new Agent(opts, config, specs, registry);
     try {
       await agent._apply(config);
@@ -332,14 +326,19 @@ export class Agent {
   private async _applyNow(config: ResolvedConfig): Promise<void> {
     if (this._stopped) return;
     const prev = this._config;
-    this._config = config;
-    const podsKey = JSON.stringify(config.pods);
-    if (podsKey !== this._podsKey) {
-      this._podsKey = podsKey;
-      this._log.warn(
-        'the pods section changed: pod discovery keeps its startup settings until podnet restarts',
-      );
+    const key = podsKey(config);
+    if (key !== this._podsKey && this._registry) {
+      // Pod discovery settings changed: start the new registry first (a bad endpoint fails the reload
+      // before anything else changed), then switch everyone over and stop the old one.
+      const next = await startRegistry(config, this._opts.env);
+      const old = this._registry;
+      this._registry = next;
+      this._switch.switchTo(next);
+      old.stop();
+      this._log.info({ pods: config.pods }, 'pod discovery restarted with the new settings');
     }
+    this._podsKey = key;
+    this._config = config;
     const p = this.pipeline;
     p.store.configure({
       labelAllowlist: config.pods.labelAllowlist,
@@ -557,6 +556,24 @@ export class Agent {
     );
     this.collections++;
   }
+}
+
+function podsKey(c: ResolvedConfig): string {
+  return JSON.stringify({ pods: c.pods, interval: c.collectionIntervalMs });
+}
+
+async function startRegistry(
+  config: ResolvedConfig,
+  env: NodeJS.ProcessEnv | undefined,
+): Promise<EntityRegistry> {
+  const registry = new EntityRegistry(
+    registryOptionsFromConfig(config.pods, {
+      refreshIntervalMs: Math.max(100, config.collectionIntervalMs),
+      ...(env ? { env } : {}),
+    }),
+  );
+  await registry.start();
+  return registry;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

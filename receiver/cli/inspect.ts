@@ -109,6 +109,14 @@ function header(data: InspectData, col: string): string {
   return `${name}${suffix}`;
 }
 
+/** Probes that are not stopped, with their state; stopped ones only counted. */
+export function probesLine(data: InspectData): string {
+  const active = data.probes.filter((p) => p.state !== 'stopped');
+  const stopped = data.probes.length - active.length;
+  const list = active.map((p) => `${p.name}=${p.state}`).join(' ') || '(none running)';
+  return `probes: ${list}${stopped > 0 ? ` (${stopped} stopped)` : ''}`;
+}
+
 const h = React.createElement;
 const NAME_W = 30;
 const COL_W = 26;
@@ -187,7 +195,7 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
       { dimColor: true },
       `${rows.length} entities · sort: ${sortName} ${desc ? '↓' : '↑'} · keys: 1-${cols.length || 1} sort by column, n name, r reverse, q quit`,
     ),
-    h(Text, null, `probes: ${data.probes.map((p) => `${p.name}=${p.state}`).join(' ') || '(none)'}`),
+    h(Text, null, probesLine(data)),
     h(
       Text,
       null,

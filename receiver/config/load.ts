@@ -7,6 +7,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AnyProbeSpec } from '../../probes/registry.ts';
 import { endpointFromEnv, OTLP_PROTOCOLS, type OtlpProtocol, protocolFromEnv } from '../otel/exporters.ts';
+import { socketPathOf } from '../pods/endpoint.ts';
 import { configSchema, type HostPort, type RawConfig } from './schema.ts';
 
 export interface ConfigIssue {
@@ -245,6 +246,16 @@ function resolve(
         message: `unknown event ${JSON.stringify(name)}, expected an event declared by a probe (see docs/reference.md)`,
       });
 
+  if (raw.pods.cri_endpoint !== undefined) {
+    try {
+      socketPathOf(raw.pods.cri_endpoint);
+    } catch (err) {
+      issues.push({
+        path: 'pods.cri_endpoint',
+        message: `got ${JSON.stringify(raw.pods.cri_endpoint)}, expected unix:///absolute/path.sock (${(err as Error).message})`,
+      });
+    }
+  }
   const otlp = raw.exporters.otlp;
   const protocolFor = (signal: 'metrics' | 'logs'): OtlpProtocol => {
     if (otlp.protocol) return otlp.protocol;

@@ -2,12 +2,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { MAIN, NODE, PodnetRun, podnet } from './podnet-process.ts';
+import { probeSpecs } from '../../probes/registry.ts';
+import { prometheusName } from '../../scripts/gen-docs.ts';
+import { disableRegistered, MAIN, NODE, PodnetRun, podnet } from './podnet-process.ts';
 
 const YAML = `
 collection_interval: 300ms
 server: { address: "127.0.0.1:0" }
-probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
+probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
 `;
 
 let run: PodnetRun;
@@ -128,6 +130,52 @@ test('events --follow streams new events as they happen', async () => {
     assert.equal(child.exitCode, null, 'still following');
   } finally {
     child.kill('SIGTERM');
+  }
+});
+
+test('podnet run with every registered probe at its default: states, reasons and their metrics on /metrics', async () => {
+  const all = await PodnetRun.start('collection_interval: 500ms\nserver: { address: "127.0.0.1:0" }\n');
+  try {
+    type P = {
+      name: string;
+      source: string;
+      state: string;
+      reason: string | null;
+      lastCollection: { points: number } | null;
+    };
+    let st: { probes: P[] } = { probes: [] };
+    const deadline = Date.now() + 30_000;
+    // Wait until every running probe has collected once.
+    for (;;) {
+      st = (await (await fetch(`${all.url}/status`)).json()) as { probes: P[] };
+      if (st.probes.every((p) => p.state !== 'running' || p.lastCollection)) break;
+      if (Date.now() > deadline) throw new Error(`probes never collected: ${JSON.stringify(st.probes)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(
+      st.probes.map((p) => p.name),
+      [...probeSpecs.map((s) => s.name), 'synthetic'],
+    );
+    for (const p of st.probes) {
+      const spec = probeSpecs.find((s) => s.name === p.name);
+      if (!spec || !spec.defaultEnabled) assert.equal(p.state, 'stopped', p.name);
+      else assert.ok(['running', 'degraded', 'unavailable'].includes(p.state), `${p.name}: ${p.state}`);
+      if (p.state === 'unavailable')
+        assert.ok(p.reason && p.reason.length > 0, `${p.name} unavailable without a reason`);
+    }
+    const text = await (await fetch(`${all.url}/metrics`)).text();
+    const running = st.probes.filter((p) => p.state === 'running' && (p.lastCollection?.points ?? 0) > 0);
+    assert.ok(running.length > 0, 'no probe collected anything');
+    for (const p of running) {
+      const spec = probeSpecs.find((s) => s.name === p.name)!;
+      const names = spec.metrics.map((m) => prometheusName(m).split(' ')[0]!);
+      assert.ok(
+        names.some((n) => text.includes(`\n${n}{`) || text.includes(`\n${n} `)),
+        `${p.name} collected points but none of its metrics is on /metrics`,
+      );
+    }
+  } finally {
+    assert.equal(await all.stop(), 0, all.stderr.slice(-2000));
   }
 });
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { MAIN, NODE, PodnetRun } from './podnet-process.ts';
+import { disableRegistered, MAIN, NODE, PodnetRun } from './podnet-process.ts';
 
 const SESSION = `pno${process.pid}-inspect`;
 let run: PodnetRun;
@@ -40,7 +40,7 @@ before(async () => {
   run = await PodnetRun.start(`
 collection_interval: 300ms
 server: { address: "127.0.0.1:0" }
-probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 10, counter_step: 3 } } }
+probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 10, counter_step: 3 } } }
 `);
 });
 

@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
-import { PodnetRun } from './podnet-process.ts';
+import { disableRegistered, PodnetRun } from './podnet-process.ts';
 
 const YAML = `
 collection_interval: 200ms
 server: { address: "127.0.0.1:0" }
-probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
+probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
 `;
 
 let rx: OtlpReceiver;

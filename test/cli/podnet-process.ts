@@ -3,10 +3,16 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { probeSpecs } from '../../probes/registry.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const NODE = join(ROOT, 'node_modules/.bin/node');
 export const MAIN = join(ROOT, 'receiver/cli/main.ts');
+
+/** `name: { enabled: false }, ` for every registered probe: put inside a `probes: { ... }` flow mapping. */
+export function disableRegistered(): string {
+  return probeSpecs.map((s) => `${s.name}: { enabled: false }, `).join('');
+}
 
 export interface RunResult {
   code: number | null;

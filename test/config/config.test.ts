@@ -204,6 +204,12 @@ const MALFORMED: Array<[string, string, string, string[]]> = [
   ['YAML syntax error', 'probes: { synthetic: [', '(yaml)', ['line 1']],
   ['duplicate key', 'collection_interval: 1s\ncollection_interval: 2s', '(yaml)', ['line 2', 'unique']],
   ['document is a list', '- a\n- b', '(root)', ['expected a mapping']],
+  [
+    'CRI endpoint not a unix socket',
+    'pods: { cri_endpoint: "tcp://10.0.0.1:1234" }',
+    'pods.cri_endpoint',
+    ['got "tcp://10.0.0.1:1234"', 'unix:///absolute/path.sock'],
+  ],
   ['unset environment variable', `node_name: \${env:PNO_NOT_SET}`, 'node_name', ['PNO_NOT_SET is not set']],
 ];
 

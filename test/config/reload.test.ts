@@ -56,7 +56,7 @@ function replaceFile(text: string): void {
 
 test('hot reload: good changes apply within 2 s, a bad file keeps the running config', async () => {
   writeFileSync(file, yaml(false, 1));
-  const agent = await Agent.start({ configPath: file, extraSpecs: [syntheticSpec], env: {} });
+  const agent = await Agent.start({ configPath: file, specs: [], extraSpecs: [syntheticSpec], env: {} });
   try {
     const synth = async () => (await status(agent)).probes.find((p) => p.name === 'synthetic')!;
     assert.equal((await synth()).state, 'stopped');

@@ -24,6 +24,7 @@ server: { enabled: false }
 probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 9, unattributed: false } } }
 exporters: { otlp: { endpoint: "${rx.httpEndpoint}", protocol: http/protobuf, interval: 1h, temporality: delta } }
 `,
+    specs: [],
     extraSpecs: [syntheticSpec],
     entitySource: new StaticEntitySource([hostEntity()]),
     env: {},

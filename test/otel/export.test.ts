@@ -64,6 +64,7 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
       const entities = new StaticEntitySource([hostEntity(), POD]);
       const agent = await Agent.start({
         configText: config(protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint, protocol),
+        specs: [],
         extraSpecs: [syntheticSpec],
         entitySource: entities,
         env: process.env,
@@ -220,6 +221,7 @@ test('a series of an entity that disappears stops being exported within two coll
   const entities = new StaticEntitySource([hostEntity(), POD]);
   const agent = await Agent.start({
     configText: config(rx.httpEndpoint, 'http/protobuf'),
+    specs: [],
     extraSpecs: [syntheticSpec],
     entitySource: entities,
     env: process.env,

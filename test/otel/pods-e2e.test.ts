@@ -14,18 +14,22 @@ let env: CriEnv;
 let rx: OtlpReceiver;
 let agent: Agent;
 
+function config(labels: readonly string[]): string {
+  return `
+collection_interval: ${INTERVAL_MS}ms
+server: { address: "127.0.0.1:0" }
+pods: { cri_endpoint: "${env.endpoint}", label_allowlist: [${labels.join(', ')}] }
+probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 50, unattributed: false } } }
+exporters: { otlp: { endpoint: "${rx.httpEndpoint}", protocol: http/protobuf, interval: 300ms } }
+event_queue: { schedule_delay: 100ms }
+`;
+}
+
 before(async () => {
   env = await startCriEnv();
   rx = await startOtlpReceiver();
   agent = await Agent.start({
-    configText: `
-collection_interval: ${INTERVAL_MS}ms
-server: { address: "127.0.0.1:0" }
-pods: { cri_endpoint: "${env.endpoint}", label_allowlist: [app] }
-probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 50, unattributed: false } } }
-exporters: { otlp: { endpoint: "${rx.httpEndpoint}", protocol: http/protobuf, interval: 300ms } }
-event_queue: { schedule_delay: 100ms }
-`,
+    configText: config(['app']),
     extraSpecs: [syntheticSpec],
     env: {},
   });
@@ -92,4 +96,31 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
   const cut = BigInt(Date.now()) * 1_000_000n;
   await rx.waitFor(() => rx.points.some((x) => x.timeUnixNano > cut), 15_000, 'a later export');
   assert.equal(rx.points.filter((x) => x.timeUnixNano > cut && isWeb(x.attributes)).length, 0);
+});
+
+test('hot reload of the pods section: a new label allow-list applies to a running pod; a bad endpoint is rejected', async () => {
+  const api = await env.runPod({ name: 'api', namespace: 'shop', labels: { app: 'api', tier: 'backend' } });
+  const apiLines = () => promPodLines(api.uid);
+  const deadline = Date.now() + 20_000;
+  while ((await apiLines()).length === 0) {
+    if (Date.now() > deadline) throw new Error('pod api never exported');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok((await apiLines()).every((l) => !l.includes('k8s_pod_label_tier')));
+  const t0 = Date.now();
+  assert.deepEqual(await agent.reload(config(['app', 'tier'])), { ok: true });
+  while (!(await apiLines()).some((l) => l.includes('k8s_pod_label_tier="backend"'))) {
+    if (Date.now() - t0 > 10_000) throw new Error('label tier never appeared');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(Date.now() - t0 < 2000, `new allow-list applied after ${Date.now() - t0} ms`);
+  const bad = await agent.reload(config(['app']).replace(env.endpoint, 'tcp://127.0.0.1:1'));
+  assert.equal(bad.ok, false);
+  assert.match(bad.error ?? '', /pods\.cri_endpoint: got "tcp:\/\/127\.0\.0\.1:1"/);
+  await agent.collectNow();
+  assert.ok(
+    (await apiLines()).some((l) => l.includes('k8s_pod_label_tier="backend"')),
+    'old settings kept',
+  );
+  await env.removePod(api);
 });

@@ -16,6 +16,7 @@ collection_interval: 250ms
 server: { address: "127.0.0.1:0" }
 probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 3 } } }
 `,
+    specs: [],
     extraSpecs: [syntheticSpec],
     env: {},
   });

@@ -42,6 +42,7 @@ server: { address: "127.0.0.1:0" }
 probes: { synthetic: { enabled: true, args: { event_rate_per_sec: 40 } } }
 exporters: { events_jsonl: { enabled: true, path: "${sinkFile}" } }
 `,
+    specs: [],
     extraSpecs: [syntheticSpec],
     entitySource: new StaticEntitySource([hostEntity(), POD]),
     env: {},
