@@ -158,7 +158,7 @@ test('podnet run with every registered probe at its default: states, reasons and
     );
     for (const p of st.probes) {
       const spec = probeSpecs.find((s) => s.name === p.name);
-      if (!spec || !spec.defaultEnabled) assert.equal(p.state, 'stopped', p.name);
+      if (!spec?.defaultEnabled) assert.equal(p.state, 'stopped', p.name);
       else assert.ok(['running', 'degraded', 'unavailable'].includes(p.state), `${p.name}: ${p.state}`);
       if (p.state === 'unavailable')
         assert.ok(p.reason && p.reason.length > 0, `${p.name} unavailable without a reason`);
