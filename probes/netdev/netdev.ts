@@ -121,9 +121,13 @@ export const netdevProbe: ProbeSpec<NetdevArgs> = {
     return procfsAvailability(['net/dev']);
   },
   async create(ctx, args) {
-    const excluded = excluder(args.excludeInterfaces);
-    const wanted = metricFilter(NETDEV_METRICS, args.metrics);
+    let excluded = excluder(args.excludeInterfaces);
+    let wanted = metricFilter(NETDEV_METRICS, args.metrics);
     return createProcfsProbe<NetdevArgs>({
+      reconfigure: (a) => {
+        excluded = excluder(a.excludeInterfaces);
+        wanted = metricFilter(NETDEV_METRICS, a.metrics);
+      },
       log: ctx.log.child({ probe: 'netdev' }),
       concurrency: args.concurrency,
       collectEntity: (entity, out) => collectNetdev(entity, out, excluded, wanted),

@@ -122,13 +122,19 @@ interface EntityState {
 const stateKey = (e: Entity): string => `${e.netnsInode}/${e.pod?.uid ?? ''}`;
 
 export class ProcessCollector {
-  readonly #args: ProcessArgs;
-  readonly #wanted: (m: string) => boolean;
+  #args: ProcessArgs;
+  #wanted: (m: string) => boolean;
   /** Keyed by netns inode and pod uid (`stateKey`). */
   readonly #state = new Map<string, EntityState>();
   #index: Map<number, number[]> | undefined;
 
   constructor(args: ProcessArgs) {
+    this.#args = args;
+    this.#wanted = metricFilter(PROCESS_METRICS, args.metrics);
+  }
+
+  /** New args; the per-entity state (counters of exited processes) is kept. */
+  setArgs(args: ProcessArgs): void {
     this.#args = args;
     this.#wanted = metricFilter(PROCESS_METRICS, args.metrics);
   }
@@ -243,6 +249,7 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
   async create(ctx, args) {
     const c = new ProcessCollector(args);
     return createProcfsProbe<ProcessArgs>({
+      reconfigure: (a) => c.setArgs(a),
       log: ctx.log.child({ probe: 'process' }),
       concurrency: args.concurrency,
       skip: (e) => c.skip(e),

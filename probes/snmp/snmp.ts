@@ -220,9 +220,15 @@ export const snmpProbe: ProbeSpec<SnmpArgs> = {
     return procfsAvailability(['net/snmp', 'net/netstat']);
   },
   async create(ctx, args) {
-    const names = args.metrics ? new Set(args.metrics) : undefined;
-    const resolver = new SnmpResolver(names ? (n) => names.has(n) : () => true, args.dynamic);
+    const resolverFor = (a: SnmpArgs): SnmpResolver => {
+      const names = a.metrics ? new Set(a.metrics) : undefined;
+      return new SnmpResolver(names ? (n) => names.has(n) : () => true, a.dynamic);
+    };
+    let resolver = resolverFor(args);
     return createProcfsProbe<SnmpArgs>({
+      reconfigure: (a) => {
+        resolver = resolverFor(a);
+      },
       log: ctx.log.child({ probe: 'snmp' }),
       concurrency: args.concurrency,
       collectEntity: (entity, out) => collectSnmp(entity, out, resolver),

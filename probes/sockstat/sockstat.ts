@@ -186,8 +186,11 @@ export const sockstatProbe: ProbeSpec<SockstatArgs> = {
     return procfsAvailability(['net/sockstat']);
   },
   async create(ctx, args) {
-    const wanted = metricFilter(SOCKSTAT_METRICS, args.metrics);
+    let wanted = metricFilter(SOCKSTAT_METRICS, args.metrics);
     return createProcfsProbe<SockstatArgs>({
+      reconfigure: (a) => {
+        wanted = metricFilter(SOCKSTAT_METRICS, a.metrics);
+      },
       log: ctx.log.child({ probe: 'sockstat' }),
       concurrency: args.concurrency,
       collectEntity: (entity, out) => collectSockstat(entity, out, wanted),

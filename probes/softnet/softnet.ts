@@ -133,12 +133,22 @@ export const softnetProbe: ProbeSpec<SoftnetArgs> = {
     return procfsAvailability(['net/softnet_stat']);
   },
   async create(ctx, args) {
-    const wanted = metricFilter(SOFTNET_METRICS, args.metrics);
+    let current = args;
+    let wanted = metricFilter(SOFTNET_METRICS, args.metrics);
     return createProcfsProbe<SoftnetArgs>({
+      reconfigure: (a) => {
+        current = a;
+        wanted = metricFilter(SOFTNET_METRICS, a.metrics);
+      },
       log: ctx.log.child({ probe: 'softnet' }),
       concurrency: 1,
       collectNode: (out) =>
-        softnetPoints(readFileSync('/proc/thread-self/net/softnet_stat', 'latin1'), args.perCpu, wanted, out),
+        softnetPoints(
+          readFileSync('/proc/thread-self/net/softnet_stat', 'latin1'),
+          current.perCpu,
+          wanted,
+          out,
+        ),
     });
   },
 };

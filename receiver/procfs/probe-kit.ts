@@ -17,7 +17,7 @@ export interface FailureReport {
   readonly error: string;
 }
 
-export interface ProcfsProbeOptions {
+export interface ProcfsProbeOptions<A> {
   readonly log: Logger;
   readonly concurrency: number;
   /** Points for one entity, pushed into `out` only once the entity's reads all succeeded. */
@@ -26,6 +26,8 @@ export interface ProcfsProbeOptions {
   readonly collectNode?: (out: MetricPoint[]) => void;
   /** Runs before the entities of a collection are read (e.g. one /proc scan for all of them). */
   readonly prepare?: (entities: readonly Entity[]) => void;
+  /** Applies new args without a restart (metric set, interfaces, per-CPU...); kept state survives. */
+  readonly reconfigure?: (args: A) => void;
   /** Entities this probe skips (e.g. the host for `process`). */
   readonly skip?: (entity: Entity) => boolean;
 }
@@ -35,8 +37,9 @@ export interface ProcfsProbe<A> extends Probe<A> {
   readonly lastFailures: () => readonly FailureReport[];
 }
 
-export function createProcfsProbe<A>(opts: ProcfsProbeOptions): ProcfsProbe<A> {
+export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A> {
   let closed = false;
+  let concurrency = opts.concurrency;
   let collections = 0;
   let lastEntities = 0;
   let lastFailed = 0;
@@ -73,7 +76,7 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions): ProcfsProbe<A> {
         }
       }
       const { failures } = collectEntity
-        ? await eachEntity(targets, opts.concurrency, async (entity) => {
+        ? await eachEntity(targets, concurrency, async (entity) => {
             if (++done % YIELD_EVERY === 0) await yieldLoop();
             // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
             const before = points.length;
@@ -112,6 +115,15 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions): ProcfsProbe<A> {
       return { state: 'running', details };
     },
     lastFailures: () => lastFailures,
+    ...(opts.reconfigure
+      ? {
+          reconfigure(args: A): void {
+            opts.reconfigure!(args);
+            const c = (args as { concurrency?: unknown }).concurrency;
+            if (typeof c === 'number') concurrency = c;
+          },
+        }
+      : {}),
     async close(): Promise<void> {
       closed = true;
     },

@@ -8,6 +8,7 @@ import { processProbe } from '../../probes/process/process.ts';
 import { snmpProbe } from '../../probes/snmp/snmp.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { softnetProbe } from '../../probes/softnet/softnet.ts';
+import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { ProbeSpec } from '../../receiver/probe/types.ts';
 import { probeContext } from './env.ts';
 
@@ -66,4 +67,40 @@ test('a probe reports running with collection details, and stopped after close',
     assert.equal(probe.status().state, 'stopped');
     assert.deepEqual(await probe.collect([]), []);
   }
+});
+
+test('reconfigure applies new args without a restart', async () => {
+  const host = {
+    kind: 'host' as const,
+    netnsInode: hostNetnsInode,
+    netnsPath: '/proc/self/ns/net',
+    displayName: 'host',
+  };
+  const softnet = await softnetProbe.create(probeContext(), softnetProbe.args.parse({}));
+  assert.ok((await softnet.collect([])).every((p) => p.attributes === undefined));
+  await softnet.reconfigure!(softnetProbe.args.parse({ perCpu: true }));
+  assert.ok(
+    (await softnet.collect([])).every((p) => typeof p.attributes?.['cpu.logical_number'] === 'number'),
+  );
+
+  const netdev = await netdevProbe.create(probeContext(), netdevProbe.args.parse({}));
+  const ifs = async (): Promise<Set<unknown>> =>
+    new Set((await netdev.collect([host])).map((p) => p.attributes?.['network.interface.name']));
+  assert.ok(!(await ifs()).has('lo'));
+  await netdev.reconfigure!(netdevProbe.args.parse({ excludeInterfaces: [] }));
+  assert.ok((await ifs()).has('lo'));
+
+  const snmp = await snmpProbe.create(probeContext(), snmpProbe.args.parse({}));
+  await snmp.reconfigure!(snmpProbe.args.parse({ metrics: ['podnet.snmp.tcp.out_rsts'] }));
+  assert.deepEqual(
+    (await snmp.collect([host])).map((p) => p.metric),
+    ['podnet.snmp.tcp.out_rsts'],
+  );
+  const proc = await processProbe.create(probeContext(), processProbe.args.parse({}));
+  assert.deepEqual(await proc.collect([host]), []);
+  await proc.reconfigure!(processProbe.args.parse({ host: true, metrics: ['podnet.process.count'] }));
+  assert.deepEqual(
+    (await proc.collect([host])).map((p) => p.metric),
+    ['podnet.process.count'],
+  );
 });
