@@ -1,0 +1,229 @@
+// Scale: podnet with the default probes over 10, 100 and 1,000 test-created network namespaces (each with
+// lo up and a veth pair eth0/peer0, as a pod netns has an eth0), at the real collection interval (15 s).
+// One podnet process per size (benchmarks/lib/podnet-child.ts: the Agent of `podnet run`, entities = host
+// + the test's netns, discovered by the registry's /run/netns scan every interval). Exporting to the
+// counting OTLP sink (metrics every interval).
+//
+// Reported per size: series, collection wall time per probe and in total (podnet's /status), podnet CPU
+// per interval and as % of one core (over whole intervals, so it includes everything podnet does: timers,
+// ring readers, discovery, export), RSS, OTLP metrics payload per interval, /metrics scrape.
+//
+//   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick]
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startSink } from '../lib/otlp-sink.ts';
+import { startPodnet } from '../lib/podnet.ts';
+import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
+import { emitSection, type Table, type Target } from '../lib/results.ts';
+import { fmt, int, sleep } from '../lib/stats.ts';
+
+const { values: o } = parseArgs({
+  options: {
+    sizes: { type: 'string' },
+    interval: { type: 'string' },
+    intervals: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
+const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
+const intervals = Number(o.intervals ?? 2);
+const started = performance.now();
+const prefix = `pnk${process.pid}s`;
+
+function batch(lines: string[]): void {
+  if (lines.length === 0) return;
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: `${lines.join('\n')}\n`,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+}
+
+let created = 0;
+function grow(n: number): void {
+  const names = Array.from({ length: n - created }, (_, k) => `${prefix}${created + k}`);
+  if (names.length === 0) return;
+  batch(names.map((ns) => `netns add ${ns}`));
+  // Inside each netns: lo up and an eth0/peer0 veth pair, up (so it has qdiscs, as a pod's eth0).
+  const dir = mkdtempSync(join(tmpdir(), 'pnk-scale-'));
+  try {
+    writeFileSync(
+      join(dir, 'links'),
+      'link set lo up\nlink add eth0 type veth peer name peer0\nlink set eth0 up\nlink set peer0 up\n',
+    );
+    writeFileSync(join(dir, 'names'), `${names.join('\n')}\n`);
+    execFileSync(
+      'sh',
+      ['-c', `while read n; do ip -n "$n" -batch ${dir}/links || exit 1; done < ${dir}/names`],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  created = n;
+}
+
+interface Row {
+  netns: number;
+  entities: number;
+  series: number;
+  collectionMs: number;
+  slowest: string;
+  cpuMsPerInterval: number;
+  cpuPctOfCore: number;
+  rssMb: number;
+  peakRssMb: number;
+  otlpBytesPerInterval: number;
+  otlpPointsPerInterval: number;
+  scrapeMs: number;
+  scrapeBytes: number;
+  machineBusyPct: number;
+}
+
+const sink = await startSink();
+const rows: Row[] = [];
+let command = '';
+try {
+  for (const n of sizes) {
+    const t0 = performance.now();
+    grow(n);
+    console.log(`# ${n} netns ready in ${Math.round(performance.now() - t0)} ms`);
+    const podnet = await startPodnet({
+      config: {
+        collection_interval: `${intervalS}s`,
+        cardinality_limit: 1_000_000,
+        exporters: {
+          otlp: { enabled: true, endpoint: sink.endpoint, protocol: 'http/protobuf', logs: false },
+        },
+      },
+      netnsPrefix: prefix,
+      collections: 1,
+      startTimeoutMs: 300_000,
+    });
+    command ||= podnet.command;
+    try {
+      // Skip the first (start-up) interval, then measure whole intervals aligned on collections.
+      const st0 = await podnet.status();
+      const firstCollections = st0.collections as number;
+      while ((await podnet.status()).collections === firstCollections) await sleep(50);
+      await sink.reset();
+      const c0 = (await podnet.status()).collections as number;
+      const win = new CpuWindow([podnet.pid]).start();
+      while ((await podnet.status()).collections < c0 + intervals) await sleep(50);
+      const w = win.stop();
+      const st = await podnet.status();
+      const sk = await sink.counts();
+      // biome-ignore lint/suspicious/noExplicitAny: /status JSON.
+      const probes = (st.probes as any[]).filter((p) => p.enabled && p.lastCollection);
+      const total = probes.reduce((s, p) => s + (p.lastCollection.durationMs as number), 0);
+      const slow = [...probes]
+        .sort((a, b) => b.lastCollection.durationMs - a.lastCollection.durationMs)
+        .slice(0, 3);
+      const scrape = await podnet.metrics();
+      const exports = Math.max(1, sk.metrics.requests);
+      const row: Row = {
+        netns: n,
+        entities: (st.entities as unknown[]).length,
+        series: st.metrics.series,
+        collectionMs: total,
+        slowest: slow.map((p) => `${p.name} ${fmt(p.lastCollection.durationMs, 0)}`).join(', '),
+        cpuMsPerInterval: ((w.cpu[0] ?? 0) * 1000) / intervals,
+        cpuPctOfCore: ((w.cpu[0] ?? 0) / w.wall) * 100,
+        rssMb: rssBytes(podnet.pid) / 2 ** 20,
+        peakRssMb: peakRssBytes(podnet.pid) / 2 ** 20,
+        otlpBytesPerInterval: sk.metrics.rawBytes / exports,
+        otlpPointsPerInterval: sk.metrics.items / exports,
+        scrapeMs: scrape.ms,
+        scrapeBytes: scrape.text.length,
+        machineBusyPct: w.machineBusy * 100,
+      };
+      rows.push(row);
+      console.log(JSON.stringify(row));
+    } finally {
+      await podnet.stop();
+    }
+  }
+} finally {
+  await sink.stop();
+  batch(Array.from({ length: created }, (_, i) => `netns del ${prefix}${i}`));
+}
+
+const table: Table = {
+  headers: [
+    'netns',
+    'entities',
+    'series',
+    'collection wall ms (sum of probes)',
+    'slowest probes, ms',
+    `CPU ms per ${intervalS} s interval`,
+    '% of a core',
+    'RSS MB (peak)',
+    'OTLP metrics KB per interval',
+    'data points per interval',
+    '/metrics scrape ms (MB)',
+    'machine busy %',
+  ],
+  rows: rows.map((r) => [
+    int(r.netns),
+    int(r.entities),
+    int(r.series),
+    fmt(r.collectionMs, 0),
+    r.slowest,
+    fmt(r.cpuMsPerInterval, 0),
+    fmt(r.cpuPctOfCore, 2),
+    `${fmt(r.rssMb, 0)} (${fmt(r.peakRssMb, 0)})`,
+    fmt(r.otlpBytesPerInterval / 1024, 0),
+    int(r.otlpPointsPerInterval),
+    `${fmt(r.scrapeMs, 0)} (${fmt(r.scrapeBytes / 2 ** 20, 1)})`,
+    fmt(r.machineBusyPct),
+  ]),
+};
+const big = rows.find((r) => r.netns >= 1000);
+const targets: Target[] = [
+  {
+    name: '1,000 netns: memory',
+    target: 'RSS < 150 MB',
+    measured: big ? `${fmt(big.rssMb, 0)} MB (peak ${fmt(big.peakRssMb, 0)} MB)` : 'not run at 1,000',
+    met: big && intervalS === 15 ? big.peakRssMb < 150 : null,
+  },
+  {
+    name: '1,000 netns: CPU at a 15 s interval',
+    target: '< 2 % of a core',
+    measured: big
+      ? `${fmt(big.cpuPctOfCore, 2)} % (${fmt(big.cpuMsPerInterval, 0)} ms per interval)`
+      : 'not run at 1,000',
+    met: big && intervalS === 15 ? big.cpuPctOfCore < 2 : null,
+  },
+];
+// Cost per extra netns between the two largest sizes.
+const notes: string[] = [];
+if (rows.length >= 2) {
+  const a = rows.at(-2)!;
+  const b = rows.at(-1)!;
+  const dn = b.netns - a.netns;
+  notes.push(
+    `Per extra netns (from ${a.netns} to ${b.netns}): ${fmt((b.cpuMsPerInterval - a.cpuMsPerInterval) / dn, 2)} ms CPU per interval, ${fmt(((b.rssMb - a.rssMb) * 1024) / dn, 0)} KB RSS, ${fmt((b.series - a.series) / dn, 0)} series, ${fmt((b.otlpBytesPerInterval - a.otlpBytesPerInterval) / dn / 1024, 1)} KB OTLP per interval.`,
+  );
+}
+emitSection({
+  id: 'scale',
+  title: 'Scale: 10, 100, 1,000 network namespaces',
+  commands: [
+    `node benchmarks/suite/scale.ts --sizes ${sizes.join(',')} --interval ${intervalS}s --intervals ${intervals}`,
+  ],
+  method: [
+    `Netns \`${prefix.replace(/\d+s$/, '<pid>s')}<i>\` created with \`ip -batch\` (lo, eth0/peer0 veth pair, all up). podnet = \`${command || 'node benchmarks/lib/podnet-child.ts --config FILE --netns-prefix P'}\`: the Agent of \`podnet run\` with the default probes and OTLP/HTTP metrics export to the counting sink, entities restricted to host + these netns (other tests on this machine create netns too).`,
+    `After the start-up collection and one more, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another).`,
+    'Pods at this scale are not practical here (a containerd shim is ~8 MB PSS per pod); netns carry the same per-netns collection work (procfs per netns, netlink dumps per netns, BPF maps keyed by netns inode). The CRI discovery cost per pod is in benchmarks/pods/refresh.ts below.',
+  ],
+  tables: [table],
+  targets,
+  notes,
+  durationS: (performance.now() - started) / 1000,
+  data: rows,
+});
