@@ -10,7 +10,8 @@
  * CPU in the same call, so that case uses a per-CPU slot and touches no hash. Devices with a qdisc keep
  * the enqueue time in an LRU hash keyed by the skb pointer (bounded; deleted at start_xmit, evicted if
  * the qdisc drops the packet; the skb head pointer guards against a reused skb). start_xmit → xmit is
- * synchronous on one CPU: a small per-CPU stack (nested devices) holds it.
+ * synchronous on one CPU: a per-CPU ring of 4 slots (nested devices) holds it, matched by skb pointer,
+ * so an unpaired start_xmit (seen while the programs are being attached) cannot desynchronise it.
  * Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over `cfg_slow_ns` (default 100 ms).
  */
 #include "podnet.bpf.h"
@@ -58,9 +59,9 @@ struct nt_slot {
 };
 
 struct nt_cpu {
-	struct nt_slot direct;          /* last packet queued on a device without qdisc */
-	struct nt_slot xmit[NT_DEPTH];  /* start_xmit in progress, innermost last */
-	__u32 depth;
+	struct nt_slot direct;         /* last packet queued on a device without qdisc */
+	struct nt_slot xmit[NT_DEPTH]; /* start_xmit in progress (nested devices), matched by skb */
+	__u32 next;                    /* next xmit slot to use (mod NT_DEPTH) */
 	__u32 pad;
 };
 
@@ -161,12 +162,10 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 			bpf_map_delete_elem(&nt_queued, &key);
 		}
 	}
-	__u32 d = c->depth;
-	if (d < NT_DEPTH) {
-		c->xmit[d & (NT_DEPTH - 1)].skb = key;
-		c->xmit[d & (NT_DEPTH - 1)].ts = now;
-	}
-	c->depth = d + 1;
+	__u32 i = c->next & (NT_DEPTH - 1);
+	c->xmit[i].skb = key;
+	c->xmit[i].ts = now;
+	c->next = i + 1;
 	if (queued && now >= queued) {
 		__u64 lat = now - queued;
 		struct nt_key hk = { .netns = pn_dev_netns_btf(dev), .phase = NT_QDISC };
@@ -182,14 +181,20 @@ SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
 	struct nt_cpu *c = nt_cpu();
-	if (!c || !c->depth)
+	if (!c)
 		return 0;
-	__u32 d = c->depth - 1;
-	c->depth = d;
-	if (d >= NT_DEPTH)
-		return 0;
-	struct nt_slot *s = &c->xmit[d & (NT_DEPTH - 1)];
-	if (s->skb != (__u64)skb)
+	/* newest slot first: a stale slot (e.g. a start_xmit seen while attaching) never wins */
+	struct nt_slot *s = NULL;
+	__u32 last = c->next;
+#pragma unroll
+	for (int k = 1; k <= NT_DEPTH; k++) {
+		struct nt_slot *x = &c->xmit[(last - k) & (NT_DEPTH - 1)];
+		if (x->skb == (__u64)skb) {
+			s = x;
+			break;
+		}
+	}
+	if (!s)
 		return 0;
 	__u64 lat = bpf_ktime_get_ns() - s->ts;
 	s->skb = 0;
