@@ -44,14 +44,70 @@ export const NETDEV_METRICS: readonly MetricDef[] = [
     attributes: ATTRS,
     enabled: true,
   },
+  {
+    name: 'podnet.network.multicast',
+    kind: 'counter',
+    unit: '{packet}',
+    description: 'Multicast packets received (`/proc/net/dev` receive multicast; receive direction only).',
+    attributes: ATTRS,
+    enabled: false,
+  },
+  {
+    name: 'podnet.network.fifo_errors',
+    kind: 'counter',
+    unit: '{error}',
+    description: 'FIFO (ring buffer) overruns on receive / transmit (`/proc/net/dev` fifo).',
+    attributes: ATTRS,
+    enabled: false,
+  },
+  {
+    name: 'podnet.network.frame_errors',
+    kind: 'counter',
+    unit: '{error}',
+    description:
+      'Receive framing errors: length + overrun + CRC + frame (`/proc/net/dev` frame; receive only).',
+    attributes: ATTRS,
+    enabled: false,
+  },
+  {
+    name: 'podnet.network.carrier_errors',
+    kind: 'counter',
+    unit: '{error}',
+    description:
+      'Transmit carrier errors: carrier + aborted + window + heartbeat (`/proc/net/dev` carrier; transmit only).',
+    attributes: ATTRS,
+    enabled: false,
+  },
+  {
+    name: 'podnet.network.collisions',
+    kind: 'counter',
+    unit: '{collision}',
+    description: 'Transmit collisions (`/proc/net/dev` colls; transmit only).',
+    attributes: ATTRS,
+    enabled: false,
+  },
+  {
+    name: 'podnet.network.compressed',
+    kind: 'counter',
+    unit: '{packet}',
+    description: 'Compressed packets received / transmitted (`/proc/net/dev` compressed; CSLIP/PPP only).',
+    attributes: ATTRS,
+    enabled: false,
+  },
 ];
 
-// Column index in NETDEV_COLUMNS for [receive, transmit] of each metric.
+// Column index in NETDEV_COLUMNS for [receive, transmit] of each metric; -1: no such direction.
 const COLUMNS: readonly (readonly [string, number, number])[] = [
   ['k8s.pod.network.io', 0, 8],
   ['k8s.pod.network.errors', 2, 10],
   ['podnet.network.packet.count', 1, 9],
   ['podnet.network.packet.dropped', 3, 11],
+  ['podnet.network.multicast', 7, -1],
+  ['podnet.network.fifo_errors', 4, 12],
+  ['podnet.network.frame_errors', 5, -1],
+  ['podnet.network.carrier_errors', -1, 14],
+  ['podnet.network.collisions', -1, 13],
+  ['podnet.network.compressed', 6, 15],
 ];
 
 export const netdevArgs = z
@@ -88,6 +144,27 @@ function attrsFor(ifname: string): readonly [Attributes, Attributes] {
 
 const FILES = [{ name: 'dev' }] as const;
 
+/** Points of one net/dev text (exported for tests of the column mapping). */
+export function netdevPoints(
+  text: string,
+  netns: number,
+  out: MetricPoint[],
+  excluded: (name: string) => boolean,
+  wanted: (metric: string) => boolean,
+  file = 'net/dev',
+): void {
+  const rows = parseNetDev(text, file);
+  const cols = COLUMNS.filter(([m]) => wanted(m));
+  for (const row of rows) {
+    if (excluded(row.name)) continue;
+    const [rx, tx] = attrsFor(row.name);
+    for (const [metric, r, t] of cols) {
+      if (r >= 0) out.push({ metric, netns, attributes: rx, value: row.values[r]! });
+      if (t >= 0) out.push({ metric, netns, attributes: tx, value: row.values[t]! });
+    }
+  }
+}
+
 export function collectNetdev(
   entity: Entity,
   out: MetricPoint[],
@@ -95,17 +172,7 @@ export function collectNetdev(
   wanted: (metric: string) => boolean,
 ): void {
   const [text] = readNetFiles(entity, FILES);
-  const rows = parseNetDev(text!, `${entity.displayName} net/dev`);
-  const cols = COLUMNS.filter(([m]) => wanted(m));
-  const netns = entity.netnsInode;
-  for (const row of rows) {
-    if (excluded(row.name)) continue;
-    const [rx, tx] = attrsFor(row.name);
-    for (const [metric, r, t] of cols) {
-      out.push({ metric, netns, attributes: rx, value: row.values[r]! });
-      out.push({ metric, netns, attributes: tx, value: row.values[t]! });
-    }
-  }
+  netdevPoints(text!, entity.netnsInode, out, excluded, wanted, `${entity.displayName} net/dev`);
 }
 
 export const netdevProbe: ProbeSpec<NetdevArgs> = {

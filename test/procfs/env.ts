@@ -211,13 +211,40 @@ export function catNet(ns: string, file: string): string {
 export interface IpLinkStats {
   ifname: string;
   stats64: {
-    rx: { bytes: number; packets: number; errors: number; dropped: number; missed?: number };
-    tx: { bytes: number; packets: number; errors: number; dropped: number };
+    rx: {
+      bytes: number;
+      packets: number;
+      errors: number;
+      dropped: number;
+      missed?: number;
+      missed_errors?: number;
+      multicast?: number;
+      fifo_errors?: number;
+      length_errors?: number;
+      over_errors?: number;
+      crc_errors?: number;
+      frame_errors?: number;
+      compressed?: number;
+    };
+    tx: {
+      bytes: number;
+      packets: number;
+      errors: number;
+      dropped: number;
+      fifo_errors?: number;
+      collisions?: number;
+      carrier_errors?: number;
+      aborted_errors?: number;
+      window_errors?: number;
+      heartbeat_errors?: number;
+      compressed?: number;
+    };
   };
 }
 
+/** `ip -s -s -j link` (details: fifo, frame, carrier, collisions...) in the netns. */
 export function ipLinkStats(ns: string): IpLinkStats[] {
-  return JSON.parse(sh('ip', ['-n', ns, '-s', '-j', 'link', 'show'])) as IpLinkStats[];
+  return JSON.parse(sh('ip', ['-n', ns, '-s', '-s', '-j', 'link', 'show'])) as IpLinkStats[];
 }
 
 /**

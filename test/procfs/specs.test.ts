@@ -3,13 +3,13 @@
 // schemas with defaults, and a probe that reports its state and closes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { netdevProbe } from '../../probes/netdev/netdev.ts';
+import { netdevPoints, netdevProbe } from '../../probes/netdev/netdev.ts';
 import { processProbe } from '../../probes/process/process.ts';
 import { snmpProbe } from '../../probes/snmp/snmp.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { softnetProbe } from '../../probes/softnet/softnet.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
-import type { ProbeSpec } from '../../receiver/probe/types.ts';
+import type { MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { probeContext } from './env.ts';
 
 const SPECS = [
@@ -103,4 +103,38 @@ test('reconfigure applies new args without a restart', async () => {
     (await proc.collect([host])).map((p) => p.metric),
     ['podnet.process.count'],
   );
+});
+
+test('netdev: each metric and direction maps to its /proc/net/dev column', () => {
+  const text =
+    'Inter-|   Receive |  Transmit\n face |bytes|bytes\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
+  const out: MetricPoint[] = [];
+  netdevPoints(
+    text,
+    7,
+    out,
+    (n) => n === 'lo',
+    () => true,
+  );
+  const got: Record<string, number> = {};
+  for (const p of out) got[`${p.metric} ${p.attributes!['network.io.direction']}`] = p.value as number;
+  assert.deepEqual(got, {
+    'k8s.pod.network.io receive': 1,
+    'podnet.network.packet.count receive': 2,
+    'k8s.pod.network.errors receive': 3,
+    'podnet.network.packet.dropped receive': 4,
+    'podnet.network.fifo_errors receive': 5,
+    'podnet.network.frame_errors receive': 6,
+    'podnet.network.compressed receive': 7,
+    'podnet.network.multicast receive': 8,
+    'k8s.pod.network.io transmit': 9,
+    'podnet.network.packet.count transmit': 10,
+    'k8s.pod.network.errors transmit': 11,
+    'podnet.network.packet.dropped transmit': 12,
+    'podnet.network.fifo_errors transmit': 13,
+    'podnet.network.collisions transmit': 14,
+    'podnet.network.carrier_errors transmit': 15,
+    'podnet.network.compressed transmit': 16,
+  });
+  assert.ok(out.every((p) => p.netns === 7 && p.attributes!['network.interface.name'] === 'eth0'));
 });
