@@ -114,7 +114,7 @@ test('slow events: tuple, direction, size, interface (1 µs threshold)', async (
     e.attributes['destination.port'] === 7203 || e.attributes['source.port'] === 7203;
   const txPayload = () =>
     ctx.events
-      .filter((e) => e.type === 'TXKERNEL_SLOW' && e.netns === pair.a.inode && port(e))
+      .filter((e) => e.name === EVENT && e.type === 'TXKERNEL_SLOW' && e.netns === pair.a.inode && port(e))
       .map((e) => e.attributes['podnet.packet.size'] as number)
       .filter((n) => n > 500)
       .reduce((s, n) => s + n - 66, 0);
