@@ -43,6 +43,7 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
   let collections = 0;
   let lastEntities = 0;
   let lastFailed = 0;
+  let failuresTotal = 0;
   let lastFailures: FailureReport[] = [];
   let nodeError: string | undefined;
   let lastDurationMs = 0;
@@ -91,6 +92,7 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
       collections++;
       lastEntities = targets.length;
       lastFailed = failures.length;
+      failuresTotal += failures.length;
       lastFailures = failures.slice(0, MAX_REPORTED_FAILURES).map((f) => ({
         entity: f.entity.displayName,
         netns: f.entity.netnsInode,
@@ -107,11 +109,15 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
         collections,
         entities: lastEntities,
         failedEntities: lastFailed,
+        failuresTotal,
         failures: lastFailures,
         lastDurationMs: Math.round(lastDurationMs * 1000) / 1000,
         ...(nodeError ? { nodeError } : {}),
       };
       if (nodeError) return { state: 'degraded', reason: `host-wide read failed: ${nodeError}`, details };
+      if (lastFailed > 0 && lastFailed === lastEntities) {
+        return { state: 'degraded', reason: `every entity failed: ${lastFailures[0]?.error}`, details };
+      }
       return { state: 'running', details };
     },
     lastFailures: () => lastFailures,

@@ -217,6 +217,8 @@ test('process (cgroup match): pod cgroup parent in a cgroup v1 hierarchy and in 
   const missing = podEntity(namedEntity(nsA), `/${tag}-nope`);
   assert.deepEqual(await strict.collect([missing]), []);
   assert.equal((strict.status().details as { failedEntities: number }).failedEntities, 1);
+  assert.equal(strict.status().state, 'degraded', 'every entity failed');
+  assert.match(strict.status().reason ?? '', /not found/);
 });
 
 test('process: host entity off by default, on with host: true', async () => {
