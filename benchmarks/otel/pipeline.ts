@@ -3,10 +3,14 @@
 // and one OTLP export (http/protobuf, to the test receiver).
 //
 //   node_modules/.bin/node benchmarks/otel/pipeline.ts [--entities 300] [--series 60] [--rounds 20]
+// The /metrics text is built by receiver/otel/prometheus-text.ts; the SDK serializer is timed on the same
+// data for comparison (and the two outputs are checked to be identical).
 import { performance } from 'node:perf_hooks';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
+import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
@@ -104,7 +108,13 @@ await pipeline.applyExports({
   },
 });
 
-const t = { update: [] as number[], scrape: [] as number[], export: [] as number[] };
+const t = {
+  update: [] as number[],
+  scrape: [] as number[],
+  sdkSerializer: [] as number[],
+  export: [] as number[],
+};
+const sdkSerializer = new PrometheusSerializer();
 let bytes = 0;
 for (let r = 1; r <= ROUNDS; r++) {
   const pts = points(r);
@@ -112,20 +122,13 @@ for (let r = 1; r <= ROUNDS; r++) {
   pipeline.store.update('bench', pts);
   t.update.push(performance.now() - t0);
   t0 = performance.now();
-  const text = await new Promise<string>((resolve) => {
-    const chunks: string[] = [];
-    const res = {
-      statusCode: 0,
-      setHeader() {},
-      end(s: string) {
-        chunks.push(s);
-        resolve(chunks.join(''));
-      },
-    };
-    // biome-ignore lint/suspicious/noExplicitAny: a minimal ServerResponse stand-in for the handler.
-    pipeline.prometheus!.getMetricsRequestHandler({} as any, res as any);
-  });
+  const { resourceMetrics } = await pipeline.prometheus!.collect();
+  const text = serializePrometheus(resourceMetrics);
   t.scrape.push(performance.now() - t0);
+  t0 = performance.now();
+  const sdkText = sdkSerializer.serialize(resourceMetrics);
+  t.sdkSerializer.push(performance.now() - t0);
+  if (sdkText !== text) throw new Error('serializer output differs from the SDK');
   bytes = text.length;
   t0 = performance.now();
   await pipeline.forceFlush();
@@ -142,11 +145,13 @@ process.stdout.write(
       medianMs: {
         update: +med(t.update).toFixed(1),
         prometheusScrape: +med(t.scrape).toFixed(1),
+        sdkSerializerSameText: +med(t.sdkSerializer).toFixed(1),
         otlpExport: +med(t.export).toFixed(1),
       },
       usPerSeries: {
         update: +((med(t.update) * 1000) / series).toFixed(2),
         prometheusScrape: +((med(t.scrape) * 1000) / series).toFixed(2),
+        sdkSerializer: +((med(t.sdkSerializer) * 1000) / series).toFixed(2),
       },
       prometheusTextMB: +(bytes / 1024 / 1024).toFixed(1),
       receiverRequests: Object.fromEntries(rx.requests),

@@ -17,6 +17,7 @@ import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { EventRecord } from '../otel/events.ts';
 import { type ExportSettings, Pipeline } from '../otel/pipeline.ts';
+import { serializePrometheus } from '../otel/prometheus-text.ts';
 import { buildResource, nodeNameFrom } from '../otel/resource.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
@@ -402,7 +403,22 @@ export class Agent {
       {
         metrics: () => {
           const prom = this.pipeline.prometheus;
-          return prom ? (req, res) => prom.getMetricsRequestHandler(req, res) : undefined;
+          if (!prom) return undefined;
+          return (_req, res) => {
+            prom.collect().then(
+              ({ resourceMetrics, errors }) => {
+                if (errors.length > 0)
+                  this._log.warn({ errors: errors.map(String) }, 'metric collection errors');
+                res.statusCode = 200;
+                res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+                res.end(serializePrometheus(resourceMetrics));
+              },
+              (err: unknown) => {
+                res.statusCode = 500;
+                res.end(`# failed to export metrics: ${String(err)}\n`);
+              },
+            );
+          };
         },
         status: () => this.status(),
         inspect: () => this.inspect(),

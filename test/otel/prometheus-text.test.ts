@@ -1,0 +1,100 @@
+// The /metrics serializer must produce exactly what the official OTel PrometheusSerializer produces.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { childLogger } from '../../receiver/log/logger.ts';
+import { Pipeline } from '../../receiver/otel/pipeline.ts';
+import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricDef } from '../../receiver/probe/types.ts';
+
+const POD: Entity = {
+  kind: 'pod',
+  netnsInode: 77,
+  netnsPath: '/x',
+  displayName: 'a/b',
+  pod: {
+    uid: 'u"1',
+    name: 'we\\ird\nname',
+    namespace: 'ns',
+    labels: { 'app.kubernetes.io/name': 'x"y' },
+    ips: [],
+    sandboxId: '',
+    hostNetwork: false,
+  },
+};
+
+const extra: MetricDef[] = [
+  {
+    name: 'podnet.odd-name.total',
+    kind: 'counter',
+    unit: '',
+    description: '',
+    attributes: ['n', 'arr', 'b'],
+    enabled: true,
+  },
+  {
+    name: 'podnet.updown',
+    kind: 'updowncounter',
+    unit: '{x}',
+    description: 'line1\nline2 \\ back',
+    attributes: [],
+    enabled: true,
+  },
+  {
+    name: 'podnet.inf.duration',
+    kind: 'histogram',
+    unit: 's',
+    description: 'h',
+    attributes: [],
+    enabled: true,
+  },
+];
+
+test('serializePrometheus equals the SDK PrometheusSerializer on every metric shape and awkward values', async () => {
+  const p = new Pipeline({
+    entities: new StaticEntitySource([hostEntity(), POD]),
+    log: childLogger('test'),
+    labelAllowlist: ['app.kubernetes.io/*'],
+  });
+  p.store.setDefinitions([
+    ...syntheticSpec.metrics.map((def) => ({ def, probe: 'synthetic', enabled: true })),
+    ...extra.map((def) => ({ def, probe: 'x', enabled: true })),
+  ]);
+  await p.applyExports({
+    resource: resourceFromAttributes({ 'service.name': 'podnet', 'weird key.x': 'v"\\\n', n: 3 }),
+    prometheus: true,
+  });
+  const probe = await syntheticSpec.create(
+    { log: childLogger('t'), entities: new StaticEntitySource([hostEntity(), POD]), emit: () => undefined },
+    syntheticSpec.args.parse({ gauge_value: 1.25 }),
+  );
+  for (let i = 0; i < 2; i++) p.store.update('synthetic', await probe.collect([hostEntity(), POD]));
+  await probe.close();
+  p.store.update('x', [
+    {
+      metric: 'podnet.odd-name.total',
+      netns: 77,
+      attributes: { n: 5, arr: ['a', 'b"c'], b: true },
+      value: 3,
+    },
+    { metric: 'podnet.odd-name.total', netns: 0, value: 2.5 },
+    { metric: 'podnet.updown', netns: 77, value: -4 },
+    {
+      metric: 'podnet.inf.duration',
+      netns: 77,
+      value: { boundaries: [0.5, Number.POSITIVE_INFINITY], counts: [1, 2, 0], sum: 9, count: 3 },
+    },
+  ]);
+  p.self.recordCollection('synthetic', 0.003, true);
+  const { resourceMetrics } = await p.prometheus!.collect();
+  const expected = new PrometheusSerializer().serialize(resourceMetrics);
+  const got = serializePrometheus(resourceMetrics);
+  assert.ok(expected.includes('podnet_synthetic_latency_duration_bucket'), 'sample covers histograms');
+  assert.ok(expected.includes('\\"'), 'sample covers escaping');
+  assert.equal(got, expected);
+  await p.shutdown();
+});
