@@ -23,6 +23,11 @@ export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
 const argsSchema = z.object({
   ...eventArgsShape,
   ...bucketsShape,
+  /**
+   * tp_btf only: the programs read BTF-typed pointers directly (socketlatency also uses socket-local
+   * storage), which raw_tp programs cannot; there are no raw_tp twins (docs/probes-latency.md).
+   */
+  attach: z.literal('auto').default('auto'),
   /** Kernel time longer than this raises a `podnet.kernel.slow` event, ms (KubeSkoop: 10). */
   slowThresholdMs: z.number().positive().default(10),
   /** Thresholds of the `*.slow.count` counters, ms (KubeSkoop rxslow / rxslow100ms). */

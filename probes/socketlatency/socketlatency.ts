@@ -26,6 +26,11 @@ export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
 const argsSchema = z.object({
   ...eventArgsShape,
   ...bucketsShape,
+  /**
+   * tp_btf only: the programs read BTF-typed pointers directly (socketlatency also uses socket-local
+   * storage), which raw_tp programs cannot; there are no raw_tp twins (docs/probes-latency.md).
+   */
+  attach: z.literal('auto').default('auto'),
   /** A wait longer than this raises a `podnet.socket.slow` event, ms. */
   slowThresholdMs: z.number().positive().default(100),
   /** Thresholds of `podnet.socket.{read,write}.slow.count`, ms (KubeSkoop: 1 and 100). */

@@ -87,8 +87,7 @@ static __always_inline void si_record(__u32 vec, __u32 phase, __u64 lat)
 		si_emit(phase == SI_SCHED ? SI_EV_SCHED_SLOW : SI_EV_EXEC_SLOW, lat, vec);
 }
 
-SEC("tp_btf/softirq_raise")
-int BPF_PROG(si_raise, unsigned int vec)
+static __always_inline int si_on_raise(unsigned int vec)
 {
 	if (vec >= SI_NR_VEC || !(cfg_vec_mask & (1U << vec)))
 		return 0;
@@ -99,8 +98,7 @@ int BPF_PROG(si_raise, unsigned int vec)
 	return 0;
 }
 
-SEC("tp_btf/softirq_entry")
-int BPF_PROG(si_entry, unsigned int vec)
+static __always_inline int si_on_entry(unsigned int vec)
 {
 	if (vec >= SI_NR_VEC || !(cfg_vec_mask & (1U << vec)))
 		return 0;
@@ -118,8 +116,7 @@ int BPF_PROG(si_entry, unsigned int vec)
 	return 0;
 }
 
-SEC("tp_btf/softirq_exit")
-int BPF_PROG(si_exit, unsigned int vec)
+static __always_inline int si_on_exit(unsigned int vec)
 {
 	if (vec >= SI_NR_VEC || !(cfg_vec_mask & (1U << vec)))
 		return 0;
@@ -131,6 +128,43 @@ int BPF_PROG(si_exit, unsigned int vec)
 	t->entry = 0;
 	si_record(k, SI_EXEC, lat);
 	return 0;
+}
+
+/* tp_btf programs, and raw_tp twins for kernels where tp_btf cannot load (same prototype: one u32). */
+SEC("tp_btf/softirq_raise")
+int BPF_PROG(si_raise, unsigned int vec)
+{
+	return si_on_raise(vec);
+}
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(si_entry, unsigned int vec)
+{
+	return si_on_entry(vec);
+}
+
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(si_exit, unsigned int vec)
+{
+	return si_on_exit(vec);
+}
+
+SEC("raw_tp/softirq_raise")
+int BPF_PROG(si_raise_raw, unsigned int vec)
+{
+	return si_on_raise(vec);
+}
+
+SEC("raw_tp/softirq_entry")
+int BPF_PROG(si_entry_raw, unsigned int vec)
+{
+	return si_on_entry(vec);
+}
+
+SEC("raw_tp/softirq_exit")
+int BPF_PROG(si_exit_raw, unsigned int vec)
+{
+	return si_on_exit(vec);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -152,7 +152,7 @@ export const softirqProbe: ProbeSpec<SoftirqArgs> = {
   async availability() {
     return hookAvailability(
       OBJECT,
-      PROGRAMS.map((p) => [p]),
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
   async create(ctx, args) {
@@ -165,6 +165,7 @@ export const softirqProbe: ProbeSpec<SoftirqArgs> = {
       args,
       watchAll: true,
       rodata: { cfg_vec_mask: mask, cfg_slow_ns: msToNs(t[0]), cfg_slow100_ns: msToNs(t[1]) },
+      fallbacks: { si_raise: 'si_raise_raw', si_entry: 'si_entry_raw', si_exit: 'si_exit_raw' },
       decode: (rec) => ({ ...decodeSoftirq(rec.view, rec.offset), netns: 0, timeUnixNano: rec.timeUnixNano }),
     });
     const map = rt.coll.map('si_hist');

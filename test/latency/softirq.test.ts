@@ -110,3 +110,17 @@ test('slow events carry CPU, vector and the running task; counters count over th
     `over-threshold count ${over}`,
   );
 });
+
+test('attach: raw_tp runs the raw tracepoint twins and counts the same way', async () => {
+  const { probe } = await start({ attach: 'raw_tp' });
+  const st = probe.status();
+  const progs = (st.details?.['programs'] ?? []) as { name: string; section: string; state: string }[];
+  const attached = progs.filter((p) => p.state === 'attached').map((p) => p.section);
+  assert.deepEqual(attached.sort(), ['raw_tp/softirq_entry', 'raw_tp/softirq_exit', 'raw_tp/softirq_raise']);
+  const p0 = await probe.collect([]);
+  for (let i = 0; i < 3; i++) pair.a.sendUdp(pair.b.ipv4, 9, 3000, 200);
+  await sleep(50);
+  const p1 = await probe.collect([]);
+  assert.ok(sumHist(p1, M.delay, 'net_rx').count > sumHist(p0, M.delay, 'net_rx').count);
+  assert.ok(sumHist(p1, M.duration, 'net_rx').count > sumHist(p0, M.duration, 'net_rx').count);
+});
