@@ -1,0 +1,115 @@
+// CPU cost of one event through the pipeline (ctx.emit → entity keys → LogRecord into the bounded batch
+// queue → OTLP http/protobuf export to the test receiver), with and without the OTLP logs exporter.
+//
+//   node_modules/.bin/node benchmarks/otel/events.ts [--events 200000]
+import { performance } from 'node:perf_hooks';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { childLogger } from '../../receiver/log/logger.ts';
+import { Pipeline } from '../../receiver/otel/pipeline.ts';
+import { buildResource } from '../../receiver/otel/resource.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { ProbeEvent } from '../../receiver/probe/types.ts';
+import { startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
+
+const i = process.argv.indexOf('--events');
+const N = i >= 0 ? Number(process.argv[i + 1]) : 200_000;
+
+const entities: Entity[] = Array.from({ length: 100 }, (_, k) => ({
+  kind: 'pod',
+  netnsInode: 4026700000 + k,
+  netnsPath: '',
+  displayName: `ns/pod-${k}`,
+  pod: {
+    uid: `uid-${k}`,
+    name: `pod-${k}`,
+    namespace: 'ns',
+    labels: { app: 'a' },
+    ips: [],
+    sandboxId: '',
+    hostNetwork: false,
+  },
+}));
+
+function event(k: number): ProbeEvent {
+  return {
+    name: 'podnet.bench.drop',
+    type: 'PACKETLOSS',
+    netns: 4026700000 + (k % 100),
+    timeUnixNano: BigInt(Date.now()) * 1_000_000n + BigInt(k % 1000),
+    attributes: {
+      'error.type': 'NETFILTER_DROP',
+      'network.transport': 'tcp',
+      'source.address': '10.0.0.1',
+      'source.port': 40000 + (k % 1000),
+      'destination.address': '10.0.0.2',
+      'destination.port': 80,
+    },
+    stack: ['kfree_skb_reason+0x0', 'nf_hook_slow+0x9c', 'ip_rcv+0x6f'],
+  };
+}
+
+async function run(withOtlp: boolean): Promise<Record<string, number>> {
+  const rx = await startOtlpReceiver({ maxKept: 1000 });
+  const p = new Pipeline({
+    entities: new StaticEntitySource(entities),
+    log: childLogger('bench'),
+    labelAllowlist: ['app'],
+  });
+  p.events.configure({
+    stacks: true,
+    defs: [
+      {
+        def: {
+          name: 'podnet.bench.drop',
+          description: '',
+          severity: 'WARN',
+          attributes: [],
+          types: [],
+          enabled: true,
+        },
+        probe: 'bench',
+        enabled: true,
+      },
+    ],
+  });
+  await p.applyExports({
+    resource: buildResource({ env: {} }),
+    prometheus: false,
+    ...(withOtlp
+      ? {
+          logs: {
+            protocol: 'http/protobuf' as const,
+            endpoint: rx.httpEndpoint,
+            headers: {},
+            timeoutMs: 10_000,
+            maxQueueSize: 1_000_000,
+            maxExportBatchSize: 2048,
+            scheduledDelayMs: 200,
+          },
+        }
+      : {}),
+  });
+  const evs = Array.from({ length: 1000 }, (_, k) => event(k));
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let k = 0; k < N; k++) p.events.emit('bench', evs[k % 1000]!);
+  const emitMs = performance.now() - t0;
+  await p.forceFlush();
+  const totalMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const result = {
+    events: N,
+    emitUsPerEvent: +((emitMs * 1000) / N).toFixed(2),
+    cpuUsPerEventIncludingExportAndReceiver: +((cpu.user + cpu.system) / N).toFixed(2),
+    totalMs: Math.round(totalMs),
+    sent: p.self.events.sent,
+    lost: p.self.events.lost_queue_full + p.self.events.lost_export_failed,
+  };
+  await p.shutdown();
+  await rx.down();
+  return result;
+}
+
+process.stdout.write(
+  `${JSON.stringify({ withoutExporter: await run(false), withOtlpHttpProtobuf: await run(true) }, null, 2)}\n`,
+);
