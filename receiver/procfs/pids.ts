@@ -10,6 +10,7 @@
 //   and also counts processes that joined the netns from outside the pod (`nsenter`, `ip netns exec`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { type PidIo, parsePidIo } from './parse.ts';
+import { netnsInodeOfLink } from './read.ts';
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -23,7 +24,7 @@ export function netnsPidIndex(): Map<number, number[]> {
     if (c < 48 || c > 57) continue;
     let ino: number;
     try {
-      ino = statSync(`/proc/${name}/ns/net`).ino;
+      ino = netnsInodeOfLink(`/proc/${name}/ns/net`);
     } catch {
       continue; // exited, or a kernel thread without a readable netns
     }

@@ -3,7 +3,7 @@
 // by a process elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
 // process), the main thread enters the netns for the duration of the reads (`inNetns`) and reads
 // `/proc/thread-self/net/*`. The host netns is read directly.
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { hostNetnsInode, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 
@@ -66,10 +66,19 @@ function readAll(dir: string, files: readonly NetFile[]): (string | undefined)[]
   return out;
 }
 
+/**
+ * Netns inode of a `/proc/<pid>/ns/net` (or `/proc/thread-self/ns/net`) link, from its target
+ * `net:[4026531840]` — half the cost of a stat. Throws the errno error of readlink.
+ */
+export function netnsInodeOfLink(path: string): number {
+  const t = readlinkSync(path);
+  return Number(t.slice(5, -1));
+}
+
 function checkPidNetns(entity: Entity, pid: number): void {
   let ino: number;
   try {
-    ino = statSync(`/proc/${pid}/ns/net`).ino;
+    ino = netnsInodeOfLink(`/proc/${pid}/ns/net`);
   } catch (err) {
     throw new EntityGoneError(
       `${entity.displayName}: pid ${pid} gone (${(err as NodeJS.ErrnoException).code})`,
@@ -100,7 +109,7 @@ export function readNetFiles(entity: Entity, files: readonly NetFile[]): (string
     return texts;
   }
   return inNetns(entity.netnsPath, () => {
-    const ino = statSync('/proc/thread-self/ns/net').ino;
+    const ino = netnsInodeOfLink('/proc/thread-self/ns/net');
     if (ino !== entity.netnsInode) {
       throw new EntityGoneError(
         `${entity.displayName}: ${entity.netnsPath} is now netns ${ino}, not ${entity.netnsInode}`,
