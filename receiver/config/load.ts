@@ -190,7 +190,7 @@ export function resolveConfigText(text: string, source: string, options: LoadOpt
   if (issues.length > 0) throw new ConfigError(source, issues);
   const parsed = configSchema.safeParse(substituted, { reportInput: true });
   if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error, substituted));
-  return resolve(parsed.data, source, options.specs, env);
+  return resolve(parsed.data, source, options.specs, env, substituted);
 }
 
 export function loadConfigFile(path: string | undefined, options: LoadOptions): ResolvedConfig {
@@ -209,8 +209,43 @@ function resolve(
   source: string,
   specs: readonly AnyProbeSpec[],
   env: NodeJS.ProcessEnv,
+  input: unknown,
 ): ResolvedConfig {
   const issues: ConfigIssue[] = [];
+  /** Was `path` written in the file (as opposed to filled in by a default)? */
+  const explicit = (...path: string[]): boolean => getAt(input, path) !== undefined;
+  /** A standard integer env var (ms or count); undefined when unset; an issue when malformed. */
+  const envInt = (name: string, min: number): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) {
+      issues.push({
+        path: `env ${name}`,
+        message: `got ${JSON.stringify(v)}, expected an integer >= ${min}`,
+      });
+      return undefined;
+    }
+    return n;
+  };
+  /** OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER as a set; undefined when unset. */
+  const exporterList = (name: string, allowed: readonly string[]): Set<string> | undefined => {
+    const v = env[name];
+    if (v === undefined || v.trim() === '') return undefined;
+    const list = v
+      .split(',')
+      .map((x) => x.trim().toLowerCase())
+      .filter(Boolean);
+    const bad = list.filter((x) => !allowed.includes(x));
+    if (bad.length > 0)
+      issues.push({
+        path: `env ${name}`,
+        message: `got ${JSON.stringify(v)}, expected a comma-separated list of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
+      });
+    return new Set(list);
+  };
+  const metricsExporters = exporterList('OTEL_METRICS_EXPORTER', ['otlp', 'prometheus', 'none']);
+  const logsExporters = exporterList('OTEL_LOGS_EXPORTER', ['otlp', 'none']);
   const byName = new Map(specs.map((s) => [s.name, s]));
   for (const name of Object.keys(raw.probes)) {
     if (!byName.has(name)) {
@@ -278,15 +313,49 @@ function resolve(
       });
     } else intervalMs = v;
   }
-  const otlpOn = (signal: 'metrics' | 'logs'): boolean =>
-    (otlp.enabled ?? (otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined)) &&
-    (signal === 'metrics' ? otlp.metrics : otlp.logs);
+  // OTLP per signal: `exporters.otlp.enabled` when written; else OTEL_{METRICS,LOGS}_EXPORTER when set
+  // (`otlp` on, `none` off); else on when an endpoint is configured or in the environment.
+  const otlpOn = (signal: 'metrics' | 'logs'): boolean => {
+    const listed = signal === 'metrics' ? metricsExporters : logsExporters;
+    const on =
+      otlp.enabled ??
+      (listed !== undefined
+        ? listed.has('otlp')
+        : otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined);
+    return on && (signal === 'metrics' ? otlp.metrics : otlp.logs);
+  };
+  const timeoutFor = (signal: 'metrics' | 'logs'): number => {
+    if (explicit('exporters', 'otlp', 'timeout')) return otlp.timeout;
+    return (
+      envInt(`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_TIMEOUT`, 1) ??
+      envInt('OTEL_EXPORTER_OTLP_TIMEOUT', 1) ??
+      (signal === 'logs' ? envInt('OTEL_BLRP_EXPORT_TIMEOUT', 1) : undefined) ??
+      otlp.timeout
+    );
+  };
+  const prometheus = explicit('exporters', 'prometheus', 'enabled')
+    ? raw.exporters.prometheus.enabled
+    : metricsExporters !== undefined
+      ? metricsExporters.has('prometheus')
+      : raw.exporters.prometheus.enabled;
+  const eq = raw.event_queue;
+  const eventQueue = {
+    maxQueueSize: explicit('event_queue', 'max_queue_size')
+      ? eq.max_queue_size
+      : (envInt('OTEL_BLRP_MAX_QUEUE_SIZE', 1) ?? eq.max_queue_size),
+    maxExportBatchSize: explicit('event_queue', 'max_export_batch_size')
+      ? eq.max_export_batch_size
+      : (envInt('OTEL_BLRP_MAX_EXPORT_BATCH_SIZE', 1) ?? eq.max_export_batch_size),
+    scheduledDelayMs: explicit('event_queue', 'schedule_delay')
+      ? eq.schedule_delay
+      : (envInt('OTEL_BLRP_SCHEDULE_DELAY', 1) ?? eq.schedule_delay),
+  };
   const protocols = { metrics: protocolFor('metrics'), logs: protocolFor('logs') };
   const base = (signal: 'metrics' | 'logs'): OtlpResolved => ({
     protocol: protocols[signal],
     endpoint: otlp.endpoint,
     headers: otlp.headers,
-    timeoutMs: otlp.timeout,
+    timeoutMs: timeoutFor(signal),
   });
   let temporality: 'cumulative' | 'delta' = otlp.temporality ?? 'cumulative';
   const tp = env['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE'];
@@ -319,14 +388,10 @@ function resolve(
     eventEnabled: new Map(Object.entries(raw.events).map(([k, v]) => [k, v.enabled])),
     pods: { criEndpoint: raw.pods.cri_endpoint, labelAllowlist: raw.pods.label_allowlist },
     server: { enabled: raw.server.enabled, address: raw.server.address },
-    prometheus: raw.exporters.prometheus.enabled,
+    prometheus,
     otlpMetrics,
     otlpLogs,
     eventsJsonl: raw.exporters.events_jsonl,
-    eventQueue: {
-      maxQueueSize: raw.event_queue.max_queue_size,
-      maxExportBatchSize: raw.event_queue.max_export_batch_size,
-      scheduledDelayMs: raw.event_queue.schedule_delay,
-    },
+    eventQueue,
   };
 }

@@ -286,3 +286,49 @@ test('metric temporality: config, OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERE
     err2.issues.some((i) => i.path === 'exporters.otlp.temporality' && i.message.includes('got "deltas"')),
   );
 });
+
+test('OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER, OTEL_BLRP_*, OTEL_EXPORTER_OTLP_TIMEOUT; the file wins when explicit', () => {
+  const r = (env: NodeJS.ProcessEnv, yaml = '') => resolveConfigText(yaml, 'x', { specs, env });
+  const ep = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+  let c = r({ ...ep, OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'otlp' });
+  assert.equal(c.otlpMetrics, undefined);
+  assert.equal(c.prometheus, false, 'OTEL_METRICS_EXPORTER=none turns the Prometheus endpoint off too');
+  assert.ok(c.otlpLogs);
+  c = r({ OTEL_METRICS_EXPORTER: 'otlp,prometheus' });
+  assert.ok(c.otlpMetrics, 'otlp listed: on even without an endpoint (exporter default)');
+  assert.equal(c.prometheus, true);
+  assert.equal(
+    r({ OTEL_METRICS_EXPORTER: 'prometheus' }, 'exporters: { prometheus: { enabled: false } }').prometheus,
+    false,
+  );
+  assert.ok(
+    r({ ...ep, OTEL_METRICS_EXPORTER: 'none' }, 'exporters: { otlp: { enabled: true } }').otlpMetrics,
+  );
+  c = r({
+    ...ep,
+    OTEL_BLRP_MAX_QUEUE_SIZE: '64',
+    OTEL_BLRP_SCHEDULE_DELAY: '250',
+    OTEL_EXPORTER_OTLP_TIMEOUT: '3000',
+  });
+  assert.deepEqual(c.eventQueue, { maxQueueSize: 64, maxExportBatchSize: 512, scheduledDelayMs: 250 });
+  assert.equal(c.otlpLogs?.timeoutMs, 3000);
+  c = r(
+    { ...ep, OTEL_BLRP_MAX_QUEUE_SIZE: '64', OTEL_EXPORTER_OTLP_TIMEOUT: '3000' },
+    'event_queue: { max_queue_size: 5 }\nexporters: { otlp: { timeout: 2s } }',
+  );
+  assert.equal(c.eventQueue.maxQueueSize, 5);
+  assert.equal(c.otlpMetrics?.timeoutMs, 2000);
+  for (const [name, value, frag] of [
+    ['OTEL_METRICS_EXPORTER', 'console', '"otlp", "prometheus", "none"'],
+    ['OTEL_LOGS_EXPORTER', 'prometheus', '"otlp", "none"'],
+    ['OTEL_BLRP_MAX_QUEUE_SIZE', 'lots', 'integer >= 1'],
+  ] as const) {
+    const err = errorOf('', { ...ep, [name]: value });
+    assert.ok(
+      err.issues.some(
+        (i) => i.path === `env ${name}` && i.message.includes(`"${value}"`) && i.message.includes(frag),
+      ),
+      JSON.stringify(err.issues),
+    );
+  }
+});
