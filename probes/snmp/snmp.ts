@@ -147,6 +147,18 @@ export class SnmpResolver {
     };
   }
 
+  readonly #skip = new WeakMap<readonly string[], boolean>();
+
+  /** True when no column of this group is wanted: its values need not be parsed. */
+  readonly skipGroup = (group: string, fields: readonly string[]): boolean => {
+    let v = this.#skip.get(fields);
+    if (v === undefined) {
+      v = this.columns(group, fields).every((c) => c === null);
+      this.#skip.set(fields, v);
+    }
+    return v;
+  };
+
   /** Resolutions for a snmp/netstat header (cached per distinct header line). */
   columns(group: string, fields: readonly string[]): readonly (Resolved | null)[] {
     let cols = this.#columns.get(fields);
@@ -190,7 +202,9 @@ export function collectSnmp(entity: Entity, out: MetricPoint[], resolver: SnmpRe
     const text = texts[i];
     if (text === undefined) continue; // snmp6 without IPv6
     if (name === 'snmp6') v6 = parseNameValueLines(text, `${entity.displayName} net/snmp6`);
-    else for (const g of parseSnmp(text, `${entity.displayName} net/${name}`)) groups.push(g);
+    else
+      for (const g of parseSnmp(text, `${entity.displayName} net/${name}`, resolver.skipGroup))
+        groups.push(g);
   }
   for (const g of groups) {
     const cols = resolver.columns(g.group, g.fields);

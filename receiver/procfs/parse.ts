@@ -113,8 +113,16 @@ function parseHeader(file: string, text: string, pos: number, end: number): Cach
   return h;
 }
 
-/** `/proc/<pid>/net/snmp` and `/proc/<pid>/net/netstat`. */
-export function parseSnmp(text: string, file = 'net/snmp'): SnmpGroup[] {
+/**
+ * `/proc/<pid>/net/snmp` and `/proc/<pid>/net/netstat`. Groups for which `skip(group, fields)` is true
+ * are checked for structure (header, value line prefix) but their values are not parsed nor returned.
+ */
+export function parseSnmp(
+  text: string,
+  file = 'net/snmp',
+  skip?: (group: string, fields: readonly string[]) => boolean,
+): SnmpGroup[] {
+  let pairs = 0;
   const groups: SnmpGroup[] = [];
   let pos = 0;
   const n = text.length;
@@ -133,6 +141,11 @@ export function parseSnmp(text: string, file = 'net/snmp'): SnmpGroup[] {
     if (!text.startsWith(prefix, vStart)) {
       throw new ProcfsParseError(file, `group ${header.group}: value line does not start with ${prefix}`);
     }
+    pairs++;
+    if (skip?.(header.group, header.fields)) {
+      pos = vEnd + 1;
+      continue;
+    }
     const values: number[] = [];
     parseIntsInto(file, text, vStart + prefix.length, vEnd, values);
     if (values.length !== header.fields.length) {
@@ -144,7 +157,7 @@ export function parseSnmp(text: string, file = 'net/snmp'): SnmpGroup[] {
     groups.push({ group: header.group, fields: header.fields, values });
     pos = vEnd + 1;
   }
-  if (groups.length === 0) throw new ProcfsParseError(file, 'empty');
+  if (pairs === 0) throw new ProcfsParseError(file, 'empty');
   return groups;
 }
 

@@ -204,3 +204,16 @@ test('cgroupRelativePath: cgroupfs and systemd parents', () => {
   );
   assert.equal(cgroupRelativePath('kubepods.slice'), 'kubepods.slice');
 });
+
+test('snmp: skipped groups are structure-checked but not parsed', () => {
+  const text = 'Tcp: A B\nTcp: 1 2\nUdp: C\nUdp: 3\n';
+  assert.deepEqual(
+    parseSnmp(text, 'x', (g) => g === 'Tcp').map((g) => [g.group, g.values]),
+    [['Udp', [3]]],
+  );
+  assert.deepEqual(
+    parseSnmp(text, 'x', () => true),
+    [],
+  );
+  assert.throws(() => parseSnmp('Tcp: A B\nUdp: 1 2\n', 'x', () => true), /does not start with Tcp:/);
+});
