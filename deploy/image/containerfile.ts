@@ -97,7 +97,8 @@ if (import.meta.main) {
   const steps = parseContainerfile();
   const what = process.argv[2];
   if (what === 'run') process.stdout.write(`${steps.runs.join('\n')}\n`);
-  else if (what === 'caps') process.stdout.write(`${steps.setcap.caps.map((c) => `+${c.replace(/^cap_/, '')}`).join(',')}\n`);
+  else if (what === 'caps')
+    process.stdout.write(`${steps.setcap.caps.map((c) => `+${c.replace(/^cap_/, '')}`).join(',')}\n`);
   else if (what === 'user') process.stdout.write(`${steps.user.uid}:${steps.user.gid}\n`);
   else process.stdout.write(`${JSON.stringify(steps, null, 2)}\n`);
 }

@@ -75,7 +75,8 @@ export function stageImage(root: string, options: StageOptions = {}): void {
   mkdirSync(dirname(node), { recursive: true });
   cpSync(realpathSync(join(REPO, 'node_modules', '.bin', 'node')), node);
   chmodSync(node, 0o755);
-  if (options.setcap !== false) execFileSync('setcap', [`${steps.setcap.caps.join(',')}+${steps.setcap.flags}`, node]);
+  if (options.setcap !== false)
+    execFileSync('setcap', [`${steps.setcap.caps.join(',')}+${steps.setcap.flags}`, node]);
 }
 
 if (import.meta.main) {
@@ -84,5 +85,8 @@ if (import.meta.main) {
     process.stderr.write('usage: node deploy/image/stage.ts ROOT [--npm-ci] [--no-setcap]\n');
     process.exit(2);
   }
-  stageImage(root, { npmCi: process.argv.includes('--npm-ci'), setcap: !process.argv.includes('--no-setcap') });
+  stageImage(root, {
+    npmCi: process.argv.includes('--npm-ci'),
+    setcap: !process.argv.includes('--no-setcap'),
+  });
 }

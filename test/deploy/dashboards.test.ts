@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { dashboards, GRAFANA_DIR, render } from '../../deploy/dashboards.ts';
 import { declaredSpecs, type PromSeries, promSeries } from './declarations.ts';
-import { queryParts, substituteVariables } from './promql.ts';
+import { promQueries, queryParts, substituteVariables } from './promql.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: dashboard JSON is walked as plain data.
 type Any = any;
@@ -19,21 +19,6 @@ const boards = files.map((f) => ({
   file: f,
   json: JSON.parse(readFileSync(join(GRAFANA_DIR, f), 'utf8')) as Any,
 }));
-
-export function promQueries(board: Any): Array<{ panel: string; expr: string; legend: string }> {
-  const out: Array<{ panel: string; expr: string; legend: string }> = [];
-  for (const p of board.panels)
-    for (const t of p.targets ?? [])
-      if ((t.datasource?.type ?? p.datasource?.type) === 'prometheus')
-        out.push({ panel: p.title, expr: t.expr, legend: t.legendFormat ?? '' });
-  for (const v of board.templating.list)
-    if (v.type === 'query') {
-      const m = /^label_values\((.*),\s*(\w+)\)$/.exec(v.query.query);
-      assert.ok(m, `variable ${v.name}: ${v.query.query}`);
-      out.push({ panel: `variable ${v.name}`, expr: m[1]!, legend: `{{${m[2]}}}` });
-    }
-  return out;
-}
 
 let series: Map<string, PromSeries>;
 let source: string;
@@ -157,6 +142,29 @@ describe('dashboards', () => {
       assert.equal(new Set(ids).size, ids.length);
     });
   }
+
+  test('every panel metric comes from a probe the shipped ConfigMap enables', async () => {
+    const { parseAllDocuments } = await import('yaml');
+    const { resolveConfigText } = await import('../../receiver/config/load.ts');
+    const { probeSpecs } = await import('../../probes/registry.ts');
+    const cm = parseAllDocuments(
+      readFileSync(join(GRAFANA_DIR, '..', 'kubernetes', 'configmap.yaml'), 'utf8'),
+    )[0]!.toJS();
+    const config = resolveConfigText(cm.data['config.yaml'], 'configmap.yaml', {
+      specs: probeSpecs,
+      env: { K8S_NODE_NAME: 'n' },
+    });
+    const enabled = new Set(config.probes.filter((p) => p.enabled).map((p) => p.spec.name));
+    const off: string[] = [];
+    for (const { json } of boards)
+      for (const q of promQueries(json))
+        for (const sel of queryParts(q.expr).selectors) {
+          const s = series.get(sel.metric);
+          if (s && source === 'registry' && !enabled.has(s.probe))
+            off.push(`${q.panel}: ${sel.metric} (probe ${s.probe})`);
+        }
+    assert.deepEqual([...new Set(off)], []);
+  });
 
   test('the checks reject an undeclared metric, a wrong label and a PromQL syntax error', () => {
     const bad = queryParts(

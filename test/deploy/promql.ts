@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+
 // Just enough PromQL reading for the dashboard checks: the metric names a query selects, the label matchers
 // of each selector, and the labels named in `by (...)` / `without (...)`. Syntax itself is checked by
 // promtool (Prometheus's own parser) in the dashboard test.
@@ -70,4 +72,23 @@ export function queryParts(expr: string): QueryParts {
     selectors.push({ metric: m[1]!, labels: [] });
   }
   return { selectors, groupingLabels: grouping };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: dashboard JSON is walked as plain data.
+type Any = any;
+
+/** Every PromQL query of a dashboard: panel targets on a Prometheus datasource and query variables. */
+export function promQueries(board: Any): Array<{ panel: string; expr: string; legend: string }> {
+  const out: Array<{ panel: string; expr: string; legend: string }> = [];
+  for (const p of board.panels)
+    for (const t of p.targets ?? [])
+      if ((t.datasource?.type ?? p.datasource?.type) === 'prometheus')
+        out.push({ panel: p.title, expr: t.expr, legend: t.legendFormat ?? '' });
+  for (const v of board.templating.list)
+    if (v.type === 'query') {
+      const m = /^label_values\((.*),\s*(\w+)\)$/.exec(v.query.query);
+      assert.ok(m, `variable ${v.name}: ${v.query.query}`);
+      out.push({ panel: `variable ${v.name}`, expr: m[1]!, legend: `{{${m[2]}}}` });
+    }
+  return out;
 }
