@@ -31,7 +31,7 @@ const { values: o } = parseArgs({
 const rates = (o.rates ?? (o.quick ? '1000,20000' : '1000,10000,100000,200000,500000,1000000'))
   .split(',')
   .map(Number);
-const seconds = Number(o.seconds ?? (o.quick ? 2 : 10));
+const seconds = Number(o.seconds ?? (o.quick ? 1.5 : 10));
 const queue = {
   max_queue_size: Number(o.queue),
   max_export_batch_size: Number(o.batch),

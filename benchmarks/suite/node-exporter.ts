@@ -31,7 +31,7 @@ const { values: o } = parseArgs({
     quick: { type: 'boolean', default: false },
   },
 });
-const seconds = Number(o.seconds ?? (o.quick ? 3 : 30));
+const seconds = Number(o.seconds ?? (o.quick ? 2 : 30));
 const intervalMs = Number((o.interval ?? '1s').replace(/s$/, '')) * 1000;
 const extraNetns = Number(o.netns ?? (o.quick ? 3 : 100));
 const prefix = `pnk${process.pid}x`;
@@ -129,7 +129,7 @@ try {
     const podnet = await startPodnet({
       config: { collection_interval: `${intervalMs}ms`, cardinality_limit: 1_000_000, probes: c.probes },
       ...(c.netns ? { netnsPrefix: prefix } : { hostOnly: true }),
-      collections: 2,
+      collections: o.quick ? 1 : 2,
     });
     const pUrl = `${podnet.url}/metrics`;
     try {

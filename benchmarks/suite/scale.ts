@@ -30,7 +30,7 @@ const { values: o } = parseArgs({
 });
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
-const intervals = Number(o.intervals ?? 2);
+const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));
 const started = performance.now();
 const prefix = `pnk${process.pid}s`;
 

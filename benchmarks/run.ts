@@ -1,0 +1,293 @@
+// The benchmark suite: runs every benchmark (the suite's own under benchmarks/suite/ and the per-area ones
+// next to it) as a child process, collects what each reports, and writes benchmarks/RESULTS.md with the
+// machine, the command of every figure and the numbers.
+//
+//   npm run bench                      # = node benchmarks/run.ts: everything, full sizes (~20-30 min)
+//   node benchmarks/run.ts --quick     # tiny sizes: checks the suite works; numbers not meaningful
+//   node benchmarks/run.ts --only events,scale [--out FILE] [--list]
+//
+// Suite benchmarks print one `@@podnet-bench@@ {Section}` line (benchmarks/lib/results.ts); per-area
+// benchmarks print their own format, which goes into RESULTS.md as is. A benchmark that fails or times
+// out becomes a section with the error and the rest still runs. Needs root (netns, BPF, containerd).
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { machineInfo } from './lib/machine.ts';
+import { parseSection, renderResults, type Section } from './lib/results.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+export interface Bench {
+  readonly id: string;
+  readonly title: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly quickArgs: readonly string[];
+  /** Suite benchmarks report a Section; per-area ones print text/JSON. */
+  readonly suite: boolean;
+  readonly timeoutS: number;
+}
+
+export const BENCHES: readonly Bench[] = [
+  {
+    id: 'datapath',
+    title: 'Data-path overhead',
+    file: 'benchmarks/suite/datapath.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: true,
+    timeoutS: 1800,
+  },
+  {
+    id: 'events',
+    title: 'Event pipeline',
+    file: 'benchmarks/suite/events.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: true,
+    timeoutS: 1200,
+  },
+  {
+    id: 'scale',
+    title: 'Scale',
+    file: 'benchmarks/suite/scale.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: true,
+    timeoutS: 1800,
+  },
+  {
+    id: 'node-exporter',
+    title: 'Versus node_exporter',
+    file: 'benchmarks/suite/node-exporter.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: true,
+    timeoutS: 900,
+  },
+  {
+    id: 'bpf-ring',
+    title: 'Per area — eBPF ring reader: burst drain',
+    file: 'benchmarks/bpf/ring.ts',
+    args: [],
+    quickArgs: ['--events', '20000', '--idle', '1'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
+    id: 'ebpf-hook-cost',
+    title: 'Per area — eBPF anomaly probes: kernel time per hook hit',
+    file: 'benchmarks/ebpf/hook-cost.ts',
+    args: [],
+    quickArgs: ['20000'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'ebpf-storm',
+    title: 'Per area — eBPF packetloss: 1M-drop storm',
+    file: 'benchmarks/ebpf/storm.ts',
+    args: [],
+    quickArgs: ['50000'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'latency-overhead',
+    title: 'Per area — eBPF latency probes: iperf3 overhead and hook cost',
+    file: 'benchmarks/latency/overhead.ts',
+    args: [],
+    quickArgs: ['--rounds', '1', '--seconds', '1'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'procfs-collect',
+    title: 'Per area — procfs probes: collection at 1/100/1,000 netns',
+    file: 'benchmarks/procfs/collect.ts',
+    args: [],
+    quickArgs: ['1,10', '1'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'netlink-collect',
+    title: 'Per area — netlink probes: collection at 1/100/1,000 netns',
+    file: 'benchmarks/netlink/collect.ts',
+    args: [],
+    quickArgs: ['1', '10'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'pods-refresh',
+    title: 'Per area — pod discovery: CRI refresh at 100 pods',
+    file: 'benchmarks/pods/refresh.ts',
+    args: [],
+    quickArgs: ['--pods', '3', '--rounds', '3'],
+    suite: false,
+    timeoutS: 900,
+  },
+  {
+    id: 'otel-pipeline',
+    title: 'Per area — metric pipeline: 300 pods × 60 series',
+    file: 'benchmarks/otel/pipeline.ts',
+    args: [],
+    quickArgs: ['--entities', '10', '--series', '10', '--rounds', '2'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
+    id: 'otel-outage',
+    title: 'Per area — OTLP endpoint outage under event load',
+    file: 'benchmarks/otel/outage.ts',
+    args: [],
+    quickArgs: ['--outage-ms', '2000', '--rate', '200'],
+    suite: false,
+    timeoutS: 600,
+  },
+];
+
+interface Outcome {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+  timedOut: boolean;
+  seconds: number;
+}
+
+function runChild(b: Bench, args: readonly string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [b.file, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PODNET_LOG_LEVEL: process.env['PODNET_LOG_LEVEL'] ?? 'warn' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (!b.suite || !d.toString().startsWith('\n@@'))
+        process.stderr.write(d.toString().replace(/^@@podnet-bench@@.*$/m, ''));
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
+    });
+    let timedOut = false;
+    // SIGTERM first so the benchmark's own cleanup (netns, containerd, netns) runs; SIGKILL later.
+    const t = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 30_000).unref();
+    }, b.timeoutS * 1000);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ stdout, stderr, code, timedOut, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+}
+
+const tail = (s: string, n: number): string => s.trimEnd().split('\n').slice(-n).join('\n');
+
+function toSection(b: Bench, args: readonly string[], r: Outcome): Section {
+  const command = `node ${[b.file, ...args].join(' ')}`;
+  const failed = r.timedOut
+    ? `timed out after ${b.timeoutS} s`
+    : r.code !== 0
+      ? `exited with code ${r.code}`
+      : undefined;
+  if (b.suite) {
+    const s = parseSection(r.stdout);
+    if (s && !failed) return { ...s, durationS: r.seconds };
+    return {
+      id: b.id,
+      title: s?.title ?? b.title,
+      commands: [command],
+      tables: s?.tables ?? [],
+      targets: s?.targets ?? [],
+      notes: s?.notes ?? [],
+      error: `${failed ?? 'no result line'}: ${tail(r.stderr, 5)}`,
+      raw: tail(r.stdout, 40),
+      durationS: r.seconds,
+    };
+  }
+  return {
+    id: b.id,
+    title: b.title,
+    commands: [command],
+    tables: [],
+    targets: [],
+    notes: [`Written and maintained with its area (\`${b.file}\`); its output is copied below as printed.`],
+    raw: tail(r.stdout, 120),
+    ...(failed ? { error: `${failed}: ${tail(r.stderr, 5)}` } : {}),
+    durationS: r.seconds,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values: o } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      out: { type: 'string', default: 'benchmarks/RESULTS.md' },
+      /** With --only: keep the other sections from the previous run (RESULTS.json next to --out). */
+      merge: { type: 'boolean', default: true },
+      list: { type: 'boolean', default: false },
+    },
+  });
+  if (o.list) {
+    for (const b of BENCHES) process.stdout.write(`${b.id.padEnd(18)} ${b.file}  ${b.title}\n`);
+    return;
+  }
+  const only = o.only?.split(',').map((s) => s.trim());
+  const unknown = only?.filter((id) => !BENCHES.some((b) => b.id === id)) ?? [];
+  if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; --list shows the ids`);
+  const selected = BENCHES.filter((b) => !only || only.includes(b.id));
+  const machine = machineInfo();
+  const t0 = performance.now();
+  const out = o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`;
+  const jsonOut = out.replace(/\.md$/, '') + '.json';
+  const command = `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`;
+  // Sections measured by an earlier run, kept when only some benchmarks are re-run.
+  const previous = new Map<string, Section>();
+  if (only && o.merge && existsSync(jsonOut)) {
+    try {
+      const j = JSON.parse(readFileSync(jsonOut, 'utf8')) as { sections: Section[] };
+      for (const s of j.sections) previous.set(s.id, s);
+    } catch {
+      // unreadable: start afresh
+    }
+  }
+  const fresh = new Map<string, Section>();
+  const write = (): void => {
+    const sections = BENCHES.flatMap((b) => {
+      const s = fresh.get(b.id) ?? previous.get(b.id);
+      return s ? [s] : [];
+    });
+    const durationS = (performance.now() - t0) / 1000;
+    writeFileSync(out, renderResults(machine, sections, { command, quick: o.quick, durationS }));
+    writeFileSync(jsonOut, `${JSON.stringify({ machine, command, sections }, null, 1)}\n`);
+  };
+  for (const b of selected) {
+    const args = o.quick ? b.quickArgs : b.args;
+    process.stderr.write(`\n=== ${b.id}: node ${[b.file, ...args].join(' ')}\n`);
+    const measuredAt = new Date().toISOString();
+    const loadAtStart = Math.round((loadavg()[0] ?? 0) * 100) / 100;
+    const r = await runChild(b, args);
+    const s: Section = { ...toSection(b, args, r), measuredAt, loadAtStart };
+    fresh.set(b.id, s);
+    process.stderr.write(
+      `=== ${b.id}: ${s.error ? `FAILED (${s.error.split('\n')[0]})` : 'ok'} in ${Math.round(r.seconds)} s\n`,
+    );
+    // Write after every benchmark so an interrupted run still leaves what it measured.
+    write();
+  }
+  process.stderr.write(`\nwrote ${out}\n`);
+  if ([...fresh.values()].some((s) => s.error)) process.exitCode = 1;
+}
+
+if (import.meta.main) await main();
