@@ -23,7 +23,7 @@ import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { EntityRegistry, registryOptionsFromConfig } from '../pods/index.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
-import { LocalServer } from '../server/server.ts';
+import { LocalServer, type ServerSources } from '../server/server.ts';
 import { StaticEntitySource } from './static-entities.ts';
 import { SwitchableEntitySource } from './switchable-entities.ts';
 
@@ -72,6 +72,7 @@ export class Agent {
   private readonly _probes = new Map<string, RunningProbe>();
   private _server: LocalServer | undefined;
   private _serverKey = '';
+  private _serverAddress: { host: string; port: number } | undefined;
   private _watcher: ConfigWatcher | undefined;
   private _timer: NodeJS.Timeout | undefined;
   private _collecting: Promise<void> | undefined;
@@ -327,6 +328,8 @@ export class Agent {
   private async _applyNow(config: ResolvedConfig): Promise<void> {
     if (this._stopped) return;
     const prev = this._config;
+    // First what can fail (address in use): a failure leaves everything as it was.
+    await this._applyServer(config);
     const key = podsKey(config);
     if (key !== this._podsKey && this._registry) {
       // Pod discovery settings changed: start the new registry first (a bad endpoint fails the reload
@@ -367,7 +370,6 @@ export class Agent {
     });
     await p.applyExports(this._exportSettings(config));
     this._applySink(config);
-    await this._applyServer(config);
     for (const rp of config.probes) await this._applyProbe(rp.spec, rp.enabled, rp.args);
     if (prev.collectionIntervalMs !== config.collectionIntervalMs && this._timer) this._schedule(0);
   }
@@ -390,45 +392,73 @@ export class Agent {
     };
   }
 
+  /**
+   * (Re)start the local server when its address changed. The new listener is opened before the old one
+   * closes, so a failed change (address in use, bad interface) leaves the running server as it was.
+   */
   private async _applyServer(c: ResolvedConfig): Promise<void> {
     const key = c.server.enabled ? `${c.server.address.host}:${c.server.address.port}` : '';
     if (key === this._serverKey && (this._server || !c.server.enabled)) return;
-    await this._server?.close();
-    this._server = undefined;
+    const old = this._server;
+    const oldAddress = this._serverAddress;
+    if (!c.server.enabled) {
+      this._server = undefined;
+      this._serverKey = key;
+      await old?.close();
+      return;
+    }
+    const { host, port } = c.server.address;
+    const start = (h: string, p: number) =>
+      LocalServer.start(h, p, this._serverSources(), childLogger('server'));
+    let next: LocalServer;
+    try {
+      next = await start(host, port);
+    } catch (err) {
+      if (!old || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || old.port !== port) throw err;
+      // The old server may hold this port (a host-only change): free it, retry, and restore it on failure.
+      await old.close();
+      this._server = undefined;
+      try {
+        next = await start(host, port);
+      } catch (err2) {
+        if (oldAddress) this._server = await start(oldAddress.host, oldAddress.port);
+        throw err2;
+      }
+    }
+    if (this._server === old) await old?.close();
+    this._server = next;
     this._serverKey = key;
-    if (!c.server.enabled) return;
-    this._server = await LocalServer.start(
-      c.server.address.host,
-      c.server.address.port,
-      {
-        metrics: () => {
-          const prom = this.pipeline.prometheus;
-          if (!prom) return undefined;
-          return (_req, res) => {
-            prom.collect().then(
-              ({ resourceMetrics, errors }) => {
-                if (errors.length > 0)
-                  this._log.warn({ errors: errors.map(String) }, 'metric collection errors');
-                res.statusCode = 200;
-                res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-                res.end(serializePrometheus(resourceMetrics));
-              },
-              (err: unknown) => {
-                res.statusCode = 500;
-                res.end(`# failed to export metrics: ${String(err)}\n`);
-              },
-            );
-          };
-        },
-        status: () => this.status(),
-        inspect: () => this.inspect(),
-        recentEvents: () => this.pipeline.events.recent(),
-        subscribe: (fn) => this.pipeline.events.subscribe(fn),
-        healthy: () => !this._stopped,
+    this._serverAddress = { host, port };
+    this._log.info({ url: next.url }, 'local server listening');
+  }
+
+  private _serverSources(): ServerSources {
+    return {
+      metrics: () => {
+        const prom = this.pipeline.prometheus;
+        if (!prom) return undefined;
+        return (_req, res) => {
+          prom.collect().then(
+            ({ resourceMetrics, errors }) => {
+              if (errors.length > 0)
+                this._log.warn({ errors: errors.map(String) }, 'metric collection errors');
+              res.statusCode = 200;
+              res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+              res.end(serializePrometheus(resourceMetrics));
+            },
+            (err: unknown) => {
+              res.statusCode = 500;
+              res.end(`# failed to export metrics: ${String(err)}\n`);
+            },
+          );
+        };
       },
-      childLogger('server'),
-    );
-    this._log.info({ url: this._server.url }, 'local server listening');
+      status: () => this.status(),
+      inspect: () => this.inspect(),
+      recentEvents: () => this.pipeline.events.recent(),
+      subscribe: (fn) => this.pipeline.events.subscribe(fn),
+      healthy: () => !this._stopped,
+    };
   }
 
   private _applySink(c: ResolvedConfig): void {

@@ -168,3 +168,38 @@ test('probe lifecycle from the config', async () => {
   }
   assert.equal(log.at(-1), 'close 2', 'stop closes the running probe');
 });
+
+test('server address on reload: a busy port is rejected and the running server stays; a free one moves it', async () => {
+  const { createServer } = await import('node:net');
+  const { freePort } = await import('../env/prometheus.ts');
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  const busy = (blocker.address() as { port: number }).port;
+  const cfg = (addr: string) => `collection_interval: 1h\nserver: { address: "${addr}" }\n`;
+  const agent = await Agent.start({ configText: cfg('127.0.0.1:0'), specs: [], env: {} });
+  try {
+    const url = agent.serverUrl!;
+    const bad = await agent.reload(cfg(`127.0.0.1:${busy}`));
+    assert.equal(bad.ok, false);
+    assert.match(bad.error ?? '', /EADDRINUSE/);
+    assert.equal((await fetch(`${url}/healthz`)).status, 200, 'the running server still answers');
+    assert.equal(agent.serverUrl, url);
+    assert.equal(agent.config.server.address.port, 0, 'the running config is kept');
+    const free = await freePort();
+    assert.deepEqual(await agent.reload(cfg(`127.0.0.1:${free}`)), { ok: true });
+    assert.equal(agent.serverUrl, `http://127.0.0.1:${free}`);
+    // (a pooled keep-alive connection to the closed listener may fail once: retry)
+    const health = async () =>
+      (await fetch(`http://127.0.0.1:${free}/healthz`).catch(() => fetch(`http://127.0.0.1:${free}/healthz`)))
+        .status;
+    assert.equal(await health(), 200);
+    await assert.rejects(fetch(`${url}/healthz`), 'the old address is closed');
+    // Same port, other host: the old listener holds the port, so it is closed first, then the new one opens.
+    assert.deepEqual(await agent.reload(cfg(`0.0.0.0:${free}`)), { ok: true });
+    assert.equal(agent.serverUrl, `http://0.0.0.0:${free}`);
+    assert.equal(await health(), 200);
+  } finally {
+    await agent.stop();
+    blocker.close();
+  }
+});
