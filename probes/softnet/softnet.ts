@@ -2,7 +2,8 @@
 // host-wide table in every netns, hence `scope: 'node'`): packets processed, packets dropped because
 // the CPU's input backlog was full (`net.core.netdev_max_backlog`), and time squeezes (net_rx_action
 // ran out of budget or time with work left). Summed over CPUs by default, per CPU with `perCpu: true`
-// (attribute `cpu.logical_number`). The kernel keeps these as u32 per CPU: they wrap at 2^32.
+// (attribute `cpu.logical_number`). The kernel keeps these as u32 per CPU; the probe unwraps them
+// (`SoftnetUnwrap`), so the exported counters do not fall back at 2^32.
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -101,20 +102,47 @@ function attrsFor(cpu: number): Attributes {
   return a;
 }
 
+const U32 = 2 ** 32;
+
+/**
+ * The kernel's per-CPU softnet counters are u32 and wrap (a busy CPU processing 1 Mpps wraps in ~72
+ * minutes). Tracking the last raw value per CPU and field turns them into monotonic 64-bit-like values,
+ * provided a CPU sees fewer than 2^32 events between two collections.
+ */
+export class SoftnetUnwrap {
+  readonly #state = new Map<number, { last: number; wraps: number }>();
+
+  value(cpu: number, field: number, raw: number): number {
+    const k = cpu * 8 + field;
+    const st = this.#state.get(k);
+    if (!st) {
+      this.#state.set(k, { last: raw, wraps: 0 });
+      return raw;
+    }
+    if (raw < st.last) st.wraps++;
+    st.last = raw;
+    return st.wraps * U32 + raw;
+  }
+}
+
 export function softnetPoints(
   text: string,
   perCpu: boolean,
   wanted: (m: string) => boolean,
   out: MetricPoint[],
+  unwrap?: SoftnetUnwrap,
 ): void {
   const rows = parseSoftnet(text, 'net/softnet_stat');
-  for (const [metric, key] of FIELDS) {
+  for (let f = 0; f < FIELDS.length; f++) {
+    const [metric, key] = FIELDS[f]!;
     if (!wanted(metric)) continue;
+    const counter = key !== 'backlogLen';
+    const v = (r: SoftnetRow): number => (unwrap && counter ? unwrap.value(r.cpu, f, r[key]) : r[key]);
     if (perCpu) {
-      for (const r of rows) out.push({ metric, attributes: attrsFor(r.cpu), value: r[key] });
+      for (const r of rows) out.push({ metric, attributes: attrsFor(r.cpu), value: v(r) });
     } else {
       let sum = 0;
-      for (const r of rows) sum += r[key];
+      for (const r of rows) sum += v(r);
       out.push({ metric, value: sum });
     }
   }
@@ -135,6 +163,7 @@ export const softnetProbe: ProbeSpec<SoftnetArgs> = {
   async create(ctx, args) {
     let current = args;
     let wanted = metricFilter(SOFTNET_METRICS, args.metrics);
+    const unwrap = new SoftnetUnwrap();
     return createProcfsProbe<SoftnetArgs>({
       reconfigure: (a) => {
         current = a;
@@ -148,6 +177,7 @@ export const softnetProbe: ProbeSpec<SoftnetArgs> = {
           current.perCpu,
           wanted,
           out,
+          unwrap,
         ),
     });
   },

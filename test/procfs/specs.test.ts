@@ -7,7 +7,7 @@ import { netdevPoints, netdevProbe } from '../../probes/netdev/netdev.ts';
 import { processProbe } from '../../probes/process/process.ts';
 import { snmpProbe } from '../../probes/snmp/snmp.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
-import { softnetProbe } from '../../probes/softnet/softnet.ts';
+import { SoftnetUnwrap, softnetPoints, softnetProbe } from '../../probes/softnet/softnet.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { probeContext } from './env.ts';
@@ -137,4 +137,32 @@ test('netdev: each metric and direction maps to its /proc/net/dev column', () =>
     'podnet.network.compressed transmit': 16,
   });
   assert.ok(out.every((p) => p.netns === 7 && p.attributes!['network.interface.name'] === 'eth0'));
+});
+
+test('softnet: u32 per-CPU counters are unwrapped into monotonic values', () => {
+  const row = (cpu: number, processed: number, backlog: number): string =>
+    `${[processed, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, backlog, cpu, 0, 0].map((v) => v.toString(16).padStart(8, '0')).join(' ')}\n`;
+  const unwrap = new SoftnetUnwrap();
+  const read = (text: string, perCpu: boolean): MetricPoint[] => {
+    const out: MetricPoint[] = [];
+    softnetPoints(
+      text,
+      perCpu,
+      (m) => m === 'podnet.softnet.processed' || m === 'podnet.softnet.backlog',
+      out,
+      unwrap,
+    );
+    return out;
+  };
+  const v = (ps: MetricPoint[], m: string): number => ps.find((p) => p.metric === m)!.value as number;
+  let ps = read(row(0, 0xfffffff0, 5) + row(1, 7, 0), false);
+  assert.equal(v(ps, 'podnet.softnet.processed'), 0xfffffff0 + 7);
+  ps = read(row(0, 0x10, 3) + row(1, 9, 0), false); // cpu 0 wrapped
+  assert.equal(v(ps, 'podnet.softnet.processed'), 2 ** 32 + 0x10 + 9);
+  assert.equal(v(ps, 'podnet.softnet.backlog'), 3, 'levels are not unwrapped');
+  ps = read(row(0, 0x20, 0) + row(1, 10, 0), true);
+  assert.deepEqual(
+    ps.filter((p) => p.metric === 'podnet.softnet.processed').map((p) => p.value),
+    [2 ** 32 + 0x20, 10],
+  );
 });
