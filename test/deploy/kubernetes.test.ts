@@ -3,7 +3,9 @@
 // the DaemonSet has the properties the design asks for, and the ConfigMap's podnet config passes podnet's
 // own loader.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
@@ -283,5 +285,42 @@ describe('the ConfigMap', () => {
       () => resolveConfigText(text, 'x', { specs: probeSpecs, env: {} }),
       /K8S_NODE_NAME is not set/,
     );
+  });
+});
+
+describe('the Prometheus scrape config', () => {
+  const file = join(ROOT, 'deploy', 'prometheus', 'scrape-podnet.yaml');
+  const check = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-prom-`));
+    try {
+      writeFileSync(join(dir, 'prometheus.yml'), text);
+      return spawnSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  // Debian's Prometheus has no Kubernetes service discovery: swap it for static targets, keep the rest.
+  const withoutK8sSd = (text: string) =>
+    text.replace(
+      /kubernetes_sd_configs:\n(?: {6,}.*\n)+/,
+      "static_configs:\n      - targets: ['127.0.0.1:9464']\n",
+    );
+
+  test('promtool accepts it; it keeps the DaemonSet pods and labels series with k8s_node_name', () => {
+    const text = readFileSync(file, 'utf8');
+    assert.match(text, /kubernetes_sd_configs:\n\s+- role: pod/);
+    const r = check(withoutK8sSd(text));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const job = (parseAllDocuments(text)[0]!.toJS() as Any).scrape_configs[0];
+    const ds = base('DaemonSet') as Any;
+    assert.equal(job.kubernetes_sd_configs[0].namespaces.names[0], base('Namespace').metadata?.name);
+    const keep = job.relabel_configs.find((r: Any) => r.action === 'keep');
+    assert.equal(keep.regex, `${ds.spec.selector.matchLabels['app.kubernetes.io/name']};metrics`);
+    assert.ok(job.relabel_configs.some((r: Any) => r.target_label === 'k8s_node_name'));
+  });
+
+  test('promtool rejects a broken copy', () => {
+    const r = check(withoutK8sSd(readFileSync(file, 'utf8')).replace('action: keep', 'action: kep'));
+    assert.notEqual(r.status, 0);
   });
 });
