@@ -12,6 +12,7 @@
  * the qdisc drops the packet; the skb head pointer guards against a reused skb). start_xmit → xmit is
  * synchronous on one CPU: a per-CPU ring of 4 slots (nested devices) holds it, matched by skb pointer,
  * so an unpaired start_xmit (seen while the programs are being attached) cannot desynchronise it.
+ * Both histograms of a netns share one map value, updated once per packet at net_dev_xmit.
  * Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over `cfg_slow_ns` (default 100 ms).
  */
 #include "podnet.bpf.h"
@@ -19,8 +20,6 @@
 #include "../histogram/pn_hist.bpf.h"
 #include "../common/pn_tuple.bpf.h"
 
-#define NT_QDISC 0
-#define NT_XMIT 1
 #define NT_EV_QDISC 1
 #define NT_EV_XMIT 2
 #define NT_DEPTH 4
@@ -29,16 +28,18 @@ const volatile __u64 cfg_slow_ns = 100000000ULL;
 const volatile __u64 cfg_t0_ns = 1000000ULL;
 const volatile __u64 cfg_t1_ns = 100000000ULL;
 
-struct nt_key {
-	__u32 netns;
-	__u32 phase; /* NT_QDISC / NT_XMIT */
+struct nt_val {
+	struct pn_hist qdisc;  /* net_dev_queue → net_dev_start_xmit */
+	struct pn_hist driver; /* net_dev_start_xmit → net_dev_xmit */
 };
+
+static struct nt_val nt_zero;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct nt_key);
-	__type(value, struct pn_hist);
+	__type(key, __u32); /* netns */
+	__type(value, struct nt_val);
 } nt_hist SEC(".maps");
 
 struct nt_q {
@@ -55,11 +56,12 @@ struct {
 
 struct nt_slot {
 	__u64 skb;
-	__u64 ts;
+	__u64 ts;     /* start_xmit */
+	__u64 queued; /* net_dev_queue, 0 = not seen */
 };
 
 struct nt_cpu {
-	struct nt_slot direct;         /* last packet queued on a device without qdisc */
+	struct nt_slot direct;         /* last packet queued on a device without qdisc (ts = queued) */
 	struct nt_slot xmit[NT_DEPTH]; /* start_xmit in progress (nested devices), matched by skb */
 	__u32 next;                    /* next xmit slot to use (mod NT_DEPTH) */
 	__u32 pad;
@@ -89,12 +91,18 @@ static __always_inline struct nt_cpu *nt_cpu(void)
 	return bpf_map_lookup_elem(&nt_percpu, &z);
 }
 
+/* Whether the packet's TX queue has a qdisc that enqueues (not noqueue). */
 static __always_inline int nt_has_qdisc(const struct sk_buff *skb, const struct net_device *dev)
 {
-	struct netdev_queue *txq = dev->_tx;
 	__u16 qm = skb->queue_mapping;
+	struct netdev_queue *txq = dev->_tx;
 	if (!txq)
 		return 0;
+	if (qm == 0) {
+		/* single-queue devices (veth, most virtual devices): direct BTF loads */
+		struct Qdisc *q = txq->qdisc;
+		return q && q->enqueue;
+	}
 	txq = (void *)txq + (__u64)qm * bpf_core_type_size(struct netdev_queue);
 	struct Qdisc *q = BPF_CORE_READ(txq, qdisc);
 	if (!q)
@@ -103,7 +111,7 @@ static __always_inline int nt_has_qdisc(const struct sk_buff *skb, const struct 
 }
 
 static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_device *dev, __u32 type, __u32 netns,
-				    __u64 lat, __u32 len)
+				    __u32 raw_netns, __u64 lat, __u32 len)
 {
 	if (!pn_rate_allow(netns, type))
 		return;
@@ -113,7 +121,7 @@ static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_
 	__builtin_memset(e, 0, sizeof(*e));
 	pn_fill_hdr(&e->hdr, type, netns);
 	e->latency_ns = lat;
-	e->raw_netns = pn_dev_netns(dev);
+	e->raw_netns = raw_netns;
 	e->ifindex = BPF_CORE_READ(dev, ifindex);
 	e->len = len;
 	if (skb)
@@ -162,17 +170,17 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 			bpf_map_delete_elem(&nt_queued, &key);
 		}
 	}
+	if (queued > now)
+		queued = 0;
 	__u32 i = c->next & (NT_DEPTH - 1);
 	c->xmit[i].skb = key;
 	c->xmit[i].ts = now;
+	c->xmit[i].queued = queued;
 	c->next = i + 1;
-	if (queued && now >= queued) {
-		__u64 lat = now - queued;
-		struct nt_key hk = { .netns = pn_dev_netns_btf(dev), .phase = NT_QDISC };
-		pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
-		__u32 netns = hk.netns;
-		if (lat > cfg_slow_ns)
-			nt_emit(skb, dev, NT_EV_QDISC, netns, lat, BPF_CORE_READ(skb, len));
+	/* the histogram is updated at net_dev_xmit; the event needs the skb, still valid here */
+	if (queued && now - queued > cfg_slow_ns) {
+		__u32 raw = pn_dev_netns_btf(dev);
+		nt_emit(skb, dev, NT_EV_QDISC, pn_watch_key(raw), raw, now - queued, skb->len);
 	}
 	return 0;
 }
@@ -197,12 +205,23 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 	if (!s)
 		return 0;
 	__u64 lat = bpf_ktime_get_ns() - s->ts;
+	__u64 qlat = s->queued ? s->ts - s->queued : 0;
+	__u64 queued = s->queued;
 	s->skb = 0;
-	struct nt_key hk = { .netns = pn_dev_netns_btf(dev), .phase = NT_XMIT };
-	pn_hist_add_watched(&nt_hist, &hk, lat, cfg_t0_ns, cfg_t1_ns);
-	__u32 netns = hk.netns;
+	__u32 raw = pn_dev_netns_btf(dev);
+	__u32 netns = raw;
+	struct nt_val *v = raw ? bpf_map_lookup_elem(&nt_hist, &netns) : NULL;
+	if (!v) {
+		netns = pn_watch_key(raw);
+		v = pn_counter_get(&nt_hist, &netns, &nt_zero);
+		if (!v)
+			return 0;
+	}
+	if (queued)
+		pn_hist_record(&v->qdisc, qlat, cfg_t0_ns, cfg_t1_ns);
+	pn_hist_record(&v->driver, lat, cfg_t0_ns, cfg_t1_ns);
 	if (lat > cfg_slow_ns)
-		nt_emit(NULL, dev, NT_EV_XMIT, netns, lat, len); /* the skb may be freed: no tuple */
+		nt_emit(NULL, dev, NT_EV_XMIT, netns, raw, lat, len); /* the skb may be freed: no tuple */
 	return 0;
 }
 

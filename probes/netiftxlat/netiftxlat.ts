@@ -8,15 +8,8 @@ import { z } from 'zod';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
 import { packetAttributes, readTuple } from '../common/decode.ts';
 import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
-import {
-  bucketsShape,
-  histEntries,
-  histPoints,
-  LATENCY_ATTR,
-  msToNs,
-  slowCounterDef,
-} from '../histogram/latency.ts';
-import { histogramDef } from '../histogram/log2.ts';
+import { bucketsShape, histPoints, LATENCY_ATTR, msToNs, slowCounterDef } from '../histogram/latency.ts';
+import { HIST_FIELDS, histFromFields, histogramDef } from '../histogram/log2.ts';
 
 export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 
@@ -148,15 +141,18 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
     const probe: Probe<NetifTxLatArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of histEntries(rt, 'nt_hist')) {
-          const qdisc = e.key.readUInt32LE(4) === 0;
-          histPoints(out, e.hist, {
-            netns: e.netns,
-            attributes: {},
-            histogram: qdisc ? M.qdiscWait : M.driverTime,
-            counter: qdisc ? M.qdiscSlow : M.driverSlow,
-            thresholdsMs: t,
-            range: args.buckets,
+        // one value per netns: the qdisc histogram's u64 fields, then the driver histogram's
+        for (const e of rt.counterEntries('nt_hist')) {
+          const common = { netns: e.netns, attributes: {}, thresholdsMs: t, range: args.buckets };
+          histPoints(out, histFromFields(e.values, 0), {
+            ...common,
+            histogram: M.qdiscWait,
+            counter: M.qdiscSlow,
+          });
+          histPoints(out, histFromFields(e.values, HIST_FIELDS), {
+            ...common,
+            histogram: M.driverTime,
+            counter: M.driverSlow,
           });
         }
         out.push(...rt.selfPoints());
