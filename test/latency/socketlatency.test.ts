@@ -48,11 +48,11 @@ after(async () => {
   pair?.cleanup();
 });
 
-async function connection(port: number): Promise<{ server: App; client: App }> {
+async function connection(port: number, host = pair.b.ipv4): Promise<{ server: App; client: App }> {
   const server = new App(pair.b, ['server', String(port)]);
   apps.push(server);
   await server.waitLine(/^ready/);
-  const client = new App(pair.a, ['client', pair.b.ipv4, String(port)]);
+  const client = new App(pair.a, ['client', host, String(port)]);
   apps.push(client);
   const accepted = server.waitLine(/^accepted/);
   await client.waitLine(/^ready/);
@@ -225,4 +225,23 @@ test('UDP: read waits of a reader that keeps up are counted under network.transp
   assert.equal(countAtLeast(h, 0.1), 0);
   assert.equal(histPoint(p1, M.writeWait, pair.a.inode, udp), undefined, 'no UDP write waits (TCP only)');
   u.kill();
+});
+
+test('IPv6: a 150 ms unread stall is one slow event with IPv6 addresses', async () => {
+  const { server, client } = await connection(7107, pair.b.ipv6);
+  const b = pair.b.inode;
+  await client.cmd('send 100', /^queued/);
+  await sleep(150);
+  await server.cmd('read', /^read 100$/);
+  const mine = (e: ProbeEvent) => e.attributes['network.local.port'] === 7107;
+  assert.ok(await waitFor(() => slowEvents(b, 'SOCKETLAT_READSLOW', mine).length > 0));
+  await sleep(50);
+  const evs = slowEvents(b, 'SOCKETLAT_READSLOW', mine);
+  assert.equal(evs.length, 1, show(evs));
+  assert.equal(evs[0]!.attributes['network.type'], 'ipv6');
+  assert.equal(evs[0]!.attributes['network.peer.address'], pair.a.ipv6);
+  assert.equal(evs[0]!.attributes['network.local.address'], pair.b.ipv6);
+  assert.ok((evs[0]!.attributes['podnet.latency.duration'] as number) >= 0.15);
+  client.kill();
+  server.kill();
 });
