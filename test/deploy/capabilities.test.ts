@@ -2,27 +2,36 @@
 // removed at a time: the preflight (podnet's own eBPF loader, setns, netlink and /proc code) must work with
 // the full set, and without a capability the operations that need it must fail with a message that names
 // that capability. Runs setpriv (util-linux) as uid 65534 with ambient capabilities; the "other user's
-// process" is a root-owned sleep this test starts and stops.
+// process" is a root-owned sleep this test starts and stops. The code runs from a copy staged under /tmp
+// (deploy/image/stage.ts, without file capabilities), so uid 65534 can read it wherever the checkout lives.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CAPABILITIES } from '../../deploy/image/capabilities.ts';
+import { parseContainerfile } from '../../deploy/image/containerfile.ts';
 import type { PreflightReport } from '../../deploy/image/preflight.ts';
+import { stageImage } from '../../deploy/image/stage.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const NODE = join(ROOT, 'node_modules', '.bin', 'node');
-const PREFLIGHT = join(ROOT, 'deploy', 'image', 'preflight.ts');
+const STAGE = join('/tmp', `pnd${process.pid}-caps`);
+const steps = parseContainerfile();
+const NODE = join(STAGE, steps.setcap.file);
+const PREFLIGHT = join(STAGE, '/opt/podnet/deploy/image/preflight.ts');
 const ALL = CAPABILITIES.map((c) => c.cap);
 
 let target: ChildProcess;
 
 before(() => {
   assert.equal(process.getuid?.(), 0, 'this test starts processes as another user: run it as root');
+  rmSync(STAGE, { recursive: true, force: true });
+  mkdirSync(STAGE, { mode: 0o755 });
+  stageImage(STAGE, { setcap: false });
   target = spawn('sleep', ['600'], { stdio: 'ignore' });
 });
 after(() => {
-  if (target.pid !== undefined) process.kill(target.pid, 'SIGKILL');
+  if (target?.pid !== undefined) process.kill(target.pid, 'SIGKILL');
+  rmSync(STAGE, { recursive: true, force: true });
 });
 
 function runAs(caps: readonly string[]): { status: number; report: PreflightReport; text: string } {
