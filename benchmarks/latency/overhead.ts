@@ -124,8 +124,10 @@ try {
   for (const [name, r] of Object.entries(results)) {
     const off = median(r.off);
     const on = median(r.on);
+    // paired: each round's on/off (the two runs of a round are adjacent in time)
+    const paired = median(r.on.map((x, i) => x / (r.off[i] ?? x)));
     console.log(
-      `  ${name.padEnd(28)} off ${(off / 1e9).toFixed(2)} Gbit/s  on ${(on / 1e9).toFixed(2)} Gbit/s  on/off ${(on / off).toFixed(3)}`,
+      `  ${name.padEnd(28)} off ${(off / 1e9).toFixed(2)} Gbit/s  on ${(on / 1e9).toFixed(2)} Gbit/s  on/off ${(on / off).toFixed(3)}  (median of per-round ratios ${paired.toFixed(3)})`,
     );
   }
 
