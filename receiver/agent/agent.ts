@@ -79,8 +79,9 @@ export class Agent {
   private _stopped = false;
   private _applying: Promise<void> = Promise.resolve();
   private _sink:
-    | { key: string; out: NodeJS.WritableStream; file?: WriteStream; unsubscribe: () => void }
+    | { key: string; out: NodeJS.WriteStream | WriteStream; file?: WriteStream; unsubscribe: () => void }
     | undefined;
+  private _sinkDropped = 0;
   private readonly _started = Date.now();
   private _reloads = { applied: 0, rejected: 0, lastError: undefined as string | undefined };
   collections = 0;
@@ -256,6 +257,7 @@ export class Agent {
         ...self.events,
         queued: this.pipeline.queueSize(),
         streamDropped: this._server?.streamDropped ?? 0,
+        sinkDropped: this._sinkDropped,
       },
       metrics: {
         series: this.pipeline.store.seriesCount(),
@@ -467,9 +469,14 @@ export class Agent {
     this._closeSink();
     if (!key) return;
     const file = key === '-' ? undefined : createWriteStream(key, { flags: 'a' });
-    const out: NodeJS.WritableStream = file ?? process.stdout;
+    const out: NodeJS.WriteStream | WriteStream = file ?? process.stdout;
     file?.on('error', (err) => this._log.error({ err: err.message, path: key }, 'event sink write failed'));
     const unsubscribe = this.pipeline.events.subscribe((r: EventRecord) => {
+      // A slow reader (a pipe, a full disk) must not make the buffer grow without bound: drop and count.
+      if (out.writableLength > SINK_MAX_BUFFERED) {
+        this._sinkDropped++;
+        return;
+      }
       out.write(`${JSON.stringify(r)}\n`);
     });
     this._sink = { key, out, ...(file ? { file } : {}), unsubscribe };
@@ -603,6 +610,9 @@ export class Agent {
     this.collections++;
   }
 }
+
+/** The JSON-lines sink drops (and counts) events while this much output is waiting. */
+const SINK_MAX_BUFFERED = 8 * 1024 * 1024;
 
 function podsKey(c: ResolvedConfig): string {
   return JSON.stringify({ pods: c.pods, interval: c.collectionIntervalMs });

@@ -12,6 +12,12 @@ import { probeTable } from './probes.ts';
 
 const DEFAULT_URL = 'http://127.0.0.1:9464';
 
+// `podnet events | head`: the reader went away; that is the end, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 function parseUrl(v: string): string {
   try {
     const u = new URL(v);
