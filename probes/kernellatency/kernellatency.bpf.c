@@ -73,21 +73,19 @@ struct kl_event {
 };
 _Static_assert(sizeof(struct kl_event) == 80, "kl_event layout is shared with kernellatency.ts");
 
-SEC("tp_btf/netif_receive_skb")
-int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
+static __always_inline int kl_on_rx_enter(int btf, struct sk_buff *skb)
 {
 	__u32 z = 0;
 	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
 	if (!s)
 		return 0;
 	s->ts = bpf_ktime_get_ns();
-	s->dev = (__u64)skb->dev;
-	s->len = skb->len;
+	s->dev = (__u64)PN_RD(btf, skb, dev);
+	s->len = PN_RD(btf, skb, len);
 	return 0;
 }
 
-SEC("tp_btf/napi_poll")
-int BPF_PROG(kl_napi_poll, struct napi_struct *napi, int work, int budget)
+static __always_inline int kl_on_napi_poll(void)
 {
 	__u32 z = 0;
 	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
@@ -96,8 +94,7 @@ int BPF_PROG(kl_napi_poll, struct napi_struct *napi, int work, int budget)
 	return 0;
 }
 
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(kl_rx_socket, const struct sock *sk)
+static __always_inline int kl_on_rx_socket(int btf, const struct sock *sk)
 {
 	__u32 z = 0;
 	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
@@ -106,11 +103,11 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	__u64 now = bpf_ktime_get_ns();
 	__u64 lat = now - s->ts;
 	s->ts = 0;
-	__u16 fam = sk->__sk_common.skc_family;
+	__u16 fam = PN_RD(btf, sk, __sk_common.skc_family);
 	if (fam != 2 && fam != 10)
 		return 0;
-	__u8 proto = sk->sk_protocol;
-	struct kl_key k = { .netns = pn_sk_netns_btf(sk), .dir = KL_RX, .l4proto = proto };
+	__u8 proto = PN_RD(btf, sk, sk_protocol);
+	struct kl_key k = { .netns = pn_sk_netns_rd(btf, sk), .dir = KL_RX, .l4proto = proto };
 	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_RX))
@@ -139,29 +136,28 @@ int BPF_PROG(kl_rx_socket, const struct sock *sk)
 	return 0;
 }
 
-SEC("tp_btf/net_dev_queue")
-int BPF_PROG(kl_tx_device, struct sk_buff *skb)
+static __always_inline int kl_on_tx_device(int btf, struct sk_buff *skb)
 {
-	struct sock *sk = skb->sk;
+	struct sock *sk = PN_RD(btf, skb, sk);
 	if (!sk)
 		return 0;
-	__u64 ts = skb->tstamp;
+	__u64 ts = PN_RD(btf, skb, tstamp);
 	if (!ts)
 		return 0;
 	if (bpf_core_field_exists(skb->tstamp_type)) {
-		if (BPF_CORE_READ_BITFIELD(skb, tstamp_type) != KL_CLOCK_MONOTONIC)
+		if (PN_RD_BITFIELD(btf, skb, tstamp_type) != KL_CLOCK_MONOTONIC)
 			return 0;
 	}
-	__u8 state = sk->__sk_common.skc_state;
+	__u8 state = PN_RD(btf, sk, __sk_common.skc_state);
 	if (state == KL_TCP_TIME_WAIT || state == KL_TCP_NEW_SYN_RECV)
 		return 0;
-	if (sk->sk_protocol != KL_TCP)
+	if (PN_RD(btf, sk, sk_protocol) != KL_TCP)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if (ts > now)
 		return 0; /* departure time in the future (pacing) */
 	__u64 lat = now - ts;
-	struct kl_key k = { .netns = pn_sk_netns_btf(sk), .dir = KL_TX, .l4proto = KL_TCP };
+	struct kl_key k = { .netns = pn_sk_netns_rd(btf, sk), .dir = KL_TX, .l4proto = KL_TCP };
 	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_TX))
@@ -174,10 +170,59 @@ int BPF_PROG(kl_tx_device, struct sk_buff *skb)
 	e->latency_ns = lat;
 	e->raw_netns = pn_sock_netns(sk);
 	e->ifindex = BPF_CORE_READ(skb, dev, ifindex);
-	e->len = skb->len;
+	e->len = BPF_CORE_READ(skb, len);
 	pn_tuple_from_skb(skb, &e->tuple);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+/* tp_btf programs (direct BTF loads) and raw_tp twins (used where tp_btf cannot load or attach) */
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(kl_rx_enter, struct sk_buff *skb)
+{
+	return kl_on_rx_enter(1, skb);
+}
+
+SEC("tp_btf/napi_poll")
+int BPF_PROG(kl_napi_poll, struct napi_struct *napi, int work, int budget)
+{
+	return kl_on_napi_poll();
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(kl_rx_socket, const struct sock *sk)
+{
+	return kl_on_rx_socket(1, sk);
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(kl_tx_device, struct sk_buff *skb)
+{
+	return kl_on_tx_device(1, skb);
+}
+
+SEC("raw_tp/netif_receive_skb")
+int BPF_PROG(kl_rx_enter_raw, struct sk_buff *skb)
+{
+	return kl_on_rx_enter(0, skb);
+}
+
+SEC("raw_tp/napi_poll")
+int BPF_PROG(kl_napi_poll_raw, struct napi_struct *napi, int work, int budget)
+{
+	return kl_on_napi_poll();
+}
+
+SEC("raw_tp/sk_data_ready")
+int BPF_PROG(kl_rx_socket_raw, const struct sock *sk)
+{
+	return kl_on_rx_socket(0, sk);
+}
+
+SEC("raw_tp/net_dev_queue")
+int BPF_PROG(kl_tx_device_raw, struct sk_buff *skb)
+{
+	return kl_on_tx_device(0, skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -23,11 +23,6 @@ export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
 const argsSchema = z.object({
   ...eventArgsShape,
   ...bucketsShape,
-  /**
-   * tp_btf only: the programs read BTF-typed pointers directly (socketlatency also uses socket-local
-   * storage), which raw_tp programs cannot; there are no raw_tp twins (docs/probes-latency.md).
-   */
-  attach: z.literal('auto').default('auto'),
   /** Kernel time longer than this raises a `podnet.kernel.slow` event, ms (KubeSkoop: 10). */
   slowThresholdMs: z.number().positive().default(10),
   /** Thresholds of the `*.slow.count` counters, ms (KubeSkoop rxslow / rxslow100ms). */
@@ -126,7 +121,7 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
   async availability() {
     return hookAvailability(
       OBJECT,
-      PROGRAMS.map((p) => [p]),
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
   async create(ctx, args) {
@@ -138,6 +133,7 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
       args,
       rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
       counterMaps: ['kl_hist'],
+      fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeKernelSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {

@@ -63,28 +63,41 @@ async function tcpPair(port: number): Promise<{ server: App; client: App }> {
 const tcp = { 'network.transport': 'tcp' };
 const udp = { 'network.transport': 'udp' };
 
-test('TCP: rx stack time in the receiver netns, tx stack time in the sender netns, microseconds on a veth', async () => {
-  const { probe } = await start();
-  const { server, client } = await tcpPair(7201);
-  const p0 = await probe.collect([]);
-  await client.cmd('every 2 1000 200', /^done/, 20000);
-  await server.waitLine(/^read 200000$/, 5000, 0);
-  await sleep(50);
-  const p1 = await probe.collect([]);
-  const rx = histDelta(histPoint(p1, M.rx, pair.b.inode, tcp), histPoint(p0, M.rx, pair.b.inode, tcp));
-  assert.ok(rx.count >= 100, `rx packets measured in b: ${rx.count}`);
-  assert.ok(countAtMost(rx, 0.001) >= 0.95 * rx.count, `${rx.counts}`);
-  assert.equal(countAtLeast(rx, 0.1), 0, 'no stale start matched');
-  const tx = histDelta(histPoint(p1, M.tx, pair.a.inode, tcp), histPoint(p0, M.tx, pair.a.inode, tcp));
-  assert.ok(tx.count >= 200, `tx segments measured in a: ${tx.count}`);
-  assert.ok(countAtMost(tx, 0.001) >= 0.95 * tx.count, `${tx.counts}`);
-  assert.ok(tx.sum / tx.count < 0.001);
-  // the receiver's ACKs are TCP segments sent from b
-  const ackTx = histPoint(p1, M.tx, pair.b.inode, tcp);
-  assert.ok(ackTx && ackTx.count > 0, 'ACKs from b measured on transmit');
-  client.kill();
-  server.kill();
-});
+for (const [attach, port] of [
+  ['auto', 7201],
+  ['raw_tp', 7204],
+] as const) {
+  test(`TCP (attach ${attach}): rx stack time in the receiver netns, tx stack time in the sender netns, microseconds on a veth`, async () => {
+    const { probe } = await start({ attach });
+    const sections = ((probe.status().details?.['programs'] ?? []) as { section: string; state: string }[])
+      .filter((p) => p.state === 'attached')
+      .map((p) => p.section.split('/')[0]);
+    assert.equal(sections.length, 4);
+    assert.ok(
+      sections.every((s) => s === (attach === 'raw_tp' ? 'raw_tp' : 'tp_btf')),
+      sections.join(','),
+    );
+    const { server, client } = await tcpPair(port);
+    const p0 = await probe.collect([]);
+    await client.cmd('every 2 1000 200', /^done/, 20000);
+    await server.waitLine(/^read 200000$/, 5000, 0);
+    await sleep(50);
+    const p1 = await probe.collect([]);
+    const rx = histDelta(histPoint(p1, M.rx, pair.b.inode, tcp), histPoint(p0, M.rx, pair.b.inode, tcp));
+    assert.ok(rx.count >= 100, `rx packets measured in b: ${rx.count}`);
+    assert.ok(countAtMost(rx, 0.001) >= 0.95 * rx.count, `${rx.counts}`);
+    assert.equal(countAtLeast(rx, 0.1), 0, 'no stale start matched');
+    const tx = histDelta(histPoint(p1, M.tx, pair.a.inode, tcp), histPoint(p0, M.tx, pair.a.inode, tcp));
+    assert.ok(tx.count >= 200, `tx segments measured in a: ${tx.count}`);
+    assert.ok(countAtMost(tx, 0.001) >= 0.95 * tx.count, `${tx.counts}`);
+    assert.ok(tx.sum / tx.count < 0.001);
+    // the receiver's ACKs are TCP segments sent from b
+    const ackTx = histPoint(p1, M.tx, pair.b.inode, tcp);
+    assert.ok(ackTx && ackTx.count > 0, 'ACKs from b measured on transmit');
+    client.kill();
+    server.kill();
+  });
+}
 
 test('UDP receive is measured; UDP transmit has no departure time and is not', async () => {
   const { probe } = await start();
