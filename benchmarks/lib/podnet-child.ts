@@ -4,6 +4,7 @@
 // a size N means N). Discovery itself still runs (EntityRegistry: /run/netns scan every interval).
 //
 //   node benchmarks/lib/podnet-child.ts --config FILE [--with-synthetic] [--netns-prefix P | --host-only]
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
@@ -81,4 +82,9 @@ const stop = async (): Promise<void> => {
 };
 process.on('SIGTERM', () => void stop());
 process.on('SIGINT', () => void stop());
+// Benchmarks ask for the heap/external breakdown (RSS alone does not say where memory goes).
+process.on('SIGUSR2', () => {
+  const file = process.env['PNK_MEMORY_FILE'];
+  if (file) writeFileSync(file, JSON.stringify(process.memoryUsage()));
+});
 process.stdout.write(`${JSON.stringify({ ready: true, url: agent.serverUrl })}\n`);

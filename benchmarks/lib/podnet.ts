@@ -37,6 +37,8 @@ export interface PodnetOptions {
   /** Wait until this many collections are done (default 1). */
   readonly collections?: number;
   readonly startTimeoutMs?: number;
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface PodnetProc {
@@ -53,6 +55,8 @@ export interface PodnetProc {
   stop(): Promise<void>;
   /** Last lines of podnet's stderr (logs). */
   logTail(): string;
+  /** podnet-child only: process.memoryUsage() of podnet (asked with SIGUSR2). */
+  memoryUsage(): Promise<NodeJS.MemoryUsage>;
 }
 
 export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
@@ -72,10 +76,11 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
     : [CLI, 'run', '--config', configPath];
   if (o.withSynthetic) args.push('--with-synthetic');
   const logPath = join(dir, 'podnet.log');
+  const memPath = join(dir, 'memory.json');
   const logFd = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(process.execPath, args, {
+  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), ...args], {
     stdio: ['ignore', 'ignore', logFd],
-    env: { ...process.env, PODNET_LOG_LEVEL: 'warn', ...(o.env ?? {}) },
+    env: { ...process.env, PODNET_LOG_LEVEL: 'warn', PNK_MEMORY_FILE: memPath, ...(o.env ?? {}) },
   });
   const url = `http://127.0.0.1:${port}`;
   const tail = (): string => {
@@ -135,6 +140,18 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
       rmSync(dir, { recursive: true, force: true });
     },
     logTail: tail,
+    memoryUsage: async () => {
+      rmSync(memPath, { force: true });
+      child.kill('SIGUSR2');
+      for (let i = 0; i < 100; i++) {
+        try {
+          return JSON.parse(readFileSync(memPath, 'utf8')) as NodeJS.MemoryUsage;
+        } catch {
+          await sleep(20);
+        }
+      }
+      throw new Error('podnet did not report its memory usage (SIGUSR2; podnet-child only)');
+    },
   };
   try {
     await proc.waitCollections(o.collections ?? 1, o.startTimeoutMs ?? 120_000);

@@ -11,7 +11,11 @@
 //
 //   node benchmarks/suite/events.ts [--rates 1000,10000,100000,200000,500000,1000000] [--seconds 10]
 //     [--queue 65536] [--batch 8192] [--delay 100ms] [--quick]
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 import { startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
@@ -26,8 +30,11 @@ const { values: o } = parseArgs({
     batch: { type: 'string', default: '8192' },
     delay: { type: 'string', default: '100ms' },
     quick: { type: 'boolean', default: false },
+    /** One more run at this rate under `node --cpu-prof`: where podnet's time goes (0 = none). */
+    profile: { type: 'string' },
   },
 });
+const profileRate = Number(o.profile ?? (o.quick ? 0 : 200_000));
 const rates = (o.rates ?? (o.quick ? '1000,20000' : '1000,10000,100000,200000,500000,1000000'))
   .split(',')
   .map(Number);
@@ -98,13 +105,25 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const profDir = mkdtempSync(join(tmpdir(), 'pnk-prof-'));
+let profile: ProfileSummary | undefined;
 try {
-  for (const rate of rates) {
-    const podnet = await startPodnet({ config: config(0), withSynthetic: true, hostOnly: true });
+  const runs = profileRate > 0 ? [...rates, -profileRate] : rates;
+  for (const runRate of runs) {
+    const profiling = runRate < 0;
+    const rate = Math.abs(runRate);
+    const podnet = await startPodnet({
+      config: config(0),
+      withSynthetic: true,
+      hostOnly: true,
+      ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    });
     try {
       await sink.reset();
       await podnet.reload(config(rate));
       const s0 = (await podnet.status()).events;
+      const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
+      const from = usNow();
       const win = new CpuWindow([podnet.pid, sink.pid]).start();
       let rssPeak = 0;
       const t0 = Date.now();
@@ -113,6 +132,7 @@ try {
         rssPeak = Math.max(rssPeak, rssBytes(podnet.pid));
       }
       const w = win.stop();
+      const to = usNow();
       const s1 = (await podnet.status()).events;
       await podnet.reload(config(0));
       // Drain: the queue empties and the sink count stops moving.
@@ -146,6 +166,13 @@ try {
         sinkCpuPct: ((w.cpu[1] ?? 0) / w.wall) * 100,
         machineBusyPct: w.machineBusy * 100,
       };
+      if (profiling) {
+        await podnet.stop();
+        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profile = summarizeProfile(join(profDir, file), 15, [from, to]);
+        console.log(`profile at ${rate}/s: ${JSON.stringify(profile?.areas.slice(0, 8))}`);
+        continue;
+      }
       rows.push(row);
       console.log(JSON.stringify(row));
     } finally {
@@ -154,8 +181,23 @@ try {
   }
 } finally {
   await sink.stop();
+  rmSync(profDir, { recursive: true, force: true });
 }
 
+const profileTables: Table[] = profile
+  ? [
+      {
+        title: `Where podnet's CPU goes at ${int(profileRate)} events/s offered (node --cpu-prof, self time during the ${seconds} s at that rate, ${fmt(profile.totalMs / 1000, 1)} s of CPU sampled): by area`,
+        headers: ['area', 'ms', 'share'],
+        rows: profile.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+      },
+      {
+        title: 'by function (top 15)',
+        headers: ['function', 'area', 'ms', 'share'],
+        rows: profile.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+      },
+    ]
+  : [];
 const table: Table = {
   headers: [
     'target events/s',
@@ -224,14 +266,14 @@ emitSection({
   id: 'events',
   title: 'Event pipeline: sustained event rates',
   commands: [
-    `node benchmarks/suite/events.ts --rates ${rates.join(',')} --seconds ${seconds} --queue ${o.queue} --batch ${o.batch} --delay ${o.delay}`,
+    `node benchmarks/suite/events.ts --rates ${rates.join(',')} --seconds ${seconds} --queue ${o.queue} --batch ${o.batch} --delay ${o.delay} --profile ${profileRate}`,
   ],
   method: [
     'Events from the synthetic probe (`podnet run --with-synthetic`, host entity only, every other probe off) through the real pipeline to OTLP/HTTP protobuf; the receiving end is `benchmarks/lib/otlp-sink.ts`, a separate process that counts log records by walking the protobuf wire format.',
     `Event queue: max_queue_size ${queue.max_queue_size}, max_export_batch_size ${queue.max_export_batch_size}, schedule_delay ${queue.schedule_delay}. ${seconds} s at each rate, then generation stops and the queue drains; counts are podnet's own (\`/status\` → events) and the sink's.`,
     'CPU = utime + stime of the podnet process (/proc/<pid>/stat) over the generation window; % of one core. "emitted/s" below the target means the single JS thread could not produce + export more.',
   ],
-  tables: [table],
+  tables: [table, ...profileTables],
   targets,
   notes: [
     allAccounted
