@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../agent/agent.ts';
-import { ConfigError } from '../config/load.ts';
+import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { log } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
 import { probeTable } from './probes.ts';
@@ -81,6 +81,28 @@ program
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('validate')
+  .description(
+    'check a config file (and the OTEL_* environment) without running anything; exit 2 when invalid',
+  )
+  .requiredOption('-c, --config <file>', 'YAML config file')
+  .option('--with-synthetic', 'accept the synthetic test probe in the config')
+  .action((opts: { config: string; withSynthetic?: boolean }) => {
+    try {
+      const c = loadConfigFile(opts.config, {
+        specs: [...probeSpecs, ...(opts.withSynthetic ? [syntheticSpec] : [])],
+      });
+      const enabled = c.probes.filter((p) => p.enabled).map((p) => p.spec.name);
+      process.stdout.write(
+        `${opts.config}: ok (collection every ${c.collectionIntervalMs} ms; probes on: ${enabled.join(', ') || 'none'})\n`,
+      );
+    } catch (err) {
+      if (err instanceof ConfigError) fail(err.message, 2);
+      throw err;
+    }
   });
 
 program

@@ -68,6 +68,24 @@ test('run with a bad config exits 2 with the key path, value and expectation', a
   );
 });
 
+test('validate: ok for a good file, exit 2 with the key path for a bad one', async () => {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(
+    `${run.dir}/good.yaml`,
+    'collection_interval: 5s\nprobes: { synthetic: { enabled: true } }\n',
+  );
+  const good = await podnet(['validate', '--with-synthetic', '--config', `${run.dir}/good.yaml`]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /good\.yaml: ok \(collection every 5000 ms; probes on: .*synthetic/);
+  writeFileSync(`${run.dir}/bad2.yaml`, 'exporters: { otlp: { protocol: udp } }\n');
+  const bad = await podnet(['validate', '--config', `${run.dir}/bad2.yaml`]);
+  assert.equal(bad.code, 2);
+  assert.match(
+    bad.stderr,
+    /exporters\.otlp\.protocol: got "udp", expected one of "grpc", "http\/protobuf", "http\/json"/,
+  );
+});
+
 test('events: recent events, filtered by name and pod', async () => {
   const deadline = Date.now() + 20_000;
   let r = await podnet(['events', '--url', run.url]);
