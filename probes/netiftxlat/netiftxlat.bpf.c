@@ -92,13 +92,13 @@ static __always_inline struct nt_cpu *nt_cpu(void)
 }
 
 /* Whether the packet's TX queue has a qdisc that enqueues (not noqueue). */
-static __always_inline int nt_has_qdisc(const struct sk_buff *skb, const struct net_device *dev)
+static __always_inline int nt_has_qdisc(int btf, const struct sk_buff *skb, const struct net_device *dev)
 {
-	__u16 qm = skb->queue_mapping;
-	struct netdev_queue *txq = dev->_tx;
+	__u16 qm = PN_RD(btf, skb, queue_mapping);
+	struct netdev_queue *txq = PN_RD(btf, dev, _tx);
 	if (!txq)
 		return 0;
-	if (qm == 0) {
+	if (qm == 0 && btf) {
 		/* single-queue devices (veth, most virtual devices): direct BTF loads */
 		struct Qdisc *q = txq->qdisc;
 		return q && q->enqueue;
@@ -129,14 +129,13 @@ static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_
 	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("tp_btf/net_dev_queue")
-int BPF_PROG(nt_queue, struct sk_buff *skb)
+static __always_inline int nt_on_queue(int btf, struct sk_buff *skb)
 {
-	struct net_device *dev = skb->dev;
+	struct net_device *dev = PN_RD(btf, skb, dev);
 	if (!dev)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	if (!nt_has_qdisc(skb, dev)) {
+	if (!nt_has_qdisc(btf, skb, dev)) {
 		struct nt_cpu *c = nt_cpu();
 		if (c) {
 			c->direct.skb = (__u64)skb;
@@ -145,13 +144,12 @@ int BPF_PROG(nt_queue, struct sk_buff *skb)
 		return 0;
 	}
 	__u64 key = (__u64)skb;
-	struct nt_q v = { .ts = now, .head = (__u64)skb->head };
+	struct nt_q v = { .ts = now, .head = (__u64)PN_RD(btf, skb, head) };
 	bpf_map_update_elem(&nt_queued, &key, &v, BPF_ANY);
 	return 0;
 }
 
-SEC("tp_btf/net_dev_start_xmit")
-int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *dev)
+static __always_inline int nt_on_start_xmit(int btf, const struct sk_buff *skb, const struct net_device *dev)
 {
 	struct nt_cpu *c = nt_cpu();
 	if (!c)
@@ -165,7 +163,7 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 	} else {
 		struct nt_q *q = bpf_map_lookup_elem(&nt_queued, &key);
 		if (q) {
-			if (q->head == (__u64)skb->head)
+			if (q->head == (__u64)PN_RD(btf, skb, head))
 				queued = q->ts;
 			bpf_map_delete_elem(&nt_queued, &key);
 		}
@@ -179,14 +177,13 @@ int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *
 	c->next = i + 1;
 	/* the histogram is updated at net_dev_xmit; the event needs the skb, still valid here */
 	if (queued && now - queued > cfg_slow_ns) {
-		__u32 raw = pn_dev_netns_btf(dev);
-		nt_emit(skb, dev, NT_EV_QDISC, pn_watch_key(raw), raw, now - queued, skb->len);
+		__u32 raw = pn_dev_netns_rd(btf, dev);
+		nt_emit(skb, dev, NT_EV_QDISC, pn_watch_key(raw), raw, now - queued, PN_RD(btf, skb, len));
 	}
 	return 0;
 }
 
-SEC("tp_btf/net_dev_xmit")
-int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+static __always_inline int nt_on_xmit(int btf, struct sk_buff *skb, struct net_device *dev, unsigned int len)
 {
 	struct nt_cpu *c = nt_cpu();
 	if (!c)
@@ -208,7 +205,7 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 	__u64 qlat = s->queued ? s->ts - s->queued : 0;
 	__u64 queued = s->queued;
 	s->skb = 0;
-	__u32 raw = pn_dev_netns_btf(dev);
+	__u32 raw = pn_dev_netns_rd(btf, dev);
 	__u32 netns = raw;
 	struct nt_val *v = raw ? bpf_map_lookup_elem(&nt_hist, &netns) : NULL;
 	if (!v) {
@@ -223,6 +220,43 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 	if (lat > cfg_slow_ns)
 		nt_emit(NULL, dev, NT_EV_XMIT, netns, raw, lat, len); /* the skb may be freed: no tuple */
 	return 0;
+}
+
+/* tp_btf programs (direct BTF loads) and raw_tp twins (used where tp_btf cannot load or attach) */
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(nt_queue, struct sk_buff *skb)
+{
+	return nt_on_queue(1, skb);
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(nt_start_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	return nt_on_start_xmit(1, skb, dev);
+}
+
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	return nt_on_xmit(1, skb, dev, len);
+}
+
+SEC("raw_tp/net_dev_queue")
+int BPF_PROG(nt_queue_raw, struct sk_buff *skb)
+{
+	return nt_on_queue(0, skb);
+}
+
+SEC("raw_tp/net_dev_start_xmit")
+int BPF_PROG(nt_start_xmit_raw, const struct sk_buff *skb, const struct net_device *dev)
+{
+	return nt_on_start_xmit(0, skb, dev);
+}
+
+SEC("raw_tp/net_dev_xmit")
+int BPF_PROG(nt_xmit_raw, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	return nt_on_xmit(0, skb, dev, len);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -16,11 +16,6 @@ export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 const argsSchema = z.object({
   ...eventArgsShape,
   ...bucketsShape,
-  /**
-   * tp_btf only: the programs read BTF-typed pointers directly (socketlatency also uses socket-local
-   * storage), which raw_tp programs cannot; there are no raw_tp twins (docs/probes-latency.md).
-   */
-  attach: z.literal('auto').default('auto'),
   /** A qdisc wait or driver time longer than this raises a `podnet.netif.tx.slow` event, ms. */
   slowThresholdMs: z.number().positive().default(100),
   /** Thresholds of the `*.slow.count` counters, ms. */
@@ -117,7 +112,7 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
   async availability() {
     return hookAvailability(
       OBJECT,
-      PROGRAMS.map((p) => [p]),
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
   async create(ctx, args) {
@@ -130,6 +125,7 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
       maxEntries: { nt_queued: args.maxQueued },
       counterMaps: ['nt_hist'],
+      fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeTxSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {

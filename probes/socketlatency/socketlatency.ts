@@ -27,8 +27,8 @@ const argsSchema = z.object({
   ...eventArgsShape,
   ...bucketsShape,
   /**
-   * tp_btf only: the programs read BTF-typed pointers directly (socketlatency also uses socket-local
-   * storage), which raw_tp programs cannot; there are no raw_tp twins (docs/probes-latency.md).
+   * tp_btf only: the per-socket state lives in socket-local storage, which raw_tp programs cannot use;
+   * there are no raw_tp twins (docs/probes-latency.md).
    */
   attach: z.literal('auto').default('auto'),
   /** A wait longer than this raises a `podnet.socket.slow` event, ms. */

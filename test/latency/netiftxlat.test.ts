@@ -126,3 +126,29 @@ test('noqueue veth: the queue-to-driver path is near zero, every packet measured
   assert.ok(d.count >= n, `driver times ${d.count}`);
   assert.equal(ctx.events.filter((e) => e.netns === b.inode).length, 0);
 });
+
+test('attach: raw_tp twins measure the same paths', async () => {
+  const rctx = testContext([sideEntity(pair.a), sideEntity(pair.b)]);
+  const raw = await netiftxlatProbe.create(rctx, netiftxlatProbe.args.parse({ attach: 'raw_tp' }));
+  try {
+    const progs = (raw.status().details?.['programs'] ?? []) as { section: string; state: string }[];
+    const attached = progs.filter((p) => p.state === 'attached').map((p) => p.section);
+    assert.deepEqual(attached.sort(), [
+      'raw_tp/net_dev_queue',
+      'raw_tp/net_dev_start_xmit',
+      'raw_tp/net_dev_xmit',
+    ]);
+    const b = pair.b;
+    const n = 200;
+    const p0 = await raw.collect([]);
+    b.sendUdp(pair.a.ipv4, 9, n, 200);
+    await sleep(50);
+    const p1 = await raw.collect([]);
+    const q = histDelta(histPoint(p1, M.qdiscWait, b.inode), histPoint(p0, M.qdiscWait, b.inode));
+    assert.ok(q.count >= n && q.count <= n + 5, `qdisc waits ${q.count}`);
+    const d = histDelta(histPoint(p1, M.driverTime, b.inode), histPoint(p0, M.driverTime, b.inode));
+    assert.ok(d.count >= n, `driver times ${d.count}`);
+  } finally {
+    await raw.close();
+  }
+});
