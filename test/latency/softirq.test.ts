@@ -124,3 +124,16 @@ test('attach: raw_tp runs the raw tracepoint twins and counts the same way', asy
   assert.ok(sumHist(p1, M.delay, 'net_rx').count > sumHist(p0, M.delay, 'net_rx').count);
   assert.ok(sumHist(p1, M.duration, 'net_rx').count > sumHist(p0, M.duration, 'net_rx').count);
 });
+
+test('over the second threshold the event is the 100MS variant (one event per occurrence)', async () => {
+  const { ctx } = await start({ slowThresholdMs: 0.0005, slow100ThresholdMs: 0.001, rateLimit: 20 });
+  pair.a.sendUdp(pair.b.ipv4, 9, 2000, 200);
+  assert.ok(await waitFor(() => ctx.events.filter((e) => e.name === EVENT).length >= 2));
+  const evs = ctx.events.filter((e) => e.name === EVENT);
+  for (const e of evs) {
+    const lat = e.attributes['podnet.latency.duration'] as number;
+    if (lat > 1e-6) assert.match(e.type, /^SOFTIRQ_(SCHED|EXCUTE)_100MS$/);
+    else assert.match(e.type, /^SOFTIRQ_(SCHED|EXCUTE)_SLOW$/);
+  }
+  assert.ok(evs.some((e) => e.type.endsWith('_100MS')));
+});
