@@ -494,3 +494,34 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   await r.up();
   return r;
 }
+
+// Standalone: `node test/env/otlp-receiver/receiver.ts [--grpc 4317] [--http 4318]` prints every received
+// point and log record as a JSON line (bigints as strings) until interrupted.
+if (import.meta.main) {
+  const arg = (name: string, def: number): number => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(process.argv[i + 1]) : def;
+  };
+  const rx = await startOtlpReceiver({
+    grpcPort: arg('grpc', 4317),
+    httpPort: arg('http', 4318),
+    maxKept: 10_000,
+  });
+  process.stderr.write(`OTLP receiver: gRPC ${rx.grpcEndpoint}, HTTP ${rx.httpEndpoint}\n`);
+  let p = 0;
+  let l = 0;
+  const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+  setInterval(() => {
+    for (; p < rx.points.length; p++)
+      process.stdout.write(`${JSON.stringify({ point: rx.points[p] }, replacer)}\n`);
+    for (; l < rx.logs.length; l++)
+      process.stdout.write(`${JSON.stringify({ log: rx.logs[l] }, replacer)}\n`);
+    if (rx.points.length > 5000 || rx.logs.length > 5000) {
+      rx.clear();
+      p = 0;
+      l = 0;
+    }
+  }, 200);
+  process.on('SIGINT', () => void rx.down().then(() => process.exit(0)));
+  process.on('SIGTERM', () => void rx.down().then(() => process.exit(0)));
+}
