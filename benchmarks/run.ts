@@ -59,6 +59,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 1800,
   },
   {
+    id: 'memory',
+    title: 'Memory breakdown',
+    file: 'benchmarks/suite/memory.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: true,
+    timeoutS: 600,
+  },
+  {
     id: 'node-exporter',
     title: 'Versus node_exporter',
     file: 'benchmarks/suite/node-exporter.ts',

@@ -10,10 +10,11 @@
 //
 //   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 import { startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
@@ -26,6 +27,8 @@ const { values: o } = parseArgs({
     interval: { type: 'string' },
     intervals: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    /** One more run at the largest size under `node --cpu-prof`: where the time goes. */
+    profile: { type: 'boolean' },
   },
 });
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
@@ -88,12 +91,21 @@ interface Row {
 const sink = await startSink();
 const rows: Row[] = [];
 let command = '';
+const doProfile = o.profile ?? !o.quick;
+const profDir = mkdtempSync(join(tmpdir(), 'pnk-prof-'));
+let profile: ProfileSummary | undefined;
+const largest = Math.max(...sizes);
 try {
-  for (const n of sizes) {
+  for (const runSize of doProfile ? [...sizes, -largest] : sizes) {
+    const profiling = runSize < 0;
+    const n = Math.abs(runSize);
     const t0 = performance.now();
     grow(n);
-    console.log(`# ${n} netns ready in ${Math.round(performance.now() - t0)} ms`);
+    console.log(
+      `# ${n} netns ready in ${Math.round(performance.now() - t0)} ms${profiling ? ' (profiling run)' : ''}`,
+    );
     const podnet = await startPodnet({
+      ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
       config: {
         collection_interval: `${intervalS}s`,
         cardinality_limit: 1_000_000,
@@ -113,9 +125,18 @@ try {
       while ((await podnet.status()).collections === firstCollections) await sleep(50);
       await sink.reset();
       const c0 = (await podnet.status()).collections as number;
+      const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
+      const from = usNow();
       const win = new CpuWindow([podnet.pid]).start();
       while ((await podnet.status()).collections < c0 + intervals) await sleep(50);
       const w = win.stop();
+      if (profiling) {
+        const to = usNow();
+        await podnet.stop();
+        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profile = summarizeProfile(join(profDir, file), 15, [from, to]);
+        continue;
+      }
       const st = await podnet.status();
       const sk = await sink.counts();
       // biome-ignore lint/suspicious/noExplicitAny: /status JSON.
@@ -149,6 +170,7 @@ try {
     }
   }
 } finally {
+  rmSync(profDir, { recursive: true, force: true });
   await sink.stop();
   batch(Array.from({ length: created }, (_, i) => `netns del ${prefix}${i}`));
 }
@@ -183,6 +205,20 @@ const table: Table = {
     fmt(r.machineBusyPct),
   ]),
 };
+const profileTables: Table[] = profile
+  ? [
+      {
+        title: `Where podnet's CPU goes at ${int(largest)} netns (node --cpu-prof over ${intervals} intervals, self time, ${fmt(profile.totalMs / 1000, 2)} s of CPU sampled): by area`,
+        headers: ['area', 'ms', 'share'],
+        rows: profile.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+      },
+      {
+        title: 'by function (top 15)',
+        headers: ['function', 'area', 'ms', 'share'],
+        rows: profile.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+      },
+    ]
+  : [];
 const big = rows.find((r) => r.netns >= 1000);
 const targets: Target[] = [
   {
@@ -221,7 +257,7 @@ emitSection({
     `After the start-up collection and one more, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another).`,
     'Pods at this scale are not practical here (a containerd shim is ~8 MB PSS per pod); netns carry the same per-netns collection work (procfs per netns, netlink dumps per netns, BPF maps keyed by netns inode). The CRI discovery cost per pod is in benchmarks/pods/refresh.ts below.',
   ],
-  tables: [table],
+  tables: [table, ...profileTables],
   targets,
   notes,
   durationS: (performance.now() - started) / 1000,

@@ -13,7 +13,7 @@ import { BENCHES } from '../../benchmarks/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pnk-bench-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-const SUITE = ['datapath', 'events', 'scale', 'node-exporter'];
+const SUITE = ['datapath', 'events', 'scale', 'memory', 'node-exporter'];
 
 test('every benchmark the suite runs exists', () => {
   for (const id of SUITE)
@@ -57,8 +57,9 @@ test('run.ts --quick writes RESULTS.md and RESULTS.json with every section', { t
   // Targets of the issue are all listed (measured or not at quick sizes).
   const targets = j.sections.flatMap((s) => s.targets.map((t) => t.name));
   for (const t of [
-    'default probes throughput cost',
-    'all probes throughput cost',
+    'default probes throughput cost (iperf3 ratio)',
+    'all probes throughput cost (iperf3 ratio)',
+    'default probes throughput cost (estimated from kernel time)',
     '1,000 netns: memory',
     '1,000 netns: CPU at a 15 s interval',
   ])
