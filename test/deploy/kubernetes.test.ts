@@ -272,6 +272,28 @@ describe('the ConfigMap', () => {
     assert.ok(withCollector.otlpMetrics && withCollector.otlpLogs, 'the overlay env turns OTLP on');
   });
 
+  test('`podnet validate --config` accepts it with the DaemonSet environment, rejects a broken copy', () => {
+    const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-cm-`));
+    try {
+      const run = (t: string) => {
+        writeFileSync(join(dir, 'config.yaml'), t);
+        return spawnSync(
+          join(ROOT, 'node_modules', '.bin', 'node'),
+          [join(ROOT, 'receiver', 'cli', 'main.ts'), 'validate', '--config', join(dir, 'config.yaml')],
+          { encoding: 'utf8', env: { PATH: process.env['PATH'], K8S_NODE_NAME: 'node-a' } },
+        );
+      };
+      const ok = run(text);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /: ok \(collection every 15000 ms; probes on: .*softirq/);
+      const bad = run(text.replace('address: 0.0.0.0:9464', 'address: 0.0.0.0:99999'));
+      assert.equal(bad.status, 2);
+      assert.match(bad.stderr, /server\.address/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the loader rejects a broken copy (so the test above can fail)', () => {
     assert.throws(
       () =>
