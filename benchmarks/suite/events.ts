@@ -276,6 +276,15 @@ emitSection({
   tables: [table, ...profileTables],
   targets,
   notes: [
+    ...(() => {
+      const busy = rows.filter((r) => r.rate >= 100_000);
+      if (!busy.length) return [];
+      const us = Math.min(...busy.map((r) => r.cpuUsPerEvent));
+      return [
+        `Capacity: at ≥ 100k/s offered podnet spent ${busy.map((r) => `${fmt(r.cpuUsPerEvent, 2)} µs`).join(', ')} of CPU per event emitted (generation + pipeline + OTLP serialization; the JS thread does all three), so one full core would carry about ${int(1e6 / us)} events/s. When "podnet CPU %" is well below 100 % while emitted/s stays below the target, podnet was waiting for a CPU (the machine busy column): the 2 cores were shared with other work.`,
+      ];
+    })(),
+    'The kernel side of the same path (drop → BPF ring → JS reader → pipeline, with the in-kernel rate limit and its suppressed/lost counters) is measured by benchmarks/ebpf/storm.ts and benchmarks/bpf/ring.ts below.',
     allAccounted
       ? 'Every event is accounted for at every rate: emitted = sent + suppressed + lost, and the sink received exactly `sent`.'
       : 'ACCOUNTING MISMATCH at some rate: see the unaccounted / sink columns.',
