@@ -1,7 +1,8 @@
 // The dashboards against a real Prometheus that scraped a real podnet: real pods (private containerd over
 // CRI, busybox containers) exchange TCP traffic, hold a long-lived connection, and connect to a closed port
 // (the server pod drops the SYNs, NO_SOCKET, and answers RST); podnet (`node receiver/cli/main.ts run`) exports /metrics; Debian's
-// Prometheus scrapes it every second; then every query of every dashboard panel runs with the dashboard
+// Prometheus runs the shipped scrape job (deploy/prometheus/scrape-podnet.yaml, its relabeling adds
+// k8s_node_name) and scrapes it every second; then every query of every dashboard panel runs with the dashboard
 // variables set to the server pod. podnet runs with the probes of deploy/kubernetes/configmap.yaml.
 //
 // What must hold: every query executes (Prometheus's engine accepts it), and every query whose metrics the
@@ -17,9 +18,10 @@ import { after, before, test } from 'node:test';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { probeSpecs } from '../../probes/registry.ts';
 import { type CriEnv, startCriEnv, type TestPod } from '../env/cri/index.ts';
-import { freePort, Prometheus } from '../env/prometheus.ts';
+import { freePort } from '../env/prometheus.ts';
 import { promSeries } from './declarations.ts';
 import { promQueries, queryParts } from './promql.ts';
+import { ShippedPrometheus } from './shipped-prometheus.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -33,7 +35,8 @@ let env: CriEnv;
 let server: TestPod;
 let podnet: ChildProcess;
 let podnetLog = '';
-let prom: Prometheus;
+let prom: ShippedPrometheus;
+const NODE_NAME = 'e2e-node';
 let dir: string;
 let podnetUrl: string;
 
@@ -103,7 +106,10 @@ before(async () => {
     podnetLog = (podnetLog + d.toString()).slice(-50_000);
   });
   await untilOk(`${podnetUrl}/healthz`, 60_000);
-  prom = await Prometheus.start([{ job: 'podnet', target: `127.0.0.1:${port}` }], '1s');
+  prom = await ShippedPrometheus.start(
+    [{ target: `127.0.0.1:${port}`, nodeName: NODE_NAME, podName: 'podnet-e2e' }],
+    '1s',
+  );
 });
 
 after(async () => {
@@ -121,7 +127,7 @@ after(async () => {
 function substitute(expr: string): string {
   return expr
     .replaceAll('$__rate_interval', '30s')
-    .replaceAll('$node', '.*')
+    .replaceAll('$node', NODE_NAME)
     .replaceAll('$namespace', server.namespace)
     .replaceAll('$pod', server.name);
 }
@@ -129,7 +135,12 @@ function substitute(expr: string): string {
 test('every dashboard query runs on Prometheus; those over exported metrics return data', async (t) => {
   // Scrapes happen every second; wait until podnet's pod series of the client pod are in Prometheus
   // (or, with no probe registered, for a few scrapes of podnet itself).
-  await prom.waitFor('up{job="podnet"}', (r) => r.some((s) => s.value === 1), 30_000);
+  // The shipped scrape job's relabeling: the node name and the pod name are on every series.
+  const up = await prom.waitFor('up{job="podnet"}', (r) => r.some((s) => s.value === 1), 30_000);
+  assert.deepEqual(
+    up.map((s) => [s.metric['k8s_node_name'], s.metric['instance']]),
+    [[NODE_NAME, 'podnet-e2e']],
+  );
   await new Promise((r) => setTimeout(r, 12_000));
 
   const registered = promSeries(probeSpecs);
@@ -152,7 +163,7 @@ test('every dashboard query runs on Prometheus; those over exported metrics retu
   for (const b of BOARDS) {
     for (const q of promQueries(b.json)) {
       const expr = substitute(q.expr);
-      let result: Awaited<ReturnType<Prometheus['query']>>;
+      let result: Awaited<ReturnType<ShippedPrometheus['query']>>;
       try {
         result = await prom.query(expr);
       } catch (err) {
