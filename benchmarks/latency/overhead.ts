@@ -6,7 +6,9 @@
 //  2. Kernel time per hook hit: BPF_STATS_RUN_TIME enabled during one extra run per workload, then
 //     run_time_ns / run_cnt of each program (bpftool -j prog show; ids recorded at load).
 //
-//   node benchmarks/latency/overhead.ts [--rounds 3] [--seconds 3]
+//   node benchmarks/latency/overhead.ts [--rounds 3] [--seconds 3] [--only socketlatency,softirq]
+//                                        [--workloads 0,1]
+// Prints each run, the median throughput on/off and the median of per-round ratios, then ns per hit.
 // Needs root, iperf3, bpftool. Netns pnt<pid>bma / pnt<pid>bmb, removed at the end.
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
