@@ -2,6 +2,7 @@
 import type { ProbeSpec } from '../receiver/probe/types.ts';
 import { conntrackProbe } from './conntrack/conntrack.ts';
 import { cteventsProbe } from './ctevents/ctevents.ts';
+import { flowProbe } from './flow/flow.ts';
 import { kernellatencyProbe } from './kernellatency/kernellatency.ts';
 import { netdevProbe } from './netdev/netdev.ts';
 import { netiftxlatProbe } from './netiftxlat/netiftxlat.ts';
@@ -40,4 +41,5 @@ export const probeSpecs: readonly AnyProbeSpec[] = [
   softirqProbe,
   netiftxlatProbe,
   kernellatencyProbe,
+  flowProbe,
 ];
