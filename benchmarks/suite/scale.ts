@@ -86,6 +86,10 @@ interface Row {
   scrapeMs: number;
   scrapeBytes: number;
   machineBusyPct: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  collectionOverInterval: boolean;
 }
 
 const sink = await startSink();
@@ -145,6 +149,7 @@ try {
       const slow = [...probes]
         .sort((a, b) => b.lastCollection.durationMs - a.lastCollection.durationMs)
         .slice(0, 3);
+      const mem = await podnet.memoryUsage();
       const scrape = await podnet.metrics();
       const exports = Math.max(1, sk.metrics.requests);
       const row: Row = {
@@ -162,6 +167,10 @@ try {
         scrapeMs: scrape.ms,
         scrapeBytes: scrape.text.length,
         machineBusyPct: w.machineBusy * 100,
+        heapUsedMb: mem.heapUsed / 2 ** 20,
+        heapTotalMb: mem.heapTotal / 2 ** 20,
+        externalMb: mem.external / 2 ** 20,
+        collectionOverInterval: total > intervalS * 1000,
       };
       rows.push(row);
       console.log(JSON.stringify(row));
@@ -185,6 +194,7 @@ const table: Table = {
     `CPU ms per ${intervalS} s interval`,
     '% of a core',
     'RSS MB (peak)',
+    'V8 heap used / total MB, external MB',
     'OTLP metrics KB per interval',
     'data points per interval',
     '/metrics scrape ms (MB)',
@@ -199,6 +209,7 @@ const table: Table = {
     fmt(r.cpuMsPerInterval, 0),
     fmt(r.cpuPctOfCore, 2),
     `${fmt(r.rssMb, 0)} (${fmt(r.peakRssMb, 0)})`,
+    `${fmt(r.heapUsedMb, 0)} / ${fmt(r.heapTotalMb, 0)}, ${fmt(r.externalMb, 0)}`,
     fmt(r.otlpBytesPerInterval / 1024, 0),
     int(r.otlpPointsPerInterval),
     `${fmt(r.scrapeMs, 0)} (${fmt(r.scrapeBytes / 2 ** 20, 1)})`,
@@ -238,6 +249,10 @@ const targets: Target[] = [
 ];
 // Cost per extra netns between the two largest sizes.
 const notes: string[] = [];
+for (const r of rows.filter((x) => x.collectionOverInterval))
+  notes.push(
+    `At ${int(r.netns)} netns one collection (${fmt(r.collectionMs / 1000, 1)} s of wall time, probes one after another) is longer than the ${intervalS} s interval; the agent starts the next collection ${intervalS} s after the previous one ends, so the real period is about ${fmt(r.collectionMs / 1000 + intervalS, 0)} s and the CPU share above is over that period (per ${intervalS} s it would be ${fmt((r.cpuMsPerInterval / (intervalS * 1000)) * 100, 1)} %).`,
+  );
 if (rows.length >= 2) {
   const a = rows.at(-2)!;
   const b = rows.at(-1)!;
