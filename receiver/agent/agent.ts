@@ -625,6 +625,7 @@ async function startRegistry(
   const registry = new EntityRegistry(
     registryOptionsFromConfig(config.pods, {
       refreshIntervalMs: Math.max(100, config.collectionIntervalMs),
+      netnsDiscovery: config.pods.netnsDiscovery,
       ...(env ? { env } : {}),
     }),
   );

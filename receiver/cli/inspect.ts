@@ -1,7 +1,7 @@
 // `podnet inspect`: a live terminal view (ink) of a running podnet, fed by its GET /inspect JSON.
 // Entities with their key metrics (counters as a rate per second between two refreshes, gauges as the
 // level, histograms as observations per second), sortable by a key press, probe states, recent events.
-import { Box, render, Text, useApp, useInput } from 'ink';
+import { Box, render, Text, useApp, useInput, useStdout } from 'ink';
 import React from 'react';
 
 interface InspectEntity {
@@ -37,6 +37,7 @@ const PREFERRED = [
   'podnet.tcp.retransmit.count',
 ];
 const MAX_COLUMNS = 5;
+const EVENT_LINES = 8;
 
 export interface Row {
   name: string;
@@ -128,6 +129,7 @@ function cell(s: string, w: number, right = false): string {
 
 function App(props: { url: string; intervalMs: number }): React.ReactElement {
   const { exit } = useApp();
+  const { stdout } = useStdout();
   const [data, setData] = React.useState<InspectData | undefined>(undefined);
   const [prev, setPrev] = React.useState<InspectData | undefined>(undefined);
   const [error, setError] = React.useState<string | undefined>(undefined);
@@ -181,6 +183,10 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
   const col = sortCol < cols.length ? sortCol : -1;
   const rows = sortRows(buildRows(data, prev, cols), col, desc);
   const sortName = col < 0 ? 'name' : header(data, cols[col]!);
+  // Fit the terminal: header (5 lines), the table, a "more" line, the events block (2 + EVENT_LINES).
+  const maxRows = Math.max(3, (stdout.rows || 40) - 5 - 1 - (2 + EVENT_LINES) - 1);
+  const shown = rows.slice(0, maxRows);
+  const hidden = rows.length - shown.length;
   const headLine =
     cell('ENTITY', NAME_W) +
     cell('KIND', 12) +
@@ -203,17 +209,18 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
     ),
     error ? h(Text, { color: 'red' }, error) : null,
     h(Text, { bold: true, inverse: true }, headLine),
-    ...rows.map((r) =>
+    ...shown.map((r) =>
       h(
         Text,
         { key: `${r.kind}:${r.name}` },
         cell(r.name, NAME_W) + cell(r.kind, 12) + r.values.map((v) => cell(fmt(v), COL_W, true)).join(''),
       ),
     ),
+    hidden > 0 ? h(Text, { dimColor: true }, `… ${hidden} more (press a column key to sort)`) : null,
     h(Text, { bold: true }, ' '),
     h(Text, { bold: true }, 'RECENT EVENTS'),
     ...data.recentEvents
-      .slice(-8)
+      .slice(-EVENT_LINES)
       .reverse()
       .map((e, i) =>
         h(

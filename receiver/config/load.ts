@@ -52,7 +52,11 @@ export interface ResolvedConfig {
   readonly probes: readonly ResolvedProbe[];
   readonly metricEnabled: ReadonlyMap<string, boolean>;
   readonly eventEnabled: ReadonlyMap<string, boolean>;
-  readonly pods: { readonly criEndpoint?: string | undefined; readonly labelAllowlist: readonly string[] };
+  readonly pods: {
+    readonly criEndpoint?: string | undefined;
+    readonly labelAllowlist: readonly string[];
+    readonly netnsDiscovery: 'auto' | 'always' | 'never';
+  };
   readonly server: { readonly enabled: boolean; readonly address: HostPort };
   readonly prometheus: boolean;
   readonly otlpMetrics?:
@@ -386,7 +390,11 @@ function resolve(
     probes,
     metricEnabled: new Map(Object.entries(raw.metrics).map(([k, v]) => [k, v.enabled])),
     eventEnabled: new Map(Object.entries(raw.events).map(([k, v]) => [k, v.enabled])),
-    pods: { criEndpoint: raw.pods.cri_endpoint, labelAllowlist: raw.pods.label_allowlist },
+    pods: {
+      criEndpoint: raw.pods.cri_endpoint,
+      labelAllowlist: raw.pods.label_allowlist,
+      netnsDiscovery: raw.pods.netns_discovery,
+    },
     server: { enabled: raw.server.enabled, address: raw.server.address },
     prometheus,
     otlpMetrics,

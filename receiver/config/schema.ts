@@ -101,8 +101,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       cri_endpoint: z.string().min(1).optional(),
       label_allowlist: z.array(z.string().min(1)).default([]),
+      /** Plain netns (named, other processes') as entities: while no CRI runtime is reached, always, never. */
+      netns_discovery: z.enum(['auto', 'always', 'never']).default('auto'),
     })
-    .default({ label_allowlist: [] }),
+    .default({ label_allowlist: [], netns_discovery: 'auto' }),
   server: z
     .strictObject({
       enabled: z.boolean().default(true),

@@ -9,6 +9,7 @@ import { disableRegistered, MAIN, NODE, PodnetRun, podnet } from './podnet-proce
 const YAML = `
 collection_interval: 300ms
 server: { address: "127.0.0.1:0" }
+pods: { netns_discovery: never }
 probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
 `;
 

@@ -40,6 +40,7 @@ before(async () => {
   run = await PodnetRun.start(`
 collection_interval: 300ms
 server: { address: "127.0.0.1:0" }
+pods: { netns_discovery: never }
 probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 10, counter_step: 3 } } }
 `);
 });

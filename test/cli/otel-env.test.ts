@@ -8,6 +8,7 @@ import { disableRegistered, PodnetRun } from './podnet-process.ts';
 const YAML = `
 collection_interval: 200ms
 server: { address: "127.0.0.1:0" }
+pods: { netns_discovery: never }
 probes: { ${disableRegistered()}synthetic: { enabled: true, args: { event_rate_per_sec: 20 } } }
 `;
 
