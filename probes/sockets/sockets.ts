@@ -146,7 +146,7 @@ const metrics: MetricDef[] = [
     kind: 'histogram',
     unit: 's',
     description:
-      'Smoothed RTT (tcpi_rtt) of the TCP sockets alive at collection time that have measured one; a snapshot distribution over current connections, not over time.',
+      'Smoothed RTT (tcpi_rtt) of live TCP connections, sampled at each collection: every connection with an RTT sample adds one observation per collection (cumulative since the probe started), so rate() of the buckets is the RTT distribution over connection-time.',
     attributes: [],
     enabled: true,
   },
@@ -276,7 +276,7 @@ export function summarize(
 function toPoints(
   s: SocketSummary,
   netns: number,
-  bounds: readonly number[],
+  rtt: HistogramValue,
   udp: boolean,
   out: MetricPoint[],
 ): void {
@@ -294,13 +294,7 @@ function toPoints(
   out.push({ metric: M.listenLimit, netns, value: s.listenLimit });
   out.push({ metric: M.listenFillMax, netns, value: s.listenFillMax });
   out.push({ metric: M.listenAtRisk, netns, value: s.listenAtRisk });
-  const hist: HistogramValue = {
-    boundaries: bounds,
-    counts: s.rttCounts,
-    sum: s.rttSumUs / 1e6,
-    count: s.rttCount,
-  };
-  out.push({ metric: M.rtt, netns, value: hist });
+  out.push({ metric: M.rtt, netns, value: rtt });
   out.push({ metric: M.retrans, netns, value: s.retrans });
   out.push({ metric: M.retransBytes, netns, value: s.retransBytes });
   if (udp) {
@@ -309,6 +303,10 @@ function toPoints(
     out.push({ metric: M.udpTx, netns, value: s.udpTx });
     out.push({ metric: M.udpDrops, netns, value: s.udpDrops });
   }
+}
+
+function sameBounds(a: readonly number[], b: readonly number[]): boolean {
+  return a === b || (a.length === b.length && a.every((v, i) => v === b[i]));
 }
 
 export const socketsProbe: ProbeSpec<SocketsArgs> = {
@@ -336,6 +334,23 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
   async create(ctx, initial) {
     let args = initial;
     let v1 = true;
+    /** Cumulative RTT samples per netns: bucket bounds, counts, sum (µs, exact), count. */
+    const rttTotals = new Map<
+      number,
+      { bounds: readonly number[]; counts: number[]; sumUs: number; count: number }
+    >();
+    const accumulate = (netns: number, sum: SocketSummary, bounds: readonly number[]): HistogramValue => {
+      let acc = rttTotals.get(netns);
+      if (!acc || !sameBounds(acc.bounds, bounds)) {
+        // First sample of this netns, or new bucket bounds: the cumulative series (re)starts.
+        acc = { bounds, counts: new Array<number>(bounds.length + 1).fill(0), sumUs: 0, count: 0 };
+        rttTotals.set(netns, acc);
+      }
+      for (let i = 0; i < acc.counts.length; i++) acc.counts[i]! += sum.rttCounts[i]!;
+      acc.sumUs += sum.rttSumUs;
+      acc.count += sum.rttCount;
+      return { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
+    };
     const status = new CollectionStatus(ctx.log ?? childLogger('sockets'));
     const probe: Probe<SocketsArgs> = {
       async collect(entities: readonly Entity[]) {
@@ -354,10 +369,19 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
               ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
               summary = summarize(sock, { ...a, tcpAllFamiliesRequest: false });
             }
-            toPoints(summary, entity.netnsInode, a.rttBoundaries, a.udp, out);
+            toPoints(
+              summary,
+              entity.netnsInode,
+              accumulate(entity.netnsInode, summary, a.rttBoundaries),
+              a.udp,
+              out,
+            );
           },
           { timeoutMs: a.timeoutMs },
         );
+        // Forget the RTT totals of netns that are no longer watched.
+        const live = new Set(entities.map((e) => e.netnsInode));
+        for (const inode of rttTotals.keys()) if (!live.has(inode)) rttTotals.delete(inode);
         status.record(entities.length, failures);
         return points;
       },
@@ -366,6 +390,7 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
         args = next;
       },
       async close() {
+        rttTotals.clear();
         status.markClosed();
       },
     };

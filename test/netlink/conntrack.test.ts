@@ -1,14 +1,14 @@
 // conntrack probe against `conntrack -S` / `conntrack -C` read in the same netns. Conntrack runs in the
 // server netns because an nft rule with `ct state` is loaded there; the client netns has none.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { conntrackProbe, ENTRIES, LIMIT, metricName } from '../../probes/conntrack/conntrack.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint, Probe, ProbeContext } from '../../receiver/probe/types.ts';
-import { inNs, sh, sleep, TestNetwork } from './env.ts';
+import type { Probe, ProbeContext } from '../../receiver/probe/types.ts';
+import { sh, sleep, TestNetwork } from './env.ts';
+import { conntrackTruth, conntrackValues, hostRun, nsRun } from './truth.ts';
 
 const net = new TestNetwork('c');
 let A = '';
@@ -23,36 +23,14 @@ const hostEntity: Entity = {
   displayName: 'host',
 };
 
-/** `conntrack -S` summed over CPUs + `conntrack -C`, keyed by our metric names. */
-function groundTruth(ns: string | null): Map<string, number> {
-  const run = (args: string[]) => (ns === null ? sh('conntrack', args) : inNs(ns, 'conntrack', args));
-  const m = new Map<string, number>();
-  for (const line of run(['-S']).split('\n').filter(Boolean)) {
-    for (const [, k, v] of line.matchAll(/(\w+)=(\d+)/g)) {
-      if (k === 'cpu') continue;
-      const stat = k === 'chaintoolong' ? 'chain_toolong' : k!;
-      m.set(metricName(stat), (m.get(metricName(stat)) ?? 0) + Number(v));
-    }
-  }
-  m.set(ENTRIES, Number(run(['-C']).trim()));
-  m.set(LIMIT, Number(readFileSync('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8')));
-  return m;
-}
-
-function values(points: readonly MetricPoint[], netns: number): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const p of points) if (p.netns === netns) m.set(p.metric, p.value as number);
-  return m;
-}
-
 async function quiescentRead(
   e: Entity,
   ns: string | null,
 ): Promise<[Map<string, number>, Map<string, number>]> {
   for (let i = 0; i < 40; i++) {
-    const p1 = values(await probe.collect([e]), e.netnsInode);
-    const gt = groundTruth(ns);
-    const p2 = values(await probe.collect([e]), e.netnsInode);
+    const p1 = conntrackValues(await probe.collect([e]), e.netnsInode);
+    const gt = conntrackTruth(ns === null ? hostRun : nsRun(ns));
+    const p2 = conntrackValues(await probe.collect([e]), e.netnsInode);
     if (JSON.stringify([...p1]) === JSON.stringify([...p2])) return [p1, gt];
     await sleep(200);
   }
@@ -115,9 +93,9 @@ test('conntrack: per-CPU mode gives one point per CPU that sums to the totals', 
   const perCpu = await conntrackProbe.create(ctx, conntrackProbe.args.parse({ perCpu: true }));
   const e = net.entity(A);
   for (let i = 0; i < 40; i++) {
-    const sum = values(await probe.collect([e]), e.netnsInode);
+    const sum = conntrackValues(await probe.collect([e]), e.netnsInode);
     const pts = await perCpu.collect([e]);
-    const again = values(await probe.collect([e]), e.netnsInode);
+    const again = conntrackValues(await probe.collect([e]), e.netnsInode);
     if (JSON.stringify([...sum]) !== JSON.stringify([...again])) continue;
     const cpus = Number(sh('nproc', ['--all']).trim());
     for (const stat of ['found', 'invalid', 'insert', 'drop', 'search_restart']) {

@@ -3,11 +3,12 @@
 // overlimits, and a standing backlog in the slow tbf.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Q, qdiscProbe } from '../../probes/qdisc/qdisc.ts';
+import { qdiscProbe } from '../../probes/qdisc/qdisc.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint, Probe, ProbeContext } from '../../receiver/probe/types.ts';
-import { inNs, sh, sleep, TestNetwork } from './env.ts';
+import type { Probe, ProbeContext } from '../../receiver/probe/types.ts';
+import { sh, sleep, TestNetwork } from './env.ts';
+import { nsRun, qdiscKey, qdiscTruth, qdiscValues, sortedRows } from './truth.ts';
 
 const net = new TestNetwork('q');
 let A = '';
@@ -15,69 +16,12 @@ let B = '';
 let probe: Probe;
 const ctx = { log: childLogger('test'), entities: undefined as never, emit() {} } as unknown as ProbeContext;
 
-interface TcQdisc {
-  kind: string;
-  handle: string;
-  dev: string;
-  root?: boolean;
-  parent?: string;
-  bytes: number;
-  packets: number;
-  drops: number;
-  overlimits: number;
-  requeues: number;
-  backlog: number;
-  qlen: number;
-}
-
-const key = (dev: string, kind: string, handle: string, parent: string) =>
-  `${dev}|${kind}|${handle}|${parent}`;
-
-function groundTruth(ns: string): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const q of JSON.parse(inNs(ns, 'tc', ['-s', '-j', 'qdisc', 'show'])) as TcQdisc[]) {
-    if (q.dev === 'lo') continue;
-    m.set(key(q.dev, q.kind, q.handle, q.root ? 'root' : q.parent!), [
-      q.bytes,
-      q.packets,
-      q.drops,
-      q.overlimits,
-      q.requeues,
-      q.qlen,
-      q.backlog,
-    ]);
-  }
-  return m;
-}
-
-const ORDER = [Q.bytes, Q.packets, Q.drops, Q.overlimits, Q.requeues, Q.qlen, Q.backlog];
-
-function fromPoints(points: readonly MetricPoint[], netns: number): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const p of points) {
-    if (p.netns !== netns) continue;
-    const a = p.attributes!;
-    const k = key(
-      a['network.interface.name'] as string,
-      a['podnet.qdisc.kind'] as string,
-      a['podnet.qdisc.handle'] as string,
-      a['podnet.qdisc.parent'] as string,
-    );
-    const row = m.get(k) ?? new Array<number>(ORDER.length).fill(-1);
-    row[ORDER.indexOf(p.metric as (typeof ORDER)[number])] = p.value as number;
-    m.set(k, row);
-  }
-  return m;
-}
-
-const sorted = (m: Map<string, number[]>) => [...m].sort(([a], [b]) => a.localeCompare(b));
-
 async function quiescentRead(e: Entity, ns: string): Promise<[Map<string, number[]>, Map<string, number[]>]> {
   for (let i = 0; i < 60; i++) {
-    const p1 = fromPoints(await probe.collect([e]), e.netnsInode);
-    const gt = groundTruth(ns);
-    const p2 = fromPoints(await probe.collect([e]), e.netnsInode);
-    if (JSON.stringify(sorted(p1)) === JSON.stringify(sorted(p2))) return [p1, gt];
+    const p1 = qdiscValues(await probe.collect([e]), e.netnsInode);
+    const gt = qdiscTruth(nsRun(ns));
+    const p2 = qdiscValues(await probe.collect([e]), e.netnsInode);
+    if (JSON.stringify(sortedRows(p1)) === JSON.stringify(sortedRows(p2))) return [p1, gt];
     await sleep(100);
   }
   throw new Error(`qdiscs in ${ns} never quiesced`);
@@ -115,14 +59,14 @@ test('qdisc: availability on this kernel', async () => {
 
 test('qdisc: client netns equals tc -s qdisc (htb+tbf child, ingress, slow tbf with backlog)', async () => {
   const [got, want] = await quiescentRead(net.entity(B), B);
-  assert.deepEqual(sorted(got), sorted(want));
-  const tbf = got.get(key('pnlb', 'tbf', '10:', '1:10'))!;
+  assert.deepEqual(sortedRows(got), sortedRows(want));
+  const tbf = got.get(qdiscKey('pnlb', 'tbf', '10:', '1:10'))!;
   assert.ok(tbf[0]! > 100_000, 'bytes through the shaped child');
   assert.ok(tbf[2]! > 0, 'tbf dropped the UDP burst');
   assert.ok(tbf[3]! > 0, 'tbf overlimits');
-  assert.ok(got.get(key('pnlb', 'htb', '1:', 'root'))![1]! >= tbf[1]!, 'htb root counts its child');
-  assert.ok(got.has(key('pnlb', 'ingress', 'ffff:', 'ffff:fff1')));
-  const slow = got.get(key('pnld', 'tbf', '2:', 'root'))!;
+  assert.ok(got.get(qdiscKey('pnlb', 'htb', '1:', 'root'))![1]! >= tbf[1]!, 'htb root counts its child');
+  assert.ok(got.has(qdiscKey('pnlb', 'ingress', 'ffff:', 'ffff:fff1')));
+  const slow = got.get(qdiscKey('pnld', 'tbf', '2:', 'root'))!;
   assert.ok(
     slow[5]! > 0 && slow[6]! > 0,
     `standing queue in the slow tbf: qlen ${slow[5]} backlog ${slow[6]}`,
@@ -131,8 +75,8 @@ test('qdisc: client netns equals tc -s qdisc (htb+tbf child, ingress, slow tbf w
 
 test('qdisc: server netns equals tc -s qdisc (noqueue veth, pfifo_fast), lo excluded', async () => {
   const [got, want] = await quiescentRead(net.entity(A), A);
-  assert.deepEqual(sorted(got), sorted(want));
-  assert.ok(got.has(key('pnla', 'noqueue', '0:', 'root')));
+  assert.deepEqual(sortedRows(got), sortedRows(want));
+  assert.ok(got.has(qdiscKey('pnla', 'noqueue', '0:', 'root')));
   assert.ok([...got.keys()].some((k) => k.startsWith('pnlc|pfifo_fast|')));
   assert.ok(![...got.keys()].some((k) => k.startsWith('lo|')));
 });

@@ -7,8 +7,9 @@ import { M, socketsProbe, summarize } from '../../probes/sockets/sockets.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { NETLINK_SOCK_DIAG, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { HistogramValue, MetricPoint, Probe, ProbeContext } from '../../receiver/probe/types.ts';
-import { inNs, sh, sleep, TestNetwork } from './env.ts';
+import type { HistogramValue, Probe, ProbeContext } from '../../receiver/probe/types.ts';
+import { sh, sleep, TestNetwork } from './env.ts';
+import { nsRun, rttStep, socketValues, ssTruth } from './truth.ts';
 
 const net = new TestNetwork('s');
 let A = '';
@@ -20,142 +21,28 @@ const ctx = {
   emit() {},
 } as unknown as ProbeContext;
 
-const SS_STATE: Record<string, string> = {
-  ESTAB: 'established',
-  'SYN-SENT': 'syn_sent',
-  'SYN-RECV': 'syn_received',
-  'FIN-WAIT-1': 'fin_wait_1',
-  'FIN-WAIT-2': 'fin_wait_2',
-  'TIME-WAIT': 'time_wait',
-  UNCONN: 'closed',
-  CLOSE: 'closed',
-  'CLOSE-WAIT': 'close_wait',
-  'LAST-ACK': 'last_ack',
-  LISTEN: 'listen',
-  CLOSING: 'closing',
-};
-const SKMEM_KEYS = ['r', 'rb', 't', 'tb', 'f', 'w', 'o', 'bl', 'd'] as const;
-const MEM_METRICS = [
-  'rmem_alloc',
-  'rcvbuf',
-  'wmem_alloc',
-  'sndbuf',
-  'fwd_alloc',
-  'wmem_queued',
-  'optmem',
-  'backlog',
-];
-const BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-
-function parseSkmem(line: string): number[] {
-  const m = /skmem:\(([^)]*)\)/.exec(line);
-  if (!m) return [];
-  const kv = new Map<string, number>();
-  for (const part of m[1]!.split(',')) {
-    const mm = /^([a-z]+)(\d+)$/.exec(part);
-    if (mm) kv.set(mm[1]!, Number(mm[2]));
-  }
-  return SKMEM_KEYS.map((k) => kv.get(k) ?? 0);
+/** Probe values with the RTT histogram replaced by what the latest collection added to it. */
+async function collectStep(
+  e: Entity,
+  prev: HistogramValue | undefined,
+): Promise<[Map<string, unknown>, HistogramValue]> {
+  const m = socketValues(await probe.collect([e]), e.netnsInode);
+  const cum = m.get(M.rtt) as HistogramValue;
+  m.set(M.rtt, rttStep(prev, cum));
+  return [m, cum];
 }
 
-/** What the probe must report, computed from `ss` output of one netns. */
-function expectedFromSs(ns: string): Map<string, number | HistogramValue> {
-  const exp = new Map<string, number | HistogramValue>();
-  const states = new Map<string, number>(Object.values(SS_STATE).map((s) => [s, 0]));
-  let rx = 0;
-  let tx = 0;
-  const mem = new Array<number>(9).fill(0);
-  let lq = 0;
-  let ll = 0;
-  let fillMax = 0;
-  let atRisk = 0;
-  const counts = new Array<number>(BOUNDS.length + 1).fill(0);
-  let rttSum = 0;
-  let rttCount = 0;
-  let retrans = 0;
-  let bytesRetrans = 0;
-  for (const line of inNs(ns, 'ss', ['-H', '-O', '-tanmi']).split('\n').filter(Boolean)) {
-    const [st, rq, sq] = line.trim().split(/\s+/);
-    const state = SS_STATE[st!];
-    assert.ok(state, `unknown ss state ${st}`);
-    states.set(state, states.get(state)! + 1);
-    const sk = parseSkmem(line);
-    sk.forEach((v, i) => {
-      mem[i]! += v;
-    });
-    if (state === 'listen') {
-      lq += Number(rq);
-      ll += Number(sq);
-      const fill = Number(sq) > 0 ? Number(rq) / Number(sq) : Number(rq) > 0 ? 1 : 0;
-      fillMax = Math.max(fillMax, fill);
-      if (fill >= 0.8 && Number(rq) > 0) atRisk++;
-      continue;
-    }
-    rx += Number(rq);
-    tx += Number(sq);
-    const rtt = / rtt:([\d.]+)\//.exec(line);
-    if (rtt) {
-      const us = Math.round(Number(rtt[1]) * 1000);
-      const v = us / 1e6;
-      let i = 0;
-      while (i < BOUNDS.length && v > BOUNDS[i]!) i++;
-      counts[i]!++;
-      rttSum += us;
-      rttCount++;
-    }
-    const re = / retrans:\d+\/(\d+)/.exec(line);
-    if (re) retrans += Number(re[1]);
-    const br = / bytes_retrans:(\d+)/.exec(line);
-    if (br) bytesRetrans += Number(br[1]);
-  }
-  for (const [s, v] of states) exp.set(`${M.connections}|${s}`, v);
-  exp.set(M.rxQueue, rx);
-  exp.set(M.txQueue, tx);
-  MEM_METRICS.forEach((f, i) => {
-    exp.set(M.mem(f), mem[i]!);
-  });
-  exp.set(M.drops, mem[8]!);
-  exp.set(M.listenQueue, lq);
-  exp.set(M.listenLimit, ll);
-  exp.set(M.listenFillMax, fillMax);
-  exp.set(M.listenAtRisk, atRisk);
-  exp.set(M.rtt, { boundaries: BOUNDS, counts, sum: rttSum / 1e6, count: rttCount });
-  exp.set(M.retrans, retrans);
-  exp.set(M.retransBytes, bytesRetrans);
-  let udp = 0;
-  let urx = 0;
-  let utx = 0;
-  let udrops = 0;
-  for (const line of inNs(ns, 'ss', ['-H', '-O', '-uanm']).split('\n').filter(Boolean)) {
-    const [, rq, sq] = line.trim().split(/\s+/);
-    udp++;
-    urx += Number(rq);
-    utx += Number(sq);
-    udrops += parseSkmem(line)[8] ?? 0;
-  }
-  exp.set(M.udpCount, udp);
-  exp.set(M.udpRx, urx);
-  exp.set(M.udpTx, utx);
-  exp.set(M.udpDrops, udrops);
-  return exp;
-}
-
-function byKey(points: readonly MetricPoint[], netns: number): Map<string, number | HistogramValue> {
-  const m = new Map<string, number | HistogramValue>();
-  for (const p of points) {
-    if (p.netns !== netns) continue;
-    const st = p.attributes?.['network.connection.state'];
-    m.set(st === undefined ? p.metric : `${p.metric}|${st}`, p.value);
-  }
-  return m;
-}
-
-/** Probe, ss, probe until the two probe reads agree; returns [probe values, ss values]. */
+/**
+ * Probe, ss, probe until the two probe reads agree; returns [probe values, ss values]. The RTT histogram
+ * is cumulative (each collection adds the live connections), so its per-collection step is compared.
+ */
 async function quiescentRead(e: Entity, ns: string): Promise<[Map<string, unknown>, Map<string, unknown>]> {
+  let [, cum] = await collectStep(e, undefined);
   for (let attempt = 0; attempt < 40; attempt++) {
-    const p1 = byKey(await probe.collect([e]), e.netnsInode);
-    const ss = expectedFromSs(ns);
-    const p2 = byKey(await probe.collect([e]), e.netnsInode);
+    const [p1, c1] = await collectStep(e, cum);
+    const ss = ssTruth(nsRun(ns));
+    const [p2, c2] = await collectStep(e, c1);
+    cum = c2;
     if (JSON.stringify([...p1]) === JSON.stringify([...p2])) return [p1, ss];
     await sleep(250);
   }
@@ -249,4 +136,48 @@ test('sockets: the one-walk v1 TCP dump and the per-family v2 dumps give the sam
     return;
   }
   assert.fail('never quiesced');
+});
+
+test('sockets: the RTT histogram is cumulative per netns (one observation per live connection per collection)', async () => {
+  const args = socketsProbe.args.parse({});
+  const p = await socketsProbe.create(ctx, args);
+  try {
+    const e = net.entity(A);
+    const rtt = async (entities: Entity[] = [e]) =>
+      (await p.collect(entities)).find((x) => x.metric === M.rtt && x.netns === e.netnsInode)?.value as
+        | HistogramValue
+        | undefined;
+    const h1 = (await rtt())!;
+    assert.ok(h1.count >= 13, `first collection: one observation per connection (${h1.count})`);
+    const h2 = (await rtt())!;
+    const h3 = (await rtt())!;
+    for (const [a, b] of [
+      [h1, h2],
+      [h2, h3],
+    ] as const) {
+      assert.ok(b.count > a.count, 'every collection adds observations');
+      assert.ok(b.sum > a.sum);
+      for (const [i, c] of b.counts.entries()) assert.ok(c >= a.counts[i]!, `bucket ${i} never decreases`);
+      assert.equal(
+        b.counts.reduce((x, y) => x + y, 0),
+        b.count,
+      );
+    }
+    // Same bucket bounds (a reconfigure that parses the same config): the series goes on.
+    p.reconfigure?.(socketsProbe.args.parse({}));
+    const h4 = (await rtt())!;
+    assert.ok(h4.count > h3.count);
+    // Other bounds: the series restarts.
+    p.reconfigure?.(socketsProbe.args.parse({ rttBoundaries: [0.001, 1] }));
+    const h5 = (await rtt())!;
+    assert.deepEqual(h5.boundaries, [0.001, 1]);
+    assert.ok(h5.count < h4.count && h5.count >= 13);
+    // The netns stops being watched, then comes back: a new series.
+    assert.equal(await rtt([]), undefined);
+    const h6 = (await rtt())!;
+    assert.ok(h6.count < h5.count + 13, `restarted after the netns left (${h6.count} vs ${h5.count})`);
+    assert.ok(h6.count >= 13);
+  } finally {
+    await p.close();
+  }
 });
