@@ -28,6 +28,10 @@ export interface Bench {
   /** Suite benchmarks report a Section; per-area ones print text/JSON. */
   readonly suite: boolean;
   readonly timeoutS: number;
+  /** Node flags before the file (e.g. --expose-gc). */
+  readonly nodeArgs?: readonly string[];
+  /** Skipped (with a note) when the file is not there yet (a benchmark another area is writing). */
+  readonly optional?: boolean;
 }
 
 export const BENCHES: readonly Bench[] = [
@@ -140,6 +144,17 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'scale-agent',
+    title: 'Per area — the whole agent at scale, collection by collection',
+    file: 'benchmarks/scale/agent.ts',
+    args: [],
+    quickArgs: ['--sizes', '2', '--collections', '1', '--warmup', '1'],
+    suite: false,
+    timeoutS: 1200,
+    nodeArgs: ['--expose-gc'],
+    optional: true,
+  },
+  {
     id: 'otel-pipeline',
     title: 'Per area — metric pipeline: 300 pods × 60 series',
     file: 'benchmarks/otel/pipeline.ts',
@@ -170,7 +185,7 @@ interface Outcome {
 function runChild(b: Bench, args: readonly string[]): Promise<Outcome> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [b.file, ...args], {
+    const child = spawn(process.execPath, [...(b.nodeArgs ?? []), b.file, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PODNET_LOG_LEVEL: process.env['PODNET_LOG_LEVEL'] ?? 'warn' },
@@ -203,7 +218,7 @@ function runChild(b: Bench, args: readonly string[]): Promise<Outcome> {
 const tail = (s: string, n: number): string => s.trimEnd().split('\n').slice(-n).join('\n');
 
 function toSection(b: Bench, args: readonly string[], r: Outcome): Section {
-  const command = `node ${[b.file, ...args].join(' ')}`;
+  const command = `node ${[...(b.nodeArgs ?? []), b.file, ...args].join(' ')}`;
   const failed = r.timedOut
     ? `timed out after ${b.timeoutS} s`
     : r.code !== 0
@@ -284,6 +299,10 @@ async function main(): Promise<void> {
   for (const b of selected) {
     const args = o.quick ? b.quickArgs : b.args;
     process.stderr.write(`\n=== ${b.id}: node ${[b.file, ...args].join(' ')}\n`);
+    if (b.optional && !existsSync(`${ROOT}${b.file}`)) {
+      process.stderr.write(`=== ${b.id}: skipped (${b.file} not there)\n`);
+      continue;
+    }
     const measuredAt = new Date().toISOString();
     const loadAtStart = Math.round((loadavg()[0] ?? 0) * 100) / 100;
     const r = await runChild(b, args);
