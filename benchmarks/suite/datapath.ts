@@ -23,11 +23,14 @@ const { values: o } = parseArgs({
   options: {
     rounds: { type: 'string' },
     seconds: { type: 'string' },
+    /** Seconds to wait after podnet is ready (start-up JIT/GC done) before measuring. */
+    settle: { type: 'string' },
     quick: { type: 'boolean', default: false },
   },
 });
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const seconds = Number(o.seconds ?? (o.quick ? 1 : 5));
+const settleMs = Number(o.settle ?? (o.quick ? 0 : 2)) * 1000;
 const started = performance.now();
 
 type Variant = 'none' | 'default' | 'all';
@@ -166,6 +169,8 @@ try {
           await sleep(200);
         }
       }
+      // The same pause before every variant (none included), so that each run starts alike.
+      await sleep(settleMs);
       try {
         for (const proto of PROTOS) {
           const args = ['-c', srvPod.ip, '-p', String(PORT), '-t', String(seconds), '-J'];
@@ -341,11 +346,13 @@ const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
 emitSection({
   id: 'datapath',
   title: 'Data-path overhead: iperf3 between two pods',
-  commands: [`node benchmarks/suite/datapath.ts --rounds ${rounds} --seconds ${seconds}`],
+  commands: [
+    `node benchmarks/suite/datapath.ts --rounds ${rounds} --seconds ${seconds} --settle ${settleMs / 1000}`,
+  ],
   method: [
     'Two sandbox-only pods on a private containerd (test/env/cri: CNI bridge, one veth per pod); host `iperf3 -s` in one pod netns, `iperf3 -c <pod ip> -t ' +
       `${seconds} -J\` (TCP) and \`-u -b 0\` (UDP, unlimited) in the other, via \`nsenter --net=/proc/<sandbox pid>/ns/net\`.`,
-    `Variants interleaved per round: none → default → all (${rounds} rounds); podnet = \`${podnetCommand || 'node receiver/cli/main.ts run --config FILE'}\` with \`pods.cri_endpoint\` = the private containerd, started before its variant's runs (pods discovered, one collection done) and stopped after.`,
+    `Variants interleaved per round: none → default → all (${rounds} rounds); podnet = \`${podnetCommand || 'node receiver/cli/main.ts run --config FILE'}\` with \`pods.cri_endpoint\` = the private containerd, started before its variant's runs (pods discovered, one collection done, then ${settleMs / 1000} s — the same pause precedes the baseline) and stopped after.`,
     `Probes in "default": ${probeStates.get('default') ?? '–'}.`,
     `Probes in "all": ${probeStates.get('all') ?? '–'}.`,
     'Ratio = variant throughput / baseline throughput of the same round (received bits/s); the change column is its median and range. podnet CPU = its utime + stime during the iperf3 run (collection interval 10 s, the default, so a run sees about one collection; the eBPF handlers run in softirq/process context and show up as throughput, not as podnet CPU).',
