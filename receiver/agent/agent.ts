@@ -72,7 +72,7 @@ export class Agent {
   private readonly _probes = new Map<string, RunningProbe>();
   private _server: LocalServer | undefined;
   private _serverKey = '';
-  private _serverAddress: { host: string; port: number } | undefined;
+  private _serverConfig: ResolvedConfig['server'] | undefined;
   private _watcher: ConfigWatcher | undefined;
   private _timer: NodeJS.Timeout | undefined;
   private _collecting: Promise<void> | undefined;
@@ -230,6 +230,7 @@ export class Agent {
         lastReloadError: this._reloads.lastError ?? null,
       },
       collections: this.collections,
+      server: this._server?.describe() ?? null,
       probes: [...this._probes.values()].map((p) => {
         const st = this._state(p);
         return {
@@ -399,38 +400,41 @@ export class Agent {
    * closes, so a failed change (address in use, bad interface) leaves the running server as it was.
    */
   private async _applyServer(c: ResolvedConfig): Promise<void> {
-    const key = c.server.enabled ? `${c.server.address.host}:${c.server.address.port}` : '';
+    const key = c.server.enabled ? JSON.stringify(c.server) : '';
     if (key === this._serverKey && (this._server || !c.server.enabled)) return;
     const old = this._server;
-    const oldAddress = this._serverAddress;
+    const oldConfig = this._serverConfig;
     if (!c.server.enabled) {
       this._server = undefined;
       this._serverKey = key;
       await old?.close();
       return;
     }
-    const { host, port } = c.server.address;
-    const start = (h: string, p: number) =>
-      LocalServer.start(h, p, this._serverSources(), childLogger('server'));
+    const { port } = c.server.address;
+    const start = (s: ResolvedConfig['server']) =>
+      LocalServer.start(s.address.host, s.address.port, this._serverSources(), childLogger('server'), {
+        bearerTokenFile: s.bearerTokenFile,
+        tls: s.tls,
+      });
     let next: LocalServer;
     try {
-      next = await start(host, port);
+      next = await start(c.server);
     } catch (err) {
       if (!old || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || old.port !== port) throw err;
       // The old server may hold this port (a host-only change): free it, retry, and restore it on failure.
       await old.close();
       this._server = undefined;
       try {
-        next = await start(host, port);
+        next = await start(c.server);
       } catch (err2) {
-        if (oldAddress) this._server = await start(oldAddress.host, oldAddress.port);
+        if (oldConfig) this._server = await start(oldConfig);
         throw err2;
       }
     }
     if (this._server === old) await old?.close();
     this._server = next;
     this._serverKey = key;
-    this._serverAddress = { host, port };
+    this._serverConfig = c.server;
     this._log.info({ url: next.url }, 'local server listening');
   }
 

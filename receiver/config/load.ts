@@ -57,7 +57,13 @@ export interface ResolvedConfig {
     readonly labelAllowlist: readonly string[];
     readonly netnsDiscovery: 'auto' | 'always' | 'never';
   };
-  readonly server: { readonly enabled: boolean; readonly address: HostPort };
+  readonly server: {
+    readonly enabled: boolean;
+    readonly address: HostPort;
+    /** Set only when configured. */
+    readonly bearerTokenFile?: string;
+    readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  };
   readonly prometheus: boolean;
   readonly otlpMetrics?:
     | (OtlpResolved & { readonly intervalMs: number; readonly temporality: 'cumulative' | 'delta' })
@@ -395,7 +401,14 @@ function resolve(
       labelAllowlist: raw.pods.label_allowlist,
       netnsDiscovery: raw.pods.netns_discovery,
     },
-    server: { enabled: raw.server.enabled, address: raw.server.address },
+    server: {
+      enabled: raw.server.enabled,
+      address: raw.server.address,
+      ...(raw.server.bearer_token_file ? { bearerTokenFile: raw.server.bearer_token_file } : {}),
+      ...(raw.server.tls
+        ? { tls: { certFile: raw.server.tls.cert_file, keyFile: raw.server.tls.key_file } }
+        : {}),
+    },
     prometheus,
     otlpMetrics,
     otlpLogs,

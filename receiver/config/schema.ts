@@ -109,6 +109,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       address: address.default({ host: '127.0.0.1', port: 9464 }),
+      /** File holding a bearer token every request but /healthz must carry (`Authorization: Bearer …`). */
+      bearer_token_file: z.string().min(1).optional(),
+      /** Serve HTTPS with this PEM certificate (chain) and key. */
+      tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
     })
     .default({ enabled: true, address: { host: '127.0.0.1', port: 9464 } }),
   exporters: z

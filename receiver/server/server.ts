@@ -1,9 +1,15 @@
 // The local HTTP server: GET /metrics (Prometheus text), /status (JSON), /events (live JSON lines,
 // filterable), /inspect (JSON for the live view), /healthz. Binds 127.0.0.1:9464 by default; a non-loopback
-// address is an explicit choice and is logged as a warning.
+// address is an explicit choice and is logged as a warning (naming what protects it, or that nothing does).
 //
-// Query parameters are only compared with event fields: they never name files, never run anything.
+// Optional protection (`server.bearer_token_file`, `server.tls`): every request except /healthz must carry
+// `Authorization: Bearer <token>` (compared in constant time; the file is re-read when it changes, so a
+// rotated Secret applies without a restart); TLS serves HTTPS from PEM files (re-read every 30 s when they
+// change). Query parameters are only compared with event fields: they never name files, never run anything.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import { type EventRecord, matchesFilter } from '../otel/events.ts';
@@ -27,24 +33,139 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
+export interface ServerSecurity {
+  /** File holding the bearer token (surrounding whitespace ignored). */
+  readonly bearerTokenFile?: string | undefined;
+  /** PEM certificate (chain) and key: serve HTTPS. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
+}
+
+/** A file re-read when its inode, size or mtime changes (ConfigMap/Secret symlink swaps included). */
+class WatchedFile {
+  readonly path: string;
+  private _sig: string;
+  private _text: string;
+  constructor(path: string, what: string) {
+    this.path = path;
+    try {
+      this._sig = WatchedFile._signature(path);
+      this._text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  private static _signature(path: string): string {
+    const st = statSync(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  }
+  get text(): string {
+    return this._text;
+  }
+  /** Re-read when changed; true when the content changed. A file that cannot be read keeps the old text. */
+  refresh(): boolean {
+    try {
+      const sig = WatchedFile._signature(this.path);
+      if (sig === this._sig) return false;
+      const text = readFileSync(this.path, 'utf8');
+      this._sig = sig;
+      if (text === this._text) return false;
+      this._text = text;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+const sha256 = (s: string | Buffer): Buffer => createHash('sha256').update(s).digest();
+
+class BearerToken {
+  private readonly _file: WatchedFile;
+  private _digest: Buffer;
+  constructor(path: string) {
+    this._file = new WatchedFile(path, 'server.bearer_token_file');
+    this._digest = BearerToken._digestOf(this._file.text, path);
+  }
+  private static _digestOf(text: string, path: string): Buffer {
+    const token = text.trim();
+    if (!token) throw new Error(`server.bearer_token_file: ${path} is empty`);
+    if (/\s/.test(token))
+      throw new Error(`server.bearer_token_file: the token in ${path} contains whitespace`);
+    return sha256(token);
+  }
+  /** True when the request carries `Authorization: Bearer <token>`. */
+  check(header: string | undefined): boolean {
+    if (this._file.refresh()) {
+      try {
+        this._digest = BearerToken._digestOf(this._file.text, this._file.path);
+      } catch {
+        // an empty or malformed new token: keep the previous one
+      }
+    }
+    if (!header) return false;
+    const m = /^Bearer +(\S+) *$/i.exec(header);
+    if (!m) return false;
+    // Hashes have equal length, so the comparison time does not depend on the token.
+    return timingSafeEqual(sha256(m[1]!), this._digest);
+  }
+}
+
 export class LocalServer {
-  private readonly _server: Server;
+  private readonly _server: Server | HttpsServer;
   private readonly _sources: ServerSources;
   private readonly _log: Logger;
   private readonly _streams = new Set<ServerResponse>();
+  private readonly _token: BearerToken | undefined;
+  private readonly _tls: boolean;
+  private _tlsTimer: NodeJS.Timeout | undefined;
   /** Events not written to slow /events clients. */
   streamDropped = 0;
+  /** Requests refused for a missing or wrong bearer token. */
+  unauthorized = 0;
 
-  private constructor(server: Server, sources: ServerSources, log: Logger) {
+  private constructor(
+    server: Server | HttpsServer,
+    sources: ServerSources,
+    log: Logger,
+    token: BearerToken | undefined,
+    tls: boolean,
+  ) {
     this._server = server;
     this._sources = sources;
     this._log = log;
+    this._token = token;
+    this._tls = tls;
   }
 
-  static async start(host: string, port: number, sources: ServerSources, log: Logger): Promise<LocalServer> {
+  /**
+   * Listen on host:port. Throws (before listening) when a token or TLS file cannot be read or is invalid,
+   * naming the config key and the path.
+   */
+  static async start(
+    host: string,
+    port: number,
+    sources: ServerSources,
+    log: Logger,
+    security: ServerSecurity = {},
+  ): Promise<LocalServer> {
     let self: LocalServer | undefined;
-    const server = createServer((req, res) => self?._handle(req, res));
-    self = new LocalServer(server, sources, log);
+    const token = security.bearerTokenFile ? new BearerToken(security.bearerTokenFile) : undefined;
+    const handler = (req: IncomingMessage, res: ServerResponse) => self?._handle(req, res);
+    let server: Server | HttpsServer;
+    let cert: WatchedFile | undefined;
+    let key: WatchedFile | undefined;
+    if (security.tls) {
+      cert = new WatchedFile(security.tls.certFile, 'server.tls.cert_file');
+      key = new WatchedFile(security.tls.keyFile, 'server.tls.key_file');
+      try {
+        server = createHttpsServer({ cert: cert.text, key: key.text }, handler);
+      } catch (err) {
+        throw new Error(
+          `server.tls: cannot use ${security.tls.certFile} / ${security.tls.keyFile}: ${(err as Error).message}`,
+        );
+      }
+    } else server = createServer(handler);
+    self = new LocalServer(server, sources, log, token, security.tls !== undefined);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -52,18 +173,51 @@ export class LocalServer {
         resolve();
       });
     });
-    if (!isLoopback(host))
+    if (cert && key) {
+      const c = cert;
+      const k = key;
+      const https = server as HttpsServer;
+      self._tlsTimer = setInterval(() => {
+        const changed = c.refresh() || k.refresh();
+        if (!changed) return;
+        try {
+          https.setSecureContext({ cert: c.text, key: k.text });
+          log.info({ cert: c.path }, 'TLS certificate reloaded');
+        } catch (err) {
+          log.warn(
+            { err: String(err), cert: c.path },
+            'new TLS certificate or key unusable; keeping the old one',
+          );
+        }
+      }, 30_000);
+      self._tlsTimer.unref();
+    }
+    if (!isLoopback(host)) {
+      const protection = [token ? 'bearer token' : '', security.tls ? 'TLS' : ''].filter(Boolean).join(' + ');
       log.warn(
-        { host, port },
-        'local server bound to a non-loopback address: metrics, status and events are reachable from the network',
+        { host, port, bearerToken: token !== undefined, tls: security.tls !== undefined },
+        protection
+          ? `local server bound to a non-loopback address, protected by ${protection}`
+          : 'local server bound to a non-loopback address without a bearer token or TLS: metrics, status and events are reachable from the network (server.bearer_token_file, server.tls)',
       );
+    }
     return self;
   }
 
   get url(): string {
     const a = this._server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}`;
+    return `${this._tls ? 'https' : 'http'}://${host}:${a.port}`;
+  }
+
+  /** For /status: what protects the server and how many requests were refused. */
+  describe(): { url: string; bearerToken: boolean; tls: boolean; unauthorized: number } {
+    return {
+      url: this.url,
+      bearerToken: this._token !== undefined,
+      tls: this._tls,
+      unauthorized: this.unauthorized,
+    };
   }
 
   get port(): number {
@@ -71,6 +225,7 @@ export class LocalServer {
   }
 
   async close(): Promise<void> {
+    if (this._tlsTimer) clearInterval(this._tlsTimer);
     for (const s of this._streams) s.end();
     this._streams.clear();
     this._server.closeAllConnections();
@@ -87,6 +242,13 @@ export class LocalServer {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       this._json(res, 405, { error: 'only GET is supported' });
+      return;
+    }
+    // /healthz stays open (liveness probes carry no secret; it tells nothing but "ok").
+    if (this._token && u.pathname !== '/healthz' && !this._token.check(req.headers.authorization)) {
+      this.unauthorized++;
+      res.setHeader('www-authenticate', 'Bearer realm="podnet"');
+      this._json(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
       return;
     }
     try {
