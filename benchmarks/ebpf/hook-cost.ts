@@ -1,5 +1,6 @@
 // Kernel time per hook hit, from BPF_STATS_RUN_TIME (run_time_ns / run_cnt of each program), for the
 // packetloss handler (tp_btf/kfree_skb) and the sockoverflow UDP handler (tp_btf/udp_fail_queue_rcv_skb),
+// and the tcpreset handlers (tp_btf/tcp_send_reset, tp_btf/tcp_receive_reset) with closed-port connects,
 // with events suppressed by the rate limit (counter path), every hit an event, and every hit an event
 // with a kernel stack; plus a netns that is not watched (counted under 0).
 //   node benchmarks/ebpf/hook-cost.ts [HITS]
@@ -7,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
+import { tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { enableRunTimeStats, programInfo } from '../../receiver/bpf/stats.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
@@ -147,6 +149,35 @@ try {
     overflow,
     rows,
   );
+
+  // tcpreset: closed-port connects (a SYN in, a reset out: tcp_send_reset in b, tcp_receive_reset in a)
+  const rs = (args: Record<string, unknown>) => () =>
+    tcpresetProbe.create(
+      ctx([
+        entity,
+        { ...entity, netnsInode: pair.a.inode, netnsPath: pair.a.path, displayName: pair.a.name },
+      ]),
+      tcpresetProbe.args.parse(args),
+    ) as Promise<Probe<unknown>>;
+  const refused = async () => {
+    const n = Math.min(HITS, 5000);
+    for (let base = 0; base < n; base += 2500) {
+      await tcpFixture(
+        pair.a,
+        ['refused', b.ipv4, '7201', String(Math.min(2500, n - base)), String(20000 + base)],
+        120000,
+      );
+    }
+  };
+  await measure(
+    'tcpreset',
+    'counter only (events rate limited)',
+    rs({ rateLimit: 1, rateWindowMs: 600000 }),
+    refused,
+    rows,
+  );
+  await measure('tcpreset', 'counter + event, no stack', rs({ rateLimit: 0 }), refused, rows);
+  await measure('tcpreset', 'counter + event + stack', rs({ rateLimit: 0, stacks: true }), refused, rows);
 } finally {
   for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
   pair.cleanup();

@@ -22,7 +22,7 @@ struct rt_key {
 struct rt_val {
 	__u64 segments; /* retransmitted segments (Tcp RetransSegs) */
 	__u64 synack;   /* of which SYN-ACKs */
-	__u64 failed;   /* retransmits whose transmit returned an error (err != 0) */
+	__u64 failed;   /* attempts that returned an error (err != 0), sent or not (see rt_not_sent) */
 };
 
 struct {
@@ -42,6 +42,20 @@ struct rt_event {
 };
 _Static_assert(sizeof(struct rt_event) == 72, "rt_event layout is decoded in TypeScript");
 
+/*
+ * Since 6.10 tcp_retransmit_skb fires at the end of __tcp_retransmit_skb for every attempt, also for the
+ * early exits taken before the kernel counts Tcp RetransSegs and before anything is sent: the original
+ * still in a host queue (-EBUSY, frequent on a busy CPU), no send window (-EAGAIN), already acked
+ * (-EINVAL), no memory to trim/split/unclone (-ENOMEM), no route (-EHOSTUNREACH). Those are not
+ * retransmits: only `failed` counts them, and they send no event. Errors of the transmit itself come
+ * after the count (qdisc drop: +1, netfilter: -EPERM, ...) and are retransmits that also failed.
+ */
+static __always_inline int rt_not_sent(int err)
+{
+	return err == -16 /* EBUSY */ || err == -11 /* EAGAIN */ || err == -22 /* EINVAL */ ||
+	       err == -12 /* ENOMEM */ || err == -113 /* EHOSTUNREACH */;
+}
+
 static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, struct pn_tuple *t, __u32 segs, int err)
 {
 	__u32 raw = pn_sock_netns(sk);
@@ -49,13 +63,18 @@ static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, 
 	struct rt_key key = { .netns = netns };
 	struct rt_val zero = {};
 	struct rt_val *v = pn_counter_get(&rt_counts, &key, &zero);
+	int sent = !rt_not_sent(err);
 	if (v) {
-		v->segments += segs;
-		if (type == RT_EV_SYNACK)
-			v->synack += segs;
+		if (sent) {
+			v->segments += segs;
+			if (type == RT_EV_SYNACK)
+				v->synack += segs;
+		}
 		if (err)
 			v->failed += 1;
 	}
+	if (!sent)
+		return;
 	if (!pn_rate_allow(netns, type))
 		return;
 	struct rt_event *e = pn_reserve(sizeof(*e));

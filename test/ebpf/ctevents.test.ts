@@ -10,14 +10,15 @@ import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.
 import { assertDeclared, sideEntity, sumPoints, tcpFixture, testContext, waitFor } from './env.ts';
 
 let pair: NetnsPair;
-let probe: Probe<unknown> | undefined;
+/** Every probe created here, closed in after() even when a test fails before closing its own. */
+const probes: Probe<unknown>[] = [];
 
 before(() => {
   removeStaleNetns('pna');
   pair = createNetnsPair({ prefix: 'pna', tag: 'ct' });
 });
 after(async () => {
-  await probe?.close();
+  for (const p of probes) await p.close();
   pair?.cleanup();
 });
 
@@ -27,7 +28,11 @@ test('conntrack NEW and DESTROY events per connection, equal to the kernel table
     'add table inet pnact; add chain inet pnact in { type filter hook input priority 0; policy accept; }; add rule inet pnact in ct state new counter accept',
   ]);
   const ctx = testContext([sideEntity(a), sideEntity(b)]);
-  probe = (await cteventsProbe.create(ctx, cteventsProbe.args.parse({ rateLimit: 0 }))) as Probe<unknown>;
+  const probe = (await cteventsProbe.create(
+    ctx,
+    cteventsProbe.args.parse({ rateLimit: 0 }),
+  )) as Probe<unknown>;
+  probes.push(probe);
   assert.equal(probe.status().state, 'running', probe.status().reason);
   const n = 9;
   const { result } = await tcpFixture(a, ['refused', b.ipv4, '7401', String(n), '44000']);
@@ -85,6 +90,7 @@ test('conntrack NEW and DESTROY events per connection, equal to the kernel table
   const after = await probe.collect([sideEntity(a)]);
   assert.equal(after.filter((p) => p.netns === b.inode).length, 0);
   assert.equal((probe.status().details as { netns: number }).netns, 1);
+  await probe.close();
   b.exec('nft', ['delete', 'table', 'inet', 'pnact']);
 });
 
@@ -98,7 +104,7 @@ test('IPv6 tuples; rate limit per (netns, type) with suppressed counted and coun
     ctx,
     cteventsProbe.args.parse({ rateLimit: 2, rateWindowMs: 600_000 }),
   )) as Probe<unknown>;
-  probe = p;
+  probes.push(p);
   const { result } = await tcpFixture(a, ['refused', b.ipv6, '7403', '6', '45000']);
   assert.equal(result['refused'], 6);
   const pts = async () => p.collect([sideEntity(a), sideEntity(b)]);
@@ -119,6 +125,5 @@ test('IPv6 tuples; rate limit per (netns, type) with suppressed counted and coun
     assert.equal(e.attributes['podnet.conntrack.reply.source.address'], b.ipv6);
   }
   await p.close();
-  probe = undefined;
   b.exec('nft', ['delete', 'table', 'inet', 'pnact']);
 });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { M, type TcpretransArgs, tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
+import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
 import {
   assertDeclared,
@@ -21,6 +21,23 @@ import {
 let pair: NetnsPair;
 const probes: Probe<TcpretransArgs>[] = [];
 const children: ChildProcess[] = [];
+
+/**
+ * Kernel counters and a probe collection taken while the netns are quiet: `read` (the kernel's counters),
+ * collect, `read` again, until both reads agree (an orphaned socket may still be retransmitting its last
+ * segments or FIN after the client exited; the MIB counts a retransmit just before the tracepoint fires).
+ */
+async function settled<T>(
+  read: () => T,
+  collect: () => Promise<readonly MetricPoint[]>,
+): Promise<{ kernel: T; points: readonly MetricPoint[] }> {
+  for (let i = 0; ; i++) {
+    const kernel = read();
+    const points = await collect();
+    if (JSON.stringify(read()) === JSON.stringify(kernel) || i >= 100) return { kernel, points };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 before(() => {
   removeStaleNetns('pna');
@@ -52,13 +69,15 @@ test('10% random loss on the veth: retransmitted segments == Tcp RetransSegs del
   assert.equal(result['sent'], 3 << 20);
   const port = result['port'] as number;
   for (const side of [a, b]) side.exec('nft', ['delete', 'table', 'inet', 'pnaloss']);
-  const r1 = { a: nstat(a.name).get('TcpRetransSegs') ?? 0, b: nstat(b.name).get('TcpRetransSegs') ?? 0 };
+  const { kernel: r1, points: p1 } = await settled(
+    () => ({ a: nstat(a.name).get('TcpRetransSegs') ?? 0, b: nstat(b.name).get('TcpRetransSegs') ?? 0 }),
+    () => probe.collect([]),
+  );
   const kernelA = r1.a - r0.a;
   const kernelB = r1.b - r0.b;
   assert.ok(kernelA > 0, 'the loss caused retransmits');
   const evA = () => ctx.events.filter((e) => e.netns === a.inode);
   assert.ok(await waitFor(() => evA().length > 0));
-  const p1 = await probe.collect([]);
   const d = (netns: number) => sumPoints(p1, M.retransmits, netns) - sumPoints(p0, M.retransmits, netns);
   assert.equal(d(a.inode), kernelA, 'client netns');
   assert.equal(d(b.inode), kernelB, 'server netns');
@@ -74,6 +93,54 @@ test('10% random loss on the veth: retransmitted segments == Tcp RetransSegs del
     assert.equal(e.attributes['network.transport'], 'tcp');
   }
   killChild(srv.child);
+  assertDeclared(tcpretransProbe, ctx.events);
+  await probe.close();
+});
+
+test('retransmits failing at transmit (nft output drop): segments == Tcp RetransSegs, failures counted', async () => {
+  const ctx = testContext([sideEntity(pair.a), sideEntity(pair.b)]);
+  const probe = await tcpretransProbe.create(ctx, tcpretransProbe.args.parse({ rateLimit: 0 }));
+  probes.push(probe);
+  const { a, b } = pair;
+  const srv = await tcpFixture(b, ['sink', '7006']);
+  children.push(srv.child);
+  // loss at b's ingress makes a retransmit; a drop at a's output makes some of a's transmits (first
+  // sends and retransmits) fail with -EPERM after the kernel counted them
+  b.exec('nft', [
+    'add table inet pnaloss; add chain inet pnaloss in { type filter hook input priority 0; policy accept; }; add rule inet pnaloss in tcp dport 7006 numgen random mod 10 == 0 counter drop',
+  ]);
+  a.exec('nft', [
+    'add table inet pnaloss; add chain inet pnaloss out { type filter hook output priority 0; policy accept; }; add rule inet pnaloss out tcp dport 7006 numgen random mod 4 == 0 counter drop',
+  ]);
+  const mib = (ns: string) => {
+    const m = nstat(ns);
+    return { segs: m.get('TcpRetransSegs') ?? 0, fail: m.get('TcpExtTCPRetransFail') ?? 0 };
+  };
+  const r0 = mib(a.name);
+  const p0 = await probe.collect([]);
+  const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7006', String(8 << 20)], 120000);
+  assert.equal(result['sent'], 8 << 20);
+  for (const side of [a, b]) side.exec('nft', ['delete', 'table', 'inet', 'pnaloss']);
+  killChild(srv.child);
+  const { kernel: r1, points: p1 } = await settled(
+    () => mib(a.name),
+    () => probe.collect([]),
+  );
+  const d = (metric: string) => sumPoints(p1, metric, a.inode) - sumPoints(p0, metric, a.inode);
+  assert.ok(r1.segs - r0.segs > 0, 'the loss caused retransmits');
+  assert.equal(
+    d(M.retransmits),
+    r1.segs - r0.segs,
+    `retransmitted segments == Tcp RetransSegs delta (TCPRetransFail +${r1.fail - r0.fail}, failed attempts ${d(M.failed)})`,
+  );
+  assert.ok(r1.fail > r0.fail, 'some retransmits failed at transmit (TcpExtTCPRetransFail grew)');
+  assert.ok(d(M.failed) >= 1, 'failed attempts counted');
+  const segs = () =>
+    ctx.events
+      .filter((e) => e.netns === a.inode)
+      .reduce((s, e) => s + Number(e.attributes['podnet.tcp.retransmit.segments']), 0);
+  await waitFor(() => segs() >= r1.segs - r0.segs, 30000);
+  assert.equal(segs(), r1.segs - r0.segs, 'events carry the counted segments only');
   assertDeclared(tcpretransProbe, ctx.events);
   await probe.close();
 });
