@@ -1,6 +1,8 @@
 // Hot reload: watch the config file and hand every changed content to `onChange`. Polls the file's
 // content (a small file, read a few times a second), which sees in-place writes, editors that replace the
 // file (rename), and files on bind mounts (a ConfigMap's symlink swap) alike, and reacts well within 2 s.
+// A new content is handed over only once two consecutive reads agree, so a file caught in the middle of an
+// in-place write (truncated, then written) is not applied (or rejected) half-written.
 import { readFile } from 'node:fs/promises';
 
 export interface ConfigWatcher {
@@ -14,6 +16,7 @@ export function watchConfigFile(
 ): ConfigWatcher {
   const interval = options.intervalMs ?? 250;
   let last: string | undefined = options.initial;
+  let pending: string | undefined;
   let closed = false;
   let lastError = '';
   let timer: NodeJS.Timeout | undefined;
@@ -22,8 +25,12 @@ export function watchConfigFile(
       const text = await readFile(path, 'utf8');
       lastError = '';
       if (last === undefined) last = text;
-      else if (text !== last) {
+      else if (text === last) pending = undefined;
+      else if (text !== pending)
+        pending = text; // changed: wait for the next read to agree
+      else {
         last = text;
+        pending = undefined;
         if (!closed) onChange(text);
       }
     } catch (err) {

@@ -2,7 +2,15 @@
 // netns), and what the kernel says about that process: open fds, RSS, the BPF programs, maps and links it
 // holds (from /proc/<pid>/fdinfo), map entry counts (bpftool), and the programs still loaded system-wide.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -118,9 +126,11 @@ export class PodnetProcess {
     return (await r.json()) as T;
   }
 
+  /** Atomic replace (write + rename), so the watcher never reads a half-written file. */
   rewriteConfig(yaml: string): void {
-    // In place (the watcher polls mtime/size/content).
-    writeFileSync(this.configPath, yaml);
+    const tmp = `${this.configPath}.tmp`;
+    writeFileSync(tmp, yaml);
+    renameSync(tmp, this.configPath);
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -294,4 +304,34 @@ export function progNames(ids: readonly number[]): string[] {
 /** Config text: every registered probe off, plus `extra` inside `probes: { ... }`. */
 export function probesOff(names: readonly string[], extra = ''): string {
   return `{ ${names.map((n) => `${n}: { enabled: false }`).join(', ')}${extra ? `, ${extra}` : ''} }`;
+}
+
+/** Sum of the Prometheus text samples of `name` whose labels include every one of `labels`. */
+export function promSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const m = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      got[l[1]!] = l[2]!;
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** Poll `fn` until it returns a truthy value; throws with `what` after timeoutMs. */
+export async function until<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(100);
+  }
 }
