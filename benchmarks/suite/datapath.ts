@@ -67,6 +67,7 @@ function iperf(netnsPid: number, args: string[]): Promise<string> {
 /** Sum of run_time_ns / run_cnt over the BPF programs held by `pid` (bpftool prog show → pids). */
 interface BpftoolProg {
   id: number;
+  name?: string;
   run_time_ns?: number;
   run_cnt?: number;
 }
@@ -88,20 +89,31 @@ function programIds(pid: number): Set<number> {
 }
 
 /** Sum of run_time_ns / run_cnt over the BPF programs held by `pid`. */
-function bpfTotals(pid: number): { ns: number; runs: number; progs: number } {
+function bpfTotals(pid: number): {
+  ns: number;
+  runs: number;
+  progs: number;
+  byProg: Map<string, { ns: number; runs: number }>;
+} {
   const ids = programIds(pid);
   const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const all = JSON.parse(out) as BpftoolProg[];
   let ns = 0;
   let runs = 0;
   let progs = 0;
+  const byProg = new Map<string, { ns: number; runs: number }>();
   for (const p of all) {
     if (!ids.has(p.id)) continue;
+    const key = `${p.name ?? p.id}`;
+    const e = byProg.get(key) ?? { ns: 0, runs: 0 };
+    e.ns += p.run_time_ns ?? 0;
+    e.runs += p.run_cnt ?? 0;
+    byProg.set(key, e);
     ns += p.run_time_ns ?? 0;
     runs += p.run_cnt ?? 0;
     progs++;
   }
-  return { ns, runs, progs };
+  return { ns, runs, progs, byProg };
 }
 
 interface BpfRun {
@@ -113,6 +125,8 @@ interface BpfRun {
   bytes: number;
   wall: number;
   iperfCpuS: number;
+  /** Programs by BPF time in this run: name, ms, ns per run. */
+  top: [string, number, number][];
 }
 
 function config(variant: Exclude<Variant, 'none'>, endpoint: string): Record<string, unknown> {
@@ -235,6 +249,15 @@ try {
             bytes: sum.bytes,
             wall,
             iperfCpuS: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100) * (sum.seconds ?? seconds),
+            top: [...b1.byProg]
+              .map(([name, e]): [string, number, number] => {
+                const before = b0.byProg.get(name) ?? { ns: 0, runs: 0 };
+                const runs = e.runs - before.runs;
+                return [name, (e.ns - before.ns) / 1e6, runs > 0 ? (e.ns - before.ns) / runs : 0];
+              })
+              .filter((x) => x[1] > 0)
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, 4),
           });
         }
       } finally {
@@ -298,6 +321,7 @@ const bpfTable: Table = {
     'BPF ns per KB moved',
     'iperf3 client + server CPU s',
     'BPF time / iperf3 CPU (estimated cost)',
+    'top programs: ms (ns per run)',
   ],
   rows: bpfRuns.map((b) => [
     b.proto.toUpperCase(),
@@ -308,6 +332,7 @@ const bpfTable: Table = {
     fmt(b.bpfNs / (b.bytes / 1024), 2),
     fmt(b.iperfCpuS, 2),
     b.iperfCpuS > 0 ? `${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %` : '–',
+    b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
   ]),
 };
 const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
@@ -361,6 +386,16 @@ emitSection({
   targets: [...tgt('default', 1), ...tgt('all', 3)],
   notes: [
     'A throughput change smaller than the round-to-round spread of the baseline is noise on this shared 2-core machine: compare the range column with the target.',
+    ...(() => {
+      const lost = median(
+        runs.filter((r) => r.proto === 'udp' && r.variant === 'none').map((r) => r.lostPct),
+      );
+      return lost > 5
+        ? [
+            `UDP at \`-b 0\` overloads the receiving socket (${fmt(lost, 0)} % of datagrams lost at the baseline): every lost datagram is a kernel drop, which the default drop probes (packetloss, sockoverflow) count and offer as an event (rate-limited in the kernel). The UDP rows are therefore the cost of podnet on a path that drops hundreds of thousands of packets per second, not on a healthy one.`,
+          ]
+        : [];
+    })(),
     'The second table is independent of that noise: the in-kernel time podnet adds to the data path, measured, against the CPU time iperf3 itself reports for the same transfer (client + server, user + system, which includes the kernel network stack run in their context). BPF time / iperf3 CPU estimates the throughput cost of a CPU-bound transfer.',
   ],
   durationS: (performance.now() - started) / 1000,
