@@ -184,6 +184,8 @@ try {
   rmSync(profDir, { recursive: true, force: true });
 }
 
+const share = (p: ProfileSummary, f: (area: string) => boolean): number =>
+  p.areas.filter(([a]) => f(a)).reduce((x, [, , sh]) => x + sh, 0);
 const profileTables: Table[] = profile
   ? [
       {
@@ -286,7 +288,12 @@ emitSection({
       const basis = (lossless.length ? lossless : perSent).reduce((a, b) => (b.us < a.us ? b : a));
       return [
         `Capacity: at ≥ 100k/s offered podnet spent ${perSent.map((x) => `${fmt(x.us, 2)} µs at ${int(x.r.rate)}/s`).join(', ')} of CPU per event exported (generation + pipeline + OTLP serialization on the one JS thread, plus GC). At ${fmt(basis.us, 2)} µs (${int(basis.r.rate)}/s, ${basis.r.lostQueueFull ? 'with' : 'no'} loss) one full core carries about ${int(1e6 / basis.us)} exported events/s. When "podnet CPU %" is well below 100 % while emitted/s stays below the offered rate, podnet was waiting for a CPU (see machine busy): the 2 cores were shared with other work.`,
-        'Past that, the bounded queue overflows and what it drops is counted (`lost: queue full`): memory stays bounded and nothing goes unaccounted, as designed. The profile tables show where the time goes: the OTel SDK log record (attribute copies, validation), the OTLP protobuf serializer and GC take about three quarters; podnet’s own emit (entity attributes, record building) the rest.',
+        'Past that, the bounded queue overflows and what it drops is counted (`lost: queue full`): memory stays bounded and nothing goes unaccounted, as designed.',
+        ...(profile
+          ? [
+              `Where the time goes (profile tables): OTel SDK packages (log record, attribute validation, OTLP protobuf serializer) ${fmt(share(profile, (a) => a.startsWith('npm @opentelemetry')) * 100, 0)} %, V8 garbage collector ${fmt(share(profile, (a) => a === 'V8 garbage collector') * 100, 0)} %, podnet's own code ${fmt(share(profile, (a) => a.startsWith('podnet ')) * 100, 0)} % (receiver/otel emit: entity attributes, record building).`,
+            ]
+          : []),
       ];
     })(),
     'The kernel side of the same path (drop → BPF ring → JS reader → pipeline, with the in-kernel rate limit and its suppressed/lost counters) is measured by benchmarks/ebpf/storm.ts and benchmarks/bpf/ring.ts below.',
