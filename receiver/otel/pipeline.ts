@@ -219,8 +219,13 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Export what is queued: logs first, then metrics, so the exported podnet.event.count already counts the
+   * events this flush sent (flushed together, the metrics were read before the logs were acknowledged).
+   */
   async forceFlush(): Promise<void> {
-    await Promise.allSettled([this._meterProvider?.forceFlush(), this._loggerProvider?.forceFlush()]);
+    await this._loggerProvider?.forceFlush().catch(() => undefined);
+    await this._meterProvider?.forceFlush().catch(() => undefined);
   }
 
   async shutdown(): Promise<void> {
@@ -236,7 +241,11 @@ export class Pipeline {
     this._prometheus = undefined;
     this._queue = undefined;
     this.events.setLogger(undefined);
-    const results = await Promise.allSettled([mp?.shutdown(), lp?.shutdown()]);
+    // Logs first: the meter's final export then counts every event the logger's final export sent.
+    const results = [
+      ...(await Promise.allSettled([lp?.shutdown()])),
+      ...(await Promise.allSettled([mp?.shutdown()])),
+    ];
     for (const r of results)
       if (r.status === 'rejected') this._log.warn({ err: String(r.reason) }, 'exporter shutdown failed');
   }
