@@ -36,8 +36,8 @@ export function sideEntity(side: NetnsSide): Entity {
   };
 }
 
-/** Polls `cond` every 20 ms until true or `timeoutMs`; returns the last result. */
-export async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
+/** Polls `cond` every 20 ms until true or `timeoutMs` (generous: other tests load the machine); returns the last result. */
+export async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (cond()) return true;
@@ -84,7 +84,7 @@ const TCP_FIXTURE = new URL('./fixtures/traffic.ts', import.meta.url).pathname;
 export async function tcpFixture(
   side: NetnsSide,
   args: string[],
-  timeoutMs = 20000,
+  timeoutMs = 60_000,
 ): Promise<{ result: Record<string, unknown>; child: import('node:child_process').ChildProcess }> {
   const child = side.spawn(process.execPath, [TCP_FIXTURE, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -50,7 +50,7 @@ export class TestNetwork {
     return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: ns, displayName: ns };
   }
   /** Starts the traffic fixture in `ns` and waits for its "ready" line. */
-  async run(ns: string, args: string[], timeoutMs = 10000): Promise<ChildProcess> {
+  async run(ns: string, args: string[], timeoutMs = 60_000): Promise<ChildProcess> {
     const p = spawn('ip', ['netns', 'exec', ns, NODE, FIXTURE, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
