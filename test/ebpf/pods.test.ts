@@ -1,8 +1,9 @@
 // Real pods (private containerd + CRI, test/env/cri) discovered by the CRI entity registry: drops and
 // resets between two pods are counted under the pods' netns (== the kernel counters of that pod) and
-// every event is attributed to the right pod.
+// every event is attributed to the right pod; an nft drop rule inside a pod gives NETFILTER_DROP equal to
+// the rule's counter, with the pod's tuple and a kernel stack through nft_do_chain.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
@@ -112,4 +113,54 @@ test('two real pods: closed-port SYNs and UDP → NOSOCK and NO_SOCKET in the se
   await r.refresh();
   const p2 = await pl.collect([]);
   assert.equal(p2.filter((p) => p.netns === server.netnsInode).length, 0);
+});
+
+test('real pods: an nft drop rule in a pod → NETFILTER_DROP == the rule counter, events of that pod with tuple and a stack through nft_do_chain', async () => {
+  const e = env!;
+  const r = reg!;
+  const web = await e.runPod({ name: 'pna-web', namespace: 'pna' });
+  const cli = await e.runPod({ name: 'pna-cli', namespace: 'pna' });
+  await r.refresh();
+  assert.equal(r.byNetns(web.netnsInode)?.pod?.uid, web.uid);
+  const events: ProbeEvent[] = [];
+  const ctx = { log: childLogger('test-ebpf-pods'), entities: r, emit: (ev: ProbeEvent) => events.push(ev) };
+  const pl = await packetlossProbe.create(ctx, packetlossProbe.args.parse({ rateLimit: 0, stacks: true }));
+  probes.push(pl as Probe<unknown>);
+  const nft = (...args: string[]) =>
+    execFileSync('nsenter', [`--net=/proc/${web.pid}/ns/net`, 'nft', ...args], { encoding: 'utf8' });
+  nft(
+    'add table inet pnapod; add chain inet pnapod in { type filter hook input priority 0; policy accept; }; add rule inet pnapod in udp dport 7777 counter drop',
+  );
+  const n = 40;
+  const p0 = await pl.collect([]);
+  const u = await inPod(cli, ['udpsend', web.ip, '7777', String(n)]);
+  assert.equal(u['sent'], n);
+  const mine = () =>
+    events.filter(
+      (ev) =>
+        ev.netns === web.netnsInode &&
+        ev.attributes['error.type'] === 'NETFILTER_DROP' &&
+        ev.attributes['destination.port'] === 7777,
+    );
+  assert.ok(await waitFor(() => mine().length >= n), `${mine().length} events`);
+  const rules = JSON.parse(nft('-j', 'list', 'table', 'inet', 'pnapod')) as {
+    nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
+  };
+  const counter = rules.nftables.flatMap((x) => x.rule?.expr ?? []).find((x) => x.counter)?.counter?.packets;
+  assert.equal(counter, n);
+  const p1 = await pl.collect([]);
+  const drops = (p: typeof p1) => sumPoints(p, PL.drops, web.netnsInode, { 'error.type': 'NETFILTER_DROP' });
+  assert.equal(drops(p1) - drops(p0), n);
+  assert.equal(mine().length, n);
+  for (const ev of mine()) {
+    assert.equal(r.byNetns(ev.netns)?.pod?.uid, web.uid);
+    assert.equal(ev.attributes['source.address'], cli.ip);
+    assert.equal(ev.attributes['destination.address'], web.ip);
+    assert.equal(ev.attributes['network.transport'], 'udp');
+    assert.ok(
+      ev.stack?.some((f) => f.startsWith('nft_do_chain+0x')),
+      ev.stack?.join(' / '),
+    );
+  }
+  await pl.close();
 });
