@@ -120,7 +120,22 @@ emitSection({
   ],
   tables: [table],
   targets: [],
-  notes: [],
+  notes: (() => {
+    const base = rows[0];
+    if (!base) return [];
+    const out = [
+      `With no probe at all podnet holds ${MB(base.rss)} MB RSS: ${MB(base.file)} MB file-backed (the node binary, libc, libbpf and other shared libraries: shared with other processes, reclaimable) and ${MB(base.anon)} MB anonymous (V8 heap ${MB(base.heapTotal)} MB reserved for ${MB(base.heapUsed)} MB used: modules of the OTel SDK, gRPC, zod, pino and podnet itself, plus code space).`,
+    ];
+    const firstBpf = rows.findIndex((r) => r.name === `+ ${EBPF_DEFAULT[0]}`);
+    if (firstBpf > 0) {
+      const a = rows[firstBpf - 1]!;
+      const b = rows[firstBpf]!;
+      out.push(
+        `The first eBPF probe adds ${MB(b.rss - a.rss)} MB (V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB while heap used grows ${MB(b.heapUsed - a.heapUsed)} MB: the loader's transient work — kernel BTF, object parsing — grows the heap, which V8 keeps; external ${MB(a.external)} → ${MB(b.external)} MB). The other eBPF probes share that and add little each.`,
+      );
+    }
+    return out;
+  })(),
   durationS: (performance.now() - started) / 1000,
   data: rows,
 });
