@@ -131,7 +131,7 @@ emitSection({
       const a = rows[firstBpf - 1]!;
       const b = rows[firstBpf]!;
       out.push(
-        `The first eBPF probe adds ${MB(b.rss - a.rss)} MB (V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB while heap used grows ${MB(b.heapUsed - a.heapUsed)} MB: the loader's transient work — kernel BTF, object parsing — grows the heap, which V8 keeps; external ${MB(a.external)} → ${MB(b.external)} MB). The other eBPF probes share that and add little each.`,
+        `The first eBPF probe adds ${MB(b.rss - a.rss)} MB (V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB while heap used grows ${MB(b.heapUsed - a.heapUsed)} MB; external ${MB(a.external)} → ${MB(b.external)} MB). Most likely the eBPF loader's one-time work (kernel BTF loaded through libbpf, objects opened and loaded, BTF enums decoded): memory V8 and malloc keep after it is freed — not measured further here. The other eBPF probes add little each.`,
       );
     }
     return out;
