@@ -21,7 +21,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
-import type { EntitySource } from '../pods/entity.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
 import type {
   AttributeValue,
   HistogramValue,
@@ -63,18 +63,70 @@ export function hrTimeFromMs(ms: number): HrTime {
   return [s, Math.round((ms - s * 1000) * 1e6)];
 }
 
-/** Identity of a series within one probe: metric, netns (which fixes the entity keys), point attributes. */
-function seriesKey(metric: string, netns: number, attrs: ProbeAttributes | undefined): string {
-  let k = `${metric}\u0000${netns}`;
-  if (!attrs) return k;
+/** Attribute part of a series key: the sorted attributes. */
+function attributesKey(attrs: ProbeAttributes): string {
   const keys = Object.keys(attrs);
   if (keys.length > 1) keys.sort();
+  let k = '';
   for (const key of keys) {
     const v = attrs[key];
-    k += `\u0000${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}`;
+    k += `${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}\u0000`;
   }
   return k;
 }
+
+/** Keys of frozen attribute objects, which probes share between points and collections. */
+const frozenKeys = new WeakMap<ProbeAttributes, string>();
+
+function cachedAttributesKey(attrs: ProbeAttributes): string {
+  if (!Object.isFrozen(attrs)) return attributesKey(attrs);
+  let k = frozenKeys.get(attrs);
+  if (k === undefined) {
+    k = attributesKey(attrs);
+    frozenKeys.set(attrs, k);
+  }
+  return k;
+}
+
+/**
+ * A series as the store keeps it between collections: created when first seen, then updated in place
+ * (value, time, start) while its probe keeps reporting it, so a steady collection allocates no key
+ * string for attribute-less points (nor for frozen, shared attribute objects) and no attribute object
+ * at all. Attribute-less series of one netns share one frozen attribute object (the entity keys).
+ */
+interface SeriesState {
+  def: MetricDef;
+  attributes: Record<string, AttributeValue>;
+  value: number | HistogramValue;
+  startTime: HrTime;
+  time: HrTime;
+  /** Update generation that last reported it. */
+  gen: number;
+}
+
+interface NetnsSeries {
+  /** Attribute-less series by metric name. */
+  readonly plain: Map<string, SeriesState>;
+  /** Series with attributes: metric name → attributes key → series. */
+  readonly withAttributes: Map<string, Map<string, SeriesState>>;
+  /** Series held in `plain` and `withAttributes`. */
+  size: number;
+  gen: number;
+  seen: number;
+  entity: Entity | undefined;
+  entityAttrs: Record<string, AttributeValue>;
+  entityVersion: number;
+  /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
+  attrsChanged: number;
+}
+
+interface ProbeSeries {
+  gen: number;
+  readonly byNetns: Map<number, NetnsSeries>;
+  latest: SeriesState[];
+}
+
+const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) as Record<string, AttributeValue>;
 
 function isHistogram(v: number | HistogramValue): v is HistogramValue {
   return typeof v === 'object';
@@ -94,10 +146,10 @@ export class MetricStore implements MetricProducer {
   private _limit: number;
   private readonly _log: Logger | undefined;
   private _defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
-  /** Latest series per probe. */
-  private readonly _latest = new Map<string, MetricSeries[]>();
-  /** Start time and last value per series key, per probe. */
-  private readonly _starts = new Map<string, Map<string, { start: HrTime; last: number }>>();
+  /** Series per probe: the latest collection's, and their state (start time, last value). */
+  private readonly _probes = new Map<string, ProbeSeries>();
+  /** Bumped when the entity attributes change for every entity (label allow-list, entity source). */
+  private _entityVersion = 0;
   private readonly _overflow = new Map<string, number>();
   private readonly _invalid = new Map<string, number>();
   private readonly _warned = new Set<string>();
@@ -118,6 +170,7 @@ export class MetricStore implements MetricProducer {
     if (options.labelAllowlist) this._labelAllowlist = options.labelAllowlist;
     if (options.cardinalityLimit !== undefined) this._limit = options.cardinalityLimit;
     if (options.entities) this._entities = options.entities;
+    if (options.labelAllowlist || options.entities) this._entityVersion++;
   }
 
   get cardinalityLimit(): number {
@@ -170,18 +223,23 @@ export class MetricStore implements MetricProducer {
 
   seriesCount(): number {
     let n = 0;
-    for (const s of this._latest.values()) n += s.length;
+    for (const p of this._probes.values()) n += p.latest.length;
     return n;
   }
 
   /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
   update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
     const time = hrTimeFromMs(timeMs);
-    const prevStarts = this._starts.get(probe) ?? new Map<string, { start: HrTime; last: number }>();
-    const starts = new Map<string, { start: HrTime; last: number }>();
+    let ps = this._probes.get(probe);
+    if (!ps) {
+      ps = { gen: 0, byNetns: new Map(), latest: [] };
+      this._probes.set(probe, ps);
+    }
+    const gen = ++ps.gen;
     const perMetric = new Map<string, number>();
-    const series: MetricSeries[] = [];
-    const entityCache = new Map<number, Record<string, AttributeValue>>();
+    const latest: SeriesState[] = [];
+    let cur: NetnsSeries | undefined;
+    let curNetns = Number.NaN;
     for (const p of points) {
       const reg = this._defs.get(p.metric);
       if (!reg?.probes.has(probe)) {
@@ -202,47 +260,120 @@ export class MetricStore implements MetricProducer {
       }
       const entityScoped = (def.scope ?? 'entity') === 'entity';
       const netns = entityScoped ? (p.netns ?? 0) : -1;
-      const key = seriesKey(def.name, netns, p.attributes);
-      if (starts.has(key)) continue; // duplicate point within one collection: keep the first
+      if (netns !== curNetns) {
+        curNetns = netns;
+        cur = ps.byNetns.get(netns);
+        if (!cur) {
+          cur = {
+            plain: new Map(),
+            withAttributes: new Map(),
+            size: 0,
+            gen: 0,
+            seen: 0,
+            entity: undefined,
+            entityAttrs: NO_ATTRIBUTES,
+            entityVersion: -1,
+            attrsChanged: 0,
+          };
+          ps.byNetns.set(netns, cur);
+        }
+        if (cur.gen !== gen) {
+          cur.gen = gen;
+          cur.seen = 0;
+          const entity = entityScoped ? resolveEntity(this._entities, netns) : undefined;
+          if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this._entityVersion)) {
+            cur.entity = entity;
+            cur.entityVersion = this._entityVersion;
+            // Frozen: shared by the netns' attribute-less series (and their cached /metrics label text).
+            const ea = Object.freeze(entityAttributes(entity, netns, this._labelAllowlist));
+            // An equal view (a source that hands out new objects) keeps the series' attribute objects.
+            if (!sameAttributes(cur.entityAttrs, ea)) {
+              cur.entityAttrs = ea;
+              cur.attrsChanged = gen;
+            }
+          }
+        }
+      }
+      const ns = cur!;
+      let byAttrs: Map<string, SeriesState> | undefined;
+      let attrsKey = '';
+      let s: SeriesState | undefined;
+      if (p.attributes) attrsKey = cachedAttributesKey(p.attributes);
+      if (attrsKey !== '') {
+        byAttrs = ns.withAttributes.get(def.name);
+        if (!byAttrs) {
+          byAttrs = new Map();
+          ns.withAttributes.set(def.name, byAttrs);
+        }
+        s = byAttrs.get(attrsKey);
+      } else s = ns.plain.get(def.name);
+      if (s?.gen === gen) continue; // duplicate point within one collection: keep the first
       const n = perMetric.get(def.name) ?? 0;
       if (n >= this._limit) {
         this._overflow.set(def.name, (this._overflow.get(def.name) ?? 0) + 1);
         continue;
       }
       perMetric.set(def.name, n + 1);
-      let attrs: Record<string, AttributeValue>;
-      if (entityScoped) {
-        let ea = entityCache.get(netns);
-        if (!ea) {
-          ea = entityAttributes(resolveEntity(this._entities, netns), netns, this._labelAllowlist);
-          entityCache.set(netns, ea);
-        }
-        attrs = p.attributes ? { ...p.attributes, ...ea } : { ...ea };
-      } else attrs = p.attributes ? { ...p.attributes } : {};
-      const scalar = isHistogram(p.value) ? p.value.count : p.value;
-      const prev = prevStarts.get(key);
-      const start = prev && scalar >= prev.last ? prev.start : time;
-      starts.set(key, { start, last: scalar });
-      series.push({ def, attributes: attrs, value: p.value, startTime: start, time });
+      if (!s) {
+        s = {
+          def,
+          attributes: p.attributes ? { ...p.attributes, ...ns.entityAttrs } : ns.entityAttrs,
+          value: p.value,
+          startTime: time,
+          time,
+          gen,
+        };
+        if (byAttrs) byAttrs.set(attrsKey, s);
+        else ns.plain.set(def.name, s);
+        ns.size++;
+      } else {
+        s.def = def; // a reload may hand in a new declaration object
+        if (ns.attrsChanged === gen)
+          s.attributes = p.attributes ? { ...p.attributes, ...ns.entityAttrs } : ns.entityAttrs;
+        // The start stays while the series was in the previous collection and did not go down.
+        const prev = s.value;
+        const last = isHistogram(prev) ? prev.count : prev;
+        const scalar = isHistogram(p.value) ? p.value.count : p.value;
+        if (s.gen !== gen - 1 || scalar < last) s.startTime = time;
+        s.value = p.value;
+        s.time = time;
+        s.gen = gen;
+      }
+      ns.seen++;
+      latest.push(s);
     }
-    this._starts.set(probe, starts);
-    this._latest.set(probe, series);
+    // Forget series (and netns) this collection did not report.
+    for (const [netns, ns] of ps.byNetns) {
+      if (ns.gen !== gen || ns.seen === 0) {
+        ps.byNetns.delete(netns);
+        continue;
+      }
+      if (ns.size === ns.seen) continue;
+      for (const [k, s] of ns.plain) if (s.gen !== gen) ns.plain.delete(k);
+      for (const [name, m] of ns.withAttributes) {
+        for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
+        if (m.size === 0) ns.withAttributes.delete(name);
+      }
+      ns.size = ns.seen;
+    }
+    ps.latest = latest;
   }
 
   removeProbe(probe: string): void {
-    this._latest.delete(probe);
-    this._starts.delete(probe);
+    this._probes.delete(probe);
   }
 
   /** All current series (for /inspect and tests). */
   series(): MetricSeries[] {
-    return [...this._latest.values()].flat();
+    const out: MetricSeries[] = [];
+    for (const p of this._probes.values()) for (const s of p.latest) out.push(s);
+    return out;
   }
 
   async collect(): Promise<CollectionResult> {
     const byMetric = new Map<string, MetricSeries[]>();
-    for (const list of this._latest.values()) {
-      for (const s of list) {
+    for (const p of this._probes.values()) {
+      for (const s of p.latest) {
         let l = byMetric.get(s.def.name);
         if (!l) {
           l = [];
@@ -318,6 +449,13 @@ export function definitionConflict(a: MetricDef, b: MetricDef): string | undefin
     return `scope ${a.scope ?? 'entity'} vs ${b.scope ?? 'entity'}`;
   if ([...a.attributes].sort().join() !== [...b.attributes].sort().join()) return 'different attributes';
   return undefined;
+}
+
+function sameAttributes(a: Record<string, AttributeValue>, b: Record<string, AttributeValue>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 function pickEntityAttributes(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {

@@ -38,7 +38,26 @@ function labelValue(v: AttributeValue | undefined | null): string {
   return NEEDS_ESCAPE.test(s) ? escapeString(s).replace(/"/g, '\\"') : s;
 }
 
+/**
+ * Label text of frozen attribute objects. The metric store hands every attribute-less series of one
+ * entity the same frozen object (the entity keys), so one scrape renders it once per entity instead of
+ * once per series; the entry goes away with the object.
+ */
+const frozenLabels = new WeakMap<Attributes, string>();
+
 function labels(attrs: Attributes): string {
+  if (Object.isFrozen(attrs)) {
+    let l = frozenLabels.get(attrs);
+    if (l === undefined) {
+      l = labelText(attrs);
+      frozenLabels.set(attrs, l);
+    }
+    return l;
+  }
+  return labelText(attrs);
+}
+
+function labelText(attrs: Attributes): string {
   let out = '';
   for (const key in attrs) {
     out += `${out.length > 0 ? ',' : ''}${labelKey(key)}="${labelValue(attrs[key])}"`;

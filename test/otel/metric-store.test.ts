@@ -212,3 +212,60 @@ test('a metric declared by several probes with the same definition is shared; a 
   );
   assert.equal(s.invalidCounts().get('podnet.shared.count'), 1);
 });
+
+test('series state kept between collections: returning series, entity changes, frozen shared attributes', async () => {
+  const entities = new StaticEntitySource([HOST, NETNS]);
+  const s = new MetricStore({ entities, cardinalityLimit: 100 });
+  s.setDefinitions([counter, gauge].map((def) => ({ def, probe: 'p1', enabled: true })));
+  const shared = Object.freeze({ k: 'x' });
+  const pts = (v: number) => [
+    { metric: 'podnet.t.count', netns: 200, attributes: shared, value: v },
+    { metric: 'podnet.t.count', netns: 200, attributes: { k: 'y' }, value: v },
+    { metric: 'podnet.t.level', netns: 200, value: v },
+    { metric: 'podnet.t.level', netns: 200, value: 99 }, // duplicate: the first wins
+  ];
+  s.update('p1', pts(1), 1_000_000);
+  s.update('p1', pts(2), 1_010_000);
+  assert.equal(s.seriesCount(), 3);
+  let m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.deepEqual(
+    m.dataPoints.map((d) => [d.attributes['k'], d.value, d.startTime[0]]),
+    [
+      ['x', 2, 1000],
+      ['y', 2, 1000],
+    ],
+  );
+  assert.equal(s.series().find((x) => x.def.name === 'podnet.t.level')!.value, 2);
+  // Gone for one collection: back with a new start time.
+  s.update('p1', [{ metric: 'podnet.t.level', netns: 200, value: 3 }], 1_020_000);
+  assert.equal(s.seriesCount(), 1);
+  s.update('p1', pts(4), 1_030_000);
+  m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.deepEqual(
+    m.dataPoints.map((d) => d.startTime[0]),
+    [1030, 1030],
+  );
+  // The netns now belongs to a pod: every series carries the new entity keys.
+  entities.add({ ...POD, netnsInode: 200 });
+  s.update('p1', pts(5), 1_040_000);
+  for (const x of s.series()) assert.equal(x.attributes['k8s.pod.name'], 'p', x.def.name);
+  const level = s.series().find((x) => x.def.name === 'podnet.t.level')!;
+  assert.equal(level.attributes['podnet.entity.kind'], 'pod');
+  assert.equal(s.series().find((x) => x.attributes['k'] === 'x')!.attributes['podnet.entity.kind'], 'pod');
+  // A new label allow-list applies to existing series.
+  s.configure({ labelAllowlist: ['team'] });
+  s.update('p1', pts(6), 1_050_000);
+  for (const x of s.series()) assert.equal(x.attributes['k8s.pod.label.team'], 't');
+  // Start times survived the entity change (same series, counter kept growing).
+  m = (await metrics(s)).find((x) => x.descriptor.name === 'podnet.t.count')!;
+  assert.deepEqual(
+    m.dataPoints.map((d) => d.startTime[0]),
+    [1030, 1030],
+  );
+  // Empty attributes are the same series as none.
+  s.update('p1', [
+    { metric: 'podnet.t.level', netns: 200, attributes: {}, value: 7 },
+    { metric: 'podnet.t.level', netns: 200, value: 8 },
+  ]);
+  assert.equal(s.seriesCount(), 1);
+});
