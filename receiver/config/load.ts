@@ -81,7 +81,11 @@ export const EMBEDDED_SOURCE = '(embedded default)';
 
 function show(v: unknown): string {
   if (v === undefined) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') {
+    // Long values are cut: an error message names the value, it does not echo a 100 kB string into the log.
+    const s = JSON.stringify(v.length > 200 ? v.slice(0, 200) : v);
+    return v.length > 200 ? `${s.slice(0, -1)}..." (${v.length} characters)` : s;
+  }
   try {
     const s = JSON.stringify(v);
     return s.length > 80 ? `${s.slice(0, 77)}...` : s;
@@ -148,7 +152,7 @@ function substituteEnv(v: unknown, env: NodeJS.ProcessEnv, path: string, issues:
       if (def !== undefined) return def;
       issues.push({
         path: path || '(root)',
-        message: `got ${JSON.stringify(v)}, but ${whole}: ${name} is not set`,
+        message: `got ${show(v)}, but ${whole.length > 80 ? `${whole.slice(0, 77)}...` : whole}: ${name.length > 64 ? `${name.slice(0, 61)}...` : name} is not set`,
       });
       return '';
     });
@@ -175,15 +179,24 @@ export function parseYaml(text: string, source: string): unknown {
       }),
     );
   }
+  let js: unknown;
+  try {
+    // Aliases are resolved here: an unknown alias or an alias bomb (over maxAliasCount) throws.
+    js = doc.toJS();
+  } catch (err) {
+    throw new ConfigError(source, [
+      { path: '(yaml)', message: `line 1 column 1: ${(err as Error).message.split('\n')[0]}` },
+    ]);
+  }
   if (doc.contents !== null && (isSeq(doc.contents) || !isMap(doc.contents))) {
     throw new ConfigError(source, [
       {
         path: '(root)',
-        message: `got ${show(doc.toJS())}, expected a mapping of keys (collection_interval, probes, ...)`,
+        message: `got ${show(js)}, expected a mapping of keys (collection_interval, probes, ...)`,
       },
     ]);
   }
-  return doc.toJS() ?? {};
+  return js ?? {};
 }
 
 export interface LoadOptions {
