@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${env:...} references are config input here, not templates.
 // Fuzzed configs: random mutations of docs/podnet.example.yaml (every key of it: deleted, retyped,
 // renamed with a typo, given huge/negative/odd values, extra keys added) and random YAML-ish text (syntax
 // soup, alias bombs, deep nesting, ${env:} references, binary bytes). Each must be accepted or rejected
