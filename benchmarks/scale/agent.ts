@@ -18,7 +18,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { writeHeapSnapshot } from 'node:v8';
+import { GCProfiler, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { probeSpecs } from '../../probes/registry.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
@@ -150,6 +150,26 @@ async function renderMetrics(agent: Agent): Promise<number> {
   return Buffer.byteLength(serializePrometheus(resourceMetrics));
 }
 
+/**
+ * Bytes the V8 heap allocated while `fn` ran: the growth of the used heap plus what every GC in
+ * between freed (v8.GCProfiler), and the GC pause time.
+ */
+async function allocated<T>(fn: () => Promise<T>): Promise<{ mb: number; gcMs: number; result: T }> {
+  const prof = new GCProfiler();
+  prof.start();
+  const used0 = getHeapStatistics().used_heap_size;
+  const result = await fn();
+  const used1 = getHeapStatistics().used_heap_size;
+  const stats = prof.stop()?.statistics ?? [];
+  let freed = 0;
+  let gcUs = 0;
+  for (const g of stats) {
+    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+    gcUs += g.cost;
+  }
+  return { mb: (used1 - used0 + freed) / 2 ** 20, gcMs: gcUs / 1000, result };
+}
+
 function statusKb(key: string): number {
   const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -252,12 +272,16 @@ try {
       for (let i = 0; i < warmup; i++) await agent.collectNow();
       const total: number[] = [];
       const wall: number[] = [];
+      const allocMb: number[] = [];
+      const gcMs: number[] = [];
       for (let i = 0; i < runs; i++) {
         const c0 = cpuMs();
         const w0 = performance.now();
-        await agent.collectNow();
+        const a = await allocated(() => agent.collectNow());
         total.push(cpuMs() - c0);
         wall.push(performance.now() - w0);
+        allocMb.push(a.mb);
+        gcMs.push(a.gcMs);
       }
       const series = agent.pipeline.store.seriesCount();
       // Per probe: collect + store update, each alone (CPU of the whole process).
@@ -284,11 +308,25 @@ try {
       }
       // /metrics as the server renders it.
       const scrape: number[] = [];
+      const scrapeAllocMb: number[] = [];
       let bytes = 0;
       for (let i = 0; i < 3; i++) {
         const c0 = cpuMs();
-        bytes = await renderMetrics(agent);
+        const a = await allocated(() => renderMetrics(agent));
+        bytes = a.result;
         scrape.push(cpuMs() - c0);
+        scrapeAllocMb.push(a.mb);
+      }
+      if (process.env['PNS_SPLIT']) {
+        for (let i = 0; i < 2; i++) {
+          const c0 = cpuMs();
+          const a = await allocated(() => agent.pipeline.prometheus!.collect());
+          const c1 = cpuMs();
+          const b = await allocated(async () => serializePrometheus(a.result.resourceMetrics).length);
+          console.log(
+            `  split: collect ${f1(c1 - c0)} ms ${f1(a.mb)} MB; serialize ${f1(cpuMs() - c1)} ms ${f1(b.mb)} MB`,
+          );
+        }
       }
       const d0 = cpuMs();
       await registry.refresh();
@@ -301,6 +339,9 @@ try {
         series,
         collectionCpuMs: stats(total),
         collectionWallMs: stats(wall),
+        collectionAllocatedMb: stats(allocMb),
+        collectionGcMs: stats(gcMs),
+        metricsAllocatedMb: stats(scrapeAllocMb),
         perProbeCpuMs: perProbe,
         perProbeStoreUpdateCpuMs: perProbeStore,
         perProbePoints,
@@ -318,7 +359,7 @@ try {
       };
       rows.push(row);
       console.log(
-        `netns ${n}: ${entities} entities, ${series} series; collection CPU ${range(row.collectionCpuMs)} ms, wall ${range(row.collectionWallMs)} ms; /metrics ${range(row.metricsCpuMs)} ms CPU, ${(bytes / 2 ** 20).toFixed(1)} MB; discovery ${f1(discoveryMs)} ms; RSS ${f1(row.rssMb)} MB (peak ${f1(row.hwmMb)}, ${f1(row.rssBeforeAgentMb)} before the agent), heap ${f1(row.heapUsedMb)}/${f1(row.heapTotalMb)} MB, external ${f1(row.externalMb)} MB; ≈ ${row.pctOfCoreAt15s.toFixed(2)} % of a core at 15 s (collection + 1 scrape + discovery)`,
+        `netns ${n}: ${entities} entities, ${series} series; collection CPU ${range(row.collectionCpuMs)} ms, wall ${range(row.collectionWallMs)} ms, V8 heap allocated ${range(row.collectionAllocatedMb)} MB (GC ${range(row.collectionGcMs)} ms); /metrics ${range(row.metricsCpuMs)} ms CPU, ${(bytes / 2 ** 20).toFixed(1)} MB, allocated ${range(row.metricsAllocatedMb)} MB; discovery ${f1(discoveryMs)} ms; RSS ${f1(row.rssMb)} MB (peak ${f1(row.hwmMb)}, ${f1(row.rssBeforeAgentMb)} before the agent), heap ${f1(row.heapUsedMb)}/${f1(row.heapTotalMb)} MB, external ${f1(row.externalMb)} MB; ≈ ${row.pctOfCoreAt15s.toFixed(2)} % of a core at 15 s (collection + 1 scrape + discovery)`,
       );
       console.log(
         `  per probe: points, collect CPU ms, store update CPU ms: ${Object.entries(perProbe)

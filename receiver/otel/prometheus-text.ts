@@ -40,10 +40,30 @@ function labelValue(v: AttributeValue | undefined | null): string {
 
 /**
  * Label text of frozen attribute objects. The metric store hands every attribute-less series of one
- * entity the same frozen object (the entity keys), so one scrape renders it once per entity instead of
- * once per series; the entry goes away with the object.
+ * entity the same frozen object (the entity keys), and probes share frozen point attributes between
+ * points, so one scrape renders each once instead of once per series; the entry goes away with the
+ * object.
  */
 const frozenLabels = new WeakMap<Attributes, string>();
+
+/**
+ * Attribute objects made of two parts (a series' point attributes followed by its entity keys, with no
+ * key in common and no integer-like key, so that `for...in` walks the point keys then the entity keys):
+ * their label text is the two parts' texts joined, each part cached when frozen.
+ */
+const composites = new WeakMap<Attributes, readonly [Attributes, Attributes]>();
+
+const INTEGER_LIKE = /^(0|[1-9]\d*)$/;
+
+/**
+ * Declare `merged` (= `{ ...point, ...entity }`) as made of two parts; ignored (rendered key by key)
+ * when the parts share a key or a key is integer-like. Used by the metric store for its series.
+ */
+export function registerComposite(merged: Attributes, point: Attributes, entity: Attributes): void {
+  for (const k in point) if (k in entity || INTEGER_LIKE.test(k)) return;
+  for (const k in entity) if (INTEGER_LIKE.test(k)) return;
+  composites.set(merged, [point, entity]);
+}
 
 function labels(attrs: Attributes): string {
   if (Object.isFrozen(attrs)) {
@@ -53,6 +73,12 @@ function labels(attrs: Attributes): string {
       frozenLabels.set(attrs, l);
     }
     return l;
+  }
+  const parts = composites.get(attrs);
+  if (parts) {
+    const p = labels(parts[0]);
+    const e = labels(parts[1]);
+    return p.length > 0 ? (e.length > 0 ? `${p},${e}` : p) : e;
   }
   return labelText(attrs);
 }
@@ -114,6 +140,11 @@ function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string
   return s;
 }
 
+/**
+ * One metric's text, every line ending in a newline: what the SDK's serializeMetric returns (its text
+ * trimmed) followed by the newline serialize() adds, without the copy trim() makes. Empty when the SDK
+ * skips the metric.
+ */
 function serializeMetric(
   m: MetricData,
   scope: { name: string; version?: string; schemaUrl?: string },
@@ -122,7 +153,9 @@ function serializeMetric(
   writeMetadata: boolean,
 ): string {
   const extra = scopeLabels(scope);
-  let out = '';
+  let out = writeMetadata
+    ? `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n${meta.unit ? `# UNIT ${name} ${escapeString(meta.unit)}\n` : ''}# TYPE ${name} ${meta.type}\n`
+    : '';
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
     for (const dp of m.dataPoints) out += line(name, labels(dp.attributes), extra, dp.value);
   } else if (m.dataPointType === DataPointType.HISTOGRAM) {
@@ -144,10 +177,7 @@ function serializeMetric(
       }
     }
   }
-  const head = writeMetadata
-    ? `# HELP ${name} ${escapeString(meta.help || 'description missing')}${meta.unit ? `\n# UNIT ${name} ${escapeString(meta.unit)}` : ''}\n# TYPE ${name} ${meta.type}\n`
-    : '';
-  return `${head}${out}`.trim();
+  return out;
 }
 
 /** Prometheus text exposition of `rm`, identical to `new PrometheusSerializer().serialize(rm)`. */
@@ -196,7 +226,7 @@ export function serializePrometheus(rm: ResourceMetrics): string {
     for (const { metric, scope } of fam.metrics) {
       const s = serializeMetric(metric, scope, name, fam.meta, writeMetadata);
       if (s) {
-        out += `${s}\n`;
+        out += s;
         writeMetadata = false;
       }
     }

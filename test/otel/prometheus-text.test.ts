@@ -82,6 +82,11 @@ test('serializePrometheus equals the SDK PrometheusSerializer on every metric sh
       value: 3,
     },
     { metric: 'podnet.odd-name.total', netns: 0, value: 2.5 },
+    // Point attributes that collide with an entity key, integer-like keys, a frozen shared object.
+    { metric: 'podnet.odd-name.total', netns: 77, attributes: { 'podnet.entity.kind': 'x', n: 1 }, value: 1 },
+    { metric: 'podnet.odd-name.total', netns: 77, attributes: { '7': 'seven', b: false }, value: 1 },
+    { metric: 'podnet.odd-name.total', netns: 77, attributes: Object.freeze({ n: 9 }), value: 1 },
+    { metric: 'podnet.odd-name.total', netns: 0, attributes: Object.freeze({ n: 9 }), value: 1 },
     { metric: 'podnet.updown', netns: 77, value: -4 },
     {
       metric: 'podnet.inf.duration',
