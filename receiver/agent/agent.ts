@@ -515,7 +515,9 @@ export class Agent {
         log.info('probe reconfigured');
         return;
       }
-      await this._closeProbe(rp, 'stopped');
+      // Re-created with the new arguments: its counters continue from where this instance left them.
+      this.pipeline.store.carryOverProbe(spec.name);
+      await this._closeProbe(rp, 'stopped', undefined, { keepSeries: true });
     }
     let avail: { available: boolean; reason?: string | undefined };
     try {
@@ -524,6 +526,7 @@ export class Agent {
       avail = { available: false, reason: `availability check failed: ${String(err)}` };
     }
     if (!avail.available) {
+      this.pipeline.store.removeProbe(spec.name);
       rp.state = 'unavailable';
       rp.reason = avail.reason ?? 'not available on this host';
       log.warn({ reason: rp.reason }, 'probe unavailable');
@@ -542,6 +545,7 @@ export class Agent {
       rp.failures = 0;
       log.info('probe started');
     } catch (err) {
+      this.pipeline.store.removeProbe(spec.name);
       rp.probe = undefined;
       rp.state = 'unavailable';
       rp.reason = `failed to start: ${(err as Error).message ?? String(err)}`;
@@ -549,13 +553,18 @@ export class Agent {
     }
   }
 
-  private async _closeProbe(rp: RunningProbe, state: ProbeState, reason?: string): Promise<void> {
+  private async _closeProbe(
+    rp: RunningProbe,
+    state: ProbeState,
+    reason?: string,
+    opts: { keepSeries?: boolean } = {},
+  ): Promise<void> {
     const probe = rp.probe;
     rp.probe = undefined;
     rp.state = state;
     rp.reason = reason;
     rp.argsKey = '';
-    this.pipeline.store.removeProbe(rp.spec.name);
+    if (!opts.keepSeries) this.pipeline.store.removeProbe(rp.spec.name);
     if (probe) {
       try {
         await probe.close();
@@ -595,6 +604,7 @@ export class Agent {
             points: points.length,
           };
         } catch (err) {
+          if (rp.probe !== probe) return; // closed while collecting (stopped or replaced)
           const ms = performance.now() - t0;
           this.pipeline.self.recordCollection(rp.spec.name, ms / 1000, false);
           rp.failures++;

@@ -30,6 +30,7 @@ import type {
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
+import { registerComposite } from './prometheus-text.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { PODNET_VERSION } from './version.ts';
 
@@ -102,6 +103,11 @@ interface SeriesState {
   time: HrTime;
   /** Update generation that last reported it. */
   gen: number;
+  /**
+   * What a replaced instance of the probe had counted (counters and histograms): added to what the new
+   * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+   */
+  carry?: number | HistogramValue;
 }
 
 interface NetnsSeries {
@@ -124,9 +130,34 @@ interface ProbeSeries {
   gen: number;
   readonly byNetns: Map<number, NetnsSeries>;
   latest: SeriesState[];
+  /**
+   * Counters and histograms of a replaced instance (netns → metric name NUL attributes key), taken up
+   * by the new instance's series when they first appear, until generation `carriedUntil`.
+   */
+  carried?: Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>;
+  carriedUntil?: number;
 }
 
+/** Collections during which a re-created probe's series take up its predecessor's values. */
+const CARRY_COLLECTIONS = 30;
+
+const MAX_INTERNED = 50_000;
+
 const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) as Record<string, AttributeValue>;
+
+/** `v` plus a replaced instance's `carry`; histograms add bucket-wise when their bounds agree. */
+function withCarry(v: number | HistogramValue, carry: number | HistogramValue): number | HistogramValue {
+  if (!isHistogram(v)) return isHistogram(carry) ? v : v + carry;
+  if (!isHistogram(carry)) return v;
+  const b = v.boundaries;
+  if (b.length !== carry.boundaries.length || b.some((x, i) => x !== carry.boundaries[i])) return v;
+  return {
+    boundaries: b,
+    counts: v.counts.map((c, i) => c + (carry.counts[i] ?? 0)),
+    sum: v.sum + carry.sum,
+    count: v.count + carry.count,
+  };
+}
 
 function isHistogram(v: number | HistogramValue): v is HistogramValue {
   return typeof v === 'object';
@@ -148,6 +179,8 @@ export class MetricStore implements MetricProducer {
   private _defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
   /** Series per probe: the latest collection's, and their state (start time, last value). */
   private readonly _probes = new Map<string, ProbeSeries>();
+  /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
+  private readonly _interned = new Map<string, ProbeAttributes>();
   /** Bumped when the entity attributes change for every entity (label allow-list, entity source). */
   private _entityVersion = 0;
   private readonly _overflow = new Map<string, number>();
@@ -317,25 +350,40 @@ export class MetricStore implements MetricProducer {
       if (!s) {
         s = {
           def,
-          attributes: p.attributes ? { ...p.attributes, ...ns.entityAttrs } : ns.entityAttrs,
+          attributes: this._seriesAttributes(p.attributes, attrsKey, ns.entityAttrs),
           value: p.value,
           startTime: time,
           time,
           gen,
         };
+        const c = ps.carried?.get(netns)?.get(`${def.name}\u0000${attrsKey}`);
+        if (c) {
+          ps.carried?.get(netns)?.delete(`${def.name}\u0000${attrsKey}`);
+          const value = withCarry(p.value, c.value);
+          const scalar = isHistogram(value) ? value.count : value;
+          if (scalar >= (isHistogram(c.value) ? c.value.count : c.value)) {
+            s.carry = c.value;
+            s.value = value;
+            s.startTime = c.startTime;
+          }
+        }
         if (byAttrs) byAttrs.set(attrsKey, s);
         else ns.plain.set(def.name, s);
         ns.size++;
       } else {
         s.def = def; // a reload may hand in a new declaration object
         if (ns.attrsChanged === gen)
-          s.attributes = p.attributes ? { ...p.attributes, ...ns.entityAttrs } : ns.entityAttrs;
+          s.attributes = this._seriesAttributes(p.attributes, attrsKey, ns.entityAttrs);
         // The start stays while the series was in the previous collection and did not go down.
+        const value = s.carry === undefined ? p.value : withCarry(p.value, s.carry);
         const prev = s.value;
         const last = isHistogram(prev) ? prev.count : prev;
-        const scalar = isHistogram(p.value) ? p.value.count : p.value;
-        if (s.gen !== gen - 1 || scalar < last) s.startTime = time;
-        s.value = p.value;
+        const scalar = isHistogram(value) ? value.count : value;
+        if (s.gen !== gen - 1 || scalar < last) {
+          s.startTime = time;
+          s.carry = undefined; // the new instance's counter went down: a real reset
+          s.value = p.value;
+        } else s.value = value;
         s.time = time;
         s.gen = gen;
       }
@@ -357,10 +405,71 @@ export class MetricStore implements MetricProducer {
       ns.size = ns.seen;
     }
     ps.latest = latest;
+    if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
+      ps.carried = undefined;
+      ps.carriedUntil = undefined;
+    }
+  }
+
+  /**
+   * A new series' attributes: the entity keys alone (shared), or the point attributes followed by them,
+   * declared to the /metrics serializer as those two parts; unfrozen point attributes are replaced by
+   * one frozen copy per distinct set, so their label text is rendered once per scrape too.
+   */
+  private _seriesAttributes(
+    point: ProbeAttributes | undefined,
+    key: string,
+    entity: Record<string, AttributeValue>,
+  ): Record<string, AttributeValue> {
+    if (!point || key === '') return entity;
+    let shared = point;
+    if (!Object.isFrozen(point)) {
+      const interned = this._interned.get(key);
+      if (interned) shared = interned;
+      else {
+        shared = Object.freeze({ ...point });
+        if (this._interned.size >= MAX_INTERNED) this._interned.clear();
+        this._interned.set(key, shared);
+      }
+    }
+    const merged = { ...shared, ...entity };
+    registerComposite(merged, shared, entity);
+    return merged;
   }
 
   removeProbe(probe: string): void {
     this._probes.delete(probe);
+  }
+
+  /**
+   * The probe is being replaced by a new instance (a reload changed its arguments): its counters and
+   * histograms continue from their current values (and start times) instead of restarting at 0: a
+   * series the new instance reports within CARRY_COLLECTIONS collections takes its predecessor's value
+   * up (a counter that is 0 until its first hit is often not reported at all); later, it starts anew.
+   */
+  carryOverProbe(probe: string): void {
+    const ps = this._probes.get(probe);
+    if (!ps) return;
+    const carried =
+      ps.carried ?? new Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>();
+    const keep = (netns: number, key: string, s: SeriesState) => {
+      if (s.def.kind !== 'counter' && s.def.kind !== 'histogram') return;
+      let m = carried.get(netns);
+      if (!m) {
+        m = new Map();
+        carried.set(netns, m);
+      }
+      m.set(`${s.def.name}\u0000${key}`, { value: s.value, startTime: s.startTime });
+    };
+    for (const [netns, ns] of ps.byNetns) {
+      for (const s of ns.plain.values()) keep(netns, '', s);
+      for (const m of ns.withAttributes.values()) for (const [key, s] of m) keep(netns, key, s);
+    }
+    // The new instance builds its series afresh (taking up these values); the old ones stay exported
+    // (`latest`) until its first collection.
+    ps.byNetns.clear();
+    ps.carried = carried;
+    ps.carriedUntil = ps.gen + CARRY_COLLECTIONS;
   }
 
   /** All current series (for /inspect and tests). */

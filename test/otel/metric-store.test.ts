@@ -135,6 +135,63 @@ test('latest collection only; start time kept while the counter grows, reset whe
   assert.equal((await metrics(s)).length, 0);
 });
 
+test('a probe re-created by a reload: counters and histograms continue, gauges do not; a later reset is a reset', async () => {
+  const s = store();
+  const h = (counts: number[], bounds = [1, 2]) => ({
+    boundaries: bounds,
+    counts,
+    sum: counts.reduce((a, b) => a + b, 0),
+    count: counts.reduce((a, b) => a + b, 0),
+  });
+  const c = (value: number) => ({ metric: 'podnet.t.count', netns: 100, attributes: { k: 'a' }, value });
+  s.update(
+    'p1',
+    [
+      c(10),
+      { metric: 'podnet.t.level', netns: 100, value: 7 },
+      { metric: 'podnet.t.duration', netns: 100, value: h([1, 2, 3]) },
+    ],
+    1_000_000,
+  );
+  s.carryOverProbe('p1');
+  // The new instance's kernel counters start again from 0.
+  s.update(
+    'p1',
+    [
+      c(4),
+      { metric: 'podnet.t.level', netns: 100, value: 1 },
+      { metric: 'podnet.t.duration', netns: 100, value: h([0, 1, 0]) },
+    ],
+    1_010_000,
+  );
+  const by = async (name: string) =>
+    (await metrics(s)).find((x) => x.descriptor.name === name)!.dataPoints[0]!;
+  let cp = await by('podnet.t.count');
+  assert.equal(cp.value, 14);
+  assert.deepEqual(cp.startTime, [1000, 0], 'same series: start time kept');
+  assert.equal((await by('podnet.t.level')).value, 1);
+  const hp = (await by('podnet.t.duration')).value as { buckets: { counts: number[] }; count: number };
+  assert.deepEqual(hp.buckets.counts, [1, 3, 3]);
+  assert.equal(hp.count, 7);
+  s.update('p1', [c(6)], 1_020_000);
+  assert.equal((await by('podnet.t.count')).value, 16);
+  // The new instance's counter itself goes down: a real reset, the carry is dropped.
+  s.update('p1', [c(1)], 1_030_000);
+  cp = await by('podnet.t.count');
+  assert.equal(cp.value, 1);
+  assert.deepEqual(cp.startTime, [1030, 0]);
+  s.update('p1', [c(3)], 1_040_000);
+  assert.equal((await by('podnet.t.count')).value, 3);
+  // Re-created again; the new instance reports the counter only from its second collection.
+  s.carryOverProbe('p1');
+  assert.equal((await by('podnet.t.count')).value, 3, 'still exported until the first collection');
+  s.update('p1', [{ metric: 'podnet.t.level', netns: 100, value: 1 }], 1_050_000);
+  s.update('p1', [c(2)], 1_060_000);
+  cp = await by('podnet.t.count');
+  assert.equal(cp.value, 5);
+  assert.deepEqual(cp.startTime, [1030, 0]);
+});
+
 test('cardinality limit per metric: overflow dropped and counted', () => {
   const s = store(3);
   const points = Array.from({ length: 10 }, (_, i) => ({
