@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import koffi from 'koffi';
+import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { type PacketlossArgs, M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { M, type SockoverflowArgs, sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
 import { socketInNetns } from '../../receiver/netns/setns.ts';
@@ -16,6 +17,7 @@ import {
   assertDeclared,
   killChild,
   nstat,
+  selfPoint,
   sideEntity,
   sumPoints,
   tcpFixture,
@@ -74,8 +76,12 @@ test('UDP socket with a tiny receive buffer flooded: overflows == SOCKET_RCVBUFF
   assert.ok(kernel > n4 + n6 - 100, `the receive buffer overflowed (${kernel})`);
   const overflowEvents = () =>
     ctx.events.filter((e) => e.netns === b.inode && e.type === 'UDP_RCVBUF_OVERFLOW');
-  assert.ok(await waitFor(() => overflowEvents().length >= kernel));
   const s1 = await so.collect([]);
+  const self = (m: string) => selfPoint(s1, m) - selfPoint(s0, m);
+  assert.ok(
+    await waitFor(() => overflowEvents().length >= kernel),
+    `${overflowEvents().length} overflow events for ${kernel} overflows; ring lost ${self(SELF_METRIC.lost)}, suppressed ${self(SELF_METRIC.suppressed)}, read ${self(SELF_METRIC.read)}; status ${JSON.stringify(so.status().details?.['events'])}`,
+  );
   const d1 = await pl.collect([]);
   const over = (p: typeof s1) =>
     sumPoints(p, M.udp, b.inode, { 'podnet.udp.overflow.reason': 'receive_buffer' });
