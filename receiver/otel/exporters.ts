@@ -12,7 +12,15 @@ import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporte
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import {
+  type DataPoint,
+  DataPointType,
+  type Histogram,
+  type MetricData,
+  type PushMetricExporter,
+  type ResourceMetrics,
+  type ScopeMetrics,
+} from '@opentelemetry/sdk-metrics';
 
 export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
@@ -107,25 +115,112 @@ export function createLogExporter(s: OtlpSignalSettings): LogRecordExporter {
   }
 }
 
-/** Counts failed metric exports; everything else is delegated. */
+/**
+ * Data points per OTLP metrics request. At 1,000 pods one export holds ~170,000 points (~25 MB of
+ * protobuf): as one request it exceeds the 4 MiB a gRPC receiver (the OTel Collector's default
+ * `max_recv_msg_size_mib`) accepts, and its buffer and HTTP copies are a peak of their own. Histogram
+ * points weigh more (see `pointWeight`).
+ */
+export const METRIC_POINTS_PER_REQUEST = 5_000;
+
+/** A point's share of a request: number points 1, histogram points 1 + a quarter of their buckets. */
+function pointWeight(metric: MetricData): number {
+  if (metric.dataPointType !== DataPointType.HISTOGRAM) return 1;
+  const p = metric.dataPoints[0] as DataPoint<Histogram> | undefined;
+  return 1 + Math.ceil((p?.value.buckets.counts.length ?? 0) / 4);
+}
+
+/**
+ * Split one collection into requests of at most `maxPoints` (weighted) data points: metrics in order, a
+ * metric with more points than fit is cut across requests (its descriptor repeated). Always at least one
+ * request (an empty collection is still exported, as the SDK does).
+ */
+export function splitResourceMetrics(rm: ResourceMetrics, maxPoints: number): ResourceMetrics[] {
+  const out: ResourceMetrics[] = [];
+  let scopes: ScopeMetrics[] = [];
+  let room = maxPoints;
+  const flush = (): void => {
+    out.push({ resource: rm.resource, scopeMetrics: scopes });
+    scopes = [];
+    room = maxPoints;
+  };
+  const add = (scope: ScopeMetrics['scope'], metric: MetricData): void => {
+    const last = scopes[scopes.length - 1];
+    if (last && last.scope === scope) last.metrics.push(metric);
+    else scopes.push({ scope, metrics: [metric] });
+  };
+  for (const sm of rm.scopeMetrics) {
+    for (const metric of sm.metrics) {
+      const w = pointWeight(metric);
+      const n = metric.dataPoints.length;
+      if (n * w <= room) {
+        add(sm.scope, metric);
+        room -= n * w;
+        continue;
+      }
+      let i = 0;
+      while (i < n) {
+        let take = Math.floor(room / w);
+        if (take === 0) {
+          if (scopes.length > 0) {
+            flush();
+            continue;
+          }
+          take = 1; // a single point heavier than a whole request still goes
+        }
+        const end = Math.min(n, i + take);
+        add(sm.scope, { ...metric, dataPoints: metric.dataPoints.slice(i, end) } as MetricData);
+        room -= (end - i) * w;
+        i = end;
+        if (room <= 0 && i < n) flush();
+      }
+    }
+  }
+  if (scopes.length > 0 || out.length === 0) flush();
+  return out;
+}
+
+/**
+ * Counts failed metric exports; everything else is delegated. One collection is sent as several requests
+ * of at most `maxPointsPerRequest` points, one after another (the next once the previous is answered);
+ * the first failed request fails the export (the rest is not sent: the next export carries cumulative
+ * values again).
+ */
 export class CountingMetricExporter implements PushMetricExporter {
   private readonly _inner: PushMetricExporter;
   private readonly _onResult: (ok: boolean, error?: Error) => void;
+  private readonly _maxPoints: number;
   readonly selectAggregationTemporality: PushMetricExporter['selectAggregationTemporality'];
   readonly selectAggregation: PushMetricExporter['selectAggregation'];
 
-  constructor(inner: PushMetricExporter, onResult: (ok: boolean, error?: Error) => void) {
+  constructor(
+    inner: PushMetricExporter,
+    onResult: (ok: boolean, error?: Error) => void,
+    options: { maxPointsPerRequest?: number } = {},
+  ) {
     this._inner = inner;
     this._onResult = onResult;
+    this._maxPoints = Math.max(1, options.maxPointsPerRequest ?? METRIC_POINTS_PER_REQUEST);
     this.selectAggregationTemporality = inner.selectAggregationTemporality?.bind(inner);
     this.selectAggregation = inner.selectAggregation?.bind(inner);
   }
 
   export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
-    this._inner.export(metrics, (r) => {
-      this._onResult(r.code === ExportResultCode.SUCCESS, r.error);
-      cb(r);
-    });
+    const requests = splitResourceMetrics(metrics, this._maxPoints);
+    let i = 0;
+    const next = (): void => {
+      const request = requests[i]!;
+      requests[i++] = undefined as never; // let a sent request's points go
+      this._inner.export(request, (r) => {
+        if (r.code === ExportResultCode.SUCCESS && i < requests.length) {
+          next();
+          return;
+        }
+        this._onResult(r.code === ExportResultCode.SUCCESS, r.error);
+        cb(r);
+      });
+    };
+    next();
   }
 
   forceFlush(): Promise<void> {
