@@ -129,8 +129,13 @@ export async function preflight(pid = 1): Promise<PreflightReport> {
       checks.push({ check: c.check, needs: c.needs, ok: true, detail: await c.run(pid) });
     } catch (err) {
       const lacking = c.needs.filter((n) => !effective.has(n));
+      // podnet's eBPF loader already names the missing capability and what it disables (receiver/bpf/caps.ts)
+      const text = errText(err).replace(/^cannot load [^:]+: /, '');
+      const named = lacking.length > 0 && lacking.every((n) => text.includes(`${n} missing`));
       const detail = lacking.length
-        ? `${lacking.join(' and ')} missing: ${errText(err)}`
+        ? named
+          ? text
+          : `${lacking.join(' and ')} missing: ${text}`
         : `failed although ${c.needs.join(', ')} ${c.needs.length > 1 ? 'are' : 'is'} effective (kernel setting, LSM or seccomp?): ${errText(err)}`;
       checks.push({ check: c.check, needs: c.needs, ok: false, detail });
     }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
+import { bpfCapabilityProblem } from '../../receiver/bpf/caps.ts';
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../receiver/bpf/events.ts';
 import { checkHook } from '../../receiver/bpf/hooks.ts';
 import { kallsyms } from '../../receiver/bpf/kallsyms.ts';
@@ -175,6 +176,11 @@ export function hookAvailability(object: URL | string, groups: readonly (readonl
   } catch (err) {
     return { available: false, reason: (err as Error).message };
   }
+  // A missing capability (CAP_BPF / CAP_PERFMON) fails every hook alike: say it once, with what it disables.
+  const caps = bpfCapabilityProblem({
+    tracing: groups.some((g) => g.some((n) => spec.program(n).hook.kind !== 'other')),
+  });
+  if (caps) return { available: false, reason: caps };
   const missing: string[] = [];
   const partial: string[] = [];
   withVmlinuxBtf((btf) => {

@@ -5,9 +5,12 @@
 //   fentry/fexit/...  libbpf_probe_bpf_prog_type(TRACING) == 1 and the BTF FUNC exists
 //   lsm               libbpf_probe_bpf_prog_type(LSM) == 1 and bpf_lsm_<hook> exists
 //   kprobe/kretprobe  known only at attach time (load succeeds without CONFIG_KPROBES)
+// Before any of these: the capabilities the kernel demands for the program type (caps.ts); a missing one
+// makes every hook unavailable with a reason that names it.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Btf } from './btf.ts';
+import { bpfCapabilityProblem } from './caps.ts';
 import { libbpf } from './libbpf.ts';
 
 export type HookKind =
@@ -116,6 +119,8 @@ function tracefsMounted(): boolean {
 
 /** Checks a hook against this kernel. `btf` is the vmlinux BTF. */
 export function checkHook(hook: Hook, btf: Btf): HookCheck {
+  const caps = bpfCapabilityProblem({ short: true, tracing: hook.kind !== 'other' });
+  if (caps) return { available: false, reason: caps };
   switch (hook.kind) {
     case 'tp_btf':
     case 'raw_tp': {

@@ -10,6 +10,13 @@ export {
   resetReasonNames,
   withVmlinuxBtf,
 } from './btf.ts';
+export type { BpfCapability } from './caps.ts';
+export {
+  BPF_CAPABILITY_NEEDS,
+  BpfCapabilityError,
+  bpfCapabilityProblem,
+  missingBpfCapabilities,
+} from './caps.ts';
 export type { EventHeader } from './events.ts';
 export { EVENT_HEADER_SIZE, ipString, monotonicToUnixNano, readEventHeader } from './events.ts';
 export type { Hook, HookCheck, HookKind } from './hooks.ts';

@@ -18,6 +18,7 @@ import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { ProbeStatus } from '../probe/types.ts';
 import { Btf, withVmlinuxBtf } from './btf.ts';
+import { BpfCapabilityError, bpfCapabilityProblem, missingBpfCapabilities } from './caps.ts';
 import { checkHook, type Hook, parseSection } from './hooks.ts';
 import { BpfError, captureLog, libbpf, type Ptr, verifierSummary } from './libbpf.ts';
 import { track, untrack } from './lifecycle.ts';
@@ -209,6 +210,14 @@ export class BpfSpec {
       if (!this.maps.some((m) => m.name === k)) throw new Error(`object ${this.name}: no map '${k}'`);
     }
     for (const k of Object.keys(options.programs ?? {})) this.program(k);
+    // Without CAP_BPF / CAP_PERFMON (and CAP_SYS_ADMIN) the kernel refuses the maps or every program with a
+    // bare EPERM: name the capability and what it disables instead.
+    const tracing = this.programs.some(
+      (p) => options.programs?.[p.name]?.enabled !== false && p.hook.kind !== 'other',
+    );
+    const capProblem = bpfCapabilityProblem({ tracing });
+    if (capProblem)
+      throw new BpfCapabilityError(this.name, missingBpfCapabilities(undefined, tracing), capProblem);
 
     const plan = this.#plan(options);
     const logs = new Map<string, string>();
@@ -243,7 +252,9 @@ export class BpfSpec {
       for (const name of failing) {
         const verifier = verifierSummary(programLog(loadLog, name));
         const reason = `load failed: ${err.libbpfMessage}${verifier ? ` — verifier: ${verifier}` : ''}${
-          err.errno === 1 && !verifier ? ' (program type blocked by this kernel)' : ''
+          err.errno === 1 && !verifier
+            ? ' (EPERM with no verifier log although the eBPF capabilities are effective: refused by kernel policy — lockdown, an LSM or seccomp)'
+            : ''
         }`;
         plan.set(name, { state: 'unavailable', reason });
         logs.set(name, programLog(loadLog, name));

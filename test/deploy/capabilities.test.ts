@@ -6,13 +6,14 @@
 // (deploy/image/stage.ts, without file capabilities), so uid 65534 can read it wherever the checkout lives.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CAPABILITIES } from '../../deploy/image/capabilities.ts';
 import { parseContainerfile } from '../../deploy/image/containerfile.ts';
 import type { PreflightReport } from '../../deploy/image/preflight.ts';
 import { stageImage } from '../../deploy/image/stage.ts';
+import { bpfCapabilityProblem, missingBpfCapabilities } from '../../receiver/bpf/caps.ts';
 
 const STAGE = join('/tmp', `pnd${process.pid}-caps`);
 const steps = parseContainerfile();
@@ -133,7 +134,155 @@ describe('podnet as uid 65534 with only the listed capabilities', () => {
       assert.equal(r.status, 1);
       const ebpf = r.report.checks.find((c) => c.check.startsWith('eBPF'))!;
       assert.equal(ebpf.ok, false);
-      assert.match(ebpf.detail, new RegExp(`^${cap} missing: .*Operation not permitted`));
+      assert.match(ebpf.detail, new RegExp(`^${cap} missing: the kernel refuses to `));
+      assert.doesNotMatch(ebpf.detail, /blocked by this kernel/);
     });
   }
+});
+
+// What podnet itself says, in `podnet probes` and in /status of `podnet run`, when the kernel would refuse
+// its eBPF programs: each missing capability named with what it disables, never "program type blocked".
+const EBPF_NEEDS: Record<string, RegExp> = {
+  CAP_BPF: /CAP_BPF missing: the kernel refuses to create BPF maps and load BPF programs/,
+  CAP_PERFMON: /CAP_PERFMON missing: the kernel refuses to load tracing programs \(tp_btf, raw_tp/,
+};
+
+interface ProbeRow {
+  name: string;
+  source: string;
+  available: boolean;
+  reason: string | null;
+}
+
+function probesAs(caps: readonly string[]): ProbeRow[] {
+  const set = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+  const out = execFileSync(
+    'setpriv',
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      `--inh-caps=${set}`,
+      `--ambient-caps=${set}`,
+      `--bounding-set=${set}`,
+      NODE,
+      join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
+      'probes',
+      '--json',
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 },
+  );
+  return JSON.parse(out) as ProbeRow[];
+}
+
+async function statusAs(caps: readonly string[]): Promise<{
+  probes: Array<{ name: string; state: string; reason?: string }>;
+}> {
+  const set = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
+  const config = join(STAGE, 'podnet-caps.yaml');
+  writeFileSync(config, 'collection_interval: 1s\nserver: { address: "127.0.0.1:0" }\n', { mode: 0o644 });
+  const child = spawn(
+    'setpriv',
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      `--inh-caps=${set}`,
+      `--ambient-caps=${set}`,
+      `--bounding-set=${set}`,
+      NODE,
+      join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
+      'run',
+      '--config',
+      config,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'], PODNET_LOG_LEVEL: 'info' } },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  try {
+    const end = Date.now() + 60_000;
+    // "podnet running" is logged once every probe has started or failed to
+    while (!/"msg":"podnet running"/.test(stderr)) {
+      assert.ok(child.exitCode === null, `podnet exited: ${stderr.slice(-2000)}`);
+      assert.ok(Date.now() < end, `podnet did not start: ${stderr.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = /"url":"(http:\/\/[^"]+)","msg":"local server listening"/.exec(stderr)?.[1];
+    assert.ok(url, stderr.slice(-2000));
+    return (await (await fetch(`${url}/status`)).json()) as Awaited<ReturnType<typeof statusAs>>;
+  } finally {
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr.slice(-2000));
+  }
+}
+
+describe('podnet without CAP_BPF or CAP_PERFMON says which one and what it disables', () => {
+  const ebpfProbes = (rows: ProbeRow[]) => rows.filter((r) => r.source === 'ebpf');
+
+  test('the full set: every eBPF probe is available and the default ones run', async () => {
+    const rows = ebpfProbes(probesAs(ALL));
+    assert.ok(rows.length >= 5, JSON.stringify(rows));
+    for (const r of rows) assert.equal(r.available, true, `${r.name}: ${r.reason}`);
+    const s = await statusAs(ALL);
+    const tcpreset = s.probes.find((p) => p.name === 'tcpreset');
+    assert.equal(tcpreset?.state, 'running', JSON.stringify(tcpreset));
+  });
+
+  for (const drop of [['CAP_PERFMON'], ['CAP_BPF'], ['CAP_BPF', 'CAP_PERFMON']]) {
+    test(`without ${drop.join(' and ')} (and CAP_SYS_ADMIN): \`podnet probes\` and /status name it`, async () => {
+      const caps = ALL.filter((c) => !drop.includes(c) && c !== 'CAP_SYS_ADMIN');
+      // tc programs (flow) need CAP_BPF but not CAP_PERFMON; tracing programs need both
+      const needs = (probe: string) => (probe === 'flow' ? ['CAP_BPF'] : Object.keys(EBPF_NEEDS));
+      const check = (probe: string, where: string, reason: string | null | undefined) => {
+        const r = reason ?? '';
+        for (const c of Object.keys(EBPF_NEEDS)) {
+          if (drop.includes(c) && needs(probe).includes(c)) assert.match(r, EBPF_NEEDS[c]!, `${where}: ${r}`);
+          else assert.doesNotMatch(r, new RegExp(`${c} missing`), `${where}: ${r}`);
+        }
+        assert.match(
+          r,
+          /every eBPF probe (built on tracing programs )?is unavailable; add CAP_/,
+          `${where}: ${r}`,
+        );
+        assert.doesNotMatch(r, /blocked|Operation not permitted/, `${where}: ${r}`);
+      };
+      const rows = ebpfProbes(probesAs(caps));
+      for (const r of rows) {
+        const refused = needs(r.name).some((c) => drop.includes(c));
+        assert.equal(r.available, !refused, `${r.name}: ${r.reason}`);
+        if (refused) check(r.name, `podnet probes ${r.name}`, r.reason);
+      }
+      const s = await statusAs(caps);
+      const ebpf = s.probes.filter((p) => rows.some((r) => r.name === p.name) && p.state !== 'stopped');
+      assert.ok(ebpf.length >= 4, JSON.stringify(s.probes));
+      for (const p of ebpf) {
+        assert.equal(p.state, 'unavailable', p.name);
+        check(p.name, `/status ${p.name}`, p.reason);
+      }
+    });
+  }
+});
+
+describe('receiver/bpf capability rules (CapEff masks)', () => {
+  const mask = (...bits: number[]) => bits.reduce((m, b) => m | (1n << BigInt(b)), 0n);
+  const [SYS_ADMIN, PERFMON, BPF] = [21, 38, 39];
+  test('CAP_SYS_ADMIN covers both; tracing programs need CAP_BPF and CAP_PERFMON; tc needs CAP_BPF', () => {
+    assert.deepEqual(missingBpfCapabilities(mask(BPF, PERFMON)), []);
+    assert.deepEqual(missingBpfCapabilities(mask(SYS_ADMIN)), []);
+    assert.deepEqual(missingBpfCapabilities(mask(BPF)), ['CAP_PERFMON']);
+    assert.deepEqual(missingBpfCapabilities(mask(PERFMON)), ['CAP_BPF']);
+    assert.deepEqual(missingBpfCapabilities(mask()), ['CAP_BPF', 'CAP_PERFMON']);
+    assert.deepEqual(missingBpfCapabilities(mask(BPF), false), []);
+    assert.deepEqual(missingBpfCapabilities(mask(), false), ['CAP_BPF']);
+    assert.equal(bpfCapabilityProblem({ mask: mask(BPF, PERFMON) }), undefined);
+    assert.equal(
+      bpfCapabilityProblem({ mask: mask(BPF) }),
+      "CAP_PERFMON missing: the kernel refuses to load tracing programs (tp_btf, raw_tp, tracepoint, kprobe, fentry) (CAP_SYS_ADMIN, which would cover it, is missing too), so every eBPF probe built on tracing programs is unavailable; add CAP_PERFMON to the container's securityContext.capabilities.add",
+    );
+    assert.match(bpfCapabilityProblem({ mask: mask(), short: true })!, /^CAP_BPF and CAP_PERFMON missing/);
+  });
 });
