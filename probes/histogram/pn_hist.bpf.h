@@ -76,46 +76,9 @@ static __always_inline void pn_hist_record(struct pn_hist *h, __u64 ns, __u64 t0
  */
 #define pn_hist_add_watched(map, keyp, ns, t0, t1)                                                    \
 	({                                                                                            \
-		struct pn_hist *__h = (keyp)->netns ? bpf_map_lookup_elem(map, keyp) : NULL;          \
-		if (!__h) {                                                                           \
-			(keyp)->netns = pn_watch_key((keyp)->netns);                                  \
-			__h = pn_counter_get(map, keyp, &pn_hist_zero);                               \
-		}                                                                                     \
+		struct pn_hist *__h = pn_counter_get_watched(map, keyp, &pn_hist_zero);               \
 		if (__h)                                                                              \
 			pn_hist_record(__h, ns, t0, t1);                                              \
 	})
-
-/*
- * Netns inode of a socket / device by direct BTF loads (tp_btf programs only: the pointer must be a
- * BTF-typed argument or a field loaded from one). CO-RE-relocated plain loads, no helper call — the
- * per-packet hooks use these instead of pn_netns.bpf.h's bpf_probe_read_kernel-based reads.
- */
-static __always_inline __u32 pn_sk_netns_btf(const struct sock *sk)
-{
-	return sk ? sk->__sk_common.skc_net.net->ns.inum : 0;
-}
-
-static __always_inline __u32 pn_dev_netns_btf(const struct net_device *dev)
-{
-	return dev ? dev->nd_net.net->ns.inum : 0;
-}
-
-/*
- * One body for a tp_btf program and its raw_tp twin: `btf` is a literal at each call of an
- * always-inline body, so clang keeps one branch — a direct BTF load (tp_btf) or a CO-RE
- * bpf_probe_read_kernel (raw_tp, whose arguments are plain integers to the verifier).
- */
-#define PN_RD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
-#define PN_RD_BITFIELD(btf, ptr, field) ((btf) ? BPF_CORE_READ_BITFIELD(ptr, field) : BPF_CORE_READ_BITFIELD_PROBED(ptr, field))
-
-static __always_inline __u32 pn_sk_netns_rd(int btf, const struct sock *sk)
-{
-	return btf ? pn_sk_netns_btf(sk) : pn_sock_netns(sk);
-}
-
-static __always_inline __u32 pn_dev_netns_rd(int btf, const struct net_device *dev)
-{
-	return btf ? pn_dev_netns_btf(dev) : pn_dev_netns(dev);
-}
 
 #endif /* PN_HIST_BPF_H */

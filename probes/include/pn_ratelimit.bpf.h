@@ -49,6 +49,12 @@ static __always_inline int pn_rate_allow(__u32 netns, __u32 type)
 	if (now - v->window_start >= pn_cfg_rate_window_ns) {
 		v->window_start = now;
 		v->count = 0;
+	} else if (v->count >= limit) {
+		/* already over the limit in this window: a plain read, so a flood that is being suppressed
+		 * keeps the shared value's cache line shared between CPUs instead of bouncing it with an
+		 * atomic add per hit */
+		pn_count(PN_STAT_SUPPRESSED);
+		return 0;
 	}
 	if (__sync_fetch_and_add(&v->count, 1) < limit)
 		return 1;

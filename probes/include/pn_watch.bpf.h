@@ -56,4 +56,21 @@ static __always_inline __u32 pn_watch_key(__u32 netns)
 		__v;                                                                                  \
 	})
 
+/*
+ * pn_counter_get for a key whose first field `netns` holds the raw netns inode. Entries under an inode
+ * are only created while that netns is watched (and pruned when it goes), so an existing entry is used
+ * directly: one hash lookup on the hot path instead of the pn_watched lookup plus the counter lookup.
+ * Otherwise the inode is resolved with pn_watch_key (0 = unattributed) and the entry got or created.
+ * The resolved netns is left in `keyp->netns` (for events).
+ */
+#define pn_counter_get_watched(map, keyp, zero_val)                                                   \
+	({                                                                                            \
+		void *__w = (keyp)->netns ? bpf_map_lookup_elem(map, keyp) : NULL;                    \
+		if (!__w) {                                                                           \
+			(keyp)->netns = pn_watch_key((keyp)->netns);                                  \
+			__w = pn_counter_get(map, keyp, zero_val);                                    \
+		}                                                                                     \
+		__w;                                                                                  \
+	})
+
 #endif /* PN_WATCH_BPF_H */

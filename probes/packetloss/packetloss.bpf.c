@@ -71,10 +71,10 @@ static __always_inline int excluded(__u64 loc)
 
 /* IP version and L4 protocol only (one 10-byte read): the counter key; the full tuple is read only for
  * events that are sent. */
-static __always_inline void pl_l4(const struct sk_buff *skb, __u8 *family, __u8 *l4)
+static __always_inline void pl_l4(int btf, const struct sk_buff *skb, __u8 *family, __u8 *l4)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *head = PN_RD(btf, skb, head);
+	__u16 nh = PN_RD(btf, skb, network_header);
 	__u8 b[10];
 	if (!head || nh == (__u16)~0U || bpf_probe_read_kernel(b, sizeof(b), head + nh))
 		return;
@@ -87,29 +87,30 @@ static __always_inline void pl_l4(const struct sk_buff *skb, __u8 *family, __u8 
 	}
 }
 
-static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *location, __u32 reason,
+/* `btf` is a literal per program: 1 (tp_btf) = direct BTF loads, 0 (raw_tp) = CO-RE probe reads. */
+static __always_inline void handle_drop(void *ctx, int btf, struct sk_buff *skb, void *location, __u32 reason,
 					struct sock *rx_sk)
 {
 	if (reason <= 1) /* SKB_NOT_DROPPED_YET, SKB_CONSUMED: not drops */
 		return;
-	struct sock *sk = rx_sk ? rx_sk : BPF_CORE_READ(skb, sk);
-	__u32 raw = pn_sock_netns(sk);
+	struct sock *sk = rx_sk ? rx_sk : PN_RD(btf, skb, sk);
+	__u32 raw = pn_sk_netns_rd(btf, sk);
 	struct net_device *dev = NULL;
 	if (!raw) {
-		dev = BPF_CORE_READ(skb, dev);
-		raw = pn_dev_netns(dev);
+		dev = PN_RD(btf, skb, dev);
+		raw = pn_dev_netns_rd(btf, dev);
 	}
-	__u32 netns = pn_watch_key(raw);
-	__u32 len = BPF_CORE_READ(skb, len);
+	__u32 len = PN_RD(btf, skb, len);
 
-	struct pl_key key = { .netns = netns, .reason = (__u16)reason };
-	pl_l4(skb, &key.family, &key.l4proto);
+	struct pl_key key = { .netns = raw, .reason = (__u16)reason };
+	pl_l4(btf, skb, &key.family, &key.l4proto);
 	struct pl_val zero = {};
-	struct pl_val *v = pn_counter_get(&pl_drops, &key, &zero);
+	struct pl_val *v = pn_counter_get_watched(&pl_drops, &key, &zero);
 	if (v) {
 		v->packets += 1;
 		v->bytes += len;
 	}
+	__u32 netns = key.netns;
 
 	if (excluded((__u64)location))
 		return;
@@ -142,7 +143,7 @@ static __always_inline void handle_drop(void *ctx, struct sk_buff *skb, void *lo
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(pl_kfree_skb4, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
 {
-	handle_drop(ctx, skb, location, (__u32)reason, rx_sk);
+	handle_drop(ctx, 1, skb, location, (__u32)reason, rx_sk);
 	return 0;
 }
 
@@ -150,7 +151,7 @@ int BPF_PROG(pl_kfree_skb4, struct sk_buff *skb, void *location, enum skb_drop_r
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(pl_kfree_skb3, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	handle_drop(ctx, skb, location, (__u32)reason, NULL);
+	handle_drop(ctx, 1, skb, location, (__u32)reason, NULL);
 	return 0;
 }
 
@@ -158,13 +159,13 @@ int BPF_PROG(pl_kfree_skb3, struct sk_buff *skb, void *location, enum skb_drop_r
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(pl_kfree_skb4_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason, struct sock *rx_sk)
 {
-	handle_drop(ctx, skb, location, (__u32)reason, rx_sk);
+	handle_drop(ctx, 0, skb, location, (__u32)reason, rx_sk);
 	return 0;
 }
 
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(pl_kfree_skb3_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	handle_drop(ctx, skb, location, (__u32)reason, NULL);
+	handle_drop(ctx, 0, skb, location, (__u32)reason, NULL);
 	return 0;
 }

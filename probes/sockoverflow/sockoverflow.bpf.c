@@ -57,39 +57,44 @@ struct so_event {
 };
 _Static_assert(sizeof(struct so_event) == 104, "so_event layout is decoded in TypeScript");
 
-static __always_inline void handle(void *ctx, __u32 kind, struct sock *sk, struct sk_buff *skb, int rc,
+/*
+ * `btf` is a literal per program (tp_btf 1: direct BTF loads; raw_tp 0: CO-RE probe reads). The counter
+ * needs only the netns, protocol and family (plain loads); the tuple and the buffer figures are read
+ * only for an event that passed the rate limit.
+ */
+static __always_inline void handle(void *ctx, int btf, __u32 kind, struct sock *sk, struct sk_buff *skb, int rc,
 				   struct proto *prot, long allocated)
 {
 	if (!sk)
 		return;
-	__u32 raw = pn_sock_netns(sk);
-	__u32 netns = pn_watch_key(raw);
-	struct pn_tuple t = {};
-	int from_skb = skb && pn_tuple_from_skb_rx(skb, &t) == 0;
-	if (!from_skb)
-		pn_tuple_from_sock(sk, &t, 1);
-	t.l4proto = BPF_CORE_READ(sk, sk_protocol);
-	t.state = 0;
-	if (BPF_CORE_READ(sk, sk_type) == 1 /* SOCK_STREAM */)
-		t.state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u32 raw = pn_sk_netns_rd(btf, sk);
+	__u16 family = PN_RD(btf, sk, __sk_common.skc_family);
+	__u8 l4proto = PN_RD(btf, sk, sk_protocol);
 	struct so_key key = {
-		.netns = netns,
+		.netns = raw,
 		.kind = (__u16)kind,
 		.family = family == PN_AF_INET ? 4 : family == PN_AF_INET6 ? 6 : 0,
-		.l4proto = t.l4proto,
+		.l4proto = l4proto,
 	};
 	struct so_val zero = {};
-	struct so_val *v = pn_counter_get(&so_counts, &key, &zero);
+	struct so_val *v = pn_counter_get_watched(&so_counts, &key, &zero);
 	if (v)
 		v->count += 1;
+	__u32 netns = key.netns;
 
 	if (!pn_rate_allow(netns, kind))
 		return;
 	struct so_event *e = pn_reserve(sizeof(*e));
 	if (!e)
 		return;
+	struct pn_tuple t = {};
+	int from_skb = skb && pn_tuple_from_skb_rx(skb, &t) == 0;
+	if (!from_skb)
+		pn_tuple_from_sock(sk, &t, 1);
+	t.l4proto = l4proto;
+	t.state = 0;
+	if (BPF_CORE_READ(sk, sk_type) == 1 /* SOCK_STREAM */)
+		t.state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	pn_fill_hdr(&e->hdr, kind, netns);
 	e->allocated = allocated;
 	e->mem_limit = 0;
@@ -121,7 +126,7 @@ static __always_inline __u32 udp_kind(int rc)
 SEC("tp_btf/udp_fail_queue_rcv_skb")
 int BPF_PROG(so_udp3, int rc, struct sock *sk, struct sk_buff *skb)
 {
-	handle(ctx, udp_kind(rc), sk, skb, rc, NULL, 0);
+	handle(ctx, 1, udp_kind(rc), sk, skb, rc, NULL, 0);
 	return 0;
 }
 
@@ -129,21 +134,21 @@ int BPF_PROG(so_udp3, int rc, struct sock *sk, struct sk_buff *skb)
 SEC("tp_btf/udp_fail_queue_rcv_skb")
 int BPF_PROG(so_udp2, int rc, struct sock *sk)
 {
-	handle(ctx, udp_kind(rc), sk, NULL, rc, NULL, 0);
+	handle(ctx, 1, udp_kind(rc), sk, NULL, rc, NULL, 0);
 	return 0;
 }
 
 SEC("tp_btf/sock_rcvqueue_full")
 int BPF_PROG(so_rcvq, struct sock *sk, struct sk_buff *skb)
 {
-	handle(ctx, SO_RCVQUEUE_FULL, sk, skb, 0, NULL, 0);
+	handle(ctx, 1, SO_RCVQUEUE_FULL, sk, skb, 0, NULL, 0);
 	return 0;
 }
 
 SEC("tp_btf/sock_exceed_buf_limit")
 int BPF_PROG(so_memlimit, struct sock *sk, struct proto *prot, long allocated, int kind)
 {
-	handle(ctx, kind == 1 /* SK_MEM_RECV */ ? SO_MEM_LIMIT_RECV : SO_MEM_LIMIT_SEND, sk, NULL, 0, prot,
+	handle(ctx, 1, kind == 1 /* SK_MEM_RECV */ ? SO_MEM_LIMIT_RECV : SO_MEM_LIMIT_SEND, sk, NULL, 0, prot,
 	       allocated);
 	return 0;
 }
@@ -152,20 +157,20 @@ int BPF_PROG(so_memlimit, struct sock *sk, struct proto *prot, long allocated, i
 SEC("raw_tp/udp_fail_queue_rcv_skb")
 int BPF_PROG(so_udp3_raw, int rc, struct sock *sk, struct sk_buff *skb)
 {
-	handle(ctx, udp_kind(rc), sk, skb, rc, NULL, 0);
+	handle(ctx, 0, udp_kind(rc), sk, skb, rc, NULL, 0);
 	return 0;
 }
 
 SEC("raw_tp/sock_rcvqueue_full")
 int BPF_PROG(so_rcvq_raw, struct sock *sk, struct sk_buff *skb)
 {
-	handle(ctx, SO_RCVQUEUE_FULL, sk, skb, 0, NULL, 0);
+	handle(ctx, 0, SO_RCVQUEUE_FULL, sk, skb, 0, NULL, 0);
 	return 0;
 }
 
 SEC("raw_tp/sock_exceed_buf_limit")
 int BPF_PROG(so_memlimit_raw, struct sock *sk, struct proto *prot, long allocated, int kind)
 {
-	handle(ctx, kind == 1 ? SO_MEM_LIMIT_RECV : SO_MEM_LIMIT_SEND, sk, NULL, 0, prot, allocated);
+	handle(ctx, 0, kind == 1 ? SO_MEM_LIMIT_RECV : SO_MEM_LIMIT_SEND, sk, NULL, 0, prot, allocated);
 	return 0;
 }
