@@ -2,18 +2,20 @@
 /*
  * netiftxlat: transmit latency at the device layer, per netns of the transmitting device.
  *
- *   qdisc wait  = net:net_dev_queue (the packet enters __dev_queue_xmit, about to be enqueued)
- *                 → net:net_dev_start_xmit (handed to the driver).
+ *   qdisc wait  = qdisc:qdisc_enqueue (the packet was queued in the device's qdisc)
+ *                 → net:net_dev_start_xmit (dequeued and handed to the driver). A packet that never
+ *                 waits in a qdisc (device without one — noqueue: veth, loopback by default — or the
+ *                 bypass of an empty work-conserving qdisc) counts as a wait of 0.
  *   driver time = net:net_dev_start_xmit → net:net_dev_xmit (ndo_start_xmit returned).
  *
- * Devices without a qdisc (noqueue: veth, loopback by default) go from queue to start_xmit on the same
- * CPU in the same call, so that case uses a per-CPU slot and touches no hash. Devices with a qdisc keep
- * the enqueue time in an LRU hash keyed by the skb pointer (bounded; deleted at start_xmit, evicted if
- * the qdisc drops the packet; the skb head pointer guards against a reused skb). start_xmit → xmit is
- * synchronous on one CPU: a per-CPU ring of 4 slots (nested devices) holds it, matched by skb pointer,
- * so an unpaired start_xmit (seen while the programs are being attached) cannot desynchronise it.
- * Both histograms of a netns share one map value, updated once per packet at net_dev_xmit.
- * Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over `cfg_slow_ns` (default 100 ms).
+ * Two hooks per packet on the common path: qdisc_enqueue fires only for packets that really enter a
+ * qdisc, which keep the enqueue time in an LRU hash keyed by the skb pointer (bounded; deleted at
+ * start_xmit, evicted if the qdisc drops the packet; the skb head pointer guards against a reused skb).
+ * start_xmit looks at that hash only when the device's TX queue has a qdisc that enqueues.
+ * start_xmit → xmit is synchronous on one CPU: a per-CPU ring of 4 slots (nested devices) holds it,
+ * matched by skb pointer, so an unpaired start_xmit (seen while the programs are being attached) cannot
+ * desynchronise it. Both histograms of a netns share one map value, updated once per packet at
+ * net_dev_xmit. Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over `cfg_slow_ns` (default 100 ms).
  */
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
@@ -29,7 +31,7 @@ const volatile __u64 cfg_t0_ns = 1000000ULL;
 const volatile __u64 cfg_t1_ns = 100000000ULL;
 
 struct nt_val {
-	struct pn_hist qdisc;  /* net_dev_queue → net_dev_start_xmit */
+	struct pn_hist qdisc;  /* qdisc_enqueue → net_dev_start_xmit (0 without a qdisc wait) */
 	struct pn_hist driver; /* net_dev_start_xmit → net_dev_xmit */
 };
 
@@ -57,11 +59,10 @@ struct {
 struct nt_slot {
 	__u64 skb;
 	__u64 ts;     /* start_xmit */
-	__u64 queued; /* net_dev_queue, 0 = not seen */
+	__u64 queued; /* qdisc_enqueue, = ts when the packet did not wait in a qdisc */
 };
 
 struct nt_cpu {
-	struct nt_slot direct;         /* last packet queued on a device without qdisc (ts = queued) */
 	struct nt_slot xmit[NT_DEPTH]; /* start_xmit in progress (nested devices), matched by skb */
 	__u32 next;                    /* next xmit slot to use (mod NT_DEPTH) */
 	__u32 pad;
@@ -129,22 +130,10 @@ static __always_inline void nt_emit(const struct sk_buff *skb, const struct net_
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline int nt_on_queue(int btf, struct sk_buff *skb)
+static __always_inline int nt_on_enqueue(int btf, struct sk_buff *skb)
 {
-	struct net_device *dev = PN_RD(btf, skb, dev);
-	if (!dev)
-		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	if (!nt_has_qdisc(btf, skb, dev)) {
-		struct nt_cpu *c = nt_cpu();
-		if (c) {
-			c->direct.skb = (__u64)skb;
-			c->direct.ts = now;
-		}
-		return 0;
-	}
 	__u64 key = (__u64)skb;
-	struct nt_q v = { .ts = now, .head = (__u64)PN_RD(btf, skb, head) };
+	struct nt_q v = { .ts = bpf_ktime_get_ns(), .head = (__u64)PN_RD(btf, skb, head) };
 	bpf_map_update_elem(&nt_queued, &key, &v, BPF_ANY);
 	return 0;
 }
@@ -156,27 +145,22 @@ static __always_inline int nt_on_start_xmit(int btf, const struct sk_buff *skb, 
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 key = (__u64)skb;
-	__u64 queued = 0;
-	if (c->direct.skb == key) {
-		queued = c->direct.ts;
-		c->direct.skb = 0;
-	} else {
+	__u64 queued = now; /* did not wait in a qdisc */
+	if (nt_has_qdisc(btf, skb, dev)) {
 		struct nt_q *q = bpf_map_lookup_elem(&nt_queued, &key);
 		if (q) {
-			if (q->head == (__u64)PN_RD(btf, skb, head))
+			if (q->head == (__u64)PN_RD(btf, skb, head) && q->ts <= now)
 				queued = q->ts;
 			bpf_map_delete_elem(&nt_queued, &key);
 		}
 	}
-	if (queued > now)
-		queued = 0;
 	__u32 i = c->next & (NT_DEPTH - 1);
 	c->xmit[i].skb = key;
 	c->xmit[i].ts = now;
 	c->xmit[i].queued = queued;
 	c->next = i + 1;
 	/* the histogram is updated at net_dev_xmit; the event needs the skb, still valid here */
-	if (queued && now - queued > cfg_slow_ns) {
+	if (now - queued > cfg_slow_ns) {
 		__u32 raw = pn_dev_netns_rd(btf, dev);
 		nt_emit(skb, dev, NT_EV_QDISC, pn_watch_key(raw), raw, now - queued, PN_RD(btf, skb, len));
 	}
@@ -202,8 +186,7 @@ static __always_inline int nt_on_xmit(int btf, struct sk_buff *skb, struct net_d
 	if (!s)
 		return 0;
 	__u64 lat = bpf_ktime_get_ns() - s->ts;
-	__u64 qlat = s->queued ? s->ts - s->queued : 0;
-	__u64 queued = s->queued;
+	__u64 qlat = s->ts - s->queued;
 	s->skb = 0;
 	__u32 raw = pn_dev_netns_rd(btf, dev);
 	__u32 netns = raw;
@@ -214,8 +197,7 @@ static __always_inline int nt_on_xmit(int btf, struct sk_buff *skb, struct net_d
 		if (!v)
 			return 0;
 	}
-	if (queued)
-		pn_hist_record(&v->qdisc, qlat, cfg_t0_ns, cfg_t1_ns);
+	pn_hist_record(&v->qdisc, qlat, cfg_t0_ns, cfg_t1_ns);
 	pn_hist_record(&v->driver, lat, cfg_t0_ns, cfg_t1_ns);
 	if (lat > cfg_slow_ns)
 		nt_emit(NULL, dev, NT_EV_XMIT, netns, raw, lat, len); /* the skb may be freed: no tuple */
@@ -223,10 +205,10 @@ static __always_inline int nt_on_xmit(int btf, struct sk_buff *skb, struct net_d
 }
 
 /* tp_btf programs (direct BTF loads) and raw_tp twins (used where tp_btf cannot load or attach) */
-SEC("tp_btf/net_dev_queue")
-int BPF_PROG(nt_queue, struct sk_buff *skb)
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(nt_enqueue, struct Qdisc *qdisc, const struct netdev_queue *txq, struct sk_buff *skb)
 {
-	return nt_on_queue(1, skb);
+	return nt_on_enqueue(1, skb);
 }
 
 SEC("tp_btf/net_dev_start_xmit")
@@ -241,10 +223,10 @@ int BPF_PROG(nt_xmit, struct sk_buff *skb, int rc, struct net_device *dev, unsig
 	return nt_on_xmit(1, skb, dev, len);
 }
 
-SEC("raw_tp/net_dev_queue")
-int BPF_PROG(nt_queue_raw, struct sk_buff *skb)
+SEC("raw_tp/qdisc_enqueue")
+int BPF_PROG(nt_enqueue_raw, struct Qdisc *qdisc, const struct netdev_queue *txq, struct sk_buff *skb)
 {
-	return nt_on_queue(0, skb);
+	return nt_on_enqueue(0, skb);
 }
 
 SEC("raw_tp/net_dev_start_xmit")

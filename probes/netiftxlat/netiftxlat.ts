@@ -1,6 +1,7 @@
 // netiftxlat: transmit latency at the device layer per pod (netns of the transmitting device), as log2
 // histograms measured in the kernel (netiftxlat.bpf.c):
-//   qdisc wait  = net:net_dev_queue → net:net_dev_start_xmit (time in the qdisc: shaping, backlog);
+//   qdisc wait  = qdisc:qdisc_enqueue → net:net_dev_start_xmit (time in the qdisc: shaping, backlog;
+//                 0 for packets that did not wait in a qdisc: noqueue devices, bypass of an empty qdisc);
 //   driver time = net:net_dev_start_xmit → net:net_dev_xmit (the driver's ndo_start_xmit).
 // Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over a threshold (default 100 ms, as KubeSkoop's
 // qdiscslow100ms / netdevslow100ms).
@@ -37,7 +38,7 @@ export const EVENT_TYPES = { 1: 'NETIFTXLAT_QDISC', 2: 'NETIFTXLAT_XMIT' } as co
 const metrics: MetricDef[] = [
   histogramDef(
     M.qdiscWait,
-    'Time a packet spent in the transmit queueing discipline of an interface of the pod: net:net_dev_queue → net:net_dev_start_xmit. Interfaces without a qdisc (noqueue) show the near-zero path time.',
+    'Time a packet spent in the transmit queueing discipline of an interface of the pod: qdisc:qdisc_enqueue → net:net_dev_start_xmit. A packet that did not wait in a qdisc (interfaces without one — noqueue — or the bypass of an empty qdisc) counts as 0.',
   ),
   histogramDef(
     M.driverTime,
@@ -58,7 +59,7 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['nt_queue', 'nt_start_xmit', 'nt_xmit'] as const;
+const PROGRAMS = ['nt_enqueue', 'nt_start_xmit', 'nt_xmit'] as const;
 
 /** Event record (netiftxlat.bpf.c struct nt_event, 80 bytes). */
 export function decodeTxSlow(
@@ -83,7 +84,7 @@ export function decodeTxSlow(
 export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
   name: 'netiftxlat',
   description:
-    'Transmit latency at the device layer per pod: qdisc wait (net_dev_queue → net_dev_start_xmit) and driver time (start_xmit → net_dev_xmit) as in-kernel log2 histograms, with slow-transmit events.',
+    'Transmit latency at the device layer per pod: qdisc wait (qdisc_enqueue → net_dev_start_xmit, 0 without a qdisc) and driver time (start_xmit → net_dev_xmit) as in-kernel log2 histograms, with slow-transmit events.',
   source: 'ebpf',
   defaultEnabled: false,
   metrics,
