@@ -246,6 +246,21 @@ export class WatchedNetns {
   }
 }
 
+/**
+ * Programs of an object on a tp_btf hook that no raw_tp fallback covers (neither they nor a prototype
+ * sibling on the same section have one): what `attach: raw_tp` cannot switch.
+ */
+export function tpBtfWithoutFallback(
+  programs: readonly { name: string; section: string }[],
+  fallbacks: readonly (readonly [string, string])[],
+  sectionOf: (program: string) => string,
+): string[] {
+  const covered = new Set(fallbacks.map(([p]) => sectionOf(p)));
+  return programs
+    .filter((p) => p.section.startsWith('tp_btf/') && !covered.has(p.section))
+    .map((p) => p.name);
+}
+
 /** A loaded, attached eBPF probe object with its ring reader and watched-netns sync. */
 export class EbpfRuntime {
   readonly probe: string;
@@ -356,6 +371,16 @@ export class EbpfRuntime {
       }
       return coll;
     };
+    if (a.attach === 'raw_tp') {
+      const without = tpBtfWithoutFallback(spec.programs, fallbacks, (p) => spec.program(p).section);
+      if (without.length)
+        o.ctx.log.warn(
+          { probe: o.probe, programs: without },
+          fallbacks.length
+            ? 'attach: raw_tp requested, but these programs have no raw_tp variant: they stay tp_btf'
+            : 'attach: raw_tp requested, but this probe has no raw_tp variants: its tp_btf programs are used',
+        );
+    }
     let coll = load(new Set(a.attach === 'raw_tp' ? fallbacks.map(([p]) => p) : []));
     const failed = new Set(
       fallbacks.filter(([p]) => coll.programs.get(p)?.state === 'unavailable').map(([p]) => p),

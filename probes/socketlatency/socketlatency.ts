@@ -28,9 +28,10 @@ const argsSchema = z.object({
   ...bucketsShape,
   /**
    * tp_btf only: the per-socket state lives in socket-local storage, which raw_tp programs cannot use;
-   * there are no raw_tp twins (docs/probes-latency.md).
+   * there are no raw_tp twins (docs/probes-latency.md). `raw_tp` is accepted (a configuration may set
+   * it for every probe) and logged as a warning; the tp_btf programs are used.
    */
-  attach: z.literal('auto').default('auto'),
+  attach: z.enum(['auto', 'raw_tp']).default('auto'),
   /** A wait longer than this raises a `podnet.socket.slow` event, ms. */
   slowThresholdMs: z.number().positive().default(100),
   /** Thresholds of `podnet.socket.{read,write}.slow.count`, ms (KubeSkoop: 1 and 100). */

@@ -3,6 +3,7 @@
 // writer that keeps up. Histograms, the exact 1 ms / 100 ms counters and slow events are checked per netns.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { pino } from 'pino';
 import {
   EVENT,
   M,
@@ -244,4 +245,43 @@ test('IPv6: a 150 ms unread stall is one slow event with IPv6 addresses', async 
   assert.ok((evs[0]!.attributes['podnet.latency.duration'] as number) >= 0.15);
   client.kill();
   server.kill();
+});
+
+test('attach: raw_tp on a probe without raw_tp programs: a logged warning naming them, tp_btf programs run', async () => {
+  const lines: { level: number; msg: string; probe?: string; programs?: string[] }[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const raw = await socketlatencyProbe.create(
+    { ...testContext([sideEntity(pair.b)]), log },
+    socketlatencyProbe.args.parse({ attach: 'raw_tp' }),
+  );
+  try {
+    assert.equal(raw.status().state, 'running', raw.status().reason);
+    const progs = (raw.status().details?.['programs'] ?? []) as { section: string; state: string }[];
+    const attached = progs.filter((p) => p.state === 'attached').map((p) => p.section);
+    assert.ok(attached.length === 4 && attached.every((s) => s.startsWith('tp_btf/')), attached.join(', '));
+    const warn = lines.filter((l) => l.level === 40 && /attach: raw_tp/.test(l.msg));
+    assert.equal(warn.length, 1, JSON.stringify(lines));
+    assert.equal(warn[0]!.probe, 'socketlatency');
+    assert.deepEqual([...(warn[0]!.programs ?? [])].sort(), [
+      'sl_data_ready',
+      'sl_dev_queue',
+      'sl_recv_length',
+      'sl_sendmsg',
+    ]);
+  } finally {
+    await raw.close();
+  }
+  // a probe whose every program has a raw_tp twin: no such warning
+  lines.length = 0;
+  const { netiftxlatProbe } = await import('../../probes/netiftxlat/netiftxlat.ts');
+  const nt = await netiftxlatProbe.create(
+    { ...testContext([sideEntity(pair.b)]), log },
+    netiftxlatProbe.args.parse({ attach: 'raw_tp' }),
+  );
+  try {
+    assert.equal(nt.status().state, 'running', nt.status().reason);
+    assert.equal(lines.filter((l) => /attach: raw_tp/.test(l.msg)).length, 0, JSON.stringify(lines));
+  } finally {
+    await nt.close();
+  }
 });
