@@ -10,13 +10,13 @@
 //
 //   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { startSink } from '../lib/otlp-sink.ts';
-import { startPodnet } from '../lib/podnet.ts';
+import type { PodnetOptions, PodnetProc } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, int, sleep } from '../lib/stats.ts';
@@ -29,13 +29,52 @@ const { values: o } = parseArgs({
     quick: { type: 'boolean', default: false },
     /** One more run at the largest size under `node --cpu-prof`: where the time goes. */
     profile: { type: 'boolean' },
+    /** Name prefix of the netns this run creates (default pnk<pid>s). */
+    prefix: { type: 'string' },
+    /**
+     * Run podnet in several variants at each size, one after another over the same netns:
+     * NAME=ROOT[;env:K=V][;node:FLAG]... (ROOT = a checkout of podnet, e.g. a git worktree of a baseline;
+     * `.` = this one). Default: one variant, this checkout as it is.
+     */
+    variant: { type: 'string', multiple: true },
   },
 });
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
 const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));
 const started = performance.now();
-const prefix = `pnk${process.pid}s`;
+const HERE = new URL('../../', import.meta.url).pathname;
+
+interface Variant {
+  name: string;
+  root: string;
+  env: Record<string, string>;
+  nodeArgs: string[];
+  start: (o: PodnetOptions) => Promise<PodnetProc>;
+}
+const variants: Variant[] = [];
+for (const spec of o.variant ?? ['podnet=.']) {
+  const [head, ...mods] = spec.split(';');
+  const eq = head!.indexOf('=');
+  const name = eq > 0 ? head!.slice(0, eq) : head!;
+  const rootArg = eq > 0 ? head!.slice(eq + 1) : '.';
+  const root = rootArg === '.' ? HERE : `${rootArg.replace(/\/+$/, '')}/`;
+  const env: Record<string, string> = {};
+  const nodeArgs: string[] = [];
+  for (const m of mods) {
+    if (m.startsWith('env:')) {
+      const [k, ...v] = m.slice(4).split('=');
+      env[k!] = v.join('=');
+    } else if (m.startsWith('node:')) nodeArgs.push(m.slice(5));
+    else throw new Error(`--variant ${spec}: unknown modifier ${m}`);
+  }
+  // The variant's own benchmarks/lib/podnet.ts starts its own podnet-child.ts (and so its own receiver).
+  const lib = (await import(`${root}benchmarks/lib/podnet.ts`)) as {
+    startPodnet: (o: PodnetOptions) => Promise<PodnetProc>;
+  };
+  variants.push({ name, root, env, nodeArgs, start: lib.startPodnet });
+}
+const prefix = o.prefix ?? `pnk${process.pid}s`;
 
 function batch(lines: string[]): void {
   if (lines.length === 0) return;
@@ -72,7 +111,12 @@ function grow(n: number): void {
 }
 
 interface Row {
+  variant: string;
+  /** Mean and largest RSS over the measured window (sampled once a second). */
+  rssMeanMb: number;
+  rssMaxInWindowMb: number;
   netns: number;
+  otlpRequestsPerInterval: number;
   entities: number;
   series: number;
   collectionMs: number;
@@ -90,6 +134,16 @@ interface Row {
   heapTotalMb: number;
   externalMb: number;
   collectionOverInterval: boolean;
+  anonMb: number;
+  fileMb: number;
+  shmemMb: number;
+}
+
+/** RSS parts of a process (/proc/<pid>/status: RssAnon, RssFile, RssShmem), in MB. */
+function rssParts(pid: number): { anonMb: number; fileMb: number; shmemMb: number } {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0) / 1024;
+  return { anonMb: mb('RssAnon'), fileMb: mb('RssFile'), shmemMb: mb('RssShmem') };
 }
 
 const sink = await startSink();
@@ -97,19 +151,27 @@ const rows: Row[] = [];
 let command = '';
 const doProfile = o.profile ?? !o.quick;
 const profDir = mkdtempSync(join(tmpdir(), 'pnk-prof-'));
-let profile: ProfileSummary | undefined;
+const profiles: Array<[string, ProfileSummary]> = [];
+/** Profile areas that are export work (OTLP serialization and sending, /metrics-independent). */
+const EXPORT_AREAS =
+  /otlp-transformer|otlp-exporter-base|exporter-metrics-otlp|sdk-metrics|podnet receiver\/otel/;
 const largest = Math.max(...sizes);
 try {
-  for (const runSize of doProfile ? [...sizes, -largest] : sizes) {
+  const runs: Array<[number, Variant]> = [];
+  for (const n of sizes) for (const v of variants) runs.push([n, v]);
+  if (doProfile) for (const v of variants) runs.push([-largest, v]);
+  for (const [runSize, variant] of runs) {
     const profiling = runSize < 0;
     const n = Math.abs(runSize);
     const t0 = performance.now();
     grow(n);
     console.log(
-      `# ${n} netns ready in ${Math.round(performance.now() - t0)} ms${profiling ? ' (profiling run)' : ''}`,
+      `# ${n} netns ready in ${Math.round(performance.now() - t0)} ms; variant ${variant.name}${profiling ? ' (profiling run)' : ''}`,
     );
-    const podnet = await startPodnet({
-      ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    const nodeArgs = [...variant.nodeArgs, ...(profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
+    const podnet = await variant.start({
+      ...(nodeArgs.length ? { nodeArgs } : {}),
+      ...(Object.keys(variant.env).length ? { env: variant.env } : {}),
       config: {
         collection_interval: `${intervalS}s`,
         cardinality_limit: 1_000_000,
@@ -134,13 +196,33 @@ try {
       const win = new CpuWindow([podnet.pid]).start();
       // Polled once a second: /status lists every entity, and polling it fast would be a load of its own
       // (at 1,000 netns, 20 polls/s took a quarter of podnet's CPU in a profile).
-      while ((await podnet.status()).collections < c0 + intervals) await sleep(1000);
+      // RSS sampled at each poll: one reading at the end would land anywhere in the collection cycle.
+      const rssSamples: number[] = [];
+      while ((await podnet.status()).collections < c0 + intervals) {
+        rssSamples.push(rssBytes(podnet.pid) / 2 ** 20);
+        await sleep(1000);
+      }
       const w = win.stop();
       if (profiling) {
         const to = usNow();
         await podnet.stop();
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) profile = summarizeProfile(join(profDir, file), 15, [from, to]);
+        if (file) {
+          const prof = summarizeProfile(join(profDir, file), 15, [from, to]);
+          profiles.push([variant.name, prof]);
+          rmSync(join(profDir, file));
+          const exportAreas = prof.areas.filter(([a]) => EXPORT_AREAS.test(a));
+          const exportMs = exportAreas.reduce((t, [, ms]) => t + ms, 0);
+          console.log(
+            JSON.stringify({
+              variant: variant.name,
+              profiledCpuMs: prof.totalMs,
+              exportCpuMsPerInterval: exportMs / intervals,
+              exportAreas: exportAreas.map(([a, ms]) => [a, Math.round(ms / intervals)]),
+              top: prof.areas.slice(0, 12).map(([a, ms]) => [a, Math.round(ms)]),
+            }),
+          );
+        }
         continue;
       }
       const st = await podnet.status();
@@ -153,8 +235,10 @@ try {
         .slice(0, 3);
       const mem = await podnet.memoryUsage();
       const scrape = await podnet.metrics();
-      const exports = Math.max(1, sk.metrics.requests);
+      // Per interval of the measured window (one export of a collection may be several requests).
+      const perInterval = w.wall / intervalS;
       const row: Row = {
+        variant: variant.name,
         netns: n,
         entities: (st.entities as unknown[]).length,
         series: st.metrics.series,
@@ -164,8 +248,11 @@ try {
         cpuPctOfCore: ((w.cpu[0] ?? 0) / w.wall) * 100,
         rssMb: rssBytes(podnet.pid) / 2 ** 20,
         peakRssMb: peakRssBytes(podnet.pid) / 2 ** 20,
-        otlpBytesPerInterval: sk.metrics.rawBytes / exports,
-        otlpPointsPerInterval: sk.metrics.items / exports,
+        rssMeanMb: rssSamples.reduce((a, b) => a + b, 0) / Math.max(1, rssSamples.length),
+        rssMaxInWindowMb: Math.max(0, ...rssSamples),
+        otlpBytesPerInterval: sk.metrics.rawBytes / perInterval,
+        otlpPointsPerInterval: sk.metrics.items / perInterval,
+        otlpRequestsPerInterval: sk.metrics.requests / perInterval,
         scrapeMs: scrape.ms,
         scrapeBytes: scrape.text.length,
         machineBusyPct: w.machineBusy * 100,
@@ -173,6 +260,7 @@ try {
         heapTotalMb: mem.heapTotal / 2 ** 20,
         externalMb: mem.external / 2 ** 20,
         collectionOverInterval: total > intervalS * 1000,
+        ...rssParts(podnet.pid),
       };
       rows.push(row);
       console.log(JSON.stringify(row));
@@ -188,6 +276,7 @@ try {
 
 const table: Table = {
   headers: [
+    ...(variants.length > 1 ? ['variant'] : []),
     'netns',
     'entities',
     'series',
@@ -195,7 +284,9 @@ const table: Table = {
     'slowest probes, ms',
     `CPU ms per ${intervalS} s interval`,
     '% of a core',
-    'RSS MB (peak)',
+    'RSS MB at the end (peak)',
+    'RSS MB over the window: mean, max',
+    'RSS anon / file / shmem MB',
     'V8 heap used / total MB, external MB',
     'OTLP metrics KB per interval',
     'data points per interval',
@@ -203,6 +294,7 @@ const table: Table = {
     'machine busy %',
   ],
   rows: rows.map((r) => [
+    ...(variants.length > 1 ? [r.variant] : []),
     int(r.netns),
     int(r.entities),
     int(r.series),
@@ -211,6 +303,8 @@ const table: Table = {
     fmt(r.cpuMsPerInterval, 0),
     fmt(r.cpuPctOfCore, 2),
     `${fmt(r.rssMb, 0)} (${fmt(r.peakRssMb, 0)})`,
+    `${fmt(r.rssMeanMb, 0)}, ${fmt(r.rssMaxInWindowMb, 0)}`,
+    `${fmt(r.anonMb, 0)} / ${fmt(r.fileMb, 0)} / ${fmt(r.shmemMb, 0)}`,
     `${fmt(r.heapUsedMb, 0)} / ${fmt(r.heapTotalMb, 0)}, ${fmt(r.externalMb, 0)}`,
     fmt(r.otlpBytesPerInterval / 1024, 0),
     int(r.otlpPointsPerInterval),
@@ -218,21 +312,21 @@ const table: Table = {
     fmt(r.machineBusyPct),
   ]),
 };
-const profileTables: Table[] = profile
-  ? [
-      {
-        title: `Where podnet's CPU goes at ${int(largest)} netns (node --cpu-prof over ${intervals} intervals, self time, ${fmt(profile.totalMs / 1000, 2)} s of CPU sampled): by area`,
-        headers: ['area', 'ms', 'share'],
-        rows: profile.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
-      },
-      {
-        title: 'by function (top 15)',
-        headers: ['function', 'area', 'ms', 'share'],
-        rows: profile.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
-      },
-    ]
-  : [];
-const big = rows.find((r) => r.netns >= 1000);
+const profileTables: Table[] = profiles.flatMap(([name, profile]) => [
+  {
+    title: `Where podnet's CPU goes at ${int(largest)} netns${variants.length > 1 ? ` (${name})` : ''} (node --cpu-prof over ${intervals} intervals, self time, ${fmt(profile.totalMs / 1000, 2)} s of CPU sampled): by area`,
+    headers: ['area', 'ms', 'share'],
+    rows: profile.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+  },
+  {
+    title: 'by function (top 15)',
+    headers: ['function', 'area', 'ms', 'share'],
+    rows: profile.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+  },
+]);
+// Targets and per-netns costs: of the last variant listed (the one under test; earlier ones are baselines).
+const judged = rows.filter((r) => r.variant === variants.at(-1)!.name);
+const big = judged.find((r) => r.netns >= 1000);
 const targets: Target[] = [
   {
     name: '1,000 netns: memory',
@@ -255,9 +349,9 @@ for (const r of rows.filter((x) => x.collectionOverInterval))
   notes.push(
     `At ${int(r.netns)} netns one collection (${fmt(r.collectionMs / 1000, 1)} s of wall time, probes one after another) is longer than the ${intervalS} s interval; the agent starts the next collection ${intervalS} s after the previous one ends, so the real period is about ${fmt(r.collectionMs / 1000 + intervalS, 0)} s and the CPU share above is over that period (per ${intervalS} s it would be ${fmt((r.cpuMsPerInterval / (intervalS * 1000)) * 100, 1)} %).`,
   );
-if (rows.length >= 2) {
-  const a = rows.at(-2)!;
-  const b = rows.at(-1)!;
+if (judged.length >= 2) {
+  const a = judged.at(-2)!;
+  const b = judged.at(-1)!;
   const dn = b.netns - a.netns;
   notes.push(
     `Per extra netns (from ${a.netns} to ${b.netns}): ${fmt((b.cpuMsPerInterval - a.cpuMsPerInterval) / dn, 2)} ms CPU per interval, ${fmt(((b.rssMb - a.rssMb) * 1024) / dn, 0)} KB RSS, ${fmt((b.series - a.series) / dn, 0)} series, ${fmt((b.otlpBytesPerInterval - a.otlpBytesPerInterval) / dn / 1024, 1)} KB OTLP per interval.`,
