@@ -10,7 +10,7 @@ import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../..
 import { packetAttributes, readTuple } from '../common/decode.ts';
 import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
 import { bucketsShape, histPoints, LATENCY_ATTR, msToNs, slowCounterDef } from '../histogram/latency.ts';
-import { HIST_FIELDS, histFromFields, histogramDef } from '../histogram/log2.ts';
+import { HIST_FIELDS, histFromFields, histogramDef, type Log2Hist } from '../histogram/log2.ts';
 
 export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 
@@ -81,6 +81,16 @@ export function decodeTxSlow(
   return { name: EVENT, type: EVENT_TYPES[type as 1] ?? `NETIFTXLAT_${type}`, attributes, rawNetns };
 }
 
+/**
+ * The kernel writes only qdisc waits above 0 (netiftxlat.bpf.c nt_xmit); every packet is recorded in the
+ * driver histogram at the same hook, so the packets that did not wait in a qdisc are the difference.
+ */
+export function withZeroWaits(qdisc: Log2Hist, packets: number): Log2Hist {
+  const zero = packets - qdisc.count;
+  if (zero <= 0) return qdisc;
+  return { ...qdisc, slots: qdisc.slots.map((v, i) => (i === 0 ? v + zero : v)), count: qdisc.count + zero };
+}
+
 export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
   name: 'netiftxlat',
   description:
@@ -141,12 +151,13 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
         // one value per netns: the qdisc histogram's u64 fields, then the driver histogram's
         for (const e of rt.counterEntries('nt_hist')) {
           const common = { netns: e.netns, attributes: {}, thresholdsMs: t, range: args.buckets };
-          histPoints(out, histFromFields(e.values, 0), {
+          const driver = histFromFields(e.values, HIST_FIELDS);
+          histPoints(out, withZeroWaits(histFromFields(e.values, 0), driver.count), {
             ...common,
             histogram: M.qdiscWait,
             counter: M.qdiscSlow,
           });
-          histPoints(out, histFromFields(e.values, HIST_FIELDS), {
+          histPoints(out, driver, {
             ...common,
             histogram: M.driverTime,
             counter: M.driverSlow,
