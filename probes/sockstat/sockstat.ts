@@ -53,20 +53,38 @@ export const SOCKSTAT_METRICS: readonly MetricDef[] = [
     [],
   ),
   def('podnet.sockstat.udp.inuse', '{socket}', 'UDP sockets in use (`UDP: inuse`, `UDP6: inuse`).', NT),
-  def('podnet.sockstat.udp_lite.inuse', '{socket}', 'UDP-Lite sockets in use (`UDPLITE`, `UDPLITE6`).', NT),
-  def('podnet.sockstat.raw.inuse', '{socket}', 'Raw sockets in use (`RAW`, `RAW6`).', NT),
-  def(
-    'podnet.sockstat.frag.inuse',
-    '{queue}',
-    'IP fragment reassembly queues (`FRAG: inuse`, `FRAG6: inuse`).',
-    NT,
-  ),
-  def(
-    'podnet.sockstat.frag.memory',
-    'By',
-    'Memory held by IP fragment reassembly (`FRAG: memory`, `FRAG6: memory`).',
-    NT,
-  ),
+  // Off by default (not in KubeSkoop's set; 8 series per pod): UDP-Lite, raw sockets, fragment queues.
+  {
+    ...def(
+      'podnet.sockstat.udp_lite.inuse',
+      '{socket}',
+      'UDP-Lite sockets in use (`UDPLITE`, `UDPLITE6`).',
+      NT,
+    ),
+    enabled: false,
+  },
+  {
+    ...def('podnet.sockstat.raw.inuse', '{socket}', 'Raw sockets in use (`RAW`, `RAW6`).', NT),
+    enabled: false,
+  },
+  {
+    ...def(
+      'podnet.sockstat.frag.inuse',
+      '{queue}',
+      'IP fragment reassembly queues (`FRAG: inuse`, `FRAG6: inuse`).',
+      NT,
+    ),
+    enabled: false,
+  },
+  {
+    ...def(
+      'podnet.sockstat.frag.memory',
+      'By',
+      'Memory held by IP fragment reassembly (`FRAG: memory`, `FRAG6: memory`).',
+      NT,
+    ),
+    enabled: false,
+  },
   def(
     'podnet.sockstat.tcp.orphan',
     '{socket}',
