@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
-import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
+import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
@@ -114,6 +114,12 @@ export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
   async create(ctx, initial) {
     let args = initial;
     const status = new CollectionStatus(ctx.log ?? childLogger('conntrack'));
+    const pool = new NetnsSocketPool(
+      NETLINK_NETFILTER,
+      { timeoutMs: args.timeoutMs },
+      undefined,
+      ctx.entities,
+    );
     const probe: Probe<ConntrackArgs> = {
       async collect(entities: readonly Entity[]) {
         const a = args;
@@ -122,6 +128,7 @@ export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
           NETLINK_NETFILTER,
           (sock, entity, out) => read(sock, entity.netnsInode, a.perCpu, out),
           { timeoutMs: a.timeoutMs },
+          pool,
         );
         status.record(entities.length, failures);
         return points;
@@ -131,6 +138,7 @@ export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
         args = next;
       },
       async close() {
+        pool.close();
         status.markClosed();
       },
     };

@@ -5,7 +5,7 @@
 // and its children.
 import { z } from 'zod';
 import { childLogger } from '../../receiver/log/logger.ts';
-import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
+import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -62,18 +62,31 @@ const metrics: MetricDef[] = [
   def(Q.backlog, 'gauge', 'By', 'Bytes waiting in the queue (tc: backlog Nb).'),
 ];
 
+// Attribute objects shared between netns and collections (frozen: the metric store keeps their series
+// key), one per interface name, kind, handle and parent.
+const attrCache = new Map<string, Readonly<Record<string, string>>>();
+function qdiscAttributes(ifname: string, kind: string, handle: number, parent: number) {
+  const key = `${ifname}\u0000${kind}\u0000${handle}\u0000${parent}`;
+  let a = attrCache.get(key);
+  if (!a) {
+    a = Object.freeze({
+      'network.interface.name': ifname,
+      'podnet.qdisc.kind': kind,
+      'podnet.qdisc.handle': formatTcHandle(handle),
+      'podnet.qdisc.parent': formatTcHandle(parent, true),
+    });
+    if (attrCache.size < 65536) attrCache.set(key, a);
+  }
+  return a;
+}
+
 function read(sock: NetlinkSocket, netns: number, args: QdiscArgs, out: MetricPoint[]): void {
   const names = dumpLinkNames(sock);
   const qdiscs = dumpQdiscs(sock);
   for (const q of qdiscs) {
     const ifname = names.get(q.ifindex) ?? `if${q.ifindex}`;
     if (args.excludeInterfaces.includes(ifname) || args.excludeKinds.includes(q.kind)) continue;
-    const attributes = {
-      'network.interface.name': ifname,
-      'podnet.qdisc.kind': q.kind,
-      'podnet.qdisc.handle': formatTcHandle(q.handle),
-      'podnet.qdisc.parent': formatTcHandle(q.parent, true),
-    };
+    const attributes = qdiscAttributes(ifname, q.kind, q.handle, q.parent);
     out.push({ metric: Q.bytes, netns, attributes, value: q.bytes });
     out.push({ metric: Q.packets, netns, attributes, value: q.packets });
     out.push({ metric: Q.drops, netns, attributes, value: q.drops });
@@ -104,6 +117,7 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
   async create(ctx, initial) {
     let args = initial;
     const status = new CollectionStatus(ctx.log ?? childLogger('qdisc'));
+    const pool = new NetnsSocketPool(NETLINK_ROUTE, { timeoutMs: args.timeoutMs }, undefined, ctx.entities);
     const probe: Probe<QdiscArgs> = {
       async collect(entities: readonly Entity[]) {
         const a = args;
@@ -112,6 +126,7 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
           NETLINK_ROUTE,
           (sock, entity, out) => read(sock, entity.netnsInode, a, out),
           { timeoutMs: a.timeoutMs },
+          pool,
         );
         status.record(entities.length, failures);
         return points;
@@ -121,6 +136,7 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
         args = next;
       },
       async close() {
+        pool.close();
         status.markClosed();
       },
     };

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { NetlinkError } from '../../receiver/netlink/codec.ts';
-import { CollectionStatus, collectPerNetns } from '../../receiver/netlink/per-netns.ts';
+import { CollectionStatus, collectPerNetnsLazy, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import {
   AF_INET,
   AF_INET6,
@@ -25,6 +25,8 @@ import {
 import { NETLINK_SOCK_DIAG, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { parseSockstat } from '../../receiver/procfs/parse.ts';
+import { readNetFiles } from '../../receiver/procfs/read.ts';
 
 /** Default RTT bucket bounds, seconds: 100 µs … 5 s. */
 export const DEFAULT_RTT_BOUNDARIES = [
@@ -44,6 +46,12 @@ const argsSchema = z.object({
   udp: z.boolean().default(true),
   /** Receive timeout per netlink read, ms. */
   timeoutMs: z.number().int().positive().default(2000),
+  /**
+   * Read the netns' socket counts (net/sockstat, sockstat6) first and skip the dumps of what it has
+   * none of. A sock_diag dump walks the host-wide hash table (262,144 TCP buckets on a 24 GB host)
+   * whatever the netns holds, so in an empty netns the dump is all cost.
+   */
+  skipEmpty: z.boolean().default(true),
 });
 export type SocketsArgs = z.infer<typeof argsSchema>;
 
@@ -63,6 +71,10 @@ const MEM_DESCRIPTIONS: Record<string, string> = {
 
 /** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
 const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
+/** Their attribute objects, shared (frozen: the metric store keeps their series key). */
+const STATE_ATTRS = new Map<string, Readonly<Record<string, string>>>(
+  STATE_VALUES.map((s) => [s, Object.freeze({ 'network.connection.state': s })]),
+);
 
 const gauge = (name: string, unit: string, description: string, attributes: string[] = []): MetricDef => ({
   name,
@@ -214,16 +226,57 @@ function emptySummary(buckets: number): SocketSummary {
   };
 }
 
-/** Reads and aggregates the sockets of the netns the socket `sock` lives in. */
+/** What a netns holds, from its socket counts: which dumps can have anything to report. */
+export interface SocketPresence {
+  /** TCP sockets hashed (listening, connected, connecting; IPv4 or IPv6) or in TIME_WAIT. */
+  readonly tcp: boolean;
+  /** Bound UDP sockets, IPv4 / IPv6. */
+  readonly udp4: boolean;
+  readonly udp6: boolean;
+}
+
+export const EVERY_SOCKET: SocketPresence = { tcp: true, udp4: true, udp6: true };
+
+const SOCKSTAT_FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as const;
+
+/**
+ * Which socket dumps of the entity's netns can return anything, from `net/sockstat(6)`: `TCP: inuse`
+ * and `TCP6: inuse` count the TCP sockets in the hash tables sock_diag walks (listeners, connections,
+ * connecting sockets; a SYN_RECV request needs a listener), `TCP: tw` the TIME_WAIT ones, `UDP(6):
+ * inuse` the bound UDP sockets — all per netns. Zero means the dump would come back empty.
+ */
+export function socketPresence(entity: Entity): SocketPresence {
+  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES);
+  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
+  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
+  let tcp = 0;
+  let udp4 = 0;
+  let udp6 = 0;
+  for (const { proto, key, value } of e) {
+    if (key === 'inuse') {
+      if (proto === 'TCP' || proto === 'TCP6') tcp += value;
+      else if (proto === 'UDP') udp4 += value;
+      else if (proto === 'UDP6') udp6 += value;
+    } else if (key === 'tw' && proto === 'TCP') tcp += value;
+  }
+  return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
+}
+
+/**
+ * Reads and aggregates the sockets of the netns the socket `sock` lives in (`sock` may be a function
+ * opening it, called only when a dump is needed). `presence` skips the dumps that would be empty.
+ */
 export function summarize(
-  sock: NetlinkSocket,
+  sock: NetlinkSocket | (() => NetlinkSocket),
   args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'> & {
     /** One TCPDIAG_GETSOCK dump for both families (default) instead of one v2 dump per family. */
     tcpAllFamiliesRequest?: boolean;
   },
+  presence: SocketPresence = EVERY_SOCKET,
 ): SocketSummary {
   const bounds = args.rttBoundaries;
   const s = emptySummary(bounds.length);
+  const open = typeof sock === 'function' ? sock : () => sock;
   const onTcp = (k: Readonly<InetSocket>): void => {
     const state = TCP_STATES[k.state] ?? '';
     if (state !== '') s.states.set(state, (s.states.get(state) ?? 0) + 1);
@@ -255,14 +308,17 @@ export function summarize(
     }
   };
   const exts = [INET_DIAG_INFO, INET_DIAG_SKMEMINFO];
-  if (args.tcpAllFamiliesRequest !== false) {
-    dumpTcpSocketsAllFamilies(sock, exts, onTcp);
+  if (!presence.tcp) {
+    // nothing to dump
+  } else if (args.tcpAllFamiliesRequest !== false) {
+    dumpTcpSocketsAllFamilies(open(), exts, onTcp);
   } else {
-    for (const family of [AF_INET, AF_INET6]) dumpInetSockets(sock, family, IPPROTO_TCP, exts, onTcp);
+    for (const family of [AF_INET, AF_INET6]) dumpInetSockets(open(), family, IPPROTO_TCP, exts, onTcp);
   }
   if (args.udp) {
     for (const family of [AF_INET, AF_INET6]) {
-      dumpInetSockets(sock, family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
+      if (!(family === AF_INET ? presence.udp4 : presence.udp6)) continue;
+      dumpInetSockets(open(), family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
         s.udpCount++;
         s.udpRx += k.rqueue;
         s.udpTx += k.wqueue;
@@ -281,7 +337,7 @@ function toPoints(
   out: MetricPoint[],
 ): void {
   for (const [state, value] of s.states) {
-    out.push({ metric: M.connections, netns, attributes: { 'network.connection.state': state }, value });
+    out.push({ metric: M.connections, netns, attributes: STATE_ATTRS.get(state)!, value });
   }
   out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
   out.push({ metric: M.txQueue, netns, value: s.txQueue });
@@ -352,22 +408,29 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
       return { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
     };
     const status = new CollectionStatus(ctx.log ?? childLogger('sockets'));
+    const pool = new NetnsSocketPool(
+      NETLINK_SOCK_DIAG,
+      { timeoutMs: args.timeoutMs },
+      undefined,
+      ctx.entities,
+    );
     const probe: Probe<SocketsArgs> = {
       async collect(entities: readonly Entity[]) {
         const a = args;
-        const { points, failures } = await collectPerNetns(
+        const { points, failures } = await collectPerNetnsLazy(
           entities,
           NETLINK_SOCK_DIAG,
-          (sock, entity, out) => {
+          (open, entity, out) => {
+            const presence = a.skipEmpty ? socketPresence(entity) : EVERY_SOCKET;
             let summary: SocketSummary;
             try {
-              summary = summarize(sock, { ...a, tcpAllFamiliesRequest: v1 });
+              summary = summarize(open, { ...a, tcpAllFamiliesRequest: v1 }, presence);
             } catch (err) {
               // A kernel without the legacy request: one v2 dump per family from now on.
               if (!v1 || !(err instanceof NetlinkError) || err.errno === 11) throw err;
               v1 = false;
               ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
-              summary = summarize(sock, { ...a, tcpAllFamiliesRequest: false });
+              summary = summarize(open, { ...a, tcpAllFamiliesRequest: false }, presence);
             }
             toPoints(
               summary,
@@ -378,6 +441,7 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
             );
           },
           { timeoutMs: a.timeoutMs },
+          pool,
         );
         // Forget the RTT totals of netns that are no longer watched.
         const live = new Set(entities.map((e) => e.netnsInode));
@@ -390,6 +454,7 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
         args = next;
       },
       async close() {
+        pool.close();
         rttTotals.clear();
         status.markClosed();
       },

@@ -1,12 +1,104 @@
-// Shared collection loop of the netlink probes: for each entity, open one netlink socket inside its
-// netns, run the probe's reads, close the socket. One entity that fails (netns gone, protocol missing)
-// yields no points and is counted; the others go on. Reads are synchronous (see socket.ts); the loop
-// yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it long.
+// Shared collection loop of the netlink probes: for each entity, a netlink socket inside its netns (kept
+// open across collections in a `NetnsSocketPool`, or opened and closed per collection without one), the
+// probe's reads, then a liveness check of the entity (a kept socket holds its netns alive, so reading
+// through it alone would not notice a deleted netns). One entity that fails (netns gone, protocol
+// missing) yields no points and is counted; the others go on. Reads are synchronous (see socket.ts); the
+// loop yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it.
 import type { Logger } from '../log/logger.ts';
-import type { Entity } from '../pods/entity.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { MetricPoint, ProbeStatus } from '../probe/types.ts';
+import { assertEntityAlive } from '../procfs/read.ts';
 import { NetlinkError } from './codec.ts';
 import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from './socket.ts';
+
+/** Sockets a pool keeps at most (one per netns); netns beyond it get a socket per collection. */
+export const DEFAULT_POOL_LIMIT = 2048;
+
+/**
+ * One netlink socket of `protocol` per netns, opened (setns + socket) the first time the netns is read
+ * and kept for the next collections. A socket is closed when its netns leaves: on the entity source's
+ * `removed` change, when a collection's entity list no longer has it (`retain`), after any error on it,
+ * and all of them on `close`. While open, a socket keeps its netns alive in the kernel, so the reads are
+ * followed by a liveness check of the entity (`assertEntityAlive`).
+ */
+export class NetnsSocketPool {
+  readonly protocol: number;
+  readonly limit: number;
+  private readonly sockets = new Map<number, NetlinkSocket>();
+  private opts: NetlinkSocketOptions;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(
+    protocol: number,
+    opts: NetlinkSocketOptions = {},
+    limit = DEFAULT_POOL_LIMIT,
+    source?: EntitySource,
+  ) {
+    this.protocol = protocol;
+    this.opts = opts;
+    this.limit = limit;
+    // `source` may be a test stub without a change feed.
+    if (typeof source?.onChange === 'function') {
+      this.unsubscribe = source.onChange((changes) => {
+        for (const c of changes) {
+          if (c.type === 'removed') this.drop(c.entity.netnsInode);
+          else if (c.type === 'updated' && c.previous.netnsInode !== c.entity.netnsInode)
+            this.drop(c.previous.netnsInode);
+        }
+      });
+    }
+  }
+
+  /** Open sockets (one per netns). */
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  /** New socket options (timeout) for sockets opened from now on; the kept ones are reopened. */
+  setOptions(opts: NetlinkSocketOptions): void {
+    if (opts.timeoutMs === this.opts.timeoutMs && opts.rcvbuf === this.opts.rcvbuf) return;
+    this.opts = opts;
+    this.clear();
+  }
+
+  /** The netns' socket, opened now if it has none. `kept` is false for a one-off socket (pool full). */
+  get(entity: Entity): { sock: NetlinkSocket; kept: boolean } {
+    const have = this.sockets.get(entity.netnsInode);
+    if (have && !have.closed) return { sock: have, kept: true };
+    const sock = NetlinkSocket.open(entity.netnsPath, this.protocol, this.opts);
+    if (this.sockets.size >= this.limit) return { sock, kept: false };
+    this.sockets.set(entity.netnsInode, sock);
+    return { sock, kept: true };
+  }
+
+  /** Closes the socket of a netns (gone, or its socket failed). */
+  drop(netnsInode: number): void {
+    const s = this.sockets.get(netnsInode);
+    if (!s) return;
+    s.close();
+    this.sockets.delete(netnsInode);
+  }
+
+  /** Closes the sockets of netns not in `entities`. */
+  retain(entities: readonly Entity[]): void {
+    if (this.sockets.size === 0) return;
+    const live = new Set<number>();
+    for (const e of entities) live.add(e.netnsInode);
+    for (const inode of [...this.sockets.keys()]) if (!live.has(inode)) this.drop(inode);
+  }
+
+  clear(): void {
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
+
+  /** Closes every socket and stops following the entity changes. Idempotent. */
+  close(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.clear();
+  }
+}
 
 const EINTR = 4;
 
@@ -21,26 +113,58 @@ export interface PerNetnsResult {
 }
 
 /**
- * Runs `read(sock, entity, out)` for every entity with a fresh socket of `protocol` opened in its netns.
- * Points pushed by a read that then throws are discarded (no partial series for a failed entity).
+ * Runs `read(sock, entity, out)` for every entity with a socket of `protocol` in its netns: the pool's
+ * (kept across collections) when `pool` is given, else a fresh one closed afterwards. Points pushed by a
+ * read that then throws are discarded (no partial series for a failed entity). With a pool, an entity
+ * is checked alive after its read (its socket keeps a deleted netns readable) and the sockets of netns
+ * no longer in `entities` are closed.
  */
-export async function collectPerNetns(
+export function collectPerNetns(
   entities: readonly Entity[],
   protocol: number,
   read: (sock: NetlinkSocket, entity: Entity, out: MetricPoint[]) => void,
   opts: NetlinkSocketOptions = {},
+  pool?: NetnsSocketPool,
+): Promise<PerNetnsResult> {
+  return collectPerNetnsLazy(
+    entities,
+    protocol,
+    (open, entity, out) => read(open(), entity, out),
+    opts,
+    pool,
+  );
+}
+
+/**
+ * `collectPerNetns` whose read gets a function that returns the netns' socket, opening it only when
+ * called: a read that learns without netlink that there is nothing to dump (an empty netns) costs no
+ * setns and no socket.
+ */
+export async function collectPerNetnsLazy(
+  entities: readonly Entity[],
+  protocol: number,
+  read: (open: () => NetlinkSocket, entity: Entity, out: MetricPoint[]) => void,
+  opts: NetlinkSocketOptions = {},
+  pool?: NetnsSocketPool,
 ): Promise<PerNetnsResult> {
   const points: MetricPoint[] = [];
   const failures: NetnsFailure[] = [];
   const pause = yieldEvery(10);
+  pool?.setOptions(opts);
   for (const entity of entities) {
     const mark = points.length;
     let sock: NetlinkSocket | undefined;
+    let kept = false;
+    const open = (): NetlinkSocket => {
+      if (sock) return sock;
+      if (pool) ({ sock, kept } = pool.get(entity));
+      else sock = NetlinkSocket.open(entity.netnsPath, protocol, opts);
+      return sock;
+    };
     try {
-      sock = NetlinkSocket.open(entity.netnsPath, protocol, opts);
       for (let attempt = 1; ; attempt++) {
         try {
-          read(sock, entity, points);
+          read(open, entity, points);
           break;
         } catch (err) {
           // A dump interrupted by a concurrent change (NLM_F_DUMP_INTR → EINTR) is retried once.
@@ -48,14 +172,19 @@ export async function collectPerNetns(
           points.length = mark;
         }
       }
+      if (kept) assertEntityAlive(entity);
     } catch (err) {
       points.length = mark;
       failures.push({ entity, error: err instanceof Error ? err : new Error(String(err)) });
+      // A socket that failed (timeout, truncated reply, netns gone) is not reused.
+      if (kept) pool!.drop(entity.netnsInode);
+      kept = false;
     } finally {
-      sock?.close();
+      if (!kept) sock?.close();
     }
     await pause();
   }
+  pool?.retain(entities);
   return { points, failures };
 }
 

@@ -11,6 +11,19 @@ const IFINFOMSG_LEN = 16; // family u8, pad u8, type u16, index i32, flags u32, 
 const TCMSG_LEN = 20; // family u8, pad u8, pad u16, ifindex i32, handle u32, parent u32, info u32
 const IFLA_IFNAME = 3;
 const IFLA_MAX = 3;
+const IFLA_EXT_MASK = 29;
+/** Leave out IFLA_STATS/STATS64 and the per-device IPv6 MIBs: most of a link dump's kernel work. */
+const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+
+/** ifinfomsg (AF_UNSPEC: all links) + IFLA_EXT_MASK = SKIP_STATS (a bit older kernels ignore). */
+const LINK_NAMES_REQUEST = (() => {
+  const b = new Uint8Array(IFINFOMSG_LEN + 8);
+  const v = new DataView(b.buffer);
+  v.setUint16(IFINFOMSG_LEN, 8, true);
+  v.setUint16(IFINFOMSG_LEN + 2, IFLA_EXT_MASK, true);
+  v.setUint32(IFINFOMSG_LEN + 4, RTEXT_FILTER_SKIP_STATS, true);
+  return b;
+})();
 
 // Traffic control attributes (linux/rtnetlink.h, linux/gen_stats.h).
 const TCA_KIND = 1;
@@ -52,9 +65,8 @@ export function formatTcHandle(h: number, isParent = false): string {
 /** Interface index → name in the socket's netns. */
 export function dumpLinkNames(sock: NetlinkSocket): Map<number, string> {
   const names = new Map<number, string>();
-  const req = new Uint8Array(IFINFOMSG_LEN); // AF_UNSPEC: all links
   let attrs: Attrs | undefined;
-  sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, req, (msg) => {
+  sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, LINK_NAMES_REQUEST, (msg) => {
     if (msg.type !== RTM_NEWLINK) return;
     if (msg.payloadLength < IFINFOMSG_LEN) throw new NetlinkProtocolError('truncated ifinfomsg');
     const index = msg.view.getInt32(msg.payloadOffset + 4, true);
