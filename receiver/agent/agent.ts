@@ -23,6 +23,7 @@ import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { EntityRegistry, registryOptionsFromConfig } from '../pods/index.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
+import { withEnabledMetrics } from '../procfs/probe-kit.ts';
 import { LocalServer, type ServerSources } from '../server/server.ts';
 import { StaticEntitySource } from './static-entities.ts';
 import { SwitchableEntitySource } from './switchable-entities.ts';
@@ -373,7 +374,14 @@ export class Agent {
     });
     await p.applyExports(this._exportSettings(config));
     this._applySink(config);
-    for (const rp of config.probes) await this._applyProbe(rp.spec, rp.enabled, rp.args);
+    for (const rp of config.probes) {
+      const args = withEnabledMetrics(
+        rp.spec,
+        rp.args,
+        (def) => config.metricEnabled.get(def.name) ?? def.enabled,
+      );
+      await this._applyProbe(rp.spec, rp.enabled, args);
+    }
     if (prev.collectionIntervalMs !== config.collectionIntervalMs && this._timer) this._schedule(0);
   }
 

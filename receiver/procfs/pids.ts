@@ -10,7 +10,7 @@
 //   and also counts processes that joined the netns from outside the pod (`nsenter`, `ip netns exec`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { type PidIo, parsePidIo } from './parse.ts';
-import { netnsInodeOfLink } from './read.ts';
+import { netnsInodeOfLink, readProcFile } from './read.ts';
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -120,7 +120,7 @@ export function cgroupPids(dir: string): number[] {
   const walk = (d: string, depth: number): void => {
     let procs: string;
     try {
-      procs = readFileSync(`${d}/cgroup.procs`, 'latin1');
+      procs = readProcFile(`${d}/cgroup.procs`);
     } catch (err) {
       if (errCode(err) === 'ENOENT' && depth > 0) return; // removed while walking
       throw err;
@@ -149,7 +149,7 @@ export function sampleProcess(pid: number, sockets: Set<number>): ProcessSample 
   let io: PidIo;
   let names: string[];
   try {
-    io = parsePidIo(readFileSync(`/proc/${pid}/io`, 'latin1'), `/proc/${pid}/io`);
+    io = parsePidIo(readProcFile(`/proc/${pid}/io`), `/proc/${pid}/io`);
     names = readdirSync(`/proc/${pid}/fd`);
   } catch (err) {
     const code = errCode(err);

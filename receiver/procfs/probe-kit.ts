@@ -146,3 +146,21 @@ export function metricFilter(
   const set = new Set(only.filter((n) => known.has(n)));
   return (name) => set.has(name);
 }
+
+/**
+ * `args` with `metrics` set to the probe's enabled metric names, for a probe whose args take that list
+ * (the procfs probes) and were not given one: the probe then skips the reads, parsing and points of
+ * the metrics the store would drop (snmp declares 402 metrics and enables 69 by default; without the
+ * list it reads snmp6 and emits every counter for every netns).
+ */
+export function withEnabledMetrics<A>(
+  spec: { readonly metrics: readonly MetricDef[]; readonly args: unknown },
+  args: A,
+  enabled: (def: MetricDef) => boolean,
+): A {
+  const shape = (spec.args as { shape?: Record<string, unknown> }).shape;
+  if (!shape || !('metrics' in shape)) return args;
+  if (typeof args !== 'object' || args === null || (args as { metrics?: unknown }).metrics !== undefined)
+    return args;
+  return { ...args, metrics: spec.metrics.filter(enabled).map((d) => d.name) };
+}

@@ -1,6 +1,6 @@
 // Reading an entity's `net/*` procfs files. With a pid, `/proc/<pid>/net/<file>` shows that process'
-// netns; the pid's netns inode is checked before and after the reads so a pid that died (or was reused
-// by a process elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
+// netns; the pid's netns inode is checked after the reads so a pid that died (or was reused by a process
+// elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
 // process), the main thread enters the netns for the duration of the reads (`inNetns`) and reads
 // `/proc/thread-self/net/*`. The host netns is read directly.
 import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
@@ -97,7 +97,9 @@ export function readNetFiles(entity: Entity, files: readonly NetFile[]): (string
   if (entity.netnsInode === hostNetnsInode) return readAll('/proc/thread-self/net', files);
   const pid = entity.pid;
   if (pid !== undefined) {
-    checkPidNetns(entity, pid);
+    // One check, after the reads, is enough: a pid that died before or during them, or was reused by a
+    // process of another netns, fails it (a second reuse back into this netns within microseconds would
+    // be needed to fool it). A check before them as well would double the cost of the check.
     let texts: (string | undefined)[];
     try {
       texts = readAll(`/proc/${pid}/net`, files);
