@@ -69,9 +69,11 @@ function loadedProgFds(): number[] {
   return out;
 }
 
-removeStaleNetns('pna');
+// Netns prefix: PODNET_BENCH_PREFIX (default pna), a unique one per concurrent user of the machine.
+const PREFIX = process.env['PODNET_BENCH_PREFIX'] ?? 'pna';
+removeStaleNetns(PREFIX);
 floodBinary();
-const pair = createNetnsPair({ prefix: 'pna', tag: 'hc' });
+const pair = createNetnsPair({ prefix: PREFIX, tag: 'hc' });
 const children: ChildProcess[] = [];
 const rows: Row[] = [];
 try {

@@ -7,9 +7,10 @@
 //     run_time_ns / run_cnt of each program (bpftool -j prog show; ids recorded at load).
 //
 //   node benchmarks/latency/overhead.ts [--rounds 3] [--seconds 3] [--only socketlatency,softirq]
-//                                        [--workloads 0,1]
+//                                        [--workloads 0,1,2] [--prefix pnt]
 // Prints each run, the median throughput on/off and the median of per-round ratios, then ns per hit.
-// Needs root, iperf3, bpftool. Netns pnt<pid>bma / pnt<pid>bmb, removed at the end.
+// Needs root, iperf3, bpftool. Netns <prefix><pid>bma / <prefix><pid>bmb (prefix default pnt), removed
+// at the end. Workloads: 0 bulk TCP, 1 TCP 512-byte writes with TCP_NODELAY, 2 UDP paced at 300 Mbit/s.
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { kernellatencyProbe } from '../../probes/kernellatency/kernellatency.ts';
@@ -29,8 +30,10 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string', default: '3' },
     /** Comma-separated probe names to load in the "on" runs (default: all four). */
     only: { type: 'string' },
-    /** Comma-separated workload indexes (0 bulk, 1 small writes); default both. */
+    /** Comma-separated workload indexes (0 bulk, 1 small writes, 2 UDP 300 Mbit/s); default 0,1. */
     workloads: { type: 'string' },
+    /** Netns name prefix (a unique one per concurrent user of the machine). */
+    prefix: { type: 'string', default: 'pnt' },
   },
 });
 const ROUNDS = Number(opt.rounds);
@@ -60,8 +63,8 @@ const entity = (s: NetnsSide): Entity => ({
   displayName: s.name,
 });
 
-removeStaleNetns('pnt');
-const pair = createNetnsPair({ prefix: 'pnt', tag: 'bm' });
+removeStaleNetns(opt.prefix);
+const pair = createNetnsPair({ prefix: opt.prefix, tag: 'bm' });
 const server = pair.b.spawn('iperf3', ['-s', '-p', '5299'], { stdio: 'ignore' });
 
 async function loadAll(): Promise<{ probes: Probe[]; ids: Set<number> }> {
@@ -89,14 +92,17 @@ function iperf(args: readonly string[]): number {
   const out = pair.a.exec('iperf3', ['-c', pair.b.ipv4, '-p', '5299', '-t', String(SECONDS), '-J', ...args], {
     maxBuffer: 64 << 20,
   });
-  const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second;
+  const j = JSON.parse(out) as {
+    end: { sum_received?: { bits_per_second: number }; sum: { bits_per_second: number } };
+  };
+  return (j.end.sum_received ?? j.end.sum).bits_per_second;
 }
 
 const WORKLOADS: { name: string; args: string[] }[] = [
   { name: 'bulk TCP', args: [] },
   { name: 'TCP 512 B writes, nodelay', args: ['-l', '512', '-N'] },
-].filter((_, i) => !opt.workloads || opt.workloads.split(',').includes(String(i)));
+  { name: 'UDP 300 Mbit/s', args: ['-u', '-b', '300M'] },
+].filter((_, i) => (opt.workloads ?? '0,1').split(',').includes(String(i)));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (a: number[]) => {
