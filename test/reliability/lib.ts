@@ -20,6 +20,24 @@ export const MAIN = join(ROOT, 'receiver/cli/main.ts');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * fetch for idempotent GETs that retries a request the server never answered because the keep-alive
+ * connection it went out on was closed at that moment (ECONNRESET / socket closed). On a machine loaded
+ * well past its cores the client's and the server's keep-alive clocks drift apart by seconds and this
+ * race shows up; anything else (HTTP errors, refused connections, timeouts) is not retried.
+ */
+export async function fetchRetry(url: string, init: RequestInit = {}, attempts = 3): Promise<Response> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetch(url, init);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      const reset = cause?.code === 'ECONNRESET' || cause?.code === 'UND_ERR_SOCKET';
+      if (!reset || i >= attempts) throw err;
+    }
+  }
+}
+
 export interface StartOptions {
   /** Extra environment (merged over process.env minus OTEL_* and CONTAINER_RUNTIME_ENDPOINT). */
   readonly env?: NodeJS.ProcessEnv;
@@ -121,7 +139,7 @@ export class PodnetProcess {
   }
 
   async status<T = Record<string, unknown>>(init: RequestInit = {}): Promise<T> {
-    const r = await fetch(`${this.url}/status`, init);
+    const r = await fetchRetry(`${this.url}/status`, init);
     if (!r.ok) throw new Error(`/status: HTTP ${r.status}`);
     return (await r.json()) as T;
   }
