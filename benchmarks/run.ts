@@ -172,6 +172,24 @@ export const BENCHES: readonly Bench[] = [
     suite: false,
     timeoutS: 600,
   },
+  {
+    id: 'backend-down',
+    title: 'Reliability — OTLP backend down 10 min (refusing, then stalled) under event load',
+    file: 'benchmarks/reliability/backend-down.ts',
+    args: ['--minutes', '10'],
+    quickArgs: ['--minutes', '0.3'],
+    suite: false,
+    timeoutS: 1200,
+  },
+  {
+    id: 'churn',
+    title: 'Reliability — pod churn soak: fds, BPF map entries, RSS before/after',
+    file: 'benchmarks/reliability/churn.ts',
+    args: ['--pods', '300'],
+    quickArgs: ['--pods', '6', '--live', '2', '--warmup', '3'],
+    suite: false,
+    timeoutS: 3600,
+  },
 ];
 
 interface Outcome {

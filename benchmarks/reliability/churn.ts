@@ -10,7 +10,7 @@
 //   and reported separately);
 // - RSS, sampled through the run.
 //
-//   node_modules/.bin/node benchmarks/reliability/churn.ts --pods 500 [--live 5] [--json]
+//   node_modules/.bin/node benchmarks/reliability/churn.ts --pods 500 [--live 5] [--warmup 20] [--json]
 // The test suite runs 30 pods (test/reliability/churn.test.ts).
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -215,7 +215,7 @@ if (import.meta.main) {
   const r = await runChurn({
     pods: Number(arg('pods', '500')),
     live: Number(arg('live', '5')),
-    warmupPods: 20,
+    warmupPods: Number(arg('warmup', '20')),
     log: (l) => process.stderr.write(`${l}\n`),
   });
   const brief = (s: Snapshot) => ({
