@@ -233,7 +233,10 @@ try {
       const slow = [...probes]
         .sort((a, b) => b.lastCollection.durationMs - a.lastCollection.durationMs)
         .slice(0, 3);
-      const mem = await podnet.memoryUsage();
+      // podnet answers SIGUSR2 from its event loop: on a saturated machine a long collection can hold it.
+      const mem = await podnet
+        .memoryUsage()
+        .catch(() => ({ heapUsed: Number.NaN, heapTotal: Number.NaN, external: Number.NaN }));
       const scrape = await podnet.metrics();
       // Per interval of the measured window (one export of a collection may be several requests).
       const perInterval = w.wall / intervalS;

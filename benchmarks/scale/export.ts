@@ -1,0 +1,240 @@
+// Export and scrape cost at scale, in one process and without the kernel: a MetricStore holding one
+// collection of N pods with the default metric set's shape (every default-enabled metric of the probe
+// registry; attributes given typical value sets: 11 TCP states, 2 directions, IPv4/IPv6, ...), then per
+// export: collect + the OTLP/HTTP protobuf exporter as podnet builds it (exporters.ts: CountingMetricExporter
+// over the SDK exporter) to the counting sink, and one /metrics rendering. CPU (this process, user +
+// system), V8 heap allocated (GCProfiler), payload and requests per export, RSS after.
+//
+// Each --root is a podnet checkout (e.g. a git worktree of a baseline) whose own receiver/otel and probe
+// registry are used, so a baseline and the current code are measured side by side in one invocation,
+// alternating run by run.
+//
+//   node --expose-gc benchmarks/scale/export.ts [--sizes 10,100,1000] [--runs 5] [--root NAME=DIR]...
+import { parseArgs } from 'node:util';
+import { GCProfiler } from 'node:v8';
+import type { ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { startSink } from '../lib/otlp-sink.ts';
+
+const { values: o } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '10,100,1000' },
+    runs: { type: 'string', default: '5' },
+    root: { type: 'string', multiple: true },
+  },
+});
+const sizes = o.sizes.split(',').map(Number);
+const runs = Number(o.runs);
+const HERE = new URL('../../', import.meta.url).pathname;
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/** Typical values per attribute key (one value for keys not listed). */
+const VALUES: Record<string, readonly (string | number)[]> = {
+  'network.connection.state': [
+    'established',
+    'syn_sent',
+    'syn_received',
+    'fin_wait_1',
+    'fin_wait_2',
+    'time_wait',
+    'closed',
+    'close_wait',
+    'last_ack',
+    'listen',
+    'closing',
+  ],
+  'network.io.direction': ['receive', 'transmit'],
+  'network.type': ['ipv4', 'ipv6'],
+  'podnet.io.operation': ['read', 'write'],
+  'disk.io.direction': ['read', 'write'],
+  'network.interface.name': ['eth0'],
+};
+/** Declared attributes the default probes do not put on points (summed over CPUs by default). */
+const UNUSED = new Set(['cpu.logical_number']);
+
+interface Root {
+  name: string;
+  // biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
+  mod: { store: any; exporters: any; prom: any; registry: any; entities: any };
+}
+
+const roots: Root[] = [];
+for (const spec of o.root ?? [`current=${HERE}`]) {
+  const [name, dir] = spec.includes('=') ? spec.split('=') : ['current', spec];
+  const r = `${dir!.replace(/\/+$/, '')}/`;
+  roots.push({
+    name: name!,
+    mod: {
+      store: await import(`${r}receiver/otel/metric-store.ts`),
+      exporters: await import(`${r}receiver/otel/exporters.ts`),
+      prom: await import(`${r}receiver/otel/prometheus-text.ts`),
+      registry: await import(`${r}probes/registry.ts`),
+      entities: await import(`${r}receiver/agent/static-entities.ts`),
+    },
+  });
+}
+
+function combos(attrs: readonly string[]): Array<Record<string, string | number>> {
+  let out: Array<Record<string, string | number>> = [{}];
+  for (const k of attrs) {
+    if (UNUSED.has(k)) continue;
+    const vs = VALUES[k] ?? [`${k.split('.').at(-1)}-0`];
+    out = out.flatMap((a) => vs.map((v) => ({ ...a, [k]: v })));
+  }
+  return out;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: see Root.
+function buildStore(root: Root, pods: number): any {
+  const entities = Array.from({ length: pods }, (_, i) => ({
+    kind: 'pod',
+    netnsInode: 4026600000 + i,
+    netnsPath: `/proc/${1000 + i}/ns/net`,
+    displayName: `shop/web-${i}`,
+    pod: {
+      uid: `0b8f3c2e-1111-2222-3333-${String(i).padStart(12, '0')}`,
+      name: `web-${i}-7d9c5b6f4-x2k8q`,
+      namespace: 'shop',
+      labels: {},
+      ips: [],
+      sandboxId: `sb${i}`,
+      hostNetwork: false,
+    },
+  }));
+  const store = new root.mod.store.MetricStore({
+    entities: new root.mod.entities.StaticEntitySource(entities),
+    cardinalityLimit: 1_000_000,
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: probe specs of that checkout.
+  const specs = (root.mod.registry.probeSpecs as any[]).filter((s) => s.defaultEnabled);
+  const regs = specs.flatMap((s) =>
+    // biome-ignore lint/suspicious/noExplicitAny: metric defs.
+    s.metrics.map((def: any) => ({ def, probe: s.name, enabled: def.enabled })),
+  );
+  store.setDefinitions(regs);
+  const byProbe = new Map<string, unknown[]>();
+  const bounds = Array.from({ length: 20 }, (_, b) => 2 ** b / 1e6);
+  for (const s of specs) {
+    const pts: unknown[] = [];
+    // biome-ignore lint/suspicious/noExplicitAny: metric defs.
+    for (const def of s.metrics as any[]) {
+      if (!def.enabled || (def.scope ?? 'entity') !== 'entity') continue;
+      if (def.name.startsWith('podnet.ebpf.')) continue; // self-telemetry of eBPF probes: not per pod
+      const cs = combos(def.attributes).map((a) => Object.freeze(a));
+      for (let i = 0; i < pods; i++)
+        for (const a of cs)
+          pts.push({
+            metric: def.name,
+            netns: 4026600000 + i,
+            ...(Object.keys(a).length ? { attributes: a } : {}),
+            value:
+              def.kind === 'histogram'
+                ? { boundaries: bounds, counts: bounds.map(() => 1).concat([0]), sum: 1, count: 20 }
+                : i * 100 + 7,
+          });
+    }
+    byProbe.set(s.name, pts);
+  }
+  for (const [p, pts] of byProbe) store.update(p, pts, Date.now());
+  return store;
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+async function measure<T>(fn: () => Promise<T>): Promise<{ cpu: number; mb: number; result: T }> {
+  const prof = new GCProfiler();
+  prof.start();
+  const { used_heap_size: used0 } = (await import('node:v8')).getHeapStatistics();
+  const c0 = cpuMs();
+  const result = await fn();
+  const cpu = cpuMs() - c0;
+  const { used_heap_size: used1 } = (await import('node:v8')).getHeapStatistics();
+  let freed = 0;
+  for (const g of prof.stop()?.statistics ?? [])
+    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  return { cpu, mb: (used1 - used0 + freed) / 2 ** 20, result };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const sink = await startSink();
+const resource = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
+try {
+  for (const n of sizes) {
+    const state = roots.map((root) => {
+      const store = buildStore(root, n);
+      const inner = root.mod.exporters.createMetricExporter({
+        protocol: 'http/protobuf',
+        endpoint: sink.endpoint,
+        headers: {},
+        timeoutMs: 30_000,
+      });
+      const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {});
+      return {
+        root,
+        store,
+        exporter,
+        exp: [] as number[],
+        expMb: [] as number[],
+        scr: [] as number[],
+        scrMb: [] as number[],
+        bytes: 0,
+        requests: 0,
+        points: 0,
+        scrapeBytes: 0,
+      };
+    });
+    for (let r = 0; r < runs + 1; r++) {
+      for (const s of state) {
+        gc?.();
+        await sink.reset();
+        const e = await measure(async () => {
+          const { resourceMetrics } = await s.store.collect();
+          const rm: ResourceMetrics = { ...resourceMetrics, resource };
+          return new Promise<ExportResult>((resolve) => s.exporter.export(rm, resolve));
+        });
+        if (e.result.code !== 0) throw new Error(`export failed: ${String(e.result.error)}`);
+        const c = await sink.counts();
+        gc?.();
+        const p = await measure(async () => {
+          const { resourceMetrics } = await s.store.collect();
+          return Buffer.byteLength(s.root.mod.prom.serializePrometheus({ ...resourceMetrics, resource }));
+        });
+        if (r === 0) continue; // warm-up
+        s.exp.push(e.cpu);
+        s.expMb.push(e.mb);
+        s.scr.push(p.cpu);
+        s.scrMb.push(p.mb);
+        s.bytes = c.metrics.rawBytes;
+        s.requests = c.metrics.requests;
+        s.points = c.metrics.items;
+        s.scrapeBytes = p.result;
+      }
+    }
+    for (const s of state) {
+      const row = {
+        root: s.root.name,
+        pods: n,
+        series: s.store.seriesCount(),
+        seriesPerPod: s.store.seriesCount() / n,
+        exportCpuMs: median(s.exp),
+        exportCpuMsRange: [Math.min(...s.exp), Math.max(...s.exp)],
+        exportAllocatedMb: median(s.expMb),
+        otlpRequests: s.requests,
+        otlpMb: s.bytes / 2 ** 20,
+        otlpPoints: s.points,
+        scrapeCpuMs: median(s.scr),
+        scrapeAllocatedMb: median(s.scrMb),
+        scrapeMb: s.scrapeBytes / 2 ** 20,
+        exportPctOfCoreAt15s: (median(s.exp) / 15_000) * 100,
+      };
+      console.log(JSON.stringify(row));
+      await s.exporter.shutdown();
+    }
+  }
+} finally {
+  await sink.stop();
+}
