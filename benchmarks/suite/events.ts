@@ -1,17 +1,18 @@
 // Event pipeline: sustained event rates from 1k to 1M per second through podnet's event pipeline
-// (ProbeContext.emit → entity attributes → OTel LoggerProvider → BatchLogRecordProcessor → OTLP/HTTP
-// protobuf) into a counting OTLP sink in its own process. Events come from the synthetic probe (the same
+// (ProbeContext.emit → entity attributes → compact batches → export worker thread: OTel LoggerProvider →
+// BatchLogRecordProcessor → OTLP/HTTP protobuf) into a counting OTLP sink in its own process. Events come from the synthetic probe (the same
 // emit path the eBPF probes use after decoding the ring; the ring side is measured in
 // benchmarks/bpf/ring.ts and benchmarks/ebpf/storm.ts). One podnet process per rate, host entity only,
 // no other probe.
 //
 // Reported per rate: events emitted by the probe, exported (`sent`), suppressed, lost (queue full, export
-// failed), unaccounted (emitted − all outcomes), received by the sink (must equal sent), podnet CPU, CPU
-// per event, peak RSS.
+// failed), unaccounted (emitted − all outcomes), received by the sink (must equal sent), podnet CPU (and
+// per thread: main, export worker, V8 helper threads), CPU per event, peak RSS. The profile run profiles
+// both JS threads (main and export worker).
 //
 //   node benchmarks/suite/events.ts [--rates 1000,10000,100000,200000,500000,1000000] [--seconds 10]
 //     [--queue 65536] [--batch 8192] [--delay 100ms] [--quick]
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -84,6 +85,32 @@ function config(rate: number): Record<string, unknown> {
   };
 }
 
+/** CPU seconds per thread kind of `pid`: MainThread, WorkerThread (the export worker), V8 helpers, rest. */
+function threadCpu(pid: number): Record<'main' | 'worker' | 'v8' | 'other', number> {
+  const out = { main: 0, worker: 0, v8: 0, other: 0 };
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const sec = (Number(f[11]) + Number(f[12])) / 100;
+      if (Number(tid) === pid) out.main += sec;
+      else if (name === 'WorkerThread') out.worker += sec;
+      else if (name.startsWith('V8Worker')) out.v8 += sec;
+      else out.other += sec;
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
 interface Row {
   rate: number;
   seconds: number;
@@ -97,7 +124,11 @@ interface Row {
   unaccounted: number;
   sinkReceived: number;
   cpuPct: number;
+  mainCpuPct: number;
+  workerCpuPct: number;
+  v8HelpersCpuPct: number;
   cpuUsPerEvent: number;
+  cpuUsPerSent: number;
   rssPeakMb: number;
   rssEndMb: number;
   sinkCpuPct: number;
@@ -107,6 +138,7 @@ interface Row {
 const rows: Row[] = [];
 const profDir = mkdtempSync(join(tmpdir(), 'pnk-prof-'));
 let profile: ProfileSummary | undefined;
+let workerProfile: ProfileSummary | undefined;
 try {
   const runs = profileRate > 0 ? [...rates, -profileRate] : rates;
   for (const runRate of runs) {
@@ -119,12 +151,21 @@ try {
       ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
     });
     try {
+      // Warm up at 1000/s until events arrive: the export worker thread is up (on a busy machine loading
+      // its modules takes seconds) and its code is compiled. Then drain, and count from a clean sink.
+      await podnet.reload(config(1000));
+      for (let i = 0; i < 240 && (await podnet.status()).events.sent === 0; i++) await sleep(250);
+      await podnet.reload(config(0));
+      for (let i = 0; i < 120 && (await podnet.status()).events.queued > 0; i++) await sleep(250);
+      await sleep(500);
+      const wu = (await podnet.status()).events;
       await sink.reset();
       await podnet.reload(config(rate));
       const s0 = (await podnet.status()).events;
       const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
       const from = usNow();
       const win = new CpuWindow([podnet.pid, sink.pid]).start();
+      const th0 = threadCpu(podnet.pid);
       let rssPeak = 0;
       const t0 = Date.now();
       while (Date.now() - t0 < seconds * 1000) {
@@ -132,6 +173,7 @@ try {
         rssPeak = Math.max(rssPeak, rssBytes(podnet.pid));
       }
       const w = win.stop();
+      const th1 = threadCpu(podnet.pid);
       const to = usNow();
       const s1 = (await podnet.status()).events;
       await podnet.reload(config(0));
@@ -144,7 +186,15 @@ try {
         last = c;
         await sleep(500);
       }
-      const e = (await podnet.status()).events;
+      const e1 = (await podnet.status()).events;
+      // Counts of this run only (the warm-up's are all sent and accounted too).
+      const e = {
+        emitted: e1.emitted - wu.emitted,
+        sent: e1.sent - wu.sent,
+        suppressed: e1.suppressed - wu.suppressed,
+        lost_queue_full: e1.lost_queue_full - wu.lost_queue_full,
+        lost_export_failed: e1.lost_export_failed - wu.lost_export_failed,
+      };
       const sk = await sink.counts();
       const outcomes = e.sent + e.suppressed + e.lost_queue_full + e.lost_export_failed;
       const row: Row = {
@@ -160,7 +210,11 @@ try {
         unaccounted: e.emitted - outcomes,
         sinkReceived: sk.logs.items,
         cpuPct: ((w.cpu[0] ?? 0) / w.wall) * 100,
+        mainCpuPct: ((th1.main - th0.main) / w.wall) * 100,
+        workerCpuPct: ((th1.worker - th0.worker) / w.wall) * 100,
+        v8HelpersCpuPct: ((th1.v8 - th0.v8) / w.wall) * 100,
         cpuUsPerEvent: ((w.cpu[0] ?? 0) * 1e6) / Math.max(1, s1.emitted - s0.emitted),
+        cpuUsPerSent: ((w.cpu[0] ?? 0) * 1e6) / Math.max(1, s1.sent - s0.sent),
         rssPeakMb: Math.max(rssPeak, peakRssBytes(podnet.pid)) / 2 ** 20,
         rssEndMb: rssBytes(podnet.pid) / 2 ** 20,
         sinkCpuPct: ((w.cpu[1] ?? 0) / w.wall) * 100,
@@ -168,9 +222,16 @@ try {
       };
       if (profiling) {
         await podnet.stop();
-        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) profile = summarizeProfile(join(profDir, file), 15, [from, to]);
-        console.log(`profile at ${rate}/s: ${JSON.stringify(profile?.areas.slice(0, 8))}`);
+        // One file per JS thread: CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is main.
+        for (const file of readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))) {
+          const sum = summarizeProfile(join(profDir, file), 15, [from, to]);
+          if (file.split('.').at(-3) === '0') profile = sum;
+          else if (!workerProfile || sum.totalMs > workerProfile.totalMs) workerProfile = sum;
+        }
+        console.log(`profile at ${rate}/s, main thread: ${JSON.stringify(profile?.areas.slice(0, 8))}`);
+        console.log(
+          `profile at ${rate}/s, export worker: ${JSON.stringify(workerProfile?.areas.slice(0, 8))}`,
+        );
         continue;
       }
       rows.push(row);
@@ -186,20 +247,24 @@ try {
 
 const share = (p: ProfileSummary, f: (area: string) => boolean): number =>
   p.areas.filter(([a]) => f(a)).reduce((x, [, , sh]) => x + sh, 0);
-const profileTables: Table[] = profile
-  ? [
-      {
-        title: `Where podnet's CPU goes at ${int(profileRate)} events/s offered (node --cpu-prof, self time during the ${seconds} s at that rate, ${fmt(profile.totalMs / 1000, 1)} s of CPU sampled): by area`,
-        headers: ['area', 'ms', 'share'],
-        rows: profile.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
-      },
-      {
-        title: 'by function (top 15)',
-        headers: ['function', 'area', 'ms', 'share'],
-        rows: profile.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
-      },
-    ]
-  : [];
+const profileTablesOf = (p: ProfileSummary, thread: string): Table[] => [
+  {
+    title: `Where podnet's ${thread} time goes at ${int(profileRate)} events/s offered (node --cpu-prof, self time during the ${seconds} s at that rate, ${fmt(p.totalMs / 1000, 1)} s sampled; samples are wall-clock while the thread runs or waits for a CPU): by area`,
+    headers: ['area', 'ms', 'share'],
+    rows: p.areas.map(([a, ms, sh]) => [a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+  },
+  {
+    title: `${thread}: by function (top 15)`,
+    headers: ['function', 'area', 'ms', 'share'],
+    rows: p.functions.map(([f, a, ms, sh]) => [f, a, fmt(ms, 0), `${fmt(sh * 100, 1)} %`]),
+  },
+];
+const profileTables: Table[] = [
+  ...(profile ? profileTablesOf(profile, 'main thread (probe, emit, encoding)') : []),
+  ...(workerProfile
+    ? profileTablesOf(workerProfile, 'export worker (OTel SDK, OTLP serialization, HTTP)')
+    : []),
+];
 const table: Table = {
   headers: [
     'target events/s',
@@ -213,7 +278,11 @@ const table: Table = {
     'unaccounted',
     'sink received',
     'podnet CPU % of a core',
-    'CPU µs/event',
+    'main thread %',
+    'export worker %',
+    'V8 helper threads %',
+    'CPU µs/event emitted',
+    'CPU µs/event exported',
     'peak RSS MB',
     'sink CPU %',
     'machine busy %',
@@ -230,7 +299,11 @@ const table: Table = {
     int(r.unaccounted),
     int(r.sinkReceived),
     fmt(r.cpuPct),
+    fmt(r.mainCpuPct),
+    fmt(r.workerCpuPct),
+    fmt(r.v8HelpersCpuPct),
     fmt(r.cpuUsPerEvent, 2),
+    fmt(r.cpuUsPerSent, 2),
     fmt(r.rssPeakMb),
     fmt(r.sinkCpuPct),
     fmt(r.machineBusyPct),
@@ -272,8 +345,9 @@ emitSection({
   ],
   method: [
     'Events from the synthetic probe (`podnet run --with-synthetic`, host entity only, every other probe off) through the real pipeline to OTLP/HTTP protobuf; the receiving end is `benchmarks/lib/otlp-sink.ts`, a separate process that counts log records by walking the protobuf wire format.',
+    'Each run starts with a warm-up at 1,000 events/s until events reach the sink (the export worker thread is up and compiled); the counts below start after it.',
     `Event queue: max_queue_size ${queue.max_queue_size}, max_export_batch_size ${queue.max_export_batch_size}, schedule_delay ${queue.schedule_delay}. ${seconds} s at each rate, then generation stops and the queue drains; counts are podnet's own (\`/status\` → events) and the sink's.`,
-    'CPU = utime + stime of the podnet process (/proc/<pid>/stat) over the generation window; % of one core. "emitted/s" below the target means the single JS thread could not produce + export more.',
+    'CPU = utime + stime of the podnet process (/proc/<pid>/stat) over the generation window; % of one core; per thread from /proc/<pid>/task/*/stat (main = probes + emit + encoding, export worker = OTel SDK + OTLP serialization + HTTP, V8 helper threads = concurrent GC and compilation). "emitted/s" below the target means the main thread (which also generates the synthetic events) could not produce more.',
   ],
   tables: [table, ...profileTables],
   targets,
@@ -287,11 +361,16 @@ emitSection({
       const lossless = perSent.filter((x) => x.r.lostQueueFull + x.r.lostExportFailed === 0);
       const basis = (lossless.length ? lossless : perSent).reduce((a, b) => (b.us < a.us ? b : a));
       return [
-        `Capacity: at ≥ 100k/s offered podnet spent ${perSent.map((x) => `${fmt(x.us, 2)} µs at ${int(x.r.rate)}/s`).join(', ')} of CPU per event exported (generation + pipeline + OTLP serialization on the one JS thread, plus GC). At ${fmt(basis.us, 2)} µs (${int(basis.r.rate)}/s, ${basis.r.lostQueueFull ? 'with' : 'no'} loss) one full core carries about ${int(1e6 / basis.us)} exported events/s. When "podnet CPU %" is well below 100 % while emitted/s stays below the offered rate, podnet was waiting for a CPU (see machine busy): the 2 cores were shared with other work.`,
+        `Capacity: at ≥ 100k/s offered podnet spent ${perSent.map((x) => `${fmt(x.us, 2)} µs at ${int(x.r.rate)}/s`).join(', ')} of CPU per event exported (generation + emit + encoding on the main thread; OTel SDK + OTLP serialization in the export worker; GC). At ${fmt(basis.us, 2)} µs (${int(basis.r.rate)}/s, ${basis.r.lostQueueFull ? 'with' : 'no'} loss) the 2 cores, if podnet had them to itself, would carry about ${int(2e6 / basis.us)} exported events/s. When the thread CPU % are well below 100 % while exported/s stays below the offered rate, podnet's threads were waiting for a CPU (see machine busy): the 2 cores were shared with other work.`,
         'Past that, the bounded queue overflows and what it drops is counted (`lost: queue full`): memory stays bounded and nothing goes unaccounted, as designed.',
         ...(profile
           ? [
-              `Where the time goes (profile tables): OTel SDK packages (log record, attribute validation, OTLP protobuf serializer) ${fmt(share(profile, (a) => a.startsWith('npm @opentelemetry')) * 100, 0)} %, V8 garbage collector ${fmt(share(profile, (a) => a === 'V8 garbage collector') * 100, 0)} %, podnet's own code ${fmt(share(profile, (a) => a.startsWith('podnet ')) * 100, 0)} % (receiver/otel emit: entity attributes, record building).`,
+              `Where the main thread's time goes (profile tables): podnet's own code ${fmt(share(profile, (a) => a.startsWith('podnet ')) * 100, 0)} % (synthetic generation, emit, encoding), V8 garbage collector ${fmt(share(profile, (a) => a === 'V8 garbage collector') * 100, 0)} %, OTel packages ${fmt(share(profile, (a) => a.startsWith('npm @opentelemetry')) * 100, 0)} %.`,
+              ...(workerProfile
+                ? [
+                    `Export worker: OTel SDK packages (log record, BatchLogRecordProcessor, OTLP protobuf serializer) ${fmt(share(workerProfile, (a) => a.startsWith('npm @opentelemetry')) * 100, 0)} %, V8 garbage collector ${fmt(share(workerProfile, (a) => a === 'V8 garbage collector') * 100, 0)} %, socket writes ${fmt(share(workerProfile, (a) => a === 'native: writev') * 100, 0)} %, podnet's decoding ${fmt(share(workerProfile, (a) => a.startsWith('podnet ')) * 100, 0)} %.`,
+                  ]
+                : []),
             ]
           : []),
       ];

@@ -1,16 +1,18 @@
-// Probe events → OTel log records (LoggerProvider → bounded batch queue → OTLP), the live `/events`
-// stream, the JSON-lines sink and the recent-events ring for the live view.
+// Probe events → OTel log records (LoggerProvider → bounded batch queue → OTLP, in the export worker: see
+// events-export.ts and events-worker.ts), the live `/events` stream, the JSON-lines sink and the
+// recent-events ring for the live view.
 //
 // Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), the
 // probe's attributes, the entity keys (see entity-attributes.ts), `podnet.event.type` and, when stack
 // capture is on, `podnet.kernel.stack` (string array). The timestamp is passed as HrTime `[s, ns]`: a
 // number would be taken as milliseconds by the SDK.
 import type { HrTime } from '@opentelemetry/api';
-import { type Logger as OtelLogger, SeverityNumber } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api';
 import type { Logger } from '../log/logger.ts';
-import type { EntitySource } from '../pods/entity.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
+import type { EventExport } from './events-export.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 
@@ -46,6 +48,21 @@ export function hrTimeFromNanos(ns: bigint): HrTime {
   return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
 }
 
+/** An event as kept for the live view: the EventRecord is built only when someone reads it. */
+interface RecentEvent {
+  readonly probe: string;
+  readonly ev: ProbeEvent;
+  readonly severity: Severity;
+  readonly entityName: string;
+  readonly entityAttrs: Readonly<Record<string, AttributeValue>>;
+  readonly stack: readonly string[] | undefined;
+  rec?: EventRecord;
+}
+
+const SEVERITY_INDEX: Record<Severity, number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3 };
+/** Entity attribute sets cached per netns; cleared past this many netns (unattributed inodes). */
+const ENTITY_CACHE_MAX = 10_000;
+
 export class EventPipeline {
   private _entities: EntitySource;
   private readonly _self: SelfTelemetry;
@@ -53,11 +70,18 @@ export class EventPipeline {
   private _defs = new Map<string, RegisteredEvent & { probes: Set<string> }>();
   private _stacks = false;
   private _labelAllowlist: readonly string[] = [];
-  private _logger: OtelLogger | undefined;
+  private _export: EventExport | undefined;
   private readonly _subscribers = new Set<(r: EventRecord) => void>();
-  private readonly _recent: EventRecord[] = [];
+  /** Ring of the last `_recentMax` events (oldest at `_recentHead` once full). */
+  private _recent: RecentEvent[] = [];
+  private _recentHead = 0;
   private readonly _recentMax: number;
   private readonly _warned = new Set<string>();
+  /** netns → the entity it resolved to and its frozen attribute set. */
+  private _entityAttrs = new Map<
+    number,
+    { entity: Entity | undefined; attrs: Readonly<Record<string, AttributeValue>> }
+  >();
   /** Total events handed in by probes. */
   emitted = 0;
 
@@ -86,15 +110,16 @@ export class EventPipeline {
     if (options.stacks !== undefined) this._stacks = options.stacks;
     if (options.labelAllowlist) this._labelAllowlist = options.labelAllowlist;
     if (options.entities) this._entities = options.entities;
+    if (options.labelAllowlist || options.entities) this._entityAttrs = new Map();
   }
 
-  /** The OTel logger records go to; undefined when no log exporter is configured. */
-  setLogger(logger: OtelLogger | undefined): void {
-    this._logger = logger;
+  /** Where records go to be exported (the export worker); undefined when no log exporter is configured. */
+  setExport(exp: EventExport | undefined): void {
+    this._export = exp;
   }
 
   get exportsLogs(): boolean {
-    return this._logger !== undefined;
+    return this._export !== undefined;
   }
 
   subscribe(fn: (r: EventRecord) => void): () => void {
@@ -102,8 +127,12 @@ export class EventPipeline {
     return () => this._subscribers.delete(fn);
   }
 
+  /** The last events, oldest first. */
   recent(): readonly EventRecord[] {
-    return this._recent;
+    const r = this._recent;
+    const out: EventRecord[] = [];
+    for (let i = 0; i < r.length; i++) out.push(materialize(r[(this._recentHead + i) % r.length]!));
+    return out;
   }
 
   /** The `ProbeContext.emit` of `probe`. Never throws, never blocks. */
@@ -116,40 +145,43 @@ export class EventPipeline {
       if (!declared) this._warnOnce(`probe ${probe} emitted undeclared event ${ev.name}`);
       return;
     }
-    const entity = resolveEntity(this._entities, ev.netns);
-    const attributes: Record<string, AttributeValue> = {
-      ...ev.attributes,
-      ...entityAttributes(entity, ev.netns, this._labelAllowlist),
-      [ATTR_PODNET_EVENT_TYPE]: ev.type,
-    };
-    const stack = this._stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;
-    if (stack) attributes[ATTR_PODNET_KERNEL_STACK] = [...stack];
-    const severity = ev.severity ?? reg.def.severity ?? 'WARN';
-    const logger = this._logger;
-    if (logger) {
-      logger.emit({
-        eventName: ev.name,
-        timestamp: hrTimeFromNanos(ev.timeUnixNano),
-        severityNumber: SEVERITY_NUMBER[severity],
-        severityText: severity,
-        attributes,
-      });
+    const netns = ev.netns ?? 0;
+    const entity = resolveEntity(this._entities, netns);
+    let cached = this._entityAttrs.get(netns);
+    if (cached === undefined || cached.entity !== entity) {
+      if (this._entityAttrs.size >= ENTITY_CACHE_MAX) this._entityAttrs = new Map();
+      cached = { entity, attrs: Object.freeze(entityAttributes(entity, netns, this._labelAllowlist)) };
+      this._entityAttrs.set(netns, cached);
     }
-    if (this._subscribers.size === 0 && this._recentMax === 0) return;
-    const ms = Number(ev.timeUnixNano / 1_000_000n);
-    const rec: EventRecord = {
-      time: new Date(ms).toISOString(),
-      timeUnixNano: ev.timeUnixNano.toString(),
-      name: ev.name,
-      type: ev.type,
-      severity,
+    const stack = this._stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;
+    const severity = ev.severity ?? reg.def.severity ?? 'WARN';
+    this._export?.push(
+      ev.name,
+      ev.type,
+      SEVERITY_INDEX[severity],
+      ev.timeUnixNano,
+      cached.attrs,
+      stack,
+      ev.attributes,
+    );
+    if (this._recentMax === 0 && this._subscribers.size === 0) return;
+    const re: RecentEvent = {
       probe,
-      entity: entity?.displayName ?? 'unattributed',
-      attributes,
-      ...(stack ? { stack } : {}),
+      ev,
+      severity,
+      entityName: entity?.displayName ?? 'unattributed',
+      entityAttrs: cached.attrs,
+      stack,
     };
-    this._recent.push(rec);
-    if (this._recent.length > this._recentMax) this._recent.shift();
+    if (this._recentMax > 0) {
+      if (this._recent.length < this._recentMax) this._recent.push(re);
+      else {
+        this._recent[this._recentHead] = re;
+        this._recentHead = (this._recentHead + 1) % this._recentMax;
+      }
+    }
+    if (this._subscribers.size === 0) return;
+    const rec = materialize(re);
     for (const fn of this._subscribers) {
       try {
         fn(rec);
@@ -164,6 +196,30 @@ export class EventPipeline {
     this._warned.add(msg);
     this._log?.warn(msg);
   }
+}
+
+function materialize(re: RecentEvent): EventRecord {
+  if (re.rec) return re.rec;
+  const ev = re.ev;
+  const attributes: Record<string, AttributeValue> = {
+    ...ev.attributes,
+    ...re.entityAttrs,
+    [ATTR_PODNET_EVENT_TYPE]: ev.type,
+  };
+  if (re.stack) attributes[ATTR_PODNET_KERNEL_STACK] = [...re.stack];
+  const ms = Number(ev.timeUnixNano / 1_000_000n);
+  re.rec = {
+    time: new Date(ms).toISOString(),
+    timeUnixNano: ev.timeUnixNano.toString(),
+    name: ev.name,
+    type: ev.type,
+    severity: re.severity,
+    probe: re.probe,
+    entity: re.entityName,
+    attributes,
+    ...(re.stack ? { stack: re.stack } : {}),
+  };
+  return re.rec;
 }
 
 /** Does `rec` match the `/events` filters? `pod` matches `namespace/name`, the pod name or the uid. */

@@ -1,17 +1,14 @@
-// OTLP exporters (official SDK packages) chosen by protocol, wrapped to count what fails.
+// OTLP exporters (official SDK packages) chosen by protocol, wrapped to count what fails. The log exporter
+// is loaded by the event export worker (events-exporter.ts).
 //
 // Protocol: config, else OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else
 // http/protobuf. The endpoint from the config is passed to the exporter (the HTTP ones get `/v1/<signal>`
 // appended); without one the exporters read OTEL_EXPORTER_OTLP_[<SIGNAL>_]ENDPOINT and _HEADERS themselves.
 import { Metadata } from '@grpc/grpc-js';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
-import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPLogExporter as JsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
-import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import {
   type DataPoint,
   DataPointType,
@@ -83,33 +80,6 @@ export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter 
       return new JsonMetricExporter({
         timeoutMillis,
         ...(s.endpoint ? { url: httpUrl(s.endpoint, 'metrics') } : {}),
-        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
-      });
-  }
-}
-
-export function createLogExporter(s: OtlpSignalSettings): LogRecordExporter {
-  const timeoutMillis = s.timeoutMs;
-  const hasHeaders = Object.keys(s.headers).length > 0;
-  switch (s.protocol) {
-    case 'grpc': {
-      const metadata = grpcMetadata(s.headers);
-      return new GrpcLogExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: s.endpoint } : {}),
-        ...(metadata ? { metadata } : {}),
-      });
-    }
-    case 'http/protobuf':
-      return new ProtoLogExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'logs') } : {}),
-        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
-      });
-    case 'http/json':
-      return new JsonLogExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'logs') } : {}),
         ...(hasHeaders ? { headers: { ...s.headers } } : {}),
       });
   }
@@ -225,32 +195,6 @@ export class CountingMetricExporter implements PushMetricExporter {
 
   forceFlush(): Promise<void> {
     return this._inner.forceFlush();
-  }
-
-  shutdown(): Promise<void> {
-    return this._inner.shutdown();
-  }
-}
-
-/** Counts log records exported and lost to failed exports. */
-export class CountingLogExporter implements LogRecordExporter {
-  private readonly _inner: LogRecordExporter;
-  private readonly _onResult: (ok: boolean, records: number, error?: Error) => void;
-
-  constructor(inner: LogRecordExporter, onResult: (ok: boolean, records: number, error?: Error) => void) {
-    this._inner = inner;
-    this._onResult = onResult;
-  }
-
-  export(records: ReadableLogRecord[], cb: (result: ExportResult) => void): void {
-    this._inner.export(records, (r) => {
-      this._onResult(r.code === ExportResultCode.SUCCESS, records.length, r.error);
-      cb(r);
-    });
-  }
-
-  forceFlush(): Promise<void> {
-    return this._inner.forceFlush?.() ?? Promise.resolve();
   }
 
   shutdown(): Promise<void> {

@@ -1,33 +1,18 @@
 // The signal pipeline: one MetricStore (probe data, read by every metric reader) and one EventPipeline,
 // feeding a MeterProvider (Prometheus reader + periodic OTLP reader) and a LoggerProvider (bounded batch
-// queue → OTLP). Exporter settings can change at runtime (hot reload): the providers are rebuilt, the
+// queue → OTLP, in the event export worker: events-export.ts). Exporter settings can change at runtime (hot reload): the providers are rebuilt, the
 // store and the event pipeline stay.
-import {
-  type MeterProvider as ApiMeterProvider,
-  type Counter,
-  createNoopMeter,
-  type Meter,
-  type ObservableResult,
-  type ObservableUpDownCounter,
-} from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { MeterProvider, type MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { DeltaProducer } from './delta.ts';
 import { EventPipeline } from './events.ts';
-import {
-  CountingLogExporter,
-  CountingMetricExporter,
-  createLogExporter,
-  createMetricExporter,
-  type OtlpSignalSettings,
-} from './exporters.ts';
+import { EventExport } from './events-export.ts';
+import { CountingMetricExporter, createMetricExporter, type OtlpSignalSettings } from './exporters.ts';
 import { MetricStore } from './metric-store.ts';
 import { SelfTelemetry } from './self-telemetry.ts';
-import { PODNET_VERSION } from './version.ts';
 
 export interface MetricsExportSettings extends OtlpSignalSettings {
   readonly intervalMs: number;
@@ -56,69 +41,16 @@ export interface PipelineOptions {
   readonly recentEvents?: number;
 }
 
-/**
- * A MeterProvider handed to the SDK's BatchLogRecordProcessor as `selfObsMeterProvider`: it forwards to
- * the real provider and reads the processor's own counts (dropped because the queue was full, current
- * queue size) so podnet can count and show them.
- */
-class QueueObserver implements ApiMeterProvider {
-  private readonly _onDrop: (n: number) => void;
-  private _queueCallbacks: Array<(r: ObservableResult) => void> = [];
-
-  constructor(onDrop: (n: number) => void) {
-    this._onDrop = onDrop;
-  }
-
-  queueSize(): number {
-    let size = 0;
-    const result = { observe: (v: number) => (size += v) } as ObservableResult;
-    for (const cb of this._queueCallbacks) cb(result);
-    return size;
-  }
-
-  getMeter(): Meter {
-    const noop = createNoopMeter();
-    const meter = Object.create(noop) as Meter;
-    meter.createCounter = (name, opts) => {
-      const real = noop.createCounter(name, opts);
-      const counter: Counter = {
-        add: (value, attrs) => {
-          if (attrs?.['error.type'] === 'queue_full') this._onDrop(value);
-          real.add(value, attrs);
-        },
-      };
-      return counter;
-    };
-    meter.createObservableUpDownCounter = (name, opts) => {
-      const real = noop.createObservableUpDownCounter(name, opts);
-      const obs: ObservableUpDownCounter = {
-        addCallback: (cb) => {
-          if (name.endsWith('queue.size')) this._queueCallbacks.push(cb as (r: ObservableResult) => void);
-          real.addCallback(cb);
-        },
-        removeCallback: (cb) => {
-          this._queueCallbacks = this._queueCallbacks.filter((c) => c !== cb);
-          real.removeCallback(cb);
-        },
-      };
-      return obs;
-    };
-    return meter;
-  }
-}
-
 export class Pipeline {
   readonly store: MetricStore;
   readonly events: EventPipeline;
   readonly self: SelfTelemetry;
   private readonly _log: Logger;
   private _meterProvider: MeterProvider | undefined;
-  private _loggerProvider: LoggerProvider | undefined;
+  private _eventExport: EventExport | undefined;
   private _prometheus: PrometheusExporter | undefined;
-  private _queue: QueueObserver | undefined;
   private _settingsKey = '';
   private _lastMetricsError = '';
-  private _lastLogsError = '';
 
   constructor(options: PipelineOptions) {
     this._log = options.log;
@@ -144,7 +76,7 @@ export class Pipeline {
   }
 
   queueSize(): number {
-    return this._queue?.queueSize() ?? 0;
+    return this._eventExport?.held() ?? 0;
   }
 
   /** Build (or rebuild, when the settings changed) the providers and exporters. */
@@ -186,36 +118,16 @@ export class Pipeline {
     }
     this._meterProvider = new MeterProvider({ resource: settings.resource, readers });
     if (settings.logs) {
-      const l = settings.logs;
-      this._queue = new QueueObserver((n) => this.self.countEvents('lost_queue_full', n));
-      const exporter = new CountingLogExporter(createLogExporter(l), (ok, n, error) => {
-        if (ok) {
-          this.self.countEvents('sent', n);
-          this._lastLogsError = '';
-          return;
-        }
-        this.self.countEvents('lost_export_failed', n);
-        this.self.exportFailures.logs++;
-        const msg = String(error?.message ?? error);
-        if (msg !== this._lastLogsError) this._log.warn({ err: msg }, 'OTLP logs export failed');
-        this._lastLogsError = msg;
-      });
-      this._loggerProvider = new LoggerProvider({
+      // The LoggerProvider, its bounded batch queue and the OTLP exporter run in a worker thread.
+      this._eventExport = new EventExport({
+        settings: settings.logs,
         resource: settings.resource,
-        processors: [
-          new BatchLogRecordProcessor({
-            exporter,
-            maxQueueSize: l.maxQueueSize,
-            maxExportBatchSize: Math.min(l.maxExportBatchSize, l.maxQueueSize),
-            scheduledDelayMillis: l.scheduledDelayMs,
-            exportTimeoutMillis: l.timeoutMs,
-            selfObsMeterProvider: this._queue,
-          }),
-        ],
+        self: this.self,
+        log: this._log,
       });
-      this.events.setLogger(this._loggerProvider.getLogger('podnet', PODNET_VERSION));
+      this.events.setExport(this._eventExport);
     } else {
-      this.events.setLogger(undefined);
+      this.events.setExport(undefined);
     }
   }
 
@@ -224,7 +136,7 @@ export class Pipeline {
    * events this flush sent (flushed together, the metrics were read before the logs were acknowledged).
    */
   async forceFlush(): Promise<void> {
-    await this._loggerProvider?.forceFlush().catch(() => undefined);
+    await this._eventExport?.forceFlush().catch(() => undefined);
     await this._meterProvider?.forceFlush().catch(() => undefined);
   }
 
@@ -235,12 +147,11 @@ export class Pipeline {
 
   private async _shutdownProviders(): Promise<void> {
     const mp = this._meterProvider;
-    const lp = this._loggerProvider;
+    const lp = this._eventExport;
     this._meterProvider = undefined;
-    this._loggerProvider = undefined;
+    this._eventExport = undefined;
     this._prometheus = undefined;
-    this._queue = undefined;
-    this.events.setLogger(undefined);
+    this.events.setExport(undefined);
     // Logs first: the meter's final export then counts every event the logger's final export sent.
     const results = [
       ...(await Promise.allSettled([lp?.shutdown()])),
