@@ -50,6 +50,8 @@ function asImageUser(bounding: readonly string[], argv: readonly string[], node 
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 60_000,
+    // the entrypoint's "all capabilities ... effective" is an info line; CI=true alone means level warn
+    env: { ...process.env, PODNET_LOG_LEVEL: 'info' },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
