@@ -160,8 +160,8 @@ describe('dashboards', () => {
       for (const q of promQueries(json))
         for (const sel of queryParts(q.expr).selectors) {
           const s = series.get(sel.metric);
-          if (s && source === 'registry' && !enabled.has(s.probe))
-            off.push(`${q.panel}: ${sel.metric} (probe ${s.probe})`);
+          if (s && source === 'registry' && !s.probes.some((p) => enabled.has(p)))
+            off.push(`${q.panel}: ${sel.metric} (probes ${s.probes.join(', ')})`);
         }
     assert.deepEqual([...new Set(off)], []);
   });

@@ -58,7 +58,10 @@ export const TARGET_LABELS = ['k8s_node_name', 'job', 'instance'];
 
 export interface PromSeries {
   readonly def: MetricDef;
+  /** The first probe declaring it. */
   readonly probe: string;
+  /** Every probe declaring it (the eBPF self-telemetry metrics are declared by each eBPF probe). */
+  readonly probes: readonly string[];
   /** Labels a series of this name can carry. */
   readonly labels: ReadonlySet<string>;
 }
@@ -74,8 +77,19 @@ export function promSeries(specs: readonly AnyProbeSpec[]): Map<string, PromSeri
         ...(def.scope === 'node' ? [] : ENTITY_LABELS),
         ...TARGET_LABELS,
       ]);
-      const add = (name: string, extra: string[] = []) =>
-        out.set(name, { def, probe: spec.name, labels: new Set([...labels, ...extra]) });
+      const add = (name: string, extra: string[] = []) => {
+        const prev = out.get(name);
+        if (prev) {
+          for (const l of [...labels, ...extra]) (prev.labels as Set<string>).add(l);
+          if (!prev.probes.includes(spec.name)) (prev.probes as string[]).push(spec.name);
+        } else
+          out.set(name, {
+            def,
+            probe: spec.name,
+            probes: [spec.name],
+            labels: new Set([...labels, ...extra]),
+          });
+      };
       if (def.kind === 'counter') add(base.endsWith('_total') ? base : `${base}_total`);
       else if (def.kind === 'histogram') {
         add(`${base}_bucket`, ['le']);
