@@ -292,7 +292,7 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   const t0 = performance.now();
   const out = o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`;
-  const jsonOut = out.replace(/\.md$/, '') + '.json';
+  const jsonOut = `${out.replace(/\.md$/, '')}.json`;
   const command = `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`;
   // Sections measured by an earlier run, kept when only some benchmarks are re-run.
   const previous = new Map<string, Section>();
