@@ -234,8 +234,20 @@ export class EventExport {
     const w = this._worker;
     if (!w) return Promise.resolve();
     const id = this._nextId++;
+    // Bounded, so a hung worker cannot hold up a shutdown: a round exports at most the window (two
+    // batches), each within the export timeout.
+    const bound = 2 * this._settings.timeoutMs + 5000;
     return new Promise<void>((resolve) => {
-      this._waiters.set(id, resolve);
+      const timer = setTimeout(() => {
+        this._waiters.delete(id);
+        this._log.warn({ request: t, ms: bound }, 'event export worker did not answer');
+        resolve();
+      }, bound);
+      timer.unref();
+      this._waiters.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
       w.postMessage({ t, id } satisfies ToWorker);
     });
   }
