@@ -238,6 +238,7 @@ export async function runInspect(url: string, intervalMs: number): Promise<void>
     process.stderr.write('podnet inspect needs a terminal (stdin is not a TTY)\n');
     process.exit(2);
   }
-  const app = render(h(App, { url, intervalMs }));
+  // A live view on a terminal even where CI is set (Ink would otherwise print only the last frame on exit).
+  const app = render(h(App, { url, intervalMs }), { interactive: Boolean(process.stdout.isTTY) });
   await app.waitUntilExit();
 }
