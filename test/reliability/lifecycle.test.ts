@@ -7,6 +7,7 @@
 // - restart: the same probes run in the same states, holding as many programs as the first run, and none
 //   of the killed run's.
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
 import { bpfHeld, loadedLinkIds, loadedProgIds, PodnetProcess, sleep, until } from './lib.ts';
@@ -64,6 +65,11 @@ let firstProgCount = 0;
 test('SIGTERM flushes the last metrics and every queued event, exits 0, detaches everything', async () => {
   rx.clear();
   const p = await start();
+  // A kernel drop of our own (UDP to a closed loopback port: NO_SOCKET in the host netns), so the last
+  // collection has podnet.kernel.drop.count points even on an otherwise quiet machine.
+  const udp = createSocket('udp4');
+  await new Promise<void>((r) => udp.send(Buffer.alloc(8), 9, '127.0.0.1', () => r()));
+  udp.close();
   await sleep(1500);
   const s = await p.status<Status>();
   firstStates = ebpfStates(s);
