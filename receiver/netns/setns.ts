@@ -27,10 +27,17 @@ export class NetnsError extends Error {
   }
 }
 
+const EPERM = 1;
+
 function enter(fd: number, netnsPath: string): void {
   if (setnsCall(fd, CLONE_NEWNET) !== 0) {
     const errno = koffi.errno();
-    throw new NetnsError(`setns(${netnsPath}) failed: errno ${errno}`, netnsPath, errno);
+    // EPERM: setns into a network namespace needs CAP_SYS_ADMIN (the per-pod netlink probes use it).
+    const why =
+      errno === EPERM
+        ? 'CAP_SYS_ADMIN missing (entering a pod network namespace needs it; the netlink probes sockets, conntrack, qdisc and ctevents cannot read other pods without it)'
+        : `errno ${errno}`;
+    throw new NetnsError(`setns(${netnsPath}) failed: ${why}`, netnsPath, errno);
   }
 }
 

@@ -32,3 +32,17 @@ test('inNetns returns home when the callback throws, and names a missing netns',
   assert.equal(statSync('/proc/thread-self/ns/net').ino, hostNetnsInode);
   assert.throws(() => inNetns('/run/netns/does-not-exist-pn', () => 1), NetnsError);
 });
+
+test('without CAP_SYS_ADMIN, entering a netns fails naming the capability and what it disables', () => {
+  const script = `import { inNetns } from ${JSON.stringify(new URL('../../receiver/netns/setns.ts', import.meta.url).href)};
+try { inNetns('/run/netns/${ns}', () => 1); console.log('entered'); } catch (e) { console.log(e.message); }`;
+  const out = execFileSync(
+    'setpriv',
+    ['--bounding-set', '-sys_admin', process.execPath, '--input-type=module', '-e', script],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.match(out, /setns\(\/run\/netns\/pn-setns-\d+\) failed: CAP_SYS_ADMIN missing/);
+  assert.match(out, /netlink probes sockets, conntrack, qdisc and ctevents/);
+});
