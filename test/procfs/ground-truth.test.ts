@@ -330,7 +330,9 @@ test('host entity: read in the receiver netns directly, equals nstat -az and ip 
     assert.equal(p.netns, hostNetnsInode);
     const { name, scale } = kernelName(p);
     if (!(name in truth)) continue;
-    assert.equal(p.value, truth[name]! * scale, `host ${name}`);
+    // nstat (iproute2 6.1) prints counters modulo 2^32; the host's IpExt octets pass that on a busy machine.
+    const value = p.value as number;
+    assert.equal(value >= 2 ** 32 ? value % 2 ** 32 : value, truth[name]! * scale, `host ${name}`);
     compared++;
   }
   assert.ok(compared > 350);
