@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { M as SO, sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
 import { M as RS, tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
@@ -14,6 +15,7 @@ import {
   assertDeclared,
   killChild,
   nstat,
+  selfPoint,
   sideEntity,
   sumPoints,
   tcpFixture,
@@ -96,12 +98,14 @@ test('attach: raw_tp — every probe runs on raw tracepoints and counts exactly'
   pair.a.sendUdp(b.ipv4, 7302, 400, 300);
   const k = (nstat(b.name).get('UdpRcvbufErrors') ?? 0) - k0;
   assert.ok(k > 300);
-  assert.ok(
-    await waitFor(
-      () => ctx.events.filter((e) => e.netns === b.inode && e.type === 'UDP_RCVBUF_OVERFLOW').length >= k,
-    ),
-  );
+  const overflowEvents = () =>
+    ctx.events.filter((e) => e.netns === b.inode && e.type === 'UDP_RCVBUF_OVERFLOW').length;
+  const ok = await waitFor(() => overflowEvents() >= k);
   const sop = await so.collect([]);
+  assert.ok(
+    ok,
+    `${overflowEvents()} overflow events for ${k} overflows; ring lost ${selfPoint(sop, SELF_METRIC.lost)}, suppressed ${selfPoint(sop, SELF_METRIC.suppressed)}, read ${selfPoint(sop, SELF_METRIC.read)}; status ${JSON.stringify(so.status().details?.['events'])}`,
+  );
   assert.equal(sumPoints(sop, SO.udp, b.inode, { 'podnet.udp.overflow.reason': 'receive_buffer' }), k);
   killChild(sink.child);
   assertDeclared(
