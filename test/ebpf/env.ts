@@ -89,9 +89,19 @@ export async function tcpFixture(
   const child = side.spawn(process.execPath, [TCP_FIXTURE, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
+  const result = await firstJsonLine(child, `tcp fixture ${args.join(' ')}`, timeoutMs);
+  return { result, child };
+}
+
+/** The first stdout line of a fixture that keeps running, as JSON; rejects if it exits or times out first. */
+export function firstJsonLine(
+  child: import('node:child_process').ChildProcess,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
     let buf = '';
-    const t = setTimeout(() => reject(new Error(`tcp fixture ${args.join(' ')}: timeout`)), timeoutMs);
+    const t = setTimeout(() => reject(new Error(`${what}: timeout`)), timeoutMs);
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       const nl = buf.indexOf('\n');
@@ -102,10 +112,9 @@ export async function tcpFixture(
     });
     child.on('exit', (code) => {
       clearTimeout(t);
-      if (!buf.includes('\n')) reject(new Error(`tcp fixture ${args.join(' ')} exited ${code}`));
+      if (!buf.includes('\n')) reject(new Error(`${what} exited ${code}`));
     });
   });
-  return { result, child };
 }
 
 /** Kills a child by its pid (only processes the test started). */

@@ -16,7 +16,7 @@ import { childLogger } from '../../receiver/log/logger.ts';
 import { EntityRegistry } from '../../receiver/pods/registry.ts';
 import type { MetricPoint, Probe, ProbeEvent } from '../../receiver/probe/types.ts';
 import { type CriEnv, startCriEnv, type TestPod } from '../env/cri/index.ts';
-import { sumPoints, waitFor } from './env.ts';
+import { firstJsonLine, sumPoints, waitFor } from './env.ts';
 
 const FIXTURE = new URL('./fixtures/traffic.ts', import.meta.url).pathname;
 let env: CriEnv | undefined;
@@ -71,22 +71,7 @@ async function startInPod(pod: TestPod, args: string[]): Promise<Record<string, 
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   started.push(child);
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`fixture ${args.join(' ')}: timeout`)), 60_000);
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(t);
-        resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      if (!buf.includes('\n')) reject(new Error(`fixture ${args.join(' ')} exited ${code}`));
-    });
-  });
+  return firstJsonLine(child, `fixture ${args.join(' ')}`);
 }
 
 test('two real pods: closed-port SYNs and UDP → NOSOCK and NO_SOCKET in the server pod, equal to its kernel counters', async () => {
