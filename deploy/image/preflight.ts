@@ -131,7 +131,9 @@ export async function preflight(pid = 1): Promise<PreflightReport> {
       const lacking = c.needs.filter((n) => !effective.has(n));
       // podnet's eBPF loader already names the missing capability and what it disables (receiver/bpf/caps.ts)
       const text = errText(err).replace(/^cannot load [^:]+: /, '');
-      const named = lacking.length > 0 && lacking.every((n) => text.includes(`${n} missing`));
+      // (a message that names it later, like setns's, still gets the capability in front)
+      const named =
+        lacking.length > 0 && text.startsWith('CAP_') && lacking.every((n) => text.includes(`${n} missing`));
       const detail = lacking.length
         ? named
           ? text

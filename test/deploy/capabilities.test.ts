@@ -155,50 +155,40 @@ interface ProbeRow {
   reason: string | null;
 }
 
-function probesAs(caps: readonly string[]): ProbeRow[] {
+/** setpriv argv: the staged podnet CLI as uid 65534 with exactly `caps` (inheritable, ambient, bounding). */
+function asNobodyWith(caps: readonly string[], ...podnetArgs: string[]): string[] {
   const set = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
-  const out = execFileSync(
-    'setpriv',
-    [
-      '--reuid=65534',
-      '--regid=65534',
-      '--clear-groups',
-      `--inh-caps=${set}`,
-      `--ambient-caps=${set}`,
-      `--bounding-set=${set}`,
-      NODE,
-      join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
-      'probes',
-      '--json',
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 },
-  );
+  return [
+    '--reuid=65534',
+    '--regid=65534',
+    '--clear-groups',
+    `--inh-caps=${set}`,
+    `--ambient-caps=${set}`,
+    `--bounding-set=${set}`,
+    NODE,
+    join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
+    ...podnetArgs,
+  ];
+}
+
+function probesAs(caps: readonly string[]): ProbeRow[] {
+  const out = execFileSync('setpriv', asNobodyWith(caps, 'probes', '--json'), {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60_000,
+  });
   return JSON.parse(out) as ProbeRow[];
 }
 
 async function statusAs(caps: readonly string[]): Promise<{
   probes: Array<{ name: string; state: string; reason?: string }>;
 }> {
-  const set = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
   const config = join(STAGE, 'podnet-caps.yaml');
   writeFileSync(config, 'collection_interval: 1s\nserver: { address: "127.0.0.1:0" }\n', { mode: 0o644 });
-  const child = spawn(
-    'setpriv',
-    [
-      '--reuid=65534',
-      '--regid=65534',
-      '--clear-groups',
-      `--inh-caps=${set}`,
-      `--ambient-caps=${set}`,
-      `--bounding-set=${set}`,
-      NODE,
-      join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
-      'run',
-      '--config',
-      config,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env['PATH'], PODNET_LOG_LEVEL: 'info' } },
-  );
+  const child = spawn('setpriv', asNobodyWith(caps, 'run', '--config', config), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { PATH: process.env['PATH'], PODNET_LOG_LEVEL: 'info' },
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
