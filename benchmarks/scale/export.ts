@@ -15,6 +15,7 @@ import { GCProfiler } from 'node:v8';
 import type { ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { TCP_STATES } from '../../receiver/netlink/sock-diag.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 
 const { values: o } = parseArgs({
@@ -31,19 +32,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 /** Typical values per attribute key (one value for keys not listed). */
 const VALUES: Record<string, readonly (string | number)[]> = {
-  'network.connection.state': [
-    'established',
-    'syn_sent',
-    'syn_received',
-    'fin_wait_1',
-    'fin_wait_2',
-    'time_wait',
-    'closed',
-    'close_wait',
-    'last_ack',
-    'listen',
-    'closing',
-  ],
+  'network.connection.state': TCP_STATES.slice(1, 12),
   'network.io.direction': ['receive', 'transmit'],
   'network.type': ['ipv4', 'ipv6'],
   'podnet.io.operation': ['read', 'write'],

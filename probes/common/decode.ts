@@ -40,7 +40,7 @@ const TCP_STATES = [
   'fin_wait_1',
   'fin_wait_2',
   'time_wait',
-  'close',
+  'closed',
   'close_wait',
   'last_ack',
   'listen',
