@@ -15,7 +15,7 @@ import {
 } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
-import type { EventRecord } from '../otel/events.ts';
+import type { EventRecord } from '../otel/event-pipeline.ts';
 import { type ExportSettings, Pipeline } from '../otel/pipeline.ts';
 import { serializePrometheus } from '../otel/prometheus-text.ts';
 import { buildResource, nodeNameFrom } from '../otel/resource.ts';

@@ -1,5 +1,5 @@
 // OTLP exporters (official SDK packages) chosen by protocol, wrapped to count what fails. The log exporter
-// is loaded by the event export worker (events-exporter.ts).
+// is loaded by the event export worker (otlp-log-exporter.ts).
 //
 // Protocol: config, else OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else
 // http/protobuf. The endpoint from the config is passed to the exporter (the HTTP ones get `/v1/<signal>`

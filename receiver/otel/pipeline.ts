@@ -1,6 +1,6 @@
 // The signal pipeline: one MetricStore (probe data, read by every metric reader) and one EventPipeline,
 // feeding a MeterProvider (Prometheus reader + periodic OTLP reader) and a LoggerProvider (bounded batch
-// queue → OTLP, in the event export worker: events-export.ts). Exporter settings can change at runtime (hot reload): the providers are rebuilt, the
+// queue → OTLP, in the event export worker: log-export.ts). Exporter settings can change at runtime (hot reload): the providers are rebuilt, the
 // store and the event pipeline stay.
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
@@ -8,9 +8,9 @@ import { MeterProvider, type MetricReader, PeriodicExportingMetricReader } from 
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { DeltaProducer } from './delta.ts';
-import { EventPipeline } from './events.ts';
-import { EventExport } from './events-export.ts';
+import { EventPipeline } from './event-pipeline.ts';
 import { CountingMetricExporter, createMetricExporter, type OtlpSignalSettings } from './exporters.ts';
+import { EventExport } from './log-export.ts';
 import { MetricStore } from './metric-store.ts';
 import { SelfTelemetry } from './self-telemetry.ts';
 

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.ts';
-import { type EventRecord, matchesFilter } from '../otel/events.ts';
+import { type EventRecord, matchesFilter } from '../otel/event-pipeline.ts';
 
 export interface ServerSources {
   /** Prometheus text handler (undefined when the Prometheus exporter is off). */

@@ -1,5 +1,5 @@
 // Probe events → OTel log records (LoggerProvider → bounded batch queue → OTLP, in the export worker: see
-// events-export.ts and events-worker.ts), the live `/events` stream, the JSON-lines sink and the
+// log-export.ts and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the
 // recent-events ring for the live view.
 //
 // Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), the
@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
-import type { EventExport } from './events-export.ts';
+import type { EventExport } from './log-export.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 

@@ -2,7 +2,7 @@
 // (the bounded queue) and the OTLP log exporter, so building the SDK log records and serializing them
 // (most of an event's cost) runs on another core than the probes and the ring readers.
 //
-// It receives record batches from the main thread (events-wire.ts), emits one SDK log record per event
+// It receives record batches from the main thread (log-export-protocol.ts), emits one SDK log record per event
 // and reports what became of them (sent, lost to a failed export, dropped by a full queue) as deltas, so
 // the main thread's counts stay exact. `flush` / `shutdown` answer `done` after the counts they produced.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -26,9 +26,9 @@ import {
   type ReadWriteLogRecord,
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
-import { CountingLogExporter, loadLogExporter } from './events-exporter.ts';
-import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './events-wire.ts';
-import { SEVERITIES } from './events-wire.ts';
+import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
+import { SEVERITIES } from './log-export-protocol.ts';
+import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
 import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 
 const SEVERITY_NUMBERS: readonly SeverityNumber[] = [
@@ -89,7 +89,7 @@ class QueueObserver implements ApiMeterProvider {
 }
 
 const port = parentPort;
-if (!port) throw new Error('events-worker.ts runs as a worker_thread');
+if (!port) throw new Error('log-export-worker.ts runs as a worker_thread');
 const init = workerData as WorkerInit;
 const post = (m: FromWorker): void => port.postMessage(m);
 

@@ -1,4 +1,4 @@
-// The messages between the event pipeline (main thread) and the export worker (events-worker.ts).
+// The messages between the event pipeline (main thread) and the export worker (log-export-worker.ts).
 //
 // Records travel in batches as one flat array of small integers and the probe's attribute values, sent as
 // its JSON text (JSON.stringify + JSON.parse cost less than half of structured cloning the array). Strings that repeat (event names, types, attribute keys),

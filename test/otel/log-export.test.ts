@@ -1,11 +1,11 @@
-// The event export worker (receiver/otel/events-export.ts, events-worker.ts): records cross to the worker
+// The event export worker (receiver/otel/log-export.ts, log-export-worker.ts): records cross to the worker
 // thread in compact batches and come out of the official SDK + OTLP exporter intact, exactly once, with
 // exact accounting — also across a new string table mid-stream, a worker that dies, and a stalled backend.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
-import { TABLE_MAX } from '../../receiver/otel/events-wire.ts';
+import { TABLE_MAX } from '../../receiver/otel/log-export-protocol.ts';
 import { type LogsExportSettings, Pipeline } from '../../receiver/otel/pipeline.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';

@@ -1,5 +1,5 @@
-// Main-thread side of the event export: encodes records into batches (events-wire.ts) for the export
-// worker (events-worker.ts: LoggerProvider → BatchLogRecordProcessor → OTLP exporter) and keeps the
+// Main-thread side of the event export: encodes records into batches (log-export-protocol.ts) for the export
+// worker (log-export-worker.ts: LoggerProvider → BatchLogRecordProcessor → OTLP exporter) and keeps the
 // accounting exact across the thread boundary.
 //
 // Bounded: the records held — encoded but not yet posted, posted but not yet reported back as sent or
@@ -11,13 +11,13 @@ import { SHARE_ENV, Worker } from 'node:worker_threads';
 import type { Resource } from '@opentelemetry/resources';
 import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
-import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './events-wire.ts';
-import { TABLE_MAX } from './events-wire.ts';
+import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
+import { TABLE_MAX } from './log-export-protocol.ts';
 import type { LogsExportSettings } from './pipeline.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
-const WORKER_URL = new URL('./events-worker.ts', import.meta.url);
+const WORKER_URL = new URL('./log-export-worker.ts', import.meta.url);
 /**
  * A batch is posted at this many records or array slots (else at the end of the event-loop turn): small
  * enough that the array stays out of V8's large-object space (appending to one costs ~10x more).
@@ -33,7 +33,7 @@ export class EventExport {
   private readonly _log: Logger;
   private _worker: Worker | undefined;
   private _restartTimer: NodeJS.Timeout | undefined;
-  // Table of strings, stacks and entity attribute sets the worker knows (see events-wire.ts).
+  // Table of strings, stacks and entity attribute sets the worker knows (see log-export-protocol.ts).
   private _strings = new Map<string, number>();
   private _objects = new WeakMap<object, number>();
   private _tableSize = 0;
