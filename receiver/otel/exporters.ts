@@ -30,6 +30,18 @@ export interface OtlpSignalSettings {
   readonly timeoutMs: number;
 }
 
+export interface MetricsExportSettings extends OtlpSignalSettings {
+  readonly intervalMs: number;
+  /** Monotonic sums and histograms as cumulative (default) or delta since the previous export. */
+  readonly temporality?: 'cumulative' | 'delta';
+}
+
+export interface LogsExportSettings extends OtlpSignalSettings {
+  readonly maxQueueSize: number;
+  readonly maxExportBatchSize: number;
+  readonly scheduledDelayMs: number;
+}
+
 export function protocolFromEnv(
   signal: 'metrics' | 'logs',
   env: NodeJS.ProcessEnv = process.env,

@@ -10,7 +10,7 @@
 //   nameIdx, typeIdx, severityIdx, time seconds, time nanoseconds, entityIdx, stackIdx (-1: none), n,
 //   then n × (keyIdx, value); keyIdx < 0 (-1 - keyIdx) marks a non-finite number sent as its string.
 import type { AttributeValue, Severity } from '../probe/types.ts';
-import type { LogsExportSettings } from './pipeline.ts';
+import type { LogsExportSettings } from './exporters.ts';
 
 export const TABLE_MAX = 50_000;
 export const SEVERITIES: readonly Severity[] = ['DEBUG', 'INFO', 'WARN', 'ERROR'];

@@ -11,9 +11,9 @@ import { SHARE_ENV, Worker } from 'node:worker_threads';
 import type { Resource } from '@opentelemetry/resources';
 import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
+import type { LogsExportSettings } from './exporters.ts';
 import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
 import { TABLE_MAX } from './log-export-protocol.ts';
-import type { LogsExportSettings } from './pipeline.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 

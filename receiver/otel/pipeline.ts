@@ -9,22 +9,15 @@ import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { DeltaProducer } from './delta.ts';
 import { EventPipeline } from './event-pipeline.ts';
-import { CountingMetricExporter, createMetricExporter, type OtlpSignalSettings } from './exporters.ts';
+import {
+  CountingMetricExporter,
+  createMetricExporter,
+  type LogsExportSettings,
+  type MetricsExportSettings,
+} from './exporters.ts';
 import { EventExport } from './log-export.ts';
 import { MetricStore } from './metric-store.ts';
 import { SelfTelemetry } from './self-telemetry.ts';
-
-export interface MetricsExportSettings extends OtlpSignalSettings {
-  readonly intervalMs: number;
-  /** Monotonic sums and histograms as cumulative (default) or delta since the previous export. */
-  readonly temporality?: 'cumulative' | 'delta';
-}
-
-export interface LogsExportSettings extends OtlpSignalSettings {
-  readonly maxQueueSize: number;
-  readonly maxExportBatchSize: number;
-  readonly scheduledDelayMs: number;
-}
 
 export interface ExportSettings {
   readonly resource: Resource;
