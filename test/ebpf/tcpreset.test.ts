@@ -171,7 +171,10 @@ test('data to an orphaned socket: TCPRESET_PROCESS from the server socket, with 
   assert.equal(e.attributes['network.local.port'], 7004);
   assert.equal(e.attributes['network.peer.port'], port);
   // the orphan is a full socket in FIN_WAIT, or already a TIME_WAIT mini socket (substate FIN_WAIT2)
-  assert.match(String(e.attributes['network.connection.state']), /^(fin_wait_2|fin_wait_1|closed|time_wait)$/);
+  assert.match(
+    String(e.attributes['network.connection.state']),
+    /^(fin_wait_2|fin_wait_1|closed|time_wait)$/,
+  );
   const pts = await probe.collect([]);
   assert.equal(sumPoints(pts, M.resets, b.inode, { 'podnet.tcp.reset.kind': 'process' }), 1);
   killChild(srv.child);
