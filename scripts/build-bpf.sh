@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds every BPF program `probes/*/*.bpf.c` into a CO-RE object next to its source
-# (`probes/<name>/<prog>.bpf.o`), which is committed so `npm start` needs no compiler.
+# Builds every BPF program `probes/*/*.bpf.c` (and the loader's self-test objects
+# `receiver/bpf/selftest/*.bpf.c`) into a CO-RE object next to its source (`probes/<name>/<prog>.bpf.o`),
+# which is committed so `npm start` needs no compiler. Shared headers live in `probes/include/` (-I).
 #
 #   sh scripts/build-bpf.sh                 build all objects in place
 #   sh scripts/build-bpf.sh --out DIR       build into DIR/<name>/<prog>.bpf.o (used by the test that
@@ -44,7 +45,7 @@ case "$(uname -m)" in
 esac
 
 n=0
-for src in probes/*/*.bpf.c; do
+for src in probes/*/*.bpf.c receiver/bpf/selftest/*.bpf.c; do
   [ -e "$src" ] || continue
   dir=$(dirname "$src")
   base=$(basename "$src" .c)

@@ -10,9 +10,9 @@
 //   FLOOD_PROCS=2 ...                             generator processes (default 1: leaves a core to node)
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { M, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';

@@ -15,7 +15,7 @@ import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITIES, effectiveCapabilities, hasCapability, raiseEffective } from './capabilities.ts';
 
-const SELFTEST_OBJECT = fileURLToPath(new URL('../../probes/selftest/selftest.bpf.o', import.meta.url));
+const SELFTEST_OBJECT = fileURLToPath(new URL('../../receiver/bpf/selftest/selftest.bpf.o', import.meta.url));
 
 export interface CheckResult {
   readonly check: string;
@@ -46,7 +46,7 @@ function errText(err: unknown): string {
 
 const CHECKS: readonly Check[] = [
   {
-    check: 'eBPF tracing program loads and attaches (tp_btf/kfree_skb, probes/selftest)',
+    check: 'eBPF tracing program loads and attaches (tp_btf/kfree_skb, receiver/bpf/selftest)',
     needs: ['CAP_BPF', 'CAP_PERFMON'],
     async run() {
       const { BpfSpec } = await import('../../receiver/bpf/object.ts');

@@ -3,9 +3,9 @@
 // entries of the netns' table (`conntrack -C`) and the table limit (`nf_conntrack_max`).
 // A netns where conntrack never ran (no rule uses it) reports zeros and its entry count 0.
 import { z } from 'zod';
+import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
-import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';

@@ -6,9 +6,10 @@
 // could not queue (ENOBUFS) are counted as overruns. Events are rate limited per (netns, type) here.
 // No BPF: one NETLINK_NETFILTER socket per netns, woken by libuv (receiver/netlink/subscription.ts).
 import { z } from 'zod';
+import { transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { collectPerNetns } from '../../receiver/kit/netlink.ts';
 import { Attrs, type NetlinkMessage } from '../../receiver/netlink/codec.ts';
 import { conntrackStats, NFNL_SUBSYS_CTNETLINK } from '../../receiver/netlink/ctnetlink.ts';
-import { collectPerNetns } from '../../receiver/netlink/per-netns.ts';
 import { NETLINK_NETFILTER, NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import {
   NetlinkSubscription,
@@ -26,7 +27,6 @@ import type {
   ProbeSpec,
   ProbeStatus,
 } from '../../receiver/probe/types.ts';
-import { transportName } from '../common/decode.ts';
 
 const argsSchema = z.object({
   /** Events per (netns, type) per window; 0 = unlimited. Counters are never limited. */

@@ -8,10 +8,15 @@ import { z } from 'zod';
 import { ipString } from '../../receiver/bpf/events.ts';
 import { libbpfCandidates, loadFirst } from '../../receiver/bpf/libbpf.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
+import { networkType, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsSchema,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { Entity, EntityChange } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
-import { networkType, transportName } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsSchema, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
 
 export const OBJECT = new URL('./flow.bpf.o', import.meta.url);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
  * Watched network namespaces: a BPF HASH of netns inodes that belong to a known entity (pod, host,
- * named netns), kept in sync with pod discovery by probes/common (WatchedNetns). Programs see every
+ * named netns), kept in sync with pod discovery by receiver/kit/ebpf (WatchedNetns). Programs see every
  * netns on the host; counters and events of a netns that is not in the map are kept under key 0
  * ("unattributed") instead of being dropped, so a flood of short-lived netns cannot grow the maps and
  * nothing is lost silently.

@@ -18,8 +18,8 @@
  */
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
-#include "../histogram/pn_hist.bpf.h"
-#include "../common/pn_tuple.bpf.h"
+#include "pn_hist.bpf.h"
+#include "pn_tuple.bpf.h"
 
 #define KL_RX 0
 #define KL_TX 1

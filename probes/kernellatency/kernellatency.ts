@@ -4,9 +4,7 @@
 //   tx = TCP's departure timestamp (skb->tstamp, set at transmit) → the device layer (net:net_dev_queue).
 // Slow events RXKERNEL_SLOW / TXKERNEL_SLOW over a threshold (default 10 ms, as KubeSkoop).
 import { z } from 'zod';
-import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { packetAttributes, transportName } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import { packetAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import {
   bucketsShape,
   histEntries,
@@ -15,8 +13,15 @@ import {
   msToNs,
   readTupleUnmapped,
   slowCounterDef,
-} from '../histogram/latency.ts';
-import { histogramDef } from '../histogram/log2.ts';
+} from '../../receiver/kit/ebpf/latency.ts';
+import { histogramDef } from '../../receiver/kit/ebpf/log2.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
 
 export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
 

@@ -2,10 +2,10 @@
 // errors (`k8s.pod.network.errors`), packets and drops, per `network.interface.name` and
 // `network.io.direction`. Replaces KubeSkoop's `netdev` probe, which summed all interfaces but `lo`.
 import { z } from 'zod';
+import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { parseNetDev } from '../../receiver/procfs/parse.ts';
-import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
 import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 
 const ATTRS = ['network.interface.name', 'network.io.direction'] as const;

@@ -20,8 +20,8 @@
  */
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
-#include "../histogram/pn_hist.bpf.h"
-#include "../common/pn_tuple.bpf.h"
+#include "pn_hist.bpf.h"
+#include "pn_tuple.bpf.h"
 
 #define NT_EV_QDISC 1
 #define NT_EV_XMIT 2

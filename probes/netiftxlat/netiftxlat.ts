@@ -6,11 +6,22 @@
 // Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over a threshold (default 100 ms, as KubeSkoop's
 // qdiscslow100ms / netdevslow100ms).
 import { z } from 'zod';
+import { packetAttributes, readTuple } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  bucketsShape,
+  histPoints,
+  LATENCY_ATTR,
+  msToNs,
+  slowCounterDef,
+} from '../../receiver/kit/ebpf/latency.ts';
+import { HIST_FIELDS, histFromFields, histogramDef, type Log2Hist } from '../../receiver/kit/ebpf/log2.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { packetAttributes, readTuple } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
-import { bucketsShape, histPoints, LATENCY_ATTR, msToNs, slowCounterDef } from '../histogram/latency.ts';
-import { HIST_FIELDS, histFromFields, histogramDef, type Log2Hist } from '../histogram/log2.ts';
 
 export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 

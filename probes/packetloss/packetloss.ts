@@ -6,10 +6,15 @@
 // produce no events (they are still counted).
 import { z } from 'zod';
 import { dropReasonNames, enumName } from '../../receiver/bpf/btf.ts';
+import { cString, packetAttributes, readTuple, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
+import { symbolRanges } from '../../receiver/kit/ebpf/symbols.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { cString, packetAttributes, readTuple, transportName } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
-import { symbolRanges } from '../common/symbols.ts';
 
 export const OBJECT = new URL('./packetloss.bpf.o', import.meta.url);
 const MAX_EXCLUDE = 16;

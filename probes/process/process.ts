@@ -9,18 +9,13 @@
 // I/O a process did between the last collection and its exit is not seen.
 import { statSync } from 'node:fs';
 import { z } from 'zod';
+import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import type { PidIo } from '../../receiver/procfs/parse.ts';
-import {
-  netnsPidIndex,
-  type ProcessSample,
-  podCgroupPids,
-  sampleProcess,
-} from '../../receiver/procfs/pids.ts';
-import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
 import { assertEntityAlive, procfsAvailability } from '../../receiver/procfs/read.ts';
+import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
 
 const OP = ['podnet.io.operation'] as const;
 

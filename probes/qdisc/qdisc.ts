@@ -4,8 +4,8 @@
 // Classful qdiscs (htb, mq) report totals that include their children: do not sum across a parent
 // and its children.
 import { z } from 'zod';
+import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
-import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';

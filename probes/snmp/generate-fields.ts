@@ -7,7 +7,7 @@
 // two attributed metrics (`podnet.snmp.icmp_msg.in/out`, attribute `podnet.icmp.type`).
 import { readFileSync } from 'node:fs';
 import { parseNameValueLines, parseSnmp } from '../../receiver/procfs/parse.ts';
-import { snakeCase } from '../../receiver/procfs/snake.ts';
+import { snakeCase } from './snake.ts';
 
 // KubeSkoop's exported fields (catalog §2.2: tcp, udp, ip, tcpext), lower-cased: the default-on set.
 const KUBESKOOP: Record<string, readonly string[]> = {

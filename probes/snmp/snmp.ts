@@ -5,6 +5,7 @@
 // the rest cumulative counters, exactly as `nstat -az` shows them (ms values converted to s).
 // Default-on: the fields KubeSkoop's tcp/udp/ip/tcpext probes export; the rest by config.
 import { z } from 'zod';
+import { createProcfsProbe } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import {
@@ -13,7 +14,6 @@ import {
   parseSnmp,
   type SnmpGroup,
 } from '../../receiver/procfs/parse.ts';
-import { createProcfsProbe } from '../../receiver/procfs/probe-kit.ts';
 import { type NetFile, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';

@@ -18,8 +18,8 @@
  */
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
-#include "../histogram/pn_hist.bpf.h"
-#include "../common/pn_tuple.bpf.h"
+#include "pn_hist.bpf.h"
+#include "pn_tuple.bpf.h"
 
 #define SL_READ 0
 #define SL_WRITE 1

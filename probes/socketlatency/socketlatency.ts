@@ -6,9 +6,7 @@
 // Also KubeSkoop's read1ms / read100ms / write1ms / write100ms as exact counters, and
 // `podnet.socket.slow` events over a threshold (default 100 ms) with tuple, process and the wait.
 import { z } from 'zod';
-import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { cString, socketAttributes, transportName } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
+import { cString, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import {
   bucketsShape,
   histEntries,
@@ -18,8 +16,15 @@ import {
   readTupleUnmapped,
   slowCounterDef,
   THRESHOLD_ATTR,
-} from '../histogram/latency.ts';
-import { histogramDef } from '../histogram/log2.ts';
+} from '../../receiver/kit/ebpf/latency.ts';
+import { histogramDef } from '../../receiver/kit/ebpf/log2.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
 
 export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
 

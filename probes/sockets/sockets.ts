@@ -5,9 +5,9 @@
 // sums), so all metrics are gauges; the monotonic per-netns retransmit counter is the snmp probe's
 // `podnet.snmp.tcp.retrans_segs` (and the eBPF `podnet.tcp.retransmit.count`).
 import { z } from 'zod';
+import { CollectionStatus, collectPerNetnsLazy, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { NetlinkError } from '../../receiver/netlink/codec.ts';
-import { CollectionStatus, collectPerNetnsLazy, NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import {
   AF_INET,
   AF_INET6,

@@ -11,7 +11,7 @@
  */
 #include "../include/podnet.bpf.h"
 #include "../include/pn_watch.bpf.h"
-#include "../common/pn_tuple.bpf.h"
+#include "pn_tuple.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -4,9 +4,14 @@
 // the protocol's memory limits (sock:sock_exceed_buf_limit: tcp_mem / udp_mem). Exact per-netns counters
 // and rate-limited events with the tuple, buffer size and memory in use.
 import { z } from 'zod';
+import { readTuple, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
-import { readTuple, socketAttributes, transportName } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
 
 export const OBJECT = new URL('./sockoverflow.bpf.o', import.meta.url);
 

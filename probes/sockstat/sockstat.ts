@@ -6,11 +6,11 @@
 // Memory is converted from pages to bytes (page size from AT_PAGESZ). Replaces KubeSkoop's `sock`
 // probe (host netns only, TCP only).
 import { z } from 'zod';
+import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { parseSockstat, type SockstatEntry } from '../../receiver/procfs/parse.ts';
-import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
 import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 
 const NT = ['network.type'] as const;

@@ -10,7 +10,7 @@
  */
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
-#include "../histogram/pn_hist.bpf.h"
+#include "pn_hist.bpf.h"
 
 #define SI_NR_VEC 10
 #define SI_SCHED 0

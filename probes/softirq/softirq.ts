@@ -5,11 +5,22 @@
 // SOFTIRQ_EXCUTE_SLOW / SOFTIRQ_EXCUTE_100MS) carry the CPU and the task that was running.
 import { z } from 'zod';
 import { possibleCpus } from '../../receiver/bpf/maps.ts';
+import { cString } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  bucketsShape,
+  histPoints,
+  LATENCY_ATTR,
+  msToNs,
+  THRESHOLD_ATTR,
+} from '../../receiver/kit/ebpf/latency.ts';
+import { addHists, HIST_BYTES, histFromBytes, histogramDef } from '../../receiver/kit/ebpf/log2.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { cString } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
-import { bucketsShape, histPoints, LATENCY_ATTR, msToNs, THRESHOLD_ATTR } from '../histogram/latency.ts';
-import { addHists, HIST_BYTES, histFromBytes, histogramDef } from '../histogram/log2.ts';
 
 export const OBJECT = new URL('./softirq.bpf.o', import.meta.url);
 

@@ -7,10 +7,10 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import type { SoftnetRow } from '../../receiver/procfs/parse.ts';
 import { parseSoftnet } from '../../receiver/procfs/parse.ts';
-import { createProcfsProbe, metricFilter } from '../../receiver/procfs/probe-kit.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
 
 const CPU = ['cpu.logical_number'] as const;

@@ -4,9 +4,14 @@
 // and the kernel's reset reason (enum sk_rst_reason from BTF, Linux 6.10+).
 import { z } from 'zod';
 import { enumName, resetReasonNames } from '../../receiver/bpf/btf.ts';
+import { readTuple, socketAttributes } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
-import { readTuple, socketAttributes } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
 
 export const OBJECT = new URL('./tcpreset.bpf.o', import.meta.url);
 

@@ -3,9 +3,14 @@
 // rate-limited `podnet.tcp.retransmit` events with the socket tuple, state, segments and optional stack.
 import { constants } from 'node:os';
 import { z } from 'zod';
+import { readTuple, socketAttributes } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC_DEFS,
+} from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
-import { readTuple, socketAttributes } from '../common/decode.ts';
-import { EbpfRuntime, eventArgsShape, hookAvailability, SELF_METRIC_DEFS } from '../common/ebpf.ts';
 
 export const OBJECT = new URL('./tcpretrans.bpf.o', import.meta.url);
 

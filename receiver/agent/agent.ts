@@ -14,6 +14,7 @@ import {
   resolveConfigText,
 } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
+import { withEnabledMetrics } from '../kit/procfs.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { EventRecord } from '../otel/event-pipeline.ts';
 import { type ExportSettings, Pipeline } from '../otel/pipeline.ts';
@@ -23,7 +24,6 @@ import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { EntityRegistry, registryOptionsFromConfig } from '../pods/index.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
-import { withEnabledMetrics } from '../procfs/probe-kit.ts';
 import { LocalServer, type ServerSources } from '../server/server.ts';
 import { StaticEntitySource } from './static-entities.ts';
 import { SwitchableEntitySource } from './switchable-entities.ts';

@@ -1,10 +1,10 @@
 // Shared by the eBPF runtime tests and the ring benchmark: where the selftest objects are and how their
-// drop events decode (layout: probes/selftest/selftest.bpf.c `struct drop_event`).
+// drop events decode (layout: receiver/bpf/selftest/selftest.bpf.c `struct drop_event`).
 import { ipString, readEventHeader } from '../../receiver/bpf/events.ts';
 import type { LoadOptions } from '../../receiver/bpf/object.ts';
 
-export const SELFTEST_OBJECT = new URL('../../probes/selftest/selftest.bpf.o', import.meta.url);
-export const REJECT_OBJECT = new URL('../../probes/selftest/reject.bpf.o', import.meta.url);
+export const SELFTEST_OBJECT = new URL('../../receiver/bpf/selftest/selftest.bpf.o', import.meta.url);
+export const REJECT_OBJECT = new URL('../../receiver/bpf/selftest/reject.bpf.o', import.meta.url);
 
 /** Load options that keep only the kfree_skb counter (variant picked by BTF arity). */
 export function dropOnly(rodata: LoadOptions['rodata'] = {}, extra: Partial<LoadOptions> = {}): LoadOptions {

@@ -1,4 +1,4 @@
-// Pure decoding helpers of probes/common: the 40-byte tuple, attribute builders, state and transport
+// Pure decoding helpers of receiver/kit/ebpf: the 40-byte tuple, attribute builders, state and transport
 // names, kallsyms ranges.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,8 @@ import {
   tcpStateKernelName,
   tcpStateName,
   transportName,
-} from '../../probes/common/decode.ts';
-import { symbolRanges } from '../../probes/common/symbols.ts';
+} from '../../receiver/kit/ebpf/decode.ts';
+import { symbolRanges } from '../../receiver/kit/ebpf/symbols.ts';
 
 function tuple(
   family: number,

@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { M as SO, sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
 import { M as RS, tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
+import { SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
 import {

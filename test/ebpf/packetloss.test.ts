@@ -3,8 +3,8 @@
 // drop-site exclusion, unattributed netns, stacks resolving to kernel symbols.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { SELF_METRIC } from '../../probes/common/ebpf.ts';
 import { EVENT, M, type PacketlossArgs, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
+import { SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
 import type { Probe, ProbeEvent } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
 import {

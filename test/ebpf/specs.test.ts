@@ -2,12 +2,12 @@
 // default args valid, and an eBPF probe reports each program's state with a reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SELF_METRIC_DEFS } from '../../probes/common/ebpf.ts';
 import { cteventsProbe } from '../../probes/ctevents/ctevents.ts';
 import { packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
 import { tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
+import { SELF_METRIC_DEFS } from '../../receiver/kit/ebpf/runtime.ts';
 import type { ProbeSpec } from '../../receiver/probe/types.ts';
 import { testContext } from './env.ts';
 

@@ -1,4 +1,4 @@
-// Kernel log2 slots → OTel explicit buckets in seconds (probes/histogram/log2.ts).
+// Kernel log2 slots → OTel explicit buckets in seconds (receiver/kit/ebpf/log2.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -8,7 +8,7 @@ import {
   histFromFields,
   log2Boundaries,
   toHistogramValue,
-} from '../../probes/histogram/log2.ts';
+} from '../../receiver/kit/ebpf/log2.ts';
 
 function hist(slots: Record<number, number>, sumNs = 0) {
   const f = new Array<number>(HIST_FIELDS).fill(0);

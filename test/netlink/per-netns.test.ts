@@ -2,8 +2,8 @@
 // (EINTR) is retried once on the same socket, other errors fail only their entity.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { collectPerNetns } from '../../receiver/kit/netlink.ts';
 import { NetlinkError } from '../../receiver/netlink/codec.ts';
-import { collectPerNetns } from '../../receiver/netlink/per-netns.ts';
 import { dumpLinkNames } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { cgroupRelativePath } from '../../probes/process/pids.ts';
+import { snakeCase } from '../../probes/snmp/snake.ts';
 import {
   ProcfsParseError,
   parseNameValueLines,
@@ -12,8 +14,6 @@ import {
   parseSockstat,
   parseSoftnet,
 } from '../../receiver/procfs/parse.ts';
-import { cgroupRelativePath } from '../../receiver/procfs/pids.ts';
-import { snakeCase } from '../../receiver/procfs/snake.ts';
 
 const read = (p: string): string => readFileSync(p, 'latin1');
 

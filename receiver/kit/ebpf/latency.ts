@@ -1,10 +1,10 @@
-// Pieces the latency probes share on top of probes/common: threshold labels, the "slow" counter defs,
+// Pieces the latency probes share on top of the eBPF kit (runtime.ts): threshold labels, the "slow" counter defs,
 // the latency attribute on events, and reading a per-CPU hash of pn_hist keyed by (netns, ...).
 import { z } from 'zod';
-import type { Attributes, MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
-import { readTuple, type Tuple } from '../common/decode.ts';
-import type { EbpfRuntime } from '../common/ebpf.ts';
+import type { Attributes, MetricDef, MetricPoint } from '../../probe/types.ts';
+import { readTuple, type Tuple } from './decode.ts';
 import { type BucketRange, histFromFields, type Log2Hist, toHistogramValue } from './log2.ts';
+import type { EbpfRuntime } from './runtime.ts';
 
 /** Event attribute: the measured latency, seconds. */
 export const LATENCY_ATTR = 'podnet.latency.duration';

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * The 40-byte tuple every anomaly event carries (decoded by probes/common/decode.ts, readTuple).
+ * The 40-byte tuple every anomaly event carries (decoded by receiver/kit/ebpf/decode.ts, readTuple).
  * Addresses in network order (IPv4 in the first 4 bytes), ports in host order.
  * For socket events `s*` is the local side and `d*` the peer; for packet events `s*` is the packet's
  * source. Include after podnet.bpf.h.

@@ -1,4 +1,4 @@
-// Glue every eBPF probe shares (see probes/common/README.md): open the probe's committed object next to
+// Glue every eBPF probe shares (see receiver/kit/README.md): open the probe's committed object next to
 // its module, load it with the event tunables from the probe's args, keep the watched-netns map in the
 // kernel in sync with pod discovery, turn ring records into ProbeEvents (wall clock, stacks), read
 // per-CPU counter maps into MetricPoints (deleting keys of netns that are gone), and export the
@@ -6,22 +6,17 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
-import { bpfCapabilityProblem } from '../../receiver/bpf/caps.ts';
-import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../receiver/bpf/events.ts';
-import { checkHook } from '../../receiver/bpf/hooks.ts';
-import { kallsyms } from '../../receiver/bpf/kallsyms.ts';
-import type { BpfMap } from '../../receiver/bpf/maps.ts';
-import {
-  type BpfCollection,
-  BpfSpec,
-  type ProgramOptions,
-  type RodataValue,
-} from '../../receiver/bpf/object.ts';
-import { openEventRing, type RingReader } from '../../receiver/bpf/ringbuf.ts';
-import { readStack, symbolizeStack } from '../../receiver/bpf/stacks.ts';
-import type { Logger } from '../../receiver/log/logger.ts';
-import type { EntityChange } from '../../receiver/pods/entity.ts';
+import { withVmlinuxBtf } from '../../bpf/btf.ts';
+import { bpfCapabilityProblem } from '../../bpf/caps.ts';
+import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
+import { checkHook } from '../../bpf/hooks.ts';
+import { kallsyms } from '../../bpf/kallsyms.ts';
+import type { BpfMap } from '../../bpf/maps.ts';
+import { type BpfCollection, BpfSpec, type ProgramOptions, type RodataValue } from '../../bpf/object.ts';
+import { openEventRing, type RingReader } from '../../bpf/ringbuf.ts';
+import { readStack, symbolizeStack } from '../../bpf/stacks.ts';
+import type { Logger } from '../../log/logger.ts';
+import type { EntityChange } from '../../pods/entity.ts';
 import type {
   Availability,
   MetricDef,
@@ -29,7 +24,7 @@ import type {
   ProbeContext,
   ProbeEvent,
   ProbeStatus,
-} from '../../receiver/probe/types.ts';
+} from '../../probe/types.ts';
 
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
  * Log2 latency histograms for the latency probes (socketlatency, softirq, netiftxlat, kernellatency),
- * decoded by probes/histogram/log2.ts. One `struct pn_hist` per key in a per-CPU map: slot i counts
+ * decoded by receiver/kit/ebpf/log2.ts. One `struct pn_hist` per key in a per-CPU map: slot i counts
  * durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0; the last slot holds everything above), plus the
  * exact sum and count and two exact threshold counters (e.g. over 1 ms / over 100 ms, KubeSkoop's
  * read1ms / read100ms), which cannot be derived from power-of-two buckets.

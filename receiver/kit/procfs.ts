@@ -5,8 +5,8 @@
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
-import { eachEntity } from '../probe/each-entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeStatus } from '../probe/types.ts';
+import { eachEntity } from './each-entity.ts';
 
 const YIELD_EVERY = 32;
 const MAX_REPORTED_FAILURES = 20;

@@ -1,4 +1,4 @@
-// Kernel log2 latency histograms (probes/histogram/pn_hist.bpf.h) → OTel explicit-bucket histograms in
+// Kernel log2 latency histograms (probes/include/pn_hist.bpf.h) → OTel explicit-bucket histograms in
 // seconds. Shared by the latency probes (socketlatency, softirq, netiftxlat, kernellatency).
 //
 // Kernel side: slot i counts durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0, the last slot everything
@@ -7,7 +7,7 @@
 // below fold into the first bucket, slots above into the overflow bucket. A log2 slot [2^i, 2^(i+1)) maps
 // to the OTel bucket (2^i, 2^(i+1)] — exact except for a duration of exactly 2^i ns, which OTel would
 // place one bucket lower.
-import type { HistogramValue, MetricDef } from '../../receiver/probe/types.ts';
+import type { HistogramValue, MetricDef } from '../../probe/types.ts';
 
 export const HIST_SLOTS = 40;
 /** u64 fields of struct pn_hist: slots, sum_ns, count, over[0], over[1]. */

@@ -1,6 +1,6 @@
 // Decoding helpers shared by the eBPF anomaly probes: the 40-byte `struct pn_tuple`
-// (probes/common/pn_tuple.bpf.h), TCP state names, transport names, event attribute builders.
-import { ipString } from '../../receiver/bpf/events.ts';
+// (probes/include/pn_tuple.bpf.h), TCP state names, transport names, event attribute builders.
+import { ipString } from '../../bpf/events.ts';
 
 export const TUPLE_SIZE = 40;
 

@@ -8,7 +8,7 @@
  *  - programs whose hook is missing here, to exercise degradation: a kprobe (no CONFIG_KPROBES), a
  *    tp_btf and a classic tracepoint that do not exist, an fentry (TRACING prog type blocked).
  */
-#include "../include/podnet.bpf.h"
+#include "podnet.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

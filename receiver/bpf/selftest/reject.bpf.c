@@ -5,7 +5,7 @@
  *    "R0 invalid mem access 'map_value_or_null'" (the log must reach the JS error).
  *  - good_count is valid: after the loader disables bad_deref and retries, it loads and runs.
  */
-#include "../include/podnet.bpf.h"
+#include "podnet.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -5,11 +5,11 @@
 // missing) yields no points and is counted; the others go on. Reads are synchronous (see socket.ts); the
 // loop yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it.
 import type { Logger } from '../log/logger.ts';
+import { NetlinkError } from '../netlink/codec.ts';
+import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from '../netlink/socket.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { MetricPoint, ProbeStatus } from '../probe/types.ts';
 import { assertEntityAlive } from '../procfs/read.ts';
-import { NetlinkError } from './codec.ts';
-import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from './socket.ts';
 
 /** Sockets a pool keeps at most (one per netns); netns beyond it get a socket per collection. */
 export const DEFAULT_POOL_LIMIT = 2048;
