@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { parseNetDev } from '../../receiver/procfs/parse.ts';
 import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { parseNetDev } from './parse.ts';
 
 const ATTRS = ['network.interface.name', 'network.io.direction'] as const;
 

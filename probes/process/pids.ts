@@ -9,8 +9,8 @@
 //   collection). This works for any entity (a named netns with processes, a pod without a known cgroup)
 //   and also counts processes that joined the netns from outside the pod (`nsenter`, `ip netns exec`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { type PidIo, parsePidIo } from '../../receiver/procfs/parse.ts';
 import { netnsInodeOfLink, readProcFile } from '../../receiver/procfs/read.ts';
+import { type PidIo, parsePidIo } from './parse.ts';
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;

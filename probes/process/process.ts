@@ -13,8 +13,8 @@ import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import type { PidIo } from '../../receiver/procfs/parse.ts';
 import { assertEntityAlive, procfsAvailability } from '../../receiver/procfs/read.ts';
+import type { PidIo } from './parse.ts';
 import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
 
 const OP = ['podnet.io.operation'] as const;

@@ -6,7 +6,7 @@
 // Per-type ICMP message counters (`IcmpMsg: InType3`, `Icmp6InType135`) are not in the table: they are
 // two attributed metrics (`podnet.snmp.icmp_msg.in/out`, attribute `podnet.icmp.type`).
 import { readFileSync } from 'node:fs';
-import { parseNameValueLines, parseSnmp } from '../../receiver/procfs/parse.ts';
+import { parseNameValueLines, parseSnmp } from './parse.ts';
 import { snakeCase } from './snake.ts';
 
 // KubeSkoop's exported fields (catalog §2.2: tcp, udp, ip, tcpext), lower-cased: the default-on set.

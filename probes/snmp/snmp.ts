@@ -8,15 +8,10 @@ import { z } from 'zod';
 import { createProcfsProbe } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import {
-  type NameValues,
-  parseNameValueLines,
-  parseSnmp,
-  type SnmpGroup,
-} from '../../receiver/procfs/parse.ts';
 import { type NetFile, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';
+import { type NameValues, parseNameValueLines, parseSnmp, type SnmpGroup } from './parse.ts';
 
 const FILE_PATH: Record<SnmpField[0], string> = {
   snmp: '/proc/<pid>/net/snmp',

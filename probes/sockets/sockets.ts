@@ -25,8 +25,8 @@ import {
 import { NETLINK_SOCK_DIAG, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
-import { parseSockstat } from '../../receiver/procfs/parse.ts';
 import { readNetFiles } from '../../receiver/procfs/read.ts';
+import { parseSockstat } from '../sockstat/parse.ts';
 
 /** Default RTT bucket bounds, seconds: 100 µs … 5 s. */
 export const DEFAULT_RTT_BOUNDARIES = [

@@ -10,8 +10,8 @@ import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { parseSockstat, type SockstatEntry } from '../../receiver/procfs/parse.ts';
 import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { parseSockstat, type SockstatEntry } from './parse.ts';
 
 const NT = ['network.type'] as const;
 

@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import type { SoftnetRow } from '../../receiver/procfs/parse.ts';
-import { parseSoftnet } from '../../receiver/procfs/parse.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
+import type { SoftnetRow } from './parse.ts';
+import { parseSoftnet } from './parse.ts';
 
 const CPU = ['cpu.logical_number'] as const;
 

@@ -11,11 +11,11 @@ import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { processProbe } from '../../probes/process/process.ts';
 import { SNMP_FIELDS } from '../../probes/snmp/fields.ts';
 import { snmpProbe } from '../../probes/snmp/snmp.ts';
+import { parseSockstat } from '../../probes/sockstat/parse.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import { EntityRegistry } from '../../receiver/pods/registry.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
-import { parseSockstat } from '../../receiver/procfs/parse.ts';
 import { type CriEnv, startCriEnv, type TestPod } from '../env/cri/index.ts';
 import { type IpLinkStats, probeContext, procIo, stableRead, tag } from './env.ts';
 

@@ -7,12 +7,13 @@ import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { SNMP_FIELDS } from '../../probes/snmp/fields.ts';
+import { parseSnmp } from '../../probes/snmp/parse.ts';
 import { SNMP_METRICS, SnmpResolver, snmpProbe } from '../../probes/snmp/snmp.ts';
+import { parseSockstat } from '../../probes/sockstat/parse.ts';
 import { SOCKSTAT_METRICS, sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
-import { parseSnmp, parseSockstat } from '../../receiver/procfs/parse.ts';
 import { pageSize } from '../../receiver/procfs/read.ts';
 import {
   catNet,

@@ -3,17 +3,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { parseNetDev } from '../../probes/netdev/parse.ts';
+import { parsePidIo } from '../../probes/process/parse.ts';
 import { cgroupRelativePath } from '../../probes/process/pids.ts';
+import { parseNameValueLines, parseSnmp } from '../../probes/snmp/parse.ts';
 import { snakeCase } from '../../probes/snmp/snake.ts';
-import {
-  ProcfsParseError,
-  parseNameValueLines,
-  parseNetDev,
-  parsePidIo,
-  parseSnmp,
-  parseSockstat,
-  parseSoftnet,
-} from '../../receiver/procfs/parse.ts';
+import { parseSockstat } from '../../probes/sockstat/parse.ts';
+import { parseSoftnet } from '../../probes/softnet/parse.ts';
+import { ProcfsParseError } from '../../receiver/procfs/parse.ts';
 
 const read = (p: string): string => readFileSync(p, 'latin1');
 

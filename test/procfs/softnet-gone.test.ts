@@ -7,10 +7,10 @@ import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { processProbe } from '../../probes/process/process.ts';
 import { snmpProbe } from '../../probes/snmp/snmp.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
+import { parseSoftnet } from '../../probes/softnet/parse.ts';
 import { SOFTNET_METRICS, softnetProbe } from '../../probes/softnet/softnet.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { parseSoftnet } from '../../receiver/procfs/parse.ts';
 import {
   namedEntity,
   nsA,

@@ -1,0 +1,163 @@
+// Parsers of the files the snmp probe reads: net/snmp and net/netstat (pairs of header/value lines,
+// headers parsed once and cached) and net/snmp6 (`Name value` lines).
+// Malformed input throws `ProcfsParseError` (see receiver/procfs/parse.ts): an error for that read, never a
+// crash and never a silently wrong number.
+import { isBlank, lineEnd, ProcfsParseError, parseIntsInto } from '../../receiver/procfs/parse.ts';
+
+// net/snmp, net/netstat: pairs of lines `Group: Name1 Name2 ...` / `Group: v1 v2 ...`.
+
+export interface SnmpGroup {
+  /** Kernel group name without the colon: `Ip`, `Tcp`, `TcpExt`, `IcmpMsg`, ... */
+  readonly group: string;
+  /** Field names as the kernel prints them (`InReceives`), shared between parses (do not mutate). */
+  readonly fields: readonly string[];
+  readonly values: number[];
+}
+
+interface CachedHeader {
+  /** The whole header line, without the newline. */
+  readonly line: string;
+  readonly group: string;
+  readonly fields: readonly string[];
+}
+/** Headers seen, by group name: the next file's header is matched in place, without a copy. */
+const headerCache = new Map<string, CachedHeader[]>();
+
+function parseHeader(file: string, text: string, pos: number, end: number): CachedHeader {
+  const colon = text.indexOf(':', pos);
+  if (colon <= pos || colon > end) {
+    throw new ProcfsParseError(
+      file,
+      `header without group: ${JSON.stringify(text.slice(pos, Math.min(end, pos + 40)))}`,
+    );
+  }
+  const group = text.slice(pos, colon);
+  const known = headerCache.get(group);
+  if (known) {
+    for (const h of known) if (h.line.length === end - pos && text.startsWith(h.line, pos)) return h;
+  }
+  const line = text.slice(pos, end);
+  const fields = line
+    .slice(colon - pos + 1)
+    .split(' ')
+    .filter((f) => f.length > 0);
+  for (const f of fields) {
+    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(f))
+      throw new ProcfsParseError(file, `bad field name ${JSON.stringify(f)}`);
+  }
+  const h = { line, group, fields };
+  if (headerCache.size < 64 && (known?.length ?? 0) < 4) {
+    if (known) known.push(h);
+    else headerCache.set(group, [h]);
+  }
+  return h;
+}
+
+/**
+ * `/proc/<pid>/net/snmp` and `/proc/<pid>/net/netstat`. Groups for which `skip(group, fields)` is true
+ * are checked for structure (header, value line prefix) but their values are not parsed nor returned.
+ */
+export function parseSnmp(
+  text: string,
+  file = 'net/snmp',
+  skip?: (group: string, fields: readonly string[]) => boolean,
+): SnmpGroup[] {
+  let pairs = 0;
+  const groups: SnmpGroup[] = [];
+  let pos = 0;
+  const n = text.length;
+  while (pos < n) {
+    const hEnd = lineEnd(text, pos);
+    if (hEnd === pos) {
+      pos++;
+      continue; // blank line
+    }
+    const header = parseHeader(file, text, pos, hEnd);
+    if (hEnd + 1 >= n)
+      throw new ProcfsParseError(file, `group ${header.group}: value line missing (truncated)`);
+    const vStart = hEnd + 1;
+    const vEnd = lineEnd(text, vStart);
+    const prefix = `${header.group}:`;
+    if (!text.startsWith(prefix, vStart)) {
+      throw new ProcfsParseError(file, `group ${header.group}: value line does not start with ${prefix}`);
+    }
+    pairs++;
+    if (skip?.(header.group, header.fields)) {
+      pos = vEnd + 1;
+      continue;
+    }
+    const values: number[] = [];
+    parseIntsInto(file, text, vStart + prefix.length, vEnd, values);
+    if (values.length !== header.fields.length) {
+      throw new ProcfsParseError(
+        file,
+        `group ${header.group}: ${header.fields.length} fields but ${values.length} values (truncated?)`,
+      );
+    }
+    groups.push({ group: header.group, fields: header.fields, values });
+    pos = vEnd + 1;
+  }
+  if (pairs === 0) throw new ProcfsParseError(file, 'empty');
+  return groups;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// net/snmp6: `Name<blanks>value` per line.
+
+export interface NameValues {
+  readonly names: string[];
+  readonly values: number[];
+}
+
+// The previous file's names: the next file (another netns, same kernel) is matched in place, so names
+// are neither copied nor re-hashed when the layout is the same.
+let lastNames: string[] = [];
+
+/**
+ * `/proc/<pid>/net/snmp6` (and any `name value` per-line file). `names` may be shared with the previous
+ * call (same layout): treat it as read-only.
+ */
+export function parseNameValueLines(text: string, file = 'net/snmp6'): NameValues {
+  let names: string[] = lastNames;
+  let shared = true;
+  const values: number[] = [];
+  let pos = 0;
+  let line = 0;
+  const n = text.length;
+  while (pos < n) {
+    const end = lineEnd(text, pos);
+    if (end === pos) {
+      pos++;
+      continue;
+    }
+    let i = pos;
+    const cached = shared ? lastNames[line] : undefined;
+    if (
+      cached !== undefined &&
+      text.startsWith(cached, pos) &&
+      isBlank(text.charCodeAt(pos + cached.length))
+    ) {
+      i = pos + cached.length;
+    } else {
+      while (i < end && !isBlank(text.charCodeAt(i))) i++;
+      if (i === end)
+        throw new ProcfsParseError(file, `line without value: ${JSON.stringify(text.slice(pos, end))}`);
+      if (shared) {
+        names = lastNames.slice(0, line);
+        shared = false;
+      }
+    }
+    const before = values.length;
+    parseIntsInto(file, text, i, end, values);
+    if (values.length !== before + 1) {
+      throw new ProcfsParseError(file, `expected one value on line ${JSON.stringify(text.slice(pos, end))}`);
+    }
+    if (!shared) names.push(text.slice(pos, i));
+    line++;
+    pos = end + 1;
+  }
+  if (line === 0) throw new ProcfsParseError(file, 'empty');
+  if (shared && line !== lastNames.length) names = lastNames.slice(0, line);
+  else if (!shared) lastNames = names;
+  return { names, values };
+}
