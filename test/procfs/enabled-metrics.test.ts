@@ -8,7 +8,6 @@ import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { SNMP_METRICS, snmpProbe } from '../../probes/snmp/snmp.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
 import { withEnabledMetrics } from '../../receiver/procfs/probe-kit.ts';
 
 const OFF_BY_DEFAULT = SNMP_METRICS.find((m) => !m.enabled && m.name.startsWith('podnet.snmp.tcp_ext.'))!;
@@ -30,9 +29,9 @@ function config(metrics: string, args = ''): string {
 
 async function snmpMetricNames(agent: Agent): Promise<Set<string>> {
   await agent.collectNow();
-  // biome-ignore lint/suspicious/noExplicitAny: the running probe, read-only here.
-  const rp = (agent as any)._probes.get('snmp') as { probe: Probe };
-  const points = await rp.probe.collect(agent.entities.entities());
+  const probe = agent.probe('snmp');
+  assert.ok(probe, 'snmp runs');
+  const points = await probe.collect(agent.entities.entities());
   return new Set(points.map((p) => p.metric));
 }
 
