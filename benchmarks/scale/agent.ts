@@ -24,7 +24,6 @@ import { Agent } from '../../receiver/agent/agent.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from '../../receiver/pods/entity.ts';
 import { EntityRegistry } from '../../receiver/pods/index.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -288,15 +287,14 @@ try {
       const perProbe: Record<string, { median: number; min: number; max: number }> = {};
       const perProbeStore: Record<string, { median: number; min: number; max: number }> = {};
       const perProbePoints: Record<string, number> = {};
-      // biome-ignore lint/suspicious/noExplicitAny: private probe map, read-only here.
-      const running = (agent as any)._probes as Map<string, { probe?: Probe }>;
-      for (const [name, rp] of running) {
-        if (!rp.probe) continue;
+      for (const name of agent.specs.map((s) => s.name)) {
+        const probe = agent.probe(name);
+        if (!probe) continue;
         const xs: number[] = [];
         const ys: number[] = [];
         for (let i = 0; i < Math.max(3, Math.ceil(runs / 2)); i++) {
           const c0 = cpuMs();
-          const pts = await rp.probe.collect(source.entities());
+          const pts = await probe.collect(source.entities());
           const c1 = cpuMs();
           agent.pipeline.store.update(name, pts);
           xs.push(c1 - c0);

@@ -401,8 +401,3 @@ export function check(operation: string, ret: number, log = ''): number {
   if (ret < 0) throw new BpfError(operation, -ret, log);
   return ret;
 }
-
-/** True once the print bridge is installed; exposed for tests. */
-export function printBridgeInstalled(): boolean {
-  return printCallback !== undefined;
-}

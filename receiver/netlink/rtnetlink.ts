@@ -36,7 +36,6 @@ const TCA_STATS_PKT64 = 8;
 const TCA_STATS_MAX = 8;
 
 export const TC_H_ROOT = 0xffffffff;
-export const TC_H_INGRESS = 0xfffffff1;
 
 /** Statistics of one qdisc, as `tc -s qdisc` prints them. */
 export interface QdiscStats {

@@ -41,11 +41,6 @@ function enter(fd: number, netnsPath: string): void {
   }
 }
 
-/** Inode of a netns file (`/run/netns/x`, `/proc/<pid>/ns/net`). */
-export function netnsInodeOf(netnsPath: string): number {
-  return statSync(netnsPath).ino;
-}
-
 /**
  * Runs `fn` with the calling (main) thread inside the netns at `netnsPath`, then returns to the home
  * netns, also when `fn` throws. `fn` must be synchronous: awaiting inside would leak the namespace.

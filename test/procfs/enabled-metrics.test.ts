@@ -30,9 +30,9 @@ function config(metrics: string, args = ''): string {
 
 async function snmpMetricNames(agent: Agent): Promise<Set<string>> {
   await agent.collectNow();
-  // biome-ignore lint/suspicious/noExplicitAny: the running probe, read-only here.
-  const rp = (agent as any)._probes.get('snmp') as { probe: Probe };
-  const points = await rp.probe.collect(agent.entities.entities());
+  const probe = agent.probe('snmp');
+  assert.ok(probe, 'snmp runs');
+  const points = await probe.collect(agent.entities.entities());
   return new Set(points.map((p) => p.metric));
 }
 
