@@ -16,6 +16,7 @@ import {
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { EventRecord } from '../otel/event-pipeline.ts';
+import { applyHeapSettings } from '../otel/heap.ts';
 import { type ExportSettings, Pipeline } from '../otel/pipeline.ts';
 import { serializePrometheus } from '../otel/prometheus-text.ts';
 import { buildResource, nodeNameFrom } from '../otel/resource.ts';
@@ -122,6 +123,8 @@ export class Agent {
 
   /** Validate the config (throws ConfigError), start probes, exporters, server and the collection loop. */
   static async start(opts: AgentOptions = {}): Promise<Agent> {
+    // Before the first collection burst: the metric store makes memory grow with the pods (heap.ts).
+    applyHeapSettings();
     const specs = [...(opts.specs ?? probeSpecs), ...(opts.extraSpecs ?? [])];
     const loadOpts = { specs, ...(opts.env ? { env: opts.env } : {}) };
     const config =
