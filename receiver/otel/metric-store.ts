@@ -29,8 +29,8 @@ import type {
   MetricPoint,
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
+import { registerComposite } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
-import { registerComposite } from './prometheus-text.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { PODNET_VERSION } from './version.ts';
 
