@@ -5,12 +5,14 @@
 import { performance } from 'node:perf_hooks';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
+import { applyHeapSettings } from '../../receiver/otel/heap.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { ProbeEvent } from '../../receiver/probe/types.ts';
 import { startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
 
+applyHeapSettings(); // as `podnet run` does (Agent.start)
 const i = process.argv.indexOf('--events');
 const N = i >= 0 ? Number(process.argv[i + 1]) : 200_000;
 

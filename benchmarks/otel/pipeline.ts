@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
+import { applyHeapSettings } from '../../receiver/otel/heap.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
@@ -16,6 +17,7 @@ import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
 
+applyHeapSettings(); // as `podnet run` does (Agent.start)
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;

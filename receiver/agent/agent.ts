@@ -13,6 +13,7 @@ import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
+import { applyHeapSettings } from '../otel/heap.ts';
 import { Pipeline } from '../otel/pipeline.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import type { Probe } from '../probe/types.ts';
@@ -118,6 +119,8 @@ export class Agent {
 
   /** Validate the config (throws ConfigError), start probes, exporters, server and the collection loop. */
   static async start(opts: AgentOptions = {}): Promise<Agent> {
+    // Before the first collection burst: the metric store makes memory grow with the pods (heap.ts).
+    applyHeapSettings();
     const specs = [...(opts.specs ?? probeSpecs), ...(opts.extraSpecs ?? [])];
     const config = loadInitialConfig(opts, specs);
     const discovery = await Discovery.start({

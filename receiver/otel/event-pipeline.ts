@@ -6,8 +6,6 @@
 // probe's attributes, the entity keys (see entity-attributes.ts), `podnet.event.type` and, when stack
 // capture is on, `podnet.kernel.stack` (string array). The timestamp is passed as HrTime `[s, ns]`: a
 // number would be taken as milliseconds by the SDK.
-import type { HrTime } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api';
 import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
@@ -15,13 +13,7 @@ import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import type { EventExport } from './log-export.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
-
-export const SEVERITY_NUMBER: Record<Severity, SeverityNumber> = {
-  DEBUG: SeverityNumber.DEBUG,
-  INFO: SeverityNumber.INFO,
-  WARN: SeverityNumber.WARN,
-  ERROR: SeverityNumber.ERROR,
-};
+import { severityIndex } from './severity.ts';
 
 /** One event as the live stream, the JSON-lines sink and `podnet events` show it. */
 export interface EventRecord {
@@ -44,10 +36,6 @@ export interface RegisteredEvent {
   readonly enabled: boolean;
 }
 
-export function hrTimeFromNanos(ns: bigint): HrTime {
-  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
-}
-
 /** An event as kept for the live view: the EventRecord is built only when someone reads it. */
 interface RecentEvent {
   readonly probe: string;
@@ -59,7 +47,6 @@ interface RecentEvent {
   rec?: EventRecord;
 }
 
-const SEVERITY_INDEX: Record<Severity, number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3 };
 /** Entity attribute sets cached per netns; cleared past this many netns (unattributed inodes). */
 const ENTITY_CACHE_MAX = 10_000;
 
@@ -158,7 +145,7 @@ export class EventPipeline {
     this._export?.push(
       ev.name,
       ev.type,
-      SEVERITY_INDEX[severity],
+      severityIndex(severity),
       ev.timeUnixNano,
       cached.attrs,
       stack,

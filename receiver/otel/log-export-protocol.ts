@@ -7,13 +7,12 @@
 // past TABLE_MAX entries the main thread starts a new one (`reset` on the next batch).
 //
 // One record in `data`:
-//   nameIdx, typeIdx, severityIdx, time seconds, time nanoseconds, entityIdx, stackIdx (-1: none), n,
+//   nameIdx, typeIdx, severityIdx (severity.ts), time seconds, time nanoseconds, entityIdx, stackIdx (-1: none), n,
 //   then n × (keyIdx, value); keyIdx < 0 (-1 - keyIdx) marks a non-finite number sent as its string.
-import type { AttributeValue, Severity } from '../probe/types.ts';
+import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 
 export const TABLE_MAX = 50_000;
-export const SEVERITIES: readonly Severity[] = ['DEBUG', 'INFO', 'WARN', 'ERROR'];
 
 export type TableEntry = string | readonly string[] | Readonly<Record<string, AttributeValue>>;
 

@@ -16,7 +16,6 @@ import {
   type ObservableResult,
   type ObservableUpDownCounter,
   type Logger as OtelLogger,
-  SeverityNumber,
 } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -27,16 +26,9 @@ import {
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
 import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { SEVERITIES } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
 import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
-
-const SEVERITY_NUMBERS: readonly SeverityNumber[] = [
-  SeverityNumber.DEBUG,
-  SeverityNumber.INFO,
-  SeverityNumber.WARN,
-  SeverityNumber.ERROR,
-];
+import { SEVERITIES } from './severity.ts';
 
 /**
  * A MeterProvider handed to the SDK's BatchLogRecordProcessor as `selfObsMeterProvider`: it reads the
@@ -208,12 +200,12 @@ function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): vo
       for (const key in entity) attributes[key] = entity[key]!;
       attributes[ATTR_PODNET_EVENT_TYPE] = table[data[at + 1] as number] as string;
       if (stackIdx >= 0) attributes[ATTR_PODNET_KERNEL_STACK] = table[stackIdx] as readonly string[];
-      const sev = data[at + 2] as number;
+      const sev = SEVERITIES[data[at + 2] as number]!;
       const rec: LogRecord = {
         eventName: table[data[at] as number] as string,
         timestamp: [data[at + 3] as number, data[at + 4] as number],
-        severityNumber: SEVERITY_NUMBERS[sev]!,
-        severityText: SEVERITIES[sev]!,
+        severityNumber: sev.number,
+        severityText: sev.text,
       };
       if (attach) attach.next = attributes;
       else rec.attributes = attributes;

@@ -29,15 +29,10 @@ import type {
   MetricPoint,
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
+import { registerComposite } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
-import { applyHeapSettings } from './heap.ts';
-import { registerComposite } from './prometheus-text.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { PODNET_VERSION } from './version.ts';
-
-// The store is what makes podnet's memory grow with the number of pods: keep V8's young generation from
-// growing to its machine-sized maximum with it (heap.ts). On import, before the agent's first burst.
-applyHeapSettings();
 
 export interface MetricSeries {
   readonly def: MetricDef;

@@ -12,6 +12,7 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import { compositeParts } from './attribute-parts.ts';
 
 const keyCache = new Map<string, string>();
 const NEEDS_ESCAPE = /[\\\n"]/;
@@ -46,25 +47,6 @@ function labelValue(v: AttributeValue | undefined | null): string {
  */
 const frozenLabels = new WeakMap<Attributes, string>();
 
-/**
- * Attribute objects made of two parts (a series' point attributes followed by its entity keys, with no
- * key in common and no integer-like key, so that `for...in` walks the point keys then the entity keys):
- * their label text is the two parts' texts joined, each part cached when frozen.
- */
-const composites = new WeakMap<Attributes, readonly [Attributes, Attributes]>();
-
-const INTEGER_LIKE = /^(0|[1-9]\d*)$/;
-
-/**
- * Declare `merged` (= `{ ...point, ...entity }`) as made of two parts; ignored (rendered key by key)
- * when the parts share a key or a key is integer-like. Used by the metric store for its series.
- */
-export function registerComposite(merged: Attributes, point: Attributes, entity: Attributes): void {
-  for (const k in point) if (k in entity || INTEGER_LIKE.test(k)) return;
-  for (const k in entity) if (INTEGER_LIKE.test(k)) return;
-  composites.set(merged, [point, entity]);
-}
-
 function labels(attrs: Attributes): string {
   if (Object.isFrozen(attrs)) {
     let l = frozenLabels.get(attrs);
@@ -74,7 +56,7 @@ function labels(attrs: Attributes): string {
     }
     return l;
   }
-  const parts = composites.get(attrs);
+  const parts = compositeParts(attrs); // see attribute-parts.ts
   if (parts) {
     const p = labels(parts[0]);
     const e = labels(parts[1]);

@@ -16,7 +16,6 @@ export const ATTR_K8S_NODE_NAME = 'k8s.node.name';
 export const ATTR_K8S_POD_LABEL_PREFIX = 'k8s.pod.label.';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_NETWORK_IO_DIRECTION = 'network.io.direction';
-export const ATTR_NETWORK_INTERFACE_NAME = 'network.interface.name';
 
 // podnet's own attributes.
 export const ATTR_PODNET_ENTITY_KIND = 'podnet.entity.kind';

@@ -1,6 +1,7 @@
-// V8 young-generation setting (receiver/otel/heap.ts), applied when the metric store's module is loaded: in a fresh
-// node process that then keeps bursts of objects alive (as a collection at 1,000 pods does), the new space
-// stays at its initial size; without the setting (PODNET_V8_FLAGS empty) the same work grows it to the
+// V8 young-generation setting (receiver/otel/heap.ts), applied by Agent.start (never as a side effect of
+// importing a module): in a fresh node process that then keeps bursts of objects alive (as a collection at
+// 1,000 pods does), the new space stays at its initial size; without the setting (PODNET_V8_FLAGS empty, or
+// the metric store imported without applyHeapSettings being called) the same work grows it to the
 // machine-sized maximum; an explicit flag on node's command line is left alone.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,10 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { applyHeapSettings, DEFAULT_V8_FLAGS } from '../../receiver/otel/heap.ts';
 
 const STORE = fileURLToPath(new URL('../../receiver/otel/metric-store.ts', import.meta.url));
+const HEAP = fileURLToPath(new URL('../../receiver/otel/heap.ts', import.meta.url));
 
 const CHILD = `
 import { getHeapSpaceStatistics } from 'node:v8';
 import { MetricStore } from ${JSON.stringify(STORE)};
+import { applyHeapSettings } from ${JSON.stringify(HEAP)};
+if (process.env.APPLY === '1') applyHeapSettings();
 new MetricStore({ entities: { entities: () => [], byNetns: () => undefined, pods: () => [], onChange: () => () => {} } });
 const keep = [];
 for (let r = 0; r < 150; r++) {
@@ -34,14 +38,17 @@ function newSpaceMb(env: Record<string, string | undefined>, nodeArgs: string[] 
   return (JSON.parse(out) as { newSpaceMb: number }).newSpaceMb;
 }
 
-test('loading the metric store keeps the young generation small; without the setting it grows', () => {
-  const withDefault = newSpaceMb({ PODNET_V8_FLAGS: undefined });
-  const without = newSpaceMb({ PODNET_V8_FLAGS: '' });
-  // Set once the store's module is loaded (module loading may already have grown it a step or two).
+test('applyHeapSettings keeps the young generation small; without the setting it grows', () => {
+  const withDefault = newSpaceMb({ PODNET_V8_FLAGS: undefined, APPLY: '1' });
+  const without = newSpaceMb({ PODNET_V8_FLAGS: '', APPLY: '1' });
+  // Importing the store alone sets nothing (the flags are Agent.start's to set).
+  const importOnly = newSpaceMb({ PODNET_V8_FLAGS: undefined, APPLY: '0' });
+  // Set once the modules are loaded (module loading may already have grown it a step or two).
   assert.ok(withDefault <= 8, `new space ${withDefault} MB with ${DEFAULT_V8_FLAGS}`);
   assert.ok(without >= 4 * withDefault, `new space ${without} MB without it (${withDefault} MB with it)`);
+  assert.ok(importOnly >= 4 * withDefault, `new space ${importOnly} MB on import alone (${withDefault} MB)`);
   // An explicit young-generation flag wins: 8 MB semi-spaces are used (16 MB of new space), not 1 MB.
-  const explicit = newSpaceMb({ PODNET_V8_FLAGS: undefined }, ['--max-semi-space-size=8']);
+  const explicit = newSpaceMb({ PODNET_V8_FLAGS: undefined, APPLY: '1' }, ['--max-semi-space-size=8']);
   assert.ok(explicit > 4 && explicit <= 16, `new space ${explicit} MB with --max-semi-space-size=8`);
 });
 

@@ -95,12 +95,6 @@ export function toHistogramValue(h: Log2Hist, range: BucketRange = {}): Histogra
   return { boundaries, counts, sum: h.sumNs / 1e9, count: h.count };
 }
 
-/** Largest duration (ns) the histogram can have seen: the upper bound of its highest non-empty slot. */
-export function maxBoundNs(h: Log2Hist): number {
-  for (let i = HIST_SLOTS - 1; i >= 0; i--) if ((h.slots[i] ?? 0) > 0) return 2 ** (i + 1);
-  return 0;
-}
-
 /** Count of durations whose slot lies entirely at or above `ns` (a lower bound of "≥ ns"). */
 export function countAtLeast(h: Log2Hist, ns: number): number {
   let n = 0;
@@ -115,11 +109,4 @@ export function histogramDef(
   attributes: readonly string[] = [],
 ): MetricDef {
   return { name, kind: 'histogram', unit: 's', description, attributes, enabled: true };
-}
-
-/** Human duration as KubeSkoop prints it (`153 ms`, `87 us`, `420 ns`), for event messages. */
-export function humanDuration(ns: number): string {
-  if (ns > 1e6) return `${Math.trunc(ns / 1e6)} ms`;
-  if (ns > 1e3) return `${Math.trunc(ns / 1e3)} us`;
-  return `${Math.trunc(ns)} ns`;
 }
