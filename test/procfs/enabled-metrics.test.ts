@@ -9,7 +9,6 @@ import { SNMP_METRICS, snmpProbe } from '../../probes/snmp/snmp.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { withEnabledMetrics } from '../../receiver/kit/procfs.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
 
 const OFF_BY_DEFAULT = SNMP_METRICS.find((m) => !m.enabled && m.name.startsWith('podnet.snmp.tcp_ext.'))!;
 const ON_BY_DEFAULT = SNMP_METRICS.find((m) => m.enabled && m.name.startsWith('podnet.snmp.tcp.'))!;
