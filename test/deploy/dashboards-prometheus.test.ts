@@ -3,7 +3,7 @@
 // (the server pod drops the SYNs, NO_SOCKET, and answers RST, counted as the server pod's nosock resets); podnet (`node receiver/cli/main.ts run`) exports /metrics; Debian's
 // Prometheus runs the shipped scrape job (deploy/prometheus/scrape-podnet.yaml, its relabeling adds
 // k8s_node_name) and scrapes it every second; then every query of every dashboard panel runs with the dashboard
-// variables set to the server pod. podnet runs with the probes of deploy/kubernetes/configmap.yaml.
+// variables set to the server pod. podnet runs with the probes of deploy/kubernetes/base/configmap.yaml.
 //
 // What must hold: every query executes (Prometheus's engine accepts it), and every query whose metrics the
 // registered probes export in this run returns data. Panels whose metrics need an event this scenario
@@ -87,7 +87,7 @@ before(async () => {
   podnetUrl = `http://127.0.0.1:${port}`;
   // The shipped ConfigMap's config (its probes, exporters, labels), with this test's server, CRI and interval.
   const cm = parseAllDocuments(
-    readFileSync(join(ROOT, 'deploy', 'kubernetes', 'configmap.yaml'), 'utf8'),
+    readFileSync(join(ROOT, 'deploy', 'kubernetes', 'base', 'configmap.yaml'), 'utf8'),
   )[0]!.toJS();
   const config = parse(cm.data['config.yaml']) as Record<string, Record<string, unknown>>;
   config['collection_interval'] = '1s' as never;

@@ -88,7 +88,7 @@ describe('the Containerfile', () => {
     const { parseAllDocuments } = await import('yaml');
     const { readFileSync } = await import('node:fs');
     const ds = parseAllDocuments(
-      readFileSync(join(ROOT, 'deploy/kubernetes/daemonset.yaml'), 'utf8'),
+      readFileSync(join(ROOT, 'deploy/kubernetes/base/daemonset.yaml'), 'utf8'),
     )[0]!.toJS();
     assert.equal(ds.spec.template.spec.securityContext.runAsUser, steps.user.uid);
     assert.equal(ds.spec.template.spec.securityContext.runAsGroup, steps.user.gid);

