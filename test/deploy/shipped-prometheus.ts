@@ -34,10 +34,19 @@ export class ShippedPrometheus {
     });
   }
 
-  static async start(pods: readonly DiscoveredPod[], interval = '1s'): Promise<ShippedPrometheus> {
+  /** ruleFiles: rule files to load (evaluated every `interval`), e.g. the shipped alerts. */
+  static async start(
+    pods: readonly DiscoveredPod[],
+    interval = '1s',
+    ruleFiles: readonly string[] = [],
+  ): Promise<ShippedPrometheus> {
     // biome-ignore lint/suspicious/noExplicitAny: prometheus.yml as plain data
     const config = parse(readFileSync(SCRAPE, 'utf8')) as any;
     config.global.scrape_interval = interval;
+    if (ruleFiles.length > 0) {
+      config.global.evaluation_interval = interval;
+      config.rule_files = [...ruleFiles];
+    }
     const job = config.scrape_configs[0];
     job.scrape_interval = interval;
     delete job.kubernetes_sd_configs;
@@ -101,6 +110,17 @@ export class ShippedPrometheus {
       await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error(`PromQL ${promql} never matched; last ${JSON.stringify(last)}\n${this.log}`);
+  }
+
+  /** Active alerts (pending or firing) from the HTTP API. */
+  async alerts(): Promise<Array<{ labels: Record<string, string>; state: string; value: string }>> {
+    const r = await fetch(`${this.url}/api/v1/alerts`);
+    const body = (await r.json()) as {
+      status: string;
+      data?: { alerts: Array<{ labels: Record<string, string>; state: string; value: string }> };
+    };
+    if (body.status !== 'success') throw new Error(`/api/v1/alerts: ${r.status}`);
+    return body.data?.alerts ?? [];
   }
 
   async stop(): Promise<void> {
