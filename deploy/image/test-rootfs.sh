@@ -146,6 +146,12 @@ step "podnet probes (the image's ENTRYPOINT)"
 as_image "$CAPS" /usr/local/bin/node /opt/podnet/deploy/image/entrypoint.ts probes 2>"$ROOT/tmp/probes.err" || true
 check "podnet probes ran, all capabilities effective" grep -q 'all capabilities podnet needs are effective' "$ROOT/tmp/probes.err"
 
+step "podnet on the image's PATH (kubectl exec ds/podnet -- podnet ...)"
+# The PATH of the node:24-bookworm-slim image, which kubectl exec uses.
+IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+as_image "$CAPS" /usr/bin/env PATH="$IMAGE_PATH" podnet probes --json >"$ROOT/tmp/path-probes.json" 2>/dev/null || true
+check "podnet probes via PATH answers JSON" sh -c "head -c 1 '$ROOT/tmp/path-probes.json' | grep -q '\['"
+
 step "podnet run (the image's ENTRYPOINT + CMD) for a few seconds"
 PORT=$(( 20000 + $$ % 20000 ))
 mkdir -p "$ROOT/etc/podnet"

@@ -96,6 +96,7 @@ export class Agent {
         status: () => this.status(),
         inspect: () => this.inspect(),
         healthy: () => !this.#stopped,
+        notReady: () => this.#notReady(),
         log: this.#log,
       }),
       serverLog: childLogger('server'),
@@ -233,6 +234,19 @@ export class Agent {
     this.#sink.apply(config.eventsJsonl);
     await this.#probes.apply(config);
     if (prev.collectionIntervalMs !== config.collectionIntervalMs && this.#timer) this.#schedule(0);
+  }
+
+  /**
+   * Readiness (/readyz): the first collection has run, so every enabled metric has a point, and pod
+   * discovery has answered at least once (with pods, or with the reason it cannot: then host/netns data
+   * flows and /status says why).
+   */
+  #notReady(): string[] {
+    const missing: string[] = [];
+    if (this.#stopped) missing.push('stopping');
+    if (this.collections === 0) missing.push('first collection not done');
+    if (!this.#discovery.answered()) missing.push('pod discovery has not answered');
+    return missing;
   }
 
   #schedule(delayMs: number): void {

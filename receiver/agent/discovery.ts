@@ -58,6 +58,11 @@ export class Discovery {
     this.#key = key;
   }
 
+  /** Discovery ran at least once (CRI answered, or failed and that is known). Static sources always have. */
+  answered(): boolean {
+    return this.#registry ? this.#registry.status().refreshes > 0 : true;
+  }
+
   status(): unknown {
     return this.#registry ? this.#registry.status() : { mode: 'static' };
   }

@@ -97,6 +97,7 @@ export function agentServerSources(o: {
   readonly status: () => unknown;
   readonly inspect: () => unknown;
   readonly healthy: () => boolean;
+  readonly notReady: () => readonly string[];
   readonly log: Logger;
 }): ServerSources {
   const { pipeline, log } = o;
@@ -124,5 +125,6 @@ export function agentServerSources(o: {
     recentEvents: () => pipeline.events.recent(),
     subscribe: (fn) => pipeline.events.subscribe(fn),
     healthy: o.healthy,
+    notReady: o.notReady,
   };
 }

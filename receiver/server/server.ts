@@ -22,9 +22,13 @@ export interface ServerSources {
   recentEvents(): readonly EventRecord[];
   subscribe(fn: (r: EventRecord) => void): () => void;
   healthy(): boolean;
+  /** Readiness: what is still missing (empty = ready), e.g. `first collection not done`. */
+  notReady(): readonly string[];
 }
 
 const EVENT_PARAMS = new Set(['pod', 'name', 'follow', 'recent']);
+/** Answered without the bearer token. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 const MAX_PARAM = 256;
 /** A slow /events client gets events dropped (and counted) once this much is buffered for it. */
 const MAX_BUFFERED = 4 * 1024 * 1024;
@@ -244,8 +248,9 @@ export class LocalServer {
       this._json(res, 405, { error: 'only GET is supported' });
       return;
     }
-    // /healthz stays open (liveness probes carry no secret; it tells nothing but "ok").
-    if (this._token && u.pathname !== '/healthz' && !this._token.check(req.headers.authorization)) {
+    // /healthz and /readyz stay open (kubelet probes carry no secret; they tell nothing but ok or what is
+    // still missing).
+    if (this._token && !OPEN_PATHS.has(u.pathname) && !this._token.check(req.headers.authorization)) {
       this.unauthorized++;
       res.setHeader('www-authenticate', 'Bearer realm="podnet"');
       this._json(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
@@ -277,12 +282,19 @@ export class LocalServer {
           res.end(ok ? 'ok\n' : 'unhealthy\n');
           return;
         }
+        case '/readyz': {
+          const missing = this._sources.notReady();
+          res.statusCode = missing.length === 0 ? 200 : 503;
+          res.setHeader('content-type', 'text/plain');
+          res.end(missing.length === 0 ? 'ready\n' : `not ready: ${missing.join('; ')}\n`);
+          return;
+        }
         case '/events':
           this._events(u, res);
           return;
         default:
           this._json(res, 404, {
-            error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz`,
+            error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz /readyz`,
           });
       }
     } catch (err) {

@@ -163,7 +163,7 @@ describe('podnet from the staged image as uid 65532', () => {
       assert.ok(row.available || !/permit|capab|EPERM/i.test(row.reason ?? ''), `${row.name}: ${row.reason}`);
   });
 
-  test('`podnet run` from the image serves /healthz, /status and /metrics', async () => {
+  test('`podnet run` from the image serves /healthz, /readyz, /status and /metrics', async () => {
     const port = await freePort();
     const config = inImage('/etc/podnet/config.yaml');
     mkdirSync(inImage('/etc/podnet'), { recursive: true });
@@ -199,6 +199,8 @@ describe('podnet from the staged image as uid 65532', () => {
       const base = `http://127.0.0.1:${port}`;
       const health = await poll(`${base}/healthz`, 60_000);
       assert.equal(health, 'ok\n', stderr);
+      // readiness: the first collection ran and discovery answered (no CRI socket here: known unavailable)
+      assert.equal(await poll(`${base}/readyz`, 30_000), 'ready\n', stderr);
       const status = (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
       assert.equal(typeof status, 'object');
       const metrics = await fetch(`${base}/metrics`);

@@ -159,7 +159,7 @@ server:
     assert.equal(e.code, 200);
   });
 
-  test('no token, a wrong token, another scheme: 401 on every endpoint but /healthz', () => {
+  test('no token, a wrong token, another scheme: 401 on every endpoint but /healthz and /readyz', () => {
     for (const path of ['/status', '/metrics', '/events?follow=0', '/inspect', '/nope']) {
       for (const args of [
         ['--cacert', caFile],
@@ -178,6 +178,10 @@ server:
     const h = curl(`${base}/healthz`, ['--cacert', caFile]);
     assert.equal(h.code, 200);
     assert.equal(h.body, 'ok\n');
+    // kubelet's readiness probe carries no token either
+    const ready = curl(`${base}/readyz`, ['--cacert', caFile]);
+    assert.equal(ready.code, 200, JSON.stringify(ready));
+    assert.equal(ready.body, 'ready\n');
   });
 
   test('TLS is required and verifiable: plain HTTP fails, an unknown CA is refused', () => {

@@ -1,4 +1,4 @@
-// The local server: /healthz, /status, /inspect, /events (recent + live, filters, parameter validation),
+// The local server: /healthz, /readyz, /status, /inspect, /events (recent + live, filters, parameter validation),
 // /metrics, errors; the JSON-lines event sink; a non-loopback bind is warned about.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -67,10 +67,15 @@ async function lines(path: string): Promise<Array<Record<string, unknown>>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-test('/healthz, /status, /inspect', async () => {
+test('/healthz, /readyz, /status, /inspect', async () => {
   const h = await fetch(`${url}/healthz`);
   assert.equal(h.status, 200);
   assert.equal(await h.text(), 'ok\n');
+  // before() waited for events, so collections have run and the static entity source has answered.
+  assert.ok(agent.collections > 0);
+  const r = await fetch(`${url}/readyz`);
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), 'ready\n');
   const s = (await (await fetch(`${url}/status`)).json()) as {
     probes: Array<{ name: string; state: string; source: string; enabled: boolean }>;
     entities: Array<{ kind: string; displayName: string }>;
@@ -202,6 +207,7 @@ test('/metrics is 404 when the Prometheus exporter is off; a non-loopback bind l
       recentEvents: () => [],
       subscribe: () => () => undefined,
       healthy: () => false,
+      notReady: () => ['first collection not done', 'pod discovery has not answered'],
     },
     log,
   );
@@ -212,6 +218,9 @@ test('/metrics is 404 when the Prometheus exporter is off; a non-loopback bind l
     assert.equal(m.status, 404);
     assert.match(await m.text(), /Prometheus exporter is disabled/);
     assert.equal((await fetch(`${base}/healthz`)).status, 503);
+    const r = await fetch(`${base}/readyz`);
+    assert.equal(r.status, 503);
+    assert.equal(await r.text(), 'not ready: first collection not done; pod discovery has not answered\n');
   } finally {
     await srv.close();
   }
