@@ -3,6 +3,7 @@
 // level, histograms as observations per second), sortable by a key press, probe states, recent events.
 import { Box, render, Text, useApp, useInput, useStdout } from 'ink';
 import React from 'react';
+import { type RemoteOptions, remoteGet } from './remote.ts';
 
 interface InspectEntity {
   name: string;
@@ -127,7 +128,8 @@ function cell(s: string, w: number, right = false): string {
   return right ? t.padStart(w - 1).padEnd(w) : t.padEnd(w);
 }
 
-function App(props: { url: string; intervalMs: number }): React.ReactElement {
+function App(props: { remote: RemoteOptions; intervalMs: number }): React.ReactElement {
+  const url = props.remote.url;
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [data, setData] = React.useState<InspectData | undefined>(undefined);
@@ -141,19 +143,14 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
     let last: InspectData | undefined;
     const poll = async () => {
       try {
-        const r = await fetch(`${props.url}/inspect`);
-        if (!r.ok) throw new Error(`${props.url}/inspect answered ${r.status}`);
-        const d = (await r.json()) as InspectData;
+        const d = (await (await remoteGet(props.remote, '/inspect')).json()) as InspectData;
         if (stopped) return;
         setPrev(last);
         setData(d);
         last = d;
         setError(undefined);
       } catch (err) {
-        if (!stopped)
-          setError(
-            `cannot reach ${props.url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
-          );
+        if (!stopped) setError((err as Error).message);
       }
     };
     void poll();
@@ -162,7 +159,7 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
       stopped = true;
       clearInterval(t);
     };
-  }, [props.url, props.intervalMs]);
+  }, [props.remote, props.intervalMs]);
 
   useInput((input) => {
     if (input === 'q') exit();
@@ -176,7 +173,7 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
     }
   });
 
-  const title = h(Text, { bold: true }, `podnet inspect  ${props.url}`);
+  const title = h(Text, { bold: true }, `podnet inspect  ${url}`);
   if (!data)
     return h(Box, { flexDirection: 'column' }, title, h(Text, { color: 'yellow' }, error ?? 'connecting...'));
   const cols = chooseColumns(data);
@@ -233,12 +230,12 @@ function App(props: { url: string; intervalMs: number }): React.ReactElement {
   );
 }
 
-export async function runInspect(url: string, intervalMs: number): Promise<void> {
+export async function runInspect(remote: RemoteOptions, intervalMs: number): Promise<void> {
   if (!process.stdin.isTTY) {
     process.stderr.write('podnet inspect needs a terminal (stdin is not a TTY)\n');
     process.exit(2);
   }
   // A live view on a terminal even where CI is set (Ink would otherwise print only the last frame on exit).
-  const app = render(h(App, { url, intervalMs }), { interactive: Boolean(process.stdout.isTTY) });
+  const app = render(h(App, { remote, intervalMs }), { interactive: Boolean(process.stdout.isTTY) });
   await app.waitUntilExit();
 }

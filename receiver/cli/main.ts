@@ -1,32 +1,23 @@
 #!/usr/bin/env node
-// The `podnet` command: run | probes | events | inspect. Structured logs (pino) go to stderr; stdout is
+// The `podnet` command: run | validate | probes | events | inspect | completion. Structured logs (pino) go to stderr; stdout is
 // for data (tables, JSON, event lines).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../agent/agent.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { log } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
+import { completionScript, SHELLS, type Shell } from './completion.ts';
+import { EventsPrinter, OUTPUT_FORMATS, type OutputFormat } from './events-view.ts';
 import { probeTable } from './probes.ts';
-
-const DEFAULT_URL = 'http://127.0.0.1:9464';
+import { type RemoteOptions, remoteGet, withRemoteOptions } from './remote.ts';
 
 // `podnet events | head`: the reader went away; that is the end, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);
   throw err;
 });
-
-function parseUrl(v: string): string {
-  try {
-    const u = new URL(v);
-    if (u.protocol !== 'http:') throw new Error();
-    return v.replace(/\/+$/, '');
-  } catch {
-    throw new InvalidArgumentError(`expected an http:// URL of the podnet server, e.g. ${DEFAULT_URL}`);
-  }
-}
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`podnet: ${message}\n`);
@@ -135,49 +126,67 @@ program
     }
   });
 
-program
-  .command('events')
-  .description("print recent events from a running podnet's /events (JSON lines); --follow keeps streaming")
-  .option('--pod <pod>', 'only events of this pod (namespace/name, name or uid)')
-  .option('--name <event>', 'only events with this eventName, e.g. podnet.packet.drop')
-  .option('-f, --follow', 'keep streaming new events')
-  .addOption(new Option('--url <url>', 'podnet server').default(DEFAULT_URL).argParser(parseUrl))
-  .action(async (opts: { pod?: string; name?: string; follow?: boolean; url: string }) => {
+withRemoteOptions(
+  program
+    .command('events')
+    .description(
+      "print recent events from a running podnet's /events; --follow keeps streaming. -o table|wide for people, json (default) for tools",
+    )
+    .option('--pod <pod>', 'only events of this pod (namespace/name, name or uid)')
+    .option('--name <event>', 'only events with this eventName, e.g. podnet.packet.drop')
+    .option('-f, --follow', 'keep streaming new events')
+    .addOption(
+      new Option('-o, --output <format>', 'json (JSON lines), table, or wide (more columns)')
+        .choices(OUTPUT_FORMATS)
+        .default('json'),
+    ),
+).action(
+  async (opts: RemoteOptions & { pod?: string; name?: string; follow?: boolean; output: OutputFormat }) => {
     const q = new URLSearchParams({ recent: '1', follow: opts.follow ? '1' : '0' });
     if (opts.pod) q.set('pod', opts.pod);
     if (opts.name) q.set('name', opts.name);
     let res: Response;
     try {
-      res = await fetch(`${opts.url}/events?${q}`);
+      res = await remoteGet(opts, `/events?${q}`);
     } catch (err) {
-      fail(
-        `cannot reach ${opts.url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
-      );
+      fail((err as Error).message);
     }
-    if (!res.ok || !res.body) fail(`${opts.url}/events answered ${res.status}: ${await res.text()}`);
-    for await (const chunk of res.body) process.stdout.write(chunk);
-  });
+    if (!res.body) fail(`${opts.url}/events answered without a body`);
+    const out = new EventsPrinter(opts.output, (s) => process.stdout.write(s));
+    const text = new TextDecoder();
+    for await (const chunk of res.body) out.push(text.decode(chunk, { stream: true }));
+    out.end();
+  },
+);
+
+withRemoteOptions(
+  program
+    .command('inspect')
+    .description(
+      'live terminal view of a running podnet: entities and their key metrics (sortable), recent events',
+    )
+    .option(
+      '--interval <ms>',
+      'refresh period in ms',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 100)
+          throw new InvalidArgumentError('expected an integer number of ms >= 100');
+        return n;
+      },
+      1000,
+    ),
+).action(async (opts: RemoteOptions & { interval: number }) => {
+  const { runInspect } = await import('./inspect.ts');
+  await runInspect(opts, opts.interval);
+});
 
 program
-  .command('inspect')
-  .description(
-    'live terminal view of a running podnet: entities and their key metrics (sortable), recent events',
-  )
-  .addOption(new Option('--url <url>', 'podnet server').default(DEFAULT_URL).argParser(parseUrl))
-  .option(
-    '--interval <ms>',
-    'refresh period in ms',
-    (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 100)
-        throw new InvalidArgumentError('expected an integer number of ms >= 100');
-      return n;
-    },
-    1000,
-  )
-  .action(async (opts: { url: string; interval: number }) => {
-    const { runInspect } = await import('./inspect.ts');
-    await runInspect(opts.url, opts.interval);
+  .command('completion')
+  .description('print a shell completion script: source <(podnet completion bash)')
+  .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+  .action((shell: Shell) => {
+    process.stdout.write(completionScript(program, shell));
   });
 
 await program.parseAsync(process.argv);
