@@ -109,8 +109,11 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       address: address.default({ host: '127.0.0.1', port: 9464 }),
-      /** File holding a bearer token every request but /healthz must carry (`Authorization: Bearer …`). */
-      bearer_token_file: z.string().min(1).optional(),
+      /**
+       * File holding a bearer token every request but /healthz and /readyz must carry (`Authorization:
+       * Bearer …`). Empty = none, so a config can say `${env:PODNET_TOKEN_FILE:-}`.
+       */
+      bearer_token_file: z.string().optional(),
       /** Serve HTTPS with this PEM certificate (chain) and key. */
       tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
     })

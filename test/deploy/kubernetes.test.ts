@@ -213,6 +213,27 @@ describe('kustomizations', () => {
     }
   });
 
+  test('the bearer-token component mounts the Secret and sets PODNET_TOKEN_FILE for agent and CLI', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-kz-`));
+    try {
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        `resources: [${relative(dir, BASE)}]\ncomponents: [${relative(dir, join(K8S, 'components', 'bearer-token'))}]\n`,
+      );
+      const ds = built(dir).find((d) => d.kind === 'DaemonSet') as Any;
+      assert.deepEqual(await schemaErrors(ds), []);
+      const spec = ds.spec.template.spec;
+      assert.equal(spec.volumes.find((v: Any) => v.name === 'token').secret.secretName, 'podnet-token');
+      const c = spec.containers[0];
+      const m = c.volumeMounts.find((x: Any) => x.name === 'token');
+      const env = c.env.find((e: Any) => e.name === 'PODNET_TOKEN_FILE');
+      assert.equal(env.value, `${m.mountPath}/token`);
+      assert.equal(m.readOnly, true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('kustomize refuses a broken overlay (so the builds above can fail)', () => {
     const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-kz-`));
     try {
@@ -344,6 +365,12 @@ describe('the ConfigMap', () => {
       env: { K8S_NODE_NAME: 'node-a', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://podnet-collector.podnet:4317' },
     });
     assert.ok(withCollector.otlpMetrics && withCollector.otlpLogs, 'the overlay env turns OTLP on');
+    assert.equal(r.server.bearerTokenFile, undefined, 'no token unless the bearer-token component is used');
+    const withToken = resolveConfigText(text, 'configmap.yaml', {
+      specs: probeSpecs,
+      env: { K8S_NODE_NAME: 'node-a', PODNET_TOKEN_FILE: '/etc/podnet-token/token' },
+    });
+    assert.equal(withToken.server.bearerTokenFile, '/etc/podnet-token/token');
   });
 
   test('`podnet validate --config` accepts it with the DaemonSet environment, rejects a broken copy', () => {
