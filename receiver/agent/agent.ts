@@ -226,6 +226,8 @@ export class Agent {
    */
   async #apply(config: ResolvedConfig): Promise<void> {
     if (this.#stopped) return;
+    for (const w of config.warnings)
+      this.#log.warn({ config: config.source, key: w.path }, `${w.path}: ${w.message}`);
     const prev = this.#config;
     await this.#server.apply(config.server);
     await this.#discovery.apply(config);

@@ -86,6 +86,7 @@ program
       const c = loadConfigFile(opts.config, {
         specs: [...probeSpecs, ...(opts.withSynthetic ? [syntheticSpec] : [])],
       });
+      for (const w of c.warnings) process.stderr.write(`${opts.config}: warning: ${w.path}: ${w.message}\n`);
       const enabled = c.probes.filter((p) => p.enabled).map((p) => p.spec.name);
       process.stdout.write(
         `${opts.config}: ok (collection every ${c.collectionIntervalMs} ms; probes on: ${enabled.join(', ') || 'none'})\n`,

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { AnyProbeSpec } from '../../probes/registry.ts';
 import { endpointFromEnv, OTLP_PROTOCOLS, type OtlpProtocol, protocolFromEnv } from '../otel/exporters.ts';
 import { socketPathOf } from '../pods/endpoint.ts';
+import { normalizeArgKeys, snakePath } from './arg-keys.ts';
 import { configSchema, type HostPort, type RawConfig } from './schema.ts';
 
 export interface ConfigIssue {
@@ -43,6 +44,8 @@ export interface OtlpResolved {
 export interface ResolvedConfig {
   /** The file it came from, or `(embedded default)`. */
   readonly source: string;
+  /** Accepted but deprecated spellings (camelCase probe args), each naming the key and its new spelling. */
+  readonly warnings: readonly ConfigIssue[];
   readonly raw: RawConfig;
   readonly collectionIntervalMs: number;
   readonly nodeName?: string | undefined;
@@ -108,10 +111,18 @@ function joinPath(prefix: string, path: readonly PropertyKey[]): string {
   return parts.length === 0 ? '(root)' : parts.join('.');
 }
 
-/** Zod issues → path + "got X, expected Y" messages. */
-export function zodIssues(error: z.ZodError, input: unknown, prefix = ''): ConfigIssue[] {
+/**
+ * Zod issues → path + "got X, expected Y" messages. `displayPath` turns a schema path into the keys the
+ * file uses (probe args: snake_case).
+ */
+export function zodIssues(
+  error: z.ZodError,
+  input: unknown,
+  prefix = '',
+  displayPath: (path: readonly PropertyKey[]) => readonly PropertyKey[] = (p) => p,
+): ConfigIssue[] {
   return error.issues.map((issue) => {
-    const path = joinPath(prefix, issue.path);
+    const path = joinPath(prefix, displayPath(issue.path));
     const value = 'input' in issue ? issue.input : getAt(input, issue.path);
     switch (issue.code) {
       case 'invalid_type':
@@ -279,12 +290,20 @@ function resolve(
     }
   }
   const probes: ResolvedProbe[] = [];
+  const warnings: ConfigIssue[] = [];
   for (const spec of specs) {
     const entry = raw.probes[spec.name];
-    const argsIn = entry?.args ?? {};
+    const prefix = `probes.${spec.name}.args`;
+    const keys = normalizeArgKeys(spec.args, entry?.args ?? {}, prefix);
+    warnings.push(...keys.warnings);
+    if (keys.issues.length > 0) {
+      issues.push(...keys.issues);
+      continue;
+    }
+    const argsIn = keys.value;
     const parsed = spec.args.safeParse(argsIn, { reportInput: true });
     if (!parsed.success) {
-      issues.push(...zodIssues(parsed.error, argsIn, `probes.${spec.name}.args`));
+      issues.push(...zodIssues(parsed.error, argsIn, prefix, snakePath));
       continue;
     }
     probes.push({ spec, enabled: entry?.enabled ?? spec.defaultEnabled, args: parsed.data });
@@ -401,6 +420,7 @@ function resolve(
     );
   return {
     source,
+    warnings,
     raw,
     collectionIntervalMs: raw.collection_interval,
     nodeName: raw.node_name === '' ? undefined : raw.node_name,

@@ -182,7 +182,7 @@ test('a reload that changes an eBPF probe argument keeps its counter values (the
   pair.a.sendUdp(b.ipv4, 9, 100);
   await until(async () => (await dropsIn(b.inode)) >= before0 + 100, 60_000, 'the drops');
   const progs0 = bpfHeld(p.pid).progIds;
-  await reload(config({ packetloss: '  packetloss: { args: { rateLimit: 50 } }\n' }));
+  await reload(config({ packetloss: '  packetloss: { args: { rate_limit: 50 } }\n' }));
   // The new args are rodata: a new BPF object (new program ids) whose kernel counters start at 0.
   await until(
     () => bpfHeld(p!.pid).progIds.join() !== progs0.join(),
