@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type AnyProbeSpec, probeSpecs } from '../probes/registry.ts';
 import { syntheticSpec } from '../probes/synthetic/synthetic.ts';
+import { camelToSnake } from '../receiver/config/arg-keys.ts';
 import { SELF_METRICS } from '../receiver/otel/self-telemetry.ts';
 import type { MetricDef } from '../receiver/probe/types.ts';
 
@@ -50,9 +51,24 @@ function metricTable(defs: readonly MetricDef[]): string[] {
   return out;
 }
 
+/** The probe's args as the config file spells them (snake_case), with their defaults. */
+function argsLine(spec: AnyProbeSpec): string | undefined {
+  const shape = (spec.args as { shape?: Record<string, unknown> }).shape;
+  if (!shape || Object.keys(shape).length === 0) return undefined;
+  const defaults = spec.args.parse({}) as Record<string, unknown>;
+  const items = Object.keys(shape).map((k) =>
+    defaults[k] === undefined
+      ? `\`${camelToSnake(k)}\` (optional)`
+      : `\`${camelToSnake(k)}\` = \`${JSON.stringify(defaults[k])}\``,
+  );
+  return `Args (\`probes.${spec.name}.args\`): ${esc(items.join(', '))}`;
+}
+
 function probeSection(spec: AnyProbeSpec): string[] {
   const out = [`### \`${spec.name}\``, '', esc(spec.description), ''];
   out.push(`Source: \`${spec.source}\` · enabled by default: ${spec.defaultEnabled ? 'yes' : 'no'}`, '');
+  const args = argsLine(spec);
+  if (args) out.push(args, '');
   if (spec.metrics.length > 0) out.push('Metrics:', '', ...metricTable(spec.metrics), '');
   if (spec.events.length > 0) {
     out.push('Events (log records with `eventName`):', '');

@@ -2,6 +2,7 @@
 // (key path, the value found, what was expected).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import {
   ConfigError,
@@ -241,19 +242,28 @@ test('a missing config file is an error naming the file', () => {
 });
 
 test('docs/podnet.example.yaml is a valid config and shows the defaults', () => {
+  const allSpecs = [...probeSpecs, syntheticSpec];
   const c = loadConfigFile(new URL('../../docs/podnet.example.yaml', import.meta.url).pathname, {
-    specs,
+    specs: allSpecs,
     env: { K8S_NODE_NAME: 'n1' },
   });
-  const d = loadConfigFile(undefined, { specs, env: {} });
+  const d = loadConfigFile(undefined, { specs: allSpecs, env: {} });
   assert.equal(c.nodeName, 'n1');
+  assert.deepEqual(c.warnings, []);
   assert.deepEqual(
     { ...c.raw, node_name: undefined },
     { ...d.raw, node_name: undefined, probes: c.raw.probes },
   );
-  assert.equal(c.probes[0]!.enabled, false);
+  // The probes it shows: their default switch and args.
+  assert.ok(Object.keys(c.raw.probes).length >= 3);
+  for (const name of Object.keys(c.raw.probes)) {
+    const shown = c.probes.find((p) => p.spec.name === name)!;
+    const dflt = d.probes.find((p) => p.spec.name === name)!;
+    assert.equal(shown.enabled, dflt.enabled, name);
+    assert.deepEqual(shown.args, dflt.args, name);
+  }
   const e = loadConfigFile(new URL('../../docs/podnet.example.yaml', import.meta.url).pathname, {
-    specs,
+    specs: allSpecs,
     env: {},
   });
   assert.equal(e.nodeName, undefined, 'an empty env default means unset');
