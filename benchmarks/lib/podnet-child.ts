@@ -24,25 +24,25 @@ const { values: o } = parseArgs({
 if (!o.config) throw new Error('--config FILE is required');
 
 class FilteredSource implements EntitySource {
-  private readonly _inner: EntitySource;
-  private readonly _keep: (e: Entity) => boolean;
+  readonly #inner: EntitySource;
+  readonly #keep: (e: Entity) => boolean;
   constructor(inner: EntitySource, keep: (e: Entity) => boolean) {
-    this._inner = inner;
-    this._keep = keep;
+    this.#inner = inner;
+    this.#keep = keep;
   }
   entities(): readonly Entity[] {
-    return this._inner.entities().filter(this._keep);
+    return this.#inner.entities().filter(this.#keep);
   }
   byNetns(inode: number): Entity | undefined {
-    const e = this._inner.byNetns(inode);
-    return e && this._keep(e) ? e : undefined;
+    const e = this.#inner.byNetns(inode);
+    return e && this.#keep(e) ? e : undefined;
   }
   pods(): readonly PodIdentity[] {
     return this.entities().flatMap((e) => (e.pod ? [e.pod] : []));
   }
   onChange(listener: (changes: readonly EntityChange[]) => void): () => void {
-    return this._inner.onChange((changes) => {
-      const kept = changes.filter((c) => this._keep(c.entity));
+    return this.#inner.onChange((changes) => {
+      const kept = changes.filter((c) => this.#keep(c.entity));
       if (kept.length) listener(kept);
     });
   }

@@ -50,29 +50,29 @@ export function machineTicks(): { busy: number; total: number } {
 
 /** CPU seconds of a set of pids (and the machine's busy share) between start() and stop(). */
 export class CpuWindow {
-  private readonly _pids: number[];
-  private _cpu0: number[] = [];
-  private _t0 = 0;
-  private _m0 = { busy: 0, total: 0 };
+  readonly #pids: number[];
+  #cpu0: number[] = [];
+  #t0 = 0;
+  #m0 = { busy: 0, total: 0 };
 
   constructor(pids: number[]) {
-    this._pids = pids;
+    this.#pids = pids;
   }
 
   start(): this {
-    this._cpu0 = this._pids.map((p) => safeCpu(p));
-    this._m0 = machineTicks();
-    this._t0 = performance.now();
+    this.#cpu0 = this.#pids.map((p) => safeCpu(p));
+    this.#m0 = machineTicks();
+    this.#t0 = performance.now();
     return this;
   }
 
   /** Per pid CPU seconds, wall seconds and machine busy fraction (0..1 of all CPUs) over the window. */
   stop(): { cpu: number[]; wall: number; machineBusy: number } {
-    const wall = (performance.now() - this._t0) / 1000;
+    const wall = (performance.now() - this.#t0) / 1000;
     const m = machineTicks();
-    const cpu = this._pids.map((p, i) => Math.max(0, safeCpu(p) - (this._cpu0[i] ?? 0)));
-    const dt = m.total - this._m0.total;
-    return { cpu, wall, machineBusy: dt > 0 ? (m.busy - this._m0.busy) / dt : 0 };
+    const cpu = this.#pids.map((p, i) => Math.max(0, safeCpu(p) - (this.#cpu0[i] ?? 0)));
+    const dt = m.total - this.#m0.total;
+    return { cpu, wall, machineBusy: dt > 0 ? (m.busy - this.#m0.busy) / dt : 0 };
   }
 }
 

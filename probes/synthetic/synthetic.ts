@@ -30,36 +30,36 @@ const STACK = [
 ];
 
 class SyntheticProbe implements Probe<SyntheticArgs> {
-  private _args: SyntheticArgs;
-  private readonly _ctx: ProbeContext;
-  private readonly _counters = new Map<number, number>();
-  private readonly _hist = new Map<number, number[]>();
-  private _timer: NodeJS.Timeout | undefined;
-  private _carry = 0;
-  private _next = 0;
-  private _seq = 0;
+  #args: SyntheticArgs;
+  readonly #ctx: ProbeContext;
+  readonly #counters = new Map<number, number>();
+  readonly #hist = new Map<number, number[]>();
+  #timer: NodeJS.Timeout | undefined;
+  #carry = 0;
+  #next = 0;
+  #seq = 0;
   collections = 0;
   emitted = 0;
   closed = false;
 
   constructor(ctx: ProbeContext, args: SyntheticArgs) {
-    this._ctx = ctx;
-    this._args = args;
-    this._schedule();
+    this.#ctx = ctx;
+    this.#args = args;
+    this.#schedule();
   }
 
   async collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]> {
     this.collections++;
-    const a = this._args;
+    const a = this.#args;
     const points: MetricPoint[] = [];
     const netnss = entities.map((e) => e.netnsInode);
     if (a.unattributed) netnss.push(0);
     const seen = new Set(netnss);
-    for (const k of this._counters.keys()) if (!seen.has(k)) this._counters.delete(k);
-    for (const k of this._hist.keys()) if (!seen.has(k)) this._hist.delete(k);
+    for (const k of this.#counters.keys()) if (!seen.has(k)) this.#counters.delete(k);
+    for (const k of this.#hist.keys()) if (!seen.has(k)) this.#hist.delete(k);
     for (const netns of netnss) {
-      const c = (this._counters.get(netns) ?? 0) + a.counter_step;
-      this._counters.set(netns, c);
+      const c = (this.#counters.get(netns) ?? 0) + a.counter_step;
+      this.#counters.set(netns, c);
       points.push({
         metric: 'podnet.synthetic.packet.count',
         netns,
@@ -75,12 +75,12 @@ class SyntheticProbe implements Probe<SyntheticArgs> {
       points.push({ metric: 'podnet.synthetic.queue.length', netns, value: a.gauge_value });
       points.push({ metric: 'podnet.synthetic.disabled.count', netns, value: c });
       const bounds = a.histogram_boundaries;
-      let counts = this._hist.get(netns);
+      let counts = this.#hist.get(netns);
       if (!counts || counts.length !== bounds.length + 1)
         counts = new Array<number>(bounds.length + 1).fill(0);
       // One observation per bucket per collection: easy to assert.
       counts = counts.map((n) => n + 1);
-      this._hist.set(netns, counts);
+      this.#hist.set(netns, counts);
       const count = counts.reduce((x, y) => x + y, 0);
       const mid = bounds.reduce((x, y) => x + y, 0) / bounds.length;
       points.push({
@@ -99,59 +99,59 @@ class SyntheticProbe implements Probe<SyntheticArgs> {
       details: {
         collections: this.collections,
         eventsEmitted: this.emitted,
-        eventRatePerSec: this._args.event_rate_per_sec,
+        eventRatePerSec: this.#args.event_rate_per_sec,
       },
     };
   }
 
   reconfigure(args: SyntheticArgs): void {
-    this._args = args;
-    this._schedule();
+    this.#args = args;
+    this.#schedule();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this._timer) clearInterval(this._timer);
-    this._timer = undefined;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
-  private _schedule(): void {
-    if (this._timer) clearInterval(this._timer);
-    this._timer = undefined;
-    if (this._args.event_rate_per_sec <= 0 || this.closed) return;
+  #schedule(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#args.event_rate_per_sec <= 0 || this.closed) return;
     const tickMs = 50;
-    this._timer = setInterval(() => this._tick(tickMs), tickMs);
-    this._timer.unref();
+    this.#timer = setInterval(() => this.#tick(tickMs), tickMs);
+    this.#timer.unref();
   }
 
-  private _tick(ms: number): void {
-    this._carry += (this._args.event_rate_per_sec * ms) / 1000;
-    const n = Math.floor(this._carry);
-    this._carry -= n;
-    const entities = this._ctx.entities.entities();
+  #tick(ms: number): void {
+    this.#carry += (this.#args.event_rate_per_sec * ms) / 1000;
+    const n = Math.floor(this.#carry);
+    this.#carry -= n;
+    const entities = this.#ctx.entities.entities();
     // One clock read per tick: at high rates a Date.now() and two BigInt conversions per event were a
     // visible part of the generator's own cost, which the event benchmark counts as podnet's.
     const base = BigInt(Date.now()) * 1_000_000n;
     for (let i = 0; i < n; i++) {
-      const entity = entities.length > 0 ? entities[this._next++ % entities.length] : undefined;
-      this._seq++;
-      const latencyMs = this._seq % 200;
-      if (latencyMs < this._args.event_threshold_ms) continue;
+      const entity = entities.length > 0 ? entities[this.#next++ % entities.length] : undefined;
+      this.#seq++;
+      const latencyMs = this.#seq % 200;
+      if (latencyMs < this.#args.event_threshold_ms) continue;
       this.emitted++;
-      this._ctx.emit({
+      this.#ctx.emit({
         name: 'podnet.synthetic.anomaly',
         type: 'SYNTHETIC_DROP',
         netns: entity?.netnsInode ?? 0,
-        timeUnixNano: base + BigInt(this._seq % 1_000_000),
+        timeUnixNano: base + BigInt(this.#seq % 1_000_000),
         attributes: {
           'error.type': 'NETFILTER_DROP',
           'network.transport': 'tcp',
           'source.address': '10.0.0.1',
-          'source.port': 40000 + (this._seq % 1000),
+          'source.port': 40000 + (this.#seq % 1000),
           'destination.address': '10.0.0.2',
           'destination.port': 80,
           'podnet.synthetic.latency_ms': latencyMs,
-          'podnet.synthetic.seq': this._seq,
+          'podnet.synthetic.seq': this.#seq,
         },
         stack: STACK,
       });

@@ -22,19 +22,19 @@ export function hostEntity(): Entity {
 }
 
 export class StaticEntitySource implements EntitySource {
-  private readonly _entities = new Map<number, Entity>();
-  private readonly _listeners = new Set<(changes: readonly EntityChange[]) => void>();
+  readonly #entities = new Map<number, Entity>();
+  readonly #listeners = new Set<(changes: readonly EntityChange[]) => void>();
 
   constructor(initial: readonly Entity[] = [hostEntity()]) {
-    for (const e of initial) this._entities.set(e.netnsInode, e);
+    for (const e of initial) this.#entities.set(e.netnsInode, e);
   }
 
   entities(): readonly Entity[] {
-    return [...this._entities.values()];
+    return [...this.#entities.values()];
   }
 
   byNetns(inode: number): Entity | undefined {
-    return this._entities.get(inode);
+    return this.#entities.get(inode);
   }
 
   pods(): readonly PodIdentity[] {
@@ -42,24 +42,24 @@ export class StaticEntitySource implements EntitySource {
   }
 
   onChange(listener: (changes: readonly EntityChange[]) => void): () => void {
-    this._listeners.add(listener);
-    return () => this._listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   add(entity: Entity): void {
-    const previous = this._entities.get(entity.netnsInode);
-    this._entities.set(entity.netnsInode, entity);
-    this._notify([previous ? { type: 'updated', entity, previous } : { type: 'added', entity }]);
+    const previous = this.#entities.get(entity.netnsInode);
+    this.#entities.set(entity.netnsInode, entity);
+    this.#notify([previous ? { type: 'updated', entity, previous } : { type: 'added', entity }]);
   }
 
   remove(inode: number): void {
-    const entity = this._entities.get(inode);
+    const entity = this.#entities.get(inode);
     if (!entity) return;
-    this._entities.delete(inode);
-    this._notify([{ type: 'removed', entity }]);
+    this.#entities.delete(inode);
+    this.#notify([{ type: 'removed', entity }]);
   }
 
-  private _notify(changes: readonly EntityChange[]): void {
-    for (const l of this._listeners) l(changes);
+  #notify(changes: readonly EntityChange[]): void {
+    for (const l of this.#listeners) l(changes);
   }
 }

@@ -4,25 +4,25 @@
 import type { Entity, EntityChange, EntitySource, PodIdentity } from '../pods/entity.ts';
 
 export class SwitchableEntitySource implements EntitySource {
-  private _source: EntitySource;
-  private _unsubscribe: () => void;
-  private readonly _listeners = new Set<(changes: readonly EntityChange[]) => void>();
+  #source: EntitySource;
+  #unsubscribe: () => void;
+  readonly #listeners = new Set<(changes: readonly EntityChange[]) => void>();
 
   constructor(source: EntitySource) {
-    this._source = source;
-    this._unsubscribe = source.onChange((c) => this._emit(c));
+    this.#source = source;
+    this.#unsubscribe = source.onChange((c) => this.#emit(c));
   }
 
   get current(): EntitySource {
-    return this._source;
+    return this.#source;
   }
 
   /** Use `next` from now on; returns the previous source (the caller stops it). */
   switchTo(next: EntitySource): EntitySource {
-    const prev = this._source;
-    this._unsubscribe();
-    this._source = next;
-    this._unsubscribe = next.onChange((c) => this._emit(c));
+    const prev = this.#source;
+    this.#unsubscribe();
+    this.#source = next;
+    this.#unsubscribe = next.onChange((c) => this.#emit(c));
     const before = new Map(prev.entities().map((e) => [e.netnsInode, e]));
     const after = new Map(next.entities().map((e) => [e.netnsInode, e]));
     const changes: EntityChange[] = [];
@@ -32,28 +32,28 @@ export class SwitchableEntitySource implements EntitySource {
       if (!old) changes.push({ type: 'added', entity: e });
       else if (old !== e) changes.push({ type: 'updated', entity: e, previous: old });
     }
-    if (changes.length > 0) this._emit(changes);
+    if (changes.length > 0) this.#emit(changes);
     return prev;
   }
 
   entities(): readonly Entity[] {
-    return this._source.entities();
+    return this.#source.entities();
   }
 
   byNetns(inode: number): Entity | undefined {
-    return this._source.byNetns(inode);
+    return this.#source.byNetns(inode);
   }
 
   pods(): readonly PodIdentity[] {
-    return this._source.pods();
+    return this.#source.pods();
   }
 
   onChange(listener: (changes: readonly EntityChange[]) => void): () => void {
-    this._listeners.add(listener);
-    return () => this._listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
-  private _emit(changes: readonly EntityChange[]): void {
-    for (const l of this._listeners) l(changes);
+  #emit(changes: readonly EntityChange[]): void {
+    for (const l of this.#listeners) l(changes);
   }
 }

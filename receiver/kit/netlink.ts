@@ -24,9 +24,9 @@ export const DEFAULT_POOL_LIMIT = 2048;
 export class NetnsSocketPool {
   readonly protocol: number;
   readonly limit: number;
-  private readonly sockets = new Map<number, NetlinkSocket>();
-  private opts: NetlinkSocketOptions;
-  private unsubscribe: (() => void) | undefined;
+  readonly #sockets = new Map<number, NetlinkSocket>();
+  #opts: NetlinkSocketOptions;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(
     protocol: number,
@@ -35,11 +35,11 @@ export class NetnsSocketPool {
     source?: EntitySource,
   ) {
     this.protocol = protocol;
-    this.opts = opts;
+    this.#opts = opts;
     this.limit = limit;
     // `source` may be a test stub without a change feed.
     if (typeof source?.onChange === 'function') {
-      this.unsubscribe = source.onChange((changes) => {
+      this.#unsubscribe = source.onChange((changes) => {
         for (const c of changes) {
           if (c.type === 'removed') this.drop(c.entity.netnsInode);
           else if (c.type === 'updated' && c.previous.netnsInode !== c.entity.netnsInode)
@@ -51,51 +51,51 @@ export class NetnsSocketPool {
 
   /** Open sockets (one per netns). */
   get size(): number {
-    return this.sockets.size;
+    return this.#sockets.size;
   }
 
   /** New socket options (timeout) for sockets opened from now on; the kept ones are reopened. */
   setOptions(opts: NetlinkSocketOptions): void {
-    if (opts.timeoutMs === this.opts.timeoutMs && opts.rcvbuf === this.opts.rcvbuf) return;
-    this.opts = opts;
+    if (opts.timeoutMs === this.#opts.timeoutMs && opts.rcvbuf === this.#opts.rcvbuf) return;
+    this.#opts = opts;
     this.clear();
   }
 
   /** The netns' socket, opened now if it has none. `kept` is false for a one-off socket (pool full). */
   get(entity: Entity): { sock: NetlinkSocket; kept: boolean } {
-    const have = this.sockets.get(entity.netnsInode);
+    const have = this.#sockets.get(entity.netnsInode);
     if (have && !have.closed) return { sock: have, kept: true };
-    const sock = NetlinkSocket.open(entity.netnsPath, this.protocol, this.opts);
-    if (this.sockets.size >= this.limit) return { sock, kept: false };
-    this.sockets.set(entity.netnsInode, sock);
+    const sock = NetlinkSocket.open(entity.netnsPath, this.protocol, this.#opts);
+    if (this.#sockets.size >= this.limit) return { sock, kept: false };
+    this.#sockets.set(entity.netnsInode, sock);
     return { sock, kept: true };
   }
 
   /** Closes the socket of a netns (gone, or its socket failed). */
   drop(netnsInode: number): void {
-    const s = this.sockets.get(netnsInode);
+    const s = this.#sockets.get(netnsInode);
     if (!s) return;
     s.close();
-    this.sockets.delete(netnsInode);
+    this.#sockets.delete(netnsInode);
   }
 
   /** Closes the sockets of netns not in `entities`. */
   retain(entities: readonly Entity[]): void {
-    if (this.sockets.size === 0) return;
+    if (this.#sockets.size === 0) return;
     const live = new Set<number>();
     for (const e of entities) live.add(e.netnsInode);
-    for (const inode of [...this.sockets.keys()]) if (!live.has(inode)) this.drop(inode);
+    for (const inode of [...this.#sockets.keys()]) if (!live.has(inode)) this.drop(inode);
   }
 
   clear(): void {
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    for (const s of this.#sockets.values()) s.close();
+    this.#sockets.clear();
   }
 
   /** Closes every socket and stops following the entity changes. Idempotent. */
   close(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     this.clear();
   }
 }
@@ -190,41 +190,41 @@ export async function collectPerNetnsLazy(
 
 /** Tracks the outcome of the last collections for `Probe.status()` and logs failures at debug level. */
 export class CollectionStatus {
-  private collections = 0;
-  private lastEntities = 0;
-  private lastFailures: NetnsFailure[] = [];
-  private totalFailures = 0;
-  private closed = false;
-  private readonly log: Logger;
+  #collections = 0;
+  #lastEntities = 0;
+  #lastFailures: NetnsFailure[] = [];
+  #totalFailures = 0;
+  #closed = false;
+  readonly #log: Logger;
   constructor(log: Logger) {
-    this.log = log;
+    this.#log = log;
   }
   record(entities: number, failures: readonly NetnsFailure[]): void {
-    this.collections++;
-    this.lastEntities = entities;
-    this.lastFailures = [...failures];
-    this.totalFailures += failures.length;
+    this.#collections++;
+    this.#lastEntities = entities;
+    this.#lastFailures = [...failures];
+    this.#totalFailures += failures.length;
     for (const f of failures) {
-      this.log.debug({ netns: f.entity.netnsPath, err: f.error.message }, 'netns read failed');
+      this.#log.debug({ netns: f.entity.netnsPath, err: f.error.message }, 'netns read failed');
     }
   }
   markClosed(): void {
-    this.closed = true;
+    this.#closed = true;
   }
   status(): ProbeStatus {
-    if (this.closed) return { state: 'stopped' };
-    const failed = this.lastFailures.length;
+    if (this.#closed) return { state: 'stopped' };
+    const failed = this.#lastFailures.length;
     const details = {
-      collections: this.collections,
-      entities: this.lastEntities,
+      collections: this.#collections,
+      entities: this.#lastEntities,
       failedEntities: failed,
-      failuresTotal: this.totalFailures,
-      lastErrors: this.lastFailures.slice(0, 5).map((f) => `${f.entity.displayName}: ${f.error.message}`),
+      failuresTotal: this.#totalFailures,
+      lastErrors: this.#lastFailures.slice(0, 5).map((f) => `${f.entity.displayName}: ${f.error.message}`),
     };
-    if (failed > 0 && failed === this.lastEntities) {
+    if (failed > 0 && failed === this.#lastEntities) {
       return {
         state: 'degraded',
-        reason: `every netns read failed: ${this.lastFailures[0]?.error.message}`,
+        reason: `every netns read failed: ${this.#lastFailures[0]?.error.message}`,
         details,
       };
     }

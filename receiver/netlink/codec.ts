@@ -115,15 +115,15 @@ export function errorPayloadErrno(msg: NetlinkMessage): number {
  */
 export class Attrs {
   view: DataView = EMPTY_VIEW;
-  private readonly offsets: Int32Array;
-  private readonly lengths: Int32Array;
+  readonly #offsets: Int32Array;
+  readonly #lengths: Int32Array;
   constructor(maxType: number) {
-    this.offsets = new Int32Array(maxType + 1).fill(-1);
-    this.lengths = new Int32Array(maxType + 1);
+    this.#offsets = new Int32Array(maxType + 1).fill(-1);
+    this.#lengths = new Int32Array(maxType + 1);
   }
   /** Fills the table from the attributes in [offset, offset + length); throws on malformed bytes. */
   parse(view: DataView, offset: number, length: number): this {
-    this.offsets.fill(-1);
+    this.#offsets.fill(-1);
     this.view = view;
     const end = offset + length;
     if (end > view.byteLength) throw new NetlinkProtocolError('attribute block exceeds buffer');
@@ -135,9 +135,9 @@ export class Attrs {
         throw new NetlinkProtocolError(`truncated attribute: length ${len}, ${end - pos} bytes left`);
       }
       const type = view.getUint16(pos + 2, true) & NLA_TYPE_MASK;
-      if (type < this.offsets.length) {
-        this.offsets[type] = pos + NLA_HDRLEN;
-        this.lengths[type] = len - NLA_HDRLEN;
+      if (type < this.#offsets.length) {
+        this.#offsets[type] = pos + NLA_HDRLEN;
+        this.#lengths[type] = len - NLA_HDRLEN;
       }
       pos += align4(len);
     }
@@ -145,36 +145,36 @@ export class Attrs {
     return this;
   }
   has(type: number): boolean {
-    return (this.offsets[type] ?? -1) >= 0;
+    return (this.#offsets[type] ?? -1) >= 0;
   }
   offset(type: number): number {
-    return this.offsets[type] ?? -1;
+    return this.#offsets[type] ?? -1;
   }
   length(type: number): number {
-    return this.has(type) ? this.lengths[type]! : 0;
+    return this.has(type) ? this.#lengths[type]! : 0;
   }
-  private need(type: number, size: number): number {
-    const off = this.offsets[type] ?? -1;
+  #need(type: number, size: number): number {
+    const off = this.#offsets[type] ?? -1;
     if (off < 0) throw new NetlinkProtocolError(`attribute ${type} missing`);
-    if (this.lengths[type]! < size) {
-      throw new NetlinkProtocolError(`attribute ${type} too short: ${this.lengths[type]} < ${size}`);
+    if (this.#lengths[type]! < size) {
+      throw new NetlinkProtocolError(`attribute ${type} too short: ${this.#lengths[type]} < ${size}`);
     }
     return off;
   }
   u32(type: number): number {
-    return this.view.getUint32(this.need(type, 4), true);
+    return this.view.getUint32(this.#need(type, 4), true);
   }
   /** Big-endian u32 (netfilter attributes are in network byte order). */
   be32(type: number): number {
-    return this.view.getUint32(this.need(type, 4), false);
+    return this.view.getUint32(this.#need(type, 4), false);
   }
   u64(type: number): number {
-    return Number(this.view.getBigUint64(this.need(type, 8), true));
+    return Number(this.view.getBigUint64(this.#need(type, 8), true));
   }
   /** NUL-terminated string value. */
   str(type: number): string {
-    const off = this.need(type, 0);
-    let end = off + this.lengths[type]!;
+    const off = this.#need(type, 0);
+    let end = off + this.#lengths[type]!;
     for (let i = off; i < end; i++) {
       if (this.view.getUint8(i) === 0) {
         end = i;
@@ -221,9 +221,9 @@ export function encodeAttr(type: number, value: Uint8Array): Buffer {
  */
 export class ReplyReader {
   readonly seq: number;
-  private readonly onMessage: (msg: NetlinkMessage) => void;
-  private finished = false;
-  private interrupted = false;
+  readonly #onMessage: (msg: NetlinkMessage) => void;
+  #finished = false;
+  #interrupted = false;
   /** Data messages delivered so far. */
   messages = 0;
   /** Messages skipped because their sequence number was not ours. */
@@ -235,29 +235,29 @@ export class ReplyReader {
   readonly dump: boolean;
   constructor(seq: number, onMessage: (msg: NetlinkMessage) => void, dump = true) {
     this.seq = seq >>> 0;
-    this.onMessage = onMessage;
+    this.#onMessage = onMessage;
     this.dump = dump;
   }
   get done(): boolean {
-    return this.finished;
+    return this.#finished;
   }
   /** Feeds one datagram; returns true when the reply is complete. Throws NetlinkError/ProtocolError. */
   feed(view: DataView, offset: number, length: number): boolean {
-    if (this.finished) throw new NetlinkProtocolError('datagram after the reply was complete');
+    if (this.#finished) throw new NetlinkProtocolError('datagram after the reply was complete');
     forEachMessage(view, offset, length, (msg) => {
-      if (this.finished) return; // the rest of a datagram after DONE is ignored
+      if (this.#finished) return; // the rest of a datagram after DONE is ignored
       if (msg.seq !== this.seq) {
         this.skipped++;
         return;
       }
-      if (msg.flags & NLM_F_DUMP_INTR) this.interrupted = true;
+      if (msg.flags & NLM_F_DUMP_INTR) this.#interrupted = true;
       switch (msg.type) {
         case NLMSG_NOOP:
           return;
         case NLMSG_ERROR: {
           const errno = errorPayloadErrno(msg);
           if (errno !== 0) throw new NetlinkError(`netlink request failed: errno ${errno}`, errno);
-          this.finish();
+          this.#finish();
           return;
         }
         case NLMSG_DONE: {
@@ -265,22 +265,22 @@ export class ReplyReader {
             const err = msg.view.getInt32(msg.payloadOffset, true);
             if (err < 0) throw new NetlinkError(`netlink dump failed: errno ${-err}`, -err);
           }
-          this.finish();
+          this.#finish();
           return;
         }
         case NLMSG_OVERRUN:
           throw new NetlinkProtocolError('NLMSG_OVERRUN: data lost');
         default:
           this.messages++;
-          this.onMessage(msg);
-          if (!this.dump || !(msg.flags & NLM_F_MULTI)) this.finish();
+          this.#onMessage(msg);
+          if (!this.dump || !(msg.flags & NLM_F_MULTI)) this.#finish();
       }
     });
-    return this.finished;
+    return this.#finished;
   }
-  private finish(): void {
-    this.finished = true;
-    if (this.interrupted) {
+  #finish(): void {
+    this.#finished = true;
+    if (this.#interrupted) {
       // EINTR: the dump was inconsistent (the table changed while dumping); the caller may retry.
       throw new NetlinkError('netlink dump interrupted (NLM_F_DUMP_INTR); the table changed', 4);
     }

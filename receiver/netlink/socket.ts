@@ -81,18 +81,18 @@ export class NetlinkSocket {
   readonly protocol: number;
   readonly netnsPath: string;
   readonly stats: NetlinkSocketStats = { requests: 0, datagrams: 0, bytes: 0, messages: 0 };
-  private fd: number;
-  private seq: number;
-  private readonly buffer: Buffer | undefined;
-  private view: DataView | undefined;
+  #fd: number;
+  #seq: number;
+  readonly #buffer: Buffer | undefined;
+  #view: DataView | undefined;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
-    this.fd = fd;
+    this.#fd = fd;
     this.protocol = protocol;
     this.netnsPath = netnsPath;
-    this.buffer = buffer;
+    this.#buffer = buffer;
     // Random start so replies to another socket's (or an earlier process') requests never match.
-    this.seq = (Math.random() * 0x7fffffff) >>> 0;
+    this.#seq = (Math.random() * 0x7fffffff) >>> 0;
   }
 
   /** Opens a netlink socket of `protocol` inside the netns at `netnsPath` (throws NetnsError). */
@@ -110,38 +110,38 @@ export class NetlinkSocket {
   }
 
   get closed(): boolean {
-    return this.fd < 0;
+    return this.#fd < 0;
   }
 
   setTimeout(ms: number): void {
     const tv = Buffer.alloc(16);
     tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
     tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
-    this.setsockopt(SOL_SOCKET, SO_RCVTIMEO, tv);
+    this.#setsockopt(SOL_SOCKET, SO_RCVTIMEO, tv);
   }
 
   setIntOption(level: number, name: number, value: number): void {
     const b = Buffer.alloc(4);
     b.writeInt32LE(value, 0);
-    this.setsockopt(level, name, b);
+    this.#setsockopt(level, name, b);
   }
 
-  private setsockopt(level: number, name: number, value: Buffer): void {
-    if ((setsockoptCall(this.liveFd(), level, name, value, value.length) as number) !== 0) {
+  #setsockopt(level: number, name: number, value: Buffer): void {
+    if ((setsockoptCall(this.#liveFd(), level, name, value, value.length) as number) !== 0) {
       const errno = koffi.errno();
       throw new NetlinkError(`setsockopt(${level}, ${name}): errno ${errno}`, errno);
     }
   }
 
-  private liveFd(): number {
-    if (this.fd < 0) throw new NetlinkError('netlink socket is closed', 9);
-    return this.fd;
+  #liveFd(): number {
+    if (this.#fd < 0) throw new NetlinkError('netlink socket is closed', 9);
+    return this.#fd;
   }
 
   /** Next sequence number (wraps at 2^32). */
   nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0;
-    return this.seq;
+    this.#seq = (this.#seq + 1) >>> 0;
+    return this.#seq;
   }
 
   /**
@@ -159,7 +159,7 @@ export class NetlinkSocket {
     const seq = this.nextSeq();
     const hdr: RequestHeader = { type, flags, seq };
     const msg = encodeMessage(hdr, payload);
-    const fd = this.liveFd();
+    const fd = this.#liveFd();
     for (;;) {
       const sent = sendtoCall(fd, msg, msg.length, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
       if (sent === msg.length) break;
@@ -169,11 +169,11 @@ export class NetlinkSocket {
     }
     this.stats.requests++;
     const reader = new ReplyReader(seq, onMessage, (flags & NLM_F_DUMP) === NLM_F_DUMP);
-    const buf = this.buffer ?? sharedRecvBuffer();
-    if (this.view === undefined || this.view.buffer !== buf.buffer) {
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const buf = this.#buffer ?? sharedRecvBuffer();
+    if (this.#view === undefined || this.#view.buffer !== buf.buffer) {
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     }
-    const view = this.view;
+    const view = this.#view;
     for (;;) {
       const n = recvCall(fd, buf, buf.length, MSG_TRUNC) as number;
       if (n < 0) {
@@ -196,9 +196,9 @@ export class NetlinkSocket {
 
   /** Closes the fd. Idempotent. */
   close(): void {
-    if (this.fd >= 0) {
-      closeCall(this.fd);
-      this.fd = -1;
+    if (this.#fd >= 0) {
+      closeCall(this.#fd);
+      this.#fd = -1;
     }
   }
 

@@ -72,13 +72,13 @@ function setInt(fd: number, level: number, name: number, value: number): number 
 export class NetlinkSubscription {
   readonly netnsPath: string;
   readonly stats: SubscriptionStats = { datagrams: 0, messages: 0, overruns: 0, malformed: 0 };
-  private fd: number;
-  private readonly buf = Buffer.alloc(64 * 1024);
-  private readonly view: DataView;
-  private readonly onMessage: (msg: NetlinkMessage) => void;
-  private readonly onError: (err: Error) => void;
-  private readonly budget: number;
-  private poll: ReturnType<typeof koffi.node.poll> | null = null;
+  #fd: number;
+  readonly #buf = Buffer.alloc(64 * 1024);
+  readonly #view: DataView;
+  readonly #onMessage: (msg: NetlinkMessage) => void;
+  readonly #onError: (err: Error) => void;
+  readonly #budget: number;
+  #poll: ReturnType<typeof koffi.node.poll> | null = null;
 
   private constructor(
     fd: number,
@@ -86,12 +86,12 @@ export class NetlinkSubscription {
     onMessage: (msg: NetlinkMessage) => void,
     opts: SubscriptionOptions,
   ) {
-    this.fd = fd;
+    this.#fd = fd;
     this.netnsPath = netnsPath;
-    this.onMessage = onMessage;
-    this.onError = opts.onError ?? (() => {});
-    this.budget = opts.budget ?? 256;
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.#onMessage = onMessage;
+    this.#onError = opts.onError ?? (() => {});
+    this.#budget = opts.budget ?? 256;
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 
   /**
@@ -125,7 +125,7 @@ export class NetlinkSubscription {
           throw new NetlinkError(`NETLINK_ADD_MEMBERSHIP ${g}: errno ${errno}`, errno);
         }
       }
-      sub.poll = koffi.node.poll(fd, { readable: true }, () => sub.drain());
+      sub.#poll = koffi.node.poll(fd, { readable: true }, () => sub.drain());
     } catch (err) {
       sub.close();
       throw err;
@@ -135,34 +135,34 @@ export class NetlinkSubscription {
 
   /** The socket fd (e.g. to check it is open); owned by the subscription. */
   get socketFd(): number {
-    return this.fd;
+    return this.#fd;
   }
 
   /** Lets the process exit while subscribed. */
   unref(): void {
-    this.poll?.unref();
+    this.#poll?.unref();
   }
 
   /** Reads what is queued now (at most `budget` datagrams); normally called by the poll wake-up. */
   drain(): void {
     let overrun = false;
     try {
-      this.drainSome(() => {
+      this.#drainSome(() => {
         overrun = true;
       });
     } finally {
       // After an error condition on the fd (ENOBUFS shows as POLLERR) the libuv poll handle stops
       // reporting; arm it again so later notifications still wake us.
-      if (overrun && this.poll) {
-        this.poll.stop();
-        this.poll.start({ readable: true }, () => this.drain());
+      if (overrun && this.#poll) {
+        this.#poll.stop();
+        this.#poll.start({ readable: true }, () => this.drain());
       }
     }
   }
 
-  private drainSome(onFdError: () => void): void {
-    for (let i = 0; i < this.budget && this.fd >= 0; i++) {
-      const n = recvCall(this.fd, this.buf, this.buf.length, MSG_TRUNC) as number;
+  #drainSome(onFdError: () => void): void {
+    for (let i = 0; i < this.#budget && this.#fd >= 0; i++) {
+      const n = recvCall(this.#fd, this.#buf, this.#buf.length, MSG_TRUNC) as number;
       if (n < 0) {
         const errno = koffi.errno();
         if (errno === EAGAIN) return;
@@ -173,37 +173,37 @@ export class NetlinkSubscription {
           continue;
         }
         onFdError(); // re-arm the poll handle as after ENOBUFS
-        this.onError(new NetlinkError(`netlink recv: errno ${errno}`, errno));
+        this.#onError(new NetlinkError(`netlink recv: errno ${errno}`, errno));
         return;
       }
       this.stats.datagrams++;
-      if (n > this.buf.length) {
+      if (n > this.#buf.length) {
         this.stats.malformed++;
         continue;
       }
       try {
-        forEachMessage(this.view, 0, n, (msg) => {
+        forEachMessage(this.#view, 0, n, (msg) => {
           if (msg.type === NLMSG_NOOP || msg.type === NLMSG_DONE || msg.type === NLMSG_ERROR) return;
           this.stats.messages++;
-          this.onMessage(msg);
+          this.#onMessage(msg);
         });
       } catch (err) {
         this.stats.malformed++;
-        this.onError(err instanceof Error ? err : new Error(String(err)));
+        this.#onError(err instanceof Error ? err : new Error(String(err)));
       }
     }
   }
 
   /** Stops polling and closes the socket. Idempotent. */
   close(): void {
-    if (this.poll) {
-      this.poll.stop();
-      this.poll.close();
-      this.poll = null;
+    if (this.#poll) {
+      this.#poll.stop();
+      this.#poll.close();
+      this.#poll = null;
     }
-    if (this.fd >= 0) {
-      closeCall(this.fd);
-      this.fd = -1;
+    if (this.#fd >= 0) {
+      closeCall(this.#fd);
+      this.#fd = -1;
     }
   }
 }

@@ -47,33 +47,33 @@ export interface ServerSecurity {
 /** A file re-read when its inode, size or mtime changes (ConfigMap/Secret symlink swaps included). */
 class WatchedFile {
   readonly path: string;
-  private _sig: string;
-  private _text: string;
+  #sig: string;
+  #text: string;
   constructor(path: string, what: string) {
     this.path = path;
     try {
-      this._sig = WatchedFile._signature(path);
-      this._text = readFileSync(path, 'utf8');
+      this.#sig = WatchedFile.#signature(path);
+      this.#text = readFileSync(path, 'utf8');
     } catch (err) {
       throw new Error(`${what}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
-  private static _signature(path: string): string {
+  static #signature(path: string): string {
     const st = statSync(path);
     return `${st.ino}:${st.size}:${st.mtimeMs}`;
   }
   get text(): string {
-    return this._text;
+    return this.#text;
   }
   /** Re-read when changed; true when the content changed. A file that cannot be read keeps the old text. */
   refresh(): boolean {
     try {
-      const sig = WatchedFile._signature(this.path);
-      if (sig === this._sig) return false;
+      const sig = WatchedFile.#signature(this.path);
+      if (sig === this.#sig) return false;
       const text = readFileSync(this.path, 'utf8');
-      this._sig = sig;
-      if (text === this._text) return false;
-      this._text = text;
+      this.#sig = sig;
+      if (text === this.#text) return false;
+      this.#text = text;
       return true;
     } catch {
       return false;
@@ -84,13 +84,13 @@ class WatchedFile {
 const sha256 = (s: string | Buffer): Buffer => createHash('sha256').update(s).digest();
 
 class BearerToken {
-  private readonly _file: WatchedFile;
-  private _digest: Buffer;
+  readonly #file: WatchedFile;
+  #digest: Buffer;
   constructor(path: string) {
-    this._file = new WatchedFile(path, 'server.bearer_token_file');
-    this._digest = BearerToken._digestOf(this._file.text, path);
+    this.#file = new WatchedFile(path, 'server.bearer_token_file');
+    this.#digest = BearerToken.#digestOf(this.#file.text, path);
   }
-  private static _digestOf(text: string, path: string): Buffer {
+  static #digestOf(text: string, path: string): Buffer {
     const token = text.trim();
     if (!token) throw new Error(`server.bearer_token_file: ${path} is empty`);
     if (/\s/.test(token))
@@ -99,9 +99,9 @@ class BearerToken {
   }
   /** True when the request carries `Authorization: Bearer <token>`. */
   check(header: string | undefined): boolean {
-    if (this._file.refresh()) {
+    if (this.#file.refresh()) {
       try {
-        this._digest = BearerToken._digestOf(this._file.text, this._file.path);
+        this.#digest = BearerToken.#digestOf(this.#file.text, this.#file.path);
       } catch {
         // an empty or malformed new token: keep the previous one
       }
@@ -110,18 +110,18 @@ class BearerToken {
     const m = /^Bearer +(\S+) *$/i.exec(header);
     if (!m) return false;
     // Hashes have equal length, so the comparison time does not depend on the token.
-    return timingSafeEqual(sha256(m[1]!), this._digest);
+    return timingSafeEqual(sha256(m[1]!), this.#digest);
   }
 }
 
 export class LocalServer {
-  private readonly _server: Server | HttpsServer;
-  private readonly _sources: ServerSources;
-  private readonly _log: Logger;
-  private readonly _streams = new Set<ServerResponse>();
-  private readonly _token: BearerToken | undefined;
-  private readonly _tls: boolean;
-  private _tlsTimer: NodeJS.Timeout | undefined;
+  readonly #server: Server | HttpsServer;
+  readonly #sources: ServerSources;
+  readonly #log: Logger;
+  readonly #streams = new Set<ServerResponse>();
+  readonly #token: BearerToken | undefined;
+  readonly #tls: boolean;
+  #tlsTimer: NodeJS.Timeout | undefined;
   /** Events not written to slow /events clients. */
   streamDropped = 0;
   /** Requests refused for a missing or wrong bearer token. */
@@ -134,11 +134,11 @@ export class LocalServer {
     token: BearerToken | undefined,
     tls: boolean,
   ) {
-    this._server = server;
-    this._sources = sources;
-    this._log = log;
-    this._token = token;
-    this._tls = tls;
+    this.#server = server;
+    this.#sources = sources;
+    this.#log = log;
+    this.#token = token;
+    this.#tls = tls;
   }
 
   /**
@@ -154,7 +154,9 @@ export class LocalServer {
   ): Promise<LocalServer> {
     let self: LocalServer | undefined;
     const token = security.bearerTokenFile ? new BearerToken(security.bearerTokenFile) : undefined;
-    const handler = (req: IncomingMessage, res: ServerResponse) => self?._handle(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      if (self) self.#handle(req, res);
+    };
     let server: Server | HttpsServer;
     let cert: WatchedFile | undefined;
     let key: WatchedFile | undefined;
@@ -181,7 +183,7 @@ export class LocalServer {
       const c = cert;
       const k = key;
       const https = server as HttpsServer;
-      self._tlsTimer = setInterval(() => {
+      self.#tlsTimer = setInterval(() => {
         const changed = c.refresh() || k.refresh();
         if (!changed) return;
         try {
@@ -194,7 +196,7 @@ export class LocalServer {
           );
         }
       }, 30_000);
-      self._tlsTimer.unref();
+      self.#tlsTimer.unref();
     }
     if (!isLoopback(host)) {
       const protection = [token ? 'bearer token' : '', security.tls ? 'TLS' : ''].filter(Boolean).join(' + ');
@@ -209,59 +211,59 @@ export class LocalServer {
   }
 
   get url(): string {
-    const a = this._server.address() as AddressInfo;
+    const a = this.#server.address() as AddressInfo;
     const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `${this._tls ? 'https' : 'http'}://${host}:${a.port}`;
+    return `${this.#tls ? 'https' : 'http'}://${host}:${a.port}`;
   }
 
   /** For /status: what protects the server and how many requests were refused. */
   describe(): { url: string; bearerToken: boolean; tls: boolean; unauthorized: number } {
     return {
       url: this.url,
-      bearerToken: this._token !== undefined,
-      tls: this._tls,
+      bearerToken: this.#token !== undefined,
+      tls: this.#tls,
       unauthorized: this.unauthorized,
     };
   }
 
   get port(): number {
-    return (this._server.address() as AddressInfo).port;
+    return (this.#server.address() as AddressInfo).port;
   }
 
   async close(): Promise<void> {
-    if (this._tlsTimer) clearInterval(this._tlsTimer);
-    for (const s of this._streams) s.end();
-    this._streams.clear();
-    this._server.closeAllConnections();
-    await new Promise<void>((resolve) => this._server.close(() => resolve()));
+    if (this.#tlsTimer) clearInterval(this.#tlsTimer);
+    for (const s of this.#streams) s.end();
+    this.#streams.clear();
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
-  private _handle(req: IncomingMessage, res: ServerResponse): void {
+  #handle(req: IncomingMessage, res: ServerResponse): void {
     let u: URL;
     try {
       u = new URL(req.url ?? '/', 'http://localhost');
     } catch {
-      this._json(res, 400, { error: 'bad request URL' });
+      this.#json(res, 400, { error: 'bad request URL' });
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this._json(res, 405, { error: 'only GET is supported' });
+      this.#json(res, 405, { error: 'only GET is supported' });
       return;
     }
     // /healthz and /readyz stay open (kubelet probes carry no secret; they tell nothing but ok or what is
     // still missing).
-    if (this._token && !OPEN_PATHS.has(u.pathname) && !this._token.check(req.headers.authorization)) {
+    if (this.#token && !OPEN_PATHS.has(u.pathname) && !this.#token.check(req.headers.authorization)) {
       this.unauthorized++;
       res.setHeader('www-authenticate', 'Bearer realm="podnet"');
-      this._json(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
+      this.#json(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
       return;
     }
     try {
       switch (u.pathname) {
         case '/metrics': {
-          const h = this._sources.metrics();
+          const h = this.#sources.metrics();
           if (!h) {
-            this._json(res, 404, {
+            this.#json(res, 404, {
               error: 'the Prometheus exporter is disabled (exporters.prometheus.enabled)',
             });
             return;
@@ -270,50 +272,50 @@ export class LocalServer {
           return;
         }
         case '/status':
-          this._json(res, 200, this._sources.status());
+          this.#json(res, 200, this.#sources.status());
           return;
         case '/inspect':
-          this._json(res, 200, this._sources.inspect());
+          this.#json(res, 200, this.#sources.inspect());
           return;
         case '/healthz': {
-          const ok = this._sources.healthy();
+          const ok = this.#sources.healthy();
           res.statusCode = ok ? 200 : 503;
           res.setHeader('content-type', 'text/plain');
           res.end(ok ? 'ok\n' : 'unhealthy\n');
           return;
         }
         case '/readyz': {
-          const missing = this._sources.notReady();
+          const missing = this.#sources.notReady();
           res.statusCode = missing.length === 0 ? 200 : 503;
           res.setHeader('content-type', 'text/plain');
           res.end(missing.length === 0 ? 'ready\n' : `not ready: ${missing.join('; ')}\n`);
           return;
         }
         case '/events':
-          this._events(u, res);
+          this.#events(u, res);
           return;
         default:
-          this._json(res, 404, {
+          this.#json(res, 404, {
             error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz /readyz`,
           });
       }
     } catch (err) {
-      this._log.warn({ err: String(err), path: u.pathname }, 'request failed');
-      if (!res.headersSent) this._json(res, 500, { error: 'internal error' });
+      this.#log.warn({ err: String(err), path: u.pathname }, 'request failed');
+      if (!res.headersSent) this.#json(res, 500, { error: 'internal error' });
       else res.end();
     }
   }
 
-  private _events(u: URL, res: ServerResponse): void {
+  #events(u: URL, res: ServerResponse): void {
     for (const [k, v] of u.searchParams) {
       if (!EVENT_PARAMS.has(k)) {
-        this._json(res, 400, {
+        this.#json(res, 400, {
           error: `unknown parameter ${JSON.stringify(k)}; expected pod, name, follow, recent`,
         });
         return;
       }
       if (v.length > MAX_PARAM) {
-        this._json(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
+        this.#json(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
         return;
       }
     }
@@ -327,7 +329,7 @@ export class LocalServer {
     const follow = bool('follow', true);
     const recent = bool('recent', follow === false);
     if (follow === undefined || recent === undefined) {
-      this._json(res, 400, { error: 'follow and recent take 1/0 or true/false' });
+      this.#json(res, 400, { error: 'follow and recent take 1/0 or true/false' });
       return;
     }
     const filter = {
@@ -338,15 +340,15 @@ export class LocalServer {
     res.setHeader('content-type', 'application/x-ndjson');
     res.setHeader('cache-control', 'no-store');
     if (recent)
-      for (const r of this._sources.recentEvents())
+      for (const r of this.#sources.recentEvents())
         if (matchesFilter(r, filter)) res.write(`${JSON.stringify(r)}\n`);
     if (!follow) {
       res.end();
       return;
     }
     res.flushHeaders();
-    this._streams.add(res);
-    const unsubscribe = this._sources.subscribe((r) => {
+    this.#streams.add(res);
+    const unsubscribe = this.#sources.subscribe((r) => {
       if (!matchesFilter(r, filter)) return;
       if (res.writableLength > MAX_BUFFERED) {
         this.streamDropped++;
@@ -356,11 +358,11 @@ export class LocalServer {
     });
     res.on('close', () => {
       unsubscribe();
-      this._streams.delete(res);
+      this.#streams.delete(res);
     });
   }
 
-  private _json(res: ServerResponse, code: number, body: unknown): void {
+  #json(res: ServerResponse, code: number, body: unknown): void {
     res.statusCode = code;
     res.setHeader('content-type', 'application/json');
     res.end(`${JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);

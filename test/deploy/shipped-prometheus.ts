@@ -21,14 +21,14 @@ export interface DiscoveredPod {
 
 export class ShippedPrometheus {
   readonly url: string;
-  private readonly _child: ChildProcess;
-  private readonly _dir: string;
+  readonly #child: ChildProcess;
+  readonly #dir: string;
   log = '';
 
   private constructor(child: ChildProcess, url: string, dir: string) {
-    this._child = child;
+    this.#child = child;
     this.url = url;
-    this._dir = dir;
+    this.#dir = dir;
     child.stderr?.on('data', (d: Buffer) => {
       this.log = (this.log + d.toString()).slice(-20_000);
     });
@@ -124,7 +124,7 @@ export class ShippedPrometheus {
   }
 
   async stop(): Promise<void> {
-    const c = this._child;
+    const c = this.#child;
     if (c.exitCode === null && c.signalCode === null) {
       const exited = new Promise<void>((r) => c.once('exit', () => r()));
       c.kill('SIGTERM');
@@ -132,6 +132,6 @@ export class ShippedPrometheus {
       await exited;
       clearTimeout(t);
     }
-    rmSync(this._dir, { recursive: true, force: true });
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 }

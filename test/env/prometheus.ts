@@ -35,24 +35,24 @@ export function freePort(): Promise<number> {
 export class Prometheus {
   readonly url: string;
   readonly dir: string;
-  private readonly _child: ChildProcess;
-  private _log = '';
+  readonly #child: ChildProcess;
+  #log = '';
 
   private constructor(child: ChildProcess, url: string, dir: string) {
-    this._child = child;
+    this.#child = child;
     this.url = url;
     this.dir = dir;
     child.stderr?.on('data', (d: Buffer) => {
-      this._log = (this._log + d.toString()).slice(-20_000);
+      this.#log = (this.#log + d.toString()).slice(-20_000);
     });
   }
 
   get log(): string {
-    return this._log;
+    return this.#log;
   }
 
   get pid(): number | undefined {
-    return this._child.pid;
+    return this.#child.pid;
   }
 
   static async start(targets: readonly ScrapeTarget[], scrapeInterval = '1s'): Promise<Prometheus> {
@@ -93,7 +93,7 @@ export class Prometheus {
         await new Promise((r) => setTimeout(r, 100));
       }
       lastErr = p.log;
-      await p._kill();
+      await p.#kill();
     }
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`prometheus did not become ready: ${lastErr}`);
@@ -126,16 +126,16 @@ export class Prometheus {
       if (pred(last)) return last;
       await new Promise((r) => setTimeout(r, 250));
     }
-    throw new Error(`PromQL ${promql} never matched; last result ${JSON.stringify(last)}\n${this._log}`);
+    throw new Error(`PromQL ${promql} never matched; last result ${JSON.stringify(last)}\n${this.#log}`);
   }
 
   async stop(): Promise<void> {
-    await this._kill();
+    await this.#kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async _kill(): Promise<void> {
-    const c = this._child;
+  async #kill(): Promise<void> {
+    const c = this.#child;
     if (c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
     c.kill('SIGTERM');

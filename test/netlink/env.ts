@@ -18,7 +18,7 @@ export function inNs(ns: string, cmd: string, args: string[]): string {
 export class TestNetwork {
   readonly prefix: string;
   readonly namespaces: string[] = [];
-  private readonly procs: ChildProcess[] = [];
+  readonly #procs: ChildProcess[] = [];
   constructor(tag: string) {
     this.prefix = `pnl${process.pid}${tag}`;
   }
@@ -54,7 +54,7 @@ export class TestNetwork {
     const p = spawn('ip', ['netns', 'exec', ns, NODE, FIXTURE, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    this.procs.push(p);
+    this.#procs.push(p);
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`fixture ${args.join(' ')} not ready`)), timeoutMs);
       let out = '';
@@ -74,7 +74,7 @@ export class TestNetwork {
   }
   /** Kills the processes this network started (by pid) and deletes its netns. */
   cleanup(): void {
-    for (const p of this.procs) {
+    for (const p of this.#procs) {
       if (p.exitCode === null && p.pid !== undefined) {
         try {
           process.kill(p.pid, 'SIGKILL');

@@ -256,36 +256,36 @@ export class OtlpReceiver {
   readonly headers = new Map<string, Record<string, string>>();
   /** Bodies that failed to decode (a test asserts this stays empty). */
   readonly decodeErrors: string[] = [];
-  private _grpc: grpc.Server | undefined;
-  private _http: Server | undefined;
-  private _grpcPort = 0;
-  private _httpPort = 0;
-  private readonly _maxKept: number;
-  private readonly _root: protobuf.Root;
-  private readonly _metricsReq: protobuf.Type;
-  private readonly _logsReq: protobuf.Type;
-  private readonly _metricsResp: protobuf.Type;
-  private readonly _logsResp: protobuf.Type;
-  private readonly _grpcDef: grpc.GrpcObject;
-  private _waiters: Array<() => void> = [];
-  private _stalled = false;
-  private readonly _held = new Set<() => void>();
+  #grpc: grpc.Server | undefined;
+  #http: Server | undefined;
+  #grpcPort = 0;
+  #httpPort = 0;
+  readonly #maxKept: number;
+  readonly #root: protobuf.Root;
+  readonly #metricsReq: protobuf.Type;
+  readonly #logsReq: protobuf.Type;
+  readonly #metricsResp: protobuf.Type;
+  readonly #logsResp: protobuf.Type;
+  readonly #grpcDef: grpc.GrpcObject;
+  #waiters: Array<() => void> = [];
+  #stalled = false;
+  readonly #held = new Set<() => void>();
 
   constructor(options: OtlpReceiverOptions = {}) {
-    this._grpcPort = options.grpcPort ?? 0;
-    this._httpPort = options.httpPort ?? 0;
-    this._maxKept = options.maxKept ?? 200_000;
-    this._root = new protobuf.Root();
-    this._root.resolvePath = (_origin, target) => (target.startsWith('/') ? target : join(PROTO_DIR, target));
-    this._root.loadSync([METRICS_SERVICE, LOGS_SERVICE]);
-    this._metricsReq = this._root.lookupType(
+    this.#grpcPort = options.grpcPort ?? 0;
+    this.#httpPort = options.httpPort ?? 0;
+    this.#maxKept = options.maxKept ?? 200_000;
+    this.#root = new protobuf.Root();
+    this.#root.resolvePath = (_origin, target) => (target.startsWith('/') ? target : join(PROTO_DIR, target));
+    this.#root.loadSync([METRICS_SERVICE, LOGS_SERVICE]);
+    this.#metricsReq = this.#root.lookupType(
       'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest',
     );
-    this._logsReq = this._root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
-    this._metricsResp = this._root.lookupType(
+    this.#logsReq = this.#root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+    this.#metricsResp = this.#root.lookupType(
       'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceResponse',
     );
-    this._logsResp = this._root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse');
+    this.#logsResp = this.#root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse');
     const def = protoLoader.loadSync([METRICS_SERVICE, LOGS_SERVICE], {
       includeDirs: [PROTO_DIR],
       keepCase: false,
@@ -294,32 +294,32 @@ export class OtlpReceiver {
       defaults: false,
       oneofs: false,
     });
-    this._grpcDef = grpc.loadPackageDefinition(def);
+    this.#grpcDef = grpc.loadPackageDefinition(def);
   }
 
   get grpcEndpoint(): string {
-    return `http://127.0.0.1:${this._grpcPort}`;
+    return `http://127.0.0.1:${this.#grpcPort}`;
   }
 
   get httpEndpoint(): string {
-    return `http://127.0.0.1:${this._httpPort}`;
+    return `http://127.0.0.1:${this.#httpPort}`;
   }
 
   get isUp(): boolean {
-    return this._http !== undefined;
+    return this.#http !== undefined;
   }
 
   async up(): Promise<void> {
-    if (this._http) return;
-    await this._startGrpc();
-    await this._startHttp();
+    if (this.#http) return;
+    await this.#startGrpc();
+    await this.#startHttp();
   }
 
   async down(): Promise<void> {
-    const g = this._grpc;
-    const h = this._http;
-    this._grpc = undefined;
-    this._http = undefined;
+    const g = this.#grpc;
+    const h = this.#http;
+    this.#grpc = undefined;
+    this.#http = undefined;
     if (g) g.forceShutdown();
     if (h) {
       h.closeAllConnections();
@@ -332,13 +332,13 @@ export class OtlpReceiver {
    * until the exporter times out. `unstall()` fails the held requests and answers normally again.
    */
   stall(): void {
-    this._stalled = true;
+    this.#stalled = true;
   }
 
   unstall(): void {
-    this._stalled = false;
-    const held = [...this._held];
-    this._held.clear();
+    this.#stalled = false;
+    const held = [...this.#held];
+    this.#held.clear();
     for (const f of held) f();
   }
 
@@ -356,7 +356,7 @@ export class OtlpReceiver {
       if (left <= 0) throw new Error(`OTLP receiver: timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 250));
-        this._waiters.push(() => {
+        this.#waiters.push(() => {
           clearTimeout(t);
           resolve();
         });
@@ -364,7 +364,7 @@ export class OtlpReceiver {
     }
   }
 
-  private _record(
+  #record(
     signal: 'metrics' | 'logs',
     transport: ReceivedPoint['transport'],
     req: Obj,
@@ -373,71 +373,71 @@ export class OtlpReceiver {
     const key = `${signal} ${transport}`;
     this.headers.set(key, headers);
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    if (signal === 'metrics') push(this.points, flattenMetrics(req, transport), this._maxKept);
-    else push(this.logs, flattenLogs(req, transport), this._maxKept);
-    const w = this._waiters;
-    this._waiters = [];
+    if (signal === 'metrics') push(this.points, flattenMetrics(req, transport), this.#maxKept);
+    else push(this.logs, flattenLogs(req, transport), this.#maxKept);
+    const w = this.#waiters;
+    this.#waiters = [];
     for (const f of w) f();
   }
 
   /** While stalled, park `release` (called on unstall) and report true. */
-  private _hold(release: () => void): boolean {
-    if (!this._stalled) return false;
-    this._held.add(release);
+  #hold(release: () => void): boolean {
+    if (!this.#stalled) return false;
+    this.#held.add(release);
     return true;
   }
 
-  private async _startGrpc(): Promise<void> {
+  async #startGrpc(): Promise<void> {
     const server = new grpc.Server();
-    const pkg = this._grpcDef as Obj;
+    const pkg = this.#grpcDef as Obj;
     const metricsService = pkg.opentelemetry.proto.collector.metrics.v1.MetricsService.service;
     const logsService = pkg.opentelemetry.proto.collector.logs.v1.LogsService.service;
     server.addService(metricsService, {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
-        if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
+        if (this.#hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
           return;
-        this._record('metrics', 'grpc', call.request, grpcHeaders(call));
+        this.#record('metrics', 'grpc', call.request, grpcHeaders(call));
         cb(null, {});
       },
     });
     server.addService(logsService, {
       Export: (call: Obj, cb: grpc.sendUnaryData<Obj>) => {
-        if (this._hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
+        if (this.#hold(() => cb({ code: grpc.status.UNAVAILABLE, details: 'stalled' } as grpc.ServiceError)))
           return;
-        this._record('logs', 'grpc', call.request, grpcHeaders(call));
+        this.#record('logs', 'grpc', call.request, grpcHeaders(call));
         cb(null, {});
       },
     });
-    this._grpcPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${this._grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+    this.#grpcPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`127.0.0.1:${this.#grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(err) : resolve(port),
       );
     });
-    this._grpc = server;
+    this.#grpc = server;
   }
 
-  private async _startHttp(): Promise<void> {
+  async #startHttp(): Promise<void> {
     const server = createServer((req, res) => {
-      this._handleHttp(req, res).catch((err: unknown) => {
+      this.#handleHttp(req, res).catch((err: unknown) => {
         res.statusCode = 500;
         res.end(String(err));
       });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this._httpPort, '127.0.0.1', () => resolve());
+      server.listen(this.#httpPort, '127.0.0.1', () => resolve());
     });
-    this._httpPort = (server.address() as AddressInfo).port;
-    this._http = server;
+    this.#httpPort = (server.address() as AddressInfo).port;
+    this.#http = server;
   }
 
-  private async _handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     let body = Buffer.concat(chunks);
     if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
     if (
-      this._hold(() => {
+      this.#hold(() => {
         res.statusCode = 503;
         res.end();
       })
@@ -449,8 +449,8 @@ export class OtlpReceiver {
       res.end();
       return;
     }
-    const reqType = signal === 'metrics' ? this._metricsReq : this._logsReq;
-    const respType = signal === 'metrics' ? this._metricsResp : this._logsResp;
+    const reqType = signal === 'metrics' ? this.#metricsReq : this.#logsReq;
+    const respType = signal === 'metrics' ? this.#metricsResp : this.#logsResp;
     const json = (req.headers['content-type'] ?? '').includes('json');
     let decoded: Obj;
     try {
@@ -465,7 +465,7 @@ export class OtlpReceiver {
     }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-    this._record(signal, json ? 'http/json' : 'http/protobuf', decoded, headers);
+    this.#record(signal, json ? 'http/json' : 'http/protobuf', decoded, headers);
     res.statusCode = 200;
     if (json) {
       res.setHeader('content-type', 'application/json');
