@@ -46,30 +46,30 @@ function histDelta(cur: Histogram, prev: Histogram): Histogram | undefined {
 }
 
 export class DeltaProducer implements MetricProducer {
-  private readonly _source: MetricProducer;
-  private _prev = new Map<string, Prev>();
+  readonly #source: MetricProducer;
+  #prev = new Map<string, Prev>();
 
   constructor(source: MetricProducer) {
-    this._source = source;
+    this.#source = source;
   }
 
   async collect(): Promise<CollectionResult> {
-    const r = await this._source.collect();
+    const r = await this.#source.collect();
     const next = new Map<string, Prev>();
     const scopeMetrics = r.resourceMetrics.scopeMetrics.map((sm) => ({
       scope: sm.scope,
-      metrics: sm.metrics.map((m) => this._convert(m, next)),
+      metrics: sm.metrics.map((m) => this.#convert(m, next)),
     }));
-    this._prev = next;
+    this.#prev = next;
     return { resourceMetrics: { resource: r.resourceMetrics.resource, scopeMetrics }, errors: r.errors };
   }
 
-  private _convert(m: MetricData, next: Map<string, Prev>): MetricData {
+  #convert(m: MetricData, next: Map<string, Prev>): MetricData {
     if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
       const dataPoints: DataPoint<number>[] = [];
       for (const dp of m.dataPoints) {
         const k = key(m.descriptor.name, dp.attributes);
-        const prev = this._prev.get(k);
+        const prev = this.#prev.get(k);
         if (prev && sameTime(prev.end, dp.endTime)) {
           next.set(k, prev); // no collection since the last export: nothing to report
           continue;
@@ -84,7 +84,7 @@ export class DeltaProducer implements MetricProducer {
       const dataPoints: DataPoint<Histogram>[] = [];
       for (const dp of m.dataPoints) {
         const k = key(m.descriptor.name, dp.attributes);
-        const prev = this._prev.get(k);
+        const prev = this.#prev.get(k);
         if (prev && sameTime(prev.end, dp.endTime)) {
           next.set(k, prev);
           continue;

@@ -51,21 +51,21 @@ interface RecentEvent {
 const ENTITY_CACHE_MAX = 10_000;
 
 export class EventPipeline {
-  private _entities: EntitySource;
-  private readonly _self: SelfTelemetry;
-  private readonly _log: Logger | undefined;
-  private _defs = new Map<string, RegisteredEvent & { probes: Set<string> }>();
-  private _stacks = false;
-  private _labelAllowlist: readonly string[] = [];
-  private _export: EventExport | undefined;
-  private readonly _subscribers = new Set<(r: EventRecord) => void>();
+  #entities: EntitySource;
+  readonly #self: SelfTelemetry;
+  readonly #log: Logger | undefined;
+  #defs = new Map<string, RegisteredEvent & { probes: Set<string> }>();
+  #stacks = false;
+  #labelAllowlist: readonly string[] = [];
+  #export: EventExport | undefined;
+  readonly #subscribers = new Set<(r: EventRecord) => void>();
   /** Ring of the last `_recentMax` events (oldest at `_recentHead` once full). */
-  private _recent: RecentEvent[] = [];
-  private _recentHead = 0;
-  private readonly _recentMax: number;
-  private readonly _warned = new Set<string>();
+  #recent: RecentEvent[] = [];
+  #recentHead = 0;
+  readonly #recentMax: number;
+  readonly #warned = new Set<string>();
   /** netns → the entity it resolved to and its frozen attribute set. */
-  private _entityAttrs = new Map<
+  #entityAttrs = new Map<
     number,
     { entity: Entity | undefined; attrs: Readonly<Record<string, AttributeValue>> }
   >();
@@ -73,10 +73,10 @@ export class EventPipeline {
   emitted = 0;
 
   constructor(options: { entities: EntitySource; self: SelfTelemetry; log?: Logger; recent?: number }) {
-    this._entities = options.entities;
-    this._self = options.self;
-    this._log = options.log;
-    this._recentMax = options.recent ?? 200;
+    this.#entities = options.entities;
+    this.#self = options.self;
+    this.#log = options.log;
+    this.#recentMax = options.recent ?? 200;
   }
 
   configure(options: {
@@ -92,57 +92,57 @@ export class EventPipeline {
         if (prev) prev.probes.add(d.probe);
         else map.set(d.def.name, { ...d, probes: new Set([d.probe]) });
       }
-      this._defs = map;
+      this.#defs = map;
     }
-    if (options.stacks !== undefined) this._stacks = options.stacks;
-    if (options.labelAllowlist) this._labelAllowlist = options.labelAllowlist;
-    if (options.entities) this._entities = options.entities;
-    if (options.labelAllowlist || options.entities) this._entityAttrs = new Map();
+    if (options.stacks !== undefined) this.#stacks = options.stacks;
+    if (options.labelAllowlist) this.#labelAllowlist = options.labelAllowlist;
+    if (options.entities) this.#entities = options.entities;
+    if (options.labelAllowlist || options.entities) this.#entityAttrs = new Map();
   }
 
   /** Where records go to be exported (the export worker); undefined when no log exporter is configured. */
   setExport(exp: EventExport | undefined): void {
-    this._export = exp;
+    this.#export = exp;
   }
 
   get exportsLogs(): boolean {
-    return this._export !== undefined;
+    return this.#export !== undefined;
   }
 
   subscribe(fn: (r: EventRecord) => void): () => void {
-    this._subscribers.add(fn);
-    return () => this._subscribers.delete(fn);
+    this.#subscribers.add(fn);
+    return () => this.#subscribers.delete(fn);
   }
 
   /** The last events, oldest first. */
   recent(): readonly EventRecord[] {
-    const r = this._recent;
+    const r = this.#recent;
     const out: EventRecord[] = [];
-    for (let i = 0; i < r.length; i++) out.push(materialize(r[(this._recentHead + i) % r.length]!));
+    for (let i = 0; i < r.length; i++) out.push(materialize(r[(this.#recentHead + i) % r.length]!));
     return out;
   }
 
   /** The `ProbeContext.emit` of `probe`. Never throws, never blocks. */
   emit(probe: string, ev: ProbeEvent): void {
     this.emitted++;
-    const reg = this._defs.get(ev.name);
+    const reg = this.#defs.get(ev.name);
     const declared = reg?.probes.has(probe) ?? false;
     if (!reg || !declared || !reg.enabled) {
-      this._self.countEvents('suppressed');
-      if (!declared) this._warnOnce(`probe ${probe} emitted undeclared event ${ev.name}`);
+      this.#self.countEvents('suppressed');
+      if (!declared) this.#warnOnce(`probe ${probe} emitted undeclared event ${ev.name}`);
       return;
     }
     const netns = ev.netns ?? 0;
-    const entity = resolveEntity(this._entities, netns);
-    let cached = this._entityAttrs.get(netns);
+    const entity = resolveEntity(this.#entities, netns);
+    let cached = this.#entityAttrs.get(netns);
     if (cached === undefined || cached.entity !== entity) {
-      if (this._entityAttrs.size >= ENTITY_CACHE_MAX) this._entityAttrs = new Map();
-      cached = { entity, attrs: Object.freeze(entityAttributes(entity, netns, this._labelAllowlist)) };
-      this._entityAttrs.set(netns, cached);
+      if (this.#entityAttrs.size >= ENTITY_CACHE_MAX) this.#entityAttrs = new Map();
+      cached = { entity, attrs: Object.freeze(entityAttributes(entity, netns, this.#labelAllowlist)) };
+      this.#entityAttrs.set(netns, cached);
     }
-    const stack = this._stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;
+    const stack = this.#stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;
     const severity = ev.severity ?? reg.def.severity ?? 'WARN';
-    this._export?.push(
+    this.#export?.push(
       ev.name,
       ev.type,
       severityIndex(severity),
@@ -151,7 +151,7 @@ export class EventPipeline {
       stack,
       ev.attributes,
     );
-    if (this._recentMax === 0 && this._subscribers.size === 0) return;
+    if (this.#recentMax === 0 && this.#subscribers.size === 0) return;
     const re: RecentEvent = {
       probe,
       ev,
@@ -160,28 +160,28 @@ export class EventPipeline {
       entityAttrs: cached.attrs,
       stack,
     };
-    if (this._recentMax > 0) {
-      if (this._recent.length < this._recentMax) this._recent.push(re);
+    if (this.#recentMax > 0) {
+      if (this.#recent.length < this.#recentMax) this.#recent.push(re);
       else {
-        this._recent[this._recentHead] = re;
-        this._recentHead = (this._recentHead + 1) % this._recentMax;
+        this.#recent[this.#recentHead] = re;
+        this.#recentHead = (this.#recentHead + 1) % this.#recentMax;
       }
     }
-    if (this._subscribers.size === 0) return;
+    if (this.#subscribers.size === 0) return;
     const rec = materialize(re);
-    for (const fn of this._subscribers) {
+    for (const fn of this.#subscribers) {
       try {
         fn(rec);
       } catch (err) {
-        this._log?.warn({ err }, 'event subscriber failed');
+        this.#log?.warn({ err }, 'event subscriber failed');
       }
     }
   }
 
-  private _warnOnce(msg: string): void {
-    if (this._warned.has(msg)) return;
-    this._warned.add(msg);
-    this._log?.warn(msg);
+  #warnOnce(msg: string): void {
+    if (this.#warned.has(msg)) return;
+    this.#warned.add(msg);
+    this.#log?.warn(msg);
   }
 }
 

@@ -169,9 +169,9 @@ export function splitResourceMetrics(rm: ResourceMetrics, maxPoints: number): Re
  * values again).
  */
 export class CountingMetricExporter implements PushMetricExporter {
-  private readonly _inner: PushMetricExporter;
-  private readonly _onResult: (ok: boolean, error?: Error) => void;
-  private readonly _maxPoints: number;
+  readonly #inner: PushMetricExporter;
+  readonly #onResult: (ok: boolean, error?: Error) => void;
+  readonly #maxPoints: number;
   readonly selectAggregationTemporality: PushMetricExporter['selectAggregationTemporality'];
   readonly selectAggregation: PushMetricExporter['selectAggregation'];
 
@@ -180,25 +180,25 @@ export class CountingMetricExporter implements PushMetricExporter {
     onResult: (ok: boolean, error?: Error) => void,
     options: { maxPointsPerRequest?: number } = {},
   ) {
-    this._inner = inner;
-    this._onResult = onResult;
-    this._maxPoints = Math.max(1, options.maxPointsPerRequest ?? METRIC_POINTS_PER_REQUEST);
+    this.#inner = inner;
+    this.#onResult = onResult;
+    this.#maxPoints = Math.max(1, options.maxPointsPerRequest ?? METRIC_POINTS_PER_REQUEST);
     this.selectAggregationTemporality = inner.selectAggregationTemporality?.bind(inner);
     this.selectAggregation = inner.selectAggregation?.bind(inner);
   }
 
   export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
-    const requests = splitResourceMetrics(metrics, this._maxPoints);
+    const requests = splitResourceMetrics(metrics, this.#maxPoints);
     let i = 0;
     const next = (): void => {
       const request = requests[i]!;
       requests[i++] = undefined as never; // let a sent request's points go
-      this._inner.export(request, (r) => {
+      this.#inner.export(request, (r) => {
         if (r.code === ExportResultCode.SUCCESS && i < requests.length) {
           next();
           return;
         }
-        this._onResult(r.code === ExportResultCode.SUCCESS, r.error);
+        this.#onResult(r.code === ExportResultCode.SUCCESS, r.error);
         cb(r);
       });
     };
@@ -206,10 +206,10 @@ export class CountingMetricExporter implements PushMetricExporter {
   }
 
   forceFlush(): Promise<void> {
-    return this._inner.forceFlush();
+    return this.#inner.forceFlush();
   }
 
   shutdown(): Promise<void> {
-    return this._inner.shutdown();
+    return this.#inner.shutdown();
   }
 }

@@ -35,17 +35,17 @@ import { SEVERITIES } from './severity.ts';
  * processor's own counts (dropped because the queue was full, current queue size).
  */
 class QueueObserver implements ApiMeterProvider {
-  private readonly _onDrop: (n: number) => void;
-  private _queueCallbacks: Array<(r: ObservableResult) => void> = [];
+  readonly #onDrop: (n: number) => void;
+  #queueCallbacks: Array<(r: ObservableResult) => void> = [];
 
   constructor(onDrop: (n: number) => void) {
-    this._onDrop = onDrop;
+    this.#onDrop = onDrop;
   }
 
   queueSize(): number {
     let size = 0;
     const result = { observe: (v: number) => (size += v) } as ObservableResult;
-    for (const cb of this._queueCallbacks) cb(result);
+    for (const cb of this.#queueCallbacks) cb(result);
     return size;
   }
 
@@ -56,7 +56,7 @@ class QueueObserver implements ApiMeterProvider {
       const real = noop.createCounter(name, opts);
       const counter: Counter = {
         add: (value, attrs) => {
-          if (attrs?.['error.type'] === 'queue_full') this._onDrop(value);
+          if (attrs?.['error.type'] === 'queue_full') this.#onDrop(value);
           real.add(value, attrs);
         },
       };
@@ -66,11 +66,11 @@ class QueueObserver implements ApiMeterProvider {
       const real = noop.createObservableUpDownCounter(name, opts);
       const obs: ObservableUpDownCounter = {
         addCallback: (cb) => {
-          if (name.endsWith('queue.size')) this._queueCallbacks.push(cb as (r: ObservableResult) => void);
+          if (name.endsWith('queue.size')) this.#queueCallbacks.push(cb as (r: ObservableResult) => void);
           real.addCallback(cb);
         },
         removeCallback: (cb) => {
-          this._queueCallbacks = this._queueCallbacks.filter((c) => c !== cb);
+          this.#queueCallbacks = this.#queueCallbacks.filter((c) => c !== cb);
           real.removeCallback(cb);
         },
       };

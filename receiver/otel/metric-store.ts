@@ -172,27 +172,27 @@ export function validHistogram(v: HistogramValue): string | undefined {
 }
 
 export class MetricStore implements MetricProducer {
-  private _entities: EntitySource;
-  private _labelAllowlist: readonly string[];
-  private _limit: number;
-  private readonly _log: Logger | undefined;
-  private _defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+  #entities: EntitySource;
+  #labelAllowlist: readonly string[];
+  #limit: number;
+  readonly #log: Logger | undefined;
+  #defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
   /** Series per probe: the latest collection's, and their state (start time, last value). */
-  private readonly _probes = new Map<string, ProbeSeries>();
+  readonly #probes = new Map<string, ProbeSeries>();
   /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
-  private readonly _interned = new Map<string, ProbeAttributes>();
+  readonly #interned = new Map<string, ProbeAttributes>();
   /** Bumped when the entity attributes change for every entity (label allow-list, entity source). */
-  private _entityVersion = 0;
-  private readonly _overflow = new Map<string, number>();
-  private readonly _invalid = new Map<string, number>();
-  private readonly _warned = new Set<string>();
-  private readonly _extra: MetricSource[] = [];
+  #entityVersion = 0;
+  readonly #overflow = new Map<string, number>();
+  readonly #invalid = new Map<string, number>();
+  readonly #warned = new Set<string>();
+  readonly #extra: MetricSource[] = [];
 
   constructor(options: MetricStoreOptions) {
-    this._entities = options.entities;
-    this._labelAllowlist = options.labelAllowlist ?? [];
-    this._limit = options.cardinalityLimit ?? 10_000;
-    this._log = options.log;
+    this.#entities = options.entities;
+    this.#labelAllowlist = options.labelAllowlist ?? [];
+    this.#limit = options.cardinalityLimit ?? 10_000;
+    this.#log = options.log;
   }
 
   configure(options: {
@@ -200,14 +200,14 @@ export class MetricStore implements MetricProducer {
     cardinalityLimit?: number;
     entities?: EntitySource;
   }): void {
-    if (options.labelAllowlist) this._labelAllowlist = options.labelAllowlist;
-    if (options.cardinalityLimit !== undefined) this._limit = options.cardinalityLimit;
-    if (options.entities) this._entities = options.entities;
-    if (options.labelAllowlist || options.entities) this._entityVersion++;
+    if (options.labelAllowlist) this.#labelAllowlist = options.labelAllowlist;
+    if (options.cardinalityLimit !== undefined) this.#limit = options.cardinalityLimit;
+    if (options.entities) this.#entities = options.entities;
+    if (options.labelAllowlist || options.entities) this.#entityVersion++;
   }
 
   get cardinalityLimit(): number {
-    return this._limit;
+    return this.#limit;
   }
 
   /**
@@ -225,7 +225,7 @@ export class MetricStore implements MetricProducer {
       }
       const conflict = definitionConflict(prev.def, d.def);
       if (conflict) {
-        this._log?.error(
+        this.#log?.error(
           { metric: d.def.name, probes: [prev.probe, d.probe] },
           `conflicting declarations of ${d.def.name} (${conflict}); points of ${d.probe} are dropped`,
         );
@@ -233,40 +233,40 @@ export class MetricStore implements MetricProducer {
       }
       prev.probes.add(d.probe);
     }
-    this._defs = map;
+    this.#defs = map;
   }
 
   definitions(): readonly RegisteredMetric[] {
-    return [...this._defs.values()];
+    return [...this.#defs.values()];
   }
 
   addSource(source: MetricSource): void {
-    this._extra.push(source);
+    this.#extra.push(source);
   }
 
   /** Points dropped by the cardinality limit, per metric, since start. */
   overflowCounts(): ReadonlyMap<string, number> {
-    return this._overflow;
+    return this.#overflow;
   }
 
   /** Points dropped as malformed (undeclared metric, bad histogram), per metric, since start. */
   invalidCounts(): ReadonlyMap<string, number> {
-    return this._invalid;
+    return this.#invalid;
   }
 
   seriesCount(): number {
     let n = 0;
-    for (const p of this._probes.values()) n += p.latest.length;
+    for (const p of this.#probes.values()) n += p.latest.length;
     return n;
   }
 
   /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
   update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
     const time = hrTimeFromMs(timeMs);
-    let ps = this._probes.get(probe);
+    let ps = this.#probes.get(probe);
     if (!ps) {
       ps = { gen: 0, byNetns: new Map(), latest: [] };
-      this._probes.set(probe, ps);
+      this.#probes.set(probe, ps);
     }
     const gen = ++ps.gen;
     const perMetric = new Map<string, number>();
@@ -274,9 +274,9 @@ export class MetricStore implements MetricProducer {
     let cur: NetnsSeries | undefined;
     let curNetns = Number.NaN;
     for (const p of points) {
-      const reg = this._defs.get(p.metric);
+      const reg = this.#defs.get(p.metric);
       if (!reg?.probes.has(probe)) {
-        this._countInvalid(p.metric, `probe ${probe} reported undeclared metric ${p.metric}`);
+        this.#countInvalid(p.metric, `probe ${probe} reported undeclared metric ${p.metric}`);
         continue;
       }
       if (!reg.enabled) continue;
@@ -284,11 +284,11 @@ export class MetricStore implements MetricProducer {
       if (def.kind === 'histogram') {
         const problem = isHistogram(p.value) ? validHistogram(p.value) : 'value is a number';
         if (problem) {
-          this._countInvalid(p.metric, `histogram ${p.metric} from ${probe}: ${problem}`);
+          this.#countInvalid(p.metric, `histogram ${p.metric} from ${probe}: ${problem}`);
           continue;
         }
       } else if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
-        this._countInvalid(p.metric, `${def.kind} ${p.metric} from ${probe}: value is not a finite number`);
+        this.#countInvalid(p.metric, `${def.kind} ${p.metric} from ${probe}: value is not a finite number`);
         continue;
       }
       const entityScoped = (def.scope ?? 'entity') === 'entity';
@@ -313,12 +313,12 @@ export class MetricStore implements MetricProducer {
         if (cur.gen !== gen) {
           cur.gen = gen;
           cur.seen = 0;
-          const entity = entityScoped ? resolveEntity(this._entities, netns) : undefined;
-          if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this._entityVersion)) {
+          const entity = entityScoped ? resolveEntity(this.#entities, netns) : undefined;
+          if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this.#entityVersion)) {
             cur.entity = entity;
-            cur.entityVersion = this._entityVersion;
+            cur.entityVersion = this.#entityVersion;
             // Frozen: shared by the netns' attribute-less series (and their cached /metrics label text).
-            const ea = Object.freeze(entityAttributes(entity, netns, this._labelAllowlist));
+            const ea = Object.freeze(entityAttributes(entity, netns, this.#labelAllowlist));
             // An equal view (a source that hands out new objects) keeps the series' attribute objects.
             if (!sameAttributes(cur.entityAttrs, ea)) {
               cur.entityAttrs = ea;
@@ -342,15 +342,15 @@ export class MetricStore implements MetricProducer {
       } else s = ns.plain.get(def.name);
       if (s?.gen === gen) continue; // duplicate point within one collection: keep the first
       const n = perMetric.get(def.name) ?? 0;
-      if (n >= this._limit) {
-        this._overflow.set(def.name, (this._overflow.get(def.name) ?? 0) + 1);
+      if (n >= this.#limit) {
+        this.#overflow.set(def.name, (this.#overflow.get(def.name) ?? 0) + 1);
         continue;
       }
       perMetric.set(def.name, n + 1);
       if (!s) {
         s = {
           def,
-          attributes: this._seriesAttributes(p.attributes, attrsKey, ns.entityAttrs),
+          attributes: this.#seriesAttributes(p.attributes, attrsKey, ns.entityAttrs),
           value: p.value,
           startTime: time,
           time,
@@ -373,7 +373,7 @@ export class MetricStore implements MetricProducer {
       } else {
         s.def = def; // a reload may hand in a new declaration object
         if (ns.attrsChanged === gen)
-          s.attributes = this._seriesAttributes(p.attributes, attrsKey, ns.entityAttrs);
+          s.attributes = this.#seriesAttributes(p.attributes, attrsKey, ns.entityAttrs);
         // The start stays while the series was in the previous collection and did not go down.
         const value = s.carry === undefined ? p.value : withCarry(p.value, s.carry);
         const prev = s.value;
@@ -416,7 +416,7 @@ export class MetricStore implements MetricProducer {
    * declared to the /metrics serializer as those two parts; unfrozen point attributes are replaced by
    * one frozen copy per distinct set, so their label text is rendered once per scrape too.
    */
-  private _seriesAttributes(
+  #seriesAttributes(
     point: ProbeAttributes | undefined,
     key: string,
     entity: Record<string, AttributeValue>,
@@ -424,12 +424,12 @@ export class MetricStore implements MetricProducer {
     if (!point || key === '') return entity;
     let shared = point;
     if (!Object.isFrozen(point)) {
-      const interned = this._interned.get(key);
+      const interned = this.#interned.get(key);
       if (interned) shared = interned;
       else {
         shared = Object.freeze({ ...point });
-        if (this._interned.size >= MAX_INTERNED) this._interned.clear();
-        this._interned.set(key, shared);
+        if (this.#interned.size >= MAX_INTERNED) this.#interned.clear();
+        this.#interned.set(key, shared);
       }
     }
     const merged = { ...shared, ...entity };
@@ -438,7 +438,7 @@ export class MetricStore implements MetricProducer {
   }
 
   removeProbe(probe: string): void {
-    this._probes.delete(probe);
+    this.#probes.delete(probe);
   }
 
   /**
@@ -448,7 +448,7 @@ export class MetricStore implements MetricProducer {
    * up (a counter that is 0 until its first hit is often not reported at all); later, it starts anew.
    */
   carryOverProbe(probe: string): void {
-    const ps = this._probes.get(probe);
+    const ps = this.#probes.get(probe);
     if (!ps) return;
     const carried =
       ps.carried ?? new Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>();
@@ -475,13 +475,13 @@ export class MetricStore implements MetricProducer {
   /** All current series (for /inspect and tests). */
   series(): MetricSeries[] {
     const out: MetricSeries[] = [];
-    for (const p of this._probes.values()) for (const s of p.latest) out.push(s);
+    for (const p of this.#probes.values()) for (const s of p.latest) out.push(s);
     return out;
   }
 
   async collect(): Promise<CollectionResult> {
     const byMetric = new Map<string, MetricSeries[]>();
-    for (const p of this._probes.values()) {
+    for (const p of this.#probes.values()) {
       for (const s of p.latest) {
         let l = byMetric.get(s.def.name);
         if (!l) {
@@ -494,7 +494,7 @@ export class MetricStore implements MetricProducer {
     const metrics: MetricData[] = [];
     for (const list of byMetric.values()) metrics.push(toMetricData(list[0]!.def, list));
     const errors: unknown[] = [];
-    for (const src of this._extra) {
+    for (const src of this.#extra) {
       try {
         metrics.push(...src());
       } catch (err) {
@@ -541,11 +541,11 @@ export class MetricStore implements MetricProducer {
     return out;
   }
 
-  private _countInvalid(metric: string, message: string): void {
-    this._invalid.set(metric, (this._invalid.get(metric) ?? 0) + 1);
-    if (!this._warned.has(message)) {
-      this._warned.add(message);
-      this._log?.warn({ metric }, `dropping malformed point: ${message}`);
+  #countInvalid(metric: string, message: string): void {
+    this.#invalid.set(metric, (this.#invalid.get(metric) ?? 0) + 1);
+    if (!this.#warned.has(message)) {
+      this.#warned.add(message);
+      this.#log?.warn({ metric }, `dropping malformed point: ${message}`);
     }
   }
 }

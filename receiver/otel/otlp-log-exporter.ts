@@ -55,26 +55,26 @@ export async function loadLogExporter(s: OtlpSignalSettings): Promise<LogRecordE
 
 /** Counts log records exported and lost to failed exports. */
 export class CountingLogExporter implements LogRecordExporter {
-  private readonly _inner: LogRecordExporter;
-  private readonly _onResult: (ok: boolean, records: number, error?: Error) => void;
+  readonly #inner: LogRecordExporter;
+  readonly #onResult: (ok: boolean, records: number, error?: Error) => void;
 
   constructor(inner: LogRecordExporter, onResult: (ok: boolean, records: number, error?: Error) => void) {
-    this._inner = inner;
-    this._onResult = onResult;
+    this.#inner = inner;
+    this.#onResult = onResult;
   }
 
   export(records: ReadableLogRecord[], cb: (result: ExportResult) => void): void {
-    this._inner.export(records, (r) => {
-      this._onResult(r.code === ExportResultCode.SUCCESS, records.length, r.error);
+    this.#inner.export(records, (r) => {
+      this.#onResult(r.code === ExportResultCode.SUCCESS, records.length, r.error);
       cb(r);
     });
   }
 
   forceFlush(): Promise<void> {
-    return this._inner.forceFlush?.() ?? Promise.resolve();
+    return this.#inner.forceFlush?.() ?? Promise.resolve();
   }
 
   shutdown(): Promise<void> {
-    return this._inner.shutdown();
+    return this.#inner.shutdown();
   }
 }

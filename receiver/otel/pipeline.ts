@@ -38,15 +38,15 @@ export class Pipeline {
   readonly store: MetricStore;
   readonly events: EventPipeline;
   readonly self: SelfTelemetry;
-  private readonly _log: Logger;
-  private _meterProvider: MeterProvider | undefined;
-  private _eventExport: EventExport | undefined;
-  private _prometheus: PrometheusExporter | undefined;
-  private _settingsKey = '';
-  private _lastMetricsError = '';
+  readonly #log: Logger;
+  #meterProvider: MeterProvider | undefined;
+  #eventExport: EventExport | undefined;
+  #prometheus: PrometheusExporter | undefined;
+  #settingsKey = '';
+  #lastMetricsError = '';
 
   constructor(options: PipelineOptions) {
-    this._log = options.log;
+    this.#log = options.log;
     this.self = new SelfTelemetry();
     this.store = new MetricStore({
       entities: options.entities,
@@ -65,11 +65,16 @@ export class Pipeline {
 
   /** The Prometheus reader (text exposition served by the local server), when enabled. */
   get prometheus(): PrometheusExporter | undefined {
-    return this._prometheus;
+    return this.#prometheus;
+  }
+
+  /** The OTLP log export while it is on (tests reach its worker through it). */
+  get eventExport(): EventExport | undefined {
+    return this.#eventExport;
   }
 
   queueSize(): number {
-    return this._eventExport?.held() ?? 0;
+    return this.#eventExport?.held() ?? 0;
   }
 
   /** Build (or rebuild, when the settings changed) the providers and exporters. */
@@ -80,25 +85,25 @@ export class Pipeline {
       metrics: settings.metrics,
       logs: settings.logs,
     });
-    if (key === this._settingsKey) return;
-    await this._shutdownProviders();
-    this._settingsKey = key;
+    if (key === this.#settingsKey) return;
+    await this.#shutdownProviders();
+    this.#settingsKey = key;
     const readers: MetricReader[] = [];
     if (settings.prometheus) {
-      this._prometheus = new PrometheusExporter({ preventServerStart: true, metricProducers: [this.store] });
-      readers.push(this._prometheus);
+      this.#prometheus = new PrometheusExporter({ preventServerStart: true, metricProducers: [this.store] });
+      readers.push(this.#prometheus);
     }
     if (settings.metrics) {
       const m = settings.metrics;
       const exporter = new CountingMetricExporter(createMetricExporter(m), (ok, error) => {
         if (ok) {
-          this._lastMetricsError = '';
+          this.#lastMetricsError = '';
           return;
         }
         this.self.exportFailures.metrics++;
         const msg = String(error?.message ?? error);
-        if (msg !== this._lastMetricsError) this._log.warn({ err: msg }, 'OTLP metrics export failed');
-        this._lastMetricsError = msg;
+        if (msg !== this.#lastMetricsError) this.#log.warn({ err: msg }, 'OTLP metrics export failed');
+        this.#lastMetricsError = msg;
       });
       readers.push(
         new PeriodicExportingMetricReader({
@@ -109,16 +114,16 @@ export class Pipeline {
         }),
       );
     }
-    this._meterProvider = new MeterProvider({ resource: settings.resource, readers });
+    this.#meterProvider = new MeterProvider({ resource: settings.resource, readers });
     if (settings.logs) {
       // The LoggerProvider, its bounded batch queue and the OTLP exporter run in a worker thread.
-      this._eventExport = new EventExport({
+      this.#eventExport = new EventExport({
         settings: settings.logs,
         resource: settings.resource,
         self: this.self,
-        log: this._log,
+        log: this.#log,
       });
-      this.events.setExport(this._eventExport);
+      this.events.setExport(this.#eventExport);
     } else {
       this.events.setExport(undefined);
     }
@@ -129,21 +134,21 @@ export class Pipeline {
    * events this flush sent (flushed together, the metrics were read before the logs were acknowledged).
    */
   async forceFlush(): Promise<void> {
-    await this._eventExport?.forceFlush().catch(() => undefined);
-    await this._meterProvider?.forceFlush().catch(() => undefined);
+    await this.#eventExport?.forceFlush().catch(() => undefined);
+    await this.#meterProvider?.forceFlush().catch(() => undefined);
   }
 
   async shutdown(): Promise<void> {
-    await this._shutdownProviders();
-    this._settingsKey = '';
+    await this.#shutdownProviders();
+    this.#settingsKey = '';
   }
 
-  private async _shutdownProviders(): Promise<void> {
-    const mp = this._meterProvider;
-    const lp = this._eventExport;
-    this._meterProvider = undefined;
-    this._eventExport = undefined;
-    this._prometheus = undefined;
+  async #shutdownProviders(): Promise<void> {
+    const mp = this.#meterProvider;
+    const lp = this.#eventExport;
+    this.#meterProvider = undefined;
+    this.#eventExport = undefined;
+    this.#prometheus = undefined;
     this.events.setExport(undefined);
     // Logs first: the meter's final export then counts every event the logger's final export sent.
     const results = [
@@ -151,6 +156,6 @@ export class Pipeline {
       ...(await Promise.allSettled([mp?.shutdown()])),
     ];
     for (const r of results)
-      if (r.status === 'rejected') this._log.warn({ err: String(r.reason) }, 'exporter shutdown failed');
+      if (r.status === 'rejected') this.#log.warn({ err: String(r.reason) }, 'exporter shutdown failed');
   }
 }

@@ -136,27 +136,27 @@ export class SelfTelemetry {
     lost_export_failed: 0,
   };
   readonly exportFailures = { metrics: 0, logs: 0 };
-  private readonly _durations = new Map<string, Hist>();
-  private readonly _errors = new Map<string, number>();
-  private readonly _start: HrTime = hrTimeFromMs(Date.now());
-  private _sources: SelfTelemetrySources | undefined;
+  readonly #durations = new Map<string, Hist>();
+  readonly #errors = new Map<string, number>();
+  readonly #start: HrTime = hrTimeFromMs(Date.now());
+  #sources: SelfTelemetrySources | undefined;
 
   setSources(s: SelfTelemetrySources): void {
-    this._sources = s;
+    this.#sources = s;
   }
 
   recordCollection(probe: string, seconds: number, ok: boolean): void {
-    let h = this._durations.get(probe);
+    let h = this.#durations.get(probe);
     if (!h) {
       h = new Hist();
-      this._durations.set(probe, h);
+      this.#durations.set(probe, h);
     }
     h.record(seconds);
-    if (!ok) this._errors.set(probe, (this._errors.get(probe) ?? 0) + 1);
+    if (!ok) this.#errors.set(probe, (this.#errors.get(probe) ?? 0) + 1);
   }
 
   collectionErrors(probe: string): number {
-    return this._errors.get(probe) ?? 0;
+    return this.#errors.get(probe) ?? 0;
   }
 
   countEvents(outcome: EventOutcome, n = 1): void {
@@ -173,21 +173,21 @@ export class SelfTelemetry {
       def: DEF.get(name)!,
       attributes,
       value,
-      startTime: this._start,
+      startTime: this.#start,
       time: now,
     });
     const groups: MetricSeries[][] = [];
     groups.push(
-      [...this._durations].map(([p, h]) =>
+      [...this.#durations].map(([p, h]) =>
         s('podnet.probe.collection.duration', { [ATTR_PODNET_PROBE_NAME]: p }, h.value()),
       ),
     );
     groups.push(
-      [...this._errors].map(([p, n]) =>
+      [...this.#errors].map(([p, n]) =>
         s('podnet.probe.collection.errors', { [ATTR_PODNET_PROBE_NAME]: p }, n),
       ),
     );
-    const src = this._sources;
+    const src = this.#sources;
     if (src) {
       groups.push(
         src

@@ -162,13 +162,13 @@ test('a dead export worker: what it held is counted lost, a new worker takes ove
     rx.stall();
     for (let k = 1000; k < 3000; k++) p.events.emit('test', event(k, 'B'));
     const deadline = Date.now() + 20_000;
-    // biome-ignore lint/suspicious/noExplicitAny: reaching the worker to kill it, as a crash would.
-    const exp = (p as any)._eventExport;
-    while (exp._inWorker === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const exp = p.eventExport;
+    assert.ok(exp, 'the OTLP log export is on');
+    while (exp.inWorker === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const held = p.queueSize();
     assert.equal(held, 2000);
-    assert.ok(exp._inWorker > 0, 'the worker holds records');
-    await exp._worker.terminate();
+    assert.ok(exp.inWorker > 0, 'the worker holds records');
+    await exp.crashWorker();
     const t = Date.now() + 20_000;
     while (p.self.events.lost_export_failed === 0 && Date.now() < t)
       await new Promise((r) => setTimeout(r, 20));
