@@ -140,8 +140,7 @@ export class Agent {
     agent.#schedule(0);
     if (opts.configPath !== undefined && opts.watch !== false) {
       agent.#watcher = watchConfigFile(opts.configPath, (text) => void agent.reload(text), {
-        onError: (err) =>
-          agent.#log.warn({ err: err.message }, 'cannot read the config file; keeping the running config'),
+        onError: (err) => agent.#log.warn({ err }, 'cannot read the config file; keeping the running config'),
       });
     }
     return agent;

@@ -38,9 +38,7 @@ export class JsonlSink {
     if (!key) return;
     const file = key === '-' ? undefined : createWriteStream(key, { flags: 'a' });
     const out: NodeJS.WriteStream | WriteStream = file ?? process.stdout;
-    file?.on('error', (err) =>
-      this.#opts.log.error({ err: err.message, path: key }, 'event sink write failed'),
-    );
+    file?.on('error', (err) => this.#opts.log.error({ err, path: key }, 'event sink write failed'));
     const unsubscribe = this.#opts.events.subscribe((r: EventRecord) => {
       if (out.writableLength > SINK_MAX_BUFFERED) {
         this.dropped++;

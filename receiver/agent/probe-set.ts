@@ -133,7 +133,7 @@ export class ProbeSet {
             points: 0,
             error: msg,
           };
-          this.#opts.log.warn({ probe: rp.spec.name, err: msg }, 'collection failed');
+          this.#opts.log.warn({ probe: rp.spec.name, err }, 'collection failed');
         }
       }),
     );
@@ -208,7 +208,7 @@ export class ProbeSet {
       rp.probe = undefined;
       rp.state = 'unavailable';
       rp.reason = `failed to start: ${(err as Error).message ?? String(err)}`;
-      log.error({ err: String(err) }, 'probe failed to start');
+      log.error({ err }, 'probe failed to start');
     }
   }
 
@@ -228,7 +228,7 @@ export class ProbeSet {
       try {
         await probe.close();
       } catch (err) {
-        this.#opts.log.warn({ probe: rp.spec.name, err: String(err) }, 'probe close failed');
+        this.#opts.log.warn({ probe: rp.spec.name, err }, 'probe close failed');
       }
     }
   }

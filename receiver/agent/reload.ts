@@ -84,7 +84,7 @@ export class ConfigSequencer {
     } catch (err) {
       const msg = err instanceof ConfigError ? err.message : String(err);
       this.#reject(msg);
-      log.error({ config: source }, `config reload rejected, keeping the running config: ${msg}`);
+      log.error({ config: source, err }, 'config reload rejected, keeping the running config');
       return { ok: false, error: msg };
     }
     try {
@@ -92,7 +92,7 @@ export class ConfigSequencer {
     } catch (err) {
       const msg = String((err as Error).message ?? err);
       this.#reject(msg);
-      log.error({ config: source }, `config reload failed to apply: ${msg}`);
+      log.error({ config: source, err }, 'config reload failed to apply');
       return { ok: false, error: msg };
     }
     this.#counts.applied++;

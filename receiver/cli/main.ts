@@ -65,7 +65,7 @@ program
       agent.stop().then(
         () => process.exit(0),
         (err: unknown) => {
-          log.error({ err: String(err) }, 'shutdown failed');
+          log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );

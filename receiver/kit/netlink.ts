@@ -205,7 +205,7 @@ export class CollectionStatus {
     this.#lastFailures = [...failures];
     this.#totalFailures += failures.length;
     for (const f of failures) {
-      this.#log.debug({ netns: f.entity.netnsPath, err: f.error.message }, 'netns read failed');
+      this.#log.debug({ netns: f.entity.netnsPath, err: f.error }, 'netns read failed');
     }
   }
   markClosed(): void {

@@ -99,7 +99,7 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
         error: f.error.message,
       }));
       for (const f of failures)
-        opts.log.debug({ entity: f.entity.displayName, err: f.error.message }, 'entity read failed');
+        opts.log.debug({ entity: f.entity.displayName, err: f.error }, 'entity read failed');
       lastDurationMs = performance.now() - started;
       return points;
     },

@@ -268,7 +268,7 @@ export class EventExport {
     const w = new Worker(WORKER_URL, { workerData: this.#init, env: SHARE_ENV });
     this.#worker = w;
     w.on('message', (m: FromWorker) => this.#onMessage(m));
-    w.on('error', (err) => this.#log.error({ err: String(err) }, 'event export worker failed'));
+    w.on('error', (err) => this.#log.error({ err }, 'event export worker failed'));
     w.on('exit', (code) => this.#onExit(w, code));
     if (this.#n > 0 || this.#sealedN > 0) setImmediate(() => this.#post());
   }

@@ -102,7 +102,8 @@ export class Pipeline {
         }
         this.self.exportFailures.metrics++;
         const msg = String(error?.message ?? error);
-        if (msg !== this.#lastMetricsError) this.#log.warn({ err: msg }, 'OTLP metrics export failed');
+        if (msg !== this.#lastMetricsError)
+          this.#log.warn({ err: error ?? msg }, 'OTLP metrics export failed');
         this.#lastMetricsError = msg;
       });
       readers.push(
@@ -156,6 +157,6 @@ export class Pipeline {
       ...(await Promise.allSettled([mp?.shutdown()])),
     ];
     for (const r of results)
-      if (r.status === 'rejected') this.#log.warn({ err: String(r.reason) }, 'exporter shutdown failed');
+      if (r.status === 'rejected') this.#log.warn({ err: r.reason }, 'exporter shutdown failed');
   }
 }

@@ -190,10 +190,7 @@ export class LocalServer {
           https.setSecureContext({ cert: c.text, key: k.text });
           log.info({ cert: c.path }, 'TLS certificate reloaded');
         } catch (err) {
-          log.warn(
-            { err: String(err), cert: c.path },
-            'new TLS certificate or key unusable; keeping the old one',
-          );
+          log.warn({ err, cert: c.path }, 'new TLS certificate or key unusable; keeping the old one');
         }
       }, 30_000);
       self.#tlsTimer.unref();
@@ -300,7 +297,7 @@ export class LocalServer {
           });
       }
     } catch (err) {
-      this.#log.warn({ err: String(err), path: u.pathname }, 'request failed');
+      this.#log.warn({ err, path: u.pathname }, 'request failed');
       if (!res.headersSent) this.#json(res, 500, { error: 'internal error' });
       else res.end();
     }

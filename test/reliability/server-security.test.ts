@@ -216,7 +216,7 @@ server:
   tls: { cert_file: ${certFile}, key_file: ${join(dir, 'missing.pem')} }
 `);
     await p.waitForLog(
-      /config reload failed to apply: server.tls.key_file: cannot read .*missing.pem: ENOENT/,
+      /"message":"server\.tls\.key_file: cannot read [^"]*missing\.pem: ENOENT.*"msg":"config reload failed to apply"/,
     );
     assert.equal(curl(`${base}/status`, auth()).code, 200, 'the running server still answers');
     p.rewriteConfig(`collection_interval: 500ms
