@@ -4,7 +4,6 @@
 // A netns where conntrack never ran (no rule uses it) reports zeros and its entry count 0.
 import { z } from 'zod';
 import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
-import { childLogger } from '../../receiver/log/logger.ts';
 import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -113,7 +112,7 @@ export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
   },
   async create(ctx, initial) {
     let args = initial;
-    const status = new CollectionStatus(ctx.log ?? childLogger('conntrack'));
+    const status = new CollectionStatus(ctx.log);
     const pool = new NetnsSocketPool(
       NETLINK_NETFILTER,
       { timeoutMs: args.timeoutMs },

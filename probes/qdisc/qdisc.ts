@@ -5,7 +5,6 @@
 // and its children.
 import { z } from 'zod';
 import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
-import { childLogger } from '../../receiver/log/logger.ts';
 import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -116,7 +115,7 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
   },
   async create(ctx, initial) {
     let args = initial;
-    const status = new CollectionStatus(ctx.log ?? childLogger('qdisc'));
+    const status = new CollectionStatus(ctx.log);
     const pool = new NetnsSocketPool(NETLINK_ROUTE, { timeoutMs: args.timeoutMs }, undefined, ctx.entities);
     const probe: Probe<QdiscArgs> = {
       async collect(entities: readonly Entity[]) {

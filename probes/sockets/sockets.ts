@@ -6,7 +6,6 @@
 // `podnet.snmp.tcp.retrans_segs` (and the eBPF `podnet.tcp.retransmit.count`).
 import { z } from 'zod';
 import { CollectionStatus, collectPerNetnsLazy, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
-import { childLogger } from '../../receiver/log/logger.ts';
 import { NetlinkError } from '../../receiver/netlink/codec.ts';
 import {
   AF_INET,
@@ -407,7 +406,7 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
       acc.count += sum.rttCount;
       return { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
     };
-    const status = new CollectionStatus(ctx.log ?? childLogger('sockets'));
+    const status = new CollectionStatus(ctx.log);
     const pool = new NetnsSocketPool(
       NETLINK_SOCK_DIAG,
       { timeoutMs: args.timeoutMs },

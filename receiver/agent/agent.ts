@@ -129,6 +129,7 @@ export class Agent {
       given: opts.entitySource,
       env: opts.env,
       log: opts.log ?? childLogger('agent'),
+      registryLog: childLogger('pods'),
     });
     const agent = new Agent(opts, config, specs, discovery);
     try {

@@ -14,6 +14,7 @@ export class Discovery {
   readonly entities: EntitySource;
   readonly #env: NodeJS.ProcessEnv | undefined;
   readonly #log: Logger;
+  readonly #registryLog: Logger;
   readonly #switch: SwitchableEntitySource;
   #registry: EntityRegistry | undefined;
   #key: string;
@@ -24,9 +25,11 @@ export class Discovery {
     registry: EntityRegistry | undefined,
     env: NodeJS.ProcessEnv | undefined,
     log: Logger,
+    registryLog: Logger,
   ) {
     this.#env = env;
     this.#log = log;
+    this.#registryLog = registryLog;
     this.#registry = registry;
     this.#key = discoveryKey(config);
     this.#switch = new SwitchableEntitySource(given ?? registry ?? new StaticEntitySource());
@@ -39,16 +42,18 @@ export class Discovery {
     readonly given?: EntitySource | undefined;
     readonly env?: NodeJS.ProcessEnv | undefined;
     readonly log: Logger;
+    /** Handed to pod discovery (EntityRegistry). */
+    readonly registryLog: Logger;
   }): Promise<Discovery> {
-    const registry = o.given ? undefined : await startRegistry(o.config, o.env);
-    return new Discovery(o.config, o.given, registry, o.env, o.log);
+    const registry = o.given ? undefined : await startRegistry(o.config, o.env, o.registryLog);
+    return new Discovery(o.config, o.given, registry, o.env, o.log, o.registryLog);
   }
 
   /** Restart pod discovery when its settings changed (throws, changing nothing, when the new one fails). */
   async apply(config: ResolvedConfig): Promise<void> {
     const key = discoveryKey(config);
     if (key !== this.#key && this.#registry) {
-      const next = await startRegistry(config, this.#env);
+      const next = await startRegistry(config, this.#env, this.#registryLog);
       const old = this.#registry;
       this.#registry = next;
       this.#switch.switchTo(next);
@@ -79,12 +84,14 @@ function discoveryKey(c: ResolvedConfig): string {
 async function startRegistry(
   config: ResolvedConfig,
   env: NodeJS.ProcessEnv | undefined,
+  log: Logger,
 ): Promise<EntityRegistry> {
   const registry = new EntityRegistry(
     registryOptionsFromConfig(config.pods, {
       refreshIntervalMs: Math.max(100, config.collectionIntervalMs),
       netnsDiscovery: config.pods.netnsDiscovery,
       ...(env ? { env } : {}),
+      log,
     }),
   );
   await registry.start();

@@ -349,6 +349,8 @@ export function libbpfInfo(): { path: string; version: string } {
 // ---------------------------------------------------------------------------------------------------
 // Print bridge: libbpf log → pino + capture buffer
 
+// Module-level on purpose: libbpf's print callback is process-wide state (libbpf_set_print), shared by
+// every object any probe opens, so its logger cannot belong to one of them.
 const libbpfLog: Logger = childLogger('libbpf');
 const printBuf = Buffer.alloc(16384);
 let printCallback: bigint | undefined; // kept referenced forever: libbpf may call it at any time

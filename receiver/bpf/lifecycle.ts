@@ -2,7 +2,7 @@
 // it all on shutdown: links destroyed, maps and programs closed, nothing pinned. Links are file
 // descriptors, so even `kill -9` leaves nothing attached; this is for an orderly exit (and to close ring
 // readers' poll handles so the event loop can end).
-import { childLogger } from '../log/logger.ts';
+import { childLogger, type Logger } from '../log/logger.ts';
 
 export interface Closable {
   /** Used in logs. */
@@ -11,7 +11,6 @@ export interface Closable {
 }
 
 const open = new Set<Closable>();
-const log = childLogger('bpf');
 
 export function track(c: Closable): void {
   open.add(c);
@@ -28,9 +27,10 @@ export function openResources(): string[] {
 
 /**
  * Closes every open collection and ring reader, newest first (readers before the collections whose
- * maps they read). Never throws; returns how many were closed.
+ * maps they read). Never throws; returns how many were closed. Failures go to `log` (default: component
+ * `bpf`).
  */
-export function closeAll(): number {
+export function closeAll(log: Logger = childLogger('bpf')): number {
   const items = [...open].reverse();
   let n = 0;
   for (const c of items) {
@@ -52,10 +52,13 @@ let installed: (() => void) | undefined;
  * 128 + signal number. Returns a function that removes the handlers. Idempotent.
  * The agent may instead call closeAll() from its own shutdown sequence.
  */
-export function installShutdownHandlers(opts: { beforeExit?: () => void; exit?: boolean } = {}): () => void {
+export function installShutdownHandlers(
+  opts: { beforeExit?: () => void; exit?: boolean; log?: Logger } = {},
+): () => void {
   if (installed) return installed;
+  const log = opts.log ?? childLogger('bpf');
   const handler = (signal: NodeJS.Signals) => {
-    const n = closeAll();
+    const n = closeAll(log);
     log.info({ signal, closed: n }, 'eBPF resources released');
     try {
       opts.beforeExit?.();

@@ -13,7 +13,7 @@
 // (≥ coalesceThreshold records) it polls on a `coalesceMs` timer instead of per-wakeup, and goes back to
 // waiting when quiet. Idle costs nothing: the process sleeps in epoll.
 import koffi from 'koffi';
-import { childLogger } from '../log/logger.ts';
+import { childLogger, type Logger } from '../log/logger.ts';
 import { BpfError, libbpf, type Ptr } from './libbpf.ts';
 import { track, untrack } from './lifecycle.ts';
 import { BPF_MAP_TYPE, type BpfMap } from './maps.ts';
@@ -48,6 +48,8 @@ export interface RingReaderOptions {
   readonly onError?: (err: unknown) => void;
   /** Do not keep the process alive just for this reader (poll wake only). */
   readonly unref?: boolean;
+  /** Where the reader logs (default: component `bpf-ring`). */
+  readonly log?: Logger;
 }
 
 export interface RingStats {
@@ -103,7 +105,7 @@ export class RingReader {
   #efd = -1;
   #epollArmed = false;
   #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  readonly #log = childLogger('bpf-ring');
+  readonly #log: Logger;
 
   constructor(map: BpfMap, opts: RingReaderOptions) {
     if (map.type !== BPF_MAP_TYPE.RINGBUF)
@@ -112,6 +114,7 @@ export class RingReader {
     this.name = `ring:${map.name}`;
     this.#map = map;
     this.#opts = opts;
+    this.#log = opts.log ?? childLogger('bpf-ring');
     this.#budget = opts.budget ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
     this.#threshold = opts.coalesceThreshold ?? 32;

@@ -9,7 +9,7 @@
 // a NOT_FOUND between list and status is a removal race and is skipped. When the runtime is unreachable
 // (restart) the last known pods are kept as long as their pid still holds their netns.
 import { statSync } from 'node:fs';
-import { childLogger } from '../log/logger.ts';
+import { childLogger, type Logger } from '../log/logger.ts';
 import { hostNetnsInode } from '../netns/setns.ts';
 import { CriClient, CriError, isNotFound, type PodSandbox, type PodSandboxStatus } from './cri-client.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
@@ -17,8 +17,6 @@ import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.t
 import { compileLabelPolicy, type LabelPolicy, type LabelPolicyOptions } from './labels.ts';
 import { listNamedNetns, netnsInodeOfPid, scanProcNetns } from './netns-discovery.ts';
 import { parseSandboxInfo, type SandboxRuntimeInfo } from './sandbox-info.ts';
-
-const log = childLogger('pods');
 
 export interface RegistryOptions {
   /** CRI endpoint from config (`unix:///run/containerd/containerd.sock`); else CONTAINER_RUNTIME_ENDPOINT, else the usual sockets. */
@@ -46,6 +44,8 @@ export interface RegistryOptions {
   labels?: LabelPolicyOptions;
   /** Parallel PodSandboxStatus calls for new sandboxes (default 8). */
   statusConcurrency?: number;
+  /** Where discovery logs (default: component `pods`). */
+  log?: Logger;
 }
 
 export interface RegistryStatus {
@@ -164,8 +164,10 @@ export class EntityRegistry implements EntitySource {
   /** Label bounds applied in the current view (pods × labels left out / values cut). */
   #labelStats = { droppedKeys: 0, truncatedValues: 0 };
   #pendingLabelStats = { droppedKeys: 0, truncatedValues: 0 };
+  readonly #log: Logger;
 
   constructor(opts: RegistryOptions = {}) {
+    this.#log = opts.log ?? childLogger('pods');
     const refreshIntervalMs = opts.refreshIntervalMs ?? 10_000;
     if (!Number.isFinite(refreshIntervalMs) || refreshIntervalMs < 100) {
       throw new RegistryOptionsError(
@@ -286,9 +288,9 @@ export class EntityRegistry implements EntitySource {
   #setCriError(msg: string | undefined): void {
     this.#criError = msg;
     if (msg && msg !== this.#lastLoggedError)
-      log.warn({ err: msg }, 'CRI pod discovery unavailable; host/netns discovery continues');
+      this.#log.warn({ err: msg }, 'CRI pod discovery unavailable; host/netns discovery continues');
     if (!msg && this.#lastLoggedError)
-      log.info({ endpoint: this.#endpoint?.target }, 'CRI pod discovery available again');
+      this.#log.info({ endpoint: this.#endpoint?.target }, 'CRI pod discovery available again');
     this.#lastLoggedError = msg;
   }
 
@@ -316,7 +318,7 @@ export class EntityRegistry implements EntitySource {
       this.#client = client;
       this.#runtime = `${version.runtime_name} ${version.runtime_version}`;
       if (!this.#criEverConnected)
-        log.info({ endpoint: this.#endpoint.target, runtime: this.#runtime }, 'CRI connected');
+        this.#log.info({ endpoint: this.#endpoint.target, runtime: this.#runtime }, 'CRI connected');
       this.#criEverConnected = true;
       return client;
     } catch (err) {
@@ -362,7 +364,7 @@ export class EntityRegistry implements EntitySource {
       netnsPath = HOST_ENTITY.netnsPath;
     }
     if (inode === undefined || netnsPath === undefined) {
-      log.debug({ sandbox: sb.id }, 'sandbox has no readable netns (stopping?), skipped');
+      this.#log.debug({ sandbox: sb.id }, 'sandbox has no readable netns (stopping?), skipped');
       return undefined;
     }
     const entry: CachedSandbox = {
@@ -483,7 +485,7 @@ export class EntityRegistry implements EntitySource {
       if (d === 'always' || (d === 'auto' && !this.#criEverConnected)) this.#discoverNetns(entities);
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
-      log.error({ err }, 'pod discovery refresh failed; keeping the previous view');
+      this.#log.error({ err }, 'pod discovery refresh failed; keeping the previous view');
       this.#lastRefresh = { at: Date.now(), durationMs: performance.now() - t0, error };
       this.#refreshes++;
       return;
@@ -558,7 +560,7 @@ export class EntityRegistry implements EntitySource {
       try {
         l(changes);
       } catch (err) {
-        log.error({ err }, 'entity change listener threw');
+        this.#log.error({ err }, 'entity change listener threw');
       }
     }
   }

@@ -295,6 +295,7 @@ export class EbpfRuntime {
       if (decode && coll.maps.has('pn_events')) {
         this.ring = openEventRing(coll, {
           budget: RING_BUDGET,
+          log: o.ctx.log,
           onRecord: (view, offset, length) => {
             const header = readEventHeader(view, offset);
             let ev: ProbeEvent | null;
