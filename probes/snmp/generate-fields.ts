@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parseNameValueLines, parseSnmp } from './parse.ts';
 import { snakeCase } from './snake.ts';
 
-// KubeSkoop's exported fields (catalog §2.2: tcp, udp, ip, tcpext), lower-cased: the default-on set.
+// KubeSkoop's exported fields (its legacy-style tcp, udp, ip, tcpext probes), lower-cased: the default-on set.
 const KUBESKOOP: Record<string, readonly string[]> = {
   Tcp: 'activeopens passiveopens retranssegs attemptfails estabresets currestab insegs outsegs inerrs outrsts'.split(
     ' ',

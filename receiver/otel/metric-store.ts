@@ -4,7 +4,9 @@
 // the probe's previous points, and `collect()` (called by every reader: the Prometheus endpoint and the
 // periodic OTLP readers) builds `MetricData` from the latest collection only. A series that a probe no
 // longer reports (a pod that is gone) disappears from the next export: the SDK's cumulative state would
-// keep it forever (otel-conventions.md §2.2). Counters are exported as cumulative monotonic sums with a
+// keep it forever (an observable counter that stops observing an attribute set still exports its last
+// value under CUMULATIVE temporality: its TemporalMetricProcessor merges the last accumulations with
+// the unreported ones). Counters are exported as cumulative monotonic sums with a
 // start time per series (first seen, reset when the value goes down), levels as gauges, distributions as
 // explicit-bucket histograms taken as given by the probe.
 //
