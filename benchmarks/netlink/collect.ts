@@ -15,6 +15,7 @@ import koffi from 'koffi';
 import { conntrackProbe } from '../../probes/conntrack/conntrack.ts';
 import { qdiscProbe } from '../../probes/qdisc/qdisc.ts';
 import { socketsProbe } from '../../probes/sockets/sockets.ts';
+import { nofileLimit } from '../../receiver/agent/rlimit.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { inNetns } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -27,7 +28,6 @@ const listenCall = libc.func('int listen(int fd, int backlog)');
 const connectCall = libc.func('int connect(int fd, const void *addr, uint32_t len)');
 const acceptCall = libc.func('int accept(int fd, void *addr, void *len)');
 const writeCall = libc.func('intptr_t write(int fd, const void *buf, size_t n)');
-const setrlimitCall = libc.func('int setrlimit(int resource, const void *rlim)');
 
 const PREFIX = `pnlb${process.pid}`;
 const argv = process.argv.slice(2);
@@ -36,13 +36,6 @@ const childEhash = ehashAt >= 0 ? Number(argv.splice(ehashAt, 2)[1]) : undefined
 const counts = argv.map(Number);
 if (counts.length === 0) counts.push(1, 100, 1000);
 const MAX = Math.max(...counts);
-
-function raiseNofile(n: number): void {
-  const r = Buffer.alloc(16);
-  r.writeBigUInt64LE(BigInt(n), 0);
-  r.writeBigUInt64LE(BigInt(n), 8);
-  setrlimitCall(7, r); // RLIMIT_NOFILE; best effort
-}
 
 function ok(rc: number, what: string): number {
   if (rc < 0) throw new Error(`${what}: errno ${koffi.errno()}`);
@@ -159,7 +152,15 @@ const ctx = { log: childLogger('bench'), entities: undefined as never, emit() {}
 // biome-ignore lint/suspicious/noExplicitAny: probes of different argument types
 const specs: ProbeSpec<any>[] = [socketsProbe, conntrackProbe, qdiscProbe];
 
-raiseNofile(MAX * 8 + 1024);
+// Each netns holds ~8 descriptors here (its fd, 5 sockets, the probes' netlink sockets). Node already
+// runs at the hard limit; below the need the run would fail with EMFILE, so say so instead of measuring.
+const needFds = MAX * 8 + 1024;
+if (nofileLimit().hard < needFds) {
+  console.error(
+    `RLIMIT_NOFILE hard limit ${nofileLimit().hard} < ${needFds} needed for ${MAX} netns: raise it (prlimit)`,
+  );
+  process.exit(1);
+}
 const EHASH_SYSCTL = '/proc/sys/net/ipv4/tcp_child_ehash_entries';
 const UHASH_SYSCTL = '/proc/sys/net/ipv4/udp_child_hash_entries';
 const ehashBefore = readFileSync(EHASH_SYSCTL, 'utf8').trim();
@@ -178,6 +179,7 @@ const probes: [string, Probe][] = [];
 for (const s of specs) probes.push([s.name, await s.create(ctx, s.args.parse({}))]);
 
 const rows: string[] = [];
+const failures: string[] = [];
 for (const n of counts) {
   const { entities, fds } = await setup(n);
   try {
@@ -191,9 +193,12 @@ for (const n of counts) {
     const rss0 = process.memoryUsage().rss;
     const all = await measure(probes, entities, reps);
     const mem = process.memoryUsage();
-    const failed = probes.map(
-      ([name, p]) => `${name}:${(p.status().details as { failedEntities: number }).failedEntities}`,
+    const failedCounts = probes.map(
+      ([name, p]) => [name, (p.status().details as { failedEntities: number }).failedEntities] as const,
     );
+    const failed = failedCounts.map(([name, k]) => `${name}:${k}`);
+    // A collection that failed for some netns measured less work than it claims: the run fails.
+    if (failedCounts.some(([, k]) => k > 0)) failures.push(`${n} netns: failed entities ${failed.join(' ')}`);
     rows.push(
       `${String(n).padStart(5)} netns | wall ${all.wallMs.toFixed(1)} ms | CPU ${all.cpuMs.toFixed(1)} ms = user ${all.userMs.toFixed(1)} + sys ${all.sysMs.toFixed(1)} (${per.join(', ')}) | points ${all.points} | rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB (Δ ${((mem.rss - rss0) / 2 ** 20).toFixed(1)}) heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB | failed ${failed.join(' ')}`,
     );
@@ -207,3 +212,5 @@ console.log(
   `\nnetlink probes (sockets + conntrack + qdisc), one collection, mean of 5-10, Node ${process.version}`,
 );
 for (const r of rows) console.log(r);
+for (const f of failures) console.error(`FAIL: ${f}`);
+if (failures.length > 0) process.exitCode = 1;

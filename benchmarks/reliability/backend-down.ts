@@ -1,10 +1,11 @@
 // Backend down under load, with `podnet run` as a real child process: the synthetic probe emits a steady
 // event load, exported over OTLP to the test receiver, which then refuses connections (down) for half of
 // the outage and accepts but never answers (stalled) for the other half, then comes back. Sampled every
-// second: the child's RSS (/proc), its event queue and counts (/status). Checked: the queue never exceeds
-// its capacity, RSS stops growing (last quarter of the outage vs the second), every event is accounted
-// for exactly once the load stops (emitted = sent + suppressed + lost_queue_full + lost_export_failed),
-// what the receiver got matches `sent`, and export resumes.
+// second: the child's RSS (/proc), its event queue and counts (/status). Checked by backendDownFailures()
+// (the benchmark exits 1 on any failure, the test asserts none): the queue never exceeds its capacity, RSS
+// stops growing (last quarter of the outage vs the second), every event is accounted for exactly once the
+// load stops (emitted = sent + suppressed + lost_queue_full + lost_export_failed), what the receiver got
+// matches `sent`, the loss is exported, and export resumes.
 //
 //   node_modules/.bin/node benchmarks/reliability/backend-down.ts --minutes 10 [--rate 2000]
 //     [--protocol grpc|http/protobuf] [--queue 2048] [--json]
@@ -178,6 +179,41 @@ export async function runBackendDown(o: BackendDownOptions): Promise<BackendDown
   }
 }
 
+/**
+ * What the run shows that it should not: empty when every check of the header holds. Shared by the
+ * benchmark's exit code and test/reliability/backend-down.test.ts.
+ */
+export function backendDownFailures(r: BackendDownResult): string[] {
+  const f: string[] = [];
+  const e = r.final;
+  const outageS = r.options.outageMs / 1000;
+  if (!r.accounted) f.push('sent + suppressed + lost != emitted');
+  // The run lasts the outage plus warm-up and recovery: fewer events than rate x outage means the load
+  // generator did not keep its rate, and the outage was not tested under the load it claims.
+  if (e.emitted <= r.options.eventRatePerSec * outageS) f.push(`load too low: ${e.emitted} emitted`);
+  if (r.maxQueue > r.options.maxQueueSize) f.push(`queue over capacity: ${r.maxQueue}`);
+  if (e.lost_export_failed === 0) f.push('refused exports were not counted (lost_export_failed = 0)');
+  if (e.lost_queue_full === 0) f.push('a stalled backend filled no queue (lost_queue_full = 0)');
+  if (r.exportFailures.logs === 0 || r.exportFailures.metrics === 0) f.push('export failures not counted');
+  if (r.exportedLost === 0) f.push('the loss was not exported after recovery');
+  // What the receiver got is what podnet counted as sent; a batch the stalled receiver recorded before
+  // the exporter gave up on it is counted lost_export_failed, so it may add up to that many.
+  if (r.receivedLogs < e.sent || r.receivedLogs > e.sent + e.lost_export_failed)
+    f.push(
+      `receiver got ${r.receivedLogs}, sent ${e.sent} (+ up to ${e.lost_export_failed} recorded then failed)`,
+    );
+  // RSS flat: the queue holds at most max_queue_size records (~1 KiB each), so through the outage RSS may
+  // move by V8's heap steps but not climb. 32 MiB is two young-generation semi-space pairs plus a GC's
+  // page slack; an event leak at 2,000/s x ~1 KiB grows 2 MiB/s, past it within the second half of even
+  // the test's 16 s outage.
+  if (r.rssMiB.lastQuarterMax > r.rssMiB.secondQuarterMax + 32)
+    f.push(
+      `RSS still growing: second quarter max ${r.rssMiB.secondQuarterMax} MiB, last ${r.rssMiB.lastQuarterMax} MiB`,
+    );
+  if (!r.samples.some((s) => s.phase === 'recovery' && s.sent > 0)) f.push('export did not resume');
+  return f;
+}
+
 if (import.meta.main) {
   const arg = (name: string, def: string): string => {
     const i = process.argv.indexOf(`--${name}`);
@@ -196,5 +232,7 @@ if (import.meta.main) {
     const { samples: _s, ...summary } = r;
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   }
-  process.exitCode = r.accounted && r.maxQueue <= r.options.maxQueueSize ? 0 : 1;
+  const failures = backendDownFailures(r);
+  for (const f of failures) process.stderr.write(`FAIL: ${f}\n`);
+  process.exitCode = failures.length === 0 ? 0 : 1;
 }

@@ -22,6 +22,7 @@ import { JsonlSink } from './jsonl-sink.ts';
 import { configurePipeline } from './pipeline-config.ts';
 import { ProbeSet } from './probe-set.ts';
 import { ConfigSequencer, loadInitialConfig, type ReloadResult } from './reload.ts';
+import { LOW_NOFILE_HARD, nofileLimit, openFiles } from './rlimit.ts';
 import { agentServerSources, ServerControl } from './server-control.ts';
 import { type AgentSnapshot, inspectView, statusView } from './views.ts';
 
@@ -122,6 +123,7 @@ export class Agent {
   static async start(opts: AgentOptions = {}): Promise<Agent> {
     // Before the first collection burst: the metric store makes memory grow with the pods (heap.ts).
     applyHeapSettings();
+    checkOpenFileLimit(opts.log ?? childLogger('agent'));
     const specs = [...(opts.specs ?? probeSpecs), ...(opts.extraSpecs ?? [])];
     const config = loadInitialConfig(opts, specs);
     const discovery = await Discovery.start({
@@ -217,6 +219,7 @@ export class Agent {
       server: this.#server,
       sinkDropped: this.#sink.dropped,
       discovery: this.#discovery.status(),
+      openFiles: openFileStatus(),
     };
   }
 
@@ -257,5 +260,27 @@ export class Agent {
     this.#timer = setTimeout(() => {
       void this.collectNow().finally(() => this.#schedule(this.#config.collectionIntervalMs));
     }, delayMs);
+  }
+}
+
+/** Warns when the open-file limit would not carry a node with many pods (it is never fatal). */
+function checkOpenFileLimit(log: Logger): void {
+  try {
+    const { soft, hard } = nofileLimit();
+    if (hard < LOW_NOFILE_HARD)
+      log.warn(
+        { soft, hard, recommended: LOW_NOFILE_HARD },
+        'the open-file limit (RLIMIT_NOFILE) is low: collections fail with EMFILE at about hard/8 pods; raise LimitNOFILE of the container runtime',
+      );
+  } catch (err) {
+    log.warn({ err }, 'cannot read the open-file limit');
+  }
+}
+
+function openFileStatus(): { soft: number; hard: number; open: number } | null {
+  try {
+    return { ...nofileLimit(), open: openFiles() };
+  } catch {
+    return null;
   }
 }

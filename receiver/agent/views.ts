@@ -22,6 +22,8 @@ export interface AgentSnapshot {
   readonly sinkDropped: number;
   /** Pod discovery status, or `{ mode: 'static' }` for a given entity source. */
   readonly discovery: unknown;
+  /** RLIMIT_NOFILE and the descriptors open now (they grow with the watched netns). */
+  readonly openFiles: { readonly soft: number; readonly hard: number; readonly open: number } | null;
 }
 
 export function statusView(s: AgentSnapshot): Record<string, unknown> {
@@ -60,6 +62,7 @@ export function statusView(s: AgentSnapshot): Record<string, unknown> {
     })),
     pods: s.entities.pods().length,
     discovery: s.discovery,
+    limits: { openFiles: s.openFiles },
     events: {
       emitted: pipeline.events.emitted,
       ...self.events,
