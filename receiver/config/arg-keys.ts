@@ -7,7 +7,7 @@
 //   - a key the schema has in neither form is an error (zod `object` would drop it silently: a typo
 //     such as `rate_limt` must not quietly do nothing).
 // Paths in zod's issues name the schema's keys; `snakePath` turns them back into what the file says.
-import type { ConfigIssue } from './load.ts';
+import type { ConfigIssue } from './errors.ts';
 
 /** `rateWindowMs` → `rate_window_ms`, `slow100ThresholdMs` → `slow100_threshold_ms`. */
 export function camelToSnake(key: string): string {

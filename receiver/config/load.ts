@@ -9,24 +9,11 @@ import type { AnyProbeSpec } from '../../probes/registry.ts';
 import { endpointFromEnv, OTLP_PROTOCOLS, type OtlpProtocol, protocolFromEnv } from '../otel/exporters.ts';
 import { socketPathOf } from '../pods/endpoint.ts';
 import { normalizeArgKeys, snakePath } from './arg-keys.ts';
+import { ConfigError, type ConfigIssue } from './errors.ts';
 import { configSchema, type HostPort, type RawConfig } from './schema.ts';
 
-export interface ConfigIssue {
-  /** Dotted key path, e.g. `exporters.otlp.protocol`; `(root)` for the whole document. */
-  readonly path: string;
-  readonly message: string;
-}
-
-export class ConfigError extends Error {
-  readonly issues: readonly ConfigIssue[];
-  readonly source: string;
-  constructor(source: string, issues: readonly ConfigIssue[]) {
-    super(`invalid config ${source}:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
-    this.name = 'ConfigError';
-    this.source = source;
-    this.issues = issues;
-  }
-}
+// Part of this module's API (the CLI, the agent and tests catch ConfigError from here).
+export { ConfigError, type ConfigIssue };
 
 export interface ResolvedProbe {
   readonly spec: AnyProbeSpec;
