@@ -1,11 +1,10 @@
-// Per-entity collection with bounded concurrency: one entity that fails (gone mid-read, permission)
-// does not fail the others; its error is returned for self-telemetry instead.
+// Per-entity work with bounded concurrency (p-queue): one entity that fails (gone mid-read, permission)
+// does not fail the others; its error is returned for the probe's status instead.
+import PQueue from 'p-queue';
 import type { Entity } from '../pods/entity.ts';
+import { asError, type EntityFailure } from './status.ts';
 
-export interface EntityFailure {
-  readonly entity: Entity;
-  readonly error: Error;
-}
+export type { EntityFailure } from './status.ts';
 
 export interface EachEntityResult<T> {
   readonly results: T[];
@@ -19,18 +18,16 @@ export async function eachEntity<T>(
 ): Promise<EachEntityResult<T>> {
   const results: T[] = [];
   const failures: EntityFailure[] = [];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < entities.length) {
-      const entity = entities[next++]!;
+  const queue = new PQueue({ concurrency: Math.max(1, concurrency) });
+  for (const entity of entities) {
+    void queue.add(async () => {
       try {
         results.push(await fn(entity));
       } catch (err) {
-        failures.push({ entity, error: err instanceof Error ? err : new Error(String(err)) });
+        failures.push({ entity, error: asError(err) });
       }
-    }
-  };
-  const n = Math.max(1, Math.min(concurrency, entities.length));
-  await Promise.all(Array.from({ length: n }, worker));
+    });
+  }
+  await queue.onIdle();
   return { results, failures };
 }
