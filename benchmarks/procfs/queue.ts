@@ -1,8 +1,8 @@
 // The per-entity loop of the kits (eachEntity, receiver/kit/each-entity.ts: a few workers pulling off one
 // index) against the same on p-queue (the design card's choice; a dev dependency for this benchmark), in
-// the same process over the same 1,000 test-created netns (lo + a veth pair each). Two workloads: the procfs kit's real per-entity work (netdev and snmp reads,
-// parses and points, with the kit's yield every 32 entities) and an empty task (the queue's own cost per
-// entity). Runs alternate baseline / p-queue; medians of wall and CPU time, and the ratio p-queue /
+// the same process over the same 1,000 test-created netns (lo + a veth pair each). Two workloads: the
+// procfs kit's real per-entity work (netdev and snmp reads, parses and points, with the kit's yield every
+// 32 entities) and an empty task (the queue's own cost per entity). Runs alternate baseline / p-queue; medians of wall and CPU time, and the ratio p-queue /
 // baseline. Fails (exit 1) when an entity fails or the two disagree on the points produced.
 //   node benchmarks/procfs/queue.ts [netns=1000] [runs=9] [concurrency=4]
 import { execFileSync } from 'node:child_process';

@@ -1,6 +1,6 @@
-// The netlink kit (`createNetlinkProbe`) and its collection loop: for each entity, a netlink socket inside its netns (kept
-// open across collections in a `NetnsSocketPool`, or opened and closed per collection without one), the
-// probe's reads, then a liveness check of the entity (a kept socket holds its netns alive, so reading
+// The netlink kit (`createNetlinkProbe`) and its collection loop: for each entity, a netlink socket
+// inside its netns (kept open across collections in a `NetnsSocketPool`, or opened and closed per
+// collection without one), the probe's reads, then a liveness check of the entity (a kept socket holds its netns alive, so reading
 // through it alone would not notice a deleted netns). One entity that fails (netns gone, protocol
 // missing) yields no points and is counted; the others go on. Reads are synchronous (see socket.ts); the
 // loop yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it.
