@@ -126,6 +126,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'kit-queue',
+    title: 'Per area — per-entity loop: hand-written vs p-queue at 1,000 netns',
+    file: 'benchmarks/procfs/queue.ts',
+    args: [],
+    quickArgs: ['20', '1'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
     id: 'netlink-collect',
     title: 'Per area — netlink probes: collection at 1/100/1,000 netns',
     file: 'benchmarks/netlink/collect.ts',

@@ -3,11 +3,10 @@
 // entries of the netns' table (`conntrack -C`) and the table limit (`nf_conntrack_max`).
 // A netns where conntrack never ran (no rule uses it) reports zeros and its entry count 0.
 import { z } from 'zod';
-import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
+import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
 import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import type { MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 
 const argsSchema = z.object({
   /** One point per CPU (attribute `cpu.logical_number`) instead of the sum. */
@@ -110,37 +109,13 @@ export const conntrackProbe: ProbeSpec<ConntrackArgs> = {
       };
     }
   },
-  async create(ctx, initial) {
-    let args = initial;
-    const status = new CollectionStatus(ctx.log);
-    const pool = new NetnsSocketPool(
-      NETLINK_NETFILTER,
-      { timeoutMs: args.timeoutMs },
-      undefined,
-      ctx.entities,
-    );
-    const probe: Probe<ConntrackArgs> = {
-      async collect(entities: readonly Entity[]) {
-        const a = args;
-        const { points, failures } = await collectPerNetns(
-          entities,
-          NETLINK_NETFILTER,
-          (sock, entity, out) => read(sock, entity.netnsInode, a.perCpu, out),
-          { timeoutMs: a.timeoutMs },
-          pool,
-        );
-        status.record(entities.length, failures);
-        return points;
-      },
-      status: () => status.status(),
-      reconfigure(next) {
-        args = next;
-      },
-      async close() {
-        pool.close();
-        status.markClosed();
-      },
-    };
-    return probe;
+  async create(ctx, args) {
+    return createNetlinkProbe({
+      log: ctx.log,
+      protocol: NETLINK_NETFILTER,
+      entities: ctx.entities,
+      args,
+      read: (open, entity, out, a) => read(open(), entity.netnsInode, a.perCpu, out),
+    });
   },
 };

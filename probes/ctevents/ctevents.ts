@@ -1,15 +1,20 @@
 // ctevents: conntrack events from ctnetlink multicast (NFNLGRP_CONNTRACK_NEW / UPDATE / DESTROY) inside
 // every watched netns, as `podnet.conntrack.event` records (KubeSkoop types ConntrackNew / ConntrackUpdate /
-// ConntrackDestroy) with the original and reply tuples, TCP conntrack state and status; and
-// ConntrackInsertFailed when a netns' `insert_failed` statistic grows between two collections.
+// ConntrackDestroy) with the original and reply tuples, ICMP type/code, TCP conntrack state, status and
+// zone (decoded by receiver/netlink/ctnetlink.ts); and ConntrackInsertFailed when a netns'
+// `insert_failed` statistic grows between two collections.
 // Counters per (netns, event type) count every notification the kernel delivered; notifications the kernel
 // could not queue (ENOBUFS) are counted as overruns. Events are rate limited per (netns, type) here.
 // No BPF: one NETLINK_NETFILTER socket per netns, woken by libuv (receiver/netlink/subscription.ts).
 import { z } from 'zod';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { collectPerNetns } from '../../receiver/kit/netlink.ts';
-import { Attrs, type NetlinkMessage } from '../../receiver/netlink/codec.ts';
-import { conntrackStats, NFNL_SUBSYS_CTNETLINK } from '../../receiver/netlink/ctnetlink.ts';
+import type { NetlinkMessage } from '../../receiver/netlink/codec.ts';
+import {
+  type ConntrackEntry,
+  conntrackStats,
+  decodeConntrackEntry,
+} from '../../receiver/netlink/ctnetlink.ts';
 import { NETLINK_NETFILTER, NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import {
   NetlinkSubscription,
@@ -97,20 +102,6 @@ const metrics: MetricDef[] = [
   },
 ];
 
-/** linux/netfilter/nf_conntrack_tcp.h */
-const TCP_CT_STATES = [
-  'NONE',
-  'SYN_SENT',
-  'SYN_RECV',
-  'ESTABLISHED',
-  'FIN_WAIT',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'TIME_WAIT',
-  'CLOSE',
-  'SYN_SENT2',
-];
-
 /** enum ip_conntrack_status bits. */
 const STATUS_BITS = [
   'EXPECTED',
@@ -131,120 +122,15 @@ const STATUS_BITS = [
   'HW_OFFLOAD',
 ];
 
-const CTA_TUPLE_ORIG = 1;
-const CTA_TUPLE_REPLY = 2;
-const CTA_STATUS = 3;
-const CTA_PROTOINFO = 4;
-const CTA_ID = 12;
-const CTA_TUPLE_IP = 1;
-const CTA_TUPLE_PROTO = 2;
-const CTA_PROTO_NUM = 1;
-const CTA_PROTO_SRC_PORT = 2;
-const CTA_PROTO_DST_PORT = 3;
-const CTA_PROTOINFO_TCP = 1;
-const CTA_PROTOINFO_TCP_STATE = 1;
-const IPCTNL_MSG_CT_NEW = 0;
-const IPCTNL_MSG_CT_DELETE = 2;
-const NLM_F_CREATE = 0x400;
-
-export interface CtTuple {
-  readonly src: string;
-  readonly dst: string;
-  readonly proto: number;
-  readonly sport?: number;
-  readonly dport?: number;
-}
-
-export interface CtEvent {
-  readonly kind: Kind;
-  readonly family: number;
-  readonly orig?: CtTuple;
-  readonly reply?: CtTuple;
-  readonly status?: number;
-  readonly tcpState?: string;
-  readonly id?: number;
-}
-
-function ipText(view: DataView, off: number, len: number): string {
-  if (len === 4)
-    return `${view.getUint8(off)}.${view.getUint8(off + 1)}.${view.getUint8(off + 2)}.${view.getUint8(off + 3)}`;
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(view.getUint16(off + i, false).toString(16));
-  const s = parts.join(':');
-  // compress the longest zero run (RFC 5952)
-  const m = [...s.matchAll(/(?:^|:)0(?::0)+(?::|$)/g)].sort((a, b) => b[0].length - a[0].length)[0];
-  return m ? `${s.slice(0, m.index)}::${s.slice((m.index ?? 0) + m[0].length)}` : s;
-}
-
-function decodeTuple(view: DataView, off: number, len: number): CtTuple | undefined {
-  const t = new Attrs(2).parse(view, off, len);
-  if (!t.has(CTA_TUPLE_IP)) return undefined;
-  const ip = new Attrs(4).parse(view, t.offset(CTA_TUPLE_IP), t.length(CTA_TUPLE_IP));
-  const v4 = ip.has(1);
-  const [s, d] = v4 ? [1, 2] : [3, 4];
-  if (!ip.has(s) || !ip.has(d)) return undefined;
-  const out: { src: string; dst: string; proto: number; sport?: number; dport?: number } = {
-    src: ipText(view, ip.offset(s), ip.length(s)),
-    dst: ipText(view, ip.offset(d), ip.length(d)),
-    proto: 0,
-  };
-  if (t.has(CTA_TUPLE_PROTO)) {
-    const p = new Attrs(3).parse(view, t.offset(CTA_TUPLE_PROTO), t.length(CTA_TUPLE_PROTO));
-    if (p.has(CTA_PROTO_NUM)) out.proto = view.getUint8(p.offset(CTA_PROTO_NUM));
-    if (p.has(CTA_PROTO_SRC_PORT)) out.sport = view.getUint16(p.offset(CTA_PROTO_SRC_PORT), false);
-    if (p.has(CTA_PROTO_DST_PORT)) out.dport = view.getUint16(p.offset(CTA_PROTO_DST_PORT), false);
-  }
-  return out;
-}
-
-/** Decodes a ctnetlink notification; undefined for other messages. Exported for tests. */
-export function decodeCtEvent(msg: NetlinkMessage): CtEvent | undefined {
-  if (msg.type >> 8 !== NFNL_SUBSYS_CTNETLINK || msg.payloadLength < 4) return undefined;
-  const t = msg.type & 0xff;
-  let kind: Kind;
-  if (t === IPCTNL_MSG_CT_DELETE) kind = 'destroy';
-  else if (t === IPCTNL_MSG_CT_NEW) kind = msg.flags & NLM_F_CREATE ? 'new' : 'update';
-  else return undefined;
-  const view = msg.view;
-  const family = view.getUint8(msg.payloadOffset);
-  const a = new Attrs(CTA_ID).parse(view, msg.payloadOffset + 4, msg.payloadLength - 4);
-  const orig = a.has(CTA_TUPLE_ORIG)
-    ? decodeTuple(view, a.offset(CTA_TUPLE_ORIG), a.length(CTA_TUPLE_ORIG))
-    : undefined;
-  const reply = a.has(CTA_TUPLE_REPLY)
-    ? decodeTuple(view, a.offset(CTA_TUPLE_REPLY), a.length(CTA_TUPLE_REPLY))
-    : undefined;
-  let tcpState: string | undefined;
-  if (a.has(CTA_PROTOINFO)) {
-    const pi = new Attrs(1).parse(view, a.offset(CTA_PROTOINFO), a.length(CTA_PROTOINFO));
-    if (pi.has(CTA_PROTOINFO_TCP)) {
-      const tcp = new Attrs(1).parse(view, pi.offset(CTA_PROTOINFO_TCP), pi.length(CTA_PROTOINFO_TCP));
-      if (tcp.has(CTA_PROTOINFO_TCP_STATE)) {
-        const st = view.getUint8(tcp.offset(CTA_PROTOINFO_TCP_STATE));
-        tcpState = TCP_CT_STATES[st] ?? `STATE_${st}`;
-      }
-    }
-  }
-  return {
-    kind,
-    family,
-    ...(orig ? { orig } : {}),
-    ...(reply ? { reply } : {}),
-    ...(a.has(CTA_STATUS) ? { status: a.be32(CTA_STATUS) } : {}),
-    ...(tcpState ? { tcpState } : {}),
-    ...(a.has(CTA_ID) ? { id: a.be32(CTA_ID) } : {}),
-  };
-}
-
 function statusNames(status: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < STATUS_BITS.length; i++) if (status & (1 << i)) out.push(STATUS_BITS[i]!);
   return out;
 }
 
-/** Event attributes of a conntrack notification. */
-export function ctAttributes(e: CtEvent): Attributes {
-  const a: Record<string, string | number | readonly string[]> = { 'podnet.conntrack.event.type': e.kind };
+/** Event attributes of a conntrack notification (decoded by receiver/netlink/ctnetlink.ts). */
+export function ctAttributes(e: ConntrackEntry): Attributes {
+  const a: Record<string, string | number | readonly string[]> = { 'podnet.conntrack.event.type': e.event };
   if (e.family === 2 || e.family === 10) a['network.type'] = e.family === 2 ? 'ipv4' : 'ipv6';
   if (e.orig) {
     a['network.transport'] = transportName(e.orig.proto);
@@ -252,6 +138,8 @@ export function ctAttributes(e: CtEvent): Attributes {
     a['destination.address'] = e.orig.dst;
     if (e.orig.sport !== undefined) a['source.port'] = e.orig.sport;
     if (e.orig.dport !== undefined) a['destination.port'] = e.orig.dport;
+    if (e.orig.icmpType !== undefined) a['podnet.icmp.type'] = e.orig.icmpType;
+    if (e.orig.icmpCode !== undefined) a['podnet.icmp.code'] = e.orig.icmpCode;
   }
   if (e.reply) {
     a['podnet.conntrack.reply.source.address'] = e.reply.src;
@@ -262,6 +150,8 @@ export function ctAttributes(e: CtEvent): Attributes {
   if (e.status !== undefined) a['podnet.conntrack.status'] = statusNames(e.status);
   if (e.tcpState) a['podnet.conntrack.tcp.state'] = e.tcpState;
   if (e.id !== undefined) a['podnet.conntrack.id'] = e.id;
+  // The kernel sends a zone only when it is not the default zone 0.
+  if (e.zone !== undefined) a['podnet.conntrack.zone'] = e.zone;
   return a;
 }
 
@@ -339,10 +229,17 @@ class Ctevents implements Probe<CteventsArgs> {
   }
 
   #onMessage(st: NetnsState, msg: NetlinkMessage): void {
-    const e = decodeCtEvent(msg);
+    let e: ConntrackEntry | undefined;
+    try {
+      e = decodeConntrackEntry(msg);
+    } catch (err) {
+      // A malformed notification (truncated, tuple without addresses) is skipped, like other messages.
+      this.#ctx.log.debug({ err, netns: st.entity.netnsInode }, 'undecodable conntrack notification');
+      return;
+    }
     if (!e) return;
-    st.counts[e.kind]++;
-    const type = TYPES[e.kind];
+    st.counts[e.event]++;
+    const type = TYPES[e.event];
     const netns = st.entity.netnsInode;
     if (!this.#allow(netns, type)) return;
     this.#ctx.emit({
@@ -434,7 +331,7 @@ export const cteventsProbe: ProbeSpec<CteventsArgs> = {
     {
       name: EVENT,
       description:
-        'A conntrack entry created, updated or destroyed (original tuple as source/destination, reply tuple, TCP conntrack state, status flags), or insert failures counted by the kernel since the last collection.',
+        'A conntrack entry created, updated or destroyed (original tuple as source/destination, ICMP type and code, reply tuple, TCP conntrack state, status flags, zone when not 0), or insert failures counted by the kernel since the last collection.',
       severity: 'INFO',
       attributes: [
         'podnet.conntrack.event.type',
@@ -451,6 +348,9 @@ export const cteventsProbe: ProbeSpec<CteventsArgs> = {
         'podnet.conntrack.status',
         'podnet.conntrack.tcp.state',
         'podnet.conntrack.id',
+        'podnet.conntrack.zone',
+        'podnet.icmp.type',
+        'podnet.icmp.code',
         'podnet.conntrack.insert_failed',
       ],
       types: Object.values(TYPES),

@@ -189,11 +189,11 @@ export const netdevProbe: ProbeSpec<NetdevArgs> = {
   },
   async create(ctx, args) {
     let excluded = excluder(args.excludeInterfaces);
-    let wanted = metricFilter(NETDEV_METRICS, args.metrics);
+    let wanted = metricFilter(NETDEV_METRICS, args.metrics, ctx);
     return createProcfsProbe<NetdevArgs>({
       reconfigure: (a) => {
         excluded = excluder(a.excludeInterfaces);
-        wanted = metricFilter(NETDEV_METRICS, a.metrics);
+        wanted = metricFilter(NETDEV_METRICS, a.metrics, ctx);
       },
       log: ctx.log.child({ probe: 'netdev' }),
       concurrency: args.concurrency,

@@ -12,7 +12,13 @@ import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import type {
+  Attributes,
+  MetricDef,
+  MetricPoint,
+  ProbeContext,
+  ProbeSpec,
+} from '../../receiver/probe/types.ts';
 import { assertEntityAlive, procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { PidIo } from './parse.ts';
 import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
@@ -123,15 +129,18 @@ export class ProcessCollector {
   readonly #state = new Map<string, EntityState>();
   #index: Map<number, number[]> | undefined;
 
-  constructor(args: ProcessArgs) {
+  readonly #ctx: Pick<ProbeContext, 'enabledMetrics'> | undefined;
+
+  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>) {
     this.#args = args;
-    this.#wanted = metricFilter(PROCESS_METRICS, args.metrics);
+    this.#ctx = ctx;
+    this.#wanted = metricFilter(PROCESS_METRICS, args.metrics, ctx);
   }
 
   /** New args; the per-entity state (counters of exited processes) is kept. */
   setArgs(args: ProcessArgs): void {
     this.#args = args;
-    this.#wanted = metricFilter(PROCESS_METRICS, args.metrics);
+    this.#wanted = metricFilter(PROCESS_METRICS, args.metrics, this.#ctx);
   }
 
   skip(entity: Entity): boolean {
@@ -242,7 +251,7 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
     }
   },
   async create(ctx, args) {
-    const c = new ProcessCollector(args);
+    const c = new ProcessCollector(args, ctx);
     return createProcfsProbe<ProcessArgs>({
       reconfigure: (a) => c.setArgs(a),
       log: ctx.log.child({ probe: 'process' }),

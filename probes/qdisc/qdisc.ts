@@ -4,11 +4,10 @@
 // Classful qdiscs (htb, mq) report totals that include their children: do not sum across a parent
 // and its children.
 import { z } from 'zod';
-import { CollectionStatus, collectPerNetns, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
+import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
 import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import type { MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 
 const argsSchema = z.object({
   /** Interfaces whose qdiscs are not reported (exact names). */
@@ -113,32 +112,13 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
       return { available: false, reason: `rtnetlink qdisc dump failed: ${(err as Error).message}` };
     }
   },
-  async create(ctx, initial) {
-    let args = initial;
-    const status = new CollectionStatus(ctx.log);
-    const pool = new NetnsSocketPool(NETLINK_ROUTE, { timeoutMs: args.timeoutMs }, undefined, ctx.entities);
-    const probe: Probe<QdiscArgs> = {
-      async collect(entities: readonly Entity[]) {
-        const a = args;
-        const { points, failures } = await collectPerNetns(
-          entities,
-          NETLINK_ROUTE,
-          (sock, entity, out) => read(sock, entity.netnsInode, a, out),
-          { timeoutMs: a.timeoutMs },
-          pool,
-        );
-        status.record(entities.length, failures);
-        return points;
-      },
-      status: () => status.status(),
-      reconfigure(next) {
-        args = next;
-      },
-      async close() {
-        pool.close();
-        status.markClosed();
-      },
-    };
-    return probe;
+  async create(ctx, args) {
+    return createNetlinkProbe({
+      log: ctx.log,
+      protocol: NETLINK_ROUTE,
+      entities: ctx.entities,
+      args,
+      read: (open, entity, out, a) => read(open(), entity.netnsInode, a, out),
+    });
   },
 };

@@ -228,15 +228,23 @@ export const snmpProbe: ProbeSpec<SnmpArgs> = {
   async availability() {
     return procfsAvailability(['net/snmp', 'net/netstat']);
   },
-  async create(ctx, args) {
+  async create(ctx, initial) {
+    let args = initial;
+    // The resolver decides once which files to read: rebuilt when the args or the enabled set change.
+    let basis: ReadonlySet<string> | undefined;
     const resolverFor = (a: SnmpArgs): SnmpResolver => {
-      const names = a.metrics ? new Set(a.metrics) : undefined;
+      basis = ctx.enabledMetrics?.();
+      const names = a.metrics ? new Set(a.metrics) : basis;
       return new SnmpResolver(names ? (n) => names.has(n) : () => true, a.dynamic);
     };
     let resolver = resolverFor(args);
     return createProcfsProbe<SnmpArgs>({
       reconfigure: (a) => {
+        args = a;
         resolver = resolverFor(a);
+      },
+      prepare: () => {
+        if (!args.metrics && ctx.enabledMetrics?.() !== basis) resolver = resolverFor(args);
       },
       log: ctx.log.child({ probe: 'snmp' }),
       concurrency: args.concurrency,

@@ -5,7 +5,7 @@
 // sums), so all metrics are gauges; the monotonic per-netns retransmit counter is the snmp probe's
 // `podnet.snmp.tcp.retrans_segs` (and the eBPF `podnet.tcp.retransmit.count`).
 import { z } from 'zod';
-import { CollectionStatus, collectPerNetnsLazy, NetnsSocketPool } from '../../receiver/kit/netlink.ts';
+import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
 import { NetlinkError } from '../../receiver/netlink/codec.ts';
 import {
   AF_INET,
@@ -23,7 +23,7 @@ import {
 } from '../../receiver/netlink/sock-diag.ts';
 import { NETLINK_SOCK_DIAG, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { HistogramValue, MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import type { HistogramValue, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/read.ts';
 import { parseSockstat } from '../sockstat/parse.ts';
 
@@ -387,7 +387,6 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
     }
   },
   async create(ctx, initial) {
-    let args = initial;
     let v1 = true;
     /** Cumulative RTT samples per netns: bucket bounds, counts, sum (µs, exact), count. */
     const rttTotals = new Map<
@@ -406,58 +405,37 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
       acc.count += sum.rttCount;
       return { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
     };
-    const status = new CollectionStatus(ctx.log);
-    const pool = new NetnsSocketPool(
-      NETLINK_SOCK_DIAG,
-      { timeoutMs: args.timeoutMs },
-      undefined,
-      ctx.entities,
-    );
-    const probe: Probe<SocketsArgs> = {
-      async collect(entities: readonly Entity[]) {
-        const a = args;
-        const { points, failures } = await collectPerNetnsLazy(
-          entities,
-          NETLINK_SOCK_DIAG,
-          (open, entity, out) => {
-            const presence = a.skipEmpty ? socketPresence(entity) : EVERY_SOCKET;
-            let summary: SocketSummary;
-            try {
-              summary = summarize(open, { ...a, tcpAllFamiliesRequest: v1 }, presence);
-            } catch (err) {
-              // A kernel without the legacy request: one v2 dump per family from now on.
-              if (!v1 || !(err instanceof NetlinkError) || err.errno === 11) throw err;
-              v1 = false;
-              ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
-              summary = summarize(open, { ...a, tcpAllFamiliesRequest: false }, presence);
-            }
-            toPoints(
-              summary,
-              entity.netnsInode,
-              accumulate(entity.netnsInode, summary, a.rttBoundaries),
-              a.udp,
-              out,
-            );
-          },
-          { timeoutMs: a.timeoutMs },
-          pool,
+    return createNetlinkProbe({
+      log: ctx.log,
+      protocol: NETLINK_SOCK_DIAG,
+      entities: ctx.entities,
+      args: initial,
+      read: (open, entity, out, a) => {
+        const presence = a.skipEmpty ? socketPresence(entity) : EVERY_SOCKET;
+        let summary: SocketSummary;
+        try {
+          summary = summarize(open, { ...a, tcpAllFamiliesRequest: v1 }, presence);
+        } catch (err) {
+          // A kernel without the legacy request: one v2 dump per family from now on.
+          if (!v1 || !(err instanceof NetlinkError) || err.errno === 11) throw err;
+          v1 = false;
+          ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
+          summary = summarize(open, { ...a, tcpAllFamiliesRequest: false }, presence);
+        }
+        toPoints(
+          summary,
+          entity.netnsInode,
+          accumulate(entity.netnsInode, summary, a.rttBoundaries),
+          a.udp,
+          out,
         );
+      },
+      afterCollect: (entities) => {
         // Forget the RTT totals of netns that are no longer watched.
         const live = new Set(entities.map((e) => e.netnsInode));
         for (const inode of rttTotals.keys()) if (!live.has(inode)) rttTotals.delete(inode);
-        status.record(entities.length, failures);
-        return points;
       },
-      status: () => status.status(),
-      reconfigure(next) {
-        args = next;
-      },
-      async close() {
-        pool.close();
-        rttTotals.clear();
-        status.markClosed();
-      },
-    };
-    return probe;
+      onClose: () => rttTotals.clear(),
+    });
   },
 };

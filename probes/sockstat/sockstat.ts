@@ -204,10 +204,10 @@ export const sockstatProbe: ProbeSpec<SockstatArgs> = {
     return procfsAvailability(['net/sockstat']);
   },
   async create(ctx, args) {
-    let wanted = metricFilter(SOCKSTAT_METRICS, args.metrics);
+    let wanted = metricFilter(SOCKSTAT_METRICS, args.metrics, ctx);
     return createProcfsProbe<SockstatArgs>({
       reconfigure: (a) => {
-        wanted = metricFilter(SOCKSTAT_METRICS, a.metrics);
+        wanted = metricFilter(SOCKSTAT_METRICS, a.metrics, ctx);
       },
       log: ctx.log.child({ probe: 'sockstat' }),
       concurrency: args.concurrency,

@@ -162,12 +162,12 @@ export const softnetProbe: ProbeSpec<SoftnetArgs> = {
   },
   async create(ctx, args) {
     let current = args;
-    let wanted = metricFilter(SOFTNET_METRICS, args.metrics);
+    let wanted = metricFilter(SOFTNET_METRICS, args.metrics, ctx);
     const unwrap = new SoftnetUnwrap();
     return createProcfsProbe<SoftnetArgs>({
       reconfigure: (a) => {
         current = a;
-        wanted = metricFilter(SOFTNET_METRICS, a.metrics);
+        wanted = metricFilter(SOFTNET_METRICS, a.metrics, ctx);
       },
       log: ctx.log.child({ probe: 'softnet' }),
       concurrency: 1,

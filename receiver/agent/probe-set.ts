@@ -4,10 +4,10 @@
 // go away (closed, unavailable, failed twice in a row) or carry over (re-created with new arguments).
 import type { AnyProbeSpec } from '../../probes/registry.ts';
 import type { ResolvedConfig } from '../config/load.ts';
-import { withEnabledMetrics } from '../kit/procfs.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import { enabledMetricsOf } from '../probe/enabled-metrics.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
 
 export interface ProbeSetOptions {
@@ -54,6 +54,8 @@ interface RunningProbe {
 export class ProbeSet {
   readonly #opts: ProbeSetOptions;
   readonly #probes = new Map<string, RunningProbe>();
+  /** The config's `metrics.<name>.enabled` overrides, read by each probe's `ctx.enabledMetrics`. */
+  #metricEnabled: ReadonlyMap<string, boolean> = new Map();
 
   constructor(opts: ProbeSetOptions) {
     this.#opts = opts;
@@ -61,14 +63,8 @@ export class ProbeSet {
 
   /** Bring every probe of the config to its enabled state and arguments, one after the other. */
   async apply(config: ResolvedConfig): Promise<void> {
-    for (const rp of config.probes) {
-      const args = withEnabledMetrics(
-        rp.spec,
-        rp.args,
-        (def) => config.metricEnabled.get(def.name) ?? def.enabled,
-      );
-      await this.#applyOne(rp.spec, rp.enabled, args);
-    }
+    this.#metricEnabled = config.metricEnabled;
+    for (const rp of config.probes) await this.#applyOne(rp.spec, rp.enabled, rp.args);
   }
 
   /** The running instance of a probe (undefined when it is not running). */
@@ -195,6 +191,7 @@ export class ProbeSet {
       log,
       entities: this.#opts.entities,
       emit: (ev) => pipeline.events.emit(spec.name, ev),
+      enabledMetrics: enabledMetricsOf(spec, () => this.#metricEnabled),
     };
     try {
       rp.probe = await spec.create(ctx, args);

@@ -80,7 +80,7 @@ export interface ProgramStatus {
   readonly reason?: string;
 }
 
-export interface CollectionStatus {
+export interface ObjectStatus {
   readonly state: 'running' | 'degraded' | 'unavailable';
   readonly reason?: string;
   readonly programs: readonly ProgramStatus[];
@@ -484,7 +484,7 @@ export class BpfCollection {
   }
 
   /** Attaches every loaded program (autoAttach), each on its own. Returns the resulting status. */
-  attach(): CollectionStatus {
+  attach(): ObjectStatus {
     for (const p of this.programs.values()) {
       if (p.state === 'loaded' && p.autoAttach) this.attachProgram(p.name);
     }
@@ -533,7 +533,7 @@ export class BpfCollection {
     }
   }
 
-  status(): CollectionStatus {
+  status(): ObjectStatus {
     const programs = [...this.programs.values()].map((p) => p.status());
     if (this.closed) return { state: 'unavailable', reason: 'closed', programs };
     const wanted = [...this.programs.values()].filter((p) => p.state !== 'disabled' && p.state !== 'skipped');

@@ -1,6 +1,6 @@
-// Shared collection loop of the netlink probes: for each entity, a netlink socket inside its netns (kept
-// open across collections in a `NetnsSocketPool`, or opened and closed per collection without one), the
-// probe's reads, then a liveness check of the entity (a kept socket holds its netns alive, so reading
+// The netlink kit (`createNetlinkProbe`) and its collection loop: for each entity, a netlink socket
+// inside its netns (kept open across collections in a `NetnsSocketPool`, or opened and closed per
+// collection without one), the probe's reads, then a liveness check of the entity (a kept socket holds its netns alive, so reading
 // through it alone would not notice a deleted netns). One entity that fails (netns gone, protocol
 // missing) yields no points and is counted; the others go on. Reads are synchronous (see socket.ts); the
 // loop yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it.
@@ -8,8 +8,9 @@ import type { Logger } from '../log/logger.ts';
 import { NetlinkError } from '../netlink/codec.ts';
 import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from '../netlink/socket.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
-import type { MetricPoint, ProbeStatus } from '../probe/types.ts';
+import type { MetricPoint, Probe } from '../probe/types.ts';
 import { assertEntityAlive } from '../procfs/read.ts';
+import { asError, type EntityFailure, EntityStatus } from './status.ts';
 
 /** Sockets a pool keeps at most (one per netns); netns beyond it get a socket per collection. */
 export const DEFAULT_POOL_LIMIT = 2048;
@@ -102,14 +103,9 @@ export class NetnsSocketPool {
 
 const EINTR = 4;
 
-export interface NetnsFailure {
-  readonly entity: Entity;
-  readonly error: Error;
-}
-
 export interface PerNetnsResult {
   readonly points: MetricPoint[];
-  readonly failures: NetnsFailure[];
+  readonly failures: EntityFailure[];
 }
 
 /**
@@ -148,7 +144,7 @@ export async function collectPerNetnsLazy(
   pool?: NetnsSocketPool,
 ): Promise<PerNetnsResult> {
   const points: MetricPoint[] = [];
-  const failures: NetnsFailure[] = [];
+  const failures: EntityFailure[] = [];
   const pause = yieldEvery(10);
   pool?.setOptions(opts);
   for (const entity of entities) {
@@ -175,7 +171,7 @@ export async function collectPerNetnsLazy(
       if (kept) assertEntityAlive(entity);
     } catch (err) {
       points.length = mark;
-      failures.push({ entity, error: err instanceof Error ? err : new Error(String(err)) });
+      failures.push({ entity, error: asError(err) });
       // A socket that failed (timeout, truncated reply, netns gone) is not reused.
       if (kept) pool!.drop(entity.netnsInode);
       kept = false;
@@ -188,46 +184,57 @@ export async function collectPerNetnsLazy(
   return { points, failures };
 }
 
-/** Tracks the outcome of the last collections for `Probe.status()` and logs failures at debug level. */
-export class CollectionStatus {
-  #collections = 0;
-  #lastEntities = 0;
-  #lastFailures: NetnsFailure[] = [];
-  #totalFailures = 0;
-  #closed = false;
-  readonly #log: Logger;
-  constructor(log: Logger) {
-    this.#log = log;
-  }
-  record(entities: number, failures: readonly NetnsFailure[]): void {
-    this.#collections++;
-    this.#lastEntities = entities;
-    this.#lastFailures = [...failures];
-    this.#totalFailures += failures.length;
-    for (const f of failures) {
-      this.#log.debug({ netns: f.entity.netnsPath, err: f.error }, 'netns read failed');
-    }
-  }
-  markClosed(): void {
-    this.#closed = true;
-  }
-  status(): ProbeStatus {
-    if (this.#closed) return { state: 'stopped' };
-    const failed = this.#lastFailures.length;
-    const details = {
-      collections: this.#collections,
-      entities: this.#lastEntities,
-      failedEntities: failed,
-      failuresTotal: this.#totalFailures,
-      lastErrors: this.#lastFailures.slice(0, 5).map((f) => `${f.entity.displayName}: ${f.error.message}`),
-    };
-    if (failed > 0 && failed === this.#lastEntities) {
-      return {
-        state: 'degraded',
-        reason: `every netns read failed: ${this.#lastFailures[0]?.error.message}`,
-        details,
-      };
-    }
-    return { state: 'running', details };
-  }
+export interface NetlinkProbeOptions<A extends { readonly timeoutMs: number }> {
+  readonly log: Logger;
+  /** `NETLINK_ROUTE`, `NETLINK_SOCK_DIAG`, `NETLINK_NETFILTER` (receiver/netlink/socket.ts). */
+  readonly protocol: number;
+  /** The probe's entity source (`ctx.entities`): a netns that leaves gets its kept socket closed. */
+  readonly entities: EntitySource;
+  readonly args: A;
+  /**
+   * One entity's reads. `open()` returns the netns' socket, opening it on the first call (a read that
+   * learns there is nothing to dump costs no setns). Points pushed before a throw are discarded.
+   */
+  readonly read: (open: () => NetlinkSocket, entity: Entity, out: MetricPoint[], args: A) => void;
+  /** After each collection, e.g. to forget the state of netns no longer in `entities`. */
+  readonly afterCollect?: (entities: readonly Entity[]) => void;
+  readonly onClose?: () => void;
+}
+
+/**
+ * The netlink kit: a probe whose `collect` reads every entity through a socket of `protocol` kept per
+ * netns (`NetnsSocketPool`), whose `status` is the per-entity shape every kit shares (./status.ts), whose
+ * `reconfigure` applies new args at the next collection, and whose `close` closes every socket.
+ */
+export function createNetlinkProbe<A extends { readonly timeoutMs: number }>(
+  o: NetlinkProbeOptions<A>,
+): Probe<A> {
+  let args = o.args;
+  const status = new EntityStatus(o.log);
+  const pool = new NetnsSocketPool(o.protocol, { timeoutMs: args.timeoutMs }, undefined, o.entities);
+  return {
+    async collect(entities: readonly Entity[]) {
+      const a = args;
+      const started = performance.now();
+      const { points, failures } = await collectPerNetnsLazy(
+        entities,
+        o.protocol,
+        (open, entity, out) => o.read(open, entity, out, a),
+        { timeoutMs: a.timeoutMs },
+        pool,
+      );
+      o.afterCollect?.(entities);
+      status.record(entities.length, failures, performance.now() - started);
+      return points;
+    },
+    status: () => status.status(),
+    reconfigure(next: A) {
+      args = next;
+    },
+    async close() {
+      pool.close();
+      o.onClose?.();
+      status.markClosed();
+    },
+  };
 }

@@ -1,21 +1,18 @@
-// The shared shape of the procfs probes: collect per entity (bounded concurrency through `eachEntity`),
-// one failing entity (netns gone mid-read, pid exited, malformed file) adds no points and is reported in
-// `status().details`, the rest is collected. Reads are synchronous procfs reads (fast, no disk); the
-// loop yields to the event loop every `YIELD_EVERY` entities so 1,000 netns never block it in one go.
+// The procfs kit: collect per entity (bounded concurrency through `eachEntity`); one failing entity
+// (netns gone mid-read, pid exited, malformed file) adds no points and is reported in `status().details`
+// (the per-entity shape every kit shares, ./status.ts), the rest is collected. Reads are synchronous
+// procfs reads (fast, no disk); the loop yields to the event loop every `YIELD_EVERY` entities so 1,000
+// netns never block it in one go.
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
-import type { MetricDef, MetricPoint, Probe, ProbeStatus } from '../probe/types.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeContext, ProbeStatus } from '../probe/types.ts';
 import { eachEntity } from './each-entity.ts';
+import { EntityStatus, type FailureReport } from './status.ts';
 
 const YIELD_EVERY = 32;
-const MAX_REPORTED_FAILURES = 20;
 
-export interface FailureReport {
-  readonly entity: string;
-  readonly netns: number;
-  readonly error: string;
-}
+export type { FailureReport } from './status.ts';
 
 export interface ProcfsProbeOptions<A> {
   readonly log: Logger;
@@ -40,20 +37,14 @@ export interface ProcfsProbe<A> extends Probe<A> {
 export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A> {
   let closed = false;
   let concurrency = opts.concurrency;
-  let collections = 0;
-  let lastEntities = 0;
-  let lastFailed = 0;
-  let failuresTotal = 0;
-  let lastFailures: FailureReport[] = [];
-  let nodeError: string | undefined;
-  let lastDurationMs = 0;
+  const status = new EntityStatus(opts.log);
 
   return {
     async collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]> {
       if (closed) return [];
       const started = performance.now();
       const points: MetricPoint[] = [];
-      nodeError = undefined;
+      let nodeError: string | undefined;
       if (opts.collectNode) {
         try {
           const nodePoints: MetricPoint[] = [];
@@ -89,38 +80,11 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
             }
           })
         : { failures: [] };
-      collections++;
-      lastEntities = targets.length;
-      lastFailed = failures.length;
-      failuresTotal += failures.length;
-      lastFailures = failures.slice(0, MAX_REPORTED_FAILURES).map((f) => ({
-        entity: f.entity.displayName,
-        netns: f.entity.netnsInode,
-        error: f.error.message,
-      }));
-      for (const f of failures)
-        opts.log.debug({ entity: f.entity.displayName, err: f.error }, 'entity read failed');
-      lastDurationMs = performance.now() - started;
+      status.record(targets.length, failures, performance.now() - started, nodeError);
       return points;
     },
-    status(): ProbeStatus {
-      if (closed) return { state: 'stopped' };
-      const details = {
-        collections,
-        entities: lastEntities,
-        failedEntities: lastFailed,
-        failuresTotal,
-        failures: lastFailures,
-        lastDurationMs: Math.round(lastDurationMs * 1000) / 1000,
-        ...(nodeError ? { nodeError } : {}),
-      };
-      if (nodeError) return { state: 'degraded', reason: `host-wide read failed: ${nodeError}`, details };
-      if (lastFailed > 0 && lastFailed === lastEntities) {
-        return { state: 'degraded', reason: `every entity failed: ${lastFailures[0]?.error}`, details };
-      }
-      return { state: 'running', details };
-    },
-    lastFailures: () => lastFailures,
+    status: (): ProbeStatus => (closed ? { state: 'stopped' } : status.status()),
+    lastFailures: () => status.failures(),
     ...(opts.reconfigure
       ? {
           reconfigure(args: A): void {
@@ -132,35 +96,29 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
       : {}),
     async close(): Promise<void> {
       closed = true;
+      status.markClosed();
     },
   };
 }
 
-/** A metric filter from the optional `metrics` arg: names to produce (default: every declared metric). */
+/**
+ * Which metrics a procfs probe produces: its `metrics` arg when the config gives one, else the metrics
+ * the pipeline exports now (`ctx.enabledMetrics`, read at each call, so a reload that enables or
+ * disables a metric applies at the next collection), else every declared metric. snmp declares 402
+ * metrics and enables 69 by default: without this it would read snmp6 and emit every counter for
+ * every netns only for the store to drop them.
+ */
 export function metricFilter(
   defs: readonly MetricDef[],
   only: readonly string[] | undefined,
+  ctx?: Pick<ProbeContext, 'enabledMetrics'>,
 ): (name: string) => boolean {
-  if (!only) return () => true;
-  const known = new Set(defs.map((d) => d.name));
-  const set = new Set(only.filter((n) => known.has(n)));
-  return (name) => set.has(name);
-}
-
-/**
- * `args` with `metrics` set to the probe's enabled metric names, for a probe whose args take that list
- * (the procfs probes) and were not given one: the probe then skips the reads, parsing and points of
- * the metrics the store would drop (snmp declares 402 metrics and enables 69 by default; without the
- * list it reads snmp6 and emits every counter for every netns).
- */
-export function withEnabledMetrics<A>(
-  spec: { readonly metrics: readonly MetricDef[]; readonly args: unknown },
-  args: A,
-  enabled: (def: MetricDef) => boolean,
-): A {
-  const shape = (spec.args as { shape?: Record<string, unknown> }).shape;
-  if (!shape || !('metrics' in shape)) return args;
-  if (typeof args !== 'object' || args === null || (args as { metrics?: unknown }).metrics !== undefined)
-    return args;
-  return { ...args, metrics: spec.metrics.filter(enabled).map((d) => d.name) };
+  if (only) {
+    const known = new Set(defs.map((d) => d.name));
+    const set = new Set(only.filter((n) => known.has(n)));
+    return (name) => set.has(name);
+  }
+  const enabled = ctx?.enabledMetrics;
+  if (!enabled) return () => true;
+  return (name) => enabled().has(name);
 }

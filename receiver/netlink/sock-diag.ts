@@ -21,7 +21,13 @@ export const INET_DIAG_INFO = 2;
 export const INET_DIAG_SKMEMINFO = 7;
 const INET_DIAG_MAX = 8;
 
-/** TCP states (include/net/tcp_states.h), as inet_diag reports them in `idiag_state`. */
+/**
+ * The one TCP state table (include/net/tcp_states.h) of podnet, for sock_diag's `idiag_state` and the
+ * `sk_state` eBPF events carry: values are the semconv `network.connection.state` spelling, so the same
+ * kernel state is one value on metrics and events. States semconv has no value for take the state the
+ * socket is in for TCP: a request socket (TCP_NEW_SYN_RECV) is `syn_received`, a bound inactive socket
+ * (TCP_BOUND_INACTIVE, a sock_diag pseudo-state of a bound TCP_CLOSE socket) is `closed`.
+ */
 export const TCP_STATES = [
   '',
   'established',
@@ -36,6 +42,7 @@ export const TCP_STATES = [
   'listen',
   'closing',
   'syn_received', // TCP_NEW_SYN_RECV (request sockets)
+  'closed', // TCP_BOUND_INACTIVE
 ] as const;
 export const TCP_LISTEN = 10;
 export const TCP_ESTABLISHED = 1;

@@ -98,6 +98,12 @@ export interface ProbeContext {
   readonly entities: EntitySource;
   /** Hand an event to the pipeline. Never blocks; the pipeline bounds and counts what it drops. */
   emit(event: ProbeEvent): void;
+  /**
+   * Names of this probe's metrics the pipeline exports now (config `metrics.<name>.enabled`, else the
+   * declared default): a probe may skip the reads of the others. The same Set until the config changes
+   * (compare by identity to rebuild what depends on it). Absent: every declared metric is wanted.
+   */
+  readonly enabledMetrics?: () => ReadonlySet<string>;
 }
 
 export interface Probe<A = unknown> {

@@ -1,7 +1,8 @@
 // ctevents against the kernel: closed-port SYNs through a netns whose nft rule uses conntrack → one
 // ConntrackNew per connection (== the `ct state new` rule counter) with original and reply tuples, and
 // one ConntrackDestroy each (the kernel kills the unassured entry on the RST: `conntrack -C` is 0); a UDP
-// flow stays in the table until `conntrack -F` destroys it; a netns that goes away is unsubscribed.
+// flow stays in the table until `conntrack -F` destroys it; a netns that goes away is unsubscribed; an
+// ICMP echo in a non-default conntrack zone carries the type, code and zone `conntrack -L` shows.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { cteventsProbe, M } from '../../probes/ctevents/ctevents.ts';
@@ -126,4 +127,42 @@ test('IPv6 tuples; rate limit per (netns, type) with suppressed counted and coun
   }
   await p.close();
   b.exec('nft', ['delete', 'table', 'inet', 'pnact']);
+});
+
+test('ICMP echo in conntrack zone 7: type, code and zone as conntrack -L shows them', async () => {
+  const { a, b } = pair;
+  // The zone is set before conntrack sees the packet (priority raw, -300).
+  b.exec('nft', [
+    'add table inet pnazone; add chain inet pnazone pre { type filter hook prerouting priority -300; policy accept; }; add rule inet pnazone pre ip protocol icmp ct zone set 7',
+  ]);
+  const ctx = testContext([sideEntity(a), sideEntity(b)]);
+  const p = (await cteventsProbe.create(ctx, cteventsProbe.args.parse({ rateLimit: 0 }))) as Probe<unknown>;
+  probes.push(p);
+  try {
+    a.exec('busybox', ['ping', '-c', '1', '-W', '2', b.ipv4]);
+    const icmp = () =>
+      ctx.events.filter(
+        (e) =>
+          e.netns === b.inode && e.type === 'ConntrackNew' && e.attributes['network.transport'] === 'icmp',
+      );
+    assert.ok(await waitFor(() => icmp().length >= 1));
+    assert.equal(icmp().length, 1);
+    // e.g. `icmp 1 29 src=A dst=B type=8 code=0 id=N src=B dst=A type=0 code=0 id=N mark=0 zone=7 use=1`
+    const line = b.exec('conntrack', ['-L', '-p', 'icmp']).trim().split('\n')[0]!;
+    const field = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(line)?.[1]);
+    const e = icmp()[0]!;
+    assert.equal(e.attributes['source.address'], a.ipv4);
+    assert.equal(e.attributes['destination.address'], b.ipv4);
+    assert.equal(e.attributes['podnet.icmp.type'], field('type'));
+    assert.equal(e.attributes['podnet.icmp.type'], 8, 'echo request');
+    assert.equal(e.attributes['podnet.icmp.code'], field('code'));
+    assert.equal(e.attributes['podnet.conntrack.zone'], field('zone'));
+    assert.equal(e.attributes['podnet.conntrack.zone'], 7);
+    assert.equal(e.attributes['source.port'], undefined, 'no ports on an ICMP tuple');
+    assertDeclared(cteventsProbe, ctx.events);
+  } finally {
+    await p.close();
+    b.exec('nft', ['delete', 'table', 'inet', 'pnazone']);
+    b.exec('conntrack', ['-F']);
+  }
 });

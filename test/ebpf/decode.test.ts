@@ -10,7 +10,6 @@ import {
   readTuple,
   socketAttributes,
   TUPLE_SIZE,
-  tcpStateKernelName,
   tcpStateName,
   transportName,
 } from '../../receiver/kit/ebpf/decode.ts';
@@ -78,10 +77,10 @@ test('attribute builders: packet vs socket keys, ports only for port transports'
 test('TCP state and transport names', () => {
   assert.equal(tcpStateName(1), 'established');
   assert.equal(tcpStateName(2), 'syn_sent');
-  assert.equal(tcpStateName(12), 'new_syn_recv');
+  // TCP_NEW_SYN_RECV: a request socket, semconv `syn_received` (as the sockets probe exports it)
+  assert.equal(tcpStateName(12), 'syn_received');
+  assert.equal(tcpStateName(13), 'closed');
   assert.equal(tcpStateName(0), '');
-  assert.equal(tcpStateKernelName(3), 'TCP_SYN_RECV');
-  assert.equal(tcpStateKernelName(0), 'TCP_OTHER');
   assert.equal(transportName(6), 'tcp');
   assert.equal(transportName(58), 'icmpv6');
   assert.equal(transportName(47), 'ipproto_47');

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import { conntrackProbe } from '../../probes/conntrack/conntrack.ts';
 import { qdiscProbe } from '../../probes/qdisc/qdisc.ts';
 import { socketsProbe } from '../../probes/sockets/sockets.ts';
+import type { EntityStatusDetails } from '../../receiver/kit/status.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
@@ -50,7 +51,17 @@ test('deleted netns: gone before the collection → no points for it, others com
     assert.equal(new Set(counts.values()).size, 1, 'every live netns has the same full set of points');
     const st = p.status();
     assert.equal(st.state, 'running');
-    assert.equal((st.details as { failedEntities: number }).failedEntities, 1);
+    // The per-entity status every kit reports (receiver/kit/status.ts).
+    const d = st.details as unknown as EntityStatusDetails;
+    assert.equal(d.failedEntities, 1);
+    assert.equal(d.entities, 6);
+    assert.deepEqual(
+      d.failures.map((f) => [f.entity, f.netns]),
+      [[entities[2]!.displayName, entities[2]!.netnsInode]],
+    );
+    assert.equal(typeof d.failures[0]!.error, 'string');
+    assert.ok(d.failures[0]!.error.length > 0);
+    assert.equal(typeof d.lastDurationMs, 'number');
   }
 });
 

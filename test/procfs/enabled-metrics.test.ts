@@ -1,6 +1,6 @@
-// The agent hands each procfs probe the names of its enabled metrics (`args.metrics`), so the probe reads,
-// parses and emits only those (snmp declares 402 metrics and enables 69 by default): the probe's points
-// per collection are the enabled set, a metric enabled in the config joins it, one disabled leaves it,
+// The agent hands each probe the names of its enabled metrics (`ProbeContext.enabledMetrics`), so a
+// procfs probe reads, parses and emits only those (snmp declares 402 metrics and enables 69 by default):
+// the probe's points per collection are the enabled set, a metric enabled in the config joins it, one disabled leaves it,
 // on reload too, and an explicit `args.metrics` in the config wins.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -8,7 +8,8 @@ import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { SNMP_METRICS, snmpProbe } from '../../probes/snmp/snmp.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import { withEnabledMetrics } from '../../receiver/kit/procfs.ts';
+import { metricFilter } from '../../receiver/kit/procfs.ts';
+import { enabledMetricsOf } from '../../receiver/probe/enabled-metrics.ts';
 
 const OFF_BY_DEFAULT = SNMP_METRICS.find((m) => !m.enabled && m.name.startsWith('podnet.snmp.tcp_ext.'))!;
 const ON_BY_DEFAULT = SNMP_METRICS.find((m) => m.enabled && m.name.startsWith('podnet.snmp.tcp.'))!;
@@ -35,18 +36,33 @@ async function snmpMetricNames(agent: Agent): Promise<Set<string>> {
   return new Set(points.map((p) => p.metric));
 }
 
-test('withEnabledMetrics: fills args.metrics only for probes that take it and were not given one', () => {
-  const enabled = (d: { enabled: boolean }) => d.enabled;
-  const filled = withEnabledMetrics(snmpProbe, snmpProbe.args.parse({}), enabled);
+test('enabledMetricsOf: defaults, config overrides, the same Set until the config changes', () => {
+  const config = new Map<string, boolean>();
+  const enabled = enabledMetricsOf(snmpProbe, () => config);
   assert.deepEqual(
-    filled.metrics,
+    [...enabled()],
     SNMP_METRICS.filter((m) => m.enabled).map((m) => m.name),
   );
+  assert.equal(enabled(), enabled(), 'same Set while the config is the same');
+  const reloaded = new Map([
+    [OFF_BY_DEFAULT.name, true],
+    [ON_BY_DEFAULT.name, false],
+  ]);
+  const enabled2 = enabledMetricsOf(snmpProbe, () => reloaded);
+  assert.ok(enabled2().has(OFF_BY_DEFAULT.name));
+  assert.ok(!enabled2().has(ON_BY_DEFAULT.name));
+});
+
+test('metricFilter: an explicit metrics arg wins over the enabled set; without either, every metric', () => {
+  const ctx = { enabledMetrics: () => new Set(['k8s.pod.network.errors']) };
   const given = netdevProbe.args.parse({ metrics: ['k8s.pod.network.io'] });
-  assert.equal(withEnabledMetrics(netdevProbe, given, enabled), given);
-  const noMetricsArg = { metrics: [], args: { parse: () => ({}) } };
-  const a = { x: 1 };
-  assert.equal(withEnabledMetrics(noMetricsArg, a, enabled), a);
+  const explicit = metricFilter(netdevProbe.metrics, given.metrics, ctx);
+  assert.equal(explicit('k8s.pod.network.io'), true);
+  assert.equal(explicit('k8s.pod.network.errors'), false);
+  const fromCtx = metricFilter(netdevProbe.metrics, undefined, ctx);
+  assert.equal(fromCtx('k8s.pod.network.io'), false);
+  assert.equal(fromCtx('k8s.pod.network.errors'), true);
+  assert.equal(metricFilter(netdevProbe.metrics, undefined)('k8s.pod.network.io'), true);
 });
 
 test('agent: the snmp probe emits exactly the enabled metrics; config enables and disables, also on reload', async () => {

@@ -1,6 +1,7 @@
 // Decoding helpers shared by the eBPF anomaly probes: the 40-byte `struct pn_tuple`
 // (probes/include/pn_tuple.bpf.h), TCP state names, transport names, event attribute builders.
 import { ipString } from '../../bpf/events.ts';
+import { TCP_STATES } from '../../netlink/sock-diag.ts';
 
 export const TUPLE_SIZE = 40;
 
@@ -31,34 +32,12 @@ export function readTuple(view: DataView, offset: number): Tuple {
   };
 }
 
-/** include/net/tcp_states.h; values are the semconv `network.connection.state` spelling. */
-const TCP_STATES = [
-  '',
-  'established',
-  'syn_sent',
-  'syn_received',
-  'fin_wait_1',
-  'fin_wait_2',
-  'time_wait',
-  'closed',
-  'close_wait',
-  'last_ack',
-  'listen',
-  'closing',
-  'new_syn_recv',
-  'bound_inactive',
-];
-
-/** `established`, `syn_sent`, ... ('' for 0 / unknown). */
+/**
+ * `established`, `syn_sent`, ... ('' for 0): the one TCP state table (receiver/netlink/sock-diag.ts),
+ * in the semconv `network.connection.state` spelling the sockets probe exports too.
+ */
 export function tcpStateName(state: number): string {
   return TCP_STATES[state] ?? `state_${state}`;
-}
-
-/** Kernel spelling as KubeSkoop prints it (`TCP_ESTABLISHED`), for messages. */
-export function tcpStateKernelName(state: number): string {
-  const s = TCP_STATES[state];
-  if (!s) return 'TCP_OTHER';
-  return `TCP_${s.toUpperCase().replace('SYN_RECEIVED', 'SYN_RECV')}`;
 }
 
 /** `network.transport` value for an IPPROTO_* number. */

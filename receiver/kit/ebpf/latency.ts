@@ -1,5 +1,5 @@
-// Pieces the latency probes share on top of the eBPF kit (runtime.ts): threshold labels, the "slow" counter defs,
-// the latency attribute on events, and reading a per-CPU hash of pn_hist keyed by (netns, ...).
+// Pieces the latency probes share on top of the eBPF kit (runtime.ts): threshold labels, the "slow"
+// counter defs, the latency attribute on events, and reading a per-CPU hash of pn_hist keyed by (netns, ...).
 import { z } from 'zod';
 import type { Attributes, MetricDef, MetricPoint } from '../../probe/types.ts';
 import { readTuple, type Tuple } from './decode.ts';

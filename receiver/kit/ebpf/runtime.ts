@@ -25,6 +25,7 @@ import type {
   ProbeEvent,
   ProbeStatus,
 } from '../../probe/types.ts';
+import { asError, type EntityFailure, EntityStatus } from '../status.ts';
 
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
@@ -274,6 +275,9 @@ export class EbpfRuntime {
   readonly #symbols = new Map<bigint, string>();
   #stackFailuresSeen = 0;
   #closed = false;
+  /** Entities whose netns could not be put in the watched-netns map (counted as unattributed). */
+  readonly #watchFailures = new Map<number, EntityFailure>();
+  readonly #entityStatus: EntityStatus;
 
   private constructor(o: EbpfRuntimeOptions, coll: BpfCollection) {
     this.probe = o.probe;
@@ -283,6 +287,7 @@ export class EbpfRuntime {
     this.#log = o.ctx.log;
     this.#counterMaps = o.counterMaps ?? [];
     this.#watchAll = o.watchAll ?? false;
+    this.#entityStatus = new EntityStatus(o.ctx.log);
     try {
       const wm = coll.maps.get('pn_watched');
       if (wm && !this.#watchAll) {
@@ -396,16 +401,21 @@ export class EbpfRuntime {
     for (const c of changes) {
       try {
         if (c.type === 'removed') {
+          this.#watchFailures.delete(c.entity.netnsInode);
           w.delete(c.entity.netnsInode);
           gone.push(c.entity.netnsInode);
         } else {
           if (c.type === 'updated' && c.previous.netnsInode !== c.entity.netnsInode) {
+            this.#watchFailures.delete(c.previous.netnsInode);
             w.delete(c.previous.netnsInode);
             gone.push(c.previous.netnsInode);
           }
           w.add(c.entity.netnsInode);
+          this.#watchFailures.delete(c.entity.netnsInode);
         }
       } catch (err) {
+        if (c.type !== 'removed')
+          this.#watchFailures.set(c.entity.netnsInode, { entity: c.entity, error: asError(err) });
         this.#log.warn({ err, probe: this.probe }, 'updating the watched-netns map failed');
       }
     }
@@ -491,6 +501,8 @@ export class EbpfRuntime {
   /** Self-telemetry points (scope node) from pn_stats and the ring reader. */
   selfPoints(): MetricPoint[] {
     if (this.#closed) return [];
+    // Every probe calls this once per collection: it is when the per-entity status is taken.
+    this.#entityStatus.record(this.#ctx.entities.entities().length, [...this.#watchFailures.values()]);
     this.sweepStacks();
     const attributes = { 'podnet.probe.name': this.probe };
     const stats = this.coll.maps.get('pn_stats');
@@ -504,11 +516,16 @@ export class EbpfRuntime {
     ];
   }
 
-  /** Loader status plus runtime details; degraded when stacks are on but kallsyms is unreadable. */
+  /**
+   * Loader status plus the per-entity shape every kit shares (../status.ts; a failed entity is one whose
+   * netns could not be added to the watched-netns map) and runtime details; degraded when stacks are on
+   * but kallsyms is unreadable, or when no entity could be watched.
+   */
   status(): ProbeStatus {
     if (this.#closed) return { state: 'stopped' };
     const s = this.coll.probeStatus();
     const details: Record<string, unknown> = {
+      ...this.#entityStatus.details(),
       ...(s.details ?? {}),
       watchedNetns: this.watched?.size ?? null,
       events: { ...this.counts, ring: this.ring ? { ...this.ring.stats } : null },
@@ -516,6 +533,8 @@ export class EbpfRuntime {
     if (this.args.stacks && !kallsyms().available && s.state === 'running') {
       return { state: 'degraded', reason: kallsyms().reason ?? 'stacks unavailable', details };
     }
+    const unwatched = this.#entityStatus.degradedReason();
+    if (unwatched && s.state === 'running') return { state: 'degraded', reason: unwatched, details };
     return { ...s, details };
   }
 

@@ -1,0 +1,20 @@
+// `ProbeContext.enabledMetrics` for one probe: the names of its metrics enabled by the config
+// (`metrics.<name>.enabled`) or by their declared default. The Set is rebuilt only when the config's
+// override map changes (a reload), so probes can compare it by identity.
+import type { MetricDef } from './types.ts';
+
+export function enabledMetricsOf(
+  spec: { readonly metrics: readonly MetricDef[] },
+  overrides: () => ReadonlyMap<string, boolean>,
+): () => ReadonlySet<string> {
+  let basis: ReadonlyMap<string, boolean> | undefined;
+  let names: ReadonlySet<string> = new Set();
+  return () => {
+    const now = overrides();
+    if (now !== basis) {
+      basis = now;
+      names = new Set(spec.metrics.filter((d) => now.get(d.name) ?? d.enabled).map((d) => d.name));
+    }
+    return names;
+  };
+}
