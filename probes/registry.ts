@@ -7,6 +7,7 @@ import { kernellatencyProbe } from './kernellatency/kernellatency.ts';
 import { netdevProbe } from './netdev/netdev.ts';
 import { netiftxlatProbe } from './netiftxlat/netiftxlat.ts';
 import { packetlossProbe } from './packetloss/packetloss.ts';
+import { peersProbe } from './peers/peers.ts';
 import { processProbe } from './process/process.ts';
 import { qdiscProbe } from './qdisc/qdisc.ts';
 import { snmpProbe } from './snmp/snmp.ts';
@@ -42,4 +43,5 @@ export const probeSpecs: readonly AnyProbeSpec[] = [
   netiftxlatProbe,
   kernellatencyProbe,
   flowProbe,
+  peersProbe,
 ];

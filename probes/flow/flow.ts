@@ -15,6 +15,7 @@ import {
   hookAvailability,
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
+import { PEER_EVENT_ATTRIBUTES } from '../../receiver/peers/types.ts';
 import type { Entity, EntityChange } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 
@@ -38,6 +39,8 @@ const ATTRS = [
   'network.peer.address',
   'network.local.port',
   'network.peer.port',
+  // who the peer address is (receiver/peers), when peer resolution is on
+  ...PEER_EVENT_ATTRIBUTES,
 ];
 const metrics: MetricDef[] = [
   {
@@ -204,6 +207,11 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
             attributes['network.local.port'] = k.readUInt16LE(36);
             attributes['network.peer.port'] = k.readUInt16LE(38);
           }
+          if (ctx.peers)
+            Object.assign(
+              attributes,
+              ctx.peers.resolve(attributes['network.peer.address'] as string).attributes,
+            );
           out.push({ metric: M.packets, netns, attributes, value: e.values[0] ?? 0 });
           out.push({ metric: M.bytes, netns, attributes, value: e.values[1] ?? 0 });
         }

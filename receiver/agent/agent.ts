@@ -15,6 +15,8 @@ import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
 import { applyHeapSettings } from '../otel/heap.ts';
 import { Pipeline } from '../otel/pipeline.ts';
+import { nodeNameFrom } from '../otel/resource.ts';
+import { Peers } from '../peers/service.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import type { Probe } from '../probe/types.ts';
 import { Discovery } from './discovery.ts';
@@ -51,6 +53,8 @@ export class Agent {
   readonly pipeline: Pipeline;
   readonly entities: EntitySource;
   readonly specs: readonly AnyProbeSpec[];
+  /** Peer identity on events and the per-peer counters (receiver/peers). */
+  readonly peers: Peers;
   /** Collections done so far. */
   collections = 0;
   #config: ResolvedConfig;
@@ -85,7 +89,15 @@ export class Agent {
       labelAllowlist: config.pods.labelAllowlist,
       cardinalityLimit: config.cardinalityLimit,
     });
+    this.peers = new Peers({
+      entities: this.entities,
+      nodeName: nodeNameFrom(config.nodeName, this.#env),
+      log: childLogger('peers'),
+      env: this.#env,
+      refreshMs: Math.max(1000, config.collectionIntervalMs),
+    });
     this.#probes = new ProbeSet({
+      peers: () => (this.#config.raw.peers.enabled ? this.peers : undefined),
       pipeline: this.pipeline,
       entities: this.entities,
       log: this.#log,
@@ -194,6 +206,7 @@ export class Agent {
     await this.#probes.closeAll();
     this.#sink.close();
     this.#discovery.stop();
+    await this.peers.close();
     await this.#server.close();
     await this.pipeline.shutdown();
   }
@@ -220,6 +233,7 @@ export class Agent {
       sinkDropped: this.#sink.dropped,
       discovery: this.#discovery.status(),
       openFiles: openFileStatus(),
+      peers: this.peers.status(),
     };
   }
 
@@ -236,6 +250,8 @@ export class Agent {
     await this.#discovery.apply(config);
     this.#config = config;
     await configurePipeline(this.pipeline, config, this.#env);
+    await this.peers.configure(config.raw.peers, config.cardinalityLimit);
+    this.pipeline.events.configure({ peers: config.raw.peers.enabled ? this.peers.resolver : null });
     this.#sink.apply(config.eventsJsonl);
     await this.#probes.apply(config);
     if (prev.collectionIntervalMs !== config.collectionIntervalMs && this.#timer) this.#schedule(0);

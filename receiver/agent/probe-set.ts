@@ -6,6 +6,7 @@ import type { AnyProbeSpec } from '../../probes/registry.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
+import type { PeerSource } from '../peers/types.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { enabledMetricsOf } from '../probe/enabled-metrics.ts';
 import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
@@ -17,6 +18,8 @@ export interface ProbeSetOptions {
   readonly log: Logger;
   /** The logger handed to one probe (its `ProbeContext.log`), also used for its lifecycle messages. */
   readonly probeLog: (name: string) => Logger;
+  /** Peer identity for the probes (`ProbeContext.peers`), while peer resolution is on. */
+  readonly peers?: () => PeerSource | undefined;
 }
 
 export interface LastCollection {
@@ -193,6 +196,8 @@ export class ProbeSet {
       emit: (ev) => pipeline.events.emit(spec.name, ev),
       enabledMetrics: enabledMetricsOf(spec, () => this.#metricEnabled),
     };
+    const peers = this.#opts.peers?.();
+    if (peers) Object.assign(ctx, { peers });
     try {
       rp.probe = await spec.create(ctx, args);
       rp.argsKey = argsKey;

@@ -24,6 +24,8 @@ export interface AgentSnapshot {
   readonly discovery: unknown;
   /** RLIMIT_NOFILE and the descriptors open now (they grow with the watched netns). */
   readonly openFiles: { readonly soft: number; readonly hard: number; readonly open: number } | null;
+  /** Peer resolution: node-local or cluster view (receiver/peers/service.ts). */
+  readonly peers: unknown;
 }
 
 export function statusView(s: AgentSnapshot): Record<string, unknown> {
@@ -63,6 +65,7 @@ export function statusView(s: AgentSnapshot): Record<string, unknown> {
     pods: s.entities.pods().length,
     discovery: s.discovery,
     limits: { openFiles: s.openFiles },
+    peers: s.peers,
     events: {
       emitted: pipeline.events.emitted,
       ...self.events,

@@ -153,6 +153,23 @@ export const configSchema = z.strictObject({
       schedule_delay: duration(10, 60_000).default(1000),
     })
     .default({ max_queue_size: 2048, max_export_batch_size: 512, schedule_delay: 1000 }),
+  /** Peer identity on events (receiver/peers): node-local knowledge, plus the Kubernetes API when reachable. */
+  peers: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      kubernetes: z
+        .strictObject({
+          /** auto: in-cluster when KUBERNETES_SERVICE_HOST is set or api_server is configured; on; off. */
+          mode: z.enum(['auto', 'on', 'off']).default('auto'),
+          api_server: url.optional(),
+          token_file: z.string().min(1).optional(),
+          ca_file: z.string().min(1).optional(),
+          /** Addresses indexed from the API at most (pods, Services, endpoints, nodes); more are counted. */
+          max_addresses: z.number().int().min(1).max(10_000_000).default(200_000),
+        })
+        .default({ mode: 'auto', max_addresses: 200_000 }),
+    })
+    .default({ enabled: true, kubernetes: { mode: 'auto', max_addresses: 200_000 } }),
 });
 
 export type RawConfig = z.output<typeof configSchema>;

@@ -7,6 +7,8 @@
 // capture is on, `podnet.kernel.stack` (string array). The timestamp is passed as HrTime `[s, ns]`: a
 // number would be taken as milliseconds by the SDK.
 import type { Logger } from '../log/logger.ts';
+import type { PeerResolver } from '../peers/resolver.ts';
+import type { Peer } from '../peers/types.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
@@ -26,6 +28,8 @@ export interface EventRecord {
   readonly probe: string;
   /** Entity display name (`namespace/name`, `host`, netns name) or `unattributed`. */
   readonly entity: string;
+  /** The other end of the tuple (`pod ns/name`, `service ns/name`, `host`, ...), when the event has one. */
+  readonly peer?: string;
   readonly attributes: Readonly<Record<string, AttributeValue>>;
   readonly stack?: readonly string[];
 }
@@ -43,6 +47,7 @@ interface RecentEvent {
   readonly severity: Severity;
   readonly entityName: string;
   readonly entityAttrs: Readonly<Record<string, AttributeValue>>;
+  readonly peer: Peer | undefined;
   readonly stack: readonly string[] | undefined;
   rec?: EventRecord;
 }
@@ -58,6 +63,8 @@ export class EventPipeline {
   #stacks = false;
   #labelAllowlist: readonly string[] = [];
   #export: EventExport | undefined;
+  /** Peer identity of events with a tuple (receiver/peers). */
+  #peers: PeerResolver | undefined;
   readonly #subscribers = new Set<(r: EventRecord) => void>();
   /** Ring of the last `_recentMax` events (oldest at `_recentHead` once full). */
   #recent: RecentEvent[] = [];
@@ -84,7 +91,9 @@ export class EventPipeline {
     stacks?: boolean;
     labelAllowlist?: readonly string[];
     entities?: EntitySource;
+    peers?: PeerResolver | null;
   }): void {
+    if (options.peers !== undefined) this.#peers = options.peers ?? undefined;
     if (options.defs) {
       const map = new Map<string, RegisteredEvent & { probes: Set<string> }>();
       for (const d of options.defs) {
@@ -140,6 +149,7 @@ export class EventPipeline {
       cached = { entity, attrs: Object.freeze(entityAttributes(entity, netns, this.#labelAllowlist)) };
       this.#entityAttrs.set(netns, cached);
     }
+    const peer = this.#peers?.forEvent(ev.attributes, entity, netns, ev.name);
     const stack = this.#stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;
     const severity = ev.severity ?? reg.def.severity ?? 'WARN';
     this.#export?.push(
@@ -150,6 +160,7 @@ export class EventPipeline {
       cached.attrs,
       stack,
       ev.attributes,
+      peer?.attributes,
     );
     if (this.#recentMax === 0 && this.#subscribers.size === 0) return;
     const re: RecentEvent = {
@@ -158,6 +169,7 @@ export class EventPipeline {
       severity,
       entityName: entity?.displayName ?? 'unattributed',
       entityAttrs: cached.attrs,
+      peer,
       stack,
     };
     if (this.#recentMax > 0) {
@@ -191,6 +203,7 @@ function materialize(re: RecentEvent): EventRecord {
   const attributes: Record<string, AttributeValue> = {
     ...ev.attributes,
     ...re.entityAttrs,
+    ...re.peer?.attributes,
     [ATTR_PODNET_EVENT_TYPE]: ev.type,
   };
   if (re.stack) attributes[ATTR_PODNET_KERNEL_STACK] = [...re.stack];
@@ -203,6 +216,7 @@ function materialize(re: RecentEvent): EventRecord {
     severity: re.severity,
     probe: re.probe,
     entity: re.entityName,
+    ...(re.peer ? { peer: re.peer.display } : {}),
     attributes,
     ...(re.stack ? { stack: re.stack } : {}),
   };

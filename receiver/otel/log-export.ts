@@ -95,7 +95,8 @@ export class EventExport {
 
   /**
    * Queue one record; false (and counted `lost_queue_full`) when maxQueueSize records are held already.
-   * `attributes` are the probe's; `entity` a frozen attribute set reused for every event of its netns.
+   * `attributes` are the probe's; `entity` a frozen attribute set reused for every event of its netns;
+   * `peer` the peer keys (receiver/peers), sent as record attributes after the probe's.
    */
   push(
     name: string,
@@ -105,6 +106,7 @@ export class EventExport {
     entity: Readonly<Record<string, AttributeValue>>,
     stack: readonly string[] | undefined,
     attributes: Readonly<Record<string, AttributeValue>>,
+    peer?: Readonly<Record<string, AttributeValue>>,
   ): boolean {
     if (this.#closed || this.#n + this.#sealedN + this.#inWorker >= this.#settings.maxQueueSize) {
       this.#self.countEvents('lost_queue_full');
@@ -130,6 +132,12 @@ export class EventExport {
       if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
       else d.push(this.#str(key), v);
       count++;
+    }
+    if (peer) {
+      for (const key in peer) {
+        d.push(this._str(key), peer[key]);
+        count++;
+      }
     }
     d[countAt] = count;
     this.#n++;

@@ -4,6 +4,7 @@
 // and the registry (`probes/registry.ts`).
 import type { ZodType } from 'zod';
 import type { Logger } from '../log/logger.ts';
+import type { PeerSource } from '../peers/types.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 
 /** counter: cumulative monotonic sum (kernel counters); gauge: a level; histogram: a distribution. */
@@ -104,6 +105,8 @@ export interface ProbeContext {
    * (compare by identity to rebuild what depends on it). Absent: every declared metric is wanted.
    */
   readonly enabledMetrics?: () => ReadonlySet<string>;
+  /** Peer identity (receiver/peers), when peer resolution is on. */
+  readonly peers?: PeerSource;
 }
 
 export interface Probe<A = unknown> {
@@ -120,7 +123,7 @@ export interface ProbeSpec<A = unknown> {
   /** Folder name under `probes/`, used as the config key. */
   readonly name: string;
   readonly description: string;
-  readonly source: 'procfs' | 'netlink' | 'ebpf' | 'synthetic';
+  readonly source: 'procfs' | 'netlink' | 'ebpf' | 'synthetic' | 'events';
   readonly defaultEnabled: boolean;
   readonly metrics: readonly MetricDef[];
   readonly events: readonly EventDef[];

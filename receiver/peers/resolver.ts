@@ -1,0 +1,209 @@
+// Address → peer identity for the event path (receiver/otel/events.ts calls forEvent once per event that
+// has a tuple). Node-local knowledge (local.ts) is rebuilt whenever pod discovery reports a change and
+// every `refreshMs`; the cluster view (kube/, when the Kubernetes API is used) updates address by address
+// as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
+// either source changes that address, so an address reused by a new pod resolves to the new pod from the
+// next update on, and no identity outlives the update that removed it.
+//
+// Steady-state cost per event: one property read of the tuple's remote address and one Map lookup
+// (benchmarks/peers/).
+import type { Logger } from '../log/logger.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
+import type { AttributeValue } from '../probe/types.ts';
+import type { KubeIndex } from './kube/index.ts';
+import { localPeers, podPeer, selfPeer } from './local.ts';
+import {
+  isLoopback,
+  isPrivateAddress,
+  makePeer,
+  PEER_EXTERNAL,
+  PEER_UNKNOWN,
+  type Peer,
+  type PeerInfo,
+} from './types.ts';
+
+/** Cached resolutions of addresses no source knows, before the cache is started over. */
+const UNKNOWN_CACHE_MAX = 65_536;
+
+type Attrs = Readonly<Record<string, AttributeValue>>;
+export type PeerListener = (eventName: string, netns: number, peer: Peer) => void;
+
+export class PeerResolver {
+  readonly #entities: EntitySource;
+  readonly #nodeName: string | undefined;
+  readonly #log: Logger | undefined;
+  readonly #hostAddresses: (() => readonly string[]) | undefined;
+  #kube: KubeIndex | undefined;
+  #local = new Map<string, Peer>();
+  #cache = new Map<string, Peer>();
+  #unknownCached = 0;
+  readonly #self = new WeakMap<Entity, Peer>();
+  #unsubscribe: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #listener: PeerListener | undefined;
+  /** Counts for /status. */
+  readonly counts = { resolved: 0, rebuilds: 0, netnsErrors: 0 };
+
+  constructor(options: {
+    entities: EntitySource;
+    nodeName?: string | undefined;
+    log?: Logger;
+    kube?: KubeIndex;
+    /** Local-view rebuild period, ms (besides every pod-discovery change). Default 10 000. */
+    refreshMs?: number;
+    hostAddresses?: () => readonly string[];
+  }) {
+    this.#entities = options.entities;
+    this.#nodeName = options.nodeName;
+    this.#log = options.log;
+    this.#hostAddresses = options.hostAddresses;
+    if (options.kube) this.setKube(options.kube);
+    this.rebuild();
+    this.#unsubscribe = this.#entities.onChange(() => this.rebuild());
+    const refreshMs = options.refreshMs ?? 10_000;
+    if (refreshMs > 0) {
+      this.#timer = setInterval(() => this.rebuild(), refreshMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** Use (or stop using) a cluster view. */
+  setKube(kube: KubeIndex | undefined): void {
+    if (this.#kube) this.#kube.onChange = undefined;
+    this.#kube = kube;
+    if (kube) kube.onChange = (ip) => this.#cache.delete(ip);
+    this.#clearCache();
+  }
+
+  /** Called for each event with a resolved peer (the per-peer counters). */
+  setListener(fn: PeerListener | undefined): void {
+    this.#listener = fn;
+  }
+
+  /** Re-reads the node-local view (pods, host and named netns addresses). */
+  rebuild(): void {
+    try {
+      const { map, netnsErrors } = localPeers({
+        entities: this.#entities.entities(),
+        nodeName: this.#nodeName,
+        log: this.#log,
+        ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
+      });
+      this.#local = map;
+      this.counts.netnsErrors = netnsErrors;
+      this.counts.rebuilds++;
+      this.#clearCache();
+    } catch (err) {
+      this.#log?.warn({ err }, 'peer resolver: reading local addresses failed; keeping the previous view');
+    }
+  }
+
+  close(): void {
+    this.#unsubscribe?.();
+    if (this.#timer) clearInterval(this.#timer);
+    this.setKube(undefined);
+  }
+
+  get localAddresses(): number {
+    return this.#local.size;
+  }
+
+  #clearCache(): void {
+    this.#cache = new Map();
+    this.#unknownCached = 0;
+  }
+
+  /** The peer an address belongs to. */
+  resolve(ip: string): Peer {
+    const hit = this.#cache.get(ip);
+    if (hit !== undefined) return hit;
+    const p = this.#compute(ip);
+    if (p === PEER_UNKNOWN || p === PEER_EXTERNAL) {
+      if (this.#unknownCached >= UNKNOWN_CACHE_MAX) this.#clearCache();
+      this.#unknownCached++;
+    }
+    this.#cache.set(ip, p);
+    return p;
+  }
+
+  #compute(ip: string): Peer {
+    const local = this.#local.get(ip);
+    const k = this.#kube?.lookup(ip);
+    if (local !== undefined) {
+      if (local.info.kind !== 'pod' || !k) return local;
+      // a local pod: the API adds its Service (EndpointSlices) and its workload
+      const i = local.info;
+      const svc = k.endpointNamespace === i.namespace ? k.endpointOf : undefined;
+      const kp = k.pod && k.pod.name === i.pod && k.pod.namespace === i.namespace ? k.pod : undefined;
+      if (!svc && !kp) return local;
+      return makePeer({ ...i, ...(svc ? { service: svc } : {}), ...(kp ? { workload: kp.workload } : {}) });
+    }
+    if (k) {
+      if (k.service)
+        return makePeer({ kind: 'service', service: k.service.name, namespace: k.service.namespace });
+      if (k.pod) {
+        const p = k.pod;
+        const info: PeerInfo = {
+          kind: 'pod',
+          pod: p.name,
+          namespace: p.namespace,
+          workload: p.workload,
+          ...(p.node ? { node: p.node } : {}),
+          ...(k.endpointOf && k.endpointNamespace === p.namespace ? { service: k.endpointOf } : {}),
+        };
+        return makePeer(info);
+      }
+      if (k.endpointOf && k.endpointNamespace !== undefined)
+        return makePeer({ kind: 'service', service: k.endpointOf, namespace: k.endpointNamespace });
+      if (k.node) {
+        if (k.node.name === this.#nodeName) return makePeer({ kind: 'host', node: k.node.name });
+        return makePeer({ kind: 'node', node: k.node.name });
+      }
+    }
+    return isPrivateAddress(ip) ? PEER_UNKNOWN : PEER_EXTERNAL;
+  }
+
+  /**
+   * The peer of an event: the tuple's remote side. Socket events name it (`network.peer.address`);
+   * packet events (`source.*`/`destination.*`, conntrack's original tuple, i.e. before DNAT) have it on
+   * the side that is not the entity's own address. Undefined for events without a tuple.
+   */
+  forEvent(attrs: Attrs, entity: Entity | undefined, netns: number, eventName: string): Peer | undefined {
+    let ip = attrs['network.peer.address'];
+    if (typeof ip !== 'string') {
+      const s = attrs['source.address'];
+      const d = attrs['destination.address'];
+      if (typeof s !== 'string' || typeof d !== 'string') return undefined;
+      ip = this.#remoteOf(s, d, entity, attrs['network.io.direction']);
+    }
+    let peer: Peer;
+    if (isLoopback(ip)) {
+      const key = entity ?? (this as unknown as Entity);
+      peer = this.#self.get(key) ?? selfPeer(entity, this.#nodeName);
+      this.#self.set(key, peer);
+    } else peer = this.resolve(ip);
+    this.counts.resolved++;
+    this.#listener?.(eventName, netns, peer);
+    return peer;
+  }
+
+  #remoteOf(s: string, d: string, e: Entity | undefined, direction: AttributeValue | undefined): string {
+    const ips = e?.pod?.ips;
+    if (ips !== undefined && ips.length > 0) {
+      if (ips.includes(s)) return d;
+      if (ips.includes(d)) return s;
+    } else if (e !== undefined) {
+      // host or netns: the side whose address is the entity's own
+      const own = (ip: string) => {
+        const p = this.#local.get(ip);
+        return p !== undefined && (e.kind === 'host' ? p.info.kind === 'host' : p.info.netns === e.netnsName);
+      };
+      if (own(s)) return d;
+      if (own(d)) return s;
+    }
+    if (direction === 'receive') return s;
+    return d;
+  }
+}
+
+export { podPeer };
