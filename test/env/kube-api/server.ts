@@ -174,12 +174,12 @@ export class FakeKubeApi {
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(st));
     };
     if (this.#o.token && req.headers.authorization !== `Bearer ${this.#o.token}`)
-      return fail(401, status(401, 'Unauthorized', 'Unauthorized'));
+      return void fail(401, status(401, 'Unauthorized', 'Unauthorized'));
     const resource = PATHS[url.pathname];
     if (!resource || req.method !== 'GET')
-      return fail(404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      return void fail(404, status(404, 'NotFound', 'the server could not find the requested resource'));
     if (this.#o.forbidden?.includes(resource))
-      return fail(
+      return void fail(
         403,
         status(
           403,
@@ -187,7 +187,8 @@ export class FakeKubeApi {
           `${resource} is forbidden: User "system:serviceaccount:podnet:podnet" cannot list resource "${resource}"`,
         ),
       );
-    if (query['watch'] === '1' || query['watch'] === 'true') return this.#watch(resource, query, res, log);
+    if (query['watch'] === '1' || query['watch'] === 'true')
+      return void this.#watch(resource, query, res, log);
     // list, in pages
     const limit = Number(query['limit'] ?? 0) || Number.POSITIVE_INFINITY;
     let start = 0;
@@ -198,7 +199,7 @@ export class FakeKubeApi {
         start: number;
       };
       if (t.rv < this.#compacted)
-        return fail(410, {
+        return void fail(410, {
           ...gone('The provided continue parameter is too old to display a consistent list result.'),
           reason: 'Expired',
         });
