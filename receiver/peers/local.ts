@@ -2,9 +2,10 @@
 // v4 and v6: receiver/pods/registry.ts), the host's own addresses (this process runs in the host netns),
 // and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with getifaddrs
 // from inside the netns (receiver/netns/setns.ts).
+import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../log/logger.ts';
-import { inNetns } from '../netns/setns.ts';
+import { hostNetnsInode, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 import { isLoopback, makePeer, type Peer } from './types.ts';
 
@@ -19,6 +20,20 @@ function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
   return out;
 }
 
+/**
+ * The node's addresses: of this process's netns, or, when podnet runs in a pod of its own (the DaemonSet
+ * has hostPID but not hostNetwork), of init's netns (/proc/1/ns/net), which is the node's.
+ */
+export function nodeAddresses(): string[] {
+  try {
+    if (statSync('/proc/1/ns/net').ino !== hostNetnsInode)
+      return inNetns('/proc/1/ns/net', () => addresses(networkInterfaces()));
+  } catch {
+    // not readable (no hostPID, no CAP_SYS_ADMIN): this netns is the best we know
+  }
+  return addresses(networkInterfaces());
+}
+
 /** Host addresses and the host peer; named netns addresses are read per call (cheap: a few µs per netns). */
 export function localPeers(options: {
   entities: readonly Entity[];
@@ -31,7 +46,7 @@ export function localPeers(options: {
   const host = makePeer({ kind: 'host', ...(options.nodeName ? { node: options.nodeName } : {}) });
   let netnsErrors = 0;
   // lowest priority first: a later set() wins
-  for (const ip of options.hostAddresses?.() ?? addresses(networkInterfaces())) map.set(ip, host);
+  for (const ip of options.hostAddresses?.() ?? nodeAddresses()) map.set(ip, host);
   for (const e of options.entities) {
     if (e.kind === 'netns' && e.netnsName !== undefined) {
       let ips: string[];
