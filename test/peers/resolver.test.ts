@@ -1,0 +1,163 @@
+// The resolver's choice of the remote side of a tuple (socket events, packet events, conntrack's original
+// tuple = before DNAT → the Service), loopback, node-local churn (an address moving from one pod to a new
+// one between two discovery updates), and the per-peer counters' cardinality bound.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { PeerCounters } from '../../receiver/peers/counters.ts';
+import { KubeIndex } from '../../receiver/peers/kube/index.ts';
+import { PeerResolver } from '../../receiver/peers/resolver.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+
+function podEntity(inode: number, name: string, ns: string, ips: string[]): Entity {
+  return {
+    kind: 'pod',
+    netnsInode: inode,
+    netnsPath: `/proc/${inode}/ns/net`,
+    pod: {
+      uid: `u-${name}`,
+      name,
+      namespace: ns,
+      labels: {},
+      ips,
+      sandboxId: `s-${name}`,
+      hostNetwork: false,
+    },
+    displayName: `${ns}/${name}`,
+  };
+}
+const HOST: Entity = { kind: 'host', netnsInode: 1, netnsPath: '/proc/self/ns/net', displayName: 'host' };
+
+test('remote side: socket events use network.peer.address; packet events the side that is not the entity; conntrack original tuple → Service (pre-DNAT)', () => {
+  const web = podEntity(100, 'web', 'shop', ['10.0.0.5', 'fd00::5']);
+  const db = podEntity(101, 'db', 'shop', ['10.0.0.6']);
+  const entities = new StaticEntitySource([HOST, web, db]);
+  const kube = new KubeIndex();
+  kube.upsert('services', 'shop/db', { name: 'db', namespace: 'shop', ips: ['10.96.0.6'] });
+  kube.upsert('endpointslices', 'shop/db-1', {
+    key: 'shop/db-1',
+    namespace: 'shop',
+    service: 'db',
+    ips: ['10.0.0.6'],
+  });
+  const r = new PeerResolver({
+    entities,
+    nodeName: 'n1',
+    kube,
+    refreshMs: 0,
+    hostAddresses: () => ['192.168.1.10'],
+  });
+  const kind = (p: ReturnType<typeof r.forEvent>) => p?.display;
+  // socket event
+  assert.equal(
+    kind(
+      r.forEvent({ 'network.local.address': '10.0.0.5', 'network.peer.address': '10.0.0.6' }, web, 100, 'x'),
+    ),
+    'pod shop/db (service shop/db)',
+  );
+  // packet events, either direction
+  assert.equal(
+    kind(r.forEvent({ 'source.address': '10.0.0.6', 'destination.address': '10.0.0.5' }, web, 100, 'x')),
+    'pod shop/db (service shop/db)',
+  );
+  assert.equal(
+    kind(r.forEvent({ 'source.address': '10.0.0.5', 'destination.address': '192.168.1.10' }, web, 100, 'x')),
+    'host (n1)',
+  );
+  assert.equal(
+    kind(r.forEvent({ 'source.address': 'fd00::5', 'destination.address': '2001:db8::1' }, web, 100, 'x')),
+    'external',
+  );
+  // conntrack: original tuple web → ClusterIP: the Service, not the pod behind it
+  assert.equal(
+    kind(
+      r.forEvent(
+        {
+          'source.address': '10.0.0.5',
+          'destination.address': '10.96.0.6',
+          'source.port': 40000,
+          'destination.port': 5432,
+        },
+        web,
+        100,
+        'podnet.conntrack.event',
+      ),
+    ),
+    'service shop/db',
+  );
+  // on the host: the side that is not a host address
+  assert.equal(
+    kind(r.forEvent({ 'source.address': '10.0.0.6', 'destination.address': '192.168.1.10' }, HOST, 1, 'x')),
+    'pod shop/db (service shop/db)',
+  );
+  // unattributed (netns 0): by direction, else the destination
+  assert.equal(
+    kind(
+      r.forEvent(
+        {
+          'source.address': '10.0.0.6',
+          'destination.address': '10.0.0.5',
+          'network.io.direction': 'receive',
+        },
+        undefined,
+        0,
+        'x',
+      ),
+    ),
+    'pod shop/db (service shop/db)',
+  );
+  assert.equal(
+    kind(r.forEvent({ 'source.address': '10.0.0.6', 'destination.address': '10.0.0.5' }, undefined, 0, 'x')),
+    'pod shop/web',
+  );
+  // loopback inside a pod: the pod itself
+  assert.equal(kind(r.forEvent({ 'network.peer.address': '127.0.0.1' }, web, 100, 'x')), 'pod shop/web');
+  // no tuple: no peer
+  assert.equal(r.forEvent({ 'error.type': 'X' }, web, 100, 'x'), undefined);
+  r.close();
+});
+
+test('node-local churn: an address that moves to a new pod resolves to it from the next discovery update on', () => {
+  const entities = new StaticEntitySource([HOST, podEntity(100, 'old', 'n', ['10.0.0.9'])]);
+  const r = new PeerResolver({ entities, refreshMs: 0, hostAddresses: () => [] });
+  assert.equal(r.resolve('10.0.0.9').info.pod, 'old');
+  entities.remove(100);
+  assert.equal(r.resolve('10.0.0.9').info.kind, 'unknown', 'gone with the update that removed it');
+  entities.add(podEntity(102, 'new', 'n', ['10.0.0.9']));
+  assert.equal(r.resolve('10.0.0.9').info.pod, 'new');
+  r.close();
+});
+
+test('per-peer counters: at most `limit` keys per metric; the rest counted as overflow; gone netns pruned', () => {
+  const entities = new StaticEntitySource([HOST]);
+  const r = new PeerResolver({ entities, refreshMs: 0, hostAddresses: () => [] });
+  const kube = new KubeIndex();
+  for (let i = 0; i < 5; i++)
+    kube.upsert('pods', `n/p${i}`, {
+      uid: `${i}`,
+      name: `p${i}`,
+      namespace: 'n',
+      node: 'x',
+      workload: `w${i}`,
+      ips: [`10.1.0.${i}`],
+    });
+  r.setKube(kube);
+  const c = new PeerCounters(3);
+  for (let i = 0; i < 5; i++)
+    for (let k = 0; k <= i; k++) c.add('podnet.tcp.reset', 7, r.resolve(`10.1.0.${i}`));
+  c.add('podnet.socket.slow', 7, r.resolve('10.1.0.1')); // not a counted event
+  const pts = c.points();
+  assert.equal(pts.length, 3);
+  assert.deepEqual(
+    pts.map((p) => [p.attributes?.['podnet.peer.k8s.workload.name'], p.value]),
+    [
+      ['w0', 1],
+      ['w1', 2],
+      ['w2', 3],
+    ],
+  );
+  assert.equal(c.overflow.get('podnet.peer.tcp.reset.events'), 4 + 5);
+  c.prune(new Set([8]));
+  assert.equal(c.points().length, 0);
+  r.close();
+});
