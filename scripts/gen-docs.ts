@@ -2,11 +2,20 @@
 // declarations, as the Collector's mdatagen generates documentation.md from metadata.yaml.
 //   node scripts/gen-docs.ts          write docs/reference.md
 //   node scripts/gen-docs.ts --check  exit 1 when the committed file is stale
+
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type AnyProbeSpec, probeSpecs } from '../probes/registry.ts';
 import { syntheticSpec } from '../probes/synthetic/synthetic.ts';
 import { camelToSnake } from '../receiver/config/arg-keys.ts';
 import { SELF_METRICS } from '../receiver/otel/self-telemetry.ts';
+import {
+  ATTR_PEER_KIND,
+  ATTR_PEER_NAMESPACE_NAME,
+  ATTR_PEER_NETNS_NAME,
+  ATTR_PEER_NODE_NAME,
+  ATTR_PEER_POD_NAME,
+  ATTR_PEER_SERVICE_NAME,
+} from '../receiver/peers/types.ts';
 import type { MetricDef } from '../receiver/probe/types.ts';
 
 export const REFERENCE_PATH = new URL('../docs/reference.md', import.meta.url);
@@ -64,6 +73,11 @@ function argsLine(spec: AnyProbeSpec): string | undefined {
   return `Args (\`probes.${spec.name}.args\`): ${esc(items.join(', '))}`;
 }
 
+/** Events whose records carry a tuple get the peer keys (receiver/peers/resolver.ts forEvent). */
+function hasTuple(attrs: readonly string[]): boolean {
+  return attrs.includes('network.peer.address') || attrs.includes('source.address');
+}
+
 function probeSection(spec: AnyProbeSpec): string[] {
   const out = [`### \`${spec.name}\``, '', esc(spec.description), ''];
   out.push(`Source: \`${spec.source}\` · enabled by default: ${spec.defaultEnabled ? 'yes' : 'no'}`, '');
@@ -76,7 +90,7 @@ function probeSection(spec: AnyProbeSpec): string[] {
     out.push('|---|---|---|---|---|---|');
     for (const e of spec.events)
       out.push(
-        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), \`podnet.event.type\`, \`podnet.kernel.stack\` (when \`kernel_stacks: true\`) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
+        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), ${hasTuple(e.attributes) ? '(peer keys), ' : ''}\`podnet.event.type\`, \`podnet.kernel.stack\` (when \`kernel_stacks: true\`) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
       );
     out.push('');
   }
@@ -106,6 +120,23 @@ export function renderReference(specs: readonly AnyProbeSpec[] = probeSpecs): st
     'Node identity is on the Resource: `service.name` (`podnet`, or `OTEL_SERVICE_NAME`), `service.version`,',
     '`host.name`, `k8s.node.name` (config `node_name`, else `K8S_NODE_NAME`, else `NODE_NAME`), plus',
     '`OTEL_RESOURCE_ATTRIBUTES`. Node-scoped metrics carry no entity keys.',
+    '',
+    '## Peer keys (on every event with a tuple; on `podnet.flow.*`)',
+    '',
+    'Who the other end of the tuple is (receiver/peers): the remote address of a socket event',
+    "(`network.peer.address`), or of a packet event the side that is not the entity's own address; conntrack",
+    'events use the original tuple, i.e. the address before DNAT, so a ClusterIP resolves to its Service.',
+    "Known from CRI (local pods), the node's addresses, named netns, and, with API access, pods, Services,",
+    'EndpointSlices and nodes of the cluster (`peers.kubernetes`); `/status` `peers.view` says which.',
+    '',
+    '| attribute | when | value |',
+    '|---|---|---|',
+    `| \`${ATTR_PEER_KIND}\` | the event has a tuple | \`pod\`, \`service\`, \`node\`, \`host\` (this node), \`netns\`, \`external\` (a public address nobody knows), \`unknown\` (a private address nobody knows) |`,
+    `| \`${ATTR_PEER_POD_NAME}\` | kind \`pod\` | the peer pod |`,
+    `| \`${ATTR_PEER_NAMESPACE_NAME}\` | kind \`pod\` or \`service\` | its namespace |`,
+    `| \`${ATTR_PEER_SERVICE_NAME}\` | kind \`service\` (a ClusterIP or a headless Service's endpoint), or a pod that is an endpoint of a Service | the Service |`,
+    `| \`${ATTR_PEER_NODE_NAME}\` | kind \`node\`; kind \`pod\` and \`host\` when the node is known | the node |`,
+    `| \`${ATTR_PEER_NETNS_NAME}\` | kind \`netns\` | the named netns |`,
     '',
     'A series whose entity is gone disappears from the next collection: `/metrics` and OTLP exports only',
     'carry the latest collection of each probe (kernel counters are already cumulative and are exported as',
