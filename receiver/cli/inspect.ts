@@ -17,6 +17,8 @@ interface InspectEvent {
   name: string;
   type: string;
   entity: string;
+  /** The other end of the tuple (receiver/peers), when the event has one. */
+  peer?: string;
   attributes: Record<string, unknown>;
 }
 
@@ -223,7 +225,7 @@ function App(props: { remote: RemoteOptions; intervalMs: number }): React.ReactE
         h(
           Text,
           { key: `ev${i}` },
-          `${e.time.slice(11, 23)}  ${cell(e.entity, 22)}${cell(e.name, 28)}${cell(e.type, 20)}${String(e.attributes['error.type'] ?? '')}`,
+          `${e.time.slice(11, 23)}  ${cell(e.entity, 22)}${cell(e.name, 28)}${cell(e.type, 20)}${cell(e.peer ? `↔ ${e.peer}` : '', 34)}${String(e.attributes['error.type'] ?? '')}`,
         ),
       ),
     data.recentEvents.length === 0 ? h(Text, { dimColor: true }, '(no events yet)') : null,

@@ -101,6 +101,11 @@ test('events: recent events, filtered by name and pod', async () => {
     .map((l) => JSON.parse(l) as { name: string; entity: string; type: string });
   assert.ok(lines.length >= 3);
   assert.ok(lines.every((l) => l.name === 'podnet.synthetic.anomaly' && l.type === 'SYNTHETIC_DROP'));
+  // the peer of the tuple (10.0.0.1 → 10.0.0.2: private addresses nobody knows), as text and as keys
+  for (const l of lines as unknown as { peer: string; attributes: Record<string, unknown> }[]) {
+    assert.equal(l.peer, 'unknown');
+    assert.equal(l.attributes['podnet.peer.kind'], 'unknown');
+  }
   const byPod = await podnet(['events', '--url', run.url, '--pod', 'host']);
   assert.ok(byPod.stdout.trim().length > 0);
   assert.ok(

@@ -90,7 +90,8 @@ test('podnet inspect shows entities, rates, probes and recent events; keys sort 
   const rate = Number(row[2]);
   assert.ok(rate >= 2.5 && rate <= 40, `receive rate ${row[2]} not ≈ 10/s`);
   assert.equal(row[4], '42');
-  assert.match(s, /host\s+podnet\.synthetic\.anomaly\s+SYNTHETIC_DROP\s+NETFILTER_DROP/);
+  // the peer of the synthetic tuple (10.0.0.1 → 10.0.0.2, private addresses nobody knows)
+  assert.match(s, /host\s+podnet\.synthetic\.anomaly\s+SYNTHETIC_DROP\s+↔ unknown\s+NETFILTER_DROP/);
 
   tmux('send-keys', '-t', SESSION, '2');
   await waitScreen((x) => x.includes('sort: packet.count/receive/s ↓'), 'sort by column 2');
