@@ -153,6 +153,16 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'peers',
+    title: 'Per area — peer resolution: memory at 10,000 pods + 2,000 Services, lookup per event',
+    file: 'benchmarks/peers/resolver.ts',
+    args: [],
+    quickArgs: ['--pods', '500', '--services', '100', '--events', '100000'],
+    suite: false,
+    timeoutS: 600,
+    nodeArgs: ['--expose-gc'],
+  },
+  {
     id: 'scale-agent',
     title: 'Per area — the whole agent at scale, collection by collection',
     file: 'benchmarks/scale/agent.ts',
