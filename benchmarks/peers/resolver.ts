@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
 const { StaticEntitySource } = await import('../../receiver/agent/static-entities.ts');
 const { childLogger } = await import('../../receiver/log/logger.ts');
-const { EventPipeline } = await import('../../receiver/otel/events.ts');
+const { EventPipeline } = await import('../../receiver/otel/event-pipeline.ts');
 const { SelfTelemetry } = await import('../../receiver/otel/self-telemetry.ts');
 const { KubeSource } = await import('../../receiver/peers/kube/source.ts');
 const { PeerResolver } = await import('../../receiver/peers/resolver.ts');

@@ -11,7 +11,7 @@ import { packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { peersProbe } from '../../probes/peers/peers.ts';
 import { tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
-import { EventPipeline, type EventRecord } from '../../receiver/otel/events.ts';
+import { EventPipeline, type EventRecord } from '../../receiver/otel/event-pipeline.ts';
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import { Peers } from '../../receiver/peers/service.ts';
 import type { EntitySource } from '../../receiver/pods/entity.ts';
