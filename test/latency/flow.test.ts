@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import koffi from 'koffi';
 import { type FlowArgs, flowProbe, M } from '../../probes/flow/flow.ts';
 import { socketInNetns } from '../../receiver/netns/setns.ts';
+import { Peers } from '../../receiver/peers/service.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
 import { removeStaleNetns, sockaddr } from '../env/netns.ts';
@@ -163,4 +164,35 @@ test('ports: true keys flows by port', async () => {
   assert.equal(pick(p, M.packets, { ...tx, 'network.peer.port': 4002 }), 7);
   await probe.close();
   assert.equal(flowLinks(), 0, 'close() detaches');
+});
+
+test('peer keys on the flow series (ProbeContext.peers): the host side of the veth resolves to host', async () => {
+  const ctx = testContext([pod]);
+  const peers = new Peers({
+    entities: ctx.source,
+    nodeName: 'node-flow',
+    log: ctx.log,
+    env: {},
+    refreshMs: 0,
+  });
+  await peers.configure({ enabled: true, kubernetes: { mode: 'off', max_addresses: 100 } }, 100);
+  const probe = await flowProbe.create({ ...ctx, peers }, flowProbe.args.parse({}));
+  probes.push(probe);
+  sendFromPod(HOST_IP, 9, 4, 100);
+  await new Promise((r) => setTimeout(r, 100));
+  const p = await probe.collect([]);
+  const s = p.find(
+    (x) =>
+      x.metric === M.packets &&
+      x.attributes?.['network.peer.address'] === HOST_IP &&
+      x.attributes?.['network.io.direction'] === 'transmit',
+  );
+  assert.equal(
+    s?.attributes?.['podnet.peer.kind'],
+    'host',
+    'HOST_IP is on the host-side veth, in the host netns',
+  );
+  assert.equal(s?.attributes?.['podnet.peer.k8s.node.name'], 'node-flow');
+  await probe.close();
+  await peers.close();
 });
