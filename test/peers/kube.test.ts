@@ -285,3 +285,68 @@ test('bounded memory: past max_addresses objects are counted, not indexed', asyn
   assert.equal(src.status().addresses, 10);
   assert.equal(src.status().overflow, 10);
 });
+
+test('in-cluster: server from KUBERNETES_SERVICE_HOST/PORT, HTTPS verified with the CA file, bearer token from the token file', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/podnet-peers-tls-');
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=kubernetes',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      `${dir}/key.pem`,
+      '-out',
+      `${dir}/ca.crt`,
+    ],
+    { stdio: 'ignore' },
+  );
+  writeFileSync(`${dir}/token`, 'sa-token\n');
+  const api = await FakeKubeApi.start({
+    token: 'sa-token',
+    tls: { cert: readFileSync(`${dir}/ca.crt`), key: readFileSync(`${dir}/key.pem`) },
+  });
+  cleanup.push(() => api.close());
+  api.apply('services', service({ name: 'kubernetes', namespace: 'default', clusterIPs: ['10.96.0.1'] }));
+  const port = new URL(api.url).port;
+  const env = { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port };
+  const peers = new Peers({ entities: new StaticEntitySource([]), log, env, refreshMs: 0 });
+  cleanup.push(() => peers.close());
+  // mode auto: in a cluster because KUBERNETES_SERVICE_HOST is set; the files stand in for the mount
+  await peers.configure(
+    {
+      enabled: true,
+      kubernetes: { mode: 'auto', token_file: `${dir}/token`, ca_file: `${dir}/ca.crt`, max_addresses: 1000 },
+    },
+    100,
+  );
+  assert.ok(await waitFor(() => peers.status()['view'] === 'cluster'));
+  assert.equal((peers.status()['kubernetes'] as { server: string }).server, `https://127.0.0.1:${port}`);
+  assert.equal(peers.resolve('10.96.0.1').info.service, 'kubernetes');
+  // without the CA the server's certificate is refused: nothing is read
+  const untrusted = new KubeSource({
+    log,
+    env,
+    tokenFile: `${dir}/token`,
+    caFile: '/dev/null',
+    backoffInitialMs: 20,
+  });
+  untrusted.start();
+  cleanup.push(() => untrusted.stop());
+  assert.ok(await waitFor(() => untrusted.status().watches.every((w) => w.errors >= 1)));
+  assert.match(untrusted.status().watches[0]!.lastError ?? '', /certificate|self.signed/i);
+  assert.equal(untrusted.synced, false);
+});

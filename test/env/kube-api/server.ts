@@ -14,6 +14,7 @@
 //   - `Authorization: Bearer <token>` required (401 without), 403 for resources listed in `forbidden`.
 // resourceVersions are one cluster-wide counter, as etcd revisions are.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export type Resource = 'pods' | 'services' | 'endpointslices' | 'nodes';
@@ -54,6 +55,8 @@ export interface FakeApiOptions {
   readonly forbidden?: readonly Resource[];
   /** Answer a watch from a compacted resourceVersion with HTTP 410 instead of an ERROR event. */
   readonly goneAsHttpStatus?: boolean;
+  /** Serve HTTPS with this PEM certificate and key (as a real API server does). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
 export interface RequestLog {
@@ -86,11 +89,11 @@ export class FakeKubeApi {
     this.#server = server;
     this.#o = o;
     const a = server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${a.port}`;
+    this.url = `${o.tls ? 'https' : 'http'}://127.0.0.1:${a.port}`;
   }
 
   static async start(o: FakeApiOptions = {}): Promise<FakeKubeApi> {
-    const server = createServer();
+    const server: Server = o.tls ? createTlsServer({ cert: o.tls.cert, key: o.tls.key }) : createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const api = new FakeKubeApi(server, o);
     server.on('request', (req, res) => api.#handle(req, res));
