@@ -4,8 +4,12 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
+import { peersProbe } from '../../probes/peers/peers.ts';
+import type { AnyProbeSpec } from '../../probes/registry.ts';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { FakeKubeApi, pod } from '../env/kube-api/server.ts';
+import { endpointSlice, FakeKubeApi, pod, service } from '../env/kube-api/server.ts';
 
 const tokenFile = `/tmp/podnet-peers-status-token-${process.pid}`;
 after(() => rmSync(tokenFile, { force: true }));
@@ -50,5 +54,78 @@ test('/status peers: node-local without API access; cluster with it; back to nod
     }
   } finally {
     await agent.stop();
+  }
+});
+
+test('per-peer counters end to end: events → peer resolution → probe peers → /metrics, keyed by the peer Service', async () => {
+  const api = await FakeKubeApi.start({ token: 't0k' });
+  writeFileSync(tokenFile, 't0k');
+  api.apply(
+    'pods',
+    pod({
+      name: 'api-5f-x',
+      namespace: 'pay',
+      ips: ['10.9.1.1'],
+      replicaSet: { name: 'api-5f', hash: '5f' },
+    }),
+  );
+  api.apply('pods', pod({ name: 'db-0', namespace: 'pay', ips: ['10.9.1.2'] }));
+  api.apply('services', service({ name: 'api', namespace: 'pay', clusterIPs: ['10.96.9.1'] }));
+  api.apply(
+    'endpointslices',
+    endpointSlice({ name: 'api-a', namespace: 'pay', service: 'api', addresses: ['10.9.1.1'] }),
+  );
+  // a probe that emits resets the way tcpreset does (socket tuple), to the Service's pod and to db-0
+  let emit: ((peer: string) => void) | undefined;
+  const resetSpec: AnyProbeSpec = {
+    ...syntheticSpec,
+    name: 'fake-resets',
+    metrics: [],
+    events: [{ ...tcpresetProbe.events[0]! }],
+    async create(ctx) {
+      emit = (peer) =>
+        ctx.emit({
+          name: 'podnet.tcp.reset',
+          type: 'TCPRESET_RECEIVE',
+          netns: 0,
+          timeUnixNano: BigInt(Date.now()) * 1_000_000n,
+          attributes: {
+            'network.local.address': '10.9.9.9',
+            'network.peer.address': peer,
+            'network.peer.port': 80,
+          },
+        });
+      return { collect: async () => [], status: () => ({ state: 'running' }), close: async () => {} };
+    },
+  };
+  const agent = await Agent.start({
+    configText: `collection_interval: 1h
+server: { address: "127.0.0.1:0" }
+pods: { netns_discovery: never }
+probes: { fake-resets: { enabled: true }, peers: { enabled: true } }
+peers: { kubernetes: { mode: on, api_server: "${api.url}", token_file: "${tokenFile}" } }
+`,
+    specs: [peersProbe, resetSpec],
+    env: {},
+  });
+  try {
+    const deadline = Date.now() + 10_000;
+    while ((await status(agent))['view'] !== 'cluster' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 3; i++) emit!('10.9.1.1');
+    emit!('10.9.1.2');
+    emit!('10.96.9.1');
+    await agent.collectNow();
+    const text = await (await fetch(`${agent.serverUrl}/metrics`)).text();
+    const line = (re: RegExp) =>
+      text.split('\n').find((l) => l.startsWith('podnet_peer_tcp_reset_events_total') && re.test(l));
+    // the pod behind the Service and the ClusterIP itself both count under the Service
+    assert.match(line(/podnet_peer_k8s_service_name="api"/) ?? '', /podnet_peer_kind="pod".* 3$/);
+    assert.match(line(/podnet_peer_kind="service"/) ?? '', /podnet_peer_k8s_service_name="api".* 1$/);
+    // a pod without a Service counts under its workload
+    assert.match(line(/podnet_peer_k8s_workload_name="db-0"/) ?? '', / 1$/);
+  } finally {
+    await agent.stop();
+    await api.close();
   }
 });
