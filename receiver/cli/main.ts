@@ -135,6 +135,10 @@ withRemoteOptions(
     )
     .option('--pod <pod>', 'only events of this pod (namespace/name, name or uid)')
     .option('--name <event>', 'only events with this eventName, e.g. podnet.packet.drop')
+    .option(
+      '--peer <peer>',
+      'only events whose peer is this pod or Service (namespace/name or name), node, netns or kind',
+    )
     .option('-f, --follow', 'keep streaming new events')
     .addOption(
       new Option('-o, --output <format>', 'json (JSON lines), table, or wide (more columns)')
@@ -142,10 +146,19 @@ withRemoteOptions(
         .default('json'),
     ),
 ).action(
-  async (opts: RemoteOptions & { pod?: string; name?: string; follow?: boolean; output: OutputFormat }) => {
+  async (
+    opts: RemoteOptions & {
+      pod?: string;
+      name?: string;
+      peer?: string;
+      follow?: boolean;
+      output: OutputFormat;
+    },
+  ) => {
     const q = new URLSearchParams({ recent: '1', follow: opts.follow ? '1' : '0' });
     if (opts.pod) q.set('pod', opts.pod);
     if (opts.name) q.set('name', opts.name);
+    if (opts.peer) q.set('peer', opts.peer);
     let res: Response;
     try {
       res = await remoteGet(opts, `/events?${q}`);

@@ -223,11 +223,15 @@ function materialize(re: RecentEvent): EventRecord {
   return re.rec;
 }
 
-/** Does `rec` match the `/events` filters? `pod` matches `namespace/name`, the pod name or the uid. */
+/**
+ * Does `rec` match the `/events` filters? `pod` matches `namespace/name`, the pod name or the uid; `peer`
+ * the peer's kind, its pod or Service as `namespace/name` or name, or its node or netns name.
+ */
 export function matchesFilter(
   rec: EventRecord,
-  filter: { pod?: string | undefined; name?: string | undefined },
+  filter: { pod?: string | undefined; name?: string | undefined; peer?: string | undefined },
 ): boolean {
+  if (filter.peer && !peerMatches(rec.attributes, filter.peer)) return false;
   if (filter.name && rec.name !== filter.name) return false;
   if (filter.pod) {
     const a = rec.attributes;
@@ -235,4 +239,15 @@ export function matchesFilter(
     if (rec.entity !== p && a['k8s.pod.name'] !== p && a['k8s.pod.uid'] !== p) return false;
   }
   return true;
+}
+
+function peerMatches(a: Readonly<Record<string, AttributeValue>>, p: string): boolean {
+  const ns = a['podnet.peer.k8s.namespace.name'];
+  for (const k of ['podnet.peer.k8s.pod.name', 'podnet.peer.k8s.service.name']) {
+    const v = a[k];
+    if (v !== undefined && (v === p || `${ns}/${v}` === p)) return true;
+  }
+  return (
+    a['podnet.peer.kind'] === p || a['podnet.peer.k8s.node.name'] === p || a['podnet.peer.netns.name'] === p
+  );
 }

@@ -26,7 +26,7 @@ export interface ServerSources {
   notReady(): readonly string[];
 }
 
-const EVENT_PARAMS = new Set(['pod', 'name', 'follow', 'recent']);
+const EVENT_PARAMS = new Set(['pod', 'name', 'peer', 'follow', 'recent']);
 /** Answered without the bearer token. */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 const MAX_PARAM = 256;
@@ -307,7 +307,7 @@ export class LocalServer {
     for (const [k, v] of u.searchParams) {
       if (!EVENT_PARAMS.has(k)) {
         this.#json(res, 400, {
-          error: `unknown parameter ${JSON.stringify(k)}; expected pod, name, follow, recent`,
+          error: `unknown parameter ${JSON.stringify(k)}; expected pod, name, peer, follow, recent`,
         });
         return;
       }
@@ -332,6 +332,7 @@ export class LocalServer {
     const filter = {
       pod: u.searchParams.get('pod') ?? undefined,
       name: u.searchParams.get('name') ?? undefined,
+      peer: u.searchParams.get('peer') ?? undefined,
     };
     res.statusCode = 200;
     res.setHeader('content-type', 'application/x-ndjson');

@@ -118,6 +118,11 @@ test('events: recent events, filtered by name and pod', async () => {
   assert.equal(none.stdout, '');
   const other = await podnet(['events', '--url', run.url, '--name', 'podnet.packet.drop']);
   assert.equal(other.stdout, '');
+  // --peer: by the peer's kind here (the synthetic tuple's peer is unknown); another peer matches nothing
+  const byPeer = await podnet(['events', '--url', run.url, '--peer', 'unknown']);
+  assert.ok(byPeer.stdout.trim().split('\n').length >= 3);
+  const otherPeer = await podnet(['events', '--url', run.url, '--peer', 'shop/api']);
+  assert.equal(otherPeer.stdout, '');
   const unreachable = await podnet(['events', '--url', 'http://127.0.0.1:1']);
   assert.equal(unreachable.code, 1);
   assert.match(unreachable.stderr, /cannot reach http:\/\/127\.0\.0\.1:1/);

@@ -161,3 +161,34 @@ test('per-peer counters: at most `limit` keys per metric; the rest counted as ov
   assert.equal(c.points().length, 0);
   r.close();
 });
+
+test('/events peer filter: pod or Service as namespace/name or name, node, netns, kind', async () => {
+  const { matchesFilter } = await import('../../receiver/otel/event-pipeline.ts');
+  const rec = (attributes: Record<string, string>) =>
+    ({
+      time: '',
+      timeUnixNano: '0',
+      name: 'e',
+      type: 't',
+      severity: 'WARN',
+      probe: 'p',
+      entity: 'host',
+      attributes,
+    }) as const;
+  const pod = rec({
+    'podnet.peer.kind': 'pod',
+    'podnet.peer.k8s.pod.name': 'api-1',
+    'podnet.peer.k8s.namespace.name': 'pay',
+    'podnet.peer.k8s.service.name': 'api',
+  });
+  for (const p of ['pay/api-1', 'api-1', 'pay/api', 'api', 'pod'])
+    assert.ok(matchesFilter(pod, { peer: p }), p);
+  for (const p of ['shop/api', 'api-2', 'service', 'pay']) assert.ok(!matchesFilter(pod, { peer: p }), p);
+  assert.ok(
+    matchesFilter(rec({ 'podnet.peer.kind': 'node', 'podnet.peer.k8s.node.name': 'n2' }), { peer: 'n2' }),
+  );
+  assert.ok(
+    matchesFilter(rec({ 'podnet.peer.kind': 'netns', 'podnet.peer.netns.name': 'blue' }), { peer: 'blue' }),
+  );
+  assert.ok(!matchesFilter(rec({}), { peer: 'unknown' }), 'an event without a tuple has no peer');
+});
