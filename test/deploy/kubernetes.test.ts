@@ -171,11 +171,9 @@ describe('kustomizations', () => {
       const docs = built(dir);
       for (const d of docs) {
         assert.deepEqual(await schemaErrors(d), [], `${relative(ROOT, dir)}: ${d.kind}`);
-        assert.equal(
-          d.kind === 'Namespace' || d.metadata?.namespace === 'podnet',
-          true,
-          `${d.kind} namespace`,
-        );
+        // cluster-scoped: the Namespace and the peer-identity RBAC (base/rbac.yaml)
+        const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind);
+        assert.equal(clusterScoped || d.metadata?.namespace === 'podnet', true, `${d.kind} namespace`);
       }
       const typed = [...typeErrors(docs)].map(([i, m]) => `${docs[i]?.kind}: ${m.join('; ')}`);
       assert.deepEqual(typed, [], relative(ROOT, dir));
