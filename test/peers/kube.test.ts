@@ -350,3 +350,15 @@ test('in-cluster: server from KUBERNETES_SERVICE_HOST/PORT, HTTPS verified with 
   assert.match(untrusted.status().watches[0]!.lastError ?? '', /certificate|self.signed/i);
   assert.equal(untrusted.synced, false);
 });
+
+test('a watch that ends at once without events is backed off, not re-requested in a loop', async () => {
+  const { api, tokenFile } = await setup({ emptyWatches: true });
+  const { src } = source(api, tokenFile);
+  assert.ok(await waitFor(() => src.synced));
+  const watches = () =>
+    api.requests.filter((r) => r.path === '/api/v1/pods' && r.query['watch'] === '1').length;
+  await new Promise((r) => setTimeout(r, 1000));
+  // backoff 20 ms doubling to 200 ms: well under 15 in a second (a loop would make hundreds)
+  assert.ok(watches() <= 15, `${watches()} watch requests in 1 s`);
+  assert.match(src.status().watches[0]!.lastError ?? '', /ended at once/);
+});

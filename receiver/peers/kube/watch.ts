@@ -21,6 +21,9 @@ export interface KubeConnection {
   readonly ca?: Buffer | undefined;
 }
 
+/** A watch that ends this soon without a single line is treated as a failure (backoff). */
+const QUICK_END_MS = 1000;
+
 export class GoneError extends Error {
   constructor(message: string) {
     super(message);
@@ -82,6 +85,8 @@ export class ListWatch {
   #counts = { lists: 0, relists: 0, watches: 0, events: 0, bookmarks: 0, errors: 0 };
   #lastError: string | undefined;
   #loop: Promise<void> | undefined;
+  /** Watch lines received, ever. */
+  #lines = 0;
 
   constructor(o: ListWatchOptions) {
     this.#o = o;
@@ -125,7 +130,13 @@ export class ListWatch {
           await this.#list();
           backoff = initial;
         }
+        const t0 = Date.now();
+        const lines = this.#lines;
         await this.#watch();
+        if (this.#lines === lines && Date.now() - t0 < QUICK_END_MS) {
+          // ended at once with nothing in it (a proxy closing the stream?): not a loop of requests
+          throw new Error('watch stream ended at once without events');
+        }
         backoff = initial;
       } catch (err) {
         if (this.#stopped) return;
@@ -246,6 +257,7 @@ export class ListWatch {
   }
 
   #onLine(line: string): void {
+    this.#lines++;
     const ev = JSON.parse(line) as WatchEvent;
     const meta = (ev.object as { metadata?: { resourceVersion?: string } } | null)?.metadata;
     switch (ev.type) {

@@ -57,6 +57,8 @@ export interface FakeApiOptions {
   readonly goneAsHttpStatus?: boolean;
   /** Serve HTTPS with this PEM certificate and key (as a real API server does). */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** End every watch at once with an empty 200 (a misbehaving proxy). */
+  readonly emptyWatches?: boolean;
 }
 
 export interface RequestLog {
@@ -248,6 +250,7 @@ export class FakeKubeApi {
     }
     log(200);
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    if (this.#o.emptyWatches) return void res.end();
     res.flushHeaders();
     if (from < this.#compacted) {
       res.end(
