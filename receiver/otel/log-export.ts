@@ -135,7 +135,7 @@ export class EventExport {
     }
     if (peer) {
       for (const key in peer) {
-        d.push(this._str(key), peer[key]);
+        d.push(this.#str(key), peer[key]);
         count++;
       }
     }
