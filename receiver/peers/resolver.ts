@@ -29,18 +29,18 @@ type Attrs = Readonly<Record<string, AttributeValue>>;
 export type PeerListener = (eventName: string, netns: number, peer: Peer) => void;
 
 export class PeerResolver {
-  private readonly _entities: EntitySource;
-  private readonly _nodeName: string | undefined;
-  private readonly _log: Logger | undefined;
-  private readonly _hostAddresses: (() => readonly string[]) | undefined;
-  private _kube: KubeIndex | undefined;
-  private _local = new Map<string, Peer>();
-  private _cache = new Map<string, Peer>();
-  private _unknownCached = 0;
-  private readonly _self = new WeakMap<Entity, Peer>();
-  private _unsubscribe: (() => void) | undefined;
-  private _timer: NodeJS.Timeout | undefined;
-  private _listener: PeerListener | undefined;
+  readonly #entities: EntitySource;
+  readonly #nodeName: string | undefined;
+  readonly #log: Logger | undefined;
+  readonly #hostAddresses: (() => readonly string[]) | undefined;
+  #kube: KubeIndex | undefined;
+  #local = new Map<string, Peer>();
+  #cache = new Map<string, Peer>();
+  #unknownCached = 0;
+  readonly #self = new WeakMap<Entity, Peer>();
+  #unsubscribe: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #listener: PeerListener | undefined;
   /** Counts for /status. */
   readonly counts = { resolved: 0, rebuilds: 0, netnsErrors: 0 };
 
@@ -53,82 +53,82 @@ export class PeerResolver {
     refreshMs?: number;
     hostAddresses?: () => readonly string[];
   }) {
-    this._entities = options.entities;
-    this._nodeName = options.nodeName;
-    this._log = options.log;
-    this._hostAddresses = options.hostAddresses;
+    this.#entities = options.entities;
+    this.#nodeName = options.nodeName;
+    this.#log = options.log;
+    this.#hostAddresses = options.hostAddresses;
     if (options.kube) this.setKube(options.kube);
     this.rebuild();
-    this._unsubscribe = this._entities.onChange(() => this.rebuild());
+    this.#unsubscribe = this.#entities.onChange(() => this.rebuild());
     const refreshMs = options.refreshMs ?? 10_000;
     if (refreshMs > 0) {
-      this._timer = setInterval(() => this.rebuild(), refreshMs);
-      this._timer.unref();
+      this.#timer = setInterval(() => this.rebuild(), refreshMs);
+      this.#timer.unref();
     }
   }
 
   /** Use (or stop using) a cluster view. */
   setKube(kube: KubeIndex | undefined): void {
-    if (this._kube) this._kube.onChange = undefined;
-    this._kube = kube;
-    if (kube) kube.onChange = (ip) => this._cache.delete(ip);
-    this._clearCache();
+    if (this.#kube) this.#kube.onChange = undefined;
+    this.#kube = kube;
+    if (kube) kube.onChange = (ip) => this.#cache.delete(ip);
+    this.#clearCache();
   }
 
   /** Called for each event with a resolved peer (the per-peer counters). */
   setListener(fn: PeerListener | undefined): void {
-    this._listener = fn;
+    this.#listener = fn;
   }
 
   /** Re-reads the node-local view (pods, host and named netns addresses). */
   rebuild(): void {
     try {
       const { map, netnsErrors } = localPeers({
-        entities: this._entities.entities(),
-        nodeName: this._nodeName,
-        log: this._log,
-        ...(this._hostAddresses ? { hostAddresses: this._hostAddresses } : {}),
+        entities: this.#entities.entities(),
+        nodeName: this.#nodeName,
+        log: this.#log,
+        ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
       });
-      this._local = map;
+      this.#local = map;
       this.counts.netnsErrors = netnsErrors;
       this.counts.rebuilds++;
-      this._clearCache();
+      this.#clearCache();
     } catch (err) {
-      this._log?.warn({ err }, 'peer resolver: reading local addresses failed; keeping the previous view');
+      this.#log?.warn({ err }, 'peer resolver: reading local addresses failed; keeping the previous view');
     }
   }
 
   close(): void {
-    this._unsubscribe?.();
-    if (this._timer) clearInterval(this._timer);
+    this.#unsubscribe?.();
+    if (this.#timer) clearInterval(this.#timer);
     this.setKube(undefined);
   }
 
   get localAddresses(): number {
-    return this._local.size;
+    return this.#local.size;
   }
 
-  private _clearCache(): void {
-    this._cache = new Map();
-    this._unknownCached = 0;
+  #clearCache(): void {
+    this.#cache = new Map();
+    this.#unknownCached = 0;
   }
 
   /** The peer an address belongs to. */
   resolve(ip: string): Peer {
-    const hit = this._cache.get(ip);
+    const hit = this.#cache.get(ip);
     if (hit !== undefined) return hit;
-    const p = this._compute(ip);
+    const p = this.#compute(ip);
     if (p === PEER_UNKNOWN || p === PEER_EXTERNAL) {
-      if (this._unknownCached >= UNKNOWN_CACHE_MAX) this._clearCache();
-      this._unknownCached++;
+      if (this.#unknownCached >= UNKNOWN_CACHE_MAX) this.#clearCache();
+      this.#unknownCached++;
     }
-    this._cache.set(ip, p);
+    this.#cache.set(ip, p);
     return p;
   }
 
-  private _compute(ip: string): Peer {
-    const local = this._local.get(ip);
-    const k = this._kube?.lookup(ip);
+  #compute(ip: string): Peer {
+    const local = this.#local.get(ip);
+    const k = this.#kube?.lookup(ip);
     if (local !== undefined) {
       if (local.info.kind !== 'pod' || !k) return local;
       // a local pod: the API adds its Service (EndpointSlices) and its workload
@@ -156,7 +156,7 @@ export class PeerResolver {
       if (k.endpointOf && k.endpointNamespace !== undefined)
         return makePeer({ kind: 'service', service: k.endpointOf, namespace: k.endpointNamespace });
       if (k.node) {
-        if (k.node.name === this._nodeName) return makePeer({ kind: 'host', node: k.node.name });
+        if (k.node.name === this.#nodeName) return makePeer({ kind: 'host', node: k.node.name });
         return makePeer({ kind: 'node', node: k.node.name });
       }
     }
@@ -174,25 +174,20 @@ export class PeerResolver {
       const s = attrs['source.address'];
       const d = attrs['destination.address'];
       if (typeof s !== 'string' || typeof d !== 'string') return undefined;
-      ip = this._remoteOf(s, d, entity, attrs['network.io.direction']);
+      ip = this.#remoteOf(s, d, entity, attrs['network.io.direction']);
     }
     let peer: Peer;
     if (isLoopback(ip)) {
       const key = entity ?? (this as unknown as Entity);
-      peer = this._self.get(key) ?? selfPeer(entity, this._nodeName);
-      this._self.set(key, peer);
+      peer = this.#self.get(key) ?? selfPeer(entity, this.#nodeName);
+      this.#self.set(key, peer);
     } else peer = this.resolve(ip);
     this.counts.resolved++;
-    this._listener?.(eventName, netns, peer);
+    this.#listener?.(eventName, netns, peer);
     return peer;
   }
 
-  private _remoteOf(
-    s: string,
-    d: string,
-    e: Entity | undefined,
-    direction: AttributeValue | undefined,
-  ): string {
+  #remoteOf(s: string, d: string, e: Entity | undefined, direction: AttributeValue | undefined): string {
     const ips = e?.pod?.ips;
     if (ips !== undefined && ips.length > 0) {
       if (ips.includes(s)) return d;
@@ -200,7 +195,7 @@ export class PeerResolver {
     } else if (e !== undefined) {
       // host or netns: the side whose address is the entity's own
       const own = (ip: string) => {
-        const p = this._local.get(ip);
+        const p = this.#local.get(ip);
         return p !== undefined && (e.kind === 'host' ? p.info.kind === 'host' : p.info.netns === e.netnsName);
       };
       if (own(s)) return d;
