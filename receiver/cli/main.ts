@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `podnet` command: run | validate | probes | events | inspect | completion. Structured logs (pino) go to stderr; stdout is
+// The `podnet` command: run | validate | probes | events | inspect | capture | completion. Structured logs (pino) go to stderr; stdout is
 // for data (tables, JSON, event lines).
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { probeSpecs } from '../../probes/registry.ts';
@@ -8,6 +8,7 @@ import { Agent } from '../agent/agent.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { log } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
+import { registerCapture } from './capture.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
 import { EventsPrinter, OUTPUT_FORMATS, type OutputFormat } from './events-view.ts';
 import { probeTable } from './probes.ts';
@@ -194,6 +195,8 @@ withRemoteOptions(
   const { runInspect } = await import('./inspect.ts');
   await runInspect(opts, opts.interval);
 });
+
+registerCapture(program);
 
 program
   .command('completion')
