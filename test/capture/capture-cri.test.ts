@@ -32,7 +32,9 @@ after(async () => {
 async function sendUdp(to: string, sizes: readonly number[]): Promise<void> {
   const s = createSocket('udp4');
   for (const n of sizes)
-    await new Promise<void>((res, rej) => s.send(Buffer.alloc(n, 0x61), 7777, to, (e) => (e ? rej(e) : res())));
+    await new Promise<void>((res, rej) =>
+      s.send(Buffer.alloc(n, 0x61), 7777, to, (e) => (e ? rej(e) : res())),
+    );
   s.close();
 }
 
@@ -82,12 +84,26 @@ test('capture --pod: exactly the 50 filtered datagrams, read by tshark and tcpdu
   }
   const lines = tcpdumpLines(udpFile);
   assert.equal(lines.length, 50);
-  assert.ok(lines.every((l) => l.includes(`> ${web.ip}.7777: UDP, length`)), lines.join('\n'));
+  assert.ok(
+    lines.every((l) => l.includes(`> ${web.ip}.7777: UDP, length`)),
+    lines.join('\n'),
+  );
 
   // the TCP exchange is in the other capture (SYN from the client, the HTTP answer from the server)
-  const tcpRows = tsharkFields(tcpFile, ['ip.src', 'ip.dst', 'tcp.flags.syn', 'tcp.flags.ack', 'http.response.code']).rows;
-  assert.ok(tcpRows.some(([s, d, syn, ack]) => s === client.ip && d === web.ip && syn === '1' && ack === '0'));
-  assert.ok(tcpRows.some(([s, , , , code]) => s === web.ip && code === '200'), JSON.stringify(tcpRows));
+  const tcpRows = tsharkFields(tcpFile, [
+    'ip.src',
+    'ip.dst',
+    'tcp.flags.syn',
+    'tcp.flags.ack',
+    'http.response.code',
+  ]).rows;
+  assert.ok(
+    tcpRows.some(([s, d, syn, ack]) => s === client.ip && d === web.ip && syn === '1' && ack === '0'),
+  );
+  assert.ok(
+    tcpRows.some(([s, , , , code]) => s === web.ip && code === '200'),
+    JSON.stringify(tcpRows),
+  );
   assert.equal(tsharkFields(tcpFile, ['frame.number'], 'udp').rows.length, 0);
 });
 
