@@ -10,6 +10,7 @@
 // discovery across reloads), pipeline-config.ts (metric/event definitions, exporters), reload.ts (one
 // config application at a time), views.ts (/status and /inspect).
 import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
+import { AgentCaptures } from '../capture/agent-captures.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
 import { childLogger, type Logger } from '../log/logger.ts';
@@ -66,6 +67,7 @@ export class Agent {
   readonly #server: ServerControl;
   readonly #sink: JsonlSink;
   readonly #sequencer: ConfigSequencer;
+  readonly #captures: AgentCaptures;
   #watcher: ConfigWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #collecting: Promise<void> | undefined;
@@ -103,15 +105,24 @@ export class Agent {
       log: this.#log,
       probeLog: (name) => childLogger('probe', { probe: name }),
     });
+    this.#captures = new AgentCaptures({
+      config: config.raw.capture,
+      entities: this.entities,
+      events: this.pipeline.events,
+      log: childLogger('capture'),
+    });
     this.#server = new ServerControl({
-      sources: agentServerSources({
-        pipeline: this.pipeline,
-        status: () => this.status(),
-        inspect: () => this.inspect(),
-        healthy: () => !this.#stopped,
-        notReady: () => this.#notReady(),
-        log: this.#log,
-      }),
+      sources: {
+        ...agentServerSources({
+          pipeline: this.pipeline,
+          status: () => this.status(),
+          inspect: () => this.inspect(),
+          healthy: () => !this.#stopped,
+          notReady: () => this.#notReady(),
+          log: this.#log,
+        }),
+        route: (path) => this.#captures.service.route(path),
+      },
       serverLog: childLogger('server'),
       log: this.#log,
     });
@@ -128,6 +139,7 @@ export class Agent {
       queueSize: () => this.pipeline.queueSize(),
       seriesCount: () => this.pipeline.store.seriesCount(),
       overflow: () => this.pipeline.store.overflowCounts(),
+      captures: () => this.#captures.counts(),
     });
   }
 
@@ -205,6 +217,7 @@ export class Agent {
     await this.pipeline.forceFlush();
     await this.#probes.closeAll();
     this.#sink.close();
+    await this.#captures.stop();
     this.#discovery.stop();
     await this.peers.close();
     await this.#server.close();
@@ -252,6 +265,7 @@ export class Agent {
     await configurePipeline(this.pipeline, config, this.#env);
     await this.peers.configure(config.raw.peers, config.cardinalityLimit);
     this.pipeline.events.configure({ peers: config.raw.peers.enabled ? this.peers.resolver : null });
+    this.#captures.apply(config.raw.capture);
     this.#sink.apply(config.eventsJsonl);
     await this.#probes.apply(config);
     if (prev.collectionIntervalMs !== config.collectionIntervalMs && this.#timer) this.#schedule(0);

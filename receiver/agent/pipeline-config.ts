@@ -1,5 +1,6 @@
 // The pipeline side of applying a config: store limits, which metrics and events are enabled (a
 // config's `metrics:` / `events:` override each definition's default), and the exporters.
+import { CAPTURE_EVENTS } from '../capture/agent-captures.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { ExportSettings, Pipeline } from '../otel/pipeline.ts';
 import { buildResource } from '../otel/resource.ts';
@@ -25,13 +26,17 @@ export async function configurePipeline(
   p.events.configure({
     stacks: config.kernelStacks,
     labelAllowlist: config.pods.labelAllowlist,
-    defs: config.probes.flatMap((rp) =>
-      rp.spec.events.map((def) => ({
-        def,
-        probe: rp.spec.name,
-        enabled: config.eventEnabled.get(def.name) ?? def.enabled,
-      })),
-    ),
+    defs: [
+      ...config.probes.flatMap((rp) =>
+        rp.spec.events.map((def) => ({
+          def,
+          probe: rp.spec.name,
+          enabled: config.eventEnabled.get(def.name) ?? def.enabled,
+        })),
+      ),
+      // the follow-up record of triggered captures (receiver/capture/trigger.ts)
+      ...CAPTURE_EVENTS,
+    ],
   });
   await p.applyExports(exportSettings(config, env));
 }

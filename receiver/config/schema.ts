@@ -2,6 +2,7 @@
 // per-probe enabled + args, per-metric and per-event `enabled`, exporters). The schema is strict: an unknown
 // key is an error, so a typo never silently does nothing.
 import { z } from 'zod';
+import { captureSchema } from '../capture/config.ts';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -146,6 +147,7 @@ export const configSchema = z.strictObject({
       otlp: { headers: {}, timeout: 10_000, metrics: true, logs: true },
       events_jsonl: { enabled: false, path: '-' },
     }),
+  capture: captureSchema,
   event_queue: z
     .strictObject({
       max_queue_size: z.number().int().min(1).max(1_000_000).default(2048),

@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.ts';
 import type { PeerResolver } from '../peers/resolver.ts';
 import type { Peer } from '../peers/types.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
-import type { AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
+import type { Attributes, AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import type { EventExport } from './log-export.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
@@ -76,6 +76,8 @@ export class EventPipeline {
     number,
     { entity: Entity | undefined; attrs: Readonly<Record<string, AttributeValue>> }
   >();
+  /** Sees each event before it is exported and may add attributes (triggered captures: podnet.capture.id). */
+  #tap: ((ev: ProbeEvent, entity: Entity | undefined) => Attributes | undefined) | undefined;
   /** Total events handed in by probes. */
   emitted = 0;
 
@@ -118,6 +120,10 @@ export class EventPipeline {
     return this.#export !== undefined;
   }
 
+  setTap(fn: ((ev: ProbeEvent, entity: Entity | undefined) => Attributes | undefined) | undefined): void {
+    this.#tap = fn;
+  }
+
   subscribe(fn: (r: EventRecord) => void): () => void {
     this.#subscribers.add(fn);
     return () => this.#subscribers.delete(fn);
@@ -148,6 +154,10 @@ export class EventPipeline {
       if (this.#entityAttrs.size >= ENTITY_CACHE_MAX) this.#entityAttrs = new Map();
       cached = { entity, attrs: Object.freeze(entityAttributes(entity, netns, this.#labelAllowlist)) };
       this.#entityAttrs.set(netns, cached);
+    }
+    if (this.#tap) {
+      const extra = this.#tap(ev, entity);
+      if (extra) ev = { ...ev, attributes: { ...ev.attributes, ...extra } };
     }
     const peer = this.#peers?.forEvent(ev.attributes, entity, netns, ev.name);
     const stack = this.#stacks && ev.stack && ev.stack.length > 0 ? ev.stack : undefined;

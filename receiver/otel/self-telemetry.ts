@@ -23,6 +23,9 @@ export type EventOutcome =
   /** the export of the batch holding it failed (endpoint down, timeout) */
   | 'lost_export_failed';
 
+/** Outcome attribute of podnet.capture.count (receiver/capture/service.ts counts them). */
+const ATTR_CAPTURE_OUTCOME = 'podnet.capture.outcome';
+
 const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const SELF_METRICS: readonly MetricDef[] = [
@@ -101,6 +104,16 @@ export const SELF_METRICS: readonly MetricDef[] = [
     enabled: true,
     scope: 'node',
   },
+  {
+    name: 'podnet.capture.count',
+    kind: 'counter',
+    unit: '{capture}',
+    description:
+      'Packet captures, by outcome: on_demand (GET /capture started), refused (limit or no token), triggered (a rule started one), skipped (a rule fired at a limit), failed (could not start).',
+    attributes: [ATTR_CAPTURE_OUTCOME],
+    enabled: true,
+    scope: 'node',
+  },
 ];
 
 const DEF = new Map(SELF_METRICS.map((d) => [d.name, d]));
@@ -126,6 +139,8 @@ export interface SelfTelemetrySources {
   queueSize(): number;
   seriesCount(): number;
   overflow(): ReadonlyMap<string, number>;
+  /** Capture counts by outcome, when captures are wired in. */
+  captures?(): Readonly<Record<string, number>>;
 }
 
 export class SelfTelemetry {
@@ -206,6 +221,10 @@ export class SelfTelemetry {
         [...src.overflow()].map(([m, n]) =>
           s('podnet.metric.series.overflow.count', { [ATTR_PODNET_METRIC_NAME]: m }, n),
         ),
+      );
+      const captures = src.captures?.() ?? {};
+      groups.push(
+        Object.entries(captures).map(([o, n]) => s('podnet.capture.count', { [ATTR_CAPTURE_OUTCOME]: o }, n)),
       );
     }
     groups.push(

@@ -11,6 +11,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { RouteHandler } from '../capture/service.ts';
 import type { Logger } from '../log/logger.ts';
 import { type EventRecord, matchesFilter } from '../otel/event-pipeline.ts';
 
@@ -24,6 +25,8 @@ export interface ServerSources {
   healthy(): boolean;
   /** Readiness: what is still missing (empty = ready), e.g. `first collection not done`. */
   notReady(): readonly string[];
+  /** Further endpoints (/capture, /captures: receiver/capture/service.ts), behind the same token. */
+  route?(path: string): RouteHandler | undefined;
 }
 
 const EVENT_PARAMS = new Set(['pod', 'name', 'peer', 'follow', 'recent']);
@@ -121,6 +124,7 @@ export class LocalServer {
   readonly #streams = new Set<ServerResponse>();
   readonly #token: BearerToken | undefined;
   readonly #tls: boolean;
+  #loopback = true;
   #tlsTimer: NodeJS.Timeout | undefined;
   /** Events not written to slow /events clients. */
   streamDropped = 0;
@@ -172,6 +176,7 @@ export class LocalServer {
       }
     } else server = createServer(handler);
     self = new LocalServer(server, sources, log, token, security.tls !== undefined);
+    self.#loopback = isLoopback(host);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -291,10 +296,16 @@ export class LocalServer {
         case '/events':
           this.#events(u, res);
           return;
-        default:
+        default: {
+          const extra = this.#sources.route?.(u.pathname);
+          if (extra) {
+            extra(req, res, { url: u, loopback: this.#loopback, tokenProtected: this.#token !== undefined });
+            return;
+          }
           this.#json(res, 404, {
-            error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz /readyz`,
+            error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz /readyz /capture /captures`,
           });
+        }
       }
     } catch (err) {
       this.#log.warn({ err, path: u.pathname }, 'request failed');
