@@ -34,7 +34,9 @@ before(async () => {
   execFileSync('ip', ['link', 'set', dummy, 'up']);
   [open, guarded, exposed] = await Promise.all([
     PodnetRun.start(base('server: { address: "127.0.0.1:0" }')),
-    PodnetRun.start(base(`server: { address: "127.0.0.1:0", bearer_token_file: ${JSON.stringify(tokenFile)} }`)),
+    PodnetRun.start(
+      base(`server: { address: "127.0.0.1:0", bearer_token_file: ${JSON.stringify(tokenFile)} }`),
+    ),
     PodnetRun.start(base(`server: { address: "${dummyAddr}:0" }`)),
   ]);
 });
@@ -53,7 +55,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('GET /capture streams a pcapng tshark reads; the duration is cut to capture.max_duration', async () => {
   const t0 = Date.now();
-  const res = await fetch(`${open.url}/capture?${q({ netns: pair.b.name, filter: 'udp port 7777', duration: '1h' })}`);
+  const res = await fetch(
+    `${open.url}/capture?${q({ netns: pair.b.name, filter: 'udp port 7777', duration: '1h' })}`,
+  );
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), 'application/vnd.tcpdump.pcapng');
   assert.equal(res.headers.get('podnet-capture-duration-ms'), '3000');
