@@ -7,13 +7,13 @@ set -eu
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
 
-# Runtime: libbpf for the eBPF loader; iproute2 for netns helpers.
-runtime_pkgs="libbpf1 libelf1 zlib1g iproute2"
+# Runtime: libbpf for the eBPF loader; iproute2 for netns helpers; libpcap to compile capture filters.
+runtime_pkgs="libbpf1 libelf1 zlib1g iproute2 libpcap0.8"
 # Build: compiling the BPF objects (the committed objects make this unnecessary for `npm start`).
 build_pkgs="clang llvm libbpf-dev bpftool"
 # Tests: real pods over CRI, kernel ground truth, Prometheus scrapes, the terminal view, benchmarks.
 test_pkgs="containerd runc containernetworking-plugins busybox-static prometheus prometheus-node-exporter \
-iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh"
+iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh tcpdump tshark"
 
 case "$mode" in
   runtime) want="$runtime_pkgs" ;;

@@ -47,6 +47,11 @@ export const CAPABILITIES: readonly CapabilityNeed[] = [
     bit: 12,
     why: 'conntrack statistics over ctnetlink (nfnetlink requires it); without it the conntrack probe is unavailable',
   },
+  {
+    cap: 'CAP_NET_RAW',
+    bit: 13,
+    why: 'open AF_PACKET sockets for packet captures (podnet capture, /capture, triggered captures); without it captures fail with EPERM',
+  },
 ];
 
 /** `CAP_SYS_ADMIN` → `SYS_ADMIN` (Kubernetes spelling). */

@@ -104,6 +104,23 @@ const CHECKS: readonly Check[] = [
     },
   },
   {
+    check: 'AF_PACKET socket for packet captures',
+    needs: ['CAP_NET_RAW'],
+    async run() {
+      const { default: koffi } = await import('koffi');
+      const libc = koffi.load('libc.so.6');
+      const socket = libc.func('int socket(int domain, int type, int protocol)');
+      const close = libc.func('int close(int fd)');
+      const fd = socket(17, 2, 0) as number; // AF_PACKET, SOCK_DGRAM, no protocol: receives nothing
+      if (fd < 0) {
+        const errno = koffi.errno();
+        throw new Error(`socket(AF_PACKET): ${errno === 1 ? 'EPERM' : `errno ${errno}`}`);
+      }
+      close(fd);
+      return 'opened and closed';
+    },
+  },
+  {
     check: 'conntrack statistics over ctnetlink',
     needs: ['CAP_NET_ADMIN', 'CAP_SYS_ADMIN'],
     async run() {

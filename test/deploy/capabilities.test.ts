@@ -99,6 +99,7 @@ describe('podnet as uid 65534 with only the listed capabilities', () => {
     'CAP_SYS_PTRACE',
     'CAP_DAC_READ_SEARCH',
     'CAP_NET_ADMIN',
+    'CAP_NET_RAW',
   ]) {
     test(`without ${cap}: its operations fail and the message names it`, () => {
       const r = runAs(ALL.filter((c) => c !== cap));
