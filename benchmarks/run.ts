@@ -108,6 +108,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'capture',
+    title: 'Per area — packet capture: loss-free rate and cost to the captured traffic',
+    file: 'benchmarks/capture/capture.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
     id: 'latency-overhead',
     title: 'Per area — eBPF latency probes: iperf3 overhead and hook cost',
     file: 'benchmarks/latency/overhead.ts',

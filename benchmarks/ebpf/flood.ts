@@ -35,7 +35,7 @@ export async function flood(
   addr: string,
   port: number,
   count: number,
-  opts: { size?: number; procs?: number } = {},
+  opts: { size?: number; procs?: number; rate?: number } = {},
 ): Promise<FloodResult> {
   const bin = floodBinary();
   const { spawn } = await import('node:child_process');
@@ -51,6 +51,7 @@ export async function flood(
       String(count),
       String(opts.size ?? 16),
       String(opts.procs ?? 1),
+      String(opts.rate ?? 0),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );

@@ -1,7 +1,8 @@
 // UDP flood generator for the storm test and benchmark: sends COUNT datagrams of SIZE bytes to
 // ADDR:PORT (IPv4) with sendmmsg in batches, from PROCS processes, as fast as the kernel allows.
 // Prints {"sent":N,"seconds":S} on stdout. Built at test time with the system clang (see flood.ts).
-//   udpflood ADDR PORT COUNT [SIZE] [PROCS]
+// RATE (packets/s per process, 0 = unpaced) paces the batches (the capture benchmark's rate steps).
+//   udpflood ADDR PORT COUNT [SIZE] [PROCS] [RATE]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +16,14 @@
 
 #define BATCH 256
 
-static long flood(const char *addr, int port, long count, int size)
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static long flood(const char *addr, int port, long count, int size, long rate)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0)
@@ -35,8 +43,16 @@ static long flood(const char *addr, int port, long count, int size)
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
 	long sent = 0;
+	double start = now();
 	while (sent < count) {
 		int n = count - sent < BATCH ? (int)(count - sent) : BATCH;
+		if (rate > 0) {
+			int batch = rate / 1000 > 1 ? (int)(rate / 1000) : 1; /* ~1 ms of packets per call */
+			if (n > batch)
+				n = batch;
+			while (sent > (now() - start) * rate)
+				;
+		}
 		int r = sendmmsg(fd, msgs, n, 0);
 		if (r < 0)
 			continue; /* ENOBUFS / ECONNREFUSED from an earlier ICMP: retry */
@@ -49,12 +65,13 @@ static long flood(const char *addr, int port, long count, int size)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: udpflood ADDR PORT COUNT [SIZE] [PROCS]\n");
+		fprintf(stderr, "usage: udpflood ADDR PORT COUNT [SIZE] [PROCS] [RATE]\n");
 		return 2;
 	}
 	long count = atol(argv[3]);
 	int size = argc > 4 ? atoi(argv[4]) : 16;
 	int procs = argc > 5 ? atoi(argv[5]) : 1;
+	long rate = argc > 6 ? atol(argv[6]) : 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	long per = count / procs;
@@ -62,7 +79,7 @@ int main(int argc, char **argv)
 		long mine = p == procs - 1 ? count - per * (procs - 1) : per;
 		pid_t pid = fork();
 		if (pid == 0)
-			_exit(flood(argv[1], atoi(argv[2]), mine, size) == mine ? 0 : 1);
+			_exit(flood(argv[1], atoi(argv[2]), mine, size, rate) == mine ? 0 : 1);
 	}
 	int ok = 1, st;
 	while (wait(&st) > 0)
