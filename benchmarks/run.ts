@@ -117,6 +117,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 600,
   },
   {
+    id: 'capture-sockets',
+    title: 'Per area — packet capture: TPACKET_V3 ring versus recvfrom per packet',
+    file: 'benchmarks/capture/socket-options.ts',
+    args: [],
+    quickArgs: ['--quick'],
+    suite: false,
+    timeoutS: 300,
+  },
+  {
     id: 'latency-overhead',
     title: 'Per area — eBPF latency probes: iperf3 overhead and hook cost',
     file: 'benchmarks/latency/overhead.ts',
