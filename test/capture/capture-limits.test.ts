@@ -1,6 +1,6 @@
 // The limits of `podnet capture` and its ways to end, on a netns pair: --count, --max-bytes, --duration,
 // SIGINT mid-capture (each leaves a file tshark reads without complaint), `-w -` piped into
-// `tcpdump -r -`, and SIGKILL leaving no packet socket behind (the netns' /proc/net/packet).
+// `tcpdump -r -`, SIGKILL leaving no packet socket behind (the netns' /proc/net/packet), and IPv6.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -100,4 +100,25 @@ test('SIGKILL leaves no packet socket in the netns', async () => {
   await c.exited;
   for (let i = 0; i < 50 && sockets() !== before; i++) await sleep(20);
   assert.equal(sockets(), before);
+});
+
+test('IPv6: an ip6 filter compiled for the cooked socket keeps the IPv6 datagrams and only them', async () => {
+  const f = join(dir, 'v6.pcapng');
+  const c = startCapture([
+    '--netns',
+    pair.b.name,
+    '--filter',
+    'ip6 and udp port 7777',
+    '--count',
+    '12',
+    '-w',
+    f,
+  ]);
+  await c.listening;
+  pair.a.sendUdp(pair.b.ipv4, 7777, 5, 64); // IPv4: excluded by the filter
+  pair.a.sendUdp(pair.b.ipv6, 7777, 12, 80);
+  assert.equal(await c.exited, 0, c.stderr);
+  const rows = tsharkFields(f, ['ipv6.src', 'ipv6.dst', 'udp.length', 'ip.src']).rows;
+  assert.equal(rows.length, 12);
+  for (const r of rows) assert.deepEqual(r, [pair.a.ipv6, pair.b.ipv6, String(8 + 80), '']);
 });
