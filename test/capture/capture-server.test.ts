@@ -114,3 +114,22 @@ test('a non-loopback server without a token refuses /capture', async () => {
   assert.equal(res.status, 403);
   assert.match(await res.text(), /bearer token/);
 });
+
+test('a client that goes away ends its capture: the slot is free again and the server keeps serving', async () => {
+  const ac = new AbortController();
+  const res = await fetch(`${open.url}/capture?${q({ netns: pair.b.name, duration: '3s' })}`, {
+    signal: ac.signal,
+  });
+  assert.equal(res.status, 200);
+  ac.abort();
+  await res.arrayBuffer().catch(() => undefined);
+  let status = 0;
+  for (let i = 0; i < 40 && status !== 200; i++) {
+    await sleep(50);
+    const again = await fetch(`${open.url}/capture?${q({ netns: pair.b.name, duration: '200ms' })}`);
+    status = again.status;
+    await again.arrayBuffer();
+  }
+  assert.equal(status, 200, 'max_concurrent is 1: the aborted capture released its slot');
+  assert.equal((await fetch(`${open.url}/healthz`)).status, 200);
+});
