@@ -92,12 +92,17 @@ export class CaptureSession {
       blockTimeoutMs: BLOCK_TIMEOUT_MS,
       ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
     });
-    this.#emit(sectionHeader(`podnet ${PODNET_VERSION}`, opts.comment));
-    for (const [index, name] of this.#sock.interfaces()) this.#addInterface(index, name);
+    try {
+      this.#emit(sectionHeader(`podnet ${PODNET_VERSION}`, opts.comment));
+      for (const [index, name] of this.#sock.interfaces()) this.#addInterface(index, name);
+      this.#poll = koffi.node.poll(this.#sock.fd, { readable: true }, () => this.#turn());
+    } catch (err) {
+      this.#sock.close(); // nothing may outlive a capture that did not start
+      throw err;
+    }
     this.#flush();
     if (opts.durationMs !== undefined)
       this.#timer = setTimeout(() => this.#finish('duration'), opts.durationMs);
-    this.#poll = koffi.node.poll(this.#sock.fd, { readable: true }, () => this.#turn());
   }
 
   get packets(): number {
