@@ -1,7 +1,7 @@
 // `podnet capture`: a pcapng of one entity's traffic, captured here (this node, as root) or by a
 // podnet server on another node (--url, through kubectl port-forward). Data goes to -w FILE or stdout
 // (-w -); a one-line summary goes to stderr. SIGINT/SIGTERM end the capture with a valid file.
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { compileFilter, FilterError } from '../capture/pcap-filter.ts';
 import { BlockAligner } from '../capture/pcapng.ts';
