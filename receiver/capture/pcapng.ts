@@ -1,4 +1,4 @@
-// A minimal pcapng writer (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html): one
+// A minimal pcapng writer (the IETF pcapng format, as Wireshark and libpcap read it): one
 // Section Header Block, an Interface Description Block per interface as it first appears (with its name),
 // and an Enhanced Packet Block per packet with its direction in epb_flags. Hand-written because no npm
 // package writes pcapng and is maintained (checked: `pcap-parser` only reads classic pcap, `pcap` is a

@@ -53,7 +53,7 @@ before(async () => {
 collection_interval: 1s
 server: { address: "127.0.0.1:0" }
 pods: { cri_endpoint: ${JSON.stringify(env.endpoint)}, netns_discovery: never }
-probes: { ${off} packetloss: { enabled: true, args: { rateLimit: 0 } } }
+probes: { ${off} packetloss: { enabled: true, args: { rate_limit: 0 } } }
 capture:
   max_concurrent: 4
   triggers:
