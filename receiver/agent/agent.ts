@@ -245,6 +245,7 @@ export class Agent {
       server: this.#server,
       sinkDropped: this.#sink.dropped,
       discovery: this.#discovery.status(),
+      captures: this.#captures.status(),
       openFiles: openFileStatus(),
       peers: this.peers.status(),
     };

@@ -26,6 +26,8 @@ export interface AgentSnapshot {
   readonly openFiles: { readonly soft: number; readonly hard: number; readonly open: number } | null;
   /** Peer resolution: node-local or cluster view (receiver/peers/service.ts). */
   readonly peers: unknown;
+  /** Packet captures: running now, counts by outcome, triggered files (receiver/capture/agent-captures.ts). */
+  readonly captures?: unknown;
 }
 
 export function statusView(s: AgentSnapshot): Record<string, unknown> {
@@ -64,6 +66,7 @@ export function statusView(s: AgentSnapshot): Record<string, unknown> {
     })),
     pods: s.entities.pods().length,
     discovery: s.discovery,
+    captures: s.captures ?? null,
     limits: { openFiles: s.openFiles },
     peers: s.peers,
     events: {

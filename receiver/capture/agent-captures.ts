@@ -64,6 +64,17 @@ export class AgentCaptures {
     this.#events.setTap((ev, entity) => triggered.onEvent(ev, entity));
   }
 
+  /** For /status: captures running now, counts by outcome, and the triggered files on disk. */
+  status(): Record<string, unknown> {
+    const t = this.service.triggered;
+    return {
+      active: this.service.active,
+      maxConcurrent: this.service.config.max_concurrent,
+      counts: this.counts(),
+      triggers: t ? { files: t.list().length, bytes: t.list().reduce((n, f) => n + f.bytes, 0) } : null,
+    };
+  }
+
   counts(): Readonly<Record<string, number>> {
     return { ...this.service.counts };
   }

@@ -64,6 +64,11 @@ test('GET /capture streams a pcapng tshark reads; the duration is cut to capture
   // while the first capture runs, a second is refused (max_concurrent: 1)
   const second = await fetch(`${open.url}/capture?${q({ netns: pair.b.name })}`);
   assert.equal(second.status, 429);
+  const status = (await (await fetch(`${open.url}/status`)).json()) as {
+    captures: { active: number; counts: { on_demand: number; refused: number } };
+  };
+  assert.equal(status.captures.active, 1);
+  assert.deepEqual([status.captures.counts.on_demand, status.captures.counts.refused], [1, 1]);
   await sleep(200);
   pair.a.sendUdp(pair.b.ipv4, 7777, 20, 64);
   const body = Buffer.from(await res.arrayBuffer());
