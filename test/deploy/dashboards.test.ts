@@ -148,7 +148,7 @@ describe('dashboards', () => {
     const { resolveConfigText } = await import('../../receiver/config/load.ts');
     const { probeSpecs } = await import('../../probes/registry.ts');
     const cm = parseAllDocuments(
-      readFileSync(join(GRAFANA_DIR, '..', 'kubernetes', 'configmap.yaml'), 'utf8'),
+      readFileSync(join(GRAFANA_DIR, '..', 'kubernetes', 'base', 'configmap.yaml'), 'utf8'),
     )[0]!.toJS();
     const config = resolveConfigText(cm.data['config.yaml'], 'configmap.yaml', {
       specs: probeSpecs,

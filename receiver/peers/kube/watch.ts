@@ -336,7 +336,7 @@ function statusError(code: number, body: string): Error {
   if (code === 401 || code === 403)
     return new ApiError(
       code,
-      `HTTP ${code}: ${message} (podnet needs get/list/watch on pods, services, endpointslices, nodes: deploy/kubernetes/rbac.yaml)`,
+      `HTTP ${code}: ${message} (podnet needs get/list/watch on pods, services, endpointslices, nodes: deploy/kubernetes/base/rbac.yaml)`,
     );
   return new ApiError(code, `HTTP ${code}: ${message}`);
 }
