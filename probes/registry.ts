@@ -2,6 +2,7 @@
 import type { ProbeSpec } from '../receiver/probe/types.ts';
 import { conntrackProbe } from './conntrack/conntrack.ts';
 import { cteventsProbe } from './ctevents/ctevents.ts';
+import { dnsProbe } from './dns/dns.ts';
 import { flowProbe } from './flow/flow.ts';
 import { kernellatencyProbe } from './kernellatency/kernellatency.ts';
 import { netdevProbe } from './netdev/netdev.ts';
@@ -42,6 +43,7 @@ export const probeSpecs: readonly AnyProbeSpec[] = [
   softirqProbe,
   netiftxlatProbe,
   kernellatencyProbe,
+  dnsProbe,
   flowProbe,
   peersProbe,
 ];

@@ -13,7 +13,8 @@ runtime_pkgs="libbpf1 libelf1 zlib1g iproute2 libpcap0.8"
 build_pkgs="clang llvm libbpf-dev bpftool"
 # Tests: real pods over CRI, kernel ground truth, Prometheus scrapes, the terminal view, benchmarks.
 test_pkgs="containerd runc containernetworking-plugins busybox-static prometheus prometheus-node-exporter \
-iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh tcpdump tshark"
+iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh tcpdump tshark \
+dnsmasq-base unbound bind9 bind9-dnsutils"
 
 case "$mode" in
   runtime) want="$runtime_pkgs" ;;

@@ -63,15 +63,15 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const BPF_TCX_INGRESS = 46;
-const BPF_TCX_EGRESS = 47;
+export const BPF_TCX_INGRESS = 46;
+export const BPF_TCX_EGRESS = 47;
 
-interface Tcx {
+export interface Tcx {
   link(progFd: number, ifindex: number, type: number): number;
   close(fd: number): number;
 }
 let tcx: Tcx | undefined;
-function tcxApi(): Tcx {
+export function tcxApi(): Tcx {
   if (!tcx) {
     const { lib } = loadFirst(libbpfCandidates());
     const link = lib.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, void *opts)') as (
@@ -88,7 +88,7 @@ function tcxApi(): Tcx {
 }
 
 /** ifindex of an interface in this process's netns, or 0. */
-function ifindexOf(name: string): number {
+export function ifindexOf(name: string): number {
   if (!/^[A-Za-z0-9_.@:-]{1,15}$/.test(name)) return 0;
   try {
     return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) || 0;

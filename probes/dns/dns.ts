@@ -1,0 +1,442 @@
+// dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
+// (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h). Per pod: the request duration
+// histogram by question type, response code and transport; queries, responses, timeouts and truncated
+// answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
+// (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
+// Timeouts of queries that never got an answer are decided here by a sweep of the pending map; a timeout
+// is diagnosed as the conntrack insert race when the netns' conntrack counters moved (diagnosis.ts).
+import { z } from 'zod';
+import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
+import type { BpfMap } from '../../receiver/bpf/maps.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import { transportName } from '../common/decode.ts';
+import {
+  EbpfRuntime,
+  eventArgsShape,
+  hookAvailability,
+  SELF_METRIC,
+  SELF_METRIC_DEFS,
+} from '../common/ebpf.ts';
+import { bucketsShape, histEntries } from '../histogram/latency.ts';
+import { toHistogramValue } from '../histogram/log2.ts';
+import {
+  CAUSE_ATTR,
+  type DnsOccurrence,
+  EV,
+  EVENT,
+  EVENT_TYPE,
+  KEY_SIZE,
+  occurrenceEvent,
+  qtypeName,
+  rcodeName,
+  readEvent,
+  readKey,
+  readPending,
+  SUMMARY_ATTR,
+} from './decode.ts';
+import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
+import { VethAttacher } from './tc.ts';
+
+export const OBJECT = new URL('./dns.bpf.o', import.meta.url);
+
+const argsSchema = z.object({
+  ...eventArgsShape,
+  /**
+   * `tracepoint`: net_dev_queue / netif_receive_skb, every netns (pods, hostNetwork, host), no attach per
+   * pod; TCP DNS only when the message is in the skb's linear area. `tc`: TCX programs on each pod's
+   * host-side veth (pods with a veth only), TCP complete. See docs/probes-dns.md.
+   */
+  hook: z.enum(['tracepoint', 'tc']).default('tracepoint'),
+  ...bucketsShape,
+  /** Server ports that carry DNS (UDP and TCP), at most 4. */
+  ports: z.array(z.number().int().min(1).max(65535)).min(1).max(4).default([53]),
+  /** A query with no response within this window is a timeout, ms. */
+  timeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  /** A response slower than this raises a `podnet.dns.slow` event, ms. */
+  slowMs: z.number().int().min(1).default(100),
+  /** How often unanswered queries are swept (timeouts) and conntrack counters sampled, ms. */
+  sweepMs: z.number().int().min(50).max(60_000).default(1000),
+  /** Queries waiting for a response, tracked at once (LRU beyond this). */
+  maxPending: z.number().int().min(256).default(16384),
+  /** Diagnose timeouts against the netns' conntrack insert_failed / clash_resolve counters. */
+  conntrackDiagnosis: z.boolean().default(true),
+});
+export type DnsArgs = z.infer<typeof argsSchema>;
+
+export const M = {
+  duration: 'podnet.dns.request.duration',
+  responses: 'podnet.dns.response.count',
+  queries: 'podnet.dns.query.count',
+  timeouts: 'podnet.dns.timeout.count',
+  truncated: 'podnet.dns.truncated.count',
+} as const;
+
+const QTYPE = 'podnet.dns.question.type';
+const RCODE = 'podnet.dns.response_code';
+const metrics: MetricDef[] = [
+  {
+    name: M.duration,
+    kind: 'histogram',
+    unit: 's',
+    description:
+      'Time from the first transmission of a DNS query to its response, seen on the pod’s interface (both ends in the kernel), by question type, response code and transport. Queries without a response are in podnet.dns.timeout.count.',
+    attributes: [QTYPE, RCODE, 'network.transport'],
+    enabled: true,
+  },
+  {
+    name: M.responses,
+    kind: 'counter',
+    unit: '{response}',
+    description:
+      'DNS responses matched to a query of the pod, by response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ...).',
+    attributes: [QTYPE, RCODE, 'network.transport'],
+    enabled: true,
+  },
+  {
+    name: M.queries,
+    kind: 'counter',
+    unit: '{query}',
+    description: 'DNS query messages the pod sent (retransmissions of the same query included).',
+    attributes: [QTYPE, 'network.transport'],
+    enabled: true,
+  },
+  {
+    name: M.timeouts,
+    kind: 'counter',
+    unit: '{query}',
+    description:
+      'DNS queries with no response within the timeout window (`timeoutMs`, default 5 s), including those whose response came later.',
+    attributes: [QTYPE, 'network.transport'],
+    enabled: true,
+  },
+  {
+    name: M.truncated,
+    kind: 'counter',
+    unit: '{response}',
+    description: 'DNS responses with the TC (truncated) bit: the client has to retry over TCP.',
+    attributes: [QTYPE, RCODE, 'network.transport'],
+    enabled: true,
+  },
+  ...SELF_METRIC_DEFS,
+];
+
+const EVENT_ATTRS = [
+  'dns.question.name',
+  QTYPE,
+  RCODE,
+  'podnet.dns.id',
+  'podnet.dns.sends',
+  'podnet.dns.truncated',
+  'podnet.dns.question.name_cut',
+  'server.address',
+  'server.port',
+  'client.address',
+  'client.port',
+  'network.transport',
+  'network.type',
+  'podnet.latency.duration',
+  'error.type',
+  SUMMARY_ATTR,
+  'podnet.netns.origin_inode',
+];
+
+function programs(hook: DnsArgs['hook']) {
+  const tp = hook === 'tracepoint';
+  return {
+    dns_dev_queue: { enabled: tp },
+    dns_receive: { enabled: tp },
+    dns_tc_ingress: { enabled: !tp, autoAttach: false },
+    dns_tc_egress: { enabled: !tp, autoAttach: false },
+  };
+}
+
+/** Options the tests and benchmark use; not in the config. */
+export interface DnsInternals {
+  /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
+  readonly conntrackReader?: CtReader;
+}
+
+export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
+  return async (ctx, args) => {
+    const timeoutNs = BigInt(args.timeoutMs) * 1_000_000n;
+    const ports = new Uint8Array(8);
+    const pv = new DataView(ports.buffer);
+    args.ports.forEach((p, i) => {
+      pv.setUint16(i * 2, p, true);
+    });
+    const queue: DnsOccurrence[] = [];
+    const rt = EbpfRuntime.open({
+      probe: 'dns',
+      object: OBJECT,
+      ctx,
+      args,
+      rodata: {
+        dns_cfg_ports: ports,
+        dns_cfg_timeout_ns: timeoutNs,
+        dns_cfg_slow_ns: BigInt(args.slowMs) * 1_000_000n,
+      },
+      maxEntries: { dns_pending: args.maxPending },
+      programs: programs(args.hook),
+      counterMaps: ['dns_hists', 'dns_counts', 'dns_pending'],
+      decode: (rec) => {
+        const o = readEvent(rec.view, rec.offset);
+        if (o.type === EV.timeout) {
+          queue.push(o); // emitted after the next conntrack sample (tick)
+          return null;
+        }
+        return event(o, rec.header.netns);
+      },
+    });
+    const pending: BpfMap = rt.coll.map('dns_pending');
+    const veths = args.hook === 'tc' ? new VethAttacher(rt.coll, ctx.entities, ctx.log) : undefined;
+    const ct = args.conntrackDiagnosis
+      ? internals.conntrackReader
+        ? { read: internals.conntrackReader, close() {} }
+        : ctnetlinkReader(ctx.entities)
+      : undefined;
+    const correlator = ct
+      ? new ConntrackCorrelator({ read: ct.read, keepNs: timeoutNs + 3n * BigInt(args.sweepMs) * 1_000_000n })
+      : undefined;
+    /** Timeouts decided by the sweep, per `${netns}:${qtype}:${l4}` (the kernel counts its own). */
+    const sweptTimeouts = new Map<string, number>();
+    /** netns → kernel time DNS was last seen pending there (sampled while recent). */
+    const active = new Map<number, bigint>();
+    const limiter = new Map<number, { start: bigint; n: number }>();
+    let suppressed = 0;
+    const swept = { timeouts: 0, diagnosed: 0, races: 0 };
+
+    function event(o: DnsOccurrence, netns: number) {
+      const e = occurrenceEvent(o);
+      if (netns === 0 && o.key.rawNetns) e.attributes['podnet.netns.origin_inode'] = o.key.rawNetns;
+      return {
+        name: e.name,
+        type: e.type,
+        severity: e.severity,
+        netns,
+        timeUnixNano: monotonicToUnixNano(o.atNs),
+        attributes: e.attributes,
+      };
+    }
+    const entityOf = (netns: number): Entity | undefined =>
+      ctx.entities.entities().find((e) => e.netnsInode === netns);
+    const allow = (netns: number, now: bigint): boolean => {
+      if (!args.rateLimit) return true;
+      const w = BigInt(args.rateWindowMs) * 1_000_000n;
+      const l = limiter.get(netns);
+      if (!l || now - l.start >= w) {
+        limiter.set(netns, { start: now, n: 1 });
+        return true;
+      }
+      if (l.n >= args.rateLimit) {
+        suppressed++;
+        return false;
+      }
+      l.n++;
+      return true;
+    };
+
+    const tick = () => {
+      const now = process.hrtime.bigint();
+      for (const e of pending.entries()) {
+        const v = new DataView(e.value.buffer, e.value.byteOffset, e.value.byteLength);
+        const p = readPending(v, 0);
+        active.set(p.netns, now);
+        if (now - p.tsNs < timeoutNs || !pending.delete(e.key)) continue;
+        const key = readKey(new DataView(e.key.buffer, e.key.byteOffset, KEY_SIZE), 0);
+        const k = `${p.netns}:${p.qtype}:${key.l4proto}`;
+        sweptTimeouts.set(k, (sweptTimeouts.get(k) ?? 0) + 1);
+        swept.timeouts++;
+        if (!allow(p.netns, now)) continue;
+        queue.push({
+          type: EV.timeout,
+          netns: p.netns,
+          key,
+          queryTsNs: p.tsNs,
+          atNs: now,
+          latencyNs: Number(now - p.tsNs),
+          qtype: p.qtype,
+          rcode: 0,
+          flags: 0,
+          sends: p.sends,
+          name: p.name,
+          nameComplete: p.nameComplete,
+        });
+      }
+      for (const o of queue) active.set(o.netns, now);
+      const horizon = 2n * timeoutNs + 10n * BigInt(args.sweepMs) * 1_000_000n;
+      for (const [n, at] of active) if (now - at > horizon) active.delete(n);
+      if (correlator) {
+        const byInode = new Map(ctx.entities.entities().map((e) => [e.netnsInode, e]));
+        const sample: Entity[] = [];
+        for (const n of active.keys()) {
+          const e = byInode.get(n);
+          if (e) sample.push(e);
+        }
+        correlator.sample(sample, now);
+      }
+      for (const o of queue.splice(0)) {
+        const ev = event(o, o.netns);
+        const verdict = correlator?.diagnose(o.netns ? entityOf(o.netns) : undefined, o.queryTsNs);
+        if (verdict?.insertFailed !== undefined) {
+          swept.diagnosed++;
+          const a = ev.attributes;
+          a['podnet.dns.conntrack.insert_failed'] = verdict.insertFailed;
+          a['podnet.dns.conntrack.clash_resolve'] = verdict.clashResolve ?? 0;
+          if (verdict.cause) {
+            swept.races++;
+            a[CAUSE_ATTR] = verdict.cause;
+            a[SUMMARY_ATTR] =
+              `${a[SUMMARY_ATTR]}; conntrack insert_failed +${verdict.insertFailed}, clash_resolve +${verdict.clashResolve} in the same window: likely the conntrack insert race`;
+          }
+        }
+        rt.counts.emitted++;
+        ctx.emit(ev);
+      }
+    };
+    let timer: NodeJS.Timeout | undefined = setInterval(() => {
+      try {
+        tick();
+      } catch (err) {
+        ctx.log.warn({ err }, 'dns: sweep failed');
+      }
+    }, args.sweepMs);
+    timer.unref();
+    const unsubscribe = ctx.entities.onChange((changes) => {
+      for (const c of changes) {
+        if (c.type === 'removed') {
+          correlator?.forget(c.entity.netnsInode);
+          active.delete(c.entity.netnsInode);
+          limiter.delete(c.entity.netnsInode);
+          for (const k of [...sweptTimeouts.keys()])
+            if (k.startsWith(`${c.entity.netnsInode}:`)) sweptTimeouts.delete(k);
+        }
+      }
+    });
+
+    const probe: Probe<DnsArgs> = {
+      async collect() {
+        const out: MetricPoint[] = [];
+        const range = args.buckets;
+        for (const e of histEntries(rt, 'dns_hists')) {
+          const attributes = {
+            [QTYPE]: qtypeName(e.key.readUInt16LE(4)),
+            [RCODE]: rcodeName(e.key.readUInt8(6)),
+            'network.transport': transportName(e.key.readUInt8(7)),
+          };
+          out.push({
+            metric: M.duration,
+            netns: e.netns,
+            attributes,
+            value: toHistogramValue(e.hist, range),
+          });
+          out.push({ metric: M.responses, netns: e.netns, attributes, value: e.hist.count });
+        }
+        for (const e of rt.counterEntries('dns_hists')) {
+          const attributes = {
+            [QTYPE]: qtypeName(e.key.readUInt16LE(4)),
+            [RCODE]: rcodeName(e.key.readUInt8(6)),
+            'network.transport': transportName(e.key.readUInt8(7)),
+          };
+          out.push({ metric: M.truncated, netns: e.netns, attributes, value: e.values[44] ?? 0 });
+        }
+        const timeouts = new Map(sweptTimeouts);
+        for (const e of rt.counterEntries('dns_counts')) {
+          const qtype = e.key.readUInt16LE(4);
+          const l4 = e.key.readUInt8(7);
+          const attributes = { [QTYPE]: qtypeName(qtype), 'network.transport': transportName(l4) };
+          out.push({ metric: M.queries, netns: e.netns, attributes, value: e.values[0] ?? 0 });
+          const k = `${e.netns}:${qtype}:${l4}`;
+          timeouts.set(k, (timeouts.get(k) ?? 0) + (e.values[1] ?? 0));
+        }
+        for (const [k, value] of timeouts) {
+          const [netns, qtype, l4] = k.split(':').map(Number) as [number, number, number];
+          if (netns !== 0 && rt.watched && !rt.watched.has(netns)) continue;
+          const attributes = { [QTYPE]: qtypeName(qtype), 'network.transport': transportName(l4) };
+          out.push({ metric: M.timeouts, netns, attributes, value });
+        }
+        for (const p of rt.selfPoints()) {
+          out.push(
+            p.metric === SELF_METRIC.suppressed ? { ...p, value: (p.value as number) + suppressed } : p,
+          );
+        }
+        return out;
+      },
+      status(): ProbeStatus {
+        const s = rt.status();
+        const failures = veths?.failures ?? new Map<string, string>();
+        const degraded = s.state === 'running' && failures.size > 0;
+        return {
+          ...s,
+          ...(degraded
+            ? { state: 'degraded', reason: [...failures].map(([n, r]) => `${n}: ${r}`).join('; ') }
+            : {}),
+          details: {
+            ...(s.details ?? {}),
+            hook: args.hook,
+            ...(veths ? { attached: veths.veths(), failures: Object.fromEntries(failures) } : {}),
+            sweep: { ...swept, activeNetns: active.size, suppressed },
+            conntrack: correlator ? { ...correlator.stats } : 'off',
+          },
+        };
+      },
+      async close() {
+        if (timer) clearInterval(timer);
+        timer = undefined;
+        unsubscribe();
+        veths?.close();
+        ct?.close();
+        rt.close();
+      },
+    };
+    return probe;
+  };
+}
+
+export const dnsProbe: ProbeSpec<DnsArgs> = {
+  name: 'dns',
+  description:
+    'DNS per pod from tp_btf net_dev_queue / netif_receive_skb: queries matched to responses in the kernel by (tuple, DNS id); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name, timeouts diagnosed against conntrack insert failures.',
+  source: 'ebpf',
+  defaultEnabled: true,
+  metrics,
+  events: [
+    {
+      name: EVENT.slow,
+      description:
+        'A DNS response slower than `slowMs` (default 100 ms): name, type, server, latency, response code.',
+      severity: 'INFO',
+      attributes: EVENT_ATTRS,
+      types: [EVENT_TYPE.slow],
+      enabled: true,
+    },
+    {
+      name: EVENT.failed,
+      description: 'A DNS response with SERVFAIL or REFUSED: name, type, server, latency.',
+      severity: 'WARN',
+      attributes: EVENT_ATTRS,
+      types: [EVENT_TYPE.failed],
+      enabled: true,
+    },
+    {
+      name: EVENT.timeout,
+      description:
+        'A DNS query with no response within `timeoutMs`: name, type, server, time waited, how it was decided (`podnet.dns.timeout.kind`), and `podnet.dns.cause` = `conntrack_insert_race` when the netns’ conntrack insert_failed / clash_resolve moved in the same window.',
+      severity: 'WARN',
+      attributes: [
+        ...EVENT_ATTRS,
+        'podnet.dns.timeout.kind',
+        CAUSE_ATTR,
+        'podnet.dns.conntrack.insert_failed',
+        'podnet.dns.conntrack.clash_resolve',
+      ],
+      types: [EVENT_TYPE.timeout],
+      enabled: true,
+    },
+  ],
+  args: argsSchema,
+  async availability() {
+    return hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+  },
+  create: createDnsProbe(),
+};
