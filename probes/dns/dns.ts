@@ -202,6 +202,8 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     const sweptTimeouts = new Map<string, number>();
     /** netns → kernel time DNS was last seen pending there (sampled while recent). */
     const active = new Map<number, bigint>();
+    const lastQueries = new Map<number, number>();
+    const countsMap: BpfMap = rt.coll.map('dns_counts');
     const limiter = new Map<number, { start: bigint; n: number }>();
     let suppressed = 0;
     const swept = { timeouts: 0, diagnosed: 0, races: 0 };
@@ -264,6 +266,19 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         });
       }
       for (const o of queue) active.set(o.netns, now);
+      // netns that sent queries since the last tick (answered ones are rarely seen pending)
+      if (correlator) {
+        const totals = new Map<number, number>();
+        for (const e of countsMap.entriesSummed()) {
+          const ns = e.key.readUInt32LE(0);
+          totals.set(ns, (totals.get(ns) ?? 0) + (e.values[0] ?? 0));
+        }
+        for (const [ns, q] of totals) {
+          if (q !== lastQueries.get(ns)) active.set(ns, now);
+        }
+        lastQueries.clear();
+        for (const [ns, q] of totals) lastQueries.set(ns, q);
+      }
       const horizon = 2n * timeoutNs + 10n * BigInt(args.sweepMs) * 1_000_000n;
       for (const [n, at] of active) if (now - at > horizon) active.delete(n);
       if (correlator) {

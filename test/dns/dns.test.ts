@@ -126,3 +126,104 @@ test('truncated answer (TXT over 512 bytes without EDNS, no TCP retry)', async (
   const p = await collect();
   assert.equal(n(p, M.truncated, { [QT]: 'TXT' }), 1);
 });
+
+// No netem on this kernel (reference/kernel-and-bpf.md): the delay is a tbf on the server's side whose
+// bucket holds exactly one big TXT response. One dig asks for the TXT (it empties the bucket) and then,
+// right after its answer, for an A record: that ~100-byte response waits for tokens, ~100 ms at the
+// rate chosen below (the turnaround between the two is ~1 ms of dig and unbound).
+test('latency: a server behind a tbf delay (~100 ms) lands in the (67 ms, 134 ms] bucket, as dig measured', async () => {
+  const bucket = (p: MetricPoint[]) => {
+    const h = histPoint(p, M.duration, cli.inode, { [RC]: 'NOERROR', [QT]: 'A', 'network.transport': 'udp' });
+    assert.ok(h);
+    const i = h.boundaries.findIndex((b) => Math.abs(b - 2 ** 27 / 1e9) < 1e-12);
+    return { at: h.counts[i] ?? 0, total: h.count };
+  };
+  const probeSizes = dig(cli, srv.ipv4, 'big.ok.podnet', { type: 'TXT', extra: ['a.ok.podnet', 'A'] });
+  const [txt, a] = probeSizes.sizes as [number, number];
+  const frame = (msg: number) => msg + 42; // Ethernet 14 + IPv4 20 + UDP 8
+  const rate = Math.round((frame(a) / 0.1) * 8); // bits/s: the A response takes ~100 ms of tokens
+  const before = bucket(await collect());
+  const evBefore = ctx.events.length;
+  srv.exec('tc', [
+    'qdisc',
+    'add',
+    'dev',
+    srv.ifname,
+    'root',
+    'tbf',
+    'rate',
+    `${rate}bit`,
+    'burst',
+    String(frame(txt)),
+    'latency',
+    '5s',
+  ]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      await sleep(((frame(txt) + frame(a)) / (rate / 8)) * 1000 + 200); // the bucket is full again
+      const r = dig(cli, srv.ipv4, 'big.ok.podnet', { type: 'TXT', extra: ['a.ok.podnet', 'A'] });
+      assert.equal(r.status, 'NOERROR');
+      // dig's own measurement of the A query is in the same log2 bucket: (2^26 ns, 2^27 ns]
+      const ms = r.times[1]!;
+      assert.ok(ms > 2 ** 26 / 1e6 && ms <= 2 ** 27 / 1e6, `dig measured ${ms} ms`);
+    }
+  } finally {
+    srv.exec('tc', ['qdisc', 'del', 'dev', srv.ifname, 'root']);
+  }
+  const after = bucket(await collect());
+  assert.equal(after.total - before.total, 3);
+  assert.equal(after.at - before.at, 3);
+  const slowA = () =>
+    ctx.events
+      .slice(evBefore)
+      .filter((e) => e.name === 'podnet.dns.slow' && e.attributes['podnet.dns.question.type'] === 'A');
+  await waitFor(() => slowA().length >= 3, 2000); // the ring is read asynchronously
+  const slow = slowA();
+  assert.equal(slow.length, 3);
+  for (const e of slow) {
+    const lat = Number(e.attributes['podnet.latency.duration']);
+    assert.ok(lat > 2 ** 26 / 1e9 && lat <= 2 ** 27 / 1e9, `latency ${lat}`);
+    assert.equal(e.attributes['dns.question.name'], 'a.ok.podnet');
+  }
+});
+
+test('timeouts: queries an nft rule drops are counted once each, with the names, and no conntrack cause', async () => {
+  const table = `pnd${process.pid}`;
+  srv.exec('nft', [
+    `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; }; add rule inet ${table} in ip saddr ${cli.ipv4} udp dport 53 counter drop`,
+  ]);
+  const before = n(await collect(), M.timeouts);
+  await sleep(300); // the server's log of earlier tests has been read
+  const seenBefore = server.replies.length;
+  const evBefore = ctx.events.length;
+  try {
+    for (let i = 0; i < 3; i++)
+      assert.equal(dig(cli, srv.ipv4, `t${i}.ok.podnet`, { time: 1 }).status, 'TIMEOUT');
+    const dropped = Number(/packets (\d+)/.exec(srv.exec('nft', ['list', 'table', 'inet', table]))?.[1]);
+    assert.equal(dropped, 3, 'nft counted the drops');
+  } finally {
+    srv.exec('nft', ['delete', 'table', 'inet', table]);
+  }
+  // the sweep decides them once the 1.5 s window has passed
+  const timeouts = () => ctx.events.slice(evBefore).filter((e) => e.name === 'podnet.dns.timeout');
+  assert.ok(await waitFor(() => timeouts().length === 3, 4000), `${timeouts().length} timeout events`);
+  assert.equal(n(await collect(), M.timeouts) - before, 3);
+  assert.equal(server.replies.length, seenBefore, 'the server logged no reply');
+  assert.deepEqual(
+    timeouts()
+      .map((e) => e.attributes['dns.question.name'])
+      .sort(),
+    ['t0.ok.podnet', 't1.ok.podnet', 't2.ok.podnet'],
+  );
+  // ground truth of the netns' conntrack: nothing failed to insert, so no cause is claimed
+  const ct = cli.exec('conntrack', ['-S']);
+  assert.ok(!/insert_failed=[1-9]/.test(ct), ct);
+  for (const e of timeouts()) {
+    assert.equal(e.attributes['podnet.dns.timeout.kind'], 'no_response');
+    assert.equal(e.attributes['podnet.dns.cause'], undefined);
+    assert.equal(e.attributes['podnet.dns.conntrack.insert_failed'], 0);
+    assert.ok(Number(e.attributes['podnet.latency.duration']) >= 1.5);
+  }
+  await sleep(500); // no late double count
+  assert.equal(n(await collect(), M.timeouts) - before, 3);
+});

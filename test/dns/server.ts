@@ -135,13 +135,13 @@ remote-control:
   }
 }
 
-/** `dig` in a netns; the status and query time it reports. */
+/** `dig` in a netns: the status and query time(s) it reports (TIMEOUT when no server answered). */
 export function dig(
   side: NetnsSide,
   server: string,
   name: string,
   opts: { type?: string; tcp?: boolean; time?: number; extra?: readonly string[] } = {},
-): { status: string; ms: number } {
+): { status: string; ms: number; times: number[]; sizes: number[] } {
   const args = [
     `@${server}`,
     name,
@@ -149,19 +149,23 @@ export function dig(
     '+tries=1',
     `+time=${opts.time ?? 2}`,
     ...(opts.tcp ? ['+tcp'] : []),
+    ...(opts.extra ?? []),
   ];
-  args.push(...(opts.extra ?? []));
   let out: string;
   try {
-    out = side.exec('dig', args);
+    out = execFileSync('ip', ['netns', 'exec', side.name, 'dig', ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (err) {
-    out = String((err as { message: string }).message);
+    out = String((err as { stdout?: string }).stdout ?? '');
   }
   const status =
     /status: (\w+)/.exec(out)?.[1] ??
-    (/timed out|no servers could be reached/.test(out) ? 'TIMEOUT' : 'ERROR');
-  const ms = Number(/Query time: (\d+) msec/.exec(out)?.[1] ?? -1);
-  return { status, ms };
+    (/timed out|no servers could be reached/.test(out) ? 'TIMEOUT' : `ERROR ${out}`);
+  const times = [...out.matchAll(/Query time: (\d+) msec/g)].map((m) => Number(m[1]));
+  const sizes = [...out.matchAll(/MSG SIZE {2}rcvd: (\d+)/g)].map((m) => Number(m[1]));
+  return { status, ms: times[0] ?? -1, times, sizes };
 }
 
 export const run = (cmd: string, args: readonly string[]): string =>
