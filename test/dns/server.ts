@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NetnsSide } from '../env/netns.ts';
 
+/** Where the server runs: a test netns side, or the host netns (hostSide). */
+export type ServerSide = Pick<NetnsSide, 'ipv4' | 'ipv6' | 'spawn' | 'exec'>;
+
 export interface Reply {
   readonly client: string;
   readonly name: string;
@@ -31,7 +34,8 @@ export class DnsServer {
   }
 
   /** Starts unbound on the side's IPv4 and IPv6 addresses (port 53) and the failing upstream. */
-  static async start(side: NetnsSide): Promise<DnsServer> {
+  static async start(side: ServerSide): Promise<DnsServer> {
+    const upstream = 5300 + (process.pid % 600);
     const dir = mkdtempSync(join(tmpdir(), 'pndns-'));
     const s = new DnsServer(dir);
     const conf = join(dir, 'unbound.conf');
@@ -61,7 +65,7 @@ export class DnsServer {
   local-data: "big.ok.podnet. TXT ${TXT.replaceAll('"', '\\"')}"
 forward-zone:
   name: "fail.podnet."
-  forward-addr: 127.0.0.1@5399
+  forward-addr: 127.0.0.1@${upstream}
 remote-control:
   control-enable: no
 `,
@@ -73,7 +77,7 @@ remote-control:
         '-k',
         '--no-resolv',
         '--no-hosts',
-        '--port=5399',
+        `--port=${upstream}`,
         '--listen-address=127.0.0.1',
         '--bind-interfaces',
         '--pid-file=',
@@ -85,7 +89,7 @@ remote-control:
     s.#procs.push(unbound);
     unbound.stderr?.on('data', (d: Buffer) => s.#parse(d.toString()));
     const start = Date.now();
-    while (!s.ready(side)) {
+    while (!s.ready(side, upstream)) {
       if (Date.now() - start > 10_000) {
         s.stop();
         throw new Error(`unbound did not start within 10 s: ${s.#log}`);
@@ -95,10 +99,10 @@ remote-control:
     return s;
   }
 
-  ready(side: NetnsSide): boolean {
+  ready(side: ServerSide, upstream: number): boolean {
     try {
       const out = side.exec('ss', ['-Hlun']);
-      return out.includes(`${side.ipv4}:53`) && out.includes(':5399');
+      return out.includes(`${side.ipv4}:53`) && out.includes(`127.0.0.1:${upstream}`);
     } catch {
       return false;
     }
@@ -137,7 +141,7 @@ remote-control:
 
 /** `dig` in a netns: the status and query time(s) it reports (TIMEOUT when no server answered). */
 export function dig(
-  side: NetnsSide,
+  side: Pick<NetnsSide, 'name'>,
   server: string,
   name: string,
   opts: { type?: string; tcp?: boolean; time?: number; extra?: readonly string[] } = {},
