@@ -34,7 +34,7 @@ export class DnsServer {
   }
 
   /** Starts unbound on the side's IPv4 and IPv6 addresses (port 53) and the failing upstream. */
-  static async start(side: ServerSide): Promise<DnsServer> {
+  static async start(side: ServerSide, o: { logReplies?: boolean } = {}): Promise<DnsServer> {
     const upstream = 5300 + (process.pid % 600);
     const dir = mkdtempSync(join(tmpdir(), 'pndns-'));
     const s = new DnsServer(dir);
@@ -49,7 +49,7 @@ export class DnsServer {
   use-syslog: no
   logfile: ""
   verbosity: 0
-  log-replies: yes
+  log-replies: ${o.logReplies === false ? 'no' : 'yes'}
   access-control: 0.0.0.0/0 allow
   access-control: ::/0 allow
   chroot: ""

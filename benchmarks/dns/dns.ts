@@ -1,0 +1,142 @@
+// Cost of the dns probe at a fixed DNS load, against the same load with the probe off, in one run:
+// unbound in the host netns answers `a.ok.podnet` for a pod-like netns (veth with a host side) that
+// sends RATE queries/s (benchmarks/dns/load.ts) for SECONDS per phase. Phases: off, hook tracepoint,
+// hook tc, off again. Per phase: machine busy CPU, this process's CPU (the probe's receiver side: sweep,
+// ring, collection), and the probe's BPF time from BPF_STATS_RUN_TIME: ns per program run and ns per
+// DNS query (all the hook runs of the phase / queries answered; the tracepoint hooks also run for every
+// other packet on the machine, which this figure includes). Exits non-zero if the load was not answered
+// or the probe's counts differ from what the load generator saw.
+//   node benchmarks/dns/dns.ts [--rate 5000] [--seconds 10]
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { parseArgs, promisify } from 'node:util';
+import { dnsProbe, M } from '../../probes/dns/dns.ts';
+import { enableRunTimeStats, programInfo } from '../../receiver/bpf/stats.ts';
+import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
+import { createPodNetns } from '../../test/dns/hostveth.ts';
+import { DnsServer } from '../../test/dns/server.ts';
+import { removeStaleNetns } from '../../test/env/netns.ts';
+import { counterPoint, testContext } from '../../test/latency/env.ts';
+import { cpuSeconds, machineTicks } from '../lib/proc.ts';
+
+const { values } = parseArgs({
+  options: { rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '10' } },
+});
+const RATE = Number(values.rate);
+const SECONDS = Number(values.seconds);
+const LOAD = new URL('./load.ts', import.meta.url).pathname;
+
+interface Phase {
+  name: string;
+  sent: number;
+  answered: number;
+  machineBusyPct: number;
+  selfCpuPct: number;
+  serverCpuPct: number;
+  bpfRuns: number;
+  bpfNsPerRun: number;
+  bpfNsPerQuery: number;
+  bpfCpuPct: number;
+  counted?: number;
+}
+
+function progFds(): number[] {
+  const out: number[] = [];
+  for (const f of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`) === 'anon_inode:bpf-prog') out.push(Number(f));
+    } catch {}
+  }
+  return out;
+}
+
+removeStaleNetns('pnd');
+const pod = createPodNetns('bn', 73);
+// no reply log: a line per reply at 5,000/s is the server's cost, not the probe's
+const server = await DnsServer.start(pod.host, { logReplies: false });
+const serverPid = Number(
+  execFileSync('pgrep', ['-n', '-f', `unbound -d -c ${server.dir}`], { encoding: 'utf8' }).trim(),
+);
+const phases: Phase[] = [];
+let failed = '';
+try {
+  for (const name of ['off', 'tracepoint', 'tc', 'off'] as const) {
+    const ctx = testContext([pod.entity]);
+    const stats = name === 'off' ? undefined : enableRunTimeStats();
+    const before = new Set(progFds());
+    const probe: Probe<unknown> | undefined =
+      name === 'off' ? undefined : await dnsProbe.create(ctx, dnsProbe.args.parse({ hook: name }));
+    const fds = progFds().filter((fd) => !before.has(fd));
+    const run0 = fds.map((fd) => programInfo(fd));
+    const m0 = machineTicks();
+    const self0 = cpuSeconds(process.pid);
+    const srv0 = cpuSeconds(serverPid);
+    const t0 = performance.now();
+    const out = execFileSync(
+      'ip',
+      ['netns', 'exec', pod.side.name, process.execPath, LOAD, pod.host.ipv4, String(RATE), String(SECONDS)],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const wall = (performance.now() - t0) / 1000;
+    const m1 = machineTicks();
+    const load = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { sent: number; answered: number };
+    let runs = 0;
+    let ns = 0;
+    fds.forEach((fd, i) => {
+      const b = programInfo(fd);
+      runs += b.runCount - run0[i]!.runCount;
+      ns += b.runTimeNs - run0[i]!.runTimeNs;
+    });
+    const phase: Phase = {
+      name,
+      sent: load.sent,
+      answered: load.answered,
+      machineBusyPct: (100 * (m1.busy - m0.busy)) / (m1.total - m0.total),
+      selfCpuPct: (100 * (cpuSeconds(process.pid) - self0)) / wall,
+      serverCpuPct: (100 * (cpuSeconds(serverPid) - srv0)) / wall,
+      bpfRuns: runs,
+      bpfNsPerRun: runs ? ns / runs : 0,
+      bpfNsPerQuery: load.answered ? ns / load.answered : 0,
+      bpfCpuPct: (100 * ns) / 1e9 / wall,
+    };
+    if (probe) {
+      const p: MetricPoint[] = [...(await probe.collect([]))];
+      phase.counted = counterPoint(p, M.responses, pod.entity.netnsInode, {});
+      if (phase.counted !== load.answered)
+        failed ||= `${name}: the probe counted ${phase.counted} responses, the load generator got ${load.answered}`;
+      await probe.close();
+    }
+    stats?.close();
+    if (load.answered < load.sent * 0.99)
+      failed ||= `${name}: only ${load.answered} of ${load.sent} queries answered`;
+    phases.push(phase);
+  }
+} finally {
+  server.stop();
+  pod.cleanup();
+}
+
+const off = phases.filter((p) => p.name === 'off');
+const offBusy = off.reduce((a, p) => a + p.machineBusyPct, 0) / off.length;
+const f1 = (n: number) => n.toFixed(1);
+console.log(
+  `# dns probe cost at ${RATE} queries/s (${SECONDS} s per phase, one UDP socket, unbound on the host side)\n`,
+);
+console.log(
+  '| phase | sent | answered | counted by the probe | machine busy % | vs off | podnet JS CPU % | BPF CPU % | BPF runs | ns / BPF run | BPF ns / DNS query |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const p of phases) {
+  console.log(
+    `| ${p.name} | ${p.sent} | ${p.answered} | ${p.counted ?? '-'} | ${f1(p.machineBusyPct)} | ${(p.machineBusyPct / offBusy).toFixed(2)}x | ${f1(p.selfCpuPct)} | ${p.bpfCpuPct.toFixed(2)} | ${p.bpfRuns} | ${Math.round(p.bpfNsPerRun)} | ${Math.round(p.bpfNsPerQuery)} |`,
+  );
+}
+console.log(
+  '\nMachine busy % is of all CPUs (shared with whatever else runs); "vs off" is the ratio to the mean of the two probe-off phases. A DNS query is 4 hook runs on the tracepoint hooks (query and response, each seen leaving one netns and entering the other) plus every other packet on the machine; 2 on tc (the pod veth, both directions).',
+);
+if (failed) {
+  console.error(`dns benchmark failed: ${failed}`);
+  process.exit(1);
+}
