@@ -135,6 +135,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'dns',
+    title: 'Per area — dns probe: cost at 5,000 queries/s vs probe off',
+    file: 'benchmarks/dns/dns.ts',
+    args: ['--rate', '5000', '--seconds', '10'],
+    quickArgs: ['--rate', '500', '--seconds', '1'],
+    suite: false,
+    timeoutS: 300,
+  },
+  {
     id: 'procfs-collect',
     title: 'Per area — procfs probes: collection at 1/100/1,000 netns',
     file: 'benchmarks/procfs/collect.ts',
