@@ -75,7 +75,7 @@ export function wireName(bytes: Uint8Array, len: number): { name: string; comple
       else if (c > 0x20 && c < 0x7f) s += String.fromCharCode(c);
       else s += `\\${String(c).padStart(3, '0')}`;
     }
-    labels.push(s);
+    if (s) labels.push(s); // a label cut at the end of what the kernel kept may be empty
     off += l + 1;
   }
   return { name: labels.join('.'), complete: false };
