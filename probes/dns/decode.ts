@@ -1,7 +1,7 @@
 // dns: decoding of the layouts in dns.h (pending queries, ring events, counter keys) and the DNS names
 // (question types, response codes, wire-format question names).
 import { ipString } from '../../receiver/bpf/events.ts';
-import { networkType, transportName } from '../common/decode.ts';
+import { networkType, transportName } from '../../receiver/kit/ebpf/decode.ts';
 
 /** Layout sizes and offsets (probes/dns/dns.h, asserted there). */
 export const KEY_SIZE = 44;

@@ -7,8 +7,9 @@
 // netns that sent DNS recently, and kept for the timeout window plus two sweeps. The baseline of a query
 // is the newest sample taken at or before its first transmission. A pod netns that has no sample yet (its
 // first DNS traffic) gets the zero baseline of a new netns: its counters started at 0 with the netns.
+
+import { NetnsSocketPool } from '../../receiver/kit/netlink.ts';
 import { conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
-import { NetnsSocketPool } from '../../receiver/netlink/per-netns.ts';
 import { NETLINK_NETFILTER } from '../../receiver/netlink/socket.ts';
 import type { Entity, EntitySource } from '../../receiver/pods/entity.ts';
 

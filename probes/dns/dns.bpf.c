@@ -19,9 +19,9 @@
  * UDP: one message per datagram. TCP: the first message of a segment (2-byte length prefix) only.
  * IPv6: no extension-header walk.
  */
-#include "../include/podnet.bpf.h"
-#include "../include/pn_watch.bpf.h"
-#include "../histogram/pn_hist.bpf.h"
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
+#include "pn_hist.bpf.h"
 #include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

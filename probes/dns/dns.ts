@@ -8,18 +8,18 @@
 import { z } from 'zod';
 import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
-import { transportName } from '../common/decode.ts';
+import { transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { bucketsShape, histEntries } from '../../receiver/kit/ebpf/latency.ts';
+import { toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
   hookAvailability,
   SELF_METRIC,
   SELF_METRIC_DEFS,
-} from '../common/ebpf.ts';
-import { bucketsShape, histEntries } from '../histogram/latency.ts';
-import { toHistogramValue } from '../histogram/log2.ts';
+} from '../../receiver/kit/ebpf/runtime.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
