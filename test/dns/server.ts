@@ -34,7 +34,10 @@ export class DnsServer {
   }
 
   /** Starts unbound on the side's IPv4 and IPv6 addresses (port 53) and the failing upstream. */
-  static async start(side: ServerSide, o: { logReplies?: boolean } = {}): Promise<DnsServer> {
+  static async start(
+    side: ServerSide,
+    o: { logReplies?: boolean; extraIpv4?: readonly string[] } = {},
+  ): Promise<DnsServer> {
     const upstream = 5300 + (process.pid % 600);
     const dir = mkdtempSync(join(tmpdir(), 'pndns-'));
     const s = new DnsServer(dir);
@@ -44,7 +47,7 @@ export class DnsServer {
       `server:
   interface: ${side.ipv4}
   interface: ${side.ipv6}
-  port: 53
+${(o.extraIpv4 ?? []).map((a) => `  interface: ${a}\n`).join('')}  port: 53
   do-daemonize: no
   use-syslog: no
   logfile: ""
