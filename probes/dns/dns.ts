@@ -181,8 +181,8 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       counterMaps: ['dns_hists', 'dns_counts', 'dns_pending'],
       decode: (rec) => {
         const o = readEvent(rec.view, rec.offset);
-        if (o.type === EV.timeout) {
-          queue.push(o); // emitted after the next conntrack sample (tick)
+        if (o.type === EV.timeout && args.conntrackDiagnosis) {
+          queue.push(o); // emitted after the next conntrack sample (tick), with the diagnosis
           return null;
         }
         return event(o, rec.header.netns);

@@ -266,3 +266,81 @@ test('conntrack diagnosis: a timeout while insert_failed moved carries podnet.dn
     await p2.close();
   }
 });
+
+// Timeouts the kernel decides itself (the sweep is made too slow to get there first): a response that
+// comes after the window (tbf delay ~400 ms, window 200 ms), and the same (tuple, id) sent again after the
+// window (a resolver's retry on the same socket; the first send is dropped by an nft rule).
+test('timeouts decided in the kernel: a late response and a re-sent query', async () => {
+  const ctx3 = testContext([sideEntity(srv), sideEntity(cli)]);
+  const p3 = await dnsProbe.create(
+    ctx3,
+    dnsProbe.args.parse({ timeoutMs: 200, sweepMs: 60_000, rateLimit: 1000, conntrackDiagnosis: false }),
+  );
+  const table = `pnd${process.pid}q`;
+  try {
+    // late: the A response waits ~400 ms for tbf tokens after the TXT answer emptied the bucket
+    const sizes = dig(cli, srv.ipv4, 'big.ok.podnet', { type: 'TXT', extra: ['a.ok.podnet', 'A'] }).sizes;
+    const [txt, a] = sizes as [number, number];
+    const rate = Math.round(((a + 42) / 0.4) * 8);
+    srv.exec('tc', [
+      'qdisc',
+      'add',
+      'dev',
+      srv.ifname,
+      'root',
+      'tbf',
+      'rate',
+      `${rate}bit`,
+      'burst',
+      String(txt + 42),
+      'latency',
+      '10s',
+    ]);
+    let late: ReturnType<typeof dig>;
+    try {
+      late = dig(cli, srv.ipv4, 'big.ok.podnet', { type: 'TXT', extra: ['late.ok.podnet', 'A'] });
+    } finally {
+      srv.exec('tc', ['qdisc', 'del', 'dev', srv.ifname, 'root']);
+    }
+    assert.ok(late.times[1]! > 300, `dig waited ${late.times[1]} ms`);
+    // re-sent: the same datagram twice from one socket, 400 ms apart; the first is dropped
+    srv.exec('nft', [
+      `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; }; add rule inet ${table} in ip saddr ${cli.ipv4} udp dport 53 counter drop`,
+    ]);
+    const send = (id: number) =>
+      `const d=require('dgram').createSocket('udp4');d.bind(0,()=>{const q=Buffer.from([${id >> 8},${id & 255},1,0,0,1,0,0,0,0,0,0,5,114,101,116,114,121,2,111,107,6,112,111,100,110,101,116,0,0,1,0,1]);` +
+      `d.send(q,53,'${srv.ipv4}',()=>{setTimeout(()=>{require('child_process').execFileSync('ip',['netns','exec','${srv.name}','nft','delete','table','inet','${table}']);d.send(q,53,'${srv.ipv4}');},400)});d.on('message',()=>{console.log('answered');process.exit(0)});setTimeout(()=>process.exit(0),2000)})`;
+    const out = cli.exec(process.execPath, ['-e', send(4242)]);
+    assert.match(out, /answered/, 'the second send was answered');
+    const ev = (name: string) =>
+      ctx3.events.find((e) => e.name === 'podnet.dns.timeout' && e.attributes['dns.question.name'] === name);
+    // without the conntrack diagnosis, kernel-decided timeouts are emitted as they are read
+    assert.ok(
+      await waitFor(() => !!ev('late.ok.podnet') && !!ev('retry.ok.podnet'), 3000),
+      JSON.stringify(
+        ctx3.events.map((e) => [
+          e.name,
+          e.attributes['dns.question.name'],
+          e.attributes['podnet.dns.timeout.kind'],
+        ]),
+      ),
+    );
+    assert.equal(ev('late.ok.podnet')!.attributes['podnet.dns.timeout.kind'], 'late_response');
+    assert.equal(ev('late.ok.podnet')!.attributes['podnet.dns.response_code'], 'NXDOMAIN'); // no such record
+    assert.equal(ev('retry.ok.podnet')!.attributes['podnet.dns.timeout.kind'], 'requery');
+    const pts = [...(await p3.collect([]))];
+    assert.equal(counterPoint(pts, M.timeouts, cli.inode, { [QT]: 'A' }), 2);
+    // the late response is a response too (with its latency), and so is the answer to the re-sent query
+    const h = histPoint(pts, M.duration, cli.inode, {
+      [RC]: 'NXDOMAIN',
+      [QT]: 'A',
+      'network.transport': 'udp',
+    });
+    assert.equal(h?.count, 2);
+  } finally {
+    try {
+      srv.exec('nft', ['delete', 'table', 'inet', table]);
+    } catch {}
+    await p3.close();
+  }
+});
