@@ -16,16 +16,13 @@ import {
   eventArgsShape,
   hookAvailability,
   SELF_METRIC,
-  SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
   EV,
-  EVENT,
-  EVENT_TYPE,
   KEY_SIZE,
   occurrenceEvent,
   qtypeName,
@@ -35,8 +32,11 @@ import {
   readPending,
   SUMMARY_ATTR,
 } from './decode.ts';
+import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
 import { VethAttacher } from './tc.ts';
+
+export { M };
 
 export const OBJECT = new URL('./dns.bpf.o', import.meta.url);
 
@@ -63,83 +63,6 @@ const argsSchema = z.object({
   conntrackDiagnosis: z.boolean().default(true),
 });
 export type DnsArgs = z.infer<typeof argsSchema>;
-
-export const M = {
-  duration: 'podnet.dns.request.duration',
-  responses: 'podnet.dns.response.count',
-  queries: 'podnet.dns.query.count',
-  timeouts: 'podnet.dns.timeout.count',
-  truncated: 'podnet.dns.truncated.count',
-} as const;
-
-const QTYPE = 'podnet.dns.question.type';
-const RCODE = 'podnet.dns.response_code';
-const metrics: MetricDef[] = [
-  {
-    name: M.duration,
-    kind: 'histogram',
-    unit: 's',
-    description:
-      'Time from the first transmission of a DNS query to its response, seen on the pod’s interface (both ends in the kernel), by question type, response code and transport. Queries without a response are in podnet.dns.timeout.count.',
-    attributes: [QTYPE, RCODE, 'network.transport'],
-    enabled: true,
-  },
-  {
-    name: M.responses,
-    kind: 'counter',
-    unit: '{response}',
-    description:
-      'DNS responses matched to a query of the pod, by response code (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ...).',
-    attributes: [QTYPE, RCODE, 'network.transport'],
-    enabled: true,
-  },
-  {
-    name: M.queries,
-    kind: 'counter',
-    unit: '{query}',
-    description: 'DNS query messages the pod sent (retransmissions of the same query included).',
-    attributes: [QTYPE, 'network.transport'],
-    enabled: true,
-  },
-  {
-    name: M.timeouts,
-    kind: 'counter',
-    unit: '{query}',
-    description:
-      'DNS queries with no response within the timeout window (`timeoutMs`, default 5 s), including those whose response came later.',
-    attributes: [QTYPE, 'network.transport'],
-    enabled: true,
-  },
-  {
-    name: M.truncated,
-    kind: 'counter',
-    unit: '{response}',
-    description: 'DNS responses with the TC (truncated) bit: the client has to retry over TCP.',
-    attributes: [QTYPE, RCODE, 'network.transport'],
-    enabled: true,
-  },
-  ...SELF_METRIC_DEFS,
-];
-
-const EVENT_ATTRS = [
-  'dns.question.name',
-  QTYPE,
-  RCODE,
-  'podnet.dns.id',
-  'podnet.dns.sends',
-  'podnet.dns.truncated',
-  'podnet.dns.question.name_cut',
-  'server.address',
-  'server.port',
-  'client.address',
-  'client.port',
-  'network.transport',
-  'network.type',
-  'podnet.latency.duration',
-  'error.type',
-  SUMMARY_ATTR,
-  'podnet.netns.origin_inode',
-];
 
 function programs(hook: DnsArgs['hook']) {
   const tp = hook === 'tracepoint';
@@ -414,41 +337,8 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
     'DNS per pod from tp_btf net_dev_queue / netif_receive_skb: queries matched to responses in the kernel by (tuple, DNS id); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name, timeouts diagnosed against conntrack insert failures.',
   source: 'ebpf',
   defaultEnabled: true,
-  metrics,
-  events: [
-    {
-      name: EVENT.slow,
-      description:
-        'A DNS response slower than `slowMs` (default 100 ms): name, type, server, latency, response code.',
-      severity: 'INFO',
-      attributes: EVENT_ATTRS,
-      types: [EVENT_TYPE.slow],
-      enabled: true,
-    },
-    {
-      name: EVENT.failed,
-      description: 'A DNS response with SERVFAIL or REFUSED: name, type, server, latency.',
-      severity: 'WARN',
-      attributes: EVENT_ATTRS,
-      types: [EVENT_TYPE.failed],
-      enabled: true,
-    },
-    {
-      name: EVENT.timeout,
-      description:
-        'A DNS query with no response within `timeoutMs`: name, type, server, time waited, how it was decided (`podnet.dns.timeout.kind`), and `podnet.dns.cause` = `conntrack_insert_race` when the netns’ conntrack insert_failed / clash_resolve moved in the same window.',
-      severity: 'WARN',
-      attributes: [
-        ...EVENT_ATTRS,
-        'podnet.dns.timeout.kind',
-        CAUSE_ATTR,
-        'podnet.dns.conntrack.insert_failed',
-        'podnet.dns.conntrack.clash_resolve',
-      ],
-      types: [EVENT_TYPE.timeout],
-      enabled: true,
-    },
-  ],
+  metrics: METRICS,
+  events: EVENTS,
   args: argsSchema,
   async availability() {
     return hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
