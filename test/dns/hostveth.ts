@@ -19,6 +19,17 @@ export interface PodNetns extends Disposable {
   cleanup(): void;
 }
 
+/** The host netns as a place for the DNS server, listening on these addresses. */
+export function hostSide(ipv4: string, ipv6: string): ServerSide {
+  return {
+    ipv4,
+    ipv6,
+    exec: (cmd: string, args: readonly string[] = []) => sh(cmd, args),
+    spawn: (cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess =>
+      spawn(cmd, args, opts),
+  };
+}
+
 export function createPodNetns(tag: string, octet: number): PodNetns {
   const name = `pnd${process.pid}${tag}`;
   const veth = `${name}h`;
@@ -67,13 +78,7 @@ export function createPodNetns(tag: string, octet: number): PodNetns {
         displayName: name,
       },
       side: { name, inode, ipv4: p4, ipv6: p6 },
-      host: {
-        ipv4: h4,
-        ipv6: h6,
-        exec: (cmd: string, args: readonly string[] = []) => sh(cmd, args),
-        spawn: (cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess =>
-          spawn(cmd, args, opts),
-      },
+      host: hostSide(h4, h6),
       cleanup,
       [Symbol.dispose]: cleanup,
     };
