@@ -9,8 +9,8 @@ import { z } from 'zod';
 import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
-import { bucketsShape, histEntries } from '../../receiver/kit/ebpf/latency.ts';
-import { toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
+import { bucketsShape } from '../../receiver/kit/ebpf/latency.ts';
+import { HIST_FIELDS, histFromFields, toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -256,27 +256,18 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       async collect() {
         const out: MetricPoint[] = [];
         const range = args.buckets;
-        for (const e of histEntries(rt, 'dns_hists')) {
-          const attributes = {
-            [QTYPE]: qtypeName(e.key.readUInt16LE(4)),
-            [RCODE]: rcodeName(e.key.readUInt8(6)),
-            'network.transport': transportName(e.key.readUInt8(7)),
-          };
-          out.push({
-            metric: M.duration,
-            netns: e.netns,
-            attributes,
-            value: toHistogramValue(e.hist, range),
-          });
-          out.push({ metric: M.responses, netns: e.netns, attributes, value: e.hist.count });
-        }
+        // one read of dns_hists: struct dns_hist = pn_hist (HIST_FIELDS u64) then `truncated`
         for (const e of rt.counterEntries('dns_hists')) {
           const attributes = {
             [QTYPE]: qtypeName(e.key.readUInt16LE(4)),
             [RCODE]: rcodeName(e.key.readUInt8(6)),
             'network.transport': transportName(e.key.readUInt8(7)),
           };
-          out.push({ metric: M.truncated, netns: e.netns, attributes, value: e.values[44] ?? 0 });
+          const hist = histFromFields(e.values);
+          const netns = e.netns;
+          out.push({ metric: M.duration, netns, attributes, value: toHistogramValue(hist, range) });
+          out.push({ metric: M.responses, netns, attributes, value: hist.count });
+          out.push({ metric: M.truncated, netns, attributes, value: e.values[HIST_FIELDS] ?? 0 });
         }
         const timeouts = new Map(sweptTimeouts);
         for (const e of rt.counterEntries('dns_counts')) {
