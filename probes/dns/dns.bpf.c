@@ -2,12 +2,12 @@
 /*
  * dns: every DNS query a netns sends and the response it gets, matched in the kernel by
  * (netns, transport, client, server, DNS id) in an LRU hash (`dns_pending`).
- *  - hooks (default): tp_btf/net_dev_queue (a packet leaves a device: a query when it was sent by a
- *    local socket to a DNS port) and tp_btf/netif_receive_skb (a packet enters a device's stack: a
- *    response when it comes from a DNS port). Both see every netns, host and pods alike, with no
- *    per-pod attach; the cost is a few loads and compares per non-DNS packet (benchmarks/dns).
- *    `dns_tc_ingress` / `dns_tc_egress` are the same body for TC/TCX on a pod's host-side veth (the
- *    alternative that was measured; see docs/probes-dns.md), netns from `dns_tc_ifindex`.
+ *  - hooks: tp_btf/net_dev_queue (a packet leaves a device: a query when it was sent by a local socket
+ *    to a DNS port) and tp_btf/netif_receive_skb (a packet enters a device's stack: a response when it
+ *    comes from a DNS port) see every netns with no per-pod attach, at the cost of an early exit on every
+ *    other packet; `dns_tc_ingress` / `dns_tc_egress` are the same body for TCX on a pod's host-side veth
+ *    (netns from `dns_tc_ifindex`), which also reads TCP payload in page frags. With both loaded (hook
+ *    `auto`), the tracepoints skip the netns listed in `dns_tc_netns`. See docs/probes-dns.md.
  *  - counters: `dns_hists` per (netns, qtype, rcode, transport): log2 latency histogram + truncated
  *    responses; `dns_counts` per (netns, qtype, transport): queries sent, timeouts decided here.
  *  - timeouts: a query with no response within `dns_cfg_timeout_ns`. Decided here when the response
@@ -58,6 +58,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } dns_tc_ifindex SEC(".maps");
+
+/* hook `auto`: netns whose pod veth carries the TC programs; the tracepoints leave them alone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} dns_tc_netns SEC(".maps");
 
 /* Scratch for building a pending entry (too large for the stack next to the rest). */
 struct {
@@ -314,6 +322,9 @@ static __always_inline void dns_packet(const struct dns_pkt *p, __u32 netns, __u
 		return;
 	__u16 src = bpf_ntohs(ports[0]), dst = bpf_ntohs(ports[1]);
 	if (!dns_port(tx ? dst : src))
+		return;
+	/* (tracepoints) a pod whose veth has the TC programs is theirs: they also read TCP payload */
+	if (!p->tc_ctx && bpf_map_lookup_elem(&dns_tc_netns, &netns))
 		return;
 	k.cport = tx ? src : dst;
 	k.sport = tx ? dst : src;

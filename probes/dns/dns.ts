@@ -1,5 +1,6 @@
 // dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
-// (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h). Per pod: the request duration
+// (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h), by TC programs on pods'
+// host-side veths (tc.ts) and tracepoints for every other netns (hook `auto`). Per pod: the request duration
 // histogram by question type, response code and transport; queries, responses, timeouts and truncated
 // answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
 // (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
@@ -43,11 +44,12 @@ export const OBJECT = new URL('./dns.bpf.o', import.meta.url);
 const argsSchema = z.object({
   ...eventArgsShape,
   /**
-   * `tracepoint`: net_dev_queue / netif_receive_skb, every netns (pods, hostNetwork, host), no attach per
-   * pod; TCP DNS only when the message is in the skb's linear area. `tc`: TCX programs on each pod's
-   * host-side veth (pods with a veth only), TCP complete. See docs/probes-dns.md.
+   * `auto`: TC on the host-side veth of pods that have one (TCP complete), the tracepoints
+   * (net_dev_queue / netif_receive_skb) for every other netns (hostNetwork, the node, plain netns).
+   * `tracepoint`: the tracepoints for every netns (TCP DNS only when the message is in the skb's linear
+   * area). `tc`: pods with a veth only. See docs/probes-dns.md.
    */
-  hook: z.enum(['tracepoint', 'tc']).default('tracepoint'),
+  hook: z.enum(['auto', 'tracepoint', 'tc']).default('auto'),
   ...bucketsShape,
   /** Server ports that carry DNS (UDP and TCP), at most 4. */
   ports: z.array(z.number().int().min(1).max(65535)).min(1).max(4).default([53]),
@@ -65,12 +67,13 @@ const argsSchema = z.object({
 export type DnsArgs = z.infer<typeof argsSchema>;
 
 function programs(hook: DnsArgs['hook']) {
-  const tp = hook === 'tracepoint';
+  const tp = hook !== 'tc';
+  const tc = hook !== 'tracepoint';
   return {
     dns_dev_queue: { enabled: tp },
     dns_receive: { enabled: tp },
-    dns_tc_ingress: { enabled: !tp, autoAttach: false },
-    dns_tc_egress: { enabled: !tp, autoAttach: false },
+    dns_tc_ingress: { enabled: tc, autoAttach: false },
+    dns_tc_egress: { enabled: tc, autoAttach: false },
   };
 }
 
@@ -112,7 +115,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       },
     });
     const pending: BpfMap = rt.coll.map('dns_pending');
-    const veths = args.hook === 'tc' ? new VethAttacher(rt.coll, ctx.entities, ctx.log) : undefined;
+    const veths = args.hook !== 'tracepoint' ? new VethAttacher(rt.coll, ctx.entities, ctx.log) : undefined;
     const ct = args.conntrackDiagnosis
       ? internals.conntrackReader
         ? { read: internals.conntrackReader, close() {} }
@@ -325,7 +328,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
 export const dnsProbe: ProbeSpec<DnsArgs> = {
   name: 'dns',
   description:
-    'DNS per pod from tp_btf net_dev_queue / netif_receive_skb: queries matched to responses in the kernel by (tuple, DNS id); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name, timeouts diagnosed against conntrack insert failures.',
+    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths and tp_btf net_dev_queue / netif_receive_skb elsewhere; request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
   source: 'ebpf',
   defaultEnabled: true,
   metrics: METRICS,

@@ -71,6 +71,10 @@ export class VethAttacher {
     }
     this.failures.delete(e.displayName);
     this.#attached.set(e.netnsInode, { veth: e.hostVeth, ifindex, links });
+    // hook auto: the tracepoint programs leave this netns to the TC ones
+    this.#key.writeUInt32LE(e.netnsInode >>> 0);
+    this.#val.writeUInt32LE(1);
+    this.#coll.map('dns_tc_netns').update(this.#key, this.#val);
   }
 
   #detach(inode: number): void {
@@ -79,8 +83,10 @@ export class VethAttacher {
     const api = tcxApi();
     for (const fd of a.links) api.close(fd);
     this.#attached.delete(inode);
-    this.#key.writeUInt32LE(a.ifindex);
     try {
+      this.#key.writeUInt32LE(inode >>> 0);
+      this.#coll.map('dns_tc_netns').delete(this.#key);
+      this.#key.writeUInt32LE(a.ifindex);
       this.#coll.map('dns_tc_ifindex').delete(this.#key);
     } catch {}
   }

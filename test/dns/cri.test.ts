@@ -1,7 +1,7 @@
 // dns on a real pod: a private containerd with a CNI bridge (test/env/cri), the pod found by the real pod
 // discovery (EntityRegistry over CRI, which also reports its host-side veth), busybox `nslookup` in the
-// pod's container against unbound listening on the bridge gateway in the host netns. Both hooks run at
-// once (tracepoint and tc, separate objects); each counts what unbound logged for the pod's address.
+// pod's container against unbound listening on the bridge gateway in the host netns. The three hook
+// settings run at once (separate objects); each counts what unbound logged for the pod's address.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
@@ -38,11 +38,11 @@ after(async () => {
   if (report) assert.deepEqual(report.leftovers, []);
 });
 
-test('a real pod: nslookup answers and NXDOMAINs counted by both hooks as unbound logged them', async () => {
+test('a real pod: nslookup answers and NXDOMAINs counted by every hook setting as unbound logged them', async () => {
   const e = reg!.entities().find((x) => x.pod?.uid === pod.uid) as Entity;
   assert.ok(e?.hostVeth, 'the pod and its host-side veth are discovered');
   const ctx: ProbeContext = { log: childLogger('test'), entities: reg!, emit() {} };
-  for (const hook of ['tracepoint', 'tc'] as const)
+  for (const hook of ['tracepoint', 'tc', 'auto'] as const)
     probes.push(await dnsProbe.create(ctx, dnsProbe.args.parse({ hook })));
   const gw = env!.gateway;
   for (let i = 0; i < 3; i++) {

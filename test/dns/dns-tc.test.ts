@@ -14,21 +14,25 @@ const RC = 'podnet.dns.response_code';
 let pod: PodNetns;
 let server: DnsServer;
 let probe: Probe<DnsArgs>;
+let auto: Probe<DnsArgs>;
 
 before(async () => {
   removeStaleNetns('pnd');
   pod = createPodNetns('t', 71);
   server = await DnsServer.start(pod.host);
   probe = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({ hook: 'tc' }));
+  // the default, `auto`, at the same time: TC for this pod (it has a veth), so TCP is seen too
+  auto = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({}));
 });
 
 after(async () => {
   await probe?.close();
+  await auto?.close();
   server?.stop();
   pod?.cleanup();
 });
 
-test('tc hook: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVFAIL equal dig and the server log', async () => {
+test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVFAIL equal dig and the server log', async () => {
   const st = probe.status();
   assert.equal(st.state, 'running', JSON.stringify(st));
   const seen: Record<string, number> = {};
@@ -47,12 +51,23 @@ test('tc hook: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVFAIL equal 
   const start = Date.now();
   while (server.replies.length < 13 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual([logged('NOERROR'), logged('NXDOMAIN'), logged('SERVFAIL')], [9, 2, 2]);
-  const p = await probe.collect([]);
-  const n = (metric: string, m: Record<string, string>) => counterPoint(p, metric, pod.side.inode, m);
-  assert.equal(n(M.responses, { [RC]: 'NOERROR' }), 9);
-  assert.equal(n(M.responses, { [RC]: 'NXDOMAIN' }), 2);
-  assert.equal(n(M.responses, { [RC]: 'SERVFAIL' }), 2);
-  assert.equal(n(M.responses, { 'network.transport': 'tcp' }), 7);
-  assert.equal(n(M.queries, { 'network.transport': 'tcp' }), 7);
-  assert.equal(n(M.queries, { 'network.transport': 'udp' }), 6);
+  for (const [hook, pr] of [
+    ['tc', probe],
+    ['auto', auto],
+  ] as const) {
+    const p = await pr.collect([]);
+    const n = (metric: string, m: Record<string, string>) => counterPoint(p, metric, pod.side.inode, m);
+    assert.deepEqual(
+      [
+        n(M.responses, { [RC]: 'NOERROR' }),
+        n(M.responses, { [RC]: 'NXDOMAIN' }),
+        n(M.responses, { [RC]: 'SERVFAIL' }),
+        n(M.responses, { 'network.transport': 'tcp' }),
+        n(M.queries, { 'network.transport': 'tcp' }),
+        n(M.queries, { 'network.transport': 'udp' }),
+      ],
+      [9, 2, 2, 7, 7, 6],
+      hook,
+    );
+  }
 });
