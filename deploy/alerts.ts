@@ -93,6 +93,33 @@ export const ALERT_GROUPS: ReadonlyArray<{ readonly name: string; readonly rules
     ],
   },
   {
+    name: 'podnet.dns',
+    rules: [
+      {
+        alert: 'PodnetPodDnsTimeouts',
+        // Every timeout is a lookup the application waited the resolver's full timeout for (5 s with glibc).
+        expr: `${rate('podnet_dns_timeout_count_total', POD, BY_POD)} > 0`,
+        for: '5m',
+        severity: 'warning',
+        summary: 'DNS queries of pod {{ $labels.k8s_namespace_name }}/{{ $labels.k8s_pod_name }} time out',
+        description:
+          'DNS queries of pod {{ $labels.k8s_namespace_name }}/{{ $labels.k8s_pod_name }} on node {{ $labels.k8s_node_name }} time out ({{ $value | humanize }}/s): each is a multi-second stall. The podnet.dns.timeout events name the query, the server and, for the conntrack race, the cause.',
+      },
+      {
+        alert: 'PodnetPodDnsFailures',
+        // SERVFAIL/REFUSED over all answers; the floor of 0.1 answers/s keeps one failed lookup of an idle
+        // pod from alerting.
+        expr: `(${rate('podnet_dns_response_count_total', `${POD}, podnet_dns_response_code=~"SERVFAIL|REFUSED"`, BY_POD)} / ${rate('podnet_dns_response_count_total', POD, BY_POD)} > 0.05) and ${rate('podnet_dns_response_count_total', POD, BY_POD)} > 0.1`,
+        for: '10m',
+        severity: 'warning',
+        summary:
+          'DNS lookups of pod {{ $labels.k8s_namespace_name }}/{{ $labels.k8s_pod_name }} fail (SERVFAIL/REFUSED)',
+        description:
+          '{{ $value | humanizePercentage }} of the DNS answers pod {{ $labels.k8s_namespace_name }}/{{ $labels.k8s_pod_name }} got on node {{ $labels.k8s_node_name }} were SERVFAIL or REFUSED.',
+      },
+    ],
+  },
+  {
     name: 'podnet.conntrack',
     rules: [
       {
