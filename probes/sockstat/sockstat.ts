@@ -7,7 +7,7 @@
 // probe (host netns only, TCP only).
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
-import { hostNetnsInode } from '../../receiver/netns/setns.ts';
+import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
@@ -176,11 +176,12 @@ export function collectSockstat(entity: Entity, out: MetricPoint[], wanted: (m: 
 const HOST: Entity = {
   kind: 'host',
   netnsInode: hostNetnsInode,
-  netnsPath: '/proc/self/ns/net',
+  netnsPath: hostNetnsPath,
+  pid: hostNetnsPid,
   displayName: 'host',
 };
 
-/** Host-wide values, read from the receiver's own netns. */
+/** Host-wide values, read from the node's netns (init's: receiver/netns/setns.ts). */
 export function collectSockstatNode(out: MetricPoint[], wanted: (m: string) => boolean): void {
   const [text] = readNetFiles(HOST, FILES.slice(0, 1));
   const page = pageSize();

@@ -1,22 +1,15 @@
-// A small EntitySource: the host netns (from /proc/self/ns/net) plus whatever is added by hand. The agent
+// A small EntitySource: the host netns (init's, receiver/netns/setns.ts) plus whatever is added by hand. The agent
 // uses it until CRI pod discovery is plugged in (AgentOptions.entitySource); tests use it to add and
 // remove entities (pods that come and go).
-import { readlinkSync } from 'node:fs';
+import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from '../pods/entity.ts';
-
-export function hostNetnsInode(): number {
-  const link = readlinkSync('/proc/self/ns/net'); // "net:[4026531840]"
-  const m = /\[(\d+)\]/.exec(link);
-  if (!m) throw new Error(`unexpected /proc/self/ns/net link: ${link}`);
-  return Number(m[1]);
-}
 
 export function hostEntity(): Entity {
   return {
     kind: 'host',
-    netnsInode: hostNetnsInode(),
-    netnsPath: '/proc/self/ns/net',
-    pid: process.pid,
+    netnsInode: hostNetnsInode,
+    netnsPath: hostNetnsPath,
+    pid: hostNetnsPid,
     displayName: 'host',
   };
 }

@@ -14,7 +14,30 @@ const socketCall = libc.func('int socket(int domain, int type, int protocol)');
 
 /** The netns this process started in; the main thread always returns to it. */
 const homeFd = openSync('/proc/self/ns/net', 'r');
-export const hostNetnsInode: number = statSync('/proc/self/ns/net').ino;
+/** Inode of the netns this process runs in: the node's on a plain host, podnet's own pod netns in the DaemonSet. */
+export const homeNetnsInode: number = statSync('/proc/self/ns/net').ino;
+
+/**
+ * The host (node) netns is init's: the DaemonSet has hostPID but not hostNetwork, so /proc/self/ns/net is
+ * podnet's own pod netns while /proc/1/ns/net is the node's (docs/pods.md, "The host netns"). Without
+ * hostPID (or when /proc/1 cannot be read) the process's own netns is the best we know.
+ */
+function hostNetns(): { inode: number; path: string; pid: number } {
+  try {
+    const ino = statSync('/proc/1/ns/net').ino;
+    if (ino !== homeNetnsInode) return { inode: ino, path: '/proc/1/ns/net', pid: 1 };
+  } catch {
+    // not readable: fall back to this process's netns
+  }
+  return { inode: homeNetnsInode, path: '/proc/self/ns/net', pid: process.pid };
+}
+const host = hostNetns();
+/** Inode of the node's netns (init's, /proc/1/ns/net); equals homeNetnsInode when podnet runs in it. */
+export const hostNetnsInode: number = host.inode;
+/** Path of the node's netns: /proc/self/ns/net when podnet runs in it, /proc/1/ns/net otherwise. */
+export const hostNetnsPath: string = host.path;
+/** A pid in the node's netns (for /proc/<pid>/net reads): this process, or init. */
+export const hostNetnsPid: number = host.pid;
 
 export class NetnsError extends Error {
   readonly netnsPath: string;

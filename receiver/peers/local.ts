@@ -1,11 +1,10 @@
 // What the node itself knows about addresses: the pods discovered over CRI (PodSandboxStatus network IPs,
-// v4 and v6: receiver/pods/registry.ts), the host's own addresses (this process runs in the host netns),
+// v4 and v6: receiver/pods/registry.ts), the host's own addresses (of init's netns: receiver/netns/setns.ts),
 // and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with getifaddrs
 // from inside the netns (receiver/netns/setns.ts).
-import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../log/logger.ts';
-import { hostNetnsInode, inNetns } from '../netns/setns.ts';
+import { homeNetnsInode, hostNetnsInode, hostNetnsPath, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 import { isLoopback, makePeer, type Peer } from './types.ts';
 
@@ -22,14 +21,15 @@ function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
 
 /**
  * The node's addresses: of this process's netns, or, when podnet runs in a pod of its own (the DaemonSet
- * has hostPID but not hostNetwork), of init's netns (/proc/1/ns/net), which is the node's.
+ * has hostPID but not hostNetwork), of init's netns (/proc/1/ns/net), which is the node's
+ * (receiver/netns/setns.ts).
  */
 export function nodeAddresses(): string[] {
   try {
-    if (statSync('/proc/1/ns/net').ino !== hostNetnsInode)
-      return inNetns('/proc/1/ns/net', () => addresses(networkInterfaces()));
+    if (hostNetnsInode !== homeNetnsInode)
+      return inNetns(hostNetnsPath, () => addresses(networkInterfaces()));
   } catch {
-    // not readable (no hostPID, no CAP_SYS_ADMIN): this netns is the best we know
+    // not enterable (no CAP_SYS_ADMIN): this netns is the best we know
   }
   return addresses(networkInterfaces());
 }

@@ -10,7 +10,7 @@
 // (restart) the last known pods are kept as long as their pid still holds their netns.
 import { statSync } from 'node:fs';
 import { childLogger, type Logger } from '../log/logger.ts';
-import { hostNetnsInode } from '../netns/setns.ts';
+import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
 import { CriClient, CriError, isNotFound, type PodSandbox, type PodSandboxStatus } from './cri-client.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
@@ -89,8 +89,8 @@ interface Snapshot {
 const HOST_ENTITY: Entity = Object.freeze({
   kind: 'host',
   netnsInode: hostNetnsInode,
-  netnsPath: '/proc/self/ns/net',
-  pid: process.pid,
+  netnsPath: hostNetnsPath,
+  pid: hostNetnsPid,
   displayName: 'host',
 });
 

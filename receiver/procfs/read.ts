@@ -2,9 +2,10 @@
 // netns; the pid's netns inode is checked after the reads so a pid that died (or was reused by a process
 // elsewhere) never yields another namespace's numbers. Without a pid (a named netns with no
 // process), the main thread enters the netns for the duration of the reads (`inNetns`) and reads
-// `/proc/thread-self/net/*`. The host netns is read directly.
+// `/proc/thread-self/net/*`. The netns this process runs in is read directly; the node's netns, when
+// podnet runs in a pod of its own (hostPID, no hostNetwork), through init's /proc/1/net.
 import { closeSync, openSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
-import { hostNetnsInode, inNetns } from '../netns/setns.ts';
+import { homeNetnsInode, hostNetnsInode, hostNetnsPid, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 
 export class EntityGoneError extends Error {
@@ -94,7 +95,9 @@ function checkPidNetns(entity: Entity, pid: number): void {
  * errno error) when the namespace cannot be read as a whole; never returns a mix of two namespaces.
  */
 export function readNetFiles(entity: Entity, files: readonly NetFile[]): (string | undefined)[] {
-  if (entity.netnsInode === hostNetnsInode) return readAll('/proc/thread-self/net', files);
+  if (entity.netnsInode === homeNetnsInode) return readAll('/proc/thread-self/net', files);
+  // the node's netns seen from a pod (hostPID): init's view; init does not change netns or exit
+  if (entity.netnsInode === hostNetnsInode) return readAll(`/proc/${hostNetnsPid}/net`, files);
   const pid = entity.pid;
   if (pid !== undefined) {
     // One check, after the reads, is enough: a pid that died before or during them, or was reused by a
@@ -157,7 +160,7 @@ export function procfsAvailability(paths: readonly string[]): { available: boole
 
 /** Throws `EntityGoneError` when the entity's netns is no longer there (its pid exited, netns deleted). */
 export function assertEntityAlive(entity: Entity): void {
-  if (entity.netnsInode === hostNetnsInode) return;
+  if (entity.netnsInode === hostNetnsInode || entity.netnsInode === homeNetnsInode) return;
   if (entity.pid !== undefined) {
     checkPidNetns(entity, entity.pid);
     return;

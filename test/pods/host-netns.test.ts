@@ -1,0 +1,178 @@
+// The host entity is the node's netns (init's, /proc/1/ns/net), also when podnet runs in a netns of its
+// own — the DaemonSet's hostPID without hostNetwork. `podnet run` is started inside a test netns with no
+// CRI socket; its /status and /metrics must show the root netns as "host" (inode and netdev counters, the
+// kernel's own `readlink` and `ip -s -j link`), never the test netns.
+//
+// On this machine the real /proc/1 is a process with more capabilities than root here, so its ns links
+// cannot be read (docs/pods.md); the test therefore gives podnet a PID namespace whose init (pid 1) is a
+// shell left in the root netns, which is what the node's init is to the DaemonSet pod.
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { disableRegistered, MAIN, NODE } from '../cli/podnet-process.ts';
+
+const tag = `pnh${process.pid}`;
+const ns = `${tag}ns`;
+const vethHost = `${tag}a`; // stays in the root netns
+const vethNs = `${tag}b`; // moved into the test netns
+const dir = mkdtempSync(`/tmp/${tag}-`);
+// a /30 of our own per pid: 10.214.x.y
+const base = (process.pid & 0x3fff) * 4;
+const net = `10.214.${(base >> 8) & 255}`;
+const hostIp = `${net}.${(base & 255) + 1}`;
+const nsIp = `${net}.${(base & 255) + 2}`;
+let child: ChildProcess | undefined;
+let stderr = '';
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8' });
+}
+
+function cleanup(): void {
+  if (child?.pid !== undefined && child.exitCode === null) child.kill('SIGKILL'); // --kill-child ends the pid ns
+  for (const args of [
+    ['link', 'del', vethHost],
+    ['netns', 'del', ns],
+  ]) {
+    try {
+      execFileSync('ip', args, { stdio: 'ignore' });
+    } catch {
+      // not there
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+before(() => {
+  sh('ip', ['netns', 'add', ns]);
+  sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  sh('ip', ['link', 'add', vethHost, 'type', 'veth', 'peer', 'name', vethNs]);
+  // no IPv6 on the pair: no router solicitations or DAD adding traffic of their own
+  sh('sysctl', ['-qw', `net.ipv6.conf.${vethHost}.disable_ipv6=1`]);
+  sh('ip', ['link', 'set', vethNs, 'netns', ns]);
+  sh('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${vethNs}.disable_ipv6=1`]);
+  sh('ip', ['addr', 'add', `${hostIp}/30`, 'dev', vethHost]);
+  sh('ip', ['-n', ns, 'addr', 'add', `${nsIp}/30`, 'dev', vethNs]);
+  sh('ip', ['link', 'set', vethHost, 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', vethNs, 'up']);
+});
+
+after(cleanup);
+
+function curl(url: string): string {
+  // the server listens on 127.0.0.1 of the test netns
+  return sh('ip', ['netns', 'exec', ns, 'curl', '-sf', '--max-time', '5', url]);
+}
+
+/** `podnet_entity_kind="host"` netdev byte counters of one interface from the Prometheus text. */
+function hostBytes(metrics: string, ifname: string): { rx?: number; tx?: number; inodes: Set<string> } {
+  const out: { rx?: number; tx?: number; inodes: Set<string> } = { inodes: new Set() };
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith('k8s_pod_network_io_total{') || !line.includes('podnet_entity_kind="host"'))
+      continue;
+    out.inodes.add(/podnet_netns_inode="(\d+)"/.exec(line)?.[1] ?? '?');
+    if (!line.includes(`network_interface_name="${ifname}"`)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.includes('network_io_direction="receive"')) out.rx = value;
+    if (line.includes('network_io_direction="transmit"')) out.tx = value;
+  }
+  return out;
+}
+
+test('podnet in a netns of its own exports the node netns (init’s) as host', async () => {
+  const config = join(dir, 'podnet.yaml');
+  writeFileSync(
+    config,
+    `collection_interval: 200ms
+server: { address: "127.0.0.1:0" }
+pods: { cri_endpoint: "${join(dir, 'no-cri.sock')}", netns_discovery: always }
+probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '')}netdev: { enabled: true } }
+`,
+  );
+  // pid 1 of the new PID namespace is `sh`, in the root netns; podnet runs under it in the test netns
+  child = spawn(
+    'unshare',
+    [
+      '--pid',
+      '--fork',
+      '--kill-child',
+      '--mount-proc',
+      'sh',
+      '-c',
+      `ip netns exec ${ns} ${NODE} ${MAIN} run --config ${config} & wait`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PODNET_LOG_LEVEL: 'info' } },
+  );
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let url = '';
+  for (const deadline = Date.now() + 30_000; !url; ) {
+    url = /"url":"(http:\/\/[^"]+)","msg":"local server listening"/.exec(stderr)?.[1] ?? '';
+    if (child.exitCode !== null) assert.fail(`podnet exited ${child.exitCode}: ${stderr}`);
+    if (!url && Date.now() > deadline) assert.fail(`podnet did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  // kernel truth: the netns of the PID namespace's init (the sh child of unshare), the root netns (this
+  // test's), and the test netns
+  const initPid = Number(
+    readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')[0],
+  );
+  const initNetns = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${initPid}/ns/net`))![1]);
+  const rootNetns = statSync('/proc/self/ns/net').ino;
+  const testNetns = statSync(`/run/netns/${ns}`).ino;
+  assert.equal(initNetns, rootNetns);
+  assert.notEqual(testNetns, rootNetns);
+
+  type StatusEntity = { kind: string; netnsInode: number; netnsName: string | null };
+  let entities: StatusEntity[] = [];
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    entities = (JSON.parse(curl(`${url}/status`)) as { entities: StatusEntity[] }).entities;
+    if (entities.some((e) => e.netnsInode === testNetns)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const hosts = entities.filter((e) => e.kind === 'host');
+  assert.equal(hosts.length, 1, JSON.stringify(entities));
+  assert.equal(hosts[0]!.netnsInode, initNetns, 'host entity = netns of /proc/1/ns/net');
+  // the test netns (podnet's own) is found by netns discovery as the named netns it is, not as host
+  const own = entities.filter((e) => e.netnsInode === testNetns);
+  assert.deepEqual(
+    own.map((e) => [e.kind, e.netnsName]),
+    [['netns', ns]],
+  );
+
+  // traffic on the root-netns end only in one direction: 1000-byte UDP datagrams to a closed port; the
+  // ICMP errors coming back are smaller, so receive and transmit differ
+  const sock = createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, hostIp, () => r()));
+  for (let i = 0; i < 20; i++) {
+    await new Promise<void>((r, j) => sock.send(Buffer.alloc(1000), 9, nsIp, (e) => (e ? j(e) : r())));
+  }
+  sock.close();
+
+  // podnet's host counters must equal `ip -s -j link` of the root netns once the counters are still
+  let last = '';
+  for (const deadline = Date.now() + 15_000; ; ) {
+    const stats = (
+      JSON.parse(sh('ip', ['-s', '-j', 'link', 'show', 'dev', vethHost])) as {
+        stats64: { rx: { bytes: number }; tx: { bytes: number } };
+      }[]
+    )[0]!.stats64;
+    const got = hostBytes(curl(`${url}/metrics`), vethHost);
+    last = `podnet ${JSON.stringify({ rx: got.rx, tx: got.tx, inodes: [...got.inodes] })} kernel rx ${stats.rx.bytes} tx ${stats.tx.bytes}`;
+    assert.deepEqual([...got.inodes], [String(rootNetns)], last);
+    if (got.rx === stats.rx.bytes && got.tx === stats.tx.bytes) {
+      assert.ok(stats.tx.bytes >= 20 * 1000, last);
+      assert.notEqual(stats.rx.bytes, stats.tx.bytes, last);
+      break;
+    }
+    if (Date.now() > deadline) assert.fail(`host counters never matched the root netns: ${last}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  // the test netns end of the pair is not the host's
+  assert.equal(hostBytes(curl(`${url}/metrics`), vethNs).rx, undefined);
+});
