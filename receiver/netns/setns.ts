@@ -22,14 +22,17 @@ export const homeNetnsInode: number = statSync('/proc/self/ns/net').ino;
  * podnet's own pod netns while /proc/1/ns/net is the node's (docs/pods.md, "The host netns"). Without
  * hostPID (or when /proc/1 cannot be read) the process's own netns is the best we know.
  */
-function hostNetns(): { inode: number; path: string; pid: number } {
+function hostNetns(): { inode: number; path: string; pid: number; fallback?: string } {
+  const own = { inode: homeNetnsInode, path: '/proc/self/ns/net', pid: process.pid };
   try {
     const ino = statSync('/proc/1/ns/net').ino;
-    if (ino !== homeNetnsInode) return { inode: ino, path: '/proc/1/ns/net', pid: 1 };
-  } catch {
-    // not readable: fall back to this process's netns
+    return ino === homeNetnsInode ? own : { inode: ino, path: '/proc/1/ns/net', pid: 1 };
+  } catch (err) {
+    return {
+      ...own,
+      fallback: `cannot read /proc/1/ns/net (${(err as NodeJS.ErrnoException).code}): own netns used`,
+    };
   }
-  return { inode: homeNetnsInode, path: '/proc/self/ns/net', pid: process.pid };
 }
 const host = hostNetns();
 /** Inode of the node's netns (init's, /proc/1/ns/net); equals homeNetnsInode when podnet runs in it. */
@@ -38,6 +41,8 @@ export const hostNetnsInode: number = host.inode;
 export const hostNetnsPath: string = host.path;
 /** A pid in the node's netns (for /proc/<pid>/net reads): this process, or init. */
 export const hostNetnsPid: number = host.pid;
+/** Why the own netns stands in for the node's (/proc/1/ns/net unreadable: no hostPID?), else undefined. */
+export const hostNetnsFallback: string | undefined = host.fallback;
 
 export class NetnsError extends Error {
   readonly netnsPath: string;

@@ -10,7 +10,7 @@
 // (restart) the last known pods are kept as long as their pid still holds their netns.
 import { statSync } from 'node:fs';
 import { childLogger, type Logger } from '../log/logger.ts';
-import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
+import { hostNetnsFallback, hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
 import { CriClient, CriError, isNotFound, type PodSandbox, type PodSandboxStatus } from './cri-client.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
@@ -63,6 +63,8 @@ export interface RegistryStatus {
   readonly entities: number;
   readonly pods: number;
   readonly labels: { readonly droppedKeys: number; readonly truncatedValues: number };
+  /** The node's netns the host entity stands for (docs/pods.md, "The host netns"). */
+  readonly hostNetns: { readonly inode: number; readonly path: string; readonly fallback?: string };
 }
 
 export class RegistryOptionsError extends Error {
@@ -282,6 +284,11 @@ export class EntityRegistry implements EntitySource {
       entities: this.#snapshot.entities.size,
       pods: this.#snapshot.pods.length,
       labels: { ...this.#labelStats },
+      hostNetns: {
+        inode: hostNetnsInode,
+        path: hostNetnsPath,
+        ...(hostNetnsFallback ? { fallback: hostNetnsFallback } : {}),
+      },
     };
   }
 

@@ -129,12 +129,15 @@ probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '')}netd
   assert.notEqual(testNetns, rootNetns);
 
   type StatusEntity = { kind: string; netnsInode: number; netnsName: string | null };
-  let entities: StatusEntity[] = [];
+  type Status = { entities: StatusEntity[]; discovery: { hostNetns: unknown } };
+  let status: Status | undefined;
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
-    entities = (JSON.parse(curl(`${url}/status`)) as { entities: StatusEntity[] }).entities;
-    if (entities.some((e) => e.netnsInode === testNetns)) break;
+    status = JSON.parse(curl(`${url}/status`)) as Status;
+    if (status.entities.some((e) => e.netnsInode === testNetns)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  const entities = status!.entities;
+  assert.deepEqual(status!.discovery.hostNetns, { inode: initNetns, path: '/proc/1/ns/net' });
   const hosts = entities.filter((e) => e.kind === 'host');
   assert.equal(hosts.length, 1, JSON.stringify(entities));
   assert.equal(hosts[0]!.netnsInode, initNetns, 'host entity = netns of /proc/1/ns/net');
