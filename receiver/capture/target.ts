@@ -1,6 +1,7 @@
 // What a capture runs in: a pod's netns (found through the entity registry), a named netns, or the
 // host's. The same resolution serves the CLI (its own short-lived registry) and the server (the agent's).
 import { existsSync } from 'node:fs';
+import { hostNetnsPath as nodeNetnsPath } from '../netns/setns.ts';
 import type { Entity, EntitySource, PodIdentity } from '../pods/entity.ts';
 
 export type TargetSpec =
@@ -26,9 +27,10 @@ export class TargetError extends Error {
 
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/** The host netns: /proc/1/ns/net (podnet runs with hostPID and its own netns in the DaemonSet). */
+/** The host netns: /proc/1/ns/net (podnet runs with hostPID and its own netns in the DaemonSet), the same
+ * one the host entity stands for (receiver/netns/setns.ts). */
 export function hostNetnsPath(): string {
-  return existsSync('/proc/1/ns/net') ? '/proc/1/ns/net' : '/proc/self/ns/net';
+  return nodeNetnsPath;
 }
 
 /** A pod by `namespace/name`, uid, or a name that is unique on this node. */
