@@ -1,7 +1,8 @@
 // The host entity is the node's netns (init's, /proc/1/ns/net), also when podnet runs in a netns of its
 // own — the DaemonSet's hostPID without hostNetwork. `podnet run` is started inside a test netns with no
-// CRI socket; its /status and /metrics must show the root netns as "host" (inode and netdev counters, the
-// kernel's own `readlink` and `ip -s -j link`), never the test netns.
+// CRI socket; its /status and /metrics must show the root netns as "host" (inode, netdev counters read
+// through /proc/1/net and qdisc counters over rtnetlink in /proc/1/ns/net, against the kernel's own
+// `readlink`, `ip -s -j link` and `tc -s -j qdisc`), never the test netns.
 //
 // On this machine the real /proc/1 is a process with more capabilities than root here, so its ns links
 // cannot be read (docs/pods.md); the test therefore gives podnet a PID namespace whose init (pid 1) is a
@@ -58,6 +59,8 @@ before(() => {
   sh('ip', ['-n', ns, 'addr', 'add', `${nsIp}/30`, 'dev', vethNs]);
   sh('ip', ['link', 'set', vethHost, 'up']);
   sh('ip', ['-n', ns, 'link', 'set', vethNs, 'up']);
+  // a queue with counters on the root-netns end, for the netlink (rtnetlink qdisc dump) side of the host
+  sh('tc', ['qdisc', 'replace', 'dev', vethHost, 'root', 'pfifo', 'limit', '1000']);
 });
 
 after(cleanup);
@@ -89,7 +92,7 @@ test('podnet in a netns of its own exports the node netns (init’s) as host', a
     `collection_interval: 200ms
 server: { address: "127.0.0.1:0" }
 pods: { cri_endpoint: "${join(dir, 'no-cri.sock')}", netns_discovery: always }
-probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '')}netdev: { enabled: true } }
+probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '').replace('qdisc: { enabled: false }, ', '')}netdev: { enabled: true }, qdisc: { enabled: true } }
 `,
   );
   // pid 1 of the new PID namespace is `sh`, in the root netns; podnet runs under it in the test netns
@@ -178,4 +181,26 @@ probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '')}netd
   }
   // the test netns end of the pair is not the host's
   assert.equal(hostBytes(curl(`${url}/metrics`), vethNs).rx, undefined);
+
+  // netlink: the host's qdisc counters come from a socket opened in the node's netns (tc of the root netns)
+  const tcBytes = (
+    JSON.parse(sh('tc', ['-s', '-j', 'qdisc', 'show', 'dev', vethHost])) as { kind: string; bytes: number }[]
+  ).find((q) => q.kind === 'pfifo')!.bytes;
+  assert.ok(tcBytes >= 20 * 1000, `pfifo carried the datagrams: ${tcBytes}`);
+  for (const deadline = Date.now() + 10_000; ; ) {
+    const lines = curl(`${url}/metrics`)
+      .split('\n')
+      .filter(
+        (l) =>
+          l.startsWith('podnet_qdisc_io') &&
+          l.includes(`network_interface_name="${vethHost}"`) &&
+          l.includes('podnet_qdisc_kind="pfifo"'),
+      );
+    const host = lines.filter((l) => l.includes('podnet_entity_kind="host"'));
+    assert.equal(host.length, lines.length, lines.join('\n'));
+    const value = host.length === 1 ? Number(host[0]!.slice(host[0]!.lastIndexOf(' ') + 1)) : undefined;
+    if (value === tcBytes) break;
+    if (Date.now() > deadline) assert.fail(`host qdisc bytes ${value} (${lines.join(' | ')}), tc ${tcBytes}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
 });
