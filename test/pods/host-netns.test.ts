@@ -2,7 +2,8 @@
 // own — the DaemonSet's hostPID without hostNetwork. `podnet run` is started inside a test netns with no
 // CRI socket; its /status and /metrics must show the root netns as "host" (inode, netdev counters read
 // through /proc/1/net and qdisc counters over rtnetlink in /proc/1/ns/net, against the kernel's own
-// `readlink`, `ip -s -j link` and `tc -s -j qdisc`), never the test netns.
+// `readlink`, `ip -s -j link` and `tc -s -j qdisc`; eBPF UDP overflows in the root netns against the
+// socket's drops in /proc/net/udp), never the test netns.
 //
 // On this machine the real /proc/1 is a process with more capabilities than root here, so its ns links
 // cannot be read (docs/pods.md); the test therefore gives podnet a PID namespace whose init (pid 1) is a
@@ -26,6 +27,7 @@ const net = `10.214.${(base >> 8) & 255}`;
 const hostIp = `${net}.${(base & 255) + 1}`;
 const nsIp = `${net}.${(base & 255) + 2}`;
 let child: ChildProcess | undefined;
+let sink: ChildProcess | undefined;
 let stderr = '';
 
 function sh(cmd: string, args: string[]): string {
@@ -34,6 +36,7 @@ function sh(cmd: string, args: string[]): string {
 
 function cleanup(): void {
   if (child?.pid !== undefined && child.exitCode === null) child.kill('SIGKILL'); // --kill-child ends the pid ns
+  if (sink?.pid !== undefined && sink.exitCode === null) sink.kill('SIGKILL');
   for (const args of [
     ['link', 'del', vethHost],
     ['netns', 'del', ns],
@@ -92,7 +95,7 @@ test('podnet in a netns of its own exports the node netns (init’s) as host', a
     `collection_interval: 200ms
 server: { address: "127.0.0.1:0" }
 pods: { cri_endpoint: "${join(dir, 'no-cri.sock')}", netns_discovery: always }
-probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '').replace('qdisc: { enabled: false }, ', '')}netdev: { enabled: true }, qdisc: { enabled: true } }
+probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '').replace('qdisc: { enabled: false }, ', '').replace('sockoverflow: { enabled: false }, ', '')}netdev: { enabled: true }, qdisc: { enabled: true }, sockoverflow: { enabled: true } }
 `,
   );
   // pid 1 of the new PID namespace is `sh`, in the root netns; podnet runs under it in the test netns
@@ -201,6 +204,60 @@ probes: { ${disableRegistered().replace('netdev: { enabled: false }, ', '').repl
     const value = host.length === 1 ? Number(host[0]!.slice(host[0]!.lastIndexOf(' ') + 1)) : undefined;
     if (value === tcBytes) break;
     if (Date.now() > deadline) assert.fail(`host qdisc bytes ${value} (${lines.join(' | ')}), tc ${tcBytes}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  // eBPF: the watched-netns map holds the node's inode, so a UDP receive-buffer overflow in the root netns
+  // is counted under the host. The sink never reads, with the smallest SO_RCVBUF.
+  sink = spawn(
+    'python3',
+    [
+      '-c',
+      'import socket,sys,time\n' +
+        's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n' +
+        's.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1)\n' +
+        `s.bind(("${hostIp}",0))\n` +
+        'print(s.getsockname()[1],flush=True)\n' +
+        'time.sleep(300)',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((r) =>
+    sink!.stdout!.once('data', (d: Buffer) => r(Number(d.toString()))),
+  );
+  const out = createSocket('udp4');
+  for (let i = 0; i < 200; i++) {
+    await new Promise<void>((r, j) => out.send(Buffer.alloc(1000), port, hostIp, (e) => (e ? j(e) : r())));
+  }
+  out.close();
+  // kernel truth: the drops column of the sink in the root netns's /proc/net/udp (this process's netns)
+  const local = `${hostIp
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0'))
+    .reverse()
+    .join('')
+    .toUpperCase()}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+  const row = readFileSync('/proc/self/net/udp', 'latin1')
+    .split('\n')
+    .find((l) => l.trim().split(/\s+/)[1] === local);
+  const drops = Number(row!.trim().split(/\s+/).at(-1));
+  assert.ok(drops > 100, `the sink dropped datagrams: ${drops}`);
+  let lastUdp = '';
+  for (const deadline = Date.now() + 15_000; ; ) {
+    const lines = curl(`${url}/metrics`)
+      .split('\n')
+      .filter((l) => l.startsWith('podnet_udp_overflow'));
+    const sum = (kind: string): number =>
+      lines
+        .filter((l) => l.includes(`podnet_entity_kind="${kind}"`))
+        .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    lastUdp = lines.join(' | ');
+    // at least the sink's drops: the root netns is shared with other tests, whose overflows count too
+    if (sum('host') >= drops) {
+      assert.equal(sum('unattributed'), 0, lastUdp);
+      break;
+    }
+    if (Date.now() > deadline) assert.fail(`host UDP overflows below the sink's ${drops} drops: ${lastUdp}`);
     await new Promise((r) => setTimeout(r, 300));
   }
 });
