@@ -17,7 +17,7 @@ import {
   type ObservableUpDownCounter,
   type Logger as OtelLogger,
 } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchLogRecordProcessor,
   LoggerProvider,
@@ -120,20 +120,29 @@ function scheduleCounts(): void {
 }
 
 /**
- * Hands each record its attribute object as built here, in place of the SDK copying it key by key through
- * its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth of the
- * worker's time and much of its garbage). Runs first in the processor chain, while the record is still
- * writable. Valid by construction: keys are non-empty strings, values are strings, finite or non-finite
- * numbers, booleans or fresh string arrays (JSON-parsed here), never undefined, and a record has far fewer
- * than the default 128 attributes. With attribute limits set in the environment, records take the SDK's
- * validating path instead (`ATTRIBUTE_LIMITS_SET`).
+ * Runs first in the processor chain, while the record is still writable:
+ * - sets the record's Resource to its entity's (one Resource per pod, host or netns: the OTLP serializer
+ *   groups records by Resource object, so a batch of events of several pods is one request with one
+ *   ResourceLogs per pod);
+ * - hands the record its attribute object as built here, in place of the SDK copying it key by key
+ *   through its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth
+ *   of the worker's time and much of its garbage). Valid by construction: keys are non-empty strings,
+ *   values are strings, finite or non-finite numbers, booleans or fresh string arrays (JSON-parsed here),
+ *   never undefined, and a record has far fewer than the default 128 attributes. With attribute limits set
+ *   in the environment, records take the SDK's validating path instead (`ATTRIBUTE_LIMITS_SET`).
  */
-class AttachAttributes implements LogRecordProcessor {
-  next: Attributes | undefined;
+class PerRecord implements LogRecordProcessor {
+  attributes: Attributes | undefined;
+  resource: Resource | undefined;
   onEmit(record: ReadWriteLogRecord): void {
-    const a = this.next;
+    const r = this.resource;
+    if (r !== undefined) {
+      this.resource = undefined;
+      (record as { resource: Resource }).resource = r;
+    }
+    const a = this.attributes;
     if (a === undefined) return;
-    this.next = undefined;
+    this.attributes = undefined;
     (record as { attributes: Attributes }).attributes = a;
   }
   forceFlush(): Promise<void> {
@@ -150,7 +159,7 @@ const ATTRIBUTE_LIMITS_SET = [
   'OTEL_ATTRIBUTE_COUNT_LIMIT',
   'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT',
 ].some((k) => (process.env[k] ?? '') !== '');
-const attach = ATTRIBUTE_LIMITS_SET ? undefined : new AttachAttributes();
+const perRecord = new PerRecord();
 
 const s = init.settings;
 const exporter = new CountingLogExporter(await loadLogExporter(s), (ok, n, error) => {
@@ -161,13 +170,23 @@ const exporter = new CountingLogExporter(await loadLogExporter(s), (ok, n, error
   }
   scheduleCounts();
 });
+const schemaOptions = init.schemaUrl !== undefined ? { schemaUrl: init.schemaUrl } : {};
+const agentResource = resourceFromAttributes(init.resource, schemaOptions);
+/** Entity attribute set (a table entry) → its Resource: the agent's attributes, then the entity keys. */
+const entityResources = new WeakMap<object, Resource>();
+function resourceOf(entity: Readonly<Record<string, AttributeValue>>): Resource {
+  let r = entityResources.get(entity);
+  if (r === undefined) {
+    r = resourceFromAttributes({ ...init.resource, ...entity }, schemaOptions);
+    entityResources.set(entity, r);
+  }
+  return r;
+}
+
 const provider = new LoggerProvider({
-  resource: resourceFromAttributes(
-    init.resource,
-    init.schemaUrl !== undefined ? { schemaUrl: init.schemaUrl } : {},
-  ),
+  resource: agentResource,
   processors: [
-    ...(attach ? [attach] : []),
+    perRecord,
     new BatchLogRecordProcessor({
       exporter,
       maxQueueSize: s.maxQueueSize,
@@ -197,7 +216,6 @@ function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): vo
         if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
         else attributes[table[-1 - key] as string] = Number(data[k + 1]);
       }
-      for (const key in entity) attributes[key] = entity[key]!;
       attributes[ATTR_PODNET_EVENT_TYPE] = table[data[at + 1] as number] as string;
       if (stackIdx >= 0) attributes[ATTR_PODNET_KERNEL_STACK] = table[stackIdx] as readonly string[];
       const sev = SEVERITIES[data[at + 2] as number]!;
@@ -207,8 +225,9 @@ function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): vo
         severityNumber: sev.number,
         severityText: sev.text,
       };
-      if (attach) attach.next = attributes;
-      else rec.attributes = attributes;
+      perRecord.resource = resourceOf(entity);
+      if (ATTRIBUTE_LIMITS_SET) rec.attributes = attributes;
+      else perRecord.attributes = attributes;
       logger.emit(rec);
     } catch (err) {
       // Never expected (the main thread encodes what it validated); counted, never silent.

@@ -55,7 +55,8 @@ test('netdev: k8s.pod.network.io for the host entity over OTLP (lo excluded by d
   assert.equal(p.isMonotonic, true);
   assert.equal(p.temporality, 'cumulative');
   assert.equal(p.unit, 'By');
-  assert.equal(p.attributes['podnet.entity.kind'], 'host');
+  assert.equal(p.resource['podnet.entity.kind'], 'host');
+  assert.equal(p.attributes['podnet.entity.kind'], undefined);
   assert.ok(['transmit', 'receive'].includes(String(p.attributes['network.io.direction'])));
 });
 
@@ -70,7 +71,7 @@ test('tcpreset: a reset on loopback becomes a podnet.tcp.reset event and a count
         (p) =>
           p.name === 'podnet.tcp.reset.count' &&
           p.attributes['podnet.tcp.reset.kind'] === 'nosock' &&
-          p.attributes['podnet.entity.kind'] === 'host',
+          p.resource['podnet.entity.kind'] === 'host',
       )
       .reduce((m, p) => Math.max(m, p.value), 0);
   // The counter series exists only once the host has sent a reset (none may have on a quiet machine):
@@ -99,7 +100,7 @@ test('tcpreset: a reset on loopback becomes a podnet.tcp.reset event and a count
   )!;
   assert.equal(ev.severityText, 'WARN');
   assert.equal(ev.attributes['podnet.event.type'], 'TCPRESET_NOSOCK');
-  assert.equal(ev.attributes['podnet.entity.kind'], 'host');
+  assert.equal(ev.resource['podnet.entity.kind'], 'host');
   assert.equal(ev.attributes['network.transport'], 'tcp');
   const nowNs = BigInt(Date.now()) * 1_000_000n;
   assert.ok(
