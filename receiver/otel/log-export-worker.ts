@@ -25,9 +25,10 @@ import {
   type ReadWriteLogRecord,
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
+import { eventBody, stackTrace } from './event-body.ts';
 import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
-import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
+import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { SEVERITIES } from './severity.ts';
 
 /**
@@ -201,6 +202,17 @@ const logger: OtelLogger = provider.getLogger(init.scopeName, init.scopeVersion)
 let table: TableEntry[] = [];
 let closed = false;
 
+/** `code.stacktrace` per stack (stacks are table entries, shared by the events of one stack id). */
+const traces = new WeakMap<readonly string[], string>();
+function stackTraceOf(stack: readonly string[]): string {
+  let t = traces.get(stack);
+  if (t === undefined) {
+    t = stackTrace(stack);
+    traces.set(stack, t);
+  }
+  return t;
+}
+
 function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): void {
   let i = 0;
   for (let r = 0; r < n; r++) {
@@ -216,14 +228,22 @@ function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): vo
         if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
         else attributes[table[-1 - key] as string] = Number(data[k + 1]);
       }
-      attributes[ATTR_PODNET_EVENT_TYPE] = table[data[at + 1] as number] as string;
-      if (stackIdx >= 0) attributes[ATTR_PODNET_KERNEL_STACK] = table[stackIdx] as readonly string[];
+      const name = table[data[at] as number] as string;
+      const type = table[data[at + 1] as number] as string;
+      const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
+      const body = eventBody(name, type, attributes, entity, stack);
+      attributes[ATTR_PODNET_EVENT_TYPE] = type;
+      if (stack) {
+        attributes[ATTR_PODNET_KERNEL_STACK] = stack;
+        attributes[ATTR_CODE_STACKTRACE] = stackTraceOf(stack);
+      }
       const sev = SEVERITIES[data[at + 2] as number]!;
       const rec: LogRecord = {
-        eventName: table[data[at] as number] as string,
+        eventName: name,
         timestamp: [data[at + 3] as number, data[at + 4] as number],
         severityNumber: sev.number,
         severityText: sev.text,
+        body,
       };
       perRecord.resource = resourceOf(entity);
       if (ATTRIBUTE_LIMITS_SET) rec.attributes = attributes;

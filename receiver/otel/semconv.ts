@@ -18,6 +18,8 @@ export const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id';
 export const ATTR_K8S_POD_LABEL_PREFIX = 'k8s.pod.label.';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_NETWORK_IO_DIRECTION = 'network.io.direction';
+/** Stable, opt-in upstream: a stack as one multi-line string (as `exception.stacktrace`). */
+export const ATTR_CODE_STACKTRACE = 'code.stacktrace';
 
 // podnet's own attributes.
 export const ATTR_PODNET_ENTITY_KIND = 'podnet.entity.kind';

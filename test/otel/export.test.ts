@@ -190,6 +190,16 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
         assert.deepEqual(ev.resource, rxCount.resource);
         assert.equal(ev.attributes['podnet.entity.kind'], undefined);
         assert.equal(ev.attributes['k8s.pod.name'], undefined);
+        // A one-line body a person can read; every record has one. The stack also as code.stacktrace.
+        assert.equal(
+          ev.body,
+          `synthetic anomaly NETFILTER_DROP tcp 10.0.0.1:${ev.attributes['source.port']} -> 10.0.0.2:80 in pod shop/web-1 (kfree_skb_reason)`,
+        );
+        for (const l of rx.logs) assert.ok(typeof l.body === 'string' && l.body.length > 0, 'non-empty body');
+        assert.equal(
+          ev.attributes['code.stacktrace'],
+          'kfree_skb_reason+0x0\nnf_hook_slow+0x9c\nip_rcv+0x6f\n__netif_receive_skb_one_core+0x84',
+        );
         assert.deepEqual(ev.attributes['podnet.kernel.stack'], [
           'kfree_skb_reason+0x0',
           'nf_hook_slow+0x9c',

@@ -129,6 +129,11 @@ test('events cross to the export worker intact and exactly once, past a string-t
       if (k % 11 === 0) assert.equal(a['podnet.test.inf'], Number.POSITIVE_INFINITY);
       else assert.equal('podnet.test.inf' in a, false);
       assert.deepEqual(a['podnet.kernel.stack'], STACK);
+      assert.match(
+        String(l.body),
+        new RegExp(`^test drop NETFILTER_DROP 10\\.0\\.${(k >> 8) & 255}\\.${k & 255}:`),
+      );
+      assert.match(String(l.body), k % 3 === 0 ? / in unattributed/ : / in pod ns1\/pod-a/);
       // The entity keys are on the record's Resource (one per entity), on top of the agent's.
       const r = l.resource;
       assert.equal(r['service.name'], 'podnet');

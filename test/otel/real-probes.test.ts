@@ -101,6 +101,7 @@ test('tcpreset: a reset on loopback becomes a podnet.tcp.reset event and a count
   assert.equal(ev.severityText, 'WARN');
   assert.equal(ev.attributes['podnet.event.type'], 'TCPRESET_NOSOCK');
   assert.equal(ev.resource['podnet.entity.kind'], 'host');
+  assert.match(String(ev.body), new RegExp(`^tcp reset nosock .* local 127\\.0\\.0\\.1:${port} .* in host`));
   assert.equal(ev.attributes['network.transport'], 'tcp');
   const nowNs = BigInt(Date.now()) * 1_000_000n;
   assert.ok(
