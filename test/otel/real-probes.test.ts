@@ -37,18 +37,23 @@ function probeState(name: string): string | undefined {
   return st.probes.find((p) => p.name === name)?.state;
 }
 
-test('netdev: k8s.pod.network.io for the host entity over OTLP (lo excluded by default)', async () => {
+test('netdev: k8s.node.network.io for the host entity over OTLP (lo excluded by default)', async () => {
   assert.ok(
     probeSpecs.some((s) => s.name === 'netdev'),
     'netdev is registered',
   );
   assert.equal(probeState('netdev'), 'running');
   await rx.waitFor(
-    () => rx.points.some((p) => p.name === 'k8s.pod.network.io'),
+    () => rx.points.some((p) => p.name === 'k8s.node.network.io'),
     20_000,
-    'k8s.pod.network.io',
+    'k8s.node.network.io',
   );
-  const p = rx.points.find((x) => x.name === 'k8s.pod.network.io')!;
+  const p = rx.points.find((x) => x.name === 'k8s.node.network.io')!;
+  assert.equal(
+    rx.points.filter((x) => x.name === 'k8s.pod.network.io' && x.resource['podnet.entity.kind'] === 'host')
+      .length,
+    0,
+  );
   assert.notEqual(p.attributes['network.interface.name'], 'lo');
   assert.equal(typeof p.attributes['network.interface.name'], 'string');
   assert.equal(p.type, 'sum');
