@@ -99,6 +99,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'otel-stack-cost',
+    title: 'Per area — kernel stacks on events: user-space cost per event, stacks on vs off',
+    file: 'benchmarks/otel/stack-cost.ts',
+    args: ['--events', '100000', '--rounds', '5'],
+    quickArgs: ['--events', '5000', '--rounds', '1'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
     id: 'ebpf-storm',
     title: 'Per area — eBPF packetloss: 1M-drop storm',
     file: 'benchmarks/ebpf/storm.ts',

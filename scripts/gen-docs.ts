@@ -93,7 +93,7 @@ function probeSection(spec: AnyProbeSpec): string[] {
     out.push('|---|---|---|---|---|---|');
     for (const e of spec.events)
       out.push(
-        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), ${hasTuple(e.attributes) ? '(peer keys), ' : ''}\`podnet.event.type\`, \`podnet.kernel.stack\` (when \`kernel_stacks: true\`) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
+        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), ${hasTuple(e.attributes) ? '(peer keys), ' : ''}\`podnet.event.type\`, \`podnet.kernel.stack\` and \`code.stacktrace\` (when the probe captures stacks: its \`stacks\` arg) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
       );
     out.push('');
   }

@@ -89,7 +89,8 @@ export const configSchema = z.strictObject({
   /** Per resource attribute podnet sets (host.name, service.instance.id, ...): `enabled`. */
   resource_attributes: z.record(z.string(), enabledOnly).default({}),
   cardinality_limit: z.number().int().min(1).max(10_000_000).default(10_000),
-  kernel_stacks: z.boolean().default(false),
+  /** Kernel stacks on event records (podnet.kernel.stack, code.stacktrace); each eBPF probe's `stacks` arg decides capture. */
+  kernel_stacks: z.boolean().default(true),
   probes: z
     .record(
       z.string(),
