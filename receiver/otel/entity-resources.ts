@@ -27,10 +27,10 @@ type Split = readonly [point: Attributes, entity: Attributes | undefined];
 /** Entity Resources (and point/entity splits) of one agent Resource. */
 export class EntityResources {
   readonly agent: Resource;
-  private _resources = new WeakMap<Attributes, Resource>();
-  private _splits = new WeakMap<Attributes, Split>();
+  readonly #resources = new WeakMap<Attributes, Resource>();
+  readonly #splits = new WeakMap<Attributes, Split>();
   /** Entity parts built by splitting keys, by their JSON: one object per distinct entity. */
-  private _canonical = new Map<string, Attributes>();
+  #canonical = new Map<string, Attributes>();
 
   constructor(agent: Resource) {
     this.agent = agent;
@@ -38,20 +38,20 @@ export class EntityResources {
 
   /** The Resource of an entity: the agent's attributes, then the entity keys. */
   resourceFor(entity: Attributes): Resource {
-    let r = this._resources.get(entity);
+    let r = this.#resources.get(entity);
     if (r === undefined) {
       r = resourceFromAttributes(
         { ...this.agent.attributes, ...entity },
         this.agent.schemaUrl !== undefined ? { schemaUrl: this.agent.schemaUrl } : {},
       );
-      this._resources.set(entity, r);
+      this.#resources.set(entity, r);
     }
     return r;
   }
 
   /** `attrs` as point attributes and entity keys (undefined: no entity, the agent's Resource). */
   split(attrs: Attributes): Split {
-    let s = this._splits.get(attrs);
+    let s = this.#splits.get(attrs);
     if (s !== undefined) return s;
     const parts = compositeParts(attrs);
     if (parts) s = [parts[0], ATTR_PODNET_ENTITY_KIND in parts[1] ? parts[1] : undefined];
@@ -71,16 +71,16 @@ export class EntityResources {
       if (pointKeys === 0 && Object.isFrozen(attrs)) s = [NONE, attrs];
       else {
         const key = JSON.stringify(entity);
-        let e = this._canonical.get(key);
+        let e = this.#canonical.get(key);
         if (e === undefined) {
-          if (this._canonical.size >= 100_000) this._canonical.clear();
+          if (this.#canonical.size >= 100_000) this.#canonical.clear();
           e = Object.freeze(entity);
-          this._canonical.set(key, e);
+          this.#canonical.set(key, e);
         }
         s = [pointKeys === 0 ? NONE : point, e];
       }
     }
-    this._splits.set(attrs, s);
+    this.#splits.set(attrs, s);
     return s;
   }
 
