@@ -78,7 +78,7 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
   assert.equal(ev.attributes['k8s.pod.uid'], undefined);
   assert.match(
     String(ev.body),
-    /^synthetic anomaly NETFILTER_DROP tcp 10\.0\.0\.1:\d+ -> 10\.0\.0\.2:80 in pod shop\/web$/,
+    /^synthetic anomaly NETFILTER_DROP tcp 10\.0\.0\.1:\d+ -> 10\.0\.0\.2:80 in pod shop\/web \(kfree_skb_reason\)$/,
   );
   for (const l of rx.logs) assert.ok(typeof l.body === 'string' && l.body.length > 0, 'non-empty body');
   assert.ok((await promPodLines(web.uid)).length >= 4);
