@@ -99,6 +99,15 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'otel-entity-resources',
+    title: 'Per area — OTLP metrics: one Resource per entity vs entity keys on every point',
+    file: 'benchmarks/otel/entity-resources.ts',
+    args: ['--pods', '1000', '--series', '170', '--rounds', '7'],
+    quickArgs: ['--pods', '20', '--series', '10', '--rounds', '1'],
+    suite: false,
+    timeoutS: 600,
+  },
+  {
     id: 'otel-stack-cost',
     title: 'Per area — kernel stacks on events: user-space cost per event, stacks on vs off',
     file: 'benchmarks/otel/stack-cost.ts',
