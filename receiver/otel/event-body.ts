@@ -49,7 +49,9 @@ export function eventBody(
   stack: readonly string[] | undefined,
 ): string {
   const parts: string[] = [name.startsWith('podnet.') ? name.slice(7).replace(/\./g, ' ') : name];
-  for (const k in a) if (k.endsWith('.kind') && typeof a[k] === 'string') parts.push(a[k] as string);
+  for (const k in a)
+    if (k.endsWith('.kind') && !k.startsWith('podnet.peer.') && typeof a[k] === 'string')
+      parts.push(a[k] as string);
   const err = a['error.type'];
   parts.push(err !== undefined && err !== '' ? String(err) : type);
   if (a['network.transport'] !== undefined) parts.push(String(a['network.transport']));
@@ -69,10 +71,24 @@ export function eventBody(
     const pid = a['process.pid'];
     parts.push(`by ${String(comm)}${pid !== undefined ? `[${String(pid)}]` : ''}`);
   }
+  const other = peerText(a);
+  if (other !== undefined) parts.push(`(other end: ${other})`);
   parts.push(`in ${entityText(entity)}`);
   const where = a['podnet.drop.location'] ?? stack?.[0]?.replace(/\+0x[0-9a-f]+(\/0x[0-9a-f]+)?$/i, '');
   if (where !== undefined && where !== '') parts.push(`(${String(where)})`);
   return parts.join(' ');
+}
+
+/** The other end as the peer keys name it (`pod pay/api-1`, `service pay/api`, `node n2`), when known. */
+function peerText(a: Attrs): string | undefined {
+  const ns = a['podnet.peer.k8s.namespace.name'];
+  const pod = a['podnet.peer.k8s.pod.name'];
+  if (pod !== undefined) return `pod ${ns !== undefined ? `${String(ns)}/` : ''}${String(pod)}`;
+  const svc = a['podnet.peer.k8s.service.name'];
+  if (svc !== undefined) return `service ${ns !== undefined ? `${String(ns)}/` : ''}${String(svc)}`;
+  const node = a['podnet.peer.k8s.node.name'];
+  if (node !== undefined) return `node ${String(node)}`;
+  return undefined;
 }
 
 /** A kernel stack as `code.stacktrace`: one frame per line, innermost first (as `exception.stacktrace`). */

@@ -74,4 +74,29 @@ test('socket slow: duration and task; netns by name; unattributed', () => {
   assert.equal(humanSeconds(0.000087), '87 us');
   assert.equal(humanSeconds(4.2e-7), '420 ns');
   assert.equal(stackTrace(['a+0x1', 'b+0x2']), 'a+0x1\nb+0x2');
+  // The other end, when the peer keys name it; its kind alone adds nothing.
+  assert.equal(
+    eventBody(
+      'podnet.tcp.reset',
+      'T',
+      { 'podnet.peer.kind': 'unknown', 'network.transport': 'tcp' },
+      POD,
+      undefined,
+    ),
+    'tcp reset T tcp in pod shop/web-7d9',
+  );
+  assert.equal(
+    eventBody(
+      'podnet.tcp.reset',
+      'T',
+      {
+        'podnet.peer.kind': 'pod',
+        'podnet.peer.k8s.pod.name': 'api-1',
+        'podnet.peer.k8s.namespace.name': 'pay',
+      },
+      POD,
+      undefined,
+    ),
+    'tcp reset T (other end: pod pay/api-1) in pod shop/web-7d9',
+  );
 });

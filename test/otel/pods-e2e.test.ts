@@ -55,7 +55,9 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
   });
   const isWeb = (a: Record<string, unknown>) => a['k8s.pod.uid'] === web.uid;
   await rx.waitFor(
-    () => rx.points.some((p) => isWeb(p.resource)) && rx.logs.some((l) => isWeb(l.resource)),
+    () =>
+      rx.points.some((p) => isWeb(p.resource)) &&
+      rx.logs.some((l) => isWeb(l.resource) && l.eventName === 'podnet.synthetic.anomaly'),
     30_000,
     'the pod on OTLP metrics and events',
   );
@@ -73,7 +75,7 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
     'k8s.namespace.name': 'shop',
     'k8s.pod.label.app': 'web',
   });
-  const ev = rx.logs.find((l) => isWeb(l.resource))!;
+  const ev = rx.logs.find((l) => isWeb(l.resource) && l.eventName === 'podnet.synthetic.anomaly')!;
   assert.deepEqual(ev.resource, p.resource);
   assert.equal(ev.attributes['k8s.pod.uid'], undefined);
   assert.match(
