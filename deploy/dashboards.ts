@@ -63,7 +63,7 @@ function dnsRow(sel: string, byPod: boolean): Row {
   const by = byPod ? 'k8s_namespace_name, k8s_pod_name, ' : '';
   const who = byPod ? '{{k8s_namespace_name}}/{{k8s_pod_name}} ' : '';
   const q = (p: string) =>
-    `histogram_quantile(${p}, sum by (${by}le) (rate(podnet_dns_request_duration_bucket{${sel}}[${RATE}])))`;
+    `histogram_quantile(${p}, sum by (${by}le) (rate(podnet_dns_request_duration_seconds_bucket{${sel}}[${RATE}])))`;
   return {
     title: 'DNS',
     panels: [
