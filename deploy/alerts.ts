@@ -126,7 +126,7 @@ export const ALERT_GROUPS: ReadonlyArray<{ readonly name: string; readonly rules
         alert: 'PodnetConntrackTableNearFull',
         // nf_conntrack_max is one host-wide number, but the kernel compares each netns' own entry count with
         // it (a pod can fill it alone), so the fill level is per entity.
-        expr: 'max by (k8s_node_name, podnet_entity_kind, k8s_namespace_name, k8s_pod_name) (podnet_conntrack_entry_count / podnet_conntrack_entry_limit) > 0.9',
+        expr: 'max by (k8s_node_name, podnet_entity_kind, k8s_namespace_name, k8s_pod_name) (podnet_conntrack_entries / podnet_conntrack_entry_limit) > 0.9',
         for: '5m',
         severity: 'critical',
         summary:

@@ -2,9 +2,10 @@
 //
 //   node deploy/dashboards.ts          rewrite deploy/grafana/*.json
 //
-// Every PromQL query uses the Prometheus names podnet exports: the OTel name with dots → underscores,
-// `_total` on counters, `_bucket`/`_sum`/`_count` on histograms, no unit suffix (what the OTel JS Prometheus
-// exporter 0.301.0 writes, and what otel-config/ makes the Collector path write too). Labels are the
+// Every PromQL query uses the Prometheus names podnet exports: the OTel→Prometheus translation with unit
+// suffixes (`_bytes`, `_seconds`), `_total` on counters, `_bucket`/`_sum`/`_count` on histograms — what
+// /metrics serves and what Prometheus 3, Mimir and the Collector's Prometheus exporters name the same data
+// received over OTLP, so one query works on every path. Labels are the
 // attributes of the probe declarations (dots → underscores) plus `k8s_node_name`, which the scrape config
 // (docs/deploy.md) or the Collector's resource_to_telemetry_conversion puts on every series.
 // test/deploy/dashboards.test.ts checks every metric and label against the probe declarations, and that the
@@ -62,7 +63,7 @@ function dnsRow(sel: string, byPod: boolean): Row {
   const by = byPod ? 'k8s_namespace_name, k8s_pod_name, ' : '';
   const who = byPod ? '{{k8s_namespace_name}}/{{k8s_pod_name}} ' : '';
   const q = (p: string) =>
-    `histogram_quantile(${p}, sum by (${by}le) (rate(podnet_dns_request_duration_bucket{${sel}}[${RATE}])))`;
+    `histogram_quantile(${p}, sum by (${by}le) (rate(podnet_dns_request_duration_seconds_bucket{${sel}}[${RATE}])))`;
   return {
     title: 'DNS',
     panels: [
@@ -119,7 +120,7 @@ function nodeRows(): Row[] {
           [
             {
               expr: rate(
-                'k8s_pod_network_io_total',
+                'k8s_pod_network_io_bytes_total',
                 pods,
                 'k8s_namespace_name, k8s_pod_name, network_io_direction',
               ),
@@ -129,12 +130,16 @@ function nodeRows(): Row[] {
         ),
         ts(
           'Traffic by entity kind',
-          'Bytes per second of pods, the host and named/other netns (podnet.entity.kind).',
+          'Bytes per second of pods and named/other netns (podnet.entity.kind; k8s.pod.network.io), and of the node itself (the host netns; k8s.node.network.io).',
           'Bps',
           [
             {
-              expr: rate('k8s_pod_network_io_total', NODE, 'podnet_entity_kind, network_io_direction'),
+              expr: rate('k8s_pod_network_io_bytes_total', NODE, 'podnet_entity_kind, network_io_direction'),
               legend: '{{podnet_entity_kind}} {{network_io_direction}}',
+            },
+            {
+              expr: rate('k8s_node_network_io_bytes_total', NODE, 'network_io_direction'),
+              legend: 'node {{network_io_direction}}',
             },
           ],
         ),
@@ -224,7 +229,7 @@ function nodeRows(): Row[] {
           'short',
           [
             {
-              expr: `sum by (network_connection_state) (podnet_tcp_connection_count{${NODE}})`,
+              expr: `sum by (network_connection_state) (podnet_tcp_connections{${NODE}})`,
               legend: '{{network_connection_state}}',
             },
           ],
@@ -248,13 +253,13 @@ function nodeRows(): Row[] {
           'percentunit',
           [
             {
-              expr: `max by (k8s_namespace_name, k8s_pod_name) (podnet_tcp_listen_queue_fill_ratio_max{${NODE}})`,
+              expr: `max by (k8s_namespace_name, k8s_pod_name) (podnet_tcp_listen_queue_fill_max_ratio{${NODE}})`,
               legend: '{{k8s_namespace_name}}/{{k8s_pod_name}}',
             },
           ],
         ),
         ts('Conntrack', 'Conntrack entries against the table limit, and failed inserts / drops.', 'short', [
-          { expr: `sum(podnet_conntrack_entry_count{${NODE}})`, legend: 'entries' },
+          { expr: `sum(podnet_conntrack_entries{${NODE}})`, legend: 'entries' },
           { expr: `max(podnet_conntrack_entry_limit{${NODE}})`, legend: 'limit' },
           {
             expr: `sum(rate(podnet_conntrack_insert_failed_total{${NODE}}[${RATE}]))`,
@@ -270,22 +275,22 @@ function nodeRows(): Row[] {
         heatmap(
           'NET_RX softirq delay',
           'Time from raising NET_RX to running it (podnet.softirq.delay).',
-          heat('podnet_softirq_delay', `${NODE}, podnet_softirq_vector="net_rx"`),
+          heat('podnet_softirq_delay_seconds', `${NODE}, podnet_softirq_vector="net_rx"`),
         ),
         heatmap(
           'Softirq duration',
           'Time spent in network softirqs (podnet.softirq.duration).',
-          heat('podnet_softirq_duration', NODE),
+          heat('podnet_softirq_duration_seconds', NODE),
         ),
         heatmap(
           'Kernel receive latency',
           'Time a packet spends in the kernel receive path (podnet.kernel.rx.duration).',
-          heat('podnet_kernel_rx_duration', NODE),
+          heat('podnet_kernel_rx_duration_seconds', NODE),
         ),
         heatmap(
           'Kernel transmit latency',
           'Time a packet spends in the kernel transmit path (podnet.kernel.tx.duration).',
-          heat('podnet_kernel_tx_duration', NODE),
+          heat('podnet_kernel_tx_duration_seconds', NODE),
         ),
         ts(
           'Softnet drops and squeezes',
@@ -350,7 +355,7 @@ function podRows(): Row[] {
       panels: [
         ts('Traffic', 'Bytes per second by interface and direction (k8s.pod.network.io).', 'Bps', [
           {
-            expr: rate('k8s_pod_network_io_total', POD, 'network_interface_name, network_io_direction'),
+            expr: rate('k8s_pod_network_io_bytes_total', POD, 'network_interface_name, network_io_direction'),
             legend: '{{network_interface_name}} {{network_io_direction}}',
           },
         ]),
@@ -467,30 +472,30 @@ function podRows(): Row[] {
           'short',
           [
             {
-              expr: `sum by (network_connection_state) (podnet_tcp_connection_count{${POD}})`,
+              expr: `sum by (network_connection_state) (podnet_tcp_connections{${POD}})`,
               legend: '{{network_connection_state}}',
             },
           ],
           { stack: true },
         ),
         ts('Socket queues', 'Bytes waiting in TCP receive and send queues of the pod.', 'bytes', [
-          { expr: `sum(podnet_tcp_socket_receive_queue{${POD}})`, legend: 'receive queue' },
-          { expr: `sum(podnet_tcp_socket_send_queue{${POD}})`, legend: 'send queue' },
+          { expr: `sum(podnet_tcp_socket_receive_queue_bytes{${POD}})`, legend: 'receive queue' },
+          { expr: `sum(podnet_tcp_socket_send_queue_bytes{${POD}})`, legend: 'send queue' },
         ]),
         ts('Socket memory', 'Receive and send buffer memory allocated to the pod TCP sockets.', 'bytes', [
-          { expr: `sum(podnet_tcp_socket_memory_rmem_alloc{${POD}})`, legend: 'rmem_alloc' },
-          { expr: `sum(podnet_tcp_socket_memory_wmem_queued{${POD}})`, legend: 'wmem_queued' },
+          { expr: `sum(podnet_tcp_socket_memory_rmem_alloc_bytes{${POD}})`, legend: 'rmem_alloc' },
+          { expr: `sum(podnet_tcp_socket_memory_wmem_queued_bytes{${POD}})`, legend: 'wmem_queued' },
         ]),
         ts(
           'Listen queues',
           'Accept-queue fill of the fullest listening socket, and listen drops.',
           'percentunit',
-          [{ expr: `max(podnet_tcp_listen_queue_fill_ratio_max{${POD}})`, legend: 'max fill ratio' }],
+          [{ expr: `max(podnet_tcp_listen_queue_fill_max_ratio{${POD}})`, legend: 'max fill ratio' }],
         ),
         heatmap(
           'RTT of current connections',
           'Smoothed RTT of the TCP sockets alive at each collection (a snapshot distribution, not a rate).',
-          `sum by (le) (podnet_tcp_rtt_bucket{${POD}})`,
+          `sum by (le) (podnet_tcp_rtt_seconds_bucket{${POD}})`,
         ),
       ],
     },
@@ -500,22 +505,22 @@ function podRows(): Row[] {
         heatmap(
           'Socket read wait',
           'Time a read waited for data on the pod sockets (podnet.socket.read.wait).',
-          heat('podnet_socket_read_wait', POD),
+          heat('podnet_socket_read_wait_seconds', POD),
         ),
         heatmap(
           'Socket write wait',
           'Time a write waited for buffer space on the pod sockets (podnet.socket.write.wait).',
-          heat('podnet_socket_write_wait', POD),
+          heat('podnet_socket_write_wait_seconds', POD),
         ),
         heatmap(
           'Kernel receive latency',
           'Time the pod packets spend in the kernel receive path.',
-          heat('podnet_kernel_rx_duration', POD),
+          heat('podnet_kernel_rx_duration_seconds', POD),
         ),
         heatmap(
           'Kernel transmit latency',
           'Time the pod packets spend in the kernel transmit path.',
-          heat('podnet_kernel_tx_duration', POD),
+          heat('podnet_kernel_tx_duration_seconds', POD),
         ),
       ],
     },

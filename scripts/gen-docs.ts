@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { type AnyProbeSpec, probeSpecs } from '../probes/registry.ts';
 import { syntheticSpec } from '../probes/synthetic/synthetic.ts';
 import { camelToSnake } from '../receiver/config/arg-keys.ts';
+import { prometheusName as translate } from '../receiver/otel/prometheus-names.ts';
 import { SELF_METRICS } from '../receiver/otel/self-telemetry.ts';
 import {
   ATTR_PEER_KIND,
@@ -20,10 +21,12 @@ import type { MetricDef } from '../receiver/probe/types.ts';
 
 export const REFERENCE_PATH = new URL('../docs/reference.md', import.meta.url);
 
-/** The name Prometheus shows (the OTel exporter's translation: invalid characters → `_`, `_total` on counters). */
+/**
+ * The name Prometheus shows: the OTel→Prometheus translation with unit suffixes and `_total`
+ * (receiver/otel/prometheus-names.ts), the same on /metrics and through Prometheus/Mimir OTLP ingestion.
+ */
 export function prometheusName(def: MetricDef): string {
-  const base = def.name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/_{2,}/g, '_');
-  if (def.kind === 'counter' && !base.endsWith('_total')) return `${base}_total`;
+  const base = translate(def.name, def.unit, def.kind);
   if (def.kind === 'histogram') return `${base}_bucket / _sum / _count`;
   return base;
 }
@@ -90,7 +93,7 @@ function probeSection(spec: AnyProbeSpec): string[] {
     out.push('|---|---|---|---|---|---|');
     for (const e of spec.events)
       out.push(
-        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), ${hasTuple(e.attributes) ? '(peer keys), ' : ''}\`podnet.event.type\`, \`podnet.kernel.stack\` (when \`kernel_stacks: true\`) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
+        `| \`${e.name}\` | ${e.severity} | ${code(e.types)} | ${code(e.attributes)}, (entity keys), ${hasTuple(e.attributes) ? '(peer keys), ' : ''}\`podnet.event.type\`, \`podnet.kernel.stack\` and \`code.stacktrace\` (when the probe captures stacks: its \`stacks\` arg) | ${e.enabled ? '**on**' : 'off'} | ${esc(e.description)} |`,
       );
     out.push('');
   }
@@ -103,11 +106,12 @@ export function renderReference(specs: readonly AnyProbeSpec[] = probeSpecs): st
     '# podnet metric and event reference',
     '',
     'Every metric and event podnet emits, as declared by the probes (`probes/<name>/`). Metric names are OTel',
-    'names; the Prometheus column is the name on `/metrics` (the OTel Prometheus exporter translation: dots to',
-    'underscores, `_total` on counters). Per-metric and per-event switches: `metrics.<name>.enabled` and',
-    '`events.<name>.enabled` in the config.',
+    'names; the Prometheus column is the name on `/metrics`, and the name Prometheus 3 and Mimir give the same',
+    'data received over OTLP (the OTel→Prometheus translation `UnderscoreEscapingWithSuffixes`: dots to',
+    'underscores, the unit as a suffix such as `_bytes` or `_seconds`, `_total` on counters). Per-metric and',
+    'per-event switches: `metrics.<name>.enabled` and `events.<name>.enabled` in the config.',
     '',
-    '## Entity keys (on every per-entity data point and event)',
+    '## Entity keys (the Resource of every per-entity data point and event)',
     '',
     '| attribute | when | value |',
     '|---|---|---|',
@@ -117,9 +121,14 @@ export function renderReference(specs: readonly AnyProbeSpec[] = probeSpecs): st
     '| `k8s.pod.uid`, `k8s.pod.name`, `k8s.namespace.name` | kind `pod` | the pod |',
     '| `k8s.pod.label.<key>` | kind `pod`, `<key>` in `pods.label_allowlist` | the label value |',
     '',
-    'Node identity is on the Resource: `service.name` (`podnet`, or `OTEL_SERVICE_NAME`), `service.version`,',
-    '`host.name`, `k8s.node.name` (config `node_name`, else `K8S_NODE_NAME`, else `NODE_NAME`), plus',
-    '`OTEL_RESOURCE_ATTRIBUTES`. Node-scoped metrics carry no entity keys.',
+    'Over OTLP each entity (pod, host, netns, unattributed) is a Resource of its own, carrying these keys on top of',
+    "the agent's attributes; on `/metrics` they are labels of every series (plus `target_info`). The agent's",
+    "Resource (podnet's own telemetry and node-scoped metrics): `service.name` (`podnet`, or `OTEL_SERVICE_NAME`),",
+    '`service.version`, `service.instance.id` (a UUID v5 of the node and cluster name: stable across restarts),',
+    '`host.name` (the node name, so that it does not change with each DaemonSet rollout), `k8s.node.name` (config',
+    '`node_name`, else `K8S_NODE_NAME`, else `NODE_NAME`), `k8s.cluster.name` (config `cluster_name`, else',
+    '`K8S_CLUSTER_NAME`), plus `OTEL_RESOURCE_ATTRIBUTES`; each can be switched off with',
+    '`resource_attributes.<name>.enabled: false`. Node-scoped metrics carry no entity keys.',
     '',
     '## Peer keys (on every event with a tuple; on `podnet.flow.*`)',
     '',

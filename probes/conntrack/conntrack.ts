@@ -37,7 +37,7 @@ const STATS: Readonly<Record<string, readonly [unit: string, description: string
 };
 
 export const metricName = (stat: string): string => `podnet.conntrack.${stat}`;
-export const ENTRIES = 'podnet.conntrack.entry.count';
+export const ENTRIES = 'podnet.conntrack.entries';
 export const LIMIT = 'podnet.conntrack.entry.limit';
 
 const metrics: MetricDef[] = [

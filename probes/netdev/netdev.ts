@@ -1,5 +1,6 @@
-// netdev: per-interface traffic of each netns from `/proc/<pid>/net/dev` — bytes (`k8s.pod.network.io`),
-// errors (`k8s.pod.network.errors`), packets and drops, per `network.interface.name` and
+// netdev: per-interface traffic of each netns from `/proc/<pid>/net/dev` — bytes (`k8s.pod.network.io`;
+// the host netns: `k8s.node.network.io`), errors (`k8s.pod.network.errors` / `k8s.node.network.errors`),
+// packets and drops, per `network.interface.name` and
 // `network.io.direction`. Replaces KubeSkoop's `netdev` probe, which summed all interfaces but `lo`.
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
@@ -15,7 +16,8 @@ export const NETDEV_METRICS: readonly MetricDef[] = [
     name: 'k8s.pod.network.io',
     kind: 'counter',
     unit: 'By',
-    description: 'Bytes received/transmitted on the interface (`/proc/net/dev` bytes), per netns.',
+    description:
+      'Bytes received/transmitted on the interface (`/proc/net/dev` bytes), per pod or netns (the host netns: k8s.node.network.io).',
     attributes: ATTRS,
     enabled: true,
   },
@@ -24,6 +26,25 @@ export const NETDEV_METRICS: readonly MetricDef[] = [
     kind: 'counter',
     unit: '{error}',
     description: 'Receive/transmit errors on the interface (`/proc/net/dev` errs).',
+    attributes: ATTRS,
+    enabled: true,
+  },
+  // The host netns is the node's network: its traffic under the node names of the semconv.
+  {
+    name: 'k8s.node.network.io',
+    kind: 'counter',
+    unit: 'By',
+    description:
+      'Bytes received/transmitted on the interface of the host netns (the node; `/proc/net/dev` bytes).',
+    attributes: ATTRS,
+    enabled: true,
+  },
+  {
+    name: 'k8s.node.network.errors',
+    kind: 'counter',
+    unit: '{error}',
+    description:
+      'Receive/transmit errors on the interface of the host netns (the node; `/proc/net/dev` errs).',
     attributes: ATTRS,
     enabled: true,
   },
@@ -96,6 +117,12 @@ export const NETDEV_METRICS: readonly MetricDef[] = [
   },
 ];
 
+/** The host netns reports these under the node's names. */
+const NODE_NAMES: Readonly<Record<string, string>> = {
+  'k8s.pod.network.io': 'k8s.node.network.io',
+  'k8s.pod.network.errors': 'k8s.node.network.errors',
+};
+
 // Column index in NETDEV_COLUMNS for [receive, transmit] of each metric; -1: no such direction.
 const COLUMNS: readonly (readonly [string, number, number])[] = [
   ['k8s.pod.network.io', 0, 8],
@@ -152,9 +179,12 @@ export function netdevPoints(
   excluded: (name: string) => boolean,
   wanted: (metric: string) => boolean,
   file = 'net/dev',
+  node = false,
 ): void {
   const rows = parseNetDev(text, file);
-  const cols = COLUMNS.filter(([m]) => wanted(m));
+  const cols = COLUMNS.map(([m, r, t]) => [node ? (NODE_NAMES[m] ?? m) : m, r, t] as const).filter(([m]) =>
+    wanted(m),
+  );
   for (const row of rows) {
     if (excluded(row.name)) continue;
     const [rx, tx] = attrsFor(row.name);
@@ -172,7 +202,8 @@ export function collectNetdev(
   wanted: (metric: string) => boolean,
 ): void {
   const [text] = readNetFiles(entity, FILES);
-  netdevPoints(text!, entity.netnsInode, out, excluded, wanted, `${entity.displayName} net/dev`);
+  const file = `${entity.displayName} net/dev`;
+  netdevPoints(text!, entity.netnsInode, out, excluded, wanted, file, entity.kind === 'host');
 }
 
 export const netdevProbe: ProbeSpec<NetdevArgs> = {

@@ -29,6 +29,8 @@ export const DEFAULT_EXCLUDE = [
 
 const argsSchema = z.object({
   ...eventArgsShape,
+  /** On by default for this probe's anomaly events (bounded by the in-kernel rate limit; benchmarks/RESULTS.md). */
+  stacks: z.boolean().default(true),
   /** Kernel functions whose drops produce no event (at most 16; names missing on this kernel are ignored). */
   excludeLocations: z
     .array(z.string().min(1))

@@ -27,7 +27,7 @@ const OP = ['podnet.io.operation'] as const;
 
 export const PROCESS_METRICS: readonly MetricDef[] = [
   {
-    name: 'podnet.process.count',
+    name: 'podnet.process.instances',
     kind: 'gauge',
     unit: '{process}',
     description: 'Processes of the entity (pod cgroup, or processes in the netns).',
@@ -35,7 +35,7 @@ export const PROCESS_METRICS: readonly MetricDef[] = [
     enabled: true,
   },
   {
-    name: 'podnet.process.file_descriptor.count',
+    name: 'podnet.process.file_descriptors',
     kind: 'gauge',
     unit: '{file_descriptor}',
     description: 'Open file descriptors, summed over the processes (`/proc/<pid>/fd`).',
@@ -43,7 +43,7 @@ export const PROCESS_METRICS: readonly MetricDef[] = [
     enabled: true,
   },
   {
-    name: 'podnet.process.socket.count',
+    name: 'podnet.process.sockets',
     kind: 'gauge',
     unit: '{socket}',
     description:
@@ -208,11 +208,12 @@ export class ProcessCollector {
 
     const netns = entity.netnsInode;
     const w = this.#wanted;
-    if (w('podnet.process.count')) out.push({ metric: 'podnet.process.count', netns, value: samples.length });
-    if (w('podnet.process.file_descriptor.count'))
-      out.push({ metric: 'podnet.process.file_descriptor.count', netns, value: fds });
-    if (w('podnet.process.socket.count'))
-      out.push({ metric: 'podnet.process.socket.count', netns, value: sockets.size });
+    if (w('podnet.process.instances'))
+      out.push({ metric: 'podnet.process.instances', netns, value: samples.length });
+    if (w('podnet.process.file_descriptors'))
+      out.push({ metric: 'podnet.process.file_descriptors', netns, value: fds });
+    if (w('podnet.process.sockets'))
+      out.push({ metric: 'podnet.process.sockets', netns, value: sockets.size });
     if (w('podnet.process.io.syscalls')) {
       out.push({ metric: 'podnet.process.io.syscalls', netns, attributes: READ, value: sums.syscr });
       out.push({ metric: 'podnet.process.io.syscalls', netns, attributes: WRITE, value: sums.syscw });

@@ -4,7 +4,7 @@ import type { SnmpField } from './field.ts';
 
 // file, kernel group, kernel field, metric, kind, unit, default-on (KubeSkoop exports it), scale
 export const SNMP_FIELDS: readonly SnmpField[] = [
-  ['snmp', 'Ip', 'Forwarding', 'podnet.snmp.ip.forwarding', 'gauge', '1', true],
+  ['snmp', 'Ip', 'Forwarding', 'podnet.snmp.ip.forwarding', 'gauge', '{mode}', true],
   ['snmp', 'Ip', 'DefaultTTL', 'podnet.snmp.ip.default_ttl', 'gauge', '{hop}', true],
   ['snmp', 'Ip', 'InReceives', 'podnet.snmp.ip.in_receives', 'counter', '{packet}', true],
   ['snmp', 'Ip', 'InHdrErrors', 'podnet.snmp.ip.in_hdr_errors', 'counter', '{packet}', true],
@@ -61,7 +61,7 @@ export const SNMP_FIELDS: readonly SnmpField[] = [
   ['snmp', 'Icmp', 'OutTimestampReps', 'podnet.snmp.icmp.out_timestamp_reps', 'counter', '{message}', false],
   ['snmp', 'Icmp', 'OutAddrMasks', 'podnet.snmp.icmp.out_addr_masks', 'counter', '{message}', false],
   ['snmp', 'Icmp', 'OutAddrMaskReps', 'podnet.snmp.icmp.out_addr_mask_reps', 'counter', '{message}', false],
-  ['snmp', 'Tcp', 'RtoAlgorithm', 'podnet.snmp.tcp.rto_algorithm', 'gauge', '1', false],
+  ['snmp', 'Tcp', 'RtoAlgorithm', 'podnet.snmp.tcp.rto_algorithm', 'gauge', '{mode}', false],
   ['snmp', 'Tcp', 'RtoMin', 'podnet.snmp.tcp.rto_min', 'gauge', 's', false, 0.001],
   ['snmp', 'Tcp', 'RtoMax', 'podnet.snmp.tcp.rto_max', 'gauge', 's', false, 0.001],
   ['snmp', 'Tcp', 'MaxConn', 'podnet.snmp.tcp.max_conn', 'gauge', '{connection}', false],

@@ -60,10 +60,10 @@ interface Row {
 }
 
 function unitOf(group: string, field: string): { unit: string; scale?: number } {
-  if (group === 'Ip' && field === 'Forwarding') return { unit: '1' };
+  if (group === 'Ip' && field === 'Forwarding') return { unit: '{mode}' };
   if (group === 'Ip' && field === 'DefaultTTL') return { unit: '{hop}' };
   if (group === 'Tcp' && (field === 'RtoMin' || field === 'RtoMax')) return { unit: 's', scale: 0.001 };
-  if (group === 'Tcp' && field === 'RtoAlgorithm') return { unit: '1' };
+  if (group === 'Tcp' && field === 'RtoAlgorithm') return { unit: '{mode}' };
   if (group === 'TcpExt' && field === 'TCPMemoryPressuresChrono') return { unit: 's', scale: 0.001 };
   if (/Octets$/.test(field)) return { unit: 'By' };
   switch (group) {

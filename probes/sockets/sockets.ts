@@ -85,7 +85,7 @@ const gauge = (name: string, unit: string, description: string, attributes: stri
 });
 
 export const M = {
-  connections: 'podnet.tcp.connection.count',
+  connections: 'podnet.tcp.connections',
   rxQueue: 'podnet.tcp.socket.receive_queue',
   txQueue: 'podnet.tcp.socket.send_queue',
   drops: 'podnet.tcp.socket.drops',
@@ -96,7 +96,7 @@ export const M = {
   rtt: 'podnet.tcp.rtt',
   retrans: 'podnet.tcp.socket.retransmits',
   retransBytes: 'podnet.tcp.socket.retransmitted_bytes',
-  udpCount: 'podnet.udp.socket.count',
+  udpCount: 'podnet.udp.sockets',
   udpRx: 'podnet.udp.socket.receive_queue',
   udpTx: 'podnet.udp.socket.send_queue',
   udpDrops: 'podnet.udp.socket.drops',

@@ -15,7 +15,11 @@ import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/pr
 
 export const OBJECT = new URL('./sockoverflow.bpf.o', import.meta.url);
 
-const argsSchema = z.object({ ...eventArgsShape });
+const argsSchema = z.object({
+  ...eventArgsShape,
+  /** On by default for this probe's anomaly events (bounded by the in-kernel rate limit; benchmarks/RESULTS.md). */
+  stacks: z.boolean().default(true),
+});
 export type SockoverflowArgs = z.infer<typeof argsSchema>;
 
 export const M = {

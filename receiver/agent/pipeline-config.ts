@@ -42,7 +42,12 @@ export async function configurePipeline(
 }
 
 function exportSettings(c: ResolvedConfig, env: NodeJS.ProcessEnv): ExportSettings {
-  const resource = buildResource({ nodeName: c.nodeName, env });
+  const resource = buildResource({
+    nodeName: c.nodeName,
+    clusterName: c.clusterName,
+    disabled: c.resourceAttributesDisabled,
+    env,
+  });
   return {
     resource,
     prometheus: c.prometheus,

@@ -2,11 +2,18 @@
 // expected, e.g. `probes.synthetic.args.gauge_value: got "high", expected number`.
 // `${env:NAME}`, `${NAME}` and `${env:NAME:-default}` in string values are replaced from the environment
 // (the Collector's syntax). An empty or absent file gives the embedded defaults.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AnyProbeSpec } from '../../probes/registry.ts';
-import { endpointFromEnv, OTLP_PROTOCOLS, type OtlpProtocol, protocolFromEnv } from '../otel/exporters.ts';
+import {
+  endpointFromEnv,
+  OTLP_PROTOCOLS,
+  type OtlpProtocol,
+  type OtlpSignalSettings,
+  protocolFromEnv,
+} from '../otel/exporters.ts';
+import { AGENT_RESOURCE_ATTRIBUTES } from '../otel/resource.ts';
 import { socketPathOf } from '../pods/endpoint.ts';
 import { normalizeArgKeys, snakePath } from './arg-keys.ts';
 import { ConfigError, type ConfigIssue } from './errors.ts';
@@ -21,12 +28,7 @@ export interface ResolvedProbe {
   readonly args: unknown;
 }
 
-export interface OtlpResolved {
-  readonly protocol: OtlpProtocol;
-  readonly endpoint?: string | undefined;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly timeoutMs: number;
-}
+export type OtlpResolved = OtlpSignalSettings;
 
 export interface ResolvedConfig {
   /** The file it came from, or `(embedded default)`. */
@@ -36,6 +38,9 @@ export interface ResolvedConfig {
   readonly raw: RawConfig;
   readonly collectionIntervalMs: number;
   readonly nodeName?: string | undefined;
+  readonly clusterName?: string | undefined;
+  /** Resource attributes switched off with `resource_attributes.<name>.enabled: false`. */
+  readonly resourceAttributesDisabled: ReadonlySet<string>;
   readonly cardinalityLimit: number;
   readonly kernelStacks: boolean;
   /** One entry per known probe, in registry order. */
@@ -310,6 +315,13 @@ function resolve(
         message: `unknown event ${JSON.stringify(name)}, expected an event declared by a probe (see docs/reference.md)`,
       });
 
+  for (const name of Object.keys(raw.resource_attributes))
+    if (!(AGENT_RESOURCE_ATTRIBUTES as readonly string[]).includes(name))
+      issues.push({
+        path: `resource_attributes.${name}`,
+        message: `unknown resource attribute ${JSON.stringify(name)}, expected one of ${AGENT_RESOURCE_ATTRIBUTES.map((a) => JSON.stringify(a)).join(', ')}`,
+      });
+
   if (raw.pods.cri_endpoint !== undefined) {
     try {
       socketPathOf(raw.pods.cri_endpoint);
@@ -351,17 +363,45 @@ function resolve(
       (listed !== undefined
         ? listed.has('otlp')
         : otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined);
-    return on && (signal === 'metrics' ? otlp.metrics : otlp.logs);
+    return on && !sdkDisabled && (signal === 'metrics' ? otlp.metrics : otlp.logs);
   };
   const timeoutFor = (signal: 'metrics' | 'logs'): number => {
     if (explicit('exporters', 'otlp', 'timeout')) return otlp.timeout;
     return (
       envInt(`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_TIMEOUT`, 1) ??
       envInt('OTEL_EXPORTER_OTLP_TIMEOUT', 1) ??
-      (signal === 'logs' ? envInt('OTEL_BLRP_EXPORT_TIMEOUT', 1) : undefined) ??
+      (signal === 'logs' ? envInt('OTEL_BLRP_EXPORT_TIMEOUT', 1) : envInt('OTEL_METRIC_EXPORT_TIMEOUT', 1)) ??
       otlp.timeout
     );
   };
+  // OTEL_SDK_DISABLED=true: no OTLP export of either signal (the local server and /metrics stay).
+  const sdkDisabledRaw = (env['OTEL_SDK_DISABLED'] ?? '').trim().toLowerCase();
+  if (sdkDisabledRaw !== '' && sdkDisabledRaw !== 'true' && sdkDisabledRaw !== 'false')
+    issues.push({
+      path: 'env OTEL_SDK_DISABLED',
+      message: `got ${JSON.stringify(env['OTEL_SDK_DISABLED'])}, expected "true" or "false"`,
+    });
+  const sdkDisabled = sdkDisabledRaw === 'true';
+  const tls = otlp.tls;
+  if (tls) {
+    for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
+      const f = tls[k];
+      if (f === undefined) continue;
+      try {
+        accessSync(f, constants.R_OK);
+      } catch (err) {
+        issues.push({
+          path: `exporters.otlp.tls.${k}`,
+          message: `got ${JSON.stringify(f)}, cannot read it (${(err as Error).message})`,
+        });
+      }
+    }
+    if ((tls.cert_file === undefined) !== (tls.key_file === undefined))
+      issues.push({
+        path: 'exporters.otlp.tls',
+        message: 'cert_file and key_file go together (a client certificate and its key)',
+      });
+  }
   const prometheus = explicit('exporters', 'prometheus', 'enabled')
     ? raw.exporters.prometheus.enabled
     : metricsExporters !== undefined
@@ -385,6 +425,17 @@ function resolve(
     endpoint: otlp.endpoint,
     headers: otlp.headers,
     timeoutMs: timeoutFor(signal),
+    ...(otlp.compression !== undefined ? { compression: otlp.compression } : {}),
+    ...(tls
+      ? {
+          tls: {
+            caFile: tls.ca_file,
+            certFile: tls.cert_file,
+            keyFile: tls.key_file,
+            insecure: tls.insecure,
+          },
+        }
+      : {}),
   });
   let temporality: 'cumulative' | 'delta' = otlp.temporality ?? 'cumulative';
   const tp = env['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE'];
@@ -411,6 +462,12 @@ function resolve(
     raw,
     collectionIntervalMs: raw.collection_interval,
     nodeName: raw.node_name === '' ? undefined : raw.node_name,
+    clusterName: raw.cluster_name === '' ? undefined : raw.cluster_name,
+    resourceAttributesDisabled: new Set(
+      Object.entries(raw.resource_attributes)
+        .filter(([, v]) => !v.enabled)
+        .map(([k]) => k),
+    ),
     cardinalityLimit: raw.cardinality_limit,
     kernelStacks: raw.kernel_stacks,
     probes,

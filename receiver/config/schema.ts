@@ -85,8 +85,12 @@ const enabledOnly = z.strictObject({ enabled: z.boolean() });
 export const configSchema = z.strictObject({
   collection_interval: duration(100, 3_600_000).default(10_000),
   node_name: z.string().optional(),
+  cluster_name: z.string().optional(),
+  /** Per resource attribute podnet sets (host.name, service.instance.id, ...): `enabled`. */
+  resource_attributes: z.record(z.string(), enabledOnly).default({}),
   cardinality_limit: z.number().int().min(1).max(10_000_000).default(10_000),
-  kernel_stacks: z.boolean().default(false),
+  /** Kernel stacks on event records (podnet.kernel.stack, code.stacktrace); each eBPF probe's `stacks` arg decides capture. */
+  kernel_stacks: z.boolean().default(true),
   probes: z
     .record(
       z.string(),
@@ -131,6 +135,17 @@ export const configSchema = z.strictObject({
           interval: duration(100, 3_600_000).optional(),
           temporality: z.enum(['cumulative', 'delta']).optional(),
           timeout: duration(100, 600_000).default(10_000),
+          /** Unset: OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION (read by the SDK exporters), else none. */
+          compression: z.enum(['gzip', 'none']).optional(),
+          /** As the Collector's OTLP exporter `tls`; unset files: the OTEL_EXPORTER_OTLP_*CERTIFICATE variables. */
+          tls: z
+            .strictObject({
+              ca_file: z.string().min(1).optional(),
+              cert_file: z.string().min(1).optional(),
+              key_file: z.string().min(1).optional(),
+              insecure: z.boolean().default(false),
+            })
+            .optional(),
           metrics: z.boolean().default(true),
           logs: z.boolean().default(true),
         })

@@ -2,9 +2,10 @@
 // log-export.ts and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the
 // recent-events ring for the live view.
 //
-// Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), the
-// probe's attributes, the entity keys (see entity-attributes.ts), `podnet.event.type` and, when stack
-// capture is on, `podnet.kernel.stack` (string array). The timestamp is passed as HrTime `[s, ns]`: a
+// Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), a
+// one-line body (event-body.ts), the probe's attributes, `podnet.event.type` and, when stack capture is on,
+// `podnet.kernel.stack` (string array) and `code.stacktrace` (the same, one frame per line). Exported
+// records carry the entity keys (entity-attributes.ts) on their Resource; the live view as attributes. The timestamp is passed as HrTime `[s, ns]`: a
 // number would be taken as milliseconds by the SDK.
 import type { Logger } from '../log/logger.ts';
 import type { PeerResolver } from '../peers/resolver.ts';
@@ -12,9 +13,10 @@ import type { Peer } from '../peers/types.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { Attributes, AttributeValue, EventDef, ProbeEvent, Severity } from '../probe/types.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
+import { eventBody, stackTrace } from './event-body.ts';
 import type { EventExport } from './log-export.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
-import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
+import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { severityIndex } from './severity.ts';
 
 /** One event as the live stream, the JSON-lines sink and `podnet events` show it. */
@@ -25,6 +27,8 @@ export interface EventRecord {
   readonly name: string;
   readonly type: string;
   readonly severity: Severity;
+  /** The one-line human text, as the log record's body (event-body.ts). */
+  readonly body: string;
   readonly probe: string;
   /** Entity display name (`namespace/name`, `host`, netns name) or `unattributed`. */
   readonly entity: string;
@@ -216,7 +220,10 @@ function materialize(re: RecentEvent): EventRecord {
     ...re.peer?.attributes,
     [ATTR_PODNET_EVENT_TYPE]: ev.type,
   };
-  if (re.stack) attributes[ATTR_PODNET_KERNEL_STACK] = [...re.stack];
+  if (re.stack) {
+    attributes[ATTR_PODNET_KERNEL_STACK] = [...re.stack];
+    attributes[ATTR_CODE_STACKTRACE] = stackTrace(re.stack);
+  }
   const ms = Number(ev.timeUnixNano / 1_000_000n);
   re.rec = {
     time: new Date(ms).toISOString(),
@@ -224,6 +231,7 @@ function materialize(re: RecentEvent): EventRecord {
     name: ev.name,
     type: ev.type,
     severity: re.severity,
+    body: eventBody(ev.name, ev.type, ev.attributes, re.entityAttrs, re.stack),
     probe: re.probe,
     entity: re.entityName,
     ...(re.peer ? { peer: re.peer.display } : {}),

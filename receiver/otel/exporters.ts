@@ -1,14 +1,11 @@
-// OTLP exporters (official SDK packages) chosen by protocol, wrapped to count what fails. The log exporter
-// is loaded by the event export worker (otlp-log-exporter.ts).
+// OTLP export settings, request splitting and the counting metric exporter. The exporters themselves
+// (official SDK transports) are built in otlp-metric-exporter.ts and, in the event export worker,
+// otlp-log-exporter.ts.
 //
 // Protocol: config, else OTEL_EXPORTER_OTLP_{METRICS,LOGS}_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else
 // http/protobuf. The endpoint from the config is passed to the exporter (the HTTP ones get `/v1/<signal>`
 // appended); without one the exporters read OTEL_EXPORTER_OTLP_[<SIGNAL>_]ENDPOINT and _HEADERS themselves.
-import { Metadata } from '@grpc/grpc-js';
 import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
-import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import {
   type DataPoint,
   DataPointType,
@@ -18,6 +15,7 @@ import {
   type ResourceMetrics,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
+import type { EntityResources } from './entity-resources.ts';
 
 export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
@@ -28,6 +26,20 @@ export interface OtlpSignalSettings {
   readonly endpoint?: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** From the config; unset = OTEL_EXPORTER_OTLP_[<SIGNAL>_]COMPRESSION (read by the SDK exporter). */
+  readonly compression?: 'gzip' | 'none' | undefined;
+  /** From the config; unset = the OTEL_EXPORTER_OTLP_*CERTIFICATE / _CLIENT_KEY variables. */
+  readonly tls?: OtlpTlsSettings | undefined;
+}
+
+export interface OtlpTlsSettings {
+  /** PEM file of the CA that signs the endpoint's certificate. */
+  readonly caFile?: string | undefined;
+  /** PEM client certificate (chain) and key, for mutual TLS. */
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+  /** gRPC only: plaintext even for an https:// endpoint (as the Collector's `tls.insecure`). */
+  readonly insecure?: boolean | undefined;
 }
 
 export interface MetricsExportSettings extends OtlpSignalSettings {
@@ -58,51 +70,19 @@ export function endpointFromEnv(
   return v === undefined || v === '' ? undefined : v;
 }
 
-function httpUrl(endpoint: string, signal: 'metrics' | 'logs'): string {
-  return `${endpoint.replace(/\/+$/, '')}/v1/${signal}`;
-}
-
-function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata | undefined {
-  const keys = Object.keys(headers);
-  if (keys.length === 0) return undefined;
-  const md = new Metadata();
-  for (const k of keys) md.set(k, headers[k]!);
-  return md;
-}
-
-export function createMetricExporter(s: OtlpSignalSettings): PushMetricExporter {
-  const timeoutMillis = s.timeoutMs;
-  const hasHeaders = Object.keys(s.headers).length > 0;
-  switch (s.protocol) {
-    case 'grpc': {
-      const metadata = grpcMetadata(s.headers);
-      return new GrpcMetricExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: s.endpoint } : {}),
-        ...(metadata ? { metadata } : {}),
-      });
-    }
-    case 'http/protobuf':
-      return new ProtoMetricExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'metrics') } : {}),
-        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
-      });
-    case 'http/json':
-      return new JsonMetricExporter({
-        timeoutMillis,
-        ...(s.endpoint ? { url: httpUrl(s.endpoint, 'metrics') } : {}),
-        ...(hasHeaders ? { headers: { ...s.headers } } : {}),
-      });
-  }
-}
-
 /**
  * Data points per OTLP metrics request. At 1,000 pods one export holds ~170,000 points (~25 MB of
  * protobuf): as one request it exceeds the 4 MiB a gRPC receiver (the OTel Collector's default
  * `max_recv_msg_size_mib`) accepts, and its buffer and HTTP copies are a peak of their own. Histogram
  * points weigh more (see `pointWeight`).
  */
+/** Sends one OTLP metrics request holding several resources (otlp-metric-exporter.ts). */
+export interface MultiResourceMetricExporter {
+  export(request: ResourceMetrics[], cb: (result: ExportResult) => void): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
 export const METRIC_POINTS_PER_REQUEST = 5_000;
 
 /** A point's share of a request: number points 1, histogram points 1 + a quarter of their buckets. */
@@ -113,82 +93,96 @@ function pointWeight(metric: MetricData): number {
 }
 
 /**
- * Split one collection into requests of at most `maxPoints` (weighted) data points: metrics in order, a
- * metric with more points than fit is cut across requests (its descriptor repeated). Always at least one
- * request (an empty collection is still exported, as the SDK does).
+ * Split one collection (one ResourceMetrics per entity) into requests of at most `maxPoints` (weighted)
+ * data points: resources, metrics and points in order; a resource or a metric with more points than fit
+ * is cut across requests (its resource and descriptor repeated). Always at least one request (an empty
+ * collection is still exported, as the SDK does).
  */
-export function splitResourceMetrics(rm: ResourceMetrics, maxPoints: number): ResourceMetrics[] {
-  const out: ResourceMetrics[] = [];
-  let scopes: ScopeMetrics[] = [];
+export function splitResourceMetrics(
+  rms: readonly ResourceMetrics[],
+  maxPoints: number,
+): ResourceMetrics[][] {
+  const out: ResourceMetrics[][] = [];
+  let request: ResourceMetrics[] = [];
   let room = maxPoints;
   const flush = (): void => {
-    out.push({ resource: rm.resource, scopeMetrics: scopes });
-    scopes = [];
+    out.push(request);
+    request = [];
     room = maxPoints;
   };
-  const add = (scope: ScopeMetrics['scope'], metric: MetricData): void => {
-    const last = scopes[scopes.length - 1];
+  const add = (rm: ResourceMetrics, scope: ScopeMetrics['scope'], metric: MetricData): void => {
+    let r = request[request.length - 1];
+    if (!r || r.resource !== rm.resource) {
+      r = { resource: rm.resource, scopeMetrics: [] };
+      request.push(r);
+    }
+    const last = r.scopeMetrics[r.scopeMetrics.length - 1];
     if (last && last.scope === scope) last.metrics.push(metric);
-    else scopes.push({ scope, metrics: [metric] });
+    else r.scopeMetrics.push({ scope, metrics: [metric] });
   };
-  for (const sm of rm.scopeMetrics) {
-    for (const metric of sm.metrics) {
-      const w = pointWeight(metric);
-      const n = metric.dataPoints.length;
-      if (n * w <= room) {
-        add(sm.scope, metric);
-        room -= n * w;
-        continue;
-      }
-      let i = 0;
-      while (i < n) {
-        let take = Math.floor(room / w);
-        if (take === 0) {
-          if (scopes.length > 0) {
-            flush();
-            continue;
-          }
-          take = 1; // a single point heavier than a whole request still goes
+  for (const rm of rms) {
+    for (const sm of rm.scopeMetrics) {
+      for (const metric of sm.metrics) {
+        const w = pointWeight(metric);
+        const n = metric.dataPoints.length;
+        if (n * w <= room) {
+          add(rm, sm.scope, metric);
+          room -= n * w;
+          continue;
         }
-        const end = Math.min(n, i + take);
-        add(sm.scope, { ...metric, dataPoints: metric.dataPoints.slice(i, end) } as MetricData);
-        room -= (end - i) * w;
-        i = end;
-        if (room <= 0 && i < n) flush();
+        let i = 0;
+        while (i < n) {
+          let take = Math.floor(room / w);
+          if (take === 0) {
+            if (request.length > 0) {
+              flush();
+              continue;
+            }
+            take = 1; // a single point heavier than a whole request still goes
+          }
+          const end = Math.min(n, i + take);
+          add(rm, sm.scope, { ...metric, dataPoints: metric.dataPoints.slice(i, end) } as MetricData);
+          room -= (end - i) * w;
+          i = end;
+          if (room <= 0 && i < n) flush();
+        }
       }
     }
   }
-  if (scopes.length > 0 || out.length === 0) flush();
+  if (request.length > 0 || out.length === 0) {
+    if (request.length === 0 && rms.length > 0)
+      request.push({ resource: rms[0]!.resource, scopeMetrics: [] });
+    flush();
+  }
   return out;
 }
 
 /**
- * Counts failed metric exports; everything else is delegated. One collection is sent as several requests
- * of at most `maxPointsPerRequest` points, one after another (the next once the previous is answered);
- * the first failed request fails the export (the rest is not sent: the next export carries cumulative
- * values again).
+ * The metric exporter the periodic reader drives: it regroups each collection into one Resource per entity
+ * (entity-resources.ts) and counts failed exports. One collection is sent as several requests of at most
+ * `maxPointsPerRequest` points, one after another (the next once the previous is answered); the first
+ * failed request fails the export (the rest is not sent: the next export carries cumulative values again).
  */
 export class CountingMetricExporter implements PushMetricExporter {
-  readonly #inner: PushMetricExporter;
+  readonly #inner: MultiResourceMetricExporter;
   readonly #onResult: (ok: boolean, error?: Error) => void;
   readonly #maxPoints: number;
-  readonly selectAggregationTemporality: PushMetricExporter['selectAggregationTemporality'];
-  readonly selectAggregation: PushMetricExporter['selectAggregation'];
+  readonly #entities: EntityResources | undefined;
 
   constructor(
-    inner: PushMetricExporter,
+    inner: MultiResourceMetricExporter,
     onResult: (ok: boolean, error?: Error) => void,
-    options: { maxPointsPerRequest?: number } = {},
+    options: { maxPointsPerRequest?: number; entities?: EntityResources } = {},
   ) {
     this.#inner = inner;
     this.#onResult = onResult;
     this.#maxPoints = Math.max(1, options.maxPointsPerRequest ?? METRIC_POINTS_PER_REQUEST);
-    this.selectAggregationTemporality = inner.selectAggregationTemporality?.bind(inner);
-    this.selectAggregation = inner.selectAggregation?.bind(inner);
+    this.#entities = options.entities;
   }
 
   export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
-    const requests = splitResourceMetrics(metrics, this.#maxPoints);
+    const rms = this.#entities ? this.#entities.byEntity(metrics) : [metrics];
+    const requests = splitResourceMetrics(rms, this.#maxPoints);
     let i = 0;
     const next = (): void => {
       const request = requests[i]!;

@@ -17,7 +17,7 @@ import {
   type ObservableUpDownCounter,
   type Logger as OtelLogger,
 } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchLogRecordProcessor,
   LoggerProvider,
@@ -25,9 +25,10 @@ import {
   type ReadWriteLogRecord,
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
+import { eventBody, stackTrace } from './event-body.ts';
 import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
-import { ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
+import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { SEVERITIES } from './severity.ts';
 
 /**
@@ -120,20 +121,29 @@ function scheduleCounts(): void {
 }
 
 /**
- * Hands each record its attribute object as built here, in place of the SDK copying it key by key through
- * its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth of the
- * worker's time and much of its garbage). Runs first in the processor chain, while the record is still
- * writable. Valid by construction: keys are non-empty strings, values are strings, finite or non-finite
- * numbers, booleans or fresh string arrays (JSON-parsed here), never undefined, and a record has far fewer
- * than the default 128 attributes. With attribute limits set in the environment, records take the SDK's
- * validating path instead (`ATTRIBUTE_LIMITS_SET`).
+ * Runs first in the processor chain, while the record is still writable:
+ * - sets the record's Resource to its entity's (one Resource per pod, host or netns: the OTLP serializer
+ *   groups records by Resource object, so a batch of events of several pods is one request with one
+ *   ResourceLogs per pod);
+ * - hands the record its attribute object as built here, in place of the SDK copying it key by key
+ *   through its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth
+ *   of the worker's time and much of its garbage). Valid by construction: keys are non-empty strings,
+ *   values are strings, finite or non-finite numbers, booleans or fresh string arrays (JSON-parsed here),
+ *   never undefined, and a record has far fewer than the default 128 attributes. With attribute limits set
+ *   in the environment, records take the SDK's validating path instead (`ATTRIBUTE_LIMITS_SET`).
  */
-class AttachAttributes implements LogRecordProcessor {
-  next: Attributes | undefined;
+class PerRecord implements LogRecordProcessor {
+  attributes: Attributes | undefined;
+  resource: Resource | undefined;
   onEmit(record: ReadWriteLogRecord): void {
-    const a = this.next;
+    const r = this.resource;
+    if (r !== undefined) {
+      this.resource = undefined;
+      (record as { resource: Resource }).resource = r;
+    }
+    const a = this.attributes;
     if (a === undefined) return;
-    this.next = undefined;
+    this.attributes = undefined;
     (record as { attributes: Attributes }).attributes = a;
   }
   forceFlush(): Promise<void> {
@@ -150,7 +160,7 @@ const ATTRIBUTE_LIMITS_SET = [
   'OTEL_ATTRIBUTE_COUNT_LIMIT',
   'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT',
 ].some((k) => (process.env[k] ?? '') !== '');
-const attach = ATTRIBUTE_LIMITS_SET ? undefined : new AttachAttributes();
+const perRecord = new PerRecord();
 
 const s = init.settings;
 const exporter = new CountingLogExporter(await loadLogExporter(s), (ok, n, error) => {
@@ -161,13 +171,23 @@ const exporter = new CountingLogExporter(await loadLogExporter(s), (ok, n, error
   }
   scheduleCounts();
 });
+const schemaOptions = init.schemaUrl !== undefined ? { schemaUrl: init.schemaUrl } : {};
+const agentResource = resourceFromAttributes(init.resource, schemaOptions);
+/** Entity attribute set (a table entry) → its Resource: the agent's attributes, then the entity keys. */
+const entityResources = new WeakMap<object, Resource>();
+function resourceOf(entity: Readonly<Record<string, AttributeValue>>): Resource {
+  let r = entityResources.get(entity);
+  if (r === undefined) {
+    r = resourceFromAttributes({ ...init.resource, ...entity }, schemaOptions);
+    entityResources.set(entity, r);
+  }
+  return r;
+}
+
 const provider = new LoggerProvider({
-  resource: resourceFromAttributes(
-    init.resource,
-    init.schemaUrl !== undefined ? { schemaUrl: init.schemaUrl } : {},
-  ),
+  resource: agentResource,
   processors: [
-    ...(attach ? [attach] : []),
+    perRecord,
     new BatchLogRecordProcessor({
       exporter,
       maxQueueSize: s.maxQueueSize,
@@ -181,6 +201,17 @@ const provider = new LoggerProvider({
 const logger: OtelLogger = provider.getLogger(init.scopeName, init.scopeVersion);
 let table: TableEntry[] = [];
 let closed = false;
+
+/** `code.stacktrace` per stack (stacks are table entries, shared by the events of one stack id). */
+const traces = new WeakMap<readonly string[], string>();
+function stackTraceOf(stack: readonly string[]): string {
+  let t = traces.get(stack);
+  if (t === undefined) {
+    t = stackTrace(stack);
+    traces.set(stack, t);
+  }
+  return t;
+}
 
 function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): void {
   let i = 0;
@@ -197,18 +228,26 @@ function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): vo
         if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
         else attributes[table[-1 - key] as string] = Number(data[k + 1]);
       }
-      for (const key in entity) attributes[key] = entity[key]!;
-      attributes[ATTR_PODNET_EVENT_TYPE] = table[data[at + 1] as number] as string;
-      if (stackIdx >= 0) attributes[ATTR_PODNET_KERNEL_STACK] = table[stackIdx] as readonly string[];
+      const name = table[data[at] as number] as string;
+      const type = table[data[at + 1] as number] as string;
+      const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
+      const body = eventBody(name, type, attributes, entity, stack);
+      attributes[ATTR_PODNET_EVENT_TYPE] = type;
+      if (stack) {
+        attributes[ATTR_PODNET_KERNEL_STACK] = stack;
+        attributes[ATTR_CODE_STACKTRACE] = stackTraceOf(stack);
+      }
       const sev = SEVERITIES[data[at + 2] as number]!;
       const rec: LogRecord = {
-        eventName: table[data[at] as number] as string,
+        eventName: name,
         timestamp: [data[at + 3] as number, data[at + 4] as number],
         severityNumber: sev.number,
         severityText: sev.text,
+        body,
       };
-      if (attach) attach.next = attributes;
-      else rec.attributes = attributes;
+      perRecord.resource = resourceOf(entity);
+      if (ATTRIBUTE_LIMITS_SET) rec.attributes = attributes;
+      else perRecord.attributes = attributes;
       logger.emit(rec);
     } catch (err) {
       // Never expected (the main thread encodes what it validated); counted, never silent.

@@ -31,7 +31,7 @@ import type {
   MetricPoint,
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
-import { registerComposite } from './attribute-parts.ts';
+import { ATTRIBUTE_PARTS, type AttributeParts, registerComposite } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { PODNET_VERSION } from './version.ts';
@@ -39,6 +39,8 @@ import { PODNET_VERSION } from './version.ts';
 export interface MetricSeries {
   readonly def: MetricDef;
   readonly attributes: Record<string, AttributeValue>;
+  /** `attributes` as its point part and entity part (attribute-parts.ts), when the store built it. */
+  readonly parts?: AttributeParts;
   readonly value: number | HistogramValue;
   readonly startTime: HrTime;
   readonly time: HrTime;
@@ -100,6 +102,7 @@ function cachedAttributesKey(attrs: ProbeAttributes): string {
 interface SeriesState {
   def: MetricDef;
   attributes: Record<string, AttributeValue>;
+  parts: AttributeParts;
   value: number | HistogramValue;
   startTime: HrTime;
   time: HrTime;
@@ -146,6 +149,7 @@ const CARRY_COLLECTIONS = 30;
 const MAX_INTERNED = 50_000;
 
 const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) as Record<string, AttributeValue>;
+const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES];
 
 /** `v` plus a replaced instance's `carry`; histograms add bucket-wise when their bounds agree. */
 function withCarry(v: number | HistogramValue, carry: number | HistogramValue): number | HistogramValue {
@@ -352,12 +356,14 @@ export class MetricStore implements MetricProducer {
       if (!s) {
         s = {
           def,
-          attributes: this.#seriesAttributes(p.attributes, attrsKey, ns.entityAttrs),
+          attributes: NO_ATTRIBUTES,
+          parts: NO_PARTS,
           value: p.value,
           startTime: time,
           time,
           gen,
         };
+        this.#setAttributes(s, p.attributes, attrsKey, ns.entityAttrs);
         const c = ps.carried?.get(netns)?.get(`${def.name}\u0000${attrsKey}`);
         if (c) {
           ps.carried?.get(netns)?.delete(`${def.name}\u0000${attrsKey}`);
@@ -374,8 +380,7 @@ export class MetricStore implements MetricProducer {
         ns.size++;
       } else {
         s.def = def; // a reload may hand in a new declaration object
-        if (ns.attrsChanged === gen)
-          s.attributes = this.#seriesAttributes(p.attributes, attrsKey, ns.entityAttrs);
+        if (ns.attrsChanged === gen) this.#setAttributes(s, p.attributes, attrsKey, ns.entityAttrs);
         // The start stays while the series was in the previous collection and did not go down.
         const value = s.carry === undefined ? p.value : withCarry(p.value, s.carry);
         const prev = s.value;
@@ -418,12 +423,17 @@ export class MetricStore implements MetricProducer {
    * declared to the /metrics serializer as those two parts; unfrozen point attributes are replaced by
    * one frozen copy per distinct set, so their label text is rendered once per scrape too.
    */
-  #seriesAttributes(
+  #setAttributes(
+    s: SeriesState,
     point: ProbeAttributes | undefined,
     key: string,
     entity: Record<string, AttributeValue>,
-  ): Record<string, AttributeValue> {
-    if (!point || key === '') return entity;
+  ): void {
+    if (!point || key === '') {
+      s.attributes = entity;
+      s.parts = [NO_ATTRIBUTES, entity];
+      return;
+    }
     let shared = point;
     if (!Object.isFrozen(point)) {
       const interned = this.#interned.get(key);
@@ -436,7 +446,8 @@ export class MetricStore implements MetricProducer {
     }
     const merged = { ...shared, ...entity };
     registerComposite(merged, shared, entity);
-    return merged;
+    s.attributes = merged;
+    s.parts = [shared as Record<string, AttributeValue>, entity];
   }
 
   removeProbe(probe: string): void {
@@ -590,6 +601,7 @@ function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData
         startTime: s.startTime,
         endTime: s.time,
         attributes: s.attributes as Attributes,
+        ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
         value: {
           buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
           sum: h.sum,
@@ -609,6 +621,7 @@ function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData
     startTime: s.startTime,
     endTime: s.time,
     attributes: s.attributes as Attributes,
+    ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
     value: s.value as number,
   }));
   const valueType = allInt ? ValueType.INT : ValueType.DOUBLE;

@@ -8,15 +8,12 @@ import { MeterProvider, type MetricReader, PeriodicExportingMetricReader } from 
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { DeltaProducer } from './delta.ts';
+import { EntityResources } from './entity-resources.ts';
 import { EventPipeline } from './event-pipeline.ts';
-import {
-  CountingMetricExporter,
-  createMetricExporter,
-  type LogsExportSettings,
-  type MetricsExportSettings,
-} from './exporters.ts';
+import { CountingMetricExporter, type LogsExportSettings, type MetricsExportSettings } from './exporters.ts';
 import { EventExport } from './log-export.ts';
 import { MetricStore } from './metric-store.ts';
+import { createMetricExporter } from './otlp-metric-exporter.ts';
 import { SelfTelemetry } from './self-telemetry.ts';
 
 export interface ExportSettings {
@@ -95,17 +92,22 @@ export class Pipeline {
     }
     if (settings.metrics) {
       const m = settings.metrics;
-      const exporter = new CountingMetricExporter(createMetricExporter(m), (ok, error) => {
-        if (ok) {
-          this.#lastMetricsError = '';
-          return;
-        }
-        this.self.exportFailures.metrics++;
-        const msg = String(error?.message ?? error);
-        if (msg !== this.#lastMetricsError)
-          this.#log.warn({ err: error ?? msg }, 'OTLP metrics export failed');
-        this.#lastMetricsError = msg;
-      });
+      const exporter = new CountingMetricExporter(
+        await createMetricExporter(m),
+        (ok, error) => {
+          if (ok) {
+            this.#lastMetricsError = '';
+            return;
+          }
+          this.self.exportFailures.metrics++;
+          const msg = String(error?.message ?? error);
+          if (msg !== this.#lastMetricsError)
+            this.#log.warn({ err: error ?? msg }, 'OTLP metrics export failed');
+          this.#lastMetricsError = msg;
+        },
+        // One Resource per entity (pod, host, netns); podnet's own metrics on the agent's.
+        { entities: new EntityResources(settings.resource) },
+      );
       readers.push(
         new PeriodicExportingMetricReader({
           exporter,

@@ -1,5 +1,8 @@
-// Prometheus text for /metrics: byte-for-byte the output of the OTel JS PrometheusSerializer (default
-// options: no prefix, no timestamps, scope labels, target_info), built several times faster. At node
+// Prometheus text for /metrics: the output of the OTel JS PrometheusSerializer (default options: no prefix,
+// no timestamps, scope labels, target_info), built several times faster, with one difference: metric names
+// are those of the OTel→Prometheus translation with unit suffixes (prometheus-names.ts: `_bytes`,
+// `_seconds`, `_total`), as Prometheus 3 and Mimir name the same data received over OTLP, and no `# UNIT`
+// line (not part of the Prometheus text format; the unit is in the name). At node
 // scale (tens of thousands of series per scrape) the SDK serializer costs ~14 µs per series because it
 // re-sanitizes and re-escapes every label key and value with regular expressions on every scrape; here
 // label keys are sanitized once (memoized) and values are escaped only when they contain a character
@@ -13,6 +16,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import { compositeParts } from './attribute-parts.ts';
+import { prometheusName } from './prometheus-names.ts';
 
 const keyCache = new Map<string, string>();
 const NEEDS_ESCAPE = /[\\\n"]/;
@@ -98,11 +102,16 @@ function promType(m: MetricData): string {
 }
 
 function metricName(m: MetricData): string | undefined {
-  let name = sanitizeName(escapeString(m.descriptor.name));
-  if (name === '' || name === '_') return undefined;
-  if (name[0]! >= '0' && name[0]! <= '9') name = `_${name}`;
-  if (!name.endsWith('_total') && m.dataPointType === DataPointType.SUM && m.isMonotonic) name += '_total';
-  return name;
+  const type =
+    m.dataPointType === DataPointType.HISTOGRAM
+      ? 'histogram'
+      : m.dataPointType === DataPointType.SUM
+        ? m.isMonotonic
+          ? 'counter'
+          : 'updowncounter'
+        : 'gauge';
+  const name = prometheusName(m.descriptor.name, m.descriptor.unit, type);
+  return name === '' || /^_*$/.test(name) ? undefined : name;
 }
 
 interface Family {
@@ -136,7 +145,7 @@ function serializeMetric(
 ): string {
   const extra = scopeLabels(scope);
   let out = writeMetadata
-    ? `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n${meta.unit ? `# UNIT ${name} ${escapeString(meta.unit)}\n` : ''}# TYPE ${name} ${meta.type}\n`
+    ? `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`
     : '';
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
     for (const dp of m.dataPoints) out += line(name, labels(dp.attributes), extra, dp.value);

@@ -51,7 +51,8 @@ export const SELF_METRICS: readonly MetricDef[] = [
   {
     name: 'podnet.probe.state',
     kind: 'gauge',
-    unit: '1',
+    // An annotation, not `1`: a gauge of unit 1 is a ratio to the Prometheus translation (`_ratio`).
+    unit: '{state}',
     description:
       'Always 1; `podnet.probe.state` carries the state (running, degraded, unavailable, stopped).',
     attributes: [ATTR_PODNET_PROBE_NAME, ATTR_PODNET_PROBE_STATE],
@@ -96,7 +97,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     scope: 'node',
   },
   {
-    name: 'podnet.metric.series.count',
+    name: 'podnet.metric.series',
     kind: 'gauge',
     unit: '{series}',
     description: 'Series exported from the latest collection of every probe.',
@@ -216,7 +217,7 @@ export class SelfTelemetry {
           ),
       );
       groups.push([s('podnet.event.queue.size', {}, src.queueSize())]);
-      groups.push([s('podnet.metric.series.count', {}, src.seriesCount())]);
+      groups.push([s('podnet.metric.series', {}, src.seriesCount())]);
       groups.push(
         [...src.overflow()].map(([m, n]) =>
           s('podnet.metric.series.overflow.count', { [ATTR_PODNET_METRIC_NAME]: m }, n),

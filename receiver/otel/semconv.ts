@@ -13,9 +13,13 @@ export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 export const ATTR_K8S_POD_NAME = 'k8s.pod.name';
 export const ATTR_K8S_NAMESPACE_NAME = 'k8s.namespace.name';
 export const ATTR_K8S_NODE_NAME = 'k8s.node.name';
+export const ATTR_K8S_CLUSTER_NAME = 'k8s.cluster.name';
+export const ATTR_SERVICE_INSTANCE_ID = 'service.instance.id';
 export const ATTR_K8S_POD_LABEL_PREFIX = 'k8s.pod.label.';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_NETWORK_IO_DIRECTION = 'network.io.direction';
+/** Stable, opt-in upstream: a stack as one multi-line string (as `exception.stacktrace`). */
+export const ATTR_CODE_STACKTRACE = 'code.stacktrace';
 
 // podnet's own attributes.
 export const ATTR_PODNET_ENTITY_KIND = 'podnet.entity.kind';

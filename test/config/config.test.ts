@@ -33,7 +33,7 @@ test('no file: the embedded default', () => {
   assert.equal(c.otlpMetrics, undefined);
   assert.equal(c.otlpLogs, undefined);
   assert.equal(c.cardinalityLimit, 10_000);
-  assert.equal(c.kernelStacks, false);
+  assert.equal(c.kernelStacks, true);
   const synth = c.probes.find((p) => p.spec.name === 'synthetic')!;
   assert.equal(synth.enabled, false);
   assert.deepEqual(synth.args, {

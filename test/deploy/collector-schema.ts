@@ -53,6 +53,18 @@ const sendingQueue = z.strictObject({
   block_on_overflow: z.boolean().optional(),
   wait_for_result: z.boolean().optional(),
   storage: z.string().optional(),
+  /** exporterhelper batching after the queue (replaces the batch processor). */
+  batch: z
+    .strictObject({
+      flush_timeout: duration.optional(),
+      min_size: z.number().int().nonnegative().optional(),
+      max_size: z.number().int().nonnegative().optional(),
+      sizer: z.enum(['requests', 'items', 'bytes']).optional(),
+    })
+    .refine((b) => !b.max_size || b.min_size === undefined || b.max_size >= b.min_size, {
+      message: 'max_size must be greater or equal to min_size',
+    })
+    .optional(),
 });
 const httpClient = {
   endpoint: endpoint.optional(),
@@ -342,7 +354,7 @@ export const COMPONENTS: Readonly<Record<string, ComponentSpec>> = {
       namespace: z.string().optional(),
       external_labels: z.record(z.string(), z.string()).optional(),
       resource_to_telemetry_conversion: z.strictObject({ enabled: z.boolean() }).optional(),
-      add_metric_suffixes: z.boolean().optional(),
+      // add_metric_suffixes: deprecated (the translation strategy decides; suffixes are the default), refused.
       send_metadata: z.boolean().optional(),
       max_batch_size_bytes: z.number().int().positive().optional(),
       protobuf_message: z.string().optional(),

@@ -192,13 +192,13 @@ test('every dashboard query runs on Prometheus; those over exported metrics retu
     assert.ok(checked > 0, 'probes are registered but no dashboard query could be checked');
     // The scenario makes these panels' data: pod traffic, its TCP connections, the SYNs to a closed port
     // that the server pod's kernel drops (NO_SOCKET) and answers with RST, reads that wait, and softirqs.
-    assert.ok(exported.node.has('podnet_softirq_delay_bucket'), 'no softirq delay histogram');
+    assert.ok(exported.node.has('podnet_softirq_delay_seconds_bucket'), 'no softirq delay histogram');
     for (const m of [
       'podnet_tcp_reset_count_total',
-      'k8s_pod_network_io_total',
-      'podnet_tcp_connection_count',
+      'k8s_pod_network_io_bytes_total',
+      'podnet_tcp_connections',
       'podnet_kernel_drop_count_total',
-      'podnet_socket_read_wait_bucket',
+      'podnet_socket_read_wait_seconds_bucket',
     ])
       if (registered.has(m) && !exported.pod.has(m)) {
         const series = (await prom.query(m)).map((x) => JSON.stringify(x.metric));

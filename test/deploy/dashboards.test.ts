@@ -174,7 +174,8 @@ describe('dashboards', () => {
     const s = series.get('podnet_kernel_drop_count_total')!;
     assert.ok(s.labels.has('error_type') && s.labels.has('k8s_pod_name') && !s.labels.has('reason'));
     assert.ok(
-      series.has('podnet_softirq_delay_bucket') && !series.get('podnet_softirq_delay_sum')!.labels.has('le'),
+      series.has('podnet_softirq_delay_seconds_bucket') &&
+        !series.get('podnet_softirq_delay_seconds_sum')!.labels.has('le'),
     );
     const dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-promtool-`));
     try {

@@ -7,6 +7,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
+import { prometheusName } from '../../receiver/otel/prometheus-names.ts';
 import type { MetricDef } from '../../receiver/probe/types.ts';
 
 const PROBES = join(import.meta.dirname, '..', '..', 'probes');
@@ -66,12 +67,22 @@ export interface PromSeries {
   readonly labels: ReadonlySet<string>;
 }
 
-/** Every Prometheus series name podnet can export → its declaration. */
+/** Every Prometheus series name podnet can export (the translation with unit suffixes) → its declaration. */
 export function promSeries(specs: readonly AnyProbeSpec[]): Map<string, PromSeries> {
   const out = new Map<string, PromSeries>();
   for (const spec of specs) {
     for (const def of spec.metrics) {
-      const base = promSanitize(def.name);
+      const base = prometheusName(
+        def.name,
+        def.unit,
+        def.kind === 'counter'
+          ? 'counter'
+          : def.kind === 'histogram'
+            ? 'histogram'
+            : def.kind === 'gauge'
+              ? 'gauge'
+              : 'updowncounter',
+      );
       const labels = new Set([
         ...def.attributes.map(promSanitize),
         ...(def.scope === 'node' ? [] : ENTITY_LABELS),
@@ -90,7 +101,7 @@ export function promSeries(specs: readonly AnyProbeSpec[]): Map<string, PromSeri
             labels: new Set([...labels, ...extra]),
           });
       };
-      if (def.kind === 'counter') add(base.endsWith('_total') ? base : `${base}_total`);
+      if (def.kind === 'counter') add(base);
       else if (def.kind === 'histogram') {
         add(`${base}_bucket`, ['le']);
         add(`${base}_sum`);

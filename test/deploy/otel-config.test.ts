@@ -1,6 +1,9 @@
 // otel-config/: every Collector config validates structurally (collector-schema.ts), says what it is for,
-// lifts pod keys with groupbyattrs, and the Alloy variant parses and wires up. The negative cases prove the
-// validators reject the mistakes they exist for.
+// needs no groupbyattrs and no unit-clearing transform (podnet sends one Resource per entity, and names
+// translate as on /metrics), batches in the exporters' sending_queue instead of the batch processor, uses no
+// deprecated key; Mimir's native OTLP endpoint is the default path and remote write the alternative; the
+// Alloy variant parses and wires up. The negative cases prove the validators reject the mistakes they exist
+// for.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +14,9 @@ import { envReferences, validateCollectorConfig } from './collector-schema.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIR = join(ROOT, 'otel-config');
-const POD_KEYS = ['k8s.pod.uid', 'k8s.pod.name', 'k8s.namespace.name'];
 
 type Config = {
-  processors: Record<string, { keys?: string[] }>;
+  processors: Record<string, Record<string, unknown>>;
   exporters: Record<string, Record<string, unknown>>;
   service: { pipelines: Record<string, { receivers: string[]; processors?: string[]; exporters: string[] }> };
 };
@@ -62,57 +64,76 @@ describe('Collector configs', () => {
       for (const n of names) assert.ok(header.includes(n), `${n} is not explained in the header`);
     });
 
-    test(`${f} lifts exactly the pod keys to the Resource in every pipeline`, () => {
+    test(`${f}: no groupbyattrs, no unit transform, no batch processor; exporters batch in sending_queue`, () => {
       const { config } = load(f);
       const pipelines = Object.entries(config.service.pipelines);
       assert.deepEqual(pipelines.map(([id]) => id).sort(), ['logs', 'metrics']);
       for (const [id, p] of pipelines) {
-        const g = (p.processors ?? []).filter((x) => x.split('/')[0] === 'groupbyattrs');
-        assert.equal(g.length, 1, `${id}: one groupbyattrs`);
-        assert.deepEqual(config.processors[g[0]!]!.keys, POD_KEYS);
         assert.equal(p.receivers[0], 'otlp');
-      }
-    });
-
-    test(`${f} keeps Prometheus names equal to the scrape path (units cleared before export)`, () => {
-      const { config } = load(f);
-      const metrics = config.service.pipelines['metrics']!;
-      const procs = metrics.processors ?? [];
-      const t = procs.findIndex((x) => x.startsWith('transform/'));
-      assert.ok(t > procs.findIndex((x) => x.startsWith('groupbyattrs')), 'transform after groupbyattrs');
-      const body = JSON.stringify(config.processors[procs[t]!]);
-      assert.match(body, /set\(metric\.unit, \\"\\"\)/);
-      for (const e of metrics.exporters) {
-        const ex = config.exporters[e]!;
-        if (e.startsWith('prometheus_remote_write')) {
-          assert.equal(ex['add_metric_suffixes'], true);
-          assert.deepEqual(ex['resource_to_telemetry_conversion'], { enabled: true });
+        const types = (p.processors ?? []).map((x) => x.split('/')[0]);
+        assert.equal(types[0], 'memory_limiter', `${id}: memory_limiter first`);
+        for (const t of ['groupbyattrs', 'transform', 'batch'])
+          assert.ok(!types.includes(t), `${id}: ${t} is not needed for podnet's output`);
+        for (const e of p.exporters) {
+          const ex = config.exporters[e]!;
+          if (e.startsWith('otlp')) {
+            const q = ex['sending_queue'] as
+              | { enabled?: boolean; batch?: Record<string, unknown> }
+              | undefined;
+            assert.equal(q?.enabled, true, `${e}: sending_queue`);
+            assert.ok(q?.batch?.['flush_timeout'], `${e}: sending_queue.batch`);
+          }
         }
       }
+      assert.doesNotMatch(JSON.stringify(config), /add_metric_suffixes|set\(metric\.unit/);
+      for (const e of Object.keys(config.exporters))
+        if (e.startsWith('prometheus_remote_write'))
+          assert.deepEqual(config.exporters[e]!['resource_to_telemetry_conversion'], { enabled: true });
     });
   }
 
+  test('Mimir over native OTLP is the default path; remote write the alternative', () => {
+    const def = load('collector-mimir-loki.yaml');
+    assert.ok(Object.keys(def.config.exporters).includes('otlp_http/mimir'));
+    assert.match(headerOf(def.text), /otel-promote-resource-attributes=[^\n]*k8s\.pod\.name/);
+    assert.match(headerOf(def.text), /podnet-collector/);
+    const rw = load('collector-mimir-remote-write.yaml');
+    assert.ok(Object.keys(rw.config.exporters).includes('prometheus_remote_write/mimir'));
+  });
+
   test('the validator rejects what the Collector would reject', () => {
-    const base = () => structuredClone(load(collectorFiles[0]!).config) as Config & Record<string, unknown>;
+    const base = () =>
+      structuredClone(load('collector-mimir-loki.yaml').config) as Config & Record<string, unknown>;
     const messages = (c: unknown) => validateCollectorConfig(c).map((p) => `${p.path}: ${p.message}`);
 
     const typo = base();
-    (typo.processors['batch'] as Record<string, unknown>)['send_batch_sise'] = 10;
-    assert.ok(messages(typo).some((m) => m.startsWith('processors.batch') && /send_batch_sise/.test(m)));
+    (typo.processors['memory_limiter'] as Record<string, unknown>)['check_intervall'] = '1s';
+    assert.ok(
+      messages(typo).some((m) => m.startsWith('processors.memory_limiter') && /check_intervall/.test(m)),
+    );
 
     const missing = base();
     missing.service.pipelines['logs']!.exporters = ['otlp_http/nowhere'];
     assert.ok(messages(missing).some((m) => /'otlp_http\/nowhere' is not defined/.test(m)));
 
     const signal = base();
-    const rw = Object.keys(signal.exporters).find((e) => e.startsWith('prometheus_remote_write'));
-    if (rw) {
-      signal.service.pipelines['logs']!.exporters.push(rw);
-      assert.ok(messages(signal).some((m) => /does not support logs/.test(m)));
-    }
+    (signal.exporters as Record<string, unknown>)['prometheus_remote_write/x'] = {
+      endpoint: 'http://m/push',
+    };
+    signal.service.pipelines['logs']!.exporters.push('prometheus_remote_write/x');
+    assert.ok(messages(signal).some((m) => /does not support logs/.test(m)));
+
+    const deprecated = base();
+    (deprecated.exporters as Record<string, unknown>)['prometheus_remote_write/x'] = {
+      endpoint: 'http://m/push',
+      add_metric_suffixes: true,
+    };
+    deprecated.service.pipelines['metrics']!.exporters.push('prometheus_remote_write/x');
+    assert.ok(messages(deprecated).some((m) => /add_metric_suffixes/.test(m)));
 
     const order = base();
-    order.service.pipelines['metrics']!.processors!.reverse();
+    order.processors['batch'] = { timeout: '5s' };
+    order.service.pipelines['metrics']!.processors = ['batch', 'memory_limiter'];
     assert.ok(messages(order).some((m) => /memory_limiter must be first/.test(m)));
     assert.ok(messages(order).some((m) => /batch must be last/.test(m)));
 
@@ -125,15 +146,22 @@ describe('Collector configs', () => {
       '$' + '{LOKI}';
     assert.ok(messages(env).some((m) => /bad reference/.test(m)));
 
+    const queue = base();
+    (queue.exporters['otlp_http/mimir']!['sending_queue'] as { batch: Record<string, unknown> }).batch[
+      'flush_timout'
+    ] = '1s';
+    assert.ok(messages(queue).some((m) => /flush_timout/.test(m)));
+
     const ottl = base();
-    const tr = Object.keys(ottl.processors).find((p) => p.startsWith('transform'))!;
-    (ottl.processors[tr] as { metric_statements: Array<{ statements: string[] }> })
-      .metric_statements[0]!.statements = ['set(metric.unit, "")) where'];
+    ottl.processors['transform/x'] = {
+      metric_statements: [{ context: 'metric', statements: ['set(metric.unit, "")) where'] }],
+    };
+    ottl.service.pipelines['metrics']!.processors!.push('transform/x');
     assert.ok(messages(ottl).some((m) => /unbalanced/.test(m)));
   });
 
   test('deprecated component names are accepted as aliases', () => {
-    const c = load(collectorFiles[0]!).config as Config & Record<string, unknown>;
+    const c = load('collector-mimir-remote-write.yaml').config as Config & Record<string, unknown>;
     const text = JSON.stringify(c)
       .replaceAll('otlp_http/', 'otlphttp/')
       .replaceAll('prometheus_remote_write/', 'prometheusremotewrite/');
@@ -150,12 +178,13 @@ describe('Alloy variant', () => {
       assert.match(src, /What it is for/);
       assert.deepEqual(checkAlloy(parseAlloy(src)), []);
     });
-    test(`${f} lifts the pod keys and clears units like the Collector configs`, () => {
-      assert.match(
+    test(`${f} needs no groupbyattrs and keeps the units (suffixed names, as the Collector configs)`, () => {
+      assert.doesNotMatch(
         src,
-        /otelcol\.processor\.groupbyattrs "pod" \{\s*keys = \["k8s\.pod\.uid", "k8s\.pod\.name", "k8s\.namespace\.name"\]/,
+        /otelcol\.processor\.groupbyattrs|otelcol\.processor\.transform|set\(metric\.unit/,
       );
-      assert.match(src, /set\(metric\.unit, ""\)/);
+      assert.doesNotMatch(src, /add_metric_suffixes\s*=\s*false/);
+      assert.match(src, /resource_to_telemetry_conversion = true/);
     });
     test(`${f}: the checker rejects broken wiring and syntax`, () => {
       const problems = (s: string) => {
@@ -173,7 +202,7 @@ describe('Alloy variant', () => {
       assert.ok(
         problems(src.replace('check_interval', 'check_intervall')).some((m) => /unknown argument/.test(m)),
       );
-      assert.ok(problems(src.replace('keys = [', 'keys = (')).length > 0);
+      assert.ok(problems(src.replace('metrics = [', 'metrics = (')).length > 0);
       assert.ok(problems(src.replace(/\}\s*$/, '')).some((m) => /missing '\}'|expected/.test(m)));
       assert.ok(problems(src.replace('.input]', '.output]')).some((m) => /exports no 'output'/.test(m)));
     });

@@ -244,11 +244,11 @@ test('sockets: skipping empty dumps (sockstat counts) gives the full dumps and s
           (state === undefined || p.attributes?.['network.connection.state'] === state),
       )?.value;
     // The cases are what they claim to be (else the comparison above proves little).
-    assert.equal(count(UDP4, 'podnet.udp.socket.count'), 1);
-    assert.equal(count(UDP6, 'podnet.udp.socket.count'), 1);
-    assert.equal(count(TW, 'podnet.tcp.connection.count', 'time_wait'), 1);
-    assert.equal(count(LISTEN, 'podnet.tcp.connection.count', 'listen'), 1);
-    assert.equal(count(EMPTY, 'podnet.udp.socket.count'), 0);
+    assert.equal(count(UDP4, 'podnet.udp.sockets'), 1);
+    assert.equal(count(UDP6, 'podnet.udp.sockets'), 1);
+    assert.equal(count(TW, 'podnet.tcp.connections', 'time_wait'), 1);
+    assert.equal(count(LISTEN, 'podnet.tcp.connections', 'listen'), 1);
+    assert.equal(count(EMPTY, 'podnet.udp.sockets'), 0);
     // And the summary helper agrees when given the socket directly.
     const direct = withNetlinkSocket(entity(TW).netnsPath, NETLINK_SOCK_DIAG, (s) =>
       summarize(s, socketsProbe.args.parse({})),

@@ -60,9 +60,9 @@ test('declarations respect the contract: consistent names, no entity keys, podne
       if (!other) seen.set(m.name, { by: spec.name, def: m });
       for (const a of m.attributes)
         if (ENTITY_KEYS.includes(a)) problems.push(`${spec.name}: ${m.name} declares entity key ${a}`);
-      if (!m.name.startsWith('podnet.') && !m.name.startsWith('k8s.pod.network.'))
+      if (!m.name.startsWith('podnet.') && !/^k8s\.(pod|node)\.network\./.test(m.name))
         problems.push(
-          `${spec.name}: ${m.name} is neither under podnet. nor a semconv k8s.pod.network.* name`,
+          `${spec.name}: ${m.name} is neither under podnet. nor a semconv k8s.{pod,node}.network.* name`,
         );
       if (m.unit === '') problems.push(`${spec.name}: ${m.name} has no unit`);
     }

@@ -10,14 +10,16 @@ import { type ExportResult, ExportResultCode } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { EntityResources } from '../../receiver/otel/entity-resources.ts';
 import {
   CountingMetricExporter,
-  createMetricExporter,
   METRIC_POINTS_PER_REQUEST,
+  type MultiResourceMetricExporter,
   type OtlpProtocol,
   splitResourceMetrics,
 } from '../../receiver/otel/exporters.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
+import { createMetricExporter } from '../../receiver/otel/otlp-metric-exporter.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
@@ -103,9 +105,11 @@ test('splitResourceMetrics: points kept in order, each request within the limit 
   const all = rm.scopeMetrics.flatMap((s) => s.metrics.flatMap((m) => m.dataPoints.map((p) => [m, p])));
   assert.equal(all.length, SERIES);
   for (const max of [1, 7, 1000, METRIC_POINTS_PER_REQUEST, 1e9]) {
-    const parts = splitResourceMetrics(rm, max);
-    const flat = parts.flatMap((r) =>
-      r.scopeMetrics.flatMap((s) => s.metrics.flatMap((m) => m.dataPoints.map((p) => [m, p]))),
+    const parts = splitResourceMetrics([rm], max);
+    const flat = parts.flatMap((req) =>
+      req.flatMap((r) =>
+        r.scopeMetrics.flatMap((s) => s.metrics.flatMap((m) => m.dataPoints.map((p) => [m, p]))),
+      ),
     );
     assert.equal(flat.length, all.length, `max ${max}: every point once`);
     for (let i = 0; i < all.length; i++) {
@@ -115,7 +119,9 @@ test('splitResourceMetrics: points kept in order, each request within the limit 
         (all[i]![0] as { descriptor: unknown }).descriptor,
       );
     }
-    for (const r of parts) {
+    for (const req of parts) {
+      assert.equal(req.length, 1);
+      const r = req[0]!;
       assert.equal(r.resource, rm.resource);
       // A histogram point (17 buckets) weighs 1 + ceil(17 / 4) = 6; one point alone may exceed a tiny limit.
       let weight = 0;
@@ -127,17 +133,49 @@ test('splitResourceMetrics: points kept in order, each request within the limit 
     if (max === METRIC_POINTS_PER_REQUEST)
       assert.equal(parts.length, Math.ceil((PODS * COUNTERS + PODS * 6) / max));
   }
-  const empty = splitResourceMetrics({ resource: rm.resource, scopeMetrics: [] }, 10);
+  const empty = splitResourceMetrics([{ resource: rm.resource, scopeMetrics: [] }], 10);
   assert.equal(empty.length, 1, 'an empty collection is still one (empty) request');
+  assert.equal(empty[0]![0]!.resource, rm.resource);
 });
 
-for (const protocol of ['grpc', 'http/protobuf'] as const satisfies readonly OtlpProtocol[]) {
+test('byEntity: one ResourceMetrics per pod with the pod keys, point attributes without them', () => {
+  const rms = new EntityResources(rm.resource).byEntity(rm);
+  assert.equal(rms.length, 1 + PODS, 'the agent resource, then one per pod');
+  assert.equal(rms[0]!.resource, rm.resource);
+  assert.equal(rms[0]!.scopeMetrics.length, 0, 'no agent metrics in this collection');
+  const uids = new Set<string>();
+  for (const r of rms.slice(1)) {
+    const a = r.resource.attributes;
+    assert.equal(a['service.name'], 'podnet-test', 'on top of the agent attributes');
+    assert.equal(a['podnet.entity.kind'], 'pod');
+    assert.equal(a['k8s.namespace.name'], 'shop');
+    const uid = String(a['k8s.pod.uid']);
+    assert.equal(a['k8s.pod.name'], `web-${Number(uid.slice(-12))}`);
+    uids.add(uid);
+    const pts = r.scopeMetrics.flatMap((s) =>
+      s.metrics.flatMap((m) => (m.dataPoints as { attributes: Record<string, unknown> }[]).slice()),
+    );
+    assert.equal(pts.length, COUNTERS + 1);
+    for (const p of pts) {
+      assert.equal(p.attributes['k8s.pod.uid'], undefined);
+      assert.equal(p.attributes['podnet.entity.kind'], undefined);
+    }
+  }
+  assert.equal(uids.size, PODS);
+  // Splitting keeps each request's resources whole per point and within the limit.
+  const reqs = splitResourceMetrics(rms, METRIC_POINTS_PER_REQUEST);
+  assert.equal(reqs.length, Math.ceil((PODS * COUNTERS + PODS * 6) / METRIC_POINTS_PER_REQUEST));
+});
+
+for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const satisfies readonly OtlpProtocol[]) {
   test(`${protocol}: a collection of ${SERIES} series arrives whole, in bounded requests`, async () => {
     rx.clear();
     const endpoint = protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint;
-    const inner = createMetricExporter({ protocol, endpoint, headers: {}, timeoutMs: 20_000 });
+    const inner = await createMetricExporter({ protocol, endpoint, headers: {}, timeoutMs: 20_000 });
     const results: boolean[] = [];
-    const exporter = new CountingMetricExporter(inner, (ok) => results.push(ok));
+    const exporter = new CountingMetricExporter(inner, (ok) => results.push(ok), {
+      entities: new EntityResources(rm.resource),
+    });
     try {
       const r = await exportOnce(exporter, rm);
       assert.equal(r.code, ExportResultCode.SUCCESS, String(r.error));
@@ -148,7 +186,10 @@ for (const protocol of ['grpc', 'http/protobuf'] as const satisfies readonly Otl
       assert.equal(rx.points.length, SERIES);
       const seen = new Set<string>();
       for (const p of rx.points) {
-        const uid = String(p.attributes['k8s.pod.uid']);
+        // Pod keys on the Resource (one per pod), not on the points.
+        const uid = String(p.resource['k8s.pod.uid']);
+        assert.equal(p.resource['k8s.pod.name'], `web-${Number(uid.slice(-12))}`);
+        assert.equal(p.attributes['k8s.pod.uid'], undefined);
         const i = Number(uid.slice(-12));
         const key = `${p.name} ${uid}`;
         assert.ok(!seen.has(key), `${key} received twice`);
@@ -172,7 +213,7 @@ for (const protocol of ['grpc', 'http/protobuf'] as const satisfies readonly Otl
 
 test('grpc: the same collection as one request is refused by the receiver (over 4 MiB)', async () => {
   rx.clear();
-  const inner = createMetricExporter({
+  const inner = await createMetricExporter({
     protocol: 'grpc',
     endpoint: rx.grpcEndpoint,
     headers: {},
@@ -196,11 +237,16 @@ test('grpc: the same collection as one request is refused by the receiver (over 
 test('a failed request fails the export once and the remaining requests are not sent', async () => {
   const sent: number[] = [];
   let calls = 0;
-  const inner: PushMetricExporter = {
-    export(m, cb) {
+  const inner: MultiResourceMetricExporter = {
+    export(req, cb) {
       calls++;
       sent.push(
-        m.scopeMetrics.reduce((n, s) => n + s.metrics.reduce((a, x) => a + x.dataPoints.length, 0), 0),
+        req.reduce(
+          (t, m) =>
+            t +
+            m.scopeMetrics.reduce((n, s) => n + s.metrics.reduce((a, x) => a + x.dataPoints.length, 0), 0),
+          0,
+        ),
       );
       // The third request fails.
       cb(

@@ -70,26 +70,30 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
         env: process.env,
       });
       try {
-        const isPod = (p: ReceivedPoint) => p.attributes['k8s.pod.uid'] === POD.pod!.uid;
+        const isPod = (p: ReceivedPoint) => p.resource['k8s.pod.uid'] === POD.pod!.uid;
         await rx.waitFor(
           () =>
             rx.points.some((p) => p.name === 'podnet.synthetic.latency.duration' && isPod(p)) &&
-            rx.logs.some((l) => l.attributes['k8s.pod.name'] === 'web-1'),
+            rx.logs.some((l) => l.resource['k8s.pod.name'] === 'web-1'),
           15_000,
           'pod metrics and events',
         );
         assert.deepEqual(rx.decodeErrors, []);
         for (const p of rx.points) assert.equal(p.transport, protocol);
 
-        // Resource: node identity, env attributes; never pod keys.
-        const res = rx.points[0]!.resource;
+        // The agent's Resource (podnet's own metrics): node identity, env attributes; never entity keys.
+        // host.name is the node name; service.instance.id the UUID v5 of it (python3 uuid.uuid5 of
+        // 'podnet//node-under-test' in the semconv namespace 4d63009a-8d0f-11ee-aad7-4c796ed8e320).
+        const res = latest(rx.points, 'podnet.probe.collection.duration')!.resource;
         assert.equal(res['service.name'], 'podnet');
         assert.match(String(res['service.version']), /^\d+\.\d+\.\d+/);
         assert.equal(res['k8s.node.name'], 'node-under-test');
-        assert.equal(typeof res['host.name'], 'string');
+        assert.equal(res['host.name'], 'node-under-test');
+        assert.equal(res['service.instance.id'], '48597574-f5d6-555a-80da-e1ebe6999363');
         assert.equal(res['deployment.environment.name'], 'test');
         assert.equal(res['k8s.cluster.name'], 'pno');
         assert.equal(res['k8s.pod.uid'], undefined);
+        assert.equal(res['podnet.entity.kind'], undefined);
 
         // Counter: cumulative monotonic sum, exact value, per direction, pod keys + allow-listed label only.
         const rxCount = latest(
@@ -112,8 +116,10 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
         assert.ok(rxCount.value >= 1 && Number.isInteger(rxCount.value));
         assert.equal(txCount.value, 2 * rxCount.value);
         assert.ok(rxCount.startTimeUnixNano > 0n && rxCount.startTimeUnixNano <= rxCount.timeUnixNano);
-        assert.deepEqual(rxCount.attributes, {
-          'network.io.direction': 'receive',
+        // The point keeps its own attributes; the pod is its Resource (the agent's attributes + pod keys).
+        assert.deepEqual(rxCount.attributes, { 'network.io.direction': 'receive' });
+        assert.deepEqual(rxCount.resource, {
+          ...res,
           'podnet.entity.kind': 'pod',
           'podnet.netns.inode': POD.netnsInode,
           'k8s.pod.uid': POD.pod!.uid,
@@ -138,17 +144,23 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
           latest(
             rx.points,
             'podnet.synthetic.queue.length',
-            (p) => p.attributes['podnet.entity.kind'] === 'host',
+            (p) =>
+              p.resource['podnet.entity.kind'] === 'host' && p.resource['host.name'] === 'node-under-test',
           ),
         );
         const un = latest(
           rx.points,
           'podnet.synthetic.queue.length',
-          (p) => p.attributes['podnet.entity.kind'] === 'unattributed',
+          (p) => p.resource['podnet.entity.kind'] === 'unattributed',
         )!;
-        assert.equal(un.attributes['podnet.netns.inode'], undefined);
+        assert.equal(un.resource['podnet.netns.inode'], undefined);
+        // Node-scoped metrics and podnet's own telemetry are on the agent's Resource.
         const node = latest(rx.points, 'podnet.synthetic.collections')!;
         assert.deepEqual(node.attributes, {});
+        assert.deepEqual(node.resource, res);
+        // One ResourceMetrics per entity: every pod point of one export shares one resource object.
+        const podResources = new Set(rx.points.filter(isPod).map((p) => JSON.stringify(p.resource)));
+        assert.equal(podResources.size, 1);
         assert.equal(latest(rx.points, 'podnet.synthetic.disabled.count'), undefined);
         // Self-telemetry travels the same way.
         assert.ok(
@@ -157,13 +169,15 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
             'podnet.probe.state',
             (p) =>
               p.attributes['podnet.probe.name'] === 'synthetic' &&
-              p.attributes['podnet.probe.state'] === 'running',
+              p.attributes['podnet.probe.state'] === 'running' &&
+              p.resource['service.instance.id'] === res['service.instance.id'] &&
+              p.resource['podnet.entity.kind'] === undefined,
           ),
         );
         assert.ok(latest(rx.points, 'podnet.probe.collection.duration'));
 
         // Events: eventName, WARN, contract attributes, entity keys, type, stack as a string array, ns time.
-        const ev = rx.logs.find((l) => l.attributes['k8s.pod.name'] === 'web-1')!;
+        const ev = rx.logs.find((l) => l.resource['k8s.pod.name'] === 'web-1')!;
         assert.equal(ev.eventName, 'podnet.synthetic.anomaly');
         assert.equal(ev.severityNumber, 13);
         assert.equal(ev.severityText, 'WARN');
@@ -172,9 +186,20 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
         assert.equal(ev.attributes['error.type'], 'NETFILTER_DROP');
         assert.equal(ev.attributes['network.transport'], 'tcp');
         assert.equal(ev.attributes['destination.port'], 80);
-        assert.equal(ev.attributes['podnet.entity.kind'], 'pod');
-        assert.equal(ev.attributes['k8s.namespace.name'], 'shop');
-        assert.equal(ev.attributes['k8s.pod.label.app'], 'web');
+        // The event's Resource is its pod's, as for the pod's metrics.
+        assert.deepEqual(ev.resource, rxCount.resource);
+        assert.equal(ev.attributes['podnet.entity.kind'], undefined);
+        assert.equal(ev.attributes['k8s.pod.name'], undefined);
+        // A one-line body a person can read; every record has one. The stack also as code.stacktrace.
+        assert.equal(
+          ev.body,
+          `synthetic anomaly NETFILTER_DROP tcp 10.0.0.1:${ev.attributes['source.port']} -> 10.0.0.2:80 in pod shop/web-1 (kfree_skb_reason)`,
+        );
+        for (const l of rx.logs) assert.ok(typeof l.body === 'string' && l.body.length > 0, 'non-empty body');
+        assert.equal(
+          ev.attributes['code.stacktrace'],
+          'kfree_skb_reason+0x0\nnf_hook_slow+0x9c\nip_rcv+0x6f\n__netif_receive_skb_one_core+0x84',
+        );
         assert.deepEqual(ev.attributes['podnet.kernel.stack'], [
           'kfree_skb_reason+0x0',
           'nf_hook_slow+0x9c',
@@ -203,11 +228,8 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
         assert.match(line!, /k8s_pod_label_app="web"/);
         assert.match(line!, / 7\.5$/);
         assert.match(text, /# TYPE podnet_synthetic_packet_count_total counter/);
-        assert.match(
-          text,
-          /# TYPE podnet_synthetic_latency_duration_seconds histogram|# TYPE podnet_synthetic_latency_duration histogram/,
-        );
-        assert.match(text, /podnet_synthetic_latency_duration(_seconds)?_bucket\{[^}]*le="0\.01"/);
+        assert.match(text, /# TYPE podnet_synthetic_latency_duration_seconds histogram/);
+        assert.match(text, /podnet_synthetic_latency_duration_seconds_bucket\{[^}]*le="0\.01"/);
         assert.doesNotMatch(text, /do-not-export/);
       } finally {
         await agent.stop();
@@ -230,7 +252,7 @@ test('a series of an entity that disappears stops being exported within two coll
     const promHasPod = async () =>
       (await (await fetch(`${agent.serverUrl}/metrics`)).text()).includes('k8s_pod_name="web-1"');
     await rx.waitFor(
-      () => rx.points.some((p) => p.attributes['k8s.pod.name'] === 'web-1'),
+      () => rx.points.some((p) => p.resource['k8s.pod.name'] === 'web-1'),
       15_000,
       'pod series',
     );
@@ -249,9 +271,40 @@ test('a series of an entity that disappears stops being exported within two coll
     await rx.waitFor(() => rx.points.some((p) => p.timeUnixNano > cut), 15_000, 'a later export');
     const later = rx.points.filter((p) => p.timeUnixNano > cut);
     assert.ok(later.length > 0);
-    assert.equal(later.filter((p) => p.attributes['k8s.pod.name'] === 'web-1').length, 0);
-    assert.ok(later.some((p) => p.attributes['podnet.entity.kind'] === 'host'));
+    assert.equal(later.filter((p) => p.resource['k8s.pod.name'] === 'web-1').length, 0);
+    assert.ok(later.some((p) => p.resource['podnet.entity.kind'] === 'host'));
   } finally {
     await agent.stop();
   }
+});
+
+test('identity survives a restart: the same Resources before and after (host.name = node name)', async () => {
+  const resources = async (): Promise<{ agent: string; pod: string }> => {
+    rx.clear();
+    const agent = await Agent.start({
+      configText: config(rx.httpEndpoint, 'http/protobuf'),
+      specs: [],
+      extraSpecs: [syntheticSpec],
+      entitySource: new StaticEntitySource([hostEntity(), POD]),
+      env: process.env,
+    });
+    try {
+      await rx.waitFor(
+        () =>
+          rx.points.some((p) => p.name === 'podnet.probe.state') &&
+          rx.points.some((p) => p.resource['k8s.pod.uid'] === POD.pod!.uid),
+        15_000,
+        'agent and pod resources',
+      );
+      const a = rx.points.find((p) => p.name === 'podnet.probe.state')!.resource;
+      const p = rx.points.find((x) => x.resource['k8s.pod.uid'] === POD.pod!.uid)!.resource;
+      return { agent: JSON.stringify(a), pod: JSON.stringify(p) };
+    } finally {
+      await agent.stop();
+    }
+  };
+  const first = await resources();
+  const second = await resources();
+  assert.deepEqual(second, first);
+  assert.equal(JSON.parse(first.agent)['host.name'], 'node-under-test');
 });

@@ -129,16 +129,25 @@ test('events cross to the export worker intact and exactly once, past a string-t
       if (k % 11 === 0) assert.equal(a['podnet.test.inf'], Number.POSITIVE_INFINITY);
       else assert.equal('podnet.test.inf' in a, false);
       assert.deepEqual(a['podnet.kernel.stack'], STACK);
+      assert.match(
+        String(l.body),
+        new RegExp(`^test drop NETFILTER_DROP 10\\.0\\.${(k >> 8) & 255}\\.${k & 255}:`),
+      );
+      assert.match(String(l.body), k % 3 === 0 ? / in unattributed/ : / in pod ns1\/pod-a/);
+      // The entity keys are on the record's Resource (one per entity), on top of the agent's.
+      const r = l.resource;
+      assert.equal(r['service.name'], 'podnet');
+      assert.equal('podnet.entity.kind' in a || 'k8s.pod.uid' in a, false, 'no entity keys on the record');
       if (k % 3 === 0) {
-        assert.equal(a['podnet.entity.kind'], 'unattributed');
-        assert.equal('k8s.pod.uid' in a, false);
+        assert.equal(r['podnet.entity.kind'], 'unattributed');
+        assert.equal('k8s.pod.uid' in r, false);
       } else {
-        assert.equal(a['podnet.entity.kind'], 'pod');
-        assert.equal(a['podnet.netns.inode'], POD.netnsInode);
-        assert.equal(a['k8s.pod.uid'], 'uid-a');
-        assert.equal(a['k8s.pod.name'], 'pod-a');
-        assert.equal(a['k8s.namespace.name'], 'ns1');
-        assert.equal(a['k8s.pod.label.app'], 'web');
+        assert.equal(r['podnet.entity.kind'], 'pod');
+        assert.equal(r['podnet.netns.inode'], POD.netnsInode);
+        assert.equal(r['k8s.pod.uid'], 'uid-a');
+        assert.equal(r['k8s.pod.name'], 'pod-a');
+        assert.equal(r['k8s.namespace.name'], 'ns1');
+        assert.equal(r['k8s.pod.label.app'], 'web');
       }
     }
     // The live view sees the same record.

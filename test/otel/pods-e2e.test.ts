@@ -55,12 +55,19 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
   });
   const isWeb = (a: Record<string, unknown>) => a['k8s.pod.uid'] === web.uid;
   await rx.waitFor(
-    () => rx.points.some((p) => isWeb(p.attributes)) && rx.logs.some((l) => isWeb(l.attributes)),
+    () =>
+      rx.points.some((p) => isWeb(p.resource)) &&
+      rx.logs.some((l) => isWeb(l.resource) && l.eventName === 'podnet.synthetic.anomaly'),
     30_000,
     'the pod on OTLP metrics and events',
   );
-  const p = rx.points.find((x) => isWeb(x.attributes) && x.name === 'podnet.synthetic.queue.length')!;
-  assert.deepEqual(p.attributes, {
+  // The pod is the Resource of its points and events (the agent's attributes + the pod keys).
+  const p = rx.points.find((x) => isWeb(x.resource) && x.name === 'podnet.synthetic.queue.length')!;
+  assert.deepEqual(p.attributes, {});
+  const agentRes = rx.points.find((x) => x.name === 'podnet.probe.state')!.resource;
+  assert.equal(agentRes['k8s.pod.uid'], undefined);
+  assert.deepEqual(p.resource, {
+    ...agentRes,
     'podnet.entity.kind': 'pod',
     'podnet.netns.inode': web.netnsInode,
     'k8s.pod.uid': web.uid,
@@ -68,9 +75,14 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
     'k8s.namespace.name': 'shop',
     'k8s.pod.label.app': 'web',
   });
-  const ev = rx.logs.find((l) => isWeb(l.attributes))!;
-  assert.equal(ev.attributes['podnet.netns.inode'], web.netnsInode);
-  assert.equal(ev.attributes['k8s.namespace.name'], 'shop');
+  const ev = rx.logs.find((l) => isWeb(l.resource) && l.eventName === 'podnet.synthetic.anomaly')!;
+  assert.deepEqual(ev.resource, p.resource);
+  assert.equal(ev.attributes['k8s.pod.uid'], undefined);
+  assert.match(
+    String(ev.body),
+    /^synthetic anomaly NETFILTER_DROP tcp 10\.0\.0\.1:\d+ -> 10\.0\.0\.2:80 in pod shop\/web \(kfree_skb_reason\)$/,
+  );
+  for (const l of rx.logs) assert.ok(typeof l.body === 'string' && l.body.length > 0, 'non-empty body');
   assert.ok((await promPodLines(web.uid)).length >= 4);
   const st = (await (await fetch(`${agent.serverUrl}/status`)).json()) as {
     discovery: { mode: string };
@@ -95,7 +107,7 @@ test('a real pod: identity on metrics and events; gone within two intervals afte
   // OTLP exports that start from now on carry no series of the pod.
   const cut = BigInt(Date.now()) * 1_000_000n;
   await rx.waitFor(() => rx.points.some((x) => x.timeUnixNano > cut), 15_000, 'a later export');
-  assert.equal(rx.points.filter((x) => x.timeUnixNano > cut && isWeb(x.attributes)).length, 0);
+  assert.equal(rx.points.filter((x) => x.timeUnixNano > cut && isWeb(x.resource)).length, 0);
 });
 
 test('hot reload of the pods section: a new label allow-list applies to a running pod; a bad endpoint is rejected', async () => {

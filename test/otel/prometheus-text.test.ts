@@ -1,12 +1,16 @@
-// The /metrics serializer must produce exactly what the official OTel PrometheusSerializer produces.
+// The /metrics serializer must produce exactly what the official OTel PrometheusSerializer produces, but for
+// the metric names, which are those of the OTel→Prometheus translation with unit suffixes (checked against
+// the reference implementation's expectations in prometheus-names.test.ts), and no `# UNIT` lines.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { DataPointType } from '@opentelemetry/sdk-metrics';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
+import { prometheusName } from '../../receiver/otel/prometheus-names.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef } from '../../receiver/probe/types.ts';
@@ -96,9 +100,42 @@ test('serializePrometheus equals the SDK PrometheusSerializer on every metric sh
   ]);
   p.self.recordCollection('synthetic', 0.003, true);
   const { resourceMetrics } = await p.prometheus!.collect();
-  const expected = new PrometheusSerializer().serialize(resourceMetrics);
+  const sdk = new PrometheusSerializer().serialize(resourceMetrics);
+  // The SDK's names (sanitized, `_total` on counters) → the translation's, and no `# UNIT` lines.
+  const renames = new Map<string, string>();
+  for (const sm of resourceMetrics.scopeMetrics)
+    for (const m of sm.metrics) {
+      let old = m.descriptor.name.replace(/[^a-z0-9_]/gi, '_').replace(/_{2,}/g, '_');
+      const monotonic = m.dataPointType === DataPointType.SUM && m.isMonotonic;
+      if (monotonic && !old.endsWith('_total')) old += '_total';
+      const type =
+        m.dataPointType === DataPointType.HISTOGRAM
+          ? 'histogram'
+          : m.dataPointType === DataPointType.SUM
+            ? monotonic
+              ? 'counter'
+              : 'updowncounter'
+            : 'gauge';
+      renames.set(old, prometheusName(m.descriptor.name, m.descriptor.unit, type));
+    }
+  const rename = (n: string): string => renames.get(n) ?? n;
+  const expected = sdk
+    .split('\n')
+    .filter((l) => !l.startsWith('# UNIT '))
+    .map((l) => {
+      const meta = /^# (HELP|TYPE) (\S+)(.*)$/.exec(l);
+      if (meta) return `# ${meta[1]} ${rename(meta[2]!)}${meta[3]}`;
+      const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*?)(_bucket|_sum|_count)?([{ ].*)$/.exec(l);
+      if (!sample) return l;
+      const whole = sample[1]! + (sample[2] ?? '');
+      if (renames.has(whole)) return rename(whole) + sample[3];
+      return rename(sample[1]!) + (sample[2] ?? '') + sample[3];
+    })
+    .join('\n');
   const got = serializePrometheus(resourceMetrics);
-  assert.ok(expected.includes('podnet_synthetic_latency_duration_bucket'), 'sample covers histograms');
+  assert.ok(sdk.includes('podnet_synthetic_latency_duration_bucket'), 'sample covers histograms');
+  assert.ok(got.includes('podnet_synthetic_latency_duration_seconds_bucket{'), 'unit suffix');
+  assert.ok(got.includes('podnet_probe_collection_duration_seconds_count{'), 'unit suffix (self-telemetry)');
   assert.ok(expected.includes('\\"'), 'sample covers escaping');
   assert.equal(got, expected);
   await p.shutdown();

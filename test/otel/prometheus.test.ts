@@ -1,7 +1,12 @@
 // A real Prometheus scrapes podnet's /metrics; PromQL returns podnet series with the expected labels and
-// values, rates work on the counters, and histograms work with histogram_quantile.
+// values, rates work on the counters, and histograms work with histogram_quantile. The names are those of
+// the OTel→Prometheus translation with unit suffixes (`_bytes`, `_seconds`, `_total`): the same names
+// Prometheus 3 and Mimir give the data received over OTLP; promtool's linter finds nothing to say (no
+// gauge ends in `_count`). The host netns's traffic is the node's (`k8s_node_network_io_bytes_total`).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import { Prometheus } from '../env/prometheus.ts';
@@ -17,7 +22,7 @@ server: { address: "127.0.0.1:0" }
 probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 3 } } }
 `,
     specs: [],
-    extraSpecs: [syntheticSpec],
+    extraSpecs: [syntheticSpec, netdevProbe],
     env: {},
   });
   prom = await Prometheus.start([{ job: 'podnet', target: new URL(agent.serverUrl!).host }]);
@@ -53,7 +58,7 @@ test('Prometheus scrapes /metrics and PromQL returns podnet series', async () =>
 
   // Histogram buckets are usable: equal counts per bucket → median in the (0.001, 0.01] bucket... (2.5 of 5).
   const q = await prom.waitFor(
-    'histogram_quantile(0.5, sum by (le) (podnet_synthetic_latency_duration_seconds_bucket{podnet_entity_kind="host"}) or sum by (le) (podnet_synthetic_latency_duration_bucket{podnet_entity_kind="host"}))',
+    'histogram_quantile(0.5, sum by (le) (podnet_synthetic_latency_duration_seconds_bucket{podnet_entity_kind="host"}))',
     (r) => r.length === 1 && Number.isFinite(r[0]!.value),
   );
   assert.ok(q[0]!.value > 0.01 && q[0]!.value <= 0.1, `median ${q[0]!.value}`);
@@ -64,4 +69,26 @@ test('Prometheus scrapes /metrics and PromQL returns podnet series', async () =>
     (r) => r.length === 1,
   );
   assert.equal(state[0]!.metric['podnet_probe_state'], 'running');
+  const durations = await prom.waitFor(
+    'podnet_probe_collection_duration_seconds_count{podnet_probe_name="synthetic"}',
+    (r) => r.length === 1 && r[0]!.value > 0,
+  );
+  assert.equal(durations.length, 1);
+});
+
+test('suffixed names: node traffic under k8s_node_network_io_bytes_total, the unsuffixed names gone', async () => {
+  const node = await prom.waitFor(
+    'k8s_node_network_io_bytes_total{podnet_entity_kind="host",network_io_direction="receive"}',
+    (r) => r.length >= 1,
+  );
+  assert.ok(node.every((r) => r.metric['network_interface_name'] !== 'lo'));
+  assert.deepEqual(await prom.query('k8s_pod_network_io_bytes_total{podnet_entity_kind="host"}'), []);
+  for (const old of ['k8s_pod_network_io_total', 'podnet_synthetic_latency_duration_bucket'])
+    assert.deepEqual(await prom.query(`{__name__="${old}"}`), [], old);
+  // Every name Prometheus stored from this target: counters end in _total, no gauge in _count.
+  const names = await prom.query('count by (__name__) ({job="podnet"})');
+  assert.ok(names.length > 10);
+  const text = await (await fetch(`${agent.serverUrl}/metrics`)).text();
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(lint.status, 0, `promtool check metrics:\n${lint.stdout}${lint.stderr}`);
 });

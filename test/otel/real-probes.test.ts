@@ -37,25 +37,31 @@ function probeState(name: string): string | undefined {
   return st.probes.find((p) => p.name === name)?.state;
 }
 
-test('netdev: k8s.pod.network.io for the host entity over OTLP (lo excluded by default)', async () => {
+test('netdev: k8s.node.network.io for the host entity over OTLP (lo excluded by default)', async () => {
   assert.ok(
     probeSpecs.some((s) => s.name === 'netdev'),
     'netdev is registered',
   );
   assert.equal(probeState('netdev'), 'running');
   await rx.waitFor(
-    () => rx.points.some((p) => p.name === 'k8s.pod.network.io'),
+    () => rx.points.some((p) => p.name === 'k8s.node.network.io'),
     20_000,
-    'k8s.pod.network.io',
+    'k8s.node.network.io',
   );
-  const p = rx.points.find((x) => x.name === 'k8s.pod.network.io')!;
+  const p = rx.points.find((x) => x.name === 'k8s.node.network.io')!;
+  assert.equal(
+    rx.points.filter((x) => x.name === 'k8s.pod.network.io' && x.resource['podnet.entity.kind'] === 'host')
+      .length,
+    0,
+  );
   assert.notEqual(p.attributes['network.interface.name'], 'lo');
   assert.equal(typeof p.attributes['network.interface.name'], 'string');
   assert.equal(p.type, 'sum');
   assert.equal(p.isMonotonic, true);
   assert.equal(p.temporality, 'cumulative');
   assert.equal(p.unit, 'By');
-  assert.equal(p.attributes['podnet.entity.kind'], 'host');
+  assert.equal(p.resource['podnet.entity.kind'], 'host');
+  assert.equal(p.attributes['podnet.entity.kind'], undefined);
   assert.ok(['transmit', 'receive'].includes(String(p.attributes['network.io.direction'])));
 });
 
@@ -70,7 +76,7 @@ test('tcpreset: a reset on loopback becomes a podnet.tcp.reset event and a count
         (p) =>
           p.name === 'podnet.tcp.reset.count' &&
           p.attributes['podnet.tcp.reset.kind'] === 'nosock' &&
-          p.attributes['podnet.entity.kind'] === 'host',
+          p.resource['podnet.entity.kind'] === 'host',
       )
       .reduce((m, p) => Math.max(m, p.value), 0);
   // The counter series exists only once the host has sent a reset (none may have on a quiet machine):
@@ -99,7 +105,8 @@ test('tcpreset: a reset on loopback becomes a podnet.tcp.reset event and a count
   )!;
   assert.equal(ev.severityText, 'WARN');
   assert.equal(ev.attributes['podnet.event.type'], 'TCPRESET_NOSOCK');
-  assert.equal(ev.attributes['podnet.entity.kind'], 'host');
+  assert.equal(ev.resource['podnet.entity.kind'], 'host');
+  assert.match(String(ev.body), new RegExp(`^tcp reset nosock .* local 127\\.0\\.0\\.1:${port} .* in host`));
   assert.equal(ev.attributes['network.transport'], 'tcp');
   const nowNs = BigInt(Date.now()) * 1_000_000n;
   assert.ok(

@@ -171,6 +171,7 @@ test('/events peer filter: pod or Service as namespace/name or name, node, netns
       name: 'e',
       type: 't',
       severity: 'WARN',
+      body: 'e t in host',
       probe: 'p',
       entity: 'host',
       attributes,

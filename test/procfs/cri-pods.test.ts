@@ -176,9 +176,9 @@ test('real pods: process probe (cgroup match through the pod cgroup parent) equa
       points.find(
         (p) => p.metric === m && (op === undefined || p.attributes?.['podnet.io.operation'] === op),
       )!.value as number;
-    assert.equal(pv('podnet.process.count'), truth.pids.length);
-    assert.equal(pv('podnet.process.file_descriptor.count'), truth.fds);
-    assert.equal(pv('podnet.process.socket.count'), truth.sockets);
+    assert.equal(pv('podnet.process.instances'), truth.pids.length);
+    assert.equal(pv('podnet.process.file_descriptors'), truth.fds);
+    assert.equal(pv('podnet.process.sockets'), truth.sockets);
     assert.equal(pv('podnet.process.io.syscalls', 'read'), truth.io.syscr);
     assert.equal(pv('podnet.process.io.syscalls', 'write'), truth.io.syscw);
     assert.equal(pv('podnet.process.io.chars', 'read'), truth.io.rchar);

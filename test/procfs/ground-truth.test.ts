@@ -342,10 +342,12 @@ test('host entity: read in the receiver netns directly, equals nstat -az and ip 
     () => netdev.collect([host]),
     80,
   );
+  // The host netns is the node: its bytes are k8s.node.network.io (no k8s.pod.network.io point).
+  assert.equal(nd.filter((p) => p.metric === 'k8s.pod.network.io').length, 0);
   for (const l of links) {
     const rx = nd.find(
       (p) =>
-        p.metric === 'k8s.pod.network.io' &&
+        p.metric === 'k8s.node.network.io' &&
         p.attributes?.['network.interface.name'] === l.ifname &&
         p.attributes['network.io.direction'] === 'receive',
     );

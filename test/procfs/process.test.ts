@@ -98,9 +98,9 @@ function summarize(points: readonly MetricPoint[], netns: number): Truth {
     return p.value as number;
   };
   return {
-    count: v('podnet.process.count'),
-    fds: v('podnet.process.file_descriptor.count'),
-    sockets: v('podnet.process.socket.count'),
+    count: v('podnet.process.instances'),
+    fds: v('podnet.process.file_descriptors'),
+    sockets: v('podnet.process.sockets'),
     io: {
       rchar: v('podnet.process.io.chars', 'podnet.io.operation', 'read'),
       wchar: v('podnet.process.io.chars', 'podnet.io.operation', 'write'),
@@ -232,6 +232,6 @@ test('process: host entity off by default, on with host: true', async () => {
   assert.deepEqual(await off.collect([host]), []);
   const on = await processProbe.create(probeContext(), processProbe.args.parse({ host: true }));
   const points = await on.collect([host]);
-  const count = points.find((p) => p.metric === 'podnet.process.count')?.value as number;
+  const count = points.find((p) => p.metric === 'podnet.process.instances')?.value as number;
   assert.ok(count >= 1, 'at least this test process');
 });

@@ -35,7 +35,11 @@ test('every procfs probe is available here and declares its metrics consistently
     for (const m of spec.metrics) {
       assert.ok(!names.has(m.name), `duplicate metric ${m.name}`);
       names.add(m.name);
-      assert.match(m.name, /^(podnet\.[a-z0-9_]+(\.[a-z0-9_]+)+|k8s\.pod\.network\.(io|errors))$/, m.name);
+      assert.match(
+        m.name,
+        /^(podnet\.[a-z0-9_]+(\.[a-z0-9_]+)+|k8s\.(pod|node)\.network\.(io|errors))$/,
+        m.name,
+      );
       assert.match(m.unit, /^(By|s|1|\{[a-z_]+\})$/, `${m.name} unit ${m.unit}`);
       assert.ok(['counter', 'gauge'].includes(m.kind), `${m.name} kind`);
       assert.ok(m.description.length > 10, `${m.name} description`);
@@ -98,10 +102,10 @@ test('reconfigure applies new args without a restart', async () => {
   );
   const proc = await processProbe.create(probeContext(), processProbe.args.parse({}));
   assert.deepEqual(await proc.collect([host]), []);
-  await proc.reconfigure!(processProbe.args.parse({ host: true, metrics: ['podnet.process.count'] }));
+  await proc.reconfigure!(processProbe.args.parse({ host: true, metrics: ['podnet.process.instances'] }));
   assert.deepEqual(
     (await proc.collect([host])).map((p) => p.metric),
-    ['podnet.process.count'],
+    ['podnet.process.instances'],
   );
 });
 

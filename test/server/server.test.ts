@@ -161,7 +161,13 @@ test('/events: live stream of matching events only', async () => {
   const attrs = got[0]!['attributes'] as Record<string, unknown>;
   assert.equal(attrs['k8s.pod.uid'], 'uid-web-1');
   assert.equal(attrs['podnet.event.type'], 'SYNTHETIC_DROP');
-  assert.equal(attrs['podnet.kernel.stack'], undefined, 'stacks are off by default');
+  // kernel_stacks is on by default: the probe's stack is on the record, also as code.stacktrace.
+  assert.ok(Array.isArray(attrs['podnet.kernel.stack']), 'stacks are on by default');
+  assert.equal(attrs['code.stacktrace'], (attrs['podnet.kernel.stack'] as string[]).join('\n'));
+  assert.match(
+    String(got[0]!['body']),
+    /^synthetic anomaly NETFILTER_DROP tcp .* in pod shop\/web-1 \(kfree_skb_reason\)$/,
+  );
 });
 
 test('errors: unknown path 404, POST 405', async () => {

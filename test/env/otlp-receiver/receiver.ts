@@ -4,8 +4,10 @@
 // points and log records for assertions. `down()` closes both listeners; `up()` listens again on the same
 // ports, so exporters see an outage and a recovery.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
@@ -60,6 +62,9 @@ export interface OtlpReceiverOptions {
   httpPort?: number;
   /** Keep at most this many points/log records (oldest dropped); default 200000. */
   maxKept?: number;
+  /** Serve HTTPS and gRPC over TLS with this PEM certificate and key (and require client certificates
+   *  signed by `clientCa` when given). */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
 }
 
 const SEVERITY_NAMES = [
@@ -256,11 +261,16 @@ export class OtlpReceiver {
   readonly headers = new Map<string, Record<string, string>>();
   /** Bodies that failed to decode (a test asserts this stays empty). */
   readonly decodeErrors: string[] = [];
+  /** HTTP: the first bytes of the latest request body as received (before any gunzip), by signal. */
+  readonly rawHead = new Map<string, Buffer>();
+  /** TLS: the subject CN of the client certificate of the latest HTTPS request, by signal. */
+  readonly clientCertCn = new Map<string, string>();
   #grpc: grpc.Server | undefined;
   #http: Server | undefined;
   #grpcPort = 0;
   #httpPort = 0;
   readonly #maxKept: number;
+  readonly #tls: OtlpReceiverOptions['tls'];
   readonly #root: protobuf.Root;
   readonly #metricsReq: protobuf.Type;
   readonly #logsReq: protobuf.Type;
@@ -275,6 +285,7 @@ export class OtlpReceiver {
     this.#grpcPort = options.grpcPort ?? 0;
     this.#httpPort = options.httpPort ?? 0;
     this.#maxKept = options.maxKept ?? 200_000;
+    this.#tls = options.tls;
     this.#root = new protobuf.Root();
     this.#root.resolvePath = (_origin, target) => (target.startsWith('/') ? target : join(PROTO_DIR, target));
     this.#root.loadSync([METRICS_SERVICE, LOGS_SERVICE]);
@@ -298,11 +309,11 @@ export class OtlpReceiver {
   }
 
   get grpcEndpoint(): string {
-    return `http://127.0.0.1:${this.#grpcPort}`;
+    return `${this.#tls ? 'https' : 'http'}://127.0.0.1:${this.#grpcPort}`;
   }
 
   get httpEndpoint(): string {
-    return `http://127.0.0.1:${this.#httpPort}`;
+    return `${this.#tls ? 'https' : 'http'}://127.0.0.1:${this.#httpPort}`;
   }
 
   get isUp(): boolean {
@@ -409,7 +420,14 @@ export class OtlpReceiver {
       },
     });
     this.#grpcPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${this.#grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      const creds = this.#tls
+        ? grpc.ServerCredentials.createSsl(
+            this.#tls.clientCa ?? null,
+            [{ private_key: this.#tls.key, cert_chain: this.#tls.cert }],
+            this.#tls.clientCa !== undefined,
+          )
+        : grpc.ServerCredentials.createInsecure();
+      server.bindAsync(`127.0.0.1:${this.#grpcPort}`, creds, (err, port) =>
         err ? reject(err) : resolve(port),
       );
     });
@@ -417,12 +435,23 @@ export class OtlpReceiver {
   }
 
   async #startHttp(): Promise<void> {
-    const server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handleHttp(req, res).catch((err: unknown) => {
         res.statusCode = 500;
         res.end(String(err));
       });
-    });
+    };
+    const tls = this.#tls;
+    const server: Server = tls
+      ? createHttpsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          handler,
+        )
+      : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.#httpPort, '127.0.0.1', () => resolve());
@@ -435,6 +464,10 @@ export class OtlpReceiver {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     let body = Buffer.concat(chunks);
+    const url = req.url ?? '';
+    this.rawHead.set(url, body.subarray(0, 4));
+    const peer = (req.socket as TLSSocket).getPeerCertificate?.();
+    if (peer?.subject?.CN) this.clientCertCn.set(url, String(peer.subject.CN));
     if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
     if (
       this.#hold(() => {
