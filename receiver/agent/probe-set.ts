@@ -6,10 +6,9 @@ import type { AnyProbeSpec } from '../../probes/registry.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
-import type { PeerSource } from '../peers/types.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { enabledMetricsOf } from '../probe/enabled-metrics.ts';
-import type { Probe, ProbeContext, ProbeState } from '../probe/types.ts';
+import type { PeerSource, Probe, ProbeContext, ProbeState } from '../probe/types.ts';
 
 export interface ProbeSetOptions {
   readonly pipeline: Pipeline;

@@ -1,7 +1,7 @@
 // The `capture:` config section: caps of on-demand captures over HTTP (/capture) and the triggered
 // captures (off by default). Snake_case keys like the rest of the file; every limit has a ceiling.
 import { z } from 'zod';
-import { duration } from '../config/schema.ts';
+import { duration } from '../config/duration.ts';
 
 const MiB = 1024 * 1024;
 

@@ -6,8 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import type { CaptureConfig } from './config.ts';
+import { json } from './http.ts';
 import { compileFilter } from './pcap-filter.ts';
-import { CaptureSession, DEFAULT_SNAPLEN } from './session.ts';
+import { type CaptureCounts, CaptureSession, type CaptureSlots, DEFAULT_SNAPLEN } from './session.ts';
 import { resolveTarget, TargetError, type TargetSpec } from './target.ts';
 import type { TriggeredCaptures } from './trigger.ts';
 import { parseBytesArg, parseDurationArg } from './units.ts';
@@ -34,16 +35,7 @@ const CAPTURE_PARAMS = new Set([
 ]);
 const MAX_PARAM = 1024;
 
-/** Counts of what happened to captures, for self-telemetry (podnet.capture.count by outcome). */
-export interface CaptureCounts {
-  on_demand: number;
-  refused: number;
-  triggered: number;
-  skipped: number;
-  failed: number;
-}
-
-export class CaptureService {
+export class CaptureService implements CaptureSlots {
   #config: CaptureConfig;
   readonly #entities: Pick<EntitySource, 'entities' | 'pods'>;
   readonly #log: Logger;
@@ -232,10 +224,4 @@ export function captureHeaders(res: ServerResponse, durationMs: number, maxBytes
   res.setHeader('cache-control', 'no-store');
   res.setHeader('podnet-capture-duration-ms', String(durationMs));
   res.setHeader('podnet-capture-max-bytes', String(maxBytes));
-}
-
-export function json(res: ServerResponse, code: number, body: unknown): void {
-  res.statusCode = code;
-  res.setHeader('content-type', 'application/json');
-  res.end(`${JSON.stringify(body, null, 2)}\n`);
 }

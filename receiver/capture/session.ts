@@ -236,3 +236,21 @@ export class CaptureSession {
     this.#resolve(result);
   }
 }
+
+/** Counts of what happened to captures, for self-telemetry (podnet.capture.count by outcome). */
+export interface CaptureCounts {
+  on_demand: number;
+  refused: number;
+  triggered: number;
+  skipped: number;
+  failed: number;
+}
+
+/** The capture slots sessions occupy (service.ts): what triggered captures (trigger.ts) need of them. */
+export interface CaptureSlots {
+  readonly counts: CaptureCounts;
+  /** Captures running now. */
+  readonly active: number;
+  hasRoom(): boolean;
+  track(session: CaptureSession): void;
+}

@@ -23,8 +23,8 @@ import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
 import type { Attributes, AttributeValue, ProbeEvent } from '../probe/types.ts';
 import type { CaptureConfig, TriggerRuleConfig } from './config.ts';
-import { type CaptureService, json } from './service.ts';
-import { CaptureSession } from './session.ts';
+import { json } from './http.ts';
+import { CaptureSession, type CaptureSlots } from './session.ts';
 
 export const ATTR_CAPTURE_ID = 'podnet.capture.id';
 export const CAPTURE_DONE_EVENT = 'podnet.capture.done';
@@ -75,7 +75,7 @@ export function tupleFilter(a: Attributes): string {
 
 export class TriggeredCaptures {
   #config: TriggersConfig;
-  readonly #service: CaptureService;
+  readonly #service: CaptureSlots;
   readonly #log: Logger;
   readonly #emit: (ev: ProbeEvent) => void;
   /** rule index + netns → times (ms) of the last `count` matching events. */
@@ -85,7 +85,7 @@ export class TriggeredCaptures {
 
   constructor(opts: {
     config: TriggersConfig;
-    service: CaptureService;
+    service: CaptureSlots;
     log: Logger;
     /** Emits the follow-up record (through the event pipeline, as the `capture` source). */
     emit: (ev: ProbeEvent) => void;

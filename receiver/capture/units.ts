@@ -1,5 +1,5 @@
 // Command-line and query-string values of a capture: durations and byte sizes with units.
-import { parseDuration } from '../config/schema.ts';
+import { parseDuration } from '../config/duration.ts';
 
 /** `10s`, `500ms`, `2m`, or bare seconds (`10`, as tcpdump's -G). */
 export function parseDurationArg(v: string): number | undefined {

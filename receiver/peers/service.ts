@@ -4,10 +4,11 @@
 // cluster view only when its settings changed).
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import type { PeerCounting, PeerSource } from '../probe/types.ts';
 import { PeerCounters } from './counters.ts';
 import type { KubeSource } from './kube/source.ts';
 import { PeerResolver } from './resolver.ts';
-import type { Peer, PeerCounting, PeerSource } from './types.ts';
+import type { Peer } from './types.ts';
 
 export interface PeerSettings {
   readonly enabled: boolean;

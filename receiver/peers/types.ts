@@ -114,21 +114,3 @@ export function isPrivateAddress(ip: string): boolean {
 export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');
 }
-
-/** What probes see of peer resolution (`ProbeContext.peers`; receiver/peers/service.ts). */
-export interface PeerSource {
-  /** The peer an address belongs to (flow series). */
-  resolve(ip: string): Peer;
-  /** Start the per-peer event counters (probe `peers`); `stop` ends counting and drops them. */
-  startCounting(): PeerCounting;
-}
-
-export interface PeerCounting {
-  /** Current counter values: one point per (netns, metric, peer Service/workload). */
-  points(): import('../probe/types.ts').MetricPoint[];
-  /** Per-peer keys not counted because a metric had cardinality_limit keys already, per metric. */
-  readonly overflow: ReadonlyMap<string, number>;
-  /** Drop the counters of netns not in `alive` (pods gone). */
-  prune(alive: ReadonlySet<number>): void;
-  stop(): void;
-}

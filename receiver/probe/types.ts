@@ -4,7 +4,6 @@
 // and the registry (`probes/registry.ts`).
 import type { ZodType } from 'zod';
 import type { Logger } from '../log/logger.ts';
-import type { PeerSource } from '../peers/types.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 
 /** counter: cumulative monotonic sum (kernel counters); gauge: a level; histogram: a distribution. */
@@ -132,4 +131,28 @@ export interface ProbeSpec<A = unknown> {
   /** Whether this kernel/host can run the probe; cheap, side-effect free (used by `podnet probes`). */
   availability(): Promise<Availability>;
   create(ctx: ProbeContext, args: A): Promise<Probe<A>>;
+}
+
+/**
+ * What probes see of peer resolution (`ProbeContext.peers`; implemented by receiver/peers/service.ts).
+ * Declared here, with the rest of the probe API, so that receiver/peers depends on it and not the reverse.
+ */
+export interface PeerSource {
+  /** The peer an address belongs to: its frozen `podnet.peer.*` attribute set and a display string. */
+  resolve(ip: string): {
+    readonly attributes: Readonly<Record<string, AttributeValue>>;
+    readonly display: string;
+  };
+  /** Start the per-peer event counters (probe `peers`); `stop` ends counting and drops them. */
+  startCounting(): PeerCounting;
+}
+
+export interface PeerCounting {
+  /** Current counter values: one point per (netns, metric, peer Service/workload). */
+  points(): MetricPoint[];
+  /** Per-peer keys not counted because a metric had cardinality_limit keys already, per metric. */
+  readonly overflow: ReadonlyMap<string, number>;
+  /** Drop the counters of netns not in `alive` (pods gone). */
+  prune(alive: ReadonlySet<number>): void;
+  stop(): void;
 }
