@@ -11,10 +11,11 @@ mode="${1:-test}"
 runtime_pkgs="libbpf1 libelf1 zlib1g iproute2 libpcap0.8"
 # Build: compiling the BPF objects (the committed objects make this unnecessary for `npm start`).
 build_pkgs="clang llvm libbpf-dev bpftool"
-# Tests: real pods over CRI, kernel ground truth, Prometheus scrapes, the terminal view, benchmarks.
+# Tests: real pods over CRI, kernel ground truth, Prometheus scrapes, the terminal view, benchmarks, the
+# Debian 6.1 kernel VM (qemu; test/env/vm — its kernel package is downloaded, never installed).
 test_pkgs="containerd runc containernetworking-plugins busybox-static prometheus prometheus-node-exporter \
 iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh tcpdump tshark \
-dnsmasq-base unbound bind9 bind9-dnsutils"
+dnsmasq-base unbound bind9 bind9-dnsutils qemu-system-x86"
 
 case "$mode" in
   runtime) want="$runtime_pkgs" ;;

@@ -1,14 +1,18 @@
 // flow (optional, off by default): "who does this pod talk to, and how much" — bytes and packets per
 // (pod address, peer address, transport, direction[, ports]) counted by TC programs (flow.bpf.c) on each
-// pod's host-side veth (Entity.hostVeth from pod discovery). Attached with TCX links (kernel >= 6.6;
-// detached when the link fd closes, so nothing stays behind even after kill -9). Counters live in an LRU
+// pod's host-side veth (Entity.hostVeth from pod discovery). Attached with TCX links where the kernel
+// has them (6.6+; detached when the link fd closes, so nothing stays behind even after kill -9), else as
+// cls_bpf direct-action filters on a clsact qdisc (netlink, 4.5+; podnet's own handle and priority,
+// replaced on the next start if a killed podnet left one, detached on close). Counters live in an LRU
 // per-CPU hash in the kernel (bounded by `maxFlows`; an evicted flow restarts at 0).
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { kernelBtfProblem, withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
 import { ipString } from '../../receiver/bpf/events.ts';
 import { libbpfCandidates, loadFirst } from '../../receiver/bpf/libbpf.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { networkType, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
   eventArgsSchema,
@@ -26,6 +30,8 @@ const argsSchema = z.object({
   ports: z.boolean().default(false),
   /** Flows tracked at once (LRU beyond this). */
   maxFlows: z.number().int().min(1024).default(65536),
+  /** `auto`: TCX where the kernel has it (6.6+), else clsact; `tcx` / `tc` force one (tests prove tc on new kernels). */
+  attachMode: z.enum(['auto', 'tcx', 'tc']).default('auto'),
 });
 export type FlowArgs = z.infer<typeof argsSchema>;
 
@@ -66,9 +72,19 @@ const metrics: MetricDef[] = [
 export const BPF_TCX_INGRESS = 46;
 export const BPF_TCX_EGRESS = 47;
 
+/** libbpf enum bpf_tc_attach_point, and the clsact filter podnet owns on each veth (handle, priority). */
+const BPF_TC_INGRESS = 1;
+const BPF_TC_EGRESS = 2;
+const BPF_TC_F_REPLACE = 1;
+const TC_HANDLE = 0x504e;
+const TC_PRIORITY = 0x504e;
+
 export interface Tcx {
   link(progFd: number, ifindex: number, type: number): number;
   close(fd: number): number;
+  /** clsact: creates the qdisc if needed and attaches (replacing podnet's own filter); 0 or -errno. */
+  tcAttach(progFd: number, ifindex: number, point: number): number;
+  tcDetach(ifindex: number, point: number): number;
 }
 let tcx: Tcx | undefined;
 export function tcxApi(): Tcx {
@@ -80,11 +96,62 @@ export function tcxApi(): Tcx {
       c: number,
       d: null,
     ) => number;
+    type TcFn = (hook: Buffer, opts?: Buffer) => number;
+    const hookCreate = lib.func('int bpf_tc_hook_create(void *hook)') as TcFn;
+    const tcAttach = lib.func('int bpf_tc_attach(void *hook, void *opts)') as TcFn;
+    const tcDetach = lib.func('int bpf_tc_detach(void *hook, void *opts)') as TcFn;
+    // struct bpf_tc_hook { size_t sz; int ifindex; enum attach_point; __u32 parent; } (24 bytes, libbpf.h)
+    const hook = (ifindex: number, point: number) => {
+      const b = Buffer.alloc(24);
+      b.writeBigUInt64LE(24n, 0);
+      b.writeInt32LE(ifindex, 8);
+      b.writeUInt32LE(point, 12);
+      return b;
+    };
+    // struct bpf_tc_opts { size_t sz; int prog_fd; __u32 flags, prog_id, handle, priority; } (32 bytes)
+    const opts = (progFd: number, flags: number) => {
+      const b = Buffer.alloc(32);
+      b.writeBigUInt64LE(32n, 0);
+      b.writeInt32LE(progFd, 8);
+      b.writeUInt32LE(flags, 12);
+      b.writeUInt32LE(TC_HANDLE, 20);
+      b.writeUInt32LE(TC_PRIORITY, 24);
+      return b;
+    };
     const libc = loadFirst(['libc.so.6']).lib;
     const close = libc.func('int close(int fd)') as (fd: number) => number;
-    tcx = { link: (p, i, t) => link(p, i, t, null), close };
+    tcx = {
+      link: (p, i, t) => link(p, i, t, null),
+      close,
+      tcAttach: (p, i, point) => {
+        const h = hook(i, point);
+        const r = hookCreate(h); // -EEXIST when the clsact qdisc is already there: fine
+        if (r < 0 && r !== -17) return r;
+        return tcAttach(h, opts(p, BPF_TC_F_REPLACE));
+      },
+      tcDetach: (i, point) => tcDetach(hook(i, point), opts(0, 0)),
+    };
   }
   return tcx;
+}
+
+/** TCX links exist on this kernel (enum bpf_attach_type has BPF_TCX_INGRESS, 6.6+). */
+export function kernelHasTcx(): boolean {
+  if (kernelBtfProblem()) return false;
+  return withVmlinuxBtf((btf) => {
+    try {
+      return [...btf.enumNames('bpf_attach_type', '').values()].includes('BPF_TCX_INGRESS');
+    } catch {
+      return false;
+    }
+  });
+}
+
+export type FlowAttach = 'tcx' | 'tc';
+
+export function flowAttachMode(requested: FlowArgs['attachMode']): FlowAttach {
+  if (requested !== 'auto') return requested;
+  return kernelHasTcx() ? 'tcx' : 'tc';
 }
 
 /** ifindex of an interface in this process's netns, or 0. */
@@ -104,6 +171,7 @@ function ip(buf: Buffer, o: number, family: number): string {
 interface Attached {
   readonly entity: Entity;
   readonly ifindex: number;
+  /** TCX link fds; empty in tc mode (the filters are detached by ifindex). */
   readonly links: number[];
 }
 
@@ -117,8 +185,15 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
   events: [],
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [['flow_ingress'], ['flow_egress']]);
+    const a = hookAvailability(OBJECT, [['flow_ingress'], ['flow_egress']]);
+    return a.available
+      ? { ...a, variant: flowAttachMode('auto') === 'tcx' ? 'TCX links' : 'clsact (cls_bpf)' }
+      : a;
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, [['flow_ingress'], ['flow_egress']], {}, [
+      'TCX links from 6.6 (gone with the process); before, clsact qdisc + cls_bpf filters (4.5+), detached on close and replaced on the next start after a kill',
+    ]),
   async create(ctx, args) {
     const rt = EbpfRuntime.open({
       probe: 'flow',
@@ -136,11 +211,16 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
     const attached = new Map<number, Attached>(); // by netns inode
     const failures = new Map<string, string>(); // display name → reason
     const api = tcxApi();
+    const mode = flowAttachMode(args.attachMode);
 
     const detach = (inode: number) => {
       const a = attached.get(inode);
       if (!a) return;
       for (const fd of a.links) api.close(fd);
+      if (mode === 'tc') {
+        api.tcDetach(a.ifindex, BPF_TC_INGRESS);
+        api.tcDetach(a.ifindex, BPF_TC_EGRESS);
+      }
       attached.delete(inode);
       map.deleteWhere((k) => k.readUInt32LE(32) === a.ifindex);
     };
@@ -155,6 +235,23 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
         return;
       }
       const links: number[] = [];
+      if (mode === 'tc') {
+        for (const [prog, point] of [
+          [progIn, BPF_TC_INGRESS],
+          [progOut, BPF_TC_EGRESS],
+        ] as const) {
+          const r = api.tcAttach(prog, ifindex, point);
+          if (r < 0) {
+            api.tcDetach(ifindex, BPF_TC_INGRESS);
+            failures.set(e.displayName, `clsact attach to ${e.hostVeth} failed: errno ${-r}`);
+            ctx.log.warn({ veth: e.hostVeth, errno: -r }, 'flow: clsact attach failed');
+            return;
+          }
+        }
+        failures.delete(e.displayName);
+        attached.set(e.netnsInode, { entity: e, ifindex, links });
+        return;
+      }
       for (const [prog, type] of [
         [progIn, BPF_TCX_INGRESS],
         [progOut, BPF_TCX_EGRESS],
@@ -224,6 +321,7 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
         const details = {
           ...(base.details ?? {}),
           attached: [...attached.values()].map((a) => a.entity.hostVeth),
+          attachMode: mode,
           failures: Object.fromEntries(failures),
         };
         if (base.state !== 'running') return { ...base, details };
@@ -243,6 +341,10 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
         for (const inode of [...attached.keys()]) {
           const a = attached.get(inode);
           for (const fd of a?.links ?? []) api.close(fd);
+          if (a && mode === 'tc') {
+            api.tcDetach(a.ifindex, BPF_TC_INGRESS);
+            api.tcDetach(a.ifindex, BPF_TC_EGRESS);
+          }
         }
         attached.clear();
         rt.close();

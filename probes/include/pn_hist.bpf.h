@@ -48,10 +48,15 @@ static __always_inline __u32 pn_log2(__u64 v)
 /* Adds one duration to an existing histogram value. */
 static __always_inline void pn_hist_record(struct pn_hist *h, __u64 ns, __u64 t0, __u64 t1)
 {
-	__u32 s = pn_log2(ns);
-	if (s >= PN_HIST_SLOTS)
+	/* A 64-bit index clamped in place, then pinned with barrier_var: the 6.1 verifier rejected the
+	 * former `__u32 s ... slots[s & 63]` ("R4 unbounded memory access", Debian 6.1 in test/kernel/) because
+	 * clang compared a zero-extended copy and indexed with the unclamped register (6.18 links the two). */
+	__u64 s = pn_log2(ns);
+	if (s > PN_HIST_SLOTS - 1)
 		s = PN_HIST_SLOTS - 1;
-	h->slots[s & 63] += 1;
+	barrier_var(s);
+	if (s < PN_HIST_SLOTS)
+		h->slots[s] += 1;
 	h->sum_ns += ns;
 	h->count += 1;
 	if (ns > t0)

@@ -5,6 +5,7 @@
 // Slow events RXKERNEL_SLOW / TXKERNEL_SLOW over a threshold (default 10 ms, as KubeSkoop).
 import { z } from 'zod';
 import { packetAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
   histEntries,
@@ -129,6 +130,13 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
       PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
+  kernel: () =>
+    kernelRequirement(
+      OBJECT,
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
+      {},
+      ['the rx socket stage needs sk_data_ready (after 6.1)'],
+    ),
   async create(ctx, args) {
     const t = args.counterThresholdsMs;
     const rt = EbpfRuntime.open({

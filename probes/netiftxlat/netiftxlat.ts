@@ -7,6 +7,7 @@
 // qdiscslow100ms / netdevslow100ms).
 import { z } from 'zod';
 import { packetAttributes, readTuple } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
   histPoints,
@@ -137,6 +138,13 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
+  kernel: () =>
+    kernelRequirement(
+      OBJECT,
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
+      {},
+      [],
+    ),
   async create(ctx, args) {
     const t = args.counterThresholdsMs;
     const rt = EbpfRuntime.open({

@@ -7,6 +7,10 @@
  *    per (netns, PL_EV_DROP); drop sites in the exclusion ranges (noise) produce no event.
  * Prototype variants by BTF argument count: 4 (6.10+, rx_sk), 3 (5.17-6.9, reason); the raw_tp pair is
  * the fallback where tp_btf is unavailable.
+ * Location variant (`pl_kfree_skb2_raw`, kernels without drop reasons, < 5.17, or forced): reads only
+ * (skb, location), the two arguments every kernel since 4.17 passes, and counts in `pl_loc_drops` keyed
+ * by (netns, IP version, L4 protocol, drop location) instead of the reason — userspace turns the location
+ * into its function's symbol (KubeSkoop's approach).
  */
 #include "../include/podnet.bpf.h"
 #include "../include/pn_watch.bpf.h"
@@ -40,6 +44,25 @@ struct {
 	__type(key, struct pl_key);
 	__type(value, struct pl_val);
 } pl_drops SEC(".maps");
+
+/* Location variant: counters by drop location (the kernel address the tracepoint reports). */
+struct pl_loc_key {
+	__u32 netns;
+	__u8 family;
+	__u8 l4proto;
+	__u16 pad;
+	__u64 location;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pl_loc_key);
+	__type(value, struct pl_val);
+} pl_loc_drops SEC(".maps");
+
+/* pl_event.reason of the location variant: the kernel gave no reason. */
+#define PL_NO_REASON 0xffffffff
 
 struct pl_event {
 	struct pn_event_hdr hdr; /* @0 */
@@ -87,7 +110,8 @@ static __always_inline void pl_l4(int btf, const struct sk_buff *skb, __u8 *fami
 	}
 }
 
-/* `btf` is a literal per program: 1 (tp_btf) = direct BTF loads, 0 (raw_tp) = CO-RE probe reads. */
+/* `btf` is a literal per program: 1 (tp_btf) = direct BTF loads, 0 (raw_tp) = CO-RE probe reads.
+ * reason == PL_NO_REASON: the location variant (counts by location, every kfree_skb is a drop). */
 static __always_inline void handle_drop(void *ctx, int btf, struct sk_buff *skb, void *location, __u32 reason,
 					struct sock *rx_sk)
 {
@@ -102,15 +126,24 @@ static __always_inline void handle_drop(void *ctx, int btf, struct sk_buff *skb,
 	}
 	__u32 len = PN_RD(btf, skb, len);
 
-	struct pl_key key = { .netns = raw, .reason = (__u16)reason };
-	pl_l4(btf, skb, &key.family, &key.l4proto);
 	struct pl_val zero = {};
-	struct pl_val *v = pn_counter_get_watched(&pl_drops, &key, &zero);
+	struct pl_val *v;
+	__u32 netns;
+	if (reason == PL_NO_REASON) {
+		struct pl_loc_key lkey = { .netns = raw, .location = (__u64)location };
+		pl_l4(btf, skb, &lkey.family, &lkey.l4proto);
+		v = pn_counter_get_watched(&pl_loc_drops, &lkey, &zero);
+		netns = lkey.netns;
+	} else {
+		struct pl_key key = { .netns = raw, .reason = (__u16)reason };
+		pl_l4(btf, skb, &key.family, &key.l4proto);
+		v = pn_counter_get_watched(&pl_drops, &key, &zero);
+		netns = key.netns;
+	}
 	if (v) {
 		v->packets += 1;
 		v->bytes += len;
 	}
-	__u32 netns = key.netns;
 
 	if (excluded((__u64)location))
 		return;
@@ -167,5 +200,14 @@ SEC("raw_tp/kfree_skb")
 int BPF_PROG(pl_kfree_skb3_raw, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	handle_drop(ctx, 0, skb, location, (__u32)reason, NULL);
+	return 0;
+}
+
+/* Location variant: kfree_skb(skb, location, ...) on every kernel since 4.17 (trailing args ignored).
+ * Before 5.17 kfree_skb fires only for drops (consume_skb is a tracepoint of its own). */
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(pl_kfree_skb2_raw, struct sk_buff *skb, void *location)
+{
+	handle_drop(ctx, 0, skb, location, PL_NO_REASON, NULL);
 	return 0;
 }

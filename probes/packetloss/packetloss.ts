@@ -3,10 +3,14 @@
 // L4 protocol) — exact whatever happens to events — and reported as `podnet.packet.drop` events with the
 // 5-tuple, interface, drop location (`sym+0xoff`), reason name (from BTF) and optional kernel stack.
 // Normal frees (NOT_DROPPED_YET, CONSUMED) are not drops. Drop sites listed in `excludeLocations` (noise)
-// produce no events (they are still counted).
+// produce no events (they are still counted). On kernels without drop reasons (< 5.17), or forced with
+// `variant: location` / PODNET_PACKETLOSS_VARIANT=location, the location variant counts per dropping
+// function instead, and error.type carries that function's symbol (docs/kernels.md).
 import { z } from 'zod';
-import { dropReasonNames, enumName } from '../../receiver/bpf/btf.ts';
+import { dropReasonNames, enumName, kernelBtfProblem, withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
+import type { ProgramOptions } from '../../receiver/bpf/object.ts';
 import { cString, packetAttributes, readTuple, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -36,6 +40,12 @@ const argsSchema = z.object({
     .array(z.string().min(1))
     .max(MAX_EXCLUDE)
     .default([...DEFAULT_EXCLUDE]),
+  /**
+   * `auto`: drops by reason where kfree_skb carries one (5.17+), else by drop location; `reason` /
+   * `location` force one. The environment variable PODNET_PACKETLOSS_VARIANT overrides it (tests use it
+   * to prove the location variant on kernels that have reasons).
+   */
+  variant: z.enum(['auto', 'reason', 'location']).default('auto'),
 });
 export type PacketlossArgs = z.infer<typeof argsSchema>;
 
@@ -52,7 +62,7 @@ const metrics: MetricDef[] = [
     kind: 'counter',
     unit: '{packet}',
     description:
-      'Packets dropped by the kernel (skb:kfree_skb with a drop reason), by kernel drop reason name, IP version and transport. Counted in the kernel for every drop.',
+      "Packets dropped by the kernel (skb:kfree_skb), by kernel drop reason name (kernels >= 5.17; before, or with variant location, by the dropping function's symbol), IP version and transport. Counted in the kernel for every drop.",
     attributes: ['error.type', 'network.transport', 'network.type'],
     enabled: true,
   },
@@ -67,12 +77,48 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = {
+const REASON_PROGRAMS = {
   pl_kfree_skb4: { tpArgs: 4 },
   pl_kfree_skb3: { tpArgs: 3 },
   pl_kfree_skb4_raw: { tpArgs: 4 },
   pl_kfree_skb3_raw: { tpArgs: 3 },
 } as const;
+/** The location variant: raw_tp reading (skb, location) only, any argument count from 2. */
+const LOCATION_PROGRAM = 'pl_kfree_skb2_raw';
+const ALL_PROGRAMS = { ...REASON_PROGRAMS, [LOCATION_PROGRAM]: { tpArgs: { min: 2 } } } as const;
+const GROUP = [...Object.keys(REASON_PROGRAMS), LOCATION_PROGRAM];
+/** event reason of the location variant (packetloss.bpf.c PL_NO_REASON). */
+const NO_REASON = 0xffffffff;
+
+export type DropVariant = 'reason' | 'location';
+
+/** The variant to run: forced by PODNET_PACKETLOSS_VARIANT or `variant`, else by kfree_skb's arity. */
+export function dropVariant(requested: 'auto' | DropVariant = 'auto'): DropVariant {
+  const env = process.env['PODNET_PACKETLOSS_VARIANT'];
+  const want = env === 'reason' || env === 'location' || env === 'auto' ? env : requested;
+  if (want !== 'auto') return want;
+  // kfree_skb has the reason from 5.17 (3 arguments); without BTF nothing loads anyway.
+  if (kernelBtfProblem()) return 'reason';
+  const n = withVmlinuxBtf((btf) => btf.tracepointArgs('kfree_skb'));
+  return n !== null && n >= 3 ? 'reason' : 'location';
+}
+
+/** Loader options for a variant: the other variant's programs are disabled. */
+function variantPrograms(v: DropVariant): Record<string, ProgramOptions> {
+  const off = { enabled: false } as const;
+  if (v === 'location')
+    return {
+      ...Object.fromEntries(Object.keys(REASON_PROGRAMS).map((p) => [p, off])),
+      [LOCATION_PROGRAM]: ALL_PROGRAMS[LOCATION_PROGRAM],
+    };
+  return { ...REASON_PROGRAMS, [LOCATION_PROGRAM]: off };
+}
+
+/** Function name of a `sym+0xoff` location (the counter attribute: one series per dropping function). */
+export function locationFunction(symbolized: string): string {
+  const i = symbolized.indexOf('+');
+  return i > 0 ? symbolized.slice(0, i) : symbolized;
+}
 
 /** Event record layout (packetloss.bpf.c struct pl_event). */
 export function decodeDrop(
@@ -82,7 +128,10 @@ export function decodeDrop(
   rt: { symbol(a: bigint): string; stack(id: number): string[] | undefined },
 ): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
   const location = view.getBigUint64(o + 16, true);
-  const reason = enumName(reasons, view.getUint32(o + 24, true));
+  const rawReason = view.getUint32(o + 24, true);
+  const where = rt.symbol(location);
+  // the location variant has no reason: error.type is the dropping function, as on its counters
+  const reason = rawReason === NO_REASON ? locationFunction(where) : enumName(reasons, rawReason);
   const ifindex = view.getUint32(o + 28, true);
   const stackId = view.getInt32(o + 32, true);
   const len = view.getUint32(o + 36, true);
@@ -91,7 +140,7 @@ export function decodeDrop(
   const ifname = cString(view, o + 88, 16);
   const attributes: Record<string, string | number | readonly string[]> = {
     'error.type': reason,
-    'podnet.drop.location': rt.symbol(location),
+    'podnet.drop.location': where,
     'podnet.packet.size': len,
   };
   packetAttributes(t, attributes);
@@ -134,10 +183,17 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
   ],
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [Object.keys(PROGRAMS)]);
+    const v = dropVariant();
+    const a = hookAvailability(OBJECT, [GROUP], variantPrograms(v));
+    return a.variant ? { ...a, variant: `${v} (${a.variant})` } : a;
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, [GROUP], ALL_PROGRAMS, [
+      'error.type is the kernel drop reason from 5.17 (kfree_skb with a reason); before, the drop location (function symbol, e.g. __udp4_lib_rcv) — variant location',
+    ]),
   async create(ctx, args) {
-    const reasons = dropReasonNames();
+    const variant = dropVariant(args.variant);
+    const reasons: ReadonlyMap<number, string> = variant === 'reason' ? dropReasonNames() : new Map();
     const ranges = symbolRanges(args.excludeLocations);
     const start = new Uint8Array(8 * MAX_EXCLUDE);
     const end = new Uint8Array(8 * MAX_EXCLUDE);
@@ -153,9 +209,11 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
       ctx,
       args,
       rodata: { pl_cfg_exclude_count: ranges.length, pl_cfg_exclude_start: start, pl_cfg_exclude_end: end },
-      programs: PROGRAMS,
-      fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' },
-      counterMaps: ['pl_drops'],
+      programs: variantPrograms(variant),
+      ...(variant === 'reason'
+        ? { fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' } }
+        : {}),
+      counterMaps: ['pl_drops', 'pl_loc_drops'],
       symbols: true,
       decode: (rec, r) => {
         const { rawNetns, ...e } = decodeDrop(rec.view, rec.offset, reasons, r);
@@ -179,6 +237,27 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
           }
           out.push({ metric: M.drops, netns: e.netns, attributes, value: e.values[0] ?? 0 });
           out.push({ metric: M.bytes, netns: e.netns, attributes, value: e.values[1] ?? 0 });
+        }
+        // location variant: one series per dropping function (several call sites of a function add up)
+        const byFn = new Map<string, { netns: number; attributes: Record<string, string>; v: number[] }>();
+        for (const e of rt.counterEntries('pl_loc_drops')) {
+          const family = e.key.readUInt8(4);
+          const l4 = e.key.readUInt8(5);
+          const fn = locationFunction(rt.symbol(e.key.readBigUInt64LE(8)));
+          const attributes: Record<string, string> = { 'error.type': fn };
+          if (family) {
+            attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
+            attributes['network.transport'] = transportName(l4);
+          }
+          const id = `${e.netns}\0${fn}\0${family}\0${l4}`;
+          const acc = byFn.get(id) ?? { netns: e.netns, attributes, v: [0, 0] };
+          acc.v[0] = (acc.v[0] ?? 0) + (e.values[0] ?? 0);
+          acc.v[1] = (acc.v[1] ?? 0) + (e.values[1] ?? 0);
+          byFn.set(id, acc);
+        }
+        for (const a of byFn.values()) {
+          out.push({ metric: M.drops, netns: a.netns, attributes: a.attributes, value: a.v[0] ?? 0 });
+          out.push({ metric: M.bytes, netns: a.netns, attributes: a.attributes, value: a.v[1] ?? 0 });
         }
         out.push(...rt.selfPoints());
         return out;

@@ -7,6 +7,7 @@
 // `podnet.socket.slow` events over a threshold (default 100 ms) with tuple, process and the wait.
 import { z } from 'zod';
 import { cString, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
   histEntries,
@@ -150,6 +151,15 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
       PROGRAMS.map((p) => [p]),
     );
   },
+  kernel: () =>
+    kernelRequirement(
+      OBJECT,
+      PROGRAMS.map((p) => [p]),
+      {},
+      [
+        'slow reads are timed from sk_data_ready and sock_recv_length (both after 6.1): on 6.1 only the send side (tcp_sendmsg_locked is also after 6.1) — see availability',
+      ],
+    ),
   async create(ctx, args) {
     const [t0, t1] = args.counterThresholdsMs;
     const rt = EbpfRuntime.open({

@@ -161,6 +161,14 @@ int BPF_PROG(so_udp3_raw, int rc, struct sock *sk, struct sk_buff *skb)
 	return 0;
 }
 
+/* raw_tp twin of so_udp2 (2-argument kernels, e.g. 6.1). */
+SEC("raw_tp/udp_fail_queue_rcv_skb")
+int BPF_PROG(so_udp2_raw, int rc, struct sock *sk)
+{
+	handle(ctx, 0, udp_kind(rc), sk, NULL, rc, NULL, 0);
+	return 0;
+}
+
 SEC("raw_tp/sock_rcvqueue_full")
 int BPF_PROG(so_rcvq_raw, struct sock *sk, struct sk_buff *skb)
 {

@@ -5,6 +5,7 @@
 // and rate-limited events with the tuple, buffer size and memory in use.
 import { z } from 'zod';
 import { readTuple, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -119,7 +120,14 @@ const PROGRAMS = {
   so_udp3: { tpArgs: 3 },
   so_udp2: { tpArgs: 2 },
   so_udp3_raw: { tpArgs: 3 },
+  so_udp2_raw: { tpArgs: 2 },
 } as const;
+/** Alternatives per hook, preferred first (availability, minimum kernel). */
+const GROUPS = [
+  ['so_udp3', 'so_udp2', 'so_udp3_raw', 'so_udp2_raw'],
+  ['so_rcvq', 'so_rcvq_raw'],
+  ['so_memlimit', 'so_memlimit_raw'],
+];
 
 export const sockoverflowProbe: ProbeSpec<SockoverflowArgs> = {
   name: 'sockoverflow',
@@ -164,12 +172,12 @@ export const sockoverflowProbe: ProbeSpec<SockoverflowArgs> = {
   ],
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [
-      ['so_udp3', 'so_udp2', 'so_udp3_raw'],
-      ['so_rcvq', 'so_rcvq_raw'],
-      ['so_memlimit', 'so_memlimit_raw'],
-    ]);
+    return hookAvailability(OBJECT, GROUPS, PROGRAMS);
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, GROUPS, PROGRAMS, [
+      'UDP overflow events carry the datagram tuple only with udp_fail_queue_rcv_skb(rc, sk, skb) (after 6.1); before, the socket tuple',
+    ]),
   async create(ctx, args) {
     const page = 4096;
     const rt = EbpfRuntime.open({
@@ -178,7 +186,12 @@ export const sockoverflowProbe: ProbeSpec<SockoverflowArgs> = {
       ctx,
       args,
       programs: PROGRAMS,
-      fallbacks: { so_udp3: 'so_udp3_raw', so_rcvq: 'so_rcvq_raw', so_memlimit: 'so_memlimit_raw' },
+      fallbacks: {
+        so_udp3: 'so_udp3_raw',
+        so_udp2: 'so_udp2_raw',
+        so_rcvq: 'so_rcvq_raw',
+        so_memlimit: 'so_memlimit_raw',
+      },
       counterMaps: ['so_counts'],
       decode: (rec, r) => {
         const { view, offset: o } = rec;

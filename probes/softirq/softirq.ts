@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { possibleCpus } from '../../receiver/bpf/maps.ts';
 import { cString } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
   histPoints,
@@ -166,6 +167,13 @@ export const softirqProbe: ProbeSpec<SoftirqArgs> = {
       PROGRAMS.map((p) => [p, `${p}_raw`]),
     );
   },
+  kernel: () =>
+    kernelRequirement(
+      OBJECT,
+      PROGRAMS.map((p) => [p, `${p}_raw`]),
+      {},
+      [],
+    ),
   async create(ctx, args) {
     const mask = vectorMask(args.vectors);
     const t: [number, number] = [args.slowThresholdMs, args.slow100ThresholdMs];

@@ -123,6 +123,14 @@ int BPF_PROG(rst_send3_raw, const struct sock *sk, const struct sk_buff *skb, en
 	return 0;
 }
 
+/* raw_tp twin of rst_send2 (kernels < 6.10 where tp_btf cannot load, or `attach: raw_tp`). */
+SEC("raw_tp/tcp_send_reset")
+int BPF_PROG(rst_send2_raw, const struct sock *sk, const struct sk_buff *skb)
+{
+	handle_send(ctx, sk, skb, RST_NO_REASON);
+	return 0;
+}
+
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(rst_receive, struct sock *sk)
 {

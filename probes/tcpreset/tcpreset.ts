@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { enumName, resetReasonNames } from '../../receiver/bpf/btf.ts';
 import { readTuple, socketAttributes } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -51,7 +52,15 @@ const PROGRAMS = {
   rst_send3: { tpArgs: 3 },
   rst_send2: { tpArgs: 2 },
   rst_send3_raw: { tpArgs: 3 },
+  rst_send2_raw: { tpArgs: 2 },
 } as const;
+/** Alternatives per hook, preferred first (availability, minimum kernel). */
+const GROUPS = [
+  ['rst_send3', 'rst_send2', 'rst_send3_raw', 'rst_send2_raw'],
+  ['rst_receive', 'rst_receive_raw'],
+];
+/** Programs that pass the kernel's reset reason (tcp_send_reset with 3 arguments, 6.10+). */
+const WITH_REASON = ['rst_send3', 'rst_send3_raw'];
 
 export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
   name: 'tcpreset',
@@ -85,20 +94,23 @@ export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
   ],
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [
-      ['rst_send3', 'rst_send2', 'rst_send3_raw'],
-      ['rst_receive', 'rst_receive_raw'],
-    ]);
+    return hookAvailability(OBJECT, GROUPS, PROGRAMS);
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, GROUPS, PROGRAMS, [
+      'before 6.10 tcp_send_reset has no reset reason (no error.type on events) and does not fire for segments without a socket (kind nosock is not seen; TcpOutRsts still counts them)',
+    ]),
   async create(ctx, args) {
-    const reasons = resetReasonNames();
+    // enum sk_rst_reason exists from 6.10, with the 3-argument tcp_send_reset: read it only when a
+    // program that passes a reason is loaded (it is absent on older kernels, see kernel()).
+    let reasons: ReadonlyMap<number, string> = new Map();
     const rt = EbpfRuntime.open({
       probe: 'tcpreset',
       object: OBJECT,
       ctx,
       args,
       programs: PROGRAMS,
-      fallbacks: { rst_send3: 'rst_send3_raw', rst_receive: 'rst_receive_raw' },
+      fallbacks: { rst_send3: 'rst_send3_raw', rst_send2: 'rst_send2_raw', rst_receive: 'rst_receive_raw' },
       counterMaps: ['rst_counts'],
       decode: (rec, r) => {
         const { view, offset: o } = rec;
@@ -126,6 +138,7 @@ export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
         };
       },
     });
+    if (WITH_REASON.some((p) => rt.coll.programs.get(p)?.state === 'attached')) reasons = resetReasonNames();
     const probe: Probe<TcpresetArgs> = {
       async collect() {
         const out: MetricPoint[] = [];

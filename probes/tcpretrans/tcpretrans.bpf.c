@@ -129,6 +129,15 @@ int BPF_PROG(rt_skb3_raw, const struct sock *sk, const struct sk_buff *skb, int 
 	return 0;
 }
 
+/* raw_tp twin of rt_skb2 (kernels with the 2-argument prototype, e.g. 6.1, where tp_btf cannot load or
+ * with `attach: raw_tp`). */
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(rt_skb2_raw, const struct sock *sk, const struct sk_buff *skb)
+{
+	handle_skb(ctx, sk, skb, 0);
+	return 0;
+}
+
 static __always_inline void handle_synack(void *ctx, const struct sock *sk, const struct request_sock *req)
 {
 	if (!sk || !req)

@@ -4,6 +4,7 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
 import { readTuple, socketAttributes } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -57,7 +58,13 @@ const PROGRAMS = {
   rt_skb3: { tpArgs: 3 },
   rt_skb2: { tpArgs: 2 },
   rt_skb3_raw: { tpArgs: 3 },
+  rt_skb2_raw: { tpArgs: 2 },
 } as const;
+/** Alternatives per hook, preferred first (availability, minimum kernel). */
+const GROUPS = [
+  ['rt_skb3', 'rt_skb2', 'rt_skb3_raw', 'rt_skb2_raw'],
+  ['rt_synack', 'rt_synack_raw'],
+];
 
 export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
   name: 'tcpretrans',
@@ -91,8 +98,12 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
   ],
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [['rt_skb3', 'rt_skb2', 'rt_skb3_raw']]);
+    return hookAvailability(OBJECT, GROUPS, PROGRAMS);
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, GROUPS, PROGRAMS, [
+      'the transmit error (error.type on events) needs tcp_retransmit_skb with 3 arguments (after 6.1; 6.18 has it)',
+    ]),
   async create(ctx, args) {
     const rt = EbpfRuntime.open({
       probe: 'tcpretrans',
@@ -100,7 +111,7 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
       ctx,
       args,
       programs: PROGRAMS,
-      fallbacks: { rt_skb3: 'rt_skb3_raw', rt_synack: 'rt_synack_raw' },
+      fallbacks: { rt_skb3: 'rt_skb3_raw', rt_skb2: 'rt_skb2_raw', rt_synack: 'rt_synack_raw' },
       counterMaps: ['rt_counts'],
       decode: (rec, r) => {
         const { view, offset: o } = rec;

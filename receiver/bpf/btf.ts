@@ -1,6 +1,7 @@
 // BTF readers over libbpf's parsed BTF: enum value→name maps, tracepoint prototypes, struct and DATASEC
 // layouts. Works on the running kernel's BTF (`Btf.vmlinux()`, no root or tracefs needed) and on an
 // object's own BTF (`bpf_object__btf`). Kernel facts come from here, never from compiled-in constants.
+import { existsSync } from 'node:fs';
 import koffi from 'koffi';
 import { BpfError, libbpf, type Ptr } from './libbpf.ts';
 
@@ -299,6 +300,38 @@ export class Btf {
 // Kernel facts, cached after the first read (the parsed vmlinux BTF is freed right away)
 
 const enumCache = new Map<string, Map<number, string>>();
+
+/** The kernel has no BTF: every CO-RE program (all eBPF probes) is unusable; procfs/netlink probes still run. */
+export class NoKernelBtfError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoKernelBtfError';
+  }
+}
+
+let btfProblem: string | null | undefined;
+
+/**
+ * Why the running kernel's BTF cannot be used (null when it can), cached. libbpf also looks for a
+ * vmlinux image with BTF under /boot and /lib/modules when /sys/kernel/btf/vmlinux is missing.
+ */
+export function kernelBtfProblem(): string | null {
+  if (btfProblem !== undefined) return btfProblem;
+  try {
+    Btf.vmlinux().close();
+    btfProblem = null;
+  } catch (err) {
+    const detail = existsSync('/sys/kernel/btf/vmlinux')
+      ? `/sys/kernel/btf/vmlinux is unreadable (${(err as Error).message})`
+      : '/sys/kernel/btf/vmlinux does not exist';
+    btfProblem =
+      `kernel BTF missing: ${detail}. eBPF probes need a kernel built with CONFIG_DEBUG_INFO_BTF=y ` +
+      '(Debian, Ubuntu, RHEL/Alma/Rocky, Amazon Linux, COS kernels have it since 5.x); on a kernel without it, ' +
+      'install one that has it, or put a vmlinux with BTF at /boot/vmlinux-$(uname -r). ' +
+      'procfs and netlink probes run without BTF.';
+  }
+  return btfProblem;
+}
 
 /** Runs `fn` with a temporary vmlinux BTF, freed afterwards. */
 export function withVmlinuxBtf<T>(fn: (btf: Btf) => T): T {

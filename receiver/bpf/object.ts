@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { ProbeStatus } from '../probe/types.ts';
-import { Btf, withVmlinuxBtf } from './btf.ts';
+import { Btf, kernelBtfProblem, NoKernelBtfError, withVmlinuxBtf } from './btf.ts';
 import { BpfCapabilityError, bpfCapabilityProblem, missingBpfCapabilities } from './caps.ts';
 import { checkHook, type Hook, parseSection } from './hooks.ts';
 import { BpfError, captureLog, libbpf, type Ptr, verifierSummary } from './libbpf.ts';
@@ -219,7 +219,7 @@ export class BpfSpec {
     if (capProblem)
       throw new BpfCapabilityError(this.name, missingBpfCapabilities(undefined, tracing), capProblem);
 
-    const plan = this.#plan(options);
+    const plan = this.plan(options);
     const logs = new Map<string, string>();
     let obj: Ptr | null = null;
     for (let attempt = 0; ; attempt++) {
@@ -264,8 +264,16 @@ export class BpfSpec {
     return new BpfCollection(this, obj, plan, logs, options, log);
   }
 
-  #plan(options: LoadOptions): Map<string, { state: ProgramState; reason?: string }> {
+  /**
+   * What load() would do with each program on this kernel, without loading: `loaded` (will load),
+   * `disabled` (by options), `skipped` (another prototype variant matches), `unavailable` (hook missing).
+   * Availability checks use it so that they see exactly what load needs. Throws NoKernelBtfError when the
+   * kernel has no BTF.
+   */
+  plan(options: Pick<LoadOptions, 'programs'> = {}): Map<string, { state: ProgramState; reason?: string }> {
     const plan = new Map<string, { state: ProgramState; reason?: string }>();
+    const problem = kernelBtfProblem();
+    if (problem) throw new NoKernelBtfError(problem);
     withVmlinuxBtf((btf) => {
       const groups = new Map<string, string[]>();
       for (const p of this.programs) {

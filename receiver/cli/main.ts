@@ -11,7 +11,7 @@ import { PODNET_VERSION } from '../otel/version.ts';
 import { registerCapture } from './capture.ts';
 import { completionScript, SHELLS, type Shell } from './completion.ts';
 import { EventsPrinter, OUTPUT_FORMATS, type OutputFormat } from './events-view.ts';
-import { probeTable } from './probes.ts';
+import { formatProbeTable, probeTable } from './probes.ts';
 import { type RemoteOptions, remoteGet, withRemoteOptions } from './remote.ts';
 
 // `podnet events | head`: the reader went away; that is the end, not an error.
@@ -100,32 +100,16 @@ program
 
 program
   .command('probes')
-  .description('list every probe: source, default, whether this host can run it and why not')
+  .description(
+    'list every probe: source, default, whether this host can run it and why not, its minimum kernel and the variant picked here',
+  )
   .option('--json', 'print JSON instead of a table')
   .option('--with-synthetic', 'include the synthetic test probe')
   .action(async (opts: { json?: boolean; withSynthetic?: boolean }) => {
     const specs = [...probeSpecs, ...(opts.withSynthetic ? [syntheticSpec] : [])];
     const rows = await probeTable(specs);
     if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-    else {
-      const head = ['PROBE', 'SOURCE', 'DEFAULT', 'AVAILABLE', 'REASON'];
-      const body = rows.map((r) => [
-        r.name,
-        r.source,
-        r.defaultEnabled ? 'on' : 'off',
-        r.available ? 'yes' : 'no',
-        r.reason ?? '',
-      ]);
-      const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-      for (const line of [head, ...body])
-        process.stdout.write(
-          `${line
-            .map((c, i) => c.padEnd(widths[i]!))
-            .join('  ')
-            .trimEnd()}\n`,
-        );
-      if (rows.length === 0) process.stdout.write('(no probes registered)\n');
-    }
+    else process.stdout.write(formatProbeTable(rows));
   });
 
 withRemoteOptions(

@@ -91,6 +91,21 @@ export interface Availability {
   readonly available: boolean;
   /** Set when not available, or when only part of the probe can run here. */
   readonly reason?: string;
+  /** eBPF probes: the program variant(s) probe-before-load picks on this kernel (what load() will load). */
+  readonly variant?: string;
+}
+
+/**
+ * Minimum kernel of a probe, derived from the hooks each of its program variants needs
+ * (probes/common/kernels.ts). Versions are upstream Linux releases.
+ */
+export interface KernelRequirement {
+  /** Oldest kernel on which the probe runs at all (some variant of at least one hook). */
+  readonly min: string;
+  /** Oldest kernel on which every hook has a variant (the probe runs complete, perhaps degraded features). */
+  readonly all: string;
+  /** What changes with the kernel: variants, features that need a newer kernel. */
+  readonly notes: readonly string[];
 }
 
 export interface ProbeContext {
@@ -130,6 +145,8 @@ export interface ProbeSpec<A = unknown> {
   readonly args: ZodType<A>;
   /** Whether this kernel/host can run the probe; cheap, side-effect free (used by `podnet probes`). */
   availability(): Promise<Availability>;
+  /** Minimum kernel (eBPF probes); absent = no kernel-version constraint beyond podnet's (procfs, netlink). */
+  kernel?(): KernelRequirement;
   create(ctx: ProbeContext, args: A): Promise<Probe<A>>;
 }
 

@@ -6,10 +6,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { withVmlinuxBtf } from '../../bpf/btf.ts';
+import { NoKernelBtfError } from '../../bpf/btf.ts';
 import { bpfCapabilityProblem } from '../../bpf/caps.ts';
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
-import { checkHook } from '../../bpf/hooks.ts';
 import { kallsyms } from '../../bpf/kallsyms.ts';
 import type { BpfMap } from '../../bpf/maps.ts';
 import { type BpfCollection, BpfSpec, type ProgramOptions, type RodataValue } from '../../bpf/object.ts';
@@ -162,10 +161,17 @@ export function objectSpec(object: URL | string): BpfSpec {
 
 /**
  * Whether at least one program of the object can attach here, judged from hook checks only (BTF
- * typedefs, tracefs, program types): cheap and side-effect free, for ProbeSpec.availability().
- * `groups` lists alternative program names per required hook; every group needs one usable program.
+ * typedefs and prototype arity, tracefs, program types): cheap and side-effect free, for
+ * ProbeSpec.availability(). `groups` lists alternative program names per required hook, preferred first;
+ * every group needs one usable program. `programs` are the options create() passes to the loader (the
+ * prototype variants, `tpArgs`): the check runs the loader's own plan (BpfSpec.plan), so it sees exactly
+ * what load needs. `variant` names the program each group will use.
  */
-export function hookAvailability(object: URL | string, groups: readonly (readonly string[])[]): Availability {
+export function hookAvailability(
+  object: URL | string,
+  groups: readonly (readonly string[])[],
+  programs: Readonly<Record<string, ProgramOptions>> = {},
+): Availability {
   let spec: BpfSpec;
   try {
     spec = objectSpec(object);
@@ -177,24 +183,33 @@ export function hookAvailability(object: URL | string, groups: readonly (readonl
     tracing: groups.some((g) => g.some((n) => spec.program(n).hook.kind !== 'other')),
   });
   if (caps) return { available: false, reason: caps };
+  let plan: ReturnType<BpfSpec['plan']>;
+  try {
+    plan = spec.plan({ programs });
+  } catch (err) {
+    if (err instanceof NoKernelBtfError) return { available: false, reason: err.message };
+    throw err;
+  }
   const missing: string[] = [];
   const partial: string[] = [];
-  withVmlinuxBtf((btf) => {
-    for (const group of groups) {
-      const reasons: string[] = [];
-      let ok = false;
-      for (const name of group) {
-        const c = checkHook(spec.program(name).hook, btf);
-        if (c.available) ok = true;
-        else reasons.push(`${name}: ${c.reason ?? 'unavailable'}`);
-      }
-      if (!ok) missing.push(reasons.join('; '));
-      else if (reasons.length && group.length === 1) partial.push(reasons.join('; '));
+  const chosen: string[] = [];
+  for (const group of groups) {
+    const reasons: string[] = [];
+    let pick: string | undefined;
+    for (const name of group) {
+      const st = plan.get(name);
+      if (st?.state === 'loaded') pick ??= name;
+      else if (st?.state === 'unavailable') reasons.push(`${name}: ${st.reason ?? 'unavailable'}`);
     }
-  });
+    if (pick) chosen.push(pick);
+    if (!pick) missing.push(reasons.join('; ') || `${group.join(', ')}: disabled`);
+    else if (reasons.length && group.length === 1) partial.push(reasons.join('; '));
+  }
+  const variant = chosen.length ? chosen.join(' + ') : undefined;
   if (missing.length === groups.length) return { available: false, reason: missing.join(' | ') };
-  if (missing.length) return { available: true, reason: `partly: ${missing.join(' | ')}` };
-  return { available: true };
+  if (missing.length)
+    return { available: true, reason: `partly: ${missing.join(' | ')}`, ...(variant ? { variant } : {}) };
+  return { available: true, ...(variant ? { variant } : {}) };
 }
 
 /** The kernel-side set of watched netns inodes (`pn_watched`, probes/include/pn_watch.bpf.h). */

@@ -1,0 +1,486 @@
+// Kernel-reach scenarios, run the same way on this machine's kernel (test/kernel/host.test.ts) and inside
+// the Debian 6.1 VM (test/kernel/guest.ts, booted by test/kernel/vm.test.ts). Each returns facts: what
+// the kernel's own counters say (nstat, nft, ip -s link, the fixture's own count) next to what podnet
+// counted, and the program variant probe-before-load picked. The tests assert expected === actual.
+import { execFileSync } from 'node:child_process';
+import koffi from 'koffi';
+import { flowProbe } from '../../probes/flow/flow.ts';
+import { netdevProbe } from '../../probes/netdev/netdev.ts';
+import { dropVariant, M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
+import { probeSpecs } from '../../probes/registry.ts';
+import { SNMP_FIELDS } from '../../probes/snmp/fields.ts';
+import { snmpProbe } from '../../probes/snmp/snmp.ts';
+import { M as RST, tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
+import { M as RT, tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
+import { socketInNetns } from '../../receiver/netns/setns.ts';
+import type { MetricPoint, Probe, ProbeStatus } from '../../receiver/probe/types.ts';
+import {
+  killChild,
+  nstat,
+  sideEntity,
+  sleep,
+  sumPoints,
+  tcpFixture,
+  testContext,
+  waitFor,
+} from '../ebpf/env.ts';
+import { createNetnsPair, type NetnsPair, sockaddr } from '../env/netns.ts';
+
+export interface Fact {
+  /** Stable id: the same check on every kernel. */
+  readonly id: string;
+  readonly what: string;
+  readonly expected: unknown;
+  readonly actual: unknown;
+  /** Variant, kernel, names: context for the matrix. */
+  readonly info?: Readonly<Record<string, unknown>>;
+}
+
+const libc = koffi.load('libc.so.6');
+const sendto = libc.func('intptr_t sendto(int, const void *, size_t, int, const void *, uint32_t)');
+const closeFd = libc.func('int close(int)');
+
+/** n UDP datagrams from the netns at `path` to addr:port (IPv4). */
+function sendUdpFrom(path: string, addr: string, port: number, n: number): void {
+  const sa = sockaddr(addr, port);
+  const fd = socketInNetns(path, 2, 2, 0) as number;
+  try {
+    const buf = Buffer.alloc(64, 1);
+    for (let i = 0; i < n; i++) sendto(fd, buf, buf.length, 0, sa.bytes, sa.bytes.length);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+const sh = (cmd: string, args: readonly string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
+
+/** Programs of a running eBPF probe and their state (from its status details). */
+function programStates(st: ProbeStatus): Record<string, string> {
+  const progs = (st.details?.['programs'] ?? []) as { name: string; state: string }[];
+  return Object.fromEntries(progs.map((p) => [p.name, p.state]));
+}
+const attachedOf = (st: ProbeStatus) =>
+  Object.entries(programStates(st))
+    .filter(([, s]) => s === 'attached' || s === 'loaded')
+    .map(([n]) => n);
+
+/** Every probe: availability, variant and minimum kernel; every available eBPF probe loads and attaches. */
+export async function availabilityFacts(): Promise<Fact[]> {
+  const out: Fact[] = [];
+  for (const spec of probeSpecs) {
+    const a = await spec.availability();
+    const k = spec.kernel?.();
+    const info = {
+      available: a.available,
+      reason: a.reason ?? null,
+      variant: a.variant ?? null,
+      minKernel: k?.min,
+    };
+    if (spec.source !== 'ebpf' || !a.available) {
+      out.push({
+        id: `probe.${spec.name}`,
+        what: `${spec.name}: availability`,
+        expected: true,
+        actual: true,
+        info,
+      });
+      continue;
+    }
+    const ctx = testContext([]);
+    let probe: Probe | undefined;
+    try {
+      probe = await spec.create(ctx, spec.args.parse({}));
+      const st = probe.status();
+      const states = programStates(st);
+      // a program is fine when attached, loaded (flow attaches per veth), or switched off by variant choice
+      const bad = Object.entries(states).filter(
+        ([, s]) => !['attached', 'loaded', 'disabled', 'skipped'].includes(s),
+      );
+      const partly = (a.reason ?? '').startsWith('partly');
+      out.push({
+        id: `probe.${spec.name}`,
+        what: `${spec.name}: loads and attaches what availability promised`,
+        expected: { state: partly ? 'degraded' : 'running', unavailable: partly ? bad.length > 0 : false },
+        actual: { state: st.state, unavailable: bad.length > 0 },
+        info: { ...info, programs: attachedOf(st), statusReason: st.reason ?? null },
+      });
+    } catch (err) {
+      out.push({
+        id: `probe.${spec.name}`,
+        what: `${spec.name}: loads and attaches`,
+        expected: 'running',
+        actual: `create failed: ${(err as Error).message}`,
+        info,
+      });
+    } finally {
+      await probe?.close();
+    }
+  }
+  return out;
+}
+
+/** packetloss, in the variant `variant` (undefined = auto): UDP to a closed port and an nft drop rule. */
+export async function packetlossFacts(pair: NetnsPair, variant?: 'location'): Promise<Fact[]> {
+  const { a, b } = pair;
+  const ctx = testContext([sideEntity(a), sideEntity(b)]);
+  const args = packetlossProbe.args.parse({ rateLimit: 0, ...(variant ? { variant } : {}) });
+  const chosen = dropVariant(args.variant);
+  const probe = await packetlossProbe.create(ctx, args);
+  const tag = `packetloss.${chosen}`;
+  const facts: Fact[] = [];
+  try {
+    const programs = attachedOf(probe.status());
+    const n4 = 37;
+    const n6 = 23;
+    const before4 = b.snmp('Udp', 'NoPorts');
+    const before6 = b.snmp('Udp6', 'NoPorts');
+    const p0 = await probe.collect([]);
+    a.sendUdp(b.ipv4, 9, n4, 40);
+    a.sendUdp(b.ipv6, 9, n6, 40);
+    // nft drop rule with a counter: UDP to 7777 in b
+    const table = `pnk${process.pid}`;
+    b.exec('nft', [
+      `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; policy accept; }; add rule inet ${table} in udp dport 7777 counter drop`,
+    ]);
+    const nNft = 29;
+    a.sendUdp(b.ipv4, 7777, nNft, 40);
+    await sleep(200);
+    const rule = JSON.parse(b.exec('nft', ['-j', 'list', 'table', 'inet', table])) as {
+      nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
+    };
+    const nftPackets = rule.nftables.flatMap((x) => x.rule?.expr ?? []).find((e) => e.counter)
+      ?.counter?.packets;
+    b.exec('nft', ['delete', 'table', 'inet', table]);
+    const k4 = b.snmp('Udp', 'NoPorts') - before4;
+    const k6 = b.snmp('Udp6', 'NoPorts') - before6;
+    // the events carry the reason / location of what the counters count: wait until all are read
+    await waitFor(() => ctx.events.filter((e) => e.netns === b.inode).length >= n4 + n6 + nNft, 60_000);
+    const p1 = await probe.collect([]);
+    const delta = (m: Record<string, string>) =>
+      sumPoints(p1, PL.drops, b.inode, m) - sumPoints(p0, PL.drops, b.inode, m);
+    // per error.type: reason names (NO_SOCKET, NETFILTER_DROP) or dropping functions (location variant)
+    const types = new Map<string, number>();
+    for (const p of p1) {
+      if (p.metric !== PL.drops || p.netns !== b.inode) continue;
+      const key = `${p.attributes?.['network.type']}/${p.attributes?.['network.transport']}/${p.attributes?.['error.type']}`;
+      types.set(key, (types.get(key) ?? 0) + (p.value as number));
+    }
+    const udp4 = [...types].filter(([k]) => k.startsWith('ipv4/udp/'));
+    const udp6 = [...types].filter(([k]) => k.startsWith('ipv6/udp/'));
+    const noSock4 = chosen === 'reason' ? 'NO_SOCKET' : '__udp4_lib_rcv';
+    const noSock6 = chosen === 'reason' ? 'NO_SOCKET' : '__udp6_lib_rcv';
+    const nftTypes = chosen === 'reason' ? ['NETFILTER_DROP'] : ['nft_do_chain', 'nf_hook_slow'];
+    const nftType = udp4.map(([k]) => k.split('/')[2]!).find((t) => nftTypes.includes(t));
+    const info = { variant: chosen, programs, errorTypes: Object.fromEntries(types) };
+    facts.push(
+      {
+        id: `${tag}.udp4.noports`,
+        what: `packetloss (${chosen}): IPv4 UDP to a closed port == Udp NoPorts`,
+        expected: { kernel: n4, podnet: n4 },
+        actual: { kernel: k4, podnet: delta({ 'network.type': 'ipv4', 'error.type': noSock4 }) },
+        info,
+      },
+      {
+        id: `${tag}.udp6.noports`,
+        what: `packetloss (${chosen}): IPv6 UDP to a closed port == Udp6 NoPorts`,
+        expected: { kernel: n6, podnet: n6 },
+        actual: { kernel: k6, podnet: delta({ 'network.type': 'ipv6', 'error.type': noSock6 }) },
+        info,
+      },
+      {
+        id: `${tag}.nft`,
+        what: `packetloss (${chosen}): nft drops == the rule's counter (error.type ${nftTypes.join(' or ')})`,
+        expected: { rule: nNft, podnet: nNft },
+        actual: {
+          rule: nftPackets,
+          podnet: nftType ? delta({ 'network.type': 'ipv4', 'error.type': nftType }) : 0,
+        },
+        info: { ...info, nftErrorType: nftType ?? null },
+      },
+      {
+        id: `${tag}.udp.only`,
+        what: `packetloss (${chosen}): no other UDP drops in the server netns`,
+        expected: n4 + n6 + nNft,
+        actual: [...udp4, ...udp6].reduce((s, [, v]) => s + v, 0),
+        info,
+      },
+    );
+  } finally {
+    await probe.close();
+  }
+  return facts;
+}
+
+/** tcpreset: N connects to a closed port (nosock at b, receive at a) and one SO_LINGER 0 abort (active). */
+export async function tcpresetFacts(pair: NetnsPair): Promise<Fact[]> {
+  const { a, b } = pair;
+  const ctx = testContext([sideEntity(a), sideEntity(b)]);
+  const probe = await tcpresetProbe.create(ctx, tcpresetProbe.args.parse({ rateLimit: 0 }));
+  const facts: Fact[] = [];
+  const children: import('node:child_process').ChildProcess[] = [];
+  try {
+    const info = { programs: attachedOf(probe.status()) };
+    const rst = (ns: string) => nstat(ns).get('TcpOutRsts') ?? 0;
+    const b0 = rst(b.name);
+    const a0 = rst(a.name);
+    const p0 = await probe.collect([]);
+    const n = 7;
+    const { result } = await tcpFixture(a, ['refused', b.ipv4, '7101', String(n), '41000']);
+    const srv = await tcpFixture(b, ['server', '7102']);
+    children.push(srv.child);
+    await tcpFixture(a, ['abort', b.ipv4, '7102', '1000']);
+    await sleep(300);
+    const p1 = await probe.collect([]);
+    const d = (ns: number, kind: string) =>
+      sumPoints(p1, RST.resets, ns, { 'podnet.tcp.reset.kind': kind }) -
+      sumPoints(p0, RST.resets, ns, { 'podnet.tcp.reset.kind': kind });
+    const nosockSeen = info.programs.some((p) => p.startsWith('rst_send3'));
+    facts.push(
+      {
+        id: 'tcpreset.nosock',
+        what: `tcpreset: resets for a closed port (kind nosock) == Tcp OutRsts in the server netns${nosockSeen ? '' : ' — not visible before 6.10: podnet 0'}`,
+        expected: { refused: n, kernel: n, podnet: nosockSeen ? n : 0 },
+        actual: { refused: result['refused'], kernel: rst(b.name) - b0, podnet: d(b.inode, 'nosock') },
+        info,
+      },
+      {
+        id: 'tcpreset.receive',
+        what: 'tcpreset: resets received by the client (kind receive) == connections refused (+1 abort answered)',
+        expected: { client: n, server: 1 },
+        actual: { client: d(a.inode, 'receive'), server: d(b.inode, 'receive') },
+        info,
+      },
+      {
+        id: 'tcpreset.active',
+        what: 'tcpreset: SO_LINGER 0 close (kind active) == Tcp OutRsts in the client netns',
+        expected: { kernel: 1, podnet: 1 },
+        actual: { kernel: rst(a.name) - a0, podnet: d(a.inode, 'active') },
+        info,
+      },
+    );
+  } finally {
+    for (const c of children) killChild(c);
+    await probe.close();
+  }
+  return facts;
+}
+
+/** tcpretrans: a bulk transfer through 10% random loss at the receiver == Tcp RetransSegs of the sender. */
+export async function tcpretransFacts(pair: NetnsPair, bytes = 1 << 20): Promise<Fact[]> {
+  const { a, b } = pair;
+  const ctx = testContext([sideEntity(a), sideEntity(b)]);
+  const probe = await tcpretransProbe.create(ctx, tcpretransProbe.args.parse({ rateLimit: 0 }));
+  const children: import('node:child_process').ChildProcess[] = [];
+  const table = `pnk${process.pid}rt`;
+  try {
+    const info = { programs: attachedOf(probe.status()) };
+    const srv = await tcpFixture(b, ['sink', '7201']);
+    children.push(srv.child);
+    b.exec('nft', [
+      `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; policy accept; }; add rule inet ${table} in tcp dport 7201 numgen random mod 10 == 0 counter drop`,
+    ]);
+    const segs = () => nstat(a.name).get('TcpRetransSegs') ?? 0;
+    const k0 = segs();
+    const p0 = await probe.collect([]);
+    await tcpFixture(a, ['bulk', b.ipv4, '7201', String(bytes)], 240_000);
+    b.exec('nft', ['delete', 'table', 'inet', table]);
+    // retransmits still in flight settle once the transfer is done; read until both sides agree
+    let kernel = 0;
+    let podnet = -1;
+    for (let i = 0; i < 50 && kernel !== podnet; i++) {
+      await sleep(100);
+      kernel = segs() - k0;
+      podnet =
+        sumPoints(await probe.collect([]), RT.retransmits, a.inode) - sumPoints(p0, RT.retransmits, a.inode);
+    }
+    return [
+      {
+        id: 'tcpretrans.segs',
+        what: 'tcpretrans: retransmitted segments == Tcp RetransSegs of the sender (10% loss)',
+        expected: { retransmitted: true, equal: true },
+        actual: { retransmitted: kernel > 0, equal: kernel === podnet },
+        info: { ...info, kernel, podnet },
+      },
+    ];
+  } finally {
+    try {
+      b.exec('nft', ['delete', 'table', 'inet', table]);
+    } catch {}
+    for (const c of children) killChild(c);
+    await probe.close();
+  }
+}
+
+/** flow on a host-side veth, attach mode `mode` (auto = TCX where the kernel has it, else clsact). */
+export async function flowFacts(mode: 'auto' | 'tc', prefix = 'pnk'): Promise<Fact[]> {
+  const ns = `${prefix}${process.pid}f${mode === 'tc' ? 't' : 'a'}`;
+  const veth = `${ns}h`;
+  const facts: Fact[] = [];
+  sh('ip', ['netns', 'add', ns]);
+  let probe: Probe | undefined;
+  try {
+    sh('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
+    sh('ip', ['link', 'set', `${veth}p`, 'netns', ns, 'name', 'eth0']);
+    sh('ip', ['addr', 'add', '10.253.0.1/24', 'dev', veth]);
+    sh('ip', ['link', 'set', veth, 'up']);
+    sh('ip', ['-n', ns, 'addr', 'add', '10.253.0.2/24', 'dev', 'eth0']);
+    sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    // no IPv6 (router solicitations, MLD) on the link: the counts are the test's datagrams only
+    sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1']);
+    sh('sysctl', ['-q', '-w', `net.ipv6.conf.${veth}.disable_ipv6=1`]);
+    const mac = (JSON.parse(sh('ip', ['-j', 'link', 'show', veth])) as { address: string }[])[0]!.address;
+    sh('ip', ['-n', ns, 'neigh', 'replace', '10.253.0.1', 'lladdr', mac, 'dev', 'eth0', 'nud', 'permanent']);
+    // and the host's entry for the pod: no ARP from the host (its ICMP replies) in the veth's rx count
+    const podMac = (
+      JSON.parse(sh('ip', ['-n', ns, '-j', 'link', 'show', 'eth0'])) as { address: string }[]
+    )[0]!.address;
+    sh('ip', ['neigh', 'replace', '10.253.0.2', 'lladdr', podMac, 'dev', veth, 'nud', 'permanent']);
+    const inode = Number(sh('stat', ['-L', '-c', '%i', `/run/netns/${ns}`]).trim());
+    const ctx = testContext([
+      {
+        kind: 'netns',
+        netnsInode: inode,
+        netnsPath: `/run/netns/${ns}`,
+        netnsName: ns,
+        hostVeth: veth,
+        displayName: ns,
+      },
+    ]);
+    probe = await flowProbe.create(ctx, flowProbe.args.parse({ attachMode: mode }));
+    const st = probe.status();
+    const sent = (pts: readonly MetricPoint[]) =>
+      pts
+        .filter((p) => p.metric === 'podnet.flow.packet.count' && p.netns === inode)
+        .filter((p) => p.attributes?.['network.io.direction'] === 'transmit')
+        .reduce((s, p) => s + (p.value as number), 0);
+    const p0 = sent(await probe.collect([]));
+    const rx0 = (
+      JSON.parse(sh('ip', ['-s', '-j', 'link', 'show', veth])) as { stats64: { rx: { packets: number } } }[]
+    )[0]!.stats64.rx.packets;
+    const n = 41;
+    sendUdpFrom(`/run/netns/${ns}`, '10.253.0.1', 9, n);
+    await sleep(200);
+    const rx1 = (
+      JSON.parse(sh('ip', ['-s', '-j', 'link', 'show', veth])) as { stats64: { rx: { packets: number } } }[]
+    )[0]!.stats64.rx.packets;
+    const podnet = sent(await probe.collect([])) - p0;
+    facts.push({
+      id: `flow.${mode}`,
+      what: `flow (attachMode ${mode}): packets the pod sent == the host veth's rx packets (ip -s link)`,
+      expected: { state: 'running', kernel: n, podnet: n },
+      actual: { state: st.state, kernel: rx1 - rx0, podnet },
+      info: { attachMode: st.details?.['attachMode'], reason: st.reason ?? null },
+    });
+    await probe.close();
+    probe = undefined;
+    const filters = sh('tc', ['filter', 'show', 'dev', veth, 'ingress']).trim();
+    facts.push({
+      id: `flow.${mode}.detached`,
+      what: `flow (attachMode ${mode}): close() leaves no filter on the veth`,
+      expected: '',
+      actual: filters,
+    });
+  } finally {
+    await probe?.close();
+    try {
+      sh('ip', ['link', 'del', veth]);
+    } catch {}
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {}
+  }
+  return facts;
+}
+
+/** netdev and snmp of a netns == ip -s -j link and nstat -az read inside it (no traffic meanwhile). */
+export async function procfsFacts(pair: NetnsPair): Promise<Fact[]> {
+  const { b } = pair;
+  const entity = sideEntity(b);
+  const ctx = testContext([entity]);
+  const netdev = await netdevProbe.create(ctx, netdevProbe.args.parse({ excludeInterfaces: [] }));
+  const snmp = await snmpProbe.create(ctx, snmpProbe.args.parse({}));
+  try {
+    const links = JSON.parse(sh('ip', ['-n', b.name, '-s', '-j', 'link', 'show'])) as {
+      ifname: string;
+      stats64: { rx: { bytes: number; packets: number }; tx: { bytes: number; packets: number } };
+    }[];
+    const nd = await netdev.collect([entity]);
+    const kernel = nstat(b.name);
+    const sn = await snmp.collect([entity]);
+    const links2 = sh('ip', ['-n', b.name, '-s', '-j', 'link', 'show']);
+    const val = (metric: string, ifname: string, dir: string) =>
+      nd.find(
+        (p) =>
+          p.metric === metric &&
+          p.attributes?.['network.interface.name'] === ifname &&
+          p.attributes?.['network.io.direction'] === dir,
+      )?.value;
+    const netdevDiff: string[] = [];
+    for (const l of links) {
+      const want: [string, string, number][] = [
+        ['k8s.pod.network.io', 'receive', l.stats64.rx.bytes],
+        ['k8s.pod.network.io', 'transmit', l.stats64.tx.bytes],
+        ['podnet.network.packet.count', 'receive', l.stats64.rx.packets],
+        ['podnet.network.packet.count', 'transmit', l.stats64.tx.packets],
+      ];
+      for (const [m, dir, v] of want)
+        if (val(m, l.ifname, dir) !== v)
+          netdevDiff.push(`${l.ifname} ${m} ${dir}: ${val(m, l.ifname, dir)} != ${v}`);
+    }
+    // snmp points by the kernel's name (group + field, as nstat prints it)
+    const kname = new Map(SNMP_FIELDS.map((f) => [f[3], { name: `${f[1]}${f[2]}`, scale: f[7] ?? 1 }]));
+    const snmpDiff: string[] = [];
+    let compared = 0;
+    for (const p of sn) {
+      const k = kname.get(p.metric);
+      if (!k || p.attributes?.['podnet.icmp.type'] !== undefined) continue;
+      const v = kernel.get(k.name);
+      if (v === undefined) continue; // levels nstat does not print
+      compared++;
+      if (p.value !== v * k.scale) snmpDiff.push(`${k.name}: ${p.value} != ${v * k.scale}`);
+    }
+    return [
+      {
+        id: 'procfs.netdev',
+        what: 'netdev == ip -s -j link (bytes, packets, every interface of the netns)',
+        expected: { quiet: true, diff: [] },
+        actual: { quiet: JSON.stringify(links) === JSON.stringify(JSON.parse(links2)), diff: netdevDiff },
+      },
+      {
+        id: 'procfs.snmp',
+        what: 'snmp == nstat -az in the netns (every counter nstat prints)',
+        expected: { comparedSome: true, diff: [] },
+        actual: { comparedSome: compared > 50, diff: snmpDiff },
+        info: { compared },
+      },
+    ];
+  } finally {
+    await netdev.close();
+    await snmp.close();
+  }
+}
+
+/** Everything, in one netns pair (the VM guest and the host test run this). */
+export async function allFacts(opts: { prefix: string; onFact?: (f: Fact) => void }): Promise<Fact[]> {
+  const facts: Fact[] = [];
+  const add = (fs: Fact[]) => {
+    for (const f of fs) {
+      facts.push(f);
+      opts.onFact?.(f);
+    }
+  };
+  add(await availabilityFacts());
+  const pair = createNetnsPair({ prefix: opts.prefix, tag: 'k' });
+  try {
+    add(await packetlossFacts(pair));
+    add(await packetlossFacts(pair, 'location'));
+    add(await tcpresetFacts(pair));
+    add(await tcpretransFacts(pair));
+    add(await procfsFacts(pair));
+  } finally {
+    pair.cleanup();
+  }
+  add(await flowFacts('auto', opts.prefix));
+  add(await flowFacts('tc', opts.prefix));
+  return facts;
+}
