@@ -1,6 +1,6 @@
 // `podnet probes`: one row per probe with its availability on this host, the program variant
 // probe-before-load picks here, and its minimum kernel (derived from the hooks of its variants,
-// probes/common/kernels.ts).
+// receiver/kit/ebpf/kernels.ts).
 import type { AnyProbeSpec } from '../../probes/registry.ts';
 
 export interface ProbeRow {

@@ -97,7 +97,7 @@ export interface Availability {
 
 /**
  * Minimum kernel of a probe, derived from the hooks each of its program variants needs
- * (probes/common/kernels.ts). Versions are upstream Linux releases.
+ * (receiver/kit/ebpf/kernels.ts). Versions are upstream Linux releases.
  */
 export interface KernelRequirement {
   /** Oldest kernel on which the probe runs at all (some variant of at least one hook). */

@@ -118,7 +118,7 @@ export function programMinimum(
   if (attach) bump(attach, `${p.hook.kind} programs`);
   if (p.hook.kind === 'tp_btf' || p.hook.kind === 'raw_tp') {
     const fact = TRACEPOINTS[p.hook.target];
-    if (!fact) throw new Error(`probes/common/kernels.ts: no entry for tracepoint ${p.hook.target}`);
+    if (!fact) throw new Error(`receiver/kit/ebpf/kernels.ts: no entry for tracepoint ${p.hook.target}`);
     bump(fact.since, `tracepoint ${p.hook.target}`);
     const n = argsOf(options);
     const a = n !== undefined ? fact.args?.[n] : undefined;
