@@ -86,6 +86,13 @@ function probeSection(spec: AnyProbeSpec): string[] {
   out.push(`Source: \`${spec.source}\` · enabled by default: ${spec.defaultEnabled ? 'yes' : 'no'}`, '');
   const args = argsLine(spec);
   if (args) out.push(args, '');
+  const k = spec.kernel?.();
+  if (k) {
+    // derived from the hooks of the probe's program variants (receiver/kit/ebpf/kernels.ts, docs/kernels.md)
+    out.push(`Minimum kernel: **${k.min}**${k.all !== k.min ? ` (every hook: ${k.all})` : ''}.`, '');
+    for (const n of k.notes) out.push(`- ${esc(n)}`);
+    out.push('');
+  }
   if (spec.metrics.length > 0) out.push('Metrics:', '', ...metricTable(spec.metrics), '');
   if (spec.events.length > 0) {
     out.push('Events (log records with `eventName`):', '');

@@ -4,7 +4,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
-import { Agent } from '../agent/agent.ts';
+import type { Agent } from '../agent/agent.ts';
 import { ConfigError, loadConfigFile } from '../config/load.ts';
 import { log } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
@@ -44,6 +44,9 @@ program
   .action(async (opts: { config?: string; withSynthetic?: boolean }) => {
     let agent: Agent;
     try {
+      // imported here: the agent pulls in the whole OTel SDK and exporters, which `podnet probes` and
+      // `validate` do not need (their start-up time matters in the 6.1 VM test, test/kernel/vm.test.ts)
+      const { Agent } = await import('../agent/agent.ts');
       agent = await Agent.start({
         configPath: opts.config,
         ...(opts.withSynthetic ? { extraSpecs: [syntheticSpec] } : {}),

@@ -2,6 +2,7 @@
 // in before() — the host's kernel (host.test.ts) or the 6.1 VM (vm.test.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
 import type { Fact } from './scenarios.ts';
 
@@ -23,6 +24,40 @@ export const FACT_IDS: readonly string[] = [
   'flow.tc.detached',
 ];
 
+/**
+ * probe × variant × result lines for this kernel (docs/kernels.md quotes them): each probe's availability
+ * fact plus the count checks of the scenarios that exercise it.
+ */
+export function matrix(facts: readonly Fact[]): string[] {
+  const ok = (f: Fact) => (isDeepStrictEqual(f.actual, f.expected) ? 'ok' : 'FAIL');
+  const out: string[] = [];
+  for (const f of facts.filter((x) => x.id.startsWith('probe.'))) {
+    const name = f.id.slice('probe.'.length);
+    const i = (f.info ?? {}) as Record<string, unknown>;
+    const checks = facts.filter(
+      (x) =>
+        x.id.split('.')[0] === name ||
+        (name === 'netdev' && x.id === 'procfs.netdev') ||
+        (name === 'snmp' && x.id === 'procfs.snmp'),
+    );
+    const variants = [
+      ...new Set(
+        checks
+          .map(
+            (c) =>
+              (c.info as Record<string, unknown> | undefined)?.['variant'] ??
+              (c.info as Record<string, unknown> | undefined)?.['attachMode'],
+          )
+          .filter(Boolean),
+      ),
+    ];
+    out.push(
+      `${name} | ${i['available'] ? 'available' : 'unavailable'}${i['reason'] ? ` (${String(i['reason']).slice(0, 80)})` : ''} | ${i['variant'] ?? '-'}${variants.length ? ` [tested: ${variants.join(', ')}]` : ''} | load ${ok(f)}${checks.length ? `, ${checks.map((c) => `${c.id} ${ok(c)}`).join(', ')}` : ''}`,
+    );
+  }
+  return out;
+}
+
 export function factTests(label: string, facts: () => readonly Fact[] | undefined): void {
   for (const id of FACT_IDS) {
     test(`${label}: ${id}`, () => {
@@ -33,4 +68,9 @@ export function factTests(label: string, facts: () => readonly Fact[] | undefine
       assert.deepEqual(f.actual, f.expected, `${f.what} — ${JSON.stringify(f.info ?? {})}`);
     });
   }
+  test(`${label}: matrix (probe | availability | variant | result)`, () => {
+    const all = facts();
+    assert.ok(all);
+    for (const line of matrix(all)) process.stdout.write(`# matrix ${label} | ${line}\n`);
+  });
 }
