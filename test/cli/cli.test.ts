@@ -53,8 +53,16 @@ test('probes --json lists availability and reason', async () => {
     { source: 'synthetic', available: true, defaultEnabled: false },
   );
   const table = await podnet(['probes', '--with-synthetic']);
-  assert.match(table.stdout, /^PROBE\s+SOURCE\s+DEFAULT\s+AVAILABLE\s+REASON$/m);
-  assert.match(table.stdout, /^synthetic\s+synthetic\s+off\s+yes$/m);
+  assert.match(table.stdout, /^PROBE\s+SOURCE\s+DEFAULT\s+AVAILABLE\s+KERNEL\s+VARIANT\s+REASON$/m);
+  assert.match(table.stdout, /^synthetic\s+synthetic\s+off\s+yes\s+-$/m);
+  // eBPF probes: minimum kernel and the variant picked on this kernel (docs/kernels.md)
+  const pl = rows.find((x) => x.name === 'packetloss') as unknown as { minKernel: string; variant: string };
+  assert.equal(pl.minKernel, '5.8');
+  assert.match(pl.variant, /^(reason|location) \(pl_kfree_skb\w+\)$/);
+  assert.match(
+    table.stdout,
+    /^packetloss\s+ebpf\s+on\s+yes\s+>=5\.8\s+(reason|location) \(pl_kfree_skb\w+\)$/m,
+  );
 });
 
 test('run with a bad config exits 2 with the key path, value and expectation', async () => {
