@@ -284,14 +284,17 @@ export async function tcpretransFacts(pair: NetnsPair, bytes = 1 << 20): Promise
     const p0 = await probe.collect([]);
     await tcpFixture(a, ['bulk', b.ipv4, '7201', String(bytes)], 240_000);
     b.exec('nft', ['delete', 'table', 'inet', table]);
-    // retransmits still in flight settle once the transfer is done; read until both sides agree
+    // A segment lost just before the rule went away is retransmitted after its (backed-off) RTO, up to
+    // seconds later on a loaded machine: read until both sides agree on two reads 500 ms apart (30 s max).
     let kernel = 0;
     let podnet = -1;
-    for (let i = 0; i < 50 && kernel !== podnet; i++) {
-      await sleep(100);
+    let agreed = 0;
+    for (const end = Date.now() + 30_000; agreed < 2 && Date.now() < end; ) {
+      await sleep(agreed ? 500 : 100);
       kernel = segs() - k0;
       podnet =
         sumPoints(await probe.collect([]), RT.retransmits, a.inode) - sumPoints(p0, RT.retransmits, a.inode);
+      agreed = kernel === podnet ? agreed + 1 : 0;
     }
     return [
       {
