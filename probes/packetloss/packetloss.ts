@@ -95,12 +95,18 @@ export type DropVariant = 'reason' | 'location';
 /** The variant to run: forced by PODNET_PACKETLOSS_VARIANT or `variant`, else by kfree_skb's arity. */
 export function dropVariant(requested: 'auto' | DropVariant = 'auto'): DropVariant {
   const env = process.env['PODNET_PACKETLOSS_VARIANT'];
-  const want = env === 'reason' || env === 'location' || env === 'auto' ? env : requested;
+  if (env && env !== 'reason' && env !== 'location' && env !== 'auto')
+    throw new Error(`PODNET_PACKETLOSS_VARIANT: got "${env}", expected auto, reason or location`);
+  const want = env === 'reason' || env === 'location' ? env : requested;
   if (want !== 'auto') return want;
-  // kfree_skb has the reason from 5.17 (3 arguments); without BTF nothing loads anyway.
+  // without BTF nothing loads anyway
   if (kernelBtfProblem()) return 'reason';
-  const n = withVmlinuxBtf((btf) => btf.tracepointArgs('kfree_skb'));
-  return n !== null && n >= 3 ? 'reason' : 'location';
+  return variantForArity(withVmlinuxBtf((btf) => btf.tracepointArgs('kfree_skb')));
+}
+
+/** `auto` by kfree_skb's BTF argument count: the reason arrived with the third argument (5.17). */
+export function variantForArity(kfreeSkbArgs: number | null): DropVariant {
+  return kfreeSkbArgs !== null && kfreeSkbArgs >= 3 ? 'reason' : 'location';
 }
 
 /** Loader options for a variant: the other variant's programs are disabled. */
