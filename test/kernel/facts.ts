@@ -9,6 +9,8 @@ import type { Fact } from './scenarios.ts';
 /** Every fact id allFacts() produces, in order. */
 export const FACT_IDS: readonly string[] = [
   ...probeSpecs.map((s) => `probe.${s.name}`),
+  // eBPF probes with an `attach` arg (every tracing probe; flow has none)
+  ...probeSpecs.filter((s) => s.source === 'ebpf' && s.name !== 'flow').map((s) => `raw.${s.name}`),
   ...['reason', 'location'].flatMap((v) =>
     ['udp4.noports', 'udp6.noports', 'nft', 'udp.only'].map((c) => `packetloss.${v}.${c}`),
   ),
@@ -37,6 +39,7 @@ export function matrix(facts: readonly Fact[]): string[] {
     const checks = facts.filter(
       (x) =>
         x.id.split('.')[0] === name ||
+        x.id === `raw.${name}` ||
         (name === 'netdev' && x.id === 'procfs.netdev') ||
         (name === 'snmp' && x.id === 'procfs.snmp'),
     );

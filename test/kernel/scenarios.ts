@@ -97,13 +97,42 @@ export async function availabilityFacts(): Promise<Fact[]> {
         ([, s]) => !['attached', 'loaded', 'disabled', 'skipped'].includes(s),
       );
       const partly = (a.reason ?? '').startsWith('partly');
+      // the programs availability named as the variant are the ones that loaded
+      const promised = (a.variant ?? '').match(/[a-z0-9_]+/g)?.filter((n) => n in states) ?? [];
+      const loaded = attachedOf(st);
       out.push({
         id: `probe.${spec.name}`,
         what: `${spec.name}: loads and attaches what availability promised`,
-        expected: { state: partly ? 'degraded' : 'running', unavailable: partly ? bad.length > 0 : false },
-        actual: { state: st.state, unavailable: bad.length > 0 },
-        info: { ...info, programs: attachedOf(st), statusReason: st.reason ?? null },
+        expected: {
+          state: partly ? 'degraded' : 'running',
+          unavailable: partly ? bad.length > 0 : false,
+          promisedLoaded: true,
+        },
+        actual: {
+          state: st.state,
+          unavailable: bad.length > 0,
+          promisedLoaded: promised.every((n) => loaded.includes(n)),
+        },
+        info: { ...info, programs: loaded, statusReason: st.reason ?? null },
       });
+      await probe.close();
+      probe = undefined;
+      // attach: raw_tp — every hook that has a raw_tp twin uses it, with the same outcome
+      const rawArgs = spec.args.safeParse({ attach: 'raw_tp' });
+      if (rawArgs.success && (rawArgs.data as { attach?: string }).attach === 'raw_tp') {
+        probe = await spec.create(testContext([]), rawArgs.data);
+        const rs = probe.status();
+        const rawLoaded = attachedOf(rs);
+        const names = Object.keys(programStates(rs));
+        const tpBtfWithTwin = rawLoaded.filter((n) => !n.endsWith('_raw') && names.includes(`${n}_raw`));
+        out.push({
+          id: `raw.${spec.name}`,
+          what: `${spec.name} with attach: raw_tp: raw_tp twins load where they exist, same state`,
+          expected: { state: st.state, tpBtfWithTwin: [] },
+          actual: { state: rs.state, tpBtfWithTwin },
+          info: { programs: rawLoaded, statusReason: rs.reason ?? null },
+        });
+      }
     } catch (err) {
       out.push({
         id: `probe.${spec.name}`,
