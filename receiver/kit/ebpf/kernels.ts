@@ -52,8 +52,9 @@ interface TracepointFact {
 }
 
 /**
- * Tracepoints the probes use. Sources: kernel-and-bpf reference §3 (kfree_skb 3 args from 5.17, 4 from
- * 6.10; tcp_send_reset's reason from 6.10); argument counts on 6.1 and 6.18 measured from their BTF.
+ * Tracepoints the probes use. Upstream history: kfree_skb gained the drop reason (3rd argument) in 5.17
+ * and rx_sk (4th) in 6.10; tcp_send_reset gained its reset reason (3rd) in 6.10. Argument counts on 6.1
+ * and 6.18 are measured from their BTF (test/kernel/).
  */
 export const TRACEPOINTS: Readonly<Record<string, TracepointFact>> = {
   kfree_skb: { since: old, args: { 2: old, 3: eq(5, 17), 4: eq(6, 10) } },
