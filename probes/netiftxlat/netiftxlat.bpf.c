@@ -97,14 +97,20 @@ static __always_inline struct nt_cpu *nt_cpu(void)
 static __always_inline int nt_has_qdisc(int btf, const struct sk_buff *skb, const struct net_device *dev)
 {
 	__u16 qm = PN_RD(btf, skb, queue_mapping);
-	struct netdev_queue *txq = PN_RD(btf, dev, _tx);
-	if (!txq)
-		return 0;
 	if (qm == 0 && btf) {
 		/* single-queue devices (veth, most virtual devices): direct BTF loads */
-		struct Qdisc *q = txq->qdisc;
+		struct netdev_queue *txq0 = dev->_tx;
+		if (!txq0)
+			return 0;
+		struct Qdisc *q = txq0->qdisc;
 		return q && q->enqueue;
 	}
+	/* Queue `qm` by address arithmetic on a value read with a probe read (a scalar): the 6.1 verifier
+	 * refuses arithmetic with a variable offset on a BTF pointer ("math between ptr_ pointer and register
+	 * with unbounded min value", Debian 6.1 in test/kernel/), which the tp_btf program did before. */
+	struct netdev_queue *txq = BPF_CORE_READ(dev, _tx);
+	if (!txq)
+		return 0;
 	txq = (void *)txq + (__u64)qm * bpf_core_type_size(struct netdev_queue);
 	struct Qdisc *q = BPF_CORE_READ(txq, qdisc);
 	if (!q)

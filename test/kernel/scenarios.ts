@@ -97,7 +97,8 @@ export async function availabilityFacts(): Promise<Fact[]> {
         ([, s]) => !['attached', 'loaded', 'disabled', 'skipped'].includes(s),
       );
       const partly = (a.reason ?? '').startsWith('partly');
-      // the programs availability named as the variant are the ones that loaded
+      // the programs availability named as the variant are the ones that loaded (or, when the kernel refused
+      // a tp_btf program at load — only loading can tell — the raw_tp twin the runtime reloaded with)
       const promised = (a.variant ?? '').match(/[a-z0-9_]+/g)?.filter((n) => n in states) ?? [];
       const loaded = attachedOf(st);
       out.push({
@@ -111,9 +112,15 @@ export async function availabilityFacts(): Promise<Fact[]> {
         actual: {
           state: st.state,
           unavailable: bad.length > 0,
-          promisedLoaded: promised.every((n) => loaded.includes(n)),
+          promisedLoaded: promised.every((n) => loaded.includes(n) || loaded.includes(`${n}_raw`)),
         },
-        info: { ...info, programs: loaded, statusReason: st.reason ?? null },
+        // a tp_btf program the kernel refused at load (verifier) runs as its raw_tp twin: named here
+        info: {
+          ...info,
+          programs: loaded,
+          fellBackToRawTp: promised.filter((n) => !loaded.includes(n)),
+          statusReason: st.reason ?? null,
+        },
       });
       await probe.close();
       probe = undefined;
