@@ -4,7 +4,7 @@ import { allFacts } from './scenarios.ts';
 
 const line = (o: unknown) => process.stdout.write(`@@VM ${JSON.stringify(o)}\n`);
 try {
-  await allFacts({ prefix: 'pnk', onFact: (fact) => line({ fact }) });
+  await allFacts({ prefix: 'pnkr', onFact: (fact) => line({ fact }) });
   line({ done: true });
 } catch (err) {
   line({ error: (err as Error).stack ?? String(err) });

@@ -13,9 +13,9 @@ let facts: Fact[] | undefined;
 let error: unknown;
 
 before(async () => {
-  removeStaleNetns('pnk');
+  removeStaleNetns('pnkr');
   try {
-    facts = await allFacts({ prefix: 'pnk' });
+    facts = await allFacts({ prefix: 'pnkr' });
   } catch (err) {
     error = err;
   }

@@ -20,7 +20,7 @@ const hidden = (cmd: string) => [
   `mount -t tmpfs podnet-no-btf /sys/kernel/btf && test ! -e /sys/kernel/btf/vmlinux && exec ${cmd}`,
 ];
 
-const dir = mkdtempSync(join(tmpdir(), `pnk${process.pid}-nobtf-`));
+const dir = mkdtempSync(join(tmpdir(), `pnkr${process.pid}-nobtf-`));
 let child: ChildProcess | undefined;
 after(() => {
   if (child?.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');

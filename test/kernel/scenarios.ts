@@ -174,7 +174,7 @@ export async function packetlossFacts(pair: NetnsPair, variant?: 'location'): Pr
     a.sendUdp(b.ipv4, 9, n4, 40);
     a.sendUdp(b.ipv6, 9, n6, 40);
     // nft drop rule with a counter: UDP to 7777 in b
-    const table = `pnk${process.pid}`;
+    const table = `pnkr${process.pid}`;
     b.exec('nft', [
       `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; policy accept; }; add rule inet ${table} in udp dport 7777 counter drop`,
     ]);
@@ -307,7 +307,7 @@ export async function tcpretransFacts(pair: NetnsPair, bytes = 1 << 20): Promise
   const ctx = testContext([sideEntity(a), sideEntity(b)]);
   const probe = await tcpretransProbe.create(ctx, tcpretransProbe.args.parse({ rateLimit: 0 }));
   const children: import('node:child_process').ChildProcess[] = [];
-  const table = `pnk${process.pid}rt`;
+  const table = `pnkr${process.pid}rt`;
   try {
     const info = { programs: attachedOf(probe.status()) };
     const srv = await tcpFixture(b, ['sink', '7201']);
@@ -351,7 +351,7 @@ export async function tcpretransFacts(pair: NetnsPair, bytes = 1 << 20): Promise
 }
 
 /** flow on a host-side veth, attach mode `mode` (auto = TCX where the kernel has it, else clsact). */
-export async function flowFacts(mode: 'auto' | 'tc', prefix = 'pnk'): Promise<Fact[]> {
+export async function flowFacts(mode: 'auto' | 'tc', prefix = 'pnkr'): Promise<Fact[]> {
   const ns = `${prefix}${process.pid}f${mode === 'tc' ? 't' : 'a'}`;
   const veth = `${ns}h`;
   const facts: Fact[] = [];
