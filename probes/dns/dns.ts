@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import { bucketsShape } from '../../receiver/kit/ebpf/latency.ts';
 import { HIST_FIELDS, histFromFields, toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
 import {
@@ -337,5 +338,9 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   async availability() {
     return hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
   },
+  kernel: () =>
+    kernelRequirement(OBJECT, [['dns_dev_queue'], ['dns_receive']], {}, [
+      'Debian 6.1: the verifier refuses dns_receive, dns_tc_ingress and dns_tc_egress (test/kernel/vm.test.ts), so the probe runs degraded there — open defect',
+    ]),
   create: createDnsProbe(),
 };

@@ -61,13 +61,26 @@ export function matrix(facts: readonly Fact[]): string[] {
   return out;
 }
 
-export function factTests(label: string, facts: () => readonly Fact[] | undefined): void {
+/**
+ * Declares one test per fact. `knownDefects` (fact id → what is wrong) are defects found on this kernel
+ * and not fixed yet: their test asserts that the fact still differs, so it fails once the defect is fixed
+ * and the entry must go.
+ */
+export function factTests(
+  label: string,
+  facts: () => readonly Fact[] | undefined,
+  knownDefects: Readonly<Record<string, string>> = {},
+): void {
   for (const id of FACT_IDS) {
-    test(`${label}: ${id}`, () => {
+    test(`${label}: ${id}${knownDefects[id] ? ` (known defect: ${knownDefects[id]})` : ''}`, () => {
       const all = facts();
       assert.ok(all, 'the scenarios did not run (see the first test)');
       const f = all.find((x) => x.id === id);
       assert.ok(f, `fact ${id} missing (the scenario run stopped before it)`);
+      if (knownDefects[id]) {
+        assert.ok(!isDeepStrictEqual(f.actual, f.expected), `${id} now passes: remove it from knownDefects`);
+        return;
+      }
       assert.deepEqual(f.actual, f.expected, `${f.what} — ${JSON.stringify(f.info ?? {})}`);
     });
   }

@@ -80,4 +80,9 @@ test('podnet probes --json in the VM: availability, reasons, variant and minimum
   assert.match(String(row('kernellatency').reason), /^partly: .*sk_data_ready/);
 });
 
-factTests('6.1 VM', facts);
+// Found by this test on 6.1, not fixed yet (docs/kernels.md): the probe degrades instead of running.
+const KNOWN_6_1_DEFECTS = {
+  'probe.dns': 'the 6.1 verifier refuses dns_receive, dns_tc_ingress and dns_tc_egress',
+};
+
+factTests('6.1 VM', facts, KNOWN_6_1_DEFECTS);
