@@ -55,7 +55,7 @@ export function matrix(facts: readonly Fact[]): string[] {
       ),
     ];
     out.push(
-      `${name} | ${i['available'] ? 'available' : 'unavailable'}${i['reason'] ? ` (${String(i['reason']).slice(0, 80)})` : ''} | ${i['variant'] ?? '-'}${variants.length ? ` [tested: ${variants.join(', ')}]` : ''} | load ${ok(f)}${(i['fellBackToRawTp'] as string[] | undefined)?.length ? ` (tp_btf refused, raw_tp twin used: ${(i['fellBackToRawTp'] as string[]).join(', ')})` : ''}${checks.length ? `, ${checks.map((c) => `${c.id} ${ok(c)}`).join(', ')}` : ''}`,
+      `${name} | ${i['available'] ? 'available' : 'unavailable'}${i['reason'] ? ` (${String(i['reason']).slice(0, 80)})` : ''} | ${i['variant'] ?? '-'}${variants.length ? ` [tested: ${variants.join(', ')}]` : ''} | load ${ok(f)}${(i['fellBackToRawTp'] as string[] | undefined)?.length ? ` (tp_btf refused, raw_tp twin used: ${(i['fellBackToRawTp'] as string[]).join(', ')})` : ''}${(i['notLoaded'] as string[] | undefined)?.length ? ` (not loaded: ${(i['notLoaded'] as string[]).join(', ')})` : ''}${checks.length ? `, ${checks.map((c) => `${c.id} ${ok(c)}`).join(', ')}` : ''}`,
     );
   }
   return out;

@@ -94,7 +94,8 @@ export async function availabilityFacts(): Promise<Fact[]> {
         info: {
           ...info,
           programs: loaded,
-          fellBackToRawTp: promised.filter((n) => !loaded.includes(n)),
+          fellBackToRawTp: promised.filter((n) => !loaded.includes(n) && loaded.includes(`${n}_raw`)),
+          notLoaded: promised.filter((n) => !loaded.includes(n) && !loaded.includes(`${n}_raw`)),
           statusReason: st.reason ?? null,
         },
       });
