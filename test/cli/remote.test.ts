@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { EventsPrinter } from '../../receiver/cli/events-view.ts';
 import { disableRegistered, MAIN, NODE, PodnetRun, podnet, ROOT } from './podnet-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), `pno${process.pid}-remote-`));
@@ -46,7 +47,9 @@ function sh(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
   );
 }
 
-const SYNTHETIC_DETAIL = /^tcp 10\.0\.0\.1:4\d{4} -> 10\.0\.0\.2:80 NETFILTER_DROP$/;
+// The record's one-line body (receiver/otel/event-body.ts) for the synthetic probe's known attributes.
+const SYNTHETIC_DETAIL =
+  /^synthetic anomaly NETFILTER_DROP tcp 10\.0\.0\.1:4\d{4} -> 10\.0\.0\.2:80 in \S.* \(kfree_skb_reason\)$/;
 
 test('no token, a wrong token: exit 1 with what to do; the token file or PODNET_TOKEN_FILE works', async () => {
   const none = await podnet(['events', '--url', run.url]);
@@ -89,7 +92,7 @@ test('events -o table and -o wide: a header, then one aligned row per event', as
   for (const r of wrows) {
     assert.match(r, / synthetic +/);
     // the first frame of the synthetic stack follows the detail
-    assert.match(r, /NETFILTER_DROP {2}at \S+/);
+    assert.match(r, /\(kfree_skb_reason\) {2}at \S+/);
   }
   const bad = await podnet(['events', '-o', 'yaml']);
   assert.equal(bad.code, 1);
@@ -146,4 +149,33 @@ test('completion: bash and zsh complete commands, options and option values', as
   ]);
   assert.equal(z.code, 0, z.stderr);
   assert.equal(z.stdout.trim(), 'json table wide');
+});
+
+test('events from an agent that sends no body: DETAIL summarises the tuple attributes', () => {
+  let out = '';
+  const p = new EventsPrinter('table', (x) => {
+    out += x;
+  });
+  const line = {
+    time: '2026-12-06T10:00:00.000Z',
+    name: 'podnet.packet.drop',
+    type: 'PACKET_LOSS',
+    entity: 'shop/web',
+    attributes: {
+      'network.transport': 'udp',
+      'network.local.address': '10.0.0.5',
+      'network.local.port': 41234,
+      'network.peer.address': 'fd00::9',
+      'network.peer.port': 53,
+      'error.type': 'NO_SOCKET',
+    },
+  };
+  // split mid-line: a chunk boundary must not break a record
+  const text = `${JSON.stringify(line)}\n`;
+  p.push(text.slice(0, 40));
+  p.push(text.slice(40));
+  p.end();
+  const [head, row] = out.trimEnd().split('\n');
+  assert.equal(row!.slice(head!.indexOf('DETAIL')), 'udp 10.0.0.5:41234 -> [fd00::9]:53 NO_SOCKET');
+  assert.equal(row!.slice(head!.indexOf('EVENT'), head!.indexOf('TYPE')).trim(), 'packet.drop');
 });
