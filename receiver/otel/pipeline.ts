@@ -13,7 +13,6 @@ import { EventPipeline } from './event-pipeline.ts';
 import { CountingMetricExporter, type LogsExportSettings, type MetricsExportSettings } from './exporters.ts';
 import { EventExport } from './log-export.ts';
 import { MetricStore } from './metric-store.ts';
-import { createMetricExporter } from './otlp-metric-exporter.ts';
 import { SelfTelemetry } from './self-telemetry.ts';
 
 export interface ExportSettings {
@@ -93,7 +92,8 @@ export class Pipeline {
     if (settings.metrics) {
       const m = settings.metrics;
       const exporter = new CountingMetricExporter(
-        await createMetricExporter(m),
+        // Imported here: the SDK transports (gRPC, protobufjs, otlp-transformer) load only with an OTLP exporter.
+        await (await import('./otlp-metric-exporter.ts')).createMetricExporter(m),
         (ok, error) => {
           if (ok) {
             this.#lastMetricsError = '';

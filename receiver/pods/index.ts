@@ -2,7 +2,8 @@
 // awaits start(), and hands it on as the EntitySource.
 import type { RegistryOptions } from './registry.ts';
 
-export { CriClient, CriError, type CriErrorKind, isNotFound } from './cri-client.ts';
+// cri-client.ts (gRPC) is imported by the registry once a CRI socket is found; import it directly for the client.
+export type { CriErrorKind } from './cri-client.ts';
 export { DEFAULT_CRI_SOCKETS, resolveCriEndpoint, socketPathOf } from './endpoint.ts';
 export type { Entity, EntityChange, EntityKind, EntitySource, PodIdentity } from './entity.ts';
 export {

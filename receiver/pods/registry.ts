@@ -11,7 +11,7 @@
 import { statSync } from 'node:fs';
 import { childLogger, type Logger } from '../log/logger.ts';
 import { hostNetnsFallback, hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
-import { CriClient, CriError, isNotFound, type PodSandbox, type PodSandboxStatus } from './cri-client.ts';
+import type { CriClient, PodSandbox, PodSandboxStatus } from './cri-client.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
 import { compileLabelPolicy, type LabelPolicy, type LabelPolicyOptions } from './labels.ts';
@@ -151,6 +151,8 @@ export class EntityRegistry implements EntitySource {
   readonly #listeners = new Set<(changes: readonly EntityChange[]) => void>();
   readonly #cache = new Map<string, CachedSandbox>();
   #client: CriClient | undefined;
+  /** cri-client.ts, imported once a CRI socket is found: without one gRPC and protobufjs stay unloaded. */
+  #cri: typeof import('./cri-client.ts') | undefined;
   #endpoint: ResolvedEndpoint | undefined;
   #criEverConnected = false;
   #runtime: string | undefined;
@@ -319,7 +321,8 @@ export class EntityRegistry implements EntitySource {
       return undefined;
     }
     try {
-      const { client, version } = await CriClient.connect(this.#endpoint, {
+      this.#cri ??= await import('./cri-client.ts');
+      const { client, version } = await this.#cri.CriClient.connect(this.#endpoint, {
         timeoutMs: this.#opts.criTimeoutMs ?? 10_000,
       });
       this.#client = client;
@@ -346,7 +349,7 @@ export class EntityRegistry implements EntitySource {
     try {
       res = await client.podSandboxStatus(sb.id, true);
     } catch (err) {
-      if (isNotFound(err)) return undefined; // removed between list and status
+      if (this.#cri?.isNotFound(err)) return undefined; // removed between list and status
       throw err;
     }
     const status = res.status;
@@ -417,7 +420,7 @@ export class EntityRegistry implements EntitySource {
       list = await client.listPodSandbox({ state: { state: 'SANDBOX_READY' } });
     } catch (err) {
       this.#setCriError(err instanceof Error ? err.message : String(err));
-      if (err instanceof CriError && err.kind === 'not-cri') {
+      if (this.#cri && err instanceof this.#cri.CriError && err.kind === 'not-cri') {
         this.#client?.close();
         this.#client = undefined;
       }
