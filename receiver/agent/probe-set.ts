@@ -3,6 +3,7 @@
 // probe within a deadline, and report each one's state. The metric store is told when a probe's series
 // go away (closed, unavailable, failed twice in a row) or carry over (re-created with new arguments).
 import type { AnyProbeSpec } from '../../probes/registry.ts';
+import { trimNativeHeap } from '../bpf/malloc-trim.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
@@ -67,6 +68,8 @@ export class ProbeSet {
   async apply(config: ResolvedConfig): Promise<void> {
     this.#metricEnabled = config.metricEnabled;
     for (const rp of config.probes) await this.#applyOne(rp.spec, rp.enabled, rp.args);
+    // What loading BPF objects and parsing BTF freed stays in glibc's arenas until trimmed.
+    trimNativeHeap();
   }
 
   /** The running instance of a probe (undefined when it is not running). */
