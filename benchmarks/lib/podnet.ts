@@ -12,7 +12,6 @@ import { sleep } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'receiver/cli/main.ts');
-const CHILD = join(ROOT, 'benchmarks/lib/podnet-child.ts');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -39,6 +38,8 @@ export interface PodnetOptions {
   readonly startTimeoutMs?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
   readonly nodeArgs?: readonly string[];
+  /** Another podnet checkout to run (a worktree of a baseline commit, for same-run A/B); default this one. */
+  readonly root?: string;
 }
 
 export interface PodnetProc {
@@ -66,14 +67,15 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
   const server = { ...((o.config['server'] as object | undefined) ?? {}), address: `127.0.0.1:${port}` };
   writeFileSync(configPath, stringify({ ...o.config, server }));
   const filtered = o.netnsPrefix !== undefined || o.hostOnly;
+  const root = o.root ? `${o.root.replace(/\/+$/, '')}/` : ROOT;
   const args = filtered
     ? [
-        CHILD,
+        join(root, 'benchmarks/lib/podnet-child.ts'),
         '--config',
         configPath,
         ...(o.netnsPrefix !== undefined ? ['--netns-prefix', o.netnsPrefix] : ['--host-only']),
       ]
-    : [CLI, 'run', '--config', configPath];
+    : [join(root, 'receiver/cli/main.ts'), 'run', '--config', configPath];
   if (o.withSynthetic) args.push('--with-synthetic');
   const logPath = join(dir, 'podnet.log');
   const memPath = join(dir, 'memory.json');
@@ -97,7 +99,7 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
   const proc: PodnetProc = {
     pid: child.pid!,
     url,
-    command: `node ${args.map((a) => a.replace(ROOT, '')).join(' ')}`,
+    command: `node ${args.map((a) => a.replace(root, '')).join(' ')}`,
     status: async () => (await fetch(`${url}/status`)).json(),
     metrics: async () => {
       const t0 = performance.now();

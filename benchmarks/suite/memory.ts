@@ -1,48 +1,62 @@
 // Where podnet's memory goes: RSS of one podnet process (host netns only) as probes are added, one
 // configuration at a time — no probe, the procfs probes, + the netlink probes, + each default eBPF probe
-// (= the default set), + the optional probes (= all). For each: RSS and its parts (/proc/<pid>/smaps_rollup:
+// (= the default set), + the optional probes (= all). For each: RSS and its parts (/proc/<pid>/status:
 // anonymous, file-backed, shared memory such as BPF ring buffers mmapped by the reader) and the V8 heap /
 // external memory (process.memoryUsage() inside podnet). Explains the scale benchmark's RSS.
 //
-//   node benchmarks/suite/memory.ts [--quick]
-import { readFileSync } from 'node:fs';
+// Baselines measured in the same invocation, interleaved with podnet round by round: a bare
+// `node -e 'setInterval(…)'` (the ratio's denominator) and node running a one-line .ts file (what Node's
+// TypeScript type stripping costs before any podnet code). Each --root is a podnet checkout (a git worktree
+// of a baseline commit) run the same way, for a same-run A/B; the first one is the reference of the ratios.
+//
+//   node benchmarks/suite/memory.ts [--quick] [--rounds 3] [--root NAME=DIR]...
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
 import { startPodnet } from '../lib/podnet.ts';
-import { rssBytes } from '../lib/proc.ts';
-import { emitSection, type Table } from '../lib/results.ts';
-import { fmt } from '../lib/stats.ts';
+import { emitSection, type Table, type Target } from '../lib/results.ts';
+import { fmt, sleep } from '../lib/stats.ts';
 
-const { values: o } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const { values: o } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    root: { type: 'string', multiple: true },
+  },
+});
 const started = performance.now();
-
-function smaps(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').split('\n')) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (m) out[m[1]!] = Number(m[2]) * 1024;
-  }
-  return out;
-}
+const HERE = fileURLToPath(new URL('../../', import.meta.url));
+const rounds = Number(o.rounds ?? (o.quick ? 1 : 3));
+if (!(rounds >= 1)) throw new Error('--rounds must be ≥ 1');
+const roots = (o.root ?? [`current=${HERE}`]).map((spec) => {
+  const [name, dir] = spec.includes('=') ? spec.split('=') : ['current', spec];
+  return { name: name!, dir: dir! };
+});
+/** The target of issue 19 (RSS, default probes, host only). */
+const TARGET_MB = 100;
 
 const PROCFS = ['netdev', 'snmp', 'sockstat', 'softnet', 'process'];
 const NETLINK = ['sockets', 'conntrack', 'qdisc'];
 const EBPF_DEFAULT = probeSpecs.filter((s) => s.defaultEnabled && s.source === 'ebpf').map((s) => s.name);
+const DEFAULT_NAME = `+ ${EBPF_DEFAULT.at(-1)} (= default probes)`;
 const steps: { name: string; on: string[] }[] = [
   { name: 'no probes', on: [] },
   { name: 'procfs probes', on: PROCFS },
+  { name: '+ netlink probes', on: [...PROCFS, ...NETLINK] },
 ];
-steps.push({ name: '+ netlink probes', on: [...PROCFS, ...NETLINK] });
 let acc = [...PROCFS, ...NETLINK];
 for (const p of EBPF_DEFAULT) {
   acc = [...acc, p];
-  steps.push({ name: `+ ${p}`, on: acc });
+  steps.push({ name: p === EBPF_DEFAULT.at(-1) ? DEFAULT_NAME : `+ ${p}`, on: acc });
 }
 steps.push({ name: 'all probes', on: probeSpecs.map((s) => s.name) });
-const selected = o.quick ? [steps[0]!, steps.at(-1)!] : steps;
+const selected = o.quick ? steps.filter((s) => s.name === 'no probes' || s.name === DEFAULT_NAME) : steps;
 
-interface Row {
-  name: string;
+interface Sample {
   rss: number;
   anon: number;
   file: number;
@@ -52,90 +66,205 @@ interface Row {
   external: number;
   arrayBuffers: number;
 }
-const rows: Row[] = [];
-for (const step of selected) {
-  const podnet = await startPodnet({
+
+function statusOf(pid: number): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem'> {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'pnk-mem-'));
+const tsFile = join(tmp, 'idle.ts');
+writeFileSync(tsFile, 'const every: number = 1000;\nsetInterval(() => {}, every);\n');
+
+/** A node process that does nothing, measured after the time podnet takes to its third collection. */
+async function bare(args: string[]): Promise<Sample> {
+  const child: ChildProcess = spawn(process.execPath, args, { stdio: 'ignore' });
+  try {
+    await sleep(4000);
+    return { ...statusOf(child.pid!), heapUsed: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+  } finally {
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  }
+}
+
+async function podnet(root: string, on: readonly string[]): Promise<Sample> {
+  const p = await startPodnet({
+    root,
     config: {
       collection_interval: '1s',
-      probes: Object.fromEntries(probeSpecs.map((s) => [s.name, { enabled: step.on.includes(s.name) }])),
+      probes: Object.fromEntries(probeSpecs.map((s) => [s.name, { enabled: on.includes(s.name) }])),
     },
     hostOnly: true,
     collections: 3,
   });
   try {
-    const m = await podnet.memoryUsage();
-    const s = smaps(podnet.pid);
-    const row: Row = {
-      name: step.name,
-      rss: rssBytes(podnet.pid),
-      anon: s['Anonymous'] ?? 0,
-      file: (s['Rss'] ?? 0) - (s['Anonymous'] ?? 0) - (s['Shared_Hugetlb'] ?? 0),
-      shmem: 0,
+    const m = await p.memoryUsage();
+    return {
+      ...statusOf(p.pid),
       heapUsed: m.heapUsed,
       heapTotal: m.heapTotal,
       external: m.external,
       arrayBuffers: m.arrayBuffers,
     };
-    const st = readFileSync(`/proc/${podnet.pid}/status`, 'utf8');
-    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0) * 1024;
-    row.shmem = kb('RssShmem');
-    row.file = kb('RssFile');
-    rows.push(row);
-    console.log(JSON.stringify(row));
   } finally {
-    await podnet.stop();
+    await p.stop();
   }
 }
 
-const MB = (b: number) => fmt(b / 2 ** 20, 1);
-const table: Table = {
-  headers: [
-    'configuration',
-    'RSS MB',
-    'Δ RSS MB',
-    'anonymous MB',
-    'file-backed MB',
-    'shmem MB',
-    'V8 heap used / total MB',
-    'external MB (array buffers)',
-  ],
-  rows: rows.map((r, i) => [
-    r.name,
-    MB(r.rss),
-    i === 0 ? '–' : `${r.rss >= rows[i - 1]!.rss ? '+' : '−'}${MB(Math.abs(r.rss - rows[i - 1]!.rss))}`,
-    MB(r.anon),
-    MB(r.file),
-    MB(r.shmem),
-    `${MB(r.heapUsed)} / ${MB(r.heapTotal)}`,
-    `${MB(r.external)} (${MB(r.arrayBuffers)})`,
-  ]),
+const BARE = 'bare node (node -e setInterval)';
+const BARE_TS = 'node running a one-line .ts file';
+const samples = new Map<string, Sample[]>();
+const add = (key: string, s: Sample): void => {
+  samples.set(key, [...(samples.get(key) ?? []), s]);
+  console.log(key, JSON.stringify(s));
 };
+const keyOf = (root: string, step: string): string => `${root}\u0000${step}`;
+try {
+  for (let r = 0; r < rounds; r++) {
+    add(BARE, await bare(['-e', 'setInterval(() => {}, 1000)']));
+    add(BARE_TS, await bare([tsFile]));
+    for (const step of selected)
+      for (const root of roots) add(keyOf(root.name, step.name), await podnet(root.dir, step.on));
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/** Per field, the median over rounds (rounds run interleaved, so a busy moment hits every row alike). */
+function median(key: string): Sample {
+  const xs = samples.get(key) ?? [];
+  const med = (f: keyof Sample): number => {
+    const v = xs.map((x) => x[f]).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)] ?? 0;
+  };
+  return {
+    rss: med('rss'),
+    anon: med('anon'),
+    file: med('file'),
+    shmem: med('shmem'),
+    heapUsed: med('heapUsed'),
+    heapTotal: med('heapTotal'),
+    external: med('external'),
+    arrayBuffers: med('arrayBuffers'),
+  };
+}
+
+const MB = (b: number) => fmt(b / 2 ** 20, 1);
+const base = median(BARE);
+const baseTs = median(BARE_TS);
+const x = (b: number) => `${fmt(b / base.rss, 2)}×`;
+const tables: Table[] = [];
+for (const root of roots) {
+  const rows = selected.map((s) => ({ name: s.name, m: median(keyOf(root.name, s.name)) }));
+  tables.push({
+    title: `${roots.length > 1 ? `${root.name}: ` : ''}RSS by configuration (median of ${rounds} round${rounds > 1 ? 's' : ''})`,
+    headers: [
+      'configuration',
+      'RSS MB',
+      '× bare node',
+      'Δ RSS MB',
+      'anonymous MB',
+      'file-backed MB',
+      'shmem MB',
+      'V8 heap used / total MB',
+      'external MB (array buffers)',
+    ],
+    rows: [
+      ...[
+        { name: BARE, m: base },
+        { name: BARE_TS, m: baseTs },
+      ].map((r) => [
+        r.name,
+        MB(r.m.rss),
+        x(r.m.rss),
+        '–',
+        MB(r.m.anon),
+        MB(r.m.file),
+        MB(r.m.shmem),
+        '–',
+        '–',
+      ]),
+      ...rows.map((r, i) => [
+        r.name,
+        MB(r.m.rss),
+        x(r.m.rss),
+        i === 0
+          ? '–'
+          : `${r.m.rss >= rows[i - 1]!.m.rss ? '+' : '−'}${MB(Math.abs(r.m.rss - rows[i - 1]!.m.rss))}`,
+        MB(r.m.anon),
+        MB(r.m.file),
+        MB(r.m.shmem),
+        `${MB(r.m.heapUsed)} / ${MB(r.m.heapTotal)}`,
+        `${MB(r.m.external)} (${MB(r.m.arrayBuffers)})`,
+      ]),
+    ],
+  });
+}
+if (roots.length > 1) {
+  const ref = roots[0]!;
+  tables.push({
+    title: `Same-run A/B: RSS MB per checkout (ratio to ${ref.name}; × bare node in brackets)`,
+    headers: ['configuration', ...roots.map((r) => r.name)],
+    rows: selected.map((s) => {
+      const a = median(keyOf(ref.name, s.name)).rss;
+      return [
+        s.name,
+        ...roots.map((r) => {
+          const b = median(keyOf(r.name, s.name)).rss;
+          return `${MB(b)} (${x(b)})${r === ref ? '' : `, ${fmt(b / a, 2)}× ${ref.name}`}`;
+        }),
+      ];
+    }),
+  });
+}
+
+const last = roots.at(-1)!;
+const noProbe = median(keyOf(last.name, 'no probes'));
+const dflt = median(keyOf(last.name, DEFAULT_NAME));
+const targets: Target[] = [
+  {
+    name: 'RSS, default probes, host only',
+    target: `≤ ${TARGET_MB} MB`,
+    measured: `${MB(dflt.rss)} MB (${x(dflt.rss)} bare node at ${MB(base.rss)} MB; no probe ${MB(noProbe.rss)} MB)${roots.length > 1 ? ` — ${last.name}` : ''}`,
+    met: dflt.rss <= TARGET_MB * 2 ** 20,
+  },
+];
+
+const notes = [
+  `Same invocation: a bare node process holds ${MB(base.rss)} MB; node running a one-line .ts file ${MB(baseTs.rss)} MB — the ${MB(baseTs.rss - base.rss)} MB between them is Node's TypeScript type stripping (amaro, a WebAssembly build of swc, ${MB(baseTs.anon - base.anon)} MB anonymous), which podnet pays because it runs its .ts sources directly.`,
+  `With no probe at all podnet${roots.length > 1 ? ` (${last.name})` : ''} holds ${MB(noProbe.rss)} MB RSS (${x(noProbe.rss)} bare node): ${MB(noProbe.file)} MB file-backed (the node binary, libc, libbpf and other shared libraries: shared with other processes, reclaimable) and ${MB(noProbe.anon)} MB anonymous (V8 heap ${MB(noProbe.heapTotal)} MB reserved for ${MB(noProbe.heapUsed)} MB used: the modules of the OTel SDK, zod, yaml, pino and podnet itself, plus code space). gRPC, protobufjs and the OTLP exporters are loaded only when an OTLP exporter or a CRI socket needs them (receiver/otel/exporters.ts, receiver/pods/registry.ts), and the event export worker thread only runs with an OTLP logs exporter.`,
+];
+const firstBpfName = `+ ${EBPF_DEFAULT[0]}`;
+for (const root of roots) {
+  const i = selected.findIndex((s) => s.name === firstBpfName);
+  if (i <= 0) continue;
+  const a = median(keyOf(root.name, selected[i - 1]!.name));
+  const b = median(keyOf(root.name, firstBpfName));
+  notes.push(
+    `${roots.length > 1 ? `${root.name}: t` : 'T'}he first eBPF probe adds ${MB(b.rss - a.rss)} MB (anonymous ${MB(a.anon)} → ${MB(b.anon)} MB; V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB; external ${MB(a.external)} → ${MB(b.external)} MB): libbpf parses the kernel's BTF for each object load and hook check and frees it; what glibc kept of it is returned by malloc_trim(0) after the probes are applied (receiver/bpf/malloc-trim.ts) where that checkout does it.`,
+  );
+}
+
 emitSection({
   id: 'memory',
   title: 'Memory: where podnet’s RSS goes',
-  commands: [`node benchmarks/suite/memory.ts${o.quick ? ' --quick' : ''}`],
-  method: [
-    'One podnet process per configuration (benchmarks/lib/podnet-child.ts, host netns only, collection interval 1 s), measured after its third collection. RSS parts from /proc/<pid>/status (RssAnon, RssFile, RssShmem); V8 numbers from process.memoryUsage() inside podnet.',
-    `Default eBPF probes added one at a time: ${EBPF_DEFAULT.join(', ')}.`,
+  commands: [
+    `node benchmarks/suite/memory.ts${o.quick ? ' --quick' : ''}${o.rounds ? ` --rounds ${o.rounds}` : ''}${(o.root ?? []).map((r) => ` --root ${r.replace(/=.*/, '=DIR')}`).join('')}`,
   ],
-  tables: [table],
-  targets: [],
-  notes: (() => {
-    const base = rows[0];
-    if (!base) return [];
-    const out = [
-      `With no probe at all podnet holds ${MB(base.rss)} MB RSS: ${MB(base.file)} MB file-backed (the node binary, libc, libbpf and other shared libraries: shared with other processes, reclaimable) and ${MB(base.anon)} MB anonymous (V8 heap ${MB(base.heapTotal)} MB reserved for ${MB(base.heapUsed)} MB used: modules of the OTel SDK, gRPC, zod, pino and podnet itself, plus code space).`,
-    ];
-    const firstBpf = rows.findIndex((r) => r.name === `+ ${EBPF_DEFAULT[0]}`);
-    if (firstBpf > 0) {
-      const a = rows[firstBpf - 1]!;
-      const b = rows[firstBpf]!;
-      out.push(
-        `The first eBPF probe adds ${MB(b.rss - a.rss)} MB (V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB while heap used grows ${MB(b.heapUsed - a.heapUsed)} MB; external ${MB(a.external)} → ${MB(b.external)} MB). Most likely the eBPF loader's one-time work (kernel BTF loaded through libbpf, objects opened and loaded, BTF enums decoded): memory V8 and malloc keep after it is freed — not measured further here. The other eBPF probes add little each.`,
-      );
-    }
-    return out;
-  })(),
+  method: [
+    `One podnet process per configuration (benchmarks/lib/podnet-child.ts, host netns only, no OTLP endpoint, no CRI socket, collection interval 1 s), measured after its third collection. RSS parts from /proc/<pid>/status (RssAnon, RssFile, RssShmem); V8 numbers from process.memoryUsage() inside podnet. ${rounds} round${rounds > 1 ? 's' : ''}, every configuration and baseline once per round; medians.`,
+    `Baselines in the same invocation, measured 4 s after start: \`node -e 'setInterval(() => {}, 1000)'\` (the denominator of "× bare node") and node running a one-line .ts file.`,
+    `Default eBPF probes added one at a time: ${EBPF_DEFAULT.join(', ')}.`,
+    ...(roots.length > 1
+      ? [`Checkouts (--root): ${roots.map((r) => r.name).join(', ')}, run alternately in each round.`]
+      : []),
+  ],
+  tables,
+  targets,
+  notes,
   durationS: (performance.now() - started) / 1000,
-  data: rows,
+  data: { rounds, roots: roots.map((r) => r.name), samples: Object.fromEntries(samples) },
 });
