@@ -13,10 +13,11 @@
 //   node benchmarks/suite/events.ts [--rates 1000,10000,100000,200000,500000,1000000] [--seconds 10]
 //     [--queue 65536] [--batch 8192] [--delay 100ms] [--quick]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
+import { capacityNote } from '../lib/event-capacity.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 import { startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
@@ -353,15 +354,12 @@ emitSection({
   targets,
   notes: [
     ...(() => {
-      const busy = rows.filter((r) => r.rate >= 100_000 && r.sentPerS > 0);
-      if (!busy.length) return [];
-      // CPU per event exported (generation + pipeline + serialization of what was sent; what the queue
-      // dropped is cheaper, so per emitted event would flatter the overloaded rates).
-      const perSent = busy.map((r) => ({ r, us: ((r.cpuPct / 100) * 1e6) / r.sentPerS }));
-      const lossless = perSent.filter((x) => x.r.lostQueueFull + x.r.lostExportFailed === 0);
-      const basis = (lossless.length ? lossless : perSent).reduce((a, b) => (b.us < a.us ? b : a));
+      const note = capacityNote(rows, cpus().length);
+      return note ? [note] : [];
+    })(),
+    ...(() => {
+      if (!rows.some((r) => r.rate >= 100_000 && r.sentPerS > 0)) return [];
       return [
-        `Capacity: at ≥ 100k/s offered podnet spent ${perSent.map((x) => `${fmt(x.us, 2)} µs at ${int(x.r.rate)}/s`).join(', ')} of CPU per event exported (generation + emit + encoding on the main thread; OTel SDK + OTLP serialization in the export worker; GC). At ${fmt(basis.us, 2)} µs (${int(basis.r.rate)}/s, ${basis.r.lostQueueFull ? 'with' : 'no'} loss) the 2 cores, if podnet had them to itself, would carry about ${int(2e6 / basis.us)} exported events/s. When the thread CPU % are well below 100 % while exported/s stays below the offered rate, podnet's threads were waiting for a CPU (see machine busy): the 2 cores were shared with other work.`,
         'Past that, the bounded queue overflows and what it drops is counted (`lost: queue full`): memory stays bounded and nothing goes unaccounted, as designed.',
         ...(profile
           ? [
