@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo } from './lib/machine.ts';
+import { CLK_TCK, cpuSeconds, machineTicks } from './lib/proc.ts';
 import { parseSection, renderResults, type Section } from './lib/results.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -387,8 +388,23 @@ async function main(): Promise<void> {
     }
     const measuredAt = new Date().toISOString();
     const loadAtStart = Math.round((loadavg()[0] ?? 0) * 100) / 100;
+    // The machine's load while it runs, and how much of it was the benchmark: its process tree's CPU
+    // (children's times reach this process once waited for) against all CPUs' busy time.
+    const childrenCpu = (): number => cpuSeconds(process.pid, true) - cpuSeconds(process.pid);
+    const m0 = machineTicks();
+    const own0 = childrenCpu();
     const r = await runChild(b, args);
-    const s: Section = { ...toSection(b, args, r), measuredAt, loadAtStart };
+    const m1 = machineTicks();
+    const dt = m1.total - m0.total;
+    const busy = dt > 0 ? (m1.busy - m0.busy) / dt : 0;
+    const ownTicks = (childrenCpu() - own0) * CLK_TCK;
+    const s: Section = {
+      ...toSection(b, args, r),
+      measuredAt,
+      loadAtStart,
+      machineBusyPct: Math.round(busy * 1000) / 10,
+      ownCpuPct: dt > 0 ? Math.round(Math.min(1, Math.max(0, ownTicks / dt)) * 1000) / 10 : 0,
+    };
     fresh.set(b.id, s);
     process.stderr.write(
       `=== ${b.id}: ${s.error ? `FAILED (${s.error.split('\n')[0]})` : 'ok'} in ${Math.round(r.seconds)} s\n`,

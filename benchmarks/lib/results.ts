@@ -35,6 +35,12 @@ export interface Section {
   /** When it ran and the 1-min load average then (set by run.ts). */
   readonly measuredAt?: string;
   readonly loadAtStart?: number;
+  /**
+   * The machine while it ran (set by run.ts, from /proc/stat and the benchmark's own process tree): busy %
+   * of all CPUs, and the share of it that was the benchmark itself (its processes and what they waited for).
+   */
+  readonly machineBusyPct?: number;
+  readonly ownCpuPct?: number;
   readonly data?: unknown;
 }
 
@@ -122,7 +128,13 @@ export function renderResults(machine: MachineInfo, sections: readonly Section[]
     out.push(`## ${s.title}`, '');
     if (s.durationS !== undefined)
       out.push(
-        `_Ran ${Math.round(s.durationS)} s${s.measuredAt ? ` at ${s.measuredAt}` : ''}${s.loadAtStart !== undefined ? `, 1-min load average ${s.loadAtStart} at its start` : ''}._`,
+        `_Ran ${Math.round(s.durationS)} s${s.measuredAt ? ` at ${s.measuredAt}` : ''}${s.loadAtStart !== undefined ? `, 1-min load average ${s.loadAtStart} at its start` : ''}${s.machineBusyPct !== undefined ? `; machine ${fmtPct(s.machineBusyPct)} busy meanwhile, ${fmtPct(s.ownCpuPct ?? 0)} of it this benchmark` : ''}._`,
+        '',
+      );
+    const parallel = overlapping(s, sections);
+    if (parallel.length)
+      out.push(
+        `**Ran in parallel with ${parallel.map((p) => `“${p.title}”`).join(', ')}** (another \`benchmarks/run.ts\` invocation, its sections merged into this file): the figures here carry that load too${s.machineBusyPct === undefined ? ' (machine busy share not recorded by that run)' : ''}.`,
         '',
       );
     out.push('Command:', '', '```sh', ...s.commands, '```', '');
@@ -139,6 +151,30 @@ export function renderResults(machine: MachineInfo, sections: readonly Section[]
       out.push('<details><summary>output</summary>', '', '```', s.raw.trimEnd(), '```', '', '</details>', '');
   }
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+const fmtPct = (n: number): string => `${Math.round(n)} %`;
+
+/** Time interval of a section's run, when recorded. */
+function span(s: Section): [number, number] | undefined {
+  if (!s.measuredAt || s.durationS === undefined) return undefined;
+  const t0 = Date.parse(s.measuredAt);
+  return Number.isFinite(t0) ? [t0, t0 + s.durationS * 1000] : undefined;
+}
+
+/**
+ * The other sections whose run overlapped this one's in time. One run.ts invocation runs its benchmarks
+ * one after the other, so an overlap means a second invocation ran at the same time (merged here with
+ * --only): each figure then includes the other's load, and the file says so next to it.
+ */
+export function overlapping(s: Section, all: readonly Section[]): Section[] {
+  const a = span(s);
+  if (!a) return [];
+  return all.filter((o) => {
+    if (o === s || o.id === s.id) return false;
+    const b = span(o);
+    return b !== undefined && b[0] < a[1] && a[0] < b[1];
+  });
 }
 
 function anchor(title: string): string {
