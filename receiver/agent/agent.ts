@@ -10,6 +10,7 @@
 // discovery across reloads), pipeline-config.ts (metric/event definitions, exporters), reload.ts (one
 // config application at a time), views.ts (/status and /inspect).
 import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
+import { trimNativeHeap } from '../bpf/malloc-trim.ts';
 import { AgentCaptures } from '../capture/agent-captures.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
@@ -199,6 +200,8 @@ export class Agent {
       .collect(this.#config.collectionIntervalMs)
       .then(() => {
         this.collections++;
+        // The first collection reads kernel layouts and BTF enum names once (cached): trim what that freed.
+        if (this.collections === 1) trimNativeHeap();
       })
       .finally(() => {
         this.#collecting = undefined;
