@@ -244,7 +244,7 @@ for (const root of roots) {
   const a = median(keyOf(root.name, selected[i - 1]!.name));
   const b = median(keyOf(root.name, firstBpfName));
   notes.push(
-    `${roots.length > 1 ? `${root.name}: t` : 'T'}he first eBPF probe adds ${MB(b.rss - a.rss)} MB (anonymous ${MB(a.anon)} → ${MB(b.anon)} MB; V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB; external ${MB(a.external)} → ${MB(b.external)} MB): libbpf parses the kernel's BTF for each object load and hook check and frees it; what glibc kept of it is returned by malloc_trim(0) after the probes are applied (receiver/bpf/malloc-trim.ts) where that checkout does it.`,
+    `${roots.length > 1 ? `${root.name}: t` : 'T'}he first eBPF probe adds ${MB(b.rss - a.rss)} MB (anonymous ${MB(a.anon)} → ${MB(b.anon)} MB; V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB; external ${MB(a.external)} → ${MB(b.external)} MB): libbpf parses the kernel's BTF for each object load and hook check and frees it, and the BPF maps and ring buffers stay. Since 2026-12-06 podnet calls malloc_trim(0) after applying the probes and after the first collection (receiver/bpf/malloc-trim.ts), so what glibc kept of the freed memory goes back to the kernel; the rest is live: libbpf's objects, the V8 heap's growth, the mmapped rings.`,
   );
 }
 
