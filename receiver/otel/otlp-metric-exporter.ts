@@ -9,10 +9,6 @@ import {
   createOtlpHttpExportDelegate,
 } from '@opentelemetry/otlp-exporter-base/node-http';
 import {
-  convertLegacyOtlpGrpcOptions,
-  createOtlpGrpcExportDelegate,
-} from '@opentelemetry/otlp-grpc-exporter-base';
-import {
   type IExporterMetricsHelper,
   type ISerializer,
   JsonMetricsSerializer,
@@ -63,7 +59,11 @@ const itemsHelper: IExporterMetricsHelper<ResourceMetrics[]> = {
 export async function createMetricExporter(s: OtlpSignalSettings): Promise<MultiResourceMetricExporter> {
   const o = await sdkExporterOptions(s, 'metrics');
   switch (s.protocol) {
-    case 'grpc':
+    case 'grpc': {
+      // Imported here: gRPC loads only when the gRPC protocol is configured.
+      const { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } = await import(
+        '@opentelemetry/otlp-grpc-exporter-base'
+      );
       return new OTLPExporterBase(
         createOtlpGrpcExportDelegate(
           convertLegacyOtlpGrpcOptions(o, 'METRICS'),
@@ -75,6 +75,7 @@ export async function createMetricExporter(s: OtlpSignalSettings): Promise<Multi
           '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
         ),
       );
+    }
     case 'http/protobuf':
       return new OTLPExporterBase(
         createOtlpHttpExportDelegate(

@@ -1,6 +1,7 @@
 // Modules podnet loads only when the configuration needs them (benchmarks/suite/memory.ts measures what
 // they cost): without an OTLP endpoint and without a CRI socket, `podnet run` loads no gRPC, protobufjs
-// or OTLP exporter package; with an OTLP/HTTP protobuf endpoint it loads that exporter and still no gRPC.
+// or OTLP exporter package; with an OTLP/HTTP protobuf endpoint it loads the HTTP exporter and the
+// serializer and still no gRPC.
 // What is loaded is what Node's module loader resolves (module.registerHooks in the podnet process).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -35,6 +36,7 @@ const HEAVY = [
   '/node_modules/@opentelemetry/exporter-metrics-otlp-grpc/',
   '/node_modules/@opentelemetry/exporter-metrics-otlp-proto/',
   '/node_modules/@opentelemetry/exporter-metrics-otlp-http/',
+  '/node_modules/@opentelemetry/otlp-exporter-base/',
 ];
 
 /** Run `podnet run` (procfs netdev probe only) until it serves, stop it, return the module URLs it loaded. */
@@ -93,12 +95,17 @@ test('no OTLP endpoint, no CRI socket: no gRPC, protobufjs or OTLP exporter modu
   assert.deepEqual(heavyIn(urls), []);
 });
 
-test('OTLP http/protobuf metrics: that exporter is loaded, gRPC is not', async () => {
+test('OTLP http/protobuf: the HTTP exporter and the protobuf serializer are loaded, gRPC is not', async () => {
   const urls = await loadedBy('proto', {
     OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', // discard port: exports fail, which is fine here
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
   });
   const heavy = heavyIn(urls);
-  assert.ok(heavy.includes('/node_modules/@opentelemetry/exporter-metrics-otlp-proto/'), heavy.join(', '));
+  assert.ok(
+    urls.some((u) => u.includes('/receiver/otel/otlp-metric-exporter.ts')),
+    'metric exporter loaded',
+  );
+  assert.ok(heavy.includes('/node_modules/@opentelemetry/otlp-transformer/'), heavy.join(', '));
+  assert.ok(heavy.includes('/node_modules/@opentelemetry/otlp-exporter-base/'), heavy.join(', '));
   assert.ok(!heavy.some((h) => h.includes('grpc')), heavy.join(', '));
 });
