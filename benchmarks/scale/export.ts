@@ -10,6 +10,7 @@
 // alternating run by run.
 //
 //   node --expose-gc benchmarks/scale/export.ts [--sizes 10,100,1000] [--runs 5] [--root NAME=DIR]...
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import type { ExportResult } from '@opentelemetry/core';
@@ -45,7 +46,7 @@ const UNUSED = new Set(['cpu.logical_number']);
 interface Root {
   name: string;
   // biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
-  mod: { store: any; exporters: any; prom: any; registry: any; entities: any };
+  mod: { store: any; exporters: any; metricExporter: any; prom: any; registry: any; entities: any };
 }
 
 const roots: Root[] = [];
@@ -57,6 +58,11 @@ for (const spec of o.root ?? [`current=${HERE}`]) {
     mod: {
       store: await import(`${r}receiver/otel/metric-store.ts`),
       exporters: await import(`${r}receiver/otel/exporters.ts`),
+      // Since the per-entity Resources, the OTLP metric exporter has its own module (loaded on use); a
+      // checkout from before has it in exporters.ts.
+      metricExporter: existsSync(`${dir}/receiver/otel/otlp-metric-exporter.ts`)
+        ? await import(`${r}receiver/otel/otlp-metric-exporter.ts`)
+        : await import(`${r}receiver/otel/exporters.ts`),
       prom: await import(`${r}receiver/otel/prometheus-text.ts`),
       registry: await import(`${r}probes/registry.ts`),
       entities: await import(`${r}receiver/agent/static-entities.ts`),
@@ -153,16 +159,17 @@ const sink = await startSink();
 const resource = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
 try {
   for (const n of sizes) {
-    const state = roots.map((root) => {
+    const state = [];
+    for (const root of roots) {
       const store = buildStore(root, n);
-      const inner = root.mod.exporters.createMetricExporter({
+      const inner = await root.mod.metricExporter.createMetricExporter({
         protocol: 'http/protobuf',
         endpoint: sink.endpoint,
         headers: {},
         timeoutMs: 30_000,
       });
       const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {});
-      return {
+      state.push({
         root,
         store,
         exporter,
@@ -174,8 +181,8 @@ try {
         requests: 0,
         points: 0,
         scrapeBytes: 0,
-      };
-    });
+      });
+    }
     for (let r = 0; r < runs + 1; r++) {
       for (const s of state) {
         gc?.();
