@@ -81,7 +81,7 @@ export function generate(root: string): Map<string, string> {
     );
   }
   const structs = [...shared.values()].map((s) => s.model).sort((a, b) => (a.name < b.name ? -1 : 1));
-  out.set(SHARED_PATH, sharedFile(objects, structs));
+  out.set(SHARED_PATH, sharedFile(structs));
   return out;
 }
 

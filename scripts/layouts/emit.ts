@@ -121,9 +121,9 @@ export function objectFile(o: ObjectText): string {
 }
 
 /** The generated file of the structs every object shares (`pn_*`, probes/include). */
-export function sharedFile(sources: readonly string[], structs: readonly StructModel[]): string {
+export function sharedFile(structs: readonly StructModel[]): string {
   const lines = [
-    ...HEAD(`every probes/*/*.bpf.o (${sources.length} objects; the generator checks they agree)`),
+    ...HEAD('every probes/*/*.bpf.o (the generator checks that they agree)'),
     '// Structs of the shared BPF headers in probes/include (struct names pn_*).',
     ...structsText(structs),
   ];
