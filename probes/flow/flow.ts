@@ -22,7 +22,14 @@ import {
 import { PEER_EVENT_ATTRIBUTES } from '../../receiver/peers/types.ts';
 import type { Entity, EntityChange } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
-import { FLOW_KEY, FLOW_VAL, flowKey, type MapName, type Program } from './flow.layout.gen.ts';
+import {
+  FLOW_KEY,
+  FLOW_VAL,
+  flowKey,
+  type MapName,
+  type Program,
+  type RodataName,
+} from './flow.layout.gen.ts';
 
 export const OBJECT = new URL('./flow.bpf.o', import.meta.url);
 
@@ -198,7 +205,7 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
       ctx,
       args: eventArgsSchema.parse({}),
       watchAll: true,
-      rodata: { cfg_ports: args.ports ? 1 : 0 },
+      rodata: { cfg_ports: args.ports ? 1 : 0 } satisfies Partial<Record<RodataName, unknown>>,
       maxEntries: { flow_counts: args.maxFlows },
       programs: { flow_ingress: { autoAttach: false }, flow_egress: { autoAttach: false } },
     });

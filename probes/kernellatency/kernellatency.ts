@@ -25,7 +25,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { KL_EVENT, klEvent, klKey, type MapName, type Program } from './kernellatency.layout.gen.ts';
+import {
+  KL_EVENT,
+  klEvent,
+  klKey,
+  type MapName,
+  type Program,
+  type RodataName,
+} from './kernellatency.layout.gen.ts';
 
 export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
 
@@ -148,7 +155,11 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
+      rodata: {
+        cfg_slow_ns: msToNs(args.slowThresholdMs),
+        cfg_t0_ns: msToNs(t[0]),
+        cfg_t1_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
       counterMaps: [HIST],
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {

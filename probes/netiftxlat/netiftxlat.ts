@@ -24,7 +24,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { type MapName, NT_EVENT, NT_VAL, ntEvent, type Program } from './netiftxlat.layout.gen.ts';
+import {
+  type MapName,
+  NT_EVENT,
+  NT_VAL,
+  ntEvent,
+  type Program,
+  type RodataName,
+} from './netiftxlat.layout.gen.ts';
 
 export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 
@@ -155,7 +162,11 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
+      rodata: {
+        cfg_slow_ns: msToNs(args.slowThresholdMs),
+        cfg_t0_ns: msToNs(t[0]),
+        cfg_t1_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
       maxEntries: { nt_queued: args.maxQueued },
       counterMaps: [HIST],
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),

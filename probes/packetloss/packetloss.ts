@@ -28,6 +28,7 @@ import {
   plEvent,
   plKey,
   plLocKey,
+  type RodataName,
 } from './packetloss.layout.gen.ts';
 
 export const OBJECT = new URL('./packetloss.bpf.o', import.meta.url);
@@ -226,7 +227,11 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { pl_cfg_exclude_count: ranges.length, pl_cfg_exclude_start: start, pl_cfg_exclude_end: end },
+      rodata: {
+        pl_cfg_exclude_count: ranges.length,
+        pl_cfg_exclude_start: start,
+        pl_cfg_exclude_end: end,
+      } satisfies Partial<Record<RodataName, unknown>>,
       programs: variantPrograms(variant),
       ...(variant === 'reason'
         ? { fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' } }

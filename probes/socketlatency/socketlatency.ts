@@ -28,7 +28,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { type MapName, type Program, SL_EVENT, slEvent, slKey } from './socketlatency.layout.gen.ts';
+import {
+  type MapName,
+  type Program,
+  type RodataName,
+  SL_EVENT,
+  slEvent,
+  slKey,
+} from './socketlatency.layout.gen.ts';
 
 export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
 
@@ -181,7 +188,7 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
         cfg_t0_ns: msToNs(t0),
         cfg_t1_ns: msToNs(t1),
         cfg_udp: args.udp ? 1 : 0,
-      },
+      } satisfies Partial<Record<RodataName, unknown>>,
       counterMaps: [HIST],
       decode: (rec) => {
         const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);

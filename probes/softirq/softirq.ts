@@ -22,7 +22,7 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
-import { type MapName, type Program, SI_EVENT, siEvent } from './softirq.layout.gen.ts';
+import { type MapName, type Program, type RodataName, SI_EVENT, siEvent } from './softirq.layout.gen.ts';
 
 export const OBJECT = new URL('./softirq.bpf.o', import.meta.url);
 
@@ -185,7 +185,11 @@ export const softirqProbe: ProbeSpec<SoftirqArgs> = {
       ctx,
       args,
       watchAll: true,
-      rodata: { cfg_vec_mask: mask, cfg_slow_ns: msToNs(t[0]), cfg_slow100_ns: msToNs(t[1]) },
+      rodata: {
+        cfg_vec_mask: mask,
+        cfg_slow_ns: msToNs(t[0]),
+        cfg_slow100_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
       fallbacks: {
         si_raise: 'si_raise_raw',
         si_entry: 'si_entry_raw',
