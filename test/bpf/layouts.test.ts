@@ -7,8 +7,8 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
-import { HIST_BYTES } from '../../receiver/kit/ebpf/log2.ts';
 import { PN_HIST_SIZE } from '../../receiver/bpf/pn.layout.gen.ts';
+import { HIST_BYTES } from '../../receiver/kit/ebpf/log2.ts';
 import { generate, probeObjects, SHARED_PATH, stale } from '../../scripts/gen-layouts.ts';
 import { readObject } from '../../scripts/layouts/model.ts';
 
