@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { kernelBtfProblem, withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
-import { ipString } from '../../receiver/bpf/events.ts';
+import { dataView, ipString } from '../../receiver/bpf/events.ts';
 import { libbpfCandidates, loadFirst } from '../../receiver/bpf/libbpf.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { networkType, transportName } from '../../receiver/kit/ebpf/decode.ts';
@@ -22,6 +22,14 @@ import {
 import { PEER_EVENT_ATTRIBUTES } from '../../receiver/peers/types.ts';
 import type { Entity, EntityChange } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import {
+  FLOW_KEY,
+  FLOW_VAL,
+  flowKey,
+  type MapName,
+  type Program,
+  type RodataName,
+} from './flow.layout.gen.ts';
 
 export const OBJECT = new URL('./flow.bpf.o', import.meta.url);
 
@@ -164,10 +172,6 @@ export function ifindexOf(name: string): number {
   }
 }
 
-function ip(buf: Buffer, o: number, family: number): string {
-  return ipString(new DataView(buf.buffer, buf.byteOffset, buf.byteLength), o, family);
-}
-
 interface Attached {
   readonly entity: Entity;
   readonly ifindex: number;
@@ -201,13 +205,13 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
       ctx,
       args: eventArgsSchema.parse({}),
       watchAll: true,
-      rodata: { cfg_ports: args.ports ? 1 : 0 },
+      rodata: { cfg_ports: args.ports ? 1 : 0 } satisfies Partial<Record<RodataName, unknown>>,
       maxEntries: { flow_counts: args.maxFlows },
       programs: { flow_ingress: { autoAttach: false }, flow_egress: { autoAttach: false } },
     });
-    const map: BpfMap = rt.coll.map('flow_counts');
-    const progIn = rt.coll.program('flow_ingress').fd;
-    const progOut = rt.coll.program('flow_egress').fd;
+    const map: BpfMap = rt.coll.map('flow_counts' satisfies MapName);
+    const progIn = rt.coll.program('flow_ingress' satisfies Program).fd;
+    const progOut = rt.coll.program('flow_egress' satisfies Program).fd;
     const attached = new Map<number, Attached>(); // by netns inode
     const failures = new Map<string, string>(); // display name → reason
     const api = tcxApi();
@@ -222,7 +226,7 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
         api.tcDetach(a.ifindex, BPF_TC_EGRESS);
       }
       attached.delete(inode);
-      map.deleteWhere((k) => k.readUInt32LE(32) === a.ifindex);
+      map.deleteWhere((k) => flowKey.ifindex(dataView(k), 0) === a.ifindex);
     };
     const attach = (e: Entity) => {
       if (!e.hostVeth) return;
@@ -288,29 +292,29 @@ export const flowProbe: ProbeSpec<FlowArgs> = {
         const byIfindex = new Map<number, number>();
         for (const [inode, a] of attached) byIfindex.set(a.ifindex, inode);
         for (const e of map.entriesSummed()) {
-          const k = e.key;
-          const netns = byIfindex.get(k.readUInt32LE(32));
+          const k = dataView(e.key);
+          const netns = byIfindex.get(flowKey.ifindex(k, 0));
           if (netns === undefined) continue; // veth of a pod that is gone (entries are being deleted)
-          const family = k.readUInt8(40);
+          const family = flowKey.family(k, 0);
           const attributes: Record<string, string | number> = {
-            'network.io.direction': k.readUInt8(42) === 0 ? 'transmit' : 'receive',
-            'network.transport': transportName(k.readUInt8(41)),
-            'network.local.address': ip(k, 0, family),
-            'network.peer.address': ip(k, 16, family),
+            'network.io.direction': flowKey.dir(k, 0) === 0 ? 'transmit' : 'receive',
+            'network.transport': transportName(flowKey.l4proto(k, 0)),
+            'network.local.address': ipString(k, FLOW_KEY.local, family),
+            'network.peer.address': ipString(k, FLOW_KEY.peer, family),
           };
           const type = networkType(family);
           if (type) attributes['network.type'] = type;
           if (args.ports) {
-            attributes['network.local.port'] = k.readUInt16LE(36);
-            attributes['network.peer.port'] = k.readUInt16LE(38);
+            attributes['network.local.port'] = flowKey.lport(k, 0);
+            attributes['network.peer.port'] = flowKey.pport(k, 0);
           }
           if (ctx.peers)
             Object.assign(
               attributes,
               ctx.peers.resolve(attributes['network.peer.address'] as string).attributes,
             );
-          out.push({ metric: M.packets, netns, attributes, value: e.values[0] ?? 0 });
-          out.push({ metric: M.bytes, netns, attributes, value: e.values[1] ?? 0 });
+          out.push({ metric: M.packets, netns, attributes, value: e.values[FLOW_VAL.packets / 8] ?? 0 });
+          out.push({ metric: M.bytes, netns, attributes, value: e.values[FLOW_VAL.bytes / 8] ?? 0 });
         }
         out.push(...rt.selfPoints());
         return out;

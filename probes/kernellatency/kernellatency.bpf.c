@@ -71,7 +71,7 @@ struct kl_event {
 	__u32 raw_netns;         /* @72 netns inode even when not watched (hdr.netns is then 0) */
 	__u32 pad;               /* @76 */
 };
-_Static_assert(sizeof(struct kl_event) == 80, "kl_event layout is shared with kernellatency.ts");
+PN_LAYOUT(kl_event); /* TypeScript layout generated into kernellatency.layout.gen.ts */
 
 static __always_inline int kl_on_rx_enter(int btf, struct sk_buff *skb)
 {

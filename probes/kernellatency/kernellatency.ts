@@ -4,6 +4,8 @@
 //   tx = TCP's departure timestamp (skb->tstamp, set at transmit) → the device layer (net:net_dev_queue).
 // Slow events RXKERNEL_SLOW / TXKERNEL_SLOW over a threshold (default 10 ms, as KubeSkoop).
 import { z } from 'zod';
+import { dataView } from '../../receiver/bpf/events.ts';
+import { pnEventHdr } from '../../receiver/bpf/pn.layout.gen.ts';
 import { packetAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
@@ -23,6 +25,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import {
+  KL_EVENT,
+  klEvent,
+  klKey,
+  type MapName,
+  type Program,
+  type RodataName,
+} from './kernellatency.layout.gen.ts';
 
 export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
 
@@ -71,19 +81,20 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['kl_rx_enter', 'kl_napi_poll', 'kl_rx_socket', 'kl_tx_device'] as const;
+const PROGRAMS = ['kl_rx_enter', 'kl_napi_poll', 'kl_rx_socket', 'kl_tx_device'] as const satisfies Program[];
+const HIST: MapName = 'kl_hist';
 
-/** Event record (kernellatency.bpf.c struct kl_event, 80 bytes). */
+/** Event record (kernellatency.bpf.c struct kl_event; layout generated from the object). */
 export function decodeKernelSlow(
   view: DataView,
   o: number,
 ): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
-  const type = view.getUint32(o + 8, true);
-  const lat = Number(view.getBigUint64(o + 16, true));
-  const ifindex = view.getUint32(o + 24, true);
-  const len = view.getUint32(o + 28, true);
-  const t = readTupleUnmapped(view, o + 32);
-  const rawNetns = view.getUint32(o + 72, true);
+  const type = pnEventHdr.type(view, o + KL_EVENT.hdr);
+  const lat = Number(klEvent.latency_ns(view, o));
+  const ifindex = klEvent.ifindex(view, o);
+  const len = klEvent.len(view, o);
+  const t = readTupleUnmapped(view, o + KL_EVENT.tuple);
+  const rawNetns = klEvent.raw_netns(view, o);
   const attributes: Record<string, string | number> = {
     [LATENCY_ATTR]: lat / 1e9,
     'network.io.direction': type === 1 ? 'receive' : 'transmit',
@@ -144,8 +155,12 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
-      counterMaps: ['kl_hist'],
+      rodata: {
+        cfg_slow_ns: msToNs(args.slowThresholdMs),
+        cfg_t0_ns: msToNs(t[0]),
+        cfg_t1_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
+      counterMaps: [HIST],
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeKernelSlow(rec.view, rec.offset);
@@ -158,11 +173,12 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
     const probe: Probe<KernelLatencyArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of histEntries(rt, 'kl_hist')) {
-          const rx = e.key.readUInt8(4) === 0;
+        for (const e of histEntries(rt, HIST)) {
+          const key = dataView(e.key);
+          const rx = klKey.dir(key, 0) === 0;
           histPoints(out, e.hist, {
             netns: e.netns,
-            attributes: { 'network.transport': transportName(e.key.readUInt8(5)) },
+            attributes: { 'network.transport': transportName(klKey.l4proto(key, 0)) },
             histogram: rx ? M.rx : M.tx,
             counter: rx ? M.rxSlow : M.txSlow,
             thresholdsMs: t,

@@ -85,7 +85,7 @@ struct nt_event {
 	__u32 raw_netns;         /* @72 netns inode even when not watched (hdr.netns is then 0) */
 	__u32 pad;               /* @76 */
 };
-_Static_assert(sizeof(struct nt_event) == 80, "nt_event layout is shared with netiftxlat.ts");
+PN_LAYOUT(nt_event); /* TypeScript layout generated into netiftxlat.layout.gen.ts */
 
 static __always_inline struct nt_cpu *nt_cpu(void)
 {

@@ -6,6 +6,7 @@
 // Slow events NETIFTXLAT_QDISC / NETIFTXLAT_XMIT over a threshold (default 100 ms, as KubeSkoop's
 // qdiscslow100ms / netdevslow100ms).
 import { z } from 'zod';
+import { pnEventHdr } from '../../receiver/bpf/pn.layout.gen.ts';
 import { packetAttributes, readTuple } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
@@ -15,7 +16,7 @@ import {
   msToNs,
   slowCounterDef,
 } from '../../receiver/kit/ebpf/latency.ts';
-import { HIST_FIELDS, histFromFields, histogramDef, type Log2Hist } from '../../receiver/kit/ebpf/log2.ts';
+import { histFromFields, histogramDef, type Log2Hist } from '../../receiver/kit/ebpf/log2.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
@@ -23,6 +24,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import {
+  type MapName,
+  NT_EVENT,
+  NT_VAL,
+  ntEvent,
+  type Program,
+  type RodataName,
+} from './netiftxlat.layout.gen.ts';
 
 export const OBJECT = new URL('./netiftxlat.bpf.o', import.meta.url);
 
@@ -71,19 +80,20 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['nt_enqueue', 'nt_start_xmit', 'nt_xmit'] as const;
+const PROGRAMS = ['nt_enqueue', 'nt_start_xmit', 'nt_xmit'] as const satisfies Program[];
+const HIST: MapName = 'nt_hist';
 
 /** Event record (netiftxlat.bpf.c struct nt_event, 80 bytes). */
 export function decodeTxSlow(
   view: DataView,
   o: number,
 ): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
-  const type = view.getUint32(o + 8, true);
-  const lat = Number(view.getBigUint64(o + 16, true));
-  const ifindex = view.getUint32(o + 24, true);
-  const len = view.getUint32(o + 28, true);
-  const t = readTuple(view, o + 32);
-  const rawNetns = view.getUint32(o + 72, true);
+  const type = pnEventHdr.type(view, o + NT_EVENT.hdr);
+  const lat = Number(ntEvent.latency_ns(view, o));
+  const ifindex = ntEvent.ifindex(view, o);
+  const len = ntEvent.len(view, o);
+  const t = readTuple(view, o + NT_EVENT.tuple);
+  const rawNetns = ntEvent.raw_netns(view, o);
   const attributes: Record<string, string | number> = {
     [LATENCY_ATTR]: lat / 1e9,
     'podnet.interface.index': ifindex,
@@ -152,9 +162,13 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { cfg_slow_ns: msToNs(args.slowThresholdMs), cfg_t0_ns: msToNs(t[0]), cfg_t1_ns: msToNs(t[1]) },
+      rodata: {
+        cfg_slow_ns: msToNs(args.slowThresholdMs),
+        cfg_t0_ns: msToNs(t[0]),
+        cfg_t1_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
       maxEntries: { nt_queued: args.maxQueued },
-      counterMaps: ['nt_hist'],
+      counterMaps: [HIST],
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeTxSlow(rec.view, rec.offset);
@@ -168,10 +182,10 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
         // one value per netns: the qdisc histogram's u64 fields, then the driver histogram's
-        for (const e of rt.counterEntries('nt_hist')) {
+        for (const e of rt.counterEntries(HIST)) {
           const common = { netns: e.netns, attributes: {}, thresholdsMs: t, range: args.buckets };
-          const driver = histFromFields(e.values, HIST_FIELDS);
-          histPoints(out, withZeroWaits(histFromFields(e.values, 0), driver.count), {
+          const driver = histFromFields(e.values, NT_VAL.driver / 8);
+          histPoints(out, withZeroWaits(histFromFields(e.values, NT_VAL.qdisc / 8), driver.count), {
             ...common,
             histogram: M.qdiscWait,
             counter: M.qdiscSlow,

@@ -77,7 +77,7 @@ struct pl_event {
 	struct pn_tuple t;       /* @48 */
 	char ifname[16];         /* @88 device name when the skb has no socket (device valid), else "" */
 };
-_Static_assert(sizeof(struct pl_event) == 104, "pl_event layout is decoded in TypeScript");
+PN_LAYOUT(pl_event); /* TypeScript layout generated into packetloss.layout.gen.ts */
 
 static __always_inline int excluded(__u64 loc)
 {

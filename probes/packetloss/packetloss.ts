@@ -8,8 +8,9 @@
 // function instead, and error.type carries that function's symbol (docs/kernels.md).
 import { z } from 'zod';
 import { dropReasonNames, enumName, kernelBtfProblem, withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
+import { dataView } from '../../receiver/bpf/events.ts';
 import type { ProgramOptions } from '../../receiver/bpf/object.ts';
-import { cString, packetAttributes, readTuple, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { packetAttributes, readTuple, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   EbpfRuntime,
@@ -19,6 +20,16 @@ import {
 } from '../../receiver/kit/ebpf/runtime.ts';
 import { symbolRanges } from '../../receiver/kit/ebpf/symbols.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import {
+  type MapName,
+  PL_EVENT,
+  PL_VAL,
+  type Program,
+  plEvent,
+  plKey,
+  plLocKey,
+  type RodataName,
+} from './packetloss.layout.gen.ts';
 
 export const OBJECT = new URL('./packetloss.bpf.o', import.meta.url);
 const MAX_EXCLUDE = 16;
@@ -82,7 +93,9 @@ const REASON_PROGRAMS = {
   pl_kfree_skb3: { tpArgs: 3 },
   pl_kfree_skb4_raw: { tpArgs: 4 },
   pl_kfree_skb3_raw: { tpArgs: 3 },
-} as const;
+} as const satisfies Partial<Record<Program, { tpArgs: number }>>;
+const DROPS: MapName = 'pl_drops';
+const LOC_DROPS: MapName = 'pl_loc_drops';
 /** The location variant: raw_tp reading (skb, location) only, any argument count from 2. */
 const LOCATION_PROGRAM = 'pl_kfree_skb2_raw';
 const ALL_PROGRAMS = { ...REASON_PROGRAMS, [LOCATION_PROGRAM]: { tpArgs: { min: 2 } } } as const;
@@ -126,24 +139,24 @@ export function locationFunction(symbolized: string): string {
   return i > 0 ? symbolized.slice(0, i) : symbolized;
 }
 
-/** Event record layout (packetloss.bpf.c struct pl_event). */
+/** Event record (packetloss.bpf.c struct pl_event; layout generated from the object). */
 export function decodeDrop(
   view: DataView,
   o: number,
   reasons: ReadonlyMap<number, string>,
   rt: { symbol(a: bigint): string; stack(id: number): string[] | undefined },
 ): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> & { rawNetns: number } {
-  const location = view.getBigUint64(o + 16, true);
-  const rawReason = view.getUint32(o + 24, true);
+  const location = plEvent.location(view, o);
+  const rawReason = plEvent.reason(view, o);
   const where = rt.symbol(location);
   // the location variant has no reason: error.type is the dropping function, as on its counters
   const reason = rawReason === NO_REASON ? locationFunction(where) : enumName(reasons, rawReason);
-  const ifindex = view.getUint32(o + 28, true);
-  const stackId = view.getInt32(o + 32, true);
-  const len = view.getUint32(o + 36, true);
-  const rawNetns = view.getUint32(o + 40, true);
-  const t = readTuple(view, o + 48);
-  const ifname = cString(view, o + 88, 16);
+  const ifindex = plEvent.ifindex(view, o);
+  const stackId = plEvent.stack_id(view, o);
+  const len = plEvent.len(view, o);
+  const rawNetns = plEvent.raw_netns(view, o);
+  const t = readTuple(view, o + PL_EVENT.t);
+  const ifname = plEvent.ifname(view, o);
   const attributes: Record<string, string | number | readonly string[]> = {
     'error.type': reason,
     'podnet.drop.location': where,
@@ -214,12 +227,16 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
       object: OBJECT,
       ctx,
       args,
-      rodata: { pl_cfg_exclude_count: ranges.length, pl_cfg_exclude_start: start, pl_cfg_exclude_end: end },
+      rodata: {
+        pl_cfg_exclude_count: ranges.length,
+        pl_cfg_exclude_start: start,
+        pl_cfg_exclude_end: end,
+      } satisfies Partial<Record<RodataName, unknown>>,
       programs: variantPrograms(variant),
       ...(variant === 'reason'
         ? { fallbacks: { pl_kfree_skb4: 'pl_kfree_skb4_raw', pl_kfree_skb3: 'pl_kfree_skb3_raw' } }
         : {}),
-      counterMaps: ['pl_drops', 'pl_loc_drops'],
+      counterMaps: [DROPS, LOC_DROPS],
       symbols: true,
       decode: (rec, r) => {
         const { rawNetns, ...e } = decodeDrop(rec.view, rec.offset, reasons, r);
@@ -232,24 +249,26 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
     const probe: Probe<PacketlossArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of rt.counterEntries('pl_drops')) {
-          const reason = enumName(reasons, e.key.readUInt16LE(4));
-          const family = e.key.readUInt8(6);
-          const l4 = e.key.readUInt8(7);
+        for (const e of rt.counterEntries(DROPS)) {
+          const key = dataView(e.key);
+          const reason = enumName(reasons, plKey.reason(key, 0));
+          const family = plKey.family(key, 0);
+          const l4 = plKey.l4proto(key, 0);
           const attributes: Record<string, string> = { 'error.type': reason };
           if (family) {
             attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
             attributes['network.transport'] = transportName(l4);
           }
-          out.push({ metric: M.drops, netns: e.netns, attributes, value: e.values[0] ?? 0 });
-          out.push({ metric: M.bytes, netns: e.netns, attributes, value: e.values[1] ?? 0 });
+          out.push({ metric: M.drops, netns: e.netns, attributes, value: e.values[PL_VAL.packets / 8] ?? 0 });
+          out.push({ metric: M.bytes, netns: e.netns, attributes, value: e.values[PL_VAL.bytes / 8] ?? 0 });
         }
         // location variant: one series per dropping function (several call sites of a function add up)
         const byFn = new Map<string, { netns: number; attributes: Record<string, string>; v: number[] }>();
-        for (const e of rt.counterEntries('pl_loc_drops')) {
-          const family = e.key.readUInt8(4);
-          const l4 = e.key.readUInt8(5);
-          const fn = locationFunction(rt.symbol(e.key.readBigUInt64LE(8)));
+        for (const e of rt.counterEntries(LOC_DROPS)) {
+          const key = dataView(e.key);
+          const family = plLocKey.family(key, 0);
+          const l4 = plLocKey.l4proto(key, 0);
+          const fn = locationFunction(rt.symbol(plLocKey.location(key, 0)));
           const attributes: Record<string, string> = { 'error.type': fn };
           if (family) {
             attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
@@ -257,8 +276,8 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
           }
           const id = `${e.netns}\0${fn}\0${family}\0${l4}`;
           const acc = byFn.get(id) ?? { netns: e.netns, attributes, v: [0, 0] };
-          acc.v[0] = (acc.v[0] ?? 0) + (e.values[0] ?? 0);
-          acc.v[1] = (acc.v[1] ?? 0) + (e.values[1] ?? 0);
+          acc.v[0] = (acc.v[0] ?? 0) + (e.values[PL_VAL.packets / 8] ?? 0);
+          acc.v[1] = (acc.v[1] ?? 0) + (e.values[PL_VAL.bytes / 8] ?? 0);
           byFn.set(id, acc);
         }
         for (const a of byFn.values()) {

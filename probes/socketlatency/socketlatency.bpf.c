@@ -77,7 +77,7 @@ struct sl_event {
 	struct pn_tuple tuple;   /* @32 local = s*, peer = d* */
 	char comm[16];           /* @72 */
 };
-_Static_assert(sizeof(struct sl_event) == 88, "sl_event layout is shared with socketlatency.ts");
+PN_LAYOUT(sl_event); /* TypeScript layout generated into socketlatency.layout.gen.ts */
 
 static __always_inline int sl_proto_ok(const struct sock *sk, __u8 *proto)
 {

@@ -6,7 +6,9 @@
 // Also KubeSkoop's read1ms / read100ms / write1ms / write100ms as exact counters, and
 // `podnet.socket.slow` events over a threshold (default 100 ms) with tuple, process and the wait.
 import { z } from 'zod';
-import { cString, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import { dataView } from '../../receiver/bpf/events.ts';
+import { pnEventHdr } from '../../receiver/bpf/pn.layout.gen.ts';
+import { socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
@@ -26,6 +28,14 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import {
+  type MapName,
+  type Program,
+  type RodataName,
+  SL_EVENT,
+  slEvent,
+  slKey,
+} from './socketlatency.layout.gen.ts';
 
 export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
 
@@ -82,7 +92,13 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['sl_data_ready', 'sl_recv_length', 'sl_sendmsg', 'sl_dev_queue'] as const;
+const PROGRAMS = [
+  'sl_data_ready',
+  'sl_recv_length',
+  'sl_sendmsg',
+  'sl_dev_queue',
+] as const satisfies Program[];
+const HIST: MapName = 'sl_hist';
 
 /** Event record (socketlatency.bpf.c struct sl_event, 88 bytes). */
 export function decodeSlow(
@@ -92,12 +108,12 @@ export function decodeSlow(
   rawNetns: number;
   waitNs: number;
 } {
-  const type = view.getUint32(o + 8, true);
-  const waitNs = Number(view.getBigUint64(o + 16, true));
-  const pid = view.getUint32(o + 24, true);
-  const rawNetns = view.getUint32(o + 28, true);
-  const t = readTupleUnmapped(view, o + 32);
-  const comm = cString(view, o + 72, 16);
+  const type = pnEventHdr.type(view, o + SL_EVENT.hdr);
+  const waitNs = Number(slEvent.wait_ns(view, o));
+  const pid = slEvent.pid(view, o);
+  const rawNetns = slEvent.raw_netns(view, o);
+  const t = readTupleUnmapped(view, o + SL_EVENT.tuple);
+  const comm = slEvent.comm(view, o);
   const attributes: Record<string, string | number> = {
     [LATENCY_ATTR]: waitNs / 1e9,
     'network.io.direction': type === 1 ? 'receive' : 'transmit',
@@ -172,8 +188,8 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
         cfg_t0_ns: msToNs(t0),
         cfg_t1_ns: msToNs(t1),
         cfg_udp: args.udp ? 1 : 0,
-      },
-      counterMaps: ['sl_hist'],
+      } satisfies Partial<Record<RodataName, unknown>>,
+      counterMaps: [HIST],
       decode: (rec) => {
         const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {
@@ -186,11 +202,12 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
     const probe: Probe<SocketLatencyArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of histEntries(rt, 'sl_hist')) {
-          const read = e.key.readUInt8(4) === 0;
+        for (const e of histEntries(rt, HIST)) {
+          const key = dataView(e.key);
+          const read = slKey.dir(key, 0) === 0;
           histPoints(out, e.hist, {
             netns: e.netns,
-            attributes: { 'network.transport': transportName(e.key.readUInt8(5)) },
+            attributes: { 'network.transport': transportName(slKey.l4proto(key, 0)) },
             histogram: read ? M.readWait : M.writeWait,
             counter: read ? M.readSlow : M.writeSlow,
             thresholdsMs: [t0, t1],

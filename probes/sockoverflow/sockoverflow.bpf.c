@@ -55,7 +55,7 @@ struct so_event {
 	__u32 raw_netns;         /* @60 */
 	struct pn_tuple t;       /* @64 local = s* */
 };
-_Static_assert(sizeof(struct so_event) == 104, "so_event layout is decoded in TypeScript");
+PN_LAYOUT(so_event); /* TypeScript layout generated into sockoverflow.layout.gen.ts */
 
 /*
  * `btf` is a literal per program (tp_btf 1: direct BTF loads; raw_tp 0: CO-RE probe reads). The counter

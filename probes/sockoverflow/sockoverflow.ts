@@ -4,6 +4,7 @@
 // the protocol's memory limits (sock:sock_exceed_buf_limit: tcp_mem / udp_mem). Exact per-netns counters
 // and rate-limited events with the tuple, buffer size and memory in use.
 import { z } from 'zod';
+import { dataView } from '../../receiver/bpf/events.ts';
 import { readTuple, socketAttributes, transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
@@ -13,6 +14,7 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MapName, type Program, SO_EVENT, SO_VAL, soEvent, soKey } from './sockoverflow.layout.gen.ts';
 
 export const OBJECT = new URL('./sockoverflow.bpf.o', import.meta.url);
 
@@ -121,7 +123,8 @@ const PROGRAMS = {
   so_udp2: { tpArgs: 2 },
   so_udp3_raw: { tpArgs: 3 },
   so_udp2_raw: { tpArgs: 2 },
-} as const;
+} as const satisfies Partial<Record<Program, { tpArgs: number }>>;
+const COUNTS: MapName = 'so_counts';
 /** Alternatives per hook, preferred first (availability, minimum kernel). */
 const GROUPS = [
   ['so_udp3', 'so_udp2', 'so_udp3_raw', 'so_udp2_raw'],
@@ -192,23 +195,23 @@ export const sockoverflowProbe: ProbeSpec<SockoverflowArgs> = {
         so_rcvq: 'so_rcvq_raw',
         so_memlimit: 'so_memlimit_raw',
       },
-      counterMaps: ['so_counts'],
+      counterMaps: [COUNTS],
       decode: (rec, r) => {
         const { view, offset: o } = rec;
         const k = KINDS[rec.header.type];
         if (!k) return null;
-        const allocated = Number(view.getBigInt64(o + 16, true));
-        const limit = Number(view.getBigInt64(o + 24, true));
-        const stackId = view.getInt32(o + 36, true);
-        const rawNetns = view.getUint32(o + 60, true);
-        const t = readTuple(view, o + 64);
+        const allocated = Number(soEvent.allocated(view, o));
+        const limit = Number(soEvent.mem_limit(view, o));
+        const stackId = soEvent.stack_id(view, o);
+        const rawNetns = soEvent.raw_netns(view, o);
+        const t = readTuple(view, o + SO_EVENT.t);
         const attributes: Record<string, string | number> = { ...k.attributes };
         socketAttributes(t, attributes);
-        attributes['podnet.socket.receive_buffer.size'] = view.getUint32(o + 40, true);
-        attributes['podnet.socket.receive_buffer.used'] = view.getUint32(o + 44, true);
-        attributes['podnet.socket.send_buffer.size'] = view.getUint32(o + 48, true);
-        attributes['podnet.socket.send_buffer.used'] = view.getUint32(o + 52, true);
-        if (rec.header.type <= 3) attributes['podnet.packet.size'] = view.getUint32(o + 56, true);
+        attributes['podnet.socket.receive_buffer.size'] = soEvent.rcvbuf(view, o);
+        attributes['podnet.socket.receive_buffer.used'] = soEvent.rmem_alloc(view, o);
+        attributes['podnet.socket.send_buffer.size'] = soEvent.sndbuf(view, o);
+        attributes['podnet.socket.send_buffer.used'] = soEvent.wmem_queued(view, o);
+        if (rec.header.type <= 3) attributes['podnet.packet.size'] = soEvent.skb_len(view, o);
         if (rec.header.type >= 4) {
           attributes['podnet.protocol.memory.allocated'] = allocated * page;
           attributes['podnet.protocol.memory.limit'] = limit * page;
@@ -228,16 +231,17 @@ export const sockoverflowProbe: ProbeSpec<SockoverflowArgs> = {
     const probe: Probe<SockoverflowArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of rt.counterEntries('so_counts')) {
-          const k = KINDS[e.key.readUInt16LE(4)];
+        for (const e of rt.counterEntries(COUNTS)) {
+          const key = dataView(e.key);
+          const k = KINDS[soKey.kind(key, 0)];
           if (!k) continue;
-          const family = e.key.readUInt8(6);
+          const family = soKey.family(key, 0);
           const attributes: Record<string, string> = {
             ...k.attributes,
-            'network.transport': transportName(e.key.readUInt8(7)),
+            'network.transport': transportName(soKey.l4proto(key, 0)),
           };
           if (family) attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
-          out.push({ metric: k.metric, netns: e.netns, attributes, value: e.values[0] ?? 0 });
+          out.push({ metric: k.metric, netns: e.netns, attributes, value: e.values[SO_VAL.count / 8] ?? 0 });
         }
         out.push(...rt.selfPoints());
         return out;

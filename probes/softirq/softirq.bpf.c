@@ -55,7 +55,7 @@ struct si_event {
 	__u32 tid;               /* @36 */
 	char comm[16];           /* @40 */
 };
-_Static_assert(sizeof(struct si_event) == 56, "si_event layout is shared with softirq.ts");
+PN_LAYOUT(si_event); /* TypeScript layout generated into softirq.layout.gen.ts */
 
 static __always_inline void si_emit(__u32 type, __u64 lat, __u32 vec)
 {

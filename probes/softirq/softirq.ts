@@ -5,7 +5,7 @@
 // SOFTIRQ_EXCUTE_SLOW / SOFTIRQ_EXCUTE_100MS) carry the CPU and the task that was running.
 import { z } from 'zod';
 import { possibleCpus } from '../../receiver/bpf/maps.ts';
-import { cString } from '../../receiver/kit/ebpf/decode.ts';
+import { pnEventHdr } from '../../receiver/bpf/pn.layout.gen.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
   bucketsShape,
@@ -22,6 +22,7 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MapName, type Program, type RodataName, SI_EVENT, siEvent } from './softirq.layout.gen.ts';
 
 export const OBJECT = new URL('./softirq.bpf.o', import.meta.url);
 
@@ -106,7 +107,8 @@ const metrics: MetricDef[] = [
   ...SELF_METRIC_DEFS,
 ];
 
-const PROGRAMS = ['si_raise', 'si_entry', 'si_exit'] as const;
+const PROGRAMS = ['si_raise', 'si_entry', 'si_exit'] as const satisfies Program[];
+const HIST: MapName = 'si_hist';
 
 export function vectorMask(v: SoftirqArgs['vectors']): number {
   if (v === 'all') return (1 << VECTORS.length) - 1;
@@ -117,13 +119,13 @@ export function vectorMask(v: SoftirqArgs['vectors']): number {
 
 /** Event record (softirq.bpf.c struct si_event, 56 bytes). */
 export function decodeSoftirq(view: DataView, o: number): Omit<ProbeEvent, 'timeUnixNano' | 'netns'> {
-  const type = view.getUint32(o + 8, true);
-  const lat = Number(view.getBigUint64(o + 16, true));
-  const cpu = view.getUint32(o + 24, true);
-  const vec = view.getUint32(o + 28, true);
-  const pid = view.getUint32(o + 32, true);
-  const tid = view.getUint32(o + 36, true);
-  const comm = cString(view, o + 40, 16);
+  const type = pnEventHdr.type(view, o + SI_EVENT.hdr);
+  const lat = Number(siEvent.latency_ns(view, o));
+  const cpu = siEvent.cpu(view, o);
+  const vec = siEvent.vec(view, o);
+  const pid = siEvent.pid(view, o);
+  const tid = siEvent.tid(view, o);
+  const comm = siEvent.comm(view, o);
   const attributes: Record<string, string | number> = {
     [LATENCY_ATTR]: lat / 1e9,
     'cpu.logical_number': cpu,
@@ -183,11 +185,19 @@ export const softirqProbe: ProbeSpec<SoftirqArgs> = {
       ctx,
       args,
       watchAll: true,
-      rodata: { cfg_vec_mask: mask, cfg_slow_ns: msToNs(t[0]), cfg_slow100_ns: msToNs(t[1]) },
-      fallbacks: { si_raise: 'si_raise_raw', si_entry: 'si_entry_raw', si_exit: 'si_exit_raw' },
+      rodata: {
+        cfg_vec_mask: mask,
+        cfg_slow_ns: msToNs(t[0]),
+        cfg_slow100_ns: msToNs(t[1]),
+      } satisfies Partial<Record<RodataName, unknown>>,
+      fallbacks: {
+        si_raise: 'si_raise_raw',
+        si_entry: 'si_entry_raw',
+        si_exit: 'si_exit_raw',
+      } satisfies Partial<Record<Program, Program>>,
       decode: (rec) => ({ ...decodeSoftirq(rec.view, rec.offset), netns: 0, timeUnixNano: rec.timeUnixNano }),
     });
-    const map = rt.coll.map('si_hist');
+    const map = rt.coll.map(HIST);
     const cpus = possibleCpus();
     const stride = Math.ceil(HIST_BYTES / 8) * 8;
     const range = args.buckets;

@@ -46,7 +46,7 @@ struct rst_event {
 	__u32 pad;               /* @28 */
 	struct pn_tuple t;       /* @32 local = s*, peer = d* */
 };
-_Static_assert(sizeof(struct rst_event) == 72, "rst_event layout is decoded in TypeScript");
+PN_LAYOUT(rst_event); /* TypeScript layout generated into tcpreset.layout.gen.ts */
 
 static __always_inline void emit(void *ctx, __u32 kind, __u32 raw, struct pn_tuple *t, __u32 reason)
 {

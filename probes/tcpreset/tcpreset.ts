@@ -4,6 +4,7 @@
 // and the kernel's reset reason (enum sk_rst_reason from BTF, Linux 6.10+).
 import { z } from 'zod';
 import { enumName, resetReasonNames } from '../../receiver/bpf/btf.ts';
+import { dataView } from '../../receiver/bpf/events.ts';
 import { readTuple, socketAttributes } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import {
@@ -13,6 +14,7 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MapName, type Program, RST_EVENT, RST_VAL, rstEvent, rstKey } from './tcpreset.layout.gen.ts';
 
 export const OBJECT = new URL('./tcpreset.bpf.o', import.meta.url);
 
@@ -53,7 +55,8 @@ const PROGRAMS = {
   rst_send2: { tpArgs: 2 },
   rst_send3_raw: { tpArgs: 3 },
   rst_send2_raw: { tpArgs: 2 },
-} as const;
+} as const satisfies Partial<Record<Program, { tpArgs: number }>>;
+const COUNTS: MapName = 'rst_counts';
 /** Alternatives per hook, preferred first (availability, minimum kernel). */
 const GROUPS = [
   ['rst_send3', 'rst_send2', 'rst_send3_raw', 'rst_send2_raw'],
@@ -111,15 +114,15 @@ export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
       args,
       programs: PROGRAMS,
       fallbacks: { rst_send3: 'rst_send3_raw', rst_send2: 'rst_send2_raw', rst_receive: 'rst_receive_raw' },
-      counterMaps: ['rst_counts'],
+      counterMaps: [COUNTS],
       decode: (rec, r) => {
         const { view, offset: o } = rec;
         const k = KINDS[rec.header.type];
         if (!k) return null;
-        const reason = view.getUint32(o + 16, true);
-        const stackId = view.getInt32(o + 20, true);
-        const rawNetns = view.getUint32(o + 24, true);
-        const t = readTuple(view, o + 32);
+        const reason = rstEvent.reason(view, o);
+        const stackId = rstEvent.stack_id(view, o);
+        const rawNetns = rstEvent.raw_netns(view, o);
+        const t = readTuple(view, o + RST_EVENT.t);
         const attributes: Record<string, string | number> = {
           'network.io.direction': k.direction,
           'podnet.tcp.reset.kind': k.kind,
@@ -142,14 +145,14 @@ export const tcpresetProbe: ProbeSpec<TcpresetArgs> = {
     const probe: Probe<TcpresetArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of rt.counterEntries('rst_counts')) {
-          const k = KINDS[e.key.readUInt32LE(4)];
+        for (const e of rt.counterEntries(COUNTS)) {
+          const k = KINDS[rstKey.kind(dataView(e.key), 0)];
           if (!k) continue;
           out.push({
             metric: M.resets,
             netns: e.netns,
             attributes: { 'network.io.direction': k.direction, 'podnet.tcp.reset.kind': k.kind },
-            value: e.values[0] ?? 0,
+            value: e.values[RST_VAL.count / 8] ?? 0,
           });
         }
         out.push(...rt.selfPoints());

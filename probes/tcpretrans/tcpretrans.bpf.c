@@ -40,7 +40,7 @@ struct rt_event {
 	__u32 raw_netns;         /* @28 */
 	struct pn_tuple t;       /* @32 local = s* */
 };
-_Static_assert(sizeof(struct rt_event) == 72, "rt_event layout is decoded in TypeScript");
+PN_LAYOUT(rt_event); /* TypeScript layout generated into tcpretrans.layout.gen.ts */
 
 /*
  * Since 6.10 tcp_retransmit_skb fires at the end of __tcp_retransmit_skb for every attempt, also for the

@@ -12,6 +12,7 @@ import {
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MapName, type Program, RT_EVENT, RT_VAL, rtEvent } from './tcpretrans.layout.gen.ts';
 
 export const OBJECT = new URL('./tcpretrans.bpf.o', import.meta.url);
 
@@ -59,7 +60,8 @@ const PROGRAMS = {
   rt_skb2: { tpArgs: 2 },
   rt_skb3_raw: { tpArgs: 3 },
   rt_skb2_raw: { tpArgs: 2 },
-} as const;
+} as const satisfies Partial<Record<Program, { tpArgs: number }>>;
+const COUNTS: MapName = 'rt_counts';
 /** Alternatives per hook, preferred first (availability, minimum kernel). */
 const GROUPS = [
   ['rt_skb3', 'rt_skb2', 'rt_skb3_raw', 'rt_skb2_raw'],
@@ -112,14 +114,14 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
       args,
       programs: PROGRAMS,
       fallbacks: { rt_skb3: 'rt_skb3_raw', rt_skb2: 'rt_skb2_raw', rt_synack: 'rt_synack_raw' },
-      counterMaps: ['rt_counts'],
+      counterMaps: [COUNTS],
       decode: (rec, r) => {
         const { view, offset: o } = rec;
-        const err = view.getInt32(o + 16, true);
-        const stackId = view.getInt32(o + 20, true);
-        const segs = view.getUint32(o + 24, true);
-        const rawNetns = view.getUint32(o + 28, true);
-        const t = readTuple(view, o + 32);
+        const err = rtEvent.err(view, o);
+        const stackId = rtEvent.stack_id(view, o);
+        const segs = rtEvent.segs(view, o);
+        const rawNetns = rtEvent.raw_netns(view, o);
+        const t = readTuple(view, o + RT_EVENT.t);
         const attributes: Record<string, string | number> = {
           'podnet.tcp.retransmit.kind': rec.header.type === 2 ? 'synack' : 'segment',
           'podnet.tcp.retransmit.segments': segs,
@@ -141,8 +143,10 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
     const probe: Probe<TcpretransArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
-        for (const e of rt.counterEntries('rt_counts')) {
-          const [segments = 0, synack = 0, failed = 0] = e.values;
+        for (const e of rt.counterEntries(COUNTS)) {
+          const segments = e.values[RT_VAL.segments / 8] ?? 0;
+          const synack = e.values[RT_VAL.synack / 8] ?? 0;
+          const failed = e.values[RT_VAL.failed / 8] ?? 0;
           out.push({
             metric: M.retransmits,
             netns: e.netns,

@@ -105,6 +105,16 @@ export class Btf {
     return new Btf(p, true);
   }
 
+  /**
+   * The BTF of a file: an ELF object's `.BTF` section (a compiled `.bpf.o`, as clang wrote it: DATASEC
+   * sizes and offsets are not fixed up) or raw BTF. No privileges needed. The caller must close() it.
+   */
+  static fromFile(path: string): Btf {
+    const p = libbpf().btf__parse(path, null);
+    if (!p) throw new BpfError(`btf__parse(${path})`, koffi.errno() || 2);
+    return new Btf(p, true);
+  }
+
   /** Wraps a BTF owned by someone else (e.g. bpf_object__btf); close() does not free it. */
   static borrowed(ptr: Ptr): Btf {
     return new Btf(ptr, false);
@@ -122,6 +132,12 @@ export class Btf {
 
   #live(): void {
     if (this.#closed) throw new Error('BTF used after close()');
+  }
+
+  /** Number of type ids (valid ids are 1 .. count - 1; 0 is void). */
+  typeCount(): number {
+    this.#live();
+    return libbpf().btf__type_cnt(this.ptr);
   }
 
   /** Type id of `name` with `kind`, or null. */

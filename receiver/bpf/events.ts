@@ -1,9 +1,10 @@
 // Decoding helpers for ring records built on probes/include/pn_event.h.
-// Every record starts with `struct pn_event_hdr` (16 bytes): ts_ns u64 @0, type u32 @8, netns u32 @12;
-// the probe's payload follows at offset 16. Offsets are relative to the record start the ring reader
+// Every record starts with `struct pn_event_hdr` (layout generated into pn.layout.gen.ts from the objects'
+// BTF); the probe's payload follows it. Offsets are relative to the record start the ring reader
 // hands over; the view aliases the ring, so decode into plain values before returning.
+import { PN_EVENT_HDR_SIZE, pnEventHdr } from './pn.layout.gen.ts';
 
-export const EVENT_HEADER_SIZE = 16;
+export const EVENT_HEADER_SIZE = PN_EVENT_HDR_SIZE;
 
 export interface EventHeader {
   /** bpf_ktime_get_ns() (CLOCK_MONOTONIC). */
@@ -15,9 +16,9 @@ export interface EventHeader {
 
 export function readEventHeader(view: DataView, offset: number): EventHeader {
   return {
-    tsNs: view.getBigUint64(offset, true),
-    type: view.getUint32(offset + 8, true),
-    netns: view.getUint32(offset + 12, true),
+    tsNs: pnEventHdr.ts_ns(view, offset),
+    type: pnEventHdr.type(view, offset),
+    netns: pnEventHdr.netns(view, offset),
   };
 }
 
@@ -64,4 +65,9 @@ export function ipString(view: DataView, offset: number, family: number): string
     return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
   }
   return '';
+}
+
+/** A DataView over a Buffer's bytes (a map key or value), for the generated layout readers. */
+export function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }

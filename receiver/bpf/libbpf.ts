@@ -268,6 +268,10 @@ function declare() {
     libbpf_minor_version: f(bpf, 'uint32_t libbpf_minor_version(void)') as () => number,
     // BTF
     btf__load_vmlinux_btf: f(bpf, 'void *btf__load_vmlinux_btf(void)') as () => Ptr | null,
+    btf__parse: f(bpf, 'void *btf__parse(const char *path, void *btf_ext)') as (
+      path: string,
+      ext: null,
+    ) => Ptr | null,
     btf__find_by_name_kind: f(
       bpf,
       'int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)',

@@ -109,7 +109,12 @@ test('UDP receive is measured; UDP transmit has no departure time and is not', a
   await u.waitLine(/^udp 100$/, 5000, 0);
   const p1 = await probe.collect([]);
   const rx = histDelta(histPoint(p1, M.rx, pair.b.inode, udp), histPoint(p0, M.rx, pair.b.inode, udp));
-  assert.ok(rx.count >= 90 && rx.count <= 100, `udp rx measured: ${rx.count}`);
+  // Exactly one rx time per datagram: a veth without XDP or GRO hands each packet to the backlog and
+  // process_backlog() runs it alone from netif_receive_skb to the socket's sk_data_ready (which 6.18 calls
+  // for every UDP enqueue, also onto a non-empty queue), so the per-CPU slot is never overwritten in
+  // between. The probe's documented misses (list/GRO receive, TCP backlog) do not occur on this path;
+  // 20 runs, 8 of them beside two busy loops, all measured 100.
+  assert.equal(rx.count, 100, `udp rx measured: ${rx.count}`);
   assert.equal(histPoint(p1, M.tx, pair.a.inode, udp), undefined);
   u.kill();
 });

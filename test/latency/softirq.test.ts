@@ -1,7 +1,9 @@
 // softirq with real traffic: UDP bursts between two test netns raise NET_RX on the sending CPU (veth →
 // backlog); the per-CPU histograms must count them, only for the configured vectors. Events are checked
 // with a 1 µs threshold (every softirq is "slow"), since a 10 ms softirq delay cannot be provoked on demand.
+// The per-CPU run counts are compared with the kernel's NET_RX counts in /proc/softirqs.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { EVENT, M, type SoftirqArgs, softirqProbe } from '../../probes/softirq/softirq.ts';
 import { possibleCpus } from '../../receiver/bpf/maps.ts';
@@ -48,14 +50,67 @@ function sumHist(
   return { count, sum, cpus };
 }
 
+/**
+ * NET_RX runs per CPU from /proc/softirqs (the kernel's own kstat counter, incremented in
+ * handle_softirqs() right before softirq_entry), parsed here independently of podnet.
+ */
+function procNetRx(): Map<number, number> {
+  const lines = readFileSync('/proc/softirqs', 'utf8').split('\n');
+  const cpus = lines[0]!
+    .trim()
+    .split(/\s+/)
+    .map((h) => Number(h.replace(/^CPU/, '')));
+  const row = lines.find((l) => l.trim().startsWith('NET_RX:'));
+  assert.ok(row, '/proc/softirqs has a NET_RX row');
+  const values = row.trim().split(/\s+/).slice(1).map(Number);
+  assert.equal(values.length, cpus.length);
+  return new Map(cpus.map((c, i) => [c, values[i]!]));
+}
+
+/** Run-time histogram count per CPU for one vector. */
+function countsPerCpu(points: readonly MetricPoint[], vector: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of points) {
+    if (p.metric !== M.duration || p.attributes?.['podnet.softirq.vector'] !== vector) continue;
+    out.set(p.attributes['cpu.logical_number'] as number, (p.value as HistogramValue).count);
+  }
+  return out;
+}
+
+/** A collect() bracketed by /proc/softirqs reads just before and just after it. */
+async function bracketed(probe: Probe<SoftirqArgs>) {
+  const before = procNetRx();
+  const points = await probe.collect([]);
+  return { before, points, after: procNetRx() };
+}
+
 test('NET_RX under UDP load: raise→entry delay and run time histograms count per CPU; other vectors absent', async () => {
   const { probe } = await start({});
-  const p0 = await probe.collect([]);
+  const b0 = await bracketed(probe);
+  const p0 = b0.points;
   const r0 = sumHist(p0, M.delay, 'net_rx');
   const d0 = sumHist(p0, M.duration, 'net_rx');
   for (let i = 0; i < 5; i++) pair.a.sendUdp(pair.b.ipv4, 9, 4000, 200);
   await sleep(50);
-  const p1 = await probe.collect([]);
+  const b1 = await bracketed(probe);
+  const p1 = b1.points;
+  // Per CPU, the probe counts one run time per NET_RX run, as the kernel's kstat does. The map is read at
+  // some instant inside each collect(), so the probe's delta lies between the kernel's delta from the end
+  // of the first collect to the start of the second and its delta from the start of the first to the end
+  // of the second; ±1 for a softirq in flight on that CPU at a read (kstat already counted, exit not yet).
+  // Other NET_RX on this machine (other tests, real traffic) is in both counts alike.
+  const c0 = countsPerCpu(p0, 'net_rx');
+  const c1 = countsPerCpu(p1, 'net_rx');
+  assert.equal(c1.size, b1.after.size, 'one run-time series per CPU of /proc/softirqs');
+  for (const [cpu, k1b] of b1.after) {
+    const got = (c1.get(cpu) ?? 0) - (c0.get(cpu) ?? 0);
+    const lo = b1.before.get(cpu)! - b0.after.get(cpu)! - 1;
+    const hi = k1b - b0.before.get(cpu)! + 1;
+    assert.ok(
+      lo <= got && got <= hi,
+      `CPU ${cpu}: probe counted ${got} NET_RX runs, /proc/softirqs ${lo}..${hi}`,
+    );
+  }
   const r1 = sumHist(p1, M.delay, 'net_rx');
   const d1 = sumHist(p1, M.duration, 'net_rx');
   assert.ok(r1.count - r0.count > 0, `net_rx delays counted: ${r1.count - r0.count}`);

@@ -9,7 +9,6 @@ import { netdevProbe } from '../../probes/netdev/netdev.ts';
 import { SNMP_FIELDS } from '../../probes/snmp/fields.ts';
 import { parseSnmp } from '../../probes/snmp/parse.ts';
 import { SNMP_METRICS, SnmpResolver, snmpProbe } from '../../probes/snmp/snmp.ts';
-import { parseSockstat } from '../../probes/sockstat/parse.ts';
 import { SOCKSTAT_METRICS, sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -238,6 +237,26 @@ test('snmp: the metrics arg limits the work to the enabled set; dynamic exports 
   assert.equal(new SnmpResolver(all, false).snmp6('Icmp6OutType135')?.attributes?.['podnet.icmp.type'], 135);
 });
 
+/**
+ * `/proc/net/sockstat{,6}` as `PROTO|key` → value, split here rather than with podnet's parser: each line
+ * is `PROTO: key value key value ...` (net/ipv4/proc.c sockstat_seq_show, net/ipv6/proc.c).
+ */
+function sockstatTruth(...texts: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of texts.join('\n').split('\n')) {
+    const colon = line.indexOf(': ');
+    if (colon < 0) continue;
+    const words = line
+      .slice(colon + 2)
+      .trim()
+      .split(/\s+/);
+    assert.equal(words.length % 2, 0, `sockstat line is not key/value pairs: ${line}`);
+    for (let i = 0; i < words.length; i += 2)
+      out.set(`${line.slice(0, colon)}|${words[i]}`, Number(words[i + 1]));
+  }
+  return out;
+}
+
 test('sockstat equals /proc/net/sockstat{,6} read inside the netns; host-wide values once per node', async () => {
   const probe = await sockstatProbe.create(probeContext(), sockstatProbe.args.parse({}));
   const page = pageSize();
@@ -247,8 +266,7 @@ test('sockstat equals /proc/net/sockstat{,6} read inside the netns; host-wide va
       () => probe.collect([entity]),
     );
     checkDeclared(points, SOCKSTAT_METRICS);
-    const truth = new Map<string, number>();
-    for (const e of [...parseSockstat(v4), ...parseSockstat(v6)]) truth.set(`${e.proto}|${e.key}`, e.value);
+    const truth = sockstatTruth(v4, v6);
     const get = (m: string, t?: string): number | undefined =>
       points.find(
         (p) => p.metric === m && p.netns === entity.netnsInode && p.attributes?.['network.type'] === t,
@@ -280,8 +298,8 @@ test('sockstat equals /proc/net/sockstat{,6} read inside the netns; host-wide va
       80,
     );
     const nodePoints = nodeRead.filter((p) => p.netns === undefined);
-    const hostTcp = parseSockstat(`${host}\n`);
-    const tv = (k: string): number => hostTcp.find((e) => e.key === k)!.value;
+    const hostTcp = sockstatTruth(host);
+    const tv = (k: string): number => hostTcp.get(`TCP|${k}`)!;
     const nv = (m: string): number => nodePoints.find((p) => p.metric === m)!.value as number;
     assert.equal(nv('podnet.sockstat.tcp.orphan'), tv('orphan'));
     assert.equal(nv('podnet.sockstat.tcp.allocated'), tv('alloc'));

@@ -1,9 +1,10 @@
 // Decoding helpers shared by the eBPF anomaly probes: the 40-byte `struct pn_tuple`
 // (probes/include/pn_tuple.bpf.h), TCP state names, transport names, event attribute builders.
 import { ipString } from '../../bpf/events.ts';
+import { PN_TUPLE, PN_TUPLE_SIZE, pnTuple } from '../../bpf/pn.layout.gen.ts';
 import { TCP_STATES } from '../../netlink/sock-diag.ts';
 
-export const TUPLE_SIZE = 40;
+export const TUPLE_SIZE = PN_TUPLE_SIZE;
 
 export interface Tuple {
   /** 2 = IPv4, 10 = IPv6, 0 = unknown (no IP header). */
@@ -20,15 +21,15 @@ export interface Tuple {
 
 /** Reads a `struct pn_tuple` at `offset`. */
 export function readTuple(view: DataView, offset: number): Tuple {
-  const family = view.getUint16(offset + 36, true);
+  const family = pnTuple.family(view, offset);
   return {
     family,
-    saddr: ipString(view, offset, family),
-    daddr: ipString(view, offset + 16, family),
-    sport: view.getUint16(offset + 32, true),
-    dport: view.getUint16(offset + 34, true),
-    l4proto: view.getUint8(offset + 38),
-    state: view.getUint8(offset + 39),
+    saddr: ipString(view, offset + PN_TUPLE.saddr, family),
+    daddr: ipString(view, offset + PN_TUPLE.daddr, family),
+    sport: pnTuple.sport(view, offset),
+    dport: pnTuple.dport(view, offset),
+    l4proto: pnTuple.l4proto(view, offset),
+    state: pnTuple.state(view, offset),
   };
 }
 
@@ -103,15 +104,4 @@ export function socketAttributes(t: Tuple, out: Attrs = {}): Attrs {
   if (t.l4proto) out['network.transport'] = transportName(t.l4proto);
   if (t.state) out['network.connection.state'] = tcpStateName(t.state);
   return out;
-}
-
-/** NUL-terminated string of at most `max` bytes at `offset`. */
-export function cString(view: DataView, offset: number, max: number): string {
-  let s = '';
-  for (let i = 0; i < max; i++) {
-    const c = view.getUint8(offset + i);
-    if (c === 0) break;
-    s += String.fromCharCode(c);
-  }
-  return s;
 }

@@ -1,6 +1,7 @@
 // Pieces the latency probes share on top of the eBPF kit (runtime.ts): threshold labels, the "slow"
 // counter defs, the latency attribute on events, and reading a per-CPU hash of pn_hist keyed by (netns, ...).
 import { z } from 'zod';
+import { PN_TUPLE } from '../../bpf/pn.layout.gen.ts';
 import type { Attributes, MetricDef, MetricPoint } from '../../probe/types.ts';
 import { readTuple, type Tuple } from './decode.ts';
 import { type BucketRange, histFromFields, type Log2Hist, toHistogramValue } from './log2.ts';
@@ -93,7 +94,9 @@ export function readTupleUnmapped(view: DataView, offset: number): Tuple {
     for (let i = 0; i < 10; i++) if (view.getUint8(o + i) !== 0) return false;
     return view.getUint8(o + 10) === 0xff && view.getUint8(o + 11) === 0xff;
   };
-  if (!mapped(offset) || !mapped(offset + 16)) return t;
+  const s = offset + PN_TUPLE.saddr;
+  const d = offset + PN_TUPLE.daddr;
+  if (!mapped(s) || !mapped(d)) return t;
   const v4 = (o: number) => [12, 13, 14, 15].map((i) => view.getUint8(o + i)).join('.');
-  return { ...t, family: 2, saddr: v4(offset), daddr: v4(offset + 16) };
+  return { ...t, family: 2, saddr: v4(s), daddr: v4(d) };
 }
