@@ -73,11 +73,11 @@ function curl(url: string): string {
   return sh('ip', ['netns', 'exec', ns, 'curl', '-sf', '--max-time', '5', url]);
 }
 
-/** `podnet_entity_kind="host"` netdev byte counters of one interface from the Prometheus text. */
+/** The host's netdev byte counters of one interface (k8s.node.network.io) from the Prometheus text. */
 function hostBytes(metrics: string, ifname: string): { rx?: number; tx?: number; inodes: Set<string> } {
   const out: { rx?: number; tx?: number; inodes: Set<string> } = { inodes: new Set() };
   for (const line of metrics.split('\n')) {
-    if (!line.startsWith('k8s_pod_network_io_total{') || !line.includes('podnet_entity_kind="host"'))
+    if (!line.startsWith('k8s_node_network_io_bytes_total{') || !line.includes('podnet_entity_kind="host"'))
       continue;
     out.inodes.add(/podnet_netns_inode="(\d+)"/.exec(line)?.[1] ?? '?');
     if (!line.includes(`network_interface_name="${ifname}"`)) continue;
