@@ -18,7 +18,7 @@ import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
 import { SELF_METRICS } from '../../receiver/otel/self-telemetry.ts';
 
 import { type CriEnv, startCriEnv, type TestPod } from '../env/cri/index.ts';
-import { freePort } from '../env/prometheus.ts';
+import { PodnetProcess } from '../reliability/lib.ts';
 import { promSeries } from './declarations.ts';
 import { ShippedPrometheus } from './shipped-prometheus.ts';
 
@@ -87,9 +87,8 @@ describe('the shipped alert rules', () => {
 describe('alerts in a real Prometheus scraping a real podnet', () => {
   let env: CriEnv;
   let server: TestPod;
-  let podnet: ChildProcess;
+  let podnet: PodnetProcess | undefined;
   let sender: ChildProcess | undefined;
-  let podnetLog = '';
   let prom: ShippedPrometheus;
   let dir: string;
   const table = `podnet_alerts_${process.pid}`;
@@ -121,39 +120,19 @@ describe('alerts in a real Prometheus scraping a real podnet', () => {
       { stdio: 'ignore' },
     );
     dir = mkdtempSync(join(tmpdir(), `pnd${process.pid}-alerts-`));
-    const port = await freePort();
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      stringify({
-        collection_interval: '1s',
-        node_name: 'alert-node',
-        server: { address: `127.0.0.1:${port}` },
-        pods: { cri_endpoint: env.endpoint },
-      }),
-    );
     const shipped = parse(readFileSync(RULE_FILE, 'utf8'));
     for (const g of shipped.groups) for (const r of g.rules) r.for = '2s';
     writeFileSync(join(dir, 'rules.yaml'), stringify(shipped));
-    podnet = spawn(
-      NODE,
-      [join(ROOT, 'receiver', 'cli', 'main.ts'), 'run', '--config', join(dir, 'config.yaml')],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { PATH: process.env['PATH'] },
-      },
+    podnet = await PodnetProcess.start(
+      stringify({
+        collection_interval: '1s',
+        node_name: 'alert-node',
+        server: { address: '127.0.0.1:0' },
+        pods: { cri_endpoint: env.endpoint },
+      }),
+      { withSynthetic: false },
     );
-    podnet.stderr!.on('data', (d: Buffer) => {
-      podnetLog = (podnetLog + d.toString()).slice(-50_000);
-    });
-    const end = Date.now() + 60_000;
-    while (Date.now() < end) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
-      } catch {
-        // not up yet
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const port = new URL(podnet.url).port;
     prom = await ShippedPrometheus.start(
       [{ target: `127.0.0.1:${port}`, nodeName: 'alert-node', podName: 'podnet-alerts' }],
       '1s',
@@ -165,11 +144,7 @@ describe('alerts in a real Prometheus scraping a real podnet', () => {
     if (sender?.pid !== undefined && sender.exitCode === null) sender.kill('SIGKILL');
     if (server)
       spawnSync('nsenter', [`--net=/proc/${server.pid}/ns/net`, 'nft', 'delete', 'table', 'inet', table]);
-    if (podnet && podnet.exitCode === null) {
-      const exited = new Promise((r) => podnet.once('exit', r));
-      podnet.kill('SIGTERM');
-      await exited;
-    }
+    await podnet?.stop();
     await prom?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
     const report = await env?.teardown();
@@ -210,7 +185,7 @@ describe('alerts in a real Prometheus scraping a real podnet', () => {
       });
     assert.ok(
       states.has('pending'),
-      `never pending: ${[...states]}\n${await seen()}\n${podnetLog.slice(-3000)}`,
+      `never pending: ${[...states]}\n${await seen()}\n${podnet?.stderr.slice(-3000)}`,
     );
     assert.ok(states.has('firing'), `never firing: ${[...states]}\n${prom.log}`);
     // The nft rule counter proves the drops were real and in this pod.
