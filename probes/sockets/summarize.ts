@@ -1,0 +1,214 @@
+// sockets: the aggregation of the sock_diag records of one netns into a per-netns summary
+// (SocketSummary) and of that summary into metric points. Its own file so the per-socket arithmetic
+// (states, queues, skmem, listen fill, RTT buckets) is read and tested apart from the declarations
+// (defs.ts) and the probe's lifecycle and cumulative RTT state (sockets.ts).
+import {
+  AF_INET,
+  AF_INET6,
+  dumpInetSockets,
+  dumpTcpSocketsAllFamilies,
+  INET_DIAG_INFO,
+  INET_DIAG_SKMEMINFO,
+  type InetSocket,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SK_MEMINFO,
+  TCP_LISTEN,
+  TCP_STATES,
+} from '../../receiver/netlink/sock-diag.ts';
+import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
+import type { Entity } from '../../receiver/pods/entity.ts';
+import type { HistogramValue, MetricPoint } from '../../receiver/probe/types.ts';
+import { readNetFiles } from '../../receiver/procfs/read.ts';
+import { parseSockstat } from '../sockstat/parse.ts';
+import { M, type SocketsArgs } from './defs.ts';
+
+const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
+/** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
+const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
+/** Their attribute objects, shared (frozen: the metric store keeps their series key). */
+const STATE_ATTRS = new Map<string, Readonly<Record<string, string>>>(
+  STATE_VALUES.map((s) => [s, Object.freeze({ 'network.connection.state': s })]),
+);
+/** Per-netns aggregate of one collection. */
+export interface SocketSummary {
+  readonly states: Map<string, number>;
+  rxQueue: number;
+  txQueue: number;
+  readonly mem: number[];
+  drops: number;
+  listeners: number;
+  listenQueue: number;
+  listenLimit: number;
+  listenFillMax: number;
+  listenAtRisk: number;
+  readonly rttCounts: number[];
+  /** Sum of RTTs in µs (integer: exact, independent of order). */
+  rttSumUs: number;
+  rttCount: number;
+  retrans: number;
+  retransBytes: number;
+  udpCount: number;
+  udpRx: number;
+  udpTx: number;
+  udpDrops: number;
+}
+
+function emptySummary(buckets: number): SocketSummary {
+  return {
+    states: new Map(STATE_VALUES.map((s) => [s, 0])),
+    rxQueue: 0,
+    txQueue: 0,
+    mem: new Array<number>(SK_MEMINFO.length).fill(0),
+    drops: 0,
+    listeners: 0,
+    listenQueue: 0,
+    listenLimit: 0,
+    listenFillMax: 0,
+    listenAtRisk: 0,
+    rttCounts: new Array<number>(buckets + 1).fill(0),
+    rttSumUs: 0,
+    rttCount: 0,
+    retrans: 0,
+    retransBytes: 0,
+    udpCount: 0,
+    udpRx: 0,
+    udpTx: 0,
+    udpDrops: 0,
+  };
+}
+
+/** What a netns holds, from its socket counts: which dumps can have anything to report. */
+export interface SocketPresence {
+  /** TCP sockets hashed (listening, connected, connecting; IPv4 or IPv6) or in TIME_WAIT. */
+  readonly tcp: boolean;
+  /** Bound UDP sockets, IPv4 / IPv6. */
+  readonly udp4: boolean;
+  readonly udp6: boolean;
+}
+
+export const EVERY_SOCKET: SocketPresence = { tcp: true, udp4: true, udp6: true };
+
+const SOCKSTAT_FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as const;
+
+/**
+ * Which socket dumps of the entity's netns can return anything, from `net/sockstat(6)`: `TCP: inuse`
+ * and `TCP6: inuse` count the TCP sockets in the hash tables sock_diag walks (listeners, connections,
+ * connecting sockets; a SYN_RECV request needs a listener), `TCP: tw` the TIME_WAIT ones, `UDP(6):
+ * inuse` the bound UDP sockets — all per netns. Zero means the dump would come back empty.
+ */
+export function socketPresence(entity: Entity): SocketPresence {
+  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES);
+  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
+  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
+  let tcp = 0;
+  let udp4 = 0;
+  let udp6 = 0;
+  for (const { proto, key, value } of e) {
+    if (key === 'inuse') {
+      if (proto === 'TCP' || proto === 'TCP6') tcp += value;
+      else if (proto === 'UDP') udp4 += value;
+      else if (proto === 'UDP6') udp6 += value;
+    } else if (key === 'tw' && proto === 'TCP') tcp += value;
+  }
+  return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
+}
+
+/**
+ * Reads and aggregates the sockets of the netns the socket `sock` lives in (`sock` may be a function
+ * opening it, called only when a dump is needed). `presence` skips the dumps that would be empty.
+ */
+export function summarize(
+  sock: NetlinkSocket | (() => NetlinkSocket),
+  args: Pick<SocketsArgs, 'listenFillThreshold' | 'rttBoundaries' | 'udp'> & {
+    /** One TCPDIAG_GETSOCK dump for both families (default) instead of one v2 dump per family. */
+    tcpAllFamiliesRequest?: boolean;
+  },
+  presence: SocketPresence = EVERY_SOCKET,
+): SocketSummary {
+  const bounds = args.rttBoundaries;
+  const s = emptySummary(bounds.length);
+  const open = typeof sock === 'function' ? sock : () => sock;
+  const onTcp = (k: Readonly<InetSocket>): void => {
+    const state = TCP_STATES[k.state] ?? '';
+    if (state !== '') s.states.set(state, (s.states.get(state) ?? 0) + 1);
+    if (k.skmem.length > 0) {
+      for (let i = 0; i < k.skmem.length; i++) s.mem[i]! += k.skmem[i]!;
+      s.drops += k.skmem[DROPS_INDEX]!;
+    }
+    if (k.state === TCP_LISTEN) {
+      s.listeners++;
+      s.listenQueue += k.rqueue;
+      s.listenLimit += k.wqueue;
+      const fill = k.wqueue > 0 ? k.rqueue / k.wqueue : k.rqueue > 0 ? 1 : 0;
+      if (fill > s.listenFillMax) s.listenFillMax = fill;
+      if (k.rqueue > 0 && fill >= args.listenFillThreshold) s.listenAtRisk++;
+      return;
+    }
+    s.rxQueue += k.rqueue;
+    s.txQueue += k.wqueue;
+    if (!k.hasInfo) return;
+    if (k.totalRetrans > 0) s.retrans += k.totalRetrans;
+    if (k.bytesRetrans > 0) s.retransBytes += k.bytesRetrans;
+    if (k.rttUs > 0) {
+      const v = k.rttUs / 1e6;
+      let i = 0;
+      while (i < bounds.length && v > bounds[i]!) i++;
+      s.rttCounts[i]!++;
+      s.rttSumUs += k.rttUs;
+      s.rttCount++;
+    }
+  };
+  const exts = [INET_DIAG_INFO, INET_DIAG_SKMEMINFO];
+  if (!presence.tcp) {
+    // nothing to dump
+  } else if (args.tcpAllFamiliesRequest !== false) {
+    dumpTcpSocketsAllFamilies(open(), exts, onTcp);
+  } else {
+    for (const family of [AF_INET, AF_INET6]) dumpInetSockets(open(), family, IPPROTO_TCP, exts, onTcp);
+  }
+  if (args.udp) {
+    for (const family of [AF_INET, AF_INET6]) {
+      if (!(family === AF_INET ? presence.udp4 : presence.udp6)) continue;
+      dumpInetSockets(open(), family, IPPROTO_UDP, [INET_DIAG_SKMEMINFO], (k) => {
+        s.udpCount++;
+        s.udpRx += k.rqueue;
+        s.udpTx += k.wqueue;
+        if (k.skmem.length > 0) s.udpDrops += k.skmem[DROPS_INDEX]!;
+      });
+    }
+  }
+  return s;
+}
+
+export function toPoints(
+  s: SocketSummary,
+  netns: number,
+  rtt: HistogramValue,
+  udp: boolean,
+  out: MetricPoint[],
+): void {
+  for (const [state, value] of s.states) {
+    out.push({ metric: M.connections, netns, attributes: STATE_ATTRS.get(state)!, value });
+  }
+  out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
+  out.push({ metric: M.txQueue, netns, value: s.txQueue });
+  for (let i = 0; i < SK_MEMINFO.length; i++) {
+    const f = SK_MEMINFO[i]!;
+    if (f !== 'drops') out.push({ metric: M.mem(f), netns, value: s.mem[i]! });
+  }
+  out.push({ metric: M.drops, netns, value: s.drops });
+  out.push({ metric: M.listenQueue, netns, value: s.listenQueue });
+  out.push({ metric: M.listenLimit, netns, value: s.listenLimit });
+  out.push({ metric: M.listenFillMax, netns, value: s.listenFillMax });
+  out.push({ metric: M.listenAtRisk, netns, value: s.listenAtRisk });
+  out.push({ metric: M.rtt, netns, value: rtt });
+  out.push({ metric: M.retrans, netns, value: s.retrans });
+  out.push({ metric: M.retransBytes, netns, value: s.retransBytes });
+  if (udp) {
+    out.push({ metric: M.udpCount, netns, value: s.udpCount });
+    out.push({ metric: M.udpRx, netns, value: s.udpRx });
+    out.push({ metric: M.udpTx, netns, value: s.udpTx });
+    out.push({ metric: M.udpDrops, netns, value: s.udpDrops });
+  }
+}
