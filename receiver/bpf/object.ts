@@ -11,123 +11,46 @@
 // DATASEC), resizes maps, loads, and if the kernel still refuses a program it closes the object, reopens
 // it without that program and retries. attach() attaches each program on its own: one failure leaves the
 // rest running.
+//
+// The parts live next to it: load-plan.ts (what loads on this kernel, .rodata writing), object-handle.ts
+// (libbpf object handle and iterators), program.ts (a loaded program), object-types.ts (shared shapes).
+// Everything stays importable from here.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import type { ProbeStatus } from '../probe/types.ts';
-import { Btf, kernelBtfProblem, NoKernelBtfError, withVmlinuxBtf } from './btf.ts';
+import { Btf } from './btf.ts';
 import { BpfCapabilityError, bpfCapabilityProblem, missingBpfCapabilities } from './caps.ts';
-import { checkHook, type Hook, parseSection } from './hooks.ts';
+import { parseSection } from './hooks.ts';
 import { BpfError, captureLog, libbpf, type Ptr, verifierSummary } from './libbpf.ts';
 import { track, untrack } from './lifecycle.ts';
+import { planPrograms, programLog, writeRodata } from './load-plan.ts';
 import { BpfMap } from './maps.ts';
+import { findMap, mapPtrs, openObject, programPtrs, type Source } from './object-handle.ts';
+import type {
+  LoadOptions,
+  MapSpec,
+  ObjectStatus,
+  ProgramSpec,
+  ProgramState,
+  RodataVar,
+} from './object-types.ts';
+import { BpfProgram } from './program.ts';
 
-export interface ProgramSpec {
-  readonly name: string;
-  readonly section: string;
-  readonly hook: Hook;
-  /** BPF_PROG_TYPE_* as libbpf resolved it from the section. */
-  readonly type: number;
-}
-
-export interface MapSpec {
-  readonly name: string;
-  readonly type: number;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-}
-
-export interface RodataVar {
-  readonly offset: number;
-  readonly size: number;
-}
-
-export type RodataValue = number | bigint | boolean | Uint8Array;
-
-export interface ProgramOptions {
-  /** false = do not load this program (state `disabled`, not a degradation). */
-  readonly enabled?: boolean;
-  /**
-   * Prototype variant of a tp_btf/raw_tp program: the tracepoint argument count it was written for.
-   * A number means exactly that many; `{ min }` / `{ max }` bound it. Programs whose variant does not
-   * match the running kernel are `skipped`; when no variant of a hook matches, all are `unavailable`.
-   */
-  readonly tpArgs?: number | { readonly min?: number; readonly max?: number };
-  /** false = load but do not attach in attach() (attach it yourself with attachProgram). */
-  readonly autoAttach?: boolean;
-}
-
-export interface LoadOptions {
-  /** `.rodata` tunables (`const volatile` globals) by variable name. */
-  readonly rodata?: Readonly<Record<string, RodataValue>>;
-  /** Map sizes by map name (ring buffers: bytes, a power of two ≥ page size). */
-  readonly maxEntries?: Readonly<Record<string, number>>;
-  readonly programs?: Readonly<Record<string, ProgramOptions>>;
-  /** Throw the load error (with the verifier log) instead of disabling the failing program and retrying. */
-  readonly strict?: boolean;
-  readonly log?: Logger;
-}
-
-export type ProgramState = 'loaded' | 'attached' | 'disabled' | 'skipped' | 'unavailable' | 'closed';
-
-export interface ProgramStatus {
-  readonly name: string;
-  readonly section: string;
-  readonly state: ProgramState;
-  readonly reason?: string;
-}
-
-export interface ObjectStatus {
-  readonly state: 'running' | 'degraded' | 'unavailable';
-  readonly reason?: string;
-  readonly programs: readonly ProgramStatus[];
-}
-
-type Source = { kind: 'file'; path: string } | { kind: 'mem'; bytes: Uint8Array };
-
-function openObject(source: Source, name: string): Ptr {
-  const a = libbpf();
-  const { result, log } = captureLog(() =>
-    source.kind === 'file'
-      ? a.bpf_object__open_file(source.path, null)
-      : a.bpf_object__open_mem(source.bytes, source.bytes.length, { sz: 16, object_name: name }),
-  );
-  if (!result) throw new BpfError(`bpf_object__open(${name})`, koffi.errno() || 22, log);
-  return result;
-}
-
-function* programPtrs(obj: Ptr): Generator<Ptr> {
-  const a = libbpf();
-  let p: Ptr | null = null;
-  for (;;) {
-    p = a.bpf_object__next_program(obj, p);
-    if (!p) return;
-    yield p;
-  }
-}
-
-function* mapPtrs(obj: Ptr): Generator<Ptr> {
-  const a = libbpf();
-  let m: Ptr | null = null;
-  for (;;) {
-    m = a.bpf_object__next_map(obj, m);
-    if (!m) return;
-    yield m;
-  }
-}
-
-function findMap(obj: Ptr, pred: (name: string) => boolean): Ptr | null {
-  const a = libbpf();
-  for (const m of mapPtrs(obj)) if (pred(a.bpf_map__name(m))) return m;
-  return null;
-}
-
-function isRodataMap(name: string): boolean {
-  return name.endsWith('.rodata');
-}
+export type {
+  LoadOptions,
+  MapSpec,
+  ObjectStatus,
+  ProgramOptions,
+  ProgramSpec,
+  ProgramState,
+  ProgramStatus,
+  RodataValue,
+  RodataVar,
+} from './object-types.ts';
+export { BpfProgram } from './program.ts';
 
 /** What an object file holds, read without touching the kernel. */
 export class BpfSpec {
@@ -229,7 +152,7 @@ export class BpfSpec {
           const st = plan.get(a.bpf_program__name(p));
           a.bpf_program__set_autoload(p, st?.state === 'loaded');
         }
-        this.#writeRodata(obj, options.rodata ?? {});
+        writeRodata(obj, this.name, this.rodata, options.rodata ?? {});
         for (const [name, n] of Object.entries(options.maxEntries ?? {})) {
           const m = findMap(obj, (x) => x === name);
           if (m) {
@@ -271,149 +194,7 @@ export class BpfSpec {
    * kernel has no BTF.
    */
   plan(options: Pick<LoadOptions, 'programs'> = {}): Map<string, { state: ProgramState; reason?: string }> {
-    const plan = new Map<string, { state: ProgramState; reason?: string }>();
-    const problem = kernelBtfProblem();
-    if (problem) throw new NoKernelBtfError(problem);
-    withVmlinuxBtf((btf) => {
-      const groups = new Map<string, string[]>();
-      for (const p of this.programs) {
-        const o = options.programs?.[p.name];
-        if (o?.enabled === false) {
-          plan.set(p.name, { state: 'disabled', reason: 'disabled by configuration' });
-          continue;
-        }
-        const c = checkHook(p.hook, btf);
-        if (!c.available) {
-          plan.set(p.name, { state: 'unavailable', reason: c.reason ?? 'hook not available' });
-          continue;
-        }
-        if (o?.tpArgs !== undefined && c.args !== undefined) {
-          const want = o.tpArgs;
-          const ok =
-            typeof want === 'number'
-              ? c.args === want
-              : (want.min === undefined || c.args >= want.min) &&
-                (want.max === undefined || c.args <= want.max);
-          const g = groups.get(p.section) ?? [];
-          g.push(p.name);
-          groups.set(p.section, g);
-          if (!ok) {
-            plan.set(p.name, {
-              state: 'skipped',
-              reason: `prototype variant for ${JSON.stringify(want)} args; ${p.hook.target} has ${c.args} here`,
-            });
-            continue;
-          }
-        }
-        plan.set(p.name, { state: 'loaded' });
-      }
-      for (const [section, names] of groups) {
-        if (names.every((n) => plan.get(n)?.state === 'skipped')) {
-          for (const n of names) {
-            plan.set(n, {
-              state: 'unavailable',
-              reason: `no prototype variant of ${section} matches this kernel (${plan.get(n)?.reason ?? ''})`,
-            });
-          }
-        }
-      }
-    });
-    return plan;
-  }
-
-  #writeRodata(obj: Ptr, values: Readonly<Record<string, RodataValue>>): void {
-    const names = Object.keys(values);
-    if (names.length === 0) return;
-    const a = libbpf();
-    const m = findMap(obj, isRodataMap);
-    if (!m) throw new Error(`object ${this.name} has no .rodata section`);
-    const size: [number] = [0];
-    const ptr = a.bpf_map__initial_value(m, size);
-    if (!ptr) throw new Error(`object ${this.name}: cannot access .rodata initial value`);
-    const dv = new DataView(koffi.view(ptr, size[0]));
-    for (const name of names) {
-      const v = this.rodata.get(name)!;
-      const value = values[name]!;
-      if (v.offset + v.size > size[0]) throw new Error(`.rodata ${name} lies outside the section`);
-      if (value instanceof Uint8Array) {
-        if (value.length > v.size) throw new RangeError(`.rodata ${name}: ${value.length} bytes > ${v.size}`);
-        new Uint8Array(dv.buffer, v.offset, v.size).fill(0).set(value);
-        continue;
-      }
-      const n = typeof value === 'boolean' ? (value ? 1 : 0) : value;
-      switch (v.size) {
-        case 1:
-          dv.setUint8(v.offset, Number(n) & 0xff);
-          break;
-        case 2:
-          dv.setUint16(v.offset, Number(n) & 0xffff, true);
-          break;
-        case 4:
-          dv.setUint32(v.offset, Number(n) >>> 0, true);
-          break;
-        case 8:
-          dv.setBigUint64(v.offset, BigInt.asUintN(64, BigInt(n)), true);
-          break;
-        default:
-          throw new RangeError(`.rodata ${name} is ${v.size} bytes: pass a Uint8Array`);
-      }
-    }
-  }
-}
-
-/** The part of a load log about one program (its lines and its verifier log). */
-function programLog(log: string, name: string): string {
-  const lines = log.split('\n');
-  const out: string[] = [];
-  let inBlock = false;
-  for (const l of lines) {
-    if (l.includes(`prog '${name}': -- BEGIN PROG LOAD LOG --`)) inBlock = true;
-    if (inBlock || l.includes(`prog '${name}'`)) out.push(l);
-    if (inBlock && l.includes('-- END PROG LOAD LOG --')) inBlock = false;
-  }
-  return out.join('\n');
-}
-
-/** A program of a loaded collection. */
-export class BpfProgram {
-  readonly name: string;
-  readonly section: string;
-  readonly hook: Hook;
-  state: ProgramState;
-  reason: string | undefined;
-  /** libbpf / verifier log when loading or attaching failed. */
-  log: string | undefined;
-  readonly autoAttach: boolean;
-  readonly ptr: Ptr | null;
-  link: Ptr | null = null;
-
-  constructor(
-    spec: ProgramSpec,
-    ptr: Ptr | null,
-    st: { state: ProgramState; reason?: string },
-    autoAttach: boolean,
-  ) {
-    this.name = spec.name;
-    this.section = spec.section;
-    this.hook = spec.hook;
-    this.ptr = ptr;
-    this.state = st.state;
-    this.reason = st.reason;
-    this.autoAttach = autoAttach;
-  }
-
-  /** Program fd (valid while loaded), or -1. */
-  get fd(): number {
-    return this.ptr && this.state !== 'closed' ? libbpf().bpf_program__fd(this.ptr) : -1;
-  }
-
-  status(): ProgramStatus {
-    return {
-      name: this.name,
-      section: this.section,
-      state: this.state,
-      ...(this.reason ? { reason: this.reason } : {}),
-    };
+    return planPrograms(this.programs, options);
   }
 }
 
