@@ -3,102 +3,28 @@
 // kernel in sync with pod discovery, turn ring records into ProbeEvents (wall clock, stacks), read
 // per-CPU counter maps into MetricPoints (deleting keys of netns that are gone), and export the
 // runtime's self-telemetry (events lost / suppressed, stack failures).
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
-import { NoKernelBtfError } from '../../bpf/btf.ts';
-import { bpfCapabilityProblem } from '../../bpf/caps.ts';
+//
+// Its parts live next to it: args.ts (event tunables), self-metrics.ts (self-telemetry names),
+// availability.ts (availability before loading, the object cache), watched.ts (the watched-netns set).
+// Everything stays importable from here.
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
 import { kallsyms } from '../../bpf/kallsyms.ts';
-import type { BpfMap } from '../../bpf/maps.ts';
-import { type BpfCollection, BpfSpec, type ProgramOptions, type RodataValue } from '../../bpf/object.ts';
+import type { BpfCollection, ProgramOptions, RodataValue } from '../../bpf/object.ts';
 import { openEventRing, type RingReader } from '../../bpf/ringbuf.ts';
 import { readStack, symbolizeStack } from '../../bpf/stacks.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { EntityChange } from '../../pods/entity.ts';
-import type {
-  Availability,
-  MetricDef,
-  MetricPoint,
-  ProbeContext,
-  ProbeEvent,
-  ProbeStatus,
-} from '../../probe/types.ts';
+import type { MetricPoint, ProbeContext, ProbeEvent, ProbeStatus } from '../../probe/types.ts';
 import { asError, type EntityFailure, EntityStatus } from '../status.ts';
+import type { EventArgs } from './args.ts';
+import { objectSpec } from './availability.ts';
+import { PN_STAT, SELF_METRIC } from './self-metrics.ts';
+import { WatchedNetns } from './watched.ts';
 
-const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
-
-/** Event tunables every eBPF anomaly probe accepts (spread into the probe's zod object). */
-export const eventArgsShape = {
-  /** Events per (netns, event type) per window, limited in the kernel; 0 = unlimited. Counters are never limited. */
-  rateLimit: z.number().int().min(0).default(100),
-  /** Rate-limit window, ms. */
-  rateWindowMs: z.number().int().positive().default(1000),
-  /** Capture a kernel stack for each event that is sent (costs ~4-5x the handler). */
-  stacks: z.boolean().default(false),
-  /** Ring buffer size, bytes (a power of two, >= 4096). */
-  ringBytes: z
-    .number()
-    .int()
-    .min(4096)
-    .refine(isPow2, 'must be a power of two')
-    .default(1 << 20),
-  /** Stack map entries (only allocated when stacks are on). */
-  stackEntries: z.number().int().positive().default(2048),
-  /**
-   * `auto`: tp_btf programs, raw_tp only where a tp_btf program cannot load or attach; `raw_tp`: always
-   * the raw_tp variants (kernels or policies without tp_btf).
-   */
-  attach: z.enum(['auto', 'raw_tp']).default('auto'),
-};
-export const eventArgsSchema = z.object(eventArgsShape);
-export type EventArgs = z.infer<typeof eventArgsSchema>;
-
-/** pn_stats indexes (probes/include/pn_event.h enum pn_stat; 3 = pn_watch.bpf.h PN_STAT_COUNTER_FULL). */
-export const PN_STAT = { ringLost: 0, suppressed: 1, stackFailed: 2, counterFull: 3 } as const;
-
-export const SELF_METRIC = {
-  lost: 'podnet.ebpf.events.lost',
-  suppressed: 'podnet.ebpf.events.suppressed',
-  read: 'podnet.ebpf.events.read',
-  stackFailures: 'podnet.ebpf.stack.failures',
-  counterFull: 'podnet.ebpf.counter.full',
-} as const;
-
-const selfDef = (name: string, unit: string, description: string): MetricDef => ({
-  name,
-  kind: 'counter',
-  unit,
-  description,
-  attributes: ['podnet.probe.name'],
-  enabled: true,
-  scope: 'node',
-});
-
-/** Self-telemetry metric definitions; add them to each eBPF probe's `metrics`. */
-export const SELF_METRIC_DEFS: readonly MetricDef[] = [
-  selfDef(
-    SELF_METRIC.lost,
-    '{event}',
-    'Events lost in the kernel because the ring buffer was full (counted at bpf_ringbuf_reserve).',
-  ),
-  selfDef(
-    SELF_METRIC.suppressed,
-    '{event}',
-    'Events not sent because of the per-(netns, type) rate limit in the kernel; the counters still count them.',
-  ),
-  selfDef(SELF_METRIC.read, '{event}', 'Event records read from the ring buffer by the receiver.'),
-  selfDef(
-    SELF_METRIC.stackFailures,
-    '{event}',
-    'Events sent without a stack because bpf_get_stackid failed (stack map full, ...).',
-  ),
-  selfDef(
-    SELF_METRIC.counterFull,
-    '{occurrence}',
-    'Occurrences not counted because a counter map was full (should stay 0).',
-  ),
-];
+export { type EventArgs, eventArgsSchema, eventArgsShape } from './args.ts';
+export { hookAvailability, objectSpec } from './availability.ts';
+export { PN_STAT, SELF_METRIC, SELF_METRIC_DEFS } from './self-metrics.ts';
+export { WatchedNetns } from './watched.ts';
 
 /** One ring record, with its decoded header and wall-clock time. `view` aliases the ring: copy what you keep. */
 export interface RingRecord {
@@ -140,122 +66,10 @@ export interface EbpfRuntimeOptions {
   readonly symbols?: boolean;
 }
 
-const specs = new Map<string, BpfSpec>();
-
 /** Records decoded per event-loop turn (each becomes a ProbeEvent: a few µs each). */
 const RING_BUDGET = 1024;
 /** Symbolized addresses kept (drop locations repeat). */
 const SYMBOL_CACHE = 4096;
-
-/** The parsed object (cached per path). Throws when the committed object is missing. */
-export function objectSpec(object: URL | string): BpfSpec {
-  const path = typeof object === 'string' ? object : fileURLToPath(object);
-  let s = specs.get(path);
-  if (!s) {
-    if (!existsSync(path)) throw new Error(`BPF object ${path} missing: run sh scripts/build-bpf.sh`);
-    s = BpfSpec.fromFile(path);
-    specs.set(path, s);
-  }
-  return s;
-}
-
-/**
- * Whether at least one program of the object can attach here, judged from hook checks only (BTF
- * typedefs and prototype arity, tracefs, program types): cheap and side-effect free, for
- * ProbeSpec.availability(). `groups` lists alternative program names per required hook, preferred first;
- * every group needs one usable program. `programs` are the options create() passes to the loader (the
- * prototype variants, `tpArgs`): the check runs the loader's own plan (BpfSpec.plan), so it sees exactly
- * what load needs. `variant` names the program each group will use.
- */
-export function hookAvailability(
-  object: URL | string,
-  groups: readonly (readonly string[])[],
-  programs: Readonly<Record<string, ProgramOptions>> = {},
-): Availability {
-  let spec: BpfSpec;
-  try {
-    spec = objectSpec(object);
-  } catch (err) {
-    return { available: false, reason: (err as Error).message };
-  }
-  // A missing capability (CAP_BPF / CAP_PERFMON) fails every hook alike: say it once, with what it disables.
-  const caps = bpfCapabilityProblem({
-    tracing: groups.some((g) => g.some((n) => spec.program(n).hook.kind !== 'other')),
-  });
-  if (caps) return { available: false, reason: caps };
-  let plan: ReturnType<BpfSpec['plan']>;
-  try {
-    plan = spec.plan({ programs });
-  } catch (err) {
-    if (err instanceof NoKernelBtfError) return { available: false, reason: err.message };
-    throw err;
-  }
-  const missing: string[] = [];
-  const partial: string[] = [];
-  const chosen: string[] = [];
-  for (const group of groups) {
-    const reasons: string[] = [];
-    let pick: string | undefined;
-    for (const name of group) {
-      const st = plan.get(name);
-      if (st?.state === 'loaded') pick ??= name;
-      else if (st?.state === 'unavailable') reasons.push(`${name}: ${st.reason ?? 'unavailable'}`);
-    }
-    if (pick) chosen.push(pick);
-    if (!pick) missing.push(reasons.join('; ') || `${group.join(', ')}: disabled`);
-    else if (reasons.length && group.length === 1) partial.push(reasons.join('; '));
-  }
-  const variant = chosen.length ? chosen.join(' + ') : undefined;
-  if (missing.length === groups.length) return { available: false, reason: missing.join(' | ') };
-  if (missing.length)
-    return { available: true, reason: `partly: ${missing.join(' | ')}`, ...(variant ? { variant } : {}) };
-  return { available: true, ...(variant ? { variant } : {}) };
-}
-
-/** The kernel-side set of watched netns inodes (`pn_watched`, probes/include/pn_watch.bpf.h). */
-export class WatchedNetns {
-  readonly #map: BpfMap;
-  readonly #set = new Set<number>();
-  readonly #key = Buffer.alloc(4);
-  readonly #one = Buffer.alloc(4);
-
-  constructor(map: BpfMap) {
-    this.#map = map;
-    this.#one.writeUInt32LE(1);
-  }
-
-  get size(): number {
-    return this.#set.size;
-  }
-
-  has(inode: number): boolean {
-    return this.#set.has(inode);
-  }
-
-  inodes(): number[] {
-    return [...this.#set];
-  }
-
-  add(inode: number): void {
-    if (!inode || this.#set.has(inode)) return;
-    this.#key.writeUInt32LE(inode >>> 0);
-    this.#map.update(this.#key, this.#one);
-    this.#set.add(inode);
-  }
-
-  delete(inode: number): void {
-    if (!this.#set.delete(inode)) return;
-    this.#key.writeUInt32LE(inode >>> 0);
-    this.#map.delete(this.#key);
-  }
-
-  /** Makes the kernel set equal to `inodes`. */
-  sync(inodes: Iterable<number>): void {
-    const want = new Set(inodes);
-    for (const i of this.#set) if (!want.has(i)) this.delete(i);
-    for (const i of want) this.add(i);
-  }
-}
 
 /**
  * Programs of an object on a tp_btf hook that no raw_tp fallback covers (neither they nor a prototype
