@@ -2,6 +2,7 @@
 // `ip netns add` and CNI create them) and any other netns a process lives in (`/proc/<pid>/ns/net`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Entity } from './entity.ts';
 
 export interface NamedNetns {
   readonly name: string;
@@ -87,4 +88,41 @@ export function scanProcNetns(procDir = '/proc'): ProcNetns[] {
     if (cur === undefined || pid < cur) byInode.set(inode, pid);
   }
   return [...byInode].map(([inode, pid]) => ({ inode, pid, comm: commOf(pid) }));
+}
+
+/** Plain netns entities (named netns, then other /proc netns) added to `entities` where no entity holds the inode yet. */
+export function addNetnsEntities(
+  entities: Map<number, Entity>,
+  opts: { readonly scanProc: boolean; readonly namedNetnsDir: string },
+): void {
+  const procs = opts.scanProc ? scanProcNetns() : [];
+  const pidOf = new Map(procs.map((p) => [p.inode, p]));
+  for (const n of listNamedNetns(opts.namedNetnsDir)) {
+    if (entities.has(n.inode)) continue;
+    const holder = pidOf.get(n.inode);
+    entities.set(
+      n.inode,
+      Object.freeze({
+        kind: 'netns',
+        netnsInode: n.inode,
+        netnsPath: n.path,
+        netnsName: n.name,
+        ...(holder ? { pid: holder.pid } : {}),
+        displayName: n.name,
+      }),
+    );
+  }
+  for (const p of procs) {
+    if (entities.has(p.inode)) continue;
+    entities.set(
+      p.inode,
+      Object.freeze({
+        kind: 'netns',
+        netnsInode: p.inode,
+        netnsPath: `/proc/${p.pid}/ns/net`,
+        pid: p.pid,
+        displayName: `pid ${p.pid} (${p.comm})`,
+      }),
+    );
+  }
 }

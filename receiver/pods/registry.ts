@@ -8,143 +8,39 @@
 // readlink per pod. A sandbox that stops (not READY any more) or is removed leaves within one refresh;
 // a NOT_FOUND between list and status is a removal race and is skipped. When the runtime is unreachable
 // (restart) the last known pods are kept as long as their pid still holds their netns.
-import { statSync } from 'node:fs';
 import { childLogger, type Logger } from '../log/logger.ts';
-import { hostNetnsFallback, hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
-import type { CriClient, PodSandbox, PodSandboxStatus } from './cri-client.ts';
+import { hostNetnsFallback, hostNetnsInode, hostNetnsPath } from '../netns/setns.ts';
+import type { CriClient, PodSandbox } from './cri-client.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
-import { compileLabelPolicy, type LabelPolicy, type LabelPolicyOptions } from './labels.ts';
-import { listNamedNetns, netnsInodeOfPid, scanProcNetns } from './netns-discovery.ts';
-import { parseSandboxInfo, type SandboxRuntimeInfo } from './sandbox-info.ts';
+import { diffEntities } from './entity-diff.ts';
+import { compileLabelPolicy, type LabelPolicy } from './labels.ts';
+import { addNetnsEntities, netnsInodeOfPid } from './netns-discovery.ts';
+import {
+  type RegistryOptions,
+  type RegistryStatus,
+  type ResolvedRegistryOptions,
+  resolveRegistryOptions,
+} from './registry-options.ts';
+import {
+  type CachedSandbox,
+  HOST_ENTITY,
+  inodeOfPath,
+  mapLimit,
+  podIdentity,
+  resolveSandbox,
+} from './sandbox-cache.ts';
 
-export interface RegistryOptions {
-  /** CRI endpoint from config (`unix:///run/containerd/containerd.sock`); else CONTAINER_RUNTIME_ENDPOINT, else the usual sockets. */
-  criEndpoint?: string;
-  /** Turn CRI off entirely (host/netns discovery only). */
-  disableCri?: boolean;
-  /** Environment to read CONTAINER_RUNTIME_ENDPOINT from (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /** Sockets probed when nothing is configured (default DEFAULT_CRI_SOCKETS). */
-  criCandidates?: readonly string[];
-  /** Per-call CRI deadline (default 10 000 ms). */
-  criTimeoutMs?: number;
-  /** Refresh interval (default 10 000 ms, at least 100). */
-  refreshIntervalMs?: number;
-  /**
-   * Plain netns entities (named netns, other /proc netns): `auto` (default) = only while no CRI runtime has
-   * been reached, `always`, or `never`.
-   */
-  netnsDiscovery?: 'auto' | 'always' | 'never';
-  /** Include netns found only through /proc/<pid>/ns/net (default true). */
-  scanProc?: boolean;
-  /** Directory of named netns (default /run/netns). */
-  namedNetnsDir?: string;
-  /** Pod labels copied onto signals. */
-  labels?: LabelPolicyOptions;
-  /** Parallel PodSandboxStatus calls for new sandboxes (default 8). */
-  statusConcurrency?: number;
-  /** Where discovery logs (default: component `pods`). */
-  log?: Logger;
-}
-
-export interface RegistryStatus {
-  readonly mode: 'cri' | 'netns';
-  readonly cri: {
-    readonly enabled: boolean;
-    readonly endpoint?: string;
-    readonly endpointSource?: ResolvedEndpoint['source'];
-    readonly connected: boolean;
-    readonly runtime?: string;
-    readonly lastError?: string;
-  };
-  readonly refreshes: number;
-  readonly lastRefresh?: { readonly at: number; readonly durationMs: number; readonly error?: string };
-  readonly entities: number;
-  readonly pods: number;
-  readonly labels: { readonly droppedKeys: number; readonly truncatedValues: number };
-  /** The node's netns the host entity stands for (docs/pods.md, "The host netns"). */
-  readonly hostNetns: { readonly inode: number; readonly path: string; readonly fallback?: string };
-}
-
-export class RegistryOptionsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RegistryOptionsError';
-  }
-}
-
-interface CachedSandbox {
-  readonly status: PodSandboxStatus;
-  readonly info: SandboxRuntimeInfo;
-  readonly pid: number | undefined;
-  readonly inode: number;
-  readonly netnsPath: string;
-  readonly hostNetwork: boolean;
-}
+// the options and status types live in registry-options.ts; importers keep reading them from here
+export { type RegistryOptions, RegistryOptionsError, type RegistryStatus } from './registry-options.ts';
 
 interface Snapshot {
   readonly entities: Map<number, Entity>;
   readonly pods: PodIdentity[];
 }
 
-const HOST_ENTITY: Entity = Object.freeze({
-  kind: 'host',
-  netnsInode: hostNetnsInode,
-  netnsPath: hostNetnsPath,
-  pid: hostNetnsPid,
-  displayName: 'host',
-});
-
-function entityKey(e: Entity): string {
-  return JSON.stringify([
-    e.kind,
-    e.netnsPath,
-    e.netnsName,
-    e.pid,
-    e.hostVeth,
-    e.displayName,
-    e.pod && [
-      e.pod.uid,
-      e.pod.name,
-      e.pod.namespace,
-      e.pod.ips,
-      e.pod.sandboxId,
-      e.pod.labels,
-      e.pod.cgroupParent,
-    ],
-  ]);
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
-
-function inodeOfPath(path: string): number | undefined {
-  try {
-    return statSync(path).ino;
-  } catch {
-    return undefined;
-  }
-}
-
 export class EntityRegistry implements EntitySource {
-  readonly #opts: Required<
-    Pick<
-      RegistryOptions,
-      'refreshIntervalMs' | 'netnsDiscovery' | 'scanProc' | 'namedNetnsDir' | 'statusConcurrency'
-    >
-  > &
-    RegistryOptions;
+  readonly #opts: ResolvedRegistryOptions;
   readonly #labels: LabelPolicy;
   /** Empty until the first refresh, which then feeds every entity (the host too) as 'added'. */
   #snapshot: Snapshot = { entities: new Map(), pods: [] };
@@ -172,32 +68,7 @@ export class EntityRegistry implements EntitySource {
 
   constructor(opts: RegistryOptions = {}) {
     this.#log = opts.log ?? childLogger('pods');
-    const refreshIntervalMs = opts.refreshIntervalMs ?? 10_000;
-    if (!Number.isFinite(refreshIntervalMs) || refreshIntervalMs < 100) {
-      throw new RegistryOptionsError(
-        `pods.refreshInterval must be at least 100 ms, got ${refreshIntervalMs}`,
-      );
-    }
-    const netnsDiscovery = opts.netnsDiscovery ?? 'auto';
-    if (!['auto', 'always', 'never'].includes(netnsDiscovery)) {
-      throw new RegistryOptionsError(
-        `pods.netnsDiscovery must be auto, always or never, got "${netnsDiscovery}"`,
-      );
-    }
-    const statusConcurrency = opts.statusConcurrency ?? 8;
-    if (!Number.isInteger(statusConcurrency) || statusConcurrency < 1) {
-      throw new RegistryOptionsError(
-        `pods.statusConcurrency must be a positive integer, got ${statusConcurrency}`,
-      );
-    }
-    this.#opts = {
-      ...opts,
-      refreshIntervalMs,
-      netnsDiscovery,
-      scanProc: opts.scanProc ?? true,
-      namedNetnsDir: opts.namedNetnsDir ?? '/run/netns',
-      statusConcurrency,
-    };
+    this.#opts = resolveRegistryOptions(opts);
     this.#labels = compileLabelPolicy(opts.labels);
     if (!opts.disableCri) {
       // resolve now so a malformed configured endpoint fails at startup with a clear message
@@ -337,78 +208,16 @@ export class EntityRegistry implements EntitySource {
     }
   }
 
-  async #sandboxDetail(client: CriClient, sb: PodSandbox): Promise<CachedSandbox | undefined> {
-    const cached = this.#cache.get(sb.id);
-    if (cached) {
-      // still the same process in the same netns? (hostNetwork: the pid just has to be alive)
-      if (cached.pid !== undefined && netnsInodeOfPid(cached.pid) === cached.inode) return cached;
-      if (cached.pid === undefined && inodeOfPath(cached.netnsPath) === cached.inode) return cached;
-      this.#cache.delete(sb.id);
-    }
-    let res: Awaited<ReturnType<CriClient['podSandboxStatus']>>;
-    try {
-      res = await client.podSandboxStatus(sb.id, true);
-    } catch (err) {
-      if (this.#cri?.isNotFound(err)) return undefined; // removed between list and status
-      throw err;
-    }
-    const status = res.status;
-    if (status?.state !== 'SANDBOX_READY') return undefined;
-    const info = parseSandboxInfo(res.info);
-    const nodeMode = status.linux?.namespaces?.options?.network === 'NODE';
-    let inode: number | undefined;
-    let netnsPath: string | undefined;
-    if (info.pid !== undefined) {
-      inode = netnsInodeOfPid(info.pid);
-      netnsPath = `/proc/${info.pid}/ns/net`;
-    }
-    if (info.netnsPath) {
-      const byPath = inodeOfPath(info.netnsPath);
-      if (byPath !== undefined && (inode === undefined || byPath === inode)) {
-        inode = byPath;
-        netnsPath = info.netnsPath;
-      }
-    }
-    if (nodeMode && inode === undefined) {
-      inode = hostNetnsInode;
-      netnsPath = HOST_ENTITY.netnsPath;
-    }
-    if (inode === undefined || netnsPath === undefined) {
-      this.#log.debug({ sandbox: sb.id }, 'sandbox has no readable netns (stopping?), skipped');
-      return undefined;
-    }
-    const entry: CachedSandbox = {
-      status,
-      info,
-      pid: info.pid,
-      inode,
-      netnsPath,
-      hostNetwork: nodeMode || inode === hostNetnsInode,
-    };
-    this.#cache.set(sb.id, entry);
-    return entry;
+  #sandboxDetail(client: CriClient, sb: PodSandbox): Promise<CachedSandbox | undefined> {
+    return resolveSandbox(
+      { cache: this.#cache, isNotFound: (err) => this.#cri?.isNotFound(err) === true, log: this.#log },
+      client,
+      sb,
+    );
   }
 
   #podIdentity(c: CachedSandbox): PodIdentity {
-    const st = c.status;
-    const sel = this.#labels.select(st.labels ?? {});
-    this.#pendingLabelStats.droppedKeys += sel.droppedKeys;
-    this.#pendingLabelStats.truncatedValues += sel.truncatedValues;
-    const ips = c.hostNetwork
-      ? []
-      : [st.network?.ip, ...(st.network?.additional_ips ?? []).map((x) => x.ip)].filter(
-          (x): x is string => typeof x === 'string' && x !== '',
-        );
-    return Object.freeze({
-      uid: st.metadata?.uid ?? '',
-      name: st.metadata?.name ?? '',
-      namespace: st.metadata?.namespace ?? '',
-      labels: Object.freeze(sel.labels),
-      ips: Object.freeze(ips),
-      sandboxId: st.id,
-      hostNetwork: c.hostNetwork,
-      ...(c.info.cgroupParent ? { cgroupParent: c.info.cgroupParent } : {}),
-    });
+    return podIdentity(c, this.#labels, this.#pendingLabelStats);
   }
 
   /** Pods from CRI, or undefined when CRI is not usable this round. */
@@ -492,7 +301,7 @@ export class EntityRegistry implements EntitySource {
         pods = this.#snapshot.pods.filter((p) => p.hostNetwork || kept.has(p.sandboxId));
       }
       const d = this.#opts.netnsDiscovery;
-      if (d === 'always' || (d === 'auto' && !this.#criEverConnected)) this.#discoverNetns(entities);
+      if (d === 'always' || (d === 'auto' && !this.#criEverConnected)) addNetnsEntities(entities, this.#opts);
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
       this.#log.error({ err }, 'pod discovery refresh failed; keeping the previous view');
@@ -503,7 +312,7 @@ export class EntityRegistry implements EntitySource {
     pods.sort((a, b) =>
       a.namespace === b.namespace ? a.name.localeCompare(b.name) : a.namespace.localeCompare(b.namespace),
     );
-    const changes = this.#diff(this.#snapshot.entities, entities);
+    const changes = diffEntities(this.#snapshot.entities, entities);
     // unchanged entities keep their previous objects: let pods() share their PodIdentity objects
     const bySandbox = new Map<string, PodIdentity>();
     for (const e of entities.values()) if (e.pod) bySandbox.set(e.pod.sandboxId, e.pod);
@@ -517,52 +326,6 @@ export class EntityRegistry implements EntitySource {
       ...(this.#criError && !this.#opts.disableCri ? { error: this.#criError } : {}),
     };
     if (changes.length > 0) this.#emit(changes);
-  }
-
-  #discoverNetns(entities: Map<number, Entity>): void {
-    const procs = this.#opts.scanProc ? scanProcNetns() : [];
-    const pidOf = new Map(procs.map((p) => [p.inode, p]));
-    for (const n of listNamedNetns(this.#opts.namedNetnsDir)) {
-      if (entities.has(n.inode)) continue;
-      const holder = pidOf.get(n.inode);
-      entities.set(
-        n.inode,
-        Object.freeze({
-          kind: 'netns',
-          netnsInode: n.inode,
-          netnsPath: n.path,
-          netnsName: n.name,
-          ...(holder ? { pid: holder.pid } : {}),
-          displayName: n.name,
-        }),
-      );
-    }
-    for (const p of procs) {
-      if (entities.has(p.inode)) continue;
-      entities.set(
-        p.inode,
-        Object.freeze({
-          kind: 'netns',
-          netnsInode: p.inode,
-          netnsPath: `/proc/${p.pid}/ns/net`,
-          pid: p.pid,
-          displayName: `pid ${p.pid} (${p.comm})`,
-        }),
-      );
-    }
-  }
-
-  #diff(prev: Map<number, Entity>, next: Map<number, Entity>): EntityChange[] {
-    const changes: EntityChange[] = [];
-    for (const [inode, e] of prev) if (!next.has(inode)) changes.push({ type: 'removed', entity: e });
-    for (const [inode, e] of next) {
-      const old = prev.get(inode);
-      if (!old) changes.push({ type: 'added', entity: e });
-      else if (old !== e && entityKey(old) !== entityKey(e))
-        changes.push({ type: 'updated', entity: e, previous: old });
-      else if (old !== e) next.set(inode, old); // unchanged: keep the previous object (identity stays stable)
-    }
-    return changes;
   }
 
   #emit(changes: readonly EntityChange[]): void {
