@@ -2,33 +2,33 @@
 // expected, e.g. `probes.synthetic.args.gauge_value: got "high", expected number`.
 // `${env:NAME}`, `${NAME}` and `${env:NAME:-default}` in string values are replaced from the environment
 // (the Collector's syntax). An empty or absent file gives the embedded defaults.
-import { accessSync, constants, readFileSync } from 'node:fs';
+//
+// The OTLP exporter settings (exporters.otlp and the OTEL_* variables) are resolved in otlp.ts.
+import { readFileSync } from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AnyProbeSpec } from '../../probes/registry.ts';
-import {
-  endpointFromEnv,
-  OTLP_PROTOCOLS,
-  type OtlpProtocol,
-  type OtlpSignalSettings,
-  protocolFromEnv,
-} from '../otel/exporters.ts';
 import { AGENT_RESOURCE_ATTRIBUTES } from '../otel/resource.ts';
 import { socketPathOf } from '../pods/endpoint.ts';
 import { normalizeArgKeys, snakePath } from './arg-keys.ts';
 import { ConfigError, type ConfigIssue } from './errors.ts';
+import {
+  exporterLists,
+  type OtlpMetricsResolved,
+  type OtlpResolved,
+  otlpSettings,
+  otlpSignals,
+} from './otlp.ts';
 import { configSchema, type HostPort, type RawConfig } from './schema.ts';
 
 // Part of this module's API (the CLI, the agent and tests catch ConfigError from here).
-export { ConfigError, type ConfigIssue };
+export { ConfigError, type ConfigIssue, type OtlpResolved };
 
 export interface ResolvedProbe {
   readonly spec: AnyProbeSpec;
   readonly enabled: boolean;
   readonly args: unknown;
 }
-
-export type OtlpResolved = OtlpSignalSettings;
 
 export interface ResolvedConfig {
   /** The file it came from, or `(embedded default)`. */
@@ -60,9 +60,7 @@ export interface ResolvedConfig {
     readonly tls?: { readonly certFile: string; readonly keyFile: string };
   };
   readonly prometheus: boolean;
-  readonly otlpMetrics?:
-    | (OtlpResolved & { readonly intervalMs: number; readonly temporality: 'cumulative' | 'delta' })
-    | undefined;
+  readonly otlpMetrics?: OtlpMetricsResolved | undefined;
   readonly otlpLogs?: OtlpResolved | undefined;
   readonly eventsJsonl: { readonly enabled: boolean; readonly path: string };
   readonly eventQueue: {
@@ -254,24 +252,8 @@ function resolve(
     }
     return n;
   };
-  /** OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER as a set; undefined when unset. */
-  const exporterList = (name: string, allowed: readonly string[]): Set<string> | undefined => {
-    const v = env[name];
-    if (v === undefined || v.trim() === '') return undefined;
-    const list = v
-      .split(',')
-      .map((x) => x.trim().toLowerCase())
-      .filter(Boolean);
-    const bad = list.filter((x) => !allowed.includes(x));
-    if (bad.length > 0)
-      issues.push({
-        path: `env ${name}`,
-        message: `got ${JSON.stringify(v)}, expected a comma-separated list of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
-      });
-    return new Set(list);
-  };
-  const metricsExporters = exporterList('OTEL_METRICS_EXPORTER', ['otlp', 'prometheus', 'none']);
-  const logsExporters = exporterList('OTEL_LOGS_EXPORTER', ['otlp', 'none']);
+  const exporters = exporterLists(env, issues);
+  const metricsExporters = exporters.metrics;
   const byName = new Map(specs.map((s) => [s.name, s]));
   for (const name of Object.keys(raw.probes)) {
     if (!byName.has(name)) {
@@ -332,76 +314,8 @@ function resolve(
       });
     }
   }
-  const otlp = raw.exporters.otlp;
-  const protocolFor = (signal: 'metrics' | 'logs'): OtlpProtocol => {
-    if (otlp.protocol) return otlp.protocol;
-    const fromEnv = protocolFromEnv(signal, env);
-    if (fromEnv === undefined || fromEnv === '') return 'http/protobuf';
-    if ((OTLP_PROTOCOLS as readonly string[]).includes(fromEnv)) return fromEnv as OtlpProtocol;
-    issues.push({
-      path: `env OTEL_EXPORTER_OTLP_${env[`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_PROTOCOL`] ? `${signal.toUpperCase()}_` : ''}PROTOCOL`,
-      message: `got ${JSON.stringify(fromEnv)}, expected one of ${OTLP_PROTOCOLS.map((p) => JSON.stringify(p)).join(', ')}`,
-    });
-    return 'http/protobuf';
-  };
-  let intervalMs = otlp.interval ?? raw.collection_interval;
-  if (otlp.interval === undefined && env['OTEL_METRIC_EXPORT_INTERVAL']) {
-    const v = Number(env['OTEL_METRIC_EXPORT_INTERVAL']);
-    if (!Number.isInteger(v) || v < 100) {
-      issues.push({
-        path: 'env OTEL_METRIC_EXPORT_INTERVAL',
-        message: `got ${JSON.stringify(env['OTEL_METRIC_EXPORT_INTERVAL'])}, expected an integer number of milliseconds >= 100`,
-      });
-    } else intervalMs = v;
-  }
-  // OTLP per signal: `exporters.otlp.enabled` when written; else OTEL_{METRICS,LOGS}_EXPORTER when set
-  // (`otlp` on, `none` off); else on when an endpoint is configured or in the environment.
-  const otlpOn = (signal: 'metrics' | 'logs'): boolean => {
-    const listed = signal === 'metrics' ? metricsExporters : logsExporters;
-    const on =
-      otlp.enabled ??
-      (listed !== undefined
-        ? listed.has('otlp')
-        : otlp.endpoint !== undefined || endpointFromEnv(signal, env) !== undefined);
-    return on && !sdkDisabled && (signal === 'metrics' ? otlp.metrics : otlp.logs);
-  };
-  const timeoutFor = (signal: 'metrics' | 'logs'): number => {
-    if (explicit('exporters', 'otlp', 'timeout')) return otlp.timeout;
-    return (
-      envInt(`OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_TIMEOUT`, 1) ??
-      envInt('OTEL_EXPORTER_OTLP_TIMEOUT', 1) ??
-      (signal === 'logs' ? envInt('OTEL_BLRP_EXPORT_TIMEOUT', 1) : envInt('OTEL_METRIC_EXPORT_TIMEOUT', 1)) ??
-      otlp.timeout
-    );
-  };
-  // OTEL_SDK_DISABLED=true: no OTLP export of either signal (the local server and /metrics stay).
-  const sdkDisabledRaw = (env['OTEL_SDK_DISABLED'] ?? '').trim().toLowerCase();
-  if (sdkDisabledRaw !== '' && sdkDisabledRaw !== 'true' && sdkDisabledRaw !== 'false')
-    issues.push({
-      path: 'env OTEL_SDK_DISABLED',
-      message: `got ${JSON.stringify(env['OTEL_SDK_DISABLED'])}, expected "true" or "false"`,
-    });
-  const sdkDisabled = sdkDisabledRaw === 'true';
-  const tls = otlp.tls;
-  if (tls) {
-    for (const k of ['ca_file', 'cert_file', 'key_file'] as const) {
-      const f = tls[k];
-      if (f === undefined) continue;
-      try {
-        accessSync(f, constants.R_OK);
-      } catch (err) {
-        issues.push({
-          path: `exporters.otlp.tls.${k}`,
-          message: `got ${JSON.stringify(f)}, cannot read it (${(err as Error).message})`,
-        });
-      }
-    }
-    if ((tls.cert_file === undefined) !== (tls.key_file === undefined))
-      issues.push({
-        path: 'exporters.otlp.tls',
-        message: 'cert_file and key_file go together (a client certificate and its key)',
-      });
-  }
+  const otlpCtx = { raw, env, issues, exporters, explicit, envInt };
+  const settings = otlpSettings(otlpCtx);
   const prometheus = explicit('exporters', 'prometheus', 'enabled')
     ? raw.exporters.prometheus.enabled
     : metricsExporters !== undefined
@@ -419,38 +333,7 @@ function resolve(
       ? eq.schedule_delay
       : (envInt('OTEL_BLRP_SCHEDULE_DELAY', 1) ?? eq.schedule_delay),
   };
-  const protocols = { metrics: protocolFor('metrics'), logs: protocolFor('logs') };
-  const base = (signal: 'metrics' | 'logs'): OtlpResolved => ({
-    protocol: protocols[signal],
-    endpoint: otlp.endpoint,
-    headers: otlp.headers,
-    timeoutMs: timeoutFor(signal),
-    ...(otlp.compression !== undefined ? { compression: otlp.compression } : {}),
-    ...(tls
-      ? {
-          tls: {
-            caFile: tls.ca_file,
-            certFile: tls.cert_file,
-            keyFile: tls.key_file,
-            insecure: tls.insecure,
-          },
-        }
-      : {}),
-  });
-  let temporality: 'cumulative' | 'delta' = otlp.temporality ?? 'cumulative';
-  const tp = env['OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE'];
-  if (otlp.temporality === undefined && tp !== undefined && tp !== '') {
-    const v = tp.toLowerCase();
-    // lowmemory makes only synchronous counters and histograms delta; kernel counters are observed values.
-    if (v === 'delta') temporality = 'delta';
-    else if (v !== 'cumulative' && v !== 'lowmemory')
-      issues.push({
-        path: 'env OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE',
-        message: `got ${JSON.stringify(tp)}, expected one of "cumulative", "delta", "lowmemory"`,
-      });
-  }
-  const otlpMetrics = otlpOn('metrics') ? { ...base('metrics'), intervalMs, temporality } : undefined;
-  const otlpLogs = otlpOn('logs') ? base('logs') : undefined;
+  const { otlpMetrics, otlpLogs } = otlpSignals(otlpCtx, settings);
   if (issues.length > 0)
     throw new ConfigError(
       source,

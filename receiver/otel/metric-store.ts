@@ -12,39 +12,41 @@
 //
 // Cardinality is bounded per metric (`cardinalityLimit` series); points past the limit are dropped and
 // counted per metric (`podnet.metric.series.overflow.count`).
-import { type Attributes, type HrTime, ValueType } from '@opentelemetry/api';
-import {
-  AggregationTemporality,
-  type CollectionResult,
-  type DataPoint,
-  DataPointType,
-  type Histogram,
-  type MetricData,
-  type MetricProducer,
-} from '@opentelemetry/sdk-metrics';
+//
+// Split by concern (issue 12): series-state.ts (the state kept per series, netns and probe; series keys),
+// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData,
+// declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
+import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
-import type { Entity, EntitySource } from '../pods/entity.ts';
+import type { EntitySource } from '../pods/entity.ts';
 import type {
   AttributeValue,
-  HistogramValue,
   MetricDef,
   MetricPoint,
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
-import { ATTRIBUTE_PARTS, type AttributeParts, registerComposite } from './attribute-parts.ts';
+import { registerComposite } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
-import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
+import { type EntityTotals, entityTotals } from './entity-totals.ts';
+import { definitionConflict, toMetricData } from './metric-data.ts';
+import { carryOver, takeUpCarried, withCarry } from './series-carry.ts';
+import {
+  cachedAttributesKey,
+  hrTimeFromMs,
+  isHistogram,
+  type MetricSeries,
+  type NetnsSeries,
+  NO_ATTRIBUTES,
+  NO_PARTS,
+  type ProbeSeries,
+  type SeriesState,
+  sameAttributes,
+  validHistogram,
+} from './series-state.ts';
 import { PODNET_VERSION } from './version.ts';
 
-export interface MetricSeries {
-  readonly def: MetricDef;
-  readonly attributes: Record<string, AttributeValue>;
-  /** `attributes` as its point part and entity part (attribute-parts.ts), when the store built it. */
-  readonly parts?: AttributeParts;
-  readonly value: number | HistogramValue;
-  readonly startTime: HrTime;
-  readonly time: HrTime;
-}
+export { definitionConflict, toMetricData } from './metric-data.ts';
+export { hrTimeFromMs, type MetricSeries } from './series-state.ts';
 
 export interface RegisteredMetric {
   readonly def: MetricDef;
@@ -63,119 +65,7 @@ export interface MetricStoreOptions {
 /** Extra metrics (self-telemetry) appended to every collection. */
 export type MetricSource = () => MetricData[];
 
-export function hrTimeFromMs(ms: number): HrTime {
-  const s = Math.floor(ms / 1000);
-  return [s, Math.round((ms - s * 1000) * 1e6)];
-}
-
-/** Attribute part of a series key: the sorted attributes. */
-function attributesKey(attrs: ProbeAttributes): string {
-  const keys = Object.keys(attrs);
-  if (keys.length > 1) keys.sort();
-  let k = '';
-  for (const key of keys) {
-    const v = attrs[key];
-    k += `${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}\u0000`;
-  }
-  return k;
-}
-
-/** Keys of frozen attribute objects, which probes share between points and collections. */
-const frozenKeys = new WeakMap<ProbeAttributes, string>();
-
-function cachedAttributesKey(attrs: ProbeAttributes): string {
-  if (!Object.isFrozen(attrs)) return attributesKey(attrs);
-  let k = frozenKeys.get(attrs);
-  if (k === undefined) {
-    k = attributesKey(attrs);
-    frozenKeys.set(attrs, k);
-  }
-  return k;
-}
-
-/**
- * A series as the store keeps it between collections: created when first seen, then updated in place
- * (value, time, start) while its probe keeps reporting it, so a steady collection allocates no key
- * string for attribute-less points (nor for frozen, shared attribute objects) and no attribute object
- * at all. Attribute-less series of one netns share one frozen attribute object (the entity keys).
- */
-interface SeriesState {
-  def: MetricDef;
-  attributes: Record<string, AttributeValue>;
-  parts: AttributeParts;
-  value: number | HistogramValue;
-  startTime: HrTime;
-  time: HrTime;
-  /** Update generation that last reported it. */
-  gen: number;
-  /**
-   * What a replaced instance of the probe had counted (counters and histograms): added to what the new
-   * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
-   */
-  carry?: number | HistogramValue;
-}
-
-interface NetnsSeries {
-  /** Attribute-less series by metric name. */
-  readonly plain: Map<string, SeriesState>;
-  /** Series with attributes: metric name → attributes key → series. */
-  readonly withAttributes: Map<string, Map<string, SeriesState>>;
-  /** Series held in `plain` and `withAttributes`. */
-  size: number;
-  gen: number;
-  seen: number;
-  entity: Entity | undefined;
-  entityAttrs: Record<string, AttributeValue>;
-  entityVersion: number;
-  /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
-  attrsChanged: number;
-}
-
-interface ProbeSeries {
-  gen: number;
-  readonly byNetns: Map<number, NetnsSeries>;
-  latest: SeriesState[];
-  /**
-   * Counters and histograms of a replaced instance (netns → metric name NUL attributes key), taken up
-   * by the new instance's series when they first appear, until generation `carriedUntil`.
-   */
-  carried?: Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>;
-  carriedUntil?: number;
-}
-
-/** Collections during which a re-created probe's series take up its predecessor's values. */
-const CARRY_COLLECTIONS = 30;
-
 const MAX_INTERNED = 50_000;
-
-const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) as Record<string, AttributeValue>;
-const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES];
-
-/** `v` plus a replaced instance's `carry`; histograms add bucket-wise when their bounds agree. */
-function withCarry(v: number | HistogramValue, carry: number | HistogramValue): number | HistogramValue {
-  if (!isHistogram(v)) return isHistogram(carry) ? v : v + carry;
-  if (!isHistogram(carry)) return v;
-  const b = v.boundaries;
-  if (b.length !== carry.boundaries.length || b.some((x, i) => x !== carry.boundaries[i])) return v;
-  return {
-    boundaries: b,
-    counts: v.counts.map((c, i) => c + (carry.counts[i] ?? 0)),
-    sum: v.sum + carry.sum,
-    count: v.count + carry.count,
-  };
-}
-
-function isHistogram(v: number | HistogramValue): v is HistogramValue {
-  return typeof v === 'object';
-}
-
-export function validHistogram(v: HistogramValue): string | undefined {
-  if (v.counts.length !== v.boundaries.length + 1)
-    return `counts has ${v.counts.length} entries, expected boundaries.length + 1 = ${v.boundaries.length + 1}`;
-  for (let i = 1; i < v.boundaries.length; i++)
-    if (!(v.boundaries[i]! > v.boundaries[i - 1]!)) return 'boundaries are not strictly ascending';
-  return undefined;
-}
 
 export class MetricStore implements MetricProducer {
   #entities: EntitySource;
@@ -364,17 +254,7 @@ export class MetricStore implements MetricProducer {
           gen,
         };
         this.#setAttributes(s, p.attributes, attrsKey, ns.entityAttrs);
-        const c = ps.carried?.get(netns)?.get(`${def.name}\u0000${attrsKey}`);
-        if (c) {
-          ps.carried?.get(netns)?.delete(`${def.name}\u0000${attrsKey}`);
-          const value = withCarry(p.value, c.value);
-          const scalar = isHistogram(value) ? value.count : value;
-          if (scalar >= (isHistogram(c.value) ? c.value.count : c.value)) {
-            s.carry = c.value;
-            s.value = value;
-            s.startTime = c.startTime;
-          }
-        }
+        takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, p.value);
         if (byAttrs) byAttrs.set(attrsKey, s);
         else ns.plain.set(def.name, s);
         ns.size++;
@@ -462,27 +342,7 @@ export class MetricStore implements MetricProducer {
    */
   carryOverProbe(probe: string): void {
     const ps = this.#probes.get(probe);
-    if (!ps) return;
-    const carried =
-      ps.carried ?? new Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>();
-    const keep = (netns: number, key: string, s: SeriesState) => {
-      if (s.def.kind !== 'counter' && s.def.kind !== 'histogram') return;
-      let m = carried.get(netns);
-      if (!m) {
-        m = new Map();
-        carried.set(netns, m);
-      }
-      m.set(`${s.def.name}\u0000${key}`, { value: s.value, startTime: s.startTime });
-    };
-    for (const [netns, ns] of ps.byNetns) {
-      for (const s of ns.plain.values()) keep(netns, '', s);
-      for (const m of ns.withAttributes.values()) for (const [key, s] of m) keep(netns, key, s);
-    }
-    // The new instance builds its series afresh (taking up these values); the old ones stay exported
-    // (`latest`) until its first collection.
-    ps.byNetns.clear();
-    ps.carried = carried;
-    ps.carriedUntil = ps.gen + CARRY_COLLECTIONS;
+    if (ps) carryOver(ps);
   }
 
   /** All current series (for /inspect and tests). */
@@ -524,34 +384,9 @@ export class MetricStore implements MetricProducer {
     };
   }
 
-  /**
-   * Per-entity totals of the latest collection, for the live view: key = metric name, plus
-   * `/<direction>` when the series carries `network.io.direction`; histograms contribute their count.
-   */
-  entityTotals(): Map<
-    string,
-    { attributes: Record<string, AttributeValue>; totals: Record<string, number> }
-  > {
-    const out = new Map<
-      string,
-      { attributes: Record<string, AttributeValue>; totals: Record<string, number> }
-    >();
-    for (const s of this.series()) {
-      if ((s.def.scope ?? 'entity') !== 'entity') continue;
-      const kind = String(s.attributes[ATTR_PODNET_ENTITY_KIND] ?? '');
-      const inode = String(s.attributes[ATTR_PODNET_NETNS_INODE] ?? '0');
-      const id = `${kind}:${inode}`;
-      let e = out.get(id);
-      if (!e) {
-        e = { attributes: pickEntityAttributes(s.attributes), totals: {} };
-        out.set(id, e);
-      }
-      const dir = s.attributes[ATTR_NETWORK_IO_DIRECTION];
-      const key = dir === undefined ? s.def.name : `${s.def.name}/${String(dir)}`;
-      const v = isHistogram(s.value) ? s.value.count : s.value;
-      e.totals[key] = (e.totals[key] ?? 0) + v;
-    }
-    return out;
+  /** Per-entity totals of the latest collection, for the live view (entity-totals.ts). */
+  entityTotals(): EntityTotals {
+    return entityTotals(this.series());
   }
 
   #countInvalid(metric: string, message: string): void {
@@ -562,84 +397,3 @@ export class MetricStore implements MetricProducer {
     }
   }
 }
-
-/** Why two declarations of one metric name cannot share series, or undefined when they agree. */
-export function definitionConflict(a: MetricDef, b: MetricDef): string | undefined {
-  if (a.kind !== b.kind) return `kind ${a.kind} vs ${b.kind}`;
-  if (a.unit !== b.unit) return `unit ${a.unit} vs ${b.unit}`;
-  if ((a.scope ?? 'entity') !== (b.scope ?? 'entity'))
-    return `scope ${a.scope ?? 'entity'} vs ${b.scope ?? 'entity'}`;
-  if ([...a.attributes].sort().join() !== [...b.attributes].sort().join()) return 'different attributes';
-  return undefined;
-}
-
-function sameAttributes(a: Record<string, AttributeValue>, b: Record<string, AttributeValue>): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (a[k] !== b[k]) return false;
-  return true;
-}
-
-function pickEntityAttributes(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {
-  const out: Record<string, AttributeValue> = {};
-  for (const [k, v] of Object.entries(attrs))
-    if (k.startsWith('podnet.entity.') || k.startsWith('podnet.netns.') || k.startsWith('k8s.')) out[k] = v;
-  return out;
-}
-
-function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData {
-  const descriptor = (valueType: ValueType) => ({
-    name: def.name,
-    description: def.description,
-    unit: def.unit,
-    valueType,
-  });
-  if (def.kind === 'histogram') {
-    const dataPoints: DataPoint<Histogram>[] = list.map((s) => {
-      const h = s.value as HistogramValue;
-      return {
-        startTime: s.startTime,
-        endTime: s.time,
-        attributes: s.attributes as Attributes,
-        ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
-        value: {
-          buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
-          sum: h.sum,
-          count: h.count,
-        },
-      };
-    });
-    return {
-      descriptor: descriptor(ValueType.DOUBLE),
-      aggregationTemporality: AggregationTemporality.CUMULATIVE,
-      dataPointType: DataPointType.HISTOGRAM,
-      dataPoints,
-    };
-  }
-  const allInt = list.every((s) => Number.isSafeInteger(s.value as number));
-  const dataPoints: DataPoint<number>[] = list.map((s) => ({
-    startTime: s.startTime,
-    endTime: s.time,
-    attributes: s.attributes as Attributes,
-    ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
-    value: s.value as number,
-  }));
-  const valueType = allInt ? ValueType.INT : ValueType.DOUBLE;
-  if (def.kind === 'gauge') {
-    return {
-      descriptor: descriptor(valueType),
-      aggregationTemporality: AggregationTemporality.CUMULATIVE,
-      dataPointType: DataPointType.GAUGE,
-      dataPoints,
-    };
-  }
-  return {
-    descriptor: descriptor(valueType),
-    aggregationTemporality: AggregationTemporality.CUMULATIVE,
-    dataPointType: DataPointType.SUM,
-    dataPoints,
-    isMonotonic: def.kind === 'counter',
-  };
-}
-
-export { toMetricData };

@@ -1,0 +1,130 @@
+// The store's series bookkeeping: the series it exports (`MetricSeries`), the state it keeps per series,
+// netns and probe between collections, and the series keys built from point attributes. Its own file so
+// metric-store.ts holds only the collection logic, and the carry-over (series-carry.ts) shares the types.
+import type { HrTime } from '@opentelemetry/api';
+import type { Entity } from '../pods/entity.ts';
+import type {
+  AttributeValue,
+  HistogramValue,
+  MetricDef,
+  Attributes as ProbeAttributes,
+} from '../probe/types.ts';
+import type { AttributeParts } from './attribute-parts.ts';
+
+export interface MetricSeries {
+  readonly def: MetricDef;
+  readonly attributes: Record<string, AttributeValue>;
+  /** `attributes` as its point part and entity part (attribute-parts.ts), when the store built it. */
+  readonly parts?: AttributeParts;
+  readonly value: number | HistogramValue;
+  readonly startTime: HrTime;
+  readonly time: HrTime;
+}
+
+export function hrTimeFromMs(ms: number): HrTime {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+/** Attribute part of a series key: the sorted attributes. */
+function attributesKey(attrs: ProbeAttributes): string {
+  const keys = Object.keys(attrs);
+  if (keys.length > 1) keys.sort();
+  let k = '';
+  for (const key of keys) {
+    const v = attrs[key];
+    k += `${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}\u0000`;
+  }
+  return k;
+}
+
+/** Keys of frozen attribute objects, which probes share between points and collections. */
+const frozenKeys = new WeakMap<ProbeAttributes, string>();
+
+export function cachedAttributesKey(attrs: ProbeAttributes): string {
+  if (!Object.isFrozen(attrs)) return attributesKey(attrs);
+  let k = frozenKeys.get(attrs);
+  if (k === undefined) {
+    k = attributesKey(attrs);
+    frozenKeys.set(attrs, k);
+  }
+  return k;
+}
+
+/**
+ * A series as the store keeps it between collections: created when first seen, then updated in place
+ * (value, time, start) while its probe keeps reporting it, so a steady collection allocates no key
+ * string for attribute-less points (nor for frozen, shared attribute objects) and no attribute object
+ * at all. Attribute-less series of one netns share one frozen attribute object (the entity keys).
+ */
+export interface SeriesState {
+  def: MetricDef;
+  attributes: Record<string, AttributeValue>;
+  parts: AttributeParts;
+  value: number | HistogramValue;
+  startTime: HrTime;
+  time: HrTime;
+  /** Update generation that last reported it. */
+  gen: number;
+  /**
+   * What a replaced instance of the probe had counted (counters and histograms): added to what the new
+   * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+   */
+  carry?: number | HistogramValue;
+}
+
+export interface NetnsSeries {
+  /** Attribute-less series by metric name. */
+  readonly plain: Map<string, SeriesState>;
+  /** Series with attributes: metric name → attributes key → series. */
+  readonly withAttributes: Map<string, Map<string, SeriesState>>;
+  /** Series held in `plain` and `withAttributes`. */
+  size: number;
+  gen: number;
+  seen: number;
+  entity: Entity | undefined;
+  entityAttrs: Record<string, AttributeValue>;
+  entityVersion: number;
+  /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
+  attrsChanged: number;
+}
+
+export interface ProbeSeries {
+  gen: number;
+  readonly byNetns: Map<number, NetnsSeries>;
+  latest: SeriesState[];
+  /**
+   * Counters and histograms of a replaced instance (netns → metric name NUL attributes key), taken up
+   * by the new instance's series when they first appear, until generation `carriedUntil`.
+   */
+  carried?: Map<number, Map<string, { value: number | HistogramValue; startTime: HrTime }>>;
+  carriedUntil?: number;
+}
+
+export const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) as Record<
+  string,
+  AttributeValue
+>;
+export const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES];
+
+export function isHistogram(v: number | HistogramValue): v is HistogramValue {
+  return typeof v === 'object';
+}
+
+export function validHistogram(v: HistogramValue): string | undefined {
+  if (v.counts.length !== v.boundaries.length + 1)
+    return `counts has ${v.counts.length} entries, expected boundaries.length + 1 = ${v.boundaries.length + 1}`;
+  for (let i = 1; i < v.boundaries.length; i++)
+    if (!(v.boundaries[i]! > v.boundaries[i - 1]!)) return 'boundaries are not strictly ascending';
+  return undefined;
+}
+
+export function sameAttributes(
+  a: Record<string, AttributeValue>,
+  b: Record<string, AttributeValue>,
+): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
+}
