@@ -28,6 +28,15 @@ const POD: Entity = {
   },
 };
 
+/** A named netns (`ip netns add blue`) as plain-host mode discovers it. */
+const NETNS: Entity = {
+  kind: 'netns',
+  netnsInode: 4026599998,
+  netnsPath: '/run/netns/blue',
+  netnsName: 'blue',
+  displayName: 'blue',
+};
+
 function config(endpoint: string, protocol: string): string {
   return `
 collection_interval: 200ms
@@ -61,7 +70,7 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
   describe(`OTLP ${protocol}`, () => {
     test('metrics and events arrive with the contract shape, and /metrics shows the same data', async () => {
       rx.clear();
-      const entities = new StaticEntitySource([hostEntity(), POD]);
+      const entities = new StaticEntitySource([hostEntity(), POD, NETNS]);
       const agent = await Agent.start({
         configText: config(protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint, protocol),
         specs: [],
@@ -148,6 +157,17 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
               p.resource['podnet.entity.kind'] === 'host' && p.resource['host.name'] === 'node-under-test',
           ),
         );
+        // A named netns is a Resource of its own: its kind, inode and name; no pod keys.
+        const blue = latest(
+          rx.points,
+          'podnet.synthetic.queue.length',
+          (p) => p.resource['podnet.netns.name'] === 'blue',
+        )!;
+        assert.equal(blue.resource['podnet.entity.kind'], 'netns');
+        assert.equal(blue.resource['podnet.netns.inode'], NETNS.netnsInode);
+        assert.equal(blue.resource['k8s.pod.uid'], undefined);
+        assert.equal(blue.resource['host.name'], 'node-under-test');
+        assert.deepEqual(blue.attributes, {});
         const un = latest(
           rx.points,
           'podnet.synthetic.queue.length',
