@@ -19,7 +19,8 @@ const rule = z.strictObject({
   window: duration(100, 3_600_000).default(10_000),
   /** How long the triggered capture runs. */
   duration: duration(100, 600_000).default(10_000),
-  snaplen: z.number().int().min(64).max(65535).default(128),
+  /** Bytes kept per packet, payload included; unset = the IP and transport headers only. */
+  snaplen: z.number().int().min(64).max(65535).optional(),
   /** Size cap of one triggered file. */
   max_bytes: z
     .number()

@@ -133,7 +133,8 @@ export class CaptureService implements CaptureSlots {
       const n = parse(v);
       return n === undefined || !Number.isFinite(n) || n <= 0 ? null : n;
     };
-    const snaplen = num('snaplen', Number) ?? DEFAULT_SNAPLEN;
+    // absent: headers only (no payload); a snaplen keeps that many bytes, payload included
+    const snaplen = num('snaplen', Number);
     const count = num('count', Number);
     const durationMs = num('duration', parseDurationArg);
     const maxBytes = num('max_bytes', parseBytesArg);
@@ -150,13 +151,13 @@ export class CaptureService implements CaptureSlots {
         return;
       }
     }
-    if (!Number.isInteger(snaplen) || snaplen! > c.max_snaplen) {
+    if (snaplen !== undefined && (!Number.isInteger(snaplen) || snaplen! > c.max_snaplen)) {
       json(res, 400, { error: `snaplen must be an integer up to ${c.max_snaplen} (capture.max_snaplen)` });
       return;
     }
     const filter = q.get('filter') ?? '';
     try {
-      compileFilter(filter, snaplen!);
+      compileFilter(filter, snaplen ?? DEFAULT_SNAPLEN);
     } catch (err) {
       json(res, 400, { error: (err as Error).message });
       return;
@@ -184,7 +185,7 @@ export class CaptureService implements CaptureSlots {
       session = new CaptureSession({
         netnsPath: target.netnsPath,
         filter,
-        snaplen: snaplen!,
+        snaplen: snaplen ?? undefined,
         count: count ?? undefined,
         durationMs: effDuration,
         maxBytes: effBytes,

@@ -5,6 +5,7 @@
 import koffi from 'koffi';
 import type { Logger } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
+import { headerLength } from './headers.ts';
 import { PacketSocket, type RingPacket } from './packet-socket.ts';
 import {
   encodePacket,
@@ -15,7 +16,11 @@ import {
   sectionHeader,
 } from './pcapng.ts';
 
-/** Headers of IPv4/IPv6 + TCP with options fit; most payload does not (docs/capture.md#privacy). */
+/**
+ * What the kernel keeps per packet when no snaplen is asked for: every IPv4/IPv6 + TCP header with options
+ * fits; the capture then cuts each packet after its transport header (headers.ts), so no payload is kept
+ * unless a snaplen is asked for (docs/capture.md#privacy).
+ */
 export const DEFAULT_SNAPLEN = 128;
 export const MAX_SNAPLEN = 65535;
 const STAGING = 256 * 1024;
@@ -34,7 +39,8 @@ export interface CaptureLimits {
 export interface CaptureOptions extends CaptureLimits {
   readonly netnsPath: string;
   readonly filter?: string;
-  readonly snaplen?: number;
+  /** Bytes kept per packet, payload included; unset = headers only (IP + transport header). */
+  readonly snaplen?: number | undefined;
   readonly ringBytes?: number;
   /** Receives whole pcapng blocks; returns false when it is backed up (like Writable.write). */
   readonly write: (chunk: Buffer) => boolean;
@@ -66,6 +72,7 @@ export class CaptureSession {
   readonly #ifaces = new Map<number, number>();
   readonly #ifaceNames: string[] = [];
   readonly #snaplen: number;
+  readonly #headersOnly: boolean;
   #packets = 0;
   #bytes = 0;
   #blocked = false;
@@ -82,6 +89,7 @@ export class CaptureSession {
   constructor(opts: CaptureOptions) {
     this.#opts = opts;
     this.#snaplen = opts.snaplen ?? DEFAULT_SNAPLEN;
+    this.#headersOnly = opts.snaplen === undefined;
     this.done = new Promise((r) => {
       this.#resolve = r;
     });
@@ -154,6 +162,7 @@ export class CaptureSession {
   /** Returns false when a limit is reached (the packet is not written). */
   readonly #onPacket = (p: RingPacket): boolean => {
     if (this.#limit !== undefined) return false;
+    if (this.#headersOnly) p.capLen = Math.min(p.capLen, headerLength(p));
     let id = this.#ifaces.get(p.ifindex);
     const name = id === undefined ? this.#sock.interfaceName(p.ifindex) : '';
     const idb =

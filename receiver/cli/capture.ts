@@ -15,7 +15,7 @@ interface CaptureOpts {
   netns?: string;
   host?: boolean;
   filter: string;
-  snaplen: number;
+  snaplen?: number;
   count?: number;
   duration?: number;
   maxBytes?: number;
@@ -104,7 +104,7 @@ async function captureLocal(o: CaptureOpts, spec: TargetSpec): Promise<void> {
   }
   // tcpdump's "listening on" line: from here on the socket receives (scripts wait for it)
   process.stderr.write(
-    `podnet capture: listening in ${target.description} (${target.netnsPath}), snaplen ${o.snaplen}${o.filter ? `, filter "${o.filter}"` : ''}\n`,
+    `podnet capture: listening in ${target.description} (${target.netnsPath}), ${o.snaplen === undefined ? 'headers only' : `snaplen ${o.snaplen}`}${o.filter ? `, filter "${o.filter}"` : ''}\n`,
   );
   const stop = () => void session.stop();
   process.once('SIGINT', stop);
@@ -121,7 +121,7 @@ async function captureRemote(o: CaptureOpts, spec: TargetSpec, url: string): Pro
   else if (spec.kind === 'netns') q.set('netns', spec.name);
   else q.set('host', '1');
   if (o.filter) q.set('filter', o.filter);
-  q.set('snaplen', String(o.snaplen));
+  if (o.snaplen !== undefined) q.set('snaplen', String(o.snaplen));
   if (o.count !== undefined) q.set('count', String(o.count));
   if (o.duration !== undefined) q.set('duration', `${o.duration}ms`);
   if (o.maxBytes !== undefined) q.set('max_bytes', String(o.maxBytes));
@@ -187,13 +187,12 @@ export function registerCapture(program: Command): void {
     )
     .option(
       '--snaplen <bytes>',
-      `bytes kept per packet from the IP header (default ${DEFAULT_SNAPLEN}: headers, little payload)`,
+      'bytes kept per packet from the IP header, payload included (default: the IP and transport headers only, no payload)',
       (v) => {
         const n = positiveInt('number of bytes')(v);
         if (n > MAX_SNAPLEN) throw new InvalidArgumentError(`at most ${MAX_SNAPLEN}`);
         return n;
       },
-      DEFAULT_SNAPLEN,
     )
     .option('-c, --count <n>', 'stop after n packets', positiveInt('number of packets'))
     .option('--duration <d>', 'stop after this long (10s, 500ms, 2m; bare number = seconds)', (v) => {
@@ -223,7 +222,7 @@ export function registerCapture(program: Command): void {
         fail('refusing to write pcapng to a terminal; use -w FILE or a pipe', 2);
       if (o.url) return captureRemote(o, spec, o.url);
       try {
-        compileFilter(o.filter, o.snaplen); // a bad filter fails before anything else
+        compileFilter(o.filter, o.snaplen ?? DEFAULT_SNAPLEN); // a bad filter fails before anything else
       } catch (err) {
         if (err instanceof FilterError) fail(err.message, 2);
         throw err;
