@@ -166,14 +166,24 @@ export function makeTraffic(): void {
   inNs(nsA, 'python3', '-c', PING, IP6_B, '3');
   const server = spawn('ip', ['netns', 'exec', nsB, 'iperf3', '-s', '-1', '-p', '5999'], { stdio: 'ignore' });
   try {
-    for (let i = 0; i < 50; i++) {
+    // Wait until the server listens (the kernel's socket table says so): on a loaded machine iperf3 can
+    // take seconds to start, and a client that gave up silently left the veth without its 2 MB.
+    const listening = () => inNs(nsB, 'ss', '-Hltn', 'sport = :5999').trim() !== '';
+    for (const end = Date.now() + 30_000; !listening(); execFileSync('sleep', ['0.1']))
+      if (Date.now() > end || server.exitCode !== null)
+        throw new Error('iperf3 server did not listen on 5999');
+    let last: unknown;
+    for (let i = 0; i < 3; i++) {
       try {
         inNs(nsA, 'iperf3', '-c', IP_B, '-p', '5999', '-n', '2M');
+        last = undefined;
         break;
-      } catch {
-        execFileSync('sleep', ['0.1']);
+      } catch (err) {
+        last = err;
+        execFileSync('sleep', ['0.5']);
       }
     }
+    if (last) throw new Error(`iperf3 transfer failed: ${String(last)}`);
   } finally {
     if (server.exitCode === null) server.kill('SIGKILL');
   }
