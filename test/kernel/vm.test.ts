@@ -10,9 +10,9 @@ import type { Fact } from './scenarios.ts';
 /** Whole VM run: image build on a cold cache (~10-60 s), boot and two node processes under TCG. */
 const TIMEOUT_MS = 15 * 60_000;
 
-// Inside: the CLI's JSON on one @@VM line, then the scenarios. A shared compile cache lets the second
-// node process skip compiling (and type-stripping) what the first already did.
-const SCRIPT = `export PODNET_LOG_LEVEL=warn NODE_COMPILE_CACHE=/tmp/node-compile-cache
+// Inside: the CLI's JSON on one @@VM line, then the scenarios. No NODE_COMPILE_CACHE: under TCG node once
+// died in V8's code cache ("Check failed: it->second.Size() > offset", exit 133) with it.
+const SCRIPT = `export PODNET_LOG_LEVEL=warn
 node receiver/cli/main.ts probes --json > /tmp/probes.json 2> /tmp/probes.err
 echo "@@VM {\\"probesExit\\": $?}"
 tail -c 1500 /tmp/probes.err

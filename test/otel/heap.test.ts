@@ -12,11 +12,13 @@ import { applyHeapSettings, DEFAULT_V8_FLAGS } from '../../receiver/otel/heap.ts
 const STORE = fileURLToPath(new URL('../../receiver/otel/metric-store.ts', import.meta.url));
 const HEAP = fileURLToPath(new URL('../../receiver/otel/heap.ts', import.meta.url));
 
+// The flags are set before the store's modules load (a dynamic import after the call): loading the OTel
+// SDK can itself grow the new space before a later call could stop it (seen once: 35 MB with the flag).
 const CHILD = `
 import { getHeapSpaceStatistics } from 'node:v8';
-import { MetricStore } from ${JSON.stringify(STORE)};
-import { applyHeapSettings } from ${JSON.stringify(HEAP)};
+const { applyHeapSettings } = await import(${JSON.stringify(HEAP)});
 if (process.env.APPLY === '1') applyHeapSettings();
+const { MetricStore } = await import(${JSON.stringify(STORE)});
 new MetricStore({ entities: { entities: () => [], byNetns: () => undefined, pods: () => [], onChange: () => () => {} } });
 const keep = [];
 for (let r = 0; r < 150; r++) {
