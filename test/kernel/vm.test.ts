@@ -37,7 +37,14 @@ before(
   async () => {
     try {
       image = ensureVmImage();
-      run = await bootVm({ image, script: SCRIPT, timeoutMs: TIMEOUT_MS - 60_000 });
+      run = await bootVm({ image, script: SCRIPT, timeoutMs: (TIMEOUT_MS - 60_000) / 2 });
+      // Under TCG, in full-suite runs only, node in the guest has twice died in V8 itself ("Fatal error …
+      // Check failed: it->second.Size() > offset", SIGTRAP, exit 133) — an emulation fault, not podnet's
+      // (the same image passes alone). One fresh boot then; any other failure, or a second crash, fails.
+      if (run.exit === 133 && /# Fatal error in .*\n[\s\S]*Check failed/.test(run.console)) {
+        process.stdout.write('# vm: node died in V8 under TCG (exit 133); booting once more\n');
+        run = await bootVm({ image, script: SCRIPT, timeoutMs: (TIMEOUT_MS - 60_000) / 2 });
+      }
     } catch (err) {
       error = err;
     }
