@@ -10,8 +10,7 @@ import type { Fact } from './scenarios.ts';
 /** Whole VM run: image build on a cold cache (~10-60 s), boot and two node processes under TCG. */
 const TIMEOUT_MS = 15 * 60_000;
 
-// Inside: the CLI's JSON on one @@VM line, then the scenarios. No NODE_COMPILE_CACHE: under TCG node once
-// died in V8's code cache ("Check failed: it->second.Size() > offset", exit 133) with it.
+// Inside: the CLI's JSON on one @@VM line, then the scenarios.
 const SCRIPT = `export PODNET_LOG_LEVEL=warn
 node receiver/cli/main.ts probes --json > /tmp/probes.json 2> /tmp/probes.err
 echo "@@VM {\\"probesExit\\": $?}"
@@ -37,14 +36,7 @@ before(
   async () => {
     try {
       image = ensureVmImage();
-      run = await bootVm({ image, script: SCRIPT, timeoutMs: (TIMEOUT_MS - 60_000) / 2 });
-      // Under TCG, in full-suite runs only, node in the guest has twice died in V8 itself ("Fatal error …
-      // Check failed: it->second.Size() > offset", SIGTRAP, exit 133) — an emulation fault, not podnet's
-      // (the same image passes alone). One fresh boot then; any other failure, or a second crash, fails.
-      if (run.exit === 133 && /# Fatal error in .*\n[\s\S]*Check failed/.test(run.console)) {
-        process.stdout.write('# vm: node died in V8 under TCG (exit 133); booting once more\n');
-        run = await bootVm({ image, script: SCRIPT, timeoutMs: (TIMEOUT_MS - 60_000) / 2 });
-      }
+      run = await bootVm({ image, script: SCRIPT, timeoutMs: TIMEOUT_MS - 60_000 });
     } catch (err) {
       error = err;
     }
