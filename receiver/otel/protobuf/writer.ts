@@ -1,0 +1,222 @@
+// A protobuf wire writer into one reusable buffer, for the OTLP encoders that serialize straight from
+// podnet's own data (receiver/otel/protobuf/logs.ts; shared with the metrics encoder).
+//
+// Why not protobufjs/minimal's Writer (already a dependency): it records every field as a small op object
+// in a linked list and allocates the output at finish(); at 100k+ log records per second, each with ~15
+// attributes, that is millions of short-lived objects per second, and the event export worker already
+// spent a third of its time in the garbage collector (benchmarks/RESULTS.md, section «Event pipeline:
+// sustained event rates»). This writer keeps one growing Buffer for the worker's lifetime and writes
+// bytes in place: nothing is allocated per field.
+//
+// Lengths are minimal varints, as every protobuf encoder writes them (so the bytes can be compared with
+// the SDK's serializer byte for byte): a length-delimited field reserves one byte for its length
+// (`fork`), and `ldelim` moves the body up when the length needs more (one native copyWithin; most
+// nested messages — key/values, AnyValues — are under 128 bytes and never move).
+
+/** Bytes a varint of `v` (0 ≤ v < 2^32) takes. */
+export function varintSize32(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LDELIM = 2;
+export const WIRE_FIXED32 = 5;
+
+const TWO_32 = 4294967296;
+
+export class ProtoWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialSize = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(initialSize);
+  }
+
+  /** Start a new message in the same buffer (the previous bytes must have been copied out). */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  ensure(n: number): void {
+    const need = this.pos + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** A copy of the bytes written (the buffer is reused by the next message). */
+  finish(): Uint8Array {
+    return Buffer.from(this.buf.subarray(0, this.pos));
+  }
+
+  /** The bytes written, without copying: valid until the next write or reset. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  tag(field: number, wire: number): void {
+    this.uint32((field << 3) | wire);
+  }
+
+  /** Varint of 0 ≤ v < 2^32. */
+  uint32(v: number): void {
+    this.ensure(5);
+    const b = this.buf;
+    let p = this.pos;
+    while (v > 0x7f) {
+      b[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    b[p++] = v;
+    this.pos = p;
+  }
+
+  /** Varint of an integer-valued number in the int64 range (negative: ten bytes, two's complement). */
+  int64(v: number): void {
+    if (v >= 0 && v < TWO_32) {
+      this.uint32(v);
+      return;
+    }
+    let lo: number;
+    let hi: number;
+    if (v >= 0) {
+      lo = v >>> 0;
+      hi = (v / TWO_32) >>> 0;
+    } else {
+      const a = -v;
+      lo = ~(a >>> 0) >>> 0;
+      hi = ~((a / TWO_32) >>> 0) >>> 0;
+      lo = (lo + 1) >>> 0;
+      if (lo === 0) hi = (hi + 1) >>> 0;
+    }
+    this.ensure(10);
+    const b = this.buf;
+    let p = this.pos;
+    while (hi > 0 || lo > 0x7f) {
+      b[p++] = (lo & 0x7f) | 0x80;
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>>= 7;
+    }
+    b[p++] = lo;
+    this.pos = p;
+  }
+
+  bool(v: boolean): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v ? 1 : 0;
+  }
+
+  fixed32(v: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+
+  /** fixed64 from its two 32-bit halves. */
+  fixed64Parts(lo: number, hi: number): void {
+    this.ensure(8);
+    const b = this.buf;
+    b.writeUInt32LE(lo >>> 0, this.pos);
+    b.writeUInt32LE(hi >>> 0, this.pos + 4);
+    this.pos += 8;
+  }
+
+  /** fixed64 of a non-negative integer below 2^53. */
+  fixed64(v: number): void {
+    this.fixed64Parts(v >>> 0, Math.floor(v / TWO_32));
+  }
+
+  /** fixed64 nanoseconds of `seconds` s + `nanos` ns (a time since the epoch; exact below 2^64 ns). */
+  fixed64Nanos(seconds: number, nanos: number): void {
+    // seconds × 1e9 exceeds 2^53: split seconds into 16-bit halves so every product stays exact.
+    const sLo = seconds & 0xffff;
+    const sHi = Math.floor(seconds / 0x10000);
+    const a = sLo * 1e9; // < 2^46
+    const bHi = sHi * 1e9; // < 2^53 for any time before year 2^37; × 2^16 below
+    const low = (a % TWO_32) + (bHi % 0x10000) * 0x10000 + nanos;
+    const high = Math.floor(a / TWO_32) + Math.floor(bHi / 0x10000) + Math.floor(low / TWO_32);
+    this.fixed64Parts(low >>> 0, high >>> 0);
+  }
+
+  double(v: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
+  }
+
+  /** A length-delimited UTF-8 string (without its tag). */
+  string(s: string): void {
+    const n = s.length;
+    if (n < 43) {
+      // At most 3 bytes per UTF-16 unit: the length fits one varint byte. ASCII by hand (no native call).
+      this.ensure(1 + 3 * n);
+      const b = this.buf;
+      const start = this.pos + 1;
+      let p = start;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          p = start + b.write(s, start, 'utf8');
+          break;
+        }
+        b[p++] = c;
+      }
+      b[start - 1] = p - start;
+      this.pos = p;
+      return;
+    }
+    const len = Buffer.byteLength(s, 'utf8');
+    this.uint32(len);
+    this.ensure(len);
+    this.buf.write(s, this.pos, len, 'utf8');
+    this.pos += len;
+  }
+
+  /** A length-delimited byte string (without its tag). */
+  bytes(v: Uint8Array): void {
+    this.uint32(v.length);
+    this.raw(v);
+  }
+
+  /** Bytes copied as they are (an encoded field or message kept from before). */
+  raw(v: Uint8Array): void {
+    const n = v.length;
+    this.ensure(n);
+    const b = this.buf;
+    if (n < 32) {
+      let p = this.pos;
+      for (let i = 0; i < n; i++) b[p++] = v[i]!;
+    } else b.set(v, this.pos);
+    this.pos += n;
+  }
+
+  /** Reserve the length of a length-delimited field; returns where its body starts (for `ldelim`). */
+  fork(): number {
+    this.ensure(1);
+    this.pos += 1;
+    return this.pos;
+  }
+
+  /** Write the length of the field begun by `fork` (`start` = its return value). */
+  ldelim(start: number): void {
+    const len = this.pos - start;
+    const size = varintSize32(len);
+    if (size > 1) {
+      this.ensure(size - 1);
+      this.buf.copyWithin(start + size - 1, start, this.pos);
+      this.pos += size - 1;
+    }
+    const b = this.buf;
+    let p = start - 1;
+    let v = len;
+    while (v > 0x7f) {
+      b[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    b[p] = v;
+  }
+}
