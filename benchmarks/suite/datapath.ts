@@ -14,6 +14,7 @@ import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_pro
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
+import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { enableRunTimeStats } from '../../receiver/bpf/stats.ts';
 import { type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow } from '../lib/proc.ts';
@@ -144,7 +145,12 @@ interface BpfRun {
   top: [string, number, number][];
   /** Every program of the run: name, runs, ns. */
   all: [string, number, number][];
+  /** Empty programs on net_dev_queue and sk_data_ready during the run (receiver/bpf/selftest/null.bpf.c). */
+  floor: { runs: number; ns: number };
 }
+
+/** The empty programs: attached by this process for the kernel-time phase (their floor per run). */
+const NULL_OBJECT = new URL('../../receiver/bpf/selftest/null.bpf.o', import.meta.url);
 
 function config(variant: Exclude<Variant, 'none'>, endpoint: string): Record<string, unknown> {
   return {
@@ -242,7 +248,11 @@ try {
   // BPF_STATS_RUN_TIME on (not during the interleaved rounds: the accounting itself costs two clock reads
   // per program run).
   const stats = enableRunTimeStats();
+  const floorProgs = BpfSpec.fromFile(NULL_OBJECT).load();
   try {
+    const st = floorProgs.attach();
+    if (!st.programs.every((p) => p.state === 'attached'))
+      throw new Error(`null programs not attached: ${JSON.stringify(st.programs)}`);
     const plan: { tree: 'this' | 'base'; variant: 'default' | 'all'; rep: number }[] = [];
     for (let rep = 1; rep <= statsReps; rep++) {
       if (!o.base) plan.push({ tree: 'this', variant: 'default', rep });
@@ -267,12 +277,14 @@ try {
           if (proto === 'udp') args.push('-u', '-b', '0');
           if (proto === 'udp-paced') args.push('-u', '-b', '300M');
           const b0 = bpfTotals(podnet.pid);
+          const f0 = bpfTotals(process.pid);
           const t0 = performance.now();
           // biome-ignore lint/suspicious/noExplicitAny: iperf3 JSON.
           const j = JSON.parse(await iperf(cliPod.pid, args)) as any;
           if (j.error) throw new Error(`iperf3: ${j.error}`);
           const wall = (performance.now() - t0) / 1000;
           const b1 = bpfTotals(podnet.pid);
+          const f1 = bpfTotals(process.pid);
           const sum = proto === 'tcp' ? j.end.sum_received : (j.end.sum_received ?? j.end.sum);
           const cpu = j.end.cpu_utilization_percent ?? {};
           if (proto === 'udp-paced') lostPaced.push(j.end.sum?.lost_percent ?? 0);
@@ -297,6 +309,7 @@ try {
               .sort((a, b) => b[1] - a[1])
               .slice(0, 4),
             all: perProg,
+            floor: { runs: f1.runs - f0.runs, ns: f1.ns - f0.ns },
           };
           if (!(run.iperfCpuS > 0) || !(run.bytes > 0))
             throw new Error(`iperf3 ${proto}: no CPU or bytes reported`);
@@ -310,6 +323,7 @@ try {
       }
     }
   } finally {
+    floorProgs.close();
     stats.close();
   }
 } finally {
@@ -332,6 +346,14 @@ function printStatsAB(): void {
     });
     console.log(`  ${proto.padEnd(10)} ${line.join('   ')}`);
   }
+  const fl = bpfRuns.reduce((a, b) => ({ runs: a.runs + b.floor.runs, ns: a.ns + b.floor.ns }), {
+    runs: 0,
+    ns: 0,
+  });
+  if (fl.runs > 0)
+    console.log(
+      `\nfloor: an empty tp_btf program on net_dev_queue / sk_data_ready costs ${fmt(fl.ns / fl.runs, 0)} ns per run in this accounting (${fl.runs} runs, all runs of this phase)`,
+    );
   console.log('\nns per run per program (all reps summed), "all probes":');
   for (const proto of protos) {
     console.log(`  ${proto}:`);
