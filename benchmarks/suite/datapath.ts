@@ -431,6 +431,7 @@ const bpfTable: Table = {
     'BPF ns per KB moved',
     'iperf3 client + server CPU s',
     'BPF time / iperf3 CPU (estimated cost)',
+    'of it, the per-run floor (runs × an empty program’s ns per run)',
     'top programs: ms (ns per run)',
   ],
   rows: bpfRuns
@@ -446,6 +447,9 @@ const bpfTable: Table = {
       fmt(b.bpfNs / (b.bytes / 1024), 2),
       fmt(b.iperfCpuS, 2),
       b.iperfCpuS > 0 ? `${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %` : '–',
+      b.floor.runs > 0 && b.iperfCpuS > 0
+        ? `${fmt((((b.runs * b.floor.ns) / b.floor.runs / 1e9) * 100) / b.iperfCpuS, 2)} % (${fmt(b.floor.ns / b.floor.runs, 0)} ns per run)`
+        : '–',
       b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
     ]),
 };
@@ -512,6 +516,7 @@ emitSection({
           ]
         : [];
     })(),
+    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove.',
     'The second table is independent of that noise: the in-kernel time podnet adds to the data path, measured, against the CPU time iperf3 itself reports for the same transfer (client + server, user + system, which includes the kernel network stack run in their context). BPF time / iperf3 CPU estimates the throughput cost of a CPU-bound transfer.',
   ],
   durationS: (performance.now() - started) / 1000,
