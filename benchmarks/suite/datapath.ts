@@ -516,7 +516,7 @@ emitSection({
           ]
         : [];
     })(),
-    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove.',
+    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove. The empty programs add about three runs per datagram to the path themselves (in iperf3’s CPU time, not in podnet’s BPF time: the ratio is lowered by under 2 % of itself).',
     'The second table is independent of that noise: the in-kernel time podnet adds to the data path, measured, against the CPU time iperf3 itself reports for the same transfer (client + server, user + system, which includes the kernel network stack run in their context). BPF time / iperf3 CPU estimates the throughput cost of a CPU-bound transfer.',
   ],
   durationS: (performance.now() - started) / 1000,
