@@ -4,7 +4,8 @@
 //     two workloads: bulk TCP, and TCP with 512-byte writes and TCP_NODELAY (many small packets: the
 //     per-packet hooks dominate).
 //  2. Kernel time per hook hit: BPF_STATS_RUN_TIME enabled during one extra run per workload, then
-//     run_time_ns / run_cnt of each program (bpftool -j prog show; ids recorded at load).
+//     run_time_ns / run_cnt of each program (bpftool -j prog show; ids recorded at load), and the floor:
+//     empty programs on net_dev_queue / sk_data_ready (receiver/bpf/selftest/null.bpf.c) in the same run.
 //
 //   node benchmarks/latency/overhead.ts [--rounds 3] [--seconds 3] [--only socketlatency,softirq]
 //                                        [--workloads 0,1,2] [--prefix pnt]
@@ -18,6 +19,7 @@ import { netiftxlatProbe } from '../../probes/netiftxlat/netiftxlat.ts';
 import { socketlatencyProbe } from '../../probes/socketlatency/socketlatency.ts';
 import { softirqProbe } from '../../probes/softirq/softirq.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { enableRunTimeStats } from '../../receiver/bpf/stats.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -143,9 +145,27 @@ try {
   for (const w of WORKLOADS) {
     const loaded = await loadAll();
     const stats = enableRunTimeStats();
+    const nullIds = new Set(progs().map((p) => p.id));
+    const floor = BpfSpec.fromFile(new URL('../../receiver/bpf/selftest/null.bpf.o', import.meta.url)).load();
     try {
+      floor.attach();
+      const floorIds = new Set(
+        progs()
+          .filter((p) => !nullIds.has(p.id) && p.name?.startsWith('null_'))
+          .map((p) => p.id),
+      );
+      if (floorIds.size !== 2) throw new Error(`empty programs attached: ${floorIds.size} of 2`);
       const base = new Map(progs().map((p) => [p.id, p]));
       iperf(w.args);
+      const fl = progs()
+        .filter((p) => floorIds.has(p.id))
+        .reduce(
+          (a, p) => ({
+            ns: a.ns + (p.run_time_ns ?? 0) - (base.get(p.id)?.run_time_ns ?? 0),
+            cnt: a.cnt + (p.run_cnt ?? 0) - (base.get(p.id)?.run_cnt ?? 0),
+          }),
+          { ns: 0, cnt: 0 },
+        );
       const after = progs().filter((p) => loaded.ids.has(p.id));
       console.log(`  ${w.name}:`);
       let total = 0;
@@ -159,7 +179,11 @@ try {
         );
       }
       console.log(`    total kernel time in the probes: ${(total / 1e6).toFixed(1)} ms over ${SECONDS} s`);
+      console.log(
+        `    floor: an empty program on net_dev_queue / sk_data_ready ${fl.cnt ? (fl.ns / fl.cnt).toFixed(0) : '-'} ns/hit (${fl.cnt} hits)`,
+      );
     } finally {
+      floor.close();
       stats.close();
       for (const p of loaded.probes) await p.close();
     }

@@ -6,10 +6,15 @@
 // the pods' netns (nsenter --net=/proc/<sandbox pid>/ns/net).
 //
 //   node benchmarks/suite/datapath.ts [--rounds 5] [--seconds 5] [--quick]
+//   node benchmarks/suite/datapath.ts --stats-only --base /tmp/dp-base --stats-reps 3
+//       A/B of the kernel time only: "all probes" of another checkout (a worktree of the baseline
+//       commit) and of this one, interleaved (base, this, base, this, ...), with the per-program
+//       ns per run of both; exits non-zero when a run fails.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
+import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { enableRunTimeStats } from '../../receiver/bpf/stats.ts';
 import { type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow } from '../lib/proc.ts';
@@ -26,8 +31,16 @@ const { values: o } = parseArgs({
     /** Seconds to wait after podnet is ready (start-up JIT/GC done) before measuring. */
     settle: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    /** Another checkout whose "all probes" kernel time is measured beside this one's (same run). */
+    base: { type: 'string' },
+    /** Skip the interleaved throughput rounds: only the BPF_STATS_RUN_TIME runs. */
+    'stats-only': { type: 'boolean', default: false },
+    /** Runs per variant in the kernel-time phase (the median BPF time / iperf3 CPU is reported). */
+    'stats-reps': { type: 'string' },
   },
 });
+const statsOnly = o['stats-only'] ?? false;
+const statsReps = Number(o['stats-reps'] ?? 1);
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const seconds = Number(o.seconds ?? (o.quick ? 1 : 5));
 const settleMs = Number(o.settle ?? (o.quick ? 0 : 2)) * 1000;
@@ -117,6 +130,9 @@ function bpfTotals(pid: number): {
 }
 
 interface BpfRun {
+  /** 'this' checkout, or 'base' (--base). */
+  tree: 'this' | 'base';
+  rep: number;
   variant: Variant;
   proto: Proto | 'udp-paced';
   progs: number;
@@ -127,7 +143,14 @@ interface BpfRun {
   iperfCpuS: number;
   /** Programs by BPF time in this run: name, ms, ns per run. */
   top: [string, number, number][];
+  /** Every program of the run: name, runs, ns. */
+  all: [string, number, number][];
+  /** Empty programs on net_dev_queue and sk_data_ready during the run (receiver/bpf/selftest/null.bpf.c). */
+  floor: { runs: number; ns: number };
 }
+
+/** The empty programs: attached by this process for the kernel-time phase (their floor per run). */
+const NULL_OBJECT = new URL('../../receiver/bpf/selftest/null.bpf.o', import.meta.url);
 
 function config(variant: Exclude<Variant, 'none'>, endpoint: string): Record<string, unknown> {
   return {
@@ -157,7 +180,7 @@ try {
   await sleep(500);
   // Warm-up (not recorded): caches, CPU frequency, the first TCP connection.
   await iperf(cliPod.pid, ['-c', srvPod.ip, '-p', String(PORT), '-t', '1', '-J']);
-  for (let round = 1; round <= rounds; round++) {
+  for (let round = 1; round <= (statsOnly ? 0 : rounds); round++) {
     for (const variant of VARIANTS) {
       let podnet: PodnetProc | undefined;
       if (variant !== 'none') {
@@ -225,26 +248,53 @@ try {
   // BPF_STATS_RUN_TIME on (not during the interleaved rounds: the accounting itself costs two clock reads
   // per program run).
   const stats = enableRunTimeStats();
+  const floorProgs = BpfSpec.fromFile(NULL_OBJECT).load();
   try {
-    for (const variant of ['default', 'all'] as const) {
-      const podnet = await startPodnet({ config: config(variant, env.endpoint) });
+    const st = floorProgs.attach();
+    if (!st.programs.every((p) => p.state === 'attached'))
+      throw new Error(`null programs not attached: ${JSON.stringify(st.programs)}`);
+    const plan: { tree: 'this' | 'base'; variant: 'default' | 'all'; rep: number }[] = [];
+    for (let rep = 1; rep <= statsReps; rep++) {
+      if (!o.base) plan.push({ tree: 'this', variant: 'default', rep });
+      if (o.base) plan.push({ tree: 'base', variant: 'all', rep });
+      plan.push({ tree: 'this', variant: 'all', rep });
+    }
+    for (const { tree, variant, rep } of plan) {
+      const podnet = await startPodnet({
+        config: config(variant, env.endpoint),
+        ...(tree === 'base' && o.base ? { root: o.base } : {}),
+      });
       try {
-        while ((await podnet.status()).pods < 2) await sleep(200);
+        const deadline = Date.now() + 60_000;
+        while ((await podnet.status()).pods < 2) {
+          if (Date.now() > deadline) throw new Error(`podnet (${tree}) did not discover the pods`);
+          await sleep(200);
+        }
+        await sleep(settleMs);
         // Plus UDP paced at 300 Mbit/s, which the receiver absorbs without drops: the healthy-path case.
         for (const proto of [...PROTOS, 'udp-paced'] as const) {
           const args = ['-c', srvPod.ip, '-p', String(PORT), '-t', String(seconds), '-J'];
           if (proto === 'udp') args.push('-u', '-b', '0');
           if (proto === 'udp-paced') args.push('-u', '-b', '300M');
           const b0 = bpfTotals(podnet.pid);
+          const f0 = bpfTotals(process.pid);
           const t0 = performance.now();
           // biome-ignore lint/suspicious/noExplicitAny: iperf3 JSON.
           const j = JSON.parse(await iperf(cliPod.pid, args)) as any;
+          if (j.error) throw new Error(`iperf3: ${j.error}`);
           const wall = (performance.now() - t0) / 1000;
           const b1 = bpfTotals(podnet.pid);
+          const f1 = bpfTotals(process.pid);
           const sum = proto === 'tcp' ? j.end.sum_received : (j.end.sum_received ?? j.end.sum);
           const cpu = j.end.cpu_utilization_percent ?? {};
           if (proto === 'udp-paced') lostPaced.push(j.end.sum?.lost_percent ?? 0);
-          bpfRuns.push({
+          const perProg = [...b1.byProg].map(([name, e]): [string, number, number] => {
+            const before = b0.byProg.get(name) ?? { ns: 0, runs: 0 };
+            return [name, e.runs - before.runs, e.ns - before.ns];
+          });
+          const run: BpfRun = {
+            tree,
+            rep,
             variant,
             proto,
             progs: b1.progs,
@@ -253,28 +303,84 @@ try {
             bytes: sum.bytes,
             wall,
             iperfCpuS: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100) * (sum.seconds ?? seconds),
-            top: [...b1.byProg]
-              .map(([name, e]): [string, number, number] => {
-                const before = b0.byProg.get(name) ?? { ns: 0, runs: 0 };
-                const runs = e.runs - before.runs;
-                return [name, (e.ns - before.ns) / 1e6, runs > 0 ? (e.ns - before.ns) / runs : 0];
-              })
-              .filter((x) => x[1] > 0)
+            top: perProg
+              .filter((x) => x[2] > 0)
+              .map(([name, runs, ns]): [string, number, number] => [name, ns / 1e6, runs > 0 ? ns / runs : 0])
               .sort((a, b) => b[1] - a[1])
               .slice(0, 4),
-          });
+            all: perProg,
+            floor: { runs: f1.runs - f0.runs, ns: f1.ns - f0.ns },
+          };
+          if (!(run.iperfCpuS > 0) || !(run.bytes > 0))
+            throw new Error(`iperf3 ${proto}: no CPU or bytes reported`);
+          bpfRuns.push(run);
+          console.log(
+            `stats ${tree} ${variant} rep ${rep} ${proto}: BPF ${fmt(run.bpfNs / 1e6, 1)} ms / iperf3 CPU ${fmt(run.iperfCpuS, 2)} s = ${fmt((run.bpfNs / 1e9 / run.iperfCpuS) * 100, 2)} %`,
+          );
         }
       } finally {
         await podnet.stop();
       }
     }
   } finally {
+    floorProgs.close();
     stats.close();
   }
 } finally {
   server?.kill('SIGTERM');
   await env.teardown();
 }
+
+/** The A/B report of the kernel-time phase: cost per tree and protocol, then ns per run per program. */
+function printStatsAB(): void {
+  const trees = o.base ? (['base', 'this'] as const) : (['this'] as const);
+  const protos = [...PROTOS, 'udp-paced'] as const;
+  console.log(
+    '\nBPF run time / iperf3 CPU, "all probes" (median over reps; each rep: the value of every tree)',
+  );
+  for (const proto of protos) {
+    const line = trees.map((tree) => {
+      const xs = bpfRuns.filter((b) => b.tree === tree && b.variant === 'all' && b.proto === proto);
+      const pct = xs.map((b) => (b.bpfNs / 1e9 / b.iperfCpuS) * 100);
+      return `${tree} ${fmt(median(pct), 2)} % [${pct.map((x) => fmt(x, 2)).join(', ')}]`;
+    });
+    console.log(`  ${proto.padEnd(10)} ${line.join('   ')}`);
+  }
+  const fl = bpfRuns.reduce((a, b) => ({ runs: a.runs + b.floor.runs, ns: a.ns + b.floor.ns }), {
+    runs: 0,
+    ns: 0,
+  });
+  if (fl.runs > 0)
+    console.log(
+      `\nfloor: an empty tp_btf program on net_dev_queue / sk_data_ready costs ${fmt(fl.ns / fl.runs, 0)} ns per run in this accounting (${fl.runs} runs, all runs of this phase)`,
+    );
+  console.log('\nns per run per program (all reps summed), "all probes":');
+  for (const proto of protos) {
+    console.log(`  ${proto}:`);
+    const names = new Set<string>();
+    const agg = new Map<string, { runs: number; ns: number }>();
+    for (const b of bpfRuns.filter((x) => x.variant === 'all' && x.proto === proto)) {
+      for (const [name, runs, ns] of b.all) {
+        names.add(name);
+        const k = `${b.tree} ${name}`;
+        const e = agg.get(k) ?? { runs: 0, ns: 0 };
+        e.runs += runs;
+        e.ns += ns;
+        agg.set(k, e);
+      }
+    }
+    for (const name of [...names].sort()) {
+      const cols = trees.map((tree) => {
+        const e = agg.get(`${tree} ${name}`);
+        if (!e) return `${tree} ${'-'.padStart(28)}`;
+        return `${tree} ${String(e.runs).padStart(9)} runs ${fmt(e.ns / 1e6, 1).padStart(7)} ms ${(e.runs ? fmt(e.ns / e.runs, 0) : '-').padStart(5)} ns`;
+      });
+      console.log(`    ${name.padEnd(18)} ${cols.join('   ')}`);
+    }
+  }
+}
+printStatsAB();
+if (statsOnly) process.exit(0);
 
 const rows: (string | number)[][] = [];
 const ratios = new Map<string, number[]>();
@@ -325,19 +431,27 @@ const bpfTable: Table = {
     'BPF ns per KB moved',
     'iperf3 client + server CPU s',
     'BPF time / iperf3 CPU (estimated cost)',
+    'of it, the per-run floor (runs × an empty program’s ns per run)',
     'top programs: ms (ns per run)',
   ],
-  rows: bpfRuns.map((b) => [
-    b.proto === 'udp-paced' ? `UDP 300 Mbit/s (lost ${fmt(median(lostPaced), 2)} %)` : b.proto.toUpperCase(),
-    b.variant,
-    b.progs,
-    b.runs.toLocaleString('en-US'),
-    fmt(b.bpfNs / 1e6, 1),
-    fmt(b.bpfNs / (b.bytes / 1024), 2),
-    fmt(b.iperfCpuS, 2),
-    b.iperfCpuS > 0 ? `${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %` : '–',
-    b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
-  ]),
+  rows: bpfRuns
+    .filter((b) => b.tree === 'this')
+    .map((b) => [
+      b.proto === 'udp-paced'
+        ? `UDP 300 Mbit/s (lost ${fmt(median(lostPaced), 2)} %)`
+        : b.proto.toUpperCase(),
+      b.variant,
+      b.progs,
+      b.runs.toLocaleString('en-US'),
+      fmt(b.bpfNs / 1e6, 1),
+      fmt(b.bpfNs / (b.bytes / 1024), 2),
+      fmt(b.iperfCpuS, 2),
+      b.iperfCpuS > 0 ? `${fmt((b.bpfNs / 1e9 / b.iperfCpuS) * 100, 2)} %` : '–',
+      b.floor.runs > 0 && b.iperfCpuS > 0
+        ? `${fmt((((b.runs * b.floor.ns) / b.floor.runs / 1e9) * 100) / b.iperfCpuS, 2)} % (${fmt(b.floor.ns / b.floor.runs, 0)} ns per run)`
+        : '–',
+      b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
+    ]),
 };
 const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
   const name = variant === 'default' ? 'default probes' : 'all probes';
@@ -349,7 +463,7 @@ const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
   });
   const resolvable = per.every((x) => Number.isFinite(x.noise) && x.noise < limit / 100);
   const worst = Math.min(...per.map((x) => x.ratio));
-  const est = bpfRuns.filter((b) => b.variant === variant && b.iperfCpuS > 0);
+  const est = bpfRuns.filter((b) => b.tree === 'this' && b.variant === variant && b.iperfCpuS > 0);
   // The target is judged on paths that do not drop (TCP, UDP paced); UDP flooding a socket is shown too.
   const healthy = est.filter((b) => b.proto !== 'udp');
   const estWorst = Math.max(...healthy.map((b) => b.bpfNs / 1e9 / b.iperfCpuS));
@@ -402,6 +516,7 @@ emitSection({
           ]
         : [];
     })(),
+    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove. The empty programs add about three runs per datagram to the path themselves (in iperf3’s CPU time, not in podnet’s BPF time: the ratio is lowered by under 2 % of itself).',
     'The second table is independent of that noise: the in-kernel time podnet adds to the data path, measured, against the CPU time iperf3 itself reports for the same transfer (client + server, user + system, which includes the kernel network stack run in their context). BPF time / iperf3 CPU estimates the throughput cost of a CPU-bound transfer.',
   ],
   durationS: (performance.now() - started) / 1000,

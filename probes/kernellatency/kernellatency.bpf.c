@@ -100,12 +100,12 @@ static __always_inline int kl_on_rx_socket(int btf, const struct sock *sk)
 	struct kl_rx *s = bpf_map_lookup_elem(&kl_rx_slot, &z);
 	if (!s || !s->ts)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 lat = now - s->ts;
+	__u64 start = s->ts;
 	s->ts = 0;
 	__u16 fam = PN_RD(btf, sk, __sk_common.skc_family);
 	if (fam != 2 && fam != 10)
-		return 0;
+		return 0; /* before the clock read: only inet sockets are measured */
+	__u64 lat = bpf_ktime_get_ns() - start;
 	__u8 proto = PN_RD(btf, sk, sk_protocol);
 	struct kl_key k = { .netns = pn_sk_netns_rd(btf, sk), .dir = KL_RX, .l4proto = proto };
 	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);

@@ -59,6 +59,8 @@ struct sl_state {
 	__u32 write_mark; /* tcp write_seq when the pending write started */
 	__u32 write_pid;
 	char write_comm[16];
+	__u32 netns; /* the socket's netns inode, read once when the state is created (a socket never moves) */
+	__u32 pad;
 };
 
 /* Socket-local storage: lives and dies with the socket (no pointer-keyed table, nothing to clean up). */
@@ -97,6 +99,14 @@ static __always_inline struct sl_state *sl_state_get(const struct sock *sk, int 
 	return bpf_sk_storage_get(&sl_socks, (struct sock *)sk, NULL, create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 }
 
+/* The creating hooks (sl_data_ready, sl_sendmsg) fill the cached netns; the per-read / per-segment
+ * hooks then use it instead of walking sk->sk_net->ns every time. */
+static __always_inline void sl_state_netns(struct sl_state *st, const struct sock *sk)
+{
+	if (!st->netns)
+		st->netns = pn_sk_netns_btf(sk);
+}
+
 static __always_inline void sl_emit(const struct sock *sk, __u32 type, __u32 netns, __u64 wait, __u8 proto,
 				    __u32 pid, const char *comm)
 {
@@ -125,8 +135,10 @@ int BPF_PROG(sl_data_ready, const struct sock *sk)
 	if (sk->__sk_common.skc_state == SL_TCP_LISTEN && proto == SL_IPPROTO_TCP)
 		return 0;
 	struct sl_state *st = sl_state_get(sk, 1);
-	if (st && !st->read_ts)
+	if (st && !st->read_ts) {
 		st->read_ts = bpf_ktime_get_ns();
+		sl_state_netns(st, sk);
+	}
 	return 0;
 }
 
@@ -142,12 +154,14 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 	__u8 proto = sk->sk_protocol;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 wait = now - st->read_ts;
-	/* data left behind waits from now on (UDP reads from reader_queue, refilled from sk_receive_queue) */
+	/* data left behind waits from now on (UDP reads from reader_queue, refilled from sk_receive_queue);
+	 * only whether anything is left matters, so the reader_queue (a probe read: past struct sock) is
+	 * read only when the receive queue is empty */
 	__u32 left = sk->sk_receive_queue.qlen;
-	if (proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
-		left += BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
+	if (!left && proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
+		left = BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
 	st->read_ts = left ? now : 0;
-	struct sl_key key = { .netns = pn_sk_netns_btf(sk), .dir = SL_READ, .l4proto = proto };
+	struct sl_key key = { .netns = st->netns, .dir = SL_READ, .l4proto = proto };
 	pn_hist_add_watched(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = key.netns;
 	if (wait > cfg_slow_ns) {
@@ -165,6 +179,7 @@ int BPF_PROG(sl_sendmsg, const struct sock *sk, const struct msghdr *msg, const 
 	if (!st || st->write_ts)
 		return 0;
 	st->write_ts = bpf_ktime_get_ns();
+	sl_state_netns(st, sk);
 	st->write_mark = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 	st->write_pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(st->write_comm, sizeof(st->write_comm));
@@ -201,7 +216,7 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		return 0; /* older data (e.g. a retransmit) */
 	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
 	st->write_ts = 0;
-	struct sl_key hkey = { .netns = pn_sk_netns_btf(sk), .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
+	struct sl_key hkey = { .netns = st->netns, .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
 	pn_hist_add_watched(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = hkey.netns;
 	if (wait > cfg_slow_ns) {

@@ -72,15 +72,17 @@ export const slKey = {
   pad: (v: DataView, o: number): number => v.getUint16(o + 6, true),
 } as const;
 
-/** `struct sl_state` (40 bytes): byte offset of each field. */
+/** `struct sl_state` (48 bytes): byte offset of each field. */
 export const SL_STATE = {
   read_ts: 0, // __u64 (8 B)
   write_ts: 8, // __u64 (8 B)
   write_mark: 16, // __u32 (4 B)
   write_pid: 20, // __u32 (4 B)
   write_comm: 24, // char[16] (16 B)
+  netns: 40, // __u32 (4 B)
+  pad: 44, // __u32 (4 B)
 } as const;
-export const SL_STATE_SIZE = 40;
+export const SL_STATE_SIZE = 48;
 /** Readers of `struct sl_state` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
 export const slState = {
   read_ts: (v: DataView, o: number): bigint => v.getBigUint64(o, true),
@@ -88,6 +90,8 @@ export const slState = {
   write_mark: (v: DataView, o: number): number => v.getUint32(o + 16, true),
   write_pid: (v: DataView, o: number): number => v.getUint32(o + 20, true),
   write_comm: (v: DataView, o: number): string => chars(v, o + 24, 16),
+  netns: (v: DataView, o: number): number => v.getUint32(o + 40, true),
+  pad: (v: DataView, o: number): number => v.getUint32(o + 44, true),
 } as const;
 
 /** A NUL-terminated char array of at most `max` bytes. */
