@@ -402,7 +402,7 @@ async function main(): Promise<void> {
   };
   for (const b of selected) {
     const args = o.quick ? b.quickArgs : b.args;
-    process.stderr.write(`\n=== ${b.id}: node ${[b.file, ...args].join(' ')}\n`);
+    process.stderr.write(`\n=== ${b.id}: node ${[...(b.nodeArgs ?? []), b.file, ...args].join(' ')}\n`);
     if (b.optional && !existsSync(`${ROOT}${b.file}`)) {
       process.stderr.write(`=== ${b.id}: skipped (${b.file} not there)\n`);
       continue;
