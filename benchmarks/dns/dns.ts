@@ -101,8 +101,9 @@ try {
       const m1 = machineTicks();
       const load = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { sent: number; answered: number };
       const arrived = udpArrived(pod.side.name) - udp0;
-      const runs = programs().reduce((a, p) => a + p.runs, 0);
-      const ns = programs().reduce((a, p) => a + p.runTimeNs, 0);
+      const progs = programs(); // one read of every program's counters
+      const runs = progs.reduce((a, p) => a + p.runs, 0);
+      const ns = progs.reduce((a, p) => a + p.runTimeNs, 0);
       const phase: Phase = {
         name,
         sent: load.sent,
