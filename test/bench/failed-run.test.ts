@@ -17,12 +17,14 @@ const dir = mkdtempSync(join(tmpdir(), 'pnk-bench-fail-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const FINISH = new URL('../../benchmarks/lib/finish.ts', import.meta.url).pathname;
 
-/** Runs a tiny benchmark that ends with finish(figures, failures). */
-function runFinish(failures: string[]): Outcome {
-  const file = join(dir, `b${failures.length}.ts`);
+/** Runs a tiny benchmark that ends with finish(figures, failures), or finishSection(section, failures). */
+function runFinish(failures: string[], section?: Section): Outcome {
+  const file = join(dir, `b${failures.length}${section ? 's' : ''}.ts`);
   writeFileSync(
     file,
-    `import { finish } from ${JSON.stringify(FINISH)};\nfinish('| x | 42 |', ${JSON.stringify(failures)});\n`,
+    section
+      ? `import { finishSection } from ${JSON.stringify(FINISH)};\nfinishSection(${JSON.stringify(section)}, ${JSON.stringify(failures)});\n`
+      : `import { finish } from ${JSON.stringify(FINISH)};\nfinish('| x | 42 |', ${JSON.stringify(failures)});\n`,
   );
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
@@ -119,4 +121,25 @@ test('a suite section that printed its tables and then exited 1 keeps none of th
   });
   assert.doesNotMatch(md, /12345|\*\*met\*\*/);
   assert.match(md, /No figure of this run is recorded: it failed\./);
+});
+
+test('finishSection(): the result line only from a passing run', () => {
+  const section: Section = {
+    id: 'x',
+    title: 'Suite x',
+    commands: ['node x.ts'],
+    tables: [{ headers: ['a'], rows: [[777]] }],
+    targets: [],
+    notes: [],
+  };
+  const ok = runFinish([], section);
+  assert.equal(ok.code, 0);
+  assert.equal(toSection(bench(true), [], ok).tables[0]?.rows[0]?.[0], 777);
+  const bad = runFinish(['unaccounted 3'], section);
+  assert.equal(bad.code, 1);
+  assert.ok(!bad.stdout.includes(MARK), bad.stdout);
+  assert.match(bad.stderr, /777/);
+  const s = toSection(bench(true), [], bad);
+  assert.equal(s.error, 'exited with code 1: unaccounted 3');
+  assert.deepEqual(s.tables, []);
 });
