@@ -365,17 +365,39 @@ async function main(): Promise<void> {
   const unknown = only?.filter((id) => !BENCHES.some((b) => b.id === id)) ?? [];
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; --list shows the ids`);
   const selected = BENCHES.filter((b) => !only || only.includes(b.id));
+  const { failed } = await runSuite({
+    benches: selected,
+    quick: o.quick,
+    out: o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`,
+    merge: only !== undefined && o.merge,
+    command: `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`,
+  });
+  if (failed.length) process.exitCode = 1;
+}
+
+export interface SuiteOptions {
+  readonly benches: readonly Bench[];
+  readonly quick: boolean;
+  /** RESULTS.md path; RESULTS.json is written next to it. */
+  readonly out: string;
+  /** Keep the sections of other benchmarks from RESULTS.json (run.ts --only). */
+  readonly merge: boolean;
+  readonly command: string;
+}
+
+/** Runs `benches` one after the other and writes the results after each; returns the ids that failed. */
+export async function runSuite(o: SuiteOptions): Promise<{ failed: string[] }> {
   const machine = machineInfo();
   const t0 = performance.now();
-  const out = o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`;
+  const { out, command } = o;
   const jsonOut = `${out.replace(/\.md$/, '')}.json`;
-  const command = `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`;
+  const order = [...BENCHES, ...o.benches.filter((b) => !BENCHES.includes(b))];
   // Sections measured by an earlier run, kept when only some benchmarks are re-run. Read again at every
   // write, so that a second invocation writing the same file meanwhile keeps its sections (and the overlap
   // of the two shows beside the figures, benchmarks/lib/results.ts `overlapping`).
   const previous = (): Map<string, Section> => {
     const m = new Map<string, Section>();
-    if (!only || !o.merge || !existsSync(jsonOut)) return m;
+    if (!o.merge || !existsSync(jsonOut)) return m;
     try {
       const j = JSON.parse(readFileSync(jsonOut, 'utf8')) as { sections: Section[] };
       for (const s of j.sections) m.set(s.id, s);
@@ -387,7 +409,7 @@ async function main(): Promise<void> {
   const fresh = new Map<string, Section>();
   const write = (): void => {
     const kept = previous();
-    const sections = BENCHES.flatMap((b) => {
+    const sections = order.flatMap((b) => {
       const s = fresh.get(b.id) ?? kept.get(b.id);
       return s ? [s] : [];
     });
@@ -400,7 +422,7 @@ async function main(): Promise<void> {
     atomic(out, renderResults(machine, sections, { command, quick: o.quick, durationS }));
     atomic(jsonOut, `${JSON.stringify({ machine, command, sections }, null, 1)}\n`);
   };
-  for (const b of selected) {
+  for (const b of o.benches) {
     const args = o.quick ? b.quickArgs : b.args;
     process.stderr.write(`\n=== ${b.id}: node ${[...(b.nodeArgs ?? []), b.file, ...args].join(' ')}\n`);
     if (b.optional && !existsSync(`${ROOT}${b.file}`)) {
@@ -437,7 +459,7 @@ async function main(): Promise<void> {
   process.stderr.write(
     `\nwrote ${out}: ${fresh.size} benchmark(s) in series in ${Math.round((performance.now() - t0) / 1000)} s${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`,
   );
-  if (failed.length) process.exitCode = 1;
+  return { failed };
 }
 
 if (import.meta.main) await main();
