@@ -50,7 +50,9 @@ const START = /benchmarks\/RESULTS\.md,\s+«/g;
 
 const lineAt = (text: string, index: number): number => text.slice(0, index).split('\n').length;
 
-export function quotesIn(file: string, text: string): { quotes: Quote[]; malformed: QuoteProblem[] } {
+export function quotesIn(file: string, markdown: string): { quotes: Quote[]; malformed: QuoteProblem[] } {
+  // inline code shows the form, it does not quote (blanked, so positions and lines stay)
+  const text = markdown.replace(/`[^`\n]*`/g, (m) => ' '.repeat(m.length));
   const quotes: Quote[] = [];
   const at = new Set<number>();
   for (const m of text.matchAll(QUOTE)) {

@@ -55,6 +55,7 @@ test('a stale, unknown, malformed or failed-run quote is reported', () => {
     'pending: (benchmarks/RESULTS.md, «D», not yet run).',
     'pending, but has run: (benchmarks/RESULTS.md, «A: passed», not yet run).',
     'malformed: 1 (benchmarks/RESULTS.md, «A: passed», 2026-12-07; load 3).',
+    'in code, the form only: `(benchmarks/RESULTS.md, «section», date)`.',
   ].join('\n');
   const { quotes, malformed } = quotesIn('doc.md', doc);
   const got = quotes.map((q) => [q.line, checkQuote(q, sections) ?? 'ok']);
