@@ -21,17 +21,17 @@ test('every benchmark figure quoted in the docs names a RESULTS.md section and t
   // the docs this was written for quote some (a checker that finds none checks nothing)
   for (const f of ['docs/probes-ebpf.md', 'docs/receiver.md', 'docs/pods.md', 'docs/deploy.md'])
     assert.ok(
-      quotes.some((q) => q.file === f),
-      `${f} quotes no RESULTS.md section`,
+      quotes.some((q) => q.file === f && q.date !== undefined),
+      `${f} quotes no RESULTS.md section with its date`,
     );
-  for (const q of quotes.filter((q) => !q.date))
+  for (const q of quotes.filter((q) => q.pending))
     assert.ok(
       BENCHES.some((b) => b.title === q.title),
       `${q.file}:${q.line}: «${q.title}» is not a benchmark of benchmarks/run.ts`,
     );
 });
 
-test('a stale, unknown, malformed or failed-run quote is reported', () => {
+test('a stale, unknown, undated or failed-run quote is reported', () => {
   const results = [
     '# podnet benchmark results',
     '## A: passed',
@@ -54,23 +54,35 @@ test('a stale, unknown, malformed or failed-run quote is reported', () => {
     'passed, said failed: (benchmarks/RESULTS.md, «A: passed», 2026-12-07, failed).',
     'pending: (benchmarks/RESULTS.md, «D», not yet run).',
     'pending, but has run: (benchmarks/RESULTS.md, «A: passed», not yet run).',
-    'malformed: 1 (benchmarks/RESULTS.md, «A: passed», 2026-12-07; load 3).',
+    'undated, other form: 1, benchmarks/RESULTS.md, section «A: passed».',
+    'other form, stale: 1, benchmarks/RESULTS.md, section «A: passed», 2026-12-01.',
     'in code, the form only: `(benchmarks/RESULTS.md, «section», date)`.',
   ].join('\n');
-  const { quotes, malformed } = quotesIn('doc.md', doc);
-  const got = quotes.map((q) => [q.line, checkQuote(q, sections) ?? 'ok']);
-  assert.deepEqual(got, [
-    [1, 'ok'],
-    [3, 'section «A: passed» ran on 2026-12-07, the quote says 2026-12-02: update the figures and the date'],
-    [4, 'no section «C» in benchmarks/RESULTS.md'],
-    [5, 'ok'],
-    [6, 'section «B: failed» failed: quote no figure of it (say ", failed")'],
-    [7, 'section «A: passed» passed: its figures can be quoted now'],
-    [8, 'ok'],
-    [9, 'section «A: passed» has run (2026-12-07): quote its figures and date'],
-  ]);
+  const quotes = quotesIn('doc.md', doc);
   assert.deepEqual(
-    malformed.map((m) => m.quote.line),
-    [10],
+    quotes.map((q) => [q.line, checkQuote(q, sections) ?? 'ok']),
+    [
+      [1, 'ok'],
+      [
+        3,
+        'section «A: passed» ran on 2026-12-07, the quote says 2026-12-02: update the figures and the date',
+      ],
+      [4, 'no section «C» in benchmarks/RESULTS.md'],
+      [5, 'ok'],
+      [6, 'section «B: failed» failed: quote no figure of it (say ", failed")'],
+      [7, 'section «A: passed» passed: its figures can be quoted now'],
+      [8, 'ok'],
+      [9, 'section «A: passed» has run (2026-12-07): quote its figures and date'],
+      [10, 'ok'],
+      [
+        11,
+        'section «A: passed» ran on 2026-12-07, the quote says 2026-12-01: update the figures and the date',
+      ],
+    ],
+  );
+  // --strict: a quote must carry its date
+  assert.equal(
+    checkQuote(quotes[8]!, sections, true),
+    'undated: section «A: passed» ran on 2026-12-07; say so',
   );
 });
