@@ -8,12 +8,15 @@
 //
 // Suite benchmarks print one `@@podnet-bench@@ {Section}` line (benchmarks/lib/results.ts); per-area
 // benchmarks print their own format, which goes into RESULTS.md as is. A benchmark that fails or times
-// out becomes a section with the error and the rest still runs. Needs root (netns, BPF, containerd).
+// out becomes a section with its error and no figures, the rest still runs, and the suite exits 1. The
+// benchmarks run one after the other; the total time is printed at the end and written into RESULTS.md.
+// Needs root (netns, BPF, containerd).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { failureLines } from './lib/finish.ts';
 import { machineInfo } from './lib/machine.ts';
 import { CLK_TCK, cpuSeconds, machineTicks } from './lib/proc.ts';
 import { parseSection, renderResults, type Section } from './lib/results.ts';
@@ -197,6 +200,8 @@ export const BENCHES: readonly Bench[] = [
     quickArgs: ['--pods', '3', '--rounds', '3'],
     suite: false,
     timeoutS: 900,
+    // it measures the heap a registry holds with gc() before and after
+    nodeArgs: ['--expose-gc'],
   },
   {
     id: 'peers',
@@ -257,7 +262,7 @@ export const BENCHES: readonly Bench[] = [
   },
 ];
 
-interface Outcome {
+export interface Outcome {
   stdout: string;
   stderr: string;
   code: number | null;
@@ -300,28 +305,35 @@ function runChild(b: Bench, args: readonly string[]): Promise<Outcome> {
 
 const tail = (s: string, n: number): string => s.trimEnd().split('\n').slice(-n).join('\n');
 
-function toSection(b: Bench, args: readonly string[], r: Outcome): Section {
+/**
+ * What run.ts records of one run. A failed run (non-zero exit, time-out, or no result line) keeps its
+ * command and its error, and none of its figures: no table, target, note or output, since they come from
+ * a run whose checks did not hold (benchmarks/lib/finish.ts prints them to stderr, marked as such).
+ */
+export function toSection(b: Bench, args: readonly string[], r: Outcome): Section {
   const command = `node ${[...(b.nodeArgs ?? []), b.file, ...args].join(' ')}`;
+  const parsed = b.suite ? parseSection(r.stdout) : undefined;
   const failed = r.timedOut
     ? `timed out after ${b.timeoutS} s`
     : r.code !== 0
       ? `exited with code ${r.code}`
-      : undefined;
-  if (b.suite) {
-    const s = parseSection(r.stdout);
-    if (s && !failed) return { ...s, durationS: r.seconds };
+      : b.suite && !parsed
+        ? 'no result line'
+        : undefined;
+  if (failed) {
+    const reasons = failureLines(r.stderr);
     return {
       id: b.id,
-      title: s?.title ?? b.title,
+      title: parsed?.title ?? b.title,
       commands: [command],
-      tables: s?.tables ?? [],
-      targets: s?.targets ?? [],
-      notes: s?.notes ?? [],
-      error: `${failed ?? 'no result line'}: ${tail(r.stderr, 5)}`,
-      raw: tail(r.stdout, 40),
+      tables: [],
+      targets: [],
+      notes: [],
+      error: `${failed}: ${reasons.length ? reasons.join('; ') : tail(r.stderr, 5)}`,
       durationS: r.seconds,
     };
   }
+  if (parsed) return { ...parsed, durationS: r.seconds };
   return {
     id: b.id,
     title: b.title,
@@ -330,7 +342,6 @@ function toSection(b: Bench, args: readonly string[], r: Outcome): Section {
     targets: [],
     notes: [`Written and maintained with its area (\`${b.file}\`); its output is copied below as printed.`],
     raw: tail(r.stdout, 120),
-    ...(failed ? { error: `${failed}: ${tail(r.stderr, 5)}` } : {}),
     durationS: r.seconds,
   };
 }
@@ -354,34 +365,66 @@ async function main(): Promise<void> {
   const unknown = only?.filter((id) => !BENCHES.some((b) => b.id === id)) ?? [];
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; --list shows the ids`);
   const selected = BENCHES.filter((b) => !only || only.includes(b.id));
+  const { failed } = await runSuite({
+    benches: selected,
+    quick: o.quick,
+    out: o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`,
+    merge: only !== undefined && o.merge,
+    command: `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`,
+  });
+  if (failed.length) process.exitCode = 1;
+}
+
+export interface SuiteOptions {
+  readonly benches: readonly Bench[];
+  readonly quick: boolean;
+  /** RESULTS.md path; RESULTS.json is written next to it. */
+  readonly out: string;
+  /** Keep the sections of other benchmarks from RESULTS.json (run.ts --only). */
+  readonly merge: boolean;
+  readonly command: string;
+}
+
+/** Runs `benches` one after the other and writes the results after each; returns the ids that failed. */
+export async function runSuite(o: SuiteOptions): Promise<{ failed: string[] }> {
   const machine = machineInfo();
   const t0 = performance.now();
-  const out = o.out.startsWith('/') ? o.out : `${ROOT}${o.out}`;
+  const { out, command } = o;
   const jsonOut = `${out.replace(/\.md$/, '')}.json`;
-  const command = `node benchmarks/run.ts${o.quick ? ' --quick' : ''}${o.only ? ` --only ${o.only}` : ''}`;
-  // Sections measured by an earlier run, kept when only some benchmarks are re-run.
-  const previous = new Map<string, Section>();
-  if (only && o.merge && existsSync(jsonOut)) {
+  const order = [...BENCHES, ...o.benches.filter((b) => !BENCHES.includes(b))];
+  // Sections measured by an earlier run, kept when only some benchmarks are re-run. Read again at every
+  // write, so that a second invocation writing the same file meanwhile keeps its sections (and the overlap
+  // of the two shows beside the figures, benchmarks/lib/results.ts `overlapping`).
+  const previous = (): Map<string, Section> => {
+    const m = new Map<string, Section>();
+    if (!o.merge || !existsSync(jsonOut)) return m;
     try {
       const j = JSON.parse(readFileSync(jsonOut, 'utf8')) as { sections: Section[] };
-      for (const s of j.sections) previous.set(s.id, s);
+      for (const s of j.sections) m.set(s.id, s);
     } catch {
-      // unreadable: start afresh
+      // unreadable (or being written): keep what this run measured
     }
-  }
+    return m;
+  };
   const fresh = new Map<string, Section>();
   const write = (): void => {
-    const sections = BENCHES.flatMap((b) => {
-      const s = fresh.get(b.id) ?? previous.get(b.id);
+    const kept = previous();
+    const sections = order.flatMap((b) => {
+      const s = fresh.get(b.id) ?? kept.get(b.id);
       return s ? [s] : [];
     });
     const durationS = (performance.now() - t0) / 1000;
-    writeFileSync(out, renderResults(machine, sections, { command, quick: o.quick, durationS }));
-    writeFileSync(jsonOut, `${JSON.stringify({ machine, command, sections }, null, 1)}\n`);
+    // Written whole then renamed, so a concurrent invocation never reads half a file.
+    const atomic = (file: string, text: string): void => {
+      writeFileSync(`${file}.${process.pid}.tmp`, text);
+      renameSync(`${file}.${process.pid}.tmp`, file);
+    };
+    atomic(out, renderResults(machine, sections, { command, quick: o.quick, durationS }));
+    atomic(jsonOut, `${JSON.stringify({ machine, command, sections }, null, 1)}\n`);
   };
-  for (const b of selected) {
+  for (const b of o.benches) {
     const args = o.quick ? b.quickArgs : b.args;
-    process.stderr.write(`\n=== ${b.id}: node ${[b.file, ...args].join(' ')}\n`);
+    process.stderr.write(`\n=== ${b.id}: node ${[...(b.nodeArgs ?? []), b.file, ...args].join(' ')}\n`);
     if (b.optional && !existsSync(`${ROOT}${b.file}`)) {
       process.stderr.write(`=== ${b.id}: skipped (${b.file} not there)\n`);
       continue;
@@ -412,8 +455,11 @@ async function main(): Promise<void> {
     // Write after every benchmark so an interrupted run still leaves what it measured.
     write();
   }
-  process.stderr.write(`\nwrote ${out}\n`);
-  if ([...fresh.values()].some((s) => s.error)) process.exitCode = 1;
+  const failed = [...fresh.values()].filter((s) => s.error).map((s) => s.id);
+  process.stderr.write(
+    `\nwrote ${out}: ${fresh.size} benchmark(s) in series in ${Math.round((performance.now() - t0) / 1000)} s${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`,
+  );
+  return { failed };
 }
 
 if (import.meta.main) await main();

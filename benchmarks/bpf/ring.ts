@@ -6,7 +6,7 @@
 // Reports: events received vs the kernel's per-netns drop counter (zero loss = equal, and the ring's
 // reserve-failure counter stays 0), events/s, node CPU per event, event-loop delay (max, p99) during the
 // burst (perf_hooks.monitorEventLoopDelay), and the reader's CPU while idle. Results go to stdout as
-// human-readable lines and one JSON line.
+// human-readable lines and one JSON line, only when no event was lost (benchmarks/lib/finish.ts: else exit 1).
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { openEventRing } from '../../receiver/bpf/ringbuf.ts';
 import { decodeDrop, dropOnly, SELFTEST_OBJECT } from '../../test/bpf/selftest-object.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
+import { finish } from '../lib/finish.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +41,8 @@ const coll = BpfSpec.fromFile(SELFTEST_OBJECT).load(
     { maxEntries: { pn_events: Number(args['ring-mb']) * 1024 * 1024 } },
   ),
 );
+const lines: string[] = [];
+const failures: string[] = [];
 try {
   const st = coll.attach();
   if (st.state !== 'running') throw new Error(`selftest not running: ${st.reason}`);
@@ -137,27 +140,31 @@ try {
     reader: { ...ring.stats },
     checksum,
   };
-  console.log(`ring benchmark (wake=${wake}, ring ${ring.size >> 20} MiB)`);
-  console.log(
+  lines.push(`ring benchmark (wake=${wake}, ring ${ring.size >> 20} MiB)`);
+  lines.push(
     `  sent ${result.sent} datagrams at ${result.senderPps} pkt/s; kernel: Udp NoPorts ${kernelNoPorts}, drops in netns ${kernelDrops}`,
   );
-  console.log(
+  lines.push(
     `  events received ${received} in the burst (${receivedTotal} since start), ring lost ${lost} → zero loss: ${result.zeroLoss}`,
   );
-  console.log(`  ${result.eventsPerSecond} events/s, ${result.cpuMicrosPerEvent} µs node CPU per event`);
-  console.log(
+  lines.push(`  ${result.eventsPerSecond} events/s, ${result.cpuMicrosPerEvent} µs node CPU per event`);
+  lines.push(
     `  event loop delay during burst: max ${result.eventLoopDelayMaxMs} ms, p99 ${result.eventLoopDelayP99Ms} ms; longest reader turn ${ring.stats.maxTurnMs.toFixed(2)} ms wall / ${ring.stats.maxTurnCpuMs.toFixed(2)} ms CPU`,
   );
-  console.log(`  idle: ${result.idleCpuPercent} % CPU over ${result.idleSeconds} s`);
-  console.log(JSON.stringify(result));
-  ring.close();
+  lines.push(`  idle: ${result.idleCpuPercent} % CPU over ${result.idleSeconds} s`);
+  lines.push(JSON.stringify(result));
   if (result.eventLoopDelayMaxMs > 50) {
-    console.log(
+    lines.push(
       `  note: event-loop delay max above 50 ms; compare with the reader's longest turn (CPU) and the load average (${result.loadAverage1m})`,
     );
   }
-  if (!result.zeroLoss) process.exitCode = 1;
+  ring.close();
+  if (!result.zeroLoss)
+    failures.push(
+      `events lost: received ${receivedTotal} of ${kernelDrops} kernel drops, ring reserve failures ${lost}`,
+    );
 } finally {
   coll.close();
   pair.cleanup();
 }
+finish(lines.join('\n'), failures);

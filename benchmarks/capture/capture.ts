@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { type CaptureResult, CaptureSession } from '../../receiver/capture/session.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
 import { flood, removeFlood } from '../ebpf/flood.ts';
+import { finish } from '../lib/finish.ts';
 
 const quick = process.argv.includes('--quick');
 removeStaleNetns('pncb');
@@ -182,9 +183,4 @@ try {
   removeFlood();
   rmSync(dir, { recursive: true, force: true });
 }
-process.stdout.write(`${lines.join('\n')}\n`);
-if (fail.length) {
-  process.stderr.write(`capture benchmark failed:\n${fail.join('\n')}\n`);
-  process.exit(1);
-}
-process.exit(0);
+finish(lines.join('\n'), fail);

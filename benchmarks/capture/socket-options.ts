@@ -11,6 +11,7 @@ import { compileFilter } from '../../receiver/capture/pcap-filter.ts';
 import { socketInNetns } from '../../receiver/netns/setns.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
 import { flood, removeFlood } from '../ebpf/flood.ts';
+import { finish } from '../lib/finish.ts';
 
 const quick = process.argv.includes('--quick');
 const COUNT = quick ? 20_000 : 300_000;
@@ -93,9 +94,10 @@ async function perPacket(): Promise<Outcome> {
   return { packets, drops: st.readUInt32LE(4), cpuUs: c.user + c.system, sentPps: f.sent / f.seconds };
 }
 
-let failed = false;
+const failures: string[] = [];
+const out: string[] = [];
 try {
-  const out: string[] = [`## capture socket options (${COUNT} datagrams of 64 B, unpaced sendmmsg flood)`];
+  out.push(`## capture socket options (${COUNT} datagrams of 64 B, unpaced sendmmsg flood)`);
   for (const [name, run] of [
     ['TPACKET_V3 ring (podnet)', ring],
     ['recvfrom per packet', perPacket],
@@ -103,14 +105,13 @@ try {
     ['recvfrom per packet, again', perPacket],
   ] as const) {
     const o = await run();
-    if (o.packets === 0) failed = true;
+    if (o.packets === 0) failures.push(`${name}: no packet read`);
     out.push(
       `${name}: ${o.packets}/${COUNT} packets read, ${o.drops} kernel drops, ${COUNT - o.packets} lost; ${(o.cpuUs / Math.max(1, o.packets)).toFixed(2)} µs CPU per packet read (sender ${Math.round(o.sentPps)} pps)`,
     );
   }
-  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   pair.cleanup();
   removeFlood();
 }
-process.exit(failed ? 1 : 0);
+finish(out.join('\n'), failures);

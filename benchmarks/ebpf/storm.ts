@@ -16,6 +16,7 @@ import { SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
+import { finish } from '../lib/finish.ts';
 import { flood, floodBinary, removeFlood } from './flood.ts';
 
 const COUNT = Number(process.argv[2] ?? 1_000_000);
@@ -33,7 +34,8 @@ removeStaleNetns('pna');
 floodBinary(); // compile outside the measurement
 const PROCS = Number(process.env['FLOOD_PROCS'] ?? 1);
 const pair = createNetnsPair({ prefix: 'pna', tag: 'bs' });
-let failed = false;
+const failures: string[] = [];
+const lines: string[] = [];
 try {
   const b = pair.b;
   const entity = { kind: 'netns' as const, netnsInode: b.inode, netnsPath: b.path, displayName: b.name };
@@ -93,8 +95,12 @@ try {
       readerTurnCpuUnder100ms: ring !== undefined && ring.maxTurnCpuMs < 100,
       rssBounded: rssMax - rss0 < 128 << 20,
     };
-    if (!Object.values(checks).every(Boolean)) failed = true;
-    console.log(
+    const missed = Object.entries(checks).filter(([, ok]) => !ok);
+    if (missed.length)
+      failures.push(
+        `${cfg.name}: ${missed.map(([k]) => k).join(', ')} did not hold (sent ${r.sent}, kernel ${kernel}, counted ${counted}, drops ${drops} vs read ${read} + suppressed ${suppressed} + lost ${lost})`,
+      );
+    lines.push(
       JSON.stringify({
         config: cfg.name,
         sent: r.sent,
@@ -121,4 +127,4 @@ try {
   pair.cleanup();
   removeFlood();
 }
-process.exit(failed ? 1 : 0);
+finish(lines.join('\n'), failures);

@@ -15,6 +15,7 @@ import { EntityResources } from '../../receiver/otel/entity-resources.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
+import { finish } from '../lib/finish.ts';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -83,7 +84,7 @@ const one: number[] = [];
 const per: number[] = [];
 let bytesOne = 0;
 let bytesPer = 0;
-let ok = true;
+const failures: string[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   let t = cpuMs();
   const a = { ...(await store.collect()).resourceMetrics, resource: agent };
@@ -94,7 +95,10 @@ for (let r = 0; r < ROUNDS; r++) {
   bytesPer = 0;
   for (const rm of b) bytesPer += ProtobufMetricsSerializer.serializeRequest(rm)!.length;
   per.push(cpuMs() - t);
-  if (b.length !== PODS + 1 || count(b) !== PODS * SERIES) ok = false;
+  if (b.length !== PODS + 1 || count(b) !== PODS * SERIES)
+    failures.push(
+      `round ${r}: ${b.length} Resources holding ${count(b)} points, expected ${PODS + 1} holding ${PODS * SERIES}`,
+    );
 }
 const median = (x: number[]) => [...x].sort((p, q) => p - q)[Math.floor(x.length / 2)]!;
 const result = {
@@ -108,7 +112,6 @@ const result = {
   requestMB: { oneResource: +(bytesOne / 1e6).toFixed(1), perEntity: +(bytesPer / 1e6).toFixed(1) },
   rounds_ms: { one: one.map(Math.round), perEntity: per.map(Math.round) },
   loadavg1m: loadavg()[0],
-  everyPointOnce: ok,
+  everyPointOnce: failures.length === 0,
 };
-process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-process.exit(ok ? 0 : 1);
+finish(JSON.stringify(result, null, 2), failures);

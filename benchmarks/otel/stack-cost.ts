@@ -6,13 +6,10 @@
 // non-zero when an event is lost or unaccounted.
 //
 //   node benchmarks/otel/stack-cost.ts [--events 100000] [--rounds 3] [--frames 24]
-import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import { childLogger } from '../../receiver/log/logger.ts';
 import { applyHeapSettings } from '../../receiver/otel/heap.ts';
-import { Pipeline } from '../../receiver/otel/pipeline.ts';
-import { buildResource } from '../../receiver/otel/resource.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
 import type { ProbeEvent } from '../../receiver/probe/types.ts';
+import { BENCH_EVENT, benchPipeline, benchPods } from '../lib/event-bench.ts';
+import { finish } from '../lib/finish.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 
 applyHeapSettings(); // as `podnet run` does (Agent.start)
@@ -24,21 +21,7 @@ const N = arg('events', 100_000);
 const ROUNDS = arg('rounds', 3);
 const FRAMES = arg('frames', 24);
 
-const entities: Entity[] = Array.from({ length: 100 }, (_, k) => ({
-  kind: 'pod',
-  netnsInode: 4026800000 + k,
-  netnsPath: '',
-  displayName: `ns/pod-${k}`,
-  pod: {
-    uid: `uid-${k}`,
-    name: `pod-${k}`,
-    namespace: 'ns',
-    labels: {},
-    ips: [],
-    sandboxId: '',
-    hostNetwork: false,
-  },
-}));
+const entities = benchPods(100, 4026800000);
 
 // 64 distinct stacks (the probes cache one array per stack id, as here), FRAMES frames each.
 const STACKS = Array.from({ length: 64 }, (_, s) =>
@@ -50,7 +33,7 @@ const STACKS = Array.from({ length: 64 }, (_, s) =>
 
 function events(withStack: boolean): ProbeEvent[] {
   return Array.from({ length: 1000 }, (_, k) => ({
-    name: 'podnet.bench.drop',
+    name: BENCH_EVENT,
     type: 'PACKETLOSS',
     netns: 4026800000 + (k % 100),
     timeUnixNano: BigInt(Date.now()) * 1_000_000n + BigInt(k),
@@ -73,37 +56,7 @@ async function once(
   withStack: boolean,
 ): Promise<{ cpuUsPerEvent: number; sent: number; lost: number; received: number; bytesPerEvent: number }> {
   await sink.reset();
-  const p = new Pipeline({ entities: new StaticEntitySource(entities), log: childLogger('bench') });
-  p.events.configure({
-    stacks: true,
-    defs: [
-      {
-        def: {
-          name: 'podnet.bench.drop',
-          description: '',
-          severity: 'WARN',
-          attributes: [],
-          types: [],
-          enabled: true,
-        },
-        probe: 'bench',
-        enabled: true,
-      },
-    ],
-  });
-  await p.applyExports({
-    resource: buildResource({ env: {} }),
-    prometheus: false,
-    logs: {
-      protocol: 'http/protobuf',
-      endpoint: sink.endpoint,
-      headers: {},
-      timeoutMs: 30_000,
-      maxQueueSize: 1_000_000,
-      maxExportBatchSize: 2048,
-      scheduledDelayMs: 200,
-    },
-  });
+  const p = await benchPipeline({ entities, logsEndpoint: sink.endpoint });
   const evs = events(withStack);
   // Let the worker start before measuring (its module loading is not the events' cost).
   await p.forceFlush();
@@ -127,13 +80,16 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length
 const off: number[] = [];
 const on: number[] = [];
 const bytes = { off: 0, on: 0 };
-let ok = true;
+const failures: string[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   for (const withStack of [false, true]) {
     const res = await once(withStack);
     (withStack ? on : off).push(res.cpuUsPerEvent);
     bytes[withStack ? 'on' : 'off'] = Math.round(res.bytesPerEvent);
-    if (res.sent !== N || res.lost !== 0 || res.received !== N) ok = false;
+    if (res.sent !== N || res.lost !== 0 || res.received !== N)
+      failures.push(
+        `round ${r}, stacks ${withStack ? 'on' : 'off'}: ${N} emitted, ${res.sent} sent, ${res.lost} lost, ${res.received} received by the sink`,
+      );
   }
 }
 await sink.stop();
@@ -147,7 +103,6 @@ const result = {
   otlpBytesPerEvent: bytes,
   rounds_us: { off: off.map((x) => +x.toFixed(2)), on: on.map((x) => +x.toFixed(2)) },
   loadavg1m: (await import('node:os')).loadavg()[0],
-  accounted: ok,
+  accounted: failures.length === 0,
 };
-process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-process.exit(ok ? 0 : 1);
+finish(JSON.stringify(result, null, 2), failures);

@@ -9,6 +9,7 @@
 //    EventPipeline.emit with peer resolution on vs off.
 // Exits non-zero when the view does not sync or a lookup resolves wrongly.
 import { parseArgs } from 'node:util';
+import { finish } from '../lib/finish.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
 const { StaticEntitySource } = await import('../../receiver/agent/static-entities.ts');
@@ -39,12 +40,9 @@ const heap = (): number => {
 };
 const mb = (b: number): number => Math.round((b / 1024 / 1024) * 10) / 10;
 const log = childLogger('bench-peers');
-let failed = false;
+const failures: string[] = [];
 const check = (ok: boolean, what: string) => {
-  if (!ok) {
-    failed = true;
-    process.stderr.write(`FAILED: ${what}\n`);
-  }
+  if (!ok) failures.push(`expected, did not hold: ${what}`);
 };
 
 const podIp = (i: number) => `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
@@ -253,23 +251,24 @@ const result = {
   emitNsPeersOff: r2(emitOff),
   emitNsAddedByPeers: r2(emitOn - emitOff),
 };
-if (values.json) console.log(JSON.stringify(result));
+const lines: string[] = [];
+if (values.json) lines.push(JSON.stringify(result));
 else {
-  console.log(
+  lines.push(
     `Peer resolution (${nPods} pods, ${nSvc} Services + ${nSvc} EndpointSlices x 5 endpoints, 100 nodes; ${st.addresses} addresses)`,
   );
-  console.log(`  cluster view: synced in ${result.syncMs} ms over HTTP from the protocol fake`);
-  console.log(
+  lines.push(`  cluster view: synced in ${result.syncMs} ms over HTTP from the protocol fake`);
+  lines.push(
     `  heap held by the view        ${result.viewHeapMB} MB (${result.viewBytesPerPod} B per pod/Service)`,
   );
-  console.log(
+  lines.push(
     `  baseline: parsed API objects ${result.fullObjectsHeapMB} MB   ratio view/baseline ${result.memoryRatio}`,
   );
-  console.log(
+  lines.push(
     `  lookup per event (forEvent)  ${result.lookupNsPerEvent} ns; baseline Map.get ${result.plainMapNsPerEvent} ns; ratio ${result.lookupRatio}`,
   );
-  console.log(
+  lines.push(
     `  EventPipeline.emit           ${result.emitNsPeersOn} ns with peers, ${result.emitNsPeersOff} ns without (+${result.emitNsAddedByPeers} ns)`,
   );
 }
-process.exit(failed ? 1 : 0);
+finish(lines.join('\n'), failures);

@@ -1,10 +1,12 @@
 // Time and memory of a pod-discovery refresh at N real pods (default 100) on a private containerd.
-//   node benchmarks/pods/refresh.ts [--pods 100] [--rounds 50] [--json]
+//   node --expose-gc benchmarks/pods/refresh.ts [--pods 100] [--rounds 50] [--json]
 // Prints: cold refresh (new registry: connect + ListPodSandbox + N × PodSandboxStatus(verbose)), warm
 // refresh (steady state: ListPodSandbox + one readlink per pod), heap and RSS held by the registry, and
-// the refresh after all pods are deleted.
+// the refresh after all pods are deleted. Exits 1 (and prints no figure as a result) when a refresh sees the
+// wrong pods or the test containerd leaves something behind.
 import { parseArgs } from 'node:util';
 import type { TestPod } from '../../test/env/cri/index.ts';
+import { finish } from '../lib/finish.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
 const { EntityRegistry } = await import('../../receiver/pods/registry.ts');
@@ -34,10 +36,14 @@ function stats(xs: number[]): { p50: number; p95: number; max: number; mean: num
   };
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
+const gcFn = (globalThis as { gc?: () => void }).gc;
+if (!gcFn) throw new Error('run with node --expose-gc (the heap figures are taken after gc())');
+const gc: () => void = gcFn;
 const mb = (b: number): number => Math.round((b / 1024 / 1024) * 100) / 100;
 
 const env = await startCriEnv();
+const failures: string[] = [];
+let figures = '';
 try {
   const t0 = performance.now();
   const pods: TestPod[] = [];
@@ -59,14 +65,14 @@ try {
     await r.refresh();
     cold.push(performance.now() - t);
     if (r.pods().length !== nPods)
-      throw new Error(`cold refresh saw ${r.pods().length} pods, expected ${nPods}`);
+      failures.push(`cold refresh saw ${r.pods().length} pods, expected ${nPods}`);
     r.stop();
   }
 
   const settle = async (): Promise<number> => {
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      gc?.();
+      gc();
     }
     return process.memoryUsage().heapUsed;
   };
@@ -98,7 +104,7 @@ try {
   const heapAfterRounds = (await settle()) - heap0;
   const rssDelta = process.memoryUsage().rss - rss0;
   if (reg.entities().length !== nPods + 1)
-    throw new Error(`expected ${nPods + 1} entities, got ${reg.entities().length}`);
+    failures.push(`expected ${nPods + 1} entities, got ${reg.entities().length}`);
 
   const t1 = performance.now();
   for (let i = 0; i < pods.length; i += 8)
@@ -108,7 +114,7 @@ try {
   await reg.refresh();
   const emptyRefreshMs = performance.now() - t2;
   if (reg.entities().length !== 1)
-    throw new Error(`expected only the host after deletion, got ${reg.entities().length}`);
+    failures.push(`expected only the host after deletion, got ${reg.entities().length}`);
   reg.stop();
 
   const result = {
@@ -119,14 +125,14 @@ try {
     coldRefreshMs: stats(cold),
     warmRefreshMs: stats(warm),
     warmRefreshCpuMsPerRefresh: Math.round(((cpu.user + cpu.system) / 1000 / rounds) * 100) / 100,
-    registryHeapMB: gc ? mb(heapHeld) : 'run with --expose-gc',
-    heapGrowthAfterRoundsMB: gc ? mb(heapAfterRounds) : 'run with --expose-gc',
+    registryHeapMB: mb(heapHeld),
+    heapGrowthAfterRoundsMB: mb(heapAfterRounds),
     rssDeltaMB: mb(rssDelta),
     refreshAfterDeleteAllMs: Math.round(emptyRefreshMs * 100) / 100,
   };
-  if (values.json) console.log(JSON.stringify(result));
-  else console.log(result);
+  figures = values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2);
 } finally {
   const rep = await env.teardown();
-  if (rep.leftovers.length > 0) console.error('teardown leftovers:', rep.leftovers);
+  if (rep.leftovers.length > 0) failures.push(`teardown leftovers: ${JSON.stringify(rep.leftovers)}`);
 }
+finish(figures, failures);

@@ -14,6 +14,7 @@ import { collectSnmp, SNMP_METRICS, SnmpResolver } from '../../probes/snmp/snmp.
 import { type EachEntityResult, eachEntity } from '../../receiver/kit/each-entity.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
+import { finish } from '../lib/finish.ts';
 
 const count = Number(process.argv[2] ?? 1000);
 const runs = Number(process.argv[3] ?? 9);
@@ -86,7 +87,8 @@ async function main(): Promise<void> {
     input: `${lines.join('\n')}\n`,
     stdio: ['pipe', 'ignore', 'inherit'],
   });
-  let failed = false;
+  const failed: string[] = [];
+  const out: string[] = [];
   try {
     const entities: Entity[] = names.map((n) => ({
       kind: 'netns',
@@ -95,11 +97,11 @@ async function main(): Promise<void> {
       netnsName: n,
       displayName: n,
     }));
-    console.log(
+    out.push(
       `# eachEntity: p-queue vs the hand-written loop, ${count} netns, concurrency ${concurrency}, ${runs} runs each (alternating, after a warm-up), median; Node ${process.version}`,
     );
-    console.log('| workload | implementation | wall ms | CPU ms | points | ratio wall | ratio CPU |');
-    console.log('|---|---|---|---|---|---|---|');
+    out.push('| workload | implementation | wall ms | CPU ms | points | ratio wall | ratio CPU |');
+    out.push('|---|---|---|---|---|---|---|');
     for (const [workload, make] of [
       ['procfs netdev+snmp per entity', procfsWork],
       ['empty task (queue cost only)', emptyWork],
@@ -115,10 +117,8 @@ async function main(): Promise<void> {
           const { failures } = await impl(entities, concurrency, w.fn);
           const dt = performance.now() - t0;
           const c = process.cpuUsage(c0);
-          if (failures.length) {
-            failed = true;
-            console.error(`${name}: ${failures.length} entities failed: ${failures[0]!.error.message}`);
-          }
+          if (failures.length)
+            failed.push(`${name}: ${failures.length} entities failed: ${failures[0]!.error.message}`);
           if (r === 0) continue; // warm-up
           wall.get(name)!.push(dt);
           cpu.get(name)!.push((c.user + c.system) / 1000);
@@ -126,14 +126,12 @@ async function main(): Promise<void> {
         }
       }
       const [base] = IMPLS[0]!;
-      if (new Set(pts.values()).size !== 1) {
-        failed = true;
-        console.error(`${workload}: the implementations disagree on points: ${JSON.stringify([...pts])}`);
-      }
+      if (new Set(pts.values()).size !== 1)
+        failed.push(`${workload}: the implementations disagree on points: ${JSON.stringify([...pts])}`);
       for (const [name] of IMPLS) {
         const w = median(wall.get(name)!);
         const c = median(cpu.get(name)!);
-        console.log(
+        out.push(
           `| ${workload} | ${name} | ${w.toFixed(2)} | ${c.toFixed(2)} | ${pts.get(name)} | ${(w / median(wall.get(base)!)).toFixed(3)} | ${(c / median(cpu.get(base)!)).toFixed(3)} |`,
         );
       }
@@ -144,7 +142,7 @@ async function main(): Promise<void> {
       stdio: ['pipe', 'ignore', 'inherit'],
     });
   }
-  if (failed) process.exit(1);
+  finish(out.join('\n'), failed);
 }
 
 await main();

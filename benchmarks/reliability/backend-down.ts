@@ -14,6 +14,7 @@
 import { probeSpecs } from '../../probes/registry.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
 import { PodnetProcess, rssKiB, sleep, until } from '../../test/reliability/lib.ts';
+import { finish } from '../lib/finish.ts';
 
 export interface BackendDownOptions {
   readonly outageMs: number;
@@ -227,12 +228,9 @@ if (import.meta.main) {
     warmupMs: 10_000,
     log: (l) => process.stderr.write(`${l}\n`),
   });
-  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else {
-    const { samples: _s, ...summary } = r;
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  }
-  const failures = backendDownFailures(r);
-  for (const f of failures) process.stderr.write(`FAIL: ${f}\n`);
-  process.exitCode = failures.length === 0 ? 0 : 1;
+  const { samples: _s, ...summary } = r;
+  finish(
+    process.argv.includes('--json') ? JSON.stringify(r) : JSON.stringify(summary, null, 2),
+    backendDownFailures(r),
+  );
 }

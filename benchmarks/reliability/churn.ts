@@ -25,6 +25,7 @@ import {
   sleep,
   until,
 } from '../../test/reliability/lib.ts';
+import { finish } from '../lib/finish.ts';
 
 export interface ChurnOptions {
   readonly pods: number;
@@ -207,6 +208,34 @@ export async function runChurn(o: ChurnOptions): Promise<ChurnResult> {
   }
 }
 
+/**
+ * What the run shows that it should not: empty when the pods came and went without a trace. Shared by the
+ * benchmark's exit code and test/reliability/churn.test.ts.
+ */
+export function churnFailures(r: ChurnResult): string[] {
+  const f: string[] = [];
+  if (r.seenByPodnet !== r.options.pods) f.push(`podnet saw ${r.seenByPodnet} of ${r.options.pods} pods`);
+  if (r.podnetErrors.length) f.push(`podnet logged errors: ${r.podnetErrors[0]}`);
+  // fds: BPF objects exactly; everything else within a couple of transient sockets/pipes.
+  for (const k of ['anon_inode:bpf-map', 'anon_inode:bpf-prog', 'anon_inode:bpf_link'])
+    if (r.end.fdKinds[k] !== r.warm.fdKinds[k])
+      f.push(`${k} fds: ${r.warm.fdKinds[k]} after the warm-up, ${r.end.fdKinds[k]} after the churn`);
+  if (r.end.fds > r.warm.fds + 2) f.push(`fds grew: ${r.warm.fds} → ${r.end.fds}`);
+  const ids = (s: Snapshot) => s.maps.map((m) => m.id).join(',');
+  if (ids(r.end) !== ids(r.warm)) f.push(`BPF maps changed: ${ids(r.warm)} → ${ids(r.end)}`);
+  for (const m of r.end.maps.filter((m) => m.name === 'pn_watched'))
+    if (m.entries !== r.end.entities)
+      f.push(`${m.name}#${m.id}: ${m.entries} watched netns for ${r.end.entities} entities`);
+  if (Object.keys(r.staleKeys).length)
+    f.push(`keys of deleted pods left in counter maps: ${JSON.stringify(r.staleKeys)}`);
+  // LRU maps (the per-(netns, type) event rate limiter) are bounded by their preallocated size.
+  for (const m of r.end.maps.filter((m) => /lru/.test(m.type)))
+    if (m.entries > m.maxEntries) f.push(`${m.name}#${m.id}: ${m.entries} entries over ${m.maxEntries}`);
+  // RSS flat: 40 MiB covers V8's heap steps and malloc arenas (test/reliability/churn.test.ts's bound).
+  if (r.end.rssMiB - r.warm.rssMiB >= 40) f.push(`RSS grew: ${r.warm.rssMiB} → ${r.end.rssMiB} MiB`);
+  return f;
+}
+
 if (import.meta.main) {
   const arg = (name: string, def: string): string => {
     const i = process.argv.indexOf(`--${name}`);
@@ -228,5 +257,5 @@ if (import.meta.main) {
     ),
   });
   const out = process.argv.includes('--json') ? r : { ...r, warm: brief(r.warm), end: brief(r.end) };
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  finish(JSON.stringify(out, null, 2), churnFailures(r));
 }

@@ -5,7 +5,7 @@
 // deleted pod's netns, no error logged, RSS flat.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runChurn } from '../../benchmarks/reliability/churn.ts';
+import { churnFailures, runChurn } from '../../benchmarks/reliability/churn.ts';
 
 test('30 pods through podnet: no growth in fds, BPF map entries or memory', async () => {
   const r = await runChurn({ pods: 30, live: 3, warmupPods: 6 });
@@ -31,4 +31,6 @@ test('30 pods through podnet: no growth in fds, BPF map entries or memory', asyn
   // LRU maps (the per-(netns, type) event rate limiter) are bounded by their preallocated size.
   for (const m of r.end.maps.filter((m) => /lru/.test(m.type))) assert.ok(m.entries <= m.maxEntries);
   assert.ok(r.end.rssMiB - r.warm.rssMiB < 40, `RSS ${r.warm.rssMiB} → ${r.end.rssMiB} MiB: ${info}`);
+  // the benchmark's exit code checks the same
+  assert.deepEqual(churnFailures(r), []);
 });
