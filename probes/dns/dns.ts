@@ -131,6 +131,25 @@ function vethAttacher(coll: BpfCollection, ctx: ProbeContext, args: DnsArgs): Ve
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
+  /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
+  readonly withoutPrograms?: readonly Program[];
+}
+
+/**
+ * The two tracepoint programs are one hook: queries seen without their responses (or the reverse) would
+ * all end as timeouts. When only one of them runs (the kernel refused the other, e.g. its verifier), the
+ * other is detached too, with the reason; TC on pods' veths (hook `auto`) keeps running.
+ */
+function tracepointPair(coll: BpfCollection, log: ProbeContext['log']): void {
+  const q = coll.program('dns_dev_queue' satisfies Program);
+  const r = coll.program('dns_receive' satisfies Program);
+  const up = (p: typeof q) => p.state === 'attached';
+  if (up(q) === up(r)) return;
+  const [ok, bad] = up(q) ? [q, r] : [r, q];
+  coll.detachProgram(ok.name);
+  ok.state = 'unavailable';
+  ok.reason = `detached: ${bad.name} does not run (${bad.reason ?? bad.state}), and one side alone would count every query as a timeout`;
+  log.warn({ program: ok.name, reason: ok.reason }, 'dns: tracepoint hook disabled');
 }
 
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
@@ -153,7 +172,10 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         dns_cfg_slow_ns: BigInt(args.slowMs) * 1_000_000n,
       },
       maxEntries: { dns_pending: args.maxPending },
-      programs: programs(args.hook),
+      programs: {
+        ...programs(args.hook),
+        ...Object.fromEntries((internals.withoutPrograms ?? []).map((n) => [n, { enabled: false }])),
+      },
       counterMaps: ['dns_hists', 'dns_counts', 'dns_pending'],
       decode: (rec) => {
         const o = readEvent(rec.view, rec.offset);
@@ -164,6 +186,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         return event(o, rec.header.netns);
       },
     });
+    tracepointPair(rt.coll, ctx.log);
     const pending: BpfMap = rt.coll.map('dns_pending');
     let veths: VethAttacher | undefined;
     try {
@@ -394,7 +417,18 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   events: EVENTS,
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+    const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+    if (!tp.available || !tp.reason?.startsWith('partly: ')) return tp;
+    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair), TC may run
+    const missing = tp.reason.slice('partly: '.length);
+    const tc = hookAvailability(OBJECT, [['dns_tc_ingress'], ['dns_tc_egress']]);
+    if (!tc.available || tc.reason)
+      return { available: false, reason: `needs both net_dev_queue and netif_receive_skb: ${missing}` };
+    return {
+      available: true,
+      reason: `partly: tracepoint hook unusable (${missing}); TC on pods' host-side veths only`,
+      ...(tc.variant ? { variant: tc.variant } : {}),
+    };
   },
   kernel: () =>
     kernelRequirement(OBJECT, [['dns_dev_queue'], ['dns_receive']], {}, [

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
+import { createDnsProbe, type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
 import { type FlowArgs, flowProbe } from '../../probes/flow/flow.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
+import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
 import { removeStaleNetns } from '../env/netns.ts';
 import { counterPoint, testContext } from '../latency/env.ts';
 import { createPodNetns, type PodNetns } from './hostveth.ts';
@@ -121,4 +121,39 @@ test('close() removes the clsact filters of dns and flow from the veth', async (
   await flow.close();
   assert.equal(filters('ingress'), '');
   assert.equal(filters('egress'), '');
+});
+
+test('one tracepoint program refused: the other is detached too (no false timeouts), TC keeps counting', async () => {
+  const without = createDnsProbe({ withoutPrograms: ['dns_receive'] });
+  // a query seen without its response would be swept as a timeout within 200 ms
+  const tp = await without(
+    testContext([pod.entity]),
+    dnsProbe.args.parse({ hook: 'tracepoint', timeoutMs: 200, sweepMs: 100 }),
+  );
+  const au = await without(testContext([pod.entity]), dnsProbe.args.parse({}));
+  try {
+    const state = (pr: Probe<DnsArgs>, n: string) =>
+      ((pr.status().details?.['programs'] ?? []) as { name: string; state: string; reason?: string }[]).find(
+        (p) => p.name === n,
+      );
+    assert.equal(tp.status().state, 'unavailable');
+    assert.equal(state(tp, 'dns_dev_queue')?.state, 'unavailable');
+    assert.match(String(state(tp, 'dns_dev_queue')?.reason), /^detached: dns_receive does not run/);
+    assert.equal(au.status().state, 'degraded');
+    assert.equal(state(au, 'dns_tc_ingress')?.state, 'loaded');
+    const before = await tp.collect([]);
+    assert.equal(dig(pod.side, pod.host.ipv4, 'a.ok.podnet').status, 'NOERROR');
+    await new Promise((r) => setTimeout(r, 1000)); // 5 timeout windows
+    const n = (p: readonly MetricPoint[], m: string) => counterPoint(p, m, pod.side.inode);
+    const after = await tp.collect([]);
+    assert.deepEqual(
+      [n(after, M.queries) - n(before, M.queries), n(after, M.timeouts) - n(before, M.timeouts)],
+      [0, 0],
+    );
+    const a = await au.collect([]);
+    assert.equal(counterPoint(a, M.responses, pod.side.inode, { [RC]: 'NOERROR' }), 1, 'TC counted it');
+  } finally {
+    await tp.close();
+    await au.close();
+  }
 });
