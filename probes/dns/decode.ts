@@ -1,12 +1,23 @@
 // dns: decoding of the layouts in dns.h (pending queries, ring events, counter keys) and the DNS names
 // (question types, response codes, wire-format question names).
 import { ipString } from '../../receiver/bpf/events.ts';
+import { pnEventHdr } from '../../receiver/bpf/pn.layout.gen.ts';
 import { networkType, transportName } from '../../receiver/kit/ebpf/decode.ts';
+import {
+  DNS_EVENT,
+  DNS_KEY,
+  DNS_KEY_SIZE,
+  DNS_PENDING,
+  DNS_PENDING_SIZE,
+  dnsEvent,
+  dnsKey,
+  dnsPending,
+} from './dns.layout.gen.ts';
 
-/** Layout sizes and offsets (probes/dns/dns.h, asserted there). */
-export const KEY_SIZE = 44;
-export const PENDING_SIZE = 144;
-export const NAME_MAX = 128;
+/** Offsets and readers: dns.layout.gen.ts, generated from dns.bpf.o's BTF (structs in dns.h). */
+export const KEY_SIZE = DNS_KEY_SIZE;
+/** Bytes of the question name the kernel keeps (DNS_NAME_MAX in dns.h; `name` ends struct dns_pending). */
+export const NAME_MAX = DNS_PENDING_SIZE - DNS_PENDING.name;
 export const EV = { slow: 1, failed: 2, timeout: 3 } as const;
 export const FLAG = { truncated: 1, late: 2, requery: 4 } as const;
 
@@ -93,16 +104,16 @@ export interface DnsKey {
 }
 
 export function readKey(view: DataView, o: number): DnsKey {
-  const family = view.getUint8(o + 6);
+  const family = dnsKey.family(view, o);
   return {
-    rawNetns: view.getUint32(o, true),
-    id: view.getUint16(o + 4, false),
+    rawNetns: dnsKey.netns(view, o),
+    id: dnsKey.id(view, o),
     family,
-    l4proto: view.getUint8(o + 7),
-    client: ipString(view, o + 8, family),
-    server: ipString(view, o + 24, family),
-    clientPort: view.getUint16(o + 40, true),
-    serverPort: view.getUint16(o + 42, true),
+    l4proto: dnsKey.l4proto(view, o),
+    client: ipString(view, o + DNS_KEY.client, family),
+    server: ipString(view, o + DNS_KEY.server, family),
+    clientPort: dnsKey.cport(view, o),
+    serverPort: dnsKey.sport(view, o),
   };
 }
 
@@ -115,16 +126,15 @@ export interface DnsPending {
   readonly nameComplete: boolean;
 }
 
-/** struct dns_pending at `o` (name at o + 16). */
+/** struct dns_pending at `o`. */
 export function readPending(view: DataView, o: number): DnsPending {
-  const nameLen = view.getUint8(o + 14);
-  const bytes = new Uint8Array(view.buffer, view.byteOffset + o + 16, NAME_MAX);
-  const n = wireName(bytes, nameLen);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + o + DNS_PENDING.name, NAME_MAX);
+  const n = wireName(bytes, dnsPending.name_len(view, o));
   return {
-    tsNs: view.getBigUint64(o, true),
-    netns: view.getUint32(o + 8, true),
-    qtype: view.getUint16(o + 12, true),
-    sends: view.getUint8(o + 15),
+    tsNs: dnsPending.ts_ns(view, o),
+    netns: dnsPending.netns(view, o),
+    qtype: dnsPending.qtype(view, o),
+    sends: dnsPending.sends(view, o),
     name: n.name,
     nameComplete: n.complete,
   };
@@ -151,23 +161,22 @@ export interface DnsOccurrence {
 
 /** struct dns_event at `o` (its pn_event_hdr first). */
 export function readEvent(view: DataView, o: number): DnsOccurrence {
-  const atNs = view.getBigUint64(o, true);
-  const type = view.getUint32(o + 8, true);
-  const queryTsNs = view.getBigUint64(o + 24, true);
-  const latency = Number(view.getBigUint64(o + 16, true));
-  const nameLen = view.getUint8(o + 84);
-  const n = wireName(new Uint8Array(view.buffer, view.byteOffset + o + 88, NAME_MAX), nameLen);
+  const atNs = pnEventHdr.ts_ns(view, o + DNS_EVENT.hdr);
+  const queryTsNs = dnsEvent.query_ts_ns(view, o);
+  const latency = Number(dnsEvent.latency_ns(view, o));
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + o + DNS_EVENT.name, NAME_MAX);
+  const n = wireName(bytes, dnsEvent.name_len(view, o));
   return {
-    type,
-    netns: view.getUint32(o + 12, true),
-    key: readKey(view, o + 40),
+    type: pnEventHdr.type(view, o + DNS_EVENT.hdr),
+    netns: pnEventHdr.netns(view, o + DNS_EVENT.hdr),
+    key: readKey(view, o + DNS_EVENT.k),
     queryTsNs,
     atNs,
     latencyNs: latency || Number(atNs - queryTsNs),
-    qtype: view.getUint16(o + 36, true),
-    rcode: view.getUint8(o + 38),
-    flags: view.getUint8(o + 39),
-    sends: view.getUint8(o + 85),
+    qtype: dnsEvent.qtype(view, o),
+    rcode: dnsEvent.rcode(view, o),
+    flags: dnsEvent.flags(view, o),
+    sends: dnsEvent.sends(view, o),
     name: n.name,
     nameComplete: n.complete,
   };

@@ -6,7 +6,8 @@
  *    to a DNS port) and tp_btf/netif_receive_skb (a packet enters a device's stack: a response when it
  *    comes from a DNS port) see every netns with no per-pod attach, at the cost of an early exit on every
  *    other packet; `dns_tc_ingress` / `dns_tc_egress` are the same body for TCX on a pod's host-side veth
- *    (netns from `dns_tc_ifindex`), which also reads TCP payload in page frags. With both loaded (hook
+ *    (netns from `dns_tc_ifindex`, looked up once the port says DNS), which also reads TCP payload in
+ *    page frags. With both loaded (hook
  *    `auto`), the tracepoints skip the netns listed in `dns_tc_netns`. See docs/probes-dns.md.
  *  - counters: `dns_hists` per (netns, qtype, rcode, transport): log2 latency histogram + truncated
  *    responses; `dns_counts` per (netns, qtype, transport): queries sent, timeouts decided here.
@@ -25,6 +26,8 @@
 #include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+PN_LAYOUT(dns_event); /* TypeScript layout generated into dns.layout.gen.ts */
 
 const volatile __u16 dns_cfg_ports[DNS_MAX_PORTS] = { 53, 0, 0, 0 };
 const volatile __u64 dns_cfg_timeout_ns = 5000000000ULL;
@@ -102,10 +105,11 @@ static __always_inline int dns_port(__u16 p)
 
 /* Where a packet's bytes are: kernel memory (tracepoints) or the TC context (bpf_skb_load_bytes). */
 struct dns_pkt {
-	void *tc_ctx;          /* struct __sk_buff * for TC, NULL for tracepoints */
-	unsigned char *l3;     /* tracepoints: the network header */
-	__u32 lin;             /* tracepoints: bytes from l3 in the linear area (the rest is in page frags) */
-	__u32 l3off;           /* TC: offset of the network header from skb->data */
+	struct __sk_buff *tc_ctx;  /* TC: the context; NULL for tracepoints */
+	struct net_device *dev;    /* tracepoints: the device (its netns is read only for DNS packets) */
+	unsigned char *l3;         /* tracepoints: the network header */
+	__u32 lin;                 /* tracepoints: bytes from l3 in the linear area (the rest is in page frags) */
+	__u32 l3off;               /* TC: offset of the network header from skb->data */
 };
 
 /* 0 when `len` bytes at `off` from the network header were read. A tracepoint reads the linear area
@@ -144,16 +148,14 @@ static __always_inline void dns_event_fill(struct dns_event *e, __u32 type, cons
 	pn_fill_hdr(&e->hdr, type, pd->netns);
 	e->latency_ns = latency;
 	e->query_ts_ns = pd->ts_ns;
-	e->raw_netns = k->netns;
+	__builtin_memcpy(&e->k, k, sizeof(*k));
 	e->qtype = pd->qtype;
 	e->rcode = rcode;
 	e->flags = flags;
-	__builtin_memcpy(&e->k, k, sizeof(*k));
 	e->name_len = pd->name_len;
 	e->sends = pd->sends;
-	e->pad[0] = 0;
-	e->pad[1] = 0;
-	bpf_probe_read_kernel(e->name, DNS_NAME_MAX, pd->name);
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	__builtin_memcpy(e->name, pd->name, DNS_NAME_MAX);
 }
 
 /* A timeout decided here for the pending entry `pd` (already removed from the map by the caller). */
@@ -201,8 +203,10 @@ static __always_inline void dns_query(const struct dns_pkt *p, struct dns_key *k
 		nl = DNS_NAME_MAX;
 	n->name_len = nl;
 	__builtin_memset(n->name, 0, DNS_NAME_MAX);
+	/* nl in [1, DNS_NAME_MAX] written as ((nl - 1) & 127) + 1: bpf_skb_load_bytes needs a length the
+	 * verifier can bound away from 0, and 6.1's does not learn `!= 0` from a branch (test/kernel/vm.test.ts) */
 	if (dns_rd(p, msg + 12, n->name, DNS_NAME_MAX) && nl)
-		dns_rd(p, msg + 12, n->name, nl & (DNS_NAME_MAX - 1) ? nl & (DNS_NAME_MAX - 1) : 1);
+		dns_rd(p, msg + 12, n->name, ((nl - 1) & (DNS_NAME_MAX - 1)) + 1);
 	/* the end of the name (labels; no compression in a question), then the 2-byte type */
 	__u32 off = 0;
 	int found = 0;
@@ -240,9 +244,20 @@ static __always_inline void dns_response(struct dns_key *k, __u16 flags)
 	if (!pd)
 		return; /* not a query we saw (forwarded traffic, or already timed out by the sweep) */
 	__u64 now = bpf_ktime_get_ns();
-	__u64 lat = now - pd->ts_ns;
-	__u32 netns = pd->netns;
-	__u16 qtype = pd->qtype;
+	__u32 zero = 0;
+	struct dns_pending *c = bpf_map_lookup_elem(&dns_scratch, &zero);
+	if (!c)
+		return;
+	__builtin_memcpy(c, pd, sizeof(*c));
+	/* The entry is claimed by whoever deletes it (this program on another CPU, or the sweep); the event
+	 * is built from the copy after the claim. (Reserving before the claim and submitting or discarding
+	 * after it made the 6.1 verifier walk a path where the reserved record was NULL-checked again and
+	 * leaked: 6.1 does not know a ring-buffer record is non-NULL once checked, test/kernel/vm.test.ts.) */
+	if (bpf_map_delete_elem(&dns_pending, k))
+		return;
+	__u64 lat = now - c->ts_ns;
+	__u32 netns = c->netns;
+	__u16 qtype = c->qtype;
 	__u8 rcode = flags & 0xf;
 	__u8 ef = (flags & 0x0200) ? DNS_F_TRUNCATED : 0;
 	int late = lat >= dns_cfg_timeout_ns;
@@ -253,20 +268,13 @@ static __always_inline void dns_response(struct dns_key *k, __u16 flags)
 		type = DNS_EV_FAILED;
 	else if (lat > dns_cfg_slow_ns)
 		type = DNS_EV_SLOW;
-	struct dns_event *e = NULL;
 	if (type && pn_rate_allow(netns, type)) {
-		e = pn_reserve(sizeof(*e));
-		if (e)
-			dns_event_fill(e, type, k, pd, lat, rcode, ef | (late ? DNS_F_LATE : 0));
+		struct dns_event *e = pn_reserve(sizeof(*e));
+		if (e) {
+			dns_event_fill(e, type, k, c, lat, rcode, ef | (late ? DNS_F_LATE : 0));
+			bpf_ringbuf_submit(e, 0);
+		}
 	}
-	/* the entry is claimed by whoever deletes it (this program on another CPU, or the sweep) */
-	if (bpf_map_delete_elem(&dns_pending, k)) {
-		if (e)
-			bpf_ringbuf_discard(e, 0);
-		return;
-	}
-	if (e)
-		bpf_ringbuf_submit(e, 0);
 	struct dns_stat_key sk = { .netns = netns, .qtype = qtype, .rcode = rcode, .l4proto = k->l4proto };
 	struct dns_hist *h = pn_counter_get(&dns_hists, &sk, &dns_hist_zero);
 	if (h) {
@@ -282,9 +290,11 @@ static __always_inline void dns_response(struct dns_key *k, __u16 flags)
 
 /*
  * One packet. `tx` = leaving the netns (a query when the destination port is a DNS port), else
- * entering it (a response when the source port is). `proto` is skb->protocol (host order).
+ * entering it (a response when the source port is). `proto` is skb->protocol (host order). The netns
+ * (map lookup for TC, device for tracepoints) is read only once the port says DNS: every other packet
+ * leaves after the headers.
  */
-static __always_inline void dns_packet(const struct dns_pkt *p, __u32 netns, __u16 proto, int tx)
+static __always_inline void dns_packet(const struct dns_pkt *p, __u16 proto, int tx)
 {
 	struct dns_key k = {};
 	__u32 l4off, l3len;
@@ -323,9 +333,20 @@ static __always_inline void dns_packet(const struct dns_pkt *p, __u32 netns, __u
 	__u16 src = bpf_ntohs(ports[0]), dst = bpf_ntohs(ports[1]);
 	if (!dns_port(tx ? dst : src))
 		return;
-	/* (tracepoints) a pod whose veth has the TC programs is theirs: they also read TCP payload */
-	if (!p->tc_ctx && bpf_map_lookup_elem(&dns_tc_netns, &netns))
-		return;
+	__u32 netns;
+	if (p->tc_ctx) {
+		/* TC: the host-side veth's pod (filled by the receiver, probes/dns/dns.ts) */
+		__u32 ifindex = p->tc_ctx->ifindex;
+		__u32 *ns = bpf_map_lookup_elem(&dns_tc_ifindex, &ifindex);
+		if (!ns)
+			return;
+		netns = *ns;
+	} else {
+		netns = pn_dev_netns_btf(p->dev);
+		/* a pod whose veth has the TC programs is theirs: they also read TCP payload */
+		if (bpf_map_lookup_elem(&dns_tc_netns, &netns))
+			return;
+	}
 	k.cport = tx ? src : dst;
 	k.sport = tx ? dst : src;
 	__u32 msg;
@@ -352,7 +373,7 @@ static __always_inline void dns_packet(const struct dns_pkt *p, __u32 netns, __u
 		return;
 	__u16 flags = bpf_ntohs(h.flags);
 	k.netns = netns;
-	k.id = h.id;
+	k.id = bpf_ntohs(h.id);
 	if (tx) {
 		if ((flags & 0x8000) || ((flags >> 11) & 0xf) != 0 || !h.qdcount)
 			return; /* a response, or not a standard query */
@@ -371,13 +392,12 @@ int BPF_PROG(dns_dev_queue, struct sk_buff *skb)
 	/* only what a local socket sent: forwarded packets (a pod's query crossing the host) are the pod's */
 	if (!skb->sk)
 		return 0;
-	struct net_device *dev = skb->dev;
 	unsigned char *l3 = skb->head + skb->network_header;
 	unsigned char *end = skb->data + (skb->len - skb->data_len);
 	if (end <= l3)
 		return 0;
-	struct dns_pkt p = { .l3 = l3, .lin = end - l3 };
-	dns_packet(&p, pn_dev_netns_btf(dev), bpf_ntohs(skb->protocol), 1);
+	struct dns_pkt p = { .dev = skb->dev, .l3 = l3, .lin = end - l3 };
+	dns_packet(&p, bpf_ntohs(skb->protocol), 1);
 	return 0;
 }
 
@@ -385,21 +405,16 @@ int BPF_PROG(dns_dev_queue, struct sk_buff *skb)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(dns_receive, struct sk_buff *skb)
 {
-	struct net_device *dev = skb->dev;
-	struct dns_pkt p = { .l3 = skb->data, .lin = skb->len - skb->data_len };
-	dns_packet(&p, pn_dev_netns_btf(dev), bpf_ntohs(skb->protocol), 0);
+	struct dns_pkt p = { .dev = skb->dev, .l3 = skb->data, .lin = skb->len - skb->data_len };
+	dns_packet(&p, bpf_ntohs(skb->protocol), 0);
 	return 0;
 }
 
 /* TC variant on a pod's host-side veth: ingress = what the pod sends, egress = what it receives. */
 static __always_inline int dns_tc(struct __sk_buff *skb, int tx)
 {
-	__u32 ifindex = skb->ifindex;
-	__u32 *netns = bpf_map_lookup_elem(&dns_tc_ifindex, &ifindex);
-	if (!netns)
-		return -1;
 	struct dns_pkt p = { .tc_ctx = skb, .l3off = 14 };
-	dns_packet(&p, *netns, bpf_ntohs(skb->protocol), tx);
+	dns_packet(&p, bpf_ntohs(skb->protocol), tx);
 	return -1; /* TC_ACT_UNSPEC / TCX_NEXT: never changes what happens to the packet */
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * dns: the layouts shared between dns.bpf.c and dns.ts (the decoder). Little endian, offsets asserted.
+ * dns: the layouts shared between dns.bpf.c and the decoder (decode.ts reads them through the generated
+ * dns.layout.gen.ts: `npm run build:bpf && npm run layouts:gen`). Little endian, host order unless said.
  * Keep every struct the TypeScript side reads here, in one place.
  */
 #ifndef PN_DNS_H
@@ -22,7 +23,7 @@
 /* A query waiting for its response, matched by (netns, tuple, DNS id). */
 struct dns_key {
 	__u32 netns;      /* @0  raw netns inode of the client */
-	__u16 id;         /* @4  DNS message id (network order as on the wire) */
+	__u16 id;         /* @4  DNS message id (host order) */
 	__u8 family;      /* @6  2 / 10 */
 	__u8 l4proto;     /* @7  17 / 6 */
 	__u8 client[16];  /* @8  network order, IPv4 in the first 4 bytes */
@@ -30,7 +31,7 @@ struct dns_key {
 	__u16 cport;      /* @40 host order */
 	__u16 sport;      /* @42 */
 };
-_Static_assert(sizeof(struct dns_key) == 44, "dns_key layout is shared with dns.ts");
+_Static_assert(sizeof(struct dns_key) == 44, "dns_key layout is shared with decode.ts (dns.layout.gen.ts)");
 
 struct dns_pending {
 	__u64 ts_ns;               /* @0  first transmission (CLOCK_MONOTONIC) */
@@ -40,7 +41,7 @@ struct dns_pending {
 	__u8 sends;                /* @15 transmissions of this (tuple, id) within the window */
 	__u8 name[DNS_NAME_MAX];   /* @16 question name, wire format, cut at DNS_NAME_MAX */
 };
-_Static_assert(sizeof(struct dns_pending) == 144, "dns_pending layout is shared with dns.ts");
+_Static_assert(sizeof(struct dns_pending) == 144, "dns_pending layout is shared with decode.ts (dns.layout.gen.ts)");
 
 /* Counter keys: (netns, question type, response code, transport). */
 struct dns_stat_key {
@@ -49,7 +50,7 @@ struct dns_stat_key {
 	__u8 rcode;   /* @6 response code (header RCODE, 0-15); 0 in dns_counts */
 	__u8 l4proto; /* @7 */
 };
-_Static_assert(sizeof(struct dns_stat_key) == 8, "dns_stat_key layout is shared with dns.ts");
+_Static_assert(sizeof(struct dns_stat_key) == 8, "dns_stat_key layout is shared with decode.ts (dns.layout.gen.ts)");
 
 /* dns_counts values (per CPU): per (netns, qtype, l4proto). */
 struct dns_count {
@@ -67,16 +68,15 @@ struct dns_event {
 	struct pn_event_hdr hdr;  /* @0 */
 	__u64 latency_ns;         /* @16 response time - first transmission; 0 for a re-sent query */
 	__u64 query_ts_ns;        /* @24 first transmission */
-	__u32 raw_netns;          /* @32 */
-	__u16 qtype;              /* @36 */
-	__u8 rcode;               /* @38 */
-	__u8 flags;               /* @39 DNS_F_* */
-	struct dns_key k;         /* @40 */
-	__u8 name_len;            /* @84 */
-	__u8 sends;               /* @85 */
-	__u8 pad[2];              /* @86 */
+	struct dns_key k;         /* @32 k.netns = the raw netns inode of the client */
+	__u16 qtype;              /* @76 */
+	__u8 rcode;               /* @78 */
+	__u8 flags;               /* @79 DNS_F_* */
+	__u8 name_len;            /* @80 */
+	__u8 sends;               /* @81 */
+	__u8 pad[6];              /* @82 */
 	__u8 name[DNS_NAME_MAX];  /* @88 */
 };
-_Static_assert(sizeof(struct dns_event) == 216, "dns_event layout is shared with dns.ts");
+_Static_assert(sizeof(struct dns_event) == 216, "dns_event layout is shared with decode.ts (dns.layout.gen.ts)");
 
 #endif /* PN_DNS_H */

@@ -53,6 +53,32 @@ export const dnsCount = {
   timeouts: (v: DataView, o: number): bigint => v.getBigUint64(o + 8, true),
 } as const;
 
+/** `struct dns_event` (216 bytes): byte offset of each field. */
+export const DNS_EVENT = {
+  hdr: 0, // struct pn_event_hdr (16 B)
+  latency_ns: 16, // __u64 (8 B)
+  query_ts_ns: 24, // __u64 (8 B)
+  k: 32, // struct dns_key (44 B)
+  qtype: 76, // __u16 (2 B)
+  rcode: 78, // __u8 (1 B)
+  flags: 79, // __u8 (1 B)
+  name_len: 80, // __u8 (1 B)
+  sends: 81, // __u8 (1 B)
+  pad: 82, // __u8[6] (6 B)
+  name: 88, // __u8[128] (128 B)
+} as const;
+export const DNS_EVENT_SIZE = 216;
+/** Readers of `struct dns_event` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
+export const dnsEvent = {
+  latency_ns: (v: DataView, o: number): bigint => v.getBigUint64(o + 16, true),
+  query_ts_ns: (v: DataView, o: number): bigint => v.getBigUint64(o + 24, true),
+  qtype: (v: DataView, o: number): number => v.getUint16(o + 76, true),
+  rcode: (v: DataView, o: number): number => v.getUint8(o + 78),
+  flags: (v: DataView, o: number): number => v.getUint8(o + 79),
+  name_len: (v: DataView, o: number): number => v.getUint8(o + 80),
+  sends: (v: DataView, o: number): number => v.getUint8(o + 81),
+} as const;
+
 /** `struct dns_hist` (360 bytes): byte offset of each field. */
 export const DNS_HIST = {
   h: 0, // struct pn_hist (352 B)

@@ -1,26 +1,28 @@
 // dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
 // (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h), by TC programs on pods'
-// host-side veths (tc.ts) and tracepoints for every other netns (hook `auto`). Per pod: the request duration
+// host-side veths (receiver/kit/ebpf/veth.ts) and tracepoints for every other netns (hook `auto`). Per pod: the request duration
 // histogram by question type, response code and transport; queries, responses, timeouts and truncated
 // answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
 // (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
 // Timeouts of queries that never got an answer are decided here by a sweep of the pending map; a timeout
 // is diagnosed as the conntrack insert race when the netns' conntrack counters moved (diagnosis.ts).
 import { z } from 'zod';
-import { monotonicToUnixNano } from '../../receiver/bpf/events.ts';
+import { dataView, monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
+import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import { bucketsShape } from '../../receiver/kit/ebpf/latency.ts';
-import { HIST_FIELDS, histFromFields, toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
+import { histFromFields, toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
 import {
   EbpfRuntime,
   eventArgsShape,
   hookAvailability,
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
+import { VethAttacher, vethAttachMode } from '../../receiver/kit/ebpf/veth.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import type { MetricPoint, Probe, ProbeContext, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
@@ -36,11 +38,16 @@ import {
 } from './decode.ts';
 import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
-import { VethAttacher } from './tc.ts';
+import { DNS_COUNT, DNS_HIST, dnsStatKey, type MapName, type Program } from './dns.layout.gen.ts';
 
 export { M };
 
 export const OBJECT = new URL('./dns.bpf.o', import.meta.url);
+
+/** u64 indexes into a counter value (struct dns_count / dns_hist, dns.layout.gen.ts). */
+const QUERIES = DNS_COUNT.queries / 8;
+const TIMEOUTS = DNS_COUNT.timeouts / 8;
+const TRUNCATED = DNS_HIST.truncated / 8;
 
 const argsSchema = z.object({
   ...eventArgsShape,
@@ -51,6 +58,8 @@ const argsSchema = z.object({
    * area). `tc`: pods with a veth only. See docs/probes-dns.md.
    */
   hook: z.enum(['auto', 'tracepoint', 'tc']).default('auto'),
+  /** TC programs (hook `auto` / `tc`): TCX links where the kernel has them (6.6+), else clsact; `tcx` / `tc` force one. */
+  attachMode: z.enum(['auto', 'tcx', 'tc']).default('auto'),
   ...bucketsShape,
   /** Server ports that carry DNS (UDP and TCP), at most 4. */
   ports: z.array(z.number().int().min(1).max(65535)).min(1).max(4).default([53]),
@@ -78,10 +87,69 @@ function programs(hook: DnsArgs['hook']) {
   };
 }
 
+/** dns's own clsact filter on each veth (flow has another: receiver/kit/ebpf/veth.ts). */
+const TC_FILTER = { handle: 0x504f, priority: 0x504f } as const;
+
+/**
+ * TC programs on each pod's host-side veth. Before they attach: the veth's ifindex → the pod's netns
+ * (`dns_tc_ifindex`, what they count under) and the netns in `dns_tc_netns` (the tracepoints leave it
+ * to them, hook `auto`); both removed when the veth goes.
+ */
+function vethAttacher(coll: BpfCollection, ctx: ProbeContext, args: DnsArgs): VethAttacher {
+  const key = Buffer.alloc(4);
+  const val = Buffer.alloc(4);
+  const put = (map: string, k: number, v: number) => {
+    key.writeUInt32LE(k >>> 0);
+    val.writeUInt32LE(v >>> 0);
+    coll.map(map).update(key, val);
+  };
+  const del = (map: string, k: number) => {
+    key.writeUInt32LE(k >>> 0);
+    coll.map(map).delete(key);
+  };
+  return new VethAttacher({
+    probe: 'dns',
+    coll,
+    ingress: 'dns_tc_ingress' satisfies Program,
+    egress: 'dns_tc_egress' satisfies Program,
+    mode: vethAttachMode(args.attachMode),
+    filter: TC_FILTER,
+    source: ctx.entities,
+    log: ctx.log,
+    onAttach: (a) => {
+      put('dns_tc_ifindex' satisfies MapName, a.ifindex, a.entity.netnsInode);
+      put('dns_tc_netns' satisfies MapName, a.entity.netnsInode, 1);
+    },
+    onDetach: (a) => {
+      del('dns_tc_netns' satisfies MapName, a.entity.netnsInode);
+      del('dns_tc_ifindex' satisfies MapName, a.ifindex);
+    },
+  });
+}
+
 /** Options the tests and benchmark use; not in the config. */
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
+  /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
+  readonly withoutPrograms?: readonly Program[];
+}
+
+/**
+ * The two tracepoint programs are one hook: queries seen without their responses (or the reverse) would
+ * all end as timeouts. When only one of them runs (the kernel refused the other, e.g. its verifier), the
+ * other is detached too, with the reason; TC on pods' veths (hook `auto`) keeps running.
+ */
+function tracepointPair(coll: BpfCollection, log: ProbeContext['log']): void {
+  const q = coll.program('dns_dev_queue' satisfies Program);
+  const r = coll.program('dns_receive' satisfies Program);
+  const up = (p: typeof q) => p.state === 'attached';
+  if (up(q) === up(r)) return;
+  const [ok, bad] = up(q) ? [q, r] : [r, q];
+  coll.detachProgram(ok.name);
+  ok.state = 'unavailable';
+  ok.reason = `detached: ${bad.name} does not run (${bad.reason ?? bad.state}), and one side alone would count every query as a timeout`;
+  log.warn({ program: ok.name, reason: ok.reason }, 'dns: tracepoint hook disabled');
 }
 
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
@@ -104,7 +172,10 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         dns_cfg_slow_ns: BigInt(args.slowMs) * 1_000_000n,
       },
       maxEntries: { dns_pending: args.maxPending },
-      programs: programs(args.hook),
+      programs: {
+        ...programs(args.hook),
+        ...Object.fromEntries((internals.withoutPrograms ?? []).map((n) => [n, { enabled: false }])),
+      },
       counterMaps: ['dns_hists', 'dns_counts', 'dns_pending'],
       decode: (rec) => {
         const o = readEvent(rec.view, rec.offset);
@@ -115,8 +186,15 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         return event(o, rec.header.netns);
       },
     });
+    tracepointPair(rt.coll, ctx.log);
     const pending: BpfMap = rt.coll.map('dns_pending');
-    const veths = args.hook !== 'tracepoint' ? new VethAttacher(rt.coll, ctx.entities, ctx.log) : undefined;
+    let veths: VethAttacher | undefined;
+    try {
+      veths = args.hook !== 'tracepoint' ? vethAttacher(rt.coll, ctx, args) : undefined;
+    } catch (err) {
+      rt.close();
+      throw err;
+    }
     const ct = args.conntrackDiagnosis
       ? internals.conntrackReader
         ? { read: internals.conntrackReader, close() {} }
@@ -197,8 +275,8 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       if (correlator) {
         const totals = new Map<number, number>();
         for (const e of countsMap.entriesSummed()) {
-          const ns = e.key.readUInt32LE(0);
-          totals.set(ns, (totals.get(ns) ?? 0) + (e.values[0] ?? 0));
+          const ns = dnsStatKey.netns(dataView(e.key), 0);
+          totals.set(ns, (totals.get(ns) ?? 0) + (e.values[QUERIES] ?? 0));
         }
         for (const [ns, q] of totals) {
           if (q !== lastQueries.get(ns)) active.set(ns, now);
@@ -262,25 +340,26 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         const range = args.buckets;
         // one read of dns_hists: struct dns_hist = pn_hist (HIST_FIELDS u64) then `truncated`
         for (const e of rt.counterEntries('dns_hists')) {
+          const k = dataView(e.key);
           const attributes = {
-            [QTYPE]: qtypeName(e.key.readUInt16LE(4)),
-            [RCODE]: rcodeName(e.key.readUInt8(6)),
-            'network.transport': transportName(e.key.readUInt8(7)),
+            [QTYPE]: qtypeName(dnsStatKey.qtype(k, 0)),
+            [RCODE]: rcodeName(dnsStatKey.rcode(k, 0)),
+            'network.transport': transportName(dnsStatKey.l4proto(k, 0)),
           };
           const hist = histFromFields(e.values);
           const netns = e.netns;
           out.push({ metric: M.duration, netns, attributes, value: toHistogramValue(hist, range) });
           out.push({ metric: M.responses, netns, attributes, value: hist.count });
-          out.push({ metric: M.truncated, netns, attributes, value: e.values[HIST_FIELDS] ?? 0 });
+          out.push({ metric: M.truncated, netns, attributes, value: e.values[TRUNCATED] ?? 0 });
         }
         const timeouts = new Map(sweptTimeouts);
         for (const e of rt.counterEntries('dns_counts')) {
-          const qtype = e.key.readUInt16LE(4);
-          const l4 = e.key.readUInt8(7);
+          const qtype = dnsStatKey.qtype(dataView(e.key), 0);
+          const l4 = dnsStatKey.l4proto(dataView(e.key), 0);
           const attributes = { [QTYPE]: qtypeName(qtype), 'network.transport': transportName(l4) };
-          out.push({ metric: M.queries, netns: e.netns, attributes, value: e.values[0] ?? 0 });
+          out.push({ metric: M.queries, netns: e.netns, attributes, value: e.values[QUERIES] ?? 0 });
           const k = `${e.netns}:${qtype}:${l4}`;
-          timeouts.set(k, (timeouts.get(k) ?? 0) + (e.values[1] ?? 0));
+          timeouts.set(k, (timeouts.get(k) ?? 0) + (e.values[TIMEOUTS] ?? 0));
         }
         for (const [k, value] of timeouts) {
           const [netns, qtype, l4] = k.split(':').map(Number) as [number, number, number];
@@ -307,7 +386,9 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
           details: {
             ...(s.details ?? {}),
             hook: args.hook,
-            ...(veths ? { attached: veths.veths(), failures: Object.fromEntries(failures) } : {}),
+            ...(veths
+              ? { attached: veths.veths(), attachMode: veths.mode, failures: Object.fromEntries(failures) }
+              : {}),
             sweep: { ...swept, activeNetns: active.size, suppressed },
             conntrack: correlator ? { ...correlator.stats } : 'off',
           },
@@ -336,11 +417,22 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   events: EVENTS,
   args: argsSchema,
   async availability() {
-    return hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+    const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+    if (!tp.available || !tp.reason?.startsWith('partly: ')) return tp;
+    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair), TC may run
+    const missing = tp.reason.slice('partly: '.length);
+    const tc = hookAvailability(OBJECT, [['dns_tc_ingress'], ['dns_tc_egress']]);
+    if (!tc.available || tc.reason)
+      return { available: false, reason: `needs both net_dev_queue and netif_receive_skb: ${missing}` };
+    return {
+      available: true,
+      reason: `partly: tracepoint hook unusable (${missing}); TC on pods' host-side veths only`,
+      ...(tc.variant ? { variant: tc.variant } : {}),
+    };
   },
   kernel: () =>
     kernelRequirement(OBJECT, [['dns_dev_queue'], ['dns_receive']], {}, [
-      'Debian 6.1: the verifier refuses dns_receive, dns_tc_ingress and dns_tc_egress (test/kernel/vm.test.ts), so the probe runs degraded there — open defect',
+      "TC programs on pods' host-side veths: TCX links from 6.6, clsact + cls_bpf before (hook auto / tc)",
     ]),
   create: createDnsProbe(),
 };

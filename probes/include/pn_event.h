@@ -27,6 +27,7 @@ enum pn_stat {
 	PN_STAT_RING_LOST = 0,    /* bpf_ringbuf_reserve failed: ring full */
 	PN_STAT_SUPPRESSED = 1,   /* event not sent: rate limit */
 	PN_STAT_STACK_FAILED = 2, /* bpf_get_stackid failed (map full, ...) */
+	PN_STAT_COUNTER_FULL = 3, /* a counter entry could not be created: map full (pn_watch.bpf.h) */
 	PN_STAT_MAX = 8,
 };
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * Log2 latency histograms for the latency probes (socketlatency, softirq, netiftxlat, kernellatency),
- * decoded by receiver/kit/ebpf/log2.ts. One `struct pn_hist` per key in a per-CPU map: slot i counts
+ * Log2 latency histograms (the latency probes and dns), decoded by receiver/kit/ebpf/log2.ts
+ * (its size checked against the generated PN_HIST_SIZE, test/bpf/layouts.test.ts). One `struct pn_hist` per key in a per-CPU map: slot i counts
  * durations in [2^i, 2^(i+1)) ns (slot 0 also holds 0; the last slot holds everything above), plus the
  * exact sum and count and two exact threshold counters (e.g. over 1 ms / over 100 ms, KubeSkoop's
  * read1ms / read100ms), which cannot be derived from power-of-two buckets.
@@ -18,7 +18,7 @@ struct pn_hist {
 	__u64 count;
 	__u64 over[2]; /* > threshold 0, > threshold 1 (probe-defined) */
 };
-_Static_assert(sizeof(struct pn_hist) == (PN_HIST_SLOTS + 4) * 8, "pn_hist layout is shared with log2.ts");
+_Static_assert(sizeof(struct pn_hist) == (PN_HIST_SLOTS + 4) * 8, "pn_hist layout is shared with receiver/kit/ebpf/log2.ts");
 
 /* Zeroed value for creating entries (a global: too large for the stack alongside the rest). */
 static struct pn_hist pn_hist_zero;

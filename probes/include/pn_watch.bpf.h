@@ -34,15 +34,9 @@ static __always_inline __u32 pn_watch_key(__u32 netns)
 }
 
 /*
- * pn_stats index counting occurrences that could not be counted because a counter map was full
- * (the netns count is bounded by pn_watched, so this only happens with a too small max_entries).
- * Index 3 of pn_stats; not yet in pn_event.h's enum pn_stat.
- */
-#define PN_STAT_COUNTER_FULL 3
-
-/*
  * Value of a per-CPU counter entry, created zeroed on first use; NULL (and PN_STAT_COUNTER_FULL
- * counted) when the map is full. Per-CPU values: plain `+=` on the result is exact.
+ * counted) when the map is full (the netns count is bounded by pn_watched, so this only happens with
+ * a too small max_entries). Per-CPU values: plain `+=` on the result is exact.
  */
 #define pn_counter_get(map, key, zero_val)                                                            \
 	({                                                                                            \

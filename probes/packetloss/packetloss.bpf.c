@@ -12,8 +12,8 @@
  * by (netns, IP version, L4 protocol, drop location) instead of the reason — userspace turns the location
  * into its function's symbol (KubeSkoop's approach).
  */
-#include "../include/podnet.bpf.h"
-#include "../include/pn_watch.bpf.h"
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
 #include "pn_tuple.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

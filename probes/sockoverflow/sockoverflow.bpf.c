@@ -9,8 +9,8 @@
  *                               (tcp_mem / udp_mem), send or receive side
  * Counters per (netns, kind, L4 protocol) are exact; events carry the tuple, buffer size and memory in use.
  */
-#include "../include/podnet.bpf.h"
-#include "../include/pn_watch.bpf.h"
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
 #include "pn_tuple.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -10,8 +10,8 @@
  * socket state and the kernel's reset reason (enum sk_rst_reason, 6.10+).
  * Prototype variants by BTF arity: tcp_send_reset has 3 args from 6.10 (reason), 2 before.
  */
-#include "../include/podnet.bpf.h"
-#include "../include/pn_watch.bpf.h"
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
 #include "pn_tuple.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -6,8 +6,8 @@
  * Counters per netns are exact; events (rate limited) carry the socket tuple, state, segments, the
  * transmit error (6.10+: the tracepoint's err argument) and an optional stack.
  */
-#include "../include/podnet.bpf.h"
-#include "../include/pn_watch.bpf.h"
+#include "podnet.bpf.h"
+#include "pn_watch.bpf.h"
 #include "pn_tuple.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -24,9 +24,10 @@ function readExpr(r: Reader, at: string): { type: string; expr: string } {
   if (r.kind === 'chars') return { type: 'string', expr: `chars(v, ${at}, ${r.length})` };
   if (r.kind === 'float') return { type: 'number', expr: `v.getFloat${r.size * 8}(${at}, true)` };
   const u = r.signed ? 'Int' : 'Uint';
-  if (r.size === 8) return { type: 'bigint', expr: `v.getBig${u}64(${at}, true)` };
+  const le = r.bigEndian ? 'false' : 'true'; // __be16 / __be32 / __be64: network order
+  if (r.size === 8) return { type: 'bigint', expr: `v.getBig${u}64(${at}, ${le})` };
   if (r.size === 1) return { type: 'number', expr: `v.get${u}8(${at})` };
-  return { type: 'number', expr: `v.get${u}${r.size * 8}(${at}, true)` };
+  return { type: 'number', expr: `v.get${u}${r.size * 8}(${at}, ${le})` };
 }
 
 function key(name: string): string {

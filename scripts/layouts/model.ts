@@ -5,9 +5,17 @@
 // program arguments, never for a record built in a local).
 import { BTF_KIND, Btf, type BtfType } from '../../receiver/bpf/btf.ts';
 
-/** How a field is read: an integer (8 bytes → bigint), a float, a NUL-terminated char array, or not at all. */
+/**
+ * How a field is read: an integer (8 bytes → bigint; `bigEndian` for the kernel's network-order typedefs
+ * __be16 / __be32 / __be64), a float, a NUL-terminated char array, or not at all.
+ */
 export type Reader =
-  | { readonly kind: 'int'; readonly size: 1 | 2 | 4 | 8; readonly signed: boolean }
+  | {
+      readonly kind: 'int';
+      readonly size: 1 | 2 | 4 | 8;
+      readonly signed: boolean;
+      readonly bigEndian?: true;
+    }
   | { readonly kind: 'float'; readonly size: 4 | 8 }
   | { readonly kind: 'chars'; readonly length: number };
 
@@ -86,6 +94,8 @@ const MAP_TYPES = [
 ];
 
 const BTF_INT_SIGNED = 1;
+/** The kernel's network-byte-order integer typedefs (linux/types.h). */
+const BIG_ENDIAN_TYPEDEFS = new Set(['__be16', '__be32', '__be64']);
 const BTF_INT_CHAR = 2;
 const FUNC_LINKAGE_GLOBAL = 1;
 
@@ -122,12 +132,21 @@ class Reading {
     return `kind${t.kind}`;
   }
 
+  /** A typedef named __be16 / __be32 / __be64 on the way from `id` to its base type. */
+  networkOrder(id: number): boolean {
+    for (let t = this.btf.type(id); MODIFIERS.has(t.kind); t = this.btf.type(t.sizeOrType)) {
+      if (t.kind === BTF_KIND.TYPEDEF && BIG_ENDIAN_TYPEDEFS.has(t.name)) return true;
+    }
+    return false;
+  }
+
   reader(id: number): Reader | undefined {
     const t = this.btf.resolve(id);
     switch (t.kind) {
       case BTF_KIND.INT: {
         const enc = (t.view.getUint32(12, true) >>> 24) & 0x0f;
-        return { kind: 'int', size: intSize(t), signed: (enc & BTF_INT_SIGNED) !== 0 };
+        const r = { kind: 'int', size: intSize(t), signed: (enc & BTF_INT_SIGNED) !== 0 } as const;
+        return this.networkOrder(id) && r.size > 1 ? { ...r, bigEndian: true } : r;
       }
       case BTF_KIND.ENUM:
       case BTF_KIND.ENUM64:

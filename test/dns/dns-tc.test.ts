@@ -1,10 +1,14 @@
-// dns probe with `hook: tc` (TCX on the pod's host-side veth) against unbound in the host netns: UDP and
-// TCP, IPv4 and IPv6; counts equal what dig saw and what the server logged. TCP DNS is complete here (the
-// TC programs read payload in page frags; the tracepoint hooks cannot, see docs/probes-dns.md).
+// dns probe with `hook: tc` on the pod's host-side veth against unbound in the host netns: UDP and TCP,
+// IPv4 and IPv6; counts equal what dig saw and what the server logged. TCP DNS is complete here (the TC
+// programs read payload in page frags; the tracepoint hooks cannot, see docs/probes-dns.md). Attached as
+// TCX links (this kernel's `auto`) and, forced, as a clsact filter next to flow's own clsact filter on the
+// same veth (each probe owns its filter: neither replaces the other; both gone after close).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
-import type { Probe } from '../../receiver/probe/types.ts';
+import { createDnsProbe, type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
+import { type FlowArgs, flowProbe } from '../../probes/flow/flow.ts';
+import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
 import { removeStaleNetns } from '../env/netns.ts';
 import { counterPoint, testContext } from '../latency/env.ts';
 import { createPodNetns, type PodNetns } from './hostveth.ts';
@@ -15,26 +19,54 @@ let pod: PodNetns;
 let server: DnsServer;
 let probe: Probe<DnsArgs>;
 let auto: Probe<DnsArgs>;
+let clsact: Probe<DnsArgs>;
+let flow: Probe<FlowArgs>;
+const filters = (dir: string) =>
+  execFileSync('tc', ['filter', 'show', 'dev', pod.entity.hostVeth!, dir], { encoding: 'utf8' }).trim();
 
 before(async () => {
   removeStaleNetns('pnd');
   pod = createPodNetns('t', 71);
   server = await DnsServer.start(pod.host);
-  probe = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({ hook: 'tc' }));
+  probe = await dnsProbe.create(
+    testContext([pod.entity]),
+    dnsProbe.args.parse({ hook: 'tc', attachMode: 'tcx' }),
+  );
   // the default, `auto`, at the same time: TC for this pod (it has a veth), so TCP is seen too
   auto = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({}));
+  // clsact (the fallback before 6.6), with flow's clsact filter on the same veth
+  clsact = await dnsProbe.create(
+    testContext([pod.entity]),
+    dnsProbe.args.parse({ hook: 'tc', attachMode: 'tc' }),
+  );
+  flow = await flowProbe.create(
+    testContext([pod.entity]),
+    flowProbe.args.parse({ attachMode: 'tc', ports: true }),
+  );
 });
 
 after(async () => {
   await probe?.close();
   await auto?.close();
+  await clsact?.close();
+  await flow?.close();
   server?.stop();
   pod?.cleanup();
 });
 
 test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVFAIL equal dig and the server log', async () => {
-  const st = probe.status();
-  assert.equal(st.state, 'running', JSON.stringify(st));
+  for (const [pr, mode] of [
+    [probe, 'tcx'],
+    [auto, 'tcx'],
+    [clsact, 'tc'],
+  ] as const) {
+    const st = pr.status();
+    assert.equal(st.state, 'running', JSON.stringify(st));
+    assert.equal(st.details?.['attachMode'], mode);
+  }
+  // two cls_bpf filters per direction: flow's and dns's
+  assert.equal(filters('ingress').match(/direct-action/g)?.length, 2, filters('ingress'));
+  assert.equal(filters('egress').match(/direct-action/g)?.length, 2, filters('egress'));
   const seen: Record<string, number> = {};
   const ask = (server: string, name: string, o: Parameters<typeof dig>[3] = {}) => {
     const r = dig(pod.side, server, name, o);
@@ -52,8 +84,9 @@ test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVF
   while (server.replies.length < 13 && Date.now() - start < 3000) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual([logged('NOERROR'), logged('NXDOMAIN'), logged('SERVFAIL')], [9, 2, 2]);
   for (const [hook, pr] of [
-    ['tc', probe],
+    ['tc (TCX)', probe],
     ['auto', auto],
+    ['tc (clsact)', clsact],
   ] as const) {
     const p = await pr.collect([]);
     const n = (metric: string, m: Record<string, string>) => counterPoint(p, metric, pod.side.inode, m);
@@ -69,5 +102,58 @@ test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVF
       [9, 2, 2, 7, 7, 6],
       hook,
     );
+  }
+  // flow's filter still counts beside dns's: the UDP queries the pod sent to port 53 over IPv4 (4) and IPv6 (2)
+  const fp = await flow.collect([]);
+  const udp53 = (addr: string) =>
+    counterPoint(fp, 'podnet.flow.packet.count', pod.side.inode, {
+      'network.io.direction': 'transmit',
+      'network.transport': 'udp',
+      'network.peer.address': addr,
+      'network.peer.port': 53,
+    });
+  assert.deepEqual([udp53(h.ipv4), udp53(h.ipv6)], [4, 2]);
+});
+
+test('close() removes the clsact filters of dns and flow from the veth', async () => {
+  await clsact.close();
+  assert.equal(filters('ingress').match(/direct-action/g)?.length, 1, 'flow keeps its own');
+  await flow.close();
+  assert.equal(filters('ingress'), '');
+  assert.equal(filters('egress'), '');
+});
+
+test('one tracepoint program refused: the other is detached too (no false timeouts), TC keeps counting', async () => {
+  const without = createDnsProbe({ withoutPrograms: ['dns_receive'] });
+  // a query seen without its response would be swept as a timeout within 200 ms
+  const tp = await without(
+    testContext([pod.entity]),
+    dnsProbe.args.parse({ hook: 'tracepoint', timeoutMs: 200, sweepMs: 100 }),
+  );
+  const au = await without(testContext([pod.entity]), dnsProbe.args.parse({}));
+  try {
+    const state = (pr: Probe<DnsArgs>, n: string) =>
+      ((pr.status().details?.['programs'] ?? []) as { name: string; state: string; reason?: string }[]).find(
+        (p) => p.name === n,
+      );
+    assert.equal(tp.status().state, 'unavailable');
+    assert.equal(state(tp, 'dns_dev_queue')?.state, 'unavailable');
+    assert.match(String(state(tp, 'dns_dev_queue')?.reason), /^detached: dns_receive does not run/);
+    assert.equal(au.status().state, 'degraded');
+    assert.equal(state(au, 'dns_tc_ingress')?.state, 'loaded');
+    const before = await tp.collect([]);
+    assert.equal(dig(pod.side, pod.host.ipv4, 'a.ok.podnet').status, 'NOERROR');
+    await new Promise((r) => setTimeout(r, 1000)); // 5 timeout windows
+    const n = (p: readonly MetricPoint[], m: string) => counterPoint(p, m, pod.side.inode);
+    const after = await tp.collect([]);
+    assert.deepEqual(
+      [n(after, M.queries) - n(before, M.queries), n(after, M.timeouts) - n(before, M.timeouts)],
+      [0, 0],
+    );
+    const a = await au.collect([]);
+    assert.equal(counterPoint(a, M.responses, pod.side.inode, { [RC]: 'NOERROR' }), 1, 'TC counted it');
+  } finally {
+    await tp.close();
+    await au.close();
   }
 });

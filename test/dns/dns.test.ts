@@ -1,7 +1,7 @@
 // dns probe against a real DNS server (unbound, with dnsmasq as a failing upstream) in a test netns and
 // real clients (dig, getent through glibc) in another: every count equals what the clients saw, what the
-// server logged, and (timeouts) what an nft drop rule counted. Latency: the server behind a netem delay
-// lands in the right histogram bucket. Cleans up netns, processes and files.
+// server logged, and (timeouts) what an nft drop rule counted. Latency: the server behind a tbf delay
+// lands in the bucket of its wire time (tshark). Cleans up netns, processes and files.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -116,6 +116,8 @@ test('getaddrinfo (getent ahosts, glibc A+AAAA) counts equal the server log', as
   await waitFor(() => server.count(cli.ipv4, undefined, 'AAAA') - logBase.aaaa >= 4, 3000);
   const la = server.count(cli.ipv4, undefined, 'A') - logBase.a;
   const l6 = server.count(cli.ipv4, undefined, 'AAAA') - logBase.aaaa;
+  // at least the 4 A + 4 AAAA asked (glibc re-sends a query that waited past its resolver timeout,
+  // which a loaded machine can cause): the exact check is podnet == the server's log, below
   assert.ok(la >= 4 && l6 >= 4, `server logged ${la} A, ${l6} AAAA`);
   const p = await collect();
   assert.equal(n(p, M.responses, { [QT]: 'A' }) - base.a, la);
@@ -298,7 +300,10 @@ test('timeouts: queries an nft rule drops are counted once each, with the names,
     assert.equal(e.attributes['podnet.dns.timeout.kind'], 'no_response');
     assert.equal(e.attributes['podnet.dns.cause'], undefined);
     assert.equal(e.attributes['podnet.dns.conntrack.insert_failed'], 0);
-    assert.ok(Number(e.attributes['podnet.latency.duration']) >= 1.5);
+    // waited at least the 1.5 s window (the sweep decides only after it) and at most until the wait
+    // above ended: the first query went out ~2 s (two 1 s digs) before the 4 s wait started
+    const waited = Number(e.attributes['podnet.latency.duration']);
+    assert.ok(waited >= 1.5 && waited < 7, `waited ${waited} s`);
   }
   await sleep(500); // no late double count
   assert.equal(n(await collect(), M.timeouts) - before, 3);

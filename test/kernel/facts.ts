@@ -24,6 +24,8 @@ export const FACT_IDS: readonly string[] = [
   'flow.auto.detached',
   'flow.tc',
   'flow.tc.detached',
+  'dns.auto',
+  'dns.tracepoint',
 ];
 
 /**

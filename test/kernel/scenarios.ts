@@ -2,6 +2,8 @@
 // the Debian 6.1 VM (test/kernel/guest.ts, booted by test/kernel/vm.test.ts). Each returns facts: what
 // the kernel's own counters say (nstat, nft, ip -s link, the fixture's own count) next to what podnet
 // counted, and the program variant probe-before-load picked. The tests assert expected === actual.
+
+import { fileURLToPath } from 'node:url';
 import { dropVariant, M as PL, packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { probeSpecs } from '../../probes/registry.ts';
 import { M as RST, tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
@@ -18,7 +20,9 @@ import {
   waitFor,
 } from '../ebpf/env.ts';
 import { createNetnsPair, type NetnsPair } from '../env/netns.ts';
+import { dnsFacts } from './scenarios-dns.ts';
 import { flowFacts, procfsFacts } from './scenarios-net.ts';
+import { expectedAvailability, tracepointFormat } from './tracefs.ts';
 
 export interface Fact {
   /** Stable id: the same check on every kernel. */
@@ -40,24 +44,38 @@ const attachedOf = (st: ProbeStatus) =>
     .filter(([, s]) => s === 'attached' || s === 'loaded')
     .map(([n]) => n);
 
-/** Every probe: availability, variant and minimum kernel; every available eBPF probe loads and attaches. */
+/**
+ * Every probe: availability, variant and minimum kernel. Availability must be what tracefs says about the
+ * tracepoints the probe's object attaches to (tracefs.ts: none missing = available, some = partly, all =
+ * unavailable; procfs and netlink probes are always available); every available eBPF probe loads and
+ * attaches.
+ */
 export async function availabilityFacts(): Promise<Fact[]> {
   const out: Fact[] = [];
   for (const spec of probeSpecs) {
     const a = await spec.availability();
     const k = spec.kernel?.();
+    const truth =
+      spec.source === 'ebpf'
+        ? expectedAvailability(
+            fileURLToPath(new URL(`../../probes/${spec.name}/${spec.name}.bpf.o`, import.meta.url)),
+          )
+        : { available: true, partly: false, missing: [] };
+    const tracefs = { available: truth.available, partly: truth.partly };
+    const seen = { available: a.available, partly: (a.reason ?? '').startsWith('partly') };
     const info = {
       available: a.available,
       reason: a.reason ?? null,
       variant: a.variant ?? null,
       minKernel: k?.min,
+      missingTracepoints: truth.missing,
     };
     if (spec.source !== 'ebpf' || !a.available) {
       out.push({
         id: `probe.${spec.name}`,
-        what: `${spec.name}: availability`,
-        expected: true,
-        actual: true,
+        what: `${spec.name}: availability == what tracefs says of its tracepoints`,
+        expected: tracefs,
+        actual: seen,
         info,
       });
       continue;
@@ -81,11 +99,13 @@ export async function availabilityFacts(): Promise<Fact[]> {
         id: `probe.${spec.name}`,
         what: `${spec.name}: loads and attaches what availability promised`,
         expected: {
+          tracefs,
           state: partly ? 'degraded' : 'running',
           unavailable: partly ? bad.length > 0 : false,
           promisedLoaded: true,
         },
         actual: {
+          tracefs: seen,
           state: st.state,
           unavailable: bad.length > 0,
           promisedLoaded: promised.every((n) => loaded.includes(n) || loaded.includes(`${n}_raw`)),
@@ -247,7 +267,9 @@ export async function tcpresetFacts(pair: NetnsPair): Promise<Fact[]> {
     const d = (ns: number, kind: string) =>
       sumPoints(p1, RST.resets, ns, { 'podnet.tcp.reset.kind': kind }) -
       sumPoints(p0, RST.resets, ns, { 'podnet.tcp.reset.kind': kind });
-    const nosockSeen = info.programs.some((p) => p.startsWith('rst_send3'));
+    // resets without a socket reach tcp_send_reset only where it carries the reset reason (6.10+): its
+    // format file in tracefs says so
+    const nosockSeen = /\benum sk_rst_reason reason;/.test(tracepointFormat('tcp_send_reset') ?? '');
     facts.push(
       {
         id: 'tcpreset.nosock',
@@ -349,5 +371,6 @@ export async function allFacts(opts: { prefix: string; onFact?: (f: Fact) => voi
   }
   add(await flowFacts('auto', opts.prefix));
   add(await flowFacts('tc', opts.prefix));
+  add(await dnsFacts());
   return facts;
 }

@@ -1,10 +1,11 @@
 // packetloss variant choice: `auto` follows kfree_skb's argument count (no kernel older than 5.17 is
-// available here, so the count is given), the switches force either variant, and availability reports
+// available here, so the count is given; what this kernel has is read from kfree_skb's format file in
+// tracefs, not from podnet's BTF reader), the switches force either variant, and availability reports
 // exactly the program the loader will load for it.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { dropVariant, packetlossProbe, variantForArity } from '../../probes/packetloss/packetloss.ts';
-import { withVmlinuxBtf } from '../../receiver/bpf/btf.ts';
+import { tracepointFormat } from './tracefs.ts';
 
 afterEach(() => {
   delete process.env['PODNET_PACKETLOSS_VARIANT'];
@@ -14,8 +15,13 @@ test('auto: location before 5.17 (kfree_skb(skb, location), 2 args), reason from
   assert.equal(variantForArity(2), 'location');
   assert.equal(variantForArity(3), 'reason');
   assert.equal(variantForArity(4), 'reason');
-  const here = withVmlinuxBtf((btf) => btf.tracepointArgs('kfree_skb'));
-  assert.equal(dropVariant('auto'), here !== null && here >= 3 ? 'reason' : 'location');
+  // 5.17+: kfree_skb records the drop reason (a `reason` field next to `location`)
+  const format = tracepointFormat('kfree_skb');
+  assert.match(String(format), /\bvoid \* location;/);
+  assert.equal(
+    dropVariant('auto'),
+    /\benum skb_drop_reason reason;/.test(String(format)) ? 'reason' : 'location',
+  );
 });
 
 test('config and PODNET_PACKETLOSS_VARIANT force a variant; the environment wins', async () => {

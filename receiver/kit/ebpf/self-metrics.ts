@@ -3,7 +3,7 @@
 // names without loading the runtime. runtime.ts re-exports them.
 import type { MetricDef } from '../../probe/types.ts';
 
-/** pn_stats indexes (probes/include/pn_event.h enum pn_stat; 3 = pn_watch.bpf.h PN_STAT_COUNTER_FULL). */
+/** pn_stats indexes (probes/include/pn_event.h enum pn_stat). */
 export const PN_STAT = { ringLost: 0, suppressed: 1, stackFailed: 2, counterFull: 3 } as const;
 
 export const SELF_METRIC = {

@@ -49,7 +49,8 @@ copy_libs() {
     cp -L "$lib" "$root$lib"
   done
 }
-for b in ip nstat tc nft; do copy_bin "$b"; done
+# ss, and the dns scenario's real DNS tools: dig (client), unbound (server), dnsmasq (its failing upstream)
+for b in ip nstat tc nft ss dig unbound dnsmasq; do copy_bin "$b"; done
 ln -sf /usr/sbin/ip "$root/sbin/ip"
 # libbpf is opened by koffi (dlopen), so ldd of node does not list it.
 for l in libbpf.so.1 libelf.so.1 libz.so.1 libzstd.so.1; do
@@ -87,6 +88,7 @@ cp "$repo/test/env/vm/init.sh" "$root/init" && chmod 755 "$root/init"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' > "$root/etc/hosts"
+: > "$root/etc/resolv.conf"
 mkdir -p "$root/etc/iproute2" "$root/var/run/netns" "$root/root"
 
 (cd "$root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null) > "$out/base.cpio.tmp"

@@ -56,7 +56,19 @@ export function imageKey(): string {
   h.update(
     spawnSync(join(REPO, 'node_modules/node/bin/node'), ['--version'], { encoding: 'utf8' }).stdout ?? '',
   );
-  h.update(dpkgVersions(['libbpf1', 'libelf1', 'iproute2', 'nftables', 'busybox-static', 'libc6']));
+  h.update(
+    dpkgVersions([
+      'libbpf1',
+      'libelf1',
+      'iproute2',
+      'nftables',
+      'busybox-static',
+      'libc6',
+      'bind9-dnsutils',
+      'unbound',
+      'dnsmasq-base',
+    ]),
+  );
   return h.digest('hex').slice(0, 16);
 }
 
