@@ -78,13 +78,13 @@ test('CRI env: a test process that exits without teardown still leaves nothing (
     const { readdirSync, statSync } = await import('node:fs');
     const netns = readdirSync('/run/netns').filter((n) => { try { return statSync('/run/netns/' + n).ino === p.netnsInode; } catch { return false; } });
     console.log(JSON.stringify({ dir: env.dir, socket: env.socket, pid: p.pid, cpid: env.containerdPid(), netns }));
-    process.exit(1); // no teardown()
+    process.exit(7); // no teardown(); 7 tells this exit from a start-up failure (an unhandled rejection exits 1)
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     encoding: 'utf8',
     timeout: 60_000,
   });
-  assert.equal(child.status, 1, child.stderr);
+  assert.equal(child.status, 7, `the child failed before its exit: status ${child.status}\n${child.stderr}`);
   const info = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as {
     dir: string;
     socket: string;
