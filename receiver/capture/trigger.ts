@@ -22,8 +22,8 @@ import { join } from 'node:path';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
 import type { Attributes, AttributeValue, ProbeEvent } from '../probe/types.ts';
+import { sendJson } from '../server/json.ts';
 import type { CaptureConfig, TriggerRuleConfig } from './config.ts';
-import { json } from './http.ts';
 import { CaptureSession, type CaptureSlots } from './session.ts';
 
 export const ATTR_CAPTURE_ID = 'podnet.capture.id';
@@ -308,7 +308,7 @@ export class TriggeredCaptures {
   serve(res: ServerResponse, url: URL): void {
     if (url.pathname === '/captures') {
       const files = this.list();
-      json(res, 200, {
+      sendJson(res, 200, {
         dir: this.#config.dir,
         maxFiles: this.#config.max_files,
         maxTotalBytes: this.#config.max_total_bytes,
@@ -321,11 +321,11 @@ export class TriggeredCaptures {
     const m = /^\/captures\/([^/]+)\.pcapng$/.exec(url.pathname);
     const info = m && ID_RE.test(m[1]!) ? this.#files.get(m[1]!) : undefined;
     if (!info) {
-      json(res, 404, { error: `no capture ${url.pathname}; GET /captures lists them` });
+      sendJson(res, 404, { error: `no capture ${url.pathname}; GET /captures lists them` });
       return;
     }
     if (info.state === 'running') {
-      json(res, 409, { error: `capture ${info.id} is still running; it is served once it is done` });
+      sendJson(res, 409, { error: `capture ${info.id} is still running; it is served once it is done` });
       return;
     }
     res.statusCode = 200;
