@@ -7,7 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import { sendJson } from '../server/json.ts';
 import type { CaptureConfig } from './config.ts';
-import { compileFilter } from './pcap-filter.ts';
+import { type CompiledFilter, compileFilter } from './pcap-filter.ts';
 import { type CaptureCounts, CaptureSession, type CaptureSlots, DEFAULT_SNAPLEN } from './session.ts';
 import { resolveTarget, TargetError, type TargetSpec } from './target.ts';
 import type { TriggeredCaptures } from './trigger.ts';
@@ -158,8 +158,9 @@ export class CaptureService implements CaptureSlots {
       return;
     }
     const filter = q.get('filter') ?? '';
+    let compiled: CompiledFilter;
     try {
-      compileFilter(filter, snaplen ?? DEFAULT_SNAPLEN);
+      compiled = compileFilter(filter, snaplen ?? DEFAULT_SNAPLEN); // checked here, attached by the session
     } catch (err) {
       sendJson(res, 400, { error: (err as Error).message });
       return;
@@ -186,7 +187,7 @@ export class CaptureService implements CaptureSlots {
     try {
       session = new CaptureSession({
         netnsPath: target.netnsPath,
-        filter,
+        filter: compiled,
         snaplen: snaplen ?? undefined,
         count: count ?? undefined,
         durationMs: effDuration,
