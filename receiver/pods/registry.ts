@@ -10,7 +10,8 @@
 // (restart) the last known pods are kept as long as their pid still holds their netns.
 import { childLogger, type Logger } from '../log/logger.ts';
 import { hostNetnsFallback, hostNetnsInode, hostNetnsPath } from '../netns/setns.ts';
-import type { CriClient, PodSandbox } from './cri-client.ts';
+import type { CriClient } from './cri-client.ts';
+import type { PodSandbox } from './cri-types.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
 import { diffEntities } from './entity-diff.ts';
@@ -32,7 +33,6 @@ import {
 } from './sandbox-cache.ts';
 
 // the options and status types live in registry-options.ts; importers keep reading them from here
-export { type RegistryOptions, RegistryOptionsError, type RegistryStatus } from './registry-options.ts';
 
 interface Snapshot {
   readonly entities: Map<number, Entity>;

@@ -5,7 +5,8 @@
 import { statSync } from 'node:fs';
 import type { Logger } from '../log/logger.ts';
 import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
-import type { CriClient, PodSandbox, PodSandboxStatus } from './cri-client.ts';
+import type { CriClient } from './cri-client.ts';
+import type { PodSandbox, PodSandboxStatus } from './cri-types.ts';
 import type { Entity, PodIdentity } from './entity.ts';
 import type { LabelPolicy } from './labels.ts';
 import { netnsInodeOfPid } from './netns-discovery.ts';
