@@ -70,7 +70,7 @@ export function localPeers(options: {
   return { map, netnsErrors };
 }
 
-export function podPeer(name: string, namespace: string, node: string | undefined): Peer {
+function podPeer(name: string, namespace: string, node: string | undefined): Peer {
   return makePeer({ kind: 'pod', pod: name, namespace, ...(node ? { node } : {}), workload: name });
 }
 
