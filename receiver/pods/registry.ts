@@ -13,7 +13,13 @@ import { hostNetnsFallback, hostNetnsInode, hostNetnsPath } from '../netns/setns
 import type { CriClient } from './cri-client.ts';
 import type { PodSandbox } from './cri-types.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
-import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
+import {
+  type Entity,
+  type EntityChange,
+  type EntitySource,
+  HOST_ENTITY,
+  type PodIdentity,
+} from './entity.ts';
 import { diffEntities } from './entity-diff.ts';
 import { compileLabelPolicy, type LabelPolicy } from './labels.ts';
 import { addNetnsEntities, netnsInodeOfPid } from './netns-discovery.ts';
@@ -23,14 +29,7 @@ import {
   type ResolvedRegistryOptions,
   resolveRegistryOptions,
 } from './registry-options.ts';
-import {
-  type CachedSandbox,
-  HOST_ENTITY,
-  inodeOfPath,
-  mapLimit,
-  podIdentity,
-  resolveSandbox,
-} from './sandbox-cache.ts';
+import { type CachedSandbox, inodeOfPath, mapLimit, podIdentity, resolveSandbox } from './sandbox-cache.ts';
 
 // the options and status types live in registry-options.ts; importers keep reading them from here
 

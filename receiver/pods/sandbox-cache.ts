@@ -4,10 +4,10 @@
 // loop; it imports cri-client.ts for types only, so gRPC still loads only once a CRI socket is found.
 import { statSync } from 'node:fs';
 import type { Logger } from '../log/logger.ts';
-import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
+import { hostNetnsInode, hostNetnsPath } from '../netns/setns.ts';
 import type { CriClient } from './cri-client.ts';
 import type { PodSandbox, PodSandboxStatus } from './cri-types.ts';
-import type { Entity, PodIdentity } from './entity.ts';
+import type { PodIdentity } from './entity.ts';
 import type { LabelPolicy } from './labels.ts';
 import { netnsInodeOfPid } from './netns-discovery.ts';
 import { parseSandboxInfo, type SandboxRuntimeInfo } from './sandbox-info.ts';
@@ -20,14 +20,6 @@ export interface CachedSandbox {
   readonly netnsPath: string;
   readonly hostNetwork: boolean;
 }
-
-export const HOST_ENTITY: Entity = Object.freeze({
-  kind: 'host',
-  netnsInode: hostNetnsInode,
-  netnsPath: hostNetnsPath,
-  pid: hostNetnsPid,
-  displayName: 'host',
-});
 
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -107,7 +99,7 @@ export async function resolveSandbox(
   }
   if (nodeMode && inode === undefined) {
     inode = hostNetnsInode;
-    netnsPath = HOST_ENTITY.netnsPath;
+    netnsPath = hostNetnsPath;
   }
   if (inode === undefined || netnsPath === undefined) {
     ctx.log.debug({ sandbox: sb.id }, 'sandbox has no readable netns (stopping?), skipped');
