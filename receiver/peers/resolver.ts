@@ -43,8 +43,11 @@ export class PeerResolver {
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #listener: PeerListener | undefined;
+  readonly #hostNetnsPath: string | undefined;
   /** Counts for /status. */
   readonly counts = { resolved: 0, rebuilds: 0, netnsErrors: 0 };
+  /** Why the host peer's addresses are podnet's own netns' (for /status); undefined when they are the node's. */
+  hostFallback: string | undefined;
 
   constructor(options: {
     entities: EntitySource;
@@ -54,7 +57,10 @@ export class PeerResolver {
     /** Local-view rebuild period, ms (besides every pod-discovery change). Default 10 000. */
     refreshMs?: number;
     hostAddresses?: () => readonly string[];
+    /** The node's netns (default init's, receiver/netns/setns.ts). */
+    hostNetnsPath?: string;
   }) {
+    this.#hostNetnsPath = options.hostNetnsPath;
     this.#entities = options.entities;
     this.#nodeName = options.nodeName;
     this.#log = options.log;
@@ -85,12 +91,16 @@ export class PeerResolver {
   /** Re-reads the node-local view (pods, host and named netns addresses). */
   rebuild(): void {
     try {
-      const { map, netnsErrors } = localPeers({
+      const { map, netnsErrors, hostFallback } = localPeers({
         entities: this.#entities.entities(),
         nodeName: this.#nodeName,
         log: this.#log,
+        hostNetnsPath: this.#hostNetnsPath,
         ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
       });
+      if (hostFallback !== undefined && hostFallback !== this.hostFallback)
+        this.#log?.warn({ reason: hostFallback }, "peer resolver: host addresses from podnet's own netns");
+      this.hostFallback = hostFallback;
       this.#local = map;
       this.counts.netnsErrors = netnsErrors;
       this.counts.rebuilds++;
