@@ -22,16 +22,20 @@ import {
 } from './entity.ts';
 import { diffEntities } from './entity-diff.ts';
 import { compileLabelPolicy, type LabelPolicy } from './labels.ts';
-import { addNetnsEntities, netnsInodeOfPid } from './netns-discovery.ts';
+import { addNetnsEntities } from './netns-discovery.ts';
 import {
   type RegistryOptions,
   type RegistryStatus,
   type ResolvedRegistryOptions,
   resolveRegistryOptions,
 } from './registry-options.ts';
-import { type CachedSandbox, inodeOfPath, mapLimit, podIdentity, resolveSandbox } from './sandbox-cache.ts';
-
-// the options and status types live in registry-options.ts; importers keep reading them from here
+import {
+  type CachedSandbox,
+  mapLimit,
+  netnsStillHeld,
+  podIdentity,
+  resolveSandbox,
+} from './sandbox-cache.ts';
 
 interface Snapshot {
   readonly entities: Map<number, Entity>;
@@ -290,11 +294,7 @@ export class EntityRegistry implements EntitySource {
         // runtime unreachable (restart?): keep last known pods whose netns is still held
         for (const e of this.#snapshot.entities.values()) {
           if (e.kind !== 'pod') continue;
-          const alive =
-            e.pid !== undefined
-              ? netnsInodeOfPid(e.pid) === e.netnsInode
-              : inodeOfPath(e.netnsPath) === e.netnsInode;
-          if (alive) entities.set(e.netnsInode, e);
+          if (netnsStillHeld(e.pid, e.netnsPath, e.netnsInode)) entities.set(e.netnsInode, e);
         }
         const kept = new Set([...entities.values()].map((e) => e.pod?.sandboxId));
         pods = this.#snapshot.pods.filter((p) => p.hostNetwork || kept.has(p.sandboxId));

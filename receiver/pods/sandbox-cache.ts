@@ -46,6 +46,14 @@ export function inodeOfPath(path: string): number | undefined {
   }
 }
 
+/**
+ * Whether a netns seen before is still there: its process still in it (by pid), or its path still
+ * naming it (no pid). A recycled pid or a new netns under the same path has another inode.
+ */
+export function netnsStillHeld(pid: number | undefined, netnsPath: string, inode: number): boolean {
+  return pid !== undefined ? netnsInodeOfPid(pid) === inode : inodeOfPath(netnsPath) === inode;
+}
+
 /** Label bounds applied while building pod identities (pods × labels left out / values cut). */
 export interface LabelStats {
   droppedKeys: number;
@@ -68,9 +76,7 @@ export async function resolveSandbox(
 ): Promise<CachedSandbox | undefined> {
   const cached = ctx.cache.get(sb.id);
   if (cached) {
-    // still the same process in the same netns? (hostNetwork: the pid just has to be alive)
-    if (cached.pid !== undefined && netnsInodeOfPid(cached.pid) === cached.inode) return cached;
-    if (cached.pid === undefined && inodeOfPath(cached.netnsPath) === cached.inode) return cached;
+    if (netnsStillHeld(cached.pid, cached.netnsPath, cached.inode)) return cached;
     ctx.cache.delete(sb.id);
   }
   let res: Awaited<ReturnType<CriClient['podSandboxStatus']>>;
