@@ -33,7 +33,7 @@ export const CAPTURE_DONE_EVENT = 'podnet.capture.done';
 const ID_RE = /^[0-9a-z]+-[0-9a-f]{8}$/;
 /** Rule × netns windows (and cooldown entries) kept at once; past this the table is cleared (counting
  * restarts) or, for cooldowns, the expired and then the oldest entries are dropped. */
-export const MAX_WINDOWS = 10_000;
+const MAX_WINDOWS = 10_000;
 
 export interface CaptureFileInfo {
   readonly id: string;
