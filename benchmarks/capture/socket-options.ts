@@ -35,7 +35,7 @@ interface Outcome {
 }
 
 async function ring(): Promise<Outcome> {
-  const s = new PacketSocket({ netnsPath: pair.b.path, filter: 'udp port 7777', snaplen: 128 });
+  const s = new PacketSocket({ netnsPath: pair.b.path, filter: compileFilter('udp port 7777', 128) });
   let packets = 0;
   const count = () => {
     packets++;
@@ -54,7 +54,7 @@ async function ring(): Promise<Outcome> {
 }
 
 async function perPacket(): Promise<Outcome> {
-  const prog = compileFilter('udp port 7777', 128);
+  const prog = compileFilter('udp port 7777', 128).insns;
   const fd = socketInNetns(pair.b.path, 17, 2 | 0o4000, 0); // AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK
   const fprog = Buffer.alloc(16);
   fprog.writeUInt16LE(prog.length / 8, 0);

@@ -6,20 +6,13 @@
 // per-peer counts. Keys per metric are bounded by `cardinality_limit`; the rest is counted in
 // podnet.peer.overflow.
 import { z } from 'zod';
-import { PEER_COUNTED } from '../../receiver/peers/counters.ts';
+import { ATTR_PODNET_METRIC_NAME } from '../../receiver/otel/semconv.ts';
+import { PEER_COUNTED, PEER_COUNTER_ATTRIBUTES } from '../../receiver/peers/counters.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
 
 const argsSchema = z.object({});
 export type PeersArgs = z.infer<typeof argsSchema>;
 
-const ATTRS = [
-  'podnet.peer.kind',
-  'podnet.peer.k8s.namespace.name',
-  'podnet.peer.k8s.service.name',
-  'podnet.peer.k8s.workload.name',
-  'podnet.peer.k8s.node.name',
-  'podnet.peer.netns.name',
-];
 const what: Record<string, string> = {
   'podnet.tcp.reset': 'TCP resets (podnet.tcp.reset events)',
   'podnet.tcp.retransmit': 'TCP retransmits (podnet.tcp.retransmit events)',
@@ -34,7 +27,7 @@ const metrics: MetricDef[] = [
       kind: 'counter',
       unit: '{event}',
       description: `${what[ev]} of the pod per peer: its Service when it has one, else its workload (pods), node or netns. Counts events after the kernel rate limit.`,
-      attributes: ATTRS,
+      attributes: [...PEER_COUNTER_ATTRIBUTES],
       enabled: true,
     }),
   ),
@@ -43,7 +36,7 @@ const metrics: MetricDef[] = [
     kind: 'counter',
     unit: '{event}',
     description: 'Events not counted per peer because the metric had cardinality_limit peer keys already.',
-    attributes: ['podnet.metric.name'],
+    attributes: [ATTR_PODNET_METRIC_NAME],
     enabled: true,
     scope: 'node',
   },
@@ -70,7 +63,7 @@ export const peersProbe: ProbeSpec<PeersArgs> = {
         counting.prune(new Set(entities.map((e) => e.netnsInode)));
         const out: MetricPoint[] = counting.points();
         for (const [metric, n] of counting.overflow)
-          out.push({ metric: OVERFLOW, attributes: { 'podnet.metric.name': metric }, value: n });
+          out.push({ metric: OVERFLOW, attributes: { [ATTR_PODNET_METRIC_NAME]: metric }, value: n });
         return out;
       },
       status() {

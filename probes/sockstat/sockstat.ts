@@ -7,8 +7,7 @@
 // probe (host netns only, TCP only).
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
-import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../../receiver/netns/setns.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
+import { type Entity, HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
 import { parseSockstat, type SockstatEntry } from './parse.ts';
@@ -173,17 +172,9 @@ export function collectSockstat(entity: Entity, out: MetricPoint[], wanted: (m: 
   }
 }
 
-const HOST: Entity = {
-  kind: 'host',
-  netnsInode: hostNetnsInode,
-  netnsPath: hostNetnsPath,
-  pid: hostNetnsPid,
-  displayName: 'host',
-};
-
 /** Host-wide values, read from the node's netns (init's: receiver/netns/setns.ts). */
 export function collectSockstatNode(out: MetricPoint[], wanted: (m: string) => boolean): void {
-  const [text] = readNetFiles(HOST, FILES.slice(0, 1));
+  const [text] = readNetFiles(HOST_ENTITY, FILES.slice(0, 1));
   const page = pageSize();
   for (const { proto, key, value } of parseSockstat(text!, 'host net/sockstat')) {
     const m = NODE_MAP[`${proto}|${key}`];

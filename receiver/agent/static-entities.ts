@@ -1,24 +1,19 @@
 // A small EntitySource: the host netns (init's, receiver/netns/setns.ts) plus whatever is added by hand. The agent
 // uses it until CRI pod discovery is plugged in (AgentOptions.entitySource); tests use it to add and
 // remove entities (pods that come and go).
-import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
-import type { Entity, EntityChange, EntitySource, PodIdentity } from '../pods/entity.ts';
-
-export function hostEntity(): Entity {
-  return {
-    kind: 'host',
-    netnsInode: hostNetnsInode,
-    netnsPath: hostNetnsPath,
-    pid: hostNetnsPid,
-    displayName: 'host',
-  };
-}
+import {
+  type Entity,
+  type EntityChange,
+  type EntitySource,
+  HOST_ENTITY,
+  type PodIdentity,
+} from '../pods/entity.ts';
 
 export class StaticEntitySource implements EntitySource {
   readonly #entities = new Map<number, Entity>();
   readonly #listeners = new Set<(changes: readonly EntityChange[]) => void>();
 
-  constructor(initial: readonly Entity[] = [hostEntity()]) {
+  constructor(initial: readonly Entity[] = [HOST_ENTITY]) {
     for (const e of initial) this.#entities.set(e.netnsInode, e);
   }
 

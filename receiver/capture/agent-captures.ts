@@ -66,12 +66,12 @@ export class AgentCaptures {
 
   /** For /status: captures running now, counts by outcome, and the triggered files on disk. */
   status(): Record<string, unknown> {
-    const t = this.service.triggered;
+    const files = this.service.triggered?.list();
     return {
       active: this.service.active,
       maxConcurrent: this.service.config.max_concurrent,
       counts: this.counts(),
-      triggers: t ? { files: t.list().length, bytes: t.list().reduce((n, f) => n + f.bytes, 0) } : null,
+      triggers: files ? { files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } : null,
     };
   }
 

@@ -7,10 +7,11 @@
 // the main thread leaves the pod's netns right after socket(2). Everything is owned by the process: on
 // SIGKILL the kernel closes the fd and unmaps the ring; nothing is pinned or attached elsewhere.
 
-import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
-import { inNetns, socketInNetns } from '../netns/setns.ts';
-import { compileFilter } from './pcap-filter.ts';
+import { dumpLinkNames } from '../netlink/rtnetlink.ts';
+import { NETLINK_ROUTE, withNetlinkSocket } from '../netlink/socket.ts';
+import { socketInNetns } from '../netns/setns.ts';
+import type { CompiledFilter } from './pcap-filter.ts';
 
 const AF_PACKET = 17;
 const SOCK_DGRAM = 2;
@@ -25,7 +26,6 @@ const PACKET_VERSION = 10;
 const TPACKET_V3 = 2;
 const ETH_P_ALL_BE = 0x0300; // htons(ETH_P_ALL)
 const SIOCGIFNAME = 0x8910;
-const SIOCGIFINDEX = 0x8933;
 const PROT_RW = 3;
 const MAP_SHARED = 1;
 const TP_STATUS_USER = 1;
@@ -93,9 +93,8 @@ export interface RingPacket {
 
 export interface PacketSocketOptions {
   readonly netnsPath: string;
-  /** tcpdump-syntax filter ('' = everything). */
-  readonly filter: string;
-  readonly snaplen: number;
+  /** The compiled filter (pcap-filter.ts); its snaplen is the bytes the kernel keeps per packet. */
+  readonly filter: CompiledFilter;
   /** Ring size in bytes (default 4 MiB), split in 256 KiB blocks. The only buffer the kernel fills. */
   readonly ringBytes?: number;
   /** A block is handed over at the latest this long after its first packet (default 20 ms). */
@@ -127,7 +126,7 @@ export class PacketSocket {
     this.#blocks = Math.max(2, Math.ceil(ringBytes / BLOCK_SIZE));
     this.#ringLen = this.#blocks * BLOCK_SIZE;
     this.#netnsPath = opts.netnsPath;
-    const program = compileFilter(opts.filter, opts.snaplen); // throws FilterError before any socket exists
+    const program = opts.filter.insns;
     this.fd = socketInNetns(opts.netnsPath, AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     let ring: bigint | null = null;
     try {
@@ -237,24 +236,13 @@ export class PacketSocket {
   }
 
   /**
-   * The interfaces of the socket's netns now, by ifindex (names from the netns' /proc/net/dev, indexes
-   * from SIOCGIFINDEX on this socket). A capture declares them all up front, so that even a capture with
-   * no packet is a file every reader accepts.
+   * The interfaces of the socket's netns now, by ifindex (an RTM_GETLINK dump in that netns). A capture
+   * declares them all up front, so that even a capture with no packet is a file every reader accepts.
    */
   interfaces(): Map<number, string> {
-    const dev = inNetns(this.#netnsPath, () => readFileSync('/proc/thread-self/net/dev', 'latin1'));
-    const out = new Map<number, string>();
-    for (const line of dev.split('\n').slice(2)) {
-      const name = line.split(':')[0]?.trim();
-      if (!name) continue;
-      const ifr = Buffer.alloc(40);
-      ifr.write(name.slice(0, 15), 0, 'latin1');
-      if (c().ioctl(this.fd, SIOCGIFINDEX, ifr) !== 0) continue;
-      const index = ifr.readInt32LE(16);
-      out.set(index, name);
-      this.#names.set(index, name);
-    }
-    return new Map([...out].sort((a, b) => a[0] - b[0]));
+    const names = withNetlinkSocket(this.#netnsPath, NETLINK_ROUTE, (sock) => dumpLinkNames(sock));
+    for (const [index, name] of names) this.#names.set(index, name);
+    return new Map([...names].sort((a, b) => a[0] - b[0]));
   }
 
   /** Adds the kernel's counters since the last call (received by the socket, dropped: ring full). */

@@ -31,7 +31,6 @@ interface Libpcap {
   geterr: (p: bigint) => string;
   freecode: (fp: Buffer) => void;
   close: (p: bigint) => void;
-  lib_version: () => string;
 }
 
 let lib: Libpcap | undefined;
@@ -53,22 +52,24 @@ function libpcap(): Libpcap {
     geterr: so.func('const char *pcap_geterr(void *p)'),
     freecode: so.func('void pcap_freecode(void *fp)'),
     close: so.func('void pcap_close(void *p)'),
-    lib_version: so.func('const char *pcap_lib_version(void)'),
   } as Libpcap;
   return lib;
 }
 
-/** libpcap's version string, e.g. "libpcap version 1.10.3 (with TPACKET_V3)". */
-export function libpcapVersion(): string {
-  return libpcap().lib_version();
+/** A filter compiled once (a request checks it, then its socket attaches the same program). */
+export interface CompiledFilter {
+  readonly expression: string;
+  /** The accept verdict of the program: the bytes kept per packet. */
+  readonly snaplen: number;
+  /** The instructions as they go into struct sock_fprog (8 bytes each). */
+  readonly insns: Buffer;
 }
 
 /**
  * Compiles `expression` (tcpdump syntax; empty = every packet) into classic BPF instructions whose
  * accept verdict is `snaplen` bytes, so the kernel itself truncates every packet to the snaplen.
- * Returns the instructions as they go into struct sock_fprog (8 bytes each).
  */
-export function compileFilter(expression: string, snaplen: number): Buffer {
+export function compileFilter(expression: string, snaplen: number): CompiledFilter {
   const l = libpcap();
   const p = l.open_dead(DLT_RAW, snaplen);
   if (!p) throw new FilterError('pcap_open_dead failed', expression);
@@ -80,7 +81,8 @@ export function compileFilter(expression: string, snaplen: number): Buffer {
     try {
       const n = prog.readUInt32LE(0);
       const insns = prog.readBigUInt64LE(8);
-      return Buffer.from(new Uint8Array(koffi.view(insns, n * BPF_INSN_SIZE)));
+      const code = Buffer.from(new Uint8Array(koffi.view(insns, n * BPF_INSN_SIZE)));
+      return { expression, snaplen, insns: code };
     } finally {
       l.freecode(prog);
     }

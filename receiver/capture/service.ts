@@ -5,9 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import { sendJson } from '../server/json.ts';
 import type { CaptureConfig } from './config.ts';
-import { json } from './http.ts';
-import { compileFilter } from './pcap-filter.ts';
+import { type CompiledFilter, compileFilter } from './pcap-filter.ts';
 import { type CaptureCounts, CaptureSession, type CaptureSlots, DEFAULT_SNAPLEN } from './session.ts';
 import { resolveTarget, TargetError, type TargetSpec } from './target.ts';
 import type { TriggeredCaptures } from './trigger.ts';
@@ -82,7 +82,7 @@ export class CaptureService implements CaptureSlots {
     if (path === '/captures' || path.startsWith('/captures/'))
       return (_req, res, ctx) => {
         if (!this.triggered) {
-          json(res, 404, { error: 'triggered captures are off (capture.triggers.enabled)' });
+          sendJson(res, 404, { error: 'triggered captures are off (capture.triggers.enabled)' });
           return;
         }
         this.triggered.serve(res, ctx.url);
@@ -98,7 +98,7 @@ export class CaptureService implements CaptureSlots {
     const c = this.#config;
     if (!ctx.loopback && !ctx.tokenProtected) {
       this.counts.refused++;
-      json(res, 403, {
+      sendJson(res, 403, {
         error:
           '/capture is refused on a non-loopback server without a bearer token (server.bearer_token_file): captures show traffic',
       });
@@ -107,19 +107,19 @@ export class CaptureService implements CaptureSlots {
     const q = ctx.url.searchParams;
     for (const [k, v] of q) {
       if (!CAPTURE_PARAMS.has(k)) {
-        json(res, 400, {
+        sendJson(res, 400, {
           error: `unknown parameter ${JSON.stringify(k)}; expected ${[...CAPTURE_PARAMS].join(', ')}`,
         });
         return;
       }
       if (v.length > MAX_PARAM) {
-        json(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
+        sendJson(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
         return;
       }
     }
     const targets = ['pod', 'netns', 'host'].filter((k) => q.has(k));
     if (targets.length !== 1) {
-      json(res, 400, { error: 'give exactly one of pod=NS/NAME, netns=NAME, host=1' });
+      sendJson(res, 400, { error: 'give exactly one of pod=NS/NAME, netns=NAME, host=1' });
       return;
     }
     const spec: TargetSpec = q.has('pod')
@@ -145,34 +145,37 @@ export class CaptureService implements CaptureSlots {
       ['max_bytes', maxBytes],
     ] as const) {
       if (v === null) {
-        json(res, 400, {
+        sendJson(res, 400, {
           error: `parameter ${k} must be a positive number${k === 'duration' ? ' or a duration such as 10s' : ''}`,
         });
         return;
       }
     }
     if (snaplen !== undefined && (!Number.isInteger(snaplen) || snaplen! > c.max_snaplen)) {
-      json(res, 400, { error: `snaplen must be an integer up to ${c.max_snaplen} (capture.max_snaplen)` });
+      sendJson(res, 400, {
+        error: `snaplen must be an integer up to ${c.max_snaplen} (capture.max_snaplen)`,
+      });
       return;
     }
     const filter = q.get('filter') ?? '';
+    let compiled: CompiledFilter;
     try {
-      compileFilter(filter, snaplen ?? DEFAULT_SNAPLEN);
+      compiled = compileFilter(filter, snaplen ?? DEFAULT_SNAPLEN); // checked here, attached by the session
     } catch (err) {
-      json(res, 400, { error: (err as Error).message });
+      sendJson(res, 400, { error: (err as Error).message });
       return;
     }
     let target: ReturnType<typeof resolveTarget>;
     try {
       target = resolveTarget(spec, this.#entities);
     } catch (err) {
-      if (err instanceof TargetError) json(res, err.status, { error: err.message });
+      if (err instanceof TargetError) sendJson(res, err.status, { error: err.message });
       else throw err;
       return;
     }
     if (!this.hasRoom()) {
       this.counts.refused++;
-      json(res, 429, {
+      sendJson(res, 429, {
         error: `${this.#active.size} captures running (capture.max_concurrent); try again later`,
       });
       return;
@@ -184,7 +187,7 @@ export class CaptureService implements CaptureSlots {
     try {
       session = new CaptureSession({
         netnsPath: target.netnsPath,
-        filter,
+        filter: compiled,
         snaplen: snaplen ?? undefined,
         count: count ?? undefined,
         durationMs: effDuration,
@@ -200,7 +203,7 @@ export class CaptureService implements CaptureSlots {
       if (!res.headersSent) {
         res.removeHeader('podnet-capture-duration-ms');
         res.removeHeader('podnet-capture-max-bytes');
-        json(res, 500, { error: (err as Error).message });
+        sendJson(res, 500, { error: (err as Error).message });
       } else res.end();
       return;
     }

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
 import { headerLength } from './headers.ts';
 import { PacketSocket, type RingPacket } from './packet-socket.ts';
+import { type CompiledFilter, compileFilter } from './pcap-filter.ts';
 import {
   encodePacket,
   interfaceDescription,
@@ -38,7 +39,8 @@ export interface CaptureLimits {
 
 export interface CaptureOptions extends CaptureLimits {
   readonly netnsPath: string;
-  readonly filter?: string;
+  /** tcpdump syntax ('' = everything), or the same compiled for this snaplen by a caller that checked it. */
+  readonly filter?: string | CompiledFilter;
   /** Bytes kept per packet, payload included; unset = headers only (IP + transport header). */
   readonly snaplen?: number | undefined;
   readonly ringBytes?: number;
@@ -93,10 +95,13 @@ export class CaptureSession {
     this.done = new Promise((r) => {
       this.#resolve = r;
     });
+    const filter =
+      typeof opts.filter === 'object' ? opts.filter : compileFilter(opts.filter ?? '', this.#snaplen);
+    if (filter.snaplen !== this.#snaplen)
+      throw new Error(`filter compiled for snaplen ${filter.snaplen}, capture snaplen ${this.#snaplen}`);
     this.#sock = new PacketSocket({
       netnsPath: opts.netnsPath,
-      filter: opts.filter ?? '',
-      snaplen: this.#snaplen,
+      filter,
       blockTimeoutMs: BLOCK_TIMEOUT_MS,
       ...(opts.ringBytes !== undefined ? { ringBytes: opts.ringBytes } : {}),
     });
@@ -126,12 +131,11 @@ export class CaptureSession {
     return this.done;
   }
 
-  #emit(b: Buffer): boolean {
+  #emit(b: Buffer): void {
     if (this.#pos + b.length > STAGING) this.#flush();
     b.copy(this.#staging, this.#pos);
     this.#pos += b.length;
     this.#bytes += b.length;
-    return true;
   }
 
   #flush(): void {

@@ -1,7 +1,7 @@
 // What a capture runs in: a pod's netns (found through the entity registry), a named netns, or the
 // host's. The same resolution serves the CLI (its own short-lived registry) and the server (the agent's).
 import { existsSync } from 'node:fs';
-import { hostNetnsPath as nodeNetnsPath } from '../netns/setns.ts';
+import { hostNetnsPath } from '../netns/setns.ts';
 import type { Entity, EntitySource, PodIdentity } from '../pods/entity.ts';
 
 export type TargetSpec =
@@ -26,12 +26,6 @@ export class TargetError extends Error {
 }
 
 const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-
-/** The host netns: /proc/1/ns/net (podnet runs with hostPID and its own netns in the DaemonSet), the same
- * one the host entity stands for (receiver/netns/setns.ts). */
-export function hostNetnsPath(): string {
-  return nodeNetnsPath;
-}
 
 /** A pod by `namespace/name`, uid, or a name that is unique on this node. */
 export function findPod(
@@ -61,7 +55,7 @@ export function resolveTarget(
 ): ResolvedTarget {
   switch (spec.kind) {
     case 'host':
-      return { netnsPath: hostNetnsPath(), description: 'host' };
+      return { netnsPath: hostNetnsPath, description: 'host' };
     case 'netns': {
       if (!NETNS_NAME.test(spec.name))
         throw new TargetError(`netns name ${JSON.stringify(spec.name)} is not a name under /run/netns`, 400);
@@ -76,7 +70,7 @@ export function resolveTarget(
       const description = `pod ${pod.namespace}/${pod.name}`;
       // hostNetwork pods share the host's netns: their traffic is the node's
       if (pod.hostNetwork)
-        return { netnsPath: hostNetnsPath(), description: `${description} (hostNetwork)`, pod };
+        return { netnsPath: hostNetnsPath, description: `${description} (hostNetwork)`, pod };
       if (!entity) throw new TargetError(`pod ${spec.ref} has no network namespace yet`, 503);
       return { netnsPath: entity.netnsPath, description, pod };
     }

@@ -10,6 +10,7 @@ import {
   createReadStream,
   createWriteStream,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -19,17 +20,19 @@ import {
 import type { ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
 import type { Attributes, AttributeValue, ProbeEvent } from '../probe/types.ts';
+import { sendJson } from '../server/json.ts';
 import type { CaptureConfig, TriggerRuleConfig } from './config.ts';
-import { json } from './http.ts';
 import { CaptureSession, type CaptureSlots } from './session.ts';
 
 export const ATTR_CAPTURE_ID = 'podnet.capture.id';
 export const CAPTURE_DONE_EVENT = 'podnet.capture.done';
 const ID_RE = /^[0-9a-z]+-[0-9a-f]{8}$/;
-/** Rule × netns windows kept at once; past this the table is cleared (counting restarts). */
+/** Rule × netns windows (and cooldown entries) kept at once; past this the table is cleared (counting
+ * restarts) or, for cooldowns, the expired and then the oldest entries are dropped. */
 const MAX_WINDOWS = 10_000;
 
 export interface CaptureFileInfo {
@@ -80,6 +83,7 @@ export class TriggeredCaptures {
   readonly #emit: (ev: ProbeEvent) => void;
   /** rule index + netns → times (ms) of the last `count` matching events. */
   #windows = new Map<string, number[]>();
+  /** rule index + netns → when its last capture started (the rule's cooldown); bounded by MAX_WINDOWS. */
   readonly #lastStart = new Map<string, number>();
   readonly #files = new Map<string, CaptureFileInfo>();
 
@@ -100,7 +104,9 @@ export class TriggeredCaptures {
   configure(config: TriggersConfig): void {
     const dirChanged = config.dir !== this.#config.dir;
     this.#config = config;
+    // keys are rule indexes: after a reload index i may be another rule, so windows and cooldowns restart
     this.#windows = new Map();
+    this.#lastStart.clear();
     if (dirChanged) {
       this.#files.clear();
       this.#prepareDir();
@@ -174,8 +180,33 @@ export class TriggeredCaptures {
       trigger: { event: ev.name, type: ev.type, count: r.count },
       bytes: 0,
     };
+    // Opened synchronously: a directory that cannot take the file (read-only, gone, EACCES) fails here,
+    // before a session exists, and a failed start removes a file nothing else has open (no async open
+    // racing the removal).
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', 0o600);
+    } catch (err) {
+      counts.failed++;
+      this.#log.warn(
+        { err, pod: entity.displayName, dir: this.#config.dir },
+        'triggered capture cannot create its file',
+      );
+      return undefined;
+    }
     let session: CaptureSession;
-    const out = createWriteStream(path, { mode: 0o600 });
+    let writeError: Error | undefined;
+    const out = createWriteStream(path, { fd });
+    // A write error (ENOSPC, EIO) ends the capture; the partial file is removed (stop_reason "error").
+    out.on('error', (err) => {
+      if (writeError) return;
+      writeError = err;
+      this.#log.warn(
+        { err, [ATTR_CAPTURE_ID]: id, file: path },
+        'triggered capture cannot write its file; stopped',
+      );
+      void session?.stop();
+    });
     try {
       session = new CaptureSession({
         netnsPath: entity.netnsPath,
@@ -193,49 +224,71 @@ export class TriggeredCaptures {
       });
     } catch (err) {
       counts.failed++;
-      out.destroy();
+      out.destroy(); // nothing was written: the stream only closes the fd
       rmSync(path, { force: true });
       this.#log.warn({ err, pod: entity.displayName }, 'triggered capture failed to start');
       return undefined;
     }
     counts.triggered++;
-    this.#lastStart.set(key, Date.now());
+    this.#setLastStart(key, Date.now());
     this.#files.set(id, info);
     this.#service.track(session);
     this.#log.info(
       { [ATTR_CAPTURE_ID]: id, pod: entity.displayName, filter, rule: index },
       'triggered capture started',
     );
-    void session.done.then((res) => {
-      out.end(() => {
-        info.state = 'done';
-        info.packets = res.packets;
-        info.reason = res.reason;
+    void session.done.then(async (res) => {
+      out.end();
+      await finished(out).catch(() => undefined); // the error itself was logged by the 'error' handler
+      info.state = 'done';
+      info.packets = res.packets;
+      info.reason = writeError ? 'error' : res.reason;
+      const attributes: Record<string, AttributeValue> = {
+        [ATTR_CAPTURE_ID]: id,
+        'podnet.capture.packets': res.packets,
+        'podnet.capture.bytes': res.bytes,
+        'podnet.capture.stop_reason': info.reason,
+        'podnet.capture.kernel_drops': res.kernelDrops,
+      };
+      if (writeError) {
+        counts.failed++;
+        this.#delete(id);
+      } else {
+        attributes['podnet.capture.file'] = info.file;
         try {
           writeFileSync(join(this.#config.dir, `${id}.json`), JSON.stringify(info), { mode: 0o600 });
         } catch (err) {
           this.#log.warn({ err }, 'cannot write the capture index file');
         }
-        const attributes: Record<string, AttributeValue> = {
-          [ATTR_CAPTURE_ID]: id,
-          'podnet.capture.file': info.file,
-          'podnet.capture.packets': res.packets,
-          'podnet.capture.bytes': res.bytes,
-          'podnet.capture.stop_reason': res.reason,
-          'podnet.capture.kernel_drops': res.kernelDrops,
-        };
-        if (filter) attributes['podnet.capture.filter'] = filter;
-        this.#emit({
-          name: CAPTURE_DONE_EVENT,
-          type: 'CAPTURE',
-          netns: entity.netnsInode,
-          timeUnixNano: BigInt(Date.now()) * 1_000_000n,
-          attributes,
-          severity: 'INFO',
-        });
+      }
+      if (filter) attributes['podnet.capture.filter'] = filter;
+      this.#emit({
+        name: CAPTURE_DONE_EVENT,
+        type: 'CAPTURE',
+        netns: entity.netnsInode,
+        timeUnixNano: BigInt(Date.now()) * 1_000_000n,
+        attributes,
+        severity: 'INFO',
       });
     });
     return id;
+  }
+
+  /** Remembers a start for the cooldown; past MAX_WINDOWS entries, expired ones go, then the oldest. */
+  #setLastStart(key: string, now: number): void {
+    this.#lastStart.delete(key); // re-inserted last: the Map stays in start order
+    if (this.#lastStart.size >= MAX_WINDOWS) {
+      const rules = this.#config.rules;
+      for (const [k, t] of this.#lastStart) {
+        const rule = rules[Number(k.slice(0, k.indexOf(':')))];
+        if (!rule || now - t >= rule.cooldown) this.#lastStart.delete(k);
+      }
+      for (const k of this.#lastStart.keys()) {
+        if (this.#lastStart.size < MAX_WINDOWS) break;
+        this.#lastStart.delete(k);
+      }
+    }
+    this.#lastStart.set(key, now);
   }
 
   /**
@@ -308,7 +361,7 @@ export class TriggeredCaptures {
   serve(res: ServerResponse, url: URL): void {
     if (url.pathname === '/captures') {
       const files = this.list();
-      json(res, 200, {
+      sendJson(res, 200, {
         dir: this.#config.dir,
         maxFiles: this.#config.max_files,
         maxTotalBytes: this.#config.max_total_bytes,
@@ -321,11 +374,11 @@ export class TriggeredCaptures {
     const m = /^\/captures\/([^/]+)\.pcapng$/.exec(url.pathname);
     const info = m && ID_RE.test(m[1]!) ? this.#files.get(m[1]!) : undefined;
     if (!info) {
-      json(res, 404, { error: `no capture ${url.pathname}; GET /captures lists them` });
+      sendJson(res, 404, { error: `no capture ${url.pathname}; GET /captures lists them` });
       return;
     }
     if (info.state === 'running') {
-      json(res, 409, { error: `capture ${info.id} is still running; it is served once it is done` });
+      sendJson(res, 409, { error: `capture ${info.id} is still running; it is served once it is done` });
       return;
     }
     res.statusCode = 200;

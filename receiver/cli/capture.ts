@@ -3,12 +3,12 @@
 // (-w -); a one-line summary goes to stderr. SIGINT/SIGTERM end the capture with a valid file.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { compileFilter, FilterError } from '../capture/pcap-filter.ts';
+import { type CompiledFilter, compileFilter, FilterError } from '../capture/pcap-filter.ts';
 import { BlockAligner } from '../capture/pcapng.ts';
 import { type CaptureResult, CaptureSession, DEFAULT_SNAPLEN, MAX_SNAPLEN } from '../capture/session.ts';
 import { resolveTarget, TargetError, type TargetSpec } from '../capture/target.ts';
 import { parseBytesArg, parseDurationArg } from '../capture/units.ts';
-import { parseUrl, remoteHeaders } from './remote.ts';
+import { parseUrl, remoteGet } from './remote.ts';
 
 interface CaptureOpts {
   pod?: string;
@@ -63,7 +63,7 @@ function summary(r: CaptureResult): string {
   return `${r.packets} packets captured${ifs} (${r.bytes} bytes of pcapng), ${r.kernelPackets} received by the filter, ${r.kernelDrops} dropped by the kernel; stopped: ${r.reason}${r.error ? ` (${r.error})` : ''}\n`;
 }
 
-async function captureLocal(o: CaptureOpts, spec: TargetSpec): Promise<void> {
+async function captureLocal(o: CaptureOpts, spec: TargetSpec, filter: CompiledFilter): Promise<void> {
   let source = { entities: () => [], pods: () => [] } as Parameters<typeof resolveTarget>[1];
   let registry: { stop(): void } | undefined;
   if (spec.kind === 'pod') {
@@ -90,7 +90,7 @@ async function captureLocal(o: CaptureOpts, spec: TargetSpec): Promise<void> {
   try {
     session = new CaptureSession({
       netnsPath: target.netnsPath,
-      filter: o.filter,
+      filter,
       snaplen: o.snaplen,
       count: o.count,
       durationMs: o.duration,
@@ -125,12 +125,6 @@ async function captureRemote(o: CaptureOpts, spec: TargetSpec, url: string): Pro
   if (o.count !== undefined) q.set('count', String(o.count));
   if (o.duration !== undefined) q.set('duration', `${o.duration}ms`);
   if (o.maxBytes !== undefined) q.set('max_bytes', String(o.maxBytes));
-  let headers: Record<string, string>;
-  try {
-    headers = remoteHeaders({ url, tokenFile: o.tokenFile });
-  } catch (err) {
-    fail((err as Error).message, 2);
-  }
   const abort = new AbortController();
   let interrupted = false;
   const stop = () => {
@@ -141,13 +135,11 @@ async function captureRemote(o: CaptureOpts, spec: TargetSpec, url: string): Pro
   process.once('SIGTERM', stop);
   let res: Response;
   try {
-    res = await fetch(`${url}/capture?${q}`, { headers, signal: abort.signal });
+    res = await remoteGet({ url, tokenFile: o.tokenFile }, `/capture?${q}`, { signal: abort.signal });
   } catch (err) {
-    fail(
-      `cannot reach ${url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`,
-    );
+    fail((err as Error).message);
   }
-  if (!res.ok || !res.body) fail(`${url}/capture answered ${res.status}: ${(await res.text()).trim()}`);
+  if (!res.body) fail(`${url}/capture answered without a body`);
   for (const h of ['duration-ms', 'max-bytes']) {
     const v = res.headers.get(`podnet-capture-${h}`);
     if (v) process.stderr.write(`podnet capture: server limit ${h}=${v}\n`);
@@ -221,12 +213,13 @@ export function registerCapture(program: Command): void {
       if (o.write === '-' && process.stdout.isTTY)
         fail('refusing to write pcapng to a terminal; use -w FILE or a pipe', 2);
       if (o.url) return captureRemote(o, spec, o.url);
+      let filter: CompiledFilter;
       try {
-        compileFilter(o.filter, o.snaplen ?? DEFAULT_SNAPLEN); // a bad filter fails before anything else
+        filter = compileFilter(o.filter, o.snaplen ?? DEFAULT_SNAPLEN); // a bad filter fails before anything else
       } catch (err) {
         if (err instanceof FilterError) fail(err.message, 2);
         throw err;
       }
-      return captureLocal(o, spec);
+      return captureLocal(o, spec, filter);
     });
 }

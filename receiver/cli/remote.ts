@@ -52,12 +52,19 @@ export function remoteHeaders(o: RemoteOptions): Record<string, string> {
   return { authorization: `Bearer ${token}` };
 }
 
-/** GET a server path; a network error or a non-2xx answer becomes an Error that says what to do. */
-export async function remoteGet(o: RemoteOptions, path: string): Promise<Response> {
+/**
+ * GET a server path; a network error or a non-2xx answer becomes an Error that says what to do. `signal`
+ * aborts the request and, once answered, the body stream (a long `/capture` ended by Ctrl-C).
+ */
+export async function remoteGet(
+  o: RemoteOptions,
+  path: string,
+  opts: { signal?: AbortSignal } = {},
+): Promise<Response> {
   const headers = remoteHeaders(o);
   let res: Response;
   try {
-    res = await fetch(`${o.url}${path}`, { headers });
+    res = await fetch(`${o.url}${path}`, { headers, ...(opts.signal ? { signal: opts.signal } : {}) });
   } catch (err) {
     const cause = (err as Error).cause as Error | undefined;
     throw new Error(`cannot reach ${o.url}: ${cause?.message ?? (err as Error).message}`);

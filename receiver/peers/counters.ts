@@ -20,6 +20,16 @@ export const PEER_COUNTED: Readonly<Record<string, string>> = {
   'podnet.packet.drop': 'podnet.peer.packet.drop.events',
 };
 
+/** Every attribute peerCounterAttributes sets (the probe's metric definitions declare these). */
+export const PEER_COUNTER_ATTRIBUTES: readonly string[] = [
+  ATTR_PEER_KIND,
+  ATTR_PEER_NAMESPACE_NAME,
+  ATTR_PEER_SERVICE_NAME,
+  ATTR_PEER_WORKLOAD_NAME,
+  ATTR_PEER_NODE_NAME,
+  ATTR_PEER_NETNS_NAME,
+];
+
 interface Cell {
   readonly netns: number;
   readonly metric: string;

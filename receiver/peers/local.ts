@@ -2,9 +2,11 @@
 // v4 and v6: receiver/pods/registry.ts), the host's own addresses (of init's netns: receiver/netns/setns.ts),
 // and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with getifaddrs
 // from inside the netns (receiver/netns/setns.ts).
+
+import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../log/logger.ts';
-import { homeNetnsInode, hostNetnsInode, hostNetnsPath, inNetns } from '../netns/setns.ts';
+import { homeNetnsInode, hostNetnsFallback, hostNetnsPath, inNetns } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 import { isLoopback, makePeer, type Peer } from './types.ts';
 
@@ -19,19 +21,31 @@ function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
   return out;
 }
 
+export interface NodeAddresses {
+  readonly addresses: string[];
+  /** Why these are the addresses of podnet's own netns, not the node's (reported in /status, logged). */
+  readonly fallback?: string;
+}
+
 /**
- * The node's addresses: of this process's netns, or, when podnet runs in a pod of its own (the DaemonSet
- * has hostPID but not hostNetwork), of init's netns (/proc/1/ns/net), which is the node's
- * (receiver/netns/setns.ts).
+ * The node's addresses: those of its netns (`netnsPath`, default init's: receiver/netns/setns.ts), read
+ * from inside it, or directly when podnet runs in it. When the node's netns cannot be entered (no
+ * CAP_SYS_ADMIN, no hostPID) podnet's own netns stands in, and `fallback` says so: the host peer is then
+ * matched on the wrong addresses.
  */
-export function nodeAddresses(): string[] {
+export function nodeAddresses(netnsPath = hostNetnsPath): NodeAddresses {
+  const own = () => addresses(networkInterfaces());
+  if (netnsPath === hostNetnsPath && hostNetnsFallback !== undefined)
+    return { addresses: own(), fallback: hostNetnsFallback };
   try {
-    if (hostNetnsInode !== homeNetnsInode)
-      return inNetns(hostNetnsPath, () => addresses(networkInterfaces()));
-  } catch {
-    // not enterable (no CAP_SYS_ADMIN): this netns is the best we know
+    if (statSync(netnsPath).ino === homeNetnsInode) return { addresses: own() };
+    return { addresses: inNetns(netnsPath, own) };
+  } catch (err) {
+    return {
+      addresses: own(),
+      fallback: `cannot read the node's addresses in ${netnsPath} (${(err as Error).message}): podnet's own netns used`,
+    };
   }
-  return addresses(networkInterfaces());
 }
 
 /** Host addresses and the host peer; named netns addresses are read per call (cheap: a few µs per netns). */
@@ -39,14 +53,24 @@ export function localPeers(options: {
   entities: readonly Entity[];
   nodeName?: string | undefined;
   log?: Logger | undefined;
-  /** Addresses of the host netns (default: os.networkInterfaces() of this process). */
+  /** Addresses of the host netns (default: nodeAddresses()). */
   hostAddresses?: () => readonly string[];
-}): { map: Map<string, Peer>; netnsErrors: number } {
+  /** The node's netns (default init's); tests give one that cannot be entered. */
+  hostNetnsPath?: string | undefined;
+}): { map: Map<string, Peer>; netnsErrors: number; hostFallback: string | undefined } {
   const map = new Map<string, Peer>();
   const host = makePeer({ kind: 'host', ...(options.nodeName ? { node: options.nodeName } : {}) });
   let netnsErrors = 0;
+  let hostFallback: string | undefined;
+  let hostIps: readonly string[];
+  if (options.hostAddresses) hostIps = options.hostAddresses();
+  else {
+    const node = nodeAddresses(options.hostNetnsPath);
+    hostIps = node.addresses;
+    hostFallback = node.fallback;
+  }
   // lowest priority first: a later set() wins
-  for (const ip of options.hostAddresses?.() ?? nodeAddresses()) map.set(ip, host);
+  for (const ip of hostIps) map.set(ip, host);
   for (const e of options.entities) {
     if (e.kind === 'netns' && e.netnsName !== undefined) {
       let ips: string[];
@@ -67,10 +91,10 @@ export function localPeers(options: {
     const p = podPeer(pod.name, pod.namespace, options.nodeName);
     for (const ip of pod.ips) map.set(ip, p);
   }
-  return { map, netnsErrors };
+  return { map, netnsErrors, hostFallback };
 }
 
-export function podPeer(name: string, namespace: string, node: string | undefined): Peer {
+function podPeer(name: string, namespace: string, node: string | undefined): Peer {
   return makePeer({ kind: 'pod', pod: name, namespace, ...(node ? { node } : {}), workload: name });
 }
 

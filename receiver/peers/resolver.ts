@@ -1,5 +1,5 @@
-// Address → peer identity for the event path (receiver/otel/events.ts calls forEvent once per event that
-// has a tuple). Node-local knowledge (local.ts) is rebuilt whenever pod discovery reports a change and
+// Address → peer identity for the event path (receiver/otel/event-pipeline.ts calls forEvent once per
+// event that has a tuple). Node-local knowledge (local.ts) is rebuilt whenever pod discovery reports a change and
 // every `refreshMs`; the cluster view (kube/, when the Kubernetes API is used) updates address by address
 // as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
 // either source changes that address, so an address reused by a new pod resolves to the new pod from the
@@ -11,7 +11,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { KubeIndex } from './kube/index.ts';
-import { localPeers, podPeer, selfPeer } from './local.ts';
+import { localPeers, selfPeer } from './local.ts';
 import {
   isLoopback,
   isPrivateAddress,
@@ -38,11 +38,16 @@ export class PeerResolver {
   #cache = new Map<string, Peer>();
   #unknownCached = 0;
   readonly #self = new WeakMap<Entity, Peer>();
+  /** The peer of loopback traffic of an event without an entity (the host's). */
+  #selfUnattributed: Peer | undefined;
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #listener: PeerListener | undefined;
+  readonly #hostNetnsPath: string | undefined;
   /** Counts for /status. */
   readonly counts = { resolved: 0, rebuilds: 0, netnsErrors: 0 };
+  /** Why the host peer's addresses are podnet's own netns' (for /status); undefined when they are the node's. */
+  hostFallback: string | undefined;
 
   constructor(options: {
     entities: EntitySource;
@@ -52,7 +57,10 @@ export class PeerResolver {
     /** Local-view rebuild period, ms (besides every pod-discovery change). Default 10 000. */
     refreshMs?: number;
     hostAddresses?: () => readonly string[];
+    /** The node's netns (default init's, receiver/netns/setns.ts). */
+    hostNetnsPath?: string;
   }) {
+    this.#hostNetnsPath = options.hostNetnsPath;
     this.#entities = options.entities;
     this.#nodeName = options.nodeName;
     this.#log = options.log;
@@ -83,12 +91,16 @@ export class PeerResolver {
   /** Re-reads the node-local view (pods, host and named netns addresses). */
   rebuild(): void {
     try {
-      const { map, netnsErrors } = localPeers({
+      const { map, netnsErrors, hostFallback } = localPeers({
         entities: this.#entities.entities(),
         nodeName: this.#nodeName,
         log: this.#log,
+        hostNetnsPath: this.#hostNetnsPath,
         ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
       });
+      if (hostFallback !== undefined && hostFallback !== this.hostFallback)
+        this.#log?.warn({ reason: hostFallback }, "peer resolver: host addresses from podnet's own netns");
+      this.hostFallback = hostFallback;
       this.#local = map;
       this.counts.netnsErrors = netnsErrors;
       this.counts.rebuilds++;
@@ -178,9 +190,11 @@ export class PeerResolver {
     }
     let peer: Peer;
     if (isLoopback(ip)) {
-      const key = entity ?? (this as unknown as Entity);
-      peer = this.#self.get(key) ?? selfPeer(entity, this.#nodeName);
-      this.#self.set(key, peer);
+      if (entity === undefined) peer = this.#selfUnattributed ??= selfPeer(undefined, this.#nodeName);
+      else {
+        peer = this.#self.get(entity) ?? selfPeer(entity, this.#nodeName);
+        this.#self.set(entity, peer);
+      }
     } else peer = this.resolve(ip);
     this.counts.resolved++;
     this.#listener?.(eventName, netns, peer);
@@ -205,5 +219,3 @@ export class PeerResolver {
     return d;
   }
 }
-
-export { podPeer };

@@ -125,7 +125,11 @@ export class Peers implements PeerSource {
     return {
       // node-local until every list of the cluster view has completed once
       view: ks?.synced ? 'cluster' : 'node-local',
-      local: { addresses: this.resolver.localAddresses, ...this.resolver.counts },
+      local: {
+        addresses: this.resolver.localAddresses,
+        ...this.resolver.counts,
+        hostFallback: this.resolver.hostFallback ?? null,
+      },
       kubernetes: ks ?? { used: false, reason: this.#kubeReason ?? 'not configured' },
       counters: this.#counters
         ? { series: this.#counters.size, overflow: Object.fromEntries(this.#counters.overflow) }

@@ -1,5 +1,6 @@
-// Peer identity: who is on the other end of an event's tuple. The attribute names are the contract in
-// /work/shared/DESIGN.md ("The other end"); docs/reference.md lists them (scripts/gen-docs.ts).
+// Peer identity: who is on the other end of an event's tuple. The attribute names are a contract with
+// the users' queries and alerts: docs/peers.md explains them, docs/reference.md lists them
+// (scripts/gen-docs.ts).
 import type { AttributeValue } from '../probe/types.ts';
 
 export type PeerKind = 'pod' | 'service' | 'node' | 'host' | 'netns' | 'external' | 'unknown';

@@ -23,28 +23,6 @@ import type {
 } from './cri-types.ts';
 import { type ResolvedEndpoint, socketPathOf } from './endpoint.ts';
 
-// the message types live in cri-types.ts; importers keep reading them from here
-export type {
-  Container,
-  ContainerConfig,
-  ContainerFilter,
-  ContainerState,
-  ContainerStatusResponse,
-  ExecSyncResponse,
-  NamespaceMode,
-  NamespaceOption,
-  PodSandbox,
-  PodSandboxConfig,
-  PodSandboxFilter,
-  PodSandboxMetadata,
-  PodSandboxState,
-  PodSandboxStatus,
-  PodSandboxStatusResponse,
-  RuntimeCondition,
-  StatusResponse,
-  VersionResponse,
-} from './cri-types.ts';
-
 const PROTO_PATH = fileURLToPath(new URL('./proto/api.proto', import.meta.url));
 
 // ---- errors ----

@@ -1,5 +1,6 @@
 // What every signal is attributed to: one network namespace, and the pod (if any) that owns it.
 // Contract shared by pod discovery (producer), the probes and the OTel pipeline (consumers).
+import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
 
 export type EntityKind = 'pod' | 'host' | 'netns';
 
@@ -33,6 +34,15 @@ export interface Entity {
   /** Human name for displays and logs: `namespace/name`, `host`, the netns name, or `pid 123 (comm)`. */
   readonly displayName: string;
 }
+
+/** The node's own netns (init's, receiver/netns/setns.ts): the one host entity every source lists. */
+export const HOST_ENTITY: Entity = Object.freeze({
+  kind: 'host',
+  netnsInode: hostNetnsInode,
+  netnsPath: hostNetnsPath,
+  pid: hostNetnsPid,
+  displayName: 'host',
+});
 
 export type EntityChange =
   | { readonly type: 'added'; readonly entity: Entity }

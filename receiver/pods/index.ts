@@ -1,6 +1,6 @@
 // Public surface of pod discovery. The agent builds one EntityRegistry from the `pods:` config section,
 // awaits start(), and hands it on as the EntitySource.
-import type { RegistryOptions } from './registry.ts';
+import type { RegistryOptions } from './registry-options.ts';
 
 // cri-client.ts (gRPC) is imported by the registry once a CRI socket is found; import it directly for the client.
 export type { CriErrorKind } from './cri-client.ts';
@@ -14,12 +14,8 @@ export {
   podLabelAttributes,
 } from './labels.ts';
 export { listNamedNetns, scanProcNetns } from './netns-discovery.ts';
-export {
-  EntityRegistry,
-  type RegistryOptions,
-  RegistryOptionsError,
-  type RegistryStatus,
-} from './registry.ts';
+export { EntityRegistry } from './registry.ts';
+export { type RegistryOptions, RegistryOptionsError, type RegistryStatus } from './registry-options.ts';
 
 /** The `pods:` section as receiver/config/load.ts exposes it. */
 export interface PodsConfig {

@@ -10,12 +10,19 @@
 // (restart) the last known pods are kept as long as their pid still holds their netns.
 import { childLogger, type Logger } from '../log/logger.ts';
 import { hostNetnsFallback, hostNetnsInode, hostNetnsPath } from '../netns/setns.ts';
-import type { CriClient, PodSandbox } from './cri-client.ts';
+import type { CriClient } from './cri-client.ts';
+import type { PodSandbox } from './cri-types.ts';
 import { DEFAULT_CRI_SOCKETS, type ResolvedEndpoint, resolveCriEndpoint } from './endpoint.ts';
-import type { Entity, EntityChange, EntitySource, PodIdentity } from './entity.ts';
+import {
+  type Entity,
+  type EntityChange,
+  type EntitySource,
+  HOST_ENTITY,
+  type PodIdentity,
+} from './entity.ts';
 import { diffEntities } from './entity-diff.ts';
 import { compileLabelPolicy, type LabelPolicy } from './labels.ts';
-import { addNetnsEntities, netnsInodeOfPid } from './netns-discovery.ts';
+import { addNetnsEntities } from './netns-discovery.ts';
 import {
   type RegistryOptions,
   type RegistryStatus,
@@ -24,15 +31,11 @@ import {
 } from './registry-options.ts';
 import {
   type CachedSandbox,
-  HOST_ENTITY,
-  inodeOfPath,
   mapLimit,
+  netnsStillHeld,
   podIdentity,
   resolveSandbox,
 } from './sandbox-cache.ts';
-
-// the options and status types live in registry-options.ts; importers keep reading them from here
-export { type RegistryOptions, RegistryOptionsError, type RegistryStatus } from './registry-options.ts';
 
 interface Snapshot {
   readonly entities: Map<number, Entity>;
@@ -291,11 +294,7 @@ export class EntityRegistry implements EntitySource {
         // runtime unreachable (restart?): keep last known pods whose netns is still held
         for (const e of this.#snapshot.entities.values()) {
           if (e.kind !== 'pod') continue;
-          const alive =
-            e.pid !== undefined
-              ? netnsInodeOfPid(e.pid) === e.netnsInode
-              : inodeOfPath(e.netnsPath) === e.netnsInode;
-          if (alive) entities.set(e.netnsInode, e);
+          if (netnsStillHeld(e.pid, e.netnsPath, e.netnsInode)) entities.set(e.netnsInode, e);
         }
         const kept = new Set([...entities.values()].map((e) => e.pod?.sandboxId));
         pods = this.#snapshot.pods.filter((p) => p.hostNetwork || kept.has(p.sandboxId));

@@ -4,9 +4,10 @@
 // loop; it imports cri-client.ts for types only, so gRPC still loads only once a CRI socket is found.
 import { statSync } from 'node:fs';
 import type { Logger } from '../log/logger.ts';
-import { hostNetnsInode, hostNetnsPath, hostNetnsPid } from '../netns/setns.ts';
-import type { CriClient, PodSandbox, PodSandboxStatus } from './cri-client.ts';
-import type { Entity, PodIdentity } from './entity.ts';
+import { hostNetnsInode, hostNetnsPath } from '../netns/setns.ts';
+import type { CriClient } from './cri-client.ts';
+import type { PodSandbox, PodSandboxStatus } from './cri-types.ts';
+import type { PodIdentity } from './entity.ts';
 import type { LabelPolicy } from './labels.ts';
 import { netnsInodeOfPid } from './netns-discovery.ts';
 import { parseSandboxInfo, type SandboxRuntimeInfo } from './sandbox-info.ts';
@@ -19,14 +20,6 @@ export interface CachedSandbox {
   readonly netnsPath: string;
   readonly hostNetwork: boolean;
 }
-
-export const HOST_ENTITY: Entity = Object.freeze({
-  kind: 'host',
-  netnsInode: hostNetnsInode,
-  netnsPath: hostNetnsPath,
-  pid: hostNetnsPid,
-  displayName: 'host',
-});
 
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -53,6 +46,14 @@ export function inodeOfPath(path: string): number | undefined {
   }
 }
 
+/**
+ * Whether a netns seen before is still there: its process still in it (by pid), or its path still
+ * naming it (no pid). A recycled pid or a new netns under the same path has another inode.
+ */
+export function netnsStillHeld(pid: number | undefined, netnsPath: string, inode: number): boolean {
+  return pid !== undefined ? netnsInodeOfPid(pid) === inode : inodeOfPath(netnsPath) === inode;
+}
+
 /** Label bounds applied while building pod identities (pods × labels left out / values cut). */
 export interface LabelStats {
   droppedKeys: number;
@@ -75,9 +76,7 @@ export async function resolveSandbox(
 ): Promise<CachedSandbox | undefined> {
   const cached = ctx.cache.get(sb.id);
   if (cached) {
-    // still the same process in the same netns? (hostNetwork: the pid just has to be alive)
-    if (cached.pid !== undefined && netnsInodeOfPid(cached.pid) === cached.inode) return cached;
-    if (cached.pid === undefined && inodeOfPath(cached.netnsPath) === cached.inode) return cached;
+    if (netnsStillHeld(cached.pid, cached.netnsPath, cached.inode)) return cached;
     ctx.cache.delete(sb.id);
   }
   let res: Awaited<ReturnType<CriClient['podSandboxStatus']>>;
@@ -106,7 +105,7 @@ export async function resolveSandbox(
   }
   if (nodeMode && inode === undefined) {
     inode = hostNetnsInode;
-    netnsPath = HOST_ENTITY.netnsPath;
+    netnsPath = hostNetnsPath;
   }
   if (inode === undefined || netnsPath === undefined) {
     ctx.log.debug({ sandbox: sb.id }, 'sandbox has no readable netns (stopping?), skipped');

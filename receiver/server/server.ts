@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { RouteHandler } from '../capture/service.ts';
 import type { Logger } from '../log/logger.ts';
 import { type EventRecord, matchesFilter } from '../otel/event-pipeline.ts';
+import { sendJson } from './json.ts';
 
 export interface ServerSources {
   /** Prometheus text handler (undefined when the Prometheus exporter is off). */
@@ -245,11 +246,11 @@ export class LocalServer {
     try {
       u = new URL(req.url ?? '/', 'http://localhost');
     } catch {
-      this.#json(res, 400, { error: 'bad request URL' });
+      sendJson(res, 400, { error: 'bad request URL' });
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this.#json(res, 405, { error: 'only GET is supported' });
+      sendJson(res, 405, { error: 'only GET is supported' });
       return;
     }
     // /healthz and /readyz stay open (kubelet probes carry no secret; they tell nothing but ok or what is
@@ -257,7 +258,7 @@ export class LocalServer {
     if (this.#token && !OPEN_PATHS.has(u.pathname) && !this.#token.check(req.headers.authorization)) {
       this.unauthorized++;
       res.setHeader('www-authenticate', 'Bearer realm="podnet"');
-      this.#json(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
+      sendJson(res, 401, { error: 'missing or wrong bearer token (Authorization: Bearer <token>)' });
       return;
     }
     try {
@@ -265,7 +266,7 @@ export class LocalServer {
         case '/metrics': {
           const h = this.#sources.metrics();
           if (!h) {
-            this.#json(res, 404, {
+            sendJson(res, 404, {
               error: 'the Prometheus exporter is disabled (exporters.prometheus.enabled)',
             });
             return;
@@ -274,10 +275,10 @@ export class LocalServer {
           return;
         }
         case '/status':
-          this.#json(res, 200, this.#sources.status());
+          sendJson(res, 200, this.#sources.status());
           return;
         case '/inspect':
-          this.#json(res, 200, this.#sources.inspect());
+          sendJson(res, 200, this.#sources.inspect());
           return;
         case '/healthz': {
           const ok = this.#sources.healthy();
@@ -302,14 +303,14 @@ export class LocalServer {
             extra(req, res, { url: u, loopback: this.#loopback, tokenProtected: this.#token !== undefined });
             return;
           }
-          this.#json(res, 404, {
+          sendJson(res, 404, {
             error: `no such endpoint ${u.pathname}; try /metrics /status /events /inspect /healthz /readyz /capture /captures`,
           });
         }
       }
     } catch (err) {
       this.#log.warn({ err, path: u.pathname }, 'request failed');
-      if (!res.headersSent) this.#json(res, 500, { error: 'internal error' });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.end();
     }
   }
@@ -317,13 +318,13 @@ export class LocalServer {
   #events(u: URL, res: ServerResponse): void {
     for (const [k, v] of u.searchParams) {
       if (!EVENT_PARAMS.has(k)) {
-        this.#json(res, 400, {
+        sendJson(res, 400, {
           error: `unknown parameter ${JSON.stringify(k)}; expected pod, name, peer, follow, recent`,
         });
         return;
       }
       if (v.length > MAX_PARAM) {
-        this.#json(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
+        sendJson(res, 400, { error: `parameter ${k} is longer than ${MAX_PARAM}` });
         return;
       }
     }
@@ -337,7 +338,7 @@ export class LocalServer {
     const follow = bool('follow', true);
     const recent = bool('recent', follow === false);
     if (follow === undefined || recent === undefined) {
-      this.#json(res, 400, { error: 'follow and recent take 1/0 or true/false' });
+      sendJson(res, 400, { error: 'follow and recent take 1/0 or true/false' });
       return;
     }
     const filter = {
@@ -369,11 +370,5 @@ export class LocalServer {
       unsubscribe();
       this.#streams.delete(res);
     });
-  }
-
-  #json(res: ServerResponse, code: number, body: unknown): void {
-    res.statusCode = code;
-    res.setHeader('content-type', 'application/json');
-    res.end(`${JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
   }
 }

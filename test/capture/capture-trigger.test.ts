@@ -29,7 +29,6 @@ let web: TestPod;
 let cli: TestPod;
 let agent: Agent;
 const records: EventRecord[] = [];
-let dropped = 0;
 const dir = mkdtempSync(`/tmp/pncapt${process.pid}-`);
 const capDir = join(dir, 'captures');
 const MAX_FILES = 3;
@@ -81,20 +80,43 @@ async function waitFor(cond: () => boolean, ms = 15_000): Promise<boolean> {
   return cond();
 }
 
-/** A UDP socket in the client pod: every datagram of one socket has the same source port (one tuple). */
-function podSocket(): { send: (n: number) => void; close: () => void } {
+/** Runs `fn` with a UDP socket in the client pod (every datagram of one socket is one tuple); always closed. */
+async function withPodSocket<T>(fn: (send: (n: number) => void) => Promise<T>): Promise<T> {
   const sa = sockaddr(web.ip, 7777);
   const fd = socketInNetns(`/proc/${cli.pid}/ns/net`, sa.family, 2, 0);
   const payload = Buffer.alloc(48, 0x70);
-  return {
-    send: (n) => {
-      dropped += n; // every datagram hits the nft drop rule
+  try {
+    return await fn((n) => {
       for (let i = 0; i < n; i++)
         assert.ok(sendto(fd, payload, payload.length, 0, sa.bytes, sa.bytes.length) >= 0);
-    },
-    close: () => closeFd(fd),
-  };
+    });
+  } finally {
+    closeFd(fd);
+  }
 }
+
+/** Packets the web pod's nft drop rule counted (the kernel's count of the drops that trigger). */
+function nftDropped(): number {
+  const out = execFileSync(
+    'nsenter',
+    [`--net=/proc/${web.pid}/ns/net`, 'nft', '-j', 'list', 'table', 'inet', 'pncapt'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const doc = JSON.parse(out) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+  const counters = doc.nftables.flatMap(
+    (o) => o.rule?.expr.flatMap((e) => (e.counter ? [e.counter] : [])) ?? [],
+  );
+  assert.equal(counters.length, 1, out);
+  return counters[0]!.packets;
+}
+
+type CaptureList = {
+  captures: { id: string; file: string; state: string; filter: string }[];
+  counts: { triggered: number; skipped: number };
+};
+const captures = async () => (await (await fetch(`${agent.serverUrl}/captures`)).json()) as CaptureList;
 
 const dropsWithId = () =>
   records.filter(
@@ -102,19 +124,19 @@ const dropsWithId = () =>
   );
 
 test('5 drops trigger a capture of the tuple: id on the event and the follow-up, file with the flow (tshark)', async () => {
-  const s = podSocket();
-  s.send(5);
-  assert.ok(await waitFor(() => dropsWithId().length === 1), `${records.length} records`);
-  const trigger = dropsWithId()[0]!;
-  const id = trigger.attributes['podnet.capture.id'] as string;
-  assert.equal(trigger.attributes['destination.address'], web.ip);
-  assert.equal(trigger.entity, 'pnt/web');
-  // the flow keeps being dropped while the capture runs
-  for (let i = 0; i < 10; i++) {
-    s.send(2);
-    await sleep(50);
-  }
-  s.close();
+  const id = await withPodSocket(async (send) => {
+    send(5);
+    assert.ok(await waitFor(() => dropsWithId().length === 1), `${records.length} records`);
+    const trigger = dropsWithId()[0]!;
+    assert.equal(trigger.attributes['destination.address'], web.ip);
+    assert.equal(trigger.entity, 'pnt/web');
+    // the flow keeps being dropped while the capture runs
+    for (let i = 0; i < 10; i++) {
+      send(2);
+      await sleep(50);
+    }
+    return trigger.attributes['podnet.capture.id'] as string;
+  });
   const isDone = (r: EventRecord) =>
     r.name === 'podnet.capture.done' && r.attributes['podnet.capture.id'] === id;
   assert.ok(await waitFor(() => records.some(isDone)));
@@ -122,9 +144,7 @@ test('5 drops trigger a capture of the tuple: id on the event and the follow-up,
   assert.equal(done.entity, 'pnt/web');
   assert.equal(done.attributes['podnet.capture.packets'], 20);
 
-  const list = (await (await fetch(`${agent.serverUrl}/captures`)).json()) as {
-    captures: { id: string; file: string; state: string; filter: string }[];
-  };
+  const list = await captures();
   const entry = list.captures.find((c) => c.id === id);
   assert.ok(entry, JSON.stringify(list));
   assert.equal(entry.state, 'done');
@@ -150,20 +170,32 @@ test('5 drops trigger a capture of the tuple: id on the event and the follow-up,
 test('many triggers: files stay within max_files and max_total_bytes; triggers and skips are counted', async () => {
   const bursts = 8;
   for (let b = 0; b < bursts; b++) {
-    const s = podSocket();
-    s.send(5);
-    s.close();
+    await withPodSocket(async (send) => send(5));
     await sleep(400);
     const files = readdirSync(capDir).filter((n) => n.endsWith('.pcapng'));
     const total = readdirSync(capDir).reduce((sum, n) => sum + statSync(join(capDir, n)).size, 0);
     assert.ok(files.length <= MAX_FILES, `${files.length} files after burst ${b}`);
     assert.ok(total <= MAX_TOTAL, `${total} bytes after burst ${b}`);
   }
-  await sleep(2500); // the last captures end
-  const list = (await (await fetch(`${agent.serverUrl}/captures`)).json()) as {
-    captures: { id: string }[];
-    counts: { triggered: number; skipped: number };
-  };
+  // every drop reached the pipeline (the kernel's count), and every capture it started has ended
+  const dropped = nftDropped();
+  const drops = () =>
+    records.filter(
+      (r) =>
+        r.name === 'podnet.packet.drop' &&
+        r.entity === 'pnt/web' &&
+        r.attributes['error.type'] === 'NETFILTER_DROP',
+    ).length;
+  assert.ok(await waitFor(() => drops() === dropped), `${drops()} drop events, nft counted ${dropped}`);
+  let list = await captures();
+  for (const end = Date.now() + 15_000; Date.now() < end; await sleep(100)) {
+    list = await captures();
+    if (list.captures.every((c) => c.state === 'done')) break;
+  }
+  assert.ok(
+    list.captures.every((c) => c.state === 'done'),
+    JSON.stringify(list.captures),
+  );
   assert.ok(list.captures.length <= MAX_FILES);
   assert.deepEqual(
     readdirSync(capDir)
@@ -172,7 +204,8 @@ test('many triggers: files stay within max_files and max_total_bytes; triggers a
       .sort(),
     list.captures.map((c) => c.id).sort(),
   );
-  // one trigger decision per 5 drops (the window restarts after each decision; cooldown 0), both tests
+  // one trigger decision per 5 drops the kernel counted (the window restarts after each decision;
+  // cooldown 0), over both tests
   assert.equal(
     list.counts.triggered + list.counts.skipped,
     Math.floor(dropped / 5),

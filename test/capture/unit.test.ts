@@ -1,13 +1,54 @@
-// Pure parts of capture: the tuple filter of triggered captures (what libpcap accepts, what it never lets
+// Pure parts of capture: the compiled filter (instruction for instruction what tcpdump compiles for the
+// same expression, link type and snaplen), the tuple filter of triggered captures (what it never lets
 // through from an event attribute), the pcapng block aligner of `--url`, duration and size arguments.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { compileFilter } from '../../receiver/capture/pcap-filter.ts';
 import { BlockAligner, interfaceDescription, sectionHeader } from '../../receiver/capture/pcapng.ts';
 import { tupleFilter } from '../../receiver/capture/trigger.ts';
 import { parseBytesArg, parseDurationArg } from '../../receiver/capture/units.ts';
 
-test('tupleFilter: both directions of a packet or socket tuple, compiled by libpcap', () => {
+/** tcpdump's own program (`-ddd`: count, then "code jt jf k" per line) for DLT_RAW, as the socket gets it. */
+function tcpdumpProgram(expr: string, snaplen: number): number[][] {
+  const out = execFileSync('tcpdump', ['-ddd', '-y', 'RAW', '-s', String(snaplen), expr], {
+    encoding: 'utf8',
+  });
+  const [n, ...lines] = out.trim().split('\n');
+  assert.equal(lines.length, Number(n), out);
+  return lines.map((l) => l.trim().split(/\s+/).map(Number));
+}
+
+/** Our program decoded as struct sock_filter (u16 code, u8 jt, u8 jf, u32 k; little endian). */
+function ourProgram(expr: string, snaplen: number): number[][] {
+  const b = compileFilter(expr, snaplen).insns;
+  const out: number[][] = [];
+  for (let o = 0; o < b.length; o += 8)
+    out.push([b.readUInt16LE(o), b[o + 2]!, b[o + 3]!, b.readUInt32LE(o + 4)]);
+  return out;
+}
+
+function assertSameAsTcpdump(expr: string, snaplen = 128): void {
+  const ours = ourProgram(expr, snaplen);
+  assert.ok(ours.length > 1 || expr === '', `${expr}: ${ours.length} instructions`);
+  assert.deepEqual(ours, tcpdumpProgram(expr, snaplen), expr);
+}
+
+test('compileFilter: the same program as tcpdump -ddd -y RAW, instruction for instruction', () => {
+  for (const expr of [
+    '',
+    'udp port 53',
+    'ip6 and icmp6',
+    'tcp[tcpflags] & tcp-rst != 0',
+    'host 10.1.0.5 and not port 22',
+    'net 10.244.0.0/16 or net fd00:10:244::/56',
+  ])
+    assertSameAsTcpdump(expr);
+  assertSameAsTcpdump('udp port 53', 65535); // the accept verdict is the snaplen
+  assert.deepEqual(ourProgram('', 96), [[6, 0, 0, 96]], 'empty filter: ret #snaplen');
+});
+
+test('tupleFilter: both directions of a packet or socket tuple, compiled as tcpdump compiles it', () => {
   const f = tupleFilter({
     'source.address': 'fd00::5',
     'destination.address': 'fd00::7',
@@ -16,7 +57,7 @@ test('tupleFilter: both directions of a packet or socket tuple, compiled by libp
     'destination.port': 53,
   });
   assert.equal(f, 'host fd00::5 and host fd00::7 and udp and port 40000 and port 53');
-  assert.ok(compileFilter(f, 128).length > 0);
+  assertSameAsTcpdump(f);
   const s = tupleFilter({
     'network.local.address': '10.1.0.5',
     'network.peer.address': '10.1.0.9',
@@ -25,7 +66,7 @@ test('tupleFilter: both directions of a packet or socket tuple, compiled by libp
     'network.peer.port': 51000,
   });
   assert.equal(s, 'host 10.1.0.5 and host 10.1.0.9 and tcp and port 8080 and port 51000');
-  assert.ok(compileFilter(s, 128).length > 0);
+  assertSameAsTcpdump(s);
 });
 
 test('tupleFilter: anything that is not an address, a known transport or a port is left out', () => {

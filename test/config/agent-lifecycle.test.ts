@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { z } from 'zod';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
 
 interface Args {
@@ -111,7 +112,7 @@ test('probe lifecycle from the config', async () => {
   const agent = await Agent.start({
     configText: yaml(1),
     specs: [plain, missing, broken],
-    entitySource: new StaticEntitySource([hostEntity()]),
+    entitySource: new StaticEntitySource([HOST_ENTITY]),
     env: {},
   });
   try {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import { type OtlpReceiver, type ReceivedPoint, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
 
 let rx: OtlpReceiver;
@@ -26,7 +27,7 @@ exporters: { otlp: { endpoint: "${rx.httpEndpoint}", protocol: http/protobuf, in
 `,
     specs: [],
     extraSpecs: [syntheticSpec],
-    entitySource: new StaticEntitySource([hostEntity()]),
+    entitySource: new StaticEntitySource([HOST_ENTITY]),
     env: {},
   });
   try {

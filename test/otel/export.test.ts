@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import { type OtlpReceiver, type ReceivedPoint, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
 
 process.env['K8S_NODE_NAME'] = 'node-under-test';
@@ -70,7 +71,7 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
   describe(`OTLP ${protocol}`, () => {
     test('metrics and events arrive with the contract shape, and /metrics shows the same data', async () => {
       rx.clear();
-      const entities = new StaticEntitySource([hostEntity(), POD, NETNS]);
+      const entities = new StaticEntitySource([HOST_ENTITY, POD, NETNS]);
       const agent = await Agent.start({
         configText: config(protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint, protocol),
         specs: [],
@@ -260,7 +261,7 @@ for (const protocol of ['grpc', 'http/protobuf', 'http/json'] as const) {
 
 test('a series of an entity that disappears stops being exported within two collection intervals', async () => {
   rx.clear();
-  const entities = new StaticEntitySource([hostEntity(), POD]);
+  const entities = new StaticEntitySource([HOST_ENTITY, POD]);
   const agent = await Agent.start({
     configText: config(rx.httpEndpoint, 'http/protobuf'),
     specs: [],
@@ -305,7 +306,7 @@ test('identity survives a restart: the same Resources before and after (host.nam
       configText: config(rx.httpEndpoint, 'http/protobuf'),
       specs: [],
       extraSpecs: [syntheticSpec],
-      entitySource: new StaticEntitySource([hostEntity(), POD]),
+      entitySource: new StaticEntitySource([HOST_ENTITY, POD]),
       env: process.env,
     });
     try {

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
 
 let dir: string;
@@ -102,7 +103,7 @@ async function run(
       configText: config(protocol === 'grpc' ? rx.grpcEndpoint : rx.httpEndpoint, protocol, otlpExtra),
       specs: [],
       extraSpecs: [syntheticSpec],
-      entitySource: new StaticEntitySource([hostEntity()]),
+      entitySource: new StaticEntitySource([HOST_ENTITY]),
       env: {},
     });
   } finally {

@@ -7,12 +7,13 @@ import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { DataPointType } from '@opentelemetry/sdk-metrics';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
 import { prometheusName } from '../../receiver/otel/prometheus-names.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import type { MetricDef } from '../../receiver/probe/types.ts';
 
 const POD: Entity = {
@@ -60,7 +61,7 @@ const extra: MetricDef[] = [
 
 test('serializePrometheus equals the SDK PrometheusSerializer on every metric shape and awkward values', async () => {
   const p = new Pipeline({
-    entities: new StaticEntitySource([hostEntity(), POD]),
+    entities: new StaticEntitySource([HOST_ENTITY, POD]),
     log: childLogger('test'),
     labelAllowlist: ['app.kubernetes.io/*'],
   });
@@ -73,10 +74,10 @@ test('serializePrometheus equals the SDK PrometheusSerializer on every metric sh
     prometheus: true,
   });
   const probe = await syntheticSpec.create(
-    { log: childLogger('t'), entities: new StaticEntitySource([hostEntity(), POD]), emit: () => undefined },
+    { log: childLogger('t'), entities: new StaticEntitySource([HOST_ENTITY, POD]), emit: () => undefined },
     syntheticSpec.args.parse({ gauge_value: 1.25 }),
   );
-  for (let i = 0; i < 2; i++) p.store.update('synthetic', await probe.collect([hostEntity(), POD]));
+  for (let i = 0; i < 2; i++) p.store.update('synthetic', await probe.collect([HOST_ENTITY, POD]));
   await probe.close();
   p.store.update('x', [
     {

@@ -6,7 +6,8 @@ import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { probeSpecs } from '../../probes/registry.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
 import { freePort } from '../env/prometheus.ts';
 
@@ -22,7 +23,7 @@ server: { address: "127.0.0.1:0" }
 exporters: { otlp: { endpoint: "${rx.grpcEndpoint}", protocol: grpc, interval: 500ms } }
 event_queue: { schedule_delay: 100ms }
 `,
-    entitySource: new StaticEntitySource([hostEntity()]),
+    entitySource: new StaticEntitySource([HOST_ENTITY]),
     env: {},
   });
 });

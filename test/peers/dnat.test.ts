@@ -114,4 +114,24 @@ test('conntrack original tuple and the client socket name the Service; the serve
     assert.equal(r.attributes['network.peer.address'], a.ipv4);
     assert.equal(r.peer, 'pod shop/web-1');
   }
+  // exactly as many as the kernel translated: a nat chain sees the first packet of each connection, so the
+  // DNAT rule's counter is the number of connections to the ClusterIP
+  const dnatted = nftRuleCounter(a, 'pnqdnat');
+  assert.equal(dnatted, n);
+  const ct80 = of('shop/web-1', 'ConntrackNew').filter((r) => r.attributes['destination.port'] === 80);
+  assert.equal(ct80.length, dnatted);
+  assert.equal(of('shop/web-1', 'TCPRESET_RECEIVE').length, dnatted);
+  assert.equal(of('pay/api-1', 'TCPRESET_NOSOCK').length, dnatted);
 });
+
+/** Packets counted by the one counter rule of an nft table (nft's JSON listing). */
+function nftRuleCounter(side: NetnsSide, table: string): number {
+  const doc = JSON.parse(side.exec('nft', ['-j', 'list', 'table', 'ip', table])) as {
+    nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
+  };
+  const counters = doc.nftables.flatMap(
+    (o) => o.rule?.expr.flatMap((e) => (e.counter ? [e.counter] : [])) ?? [],
+  );
+  assert.equal(counters.length, 1, JSON.stringify(doc));
+  return counters[0]!.packets;
+}

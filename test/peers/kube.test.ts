@@ -3,6 +3,7 @@
 // lists with resourceVersion, chunked watch streams, bookmarks, 410 Gone as an ERROR event and as an HTTP
 // status, bearer auth and RBAC refusals; IP reuse after a pod is deleted (churn).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
@@ -361,4 +362,46 @@ test('a watch that ends at once without events is backed off, not re-requested i
   // backoff 20 ms doubling to 200 ms: well under 15 in a second (a loop would make hundreds)
   assert.ok(watches() <= 15, `${watches()} watch requests in 1 s`);
   assert.match(src.status().watches[0]!.lastError ?? '', /ended at once/);
+});
+
+test('a pod lifecycle watch stream: only changes of an address or of its identity re-fire, not status-only MODIFIED events', async () => {
+  // test/peers/fixtures/pod-lifecycle.watch.jsonl: one pod's watch events in the API's format (full
+  // objects: conditions, containerStatuses, restarts, annotations, deletionTimestamp), served in order
+  const events = readFileSync(new URL('./fixtures/pod-lifecycle.watch.jsonl', import.meta.url), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; object: Parameters<FakeKubeApi['apply']>[1] });
+  const { api, tokenFile } = await setup();
+  const src = new KubeSource({ apiServer: api.url, tokenFile, log, backoffInitialMs: 20 });
+  const changes: string[] = [];
+  src.index.onChange = (ip) => changes.push(ip);
+  src.start();
+  cleanup.push(() => src.stop());
+  assert.ok(await waitFor(() => src.synced && api.watchers('pods') === 1));
+  for (const ev of events) {
+    if (ev.type === 'DELETED') api.delete('pods', 'shop/web-7d9c5b-x2k4q');
+    else api.apply('pods', ev.object);
+  }
+  // one watch delivers in order: once the marker is in, every event of the stream was applied
+  api.apply('pods', pod({ name: 'marker', namespace: 'n', ips: ['10.2.9.9'] }));
+  assert.ok(await waitFor(() => changes.includes('10.2.9.9')));
+  const ips = ['10.244.1.23', 'fd00:10:244:1::17'];
+  // indexed when the sandbox got its IPs, freed when the pod finished; the 4 status- or metadata-only
+  // updates and the terminating update in between (same addresses, same pod) change nothing
+  assert.deepEqual(changes, [...ips, ...ips, '10.2.9.9']);
+  assert.equal(src.index.count('pods'), 1);
+});
+
+test('a watch connection cut mid-stream is an error (counted, backed off), then the watch resumes', async () => {
+  const { api, tokenFile } = await setup();
+  const { src, resolver } = source(api, tokenFile);
+  assert.ok(await waitFor(() => src.synced && api.watchers('pods') === 1));
+  const pods = () => src.status().watches.find((w) => w.path === '/api/v1/pods')!;
+  const before = pods();
+  api.cutWatches();
+  assert.ok(await waitFor(() => pods().errors === before.errors + 1), JSON.stringify(pods()));
+  assert.match(pods().lastError ?? '', /aborted|socket hang up|ECONNRESET/);
+  assert.ok(await waitFor(() => api.watchers('pods') === 1), 'the watch resumed');
+  api.apply('pods', pod({ name: 'after-cut', namespace: 'n', ips: ['10.2.8.8'] }));
+  assert.ok(await waitFor(() => resolver.resolve('10.2.8.8').info.pod === 'after-cut'));
 });

@@ -1,11 +1,16 @@
 // The resolver's choice of the remote side of a tuple (socket events, packet events, conntrack's original
 // tuple = before DNAT → the Service), loopback, node-local churn (an address moving from one pod to a new
-// one between two discovery updates), and the per-peer counters' cardinality bound.
+// one between two discovery updates), the per-peer counters' cardinality bound, and the host addresses
+// (read in the node's netns; a fallback to podnet's own is logged and reported).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 import { test } from 'node:test';
+import pino from 'pino';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { PeerCounters } from '../../receiver/peers/counters.ts';
 import { KubeIndex } from '../../receiver/peers/kube/index.ts';
+import { nodeAddresses } from '../../receiver/peers/local.ts';
 import { PeerResolver } from '../../receiver/peers/resolver.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 
@@ -192,4 +197,51 @@ test('/events peer filter: pod or Service as namespace/name or name, node, netns
     matchesFilter(rec({ 'podnet.peer.kind': 'netns', 'podnet.peer.netns.name': 'blue' }), { peer: 'blue' }),
   );
   assert.ok(!matchesFilter(rec({}), { peer: 'unknown' }), 'an event without a tuple has no peer');
+});
+
+test("host addresses: read in the node's netns; when it cannot be entered, podnet's own stand in and that is logged once and reported", () => {
+  // a netns with one address: nodeAddresses reads it from inside (ip's own listing is the ground truth)
+  const ns = `pnpeerh${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    execFileSync('ip', ['-n', ns, 'link', 'add', 'pnh0', 'type', 'veth', 'peer', 'name', 'pnh1']);
+    execFileSync('ip', ['-n', ns, 'addr', 'add', '10.252.7.1/24', 'dev', 'pnh0']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'pnh1', 'up']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'pnh0', 'up']);
+    const want = execFileSync('ip', ['-n', ns, '-o', '-4', 'addr', 'show', 'scope', 'global'], {
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[3]!.split('/')[0]!);
+    const got = nodeAddresses(`/run/netns/${ns}`);
+    assert.equal(got.fallback, undefined);
+    assert.deepEqual(got.addresses.filter((a) => !a.includes(':')).sort(), want.sort());
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+  // not a netns: setns(2) refuses it; the fallback is this process's netns, and it says so
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal)
+    .map((a) => a!.address.split('%')[0]!);
+  const bad = nodeAddresses('/proc/self/stat');
+  assert.match(bad.fallback ?? '', /cannot read the node's addresses in \/proc\/self\/stat .*own netns used/);
+  assert.deepEqual(bad.addresses.sort(), own.sort());
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => warnings.push(JSON.parse(l).msg) });
+  const r = new PeerResolver({
+    entities: new StaticEntitySource([]),
+    log,
+    refreshMs: 0,
+    hostNetnsPath: '/proc/self/stat',
+  });
+  r.rebuild();
+  r.close();
+  assert.match(r.hostFallback ?? '', /own netns used/);
+  assert.deepEqual(
+    warnings,
+    ["peer resolver: host addresses from podnet's own netns"],
+    'logged once, not per rebuild',
+  );
 });

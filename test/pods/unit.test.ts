@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CriEndpointError, resolveCriEndpoint, socketPathOf } from '../../receiver/pods/endpoint.ts';
 import { compileLabelPolicy, LabelPolicyError, podLabelAttributes } from '../../receiver/pods/labels.ts';
-import { EntityRegistry, RegistryOptionsError } from '../../receiver/pods/registry.ts';
+import { EntityRegistry } from '../../receiver/pods/registry.ts';
+import { RegistryOptionsError } from '../../receiver/pods/registry-options.ts';
 import { parseSandboxInfo } from '../../receiver/pods/sandbox-info.ts';
 
 const dir = mkdtempSync(`/tmp/pnp${process.pid}-unit-`);

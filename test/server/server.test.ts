@@ -9,8 +9,9 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { hostEntity, StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
+import { HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import { LocalServer } from '../../receiver/server/server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), `pno${process.pid}-server-`));
@@ -44,7 +45,7 @@ exporters: { events_jsonl: { enabled: true, path: "${sinkFile}" } }
 `,
     specs: [],
     extraSpecs: [syntheticSpec],
-    entitySource: new StaticEntitySource([hostEntity(), POD]),
+    entitySource: new StaticEntitySource([HOST_ENTITY, POD]),
     env: {},
   });
   url = agent.serverUrl!;

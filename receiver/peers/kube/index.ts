@@ -81,10 +81,15 @@ export class KubeIndex {
     return this.#maps[kind].byKey.size;
   }
 
-  /** Add or replace the object under `key`. */
+  /**
+   * Add or replace the object under `key`. A record equal to the one held (a MODIFIED event that changed
+   * only what the record leaves out: status conditions, restarts, annotations) changes nothing and fires
+   * nothing, so the resolver keeps its cache.
+   */
   upsert<K extends KubeKind>(kind: K, key: string, rec: RecordOf[K]): void {
     const m = this.#maps[kind] as AddressMap<RecordOf[K]>;
     const prev = m.byKey.get(key);
+    if (prev && sameRecord(prev, rec)) return;
     if (prev) this.#unindex(m, prev);
     if (this.#addresses + rec.ips.length > this.#maxAddresses) {
       m.byKey.delete(key);
@@ -112,11 +117,7 @@ export class KubeIndex {
   replace<K extends KubeKind>(kind: K, records: ReadonlyMap<string, RecordOf[K]>): void {
     const m = this.#maps[kind];
     for (const key of [...m.byKey.keys()]) if (!records.has(key)) this.delete(kind, key);
-    for (const [key, rec] of records) {
-      const prev = m.byKey.get(key);
-      if (prev && sameRecord(prev, rec)) continue;
-      this.upsert(kind, key, rec);
-    }
+    for (const [key, rec] of records) this.upsert(kind, key, rec);
   }
 
   #unindex<R>(m: AddressMap<R>, rec: R & { readonly ips: readonly string[] }): void {

@@ -246,7 +246,10 @@ export class ListWatch {
           resolve();
         });
         res.on('error', reject);
-        res.on('aborted', () => reject(new Error('watch stream aborted')));
+        // the connection closed before the response ended (what the deprecated 'aborted' event told)
+        res.on('close', () => {
+          if (!res.complete) reject(new Error('watch stream aborted'));
+        });
       });
       // No byte for this long (bookmarks come about every minute): the connection is dead.
       req.setTimeout(((this.#o.timeoutSeconds ?? 300) + 60) * 1000, () =>

@@ -25,7 +25,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type ContainerConfig, CriClient, type PodSandboxConfig } from '../../../receiver/pods/cri-client.ts';
+import { CriClient } from '../../../receiver/pods/cri-client.ts';
+import type { ContainerConfig, PodSandboxConfig } from '../../../receiver/pods/cri-types.ts';
 import { BUSYBOX_IMAGE, buildBusyboxImage, PAUSE_IMAGE } from './image.ts';
 import {
   cgroupDirs,

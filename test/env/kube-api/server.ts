@@ -141,6 +141,15 @@ export class FakeKubeApi {
     for (const w of this.#watchers) this.#end(w);
   }
 
+  /** Cut every open watch's connection mid-stream (no end of the chunked body), as a dropped TCP link. */
+  cutWatches(): void {
+    for (const w of this.#watchers) {
+      this.#watchers.delete(w);
+      for (const t of w.timers) clearTimeout(t);
+      w.res.destroy();
+    }
+  }
+
   async close(): Promise<void> {
     for (const w of this.#watchers) this.#end(w);
     this.#server.closeAllConnections();
