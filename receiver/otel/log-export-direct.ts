@@ -1,6 +1,7 @@
 // The event export worker's direct path (OTLP/HTTP protobuf and gRPC): record batches from the main thread
-// are queued as they arrived (compact arrays, log-export-protocol.ts) and encoded into one
-// ExportLogsServiceRequest per export by receiver/otel/protobuf/logs.ts — no SDK LogRecord per event. It
+// (compact arrays, log-export-protocol.ts) are encoded as they arrive into ExportLogsServiceRequests of
+// max_export_batch_size records by receiver/otel/protobuf/logs.ts — no SDK LogRecord per event, and no
+// batch kept on the JavaScript heap until its export (what outlives a young-generation GC costs). It
 // takes the place of the SDK's LoggerProvider → BatchLogRecordProcessor → OTLPLogExporter with the same
 // settings (max_queue_size, max_export_batch_size, schedule_delay, timeout) and the SDK's own transports
 // (HTTP with compression, TLS, headers and retries; gRPC), so only the serialization differs, and its
@@ -19,7 +20,7 @@ import {
 import type { LogsExportSettings } from './exporters.ts';
 import type { TableEntry } from './log-export-protocol.ts';
 import { sdkExporterOptions } from './otlp-options.ts';
-import { LogsEncoder, type LogsEncoderOptions, type RecordRun, recordEnd } from './protobuf/logs.ts';
+import { LogsEncoder, type LogsEncoderOptions, recordEnd } from './protobuf/logs.ts';
 
 /** One encoded request and the records in it. */
 interface Encoded {
@@ -67,8 +68,8 @@ async function createTransport(s: LogsExportSettings): Promise<OTLPExporterBase<
 }
 
 /**
- * Exports in flight at once: the next request is encoded while the previous one is on the wire (the
- * SDK's BatchLogRecordProcessor has one in flight and builds the next batch meanwhile).
+ * Exports in flight at once: records are encoded while the previous request is on the wire (the SDK's
+ * BatchLogRecordProcessor has one export in flight and queues records meanwhile).
  */
 const MAX_IN_FLIGHT = 2;
 
@@ -84,12 +85,11 @@ export class DirectLogExport {
   readonly #encoder: LogsEncoder;
   readonly #transport: OTLPExporterBase<Encoded[]>;
   readonly #hooks: DirectLogExportHooks;
-  #runs: RecordRun[] = [];
-  #queued = 0;
+  /** Sealed requests waiting for an export slot. */
+  #ready: Encoded[] = [];
+  #readyN = 0;
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
-  /** Export below max_export_batch_size too (schedule_delay passed, or a flush). */
-  #due = false;
   #idle: Array<() => void> = [];
 
   static async create(
@@ -112,34 +112,57 @@ export class DirectLogExport {
     this.#hooks = hooks;
   }
 
-  /** Records queued, not yet in an export. */
+  /** Records queued (encoded), not yet in an export. */
   get queued(): number {
-    return this.#queued;
+    return this.#readyN + this.#encoder.pending;
   }
 
-  /** Queue the `n` records of one batch (`data` as the protocol lays them out). */
+  /**
+   * Queue the `n` records of one batch (`data` as the protocol lays them out): encoded now, into requests
+   * of max_export_batch_size records (the SDK's batches: whole records, in order); a partial request is
+   * sealed after schedule_delay.
+   */
   push(data: readonly unknown[], n: number, table: readonly TableEntry[], observed: [number, number]): void {
-    if (this.#queued + n > this.#s.maxQueueSize) {
+    if (this.queued + n > this.#s.maxQueueSize) {
       this.#hooks.onQueueFull(n);
       return;
     }
-    this.#runs.push({ data, table, at: 0, n, observed });
-    this.#queued += n;
-    if (this.#queued >= this.#batchSize()) this.#pump();
-    else if (this.#timer === undefined) {
+    const size = this.#batchSize();
+    let at = 0;
+    let left = n;
+    while (left > 0) {
+      const room = size - this.#encoder.pending;
+      const take = Math.min(room, left);
+      try {
+        this.#encoder.add({ data, table, at, n: take, observed });
+      } catch (err) {
+        // Never expected (the main thread encodes what it validated); counted, never silent. What the
+        // open request held is lost with it (its buffers may hold a partial record).
+        const lost = this.#encoder.pending + left;
+        this.#encoder.finish();
+        this.#hooks.onResult(
+          false,
+          lost,
+          new Error(`event records rejected by the OTLP encoder: ${String(err)}`),
+        );
+        return;
+      }
+      left -= take;
+      if (left > 0) for (let k = 0; k < take; k++) at = recordEnd(data, at);
+      if (this.#encoder.pending >= size) this.#seal();
+    }
+    if (this.#encoder.pending > 0 && this.#timer === undefined)
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
-        this.#due = true;
-        this.#pump();
+        this.#seal();
       }, this.#s.scheduledDelayMs);
-    }
+    this.#pump();
   }
 
   /** Export everything queued; resolves when no export is in flight and nothing is queued. */
   forceFlush(): Promise<void> {
-    this.#due = true;
-    this.#pump();
-    if (this.#queued === 0 && this.#inFlight === 0) return Promise.resolve();
+    this.#seal();
+    if (this.queued === 0 && this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -150,65 +173,34 @@ export class DirectLogExport {
   }
 
   #batchSize(): number {
-    return Math.min(this.#s.maxExportBatchSize, this.#s.maxQueueSize);
+    return Math.max(1, Math.min(this.#s.maxExportBatchSize, this.#s.maxQueueSize));
+  }
+
+  /** Close the open request (if any) and queue it for export. */
+  #seal(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const n = this.#encoder.pending;
+    if (n > 0) {
+      this.#ready.push({ bytes: this.#encoder.finish(), n });
+      this.#readyN += n;
+    }
+    this.#pump();
   }
 
   #pump(): void {
-    while (this.#inFlight < MAX_IN_FLIGHT && this.#queued > 0) {
-      const size = this.#batchSize();
-      if (this.#queued < size && !this.#due) break;
-      this.#exportOne(this.#take(size));
+    while (this.#inFlight < MAX_IN_FLIGHT && this.#ready.length > 0) {
+      const e = this.#ready.shift()!;
+      this.#readyN -= e.n;
+      this.#inFlight++;
+      this.#transport.export([e], (r: ExportResult) => {
+        this.#inFlight--;
+        this.#hooks.onResult(r.code === ExportResultCode.SUCCESS, e.n, r.error);
+        this.#pump();
+      });
     }
-    if (this.#queued === 0) {
-      this.#due = false;
-      if (this.#timer) {
-        clearTimeout(this.#timer);
-        this.#timer = undefined;
-      }
-    }
-    if (this.#queued === 0 && this.#inFlight === 0) for (const fn of this.#idle.splice(0)) fn();
-  }
-
-  /** Up to `size` records from the head of the queue (a run is split where the batch ends). */
-  #take(size: number): RecordRun[] {
-    const out: RecordRun[] = [];
-    let left = size;
-    while (left > 0 && this.#runs.length > 0) {
-      const r = this.#runs[0]!;
-      if (r.n <= left) {
-        out.push(r);
-        this.#runs.shift();
-        left -= r.n;
-        continue;
-      }
-      let at = r.at;
-      for (let k = 0; k < left; k++) at = recordEnd(r.data, at);
-      out.push({ ...r, n: left });
-      this.#runs[0] = { ...r, at, n: r.n - left };
-      left = 0;
-    }
-    const n = size - left;
-    this.#queued -= n;
-    return out;
-  }
-
-  #exportOne(runs: RecordRun[]): void {
-    let n = 0;
-    for (const r of runs) n += r.n;
-    let bytes: Uint8Array;
-    try {
-      // A copy: the encoder's buffer is reused, the transport may retry later.
-      bytes = Buffer.from(this.#encoder.encode(runs));
-    } catch (err) {
-      // Never expected (the main thread encodes what it validated); counted, never silent.
-      this.#hooks.onResult(false, n, new Error(`event records rejected by the OTLP encoder: ${String(err)}`));
-      return;
-    }
-    this.#inFlight++;
-    this.#transport.export([{ bytes, n }], (r: ExportResult) => {
-      this.#inFlight--;
-      this.#hooks.onResult(r.code === ExportResultCode.SUCCESS, n, r.error);
-      this.#pump();
-    });
+    if (this.queued === 0 && this.#inFlight === 0) for (const fn of this.#idle.splice(0)) fn();
   }
 }

@@ -139,12 +139,19 @@ const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR
 function reordered(key: string): boolean {
   return RESERVED.has(key) || (/^(0|[1-9][0-9]*)$/.test(key) && Number(key) < 2 ** 32 - 1);
 }
+/** Record buffers larger than this are not kept for reuse after a request. */
+const POOLED_MAX = 4 << 20;
 /** Distinct event names and types cached; past it the caches start over (never expected). */
 const NAMES_MAX = 10_000;
 
 export class LogsEncoder {
   readonly #opts: LogsEncoderOptions;
   readonly #w = new ProtoWriter(1 << 20);
+  /** The open request: per entity attribute set, its records' bytes (ScopeLogs.log_records fields). */
+  readonly #open = new Map<object, ProtoWriter>();
+  #openN = 0;
+  /** Record buffers of sealed requests, for the next ones. */
+  readonly #pool: ProtoWriter[] = [];
   /** ResourceLogs.resource (tag included) and ResourceLogs.schema_url per entity attribute set. */
   readonly #resources = new WeakMap<object, { resource: Uint8Array; schemaUrl: Uint8Array }>();
   /** ScopeLogs.scope, tag included. */
@@ -214,30 +221,43 @@ export class LogsEncoder {
     return r;
   }
 
+  /** Records added to the open request (not yet sealed by `finish`). */
+  get pending(): number {
+    return this.#openN;
+  }
+
   /**
-   * One ExportLogsServiceRequest of all records in `runs`, in their order within each entity. The result
-   * is a view of the encoder's buffer, valid until the next call: copy it (or send it) before.
+   * Encode the records of `run` into the open request, each into the byte buffer of its entity: the
+   * records leave the JavaScript heap as they arrive (no record batch lives until the export), and the
+   * request is framed around those buffers by `finish`.
    */
-  encode(runs: readonly RecordRun[]): Uint8Array {
-    // Group by entity (first-seen order), as the SDK groups records by Resource object.
-    const groups = new Map<object, number[]>();
-    for (let r = 0; r < runs.length; r++) {
-      const run = runs[r]!;
-      let at = run.at;
-      for (let k = 0; k < run.n; k++) {
-        const entity = run.table[run.data[at + 5] as number] as object;
-        let g = groups.get(entity);
-        if (g === undefined) {
-          g = [];
-          groups.set(entity, g);
-        }
-        g.push(r, at);
-        at = recordEnd(run.data, at);
+  add(run: RecordRun): void {
+    const { data, table } = run;
+    let at = run.at;
+    for (let k = 0; k < run.n; k++) {
+      const entity = table[data[at + 5] as number] as Attrs;
+      let g = this.#open.get(entity);
+      if (g === undefined) {
+        const w = this.#pool.pop() ?? new ProtoWriter(1024);
+        w.reset();
+        g = w;
+        this.#open.set(entity, g);
       }
+      this.#record(g, run, at, entity);
+      this.#openN++;
+      at = recordEnd(data, at);
     }
+  }
+
+  /**
+   * Seal the open request: one ExportLogsServiceRequest of the records added since the last one, one
+   * ResourceLogs per entity in the order the entities first came (as the SDK groups records by Resource
+   * object), the records of each in the order they came. Returns a copy; empty when nothing was added.
+   */
+  finish(): Uint8Array {
     const w = this.#w;
     w.reset();
-    for (const [entity, list] of groups) {
+    for (const [entity, records] of this.#open) {
       const res = this.#resourceOf(entity as Attrs);
       w.tag(1, LD);
       const rl = w.fork();
@@ -245,16 +265,25 @@ export class LogsEncoder {
       w.tag(2, LD);
       const sl = w.fork();
       w.raw(this.#scope);
-      for (let i = 0; i < list.length; i += 2) this.#record(runs[list[i]!]!, list[i + 1]!, entity as Attrs);
+      w.raw(records.view());
       w.ldelim(sl);
       w.raw(res.schemaUrl);
       w.ldelim(rl);
+      if (records.buf.length <= POOLED_MAX) this.#pool.push(records);
     }
-    return w.view();
+    this.#open.clear();
+    this.#openN = 0;
+    return w.finish();
+  }
+
+  /** One request of all records in `runs` (add + finish). */
+  encode(runs: readonly RecordRun[]): Uint8Array {
+    for (const r of runs) this.add(r);
+    return this.finish();
   }
 
   /** ScopeLogs.log_records entry of the record at `at`. */
-  #record(run: RecordRun, at: number, entity: Attrs): void {
+  #record(w: ProtoWriter, run: RecordRun, at: number, entity: Attrs): void {
     const { data, table } = run;
     const end = recordEnd(data, at);
     const name = table[data[at] as number] as string;
@@ -274,7 +303,6 @@ export class LogsEncoder {
       seen[idx] = gen;
       attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
     }
-    const w = this.#w;
     w.tag(2, LD);
     const rec = w.fork();
     w.tag(1, F64);
