@@ -252,7 +252,8 @@ export class LogsEncoder {
   /**
    * Seal the open request: one ExportLogsServiceRequest of the records added since the last one, one
    * ResourceLogs per entity in the order the entities first came (as the SDK groups records by Resource
-   * object), the records of each in the order they came. Returns a copy; empty when nothing was added.
+   * object), the records of each in the order they came. The bytes are the caller's (the encoder goes on
+   * in a new buffer); empty when nothing was added.
    */
   finish(): Uint8Array {
     const w = this.#w;
@@ -273,7 +274,7 @@ export class LogsEncoder {
     }
     this.#open.clear();
     this.#openN = 0;
-    return w.finish();
+    return w.detach();
   }
 
   /** One request of all records in `runs` (add + finish). */
@@ -304,7 +305,7 @@ export class LogsEncoder {
       attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
     }
     w.tag(2, LD);
-    const rec = w.fork();
+    const rec = w.fork(2); // most records are 128 B to 16 KiB
     w.tag(1, F64);
     w.fixed64Nanos(data[at + 3] as number, data[at + 4] as number);
     w.raw(this.#severities[data[at + 2] as number]!);
@@ -348,7 +349,7 @@ export class LogsEncoder {
     w.tag(11, F64);
     w.fixed64Nanos(run.observed[0], run.observed[1]);
     if (name) w.raw(this.#nameField(name));
-    w.ldelim(rec);
+    w.ldelim(rec, 2);
   }
 
   #keysOf(table: readonly TableEntry[]): (Uint8Array | 0 | undefined)[] {
