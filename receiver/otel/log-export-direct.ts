@@ -133,12 +133,14 @@ export class DirectLogExport {
     while (left > 0) {
       const room = size - this.#encoder.pending;
       const take = Math.min(room, left);
+      const before = this.#encoder.pending;
       try {
         this.#encoder.add({ data, table, at, n: take, observed });
       } catch (err) {
         // Never expected (the main thread encodes what it validated); counted, never silent. What the
-        // open request held is lost with it (its buffers may hold a partial record).
-        const lost = this.#encoder.pending + left;
+        // open request held is lost with it (its buffers may hold a partial record): the records before
+        // this run, and all of this batch not yet sealed (`left` still counts this run's).
+        const lost = before + left;
         this.#encoder.finish();
         this.#hooks.onResult(
           false,
