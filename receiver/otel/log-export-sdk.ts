@@ -24,7 +24,7 @@ import {
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
 import { eventBody, stackTrace } from './event-body.ts';
-import type { TableEntry, WorkerInit } from './log-export-protocol.ts';
+import { ATTRIBUTE_LIMITS_SET, type TableEntry, type WorkerInit } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { SEVERITIES } from './severity.ts';
@@ -112,13 +112,6 @@ class PerRecord implements LogRecordProcessor {
     return Promise.resolve();
   }
 }
-
-export const ATTRIBUTE_LIMITS_SET = [
-  'OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT',
-  'OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT',
-  'OTEL_ATTRIBUTE_COUNT_LIMIT',
-  'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT',
-].some((k) => (process.env[k] ?? '') !== '');
 
 export interface SdkLogExportHooks {
   onResult(ok: boolean, n: number, error?: Error): void;

@@ -12,9 +12,15 @@
 // deltas, so the main thread's counts stay exact. `flush` / `shutdown` answer `done` after the counts they
 // produced.
 import { parentPort, workerData } from 'node:worker_threads';
-import { DirectLogExport } from './log-export-direct.ts';
-import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { ATTRIBUTE_LIMITS_SET, SdkLogExport } from './log-export-sdk.ts';
+import type { DirectLogExport } from './log-export-direct.ts';
+import {
+  ATTRIBUTE_LIMITS_SET,
+  type FromWorker,
+  type TableEntry,
+  type ToWorker,
+  type WorkerInit,
+} from './log-export-protocol.ts';
+import type { SdkLogExport } from './log-export-sdk.ts';
 
 const port = parentPort;
 if (!port) throw new Error('log-export-worker.ts runs as a worker_thread');
@@ -72,9 +78,10 @@ const hooks = {
 
 /** The direct path unless the protocol is JSON or the SDK must apply attribute limits. */
 export const DIRECT = init.settings.protocol !== 'http/json' && !ATTRIBUTE_LIMITS_SET;
+// Only the path in use is loaded (the SDK's LoggerProvider is not, on the direct path).
 const exp: DirectLogExport | SdkLogExport = DIRECT
-  ? await DirectLogExport.create(init.settings, init, hooks)
-  : await SdkLogExport.create(init, hooks);
+  ? await (await import('./log-export-direct.ts')).DirectLogExport.create(init.settings, init, hooks)
+  : await (await import('./log-export-sdk.ts')).SdkLogExport.create(init, hooks);
 let table: TableEntry[] = [];
 let closed = false;
 
