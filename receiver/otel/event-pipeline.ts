@@ -1,6 +1,6 @@
-// Probe events → OTel log records (LoggerProvider → bounded batch queue → OTLP, in the export worker: see
-// log-export.ts and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the
-// recent-events ring for the live view.
+// Probe events → OTel log records (bounded batch queue → OTLP, in the export worker: see log-export.ts
+// and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the recent-events ring for
+// the live view.
 //
 // Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), a
 // one-line body (event-body.ts), the probe's attributes, `podnet.event.type` and, when stack capture is on,
