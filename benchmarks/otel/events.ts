@@ -2,6 +2,9 @@
 // queue → OTLP http/protobuf export to the test receiver), with and without the OTLP logs exporter.
 //
 //   node_modules/.bin/node benchmarks/otel/events.ts [--events 200000]
+//
+// Exits 1, printing the figures as INVALID, when a check fails: every event sent with the exporter (the
+// queue holds them all), none lost, the receiver got exactly `sent`, nothing unaccounted.
 import { performance } from 'node:perf_hooks';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
@@ -50,7 +53,7 @@ function event(k: number): ProbeEvent {
   };
 }
 
-async function run(withOtlp: boolean): Promise<Record<string, number>> {
+async function run(withOtlp: boolean): Promise<{ failures: string[] } & Record<string, unknown>> {
   const rx = await startOtlpReceiver({ maxKept: 1000 });
   const p = new Pipeline({
     entities: new StaticEntitySource(entities),
@@ -99,6 +102,18 @@ async function run(withOtlp: boolean): Promise<Record<string, number>> {
   await p.forceFlush();
   const totalMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const self = p.self.events;
+  const checks: string[] = [];
+  const unaccounted =
+    p.events.emitted - (self.sent + self.suppressed + self.lost_queue_full + self.lost_export_failed);
+  if (withOtlp) {
+    // Without an exporter, records are not exported and not counted as an outcome (nothing to account).
+    if (unaccounted !== 0) checks.push(`${unaccounted} events unaccounted`);
+    if (self.sent !== N) checks.push(`sent ${self.sent} of ${N}`);
+    if (self.lost_queue_full + self.lost_export_failed !== 0) checks.push('events lost');
+    if (rx.logsReceived !== self.sent) checks.push(`receiver got ${rx.logsReceived}, sent ${self.sent}`);
+    if (rx.decodeErrors.length) checks.push(`receiver decode errors: ${rx.decodeErrors[0]}`);
+  }
   const result = {
     events: N,
     emitUsPerEvent: +((emitMs * 1000) / N).toFixed(2),
@@ -106,12 +121,17 @@ async function run(withOtlp: boolean): Promise<Record<string, number>> {
     totalMs: Math.round(totalMs),
     sent: p.self.events.sent,
     lost: p.self.events.lost_queue_full + p.self.events.lost_export_failed,
+    failures: checks,
   };
   await p.shutdown();
   await rx.down();
   return result;
 }
 
-process.stdout.write(
-  `${JSON.stringify({ withoutExporter: await run(false), withOtlpHttpProtobuf: await run(true) }, null, 2)}\n`,
-);
+const results = { withoutExporter: await run(false), withOtlpHttpProtobuf: await run(true) };
+const failures = [...results.withoutExporter.failures, ...results.withOtlpHttpProtobuf.failures];
+if (failures.length) {
+  process.stderr.write(`INVALID (checks failed: ${failures.join('; ')}):\n${JSON.stringify(results)}\n`);
+  process.exit(1);
+}
+process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

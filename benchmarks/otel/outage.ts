@@ -5,6 +5,8 @@
 //
 //   node_modules/.bin/node benchmarks/otel/outage.ts [--outage-ms 60000] [--rate 2000] [--protocol grpc]
 //     [--mode down|stall] [--queue 2048]
+//
+// Exits 1, printing the result as INVALID, when a check of outageFailures() fails (or the run fails).
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
 import type { OtlpProtocol } from '../../receiver/otel/exporters.ts';
@@ -127,6 +129,20 @@ event_queue: { max_queue_size: ${o.maxQueueSize}, max_export_batch_size: 512, sc
   }
 }
 
+/** What the run must show (the same checks as test/otel/outage.test.ts); empty when all hold. */
+export function outageFailures(r: OutageResult): string[] {
+  const f: string[] = [];
+  const accounted = r.sent + r.suppressed + r.lostQueueFull + r.lostExportFailed;
+  if (accounted !== r.emitted) f.push(`accounting: emitted ${r.emitted}, accounted ${accounted}`);
+  if (r.emitted <= (r.options.eventRatePerSec * r.options.outageMs) / 1000)
+    f.push(`load too low: ${r.emitted} emitted`);
+  if (r.maxQueue > r.options.maxQueueSize) f.push(`queue ${r.maxQueue} > ${r.options.maxQueueSize}`);
+  if (r.lostQueueFull + r.lostExportFailed === 0) f.push('nothing was counted as lost');
+  if (r.receivedLogs === 0) f.push('no logs after the endpoint came back');
+  if (r.exportedLostCount === 0) f.push('the loss was not exported');
+  return f;
+}
+
 if (import.meta.main) {
   const arg = (name: string, def: string): string => {
     const i = process.argv.indexOf(`--${name}`);
@@ -140,8 +156,9 @@ if (import.meta.main) {
     mode: arg('mode', 'down') === 'stall' ? 'stall' : 'down',
   });
   const round = (x: number) => Math.round(x * 10) / 10;
-  process.stdout.write(
-    `${JSON.stringify(
+  const failures = outageFailures(r);
+  (failures.length ? process.stderr : process.stdout).write(
+    `${failures.length ? `INVALID (checks failed: ${failures.join('; ')}):\n` : ''}${JSON.stringify(
       {
         ...r,
         heapMB: {
@@ -159,5 +176,5 @@ if (import.meta.main) {
       2,
     )}\n`,
   );
-  process.exit(0);
+  process.exit(failures.length ? 1 : 0);
 }

@@ -4,7 +4,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
-import type { EventPipeline, EventRecord } from '../otel/event-pipeline.ts';
+import { type EventPipeline, type EventRecord, eventJsonLine } from '../otel/event-pipeline.ts';
 
 /** The sink drops (and counts) events while this much output is waiting. */
 export const SINK_MAX_BUFFERED = 8 * 1024 * 1024;
@@ -44,7 +44,7 @@ export class JsonlSink {
         this.dropped++;
         return;
       }
-      out.write(`${JSON.stringify(r)}\n`);
+      out.write(eventJsonLine(r));
     });
     this.#sink = { key, file, unsubscribe };
   }

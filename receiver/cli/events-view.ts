@@ -18,6 +18,8 @@ export interface EventLine {
   readonly severity?: string;
   readonly probe?: string;
   readonly entity?: string;
+  /** The other end as the agent resolved it (`pod ns/name`, `service ns/name`, `host`, ...). */
+  readonly peer?: string;
   readonly body?: string;
   readonly attributes?: Readonly<Record<string, unknown>>;
   readonly stack?: readonly string[];
@@ -56,7 +58,9 @@ export function summary(e: EventLine): string {
   return parts.filter(Boolean).join(' ');
 }
 
-function peer(e: EventLine): string {
+/** The record's own `peer` (receiver/peers display text); from the peer keys for agents without it. */
+export function peerColumn(e: EventLine): string {
+  if (e.peer) return e.peer;
   const a = e.attributes ?? {};
   const ns = str(a['podnet.peer.k8s.namespace.name']);
   const name = str(
@@ -91,7 +95,7 @@ const COLUMNS: Record<'table' | 'wide', readonly Column[]> = {
     { title: 'ENTITY', width: 36, cell: (e) => str(e.entity) },
     { title: 'EVENT', width: 18, cell: (e) => shortName(e.name) },
     { title: 'TYPE', width: 22, cell: (e) => str(e.type) },
-    { title: 'PEER', width: 28, cell: peer },
+    { title: 'PEER', width: 28, cell: peerColumn },
     { title: 'DETAIL', width: 0, cell: (e) => [summary(e), e.stack?.[0]].filter(Boolean).join('  at ') },
   ],
 };

@@ -1,6 +1,6 @@
-// Probe events → OTel log records (LoggerProvider → bounded batch queue → OTLP, in the export worker: see
-// log-export.ts and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the
-// recent-events ring for the live view.
+// Probe events → OTel log records (bounded batch queue → OTLP, in the export worker: see log-export.ts
+// and log-export-worker.ts), the live `/events` stream, the JSON-lines sink and the recent-events ring for
+// the live view.
 //
 // Each record carries `eventName`, the severity (the event's own, else the definition's, else WARN), a
 // one-line body (event-body.ts), the probe's attributes, `podnet.event.type` and, when stack capture is on,
@@ -231,7 +231,15 @@ function materialize(re: RecentEvent): EventRecord {
     name: ev.name,
     type: ev.type,
     severity: re.severity,
-    body: eventBody(ev.name, ev.type, ev.attributes, re.entityAttrs, re.stack),
+    // The probe's attributes and the peer keys, as the exported record's body sees them (log-export.ts
+    // sends the peer keys after the probe's): `(other end: pod ns/name)` in both.
+    body: eventBody(
+      ev.name,
+      ev.type,
+      re.peer ? { ...ev.attributes, ...re.peer.attributes } : ev.attributes,
+      re.entityAttrs,
+      re.stack,
+    ),
     probe: re.probe,
     entity: re.entityName,
     ...(re.peer ? { peer: re.peer.display } : {}),
@@ -239,6 +247,20 @@ function materialize(re: RecentEvent): EventRecord {
     ...(re.stack ? { stack: re.stack } : {}),
   };
   return re.rec;
+}
+
+const jsonLines = new WeakMap<EventRecord, string>();
+/**
+ * `rec` as one JSON line (with its newline), serialized once however many `/events` followers and sinks
+ * write it.
+ */
+export function eventJsonLine(rec: EventRecord): string {
+  let line = jsonLines.get(rec);
+  if (line === undefined) {
+    line = `${JSON.stringify(rec)}\n`;
+    jsonLines.set(rec, line);
+  }
+  return line;
 }
 
 /**

@@ -14,6 +14,14 @@ import type { LogsExportSettings } from './exporters.ts';
 
 export const TABLE_MAX = 50_000;
 
+/** Attribute limits set in the environment: the worker takes the SDK path, which applies them. */
+export const ATTRIBUTE_LIMITS_SET = [
+  'OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT',
+  'OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT',
+  'OTEL_ATTRIBUTE_COUNT_LIMIT',
+  'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT',
+].some((k) => (process.env[k] ?? '') !== '');
+
 export type TableEntry = string | readonly string[] | Readonly<Record<string, AttributeValue>>;
 
 export interface BatchMessage {

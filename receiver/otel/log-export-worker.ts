@@ -1,85 +1,26 @@
-// The event export worker: a worker_thread holding the OTel LoggerProvider, its BatchLogRecordProcessor
-// (the bounded queue) and the OTLP log exporter, so building the SDK log records and serializing them
-// (most of an event's cost) runs on another core than the probes and the ring readers.
+// The event export worker: a worker_thread that turns the record batches of the main thread
+// (log-export-protocol.ts) into OTLP log exports, so encoding and serializing the records (most of an
+// event's cost) runs on another core than the probes and the ring readers.
 //
-// It receives record batches from the main thread (log-export-protocol.ts), emits one SDK log record per event
-// and reports what became of them (sent, lost to a failed export, dropped by a full queue) as deltas, so
-// the main thread's counts stay exact. `flush` / `shutdown` answer `done` after the counts they produced.
+// Two paths, same records on the wire:
+// - direct (OTLP/HTTP protobuf, gRPC): batches are queued as they came and encoded straight into the
+//   protobuf request (log-export-direct.ts, protobuf/logs.ts) — no SDK log record per event;
+// - SDK (OTLP/HTTP JSON, or attribute limits set in the environment, which the SDK applies): one SDK log
+//   record per event through LoggerProvider → BatchLogRecordProcessor → OTLP exporter (log-export-sdk.ts).
+//
+// It reports what became of the records (sent, lost to a failed export, dropped by a full queue) as
+// deltas, so the main thread's counts stay exact. `flush` / `shutdown` answer `done` after the counts they
+// produced.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { DirectLogExport } from './log-export-direct.ts';
 import {
-  type MeterProvider as ApiMeterProvider,
-  type Attributes,
-  type Counter,
-  createNoopMeter,
-  type LogRecord,
-  type Meter,
-  type ObservableResult,
-  type ObservableUpDownCounter,
-  type Logger as OtelLogger,
-} from '@opentelemetry/api';
-import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BatchLogRecordProcessor,
-  LoggerProvider,
-  type LogRecordProcessor,
-  type ReadWriteLogRecord,
-} from '@opentelemetry/sdk-logs';
-import type { AttributeValue } from '../probe/types.ts';
-import { eventBody, stackTrace } from './event-body.ts';
-import type { FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
-import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
-import { SEVERITIES } from './severity.ts';
-
-/**
- * A MeterProvider handed to the SDK's BatchLogRecordProcessor as `selfObsMeterProvider`: it reads the
- * processor's own counts (dropped because the queue was full, current queue size).
- */
-class QueueObserver implements ApiMeterProvider {
-  readonly #onDrop: (n: number) => void;
-  #queueCallbacks: Array<(r: ObservableResult) => void> = [];
-
-  constructor(onDrop: (n: number) => void) {
-    this.#onDrop = onDrop;
-  }
-
-  queueSize(): number {
-    let size = 0;
-    const result = { observe: (v: number) => (size += v) } as ObservableResult;
-    for (const cb of this.#queueCallbacks) cb(result);
-    return size;
-  }
-
-  getMeter(): Meter {
-    const noop = createNoopMeter();
-    const meter = Object.create(noop) as Meter;
-    meter.createCounter = (name, opts) => {
-      const real = noop.createCounter(name, opts);
-      const counter: Counter = {
-        add: (value, attrs) => {
-          if (attrs?.['error.type'] === 'queue_full') this.#onDrop(value);
-          real.add(value, attrs);
-        },
-      };
-      return counter;
-    };
-    meter.createObservableUpDownCounter = (name, opts) => {
-      const real = noop.createObservableUpDownCounter(name, opts);
-      const obs: ObservableUpDownCounter = {
-        addCallback: (cb) => {
-          if (name.endsWith('queue.size')) this.#queueCallbacks.push(cb as (r: ObservableResult) => void);
-          real.addCallback(cb);
-        },
-        removeCallback: (cb) => {
-          this.#queueCallbacks = this.#queueCallbacks.filter((c) => c !== cb);
-          real.removeCallback(cb);
-        },
-      };
-      return obs;
-    };
-    return meter;
-  }
-}
+  ATTRIBUTE_LIMITS_SET,
+  type FromWorker,
+  type TableEntry,
+  type ToWorker,
+  type WorkerInit,
+} from './log-export-protocol.ts';
+import type { SdkLogExport } from './log-export-sdk.ts';
 
 const port = parentPort;
 if (!port) throw new Error('log-export-worker.ts runs as a worker_thread');
@@ -92,11 +33,6 @@ let lostQueueFull = 0;
 let lastError: string | undefined;
 let countsScheduled = false;
 
-const queue = new QueueObserver((n) => {
-  lostQueueFull += n;
-  scheduleCounts();
-});
-
 function sendCounts(): void {
   countsScheduled = false;
   if (sent === 0 && lostExportFailed === 0 && lostQueueFull === 0 && lastError === undefined) return;
@@ -105,7 +41,7 @@ function sendCounts(): void {
     sent,
     lostExportFailed,
     lostQueueFull,
-    queued: queue.queueSize(),
+    queued: exp.queued,
     ...(lastError !== undefined ? { error: lastError } : {}),
   });
   sent = 0;
@@ -120,147 +56,39 @@ function scheduleCounts(): void {
   queueMicrotask(sendCounts);
 }
 
-/**
- * Runs first in the processor chain, while the record is still writable:
- * - sets the record's Resource to its entity's (one Resource per pod, host or netns: the OTLP serializer
- *   groups records by Resource object, so a batch of events of several pods is one request with one
- *   ResourceLogs per pod);
- * - hands the record its attribute object as built here, in place of the SDK copying it key by key
- *   through its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth
- *   of the worker's time and much of its garbage). Valid by construction: keys are non-empty strings,
- *   values are strings, finite or non-finite numbers, booleans or fresh string arrays (JSON-parsed here),
- *   never undefined, and a record has far fewer than the default 128 attributes. With attribute limits set
- *   in the environment, records take the SDK's validating path instead (`ATTRIBUTE_LIMITS_SET`).
- */
-class PerRecord implements LogRecordProcessor {
-  attributes: Attributes | undefined;
-  resource: Resource | undefined;
-  onEmit(record: ReadWriteLogRecord): void {
-    const r = this.resource;
-    if (r !== undefined) {
-      this.resource = undefined;
-      (record as { resource: Resource }).resource = r;
+const hooks = {
+  onResult(ok: boolean, n: number, error?: Error): void {
+    if (ok) sent += n;
+    else {
+      lostExportFailed += n;
+      lastError = String(error?.message ?? error);
     }
-    const a = this.attributes;
-    if (a === undefined) return;
-    this.attributes = undefined;
-    (record as { attributes: Attributes }).attributes = a;
-  }
-  forceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  shutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+    scheduleCounts();
+  },
+  onQueueFull(n: number): void {
+    lostQueueFull += n;
+    scheduleCounts();
+  },
+  onRejected(err: unknown): void {
+    lostExportFailed++;
+    lastError = `event record rejected by the export worker: ${String(err)}`;
+    scheduleCounts();
+  },
+};
 
-const ATTRIBUTE_LIMITS_SET = [
-  'OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT',
-  'OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT',
-  'OTEL_ATTRIBUTE_COUNT_LIMIT',
-  'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT',
-].some((k) => (process.env[k] ?? '') !== '');
-const perRecord = new PerRecord();
-
-const s = init.settings;
-const exporter = new CountingLogExporter(await loadLogExporter(s), (ok, n, error) => {
-  if (ok) sent += n;
-  else {
-    lostExportFailed += n;
-    lastError = String(error?.message ?? error);
-  }
-  scheduleCounts();
-});
-const schemaOptions = init.schemaUrl !== undefined ? { schemaUrl: init.schemaUrl } : {};
-const agentResource = resourceFromAttributes(init.resource, schemaOptions);
-/** Entity attribute set (a table entry) → its Resource: the agent's attributes, then the entity keys. */
-const entityResources = new WeakMap<object, Resource>();
-function resourceOf(entity: Readonly<Record<string, AttributeValue>>): Resource {
-  let r = entityResources.get(entity);
-  if (r === undefined) {
-    r = resourceFromAttributes({ ...init.resource, ...entity }, schemaOptions);
-    entityResources.set(entity, r);
-  }
-  return r;
-}
-
-const provider = new LoggerProvider({
-  resource: agentResource,
-  processors: [
-    perRecord,
-    new BatchLogRecordProcessor({
-      exporter,
-      maxQueueSize: s.maxQueueSize,
-      maxExportBatchSize: Math.min(s.maxExportBatchSize, s.maxQueueSize),
-      scheduledDelayMillis: s.scheduledDelayMs,
-      exportTimeoutMillis: s.timeoutMs,
-      selfObsMeterProvider: queue,
-    }),
-  ],
-});
-const logger: OtelLogger = provider.getLogger(init.scopeName, init.scopeVersion);
+/** The direct path unless the protocol is JSON or the SDK must apply attribute limits. */
+export const DIRECT = init.settings.protocol !== 'http/json' && !ATTRIBUTE_LIMITS_SET;
+// Only the path in use is loaded (the SDK's LoggerProvider is not, on the direct path).
+const exp: DirectLogExport | SdkLogExport = DIRECT
+  ? await (await import('./log-export-direct.ts')).DirectLogExport.create(init.settings, init, hooks)
+  : await (await import('./log-export-sdk.ts')).SdkLogExport.create(init, hooks);
 let table: TableEntry[] = [];
 let closed = false;
 
-/** `code.stacktrace` per stack (stacks are table entries, shared by the events of one stack id). */
-const traces = new WeakMap<readonly string[], string>();
-function stackTraceOf(stack: readonly string[]): string {
-  let t = traces.get(stack);
-  if (t === undefined) {
-    t = stackTrace(stack);
-    traces.set(stack, t);
-  }
-  return t;
-}
-
-function emitBatch(data: unknown[], n: number, table: readonly TableEntry[]): void {
-  let i = 0;
-  for (let r = 0; r < n; r++) {
-    const at = i;
-    const count = data[at + 7] as number;
-    i = at + 8 + 2 * count;
-    try {
-      const stackIdx = data[at + 6] as number;
-      const entity = table[data[at + 5] as number] as Readonly<Record<string, AttributeValue>>;
-      const attributes: Record<string, AttributeValue> = {};
-      for (let k = at + 8; k < i; k += 2) {
-        const key = data[k] as number;
-        if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
-        else attributes[table[-1 - key] as string] = Number(data[k + 1]);
-      }
-      const name = table[data[at] as number] as string;
-      const type = table[data[at + 1] as number] as string;
-      const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
-      const body = eventBody(name, type, attributes, entity, stack);
-      attributes[ATTR_PODNET_EVENT_TYPE] = type;
-      if (stack) {
-        attributes[ATTR_PODNET_KERNEL_STACK] = stack;
-        attributes[ATTR_CODE_STACKTRACE] = stackTraceOf(stack);
-      }
-      const sev = SEVERITIES[data[at + 2] as number]!;
-      const rec: LogRecord = {
-        eventName: name,
-        timestamp: [data[at + 3] as number, data[at + 4] as number],
-        severityNumber: sev.number,
-        severityText: sev.text,
-        body,
-      };
-      perRecord.resource = resourceOf(entity);
-      if (ATTRIBUTE_LIMITS_SET) rec.attributes = attributes;
-      else perRecord.attributes = attributes;
-      logger.emit(rec);
-    } catch (err) {
-      // Never expected (the main thread encodes what it validated); counted, never silent.
-      lostExportFailed++;
-      lastError = `event record rejected by the export worker: ${String(err)}`;
-      scheduleCounts();
-    }
-  }
-}
-
 /**
- * Batches wait here and are emitted a slice per event-loop turn: the message port hands over every queued
- * message in one go, and emitting them all at once would keep the export's socket I/O waiting.
+ * SDK path: batches wait here and are emitted a slice per event-loop turn: the message port hands over
+ * every queued message in one go, and emitting them all at once would keep the export's socket I/O
+ * waiting. (The direct path only queues a batch on arrival; it encodes per export.)
  */
 const pending: { data: unknown[]; n: number; table: TableEntry[] }[] = [];
 let draining = false;
@@ -273,7 +101,7 @@ function drain(): void {
     if (closed) {
       lostExportFailed += b.n;
       scheduleCounts();
-    } else emitBatch(b.data, b.n, b.table);
+    } else (exp as SdkLogExport).push(b.data, b.n, b.table);
     done += b.n;
   }
   if (pending.length > 0) setImmediate(drain);
@@ -305,6 +133,16 @@ port.on('message', (m: ToWorker) => {
       }
       // A batch keeps the table it was encoded against (a reset starts a new array; entries are only
       // ever appended to one).
+      if (DIRECT) {
+        if (closed) {
+          lostExportFailed += m.n;
+          scheduleCounts();
+          return;
+        }
+        const ms = Date.now();
+        (exp as DirectLogExport).push(data, m.n, table, [Math.floor(ms / 1000), (ms % 1000) * 1e6]);
+        return;
+      }
       pending.push({ data, n: m.n, table });
       if (!draining) {
         draining = true;
@@ -314,7 +152,7 @@ port.on('message', (m: ToWorker) => {
     }
     case 'flush':
       whenDrained()
-        .then(() => provider.forceFlush())
+        .then(() => exp.forceFlush())
         .catch(() => undefined)
         .then(() => {
           sendCounts();
@@ -325,7 +163,7 @@ port.on('message', (m: ToWorker) => {
       whenDrained()
         .then(() => {
           closed = true;
-          return provider.shutdown();
+          return exp.shutdown();
         })
         .catch((err) => post({ t: 'log', level: 'warn', msg: 'exporter shutdown failed', err: String(err) }))
         .then(() => {

@@ -1,6 +1,7 @@
 // Main-thread side of the event export: encodes records into batches (log-export-protocol.ts) for the export
-// worker (log-export-worker.ts: LoggerProvider → BatchLogRecordProcessor → OTLP exporter) and keeps the
-// accounting exact across the thread boundary.
+// worker (log-export-worker.ts: OTLP protobuf straight from the batches, or the SDK's LoggerProvider →
+// BatchLogRecordProcessor → OTLP exporter for http/json) and keeps the accounting exact across the thread
+// boundary.
 //
 // Bounded: the records held — encoded but not yet posted, posted but not yet reported back as sent or
 // lost — never exceed maxQueueSize; past it a record is dropped here and counted `lost_queue_full`. So the
@@ -225,8 +226,9 @@ export class EventExport {
 
   /**
    * Post sealed batches while the worker holds fewer than `_window` records: what waits beyond that waits
-   * here as compact JSON (cheap to keep) rather than as SDK log records in the worker, which would outlive
-   * the young generation and load the garbage collector, and keep the worker from its socket I/O.
+   * here as compact JSON (cheap to keep) rather than in the worker (as SDK log records on the SDK path),
+   * where it would outlive the young generation and load the garbage collector, and keep the worker from
+   * its socket I/O.
    */
   #pump(): void {
     const w = this.#worker;

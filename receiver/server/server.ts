@@ -13,7 +13,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import type { RouteHandler } from '../capture/service.ts';
 import type { Logger } from '../log/logger.ts';
-import { type EventRecord, matchesFilter } from '../otel/event-pipeline.ts';
+import { type EventRecord, eventJsonLine, matchesFilter } from '../otel/event-pipeline.ts';
 import { sendJson } from './json.ts';
 
 export interface ServerSources {
@@ -350,8 +350,7 @@ export class LocalServer {
     res.setHeader('content-type', 'application/x-ndjson');
     res.setHeader('cache-control', 'no-store');
     if (recent)
-      for (const r of this.#sources.recentEvents())
-        if (matchesFilter(r, filter)) res.write(`${JSON.stringify(r)}\n`);
+      for (const r of this.#sources.recentEvents()) if (matchesFilter(r, filter)) res.write(eventJsonLine(r));
     if (!follow) {
       res.end();
       return;
@@ -364,7 +363,7 @@ export class LocalServer {
         this.streamDropped++;
         return;
       }
-      res.write(`${JSON.stringify(r)}\n`);
+      res.write(eventJsonLine(r));
     });
     res.on('close', () => {
       unsubscribe();

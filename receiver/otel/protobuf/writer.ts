@@ -53,6 +53,17 @@ export class ProtoWriter {
     return Buffer.from(this.buf.subarray(0, this.pos));
   }
 
+  /**
+   * The bytes written, without copying, handed over: the writer continues in a new buffer (of the size
+   * this message needed), so the caller may keep them (an export in flight) at no copy.
+   */
+  detach(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(Math.max(this.pos, 256));
+    this.pos = 0;
+    return out;
+  }
+
   /** The bytes written, without copying: valid until the next write or reset. */
   view(): Uint8Array {
     return this.buf.subarray(0, this.pos);
@@ -194,24 +205,28 @@ export class ProtoWriter {
     this.pos += n;
   }
 
-  /** Reserve the length of a length-delimited field; returns where its body starts (for `ldelim`). */
-  fork(): number {
-    this.ensure(1);
-    this.pos += 1;
+  /**
+   * Reserve the length of a length-delimited field; returns where its body starts (for `ldelim`, with
+   * the same `reserve`). Reserve the bytes the length will most likely take (2 for bodies of 128 B to
+   * 16 KiB): `ldelim` moves the body only when the length takes another number of bytes.
+   */
+  fork(reserve = 1): number {
+    this.ensure(reserve);
+    this.pos += reserve;
     return this.pos;
   }
 
-  /** Write the length of the field begun by `fork` (`start` = its return value). */
-  ldelim(start: number): void {
+  /** Write the length of the field begun by `fork` (`start` = its return value, `reserve` as given to it). */
+  ldelim(start: number, reserve = 1): void {
     const len = this.pos - start;
     const size = varintSize32(len);
-    if (size > 1) {
-      this.ensure(size - 1);
-      this.buf.copyWithin(start + size - 1, start, this.pos);
-      this.pos += size - 1;
+    if (size !== reserve) {
+      if (size > reserve) this.ensure(size - reserve);
+      this.buf.copyWithin(start + size - reserve, start, this.pos);
+      this.pos += size - reserve;
     }
     const b = this.buf;
-    let p = start - 1;
+    let p = start - reserve;
     let v = len;
     while (v > 0x7f) {
       b[p++] = (v & 0x7f) | 0x80;

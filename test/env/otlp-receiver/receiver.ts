@@ -255,6 +255,8 @@ const TO_OBJECT: protobuf.IConversionOptions = {
 export class OtlpReceiver {
   readonly points: ReceivedPoint[] = [];
   readonly logs: ReceivedLog[] = [];
+  /** Log records received in all, including those `maxKept` let go (benchmarks: sink = sent). */
+  logsReceived = 0;
   /** Export requests received, by `<signal> <transport>`. */
   readonly requests = new Map<string, number>();
   /** Headers (HTTP) or metadata (gRPC) of the latest request, by `<signal> <transport>`. */
@@ -385,7 +387,11 @@ export class OtlpReceiver {
     this.headers.set(key, headers);
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     if (signal === 'metrics') push(this.points, flattenMetrics(req, transport), this.#maxKept);
-    else push(this.logs, flattenLogs(req, transport), this.#maxKept);
+    else {
+      const logs = flattenLogs(req, transport);
+      this.logsReceived += logs.length;
+      push(this.logs, logs, this.#maxKept);
+    }
     const w = this.#waiters;
     this.#waiters = [];
     for (const f of w) f();

@@ -65,9 +65,27 @@ test('writer: same bytes as protobufjs for every field kind', () => {
       .bytes(body)
       .ldelim();
   }
+  for (const n of [0, 100, 127, 128, 16_383, 16_384, 70_000]) {
+    // A two-byte reservation: bodies of every length width, shifted either way.
+    const body = new Uint8Array(n).fill(9);
+    a.tag(6, 2);
+    const start = a.fork(2);
+    a.raw(body);
+    a.ldelim(start, 2);
+    b.uint32((6 << 3) | 2).bytes(body);
+  }
   a.fixed32(0xdeadbeef);
   b.fixed32(0xdeadbeef);
   assert.deepEqual(Buffer.from(a.finish()), Buffer.from(b.finish()));
+});
+
+test('writer: detach hands the bytes over and goes on in a new buffer', () => {
+  const w = new ProtoWriter(4);
+  w.string('kept');
+  const kept = w.detach();
+  w.string('next');
+  assert.deepEqual([...kept], [4, ...Buffer.from('kept')]);
+  assert.deepEqual([...w.finish()], [4, ...Buffer.from('next')]);
 });
 
 test('writer: reset reuses the buffer, finish copies', () => {

@@ -1,0 +1,61 @@
+// The direct export path (receiver/otel/log-export-direct.ts) against a real OTLP receiver: requests of
+// max_export_batch_size records, every record sent exactly once; a batch the encoder
+// rejects is counted lost exactly once (with what the open request held), and the next batches go on.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DirectLogExport } from '../../../receiver/otel/log-export-direct.ts';
+import type { TableEntry } from '../../../receiver/otel/log-export-protocol.ts';
+import { startOtlpReceiver } from '../../env/otlp-receiver/receiver.ts';
+
+const TABLE: TableEntry[] = ['podnet.test.drop', 'T', { 'podnet.entity.kind': 'host' }, 'podnet.test.seq'];
+
+/** `n` records with podnet.test.seq = from, from + 1, ... (the layout of log-export-protocol.ts). */
+function batch(from: number, n: number, badKey = false): unknown[] {
+  const d: unknown[] = [];
+  for (let k = 0; k < n; k++) d.push(0, 1, 2, 1_796_000_000, k, 2, -1, 1, badKey ? 99 : 3, from + k);
+  return d;
+}
+
+test('direct export: batch-size requests, exact outcomes, a rejected batch counted once', async () => {
+  const rx = await startOtlpReceiver();
+  let sent = 0;
+  let lost = 0;
+  const exp = await DirectLogExport.create(
+    {
+      protocol: 'http/protobuf',
+      endpoint: rx.httpEndpoint,
+      headers: {},
+      timeoutMs: 10_000,
+      maxQueueSize: 10_000,
+      maxExportBatchSize: 4,
+      scheduledDelayMs: 60_000,
+    },
+    { resource: { 'service.name': 'podnet' }, scopeName: 'podnet', scopeVersion: '1' },
+    {
+      onResult: (ok, n) => {
+        if (ok) sent += n;
+        else lost += n;
+      },
+      onQueueFull: () => assert.fail('queue full'),
+    },
+  );
+  try {
+    const obs: [number, number] = [1_796_000_001, 0];
+    exp.push(batch(0, 3), 3, TABLE, obs);
+    exp.push(batch(3, 7), 7, TABLE, obs); // 10 records: requests of 4, 4, and 2 open
+    exp.push(batch(10, 2, true), 2, TABLE, obs); // rejected: with the 2 the open request held
+    exp.push(batch(12, 5), 5, TABLE, obs);
+    await exp.forceFlush();
+    assert.equal(lost, 4);
+    assert.equal(sent, 3 + 7 - 2 + 5);
+    assert.equal(rx.logsReceived, sent);
+    assert.deepEqual(rx.requests.get('logs http/protobuf'), 4); // 4 + 4, then 4 + 1 of the last batch
+    // Two requests may be in flight at once (log-export-direct.ts MAX_IN_FLIGHT): arrival order across
+    // requests is the network's; each record once.
+    const seqs = rx.logs.map((l) => Number(l.attributes['podnet.test.seq'])).sort((a, b) => a - b);
+    assert.deepEqual(seqs, [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16]);
+  } finally {
+    await exp.shutdown();
+    await rx.down();
+  }
+});
