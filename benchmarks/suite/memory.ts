@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
+import { startForm } from '../lib/as-started.ts';
 import { startPodnet } from '../lib/podnet.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, sleep } from '../lib/stats.ts';
@@ -61,16 +62,39 @@ interface Sample {
   anon: number;
   file: number;
   shmem: number;
+  /** Proportional set size: shared pages divided among the processes mapping them (smaps_rollup). */
+  pss: number;
+  /** Unique set size: pages only this process maps (Private_Clean + Private_Dirty). */
+  uss: number;
+  /** utime + stime from exec to the measurement (start-up and the first collections), ms. */
+  cpuMs: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
   arrayBuffers: number;
 }
 
-function statusOf(pid: number): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem'> {
+const TICK_MS = 10; // USER_HZ = 100 on Linux
+
+function statusOf(pid: number): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem' | 'pss' | 'uss' | 'cpuMs'> {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? 0) * 1024;
-  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
+  const roll = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (text: string, k: string): number => {
+    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text);
+    if (!m) throw new Error(`/proc/${pid}: no ${k}`);
+    return Number(m[1]) * 1024;
+  };
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    rss: kb(st, 'VmRSS'),
+    anon: kb(st, 'RssAnon'),
+    file: kb(st, 'RssFile'),
+    shmem: kb(st, 'RssShmem'),
+    pss: kb(roll, 'Pss'),
+    uss: kb(roll, 'Private_Clean') + kb(roll, 'Private_Dirty'),
+    cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS,
+  };
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'pnk-mem-'));
@@ -99,6 +123,7 @@ async function podnet(root: string, on: readonly string[]): Promise<Sample> {
     },
     hostOnly: true,
     collections: 3,
+    asStarted: true,
   });
   try {
     const m = await p.memoryUsage();
@@ -145,6 +170,9 @@ function median(key: string): Sample {
     anon: med('anon'),
     file: med('file'),
     shmem: med('shmem'),
+    pss: med('pss'),
+    uss: med('uss'),
+    cpuMs: med('cpuMs'),
     heapUsed: med('heapUsed'),
     heapTotal: med('heapTotal'),
     external: med('external'),
@@ -169,8 +197,11 @@ for (const root of roots) {
       'anonymous MB',
       'file-backed MB',
       'shmem MB',
+      'PSS MB',
+      'USS MB',
       'V8 heap used / total MB',
       'external MB (array buffers)',
+      'CPU ms to measurement',
     ],
     rows: [
       ...[
@@ -184,6 +215,9 @@ for (const root of roots) {
         MB(r.m.anon),
         MB(r.m.file),
         MB(r.m.shmem),
+        MB(r.m.pss),
+        MB(r.m.uss),
+        '–',
         '–',
         '–',
       ]),
@@ -197,8 +231,11 @@ for (const root of roots) {
         MB(r.m.anon),
         MB(r.m.file),
         MB(r.m.shmem),
+        MB(r.m.pss),
+        MB(r.m.uss),
         `${MB(r.m.heapUsed)} / ${MB(r.m.heapTotal)}`,
         `${MB(r.m.external)} (${MB(r.m.arrayBuffers)})`,
+        fmt(r.m.cpuMs, 0),
       ]),
     ],
   });
@@ -234,7 +271,7 @@ const targets: Target[] = [
 ];
 
 const notes = [
-  `Same invocation: a bare node process holds ${MB(base.rss)} MB; node running a one-line .ts file ${MB(baseTs.rss)} MB — the ${MB(baseTs.rss - base.rss)} MB between them is Node's TypeScript type stripping (amaro, a WebAssembly build of swc, ${MB(baseTs.anon - base.anon)} MB anonymous), which podnet pays because it runs its .ts sources directly.`,
+  `Same invocation: a bare node process holds ${MB(base.rss)} MB; node running a one-line .ts file ${MB(baseTs.rss)} MB — the ${MB(baseTs.rss - base.rss)} MB between them is Node's TypeScript type stripping (amaro, a WebAssembly build of swc, ${MB(baseTs.anon - base.anon)} MB anonymous), ${roots.map((r) => `${r.name} ${startForm(r.dir).cli.endsWith('.js') ? 'avoids it: its npm start runs the compiled JavaScript of dist/ (scripts/build.sh)' : 'pays it: its npm start runs the .ts sources'}`).join('; ')}.`,
   `With no probe at all podnet${roots.length > 1 ? ` (${last.name})` : ''} holds ${MB(noProbe.rss)} MB RSS (${x(noProbe.rss)} bare node): ${MB(noProbe.file)} MB file-backed (the node binary, libc, libbpf and other shared libraries: shared with other processes, reclaimable) and ${MB(noProbe.anon)} MB anonymous (V8 heap ${MB(noProbe.heapTotal)} MB reserved for ${MB(noProbe.heapUsed)} MB used: the modules of the OTel SDK, zod, yaml, pino and podnet itself, plus code space). gRPC, protobufjs and the OTLP exporters are loaded only when an OTLP exporter or a CRI socket needs them (receiver/otel/exporters.ts, receiver/pods/registry.ts), and the event export worker thread only runs with an OTLP logs exporter.`,
 ];
 const firstBpfName = `+ ${EBPF_DEFAULT[0]}`;
@@ -255,7 +292,7 @@ emitSection({
     `node benchmarks/suite/memory.ts${o.quick ? ' --quick' : ''}${o.rounds ? ` --rounds ${o.rounds}` : ''}${(o.root ?? []).map((r) => ` --root ${r.replace(/=.*/, '=DIR')}`).join('')}`,
   ],
   method: [
-    `One podnet process per configuration (benchmarks/lib/podnet-child.ts, host netns only, no OTLP endpoint, no CRI socket, collection interval 1 s), measured after its third collection. RSS parts from /proc/<pid>/status (RssAnon, RssFile, RssShmem); V8 numbers from process.memoryUsage() inside podnet. ${rounds} round${rounds > 1 ? 's' : ''}, every configuration and baseline once per round; medians.`,
+    `One podnet process per configuration (benchmarks/lib/podnet-child, host netns only, no OTLP endpoint, no CRI socket, collection interval 1 s), run as the checkout's \`npm start\` runs podnet (benchmarks/lib/as-started.ts: ${roots.map((r) => `${r.name}: \`${startForm(r.dir).script}\``).join('; ')}), measured after its third collection. RSS parts from /proc/<pid>/status (RssAnon, RssFile, RssShmem); PSS (shared pages divided among the processes that map them) and USS (pages only this process maps) from /proc/<pid>/smaps_rollup; CPU = utime + stime from exec to the measurement; V8 numbers from process.memoryUsage() inside podnet. ${rounds} round${rounds > 1 ? 's' : ''}, every configuration and baseline once per round; medians.`,
     `Baselines in the same invocation, measured 4 s after start: \`node -e 'setInterval(() => {}, 1000)'\` (the denominator of "× bare node") and node running a one-line .ts file.`,
     `Default eBPF probes added one at a time: ${EBPF_DEFAULT.join(', ')}.`,
     ...(roots.length > 1
