@@ -7,28 +7,28 @@
 // buffer): ~120,000 symbols take ~4 MB outside the V8 heap and no object each. Read as one string and
 // split into a string and a BigInt per symbol, the same table held the 5 MB file alive (the names were
 // slices of it) and left ~40 MB of RSS after the parse (benchmarks/suite/memory.ts, the packetloss row).
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 /** An address further than this past the nearest symbol is treated as a miss (symbol table is stale). */
 const MAX_OFFSET = 0x40000;
 /** Default minimum time between two reloads triggered by misses. */
 const RELOAD_INTERVAL_MS = 5000;
 
-/**
- * Calls `fn` for each text symbol (types t T w W) of a kallsyms file's bytes: the address as two 32-bit
- * halves, and the byte range of the rest of the line (`name` or `name\t[module]`). Returns whether any
- * address was non-zero; zero addresses are skipped.
- */
-export function forEachTextSymbol(
-  buf: Uint8Array,
-  fn: (hi: number, lo: number, nameStart: number, nameEnd: number) => void,
+/** Bytes read per chunk: the file is scanned through one small buffer, never held whole. */
+const CHUNK = 1 << 18;
+
+/** Lines [from, to) of `buf` (whole lines); see forEachTextSymbol. */
+function scanLines(
+  buf: Buffer,
+  from: number,
+  to: number,
+  fn: (buf: Buffer, hi: number, lo: number, nameStart: number, nameEnd: number) => void,
 ): boolean {
   let nonZero = false;
-  let pos = 0;
-  const n = buf.length;
-  while (pos < n) {
+  let pos = from;
+  while (pos < to) {
     let end = buf.indexOf(10, pos);
-    if (end < 0) end = n;
+    if (end < 0 || end > to) end = to;
     // "ffffffff81000000 T _stext\t[module]"
     let hi = 0;
     let lo = 0;
@@ -45,12 +45,42 @@ export function forEachTextSymbol(
       // t T w W: text symbols
       if ((t === 116 || t === 84 || t === 119 || t === 87) && (hi !== 0 || lo !== 0)) {
         nonZero = true;
-        fn(hi, lo, i + 3, end);
+        fn(buf, hi, lo, i + 3, end);
       }
     }
     pos = end + 1;
   }
   return nonZero;
+}
+
+/**
+ * Calls `fn` for each text symbol (types t T w W) of a kallsyms file: the address as two 32-bit halves,
+ * and the byte range in `buf` (valid during the call only) of the rest of the line (`name` or
+ * `name\t[module]`). The file is read in 256 KB chunks. Returns whether any address was non-zero; zero
+ * addresses are skipped.
+ */
+export function forEachTextSymbol(
+  path: string,
+  fn: (buf: Buffer, hi: number, lo: number, nameStart: number, nameEnd: number) => void,
+): boolean {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafeSlow(CHUNK);
+  let nonZero = false;
+  let have = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, have, CHUNK - have, null);
+      const len = have + n;
+      const upto = n === 0 ? len : buf.lastIndexOf(10, len - 1) + 1;
+      if (upto === 0 && len === CHUNK) throw new Error(`${path}: a line longer than ${CHUNK} bytes`);
+      if (scanLines(buf, 0, upto, fn)) nonZero = true;
+      if (n === 0) return nonZero;
+      buf.copy(buf, 0, upto, len);
+      have = len - upto;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const TWO32 = 4294967296;
@@ -100,10 +130,11 @@ export class Kallsyms {
 
   /** (Re)reads /proc/kallsyms. */
   reload(): void {
-    const buf = readFileSync(this.#path);
+    // Two passes over the file: sizes first, so the arrays are allocated once at their size. A symbol
+    // added between the passes (a BPF program loaded) is left out until the next reload.
     let count = 0;
     let bytes = 0;
-    const nonZero = forEachTextSymbol(buf, (_hi, _lo, s, e) => {
+    const nonZero = forEachTextSymbol(this.#path, (_buf, _hi, _lo, s, e) => {
       count++;
       bytes += e - s;
     });
@@ -115,7 +146,8 @@ export class Kallsyms {
     let k = 0;
     let off = 0;
     let sorted = true;
-    forEachTextSymbol(buf, (h, l, s, e) => {
+    forEachTextSymbol(this.#path, (buf, h, l, s, e) => {
+      if (k >= count || off + (e - s) > bytes) return;
       if (k > 0 && (h < hi[k - 1]! || (h === hi[k - 1]! && l < lo[k - 1]!))) sorted = false;
       hi[k] = h;
       lo[k] = l;
@@ -126,13 +158,14 @@ export class Kallsyms {
       k++;
     });
     if (sorted) {
-      this.#hi = hi;
-      this.#lo = lo;
-      this.#start = start;
-      this.#end = end;
+      // (k < count: symbols removed between the passes)
+      this.#hi = hi.subarray(0, k);
+      this.#lo = lo.subarray(0, k);
+      this.#start = start.subarray(0, k);
+      this.#end = end.subarray(0, k);
     } else {
-      const order = new Uint32Array(count);
-      for (let i = 0; i < count; i++) order[i] = i;
+      const order = new Uint32Array(k);
+      for (let i = 0; i < k; i++) order[i] = i;
       order.sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]!);
       this.#hi = order.map((i) => hi[i]!);
       this.#lo = order.map((i) => lo[i]!);

@@ -1,7 +1,6 @@
 // Address ranges of kernel functions by name, from /proc/kallsyms (text symbols): [start, end) where end
 // is the next text symbol. Used to exclude drop sites (noise) in the kernel by address range. Scans the
-// file's bytes (receiver/bpf/kallsyms.ts forEachTextSymbol) without a string or BigInt per symbol.
-import { readFileSync } from 'node:fs';
+// file's bytes in chunks (receiver/bpf/kallsyms.ts forEachTextSymbol) without a string or BigInt per symbol.
 import { forEachTextSymbol } from '../../bpf/kallsyms.ts';
 
 export interface SymbolRange {
@@ -15,10 +14,9 @@ export function symbolRanges(names: readonly string[], path = '/proc/kallsyms'):
   if (names.length === 0) return [];
   const want = new Set(names);
   const lengths = new Set(names.map((n) => Buffer.byteLength(n, 'latin1')));
-  const buf = readFileSync(path);
   // First text symbol of each wanted name (the part before a module's tab).
   const found = new Map<string, { hi: number; lo: number }>();
-  forEachTextSymbol(buf, (hi, lo, s, e) => {
+  forEachTextSymbol(path, (buf, hi, lo, s, e) => {
     let nameEnd = s;
     while (nameEnd < e && buf[nameEnd] !== 9) nameEnd++;
     if (!lengths.has(nameEnd - s)) return;
@@ -29,7 +27,7 @@ export function symbolRanges(names: readonly string[], path = '/proc/kallsyms'):
   // End of each: the lowest text symbol address above its start.
   const starts = [...found.values()];
   const ends = starts.map(() => ({ hi: -1, lo: -1 }));
-  forEachTextSymbol(buf, (hi, lo) => {
+  forEachTextSymbol(path, (_buf, hi, lo) => {
     for (let i = 0; i < starts.length; i++) {
       const st = starts[i]!;
       const en = ends[i]!;
