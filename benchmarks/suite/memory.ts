@@ -68,6 +68,9 @@ interface Sample {
   uss: number;
   /** utime + stime from exec to the measurement (start-up and the first collections), ms. */
   cpuMs: number;
+  /** RSS and PSS by kind of mapping (/proc/<pid>/smaps), MAPPING_KINDS order. */
+  mapRss: number[];
+  mapPss: number[];
   heapUsed: number;
   heapTotal: number;
   external: number;
@@ -76,7 +79,45 @@ interface Sample {
 
 const TICK_MS = 10; // USER_HZ = 100 on Linux
 
-function statusOf(pid: number): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem' | 'pss' | 'uss' | 'cpuMs'> {
+const MAPPING_KINDS = [
+  'node binary',
+  'other files (shared libraries)',
+  'BPF maps (event rings, mapped by the reader)',
+  'malloc heap ([heap]: libbpf, koffi, typed arrays)',
+  'anonymous (V8 heap, thread arenas and stacks)',
+  'other',
+] as const;
+
+function mappingKind(name: string): number {
+  if (name === process.execPath) return 0;
+  if (name.startsWith('/')) return 1;
+  if (name === 'anon_inode:bpf-map') return 2;
+  if (name === '[heap]') return 3;
+  if (name === '') return 4;
+  return 5;
+}
+
+/** RSS and PSS per MAPPING_KINDS from /proc/<pid>/smaps. */
+function mappingsOf(pid: number): { mapRss: number[]; mapPss: number[] } {
+  const mapRss = MAPPING_KINDS.map(() => 0);
+  const mapPss = MAPPING_KINDS.map(() => 0);
+  let kind = 5;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      kind = mappingKind(head[1]!.replace(/ \(deleted\)$/, ''));
+      continue;
+    }
+    const v = /^(Rss|Pss):\s+(\d+) kB/.exec(line);
+    if (v) (v[1] === 'Rss' ? mapRss : mapPss)[kind]! += Number(v[2]) * 1024;
+  }
+  if (mapRss[0] === 0) throw new Error(`/proc/${pid}/smaps: no mapping of ${process.execPath}`);
+  return { mapRss, mapPss };
+}
+
+function statusOf(
+  pid: number,
+): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem' | 'pss' | 'uss' | 'cpuMs' | 'mapRss' | 'mapPss'> {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
   const roll = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (text: string, k: string): number => {
@@ -94,6 +135,7 @@ function statusOf(pid: number): Pick<Sample, 'rss' | 'anon' | 'file' | 'shmem' |
     pss: kb(roll, 'Pss'),
     uss: kb(roll, 'Private_Clean') + kb(roll, 'Private_Dirty'),
     cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS,
+    ...mappingsOf(pid),
   };
 }
 
@@ -159,12 +201,14 @@ try {
 }
 
 /** Per field, the median over rounds (rounds run interleaved, so a busy moment hits every row alike). */
+function medOf(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)] ?? 0;
+}
+
 function median(key: string): Sample {
   const xs = samples.get(key) ?? [];
-  const med = (f: keyof Sample): number => {
-    const v = xs.map((x) => x[f]).sort((a, b) => a - b);
-    return v[Math.floor(v.length / 2)] ?? 0;
-  };
+  const med = (f: Exclude<keyof Sample, 'mapRss' | 'mapPss'>): number => medOf(xs.map((x) => x[f]));
   return {
     rss: med('rss'),
     anon: med('anon'),
@@ -173,6 +217,8 @@ function median(key: string): Sample {
     pss: med('pss'),
     uss: med('uss'),
     cpuMs: med('cpuMs'),
+    mapRss: MAPPING_KINDS.map((_, k) => medOf(xs.map((x) => x.mapRss[k]!))),
+    mapPss: MAPPING_KINDS.map((_, k) => medOf(xs.map((x) => x.mapPss[k]!))),
     heapUsed: med('heapUsed'),
     heapTotal: med('heapTotal'),
     external: med('external'),
@@ -258,6 +304,25 @@ if (roots.length > 1) {
   });
 }
 
+{
+  const cols = roots.flatMap((r) =>
+    ['no probes', DEFAULT_NAME]
+      .filter((n) => selected.some((s) => s.name === n))
+      .map((n) => ({ label: `${roots.length > 1 ? `${r.name}, ` : ''}${n}`, m: median(keyOf(r.name, n)) })),
+  );
+  tables.push({
+    title: 'Where the RSS goes, by mapping (/proc/<pid>/smaps): RSS MB (PSS MB)',
+    headers: ['mapping', ...cols.map((c) => c.label)],
+    rows: [
+      ...MAPPING_KINDS.map((kind, k) => [
+        kind,
+        ...cols.map((c) => `${MB(c.m.mapRss[k]!)} (${MB(c.m.mapPss[k]!)})`),
+      ]),
+      ['total', ...cols.map((c) => `${MB(c.m.rss)} (${MB(c.m.pss)})`)],
+    ],
+  });
+}
+
 const last = roots.at(-1)!;
 const noProbe = median(keyOf(last.name, 'no probes'));
 const dflt = median(keyOf(last.name, DEFAULT_NAME));
@@ -274,6 +339,12 @@ const notes = [
   `Same invocation: a bare node process holds ${MB(base.rss)} MB; node running a one-line .ts file ${MB(baseTs.rss)} MB — the ${MB(baseTs.rss - base.rss)} MB between them is Node's TypeScript type stripping (amaro, a WebAssembly build of swc, ${MB(baseTs.anon - base.anon)} MB anonymous), ${roots.map((r) => `${r.name} ${startForm(r.dir).cli.endsWith('.js') ? 'avoids it: its npm start runs the compiled JavaScript of dist/ (scripts/build.sh)' : 'pays it: its npm start runs the .ts sources'}`).join('; ')}.`,
   `With no probe at all podnet${roots.length > 1 ? ` (${last.name})` : ''} holds ${MB(noProbe.rss)} MB RSS (${x(noProbe.rss)} bare node): ${MB(noProbe.file)} MB file-backed (the node binary, libc, libbpf and other shared libraries: shared with other processes, reclaimable) and ${MB(noProbe.anon)} MB anonymous (V8 heap ${MB(noProbe.heapTotal)} MB reserved for ${MB(noProbe.heapUsed)} MB used: the modules of the OTel SDK, zod, yaml, pino and podnet itself, plus code space). gRPC, protobufjs and the OTLP exporters are loaded only when an OTLP exporter or a CRI socket needs them (receiver/otel/exporters.ts, receiver/pods/registry.ts), and the event export worker thread only runs with an OTLP logs exporter.`,
 ];
+{
+  const d = median(keyOf(last.name, DEFAULT_NAME));
+  notes.push(
+    `The event rings: each eBPF probe's ring (1 MB) is mapped by the reader with its data area twice in a row (receiver/bpf/ringbuf.ts: a record that wraps reads contiguously), so RSS counts its pages twice — ${MB(d.mapRss[2]!)} MB of RSS for the default probes${roots.length > 1 ? ` (${last.name})` : ''} — while PSS counts them once (${MB(d.mapPss[2]!)} MB). The node binary's pages (${MB(d.mapRss[0]!)} MB) are file-backed and shared by every node process on the machine; PSS divides them among those processes (on this shared test machine many; on a node where podnet is the only node process, its PSS for them is close to their RSS).`,
+  );
+}
 const firstBpfName = `+ ${EBPF_DEFAULT[0]}`;
 for (const root of roots) {
   const i = selected.findIndex((s) => s.name === firstBpfName);
@@ -281,7 +352,7 @@ for (const root of roots) {
   const a = median(keyOf(root.name, selected[i - 1]!.name));
   const b = median(keyOf(root.name, firstBpfName));
   notes.push(
-    `${roots.length > 1 ? `${root.name}: t` : 'T'}he first eBPF probe adds ${MB(b.rss - a.rss)} MB (anonymous ${MB(a.anon)} → ${MB(b.anon)} MB; V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB; external ${MB(a.external)} → ${MB(b.external)} MB): libbpf parses the kernel's BTF for each object load and hook check and frees it, and the BPF maps and ring buffers stay. Since 2026-12-06 podnet calls malloc_trim(0) after applying the probes and after the first collection (receiver/bpf/malloc-trim.ts), so what glibc kept of the freed memory goes back to the kernel; the rest is live: libbpf's objects, the V8 heap's growth, the mmapped rings.`,
+    `${roots.length > 1 ? `${root.name}: t` : 'T'}he first eBPF probe adds ${MB(b.rss - a.rss)} MB (anonymous ${MB(a.anon)} → ${MB(b.anon)} MB; V8 heap reserved ${MB(a.heapTotal)} → ${MB(b.heapTotal)} MB; external ${MB(a.external)} → ${MB(b.external)} MB): libbpf parses the kernel's BTF for each object load and hook check and frees it (podnet calls malloc_trim(0) after applying the probes and after the first collection: receiver/bpf/malloc-trim.ts), packetloss loads the kernel symbol table for drop locations and stacks (receiver/bpf/kallsyms.ts: ~120,000 symbols in typed arrays since 2026-12-07, before as a string and a BigInt each), and each eBPF probe's 1 MB event ring stays mapped.`,
   );
 }
 
