@@ -8,6 +8,8 @@
 // `node -e 'setInterval(…)'` (the ratio's denominator) and node running a one-line .ts file (what Node's
 // TypeScript type stripping costs before any podnet code). Each --root is a podnet checkout (a git worktree
 // of a baseline commit) run the same way, for a same-run A/B; the first one is the reference of the ratios.
+// Each checkout runs as its `npm start` does (benchmarks/lib/as-started.ts: its node flags, and dist/ when it
+// builds one). Next to RSS: PSS and USS (smaps_rollup), start-up CPU, and RSS/PSS by kind of mapping (smaps).
 //
 //   node benchmarks/suite/memory.ts [--quick] [--rounds 3] [--root NAME=DIR]...
 import { type ChildProcess, spawn } from 'node:child_process';
