@@ -70,3 +70,6 @@ if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || [ package-lock.json -
   npm ci --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
+
+# dist/: the compiled JavaScript that `npm start`, the `podnet` bin run (scripts/build.sh; only when stale).
+sh scripts/build.sh

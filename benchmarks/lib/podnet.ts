@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { startForm } from './as-started.ts';
 import { sleep } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -40,6 +41,8 @@ export interface PodnetOptions {
   readonly nodeArgs?: readonly string[];
   /** Another podnet checkout to run (a worktree of a baseline commit, for same-run A/B); default this one. */
   readonly root?: string;
+  /** Run podnet as the checkout's `npm start` does (its node flags, compiled dist/ when it has one: as-started.ts). */
+  readonly asStarted?: boolean;
 }
 
 export interface PodnetProc {
@@ -68,22 +71,27 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
   writeFileSync(configPath, stringify({ ...o.config, server }));
   const filtered = o.netnsPrefix !== undefined || o.hostOnly;
   const root = o.root ? `${o.root.replace(/\/+$/, '')}/` : ROOT;
+  const form = o.asStarted ? startForm(root) : undefined;
   const args = filtered
     ? [
-        join(root, 'benchmarks/lib/podnet-child.ts'),
+        form?.child ?? join(root, 'benchmarks/lib/podnet-child.ts'),
         '--config',
         configPath,
         ...(o.netnsPrefix !== undefined ? ['--netns-prefix', o.netnsPrefix] : ['--host-only']),
       ]
-    : [join(root, 'receiver/cli/main.ts'), 'run', '--config', configPath];
+    : [form?.cli ?? join(root, 'receiver/cli/main.ts'), 'run', '--config', configPath];
   if (o.withSynthetic) args.push('--with-synthetic');
   const logPath = join(dir, 'podnet.log');
   const memPath = join(dir, 'memory.json');
   const logFd = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), ...args], {
-    stdio: ['ignore', 'ignore', logFd],
-    env: { ...process.env, PODNET_LOG_LEVEL: 'warn', PNK_MEMORY_FILE: memPath, ...(o.env ?? {}) },
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...(form?.nodeArgs ?? []), ...(o.nodeArgs ?? []), ...args],
+    {
+      stdio: ['ignore', 'ignore', logFd],
+      env: { ...process.env, PODNET_LOG_LEVEL: 'warn', PNK_MEMORY_FILE: memPath, ...(o.env ?? {}) },
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   const tail = (): string => {
     try {
@@ -99,7 +107,7 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
   const proc: PodnetProc = {
     pid: child.pid!,
     url,
-    command: `node ${args.map((a) => a.replace(root, '')).join(' ')}`,
+    command: `node ${[...(form?.nodeArgs ?? []), ...args].map((a) => a.replace(root, '')).join(' ')}`,
     status: async () => (await fetch(`${url}/status`)).json(),
     metrics: async () => {
       const t0 = performance.now();

@@ -18,7 +18,11 @@ import { TABLE_MAX } from './log-export-protocol.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
-const WORKER_URL = new URL('./log-export-worker.ts', import.meta.url);
+// dist/ (scripts/build.sh) holds the compiled .js of both files; the sources run as .ts.
+const WORKER_URL = new URL(
+  `./log-export-worker.${import.meta.url.endsWith('.js') ? 'js' : 'ts'}`,
+  import.meta.url,
+);
 /**
  * A batch is posted at this many records or array slots (else at the end of the event-loop turn): small
  * enough that the array stays out of V8's large-object space (appending to one costs ~10x more).

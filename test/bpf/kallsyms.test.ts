@@ -52,3 +52,47 @@ test('a miss re-reads the table (new BPF programs appear at runtime), rate limit
     rmSync(path, { force: true });
   }
 });
+
+test('every uniquely addressed text symbol of /proc/kallsyms resolves to itself (table kept in typed arrays)', () => {
+  const byAddr = new Map<string, string[]>();
+  for (const l of readFileSync('/proc/kallsyms', 'latin1').split('\n')) {
+    const [addr, type, name] = l.split(/[ \t]/);
+    if (!addr || !name || !/^[tTwW]$/.test(type ?? '') || /^0+$/.test(addr)) continue;
+    byAddr.set(addr, [...(byAddr.get(addr) ?? []), name]);
+  }
+  const k = new Kallsyms();
+  let checked = 0;
+  for (const [addr, names] of byAddr) {
+    if (names.length !== 1 || checked++ % 7 !== 0) continue; // every 7th: ~10,000 symbols
+    const a = BigInt(`0x${addr}`);
+    assert.equal(k.lookup(a)?.name.split(' ')[0], names[0], addr);
+    assert.equal(k.lookup(a)?.offset, 0n);
+  }
+  assert.ok(checked > 10_000, `${checked} symbols`);
+});
+
+test('an unsorted file (module symbols after the core kernel) is sorted before the search', () => {
+  const path = `/tmp/pnb-kallsyms-unsorted-${process.pid}`;
+  writeFileSync(
+    path,
+    [
+      'ffffffff81000200 T b_func',
+      'ffffffff81000100 t a_func',
+      'ffffffffc0001000 t mod_func\t[nf_tables]',
+      'ffffffffa0000000 t bpf_func\t[bpf]',
+      'ffffffff81000150 d a_data',
+      '',
+    ].join('\n'),
+  );
+  try {
+    const k = new Kallsyms(path);
+    assert.equal(k.size, 4, 'text symbols only');
+    assert.equal(k.format(0xffffffff81000180n), 'a_func+0x80', 'data symbols do not end a function');
+    assert.equal(k.format(0xffffffff81000200n), 'b_func+0x0');
+    assert.equal(k.format(0xffffffffa0000010n), 'bpf_func [bpf]+0x10');
+    assert.equal(k.format(0xffffffffc0001004n), 'mod_func [nf_tables]+0x4');
+    assert.equal(k.format(0xffffffff81000000n), '0xffffffff81000000', 'below the first symbol');
+  } finally {
+    rmSync(path, { force: true });
+  }
+});
