@@ -13,7 +13,7 @@ export interface KernelFacts {
 /** Info fields that are counts (a compared number, not a time: none is taken from inside the TCG guest). */
 const COUNT_INFO = ['kernel', 'podnet', 'compared'] as const;
 
-/** A fact's compared values as `path value` pairs: `kernel 37, podnet 37`. */
+/** A fact's compared values as `path value` pairs (`kernel 37, podnet 37`), a bare value alone (`89`). */
 export function comparedCounts(f: Fact): string {
   const parts: string[] = [];
   const walk = (v: unknown, path: string): void => {
@@ -21,7 +21,8 @@ export function comparedCounts(f: Fact): string {
       for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
       return;
     }
-    parts.push(`${path || 'value'} ${typeof v === 'string' ? v || '""' : JSON.stringify(v)}`);
+    const text = typeof v === 'string' ? v || '(empty)' : JSON.stringify(v);
+    parts.push(path ? `${path} ${text}` : text);
   };
   walk(f.actual, '');
   const info = (f.info ?? {}) as Record<string, unknown>;

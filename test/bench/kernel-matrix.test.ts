@@ -88,6 +88,13 @@ test('resultText: unavailable with its reason; a tp_btf refused at load is named
   assert.equal(resultText(rows[1]!), 'loaded (tp_btf refused at load, raw_tp twin used: nt_xmit)');
 });
 
+test('comparedCounts: a bare value alone, an empty string named', () => {
+  const f = (actual: unknown): Fact => ({ id: 'x', what: 'w', expected: actual, actual });
+  assert.equal(comparedCounts(f(89)), '89');
+  assert.equal(comparedCounts(f('')), '(empty)');
+  assert.equal(comparedCounts(f({ a: { b: 1 }, c: 'x' })), 'a.b 1, c x');
+});
+
 test('comparedCounts: count fields of info are listed, times are not', () => {
   assert.equal(
     comparedCounts({
