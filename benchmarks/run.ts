@@ -85,6 +85,16 @@ export const BENCHES: readonly Bench[] = [
     timeoutS: 900,
   },
   {
+    id: 'kernel-vm',
+    title: 'Kernel matrix — probes on this kernel and on Debian 6.1 (VM)',
+    file: 'benchmarks/kernel/vm.ts',
+    args: [],
+    // one size only: the whole check set on both kernels
+    quickArgs: [],
+    suite: true,
+    timeoutS: 1200,
+  },
+  {
     id: 'bpf-ring',
     title: 'Per area — eBPF ring reader: burst drain',
     file: 'benchmarks/bpf/ring.ts',

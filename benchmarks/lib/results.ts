@@ -42,6 +42,11 @@ export interface Section {
   readonly machineBusyPct?: number;
   readonly ownCpuPct?: number;
   readonly data?: unknown;
+  /**
+   * Rows this section adds to the "## Machine" table (item, value), e.g. the second kernel the kernel
+   * matrix ran on. Shown only while the section has no error.
+   */
+  readonly machineRows?: readonly (readonly [string, string])[];
 }
 
 /** Print the section as the benchmark's result line (run.ts parses it). */
@@ -105,6 +110,7 @@ export function renderResults(machine: MachineInfo, sections: readonly Section[]
         ],
         ['iperf3', machine.iperf3],
         ['node_exporter', machine.nodeExporter],
+        ...sections.flatMap((s) => (s.error ? [] : (s.machineRows ?? []))),
       ],
     }),
     '',
