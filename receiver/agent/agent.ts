@@ -48,7 +48,13 @@ export interface AgentOptions {
   readonly entitySource?: EntitySource;
   readonly env?: NodeJS.ProcessEnv;
   readonly watch?: boolean;
+  /** The root logger every component's logger derives from (`component` binding); default: receiver/log. */
   readonly log?: Logger;
+}
+
+/** A component's logger under the agent's root logger. */
+function componentLog(opts: AgentOptions, component: string, bindings: Record<string, unknown> = {}): Logger {
+  return opts.log ? opts.log.child({ component, ...bindings }) : childLogger(component, bindings);
 }
 
 export class Agent {
@@ -83,19 +89,19 @@ export class Agent {
     this.#config = config;
     this.specs = specs;
     this.#env = opts.env ?? process.env;
-    this.#log = opts.log ?? childLogger('agent');
+    this.#log = componentLog(opts, 'agent');
     this.#discovery = d;
     this.entities = d.entities;
     this.pipeline = new Pipeline({
       entities: this.entities,
-      log: childLogger('otel'),
+      log: componentLog(opts, 'otel'),
       labelAllowlist: config.pods.labelAllowlist,
       cardinalityLimit: config.cardinalityLimit,
     });
     this.peers = new Peers({
       entities: this.entities,
       nodeName: nodeNameFrom(config.nodeName, this.#env),
-      log: childLogger('peers'),
+      log: componentLog(opts, 'peers'),
       env: this.#env,
       refreshMs: Math.max(1000, config.collectionIntervalMs),
     });
@@ -104,13 +110,13 @@ export class Agent {
       pipeline: this.pipeline,
       entities: this.entities,
       log: this.#log,
-      probeLog: (name) => childLogger('probe', { probe: name }),
+      probeLog: (name) => componentLog(opts, 'probe', { probe: name }),
     });
     this.#captures = new AgentCaptures({
       config: config.raw.capture,
       entities: this.entities,
       events: this.pipeline.events,
-      log: childLogger('capture'),
+      log: componentLog(opts, 'capture'),
     });
     this.#server = new ServerControl({
       sources: {
@@ -124,7 +130,7 @@ export class Agent {
         }),
         route: (path) => this.#captures.service.route(path),
       },
-      serverLog: childLogger('server'),
+      serverLog: componentLog(opts, 'server'),
       log: this.#log,
     });
     this.#sink = new JsonlSink({ events: this.pipeline.events, log: this.#log });
@@ -148,15 +154,15 @@ export class Agent {
   static async start(opts: AgentOptions = {}): Promise<Agent> {
     // Before the first collection burst: the metric store makes memory grow with the pods (heap.ts).
     applyHeapSettings();
-    checkOpenFileLimit(opts.log ?? childLogger('agent'));
+    checkOpenFileLimit(componentLog(opts, 'agent'));
     const specs = [...(opts.specs ?? probeSpecs), ...(opts.extraSpecs ?? [])];
     const config = loadInitialConfig(opts, specs);
     const discovery = await Discovery.start({
       config,
       given: opts.entitySource,
       env: opts.env,
-      log: opts.log ?? childLogger('agent'),
-      registryLog: childLogger('pods'),
+      log: componentLog(opts, 'agent'),
+      registryLog: componentLog(opts, 'pods'),
     });
     const agent = new Agent(opts, config, specs, discovery);
     try {
