@@ -192,14 +192,14 @@ export class ProbeSet {
       log.warn({ reason: rp.reason }, 'probe unavailable');
       return;
     }
+    const peers = this.#opts.peers?.();
     const ctx: ProbeContext = {
       log,
       entities: this.#opts.entities,
       emit: (ev) => pipeline.events.emit(spec.name, ev),
       enabledMetrics: enabledMetricsOf(spec, () => this.#metricEnabled),
+      ...(peers ? { peers } : {}),
     };
-    const peers = this.#opts.peers?.();
-    if (peers) Object.assign(ctx, { peers });
     try {
       rp.probe = await spec.create(ctx, args);
       rp.argsKey = argsKey;

@@ -3,10 +3,7 @@
 // key is an error, so a typo never silently does nothing.
 import { z } from 'zod';
 import { captureSchema } from '../capture/config.ts';
-import { duration, formatMs, parseDuration } from './duration.ts';
-
-// Used with the schema (tests, other config sections).
-export { duration, formatMs, parseDuration };
+import { duration } from './duration.ts';
 
 const ADDRESS_RE = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
 

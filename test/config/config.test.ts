@@ -4,13 +4,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { probeSpecs } from '../../probes/registry.ts';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { parseDuration } from '../../receiver/config/duration.ts';
 import {
   ConfigError,
   EMBEDDED_SOURCE,
   loadConfigFile,
   resolveConfigText,
 } from '../../receiver/config/load.ts';
-import { parseDuration } from '../../receiver/config/schema.ts';
 
 const specs = [syntheticSpec];
 
