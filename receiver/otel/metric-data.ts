@@ -37,7 +37,7 @@ export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): Met
         startTime: s.startTime,
         endTime: s.time,
         attributes: s.attributes as Attributes,
-        ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
+        [ATTRIBUTE_PARTS]: s.parts,
         value: {
           buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
           sum: h.sum,
@@ -57,7 +57,7 @@ export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): Met
     startTime: s.startTime,
     endTime: s.time,
     attributes: s.attributes as Attributes,
-    ...(s.parts ? { [ATTRIBUTE_PARTS]: s.parts } : {}),
+    [ATTRIBUTE_PARTS]: s.parts,
     value: s.value as number,
   }));
   const valueType = allInt ? ValueType.INT : ValueType.DOUBLE;

@@ -84,6 +84,8 @@ export interface NetnsSeries {
   seen: number;
   entity: Entity | undefined;
   entityAttrs: Record<string, AttributeValue>;
+  /** `[no point attributes, entityAttrs]`: the parts of every attribute-less series of the netns. */
+  entityParts: AttributeParts;
   entityVersion: number;
   /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
   attrsChanged: number;
@@ -105,7 +107,7 @@ export const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) a
   string,
   AttributeValue
 >;
-export const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES];
+export const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES, true];
 
 export function isHistogram(v: number | HistogramValue): v is HistogramValue {
   return typeof v === 'object';
