@@ -46,7 +46,15 @@ const UNUSED = new Set(['cpu.logical_number']);
 interface Root {
   name: string;
   // biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
-  mod: { store: any; exporters: any; metricExporter: any; prom: any; registry: any; entities: any };
+  mod: {
+    store: any;
+    exporters: any;
+    metricExporter: any;
+    prom: any;
+    registry: any;
+    entities: any;
+    entityResources: any;
+  };
 }
 
 const roots: Root[] = [];
@@ -66,6 +74,7 @@ for (const spec of o.root ?? [`current=${HERE}`]) {
       prom: await import(`${r}receiver/otel/prometheus-text.ts`),
       registry: await import(`${r}probes/registry.ts`),
       entities: await import(`${r}receiver/agent/static-entities.ts`),
+      entityResources: await import(`${r}receiver/otel/entity-resources.ts`),
     },
   });
 }
@@ -168,7 +177,10 @@ try {
         headers: {},
         timeoutMs: 30_000,
       });
-      const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {});
+      // As the pipeline builds it: one Resource per entity (pipeline.ts).
+      const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {}, {
+        entities: new root.mod.entityResources.EntityResources(resource),
+      });
       state.push({
         root,
         store,
@@ -210,6 +222,15 @@ try {
         s.scrapeBytes = p.result;
       }
     }
+    // The same collection must reach the sink as the same payload from every checkout.
+    for (const s of state)
+      if (s.bytes !== state[0]!.bytes || s.points !== state[0]!.points || s.requests !== state[0]!.requests) {
+        console.error(
+          `export differs: ${s.root.name} sent ${s.bytes} bytes, ${s.points} points, ${s.requests} requests; ` +
+            `${state[0]!.root.name} ${state[0]!.bytes}, ${state[0]!.points}, ${state[0]!.requests}`,
+        );
+        process.exitCode = 1;
+      }
     for (const s of state) {
       const row = {
         root: s.root.name,
