@@ -39,7 +39,7 @@ import {
   NO_ATTRIBUTES,
   NO_PARTS,
   type ProbeSeries,
-  type SeriesState,
+  SeriesState,
   sameAttributes,
   validHistogram,
 } from './series-state.ts';
@@ -246,15 +246,7 @@ export class MetricStore implements MetricProducer {
       }
       perMetric.set(def.name, n + 1);
       if (!s) {
-        s = {
-          def,
-          attributes: NO_ATTRIBUTES,
-          parts: NO_PARTS,
-          value: p.value,
-          startTime: time,
-          time,
-          gen,
-        };
+        s = new SeriesState(def, p.value, time, gen);
         this.#setAttributes(s, p.attributes, attrsKey, ns);
         takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, p.value);
         if (byAttrs) byAttrs.set(attrsKey, s);
@@ -308,7 +300,6 @@ export class MetricStore implements MetricProducer {
   #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, ns: NetnsSeries): void {
     const entity = ns.entityAttrs;
     if (!point || key === '') {
-      s.attributes = entity;
       s.parts = ns.entityParts;
       return;
     }
@@ -322,7 +313,6 @@ export class MetricStore implements MetricProducer {
         this.#interned.set(key, shared);
       }
     }
-    s.attributes = { ...shared, ...entity };
     s.parts = attributeParts(shared as Record<string, AttributeValue>, entity);
   }
 
