@@ -24,11 +24,11 @@ function anyValue(w: ProtoWriter, v: unknown): void {
     w.string(v);
   } else if (typeof v === 'boolean') {
     w.tag(2, 0);
-    w.varint32(v ? 1 : 0);
+    w.uint32(v ? 1 : 0);
   } else if (typeof v === 'number') {
     if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) {
       w.tag(3, 0);
-      w.varint64(v);
+      w.int64(v);
     } else {
       w.tag(4, 1);
       w.double(v);
@@ -38,19 +38,19 @@ function anyValue(w: ProtoWriter, v: unknown): void {
     w.bytes(v);
   } else if (Array.isArray(v)) {
     w.tag(5, 2);
-    const a = w.begin();
+    const a = w.fork();
     for (const item of v) {
       w.tag(1, 2);
-      const i = w.begin();
+      const i = w.fork();
       anyValue(w, item);
-      w.end(i);
+      w.ldelim(i);
     }
-    w.end(a);
+    w.ldelim(a);
   } else if (typeof v === 'object' && v !== null) {
     w.tag(6, 2);
-    const l = w.begin();
+    const l = w.fork();
     keyValues(w, v as Attributes, 1);
-    w.end(l);
+    w.ldelim(l);
   }
 }
 
@@ -58,14 +58,14 @@ function keyValues(w: ProtoWriter, attrs: Attributes, field: number): void {
   for (const key in attrs) {
     if (!Object.hasOwn(attrs, key)) continue;
     w.tag(field, 2);
-    const kv = w.begin();
+    const kv = w.fork();
     w.tag(1, 2);
     w.string(key);
     w.tag(2, 2);
-    const v = w.begin();
+    const v = w.fork();
     anyValue(w, attrs[key] as AttributeValue);
-    w.end(v);
-    w.end(kv);
+    w.ldelim(v);
+    w.ldelim(kv);
   }
 }
 
@@ -96,11 +96,11 @@ export function resourceBytes(r: Resource): Uint8Array {
   if (b === undefined) {
     scratch.reset();
     scratch.tag(1, 2);
-    const at = scratch.begin();
+    const at = scratch.fork();
     if (r.attributes) keyValues(scratch, r.attributes, 1);
     scratch.tag(2, 0);
-    scratch.varint32(0);
-    scratch.end(at);
+    scratch.uint32(0);
+    scratch.ldelim(at);
     b = scratch.finish();
     resources.set(r, b);
   }
@@ -113,7 +113,7 @@ export function scopeBytes(s: ScopeMetrics['scope']): Uint8Array {
   if (b === undefined) {
     scratch.reset();
     scratch.tag(1, 2);
-    const at = scratch.begin();
+    const at = scratch.fork();
     scratch.tag(1, 2);
     scratch.string(s.name);
     if (s.version) {
@@ -124,9 +124,9 @@ export function scopeBytes(s: ScopeMetrics['scope']): Uint8Array {
     if (extra.attributes) keyValues(scratch, extra.attributes, 3);
     if (extra.droppedAttributesCount) {
       scratch.tag(4, 0);
-      scratch.varint32(extra.droppedAttributesCount);
+      scratch.uint32(extra.droppedAttributesCount);
     }
-    scratch.end(at);
+    scratch.ldelim(at);
     b = scratch.finish();
     scopes.set(s, b);
   }
@@ -141,41 +141,55 @@ export function hrTime(w: ProtoWriter, t: HrTime): void {
   const hiBits = ((seconds / 65536) >>> 0) * 1e9;
   const low = (lo16 >>> 0) + (((hiBits & 0xffff) * 65536) >>> 0) + nanos;
   const high = Math.floor(lo16 / 4294967296) + ((hiBits / 65536) >>> 0) + Math.floor(low / 4294967296);
-  w.fixed64(low >>> 0, high >>> 0);
+  w.fixed64Parts(low >>> 0, high >>> 0);
 }
 
 export function temporality(t: AggregationTemporality): number {
   return t === AggregationTemporality.DELTA ? 1 : t === AggregationTemporality.CUMULATIVE ? 2 : 0;
 }
 
+/** sfixed64 of an integer-valued number (negative: two's complement, as the SDK's writeSfixed64). */
+function sfixed64(w: ProtoWriter, v: number): void {
+  if (v >= 0) {
+    w.fixed64Parts(v >>> 0, (v / 4294967296) >>> 0);
+    return;
+  }
+  const abs = Math.abs(v);
+  let low = ~(abs >>> 0) >>> 0;
+  let high = ~((abs / 4294967296) >>> 0) >>> 0;
+  low = (low + 1) >>> 0;
+  if (low === 0) high = (high + 1) >>> 0;
+  w.fixed64Parts(low, high);
+}
+
 export function numberPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes, int: boolean): void {
   w.tag(1, 2);
-  const at = w.begin();
+  const at = w.fork();
   w.tag(2, 1);
   hrTime(w, dp.startTime);
   w.tag(3, 1);
   hrTime(w, dp.endTime);
   if (int) {
     w.tag(6, 1);
-    w.sfixed64(dp.value as number);
+    sfixed64(w, dp.value as number);
   } else {
     w.tag(4, 1);
     w.double(dp.value as number);
   }
   if (attrs) attributes(w, attrs, 7);
-  w.end(at);
+  w.ldelim(at);
 }
 
 export function histogramPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes): void {
   const h = dp.value as Histogram;
   w.tag(1, 2);
-  const at = w.begin();
+  const at = w.fork();
   w.tag(2, 1);
   hrTime(w, dp.startTime);
   w.tag(3, 1);
   hrTime(w, dp.endTime);
   w.tag(4, 1);
-  w.fixed64Number(h.count);
+  w.fixed64(h.count);
   if (h.sum !== undefined) {
     w.tag(5, 1);
     w.double(h.sum);
@@ -183,13 +197,13 @@ export function histogramPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: At
   const counts = h.buckets.counts;
   if (counts.length > 0) {
     w.tag(6, 2);
-    w.varint32(counts.length * 8);
-    for (const c of counts) w.fixed64Number(c);
+    w.uint32(counts.length * 8);
+    for (const c of counts) w.fixed64(c);
   }
   const bounds = h.buckets.boundaries;
   if (bounds.length > 0) {
     w.tag(7, 2);
-    w.varint32(bounds.length * 8);
+    w.uint32(bounds.length * 8);
     for (const b of bounds) w.double(b);
   }
   if (attrs) attributes(w, attrs, 9);
@@ -201,5 +215,5 @@ export function histogramPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: At
     w.tag(12, 1);
     w.double(h.max);
   }
-  w.end(at);
+  w.ldelim(at);
 }

@@ -157,15 +157,15 @@ export function encodeMetricRequests(
       const t = temporality(m.aggregationTemporality);
       if (t !== 0) {
         w.tag(2, 0);
-        w.varint32(t);
+        w.uint32(t);
       }
       if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
         w.tag(3, 0);
-        w.varint32(1);
+        w.uint32(1);
       }
     }
-    w.end(dataAt);
-    w.end(metricAt);
+    w.ldelim(dataAt);
+    w.ldelim(metricAt);
     metricAt = -1;
     run = undefined;
   };
@@ -176,7 +176,7 @@ export function encodeMetricRequests(
       w.tag(3, 2);
       w.string(scope!.schemaUrl);
     }
-    w.end(scopeAt);
+    w.ldelim(scopeAt);
     scopeAt = -1;
     scope = undefined;
   };
@@ -187,7 +187,7 @@ export function encodeMetricRequests(
       w.tag(3, 2);
       w.string(resource!.schemaUrl);
     }
-    w.end(rmAt);
+    w.ldelim(rmAt);
     rmAt = -1;
     resource = undefined;
   };
@@ -212,21 +212,21 @@ export function encodeMetricRequests(
         if (resource !== b.resource) {
           endResource();
           w.tag(1, 2);
-          rmAt = w.begin();
+          rmAt = w.fork();
           w.raw(resourceBytes(b.resource));
           resource = b.resource;
         }
         if (scope !== r.scope) {
           endScope();
           w.tag(2, 2);
-          scopeAt = w.begin();
+          scopeAt = w.fork();
           w.raw(scopeBytes(r.scope));
           scope = r.scope;
         }
         if (run !== r) {
           endMetric();
           w.tag(2, 2);
-          metricAt = w.begin();
+          metricAt = w.fork();
           let head = heads.get(m);
           if (head === undefined) {
             head = metricHead(m);
@@ -236,7 +236,7 @@ export function encodeMetricRequests(
           const data =
             m.dataPointType === DataPointType.GAUGE ? 5 : m.dataPointType === DataPointType.SUM ? 7 : 9;
           w.tag(data, 2);
-          dataAt = w.begin();
+          dataAt = w.fork();
           run = r;
         }
         if (empty) break;
@@ -251,7 +251,7 @@ export function encodeMetricRequests(
     // Nothing at all: one request with the agent's Resource and no scope (as the SDK path sends).
     if (rmAt < 0) {
       w.tag(1, 2);
-      rmAt = w.begin();
+      rmAt = w.fork();
       w.raw(resourceBytes(rm.resource));
       resource = rm.resource;
     }
