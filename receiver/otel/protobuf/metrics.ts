@@ -81,24 +81,34 @@ function group(rm: ResourceMetrics, entities: EntityResources | undefined): Buck
     return [agent];
   }
   const buckets = new Map<Attributes, Bucket>();
+  // The bucket of each entity part seen (the agent's for a part without entity keys: node-scoped series).
+  const byPart = new Map<Attributes, Bucket>();
+  const bucketOf = (entity: Attributes | undefined): Bucket => {
+    if (entity === undefined) return agent;
+    let e = buckets.get(entity);
+    if (e === undefined) {
+      e = { resource: entities.resourceFor(entity), runs: [], last: undefined };
+      buckets.set(entity, e);
+    }
+    return e;
+  };
   for (const sm of rm.scopeMetrics) {
     for (const metric of sm.metrics) {
       for (const dp of metric.dataPoints as DataPoint<unknown>[]) {
         const given = (dp as { [ATTRIBUTE_PARTS]?: AttributeParts })[ATTRIBUTE_PARTS];
         let point: Attributes;
-        let entity: Attributes | undefined;
+        let b: Bucket | undefined;
         if (given !== undefined) {
           point = given[0];
-          entity = ATTR_PODNET_ENTITY_KIND in given[1] ? given[1] : undefined;
-        } else [point, entity] = entities.split(dp.attributes);
-        let b = agent;
-        if (entity !== undefined) {
-          let e = buckets.get(entity);
-          if (e === undefined) {
-            e = { resource: entities.resourceFor(entity), runs: [], last: undefined };
-            buckets.set(entity, e);
+          b = byPart.get(given[1]);
+          if (b === undefined) {
+            b = bucketOf(ATTR_PODNET_ENTITY_KIND in given[1] ? given[1] : undefined);
+            byPart.set(given[1], b);
           }
-          b = e;
+        } else {
+          const [p, entity] = entities.split(dp.attributes);
+          point = p;
+          b = bucketOf(entity);
         }
         let run = b.last;
         if (run === undefined || run.metric !== metric) {
