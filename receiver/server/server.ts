@@ -7,7 +7,8 @@
 // Optional protection (`server.bearer_token_file`, `server.tls`): every request except /healthz and /readyz
 // must carry `Authorization: Bearer <token>` (compared in constant time; the file is re-read when it
 // changes, so a rotated Secret applies without a restart); TLS serves HTTPS from PEM files (re-read every
-// 30 s when they change). Query parameters are only compared with event fields: they never name files, never run anything.
+// 30 s when they change). Query parameters are only compared with event fields: they never name files,
+// never run anything.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
