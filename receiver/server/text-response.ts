@@ -21,7 +21,8 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
 
 /**
  * Send `chunks` as the 200 response. Gzip at the fastest level: the exposition is repetitive text (label
- * sets repeat line after line), so level 1 already shrinks it ~10× at a fraction of the default level's CPU.
+ * sets repeat line after line), so level 1 already shrinks it ~25× at half the default level's CPU (a
+ * 1,000-pod exposition, 51 MB: 1.9 MB in 177 ms at level 1, 1.8 MB in 365 ms at level 6, one core).
  * Resolves when the response is written or the client went away.
  */
 export async function sendText(
