@@ -3,7 +3,8 @@
 // registry; attributes given typical value sets: 11 TCP states, 2 directions, IPv4/IPv6, ...), then per
 // export: collect + the OTLP/HTTP protobuf exporter as podnet builds it (exporters.ts: CountingMetricExporter
 // over the SDK exporter) to the counting sink, and one /metrics rendering. CPU (this process, user +
-// system), V8 heap allocated (GCProfiler), payload and requests per export, RSS after.
+// system), V8 heap allocated (GCProfiler), payload and requests per export, RSS after; the heap the store
+// holds (with --expose-gc). Exits 1 when the checkouts' exports differ in bytes, points or requests.
 //
 // Each --root is a podnet checkout (e.g. a git worktree of a baseline) whose own receiver/otel and probe
 // registry are used, so a baseline and the current code are measured side by side in one invocation,
@@ -43,10 +44,14 @@ const VALUES: Record<string, readonly (string | number)[]> = {
 /** Declared attributes the default probes do not put on points (summed over CPUs by default). */
 const UNUSED = new Set(['cpu.logical_number']);
 
+// biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
+type Module = any;
 interface Root {
   name: string;
-  // biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
-  mod: { store: any; exporters: any; metricExporter: any; prom: any; registry: any; entities: any };
+  mod: Record<
+    'store' | 'exporters' | 'metricExporter' | 'prom' | 'registry' | 'entities' | 'entityResources',
+    Module
+  >;
 }
 
 const roots: Root[] = [];
@@ -66,6 +71,7 @@ for (const spec of o.root ?? [`current=${HERE}`]) {
       prom: await import(`${r}receiver/otel/prometheus-text.ts`),
       registry: await import(`${r}probes/registry.ts`),
       entities: await import(`${r}receiver/agent/static-entities.ts`),
+      entityResources: await import(`${r}receiver/otel/entity-resources.ts`),
     },
   });
 }
@@ -161,17 +167,27 @@ try {
   for (const n of sizes) {
     const state = [];
     for (const root of roots) {
+      // Heap the store holds (its series state and attributes): used heap after a full GC, before and
+      // after building it (the probe points it was fed are garbage by then).
+      gc?.();
+      const heap0 = process.memoryUsage().heapUsed;
       const store = buildStore(root, n);
+      gc?.();
+      const storeHeapMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
       const inner = await root.mod.metricExporter.createMetricExporter({
         protocol: 'http/protobuf',
         endpoint: sink.endpoint,
         headers: {},
         timeoutMs: 30_000,
       });
-      const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {});
+      // As the pipeline builds it: one Resource per entity (pipeline.ts).
+      const exporter: PushMetricExporter = new root.mod.exporters.CountingMetricExporter(inner, () => {}, {
+        entities: new root.mod.entityResources.EntityResources(resource),
+      });
       state.push({
         root,
         store,
+        storeHeapMb,
         exporter,
         exp: [] as number[],
         expMb: [] as number[],
@@ -210,11 +226,21 @@ try {
         s.scrapeBytes = p.result;
       }
     }
+    // The same collection must reach the sink as the same payload from every checkout.
+    for (const s of state)
+      if (s.bytes !== state[0]!.bytes || s.points !== state[0]!.points || s.requests !== state[0]!.requests) {
+        console.error(
+          `export differs: ${s.root.name} sent ${s.bytes} bytes, ${s.points} points, ${s.requests} requests; ` +
+            `${state[0]!.root.name} ${state[0]!.bytes}, ${state[0]!.points}, ${state[0]!.requests}`,
+        );
+        process.exitCode = 1;
+      }
     for (const s of state) {
       const row = {
         root: s.root.name,
         pods: n,
         series: s.store.seriesCount(),
+        storeHeapMb: gc ? s.storeHeapMb : null,
         seriesPerPod: s.store.seriesCount() / n,
         exportCpuMs: median(s.exp),
         exportCpuMsRange: [Math.min(...s.exp), Math.max(...s.exp)],

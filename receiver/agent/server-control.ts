@@ -3,8 +3,9 @@
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
-import { serializePrometheus } from '../otel/prometheus-text.ts';
+import { renderPrometheus } from '../otel/prometheus-text.ts';
 import { LocalServer, type ServerSources } from '../server/server.ts';
+import { sendText } from '../server/text-response.ts';
 
 type ServerConfig = ResolvedConfig['server'];
 
@@ -105,13 +106,17 @@ export function agentServerSources(o: {
     metrics: () => {
       const prom = pipeline.prometheus;
       if (!prom) return undefined;
-      return (_req, res) => {
+      return (req, res) => {
         prom.collect().then(
           ({ resourceMetrics, errors }) => {
             if (errors.length > 0) log.warn({ errors: errors.map(String) }, 'metric collection errors');
-            res.statusCode = 200;
-            res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
-            res.end(serializePrometheus(resourceMetrics));
+            // Streamed (and gzipped when asked): receiver/server/text-response.ts.
+            return sendText(
+              req,
+              res,
+              renderPrometheus(resourceMetrics),
+              'text/plain; version=0.0.4; charset=utf-8',
+            );
           },
           (err: unknown) => {
             res.statusCode = 500;

@@ -1,12 +1,13 @@
 // OTLP exporter settings of the config: `exporters.otlp` merged with the OpenTelemetry SDK environment
 // variables (OTEL_{METRICS,LOGS}_EXPORTER, OTEL_EXPORTER_OTLP_[<SIGNAL>_]{PROTOCOL,TIMEOUT,ENDPOINT},
 // OTEL_METRIC_EXPORT_INTERVAL, OTEL_SDK_DISABLED, the temporality preference) and the tls files checked.
-// Its own file so load.ts keeps the file parsing and the rest of the resolution (issue 12). Problems are
+// Its own file so load.ts keeps the file parsing and the rest of the resolution. Problems are
 // pushed to the caller's `issues` in the order load.ts has always reported them: exporter lists first,
 // then the shared settings (otlpSettings), then the per-signal ones (otlpSignals).
 import { accessSync, constants } from 'node:fs';
 import {
   endpointFromEnv,
+  type MetricsExportSettings,
   OTLP_PROTOCOLS,
   type OtlpProtocol,
   type OtlpSignalSettings,
@@ -17,9 +18,9 @@ import type { RawConfig } from './schema.ts';
 
 export type OtlpResolved = OtlpSignalSettings;
 
-export type OtlpMetricsResolved = OtlpResolved & {
-  readonly intervalMs: number;
-  readonly temporality: 'cumulative' | 'delta';
+/** What the pipeline takes (exporters.ts), with the temporality always resolved. */
+export type OtlpMetricsResolved = MetricsExportSettings & {
+  readonly temporality: NonNullable<MetricsExportSettings['temporality']>;
 };
 
 type Signal = 'metrics' | 'logs';

@@ -14,10 +14,20 @@ import {
   type MetricData,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
+import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
+import { withValue } from './metric-data.ts';
+import { cachedAttributesKey } from './series-state.ts';
 
 interface Prev {
   readonly end: HrTime;
   readonly value: number | Histogram;
+}
+
+/** A point's series key: from the store's (frozen, shared) attribute parts, else its attributes. */
+function pointKey(name: string, dp: DataPoint<unknown>): string {
+  const parts = (dp as { [ATTRIBUTE_PARTS]?: AttributeParts })[ATTRIBUTE_PARTS];
+  if (parts === undefined) return key(name, dp.attributes);
+  return `${name}\u0002${cachedAttributesKey(parts[0])}\u0002${cachedAttributesKey(parts[1])}`;
 }
 
 function key(name: string, attrs: Readonly<Record<string, unknown>>): string {
@@ -68,7 +78,7 @@ export class DeltaProducer implements MetricProducer {
     if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
       const dataPoints: DataPoint<number>[] = [];
       for (const dp of m.dataPoints) {
-        const k = key(m.descriptor.name, dp.attributes);
+        const k = pointKey(m.descriptor.name, dp);
         const prev = this.#prev.get(k);
         if (prev && sameTime(prev.end, dp.endTime)) {
           next.set(k, prev); // no collection since the last export: nothing to report
@@ -76,14 +86,14 @@ export class DeltaProducer implements MetricProducer {
         }
         next.set(k, { end: dp.endTime, value: dp.value });
         if (!prev || typeof prev.value !== 'number' || dp.value < prev.value) dataPoints.push(dp);
-        else dataPoints.push({ ...dp, startTime: prev.end, value: dp.value - prev.value });
+        else dataPoints.push(withValue(dp, prev.end, dp.value - prev.value));
       }
       return { ...m, aggregationTemporality: AggregationTemporality.DELTA, dataPoints };
     }
     if (m.dataPointType === DataPointType.HISTOGRAM) {
       const dataPoints: DataPoint<Histogram>[] = [];
       for (const dp of m.dataPoints) {
-        const k = key(m.descriptor.name, dp.attributes);
+        const k = pointKey(m.descriptor.name, dp);
         const prev = this.#prev.get(k);
         if (prev && sameTime(prev.end, dp.endTime)) {
           next.set(k, prev);
@@ -91,7 +101,7 @@ export class DeltaProducer implements MetricProducer {
         }
         next.set(k, { end: dp.endTime, value: dp.value });
         const d = prev && typeof prev.value !== 'number' ? histDelta(dp.value, prev.value) : undefined;
-        dataPoints.push(d ? { ...dp, startTime: prev!.end, value: d } : dp);
+        dataPoints.push(d ? withValue(dp, prev!.end, d) : dp);
       }
       return { ...m, aggregationTemporality: AggregationTemporality.DELTA, dataPoints };
     }

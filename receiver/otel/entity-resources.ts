@@ -18,7 +18,7 @@ import {
   type ResourceMetrics,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { ATTRIBUTE_PARTS, type AttributeParts, compositeParts } from './attribute-parts.ts';
+import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
 import { ATTR_K8S_POD_LABEL_PREFIX, ATTR_PODNET_ENTITY_KIND, ENTITY_KEYS } from './semconv.ts';
 
 const NONE: Attributes = Object.freeze({});
@@ -57,13 +57,9 @@ export class EntityResources {
 
   /** `attrs` as point attributes and entity keys (undefined: no entity, the agent's Resource). */
   split(attrs: Attributes): Split {
-    // The common cases by identity, without a cache entry per point (a WeakMap of every point's
-    // attributes makes each garbage collection walk them all).
-    const parts = compositeParts(attrs);
-    if (parts) return ATTR_PODNET_ENTITY_KIND in parts[1] ? parts : [parts[0], undefined];
     if (!(ATTR_PODNET_ENTITY_KIND in attrs)) return [attrs, undefined];
-    // An entity's own (frozen, shared) attribute object, or a merge the store could not declare as two
-    // parts: split by key, once per object.
+    // Points the store made carry their parts (ATTRIBUTE_PARTS, read by byEntity and the encoder); others
+    // (a consumer's copy without them): split by key, once per object.
     let s = this.#splits.get(attrs);
     if (s !== undefined) return s;
     const point: Attributes = {};

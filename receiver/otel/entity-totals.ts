@@ -1,6 +1,7 @@
 // Per-entity totals of the store's series, for the live view (MetricStore.entityTotals). Its own file so
 // metric-store.ts keeps only the collection logic.
 import type { AttributeValue } from '../probe/types.ts';
+import { isEntityKey } from './entity-resources.ts';
 import { ATTR_NETWORK_IO_DIRECTION, ATTR_PODNET_ENTITY_KIND, ATTR_PODNET_NETNS_INODE } from './semconv.ts';
 import { isHistogram, type MetricSeries } from './series-state.ts';
 
@@ -14,21 +15,20 @@ export type EntityTotals = Map<
  * `/<direction>` when the series carries `network.io.direction`; histograms contribute their count.
  */
 export function entityTotals(series: readonly MetricSeries[]): EntityTotals {
-  const out = new Map<
-    string,
-    { attributes: Record<string, AttributeValue>; totals: Record<string, number> }
-  >();
+  const out: EntityTotals = new Map();
   for (const s of series) {
     if ((s.def.scope ?? 'entity') !== 'entity') continue;
-    const kind = String(s.attributes[ATTR_PODNET_ENTITY_KIND] ?? '');
-    const inode = String(s.attributes[ATTR_PODNET_NETNS_INODE] ?? '0');
+    // The store's series carry their entity keys as a part of their own (attribute-parts.ts).
+    const entity = s.parts?.[1] ?? entityKeys(s.attributes);
+    const kind = String(entity[ATTR_PODNET_ENTITY_KIND] ?? '');
+    const inode = String(entity[ATTR_PODNET_NETNS_INODE] ?? '0');
     const id = `${kind}:${inode}`;
     let e = out.get(id);
     if (!e) {
-      e = { attributes: pickEntityAttributes(s.attributes), totals: {} };
+      e = { attributes: { ...entity }, totals: {} };
       out.set(id, e);
     }
-    const dir = s.attributes[ATTR_NETWORK_IO_DIRECTION];
+    const dir = (s.parts?.[0] ?? s.attributes)[ATTR_NETWORK_IO_DIRECTION];
     const key = dir === undefined ? s.def.name : `${s.def.name}/${String(dir)}`;
     const v = isHistogram(s.value) ? s.value.count : s.value;
     e.totals[key] = (e.totals[key] ?? 0) + v;
@@ -36,9 +36,8 @@ export function entityTotals(series: readonly MetricSeries[]): EntityTotals {
   return out;
 }
 
-function pickEntityAttributes(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {
+function entityKeys(attrs: Record<string, AttributeValue>): Record<string, AttributeValue> {
   const out: Record<string, AttributeValue> = {};
-  for (const [k, v] of Object.entries(attrs))
-    if (k.startsWith('podnet.entity.') || k.startsWith('podnet.netns.') || k.startsWith('k8s.')) out[k] = v;
+  for (const k in attrs) if (isEntityKey(k)) out[k] = attrs[k]!;
   return out;
 }

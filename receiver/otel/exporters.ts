@@ -16,6 +16,7 @@ import {
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { EntityResources } from './entity-resources.ts';
+import type { EncodedMetricsRequest } from './protobuf/metrics.ts';
 
 export const OTLP_PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
@@ -71,18 +72,30 @@ export function endpointFromEnv(
 }
 
 /**
+ * Sends one OTLP metrics request holding several resources (otlp-metric-exporter.ts): a list of
+ * ResourceMetrics, or (protobuf protocols) a request `encode` wrote.
+ */
+export interface MultiResourceMetricExporter {
+  export(request: ResourceMetrics[] | EncodedMetricsRequest, cb: (result: ExportResult) => void): void;
+  /**
+   * The collection's requests encoded directly (protobuf/metrics.ts), or undefined when this exporter
+   * takes ResourceMetrics lists (JSON) or the collection holds a point type the encoder does not write.
+   */
+  encode?(
+    rm: ResourceMetrics,
+    entities: EntityResources | undefined,
+    maxPoints: number,
+  ): EncodedMetricsRequest[] | undefined;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
  * Data points per OTLP metrics request. At 1,000 pods one export holds ~170,000 points (~25 MB of
  * protobuf): as one request it exceeds the 4 MiB a gRPC receiver (the OTel Collector's default
  * `max_recv_msg_size_mib`) accepts, and its buffer and HTTP copies are a peak of their own. Histogram
  * points weigh more (see `pointWeight`).
  */
-/** Sends one OTLP metrics request holding several resources (otlp-metric-exporter.ts). */
-export interface MultiResourceMetricExporter {
-  export(request: ResourceMetrics[], cb: (result: ExportResult) => void): void;
-  forceFlush(): Promise<void>;
-  shutdown(): Promise<void>;
-}
-
 export const METRIC_POINTS_PER_REQUEST = 5_000;
 
 /** A point's share of a request: number points 1, histogram points 1 + a quarter of their buckets. */
@@ -132,7 +145,8 @@ export function splitResourceMetrics(
         }
         let i = 0;
         while (i < n) {
-          let take = Math.floor(room / w);
+          // Not below 0: after a point heavier than a whole request the room is negative.
+          let take = Math.max(0, Math.floor(room / w));
           if (take === 0) {
             if (request.length > 0) {
               flush();
@@ -181,8 +195,9 @@ export class CountingMetricExporter implements PushMetricExporter {
   }
 
   export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
-    const rms = this.#entities ? this.#entities.byEntity(metrics) : [metrics];
-    const requests = splitResourceMetrics(rms, this.#maxPoints);
+    const requests: (ResourceMetrics[] | EncodedMetricsRequest)[] =
+      this.#inner.encode?.(metrics, this.#entities, this.#maxPoints) ??
+      splitResourceMetrics(this.#entities ? this.#entities.byEntity(metrics) : [metrics], this.#maxPoints);
     let i = 0;
     const next = (): void => {
       const request = requests[i]!;

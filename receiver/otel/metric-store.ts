@@ -13,7 +13,7 @@
 // Cardinality is bounded per metric (`cardinalityLimit` series); points past the limit are dropped and
 // counted per metric (`podnet.metric.series.overflow.count`).
 //
-// Split by concern (issue 12): series-state.ts (the state kept per series, netns and probe; series keys),
+// Split by concern: series-state.ts (the state kept per series, netns and probe; series keys),
 // series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData,
 // declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
 import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
@@ -25,7 +25,7 @@ import type {
   MetricPoint,
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
-import { registerComposite } from './attribute-parts.ts';
+import { attributeParts } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
 import { definitionConflict, toMetricData } from './metric-data.ts';
@@ -39,13 +39,13 @@ import {
   NO_ATTRIBUTES,
   NO_PARTS,
   type ProbeSeries,
-  type SeriesState,
+  SeriesState,
   sameAttributes,
   validHistogram,
 } from './series-state.ts';
 import { PODNET_VERSION } from './version.ts';
 
-export { definitionConflict, toMetricData } from './metric-data.ts';
+export { definitionConflict } from './metric-data.ts';
 export { hrTimeFromMs, type MetricSeries } from './series-state.ts';
 
 export interface RegisteredMetric {
@@ -201,6 +201,7 @@ export class MetricStore implements MetricProducer {
             seen: 0,
             entity: undefined,
             entityAttrs: NO_ATTRIBUTES,
+            entityParts: NO_PARTS,
             entityVersion: -1,
             attrsChanged: 0,
           };
@@ -218,6 +219,7 @@ export class MetricStore implements MetricProducer {
             // An equal view (a source that hands out new objects) keeps the series' attribute objects.
             if (!sameAttributes(cur.entityAttrs, ea)) {
               cur.entityAttrs = ea;
+              cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
               cur.attrsChanged = gen;
             }
           }
@@ -244,23 +246,15 @@ export class MetricStore implements MetricProducer {
       }
       perMetric.set(def.name, n + 1);
       if (!s) {
-        s = {
-          def,
-          attributes: NO_ATTRIBUTES,
-          parts: NO_PARTS,
-          value: p.value,
-          startTime: time,
-          time,
-          gen,
-        };
-        this.#setAttributes(s, p.attributes, attrsKey, ns.entityAttrs);
+        s = new SeriesState(def, p.value, time, gen);
+        this.#setAttributes(s, p.attributes, attrsKey, ns);
         takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, p.value);
         if (byAttrs) byAttrs.set(attrsKey, s);
         else ns.plain.set(def.name, s);
         ns.size++;
       } else {
         s.def = def; // a reload may hand in a new declaration object
-        if (ns.attrsChanged === gen) this.#setAttributes(s, p.attributes, attrsKey, ns.entityAttrs);
+        if (ns.attrsChanged === gen) this.#setAttributes(s, p.attributes, attrsKey, ns);
         // The start stays while the series was in the previous collection and did not go down.
         const value = s.carry === undefined ? p.value : withCarry(p.value, s.carry);
         const prev = s.value;
@@ -300,18 +294,13 @@ export class MetricStore implements MetricProducer {
 
   /**
    * A new series' attributes: the entity keys alone (shared), or the point attributes followed by them,
-   * declared to the /metrics serializer as those two parts; unfrozen point attributes are replaced by
-   * one frozen copy per distinct set, so their label text is rendered once per scrape too.
+   * with those two parts (attribute-parts.ts); unfrozen point attributes are replaced by one frozen copy
+   * per distinct set, so their label text is rendered (and their OTLP bytes encoded) once too.
    */
-  #setAttributes(
-    s: SeriesState,
-    point: ProbeAttributes | undefined,
-    key: string,
-    entity: Record<string, AttributeValue>,
-  ): void {
+  #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, ns: NetnsSeries): void {
+    const entity = ns.entityAttrs;
     if (!point || key === '') {
-      s.attributes = entity;
-      s.parts = [NO_ATTRIBUTES, entity];
+      s.parts = ns.entityParts;
       return;
     }
     let shared = point;
@@ -324,10 +313,7 @@ export class MetricStore implements MetricProducer {
         this.#interned.set(key, shared);
       }
     }
-    const merged = { ...shared, ...entity };
-    registerComposite(merged, shared, entity);
-    s.attributes = merged;
-    s.parts = [shared as Record<string, AttributeValue>, entity];
+    s.parts = attributeParts(shared as Record<string, AttributeValue>, entity);
   }
 
   removeProbe(probe: string): void {

@@ -1,8 +1,9 @@
-// The OTLP metric exporter: the SDK's own transports (HTTP with protobuf or JSON, gRPC) and serializers,
-// fed a list of ResourceMetrics per request (one per entity, entity-resources.ts) where the SDK's metric
-// exporters take one. The protobuf request is the concatenation of the SDK's one-resource requests:
-// `resource_metrics` is a repeated field, and protobuf parses concatenated messages as one message with
-// the repeated fields appended. The JSON request joins the SDK's `resourceMetrics` arrays.
+// The OTLP metric exporter: the SDK's own transports (HTTP with protobuf or JSON, gRPC), fed several
+// Resources per request (one per entity, entity-resources.ts) where the SDK's metric exporters take one.
+// Protobuf (HTTP and gRPC): the requests are encoded straight from the collection by
+// protobuf/metrics.ts (byte for byte what the SDK's serializer writes for the same Resources, checked in
+// test/otel/protobuf-metrics.test.ts) and handed to the transport as they are. JSON: the SDK's serializer
+// per Resource, the `resourceMetrics` arrays joined.
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import {
   convertLegacyHttpOptions,
@@ -18,6 +19,7 @@ import {
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MultiResourceMetricExporter, OtlpSignalSettings } from './exporters.ts';
 import { sdkExporterOptions } from './otlp-options.ts';
+import { type EncodedMetricsRequest, encodable, encodeMetricRequests } from './protobuf/metrics.ts';
 
 type Serializer = ISerializer<ResourceMetrics, unknown>;
 
@@ -39,7 +41,27 @@ function multi(
   };
 }
 
-const protobufMulti = multi(ProtobufMetricsSerializer as Serializer, (parts) => Buffer.concat(parts));
+/** Requests encoded by protobuf/metrics.ts go to the transport as they are. */
+const encodedSerializer: ISerializer<EncodedMetricsRequest, unknown> = {
+  serializeRequest: (r) => r.bytes,
+  deserializeResponse: (b) => ProtobufMetricsSerializer.deserializeResponse(b),
+};
+
+const encodedItems: IExporterMetricsHelper<EncodedMetricsRequest> = {
+  name: MetricsExporterMetricsHelper.name,
+  countItems: (r) => r.points,
+};
+
+/** An SDK exporter of encoded requests as a MultiResourceMetricExporter. */
+function encoded(inner: OTLPExporterBase<EncodedMetricsRequest>): MultiResourceMetricExporter {
+  return {
+    export: (request, cb) => inner.export(request as EncodedMetricsRequest, cb),
+    encode: (rm, entities, maxPoints) =>
+      encodable(rm) ? encodeMetricRequests(rm, entities, maxPoints) : undefined,
+    forceFlush: () => inner.forceFlush(),
+    shutdown: () => inner.shutdown(),
+  };
+}
 
 const jsonMulti = multi(JsonMetricsSerializer as Serializer, (parts) => {
   if (parts.length === 1) return parts[0]!;
@@ -64,30 +86,36 @@ export async function createMetricExporter(s: OtlpSignalSettings): Promise<Multi
       const { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } = await import(
         '@opentelemetry/otlp-grpc-exporter-base'
       );
-      return new OTLPExporterBase(
-        createOtlpGrpcExportDelegate(
-          convertLegacyOtlpGrpcOptions(o, 'METRICS'),
-          protobufMulti,
-          'otlp_grpc_metric_exporter',
-          itemsHelper,
-          undefined,
-          'MetricsExportService',
-          '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+      return encoded(
+        new OTLPExporterBase(
+          createOtlpGrpcExportDelegate(
+            convertLegacyOtlpGrpcOptions(o, 'METRICS'),
+            encodedSerializer,
+            'otlp_grpc_metric_exporter',
+            encodedItems,
+            undefined,
+            'MetricsExportService',
+            '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+          ),
         ),
       );
     }
     case 'http/protobuf':
-      return new OTLPExporterBase(
-        createOtlpHttpExportDelegate(
-          convertLegacyHttpOptions(o, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
-          protobufMulti,
-          'otlp_http_metric_exporter',
-          itemsHelper,
-          undefined,
+      return encoded(
+        new OTLPExporterBase(
+          createOtlpHttpExportDelegate(
+            convertLegacyHttpOptions(o, 'METRICS', 'v1/metrics', {
+              'Content-Type': 'application/x-protobuf',
+            }),
+            encodedSerializer,
+            'otlp_http_metric_exporter',
+            encodedItems,
+            undefined,
+          ),
         ),
       );
-    case 'http/json':
-      return new OTLPExporterBase(
+    case 'http/json': {
+      const json = new OTLPExporterBase(
         createOtlpHttpExportDelegate(
           convertLegacyHttpOptions(o, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/json' }),
           jsonMulti,
@@ -96,5 +124,11 @@ export async function createMetricExporter(s: OtlpSignalSettings): Promise<Multi
           undefined,
         ),
       );
+      return {
+        export: (request, cb) => json.export(request as ResourceMetrics[], cb),
+        forceFlush: () => json.forceFlush(),
+        shutdown: () => json.shutdown(),
+      };
+    }
   }
 }

@@ -15,7 +15,7 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { compositeParts } from './attribute-parts.ts';
+import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
 import { prometheusName } from './prometheus-names.ts';
 
 const keyCache = new Map<string, string>();
@@ -60,13 +60,16 @@ function labels(attrs: Attributes): string {
     }
     return l;
   }
-  const parts = compositeParts(attrs); // see attribute-parts.ts
-  if (parts) {
-    const p = labels(parts[0]);
-    const e = labels(parts[1]);
-    return p.length > 0 ? (e.length > 0 ? `${p},${e}` : p) : e;
-  }
   return labelText(attrs);
+}
+
+/** A data point's label text: from its two parts when the store gave them (attribute-parts.ts). */
+function pointLabels(dp: { attributes: Attributes; [ATTRIBUTE_PARTS]?: AttributeParts }): string {
+  const parts = dp[ATTRIBUTE_PARTS];
+  if (parts === undefined || !parts[2]) return labels(dp.attributes);
+  const p = labels(parts[0]);
+  const e = labels(parts[1]);
+  return p.length > 0 ? (e.length > 0 ? `${p},${e}` : p) : e;
 }
 
 function labelText(attrs: Attributes): string {
@@ -115,7 +118,7 @@ function metricName(m: MetricData): string | undefined {
 }
 
 interface Family {
-  meta: { help: string; unit: string; type: string } | undefined;
+  meta: { help: string; type: string } | undefined;
   metrics: Array<{ metric: MetricData; scope: { name: string; version?: string; schemaUrl?: string } }>;
 }
 
@@ -131,30 +134,49 @@ function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string
   return s;
 }
 
+/** Text collected into chunks of about CHUNK characters, handed out as they fill. */
+const CHUNK = 64 * 1024;
+class Chunks {
+  text = '';
+  readonly full: string[] = [];
+  add(s: string): void {
+    this.text += s;
+    if (this.text.length >= CHUNK) {
+      this.full.push(this.text);
+      this.text = '';
+    }
+  }
+}
+
 /**
  * One metric's text, every line ending in a newline: what the SDK's serializeMetric returns (its text
- * trimmed) followed by the newline serialize() adds, without the copy trim() makes. Empty when the SDK
- * skips the metric.
+ * trimmed) followed by the newline serialize() adds, without the copy trim() makes. Nothing when the SDK
+ * skips the metric. Returns whether anything was written.
  */
-function serializeMetric(
+function* serializeMetric(
+  out: Chunks,
   m: MetricData,
   scope: { name: string; version?: string; schemaUrl?: string },
   name: string,
-  meta: { help: string; unit: string; type: string },
+  meta: { help: string; type: string },
   writeMetadata: boolean,
-): string {
+): Generator<string, boolean> {
   const extra = scopeLabels(scope);
-  let out = writeMetadata
-    ? `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`
-    : '';
+  if (writeMetadata)
+    out.add(
+      `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`,
+    );
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
-    for (const dp of m.dataPoints) out += line(name, labels(dp.attributes), extra, dp.value);
+    for (const dp of m.dataPoints) {
+      out.add(line(name, pointLabels(dp), extra, dp.value));
+      if (out.full.length > 0) yield* out.full.splice(0);
+    }
   } else if (m.dataPointType === DataPointType.HISTOGRAM) {
     for (const dp of m.dataPoints) {
-      const a = labels(dp.attributes);
+      const a = pointLabels(dp);
       const h = dp.value as Histogram;
-      out += line(`${name}_count`, a, extra, h.count);
-      if (h.sum != null) out += line(`${name}_sum`, a, extra, h.sum);
+      out.add(line(`${name}_count`, a, extra, h.count));
+      if (h.sum != null) out.add(line(`${name}_sum`, a, extra, h.sum));
       let cumulative = 0;
       let infinite = false;
       const counts = h.buckets.counts;
@@ -164,17 +186,25 @@ function serializeMetric(
         if (upper === undefined && infinite) break;
         if (upper === Number.POSITIVE_INFINITY) infinite = true;
         const le = upper === undefined || upper === Number.POSITIVE_INFINITY ? '+Inf' : String(upper);
-        out += line(`${name}_bucket`, a, `${extra},le="${labelValue(le)}"`, cumulative);
+        out.add(line(`${name}_bucket`, a, `${extra},le="${labelValue(le)}"`, cumulative));
       }
+      if (out.full.length > 0) yield* out.full.splice(0);
     }
   }
-  return out;
+  const written =
+    m.dataPointType === DataPointType.SUM ||
+    m.dataPointType === DataPointType.GAUGE ||
+    m.dataPointType === DataPointType.HISTOGRAM;
+  return writeMetadata || (written && m.dataPoints.length > 0);
 }
 
-/** Prometheus text exposition of `rm`, identical to `new PrometheusSerializer().serialize(rm)`. */
-export function serializePrometheus(rm: ResourceMetrics): string {
+/**
+ * Prometheus text exposition of `rm` in chunks of about 64 KiB (served as they come: /metrics at 1,000
+ * pods is ~35 MB of text), the text of `new PrometheusSerializer().serialize(rm)` with the names above.
+ */
+export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
   const families = new Map<string, Family>();
-  families.set('target_info', { meta: { help: 'Target metadata', unit: '', type: 'gauge' }, metrics: [] });
+  families.set('target_info', { meta: { help: 'Target metadata', type: 'gauge' }, metrics: [] });
   for (const sm of rm.scopeMetrics) {
     for (const metric of sm.metrics) {
       const name = metricName(metric);
@@ -183,7 +213,7 @@ export function serializePrometheus(rm: ResourceMetrics): string {
       const fam = families.get(name);
       if (!fam) {
         families.set(name, {
-          meta: { help: metric.descriptor.description, unit: metric.descriptor.unit, type },
+          meta: { help: metric.descriptor.description, type },
           metrics: [{ metric, scope: sm.scope }],
         });
         continue;
@@ -200,28 +230,32 @@ export function serializePrometheus(rm: ResourceMetrics): string {
   for (const fam of families.values()) {
     if (!fam.meta) continue;
     for (const { metric } of fam.metrics) {
-      const { description, unit } = metric.descriptor;
+      const { description } = metric.descriptor;
       if (description && !fam.meta.help) fam.meta.help = description;
-      if (unit && !fam.meta.unit) fam.meta.unit = unit;
     }
   }
-  let out = '';
-  let resource = '';
+  // target_info (the first family) comes first: the Resource, then every metric.
+  const out = new Chunks();
+  if (families.get('target_info')!.meta) out.add(serializeResource(rm.resource, true));
+  let any = false;
   for (const [name, fam] of families) {
     if (!fam.meta) continue;
-    let writeMetadata = true;
-    if (name === 'target_info') {
-      resource = serializeResource(rm.resource, writeMetadata);
-      writeMetadata = false;
-    }
+    let writeMetadata = name !== 'target_info';
     for (const { metric, scope } of fam.metrics) {
-      const s = serializeMetric(metric, scope, name, fam.meta, writeMetadata);
-      if (s) {
-        out += s;
+      if (yield* serializeMetric(out, metric, scope, name, fam.meta, writeMetadata)) {
+        any = true;
         writeMetadata = false;
       }
     }
   }
-  if (out === '') out = '# no registered metrics';
-  return resource + out;
+  if (!any) out.add('# no registered metrics');
+  yield* out.full;
+  if (out.text !== '') yield out.text;
+}
+
+/** The whole text of renderPrometheus: `new PrometheusSerializer().serialize(rm)` with the names above. */
+export function serializePrometheus(rm: ResourceMetrics): string {
+  let text = '';
+  for (const chunk of renderPrometheus(rm)) text += chunk;
+  return text;
 }

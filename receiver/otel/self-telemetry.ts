@@ -3,7 +3,7 @@
 import type { HrTime } from '@opentelemetry/api';
 import type { MetricData } from '@opentelemetry/sdk-metrics';
 import type { HistogramValue, MetricDef, ProbeState } from '../probe/types.ts';
-import { hrTimeFromMs, type MetricSeries, toMetricData } from './metric-store.ts';
+import { toMetricData } from './metric-data.ts';
 import {
   ATTR_PODNET_EVENT_OUTCOME,
   ATTR_PODNET_EXPORT_SIGNAL,
@@ -11,6 +11,7 @@ import {
   ATTR_PODNET_PROBE_NAME,
   ATTR_PODNET_PROBE_STATE,
 } from './semconv.ts';
+import { hrTimeFromMs, type MetricSeries } from './series-state.ts';
 
 /** What happened to events handed to the pipeline by probes. */
 export type EventOutcome =

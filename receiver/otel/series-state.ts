@@ -55,12 +55,13 @@ export function cachedAttributesKey(attrs: ProbeAttributes): string {
  * A series as the store keeps it between collections: created when first seen, then updated in place
  * (value, time, start) while its probe keeps reporting it, so a steady collection allocates no key
  * string for attribute-less points (nor for frozen, shared attribute objects) and no attribute object
- * at all. Attribute-less series of one netns share one frozen attribute object (the entity keys).
+ * at all. It holds its attributes as two shared parts (point attributes, entity keys): the merged
+ * object is built only when asked for (at 1,000 pods, 60,000 merged objects held 45 MB of heap; the
+ * OTLP encoder and the /metrics render read the parts).
  */
-export interface SeriesState {
+export class SeriesState implements MetricSeries {
   def: MetricDef;
-  attributes: Record<string, AttributeValue>;
-  parts: AttributeParts;
+  parts: AttributeParts = NO_PARTS;
   value: number | HistogramValue;
   startTime: HrTime;
   time: HrTime;
@@ -70,7 +71,27 @@ export interface SeriesState {
    * What a replaced instance of the probe had counted (counters and histograms): added to what the new
    * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
    */
-  carry?: number | HistogramValue;
+  carry: number | HistogramValue | undefined = undefined;
+
+  constructor(def: MetricDef, value: number | HistogramValue, time: HrTime, gen: number) {
+    this.def = def;
+    this.value = value;
+    this.startTime = time;
+    this.time = time;
+    this.gen = gen;
+  }
+
+  get attributes(): Record<string, AttributeValue> {
+    return mergedAttributes(this.parts);
+  }
+}
+
+/** `{ ...point, ...entity }`, or one of the (frozen, shared) parts when the other is empty. */
+export function mergedAttributes(parts: AttributeParts): Record<string, AttributeValue> {
+  const [point, entity] = parts;
+  if (point === NO_ATTRIBUTES) return entity;
+  if (entity === NO_ATTRIBUTES) return point;
+  return { ...point, ...entity };
 }
 
 export interface NetnsSeries {
@@ -84,6 +105,8 @@ export interface NetnsSeries {
   seen: number;
   entity: Entity | undefined;
   entityAttrs: Record<string, AttributeValue>;
+  /** `[no point attributes, entityAttrs]`: the parts of every attribute-less series of the netns. */
+  entityParts: AttributeParts;
   entityVersion: number;
   /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
   attrsChanged: number;
@@ -105,7 +128,7 @@ export const NO_ATTRIBUTES: Record<string, AttributeValue> = Object.freeze({}) a
   string,
   AttributeValue
 >;
-export const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES];
+export const NO_PARTS: AttributeParts = [NO_ATTRIBUTES, NO_ATTRIBUTES, true];
 
 export function isHistogram(v: number | HistogramValue): v is HistogramValue {
   return typeof v === 'object';

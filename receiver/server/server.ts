@@ -1,11 +1,14 @@
-// The local HTTP server: GET /metrics (Prometheus text), /status (JSON), /events (live JSON lines,
-// filterable), /inspect (JSON for the live view), /healthz. Binds 127.0.0.1:9464 by default; a non-loopback
-// address is an explicit choice and is logged as a warning (naming what protects it, or that nothing does).
+// The local HTTP server: GET /metrics (Prometheus text, streamed, gzip when asked), /status (JSON), /events
+// (live JSON lines, filterable), /inspect (JSON for the live view), /healthz and /readyz (open without the
+// token: liveness, and readiness once the first collection ran and pod discovery answered). Binds
+// 127.0.0.1:9464 by default; a non-loopback address is an explicit choice and is logged as a warning (naming
+// what protects it, or that nothing does).
 //
-// Optional protection (`server.bearer_token_file`, `server.tls`): every request except /healthz must carry
-// `Authorization: Bearer <token>` (compared in constant time; the file is re-read when it changes, so a
-// rotated Secret applies without a restart); TLS serves HTTPS from PEM files (re-read every 30 s when they
-// change). Query parameters are only compared with event fields: they never name files, never run anything.
+// Optional protection (`server.bearer_token_file`, `server.tls`): every request except /healthz and /readyz
+// must carry `Authorization: Bearer <token>` (compared in constant time; the file is re-read when it
+// changes, so a rotated Secret applies without a restart); TLS serves HTTPS from PEM files (re-read every
+// 30 s when they change). Query parameters are only compared with event fields: they never name files,
+// never run anything.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

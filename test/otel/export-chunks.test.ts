@@ -241,7 +241,7 @@ test('a failed request fails the export once and the remaining requests are not 
     export(req, cb) {
       calls++;
       sent.push(
-        req.reduce(
+        (req as ResourceMetrics[]).reduce(
           (t, m) =>
             t +
             m.scopeMetrics.reduce((n, s) => n + s.metrics.reduce((a, x) => a + x.dataPoints.length, 0), 0),

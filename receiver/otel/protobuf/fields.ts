@@ -1,0 +1,219 @@
+// The parts of OTLP metric messages below a Metric (data points, attributes, Resource, scope, timestamps),
+// written in the field order of the SDK's serializer (@opentelemetry/otlp-transformer, metrics-serializer and
+// common-serializer): what metrics.ts assembles into requests. Encoded once and reused: a Resource, a scope,
+// a frozen attribute object.
+import type { Attributes, AttributeValue, HrTime } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  type DataPoint,
+  type Histogram,
+  type ScopeMetrics,
+} from '@opentelemetry/sdk-metrics';
+import { ProtoWriter } from './writer.ts';
+
+/** Encoded attribute lists of frozen objects (KeyValue fields without their field tag's number fixed). */
+const frozenAttrs: WeakMap<Attributes, Uint8Array>[] = [];
+const resources = new WeakMap<Resource, Uint8Array>();
+const scopes = new WeakMap<object, Uint8Array>();
+export const scratch = new ProtoWriter(4096);
+
+function anyValue(w: ProtoWriter, v: unknown): void {
+  if (typeof v === 'string') {
+    w.tag(1, 2);
+    w.string(v);
+  } else if (typeof v === 'boolean') {
+    w.tag(2, 0);
+    w.uint32(v ? 1 : 0);
+  } else if (typeof v === 'number') {
+    if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) {
+      w.tag(3, 0);
+      w.int64(v);
+    } else {
+      w.tag(4, 1);
+      w.double(v);
+    }
+  } else if (v instanceof Uint8Array) {
+    w.tag(7, 2);
+    w.bytes(v);
+  } else if (Array.isArray(v)) {
+    w.tag(5, 2);
+    const a = w.fork();
+    for (const item of v) {
+      w.tag(1, 2);
+      const i = w.fork();
+      anyValue(w, item);
+      w.ldelim(i);
+    }
+    w.ldelim(a);
+  } else if (typeof v === 'object' && v !== null) {
+    w.tag(6, 2);
+    const l = w.fork();
+    keyValues(w, v as Attributes, 1);
+    w.ldelim(l);
+  }
+}
+
+function keyValues(w: ProtoWriter, attrs: Attributes, field: number): void {
+  for (const key in attrs) {
+    if (!Object.hasOwn(attrs, key)) continue;
+    w.tag(field, 2);
+    const kv = w.fork();
+    w.tag(1, 2);
+    w.string(key);
+    w.tag(2, 2);
+    const v = w.fork();
+    anyValue(w, attrs[key] as AttributeValue);
+    w.ldelim(v);
+    w.ldelim(kv);
+  }
+}
+
+/** `attrs` as repeated KeyValue field `field`; a frozen object is encoded once. */
+function attributes(w: ProtoWriter, attrs: Attributes, field: number): void {
+  if (!Object.isFrozen(attrs)) {
+    keyValues(w, attrs, field);
+    return;
+  }
+  let cache = frozenAttrs[field];
+  if (cache === undefined) {
+    cache = new WeakMap();
+    frozenAttrs[field] = cache;
+  }
+  let b = cache.get(attrs);
+  if (b === undefined) {
+    scratch.reset();
+    keyValues(scratch, attrs, field);
+    b = scratch.finish();
+    cache.set(attrs, b);
+  }
+  w.raw(b);
+}
+
+/** ResourceMetrics field 1: the Resource message with its tag. */
+export function resourceBytes(r: Resource): Uint8Array {
+  let b = resources.get(r);
+  if (b === undefined) {
+    scratch.reset();
+    scratch.tag(1, 2);
+    const at = scratch.fork();
+    if (r.attributes) keyValues(scratch, r.attributes, 1);
+    scratch.tag(2, 0);
+    scratch.uint32(0);
+    scratch.ldelim(at);
+    b = scratch.finish();
+    resources.set(r, b);
+  }
+  return b;
+}
+
+/** ScopeMetrics field 1: the InstrumentationScope message with its tag. */
+export function scopeBytes(s: ScopeMetrics['scope']): Uint8Array {
+  let b = scopes.get(s);
+  if (b === undefined) {
+    scratch.reset();
+    scratch.tag(1, 2);
+    const at = scratch.fork();
+    scratch.tag(1, 2);
+    scratch.string(s.name);
+    if (s.version) {
+      scratch.tag(2, 2);
+      scratch.string(s.version);
+    }
+    const extra = s as { attributes?: Attributes; droppedAttributesCount?: number };
+    if (extra.attributes) keyValues(scratch, extra.attributes, 3);
+    if (extra.droppedAttributesCount) {
+      scratch.tag(4, 0);
+      scratch.uint32(extra.droppedAttributesCount);
+    }
+    scratch.ldelim(at);
+    b = scratch.finish();
+    scopes.set(s, b);
+  }
+  return b;
+}
+
+/** HrTime as fixed64 nanoseconds (the SDK's writeHrTimeAsFixed64, without overflow past 2^53). */
+export function hrTime(w: ProtoWriter, t: HrTime): void {
+  const seconds = t[0];
+  const nanos = t[1];
+  const lo16 = (seconds & 0xffff) * 1e9;
+  const hiBits = ((seconds / 65536) >>> 0) * 1e9;
+  const low = (lo16 >>> 0) + (((hiBits & 0xffff) * 65536) >>> 0) + nanos;
+  const high = Math.floor(lo16 / 4294967296) + ((hiBits / 65536) >>> 0) + Math.floor(low / 4294967296);
+  w.fixed64Parts(low >>> 0, high >>> 0);
+}
+
+export function temporality(t: AggregationTemporality): number {
+  return t === AggregationTemporality.DELTA ? 1 : t === AggregationTemporality.CUMULATIVE ? 2 : 0;
+}
+
+/** sfixed64 of an integer-valued number (negative: two's complement, as the SDK's writeSfixed64). */
+function sfixed64(w: ProtoWriter, v: number): void {
+  if (v >= 0) {
+    w.fixed64Parts(v >>> 0, (v / 4294967296) >>> 0);
+    return;
+  }
+  const abs = Math.abs(v);
+  let low = ~(abs >>> 0) >>> 0;
+  let high = ~((abs / 4294967296) >>> 0) >>> 0;
+  low = (low + 1) >>> 0;
+  if (low === 0) high = (high + 1) >>> 0;
+  w.fixed64Parts(low, high);
+}
+
+export function numberPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes, int: boolean): void {
+  w.tag(1, 2);
+  const at = w.fork();
+  w.tag(2, 1);
+  hrTime(w, dp.startTime);
+  w.tag(3, 1);
+  hrTime(w, dp.endTime);
+  if (int) {
+    w.tag(6, 1);
+    sfixed64(w, dp.value as number);
+  } else {
+    w.tag(4, 1);
+    w.double(dp.value as number);
+  }
+  if (attrs) attributes(w, attrs, 7);
+  w.ldelim(at);
+}
+
+export function histogramPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes): void {
+  const h = dp.value as Histogram;
+  w.tag(1, 2);
+  const at = w.fork();
+  w.tag(2, 1);
+  hrTime(w, dp.startTime);
+  w.tag(3, 1);
+  hrTime(w, dp.endTime);
+  w.tag(4, 1);
+  w.fixed64(h.count);
+  if (h.sum !== undefined) {
+    w.tag(5, 1);
+    w.double(h.sum);
+  }
+  const counts = h.buckets.counts;
+  if (counts.length > 0) {
+    w.tag(6, 2);
+    w.uint32(counts.length * 8);
+    for (const c of counts) w.fixed64(c);
+  }
+  const bounds = h.buckets.boundaries;
+  if (bounds.length > 0) {
+    w.tag(7, 2);
+    w.uint32(bounds.length * 8);
+    for (const b of bounds) w.double(b);
+  }
+  if (attrs) attributes(w, attrs, 9);
+  if (h.min !== undefined) {
+    w.tag(11, 1);
+    w.double(h.min);
+  }
+  if (h.max !== undefined) {
+    w.tag(12, 1);
+    w.double(h.max);
+  }
+  w.ldelim(at);
+}

@@ -1,0 +1,110 @@
+// /metrics is streamed (chunked, no Content-Length) and gzip-compressed when the client asks for it:
+// curl --compressed gets `Content-Encoding: gzip` and a body that gzip(1) inflates to an exposition
+// promtool accepts; without Accept-Encoding (or with gzip;q=0) the text comes as it is; both carry the
+// same series. A real Prometheus scraping it (it always asks for gzip) is in test/otel/prometheus.test.ts.
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
+import { Agent } from '../../receiver/agent/agent.ts';
+import { acceptsGzip } from '../../receiver/server/text-response.ts';
+
+let agent: Agent;
+
+before(async () => {
+  agent = await Agent.start({
+    configText: `
+collection_interval: 1h
+server: { address: "127.0.0.1:0" }
+probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 3 } } }
+`,
+    specs: [],
+    extraSpecs: [syntheticSpec],
+    env: {},
+  });
+});
+
+after(async () => {
+  await agent?.stop();
+});
+
+/** curl in a child process, awaited (a synchronous spawn would block the agent serving it). */
+async function curl(args: string[]): Promise<{ headers: string; body: Buffer }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-gz-'));
+  try {
+    const r = await promisify(execFile)(
+      'curl',
+      ['-sS', '-D', join(dir, 'h'), ...args, `${agent.serverUrl}/metrics`],
+      { encoding: 'buffer', maxBuffer: 64 * 2 ** 20 },
+    );
+    return { headers: readFileSync(join(dir, 'h'), 'utf8').toLowerCase(), body: r.stdout };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function promtool(text: string): void {
+  const lint = spawnSync('promtool', ['check', 'metrics'], {
+    input: text,
+    encoding: 'utf8',
+    maxBuffer: 64 * 2 ** 20,
+  });
+  assert.equal(lint.status, 0, `promtool check metrics:\n${lint.stdout}${lint.stderr}`);
+}
+
+/** Series names with their labels (values change between scrapes of counters; these do not). */
+function series(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.slice(0, l.lastIndexOf(' ')))
+    .sort();
+}
+
+test('Accept-Encoding: gzip gets a gzip body that gzip(1) inflates to a valid exposition', async () => {
+  const gz = await curl(['-H', 'Accept-Encoding: gzip']);
+  assert.match(gz.headers, /content-encoding: gzip/);
+  assert.match(gz.headers, /transfer-encoding: chunked/);
+  assert.doesNotMatch(gz.headers, /content-length/);
+  assert.deepEqual([...gz.body.subarray(0, 2)], [0x1f, 0x8b], 'gzip magic');
+  const inflated = spawnSync('gzip', ['-dc'], { input: gz.body, maxBuffer: 64 * 2 ** 20 });
+  assert.equal(inflated.status, 0, String(inflated.stderr));
+  const text = inflated.stdout.toString();
+  promtool(text);
+  assert.match(text, /^podnet_synthetic_queue_length\{.*\} 3$/m);
+  const plain = await curl([]);
+  assert.doesNotMatch(plain.headers, /content-encoding/);
+  assert.match(plain.headers, /transfer-encoding: chunked/);
+  promtool(plain.body.toString());
+  assert.deepEqual(series(plain.body.toString()), series(text));
+  assert.ok(gz.body.length < plain.body.length / 3, `${gz.body.length} vs ${plain.body.length} bytes`);
+  // curl --compressed: its own Accept-Encoding list, decoded by curl.
+  const c = await curl(['--compressed']);
+  assert.match(c.headers, /content-encoding: gzip/);
+  assert.deepEqual(series(c.body.toString()), series(text));
+});
+
+test('gzip with q=0 is refused; the accepted spellings', async () => {
+  const q0 = await curl(['-H', 'Accept-Encoding: gzip;q=0, identity']);
+  assert.doesNotMatch(q0.headers, /content-encoding/);
+  assert.ok(acceptsGzip('deflate, gzip;q=0.5'));
+  assert.ok(acceptsGzip(['br', 'GZIP']));
+  assert.ok(!acceptsGzip('gzip;q=0'));
+  assert.ok(!acceptsGzip('br, deflate'));
+  assert.ok(!acceptsGzip(undefined));
+});
+
+test('HEAD /metrics answers without a body', async () => {
+  const r = await promisify(execFile)('curl', [
+    '-sS',
+    '-I',
+    '-H',
+    'Accept-Encoding: gzip',
+    `${agent.serverUrl}/metrics`,
+  ]);
+  assert.match(r.stdout, /^HTTP\/1\.1 200/);
+});
