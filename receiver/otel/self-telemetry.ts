@@ -5,6 +5,7 @@ import type { MetricData } from '@opentelemetry/sdk-metrics';
 import type { HistogramValue, MetricDef, ProbeState } from '../probe/types.ts';
 import { toMetricData } from './metric-data.ts';
 import {
+  ATTR_PODNET_CAPTURE_OUTCOME,
   ATTR_PODNET_EVENT_OUTCOME,
   ATTR_PODNET_EXPORT_SIGNAL,
   ATTR_PODNET_METRIC_NAME,
@@ -25,7 +26,6 @@ export type EventOutcome =
   | 'lost_export_failed';
 
 /** Outcome attribute of podnet.capture.count (receiver/capture/service.ts counts them). */
-const ATTR_CAPTURE_OUTCOME = 'podnet.capture.outcome';
 
 const DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -112,7 +112,7 @@ export const SELF_METRICS: readonly MetricDef[] = [
     unit: '{capture}',
     description:
       'Packet captures, by outcome: on_demand (GET /capture started), refused (limit or no token), triggered (a rule started one), skipped (a rule fired at a limit), failed (could not start).',
-    attributes: [ATTR_CAPTURE_OUTCOME],
+    attributes: [ATTR_PODNET_CAPTURE_OUTCOME],
     enabled: true,
     scope: 'node',
   },
@@ -226,7 +226,9 @@ export class SelfTelemetry {
       );
       const captures = src.captures?.() ?? {};
       groups.push(
-        Object.entries(captures).map(([o, n]) => s('podnet.capture.count', { [ATTR_CAPTURE_OUTCOME]: o }, n)),
+        Object.entries(captures).map(([o, n]) =>
+          s('podnet.capture.count', { [ATTR_PODNET_CAPTURE_OUTCOME]: o }, n),
+        ),
       );
     }
     groups.push(

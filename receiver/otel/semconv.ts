@@ -32,6 +32,7 @@ export const ATTR_PODNET_PROBE_STATE = 'podnet.probe.state';
 export const ATTR_PODNET_EVENT_OUTCOME = 'podnet.event.outcome';
 export const ATTR_PODNET_METRIC_NAME = 'podnet.metric.name';
 export const ATTR_PODNET_EXPORT_SIGNAL = 'podnet.export.signal';
+export const ATTR_PODNET_CAPTURE_OUTCOME = 'podnet.capture.outcome';
 
 /** `podnet.entity.kind` of data that belongs to no watched netns (netns 0 or an unknown inode). */
 export const ENTITY_KIND_UNATTRIBUTED = 'unattributed';
