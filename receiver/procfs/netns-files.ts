@@ -142,7 +142,10 @@ export class NetnsFiles {
         }
         const text = preadWhole(fd);
         out[i] = text;
-        if (f.shared && cycle !== undefined) (e.texts ??= new Map()).set(f.name, text);
+        if (f.shared && cycle !== undefined) {
+          e.texts ??= new Map();
+          e.texts.set(f.name, text);
+        }
       }
     } catch (err) {
       this.drop(inode); // reopened next time
