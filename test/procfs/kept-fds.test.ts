@@ -47,10 +47,7 @@ const value = (points: readonly MetricPoint[], metric: string): number => {
 test('a kept fd reads fresh values: equal to nstat and ip -s link after new traffic', async () => {
   const entity = namedEntity(ns);
   const snmp = await snmpProbe.create(probeContext(), snmpProbe.args.parse({}));
-  const netdev = await netdevProbe.create(
-    probeContext(),
-    netdevProbe.args.parse({ excludeInterfaces: [] }),
-  );
+  const netdev = await netdevProbe.create(probeContext(), netdevProbe.args.parse({ excludeInterfaces: [] }));
   try {
     const first = await snmp.collect([entity]);
     await netdev.collect([entity]);
@@ -108,7 +105,14 @@ test('fds are closed when the netns goes away: /proc/<pid>/fd count comes back',
     const kept = entities.slice(0, 10);
     for (const p of ps) await p.collect(kept);
     assert.equal(sharedNetnsFiles.stats().netns, 10, 'netns no longer listed: fds closed');
-    sh('ip', ['-batch', '-'], `${many.slice(0, 10).map((n) => `netns del ${n}`).join('\n')}\n`);
+    sh(
+      'ip',
+      ['-batch', '-'],
+      `${many
+        .slice(0, 10)
+        .map((n) => `netns del ${n}`)
+        .join('\n')}\n`,
+    );
     for (const p of ps) {
       const points = await p.collect(kept);
       assert.equal(points.filter((x) => x.netns !== undefined).length, 0, 'no points for deleted netns');
