@@ -56,7 +56,8 @@ if (prefix !== undefined || o['host-only']) {
   const cfg = loadConfigFile(o.config, { specs: [...probeSpecs, ...extraSpecs] });
   registry = new EntityRegistry({
     disableCri: true,
-    netnsDiscovery: 'always',
+    // host only: no netns scan at all (other tests' netns on this machine would be scanned and filtered out)
+    netnsDiscovery: o['host-only'] ? 'never' : 'always',
     scanProc: false,
     refreshIntervalMs: Math.max(100, cfg.collectionIntervalMs),
   });

@@ -1,25 +1,36 @@
 // Versus node_exporter (Debian prometheus-node-exporter, the exporter operators run today): scrape
 // latency and CPU of its netdev/netstat/sockstat collectors against podnet's /metrics for the host netns,
 // and podnet's cost per extra netns. Both are scraped alternately once per interval (as Prometheus would,
-// node_exporter then podnet) for the whole window; podnet's collection_interval = the scrape interval, so
-// "CPU per scrape" is everything each process spent per cycle (node_exporter collects at scrape time,
-// podnet on its timer and serves the latest collection).
+// node_exporter then podnet) for the whole window; podnet's collection_interval = the scrape interval.
+//
+// Fair comparison: node_exporter collects at scrape time, podnet on its own timer (every interval, scraped
+// or not) and serves the latest collection; with one scrape per interval each process does one collection
+// and one render per cycle, so "CPU per scrape cycle" is everything each process spent per cycle
+// (utime + stime of /proc/<pid>/stat over the window: its collection, render, HTTP, runtime, GC). Both
+// are warmed up (scraped) for --warmup seconds before the window (podnet's JIT and start-up GC otherwise
+// land in it; node_exporter, a Go binary, has neither), and both are measured over the same window.
 //
 // podnet configurations (one after another, node_exporter scraped alongside each):
-//   like-for-like: host netns only, probes netdev + snmp + sockstat (the same /proc/net files)
-//   default:       host netns only, the default probes
-//   +N netns:      default probes, host + N test netns (cost per extra pod netns)
+//   like:    like-for-like: host netns only, probes netdev + snmp + sockstat (the same /proc/net files)
+//   default: host netns only, the default probes
+//   netns:   default probes, host + N test netns (cost per extra pod netns)
+// --variant NAME=ROOT runs another podnet checkout (a git worktree of a baseline) in each configuration
+// too, one after the other (A/B in one invocation); the last variant is the one judged by the target.
+// --profile adds one run of the like-for-like configuration under node --cpu-prof (where the CPU goes;
+// the profiler's own cost makes that run's CPU figure meaningless, so it is not in the table).
 //
-//   node benchmarks/suite/node-exporter.ts [--seconds 30] [--interval 1s] [--netns 100] [--quick]
+//   node benchmarks/suite/node-exporter.ts [--seconds 30] [--interval 1s] [--netns 100] [--warmup 10]
+//     [--configs like,default,netns] [--variant NAME=ROOT]... [--profile] [--quick]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
-import { freePort, startPodnet } from '../lib/podnet.ts';
+import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
+import { freePort, type PodnetOptions, type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, rssBytes } from '../lib/proc.ts';
-import { emitSection, type Table } from '../lib/results.ts';
+import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, int, median, quantile, sleep } from '../lib/stats.ts';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
@@ -28,16 +39,43 @@ const { values: o } = parseArgs({
     seconds: { type: 'string' },
     interval: { type: 'string' },
     netns: { type: 'string' },
+    warmup: { type: 'string' },
+    configs: { type: 'string' },
+    variant: { type: 'string', multiple: true },
+    profile: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(o.seconds ?? (o.quick ? 2 : 30));
 const intervalMs = Number((o.interval ?? '1s').replace(/s$/, '')) * 1000;
 const extraNetns = Number(o.netns ?? (o.quick ? 3 : 100));
+const warmupS = Number(o.warmup ?? (o.quick ? 1 : Math.max(10, (5 * intervalMs) / 1000)));
+const only = new Set((o.configs ?? 'like,default,netns').split(','));
+for (const c of only)
+  if (!['like', 'default', 'netns'].includes(c)) throw new Error(`--configs: unknown configuration ${c}`);
 const prefix = `pnk${process.pid}x`;
 const started = performance.now();
 
-async function scrape(url: string): Promise<{ ms: number; bytes: number; lines: number }> {
+interface Variant {
+  name: string;
+  start: (o: PodnetOptions) => Promise<PodnetProc>;
+}
+const variants: Variant[] = [];
+for (const spec of o.variant ?? ['podnet=.']) {
+  const eq = spec.indexOf('=');
+  const name = eq > 0 ? spec.slice(0, eq) : spec;
+  const rootArg = eq > 0 ? spec.slice(eq + 1) : '.';
+  if (rootArg === '.') {
+    variants.push({ name, start: startPodnet });
+    continue;
+  }
+  const root = `${rootArg.replace(/\/+$/, '')}/`;
+  // The variant's own benchmarks/lib/podnet.ts starts its own podnet-child.ts (and so its own receiver).
+  const lib = (await import(`${root}benchmarks/lib/podnet.ts`)) as { startPodnet: typeof startPodnet };
+  variants.push({ name, start: (opts) => lib.startPodnet({ ...opts, root }) });
+}
+
+async function scrape(url: string): Promise<{ ms: number; bytes: number; lines: number; text: string }> {
   const t0 = performance.now();
   const res = await fetch(url);
   const text = await res.text();
@@ -45,9 +83,15 @@ async function scrape(url: string): Promise<{ ms: number; bytes: number; lines: 
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   let lines = 0;
   for (const l of text.split('\n')) if (l && l[0] !== '#') lines++;
-  return { ms, bytes: text.length, lines };
+  return { ms, bytes: text.length, lines, text };
 }
 
+/** A scrape that lacks what the configuration reads means the run measured nothing: fail it. */
+function expectFamilies(what: string, text: string, families: readonly string[]): void {
+  for (const f of families)
+    if (!text.includes(`\n${f}`) && !text.startsWith(f))
+      throw new Error(`${what}: no ${f}* series in the scrape: the run would measure nothing`);
+}
 function makeNetns(n: number): void {
   if (n === 0) return;
   const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -83,11 +127,14 @@ interface Side {
 }
 interface Result {
   config: string;
+  id: string;
+  variant: string;
   entities: number;
   ne: Side;
   podnet: Side;
   scrapes: number;
   wall: number;
+  machineBusyPct: number;
 }
 
 const nePort = await freePort();
@@ -104,43 +151,78 @@ const ne: ChildProcess = spawn(
 );
 const neUrl = `http://127.0.0.1:${nePort}/metrics`;
 const results: Result[] = [];
+let profile: ProfileSummary | undefined;
+let profiledCycles = 0;
+const profDir = mkdtempSync(join(tmpdir(), 'pnk-ne-prof-'));
 const neVersion = execFileSync(NODE_EXPORTER, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
+let failure: Error | undefined;
 try {
-  for (let i = 0; i < 50; i++) {
+  let up = false;
+  for (let i = 0; i < 50 && !up; i++) {
     try {
       await scrape(neUrl);
-      break;
+      up = true;
     } catch {
       await sleep(100);
     }
   }
-  makeNetns(extraNetns);
+  if (!up) throw new Error(`node_exporter did not answer on ${neUrl}`);
+  if (only.has('netns')) makeNetns(extraNetns);
   const off = Object.fromEntries(probeSpecs.map((s) => [s.name, { enabled: false }]));
   const configs = [
     {
+      id: 'like',
       name: 'like-for-like (netdev + snmp + sockstat, host netns)',
       probes: { ...off, netdev: { enabled: true }, snmp: { enabled: true }, sockstat: { enabled: true } },
       netns: false,
+      families: ['k8s_node_network_io_bytes_total', 'podnet_snmp_tcp_', 'podnet_sockstat_'],
     },
-    { name: 'default probes, host netns', probes: {}, netns: false },
-    { name: `default probes, host + ${extraNetns} netns`, probes: {}, netns: true },
-  ];
-  for (const c of configs) {
-    const podnet = await startPodnet({
+    {
+      id: 'default',
+      name: 'default probes, host netns',
+      probes: {},
+      netns: false,
+      families: ['k8s_node_network_io_bytes_total'],
+    },
+    {
+      id: 'netns',
+      name: `default probes, host + ${extraNetns} netns`,
+      probes: {},
+      netns: true,
+      families: ['k8s_pod_network_io_bytes_total'],
+    },
+  ].filter((c) => only.has(c.id));
+  const runs: [(typeof configs)[number], Variant, boolean][] = [];
+  for (const c of configs) for (const v of variants) runs.push([c, v, false]);
+  const like = configs.find((c) => c.id === 'like');
+  if (o.profile && like) runs.push([like, variants.at(-1)!, true]);
+  for (const [c, variant, profiling] of runs) {
+    const podnet = await variant.start({
       config: { collection_interval: `${intervalMs}ms`, cardinality_limit: 1_000_000, probes: c.probes },
       ...(c.netns ? { netnsPrefix: prefix } : { hostOnly: true }),
       collections: o.quick ? 1 : 2,
+      ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
     });
     const pUrl = `${podnet.url}/metrics`;
     try {
-      // One warm-up scrape each.
-      await scrape(neUrl);
-      await scrape(pUrl);
+      // Warm-up: both scraped as in the window, not measured.
+      const w0 = performance.now();
+      do {
+        const tick = performance.now();
+        await scrape(neUrl);
+        await scrape(pUrl);
+        const left = intervalMs - (performance.now() - tick);
+        if (left > 0) await sleep(left);
+      } while (performance.now() - w0 < warmupS * 1000);
       const neSide: Side = { scrapeMs: [], bytes: 0, lines: 0, cpuS: 0, rssMb: 0 };
       const pSide: Side = { scrapeMs: [], bytes: 0, lines: 0, cpuS: 0, rssMb: 0 };
+      const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
+      const from = usNow();
       const win = new CpuWindow([ne.pid!, podnet.pid]).start();
       const t0 = performance.now();
       let n = 0;
+      let lastNe = '';
+      let lastP = '';
       while (performance.now() - t0 < seconds * 1000) {
         const tick = performance.now();
         const a = await scrape(neUrl);
@@ -151,11 +233,29 @@ try {
         neSide.lines = a.lines;
         pSide.bytes = b.bytes;
         pSide.lines = b.lines;
+        lastNe = a.text;
+        lastP = b.text;
         n++;
         const left = intervalMs - (performance.now() - tick);
         if (left > 0) await sleep(left);
       }
       const w = win.stop();
+      const to = usNow();
+      expectFamilies('node_exporter', lastNe, [
+        'node_netstat_Tcp_',
+        'node_sockstat_',
+        'node_network_receive_bytes_total',
+      ]);
+      expectFamilies(`podnet (${c.name})`, lastP, c.families);
+      if (n === 0) throw new Error(`${c.name}: no scrape in the window`);
+      if (profiling) {
+        await podnet.stop();
+        const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (!file) throw new Error('--profile: podnet wrote no .cpuprofile');
+        profile = summarizeProfile(join(profDir, file), 20, [from, to]);
+        profiledCycles = n;
+        continue;
+      }
       neSide.cpuS = w.cpu[0] ?? 0;
       pSide.cpuS = w.cpu[1] ?? 0;
       neSide.rssMb = rssBytes(ne.pid!) / 2 ** 20;
@@ -163,22 +263,28 @@ try {
       const st = await podnet.status();
       results.push({
         config: c.name,
+        id: c.id,
+        variant: variant.name,
         entities: (st.entities as unknown[]).length,
         ne: neSide,
         podnet: pSide,
         scrapes: n,
         wall: w.wall,
+        machineBusyPct: w.machineBusy * 100,
       });
       console.log(
-        `${c.name}: scrape median node_exporter ${fmt(median(neSide.scrapeMs), 2)} ms podnet ${fmt(median(pSide.scrapeMs), 2)} ms; CPU per scrape ${fmt((neSide.cpuS * 1000) / n, 2)} vs ${fmt((pSide.cpuS * 1000) / n, 2)} ms`,
+        `${c.name} [${variant.name}]: scrape median node_exporter ${fmt(median(neSide.scrapeMs), 2)} ms podnet ${fmt(median(pSide.scrapeMs), 2)} ms; CPU per scrape ${fmt((neSide.cpuS * 1000) / n, 2)} vs ${fmt((pSide.cpuS * 1000) / n, 2)} ms`,
       );
     } finally {
       await podnet.stop();
     }
   }
+} catch (err) {
+  failure = err as Error;
 } finally {
   ne.kill('SIGTERM');
-  if (extraNetns > 0)
+  rmSync(profDir, { recursive: true, force: true });
+  if (only.has('netns') && extraNetns > 0)
     execFileSync('ip', ['-force', '-batch', '-'], {
       input: `${Array.from({ length: extraNetns }, (_, i) => `netns del ${prefix}${i}`).join('\n')}\n`,
       stdio: ['pipe', 'ignore', 'ignore'],
@@ -186,9 +292,14 @@ try {
 }
 
 const per = (s: Side, n: number) => (s.cpuS * 1000) / n;
+// A window shorter than a few 10 ms ticks of CPU (--quick) cannot give a ratio: not measured, not failed.
+const ratio = (r: Result) => (r.ne.cpuS > 0 ? per(r.podnet, r.scrapes) / per(r.ne, r.scrapes) : Number.NaN);
+const ratioText = (r: Result) => (Number.isNaN(ratio(r)) ? 'n/a (under one CPU tick)' : fmt(ratio(r), 2));
+const multi = variants.length > 1;
 const table: Table = {
   headers: [
     'podnet configuration',
+    ...(multi ? ['variant'] : []),
     'entities',
     'scrape ms median (p95): node_exporter',
     'podnet',
@@ -200,25 +311,55 @@ const table: Table = {
     'podnet',
     'RSS MB: node_exporter',
     'podnet',
+    'machine busy %',
   ],
   rows: results.map((r) => [
     r.config,
+    ...(multi ? [r.variant] : []),
     int(r.entities),
     `${fmt(median(r.ne.scrapeMs), 2)} (${fmt(quantile(r.ne.scrapeMs, 0.95), 2)})`,
     `${fmt(median(r.podnet.scrapeMs), 2)} (${fmt(quantile(r.podnet.scrapeMs, 0.95), 2)})`,
     fmt(median(r.podnet.scrapeMs) / median(r.ne.scrapeMs), 2),
     fmt(per(r.ne, r.scrapes), 2),
     fmt(per(r.podnet, r.scrapes), 2),
-    fmt(per(r.podnet, r.scrapes) / per(r.ne, r.scrapes), 2),
+    ratioText(r),
     int(r.ne.lines),
     int(r.podnet.lines),
     fmt(r.ne.rssMb, 0),
     fmt(r.podnet.rssMb, 0),
+    fmt(r.machineBusyPct, 0),
   ]),
 };
+const tables: Table[] = [table];
+if (profile) {
+  const pc = (ms: number) => fmt(ms / Math.max(1, profiledCycles), 2);
+  tables.push(
+    {
+      title: `Where podnet's CPU goes, like-for-like (node --cpu-prof over ${profiledCycles} cycles, self time, ${pc(profile.totalMs)} ms sampled per cycle; the profiler's own cost is not in it): by area`,
+      headers: ['area', 'ms per cycle', 'share'],
+      rows: profile.areas.map(([a, ms, sh]) => [a, pc(ms), `${fmt(sh * 100, 1)} %`]),
+    },
+    {
+      title: 'by function (top 20)',
+      headers: ['function', 'area', 'ms per cycle', 'share'],
+      rows: profile.functions.map(([f, a, ms, sh]) => [f, a, pc(ms), `${fmt(sh * 100, 1)} %`]),
+    },
+  );
+}
+const judged = results.find((r) => r.id === 'like' && r.variant === variants.at(-1)!.name);
+const targets: Target[] = [
+  {
+    name: 'CPU per host scrape vs node_exporter (like-for-like)',
+    target: '≤ 1.0× node_exporter (CPU per scrape cycle, same window)',
+    measured: judged
+      ? `${Number.isNaN(ratio(judged)) ? ratioText(judged) : `${ratioText(judged)}×`} (${fmt(per(judged.podnet, judged.scrapes), 2)} vs ${fmt(per(judged.ne, judged.scrapes), 2)} ms per cycle, ${judged.scrapes} cycles)`
+      : 'not run',
+    met: judged && !o.quick && !Number.isNaN(ratio(judged)) ? ratio(judged) <= 1.0 : null,
+  },
+];
 const notes: string[] = [];
-const host = results[1];
-const plus = results[2];
+const host = results.find((r) => r.id === 'default' && r.variant === variants.at(-1)!.name);
+const plus = results.find((r) => r.id === 'netns' && r.variant === variants.at(-1)!.name);
 if (host && plus) {
   const dn = plus.entities - host.entities;
   notes.push(
@@ -228,19 +369,23 @@ if (host && plus) {
 notes.push(
   `node_exporter: ${neVersion}, \`--collector.disable-defaults --collector.netdev --collector.netstat --collector.sockstat\`. CPU = utime + stime of each process over the window (/proc/<pid>/stat, 10 ms ticks) divided by the scrapes.`,
 );
+if (failure) console.error(failure);
 emitSection({
   id: 'node-exporter',
   title: 'Versus node_exporter: scrape latency and CPU',
   commands: [
-    `node benchmarks/suite/node-exporter.ts --seconds ${seconds} --interval ${intervalMs / 1000}s --netns ${extraNetns}`,
+    `node benchmarks/suite/node-exporter.ts --seconds ${seconds} --interval ${intervalMs / 1000}s --netns ${extraNetns} --warmup ${warmupS}${o.configs ? ` --configs ${o.configs}` : ''}${o.profile ? ' --profile' : ''}`,
   ],
   method: [
-    `Both endpoints scraped alternately (node_exporter, then podnet) once every ${intervalMs / 1000} s for ${seconds} s per podnet configuration; podnet collection_interval = ${intervalMs / 1000} s, so each scrape cycle includes one podnet collection.`,
+    `Both endpoints scraped alternately (node_exporter, then podnet) once every ${intervalMs / 1000} s: ${warmupS} s of warm-up, then ${seconds} s measured, per podnet configuration. podnet's collection_interval = ${intervalMs / 1000} s, so each cycle is one podnet collection (on its timer) and one render; node_exporter collects at scrape time: one collection and one render per cycle too.`,
+    'CPU ratio = podnet CPU per cycle / node_exporter CPU per cycle over the same window (both processes run at once, so machine load falls on both).',
     'Latency = wall time of the HTTP GET including reading the body, from this (client) process.',
   ],
-  tables: [table],
-  targets: [],
+  tables: failure ? [] : tables,
+  targets: failure ? [] : targets,
   notes,
+  ...(failure ? { error: failure.message } : {}),
   durationS: (performance.now() - started) / 1000,
   data: results,
 });
+if (failure) process.exitCode = 1;

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
+import { procfsAvailability } from '../../receiver/procfs/read.ts';
 import { parseNetDev } from './parse.ts';
 
 const ATTRS = ['network.interface.name', 'network.io.direction'] as const;
@@ -200,8 +201,9 @@ export function collectNetdev(
   out: MetricPoint[],
   excluded: (name: string) => boolean,
   wanted: (metric: string) => boolean,
+  cycle?: object,
 ): void {
-  const [text] = readNetFiles(entity, FILES);
+  const [text] = readNetFiles(entity, FILES, cycle);
   const file = `${entity.displayName} net/dev`;
   netdevPoints(text!, entity.netnsInode, out, excluded, wanted, file, entity.kind === 'host');
 }
@@ -228,7 +230,7 @@ export const netdevProbe: ProbeSpec<NetdevArgs> = {
       },
       log: ctx.log.child({ probe: 'netdev' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out) => collectNetdev(entity, out, excluded, wanted),
+      collectEntity: (entity, out, cycle) => collectNetdev(entity, out, excluded, wanted, cycle),
     });
   },
 };

@@ -19,7 +19,8 @@ import type {
   ProbeContext,
   ProbeSpec,
 } from '../../receiver/probe/types.ts';
-import { assertEntityAlive, procfsAvailability } from '../../receiver/procfs/read.ts';
+import { assertEntityAliveOnce } from '../../receiver/procfs/liveness.ts';
+import { procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { PidIo } from './parse.ts';
 import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
 
@@ -176,7 +177,7 @@ export class ProcessCollector {
     return this.#index.get(entity.netnsInode) ?? [];
   }
 
-  collect(entity: Entity, out: MetricPoint[]): void {
+  collect(entity: Entity, out: MetricPoint[], cycle?: object): void {
     const pids = this.pids(entity);
     const sockets = new Set<number>();
     const samples: ProcessSample[] = [];
@@ -184,7 +185,7 @@ export class ProcessCollector {
       const s = sampleProcess(pid, sockets);
       if (s) samples.push(s);
     }
-    assertEntityAlive(entity); // a netns that vanished meanwhile yields no points, not zeros
+    assertEntityAliveOnce(entity, cycle); // a netns that vanished yields no points, not zeros
     const key = stateKey(entity);
     let state = this.#state.get(key);
     if (!state) {
@@ -259,7 +260,7 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
       concurrency: args.concurrency,
       skip: (e) => c.skip(e),
       prepare: (entities) => c.prepare(entities),
-      collectEntity: (entity, out) => c.collect(entity, out),
+      collectEntity: (entity, out, cycle) => c.collect(entity, out, cycle),
     });
   },
 };

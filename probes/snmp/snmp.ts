@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { createProcfsProbe } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { type NetFile, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
+import { type NetFile, procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';
 import { type NameValues, parseNameValueLines, parseSnmp, type SnmpGroup } from './parse.ts';
@@ -184,10 +185,15 @@ function push(out: MetricPoint[], netns: number, r: Resolved, raw: number): void
   );
 }
 
-export function collectSnmp(entity: Entity, out: MetricPoint[], resolver: SnmpResolver): void {
+export function collectSnmp(
+  entity: Entity,
+  out: MetricPoint[],
+  resolver: SnmpResolver,
+  cycle?: object,
+): void {
   const files = resolver.files;
   if (files.length === 0) return;
-  const texts = readNetFiles(entity, files);
+  const texts = readNetFiles(entity, files, cycle);
   const netns = entity.netnsInode;
   // Parse everything before emitting: a malformed file fails the entity without partial points.
   const groups: SnmpGroup[] = [];
@@ -248,7 +254,7 @@ export const snmpProbe: ProbeSpec<SnmpArgs> = {
       },
       log: ctx.log.child({ probe: 'snmp' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out) => collectSnmp(entity, out, resolver),
+      collectEntity: (entity, out, cycle) => collectSnmp(entity, out, resolver, cycle),
     });
   },
 };

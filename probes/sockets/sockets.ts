@@ -74,8 +74,8 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
       protocol: NETLINK_SOCK_DIAG,
       entities: ctx.entities,
       args: initial,
-      read: (open, entity, out, a) => {
-        const presence = a.skipEmpty ? socketPresence(entity) : EVERY_SOCKET;
+      read: (open, entity, out, a, cycle) => {
+        const presence = a.skipEmpty ? socketPresence(entity, cycle) : EVERY_SOCKET;
         let summary: SocketSummary;
         try {
           summary = summarize(open, { ...a, tcpAllFamiliesRequest: v1 }, presence);

@@ -19,7 +19,7 @@ import {
 import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricPoint } from '../../receiver/probe/types.ts';
-import { readNetFiles } from '../../receiver/procfs/read.ts';
+import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { parseSockstat } from '../sockstat/parse.ts';
 import { M, type SocketsArgs } from './defs.ts';
 
@@ -89,7 +89,11 @@ export interface SocketPresence {
 
 export const EVERY_SOCKET: SocketPresence = { tcp: true, udp4: true, udp6: true };
 
-const SOCKSTAT_FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as const;
+// `shared`: read once per netns per collection with the sockstat probe (receiver/procfs/netns-files.ts).
+const SOCKSTAT_FILES = [
+  { name: 'sockstat', shared: true },
+  { name: 'sockstat6', optional: true, shared: true },
+] as const;
 
 /**
  * Which socket dumps of the entity's netns can return anything, from `net/sockstat(6)`: `TCP: inuse`
@@ -97,8 +101,8 @@ const SOCKSTAT_FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: tru
  * connecting sockets; a SYN_RECV request needs a listener), `TCP: tw` the TIME_WAIT ones, `UDP(6):
  * inuse` the bound UDP sockets — all per netns. Zero means the dump would come back empty.
  */
-export function socketPresence(entity: Entity): SocketPresence {
-  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES);
+export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
+  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES, cycle);
   const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
   if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
   let tcp = 0;

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { type Entity, HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
-import { pageSize, procfsAvailability, readNetFiles } from '../../receiver/procfs/read.ts';
+import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
+import { pageSize, procfsAvailability } from '../../receiver/procfs/read.ts';
 import { parseSockstat, type SockstatEntry } from './parse.ts';
 
 const NT = ['network.type'] as const;
@@ -150,18 +151,27 @@ const NODE_MAP: Record<string, readonly [string, number]> = {
   'UDP|mem': ['podnet.sockstat.udp.memory', 0],
 };
 
-const FILES = [{ name: 'sockstat' }, { name: 'sockstat6', optional: true }] as const;
+// `shared`: the sockets probe reads the same files (probes/sockets/summarize.ts): one read per collection.
+const FILES = [
+  { name: 'sockstat', shared: true },
+  { name: 'sockstat6', optional: true, shared: true },
+] as const;
 
-function entries(entity: Entity): SockstatEntry[] {
-  const [v4, v6] = readNetFiles(entity, FILES);
+function entries(entity: Entity, cycle?: object): SockstatEntry[] {
+  const [v4, v6] = readNetFiles(entity, FILES, cycle);
   const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
   if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
   return e;
 }
 
-export function collectSockstat(entity: Entity, out: MetricPoint[], wanted: (m: string) => boolean): void {
+export function collectSockstat(
+  entity: Entity,
+  out: MetricPoint[],
+  wanted: (m: string) => boolean,
+  cycle?: object,
+): void {
   const netns = entity.netnsInode;
-  for (const { proto, key, value } of entries(entity)) {
+  for (const { proto, key, value } of entries(entity, cycle)) {
     const m = ENTITY_MAP[`${proto}|${key}`];
     if (!m || !wanted(m[0])) continue;
     out.push(
@@ -203,7 +213,7 @@ export const sockstatProbe: ProbeSpec<SockstatArgs> = {
       },
       log: ctx.log.child({ probe: 'sockstat' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out) => collectSockstat(entity, out, wanted),
+      collectEntity: (entity, out, cycle) => collectSockstat(entity, out, wanted, cycle),
       collectNode: (out) => collectSockstatNode(out, wanted),
     });
   },

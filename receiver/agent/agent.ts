@@ -103,7 +103,10 @@ export class Agent {
       nodeName: nodeNameFrom(config.nodeName, this.#env),
       log: componentLog(opts, 'peers'),
       env: this.#env,
-      refreshMs: Math.max(1000, config.collectionIntervalMs),
+      // The node-local peer view is rebuilt on every entity change; the timer only catches address
+      // changes of the host and named netns. Every second (a 1 s interval) it was the second largest item
+      // of a host-only agent's profile (os.networkInterfaces; benchmarks/suite/node-exporter.ts --profile).
+      refreshMs: Math.max(10_000, config.collectionIntervalMs),
     });
     this.#probes = new ProbeSet({
       peers: () => (this.#config.raw.peers.enabled ? this.peers : undefined),

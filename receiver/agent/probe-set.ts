@@ -5,6 +5,7 @@
 import type { AnyProbeSpec } from '../../probes/registry.ts';
 import { trimNativeHeap } from '../bpf/malloc-trim.ts';
 import type { ResolvedConfig } from '../config/load.ts';
+import { withCollectionCycle } from '../kit/cycle.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
 import type { EntitySource } from '../pods/entity.ts';
@@ -103,7 +104,8 @@ export class ProbeSet {
   async collect(intervalMs: number): Promise<void> {
     const { pipeline } = this.#opts;
     const entities = this.#opts.entities.entities();
-    await Promise.all(
+    // One collection token for every probe: per-netns work they share is done once (receiver/kit/cycle.ts).
+    const running = withCollectionCycle(() =>
       [...this.#probes.values()].map(async (rp) => {
         const probe = rp.probe;
         if (!probe) return;
@@ -138,6 +140,7 @@ export class ProbeSet {
         }
       }),
     );
+    await Promise.all(running);
   }
 
   #state(p: RunningProbe): ProbeStateView {

@@ -3,7 +3,7 @@
 // file (rename), and files on bind mounts (a ConfigMap's symlink swap) alike, and reacts well within 2 s.
 // A new content is handed over only once two consecutive reads agree, so a file caught in the middle of an
 // in-place write (truncated, then written) is not applied (or rejected) half-written.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 export interface ConfigWatcher {
   close(): void;
@@ -22,7 +22,10 @@ export function watchConfigFile(
   let timer: NodeJS.Timeout | undefined;
   const tick = async (): Promise<void> => {
     try {
-      const text = await readFile(path, 'utf8');
+      // Synchronous: a small local file, 4 reads a second. fs/promises' readFile (a FileHandle and several
+      // thread-pool round trips per read) was the largest item of an idle agent's CPU profile, ~1.3 ms per
+      // second (benchmarks/suite/node-exporter.ts --profile); readFileSync is open, fstat, read, close.
+      const text = readFileSync(path, 'utf8');
       lastError = '';
       if (last === undefined) last = text;
       else if (text === last) pending = undefined;

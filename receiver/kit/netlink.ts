@@ -9,7 +9,8 @@ import { NetlinkError } from '../netlink/codec.ts';
 import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from '../netlink/socket.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { MetricPoint, Probe } from '../probe/types.ts';
-import { assertEntityAlive } from '../procfs/read.ts';
+import { assertEntityAliveOnce } from '../procfs/liveness.ts';
+import { collectionCycle } from './cycle.ts';
 import { asError, type EntityFailure, EntityStatus } from './status.ts';
 
 /** Sockets a pool keeps at most (one per netns); netns beyond it get a socket per collection. */
@@ -20,7 +21,8 @@ export const DEFAULT_POOL_LIMIT = 2048;
  * and kept for the next collections. A socket is closed when its netns leaves: on the entity source's
  * `removed` change, when a collection's entity list no longer has it (`retain`), after any error on it,
  * and all of them on `close`. While open, a socket keeps its netns alive in the kernel, so the reads are
- * followed by a liveness check of the entity (`assertEntityAlive`).
+ * followed by a liveness check of the entity (`assertEntityAliveOnce`: once per netns per collection,
+ * shared with the procfs probes).
  */
 export class NetnsSocketPool {
   readonly protocol: number;
@@ -142,7 +144,9 @@ export async function collectPerNetnsLazy(
   read: (open: () => NetlinkSocket, entity: Entity, out: MetricPoint[]) => void,
   opts: NetlinkSocketOptions = {},
   pool?: NetnsSocketPool,
+  cycle: object = collectionCycle(),
 ): Promise<PerNetnsResult> {
+  // One liveness check per netns per collection (`cycle`, ./cycle.ts), shared with the other probes.
   const points: MetricPoint[] = [];
   const failures: EntityFailure[] = [];
   const pause = yieldEvery(10);
@@ -168,7 +172,7 @@ export async function collectPerNetnsLazy(
           points.length = mark;
         }
       }
-      if (kept) assertEntityAlive(entity);
+      if (kept) assertEntityAliveOnce(entity, cycle);
     } catch (err) {
       points.length = mark;
       failures.push({ entity, error: asError(err) });
@@ -195,7 +199,14 @@ export interface NetlinkProbeOptions<A extends { readonly timeoutMs: number }> {
    * One entity's reads. `open()` returns the netns' socket, opening it on the first call (a read that
    * learns there is nothing to dump costs no setns). Points pushed before a throw are discarded.
    */
-  readonly read: (open: () => NetlinkSocket, entity: Entity, out: MetricPoint[], args: A) => void;
+  readonly read: (
+    open: () => NetlinkSocket,
+    entity: Entity,
+    out: MetricPoint[],
+    args: A,
+    /** The collection (./cycle.ts), for `readNetFiles` (receiver/procfs/netns-files.ts). */
+    cycle: object,
+  ) => void;
   /** After each collection, e.g. to forget the state of netns no longer in `entities`. */
   readonly afterCollect?: (entities: readonly Entity[]) => void;
   readonly onClose?: () => void;
@@ -215,13 +226,15 @@ export function createNetlinkProbe<A extends { readonly timeoutMs: number }>(
   return {
     async collect(entities: readonly Entity[]) {
       const a = args;
+      const cycle = collectionCycle(); // before the first await (./cycle.ts)
       const started = performance.now();
       const { points, failures } = await collectPerNetnsLazy(
         entities,
         o.protocol,
-        (open, entity, out) => o.read(open, entity, out, a),
+        (open, entity, out) => o.read(open, entity, out, a, cycle),
         { timeoutMs: a.timeoutMs },
         pool,
+        cycle,
       );
       o.afterCollect?.(entities);
       status.record(entities.length, failures, performance.now() - started);

@@ -1,12 +1,16 @@
 // The procfs kit: collect per entity (bounded concurrency through `eachEntity`); one failing entity
 // (netns gone mid-read, pid exited, malformed file) adds no points and is reported in `status().details`
 // (the per-entity shape every kit shares, ./status.ts), the rest is collected. Reads are synchronous
-// procfs reads (fast, no disk); the loop yields to the event loop every `YIELD_EVERY` entities so 1,000
+// procfs reads through fds kept open per netns and shared by the procfs probes (receiver/procfs/
+// netns-files.ts: `cycle`, the collection (./cycle.ts), makes one liveness check and one read of a shared
+// file per netns per collection; fds of netns that left the list are closed after each collection); the loop yields to the event loop every `YIELD_EVERY` entities so 1,000
 // netns never block it in one go.
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeContext, ProbeStatus } from '../probe/types.ts';
+import { sharedNetnsFiles } from '../procfs/netns-files.ts';
+import { collectionCycle } from './cycle.ts';
 import { eachEntity } from './each-entity.ts';
 import { EntityStatus, type FailureReport } from './status.ts';
 
@@ -17,8 +21,11 @@ export type { FailureReport } from './status.ts';
 export interface ProcfsProbeOptions<A> {
   readonly log: Logger;
   readonly concurrency: number;
-  /** Points for one entity, pushed into `out` only once the entity's reads all succeeded. */
-  readonly collectEntity?: (entity: Entity, out: MetricPoint[]) => void;
+  /**
+   * Points for one entity, pushed into `out` only once the entity's reads all succeeded. `cycle` (the
+   * collection, ./cycle.ts) goes to `readNetFiles` (receiver/procfs/netns-files.ts).
+   */
+  readonly collectEntity?: (entity: Entity, out: MetricPoint[], cycle: object) => void;
   /** Points not attributed to an entity (`scope: 'node'`), once per collection. */
   readonly collectNode?: (out: MetricPoint[]) => void;
   /** Runs before the entities of a collection are read (e.g. one /proc scan for all of them). */
@@ -38,10 +45,12 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
   let closed = false;
   let concurrency = opts.concurrency;
   const status = new EntityStatus(opts.log);
+  sharedNetnsFiles.acquire();
 
   return {
     async collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]> {
       if (closed) return [];
+      const cycle = collectionCycle(); // before the first await (./cycle.ts)
       const started = performance.now();
       const points: MetricPoint[] = [];
       let nodeError: string | undefined;
@@ -73,13 +82,15 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
             // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
             const before = points.length;
             try {
-              collectEntity(entity, points);
+              collectEntity(entity, points, cycle);
             } catch (err) {
               points.length = before;
               throw err;
             }
           })
         : { failures: [] };
+      // Kept fds of netns no longer watched are closed (the same full list goes to every probe).
+      sharedNetnsFiles.retain(entities);
       status.record(targets.length, failures, performance.now() - started, nodeError);
       return points;
     },
@@ -95,6 +106,7 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
         }
       : {}),
     async close(): Promise<void> {
+      if (!closed) sharedNetnsFiles.release();
       closed = true;
       status.markClosed();
     },

@@ -95,6 +95,21 @@ export function inNetns<T>(netnsPath: string, fn: () => T): T {
   }
 }
 
+/**
+ * Runs `fn` with the main thread inside the netns of an open netns fd (the caller keeps and closes it),
+ * then returns home, also when `fn` throws. `fn` must be synchronous.
+ */
+export function enterNetnsFd<T>(fd: number, netnsPath: string, fn: () => T): T {
+  enter(fd, netnsPath);
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('enterNetnsFd callback must be synchronous');
+    return result;
+  } finally {
+    enter(homeFd, '/proc/self/ns/net (home)');
+  }
+}
+
 /** Opens a socket(2) inside a netns; the fd stays bound to that netns. Caller owns (closes) the fd. */
 export function socketInNetns(netnsPath: string, domain: number, type: number, protocol: number): number {
   return inNetns(netnsPath, () => {

@@ -20,6 +20,11 @@ export interface NetFile {
   readonly name: string;
   /** Missing file (IPv6 disabled, older kernel) → `undefined` instead of an error. */
   readonly optional?: boolean;
+  /**
+   * Read by more than one probe (sockstat: the sockstat and sockets probes): its text is read once per
+   * netns per collection and handed to each (./netns-files.ts).
+   */
+  readonly shared?: boolean;
 }
 
 // One buffer shared by all reads (reads are synchronous; the text is decoded before the next read).
@@ -91,10 +96,12 @@ function checkPidNetns(entity: Entity, pid: number): void {
 }
 
 /**
- * Reads `files` (in order) from the netns of `entity`. Throws (`EntityGoneError`, `NetnsError`, or an
- * errno error) when the namespace cannot be read as a whole; never returns a mix of two namespaces.
+ * Reads `files` (in order) from the netns of `entity`, opening and closing each file. Throws
+ * (`EntityGoneError`, `NetnsError`, or an errno error) when the namespace cannot be read as a whole;
+ * never returns a mix of two namespaces. Probes read through the kept fds of ./netns-files.ts
+ * (`readNetFiles`), which falls back to this beyond its fd budget.
  */
-export function readNetFiles(entity: Entity, files: readonly NetFile[]): (string | undefined)[] {
+export function readNetFilesUncached(entity: Entity, files: readonly NetFile[]): (string | undefined)[] {
   if (entity.netnsInode === homeNetnsInode) return readAll('/proc/thread-self/net', files);
   // the node's netns seen from a pod (hostPID): init's view; init does not change netns or exit
   if (entity.netnsInode === hostNetnsInode) return readAll(`/proc/${hostNetnsPid}/net`, files);

@@ -62,6 +62,7 @@ test('run.ts --quick writes RESULTS.md and RESULTS.json with every section', { t
     'default probes throughput cost (estimated from kernel time)',
     '1,000 netns: memory',
     '1,000 netns: CPU at a 15 s interval',
+    'CPU per host scrape vs node_exporter (like-for-like)',
   ])
     assert.ok(targets.includes(t), t);
   assert.ok(targets.some((t) => t.startsWith('200,000 events/s')));
