@@ -12,18 +12,27 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CAPABILITIES } from '../../deploy/image/capabilities.ts';
 import { parseContainerfile } from '../../deploy/image/containerfile.ts';
 import type { PreflightReport } from '../../deploy/image/preflight.ts';
 import { stageImage } from '../../deploy/image/stage.ts';
+import { kustomizeBuild } from './k8s-validate.ts';
+
+interface Container {
+  readonly name: string;
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
+}
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const steps = parseContainerfile();
@@ -133,6 +142,42 @@ describe('the Containerfile', () => {
     )[0]!.toJS();
     assert.equal(ds.spec.template.spec.securityContext.runAsUser, steps.user.uid);
     assert.equal(ds.spec.template.spec.securityContext.runAsGroup, steps.user.gid);
+  });
+
+  test('no built DaemonSet overrides the ENTRYPOINT (dist/ and its node flags); its args start with the CMD', () => {
+    // base, every overlay, and the base with each component (components apply from an overlay)
+    const k8s = join(ROOT, 'deploy', 'kubernetes');
+    const dirs = [k8s, ...readdirSync(join(k8s, 'overlays')).map((d) => join(k8s, 'overlays', d))];
+    const scratch = mkdtempSync(join(tmpdir(), `pnd${process.pid}-kz-`));
+    try {
+      for (const c of readdirSync(join(k8s, 'components'))) {
+        const dir = join(scratch, c);
+        mkdirSync(dir);
+        writeFileSync(
+          join(dir, 'kustomization.yaml'),
+          `resources: [${relative(dir, join(k8s, 'base'))}]\ncomponents: [${relative(dir, join(k8s, 'components', c))}]\n`,
+        );
+        dirs.push(dir);
+      }
+      let checked = 0;
+      for (const dir of dirs)
+        for (const d of kustomizeBuild(dir).filter((x) => x.kind === 'DaemonSet')) {
+          const spec = (d as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec
+            .template.spec;
+          const podnet = spec.containers.find((x) => x.name === 'podnet');
+          assert.ok(podnet, `${dir}: no podnet container`);
+          assert.equal(
+            podnet.command,
+            undefined,
+            `${dir}: command would replace ${steps.entrypoint.join(' ')}`,
+          );
+          assert.deepEqual(podnet.args?.slice(0, steps.cmd.length), [...steps.cmd], dir);
+          checked++;
+        }
+      assert.ok(checked >= dirs.length, `${checked} DaemonSets in ${dirs.length} builds`);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   test('every BPF program source has its compiled object committed (the image has no compiler)', () => {
