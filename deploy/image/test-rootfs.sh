@@ -2,7 +2,7 @@
 # The image, built without a container engine: deploy/image/Containerfile's runtime stage in a clean Debian 12
 # root, then podnet started in it via chroot as uid 65532 with only the listed capabilities.
 #
-#   sh deploy/image/test-rootfs.sh [--keep]        (as root, from anywhere; ~3-6 min, needs the Debian mirror)
+#   sh deploy/image/test-rootfs.sh [--keep]        (as root, from anywhere; ~2-6 min, needs the Debian mirror and the npm registry)
 #
 # 1. debootstrap --variant=minbase bookworm (what debian:bookworm-slim is made of).
 # 2. The Containerfile's COPY lines, its deps stage (`npm ci --omit=dev` on package.json + lock), its build
