@@ -1,7 +1,7 @@
 // podnet preflight: does this process have what podnet needs, and does each thing it needs actually work?
 //
 //   node deploy/image/preflight.ts [--json] [--pid PID]
-//   kubectl -n podnet exec ds/podnet -- node deploy/image/preflight.ts
+//   kubectl -n podnet exec ds/podnet -- node dist/deploy/image/preflight.js     (the image runs dist/)
 //
 // For every capability in capabilities.ts it reads the effective set (CapEff) and runs the operation podnet
 // performs with it, through podnet's own code (receiver/bpf, receiver/netns, receiver/netlink):

@@ -18,7 +18,8 @@ import { bpfCapabilityProblem, missingBpfCapabilities } from '../../receiver/bpf
 const STAGE = join('/tmp', `pnd${process.pid}-caps`);
 const steps = parseContainerfile();
 const NODE = join(STAGE, steps.setcap.file);
-const PREFLIGHT = join(STAGE, '/opt/podnet/deploy/image/preflight.ts');
+// the image's compiled code (dist/, from the Containerfile's build stage), run with the ENTRYPOINT's node flags
+const PREFLIGHT = join(STAGE, steps.dist.to, 'deploy/image/preflight.js');
 const ALL = CAPABILITIES.map((c) => c.cap);
 
 let target: ChildProcess;
@@ -45,6 +46,7 @@ function runAs(caps: readonly string[]): { status: number; report: PreflightRepo
     `--ambient-caps=${set}`,
     `--bounding-set=${set}`,
     NODE,
+    ...steps.nodeFlags,
     PREFLIGHT,
     '--pid',
     String(target.pid),
@@ -167,7 +169,8 @@ function asNobodyWith(caps: readonly string[], ...podnetArgs: string[]): string[
     `--ambient-caps=${set}`,
     `--bounding-set=${set}`,
     NODE,
-    join(STAGE, '/opt/podnet/receiver/cli/main.ts'),
+    ...steps.nodeFlags,
+    join(STAGE, steps.dist.to, 'receiver/cli/main.js'),
     ...podnetArgs,
   ];
 }
