@@ -19,7 +19,7 @@
 //
 // Exits 1, and prints no figure as valid, when any run failed a check: events unaccounted (emitted ≠ sent
 // + suppressed + lost), the sink's count ≠ sent, or a run that could not be measured.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,7 @@ import { startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, int, sleep } from '../lib/stats.ts';
+import { type Row, rowFailures, threadCpu } from './events-row.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -100,66 +101,6 @@ function config(rate: number): Record<string, unknown> {
     },
     event_queue: queue,
   };
-}
-
-/** CPU seconds per thread kind of `pid`: MainThread, WorkerThread (the export worker), V8 helpers, rest. */
-function threadCpu(pid: number): Record<'main' | 'worker' | 'v8' | 'other', number> {
-  const out = { main: 0, worker: 0, v8: 0, other: 0 };
-  let tids: string[] = [];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'));
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      const sec = (Number(f[11]) + Number(f[12])) / 100;
-      if (Number(tid) === pid) out.main += sec;
-      else if (name === 'WorkerThread') out.worker += sec;
-      else if (name.startsWith('V8Worker')) out.v8 += sec;
-      else out.other += sec;
-    } catch {
-      // thread gone
-    }
-  }
-  return out;
-}
-
-interface Row {
-  podnet: string;
-  rate: number;
-  seconds: number;
-  emittedPerS: number;
-  sentPerS: number;
-  emitted: number;
-  sent: number;
-  suppressed: number;
-  lostQueueFull: number;
-  lostExportFailed: number;
-  unaccounted: number;
-  sinkReceived: number;
-  cpuPct: number;
-  mainCpuPct: number;
-  workerCpuPct: number;
-  v8HelpersCpuPct: number;
-  cpuUsPerEvent: number;
-  cpuUsPerSent: number;
-  rssPeakMb: number;
-  rssEndMb: number;
-  sinkCpuPct: number;
-  machineBusyPct: number;
-}
-
-/** The checks a row must pass to be reported (empty: valid). */
-function rowFailures(r: Row): string[] {
-  const f: string[] = [];
-  if (r.unaccounted !== 0) f.push(`${int(r.unaccounted)} events unaccounted`);
-  if (r.sinkReceived !== r.sent) f.push(`sink received ${int(r.sinkReceived)} ≠ sent ${int(r.sent)}`);
-  if (r.emitted === 0) f.push('no event emitted');
-  return f;
 }
 
 const rows: Row[] = [];

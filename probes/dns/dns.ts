@@ -9,7 +9,6 @@
 import { z } from 'zod';
 import { dataView, monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
-import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import { bucketsShape } from '../../receiver/kit/ebpf/latency.ts';
@@ -20,9 +19,10 @@ import {
   hookAvailability,
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
-import { VethAttacher, vethAttachMode } from '../../receiver/kit/ebpf/veth.ts';
+import type { VethAttacher } from '../../receiver/kit/ebpf/veth.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint, Probe, ProbeContext, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
+import { programs, tracepointPair, vethAttacher } from './attach.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
@@ -38,7 +38,7 @@ import {
 } from './decode.ts';
 import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
-import { DNS_COUNT, DNS_HIST, dnsStatKey, type MapName, type Program } from './dns.layout.gen.ts';
+import { DNS_COUNT, DNS_HIST, dnsStatKey, type Program } from './dns.layout.gen.ts';
 
 export { M };
 
@@ -76,80 +76,12 @@ const argsSchema = z.object({
 });
 export type DnsArgs = z.infer<typeof argsSchema>;
 
-function programs(hook: DnsArgs['hook']) {
-  const tp = hook !== 'tc';
-  const tc = hook !== 'tracepoint';
-  return {
-    dns_dev_queue: { enabled: tp },
-    dns_receive: { enabled: tp },
-    dns_tc_ingress: { enabled: tc, autoAttach: false },
-    dns_tc_egress: { enabled: tc, autoAttach: false },
-  };
-}
-
-/** dns's own clsact filter on each veth (flow has another: receiver/kit/ebpf/veth.ts). */
-const TC_FILTER = { handle: 0x504f, priority: 0x504f } as const;
-
-/**
- * TC programs on each pod's host-side veth. Before they attach: the veth's ifindex → the pod's netns
- * (`dns_tc_ifindex`, what they count under) and the netns in `dns_tc_netns` (the tracepoints leave it
- * to them, hook `auto`); both removed when the veth goes.
- */
-function vethAttacher(coll: BpfCollection, ctx: ProbeContext, args: DnsArgs): VethAttacher {
-  const key = Buffer.alloc(4);
-  const val = Buffer.alloc(4);
-  const put = (map: string, k: number, v: number) => {
-    key.writeUInt32LE(k >>> 0);
-    val.writeUInt32LE(v >>> 0);
-    coll.map(map).update(key, val);
-  };
-  const del = (map: string, k: number) => {
-    key.writeUInt32LE(k >>> 0);
-    coll.map(map).delete(key);
-  };
-  return new VethAttacher({
-    probe: 'dns',
-    coll,
-    ingress: 'dns_tc_ingress' satisfies Program,
-    egress: 'dns_tc_egress' satisfies Program,
-    mode: vethAttachMode(args.attachMode),
-    filter: TC_FILTER,
-    source: ctx.entities,
-    log: ctx.log,
-    onAttach: (a) => {
-      put('dns_tc_ifindex' satisfies MapName, a.ifindex, a.entity.netnsInode);
-      put('dns_tc_netns' satisfies MapName, a.entity.netnsInode, 1);
-    },
-    onDetach: (a) => {
-      del('dns_tc_netns' satisfies MapName, a.entity.netnsInode);
-      del('dns_tc_ifindex' satisfies MapName, a.ifindex);
-    },
-  });
-}
-
 /** Options the tests and benchmark use; not in the config. */
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
   /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
   readonly withoutPrograms?: readonly Program[];
-}
-
-/**
- * The two tracepoint programs are one hook: queries seen without their responses (or the reverse) would
- * all end as timeouts. When only one of them runs (the kernel refused the other, e.g. its verifier), the
- * other is detached too, with the reason; TC on pods' veths (hook `auto`) keeps running.
- */
-function tracepointPair(coll: BpfCollection, log: ProbeContext['log']): void {
-  const q = coll.program('dns_dev_queue' satisfies Program);
-  const r = coll.program('dns_receive' satisfies Program);
-  const up = (p: typeof q) => p.state === 'attached';
-  if (up(q) === up(r)) return;
-  const [ok, bad] = up(q) ? [q, r] : [r, q];
-  coll.detachProgram(ok.name);
-  ok.state = 'unavailable';
-  ok.reason = `detached: ${bad.name} does not run (${bad.reason ?? bad.state}), and one side alone would count every query as a timeout`;
-  log.warn({ program: ok.name, reason: ok.reason }, 'dns: tracepoint hook disabled');
 }
 
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
@@ -190,7 +122,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     const pending: BpfMap = rt.coll.map('dns_pending');
     let veths: VethAttacher | undefined;
     try {
-      veths = args.hook !== 'tracepoint' ? vethAttacher(rt.coll, ctx, args) : undefined;
+      veths = args.hook !== 'tracepoint' ? vethAttacher(rt.coll, ctx, args.attachMode) : undefined;
     } catch (err) {
       rt.close();
       throw err;
@@ -419,7 +351,7 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   async availability() {
     const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
     if (!tp.available || !tp.reason?.startsWith('partly: ')) return tp;
-    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair), TC may run
+    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair, attach.ts), TC may run
     const missing = tp.reason.slice('partly: '.length);
     const tc = hookAvailability(OBJECT, [['dns_tc_ingress'], ['dns_tc_egress']]);
     if (!tc.available || tc.reason)

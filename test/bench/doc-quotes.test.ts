@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { checkDocs, checkQuote, quotesIn, resultSections } from '../../benchmarks/lib/doc-quotes.ts';
-import { BENCHES } from '../../benchmarks/run.ts';
+import { BENCHES } from '../../benchmarks/lib/entries.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 

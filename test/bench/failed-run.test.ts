@@ -9,9 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { Bench } from '../../benchmarks/lib/entries.ts';
 import { FAILED_BANNER } from '../../benchmarks/lib/finish.ts';
 import { MARK, renderResults, type Section } from '../../benchmarks/lib/results.ts';
-import { type Bench, type Outcome, toSection } from '../../benchmarks/run.ts';
+import { type Outcome, toSection } from '../../benchmarks/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pnk-bench-fail-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { Bench } from '../../benchmarks/lib/entries.ts';
 import type { Section } from '../../benchmarks/lib/results.ts';
-import { type Bench, runSuite } from '../../benchmarks/run.ts';
+import { runSuite } from '../../benchmarks/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pnk-run-suite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

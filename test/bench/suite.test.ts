@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { BENCHES } from '../../benchmarks/lib/entries.ts';
 import type { Section } from '../../benchmarks/lib/results.ts';
-import { BENCHES } from '../../benchmarks/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pnk-bench-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -15,6 +15,7 @@ import { eventBody, stackTrace } from '../event-body.ts';
 import type { TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
+import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
 import { WIRE_FIXED64 as F64, WIRE_LDELIM as LD, ProtoWriter, WIRE_VARINT as VI } from './writer.ts';
 
 type Attrs = Readonly<Record<string, AttributeValue>>;
@@ -40,95 +41,6 @@ export interface LogsEncoderOptions {
 /** Where the record starting at data offset `at` ends (the next record's offset). */
 export function recordEnd(data: readonly unknown[], at: number): number {
   return at + 8 + 2 * (data[at + 7] as number);
-}
-
-/** Scratch writer for the small encodings cached below. */
-const scratch = new ProtoWriter(256);
-function encoded(fn: (w: ProtoWriter) => void): Uint8Array {
-  scratch.reset();
-  fn(scratch);
-  return scratch.finish();
-}
-
-/** AnyValue body (without tag), as the SDK's writeAnyValue. */
-function anyValue(w: ProtoWriter, v: unknown): void {
-  switch (typeof v) {
-    case 'string':
-      w.tag(1, LD);
-      w.string(v);
-      return;
-    case 'boolean':
-      w.tag(2, VI);
-      w.bool(v);
-      return;
-    case 'number':
-      if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) {
-        w.tag(3, VI);
-        w.int64(v);
-      } else {
-        w.tag(4, F64);
-        w.double(v);
-      }
-      return;
-    case 'object': {
-      if (v === null) return;
-      if (v instanceof Uint8Array) {
-        w.tag(7, LD);
-        w.bytes(v);
-        return;
-      }
-      const isArray = Array.isArray(v);
-      w.tag(isArray ? 5 : 6, LD);
-      const list = w.fork();
-      if (isArray) {
-        for (const item of v) {
-          w.tag(1, LD);
-          const s = w.fork();
-          anyValue(w, item);
-          w.ldelim(s);
-        }
-      } else {
-        const o = v as Record<string, unknown>;
-        for (const k in o) {
-          if (!Object.hasOwn(o, k)) continue;
-          w.tag(1, LD);
-          const kv = w.fork();
-          keyValueBody(w, k, o[k]);
-          w.ldelim(kv);
-        }
-      }
-      w.ldelim(list);
-      return;
-    }
-    default:
-  }
-}
-
-function keyValueBody(w: ProtoWriter, key: string, value: unknown): void {
-  w.tag(1, LD);
-  w.string(key);
-  w.tag(2, LD);
-  const s = w.fork();
-  anyValue(w, value);
-  w.ldelim(s);
-}
-
-/** `field` × KeyValue of every own key of `attrs`, in key order. */
-function attributes(w: ProtoWriter, attrs: Readonly<Record<string, unknown>>, field: number): void {
-  for (const k in attrs) {
-    if (!Object.hasOwn(attrs, k)) continue;
-    w.tag(field, LD);
-    const s = w.fork();
-    keyValueBody(w, k, attrs[k]);
-    w.ldelim(s);
-  }
-}
-
-function stringField(field: number, s: string): Uint8Array {
-  return encoded((w) => {
-    w.tag(field, LD);
-    w.string(s);
-  });
 }
 
 const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR_CODE_STACKTRACE]);
