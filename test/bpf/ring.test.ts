@@ -27,14 +27,13 @@ after(() => {
 
 for (const wake of ['poll', 'epoll'] as const) {
   test(`wake=${wake}: every event arrives, in budgeted turns; close releases everything`, async () => {
+    // Other drops in the pair's netns (IPv6 neighbour discovery, ...) also make records: count ours by port.
     let got = 0;
-    let port = 0;
     const ring = openEventRing(coll, {
       wake,
       budget: 64,
       onRecord: (v, o) => {
-        got++;
-        port = v.getUint16(o + 46, true);
+        if (v.getUint16(o + 46, true) === 4242) got++;
       },
     }).start();
     after(() => ring.close());
@@ -46,7 +45,7 @@ for (const wake of ['poll', 'epoll'] as const) {
     const base = before ? (drops.sumU64(before)[0] ?? 0) : 0;
     pair.a.sendUdp(pair.b.ipv4, 4242, n);
     assert.ok(await waitFor(() => got >= n), `got ${got} of ${n}`);
-    assert.equal(port, 4242);
+    assert.equal(got, n, 'one record per datagram');
     assert.ok(ring.stats.wakeups >= 1);
     assert.ok(ring.stats.turns >= Math.ceil(n / 64), `turns ${ring.stats.turns}`);
     assert.equal(ring.pending(), 0);
