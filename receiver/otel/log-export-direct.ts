@@ -161,11 +161,19 @@ export class DirectLogExport {
     this.#pump();
   }
 
-  /** Export everything queued; resolves when no export is in flight and nothing is queued. */
+  /**
+   * Export everything queued now; resolves when what was sealed here is exported. Records that arrive
+   * meanwhile open a new request and are not waited for (it would be sealed only by schedule_delay): the
+   * caller's next flush round takes them (log-export.ts forceFlush loops until nothing is held).
+   */
   forceFlush(): Promise<void> {
     this.#seal();
-    if (this.queued === 0 && this.#inFlight === 0) return Promise.resolve();
+    if (this.#flushed()) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #flushed(): boolean {
+    return this.#readyN === 0 && this.#inFlight === 0;
   }
 
   async shutdown(): Promise<void> {
@@ -203,6 +211,6 @@ export class DirectLogExport {
         this.#pump();
       });
     }
-    if (this.queued === 0 && this.#inFlight === 0) for (const fn of this.#idle.splice(0)) fn();
+    if (this.#flushed()) for (const fn of this.#idle.splice(0)) fn();
   }
 }
