@@ -6,38 +6,20 @@
 // Exits 1, printing the figures as INVALID, when a check fails: every event sent with the exporter (the
 // queue holds them all), none lost, the receiver got exactly `sent`, nothing unaccounted.
 import { performance } from 'node:perf_hooks';
-import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import { childLogger } from '../../receiver/log/logger.ts';
 import { applyHeapSettings } from '../../receiver/otel/heap.ts';
-import { Pipeline } from '../../receiver/otel/pipeline.ts';
-import { buildResource } from '../../receiver/otel/resource.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
 import type { ProbeEvent } from '../../receiver/probe/types.ts';
 import { startOtlpReceiver } from '../../test/env/otlp-receiver/receiver.ts';
+import { BENCH_EVENT, benchPipeline, benchPods } from '../lib/event-bench.ts';
 
 applyHeapSettings(); // as `podnet run` does (Agent.start)
 const i = process.argv.indexOf('--events');
 const N = i >= 0 ? Number(process.argv[i + 1]) : 200_000;
 
-const entities: Entity[] = Array.from({ length: 100 }, (_, k) => ({
-  kind: 'pod',
-  netnsInode: 4026700000 + k,
-  netnsPath: '',
-  displayName: `ns/pod-${k}`,
-  pod: {
-    uid: `uid-${k}`,
-    name: `pod-${k}`,
-    namespace: 'ns',
-    labels: { app: 'a' },
-    ips: [],
-    sandboxId: '',
-    hostNetwork: false,
-  },
-}));
+const entities = benchPods(100, 4026700000, { app: 'a' });
 
 function event(k: number): ProbeEvent {
   return {
-    name: 'podnet.bench.drop',
+    name: BENCH_EVENT,
     type: 'PACKETLOSS',
     netns: 4026700000 + (k % 100),
     timeUnixNano: BigInt(Date.now()) * 1_000_000n + BigInt(k % 1000),
@@ -55,44 +37,11 @@ function event(k: number): ProbeEvent {
 
 async function run(withOtlp: boolean): Promise<{ failures: string[] } & Record<string, unknown>> {
   const rx = await startOtlpReceiver({ maxKept: 1000 });
-  const p = new Pipeline({
-    entities: new StaticEntitySource(entities),
-    log: childLogger('bench'),
+  const p = await benchPipeline({
+    entities,
     labelAllowlist: ['app'],
-  });
-  p.events.configure({
-    stacks: true,
-    defs: [
-      {
-        def: {
-          name: 'podnet.bench.drop',
-          description: '',
-          severity: 'WARN',
-          attributes: [],
-          types: [],
-          enabled: true,
-        },
-        probe: 'bench',
-        enabled: true,
-      },
-    ],
-  });
-  await p.applyExports({
-    resource: buildResource({ env: {} }),
-    prometheus: false,
-    ...(withOtlp
-      ? {
-          logs: {
-            protocol: 'http/protobuf' as const,
-            endpoint: rx.httpEndpoint,
-            headers: {},
-            timeoutMs: 10_000,
-            maxQueueSize: 1_000_000,
-            maxExportBatchSize: 2048,
-            scheduledDelayMs: 200,
-          },
-        }
-      : {}),
+    timeoutMs: 10_000,
+    ...(withOtlp ? { logsEndpoint: rx.httpEndpoint } : {}),
   });
   const evs = Array.from({ length: 1000 }, (_, k) => event(k));
   const cpu0 = process.cpuUsage();

@@ -19,12 +19,12 @@
 // Bounded: at most `budget` fds are kept (default 40 % of the soft RLIMIT_NOFILE, at most 16,384; the
 // netlink sockets and the rest of podnet use the remainder); netns beyond it are read the old way (open,
 // read, close), counted in `stats().uncachedReads`.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { nofileLimit } from '../agent/rlimit.ts';
 import { enterNetnsFd, homeNetnsInode, hostNetnsInode, hostNetnsPid } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 import { assertEntityAliveOnce, markAlive } from './liveness.ts';
-import { EntityGoneError, type NetFile, readNetFilesUncached } from './read.ts';
+import { EntityGoneError, type NetFile, preadWhole, readNetFilesUncached } from './read.ts';
 
 /** fd value of an optional file this netns does not have (ENOENT at open). */
 const MISSING = -1;
@@ -41,24 +41,6 @@ export interface NetnsFilesStats {
   readonly fds: number;
   readonly budget: number;
   readonly uncachedReads: number;
-}
-
-let buf = Buffer.allocUnsafe(64 * 1024);
-
-/** Reads a kept procfs fd whole from offset 0 (pread until 0: a seq_file read stops at its page buffer). */
-export function preadWhole(fd: number): string {
-  let len = 0;
-  for (;;) {
-    if (len === buf.length) {
-      const bigger = Buffer.allocUnsafe(buf.length * 2);
-      buf.copy(bigger, 0, 0, len);
-      buf = bigger;
-    }
-    const n = readSync(fd, buf, len, buf.length - len, len);
-    if (n === 0) break;
-    len += n;
-  }
-  return buf.toString('latin1', 0, len);
 }
 
 function defaultBudget(): number {

@@ -37,21 +37,29 @@ let buf = Buffer.allocUnsafe(64 * 1024);
 export function readProcFile(path: string): string {
   const fd = openSync(path, 'r');
   try {
-    let len = 0;
-    for (;;) {
-      if (len === buf.length) {
-        const bigger = Buffer.allocUnsafe(buf.length * 2);
-        buf.copy(bigger, 0, 0, len);
-        buf = bigger;
-      }
-      const n = readSync(fd, buf, len, buf.length - len, null);
-      if (n === 0) break;
-      len += n;
-    }
-    return buf.toString('latin1', 0, len);
+    return preadWhole(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads an open procfs fd whole from offset 0 (pread until 0: a seq_file read stops at its page buffer);
+ * kept fds (netns-files.ts) are read again this way each collection.
+ */
+export function preadWhole(fd: number): string {
+  let len = 0;
+  for (;;) {
+    if (len === buf.length) {
+      const bigger = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(bigger, 0, 0, len);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, len, buf.length - len, len);
+    if (n === 0) break;
+    len += n;
+  }
+  return buf.toString('latin1', 0, len);
 }
 
 function readOne(path: string, optional: boolean | undefined): string | undefined {
