@@ -4,9 +4,8 @@
  *
  *   read wait  = first data arrival since the last read (sock:sk_data_ready)
  *                → the application's read returns data (sock:sock_recv_length, ret > 0, not MSG_PEEK).
- *                If data is left in the receive queue after a read (UDP: also its reader_queue; read
- *                as sk_rmem_alloc, see sl_recv_length), the
- *                next wait starts at that read.
+ *                If data is left in the receive queue after a read (UDP: also its reader_queue, both
+ *                seen through sk_rmem_alloc, see sl_recv_length), the next wait starts at that read.
  *   write wait = the application starts writing (tcp:tcp_sendmsg_locked; write_seq at that moment is
  *                the first byte of the write) → the first data segment carrying that byte or a later
  *                one reaches the device layer (net:net_dev_queue, seq/length from the TCP header).
