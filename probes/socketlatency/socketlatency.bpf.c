@@ -4,8 +4,8 @@
  *
  *   read wait  = first data arrival since the last read (sock:sk_data_ready)
  *                → the application's read returns data (sock:sock_recv_length, ret > 0, not MSG_PEEK).
- *                If data is left in the receive queue after a read (UDP: also its reader_queue), the
- *                next wait starts at that read.
+ *                If data is left in the receive queue after a read (UDP: also its reader_queue, both
+ *                seen through sk_rmem_alloc, see sl_recv_length), the next wait starts at that read.
  *   write wait = the application starts writing (tcp:tcp_sendmsg_locked; write_seq at that moment is
  *                the first byte of the write) → the first data segment carrying that byte or a later
  *                one reaches the device layer (net:net_dev_queue, seq/length from the TCP header).
@@ -154,12 +154,13 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 	__u8 proto = sk->sk_protocol;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 wait = now - st->read_ts;
-	/* data left behind waits from now on (UDP reads from reader_queue, refilled from sk_receive_queue);
-	 * only whether anything is left matters, so the reader_queue (a probe read: past struct sock) is
-	 * read only when the receive queue is empty */
-	__u32 left = sk->sk_receive_queue.qlen;
-	if (!left && proto == SL_IPPROTO_UDP && bpf_core_field_exists(struct udp_sock, reader_queue))
-		left = BPF_CORE_READ((struct udp_sock *)sk, reader_queue.qlen);
+	/* data left behind waits from now on. TCP: the receive queue. UDP reads from reader_queue (past
+	 * struct sock: only a probe read) refilled from sk_receive_queue; both are charged to sk_rmem_alloc
+	 * (a direct load) until a read dequeues them: udp_rmem_release subtracts a dequeued datagram at once
+	 * when the reader_queue is then empty and defers it only while the reader_queue still holds one, so
+	 * sk_rmem_alloc > 0 exactly when a datagram is left (or is being queued by another CPU right now:
+	 * its wait then starts at this read instead of at its sk_data_ready, a few ns earlier). */
+	__u32 left = proto == SL_IPPROTO_UDP ? (__u32)sk->sk_backlog.rmem_alloc.counter : sk->sk_receive_queue.qlen;
 	st->read_ts = left ? now : 0;
 	struct sl_key key = { .netns = st->netns, .dir = SL_READ, .l4proto = proto };
 	pn_hist_add_watched(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);

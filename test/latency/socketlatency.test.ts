@@ -233,6 +233,27 @@ test('UDP: read waits of a reader that keeps up are counted under network.transp
   u.kill();
 });
 
+test('UDP: 50 datagrams left unread ~200 ms, then read: one wait each, only the first over 100 ms', async () => {
+  const u = new App(pair.b, ['udp', '7108']);
+  apps.push(u);
+  await u.waitLine(/^ready/);
+  const udp = { 'network.transport': 'udp' };
+  const p0 = await probe.collect([]);
+  await u.cmd('block 300', /^blocked$/);
+  pair.a.sendUdp(pair.b.ipv4, 7108, 50, 100);
+  await u.waitLine(/^udp 50$/, 5000, 0);
+  const p1 = await probe.collect([]);
+  const h = histDelta(
+    histPoint(p1, M.readWait, pair.b.inode, udp),
+    histPoint(p0, M.readWait, pair.b.inode, udp),
+  );
+  // The reads after the first find the rest still queued (in the UDP reader_queue or receive queue), so
+  // each starts the next wait at itself: 50 waits, not 1 (no sk_data_ready follows those reads).
+  assert.equal(h.count, 50, `udp reads measured: ${h.count}`);
+  assert.equal(countAtLeast(h, 0.1), 1, 'only the first read waited the stall');
+  u.kill();
+});
+
 test('IPv6: a 150 ms unread stall is one slow event with IPv6 addresses', async () => {
   const { server, client } = await connection(7107, pair.b.ipv6);
   const b = pair.b.inode;
