@@ -1,7 +1,7 @@
 // OTLP ExportLogsServiceRequest (opentelemetry/proto/collector/logs/v1), written straight from the compact
 // record batches the event export worker receives (log-export-protocol.ts): no SDK LogRecord per event,
-// no attribute object per event except the one the body text needs. The bytes are those the SDK's
-// ProtobufLogsSerializer writes for the same records emitted through its LoggerProvider (the old path of
+// no attribute object per event (the body text is written from the values: log-body.ts). The bytes are
+// those the SDK's ProtobufLogsSerializer writes for the same records emitted through its LoggerProvider (the old path of
 // log-export-worker.ts): same grouping (one ResourceLogs per entity Resource in first-seen order, one
 // ScopeLogs), same field order and presence rules, same attribute order and value types — checked byte for
 // byte in test/otel/protobuf/logs.test.ts. gRPC carries the same message bytes; OTLP/HTTP JSON keeps the
@@ -16,6 +16,7 @@ import type { TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
 import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
+import { BodyWriter, bodyRole, ROLE_NONE } from './log-body.ts';
 import { WIRE_FIXED64 as F64, WIRE_LDELIM as LD, ProtoWriter, WIRE_VARINT as VI } from './writer.ts';
 
 type Attrs = Readonly<Record<string, AttributeValue>>;
@@ -51,6 +52,11 @@ const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR
 function reordered(key: string): boolean {
   return RESERVED.has(key) || (/^(0|[1-9][0-9]*)$/.test(key) && Number(key) < 2 ** 32 - 1);
 }
+/** Per table index: the KeyValue.key field (0: a reserved key), and the entry's role in the body text. */
+interface TableKeys {
+  readonly keys: (Uint8Array | 0 | undefined)[];
+  readonly roles: number[];
+}
 /** Record buffers larger than this are not kept for reuse after a request. */
 const POOLED_MAX = 4 << 20;
 /** Distinct event names and types cached; past it the caches start over (never expected). */
@@ -68,8 +74,9 @@ export class LogsEncoder {
   readonly #resources = new WeakMap<object, { resource: Uint8Array; schemaUrl: Uint8Array }>();
   /** ScopeLogs.scope, tag included. */
   readonly #scope: Uint8Array;
-  /** Per table: the KeyValue.key field of each string entry (index = table index), or 0 once it is known reserved. */
-  readonly #keys = new WeakMap<readonly TableEntry[], (Uint8Array | 0 | undefined)[]>();
+  /** Per table: the KeyValue.key fields and body roles of its string entries (TableKeys). */
+  readonly #keys = new WeakMap<readonly TableEntry[], TableKeys>();
+  readonly #body = new BodyWriter();
   /** Per stack: the `podnet.kernel.stack` and `code.stacktrace` LogRecord.attributes fields. */
   readonly #stacks = new WeakMap<readonly string[], Uint8Array>();
   /** LogRecord fields per string: event_name (12), and the `podnet.event.type` attribute (6). */
@@ -203,18 +210,32 @@ export class LogsEncoder {
     const type = table[data[at + 1] as number] as string;
     const stackIdx = data[at + 6] as number;
     const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
-    // The probe's attributes as an object: the body text reads them (event-body.ts).
-    const attrs: Record<string, AttributeValue> = {};
+    // One pass over the attributes: whether they can be written as they come (`plain`), and the values
+    // the body text reads (log-body.ts).
     let plain = true;
-    const keys = this.#keysOf(table);
+    const { keys, roles } = this.#keysOf(table);
     const gen = this.#nextGen(table.length);
     const seen = this.#seen;
+    const bw = this.#body;
     for (let k = at + 8; k < end; k += 2) {
       const key = data[k] as number;
       const idx = key >= 0 ? key : -1 - key;
       if (seen[idx] === gen || keys[idx] === 0) plain = false;
       seen[idx] = gen;
-      attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
+      const role = roles[idx]!;
+      if (role !== ROLE_NONE) bw.set(role, key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]));
+    }
+    // A key twice, or one of the keys set below: the object's semantics (last value, first position),
+    // for the body text too (eventBody of the object).
+    let attrs: Record<string, AttributeValue> | undefined;
+    if (!plain) {
+      bw.clear();
+      attrs = {};
+      for (let k = at + 8; k < end; k += 2) {
+        const key = data[k] as number;
+        const idx = key >= 0 ? key : -1 - key;
+        attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
+      }
     }
     w.tag(2, LD);
     const rec = w.fork(2); // most records are 128 B to 16 KiB
@@ -224,9 +245,19 @@ export class LogsEncoder {
     w.tag(5, LD);
     const body = w.fork();
     w.tag(1, LD);
-    w.string(eventBody(name, type, attrs, entity, stack));
+    const text = w.fork();
+    if (attrs === undefined) bw.write(w, name, type, entity, stack);
+    else w.text(eventBody(name, type, attrs, entity, stack));
+    w.ldelim(text);
     w.ldelim(body);
-    if (plain) {
+    if (attrs !== undefined) {
+      attrs[ATTR_PODNET_EVENT_TYPE] = type;
+      if (stack) {
+        attrs[ATTR_PODNET_KERNEL_STACK] = stack;
+        attrs[ATTR_CODE_STACKTRACE] = stackTrace(stack);
+      }
+      attributes(w, attrs, 6);
+    } else {
       for (let k = at + 8; k < end; k += 2) {
         const key = data[k] as number;
         const idx = key >= 0 ? key : -1 - key;
@@ -247,14 +278,6 @@ export class LogsEncoder {
       }
       w.raw(this.#typeField(type));
       if (stack) w.raw(this.#stackFields(stack));
-    } else {
-      // A key twice, or one of the keys set below: the object's semantics (last value, first position).
-      attrs[ATTR_PODNET_EVENT_TYPE] = type;
-      if (stack) {
-        attrs[ATTR_PODNET_KERNEL_STACK] = stack;
-        attrs[ATTR_CODE_STACKTRACE] = stackTrace(stack);
-      }
-      attributes(w, attrs, 6);
     }
     w.tag(7, VI);
     w.uint32(0);
@@ -264,16 +287,19 @@ export class LogsEncoder {
     w.ldelim(rec, 2);
   }
 
-  #keysOf(table: readonly TableEntry[]): (Uint8Array | 0 | undefined)[] {
+  #keysOf(table: readonly TableEntry[]): TableKeys {
     let k = this.#keys.get(table);
     if (k === undefined) {
-      k = [];
+      k = { keys: [], roles: [] };
       this.#keys.set(table, k);
     }
-    // Reserved keys are known before the first record that uses them is written.
-    for (let i = k.length; i < table.length; i++) {
+    // Reserved keys and body roles are known before the first record that uses them is written.
+    const { keys, roles } = k;
+    for (let i = keys.length; i < table.length; i++) {
       const e = table[i];
-      k.push(typeof e === 'string' && reordered(e) ? 0 : undefined);
+      const isKey = typeof e === 'string';
+      keys.push(isKey && reordered(e) ? 0 : undefined);
+      roles.push(isKey ? bodyRole(e) : ROLE_NONE);
     }
     return k;
   }
