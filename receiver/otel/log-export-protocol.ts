@@ -6,13 +6,37 @@
 // netns) go once into a table both sides keep; a record refers to them by index. The table is bounded:
 // past TABLE_MAX entries the main thread starts a new one (`reset` on the next batch).
 //
+// String attribute values up to INTERN_MAX characters go into the table too (addresses, interface names,
+// commands, kinds: most repeat): the JSON of a batch is then mostly small integers, and the worker reads
+// each such value once per table (log-export-worker.ts) and keeps its encoding (protobuf/logs.ts).
+//
 // One record in `data`:
 //   nameIdx, typeIdx, severityIdx (severity.ts), time seconds, time nanoseconds, entityIdx, stackIdx (-1: none), n,
-//   then n × (keyIdx, value); keyIdx < 0 (-1 - keyIdx) marks a non-finite number sent as its string.
+//   then n × (key, value), `key` saying how to read `value` (attrKey, attrValue):
+//   0 ≤ key < KEY_INTERNED: key index; the value as it is;
+//   key ≥ KEY_INTERNED: key index + KEY_INTERNED; the value is the table index of a string;
+//   key < 0: key index -1 - key; the value is a non-finite number sent as its string.
 import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 
 export const TABLE_MAX = 50_000;
+/** Longest string attribute value put into the table (longer ones travel in the batch's JSON). */
+export const INTERN_MAX = 256;
+/** Added to a key index: its value is a string in the table (far above any table index). */
+export const KEY_INTERNED = 2 ** 30;
+
+/** The table index of the attribute key in a record's `key` slot. */
+export function attrKey(key: number): number {
+  return key >= KEY_INTERNED ? key - KEY_INTERNED : key >= 0 ? key : -1 - key;
+}
+
+/** The attribute value of the pair whose `key` slot is at data[k] (the value at data[k + 1]). */
+export function attrValue(data: readonly unknown[], k: number, table: readonly TableEntry[]): AttributeValue {
+  const key = data[k] as number;
+  const v = data[k + 1];
+  if (key >= KEY_INTERNED) return table[v as number] as string;
+  return key >= 0 ? (v as AttributeValue) : Number(v);
+}
 
 /** Attribute limits set in the environment: the worker takes the SDK path, which applies them. */
 export const ATTRIBUTE_LIMITS_SET = [

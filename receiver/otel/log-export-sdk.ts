@@ -24,7 +24,13 @@ import {
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
 import { eventBody, stackTrace } from './event-body.ts';
-import { ATTRIBUTE_LIMITS_SET, type TableEntry, type WorkerInit } from './log-export-protocol.ts';
+import {
+  ATTRIBUTE_LIMITS_SET,
+  attrKey,
+  attrValue,
+  type TableEntry,
+  type WorkerInit,
+} from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { SEVERITIES } from './severity.ts';
@@ -208,11 +214,8 @@ export class SdkLogExport {
         const stackIdx = data[at + 6] as number;
         const entity = table[data[at + 5] as number] as Readonly<Record<string, AttributeValue>>;
         const attributes: Record<string, AttributeValue> = {};
-        for (let k = at + 8; k < i; k += 2) {
-          const key = data[k] as number;
-          if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
-          else attributes[table[-1 - key] as string] = Number(data[k + 1]);
-        }
+        for (let k = at + 8; k < i; k += 2)
+          attributes[table[attrKey(data[k] as number)] as string] = attrValue(data, k, table);
         const name = table[data[at] as number] as string;
         const type = table[data[at + 1] as number] as string;
         const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;

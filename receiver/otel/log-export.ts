@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { TABLE_MAX } from './log-export-protocol.ts';
+import { INTERN_MAX, KEY_INTERNED, TABLE_MAX } from './log-export-protocol.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
@@ -133,14 +133,12 @@ export class EventExport {
     for (const key in attributes) {
       const v = attributes[key];
       if (v === undefined) continue;
-      // JSON has no NaN / Infinity: such a number travels as its string, under a negative key index.
-      if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
-      else d.push(this.#str(key), v);
+      this.#attr(d, key, v);
       count++;
     }
     if (peer) {
       for (const key in peer) {
-        d.push(this.#str(key), peer[key]);
+        this.#attr(d, key, peer[key]!);
         count++;
       }
     }
@@ -182,6 +180,14 @@ export class EventExport {
       w.removeAllListeners('exit');
       await w.terminate();
     }
+  }
+
+  /** One (key, value) pair of a record (log-export-protocol.ts). */
+  #attr(d: unknown[], key: string, v: AttributeValue): void {
+    if (typeof v === 'string' && v.length <= INTERN_MAX) d.push(KEY_INTERNED + this.#str(key), this.#str(v));
+    // JSON has no NaN / Infinity: such a number travels as its string, under a negative key index.
+    else if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
+    else d.push(this.#str(key), v);
   }
 
   #str(s: string): number {

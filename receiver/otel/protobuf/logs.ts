@@ -12,7 +12,7 @@
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { AttributeValue } from '../../probe/types.ts';
 import { eventBody, stackTrace } from '../event-body.ts';
-import type { TableEntry } from '../log-export-protocol.ts';
+import { attrKey, attrValue, KEY_INTERNED, type TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
 import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
@@ -56,6 +56,8 @@ function reordered(key: string): boolean {
 interface TableKeys {
   readonly keys: (Uint8Array | 0 | undefined)[];
   readonly roles: number[];
+  /** KeyValue.value (tag included) of a string attribute value in the table, once used as one. */
+  readonly values: (Uint8Array | undefined)[];
 }
 /** Record buffers larger than this are not kept for reuse after a request. */
 const POOLED_MAX = 4 << 20;
@@ -213,17 +215,16 @@ export class LogsEncoder {
     // One pass over the attributes: whether they can be written as they come (`plain`), and the values
     // the body text reads (log-body.ts).
     let plain = true;
-    const { keys, roles } = this.#keysOf(table);
+    const { keys, roles, values } = this.#keysOf(table);
     const gen = this.#nextGen(table.length);
     const seen = this.#seen;
     const bw = this.#body;
     for (let k = at + 8; k < end; k += 2) {
-      const key = data[k] as number;
-      const idx = key >= 0 ? key : -1 - key;
+      const idx = attrKey(data[k] as number);
       if (seen[idx] === gen || keys[idx] === 0) plain = false;
       seen[idx] = gen;
       const role = roles[idx]!;
-      if (role !== ROLE_NONE) bw.set(role, key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]));
+      if (role !== ROLE_NONE) bw.set(role, attrValue(data, k, table));
     }
     // A key twice, or one of the keys set below: the object's semantics (last value, first position),
     // for the body text too (eventBody of the object).
@@ -231,11 +232,8 @@ export class LogsEncoder {
     if (!plain) {
       bw.clear();
       attrs = {};
-      for (let k = at + 8; k < end; k += 2) {
-        const key = data[k] as number;
-        const idx = key >= 0 ? key : -1 - key;
-        attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
-      }
+      for (let k = at + 8; k < end; k += 2)
+        attrs[table[attrKey(data[k] as number)] as string] = attrValue(data, k, table);
     }
     w.tag(2, LD);
     const rec = w.fork(2); // most records are 128 B to 16 KiB
@@ -260,7 +258,7 @@ export class LogsEncoder {
     } else {
       for (let k = at + 8; k < end; k += 2) {
         const key = data[k] as number;
-        const idx = key >= 0 ? key : -1 - key;
+        const idx = attrKey(key);
         w.tag(6, LD);
         const kv = w.fork();
         let kb = keys[idx];
@@ -270,10 +268,13 @@ export class LogsEncoder {
         }
         if (kb === 0) throw new Error('unreachable: reserved key on the plain path');
         w.raw(kb);
-        w.tag(2, LD);
-        const v = w.fork();
-        anyValue(w, key >= 0 ? data[k + 1] : Number(data[k + 1]));
-        w.ldelim(v);
+        if (key >= KEY_INTERNED) w.raw(this.#valueField(values, data[k + 1] as number, table));
+        else {
+          w.tag(2, LD);
+          const v = w.fork();
+          anyValue(w, key >= 0 ? data[k + 1] : Number(data[k + 1]));
+          w.ldelim(v);
+        }
         w.ldelim(kv);
       }
       w.raw(this.#typeField(type));
@@ -290,18 +291,32 @@ export class LogsEncoder {
   #keysOf(table: readonly TableEntry[]): TableKeys {
     let k = this.#keys.get(table);
     if (k === undefined) {
-      k = { keys: [], roles: [] };
+      k = { keys: [], roles: [], values: [] };
       this.#keys.set(table, k);
     }
     // Reserved keys and body roles are known before the first record that uses them is written.
-    const { keys, roles } = k;
+    const { keys, roles, values } = k;
     for (let i = keys.length; i < table.length; i++) {
       const e = table[i];
       const isKey = typeof e === 'string';
       keys.push(isKey && reordered(e) ? 0 : undefined);
       roles.push(isKey ? bodyRole(e) : ROLE_NONE);
+      values.push(undefined);
     }
     return k;
+  }
+
+  #valueField(values: (Uint8Array | undefined)[], i: number, table: readonly TableEntry[]): Uint8Array {
+    let f = values[i];
+    if (f === undefined) {
+      f = values[i] = encoded((w) => {
+        w.tag(2, LD);
+        const v = w.fork();
+        anyValue(w, table[i] as string);
+        w.ldelim(v);
+      });
+    }
+    return f;
   }
 
   #nextGen(size: number): number {

@@ -17,7 +17,12 @@ import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-lo
 import protobuf from 'protobufjs';
 import { probeSpecs } from '../../../probes/registry.ts';
 import { entityAttributes } from '../../../receiver/otel/entity-attributes.ts';
-import type { TableEntry, WorkerInit } from '../../../receiver/otel/log-export-protocol.ts';
+import {
+  INTERN_MAX,
+  KEY_INTERNED,
+  type TableEntry,
+  type WorkerInit,
+} from '../../../receiver/otel/log-export-protocol.ts';
 import { SdkLogExport } from '../../../receiver/otel/log-export-sdk.ts';
 import { LogsEncoder, type RecordRun } from '../../../receiver/otel/protobuf/logs.ts';
 import { PEER_EVENT_ATTRIBUTES } from '../../../receiver/peers/types.ts';
@@ -80,14 +85,11 @@ class Batcher {
       d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n));
       d.push(Number(ns % 1_000_000_000n), this.#obj(e.entity), e.stack ? this.#obj(e.stack) : -1, 0);
       let count = 0;
-      for (const key in e.attributes) {
-        const v = e.attributes[key]!;
-        if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
+      for (const [key, v] of [...Object.entries(e.attributes), ...Object.entries(e.peer ?? {})]) {
+        if (typeof v === 'string' && v.length <= INTERN_MAX)
+          d.push(KEY_INTERNED + this.#str(key), this.#str(v));
+        else if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
         else d.push(this.#str(key), v);
-        count++;
-      }
-      for (const key in e.peer ?? {}) {
-        d.push(this.#str(key), e.peer![key]);
         count++;
       }
       d[countAt] = count;
