@@ -29,6 +29,7 @@ import {
   attrKey,
   attrValue,
   type TableEntry,
+  TIME_BASE,
   type WorkerInit,
 } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
@@ -228,7 +229,7 @@ export class SdkLogExport {
         const sev = SEVERITIES[data[at + 2] as number]!;
         const rec: LogRecord = {
           eventName: name,
-          timestamp: [data[at + 3] as number, data[at + 4] as number],
+          timestamp: [(data[at + 3] as number) + TIME_BASE, data[at + 4] as number],
           severityNumber: sev.number,
           severityText: sev.text,
           body,

@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { INTERN_MAX, KEY_INTERNED, TABLE_MAX } from './log-export-protocol.ts';
+import { INTERN_MAX, KEY_INTERNED, TABLE_MAX, TIME_BASE } from './log-export-protocol.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
@@ -123,7 +123,7 @@ export class EventExport {
       this.#str(name),
       this.#str(type),
       severityIdx,
-      Number(timeUnixNano / 1_000_000_000n),
+      Number(timeUnixNano / 1_000_000_000n) - TIME_BASE,
       Number(timeUnixNano % 1_000_000_000n),
       this.#obj(entity),
       stack ? this.#obj(stack) : -1,

@@ -12,7 +12,7 @@
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { AttributeValue } from '../../probe/types.ts';
 import { eventBody, stackTrace } from '../event-body.ts';
-import { attrKey, attrValue, KEY_INTERNED, type TableEntry } from '../log-export-protocol.ts';
+import { attrKey, attrValue, KEY_INTERNED, type TableEntry, TIME_BASE } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
 import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
@@ -238,7 +238,7 @@ export class LogsEncoder {
     w.tag(2, LD);
     const rec = w.fork(2); // most records are 128 B to 16 KiB
     w.tag(1, F64);
-    w.fixed64Nanos(data[at + 3] as number, data[at + 4] as number);
+    w.fixed64Nanos((data[at + 3] as number) + TIME_BASE, data[at + 4] as number);
     w.raw(this.#severities[data[at + 2] as number]!);
     w.tag(5, LD);
     const body = w.fork();

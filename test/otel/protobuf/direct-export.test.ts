@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DirectLogExport } from '../../../receiver/otel/log-export-direct.ts';
-import type { TableEntry } from '../../../receiver/otel/log-export-protocol.ts';
+import { type TableEntry, TIME_BASE } from '../../../receiver/otel/log-export-protocol.ts';
 import { startOtlpReceiver } from '../../env/otlp-receiver/receiver.ts';
 
 const TABLE: TableEntry[] = ['podnet.test.drop', 'T', { 'podnet.entity.kind': 'host' }, 'podnet.test.seq'];
@@ -12,7 +12,8 @@ const TABLE: TableEntry[] = ['podnet.test.drop', 'T', { 'podnet.entity.kind': 'h
 /** `n` records with podnet.test.seq = from, from + 1, ... (the layout of log-export-protocol.ts). */
 function batch(from: number, n: number, badKey = false): unknown[] {
   const d: unknown[] = [];
-  for (let k = 0; k < n; k++) d.push(0, 1, 2, 1_796_000_000, k, 2, -1, 1, badKey ? 99 : 3, from + k);
+  for (let k = 0; k < n; k++)
+    d.push(0, 1, 2, 1_796_000_000 - TIME_BASE, k, 2, -1, 1, badKey ? 99 : 3, from + k);
   return d;
 }
 

@@ -21,6 +21,7 @@ import {
   INTERN_MAX,
   KEY_INTERNED,
   type TableEntry,
+  TIME_BASE,
   type WorkerInit,
 } from '../../../receiver/otel/log-export-protocol.ts';
 import { SdkLogExport } from '../../../receiver/otel/log-export-sdk.ts';
@@ -82,7 +83,7 @@ class Batcher {
     for (const e of evs) {
       const countAt = d.length + 7;
       const ns = e.time;
-      d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n));
+      d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n) - TIME_BASE);
       d.push(Number(ns % 1_000_000_000n), this.#obj(e.entity), e.stack ? this.#obj(e.stack) : -1, 0);
       let count = 0;
       for (const [key, v] of [...Object.entries(e.attributes), ...Object.entries(e.peer ?? {})]) {
