@@ -122,7 +122,13 @@ export class DirectLogExport {
    * of max_export_batch_size records (the SDK's batches: whole records, in order); a partial request is
    * sealed after schedule_delay.
    */
-  push(data: readonly unknown[], n: number, table: readonly TableEntry[], observed: [number, number]): void {
+  push(
+    data: Float64Array,
+    extra: readonly unknown[],
+    n: number,
+    table: readonly TableEntry[],
+    observed: [number, number],
+  ): void {
     if (this.queued + n > this.#s.maxQueueSize) {
       this.#hooks.onQueueFull(n);
       return;
@@ -135,7 +141,7 @@ export class DirectLogExport {
       const take = Math.min(room, left);
       const before = this.#encoder.pending;
       try {
-        this.#encoder.add({ data, table, at, n: take, observed });
+        this.#encoder.add({ data, extra, table, at, n: take, observed });
       } catch (err) {
         // Never expected (the main thread encodes what it validated); counted, never silent. What the
         // open request held is lost with it (its buffers may hold a partial record): the records before

@@ -29,7 +29,6 @@ import {
   attrKey,
   attrValue,
   type TableEntry,
-  TIME_BASE,
   type WorkerInit,
 } from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
@@ -205,20 +204,26 @@ export class SdkLogExport {
   }
 
   /** Emit the `n` records of one batch; `observed` is passed as each record's observed timestamp. */
-  push(data: readonly unknown[], n: number, table: readonly TableEntry[], observed?: [number, number]): void {
+  push(
+    data: Float64Array,
+    extra: readonly unknown[],
+    n: number,
+    table: readonly TableEntry[],
+    observed?: [number, number],
+  ): void {
     let i = 0;
     for (let r = 0; r < n; r++) {
       const at = i;
-      const count = data[at + 7] as number;
+      const count = data[at + 7]!;
       i = at + 8 + 2 * count;
       try {
-        const stackIdx = data[at + 6] as number;
-        const entity = table[data[at + 5] as number] as Readonly<Record<string, AttributeValue>>;
+        const stackIdx = data[at + 6]!;
+        const entity = table[data[at + 5]!] as Readonly<Record<string, AttributeValue>>;
         const attributes: Record<string, AttributeValue> = {};
         for (let k = at + 8; k < i; k += 2)
-          attributes[table[attrKey(data[k] as number)] as string] = attrValue(data, k, table);
-        const name = table[data[at] as number] as string;
-        const type = table[data[at + 1] as number] as string;
+          attributes[table[attrKey(data[k]!)] as string] = attrValue(data, k, table, extra);
+        const name = table[data[at]!] as string;
+        const type = table[data[at + 1]!] as string;
         const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
         const body = eventBody(name, type, attributes, entity, stack);
         attributes[ATTR_PODNET_EVENT_TYPE] = type;
@@ -226,10 +231,10 @@ export class SdkLogExport {
           attributes[ATTR_PODNET_KERNEL_STACK] = stack;
           attributes[ATTR_CODE_STACKTRACE] = this.#stackTraceOf(stack);
         }
-        const sev = SEVERITIES[data[at + 2] as number]!;
+        const sev = SEVERITIES[data[at + 2]!]!;
         const rec: LogRecord = {
           eventName: name,
-          timestamp: [(data[at + 3] as number) + TIME_BASE, data[at + 4] as number],
+          timestamp: [data[at + 3]!, data[at + 4]!],
           severityNumber: sev.number,
           severityText: sev.text,
           body,

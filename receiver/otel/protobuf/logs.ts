@@ -12,7 +12,7 @@
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { AttributeValue } from '../../probe/types.ts';
 import { eventBody, stackTrace } from '../event-body.ts';
-import { attrKey, attrValue, KEY_INTERNED, type TableEntry, TIME_BASE } from '../log-export-protocol.ts';
+import { attrKey, attrValue, KEY_EXTRA, KEY_INTERNED, type TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
 import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
@@ -23,7 +23,9 @@ type Attrs = Readonly<Record<string, AttributeValue>>;
 
 /** A run of records of one batch: `n` records from data offset `at`. */
 export interface RecordRun {
-  readonly data: readonly unknown[];
+  readonly data: Float64Array;
+  /** The batch's attribute values that are neither numbers nor table strings (log-export-protocol.ts). */
+  readonly extra: readonly unknown[];
   readonly table: readonly TableEntry[];
   readonly at: number;
   readonly n: number;
@@ -40,8 +42,8 @@ export interface LogsEncoderOptions {
 }
 
 /** Where the record starting at data offset `at` ends (the next record's offset). */
-export function recordEnd(data: readonly unknown[], at: number): number {
-  return at + 8 + 2 * (data[at + 7] as number);
+export function recordEnd(data: Float64Array, at: number): number {
+  return at + 8 + 2 * data[at + 7]!;
 }
 
 const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR_CODE_STACKTRACE]);
@@ -156,7 +158,7 @@ export class LogsEncoder {
     const { data, table } = run;
     let at = run.at;
     for (let k = 0; k < run.n; k++) {
-      const entity = table[data[at + 5] as number] as Attrs;
+      const entity = table[data[at + 5]!] as Attrs;
       let g = this.#open.get(entity);
       if (g === undefined) {
         const w = this.#pool.pop() ?? new ProtoWriter(1024);
@@ -206,11 +208,11 @@ export class LogsEncoder {
 
   /** ScopeLogs.log_records entry of the record at `at`. */
   #record(w: ProtoWriter, run: RecordRun, at: number, entity: Attrs): void {
-    const { data, table } = run;
+    const { data, table, extra } = run;
     const end = recordEnd(data, at);
-    const name = table[data[at] as number] as string;
-    const type = table[data[at + 1] as number] as string;
-    const stackIdx = data[at + 6] as number;
+    const name = table[data[at]!] as string;
+    const type = table[data[at + 1]!] as string;
+    const stackIdx = data[at + 6]!;
     const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
     // One pass over the attributes: whether they can be written as they come (`plain`), and the values
     // the body text reads (log-body.ts).
@@ -220,11 +222,11 @@ export class LogsEncoder {
     const seen = this.#seen;
     const bw = this.#body;
     for (let k = at + 8; k < end; k += 2) {
-      const idx = attrKey(data[k] as number);
+      const idx = attrKey(data[k]!);
       if (seen[idx] === gen || keys[idx] === 0) plain = false;
       seen[idx] = gen;
       const role = roles[idx]!;
-      if (role !== ROLE_NONE) bw.set(role, attrValue(data, k, table));
+      if (role !== ROLE_NONE) bw.set(role, attrValue(data, k, table, extra));
     }
     // A key twice, or one of the keys set below: the object's semantics (last value, first position),
     // for the body text too (eventBody of the object).
@@ -233,13 +235,13 @@ export class LogsEncoder {
       bw.clear();
       attrs = {};
       for (let k = at + 8; k < end; k += 2)
-        attrs[table[attrKey(data[k] as number)] as string] = attrValue(data, k, table);
+        attrs[table[attrKey(data[k]!)] as string] = attrValue(data, k, table, extra);
     }
     w.tag(2, LD);
     const rec = w.fork(2); // most records are 128 B to 16 KiB
     w.tag(1, F64);
-    w.fixed64Nanos((data[at + 3] as number) + TIME_BASE, data[at + 4] as number);
-    w.raw(this.#severities[data[at + 2] as number]!);
+    w.fixed64Nanos(data[at + 3]!, data[at + 4]!);
+    w.raw(this.#severities[data[at + 2]!]!);
     w.tag(5, LD);
     const body = w.fork();
     w.tag(1, LD);
@@ -257,7 +259,7 @@ export class LogsEncoder {
       attributes(w, attrs, 6);
     } else {
       for (let k = at + 8; k < end; k += 2) {
-        const key = data[k] as number;
+        const key = data[k]!;
         const idx = attrKey(key);
         w.tag(6, LD);
         const kv = w.fork();
@@ -268,11 +270,11 @@ export class LogsEncoder {
         }
         if (kb === 0) throw new Error('unreachable: reserved key on the plain path');
         w.raw(kb);
-        if (key >= KEY_INTERNED) w.raw(this.#valueField(values, data[k + 1] as number, table));
+        if (key >= KEY_INTERNED) w.raw(this.#valueField(values, data[k + 1]!, table));
         else {
           w.tag(2, LD);
           const v = w.fork();
-          anyValue(w, key >= 0 ? data[k + 1] : Number(data[k + 1]));
+          anyValue(w, key >= KEY_EXTRA ? extra[data[k + 1]!] : data[k + 1]);
           w.ldelim(v);
         }
         w.ldelim(kv);

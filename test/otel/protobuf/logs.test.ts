@@ -19,9 +19,9 @@ import { probeSpecs } from '../../../probes/registry.ts';
 import { entityAttributes } from '../../../receiver/otel/entity-attributes.ts';
 import {
   INTERN_MAX,
+  KEY_EXTRA,
   KEY_INTERNED,
   type TableEntry,
-  TIME_BASE,
   type WorkerInit,
 } from '../../../receiver/otel/log-export-protocol.ts';
 import { SdkLogExport } from '../../../receiver/otel/log-export-sdk.ts';
@@ -72,33 +72,40 @@ class Batcher {
   }
 
   /** One batch of `evs`; `reset` starts a new table first (as past TABLE_MAX). */
-  batch(evs: readonly Ev[], reset = false): { data: unknown[]; n: number; table: TableEntry[] } {
+  batch(
+    evs: readonly Ev[],
+    reset = false,
+  ): { data: Float64Array; extra: unknown[]; n: number; table: TableEntry[] } {
     if (reset) {
       this.strings = new Map();
       this.objects = new Map();
       this.size = 0;
       this.table = [];
     }
-    const d: unknown[] = [];
+    const d: number[] = [];
+    const extra: unknown[] = [];
     for (const e of evs) {
       const countAt = d.length + 7;
       const ns = e.time;
-      d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n) - TIME_BASE);
+      d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n));
       d.push(Number(ns % 1_000_000_000n), this.#obj(e.entity), e.stack ? this.#obj(e.stack) : -1, 0);
       let count = 0;
       for (const [key, v] of [...Object.entries(e.attributes), ...Object.entries(e.peer ?? {})]) {
-        if (typeof v === 'string' && v.length <= INTERN_MAX)
+        if (typeof v === 'number') d.push(this.#str(key), v);
+        else if (typeof v === 'string' && v.length <= INTERN_MAX)
           d.push(KEY_INTERNED + this.#str(key), this.#str(v));
-        else if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
-        else d.push(this.#str(key), v);
+        else {
+          d.push(KEY_EXTRA + this.#str(key), extra.length);
+          extra.push(v);
+        }
         count++;
       }
       d[countAt] = count;
     }
-    // The worker's side: table entries arrive structured-cloned, the data as JSON.
+    // The worker's side: table entries and `extra` arrive structured-cloned, the slots as they were.
     for (const a of structuredClone(this.add)) this.table.push(a);
     this.add = [];
-    return { data: JSON.parse(JSON.stringify(d)) as unknown[], n: evs.length, table: this.table };
+    return { data: Float64Array.from(d), extra: structuredClone(extra), n: evs.length, table: this.table };
   }
 }
 
@@ -253,7 +260,7 @@ const OBSERVED: [number, number] = [1_765_000_100, 250_000_000];
 
 /** Both serializations of the same batches: [direct encoder, SDK path + ProtobufLogsSerializer]. */
 async function both(
-  batches: { data: unknown[]; n: number; table: TableEntry[] }[],
+  batches: { data: Float64Array; extra: unknown[]; n: number; table: TableEntry[] }[],
   schemaUrl?: string,
   split?: number,
 ): Promise<[Uint8Array, Uint8Array]> {
@@ -263,7 +270,7 @@ async function both(
     // A run cut where an export ends (log-export-direct.ts #take): the two requests' records, in order.
     const b = runs[0]!;
     let at = 0;
-    for (let k = 0; k < split; k++) at += 8 + 2 * (b.data[at + 7] as number);
+    for (let k = 0; k < split; k++) at += 8 + 2 * b.data[at + 7]!;
     const enc = new LogsEncoder(init(schemaUrl));
     const first = Buffer.from(enc.encode([{ ...b, n: split }]));
     const second = Buffer.from(enc.encode([{ ...b, at, n: b.n - split }, ...runs.slice(1)]));
@@ -276,7 +283,7 @@ async function both(
     { onResult: () => undefined, onQueueFull: () => undefined, onRejected: (e) => rejected.push(e) },
     cap,
   );
-  for (const b of batches) sdk.push(b.data, b.n, b.table, OBSERVED);
+  for (const b of batches) sdk.push(b.data, b.extra, b.n, b.table, OBSERVED);
   await sdk.forceFlush();
   await sdk.shutdown();
   assert.deepEqual(rejected, []);
