@@ -93,7 +93,7 @@ class QueueObserver implements ApiMeterProvider {
  * - hands the record its attribute object as built here, in place of the SDK copying it key by key
  *   through its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth
  *   of the worker's time and much of its garbage). Valid by construction: keys are non-empty strings,
- *   values are strings, finite or non-finite numbers, booleans or fresh string arrays (JSON-parsed here),
+ *   values are strings, finite or non-finite numbers, booleans or string arrays (cloned into this thread),
  *   never undefined, and a record has far fewer than the default 128 attributes. With attribute limits set
  *   in the environment, records take the SDK's validating path instead (`ATTRIBUTE_LIMITS_SET`).
  */

@@ -141,7 +141,9 @@ export class EventExport {
     }
     if (peer) {
       for (const key in peer) {
-        this.#attr(key, peer[key]!);
+        const v = peer[key];
+        if (v === undefined) continue;
+        this.#attr(key, v);
         count++;
       }
     }
