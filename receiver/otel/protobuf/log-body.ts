@@ -76,7 +76,10 @@ const NAMES_MAX = 10_000;
  * values are cleared by `write`.
  */
 export class BodyWriter {
+  /** Per role: the value set (numbers are in `#num`, flagged in `#isNum`: no heap number per value). */
   readonly #v: (AttributeValue | undefined)[] = new Array(ROLES).fill(undefined);
+  readonly #num = new Float64Array(ROLES);
+  readonly #isNum = new Uint8Array(ROLES);
   readonly #kinds: string[] = [];
   #nKinds = 0;
   readonly #names = new Map<string, string>();
@@ -84,17 +87,39 @@ export class BodyWriter {
   /** A stack's innermost frame without its offset (`stack?.[0]?.replace(...)` in eventBody), or null. */
   readonly #frames = new WeakMap<readonly string[], string | null>();
 
-  /** The value of an attribute of role `role` (not ROLE_NONE). */
+  /** The value of an attribute of role `role` (not ROLE_NONE) that is not a number. */
   set(role: number, value: AttributeValue): void {
     if (role === ROLE_KIND) {
       if (typeof value === 'string') this.#kinds[this.#nKinds++] = value;
-    } else this.#v[role] = value;
+    } else {
+      this.#v[role] = value;
+      this.#isNum[role] = 0;
+    }
+  }
+
+  /** The value of an attribute of role `role` (not ROLE_NONE) that is a number. */
+  setNumber(role: number, value: number): void {
+    if (role === ROLE_KIND) return; // only string kinds are parts
+    this.#num[role] = value;
+    this.#isNum[role] = 1;
+    this.#v[role] = undefined;
   }
 
   /** Forget the values set (a record whose body is written otherwise). */
   clear(): void {
     this.#v.fill(undefined);
+    this.#isNum.fill(0);
     this.#nKinds = 0;
+  }
+
+  #has(role: number): boolean {
+    return this.#isNum[role] === 1 || this.#v[role] !== undefined;
+  }
+
+  /** String(value) of the role's value (which is set). */
+  #put(w: ProtoWriter, role: number): void {
+    if (this.#isNum[role] === 1) decimal(w, this.#num[role]!);
+    else w.text(String(this.#v[role]));
   }
 
   /** The body text (eventBody's) as UTF-8, without tag or length; clears the values. */
@@ -111,99 +136,112 @@ export class BodyWriter {
       w.text(' ');
       w.text(this.#kinds[i]!);
     }
-    const err = v[ROLE_ERROR];
     w.text(' ');
-    w.text(err !== undefined && err !== '' ? String(err) : type);
-    const transport = v[ROLE_TRANSPORT];
-    if (transport !== undefined) {
+    if (this.#isNum[ROLE_ERROR] === 1 || (v[ROLE_ERROR] !== undefined && v[ROLE_ERROR] !== ''))
+      this.#put(w, ROLE_ERROR);
+    else w.text(type);
+    if (this.#has(ROLE_TRANSPORT)) {
       w.text(' ');
-      w.text(String(transport));
+      this.#put(w, ROLE_TRANSPORT);
     }
-    const hasSrc = v[ROLE_SRC_ADDR] !== undefined || v[ROLE_SRC_PORT] !== undefined;
-    const hasDst = v[ROLE_DST_ADDR] !== undefined || v[ROLE_DST_PORT] !== undefined;
+    const hasSrc = this.#has(ROLE_SRC_ADDR) || this.#has(ROLE_SRC_PORT);
+    const hasDst = this.#has(ROLE_DST_ADDR) || this.#has(ROLE_DST_PORT);
     if (hasSrc || hasDst) {
       w.text(' ');
-      if (hasSrc) endpoint(w, v[ROLE_SRC_ADDR], v[ROLE_SRC_PORT]);
+      if (hasSrc) this.#endpoint(w, ROLE_SRC_ADDR, ROLE_SRC_PORT);
       else w.text('*');
       w.text(' -> ');
-      if (hasDst) endpoint(w, v[ROLE_DST_ADDR], v[ROLE_DST_PORT]);
+      if (hasDst) this.#endpoint(w, ROLE_DST_ADDR, ROLE_DST_PORT);
       else w.text('*');
     }
-    if (v[ROLE_LOCAL_ADDR] !== undefined || v[ROLE_LOCAL_PORT] !== undefined) {
+    if (this.#has(ROLE_LOCAL_ADDR) || this.#has(ROLE_LOCAL_PORT)) {
       w.text(' local ');
-      endpoint(w, v[ROLE_LOCAL_ADDR], v[ROLE_LOCAL_PORT]);
+      this.#endpoint(w, ROLE_LOCAL_ADDR, ROLE_LOCAL_PORT);
     }
-    if (v[ROLE_PEER_ADDR] !== undefined || v[ROLE_PEER_PORT] !== undefined) {
+    if (this.#has(ROLE_PEER_ADDR) || this.#has(ROLE_PEER_PORT)) {
       w.text(' peer ');
-      endpoint(w, v[ROLE_PEER_ADDR], v[ROLE_PEER_PORT]);
+      this.#endpoint(w, ROLE_PEER_ADDR, ROLE_PEER_PORT);
     }
-    const iface = v[ROLE_IFACE];
-    if (iface !== undefined) {
+    if (this.#has(ROLE_IFACE)) {
       w.text(' on ');
-      w.text(String(iface));
+      this.#put(w, ROLE_IFACE);
     }
-    const state = v[ROLE_STATE];
-    if (state !== undefined) {
+    if (this.#has(ROLE_STATE)) {
       w.text(' ');
-      w.text(String(state));
+      this.#put(w, ROLE_STATE);
     }
-    const d = v[ROLE_DURATION];
-    if (typeof d === 'number' && Number.isFinite(d)) {
+    if (this.#isNum[ROLE_DURATION] === 1 && Number.isFinite(this.#num[ROLE_DURATION]!)) {
       w.text(' ');
-      w.text(humanSeconds(d));
+      w.text(humanSeconds(this.#num[ROLE_DURATION]!));
     }
-    const comm = v[ROLE_COMM];
-    if (comm !== undefined) {
+    if (this.#has(ROLE_COMM)) {
       w.text(' by ');
-      w.text(String(comm));
-      const pid = v[ROLE_PID];
-      if (pid !== undefined) {
+      this.#put(w, ROLE_COMM);
+      if (this.#has(ROLE_PID)) {
         w.text('[');
-        w.text(String(pid));
+        this.#put(w, ROLE_PID);
         w.text(']');
       }
     }
     this.#peer(w);
     w.text(' in ');
     w.text(this.#entityText(entity));
-    const drop = v[ROLE_DROP_LOCATION];
-    const where = drop !== undefined ? String(drop) : stack ? this.#frame(stack) : null;
-    if (where !== null && where !== '') {
-      w.text(' (');
-      w.text(where);
-      w.text(')');
+    if (this.#has(ROLE_DROP_LOCATION)) {
+      if (this.#isNum[ROLE_DROP_LOCATION] === 1 || v[ROLE_DROP_LOCATION] !== '') {
+        w.text(' (');
+        this.#put(w, ROLE_DROP_LOCATION);
+        w.text(')');
+      }
+    } else if (stack) {
+      const where = this.#frame(stack);
+      if (where !== null && where !== '') {
+        w.text(' (');
+        w.text(where);
+        w.text(')');
+      }
     }
-    v.fill(undefined);
-    this.#nKinds = 0;
+    this.clear();
+  }
+
+  /** eventBody's endpoint(): at least one of the two is set. */
+  #endpoint(w: ProtoWriter, addr: number, port: number): void {
+    if (!this.#has(addr)) w.text('*');
+    else if (this.#isNum[addr] === 1)
+      decimal(w, this.#num[addr]!); // no ':' in a number's text
+    else {
+      const a = String(this.#v[addr]);
+      if (a.includes(':')) {
+        w.text('[');
+        w.text(a);
+        w.text(']');
+      } else w.text(a);
+    }
+    if (this.#has(port)) {
+      w.text(':');
+      this.#put(w, port);
+    }
   }
 
   /** `(other end: …)` as eventBody's peerText. */
   #peer(w: ProtoWriter): void {
-    const v = this.#v;
-    const ns = v[ROLE_PEER_NS];
-    const pod = v[ROLE_PEER_POD];
-    const svc = v[ROLE_PEER_SVC];
-    const node = v[ROLE_PEER_NODE];
-    let what: string;
-    let value: AttributeValue;
-    if (pod !== undefined) {
-      what = ' (other end: pod ';
-      value = pod;
-    } else if (svc !== undefined) {
-      what = ' (other end: service ';
-      value = svc;
-    } else if (node !== undefined) {
+    let what: number;
+    if (this.#has(ROLE_PEER_POD)) {
+      w.text(' (other end: pod ');
+      what = ROLE_PEER_POD;
+    } else if (this.#has(ROLE_PEER_SVC)) {
+      w.text(' (other end: service ');
+      what = ROLE_PEER_SVC;
+    } else if (this.#has(ROLE_PEER_NODE)) {
       w.text(' (other end: node ');
-      w.text(String(node));
+      this.#put(w, ROLE_PEER_NODE);
       w.text(')');
       return;
     } else return;
-    w.text(what);
-    if (ns !== undefined) {
-      w.text(String(ns));
+    if (this.#has(ROLE_PEER_NS)) {
+      this.#put(w, ROLE_PEER_NS);
       w.text('/');
     }
-    w.text(String(value));
+    this.#put(w, what);
     w.text(')');
   }
 
@@ -236,16 +274,21 @@ export class BodyWriter {
   }
 }
 
-/** eventBody's endpoint(): at least one of the two is defined. */
-function endpoint(w: ProtoWriter, addr: AttributeValue | undefined, port: AttributeValue | undefined): void {
-  const a = addr === undefined ? '*' : String(addr);
-  if (a.includes(':')) {
-    w.text('[');
-    w.text(a);
-    w.text(']');
-  } else w.text(a);
-  if (port !== undefined) {
-    w.text(':');
-    w.text(String(port));
+/** String(n), digits written by hand for the integers ports and pids are (no string per value). */
+function decimal(w: ProtoWriter, n: number): void {
+  if (!(Number.isInteger(n) && n >= 0 && n < 2 ** 31)) {
+    w.text(String(n));
+    return;
   }
+  w.ensure(10);
+  const b = w.buf;
+  let x = n;
+  let len = 1;
+  while (x >= 10 ** len) len++;
+  let p = w.pos + len;
+  w.pos = p;
+  do {
+    b[--p] = 48 + (x % 10);
+    x = Math.floor(x / 10);
+  } while (x > 0);
 }

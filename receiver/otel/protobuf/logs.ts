@@ -15,7 +15,7 @@ import { eventBody, stackTrace } from '../event-body.ts';
 import { attrKey, attrValue, KEY_EXTRA, KEY_INTERNED, type TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
-import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
+import { anyNumber, anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
 import { BodyWriter, bodyRole, ROLE_NONE } from './log-body.ts';
 import { WIRE_FIXED64 as F64, WIRE_LDELIM as LD, ProtoWriter, WIRE_VARINT as VI } from './writer.ts';
 
@@ -226,7 +226,9 @@ export class LogsEncoder {
       if (seen[idx] === gen || keys[idx] === 0) plain = false;
       seen[idx] = gen;
       const role = roles[idx]!;
-      if (role !== ROLE_NONE) bw.set(role, attrValue(data, k, table, extra));
+      if (role === ROLE_NONE) continue;
+      if (data[k]! < KEY_EXTRA) bw.setNumber(role, data[k + 1]!);
+      else bw.set(role, attrValue(data, k, table, extra));
     }
     // A key twice, or one of the keys set below: the object's semantics (last value, first position),
     // for the body text too (eventBody of the object).
@@ -274,7 +276,8 @@ export class LogsEncoder {
         else {
           w.tag(2, LD);
           const v = w.fork();
-          anyValue(w, key >= KEY_EXTRA ? extra[data[k + 1]!] : data[k + 1]);
+          if (key >= KEY_EXTRA) anyValue(w, extra[data[k + 1]!]);
+          else anyNumber(w, data[k + 1]!);
           w.ldelim(v);
         }
         w.ldelim(kv);
