@@ -282,13 +282,30 @@ function decimal(w: ProtoWriter, n: number): void {
   }
   w.ensure(10);
   const b = w.buf;
-  let x = n;
-  let len = 1;
-  while (x >= 10 ** len) len++;
+  let x = n | 0;
+  const len =
+    x < 10
+      ? 1
+      : x < 100
+        ? 2
+        : x < 1000
+          ? 3
+          : x < 10000
+            ? 4
+            : x < 100000
+              ? 5
+              : x < 1000000
+                ? 6
+                : decimalSize(x);
   let p = w.pos + len;
   w.pos = p;
   do {
-    b[--p] = 48 + (x % 10);
-    x = Math.floor(x / 10);
+    const q = (x / 10) | 0;
+    b[--p] = 48 + x - 10 * q;
+    x = q;
   } while (x > 0);
+}
+
+function decimalSize(x: number): number {
+  return x < 10000000 ? 7 : x < 100000000 ? 8 : x < 1000000000 ? 9 : 10;
 }
