@@ -46,6 +46,10 @@ function event(k: number, type: string): ProbeEvent {
       'podnet.test.ratio': k / 7,
       'podnet.test.flag': k % 2 === 0,
       ...(k % 11 === 0 ? { 'podnet.test.inf': Number.POSITIVE_INFINITY } : {}),
+      // Values outside the table (log-export-protocol.ts `extra`): an array, a string past INTERN_MAX.
+      ...(k % 13 === 0
+        ? { 'podnet.test.list': ['a', `b${k}`], 'podnet.test.long': `${'z'.repeat(300)}${k}` }
+        : {}),
     },
     stack: STACK,
   };
@@ -112,7 +116,7 @@ test('events cross to the export worker intact and exactly once, past a string-t
     assert.equal(rx.logs.length, N, 'every record received once');
     const bySeq = new Map(rx.logs.map((l) => [l.attributes['podnet.test.seq'], l]));
     assert.equal(bySeq.size, N, 'no duplicates');
-    for (const k of [0, 1, 2, 5, 11, 4095, 4096, TABLE_MAX - 1, TABLE_MAX, TABLE_MAX + 1, N - 1]) {
+    for (const k of [0, 1, 2, 5, 11, 13, 26, 4095, 4096, TABLE_MAX - 1, TABLE_MAX, TABLE_MAX + 1, N - 1]) {
       const l = bySeq.get(k);
       assert.ok(l, `record ${k}`);
       const a = l.attributes;
@@ -128,6 +132,10 @@ test('events cross to the export worker intact and exactly once, past a string-t
       assert.equal(a['podnet.test.flag'], k % 2 === 0);
       if (k % 11 === 0) assert.equal(a['podnet.test.inf'], Number.POSITIVE_INFINITY);
       else assert.equal('podnet.test.inf' in a, false);
+      if (k % 13 === 0) {
+        assert.deepEqual(a['podnet.test.list'], ['a', `b${k}`]);
+        assert.equal(a['podnet.test.long'], `${'z'.repeat(300)}${k}`);
+      } else assert.equal('podnet.test.list' in a || 'podnet.test.long' in a, false);
       assert.deepEqual(a['podnet.kernel.stack'], STACK);
       assert.match(
         String(l.body),
