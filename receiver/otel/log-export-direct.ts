@@ -1,5 +1,5 @@
 // The event export worker's direct path (OTLP/HTTP protobuf and gRPC): record batches from the main thread
-// (compact Float64Array slots, log-export-protocol.ts) are encoded as they arrive into ExportLogsServiceRequests of
+// (Float64Array slots, log-export-protocol.ts) are encoded as they arrive into ExportLogsServiceRequests of
 // max_export_batch_size records by receiver/otel/protobuf/logs.ts — no SDK LogRecord per event, and no
 // batch kept on the JavaScript heap until its export (what outlives a young-generation GC costs). It
 // takes the place of the SDK's LoggerProvider → BatchLogRecordProcessor → OTLPLogExporter with the same
