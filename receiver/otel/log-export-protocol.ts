@@ -8,7 +8,8 @@
 // (addresses, interface names, commands, kinds: most repeat), and the worker keeps each one's encoding
 // (protobuf/logs.ts). What is neither a number nor such a string (booleans, arrays, longer strings)
 // travels in the batch's `extra` array (structured clone; usually empty). The table is bounded: past
-// TABLE_MAX entries the main thread starts a new one (`reset` on the next batch).
+// TABLE_MAX entries or TABLE_CHARS_MAX characters the main thread starts a new one (`reset` on the next
+// batch).
 //
 // One record in `data`:
 //   nameIdx, typeIdx, severityIdx (severity.ts), time seconds, time nanoseconds, entityIdx, stackIdx (-1: none), n,
@@ -20,6 +21,12 @@ import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 
 export const TABLE_MAX = 50_000;
+/**
+ * The table also starts over past this many characters of strings: with distinct long attribute values
+ * (up to INTERN_MAX each) it holds ~2 MB of text on each side and their encodings in the worker, not
+ * TABLE_MAX × INTERN_MAX.
+ */
+export const TABLE_CHARS_MAX = 1_000_000;
 /** Longest string attribute value put into the table (longer ones travel in `extra`). */
 export const INTERN_MAX = 256;
 /** Added to a key index: the value is an index into the batch's `extra` (far above any table index). */

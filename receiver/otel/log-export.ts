@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { INTERN_MAX, KEY_EXTRA, KEY_INTERNED, TABLE_MAX } from './log-export-protocol.ts';
+import { INTERN_MAX, KEY_EXTRA, KEY_INTERNED, TABLE_CHARS_MAX, TABLE_MAX } from './log-export-protocol.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
@@ -44,6 +44,8 @@ export class EventExport {
   #strings = new Map<string, number>();
   #objects = new WeakMap<object, number>();
   #tableSize = 0;
+  /** Characters of the table's strings (attribute values are in it: TABLE_CHARS_MAX bounds their memory). */
+  #tableChars = 0;
   #reset = false;
   #add: TableEntry[] = [];
   /** Sealed batches not yet posted (see _pump), and the records in them. */
@@ -219,6 +221,7 @@ export class EventExport {
     if (i === undefined) {
       i = this.#append(s);
       this.#strings.set(s, i);
+      this.#tableChars += s.length;
     }
     return i;
   }
@@ -255,7 +258,7 @@ export class EventExport {
       this.#extra = [];
       this.#add = [];
       this.#reset = false;
-      if (this.#tableSize >= TABLE_MAX) this.#resetTable();
+      if (this.#tableSize >= TABLE_MAX || this.#tableChars >= TABLE_CHARS_MAX) this.#resetTable();
     }
     this.#pump();
   }
@@ -283,6 +286,7 @@ export class EventExport {
     this.#strings = new Map();
     this.#objects = new WeakMap();
     this.#tableSize = 0;
+    this.#tableChars = 0;
     this.#reset = true;
   }
 

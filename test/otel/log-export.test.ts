@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { LogsExportSettings } from '../../receiver/otel/exporters.ts';
-import { TABLE_MAX } from '../../receiver/otel/log-export-protocol.ts';
+import { INTERN_MAX, TABLE_CHARS_MAX, TABLE_MAX } from '../../receiver/otel/log-export-protocol.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -162,6 +162,36 @@ test('events cross to the export worker intact and exactly once, past a string-t
     const last = p.events.recent().at(-1)!;
     assert.equal(last.type, `T${N - 1}`);
     assert.equal(last.attributes['k8s.pod.name'], (N - 1) % 3 === 0 ? undefined : 'pod-a');
+  } finally {
+    await p.shutdown();
+    await rx.down();
+  }
+});
+
+test('distinct long string values: the table starts over by its characters, every value intact', async () => {
+  const rx = await startOtlpReceiver({ maxKept: 20_000 });
+  const p = await pipeline({ endpoint: rx.httpEndpoint });
+  // Each value distinct and INTERN_MAX long: TABLE_CHARS_MAX characters are reached after
+  // TABLE_CHARS_MAX / INTERN_MAX records, far below TABLE_MAX entries.
+  const blob = (k: number): string => `${k}:`.padEnd(INTERN_MAX, 'x');
+  const N = Math.ceil((2.5 * TABLE_CHARS_MAX) / INTERN_MAX);
+  assert.ok(N < TABLE_MAX / 2, 'the reset comes from the characters, not the entries');
+  try {
+    for (let k = 0; k < N; k++) {
+      const e = event(k, 'T');
+      p.events.emit('test', { ...e, attributes: { ...e.attributes, 'podnet.test.blob': blob(k) } });
+      if (k % 2000 === 1999) await yieldLoop();
+    }
+    await p.forceFlush();
+    assert.equal(p.self.events.sent, N, JSON.stringify(p.self.events));
+    assert.equal(rx.logs.length, N);
+    const seen = new Set<number>();
+    for (const l of rx.logs) {
+      const k = l.attributes['podnet.test.seq'] as number;
+      assert.equal(l.attributes['podnet.test.blob'], blob(k), `record ${k}`);
+      seen.add(k);
+    }
+    assert.equal(seen.size, N);
   } finally {
     await p.shutdown();
     await rx.down();
