@@ -1,5 +1,5 @@
 // The event export worker's direct path (OTLP/HTTP protobuf and gRPC): record batches from the main thread
-// (compact arrays, log-export-protocol.ts) are encoded as they arrive into ExportLogsServiceRequests of
+// (Float64Array slots, log-export-protocol.ts) are encoded as they arrive into ExportLogsServiceRequests of
 // max_export_batch_size records by receiver/otel/protobuf/logs.ts — no SDK LogRecord per event, and no
 // batch kept on the JavaScript heap until its export (what outlives a young-generation GC costs). It
 // takes the place of the SDK's LoggerProvider → BatchLogRecordProcessor → OTLPLogExporter with the same
@@ -122,7 +122,13 @@ export class DirectLogExport {
    * of max_export_batch_size records (the SDK's batches: whole records, in order); a partial request is
    * sealed after schedule_delay.
    */
-  push(data: readonly unknown[], n: number, table: readonly TableEntry[], observed: [number, number]): void {
+  push(
+    data: Float64Array,
+    extra: readonly unknown[],
+    n: number,
+    table: readonly TableEntry[],
+    observed: [number, number],
+  ): void {
     if (this.queued + n > this.#s.maxQueueSize) {
       this.#hooks.onQueueFull(n);
       return;
@@ -135,7 +141,7 @@ export class DirectLogExport {
       const take = Math.min(room, left);
       const before = this.#encoder.pending;
       try {
-        this.#encoder.add({ data, table, at, n: take, observed });
+        this.#encoder.add({ data, extra, table, at, n: take, observed });
       } catch (err) {
         // Never expected (the main thread encodes what it validated); counted, never silent. What the
         // open request held is lost with it (its buffers may hold a partial record): the records before

@@ -24,7 +24,13 @@ import {
 } from '@opentelemetry/sdk-logs';
 import type { AttributeValue } from '../probe/types.ts';
 import { eventBody, stackTrace } from './event-body.ts';
-import { ATTRIBUTE_LIMITS_SET, type TableEntry, type WorkerInit } from './log-export-protocol.ts';
+import {
+  ATTRIBUTE_LIMITS_SET,
+  attrKey,
+  attrValue,
+  type TableEntry,
+  type WorkerInit,
+} from './log-export-protocol.ts';
 import { CountingLogExporter, loadLogExporter } from './otlp-log-exporter.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from './semconv.ts';
 import { SEVERITIES } from './severity.ts';
@@ -87,7 +93,7 @@ class QueueObserver implements ApiMeterProvider {
  * - hands the record its attribute object as built here, in place of the SDK copying it key by key
  *   through its validating setter (per key: an options object, a WeakSet, a copy of arrays — about a fifth
  *   of the worker's time and much of its garbage). Valid by construction: keys are non-empty strings,
- *   values are strings, finite or non-finite numbers, booleans or fresh string arrays (JSON-parsed here),
+ *   values are strings, finite or non-finite numbers, booleans or string arrays (cloned into this thread),
  *   never undefined, and a record has far fewer than the default 128 attributes. With attribute limits set
  *   in the environment, records take the SDK's validating path instead (`ATTRIBUTE_LIMITS_SET`).
  */
@@ -198,23 +204,26 @@ export class SdkLogExport {
   }
 
   /** Emit the `n` records of one batch; `observed` is passed as each record's observed timestamp. */
-  push(data: readonly unknown[], n: number, table: readonly TableEntry[], observed?: [number, number]): void {
+  push(
+    data: Float64Array,
+    extra: readonly unknown[],
+    n: number,
+    table: readonly TableEntry[],
+    observed?: [number, number],
+  ): void {
     let i = 0;
     for (let r = 0; r < n; r++) {
       const at = i;
-      const count = data[at + 7] as number;
+      const count = data[at + 7]!;
       i = at + 8 + 2 * count;
       try {
-        const stackIdx = data[at + 6] as number;
-        const entity = table[data[at + 5] as number] as Readonly<Record<string, AttributeValue>>;
+        const stackIdx = data[at + 6]!;
+        const entity = table[data[at + 5]!] as Readonly<Record<string, AttributeValue>>;
         const attributes: Record<string, AttributeValue> = {};
-        for (let k = at + 8; k < i; k += 2) {
-          const key = data[k] as number;
-          if (key >= 0) attributes[table[key] as string] = data[k + 1] as AttributeValue;
-          else attributes[table[-1 - key] as string] = Number(data[k + 1]);
-        }
-        const name = table[data[at] as number] as string;
-        const type = table[data[at + 1] as number] as string;
+        for (let k = at + 8; k < i; k += 2)
+          attributes[table[attrKey(data[k]!)] as string] = attrValue(data, k, table, extra);
+        const name = table[data[at]!] as string;
+        const type = table[data[at + 1]!] as string;
         const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
         const body = eventBody(name, type, attributes, entity, stack);
         attributes[ATTR_PODNET_EVENT_TYPE] = type;
@@ -222,10 +231,10 @@ export class SdkLogExport {
           attributes[ATTR_PODNET_KERNEL_STACK] = stack;
           attributes[ATTR_CODE_STACKTRACE] = this.#stackTraceOf(stack);
         }
-        const sev = SEVERITIES[data[at + 2] as number]!;
+        const sev = SEVERITIES[data[at + 2]!]!;
         const rec: LogRecord = {
           eventName: name,
-          timestamp: [data[at + 3] as number, data[at + 4] as number],
+          timestamp: [data[at + 3]!, data[at + 4]!],
           severityNumber: sev.number,
           severityText: sev.text,
           body,

@@ -90,7 +90,7 @@ let closed = false;
  * every queued message in one go, and emitting them all at once would keep the export's socket I/O
  * waiting. (The direct path only queues a batch on arrival; it encodes per export.)
  */
-const pending: { data: unknown[]; n: number; table: TableEntry[] }[] = [];
+const pending: { data: Float64Array; extra: unknown[]; n: number; table: TableEntry[] }[] = [];
 let draining = false;
 const SLICE_RECORDS = 2048;
 
@@ -101,7 +101,7 @@ function drain(): void {
     if (closed) {
       lostExportFailed += b.n;
       scheduleCounts();
-    } else (exp as SdkLogExport).push(b.data, b.n, b.table);
+    } else (exp as SdkLogExport).push(b.data, b.extra, b.n, b.table);
     done += b.n;
   }
   if (pending.length > 0) setImmediate(drain);
@@ -122,15 +122,7 @@ port.on('message', (m: ToWorker) => {
     case 'batch': {
       if (m.reset) table = [];
       for (const e of m.add) table.push(e);
-      let data: unknown[];
-      try {
-        data = JSON.parse(m.json) as unknown[];
-      } catch (err) {
-        lostExportFailed += m.n;
-        lastError = `event batch rejected by the export worker: ${String(err)}`;
-        scheduleCounts();
-        return;
-      }
+      const { data, extra } = m;
       // A batch keeps the table it was encoded against (a reset starts a new array; entries are only
       // ever appended to one).
       if (DIRECT) {
@@ -140,10 +132,10 @@ port.on('message', (m: ToWorker) => {
           return;
         }
         const ms = Date.now();
-        (exp as DirectLogExport).push(data, m.n, table, [Math.floor(ms / 1000), (ms % 1000) * 1e6]);
+        (exp as DirectLogExport).push(data, extra, m.n, table, [Math.floor(ms / 1000), (ms % 1000) * 1e6]);
         return;
       }
-      pending.push({ data, n: m.n, table });
+      pending.push({ data, extra, n: m.n, table });
       if (!draining) {
         draining = true;
         setImmediate(drain);

@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { LogsExportSettings } from './exporters.ts';
 import type { BatchMessage, FromWorker, TableEntry, ToWorker, WorkerInit } from './log-export-protocol.ts';
-import { TABLE_MAX } from './log-export-protocol.ts';
+import { INTERN_MAX, KEY_EXTRA, KEY_INTERNED, TABLE_CHARS_MAX, TABLE_MAX } from './log-export-protocol.ts';
 import type { SelfTelemetry } from './self-telemetry.ts';
 import { PODNET_VERSION } from './version.ts';
 
@@ -24,11 +24,13 @@ const WORKER_URL = new URL(
   import.meta.url,
 );
 /**
- * A batch is posted at this many records or array slots (else at the end of the event-loop turn): small
- * enough that the array stays out of V8's large-object space (appending to one costs ~10x more).
+ * A batch is posted at this many records or slots (else at the end of the event-loop turn): the worker
+ * encodes while the main thread fills the next one, and a sealed batch is at most ~64 KiB.
  */
 const POST_RECORDS = 256;
 const POST_SLOTS = 8192;
+/** Slots of the batch builder: a batch's records and the record that reaches POST_SLOTS. */
+const BUILD_SLOTS = POST_SLOTS + 1024;
 const RESTART_DELAY_MS = 1000;
 
 export class EventExport {
@@ -42,6 +44,8 @@ export class EventExport {
   #strings = new Map<string, number>();
   #objects = new WeakMap<object, number>();
   #tableSize = 0;
+  /** Characters of the table's strings (attribute values are in it: TABLE_CHARS_MAX bounds their memory). */
+  #tableChars = 0;
   #reset = false;
   #add: TableEntry[] = [];
   /** Sealed batches not yet posted (see _pump), and the records in them. */
@@ -49,8 +53,10 @@ export class EventExport {
   #sealedN = 0;
   /** Records the worker may hold at once. */
   readonly #window: number;
-  // The batch being built.
-  #data: unknown[] = [];
+  // The batch being built: `#len` slots of `#data` (reused: a sealed batch takes a copy of its slots).
+  #data = new Float64Array(BUILD_SLOTS);
+  #len = 0;
+  #extra: unknown[] = [];
   #n = 0;
   #postScheduled = false;
   /** Records posted to the current worker and not yet reported back. */
@@ -117,36 +123,35 @@ export class EventExport {
       this.#self.countEvents('lost_queue_full');
       return false;
     }
+    if (this.#len + 8 > this.#data.length) this.#grow();
+    const at = this.#len;
     const d = this.#data;
-    const countAt = d.length + 7;
-    d.push(
-      this.#str(name),
-      this.#str(type),
-      severityIdx,
-      Number(timeUnixNano / 1_000_000_000n),
-      Number(timeUnixNano % 1_000_000_000n),
-      this.#obj(entity),
-      stack ? this.#obj(stack) : -1,
-      0,
-    );
+    d[at] = this.#str(name);
+    d[at + 1] = this.#str(type);
+    d[at + 2] = severityIdx;
+    d[at + 3] = Number(timeUnixNano / 1_000_000_000n);
+    d[at + 4] = Number(timeUnixNano % 1_000_000_000n);
+    d[at + 5] = this.#obj(entity);
+    d[at + 6] = stack ? this.#obj(stack) : -1;
+    this.#len = at + 8;
     let count = 0;
     for (const key in attributes) {
       const v = attributes[key];
       if (v === undefined) continue;
-      // JSON has no NaN / Infinity: such a number travels as its string, under a negative key index.
-      if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
-      else d.push(this.#str(key), v);
+      this.#attr(key, v);
       count++;
     }
     if (peer) {
       for (const key in peer) {
-        d.push(this.#str(key), peer[key]);
+        const v = peer[key];
+        if (v === undefined) continue;
+        this.#attr(key, v);
         count++;
       }
     }
-    d[countAt] = count;
+    this.#data[at + 7] = count;
     this.#n++;
-    if (this.#n >= POST_RECORDS || d.length >= POST_SLOTS) this.#post();
+    if (this.#n >= POST_RECORDS || this.#len >= POST_SLOTS) this.#post();
     else if (!this.#postScheduled) {
       this.#postScheduled = true;
       setImmediate(() => this.#post());
@@ -184,11 +189,39 @@ export class EventExport {
     }
   }
 
+  /** One (key, value) pair of a record (log-export-protocol.ts). */
+  #attr(key: string, v: AttributeValue): void {
+    if (this.#len + 2 > this.#data.length) this.#grow();
+    const d = this.#data;
+    const i = this.#len;
+    const k = this.#str(key);
+    if (typeof v === 'number') {
+      d[i] = k;
+      d[i + 1] = v;
+    } else if (typeof v === 'string' && v.length <= INTERN_MAX) {
+      d[i] = KEY_INTERNED + k;
+      d[i + 1] = this.#str(v);
+    } else {
+      d[i] = KEY_EXTRA + k;
+      d[i + 1] = this.#extra.length;
+      this.#extra.push(v);
+    }
+    this.#len = i + 2;
+  }
+
+  /** A record larger than the room left (never at the usual sizes): a larger builder. */
+  #grow(): void {
+    const next = new Float64Array(2 * this.#data.length);
+    next.set(this.#data.subarray(0, this.#len));
+    this.#data = next;
+  }
+
   #str(s: string): number {
     let i = this.#strings.get(s);
     if (i === undefined) {
       i = this.#append(s);
       this.#strings.set(s, i);
+      this.#tableChars += s.length;
     }
     return i;
   }
@@ -216,21 +249,23 @@ export class EventExport {
         reset: this.#reset,
         add: this.#add,
         n: this.#n,
-        json: JSON.stringify(this.#data),
+        data: this.#data.slice(0, this.#len),
+        extra: this.#extra,
       });
       this.#sealedN += this.#n;
       this.#n = 0;
-      this.#data = [];
+      this.#len = 0;
+      this.#extra = [];
       this.#add = [];
       this.#reset = false;
-      if (this.#tableSize >= TABLE_MAX) this.#resetTable();
+      if (this.#tableSize >= TABLE_MAX || this.#tableChars >= TABLE_CHARS_MAX) this.#resetTable();
     }
     this.#pump();
   }
 
   /**
    * Post sealed batches while the worker holds fewer than `_window` records: what waits beyond that waits
-   * here as compact JSON (cheap to keep) rather than in the worker (as SDK log records on the SDK path),
+   * here as compact slots (cheap to keep: no JavaScript object per record) rather than in the worker (as SDK log records on the SDK path),
    * where it would outlive the young generation and load the garbage collector, and keep the worker from
    * its socket I/O.
    */
@@ -242,7 +277,7 @@ export class EventExport {
       if (this.#inWorker > 0 && this.#inWorker + b.n > this.#window) return;
       this.#sealed.shift();
       this.#sealedN -= b.n;
-      w.postMessage(b);
+      w.postMessage(b, [b.data.buffer]);
       this.#inWorker += b.n;
     }
   }
@@ -251,6 +286,7 @@ export class EventExport {
     this.#strings = new Map();
     this.#objects = new WeakMap();
     this.#tableSize = 0;
+    this.#tableChars = 0;
     this.#reset = true;
   }
 
@@ -333,7 +369,8 @@ export class EventExport {
     this.#n = 0;
     this.#sealed = [];
     this.#sealedN = 0;
-    this.#data = [];
+    this.#len = 0;
+    this.#extra = [];
     this.#add = [];
     this.#resetTable();
     if (!this.#closed) this.#restartTimer = setTimeout(() => this.#start(), RESTART_DELAY_MS);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { LogsExportSettings } from '../../receiver/otel/exporters.ts';
-import { TABLE_MAX } from '../../receiver/otel/log-export-protocol.ts';
+import { INTERN_MAX, TABLE_CHARS_MAX, TABLE_MAX } from '../../receiver/otel/log-export-protocol.ts';
 import { Pipeline } from '../../receiver/otel/pipeline.ts';
 import { buildResource } from '../../receiver/otel/resource.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
@@ -46,6 +46,10 @@ function event(k: number, type: string): ProbeEvent {
       'podnet.test.ratio': k / 7,
       'podnet.test.flag': k % 2 === 0,
       ...(k % 11 === 0 ? { 'podnet.test.inf': Number.POSITIVE_INFINITY } : {}),
+      // Values outside the table (log-export-protocol.ts `extra`): an array, a string past INTERN_MAX.
+      ...(k % 13 === 0
+        ? { 'podnet.test.list': ['a', `b${k}`], 'podnet.test.long': `${'z'.repeat(300)}${k}` }
+        : {}),
     },
     stack: STACK,
   };
@@ -112,7 +116,7 @@ test('events cross to the export worker intact and exactly once, past a string-t
     assert.equal(rx.logs.length, N, 'every record received once');
     const bySeq = new Map(rx.logs.map((l) => [l.attributes['podnet.test.seq'], l]));
     assert.equal(bySeq.size, N, 'no duplicates');
-    for (const k of [0, 1, 2, 5, 11, 4095, 4096, TABLE_MAX - 1, TABLE_MAX, TABLE_MAX + 1, N - 1]) {
+    for (const k of [0, 1, 2, 5, 11, 13, 26, 4095, 4096, TABLE_MAX - 1, TABLE_MAX, TABLE_MAX + 1, N - 1]) {
       const l = bySeq.get(k);
       assert.ok(l, `record ${k}`);
       const a = l.attributes;
@@ -128,6 +132,10 @@ test('events cross to the export worker intact and exactly once, past a string-t
       assert.equal(a['podnet.test.flag'], k % 2 === 0);
       if (k % 11 === 0) assert.equal(a['podnet.test.inf'], Number.POSITIVE_INFINITY);
       else assert.equal('podnet.test.inf' in a, false);
+      if (k % 13 === 0) {
+        assert.deepEqual(a['podnet.test.list'], ['a', `b${k}`]);
+        assert.equal(a['podnet.test.long'], `${'z'.repeat(300)}${k}`);
+      } else assert.equal('podnet.test.list' in a || 'podnet.test.long' in a, false);
       assert.deepEqual(a['podnet.kernel.stack'], STACK);
       assert.match(
         String(l.body),
@@ -154,6 +162,36 @@ test('events cross to the export worker intact and exactly once, past a string-t
     const last = p.events.recent().at(-1)!;
     assert.equal(last.type, `T${N - 1}`);
     assert.equal(last.attributes['k8s.pod.name'], (N - 1) % 3 === 0 ? undefined : 'pod-a');
+  } finally {
+    await p.shutdown();
+    await rx.down();
+  }
+});
+
+test('distinct long string values: the table starts over by its characters, every value intact', async () => {
+  const rx = await startOtlpReceiver({ maxKept: 20_000 });
+  const p = await pipeline({ endpoint: rx.httpEndpoint });
+  // Each value distinct and INTERN_MAX long: TABLE_CHARS_MAX characters are reached after
+  // TABLE_CHARS_MAX / INTERN_MAX records, far below TABLE_MAX entries.
+  const blob = (k: number): string => `${k}:`.padEnd(INTERN_MAX, 'x');
+  const N = Math.ceil((2.5 * TABLE_CHARS_MAX) / INTERN_MAX);
+  assert.ok(N < TABLE_MAX / 2, 'the reset comes from the characters, not the entries');
+  try {
+    for (let k = 0; k < N; k++) {
+      const e = event(k, 'T');
+      p.events.emit('test', { ...e, attributes: { ...e.attributes, 'podnet.test.blob': blob(k) } });
+      if (k % 2000 === 1999) await yieldLoop();
+    }
+    await p.forceFlush();
+    assert.equal(p.self.events.sent, N, JSON.stringify(p.self.events));
+    assert.equal(rx.logs.length, N);
+    const seen = new Set<number>();
+    for (const l of rx.logs) {
+      const k = l.attributes['podnet.test.seq'] as number;
+      assert.equal(l.attributes['podnet.test.blob'], blob(k), `record ${k}`);
+      seen.add(k);
+    }
+    assert.equal(seen.size, N);
   } finally {
     await p.shutdown();
     await rx.down();

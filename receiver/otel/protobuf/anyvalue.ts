@@ -10,6 +10,17 @@ export function encoded(fn: (w: ProtoWriter) => void): Uint8Array {
   return scratch.finish();
 }
 
+/** AnyValue body (without tag) of a number: anyValue's number case (small, for the per-attribute path). */
+export function anyNumber(w: ProtoWriter, v: number): void {
+  if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) {
+    w.tag(3, VI);
+    w.int64(v);
+  } else {
+    w.tag(4, F64);
+    w.double(v);
+  }
+}
+
 /** AnyValue body (without tag), as the SDK's writeAnyValue. */
 export function anyValue(w: ProtoWriter, v: unknown): void {
   switch (typeof v) {
@@ -22,13 +33,7 @@ export function anyValue(w: ProtoWriter, v: unknown): void {
       w.bool(v);
       return;
     case 'number':
-      if (Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63) {
-        w.tag(3, VI);
-        w.int64(v);
-      } else {
-        w.tag(4, F64);
-        w.double(v);
-      }
+      anyNumber(w, v);
       return;
     case 'object': {
       if (v === null) return;

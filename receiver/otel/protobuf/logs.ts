@@ -1,7 +1,7 @@
 // OTLP ExportLogsServiceRequest (opentelemetry/proto/collector/logs/v1), written straight from the compact
 // record batches the event export worker receives (log-export-protocol.ts): no SDK LogRecord per event,
-// no attribute object per event except the one the body text needs. The bytes are those the SDK's
-// ProtobufLogsSerializer writes for the same records emitted through its LoggerProvider (the old path of
+// no attribute object per event (the body text is written from the values: log-body.ts). The bytes are
+// those the SDK's ProtobufLogsSerializer writes for the same records emitted through its LoggerProvider (the old path of
 // log-export-worker.ts): same grouping (one ResourceLogs per entity Resource in first-seen order, one
 // ScopeLogs), same field order and presence rules, same attribute order and value types — checked byte for
 // byte in test/otel/protobuf/logs.test.ts. gRPC carries the same message bytes; OTLP/HTTP JSON keeps the
@@ -12,17 +12,20 @@
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { AttributeValue } from '../../probe/types.ts';
 import { eventBody, stackTrace } from '../event-body.ts';
-import type { TableEntry } from '../log-export-protocol.ts';
+import { attrKey, attrValue, KEY_EXTRA, KEY_INTERNED, type TableEntry } from '../log-export-protocol.ts';
 import { ATTR_CODE_STACKTRACE, ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK } from '../semconv.ts';
 import { SEVERITIES } from '../severity.ts';
-import { anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
+import { anyNumber, anyValue, attributes, encoded, keyValueBody, stringField } from './anyvalue.ts';
+import { BodyWriter, bodyRole, ROLE_NONE } from './log-body.ts';
 import { WIRE_FIXED64 as F64, WIRE_LDELIM as LD, ProtoWriter, WIRE_VARINT as VI } from './writer.ts';
 
 type Attrs = Readonly<Record<string, AttributeValue>>;
 
 /** A run of records of one batch: `n` records from data offset `at`. */
 export interface RecordRun {
-  readonly data: readonly unknown[];
+  readonly data: Float64Array;
+  /** The batch's attribute values that are neither numbers nor table strings (log-export-protocol.ts). */
+  readonly extra: readonly unknown[];
   readonly table: readonly TableEntry[];
   readonly at: number;
   readonly n: number;
@@ -39,8 +42,8 @@ export interface LogsEncoderOptions {
 }
 
 /** Where the record starting at data offset `at` ends (the next record's offset). */
-export function recordEnd(data: readonly unknown[], at: number): number {
-  return at + 8 + 2 * (data[at + 7] as number);
+export function recordEnd(data: Float64Array, at: number): number {
+  return at + 8 + 2 * data[at + 7]!;
 }
 
 const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR_CODE_STACKTRACE]);
@@ -50,6 +53,13 @@ const RESERVED = new Set([ATTR_PODNET_EVENT_TYPE, ATTR_PODNET_KERNEL_STACK, ATTR
  */
 function reordered(key: string): boolean {
   return RESERVED.has(key) || (/^(0|[1-9][0-9]*)$/.test(key) && Number(key) < 2 ** 32 - 1);
+}
+/** Per table index: the KeyValue.key field (0: a reserved key), and the entry's role in the body text. */
+interface TableKeys {
+  readonly keys: (Uint8Array | 0 | undefined)[];
+  readonly roles: number[];
+  /** KeyValue.value (tag included) of a string attribute value in the table, once used as one. */
+  readonly values: (Uint8Array | undefined)[];
 }
 /** Record buffers larger than this are not kept for reuse after a request. */
 const POOLED_MAX = 4 << 20;
@@ -68,8 +78,9 @@ export class LogsEncoder {
   readonly #resources = new WeakMap<object, { resource: Uint8Array; schemaUrl: Uint8Array }>();
   /** ScopeLogs.scope, tag included. */
   readonly #scope: Uint8Array;
-  /** Per table: the KeyValue.key field of each string entry (index = table index), or 0 once it is known reserved. */
-  readonly #keys = new WeakMap<readonly TableEntry[], (Uint8Array | 0 | undefined)[]>();
+  /** Per table: the KeyValue.key fields and body roles of its string entries (TableKeys). */
+  readonly #keys = new WeakMap<readonly TableEntry[], TableKeys>();
+  readonly #body = new BodyWriter();
   /** Per stack: the `podnet.kernel.stack` and `code.stacktrace` LogRecord.attributes fields. */
   readonly #stacks = new WeakMap<readonly string[], Uint8Array>();
   /** LogRecord fields per string: event_name (12), and the `podnet.event.type` attribute (6). */
@@ -147,7 +158,7 @@ export class LogsEncoder {
     const { data, table } = run;
     let at = run.at;
     for (let k = 0; k < run.n; k++) {
-      const entity = table[data[at + 5] as number] as Attrs;
+      const entity = table[data[at + 5]!] as Attrs;
       let g = this.#open.get(entity);
       if (g === undefined) {
         const w = this.#pool.pop() ?? new ProtoWriter(1024);
@@ -197,39 +208,61 @@ export class LogsEncoder {
 
   /** ScopeLogs.log_records entry of the record at `at`. */
   #record(w: ProtoWriter, run: RecordRun, at: number, entity: Attrs): void {
-    const { data, table } = run;
+    const { data, table, extra } = run;
     const end = recordEnd(data, at);
-    const name = table[data[at] as number] as string;
-    const type = table[data[at + 1] as number] as string;
-    const stackIdx = data[at + 6] as number;
+    const name = table[data[at]!] as string;
+    const type = table[data[at + 1]!] as string;
+    const stackIdx = data[at + 6]!;
     const stack = stackIdx >= 0 ? (table[stackIdx] as readonly string[]) : undefined;
-    // The probe's attributes as an object: the body text reads them (event-body.ts).
-    const attrs: Record<string, AttributeValue> = {};
+    // One pass over the attributes: whether they can be written as they come (`plain`), and the values
+    // the body text reads (log-body.ts).
     let plain = true;
-    const keys = this.#keysOf(table);
+    const { keys, roles, values } = this.#keysOf(table);
     const gen = this.#nextGen(table.length);
     const seen = this.#seen;
+    const bw = this.#body;
     for (let k = at + 8; k < end; k += 2) {
-      const key = data[k] as number;
-      const idx = key >= 0 ? key : -1 - key;
+      const idx = attrKey(data[k]!);
       if (seen[idx] === gen || keys[idx] === 0) plain = false;
       seen[idx] = gen;
-      attrs[table[idx] as string] = key >= 0 ? (data[k + 1] as AttributeValue) : Number(data[k + 1]);
+      const role = roles[idx]!;
+      if (role === ROLE_NONE) continue;
+      if (data[k]! < KEY_EXTRA) bw.setNumber(role, data[k + 1]!);
+      else bw.set(role, attrValue(data, k, table, extra));
+    }
+    // A key twice, or one of the keys set below: the object's semantics (last value, first position),
+    // for the body text too (eventBody of the object).
+    let attrs: Record<string, AttributeValue> | undefined;
+    if (!plain) {
+      bw.clear();
+      attrs = {};
+      for (let k = at + 8; k < end; k += 2)
+        attrs[table[attrKey(data[k]!)] as string] = attrValue(data, k, table, extra);
     }
     w.tag(2, LD);
     const rec = w.fork(2); // most records are 128 B to 16 KiB
     w.tag(1, F64);
-    w.fixed64Nanos(data[at + 3] as number, data[at + 4] as number);
-    w.raw(this.#severities[data[at + 2] as number]!);
+    w.fixed64Nanos(data[at + 3]!, data[at + 4]!);
+    w.raw(this.#severities[data[at + 2]!]!);
     w.tag(5, LD);
     const body = w.fork();
     w.tag(1, LD);
-    w.string(eventBody(name, type, attrs, entity, stack));
+    const text = w.fork();
+    if (attrs === undefined) bw.write(w, name, type, entity, stack);
+    else w.text(eventBody(name, type, attrs, entity, stack));
+    w.ldelim(text);
     w.ldelim(body);
-    if (plain) {
+    if (attrs !== undefined) {
+      attrs[ATTR_PODNET_EVENT_TYPE] = type;
+      if (stack) {
+        attrs[ATTR_PODNET_KERNEL_STACK] = stack;
+        attrs[ATTR_CODE_STACKTRACE] = stackTrace(stack);
+      }
+      attributes(w, attrs, 6);
+    } else {
       for (let k = at + 8; k < end; k += 2) {
-        const key = data[k] as number;
-        const idx = key >= 0 ? key : -1 - key;
+        const key = data[k]!;
+        const idx = attrKey(key);
         w.tag(6, LD);
         const kv = w.fork();
         let kb = keys[idx];
@@ -239,22 +272,18 @@ export class LogsEncoder {
         }
         if (kb === 0) throw new Error('unreachable: reserved key on the plain path');
         w.raw(kb);
-        w.tag(2, LD);
-        const v = w.fork();
-        anyValue(w, key >= 0 ? data[k + 1] : Number(data[k + 1]));
-        w.ldelim(v);
+        if (key >= KEY_INTERNED) w.raw(this.#valueField(values, data[k + 1]!, table));
+        else {
+          w.tag(2, LD);
+          const v = w.fork();
+          if (key >= KEY_EXTRA) anyValue(w, extra[data[k + 1]!]);
+          else anyNumber(w, data[k + 1]!);
+          w.ldelim(v);
+        }
         w.ldelim(kv);
       }
       w.raw(this.#typeField(type));
       if (stack) w.raw(this.#stackFields(stack));
-    } else {
-      // A key twice, or one of the keys set below: the object's semantics (last value, first position).
-      attrs[ATTR_PODNET_EVENT_TYPE] = type;
-      if (stack) {
-        attrs[ATTR_PODNET_KERNEL_STACK] = stack;
-        attrs[ATTR_CODE_STACKTRACE] = stackTrace(stack);
-      }
-      attributes(w, attrs, 6);
     }
     w.tag(7, VI);
     w.uint32(0);
@@ -264,18 +293,35 @@ export class LogsEncoder {
     w.ldelim(rec, 2);
   }
 
-  #keysOf(table: readonly TableEntry[]): (Uint8Array | 0 | undefined)[] {
+  #keysOf(table: readonly TableEntry[]): TableKeys {
     let k = this.#keys.get(table);
     if (k === undefined) {
-      k = [];
+      k = { keys: [], roles: [], values: [] };
       this.#keys.set(table, k);
     }
-    // Reserved keys are known before the first record that uses them is written.
-    for (let i = k.length; i < table.length; i++) {
+    // Reserved keys and body roles are known before the first record that uses them is written.
+    const { keys, roles, values } = k;
+    for (let i = keys.length; i < table.length; i++) {
       const e = table[i];
-      k.push(typeof e === 'string' && reordered(e) ? 0 : undefined);
+      const isKey = typeof e === 'string';
+      keys.push(isKey && reordered(e) ? 0 : undefined);
+      roles.push(isKey ? bodyRole(e) : ROLE_NONE);
+      values.push(undefined);
     }
     return k;
+  }
+
+  #valueField(values: (Uint8Array | undefined)[], i: number, table: readonly TableEntry[]): Uint8Array {
+    let f = values[i];
+    if (f === undefined) {
+      f = values[i] = encoded((w) => {
+        w.tag(2, LD);
+        const v = w.fork();
+        anyValue(w, table[i] as string);
+        w.ldelim(v);
+      });
+    }
+    return f;
   }
 
   #nextGen(size: number): number {

@@ -187,6 +187,31 @@ export class ProtoWriter {
     this.pos += len;
   }
 
+  /** UTF-8 of `s` with no length (a piece of a string field whose length `fork`/`ldelim` write). */
+  text(s: string): void {
+    const n = s.length;
+    if (n < 64) {
+      this.ensure(3 * n);
+      const b = this.buf;
+      const start = this.pos;
+      let p = start;
+      for (let i = 0; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) {
+          p = start + b.write(s, start, 'utf8');
+          break;
+        }
+        b[p++] = c;
+      }
+      this.pos = p;
+      return;
+    }
+    const len = Buffer.byteLength(s, 'utf8');
+    this.ensure(len);
+    this.buf.write(s, this.pos, len, 'utf8');
+    this.pos += len;
+  }
+
   /** A length-delimited byte string (without its tag). */
   bytes(v: Uint8Array): void {
     this.uint32(v.length);

@@ -10,10 +10,10 @@ import { startOtlpReceiver } from '../../env/otlp-receiver/receiver.ts';
 const TABLE: TableEntry[] = ['podnet.test.drop', 'T', { 'podnet.entity.kind': 'host' }, 'podnet.test.seq'];
 
 /** `n` records with podnet.test.seq = from, from + 1, ... (the layout of log-export-protocol.ts). */
-function batch(from: number, n: number, badKey = false): unknown[] {
-  const d: unknown[] = [];
+function batch(from: number, n: number, badKey = false): Float64Array {
+  const d: number[] = [];
   for (let k = 0; k < n; k++) d.push(0, 1, 2, 1_796_000_000, k, 2, -1, 1, badKey ? 99 : 3, from + k);
-  return d;
+  return Float64Array.from(d);
 }
 
 test('direct export: batch-size requests, exact outcomes, a rejected batch counted once', async () => {
@@ -41,10 +41,10 @@ test('direct export: batch-size requests, exact outcomes, a rejected batch count
   );
   try {
     const obs: [number, number] = [1_796_000_001, 0];
-    exp.push(batch(0, 3), 3, TABLE, obs);
-    exp.push(batch(3, 7), 7, TABLE, obs); // 10 records: requests of 4, 4, and 2 open
-    exp.push(batch(10, 2, true), 2, TABLE, obs); // rejected: with the 2 the open request held
-    exp.push(batch(12, 5), 5, TABLE, obs);
+    exp.push(batch(0, 3), [], 3, TABLE, obs);
+    exp.push(batch(3, 7), [], 7, TABLE, obs); // 10 records: requests of 4, 4, and 2 open
+    exp.push(batch(10, 2, true), [], 2, TABLE, obs); // rejected: with the 2 the open request held
+    exp.push(batch(12, 5), [], 5, TABLE, obs);
     await exp.forceFlush();
     assert.equal(lost, 4);
     assert.equal(sent, 3 + 7 - 2 + 5);

@@ -17,7 +17,13 @@ import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-lo
 import protobuf from 'protobufjs';
 import { probeSpecs } from '../../../probes/registry.ts';
 import { entityAttributes } from '../../../receiver/otel/entity-attributes.ts';
-import type { TableEntry, WorkerInit } from '../../../receiver/otel/log-export-protocol.ts';
+import {
+  INTERN_MAX,
+  KEY_EXTRA,
+  KEY_INTERNED,
+  type TableEntry,
+  type WorkerInit,
+} from '../../../receiver/otel/log-export-protocol.ts';
 import { SdkLogExport } from '../../../receiver/otel/log-export-sdk.ts';
 import { LogsEncoder, type RecordRun } from '../../../receiver/otel/protobuf/logs.ts';
 import { PEER_EVENT_ATTRIBUTES } from '../../../receiver/peers/types.ts';
@@ -66,36 +72,40 @@ class Batcher {
   }
 
   /** One batch of `evs`; `reset` starts a new table first (as past TABLE_MAX). */
-  batch(evs: readonly Ev[], reset = false): { data: unknown[]; n: number; table: TableEntry[] } {
+  batch(
+    evs: readonly Ev[],
+    reset = false,
+  ): { data: Float64Array; extra: unknown[]; n: number; table: TableEntry[] } {
     if (reset) {
       this.strings = new Map();
       this.objects = new Map();
       this.size = 0;
       this.table = [];
     }
-    const d: unknown[] = [];
+    const d: number[] = [];
+    const extra: unknown[] = [];
     for (const e of evs) {
       const countAt = d.length + 7;
       const ns = e.time;
       d.push(this.#str(e.name), this.#str(e.type), e.sev, Number(ns / 1_000_000_000n));
       d.push(Number(ns % 1_000_000_000n), this.#obj(e.entity), e.stack ? this.#obj(e.stack) : -1, 0);
       let count = 0;
-      for (const key in e.attributes) {
-        const v = e.attributes[key]!;
-        if (typeof v === 'number' && v - v !== 0) d.push(-1 - this.#str(key), String(v));
-        else d.push(this.#str(key), v);
-        count++;
-      }
-      for (const key in e.peer ?? {}) {
-        d.push(this.#str(key), e.peer![key]);
+      for (const [key, v] of [...Object.entries(e.attributes), ...Object.entries(e.peer ?? {})]) {
+        if (typeof v === 'number') d.push(this.#str(key), v);
+        else if (typeof v === 'string' && v.length <= INTERN_MAX)
+          d.push(KEY_INTERNED + this.#str(key), this.#str(v));
+        else {
+          d.push(KEY_EXTRA + this.#str(key), extra.length);
+          extra.push(v);
+        }
         count++;
       }
       d[countAt] = count;
     }
-    // The worker's side: table entries arrive structured-cloned, the data as JSON.
+    // The worker's side: table entries and `extra` arrive structured-cloned, the slots as they were.
     for (const a of structuredClone(this.add)) this.table.push(a);
     this.add = [];
-    return { data: JSON.parse(JSON.stringify(d)) as unknown[], n: evs.length, table: this.table };
+    return { data: Float64Array.from(d), extra: structuredClone(extra), n: evs.length, table: this.table };
   }
 }
 
@@ -250,7 +260,7 @@ const OBSERVED: [number, number] = [1_765_000_100, 250_000_000];
 
 /** Both serializations of the same batches: [direct encoder, SDK path + ProtobufLogsSerializer]. */
 async function both(
-  batches: { data: unknown[]; n: number; table: TableEntry[] }[],
+  batches: { data: Float64Array; extra: unknown[]; n: number; table: TableEntry[] }[],
   schemaUrl?: string,
   split?: number,
 ): Promise<[Uint8Array, Uint8Array]> {
@@ -260,7 +270,7 @@ async function both(
     // A run cut where an export ends (log-export-direct.ts #take): the two requests' records, in order.
     const b = runs[0]!;
     let at = 0;
-    for (let k = 0; k < split; k++) at += 8 + 2 * (b.data[at + 7] as number);
+    for (let k = 0; k < split; k++) at += 8 + 2 * b.data[at + 7]!;
     const enc = new LogsEncoder(init(schemaUrl));
     const first = Buffer.from(enc.encode([{ ...b, n: split }]));
     const second = Buffer.from(enc.encode([{ ...b, at, n: b.n - split }, ...runs.slice(1)]));
@@ -273,7 +283,7 @@ async function both(
     { onResult: () => undefined, onQueueFull: () => undefined, onRejected: (e) => rejected.push(e) },
     cap,
   );
-  for (const b of batches) sdk.push(b.data, b.n, b.table, OBSERVED);
+  for (const b of batches) sdk.push(b.data, b.extra, b.n, b.table, OBSERVED);
   await sdk.forceFlush();
   await sdk.shutdown();
   assert.deepEqual(rejected, []);
@@ -344,4 +354,98 @@ test('logs encoder: a batch split across two exports; an empty request', async (
   const empty = new LogsEncoder(init()).encode([]);
   assert.equal(empty.length, 0);
   assert.equal(ProtobufLogsSerializer.serializeRequest([])?.length ?? 0, 0);
+});
+
+/** Every attribute the body text reads (receiver/otel/protobuf/log-body.ts), and a few it does not. */
+const BODY_KEYS = [
+  'error.type',
+  'network.transport',
+  'source.address',
+  'source.port',
+  'destination.address',
+  'destination.port',
+  'network.local.address',
+  'network.local.port',
+  'network.peer.address',
+  'network.peer.port',
+  'network.interface.name',
+  'network.connection.state',
+  'podnet.latency.duration',
+  'podnet.task.comm',
+  'process.pid',
+  'podnet.peer.k8s.namespace.name',
+  'podnet.peer.k8s.pod.name',
+  'podnet.peer.k8s.service.name',
+  'podnet.peer.k8s.node.name',
+  'podnet.drop.location',
+  'podnet.tcp.reset.kind',
+  'podnet.other.kind',
+  'podnet.peer.kind',
+  'kind',
+  'unrelated.key',
+];
+const BODY_VALUES: AttributeValue[] = [
+  '',
+  'eth0',
+  '10.1.2.3',
+  'fe80::1',
+  '::',
+  'kworker/ü:1',
+  '😀 x',
+  'y'.repeat(200),
+  0,
+  80,
+  65535,
+  2 ** 31 - 1,
+  2 ** 31,
+  1e21,
+  -0,
+  -1,
+  0.153,
+  0.000087,
+  1.5,
+  2e-9,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  true,
+  false,
+  ['a', 'b:c'],
+  ['1', ''],
+];
+
+test('logs encoder: body text written from the values = eventBody, over random records, byte for byte', async () => {
+  // A fixed-seed generator (xorshift32): the same records every run, a failure reproduces.
+  let seed = 0x9e3779b9;
+  const rnd = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const stacks: readonly string[][] = [...STACKS, [], [''], ['tcp_v4_rcv+0x1A/0x2B0'], ['dev_queue_xmit']];
+  const names = ['podnet.packet.drop', 'podnet.a.b.c', 'other.name', 'podnet.', ''];
+  const evs: Ev[] = [];
+  for (let k = 0; k < 600; k++) {
+    const attributes: Attrs = {};
+    const keys = [...BODY_KEYS];
+    const count = rnd(keys.length + 1);
+    for (let i = 0; i < count; i++) {
+      const key = keys.splice(rnd(keys.length), 1)[0]!;
+      attributes[key] = BODY_VALUES[rnd(BODY_VALUES.length)]!;
+    }
+    const s = rnd(stacks.length + 1);
+    evs.push({
+      name: names[rnd(names.length)]!,
+      type: rnd(5) === 0 ? '' : `TYPE_${rnd(3)}`,
+      sev: rnd(4),
+      time: 1_765_000_000_000_000_000n + BigInt(k),
+      entity: ENTITIES[rnd(ENTITIES.length)]!,
+      ...(s < stacks.length ? { stack: stacks[s]! } : {}),
+      attributes,
+    });
+  }
+  const bt = new Batcher();
+  const batches = [bt.batch(evs.slice(0, 300)), bt.batch(evs.slice(300))];
+  const [direct, sdk] = await both(batches);
+  sameBytes(direct, sdk);
 });
