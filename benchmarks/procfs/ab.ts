@@ -1,0 +1,152 @@
+// A/B of the per-netns collection (the default probes that read each netns: netdev, snmp, sockstat,
+// softnet, process, sockets, conntrack, qdisc; default-on metrics only, as the pipeline asks for them)
+// between this checkout and another one (e.g. a worktree of main), in ONE process: both trees' probe
+// modules are imported side by side (distinct paths, so distinct module state: kept fds, sockets,
+// caches) and their collections alternate over the same netns, so machine load falls on both alike.
+// The netns are test-created (`ip netns add`, lo up + a veth pair up), read as named netns (no pid),
+// like benchmarks/suite/scale.ts. Prints CPU (user + system) per collection per probe, medians, and the
+// ratio this/base; exits non-zero when a probe fails an entity or the two trees' point counts differ.
+//
+//   node benchmarks/procfs/ab.ts --base /work/base-collect [--netns 1000] [--rounds 7]
+import { execFileSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    netns: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '7' },
+  },
+});
+if (!values.base) throw new Error('--base DIR (a checkout to compare against) is required');
+const N = Number(values.netns);
+const ROUNDS = Number(values.rounds);
+const HERE = resolve(import.meta.dirname, '../..');
+const PREFIX = `pnab${process.pid}`;
+const PROBES = ['netdev', 'snmp', 'sockstat', 'softnet', 'process', 'sockets', 'conntrack', 'qdisc'];
+
+interface Tree {
+  readonly label: string;
+  readonly probes: {
+    name: string;
+    probe: {
+      collect(e: unknown[]): Promise<readonly unknown[]>;
+      status(): { details?: unknown };
+      close(): Promise<void>;
+    };
+  }[];
+}
+
+async function load(label: string, root: string): Promise<Tree> {
+  const reg = await import(`${root}/probes/registry.ts`);
+  const { childLogger } = await import(`${root}/receiver/log/logger.ts`);
+  const specs = reg.probeSpecs as {
+    name: string;
+    metrics: { name: string; enabled: boolean }[];
+    args: { parse(v: unknown): unknown };
+    create(ctx: unknown, a: unknown): Promise<Tree['probes'][0]['probe']>;
+  }[];
+  if (!Array.isArray(specs)) throw new Error(`${root}/probes/registry.ts: no probe list export found`);
+  const probes: Tree['probes'] = [];
+  for (const name of PROBES) {
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw new Error(`${label}: probe ${name} not in the registry`);
+    const enabled = new Set(spec.metrics.filter((m) => m.enabled).map((m) => m.name));
+    const ctx = {
+      log: childLogger(`ab-${label}`),
+      entities: { entities: () => [], byNetns: () => undefined, pods: () => [], onChange: () => () => {} },
+      emit: () => {},
+      enabledMetrics: () => enabled,
+    };
+    probes.push({ name, probe: await spec.create(ctx, spec.args.parse({})) });
+  }
+  return { label, probes };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function setup(): {
+  netnsInode: number;
+  netnsPath: string;
+  netnsName: string;
+  displayName: string;
+  kind: 'netns';
+}[] {
+  const names = Array.from({ length: N }, (_, i) => `${PREFIX}n${i}`);
+  const lines: string[] = [];
+  for (const n of names) lines.push(`netns add ${n}`);
+  for (const n of names) lines.push(`link add name eth0 netns ${n} type veth peer name peer0 netns ${n}`);
+  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
+  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  writeFileSync(`/tmp/${PREFIX}.up`, 'link set lo up\nlink set eth0 up\nlink set peer0 up\n');
+  for (const n of names)
+    execFileSync('ip', ['-n', n, '-batch', `/tmp/${PREFIX}.up`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return names.map((n) => {
+    const netnsPath = `/run/netns/${n}`;
+    return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: n, displayName: n };
+  });
+}
+
+function teardown(): void {
+  const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
+  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
+  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
+}
+
+let failed = false;
+try {
+  const entities = setup();
+  const trees = [await load('base', resolve(values.base)), await load('this', HERE)];
+  const cpu = new Map<string, number[]>(); // `${tree}/${probe}` → CPU ms per collection
+  const points = new Map<string, number>();
+  for (let r = 0; r <= ROUNDS; r++) {
+    for (const t of r % 2 === 0 ? trees : [...trees].reverse()) {
+      for (const { name, probe } of t.probes) {
+        const c0 = process.cpuUsage();
+        const out = await probe.collect(entities);
+        const c = process.cpuUsage(c0);
+        const failedEntities =
+          (probe.status().details as { failedEntities?: number } | undefined)?.failedEntities ?? 0;
+        if (failedEntities > 0) throw new Error(`${t.label} ${name}: ${failedEntities} entities failed`);
+        if (r === 0) continue; // warm-up: opens the kept fds and sockets
+        const k = `${t.label}/${name}`;
+        cpu.set(k, [...(cpu.get(k) ?? []), (c.user + c.system) / 1000]);
+        points.set(k, out.length);
+      }
+    }
+  }
+  console.log(
+    `# ${N} named netns (lo + veth pair, up), ${ROUNDS} rounds alternating base/this, CPU ms per collection (median); load ${execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim()}`,
+  );
+  console.log('| probe | points | base CPU ms | this CPU ms | ratio this/base |');
+  console.log('|---|---|---|---|---|');
+  let sumBase = 0;
+  let sumThis = 0;
+  for (const name of PROBES) {
+    const b = median(cpu.get(`base/${name}`)!);
+    const h = median(cpu.get(`this/${name}`)!);
+    sumBase += b;
+    sumThis += h;
+    const pb = points.get(`base/${name}`);
+    const ph = points.get(`this/${name}`);
+    if (pb !== ph) {
+      failed = true;
+      console.error(`${name}: base produced ${pb} points, this ${ph}`);
+    }
+    console.log(`| ${name} | ${ph} | ${b.toFixed(1)} | ${h.toFixed(1)} | ${(h / b).toFixed(3)} |`);
+  }
+  console.log(
+    `| **sum** | | ${sumBase.toFixed(1)} | ${sumThis.toFixed(1)} | ${(sumThis / sumBase).toFixed(3)} |`,
+  );
+  for (const t of trees) for (const { probe } of t.probes) await probe.close();
+} finally {
+  teardown();
+}
+if (failed) process.exit(1);
