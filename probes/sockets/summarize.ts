@@ -20,7 +20,7 @@ import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricPoint } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
-import { parseSockstat } from '../sockstat/parse.ts';
+import { forEachSockstat } from '../sockstat/parse.ts';
 import { M, type SocketsArgs } from './defs.ts';
 
 const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
@@ -103,18 +103,19 @@ const SOCKSTAT_FILES = [
  */
 export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
   const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES, cycle);
-  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
-  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
   let tcp = 0;
   let udp4 = 0;
   let udp6 = 0;
-  for (const { proto, key, value } of e) {
+  const visit = (proto: string, key: string, value: number): void => {
     if (key === 'inuse') {
       if (proto === 'TCP' || proto === 'TCP6') tcp += value;
       else if (proto === 'UDP') udp4 += value;
       else if (proto === 'UDP6') udp6 += value;
     } else if (key === 'tw' && proto === 'TCP') tcp += value;
-  }
+  };
+  // Both files parsed whole before deciding (a malformed one throws here).
+  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
+  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
   return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
 }
 
