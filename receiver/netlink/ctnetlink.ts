@@ -90,6 +90,34 @@ export function conntrackStats(sock: NetlinkSocket): ConntrackStats {
   return { totals, perCpu };
 }
 
+/**
+ * The per-CPU statistics summed straight into `sums` (index: CTA_STATS_* type, as `conntrack -S` totals;
+ * NaN where no CPU message carried the attribute), with no object per CPU: the dump has one message per
+ * possible CPU, per netns, every collection. `sums` needs CTA_STATS_MAX + 1 entries (`statSumsArray`).
+ */
+export function conntrackStatSums(sock: NetlinkSocket, sums: Float64Array): void {
+  if (sums.length < CTA_STATS_MAX + 1) throw new RangeError(`sums needs ${CTA_STATS_MAX + 1} entries`);
+  const type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  statsCpuAttrs ??= new Attrs(CTA_STATS_MAX);
+  const attrs = statsCpuAttrs;
+  sums.fill(Number.NaN);
+  sock.request(type, NLM_F_REQUEST | NLM_F_DUMP, nfgenmsg(), (msg) => {
+    if (msg.type !== type) return;
+    if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
+    attrs.parse(msg.view, msg.payloadOffset + NFGENMSG_LEN, msg.payloadLength - NFGENMSG_LEN);
+    for (let t = 1; t <= CTA_STATS_MAX; t++) {
+      if (CTA_STATS[t] === undefined || !attrs.has(t)) continue;
+      const v = attrs.be32(t);
+      sums[t] = Number.isNaN(sums[t]!) ? v : sums[t]! + v;
+    }
+  });
+}
+
+/** An array for `conntrackStatSums`. */
+export function statSumsArray(): Float64Array {
+  return new Float64Array(CTA_STATS_MAX + 1);
+}
+
 /** Decodes the global stats message. Exported for codec tests. */
 export function decodeStatsGlobal(msg: NetlinkMessage, attrs: Attrs): ConntrackGlobal {
   if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
