@@ -24,6 +24,10 @@ import { forEachSockstat } from '../sockstat/parse.ts';
 import { M, type SocketsArgs } from './defs.ts';
 
 const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
+/** Metric name per SK_MEMINFO field (`drops` is its own metric), built once instead of per point. */
+const MEM_METRICS: readonly (string | undefined)[] = SK_MEMINFO.map((f) =>
+  f === 'drops' ? undefined : M.mem(f),
+);
 /** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
 const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
 /** Their attribute objects, shared (frozen: the metric store keeps their series key). */
@@ -199,8 +203,8 @@ export function toPoints(
   out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
   out.push({ metric: M.txQueue, netns, value: s.txQueue });
   for (let i = 0; i < SK_MEMINFO.length; i++) {
-    const f = SK_MEMINFO[i]!;
-    if (f !== 'drops') out.push({ metric: M.mem(f), netns, value: s.mem[i]! });
+    const metric = MEM_METRICS[i];
+    if (metric !== undefined) out.push({ metric, netns, value: s.mem[i]! });
   }
   out.push({ metric: M.drops, netns, value: s.drops });
   out.push({ metric: M.listenQueue, netns, value: s.listenQueue });
