@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 
 const { values } = parseArgs({
   options: {
@@ -110,6 +111,7 @@ try {
   const trees = [await load('base', resolve(values.base)), await load('this', HERE)];
   const cpu = new Map<string, number[]>(); // `${tree}/${probe}` → CPU ms per collection
   const points = new Map<string, number>();
+  const heap = new Map<string, number[]>(); // `${tree}/${ALL}` → MB allocated per collection
   for (let r = 0; r <= ROUNDS; r++) {
     for (const t of r % 2 === 0 ? trees : [...trees].reverse()) {
       for (const { name, probe } of t.probes) {
@@ -126,12 +128,21 @@ try {
       }
       // As the agent collects (receiver/agent/probe-set.ts): every probe started at once in one
       // collection cycle, so a netns is checked alive once and shared files are read once.
+      // V8 heap allocated meanwhile: growth of the used heap plus what each GC in between freed.
+      const prof = new GCProfiler();
+      prof.start();
+      const used0 = getHeapStatistics().used_heap_size;
       const c0 = process.cpuUsage();
       const outs = await Promise.all(t.withCycle(() => t.probes.map(({ probe }) => probe.collect(entities))));
       const c = process.cpuUsage(c0);
+      const used1 = getHeapStatistics().used_heap_size;
+      let freed = 0;
+      for (const g of prof.stop()?.statistics ?? [])
+        freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
       if (r === 0) continue;
       const k = `${t.label}/${ALL}`;
       cpu.set(k, [...(cpu.get(k) ?? []), (c.user + c.system) / 1000]);
+      heap.set(k, [...(heap.get(k) ?? []), (used1 - used0 + freed) / 2 ** 20]);
       points.set(
         k,
         outs.reduce((n, o) => n + o.length, 0),
@@ -171,6 +182,11 @@ try {
   }
   console.log(
     `| **${ALL}** | ${points.get(`this/${ALL}`)} | ${b.toFixed(1)} | ${h.toFixed(1)} | ${(h / b).toFixed(3)} |`,
+  );
+  const hb = median(heap.get(`base/${ALL}`)!);
+  const hh = median(heap.get(`this/${ALL}`)!);
+  console.log(
+    `\nV8 heap allocated per collection, all eight in one cycle (median): base ${hb.toFixed(1)} MB, this ${hh.toFixed(1)} MB, ratio ${(hh / hb).toFixed(3)}`,
   );
   for (const t of trees) for (const { probe } of t.probes) await probe.close();
 } finally {
