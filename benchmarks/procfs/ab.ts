@@ -9,7 +9,7 @@
 //
 //   node benchmarks/procfs/ab.ts --base /work/base-collect [--netns 1000] [--rounds 7]
 import { execFileSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
@@ -102,7 +102,12 @@ function setup(): {
 function teardown(): void {
   const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
   writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
-  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
+  try {
+    execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
+  } finally {
+    rmSync(`/tmp/${PREFIX}.batch`, { force: true });
+    rmSync(`/tmp/${PREFIX}.up`, { force: true });
+  }
 }
 
 let failed = false;
