@@ -4,7 +4,14 @@
 // A netns where conntrack never ran (no rule uses it) reports zeros and its entry count 0.
 import { z } from 'zod';
 import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
-import { conntrackGlobal, conntrackStats } from '../../receiver/netlink/ctnetlink.ts';
+import {
+  type ConntrackGlobal,
+  CTA_STATS,
+  conntrackGlobal,
+  conntrackStatSums,
+  conntrackStats,
+  statSumsArray,
+} from '../../receiver/netlink/ctnetlink.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 
@@ -69,10 +76,17 @@ const metrics: MetricDef[] = [
   },
 ];
 
+// Metric name per CTA_STATS_* type (undefined: not exported), built once instead of per point.
+const METRIC_BY_TYPE: (string | undefined)[] = [];
+for (const [t, stat] of Object.entries(CTA_STATS)) {
+  if (STATS[stat]) METRIC_BY_TYPE[Number(t)] = metricName(stat);
+}
+const sums = statSumsArray(); // reused: reads are synchronous, one netns at a time
+
 function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricPoint[]): void {
-  const stats = conntrackStats(sock);
-  const global = conntrackGlobal(sock);
   if (perCpu) {
+    const stats = conntrackStats(sock);
+    const global = conntrackGlobal(sock);
     for (const c of stats.perCpu) {
       for (const [stat, value] of Object.entries(c.values)) {
         if (STATS[stat]) {
@@ -80,11 +94,20 @@ function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricPo
         }
       }
     }
-  } else {
-    for (const [stat, value] of Object.entries(stats.totals)) {
-      if (STATS[stat]) out.push({ metric: metricName(stat), netns, value });
-    }
+    pushGlobal(global, netns, out);
+    return;
   }
+  conntrackStatSums(sock, sums);
+  const global = conntrackGlobal(sock);
+  for (let t = 1; t < sums.length; t++) {
+    const metric = METRIC_BY_TYPE[t];
+    const value = sums[t]!;
+    if (metric !== undefined && !Number.isNaN(value)) out.push({ metric, netns, value });
+  }
+  pushGlobal(global, netns, out);
+}
+
+function pushGlobal(global: ConntrackGlobal, netns: number, out: MetricPoint[]): void {
   out.push({ metric: ENTRIES, netns, value: global.entries });
   if (global.maxEntries !== undefined) out.push({ metric: LIMIT, netns, value: global.maxEntries });
 }

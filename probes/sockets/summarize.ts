@@ -20,10 +20,14 @@ import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricPoint } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
-import { parseSockstat } from '../sockstat/parse.ts';
+import { forEachSockstat } from '../sockstat/parse.ts';
 import { M, type SocketsArgs } from './defs.ts';
 
 const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
+/** Metric name per SK_MEMINFO field (`drops` is its own metric), built once instead of per point. */
+const MEM_METRICS: readonly (string | undefined)[] = SK_MEMINFO.map((f) =>
+  f === 'drops' ? undefined : M.mem(f),
+);
 /** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
 const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
 /** Their attribute objects, shared (frozen: the metric store keeps their series key). */
@@ -103,18 +107,19 @@ const SOCKSTAT_FILES = [
  */
 export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
   const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES, cycle);
-  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
-  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
   let tcp = 0;
   let udp4 = 0;
   let udp6 = 0;
-  for (const { proto, key, value } of e) {
+  const visit = (proto: string, key: string, value: number): void => {
     if (key === 'inuse') {
       if (proto === 'TCP' || proto === 'TCP6') tcp += value;
       else if (proto === 'UDP') udp4 += value;
       else if (proto === 'UDP6') udp6 += value;
     } else if (key === 'tw' && proto === 'TCP') tcp += value;
-  }
+  };
+  // Both files parsed whole before deciding (a malformed one throws here).
+  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
+  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
   return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
 }
 
@@ -198,8 +203,8 @@ export function toPoints(
   out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
   out.push({ metric: M.txQueue, netns, value: s.txQueue });
   for (let i = 0; i < SK_MEMINFO.length; i++) {
-    const f = SK_MEMINFO[i]!;
-    if (f !== 'drops') out.push({ metric: M.mem(f), netns, value: s.mem[i]! });
+    const metric = MEM_METRICS[i];
+    if (metric !== undefined) out.push({ metric, netns, value: s.mem[i]! });
   }
   out.push({ metric: M.drops, netns, value: s.drops });
   out.push({ metric: M.listenQueue, netns, value: s.listenQueue });

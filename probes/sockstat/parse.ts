@@ -2,7 +2,7 @@
 // too, to skip the netlink dump of a netns without sockets).
 // Malformed input throws `ProcfsParseError` (see receiver/procfs/parse.ts): an error for that read, never a
 // crash and never a silently wrong number.
-import { isBlank, lineEnd, ProcfsParseError, parseIntsInto } from '../../receiver/procfs/parse.ts';
+import { isBlank, lineEnd, ProcfsParseError } from '../../receiver/procfs/parse.ts';
 
 // net/sockstat, net/sockstat6: `PROTO: key value key value ...`
 
@@ -14,13 +14,19 @@ export interface SockstatEntry {
   readonly value: number;
 }
 
-export function parseSockstat(
-  text: string,
-  file = 'net/sockstat',
-  out: SockstatEntry[] = [],
-): SockstatEntry[] {
-  const start = out.length;
-  const one: number[] = [];
+/** Called once per `PROTO: key value` pair of a sockstat file, in file order. */
+export type SockstatVisitor = (proto: string, key: string, value: number) => void;
+
+const MINUS = 45;
+
+/**
+ * Walks net/sockstat or net/sockstat6 and hands each pair to `visit`, without building entry objects
+ * (read per netns per collection by two probes). Throws `ProcfsParseError` on malformed text; pairs
+ * before the bad one have been visited by then, so a caller that emits points as it goes drops them on
+ * a throw (the procfs kit does: receiver/kit/procfs.ts).
+ */
+export function forEachSockstat(text: string, file: string, visit: SockstatVisitor): void {
+  let pairsInFile = 0;
   let pos = 0;
   const n = text.length;
   while (pos < n) {
@@ -50,17 +56,41 @@ export function parseSockstat(
       }
       const key = text.slice(k0, i);
       while (i < end && isBlank(text.charCodeAt(i))) i++;
-      const v0 = i;
-      while (i < end && !isBlank(text.charCodeAt(i))) i++;
-      if (v0 === i) throw new ProcfsParseError(file, `${proto}: ${key} without value (truncated?)`);
-      one.length = 0;
-      parseIntsInto(file, text, v0, i, one);
-      out.push({ proto, key, value: one[0]! });
+      if (i >= end) throw new ProcfsParseError(file, `${proto}: ${key} without value (truncated?)`);
+      // One optionally negative decimal integer, up to the next blank (as parseIntsInto accepts it).
+      let neg = false;
+      if (text.charCodeAt(i) === MINUS) {
+        neg = true;
+        i++;
+      }
+      const d0 = i;
+      let v = 0;
+      while (i < end) {
+        const c = text.charCodeAt(i);
+        if (c < 48 || c > 57) break;
+        v = v * 10 + (c - 48);
+        i++;
+      }
+      if (i === d0 || (i < end && !isBlank(text.charCodeAt(i)))) {
+        throw new ProcfsParseError(file, `bad number near ${JSON.stringify(text.slice(d0, d0 + 20))}`);
+      }
+      visit(proto, key, neg ? -v : v);
       pairs++;
     }
     if (pairs === 0) throw new ProcfsParseError(file, `${proto}: no values (truncated?)`);
+    pairsInFile += pairs;
     pos = end + 1;
   }
-  if (out.length === start) throw new ProcfsParseError(file, 'empty');
+  if (pairsInFile === 0) throw new ProcfsParseError(file, 'empty');
+}
+
+export function parseSockstat(
+  text: string,
+  file = 'net/sockstat',
+  out: SockstatEntry[] = [],
+): SockstatEntry[] {
+  forEachSockstat(text, file, (proto, key, value) => {
+    out.push({ proto, key, value });
+  });
   return out;
 }

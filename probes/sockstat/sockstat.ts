@@ -11,7 +11,7 @@ import { type Entity, HOST_ENTITY } from '../../receiver/pods/entity.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { pageSize, procfsAvailability } from '../../receiver/procfs/read.ts';
-import { parseSockstat, type SockstatEntry } from './parse.ts';
+import { forEachSockstat, parseSockstat } from './parse.ts';
 
 const NT = ['network.type'] as const;
 
@@ -157,11 +157,16 @@ const FILES = [
   { name: 'sockstat6', optional: true, shared: true },
 ] as const;
 
-function entries(entity: Entity, cycle?: object): SockstatEntry[] {
-  const [v4, v6] = readNetFiles(entity, FILES, cycle);
-  const e = parseSockstat(v4!, `${entity.displayName} net/sockstat`);
-  if (v6 !== undefined) parseSockstat(v6, `${entity.displayName} net/sockstat6`, e);
-  return e;
+/** ENTITY_MAP by protocol, then key: looked up without building a `proto|key` string per value. */
+const ENTITY_BY_PROTO = new Map<string, Map<string, (typeof ENTITY_MAP)[string]>>();
+for (const [k, m] of Object.entries(ENTITY_MAP)) {
+  const [proto, key] = k.split('|') as [string, string];
+  let byKey = ENTITY_BY_PROTO.get(proto);
+  if (!byKey) {
+    byKey = new Map();
+    ENTITY_BY_PROTO.set(proto, byKey);
+  }
+  byKey.set(key, m);
 }
 
 export function collectSockstat(
@@ -170,16 +175,21 @@ export function collectSockstat(
   wanted: (m: string) => boolean,
   cycle?: object,
 ): void {
+  const [v4, v6] = readNetFiles(entity, FILES, cycle);
   const netns = entity.netnsInode;
-  for (const { proto, key, value } of entries(entity, cycle)) {
-    const m = ENTITY_MAP[`${proto}|${key}`];
-    if (!m || !wanted(m[0])) continue;
+  // Points are pushed while parsing: a malformed file throws and the procfs kit drops this entity's
+  // points (receiver/kit/procfs.ts), so no partial set is emitted.
+  const visit = (proto: string, key: string, value: number): void => {
+    const m = ENTITY_BY_PROTO.get(proto)?.get(key);
+    if (!m || !wanted(m[0])) return;
     out.push(
       m[1]
         ? { metric: m[0], netns, attributes: m[1], value: value * m[2] }
         : { metric: m[0], netns, value: value * m[2] },
     );
-  }
+  };
+  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
+  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
 }
 
 /** Host-wide values, read from the node's netns (init's: receiver/netns/setns.ts). */

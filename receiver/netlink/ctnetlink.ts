@@ -51,9 +51,15 @@ export interface ConntrackGlobal {
   readonly maxEntries?: number;
 }
 
+/** AF_UNSPEC, NFNETLINK_V0, res_id 0; only read (copied into the send buffer by the socket). */
+const NFGENMSG_ZERO = new Uint8Array(NFGENMSG_LEN);
 function nfgenmsg(): Uint8Array {
-  return new Uint8Array(NFGENMSG_LEN); // AF_UNSPEC, NFNETLINK_V0, res_id 0
+  return NFGENMSG_ZERO;
 }
+// Attribute tables of the stats requests, reused: a request's callbacks run synchronously and to the
+// end before the next request (receiver/netlink/socket.ts), so one table per reply kind is enough.
+let statsCpuAttrs: Attrs | undefined;
+let statsGlobalAttrs: Attrs | undefined;
 
 /** Decodes one per-CPU stats message. Exported for codec tests. */
 export function decodeStatsCpu(msg: NetlinkMessage, attrs: Attrs): ConntrackCpuStats {
@@ -71,7 +77,8 @@ export function decodeStatsCpu(msg: NetlinkMessage, attrs: Attrs): ConntrackCpuS
 /** Per-CPU conntrack statistics of the socket's netns, and their sums (`conntrack -S`). */
 export function conntrackStats(sock: NetlinkSocket): ConntrackStats {
   const type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
-  const attrs = new Attrs(CTA_STATS_MAX);
+  statsCpuAttrs ??= new Attrs(CTA_STATS_MAX);
+  const attrs = statsCpuAttrs;
   const perCpu: ConntrackCpuStats[] = [];
   const totals: Record<string, number> = {};
   sock.request(type, NLM_F_REQUEST | NLM_F_DUMP, nfgenmsg(), (msg) => {
@@ -81,6 +88,34 @@ export function conntrackStats(sock: NetlinkSocket): ConntrackStats {
     for (const [k, v] of Object.entries(s.values)) totals[k] = (totals[k] ?? 0) + v;
   });
   return { totals, perCpu };
+}
+
+/**
+ * The per-CPU statistics summed straight into `sums` (index: CTA_STATS_* type, as `conntrack -S` totals;
+ * NaN where no CPU message carried the attribute), with no object per CPU: the dump has one message per
+ * possible CPU, per netns, every collection. `sums` needs CTA_STATS_MAX + 1 entries (`statSumsArray`).
+ */
+export function conntrackStatSums(sock: NetlinkSocket, sums: Float64Array): void {
+  if (sums.length < CTA_STATS_MAX + 1) throw new RangeError(`sums needs ${CTA_STATS_MAX + 1} entries`);
+  const type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  statsCpuAttrs ??= new Attrs(CTA_STATS_MAX);
+  const attrs = statsCpuAttrs;
+  sums.fill(Number.NaN);
+  sock.request(type, NLM_F_REQUEST | NLM_F_DUMP, nfgenmsg(), (msg) => {
+    if (msg.type !== type) return;
+    if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
+    attrs.parse(msg.view, msg.payloadOffset + NFGENMSG_LEN, msg.payloadLength - NFGENMSG_LEN);
+    for (let t = 1; t <= CTA_STATS_MAX; t++) {
+      if (CTA_STATS[t] === undefined || !attrs.has(t)) continue;
+      const v = attrs.be32(t);
+      sums[t] = Number.isNaN(sums[t]!) ? v : sums[t]! + v;
+    }
+  });
+}
+
+/** An array for `conntrackStatSums`. */
+export function statSumsArray(): Float64Array {
+  return new Float64Array(CTA_STATS_MAX + 1);
 }
 
 /** Decodes the global stats message. Exported for codec tests. */
@@ -96,7 +131,8 @@ export function decodeStatsGlobal(msg: NetlinkMessage, attrs: Attrs): ConntrackG
 /** Entry count of the socket's netns and the table limit (`conntrack -C`, `nf_conntrack_max`). */
 export function conntrackGlobal(sock: NetlinkSocket): ConntrackGlobal {
   const type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS;
-  const attrs = new Attrs(2);
+  statsGlobalAttrs ??= new Attrs(2);
+  const attrs = statsGlobalAttrs;
   let out: ConntrackGlobal | undefined;
   sock.request(type, NLM_F_REQUEST, nfgenmsg(), (msg) => {
     if (msg.type !== type) return;

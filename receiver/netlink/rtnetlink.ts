@@ -61,15 +61,23 @@ export function formatTcHandle(h: number, isParent = false): string {
   return minor === 0 ? `${major}:` : `${major}:${minor.toString(16)}`;
 }
 
+/** tcmsg AF_UNSPEC, ifindex 0: all interfaces (only read: copied into the socket's send buffer). */
+const QDISC_REQUEST = new Uint8Array(TCMSG_LEN);
+// Attribute tables reused across requests: a request's callbacks run synchronously and to the end
+// before the next request (./socket.ts), so one table per use is enough.
+let qdiscAttrs: Attrs | undefined;
+let qdiscStatsAttrs: Attrs | undefined;
+let linkAttrs: Attrs | undefined;
+
 /** Interface index → name in the socket's netns. */
 export function dumpLinkNames(sock: NetlinkSocket): Map<number, string> {
   const names = new Map<number, string>();
-  let attrs: Attrs | undefined;
   sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, LINK_NAMES_REQUEST, (msg) => {
     if (msg.type !== RTM_NEWLINK) return;
     if (msg.payloadLength < IFINFOMSG_LEN) throw new NetlinkProtocolError('truncated ifinfomsg');
     const index = msg.view.getInt32(msg.payloadOffset + 4, true);
-    attrs ??= new Attrs(IFLA_MAX);
+    linkAttrs ??= new Attrs(IFLA_MAX);
+    const attrs = linkAttrs;
     attrs.parse(msg.view, msg.payloadOffset + IFINFOMSG_LEN, msg.payloadLength - IFINFOMSG_LEN);
     if (attrs.has(IFLA_IFNAME)) names.set(index, attrs.str(IFLA_IFNAME));
   });
@@ -131,14 +139,11 @@ export function decodeQdisc(msg: NetlinkMessage, attrs: Attrs, stats: Attrs): Qd
 /** Every qdisc in the socket's netns (root, children, ingress/clsact), with statistics. */
 export function dumpQdiscs(sock: NetlinkSocket): QdiscStats[] {
   const out: QdiscStats[] = [];
-  const req = new Uint8Array(TCMSG_LEN); // AF_UNSPEC, ifindex 0: all interfaces
-  let attrs: Attrs | undefined;
-  let stats: Attrs | undefined;
-  sock.request(RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP, req, (msg) => {
+  sock.request(RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP, QDISC_REQUEST, (msg) => {
     if (msg.type !== RTM_NEWQDISC) return;
-    attrs ??= new Attrs(TCA_MAX);
-    stats ??= new Attrs(TCA_STATS_MAX);
-    out.push(decodeQdisc(msg, attrs, stats));
+    qdiscAttrs ??= new Attrs(TCA_MAX);
+    qdiscStatsAttrs ??= new Attrs(TCA_STATS_MAX);
+    out.push(decodeQdisc(msg, qdiscAttrs, qdiscStatsAttrs));
   });
   return out;
 }
