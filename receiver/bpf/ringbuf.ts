@@ -1,11 +1,14 @@
 // BPF ring buffer reader in pure JS: no FFI call per record.
 //
-// The ring is mmapped like libbpf/cilium/aya do: the consumer page read-write, the producer page plus the
-// data area twice read-only (the data is mapped back to back so a record never wraps). Positions are u64
-// read/written with Atomics on BigUint64Arrays; each record's 8-byte header (u32 len with BUSY bit 31 and
-// DISCARD bit 30, u32 pgoff) is read with Atomics, the payload is handed to the callback as a DataView
-// window straight on kernel memory (copy what you keep: the bytes are reused once the consumer position
-// moves past them).
+// The ring is mmapped with the consumer page read-write and the producer page plus the data area read-only.
+// Unlike libbpf/cilium/aya, the data area is mapped once, not twice back to back: the kernel maps every
+// page of a ring mapping at mmap time (remap_vmalloc_range), so the double view counts the ring twice in
+// RSS (1 MB ring = 2 MB RSS). A record whose payload wraps past the end of the data area (rare: records are
+// small against the ring) is copied in two parts into a scratch buffer and handed over from there. Headers
+// never wrap (8-byte aligned in a power-of-two area). Positions are u64 read/written with Atomics on
+// BigUint64Arrays; each record's 8-byte header (u32 len with BUSY bit 31 and DISCARD bit 30, u32 pgoff) is
+// read with Atomics, the payload is handed to the callback as a DataView window straight on kernel memory
+// (copy what you keep: the bytes are reused once the consumer position moves past them).
 //
 // Scheduling: wait for data with koffi.node.poll on the map fd (libuv, no thread) — or, as a fallback,
 // an async epoll_wait on a koffi worker thread with an eventfd for close. Each turn consumes at most
@@ -69,6 +72,8 @@ export interface RingStats {
   maxTurnMs: number;
   /** Longest single turn in process CPU ms: the work the reader itself did while holding the loop. */
   maxTurnCpuMs: number;
+  /** Records whose payload wrapped past the end of the data area (copied in two parts). */
+  wrapped: number;
 }
 
 type Mode = 'idle' | 'waiting' | 'immediate' | 'timer' | 'closed';
@@ -85,6 +90,7 @@ export class RingReader {
     handlerErrors: 0,
     maxTurnMs: 0,
     maxTurnCpuMs: 0,
+    wrapped: 0,
   };
   readonly #map: BpfMap;
   readonly #opts: RingReaderOptions;
@@ -98,7 +104,11 @@ export class RingReader {
   readonly #cons: BigUint64Array;
   readonly #prod: BigUint64Array;
   readonly #data: DataView;
+  readonly #bytes: Uint8Array;
   readonly #hdr: Uint32Array;
+  /** Where a wrapped record is joined (grown on demand; records are small). */
+  #scratch = new Uint8Array(0);
+  #scratchView = new DataView(this.#scratch.buffer);
   #mode: Mode = 'idle';
   #poll: ReturnType<typeof koffi.node.poll> | null = null;
   #epfd = -1;
@@ -124,7 +134,7 @@ export class RingReader {
     const cons = a.mmap(null, this.#page, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0);
     if (!cons || cons === 0xffffffffffffffffn)
       throw new BpfError(`mmap(${map.name} consumer page)`, koffi.errno());
-    const prodLen = this.#page + 2 * this.size;
+    const prodLen = this.#page + this.size;
     const prod = a.mmap(null, prodLen, PROT_READ, MAP_SHARED, map.fd, this.#page);
     if (!prod || prod === 0xffffffffffffffffn) {
       const e = koffi.errno();
@@ -135,8 +145,9 @@ export class RingReader {
     this.#prodPtr = prod;
     this.#cons = new BigUint64Array(koffi.view(cons, 8));
     this.#prod = new BigUint64Array(koffi.view(prod, 8));
-    const data = koffi.view(prod + BigInt(this.#page), 2 * this.size);
+    const data = koffi.view(prod + BigInt(this.#page), this.size);
     this.#data = new DataView(data);
+    this.#bytes = new Uint8Array(data);
     this.#hdr = new Uint32Array(data);
     track(this);
   }
@@ -177,8 +188,16 @@ export class RingReader {
       if (len & DISCARD) {
         this.stats.discarded++;
       } else {
+        // off is 8-aligned, so the header fits before the end; the payload may start at 0 or wrap
+        const start = (off + 8) & mask;
+        let view = data;
+        let at = start;
+        if (start + recLen > this.size) {
+          view = this.#joinWrapped(start, recLen);
+          at = 0;
+        }
         try {
-          onRecord(data, off + 8, recLen);
+          onRecord(view, at, recLen);
         } catch (err) {
           this.stats.handlerErrors++;
           if (this.#opts.onError) this.#opts.onError(err);
@@ -195,6 +214,19 @@ export class RingReader {
     }
     Atomics.store(consArr, 0, BigInt(cons));
     return n;
+  }
+
+  /** Copies a record that wraps (`start` to the end, then from 0) into the scratch buffer. */
+  #joinWrapped(start: number, length: number): DataView {
+    this.stats.wrapped++;
+    if (this.#scratch.length < length) {
+      this.#scratch = new Uint8Array(Math.max(length, 256));
+      this.#scratchView = new DataView(this.#scratch.buffer);
+    }
+    const head = this.size - start;
+    this.#scratch.set(this.#bytes.subarray(start, this.size), 0);
+    this.#scratch.set(this.#bytes.subarray(0, length - head), head);
+    return this.#scratchView;
   }
 
   /** Starts reading: wait for data, consume in budgeted turns. */
@@ -323,7 +355,7 @@ export class RingReader {
     }
     const a = libbpf();
     a.munmap(this.#consPtr, this.#page);
-    a.munmap(this.#prodPtr, this.#page + 2 * this.size);
+    a.munmap(this.#prodPtr, this.#page + this.size);
     untrack(this);
   }
 
