@@ -14,7 +14,11 @@
 // an async epoll_wait on a koffi worker thread with an eventfd for close. Each turn consumes at most
 // `budget` records; if more is pending the next turn runs on setImmediate; while turns are busy
 // (≥ coalesceThreshold records) it polls on a `coalesceMs` timer instead of per-wakeup, and goes back to
-// waiting when quiet. Idle costs nothing: the process sleeps in epoll.
+// waiting when quiet. While waiting, it also drains every `drainMs` (one timer shared by every reader of
+// the process): probes submit with BPF_RB_NO_WAKEUP below a quarter-full ring (probes/include/
+// pn_ring.bpf.h, pn_submit) so that a quiet machine does not pay a kernel wake-up per event, and this
+// tick is what bounds how long such a record waits (100 ms by default). Idle cost: one timer wake-up per
+// `drainMs` for the whole process, a two-word check per ring.
 import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import { BpfError, libbpf, type Ptr } from './libbpf.ts';
@@ -49,6 +53,11 @@ export interface RingReaderOptions {
   readonly lostCounter?: { readonly map: BpfMap; readonly index: number };
   /** Errors thrown by onRecord are caught, counted and passed here (default: logged). */
   readonly onError?: (err: unknown) => void;
+  /**
+   * While waiting, drain every `drainMs` even without a kernel wake-up (records submitted with
+   * BPF_RB_NO_WAKEUP). Default 100; 0 = only on wake-ups.
+   */
+  readonly drainMs?: number;
   /** Do not keep the process alive just for this reader (poll wake only). */
   readonly unref?: boolean;
   /** Where the reader logs (default: component `bpf-ring`). */
@@ -62,6 +71,8 @@ export interface RingStats {
   discarded: number;
   /** Times the reader was woken by the kernel. */
   wakeups: number;
+  /** Drain ticks that found records no wake-up had announced. */
+  tickDrains: number;
   /** Consume turns run. */
   turns: number;
   /** Turns that hit the budget. */
@@ -78,6 +89,43 @@ export interface RingStats {
 
 type Mode = 'idle' | 'waiting' | 'immediate' | 'timer' | 'closed';
 
+/** One interval per drain period for every waiting reader of the process (not one timer per ring). */
+interface Tickable {
+  tick(): void;
+  readonly keepsAlive: boolean;
+}
+const tickers = new Map<number, { timer: NodeJS.Timeout; readers: Set<Tickable> }>();
+
+function subscribeTick(ms: number, r: Tickable): void {
+  let t = tickers.get(ms);
+  if (!t) {
+    const readers = new Set<Tickable>();
+    const timer = setInterval(() => {
+      for (const x of readers) x.tick();
+    }, ms);
+    t = { timer, readers };
+    tickers.set(ms, t);
+  }
+  t.readers.add(r);
+  refTick(t);
+}
+
+function unsubscribeTick(ms: number, r: Tickable): void {
+  const t = tickers.get(ms);
+  if (!t) return;
+  t.readers.delete(r);
+  if (t.readers.size === 0) {
+    clearInterval(t.timer);
+    tickers.delete(ms);
+  } else refTick(t);
+}
+
+/** The interval keeps the process alive only while a reader that should does. */
+function refTick(t: { timer: NodeJS.Timeout; readers: Set<Tickable> }): void {
+  if ([...t.readers].some((r) => r.keepsAlive)) t.timer.ref();
+  else t.timer.unref();
+}
+
 export class RingReader {
   readonly name: string;
   readonly size: number;
@@ -85,6 +133,7 @@ export class RingReader {
     records: 0,
     discarded: 0,
     wakeups: 0,
+    tickDrains: 0,
     turns: 0,
     budgetHits: 0,
     handlerErrors: 0,
@@ -96,6 +145,8 @@ export class RingReader {
   readonly #opts: RingReaderOptions;
   readonly #budget: number;
   readonly #coalesceMs: number;
+  readonly #drainMs: number;
+  readonly #ticker: Tickable;
   readonly #threshold: number;
   readonly #page: number;
   readonly #mask: number;
@@ -127,6 +178,8 @@ export class RingReader {
     this.#log = opts.log ?? childLogger('bpf-ring');
     this.#budget = opts.budget ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
+    this.#drainMs = opts.drainMs ?? 100;
+    this.#ticker = { tick: () => this.#onTick(), keepsAlive: !opts.unref };
     this.#threshold = opts.coalesceThreshold ?? 32;
     this.size = map.maxEntries;
     this.#mask = this.size - 1;
@@ -244,6 +297,7 @@ export class RingReader {
     } else {
       this.#setupEpoll();
     }
+    if (this.#drainMs > 0) subscribeTick(this.#drainMs, this.#ticker);
     this.#mode = 'waiting';
     // Data may already be there (level-triggered wake handles it; run one turn to be explicit).
     this.#timer = setImmediate(() => this.#turn());
@@ -297,6 +351,14 @@ export class RingReader {
     this.#turn();
   }
 
+  /** The shared drain tick: a turn when records are there that no wake-up announced. */
+  #onTick(): void {
+    if (this.#mode !== 'waiting' || this.pending() === 0) return;
+    this.stats.tickDrains++;
+    this.#pollStop();
+    this.#turn();
+  }
+
   #turn(): void {
     this.#timer = null;
     if (this.#mode === 'closed') return;
@@ -334,6 +396,7 @@ export class RingReader {
   /** Stops waiting, unmaps the ring and releases fds. Idempotent. The map itself belongs to its collection. */
   close(): void {
     if (this.#mode === 'closed') return;
+    if (this.#mode !== 'idle' && this.#drainMs > 0) unsubscribeTick(this.#drainMs, this.#ticker);
     this.#mode = 'closed';
     if (this.#timer) {
       clearTimeout(this.#timer as NodeJS.Timeout);
