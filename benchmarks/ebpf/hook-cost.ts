@@ -4,8 +4,8 @@
 // with events suppressed by the rate limit (counter path), every hit an event, and every hit an event
 // with a kernel stack; plus a netns that is not watched (counted under 0). The "no stack" rows pass
 // stacks: false (the probes capture stacks by default since 2026-12-06). The "paced" rows send drops at
-// PACED_RATE/s, slow enough for the reader to keep up: the case where a submit that wakes the reader pays
-// a wake-up (irq_work) per event (probes/include/pn_ring.bpf.h, pn_submit).
+// PACED_RATE/s, slow enough for the reader to keep up: the case where a submit pays the reader's wake-up
+// (irq_work) for every event unless the reader delays its drain (receiver/bpf/ringbuf.ts, wakeDelayMs).
 //   node benchmarks/ebpf/hook-cost.ts [HITS]
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';

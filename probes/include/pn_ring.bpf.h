@@ -43,21 +43,4 @@ static __always_inline void pn_fill_hdr(struct pn_event_hdr *h, __u32 type, __u3
 	h->netns = netns;
 }
 
-/*
- * Commit a record reserved with pn_reserve. The reader is not woken per record: a wake-up is an irq_work
- * (a self-IPI, several µs under a hypervisor) paid inside the hook whenever the reader has caught up,
- * i.e. for every event on a quiet machine. The reader drains on its own timer every `drainMs`
- * (receiver/bpf/ringbuf.ts, 100 ms), so a record waits at most that long; only when the unread data
- * passes a quarter of the ring is the reader woken at once (FORCE_WAKEUP; while a wake-up is already
- * pending, irq_work_queue returns without a second IPI), which leaves three quarters of the ring for the
- * burst that arrives before it drains.
- */
-static __always_inline void pn_submit(void *e)
-{
-	__u64 avail = bpf_ringbuf_query(&pn_events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&pn_events, BPF_RB_RING_SIZE);
-
-	bpf_ringbuf_submit(e, avail >= size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-}
-
 #endif /* PN_RING_BPF_H */

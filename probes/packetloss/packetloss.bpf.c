@@ -169,7 +169,7 @@ static __always_inline void handle_drop(void *ctx, int btf, struct sk_buff *skb,
 			e->ifindex = BPF_CORE_READ(dev, ifindex);
 	}
 	e->stack_id = pn_stack_id(ctx, 3);
-	pn_submit(e);
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* Linux >= 6.10: kfree_skb(skb, location, reason, rx_sk). */

@@ -114,7 +114,7 @@ static __always_inline void handle(void *ctx, int btf, __u32 kind, struct sock *
 	e->raw_netns = raw;
 	e->t = t;
 	e->stack_id = pn_stack_id(ctx, 3);
-	pn_submit(e);
+	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline __u32 udp_kind(int rc)

@@ -67,7 +67,7 @@ static __always_inline void emit(void *ctx, __u32 kind, __u32 raw, struct pn_tup
 	e->pad = 0;
 	e->t = *t;
 	e->stack_id = pn_stack_id(ctx, 3);
-	pn_submit(e);
+	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline void handle_send(void *ctx, const struct sock *sk, const struct sk_buff *skb, __u32 reason)

@@ -86,7 +86,7 @@ static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, 
 	e->raw_netns = raw;
 	e->t = *t;
 	e->stack_id = pn_stack_id(ctx, 3);
-	pn_submit(e);
+	bpf_ringbuf_submit(e, 0);
 }
 
 static __always_inline void handle_skb(void *ctx, const struct sock *sk, const struct sk_buff *skb, int err)

@@ -14,11 +14,16 @@
 // an async epoll_wait on a koffi worker thread with an eventfd for close. Each turn consumes at most
 // `budget` records; if more is pending the next turn runs on setImmediate; while turns are busy
 // (≥ coalesceThreshold records) it polls on a `coalesceMs` timer instead of per-wakeup, and goes back to
-// waiting when quiet. While waiting, it also drains every `drainMs` (one timer shared by every reader of
-// the process): probes submit with BPF_RB_NO_WAKEUP below a quarter-full ring (probes/include/
-// pn_ring.bpf.h, pn_submit) so that a quiet machine does not pay a kernel wake-up per event, and this
-// tick is what bounds how long such a record waits (100 ms by default). Idle cost: one timer wake-up per
-// `drainMs` for the whole process, a two-word check per ring.
+// waiting when quiet. Idle costs nothing: the process sleeps in epoll.
+//
+// Wake-ups: the kernel wakes the reader when a record is committed at the consumer position, i.e. when the
+// reader had caught up — at ordinary event rates, for every event — and pays for it inside the BPF hook
+// (an irq_work: a self-IPI, several µs under a hypervisor; benchmarks/ebpf/hook-cost.ts, the paced row).
+// So a woken reader waits `wakeDelayMs` (50 ms) before it drains, unless a quarter of the ring is
+// already unread: records committed meanwhile find the consumer behind and wake no one. That bounds the
+// kernel's wake-ups to about one per `wakeDelayMs` per ring whatever the event rate, and delays an event
+// by at most `wakeDelayMs` on its way to the exporter; a burst has the rest of the ring meanwhile (what
+// does not fit is counted lost).
 import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import { BpfError, libbpf, type Ptr } from './libbpf.ts';
@@ -47,17 +52,17 @@ export interface RingReaderOptions {
   readonly coalesceMs?: number;
   /** A turn with at least this many records switches to timer polling. Default 32. */
   readonly coalesceThreshold?: number;
+  /**
+   * After a wake-up, drain this much later (unless a quarter of the ring is unread) so that records
+   * committed meanwhile do not wake the reader again. Default 50; 0 = drain at once.
+   */
+  readonly wakeDelayMs?: number;
   /** 'poll' = koffi.node.poll (default), 'epoll' = async epoll_wait on a worker thread. */
   readonly wake?: 'poll' | 'epoll';
   /** Kernel-side counter of records lost to a full ring: an ARRAY/PERCPU_ARRAY of u64 and its index. */
   readonly lostCounter?: { readonly map: BpfMap; readonly index: number };
   /** Errors thrown by onRecord are caught, counted and passed here (default: logged). */
   readonly onError?: (err: unknown) => void;
-  /**
-   * While waiting, drain every `drainMs` even without a kernel wake-up (records submitted with
-   * BPF_RB_NO_WAKEUP). Default 100; 0 = only on wake-ups.
-   */
-  readonly drainMs?: number;
   /** Do not keep the process alive just for this reader (poll wake only). */
   readonly unref?: boolean;
   /** Where the reader logs (default: component `bpf-ring`). */
@@ -71,8 +76,8 @@ export interface RingStats {
   discarded: number;
   /** Times the reader was woken by the kernel. */
   wakeups: number;
-  /** Drain ticks that found records no wake-up had announced. */
-  tickDrains: number;
+  /** Wake-ups whose drain was put off by wakeDelayMs. */
+  delayedWakeups: number;
   /** Consume turns run. */
   turns: number;
   /** Turns that hit the budget. */
@@ -89,43 +94,6 @@ export interface RingStats {
 
 type Mode = 'idle' | 'waiting' | 'immediate' | 'timer' | 'closed';
 
-/** One interval per drain period for every waiting reader of the process (not one timer per ring). */
-interface Tickable {
-  tick(): void;
-  readonly keepsAlive: boolean;
-}
-const tickers = new Map<number, { timer: NodeJS.Timeout; readers: Set<Tickable> }>();
-
-function subscribeTick(ms: number, r: Tickable): void {
-  let t = tickers.get(ms);
-  if (!t) {
-    const readers = new Set<Tickable>();
-    const timer = setInterval(() => {
-      for (const x of readers) x.tick();
-    }, ms);
-    t = { timer, readers };
-    tickers.set(ms, t);
-  }
-  t.readers.add(r);
-  refTick(t);
-}
-
-function unsubscribeTick(ms: number, r: Tickable): void {
-  const t = tickers.get(ms);
-  if (!t) return;
-  t.readers.delete(r);
-  if (t.readers.size === 0) {
-    clearInterval(t.timer);
-    tickers.delete(ms);
-  } else refTick(t);
-}
-
-/** The interval keeps the process alive only while a reader that should does. */
-function refTick(t: { timer: NodeJS.Timeout; readers: Set<Tickable> }): void {
-  if ([...t.readers].some((r) => r.keepsAlive)) t.timer.ref();
-  else t.timer.unref();
-}
-
 export class RingReader {
   readonly name: string;
   readonly size: number;
@@ -133,7 +101,7 @@ export class RingReader {
     records: 0,
     discarded: 0,
     wakeups: 0,
-    tickDrains: 0,
+    delayedWakeups: 0,
     turns: 0,
     budgetHits: 0,
     handlerErrors: 0,
@@ -145,8 +113,7 @@ export class RingReader {
   readonly #opts: RingReaderOptions;
   readonly #budget: number;
   readonly #coalesceMs: number;
-  readonly #drainMs: number;
-  readonly #ticker: Tickable;
+  readonly #wakeDelayMs: number;
   readonly #threshold: number;
   readonly #page: number;
   readonly #mask: number;
@@ -178,8 +145,7 @@ export class RingReader {
     this.#log = opts.log ?? childLogger('bpf-ring');
     this.#budget = opts.budget ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
-    this.#drainMs = opts.drainMs ?? 100;
-    this.#ticker = { tick: () => this.#onTick(), keepsAlive: !opts.unref };
+    this.#wakeDelayMs = opts.wakeDelayMs ?? 50;
     this.#threshold = opts.coalesceThreshold ?? 32;
     this.size = map.maxEntries;
     this.#mask = this.size - 1;
@@ -297,7 +263,6 @@ export class RingReader {
     } else {
       this.#setupEpoll();
     }
-    if (this.#drainMs > 0) subscribeTick(this.#drainMs, this.#ticker);
     this.#mode = 'waiting';
     // Data may already be there (level-triggered wake handles it; run one turn to be explicit).
     this.#timer = setImmediate(() => this.#turn());
@@ -348,14 +313,13 @@ export class RingReader {
     if (this.#mode !== 'waiting') return;
     this.stats.wakeups++;
     this.#pollStop();
-    this.#turn();
-  }
-
-  /** The shared drain tick: a turn when records are there that no wake-up announced. */
-  #onTick(): void {
-    if (this.#mode !== 'waiting' || this.pending() === 0) return;
-    this.stats.tickDrains++;
-    this.#pollStop();
+    if (this.#wakeDelayMs > 0 && this.pending() < this.size / 4) {
+      // the consumer position stays behind until then: later commits do not wake (see the header)
+      this.stats.delayedWakeups++;
+      this.#mode = 'timer';
+      this.#timer = setTimeout(() => this.#turn(), this.#wakeDelayMs);
+      return;
+    }
     this.#turn();
   }
 
@@ -396,7 +360,6 @@ export class RingReader {
   /** Stops waiting, unmaps the ring and releases fds. Idempotent. The map itself belongs to its collection. */
   close(): void {
     if (this.#mode === 'closed') return;
-    if (this.#mode !== 'idle' && this.#drainMs > 0) unsubscribeTick(this.#drainMs, this.#ticker);
     this.#mode = 'closed';
     if (this.#timer) {
       clearTimeout(this.#timer as NodeJS.Timeout);
