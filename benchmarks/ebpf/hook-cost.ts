@@ -2,7 +2,10 @@
 // packetloss handler (tp_btf/kfree_skb) and the sockoverflow UDP handler (tp_btf/udp_fail_queue_rcv_skb),
 // and the tcpreset handlers (tp_btf/tcp_send_reset, tp_btf/tcp_receive_reset) with closed-port connects,
 // with events suppressed by the rate limit (counter path), every hit an event, and every hit an event
-// with a kernel stack; plus a netns that is not watched (counted under 0).
+// with a kernel stack; plus a netns that is not watched (counted under 0). The "no stack" rows pass
+// stacks: false (the probes capture stacks by default since 2026-12-06). The "paced" rows send drops at
+// PACED_RATE/s, slow enough for the reader to keep up: the case where a submit pays the reader's wake-up
+// (irq_work) for every event unless the reader delays its drain (receiver/bpf/ringbuf.ts, wakeDelayMs).
 //   node benchmarks/ebpf/hook-cost.ts [HITS]
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
@@ -19,6 +22,9 @@ import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
 import { flood, floodBinary, removeFlood } from './flood.ts';
 
 const HITS = Number(process.argv[2] ?? 300_000);
+/** Drops per second of the paced rows, and how many (a few seconds' worth). */
+const PACED_RATE = 5000;
+const PACED_HITS = Math.min(HITS, 20_000);
 
 interface Row {
   probe: string;
@@ -104,8 +110,17 @@ try {
   await measure(
     'packetloss',
     'counter + event, no stack',
-    pl({ rateLimit: 0, ringBytes: 8 << 20 }),
+    pl({ rateLimit: 0, stacks: false, ringBytes: 8 << 20 }),
     drops,
+    rows,
+  );
+  await measure(
+    'packetloss',
+    `counter + event, no stack, paced ${PACED_RATE}/s`,
+    pl({ rateLimit: 0, stacks: false }),
+    async () => {
+      await flood(b.name, '127.0.0.1', 9, PACED_HITS, { rate: PACED_RATE });
+    },
     rows,
   );
   await measure(
@@ -140,7 +155,7 @@ try {
   await measure(
     'sockoverflow',
     'counter + event, no stack',
-    so({ rateLimit: 0, ringBytes: 8 << 20 }),
+    so({ rateLimit: 0, stacks: false, ringBytes: 8 << 20 }),
     overflow,
     rows,
   );
@@ -178,7 +193,7 @@ try {
     refused,
     rows,
   );
-  await measure('tcpreset', 'counter + event, no stack', rs({ rateLimit: 0 }), refused, rows);
+  await measure('tcpreset', 'counter + event, no stack', rs({ rateLimit: 0, stacks: false }), refused, rows);
   await measure('tcpreset', 'counter + event + stack', rs({ rateLimit: 0, stacks: true }), refused, rows);
 } finally {
   for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');

@@ -16,6 +16,7 @@ import {
   EbpfRuntime,
   eventArgsShape,
   hookAvailability,
+  ringBytesArg,
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import { symbolRanges } from '../../receiver/kit/ebpf/symbols.ts';
@@ -44,6 +45,15 @@ export const DEFAULT_EXCLUDE = [
 
 const argsSchema = z.object({
   ...eventArgsShape,
+  /**
+   * Ring size. The reader drains at ~1 µs a record (benchmarks/RESULTS.md, section «Per area — eBPF ring
+   * reader: burst drain») at most 50 ms after the kernel wakes it (receiver/bpf/ringbuf.ts, wakeDelayMs); the
+   * ring holds what arrives meanwhile and while the event loop is busy elsewhere. At the default rate limit
+   * (100 events/s per netns and event type) one netns sends at most 100 × 112 B = 11 KB/s: 512 KiB holds a
+   * full second's burst of 46 netns at once. Every record that does not fit is counted
+   * (podnet.ebpf.events.lost); raise ring_bytes for nodes with many pods that burst together.
+   */
+  ringBytes: ringBytesArg(512 << 10),
   /** On by default for this probe's anomaly events (bounded by the in-kernel rate limit; benchmarks/RESULTS.md). */
   stacks: z.boolean().default(true),
   /** Kernel functions whose drops produce no event (at most 16; names missing on this kernel are ignored). */

@@ -11,6 +11,7 @@ import {
   EbpfRuntime,
   eventArgsShape,
   hookAvailability,
+  ringBytesArg,
   SELF_METRIC_DEFS,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeSpec } from '../../receiver/probe/types.ts';
@@ -20,6 +21,15 @@ export const OBJECT = new URL('./tcpreset.bpf.o', import.meta.url);
 
 const argsSchema = z.object({
   ...eventArgsShape,
+  /**
+   * Ring size. The reader drains at ~1 µs a record (benchmarks/RESULTS.md, section «Per area — eBPF ring
+   * reader: burst drain») at most 50 ms after the kernel wakes it (receiver/bpf/ringbuf.ts, wakeDelayMs); the
+   * ring holds what arrives meanwhile and while the event loop is busy elsewhere. At the default rate limit
+   * (100 events/s per netns and event type) one netns sends at most 4 kinds × 100 × 80 B = 32 KB/s: 256 KiB
+   * holds a full second's burst of every kind in 8 netns at once. Every record that does not fit is counted
+   * (podnet.ebpf.events.lost); raise ring_bytes for nodes with many pods that burst together.
+   */
+  ringBytes: ringBytesArg(256 << 10),
   /** On by default for this probe's anomaly events (bounded by the in-kernel rate limit; benchmarks/RESULTS.md). */
   stacks: z.boolean().default(true),
 });

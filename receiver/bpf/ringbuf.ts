@@ -1,17 +1,29 @@
 // BPF ring buffer reader in pure JS: no FFI call per record.
 //
-// The ring is mmapped like libbpf/cilium/aya do: the consumer page read-write, the producer page plus the
-// data area twice read-only (the data is mapped back to back so a record never wraps). Positions are u64
-// read/written with Atomics on BigUint64Arrays; each record's 8-byte header (u32 len with BUSY bit 31 and
-// DISCARD bit 30, u32 pgoff) is read with Atomics, the payload is handed to the callback as a DataView
-// window straight on kernel memory (copy what you keep: the bytes are reused once the consumer position
-// moves past them).
+// The ring is mmapped with the consumer page read-write and the producer page plus the data area read-only.
+// Unlike libbpf/cilium/aya, the data area is mapped once, not twice back to back: the kernel maps every
+// page of a ring mapping at mmap time (remap_vmalloc_range), so the double view counts the ring twice in
+// RSS (1 MB ring = 2 MB RSS). A record whose payload wraps past the end of the data area (rare: records are
+// small against the ring) is copied in two parts into a scratch buffer and handed over from there. Headers
+// never wrap (8-byte aligned in a power-of-two area). Positions are u64 read/written with Atomics on
+// BigUint64Arrays; each record's 8-byte header (u32 len with BUSY bit 31 and DISCARD bit 30, u32 pgoff) is
+// read with Atomics, the payload is handed to the callback as a DataView window straight on kernel memory
+// (copy what you keep: the bytes are reused once the consumer position moves past them).
 //
 // Scheduling: wait for data with koffi.node.poll on the map fd (libuv, no thread) — or, as a fallback,
 // an async epoll_wait on a koffi worker thread with an eventfd for close. Each turn consumes at most
 // `budget` records; if more is pending the next turn runs on setImmediate; while turns are busy
 // (≥ coalesceThreshold records) it polls on a `coalesceMs` timer instead of per-wakeup, and goes back to
 // waiting when quiet. Idle costs nothing: the process sleeps in epoll.
+//
+// Wake-ups: the kernel wakes the reader when a record is committed at the consumer position, i.e. when the
+// reader had caught up — at ordinary event rates, for every event — and pays for it inside the BPF hook
+// (an irq_work: a self-IPI, several µs under a hypervisor; benchmarks/ebpf/hook-cost.ts, the paced row).
+// So a woken reader waits `wakeDelayMs` (50 ms) before it drains, unless a quarter of the ring is
+// already unread: records committed meanwhile find the consumer behind and wake no one. That bounds the
+// kernel's wake-ups to about one per `wakeDelayMs` per ring whatever the event rate, and delays an event
+// by at most `wakeDelayMs` on its way to the exporter; a burst has the rest of the ring meanwhile (what
+// does not fit is counted lost).
 import koffi from 'koffi';
 import { childLogger, type Logger } from '../log/logger.ts';
 import { BpfError, libbpf, type Ptr } from './libbpf.ts';
@@ -40,6 +52,11 @@ export interface RingReaderOptions {
   readonly coalesceMs?: number;
   /** A turn with at least this many records switches to timer polling. Default 32. */
   readonly coalesceThreshold?: number;
+  /**
+   * After a wake-up, drain this much later (unless a quarter of the ring is unread) so that records
+   * committed meanwhile do not wake the reader again. Default 50; 0 = drain at once.
+   */
+  readonly wakeDelayMs?: number;
   /** 'poll' = koffi.node.poll (default), 'epoll' = async epoll_wait on a worker thread. */
   readonly wake?: 'poll' | 'epoll';
   /** Kernel-side counter of records lost to a full ring: an ARRAY/PERCPU_ARRAY of u64 and its index. */
@@ -59,6 +76,8 @@ export interface RingStats {
   discarded: number;
   /** Times the reader was woken by the kernel. */
   wakeups: number;
+  /** Wake-ups whose drain was put off by wakeDelayMs. */
+  delayedWakeups: number;
   /** Consume turns run. */
   turns: number;
   /** Turns that hit the budget. */
@@ -69,6 +88,8 @@ export interface RingStats {
   maxTurnMs: number;
   /** Longest single turn in process CPU ms: the work the reader itself did while holding the loop. */
   maxTurnCpuMs: number;
+  /** Records whose payload wrapped past the end of the data area (copied in two parts). */
+  wrapped: number;
 }
 
 type Mode = 'idle' | 'waiting' | 'immediate' | 'timer' | 'closed';
@@ -80,16 +101,19 @@ export class RingReader {
     records: 0,
     discarded: 0,
     wakeups: 0,
+    delayedWakeups: 0,
     turns: 0,
     budgetHits: 0,
     handlerErrors: 0,
     maxTurnMs: 0,
     maxTurnCpuMs: 0,
+    wrapped: 0,
   };
   readonly #map: BpfMap;
   readonly #opts: RingReaderOptions;
   readonly #budget: number;
   readonly #coalesceMs: number;
+  readonly #wakeDelayMs: number;
   readonly #threshold: number;
   readonly #page: number;
   readonly #mask: number;
@@ -98,7 +122,11 @@ export class RingReader {
   readonly #cons: BigUint64Array;
   readonly #prod: BigUint64Array;
   readonly #data: DataView;
+  readonly #bytes: Uint8Array;
   readonly #hdr: Uint32Array;
+  /** Where a wrapped record is joined (grown on demand; records are small). */
+  #scratch = new Uint8Array(0);
+  #scratchView = new DataView(this.#scratch.buffer);
   #mode: Mode = 'idle';
   #poll: ReturnType<typeof koffi.node.poll> | null = null;
   #epfd = -1;
@@ -117,6 +145,7 @@ export class RingReader {
     this.#log = opts.log ?? childLogger('bpf-ring');
     this.#budget = opts.budget ?? 4096;
     this.#coalesceMs = opts.coalesceMs ?? 5;
+    this.#wakeDelayMs = opts.wakeDelayMs ?? 50;
     this.#threshold = opts.coalesceThreshold ?? 32;
     this.size = map.maxEntries;
     this.#mask = this.size - 1;
@@ -124,7 +153,7 @@ export class RingReader {
     const cons = a.mmap(null, this.#page, PROT_READ | PROT_WRITE, MAP_SHARED, map.fd, 0);
     if (!cons || cons === 0xffffffffffffffffn)
       throw new BpfError(`mmap(${map.name} consumer page)`, koffi.errno());
-    const prodLen = this.#page + 2 * this.size;
+    const prodLen = this.#page + this.size;
     const prod = a.mmap(null, prodLen, PROT_READ, MAP_SHARED, map.fd, this.#page);
     if (!prod || prod === 0xffffffffffffffffn) {
       const e = koffi.errno();
@@ -135,8 +164,9 @@ export class RingReader {
     this.#prodPtr = prod;
     this.#cons = new BigUint64Array(koffi.view(cons, 8));
     this.#prod = new BigUint64Array(koffi.view(prod, 8));
-    const data = koffi.view(prod + BigInt(this.#page), 2 * this.size);
+    const data = koffi.view(prod + BigInt(this.#page), this.size);
     this.#data = new DataView(data);
+    this.#bytes = new Uint8Array(data);
     this.#hdr = new Uint32Array(data);
     track(this);
   }
@@ -177,8 +207,16 @@ export class RingReader {
       if (len & DISCARD) {
         this.stats.discarded++;
       } else {
+        // off is 8-aligned, so the header fits before the end; the payload may start at 0 or wrap
+        const start = (off + 8) & mask;
+        let view = data;
+        let at = start;
+        if (start + recLen > this.size) {
+          view = this.#joinWrapped(start, recLen);
+          at = 0;
+        }
         try {
-          onRecord(data, off + 8, recLen);
+          onRecord(view, at, recLen);
         } catch (err) {
           this.stats.handlerErrors++;
           if (this.#opts.onError) this.#opts.onError(err);
@@ -195,6 +233,19 @@ export class RingReader {
     }
     Atomics.store(consArr, 0, BigInt(cons));
     return n;
+  }
+
+  /** Copies a record that wraps (`start` to the end, then from 0) into the scratch buffer. */
+  #joinWrapped(start: number, length: number): DataView {
+    this.stats.wrapped++;
+    if (this.#scratch.length < length) {
+      this.#scratch = new Uint8Array(Math.max(length, 256));
+      this.#scratchView = new DataView(this.#scratch.buffer);
+    }
+    const head = this.size - start;
+    this.#scratch.set(this.#bytes.subarray(start, this.size), 0);
+    this.#scratch.set(this.#bytes.subarray(0, length - head), head);
+    return this.#scratchView;
   }
 
   /** Starts reading: wait for data, consume in budgeted turns. */
@@ -262,6 +313,13 @@ export class RingReader {
     if (this.#mode !== 'waiting') return;
     this.stats.wakeups++;
     this.#pollStop();
+    if (this.#wakeDelayMs > 0 && this.pending() < this.size / 4) {
+      // the consumer position stays behind until then: later commits do not wake (see the header)
+      this.stats.delayedWakeups++;
+      this.#mode = 'timer';
+      this.#timer = setTimeout(() => this.#turn(), this.#wakeDelayMs);
+      return;
+    }
     this.#turn();
   }
 
@@ -323,7 +381,7 @@ export class RingReader {
     }
     const a = libbpf();
     a.munmap(this.#consPtr, this.#page);
-    a.munmap(this.#prodPtr, this.#page + 2 * this.size);
+    a.munmap(this.#prodPtr, this.#page + this.size);
     untrack(this);
   }
 

@@ -5,6 +5,11 @@ import { z } from 'zod';
 
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
+/** `ringBytes` with a probe's own default (each probe sizes its ring from its record size and rate limit). */
+export function ringBytesArg(defaultBytes: number) {
+  return z.number().int().min(4096).refine(isPow2, 'must be a power of two').default(defaultBytes);
+}
+
 /** Event tunables every eBPF anomaly probe accepts (spread into the probe's zod object). */
 export const eventArgsShape = {
   /** Events per (netns, event type) per window, limited in the kernel; 0 = unlimited. Counters are never limited. */
@@ -14,12 +19,7 @@ export const eventArgsShape = {
   /** Capture a kernel stack for each event that is sent (costs ~4-5x the handler). */
   stacks: z.boolean().default(false),
   /** Ring buffer size, bytes (a power of two, >= 4096). */
-  ringBytes: z
-    .number()
-    .int()
-    .min(4096)
-    .refine(isPow2, 'must be a power of two')
-    .default(1 << 20),
+  ringBytes: ringBytesArg(1 << 20),
   /** Stack map entries (only allocated when stacks are on). */
   stackEntries: z.number().int().positive().default(2048),
   /**

@@ -21,7 +21,7 @@ import { objectSpec } from './availability.ts';
 import { PN_STAT, SELF_METRIC } from './self-metrics.ts';
 import { WatchedNetns } from './watched.ts';
 
-export { type EventArgs, eventArgsSchema, eventArgsShape } from './args.ts';
+export { type EventArgs, eventArgsSchema, eventArgsShape, ringBytesArg } from './args.ts';
 export { hookAvailability, objectSpec } from './availability.ts';
 export { PN_STAT, SELF_METRIC, SELF_METRIC_DEFS } from './self-metrics.ts';
 export { WatchedNetns } from './watched.ts';
