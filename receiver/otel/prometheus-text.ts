@@ -119,7 +119,8 @@ function metricName(m: MetricData): string | undefined {
 
 interface Family {
   meta: { help: string; type: string } | undefined;
-  metrics: Array<{ metric: MetricData; scope: { name: string; version?: string; schemaUrl?: string } }>;
+  /** Each metric with its scope's label text (rendered once per scope, not per metric). */
+  metrics: Array<{ metric: MetricData; scope: string }>;
 }
 
 function serializeResource(resource: Resource, writeMetadata: boolean): string {
@@ -132,6 +133,18 @@ function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string
   if (scope.schemaUrl) s += `,otel_scope_schema_url="${labelValue(scope.schemaUrl)}"`;
   if (scope.version) s += `,otel_scope_version="${labelValue(scope.version)}"`;
   return s;
+}
+
+/** `# HELP` and `# TYPE` lines of a family: the same text scrape after scrape, kept (bounded). */
+const metadataCache = new Map<string, string>();
+function metadata(name: string, meta: { help: string; type: string }): string {
+  const key = `${name}\u0000${meta.type}\u0000${meta.help}`;
+  let text = metadataCache.get(key);
+  if (text === undefined) {
+    text = `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`;
+    if (metadataCache.size < 10_000) metadataCache.set(key, text);
+  }
+  return text;
 }
 
 /** Text collected into chunks of about CHUNK characters, handed out as they fill. */
@@ -156,16 +169,12 @@ class Chunks {
 function* serializeMetric(
   out: Chunks,
   m: MetricData,
-  scope: { name: string; version?: string; schemaUrl?: string },
+  extra: string,
   name: string,
   meta: { help: string; type: string },
   writeMetadata: boolean,
 ): Generator<string, boolean> {
-  const extra = scopeLabels(scope);
-  if (writeMetadata)
-    out.add(
-      `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`,
-    );
+  if (writeMetadata) out.add(metadata(name, meta));
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
     for (const dp of m.dataPoints) {
       out.add(line(name, pointLabels(dp), extra, dp.value));
@@ -206,6 +215,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
   const families = new Map<string, Family>();
   families.set('target_info', { meta: { help: 'Target metadata', type: 'gauge' }, metrics: [] });
   for (const sm of rm.scopeMetrics) {
+    const scope = scopeLabels(sm.scope);
     for (const metric of sm.metrics) {
       const name = metricName(metric);
       if (name === undefined) continue;
@@ -214,7 +224,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
       if (!fam) {
         families.set(name, {
           meta: { help: metric.descriptor.description, type },
-          metrics: [{ metric, scope: sm.scope }],
+          metrics: [{ metric, scope }],
         });
         continue;
       }
@@ -224,7 +234,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
         fam.metrics = [];
         continue;
       }
-      fam.metrics.push({ metric, scope: sm.scope });
+      fam.metrics.push({ metric, scope });
     }
   }
   for (const fam of families.values()) {
