@@ -14,8 +14,11 @@
 //   like:    like-for-like: host netns only, probes netdev + snmp + sockstat (the same /proc/net files)
 //   default: host netns only, the default probes
 //   netns:   default probes, host + N test netns (cost per extra pod netns)
+// podnet runs as the checkout's `npm start` runs it (benchmarks/lib/as-started.ts: its node flags and its
+// compiled dist/, rebuilt first when a source is newer).
 // --variant NAME=ROOT runs another podnet checkout (a git worktree of a baseline) in each configuration
-// too, one after the other (A/B in one invocation); the last variant is the one judged by the target.
+// too, at the same time (started together, scraped in turn in each cycle, measured over the same window:
+// A/B in one invocation under the same machine load); the last variant is the one judged by the target.
 // --profile adds one run of the like-for-like configuration under node --cpu-prof (where the CPU goes;
 // the profiler's own cost makes that run's CPU figure meaningless, so it is not in the table).
 //
@@ -153,6 +156,8 @@ const neUrl = `http://127.0.0.1:${nePort}/metrics`;
 const results: Result[] = [];
 let profile: ProfileSummary | undefined;
 let profiledCycles = 0;
+/** Each variant's podnet command line (as its `npm start` runs it). */
+const commands = new Map<string, string>();
 const profDir = mkdtempSync(join(tmpdir(), 'pnk-ne-prof-'));
 const neVersion = execFileSync(NODE_EXPORTER, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
 let failure: Error | undefined;
@@ -192,49 +197,62 @@ try {
       families: ['k8s_pod_network_io_bytes_total'],
     },
   ].filter((c) => only.has(c.id));
-  const runs: [(typeof configs)[number], Variant, boolean][] = [];
-  for (const c of configs) for (const v of variants) runs.push([c, v, false]);
+  // One run per configuration with every variant in it (started together, scraped in turn in the same
+  // cycles, measured over the same window: under a changing machine load an A/B of runs one after the
+  // other compares two loads), then the profiled run.
+  const runs: [(typeof configs)[number], Variant[], boolean][] = configs.map((c) => [c, variants, false]);
   const like = configs.find((c) => c.id === 'like');
-  if (o.profile && like) runs.push([like, variants.at(-1)!, true]);
-  for (const [c, variant, profiling] of runs) {
-    const podnet = await variant.start({
-      config: { collection_interval: `${intervalMs}ms`, cardinality_limit: 1_000_000, probes: c.probes },
-      ...(c.netns ? { netnsPrefix: prefix } : { hostOnly: true }),
-      collections: o.quick ? 1 : 2,
-      ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
-    });
-    const pUrl = `${podnet.url}/metrics`;
+  if (o.profile && like) runs.push([like, [variants.at(-1)!], true]);
+  for (const [c, vs, profiling] of runs) {
+    const started: { variant: Variant; podnet: PodnetProc }[] = [];
     try {
-      // Warm-up: both scraped as in the window, not measured.
+      for (const variant of vs) {
+        const podnet = await variant.start({
+          config: { collection_interval: `${intervalMs}ms`, cardinality_limit: 1_000_000, probes: c.probes },
+          ...(c.netns ? { netnsPrefix: prefix } : { hostOnly: true }),
+          collections: o.quick ? 1 : 2,
+          // as the checkout's `npm start` runs it (its node flags, its compiled dist/: as-started.ts)
+          asStarted: true,
+          ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+        });
+        started.push({ variant, podnet });
+        commands.set(variant.name, podnet.command);
+      }
+      const urls = started.map((s) => `${s.podnet.url}/metrics`);
+      // Warm-up: all scraped as in the window, not measured.
       const w0 = performance.now();
       do {
         const tick = performance.now();
         await scrape(neUrl);
-        await scrape(pUrl);
+        for (const u of urls) await scrape(u);
         const left = intervalMs - (performance.now() - tick);
         if (left > 0) await sleep(left);
       } while (performance.now() - w0 < warmupS * 1000);
-      const neSide: Side = { scrapeMs: [], bytes: 0, lines: 0, cpuS: 0, rssMb: 0 };
-      const pSide: Side = { scrapeMs: [], bytes: 0, lines: 0, cpuS: 0, rssMb: 0 };
+      const side = (): Side => ({ scrapeMs: [], bytes: 0, lines: 0, cpuS: 0, rssMb: 0 });
+      const neSide = side();
+      const pSides = started.map(side);
       const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
       const from = usNow();
-      const win = new CpuWindow([ne.pid!, podnet.pid]).start();
+      const win = new CpuWindow([ne.pid!, ...started.map((s) => s.podnet.pid)]).start();
       const t0 = performance.now();
       let n = 0;
       let lastNe = '';
-      let lastP = '';
+      const lastP = started.map(() => '');
       while (performance.now() - t0 < seconds * 1000) {
         const tick = performance.now();
         const a = await scrape(neUrl);
-        const b = await scrape(pUrl);
         neSide.scrapeMs.push(a.ms);
-        pSide.scrapeMs.push(b.ms);
         neSide.bytes = a.bytes;
         neSide.lines = a.lines;
-        pSide.bytes = b.bytes;
-        pSide.lines = b.lines;
         lastNe = a.text;
-        lastP = b.text;
+        for (const [i, u] of urls.entries()) {
+          const b = await scrape(u);
+          const ps = pSides[i]!;
+          ps.scrapeMs.push(b.ms);
+          ps.bytes = b.bytes;
+          ps.lines = b.lines;
+          lastP[i] = b.text;
+        }
         n++;
         const left = intervalMs - (performance.now() - tick);
         if (left > 0) await sleep(left);
@@ -246,10 +264,11 @@ try {
         'node_sockstat_',
         'node_network_receive_bytes_total',
       ]);
-      expectFamilies(`podnet (${c.name})`, lastP, c.families);
+      for (const [i, s] of started.entries())
+        expectFamilies(`podnet ${s.variant.name} (${c.name})`, lastP[i]!, c.families);
       if (n === 0) throw new Error(`${c.name}: no scrape in the window`);
       if (profiling) {
-        await podnet.stop();
+        await started[0]!.podnet.stop();
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
         if (!file) throw new Error('--profile: podnet wrote no .cpuprofile');
         profile = summarizeProfile(join(profDir, file), 20, [from, to]);
@@ -257,26 +276,29 @@ try {
         continue;
       }
       neSide.cpuS = w.cpu[0] ?? 0;
-      pSide.cpuS = w.cpu[1] ?? 0;
       neSide.rssMb = rssBytes(ne.pid!) / 2 ** 20;
-      pSide.rssMb = rssBytes(podnet.pid) / 2 ** 20;
-      const st = await podnet.status();
-      results.push({
-        config: c.name,
-        id: c.id,
-        variant: variant.name,
-        entities: (st.entities as unknown[]).length,
-        ne: neSide,
-        podnet: pSide,
-        scrapes: n,
-        wall: w.wall,
-        machineBusyPct: w.machineBusy * 100,
-      });
-      console.log(
-        `${c.name} [${variant.name}]: scrape median node_exporter ${fmt(median(neSide.scrapeMs), 2)} ms podnet ${fmt(median(pSide.scrapeMs), 2)} ms; CPU per scrape ${fmt((neSide.cpuS * 1000) / n, 2)} vs ${fmt((pSide.cpuS * 1000) / n, 2)} ms`,
-      );
+      for (const [i, s] of started.entries()) {
+        const pSide = pSides[i]!;
+        pSide.cpuS = w.cpu[i + 1] ?? 0;
+        pSide.rssMb = rssBytes(s.podnet.pid) / 2 ** 20;
+        const st = await s.podnet.status();
+        results.push({
+          config: c.name,
+          id: c.id,
+          variant: s.variant.name,
+          entities: (st.entities as unknown[]).length,
+          ne: neSide,
+          podnet: pSide,
+          scrapes: n,
+          wall: w.wall,
+          machineBusyPct: w.machineBusy * 100,
+        });
+        console.log(
+          `${c.name} [${s.variant.name}]: scrape median node_exporter ${fmt(median(neSide.scrapeMs), 2)} ms podnet ${fmt(median(pSide.scrapeMs), 2)} ms; CPU per scrape ${fmt((neSide.cpuS * 1000) / n, 2)} vs ${fmt((pSide.cpuS * 1000) / n, 2)} ms`,
+        );
+      }
     } finally {
-      await podnet.stop();
+      for (const s of started) await s.podnet.stop();
     }
   }
 } catch (err) {
@@ -377,7 +399,8 @@ emitSection({
     `node benchmarks/suite/node-exporter.ts --seconds ${seconds} --interval ${intervalMs / 1000}s --netns ${extraNetns} --warmup ${warmupS}${o.configs ? ` --configs ${o.configs}` : ''}${o.profile ? ' --profile' : ''}`,
   ],
   method: [
-    `Both endpoints scraped alternately (node_exporter, then podnet) once every ${intervalMs / 1000} s: ${warmupS} s of warm-up, then ${seconds} s measured, per podnet configuration. podnet's collection_interval = ${intervalMs / 1000} s, so each cycle is one podnet collection (on its timer) and one render; node_exporter collects at scrape time: one collection and one render per cycle too.`,
+    `Both endpoints scraped alternately (node_exporter, then podnet${multi ? ': each variant, started together, in turn' : ''}) once every ${intervalMs / 1000} s: ${warmupS} s of warm-up, then ${seconds} s measured, per podnet configuration. podnet's collection_interval = ${intervalMs / 1000} s, so each cycle is one podnet collection (on its timer) and one render; node_exporter collects at scrape time: one collection and one render per cycle too.`,
+    `podnet runs as its \`npm start\` does (benchmarks/lib/as-started.ts): ${[...commands].map(([v, c]) => `${multi ? `${v}: ` : ''}\`${c.replace(/--config \S+/, '--config …')}\``).join('; ')} (benchmarks/lib/podnet-child: the same Agent as \`podnet run\`, entities restricted to the test's).`,
     'CPU ratio = podnet CPU per cycle / node_exporter CPU per cycle over the same window (both processes run at once, so machine load falls on both).',
     'Latency = wall time of the HTTP GET including reading the body, from this (client) process.',
   ],

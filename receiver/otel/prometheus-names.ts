@@ -71,12 +71,36 @@ export function unitSuffixes(unit: string): [main: string, per: string] {
   return [main, per];
 }
 
-const cache = new Map<string, string>();
+/**
+ * Translations kept by name, then unit and type: the strings are a metric's declaration, the same objects
+ * at every call, whose hashes V8 keeps, so a hit allocates nothing (a concatenated key was garbage at
+ * every metric of every scrape).
+ */
+const cache = new Map<string, Map<string, Partial<Record<PrometheusMetricType, string>>>>();
+let cached = 0;
 
 export function prometheusName(name: string, unit: string, type: PrometheusMetricType): string {
-  const key = `${type}\u0000${unit}\u0000${name}`;
-  const hit = cache.get(key);
+  let byUnit = cache.get(name);
+  let byType = byUnit?.get(unit);
+  const hit = byType?.[type];
   if (hit !== undefined) return hit;
+  const out = translate(name, unit, type);
+  if (cached < 100_000) {
+    if (byUnit === undefined) {
+      byUnit = new Map();
+      cache.set(name, byUnit);
+    }
+    if (byType === undefined) {
+      byType = {};
+      byUnit.set(unit, byType);
+    }
+    byType[type] = out;
+    cached++;
+  }
+  return out;
+}
+
+function translate(name: string, unit: string, type: PrometheusMetricType): string {
   let tokens = name.split(/[^a-zA-Z0-9:]+/).filter((t) => t !== '');
   const [mainRaw, perRaw] = unitSuffixes(unit);
   let main = cleanUpUnit(mainRaw);
@@ -94,6 +118,5 @@ export function prometheusName(name: string, unit: string, type: PrometheusMetri
   if (unit === '1' && type === 'gauge') tokens = [...tokens.filter((t) => t !== 'ratio'), 'ratio'];
   let out = tokens.join('_');
   if (out !== '' && out[0]! >= '0' && out[0]! <= '9') out = `_${out}`;
-  if (cache.size < 100_000) cache.set(key, out);
   return out;
 }

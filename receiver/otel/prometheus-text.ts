@@ -119,7 +119,8 @@ function metricName(m: MetricData): string | undefined {
 
 interface Family {
   meta: { help: string; type: string } | undefined;
-  metrics: Array<{ metric: MetricData; scope: { name: string; version?: string; schemaUrl?: string } }>;
+  /** Each metric with its scope's label text (rendered once per scope, not per metric). */
+  metrics: Array<{ metric: MetricData; scope: string }>;
 }
 
 function serializeResource(resource: Resource, writeMetadata: boolean): string {
@@ -132,6 +133,29 @@ function scopeLabels(scope: { name: string; version?: string; schemaUrl?: string
   if (scope.schemaUrl) s += `,otel_scope_schema_url="${labelValue(scope.schemaUrl)}"`;
   if (scope.version) s += `,otel_scope_version="${labelValue(scope.version)}"`;
   return s;
+}
+
+/**
+ * `# HELP` and `# TYPE` lines of a family: the same text scrape after scrape, kept (bounded). Looked up by
+ * the help text, then the name: both are the same string objects every scrape (a metric's declaration,
+ * prometheus-names.ts' cache), whose hashes V8 keeps, so a hit allocates nothing.
+ */
+const metadataCache = new Map<string, Map<string, { type: string; text: string }>>();
+let metadataCached = 0;
+function metadata(name: string, meta: { help: string; type: string }): string {
+  let byName = metadataCache.get(meta.help);
+  const hit = byName?.get(name);
+  if (hit !== undefined && hit.type === meta.type) return hit.text;
+  const text = `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`;
+  if (metadataCached < 10_000) {
+    if (byName === undefined) {
+      byName = new Map();
+      metadataCache.set(meta.help, byName);
+    }
+    byName.set(name, { type: meta.type, text });
+    metadataCached++;
+  }
+  return text;
 }
 
 /** Text collected into chunks of about CHUNK characters, handed out as they fill. */
@@ -149,30 +173,27 @@ class Chunks {
 }
 
 /**
- * One metric's text, every line ending in a newline: what the SDK's serializeMetric returns (its text
- * trimmed) followed by the newline serialize() adds, without the copy trim() makes. Nothing when the SDK
- * skips the metric. Returns whether anything was written.
+ * Lines of data points [from, to) of one metric, every line ending in a newline: what the SDK's
+ * serializeMetric returns (its text trimmed) followed by the newline serialize() adds, without the copy
+ * trim() makes. A plain function called per slice of points (not a generator per metric: its object and
+ * saved frame were a fifth of the render's garbage on a host's scrape).
  */
-function* serializeMetric(
+function writePoints(
   out: Chunks,
   m: MetricData,
-  scope: { name: string; version?: string; schemaUrl?: string },
+  extra: string,
   name: string,
-  meta: { help: string; type: string },
-  writeMetadata: boolean,
-): Generator<string, boolean> {
-  const extra = scopeLabels(scope);
-  if (writeMetadata)
-    out.add(
-      `# HELP ${name} ${escapeString(meta.help || 'description missing')}\n# TYPE ${name} ${meta.type}\n`,
-    );
+  from: number,
+  to: number,
+): void {
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
-    for (const dp of m.dataPoints) {
+    for (let k = from; k < to; k++) {
+      const dp = m.dataPoints[k]!;
       out.add(line(name, pointLabels(dp), extra, dp.value));
-      if (out.full.length > 0) yield* out.full.splice(0);
     }
   } else if (m.dataPointType === DataPointType.HISTOGRAM) {
-    for (const dp of m.dataPoints) {
+    for (let k = from; k < to; k++) {
+      const dp = m.dataPoints[k]!;
       const a = pointLabels(dp);
       const h = dp.value as Histogram;
       out.add(line(`${name}_count`, a, extra, h.count));
@@ -188,15 +209,12 @@ function* serializeMetric(
         const le = upper === undefined || upper === Number.POSITIVE_INFINITY ? '+Inf' : String(upper);
         out.add(line(`${name}_bucket`, a, `${extra},le="${labelValue(le)}"`, cumulative));
       }
-      if (out.full.length > 0) yield* out.full.splice(0);
     }
   }
-  const written =
-    m.dataPointType === DataPointType.SUM ||
-    m.dataPointType === DataPointType.GAUGE ||
-    m.dataPointType === DataPointType.HISTOGRAM;
-  return writeMetadata || (written && m.dataPoints.length > 0);
 }
+
+/** Points written between two hand-outs of full chunks: bounds what a metric with many points holds. */
+const SLICE = 256;
 
 /**
  * Prometheus text exposition of `rm` in chunks of about 64 KiB (served as they come: /metrics at 1,000
@@ -206,6 +224,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
   const families = new Map<string, Family>();
   families.set('target_info', { meta: { help: 'Target metadata', type: 'gauge' }, metrics: [] });
   for (const sm of rm.scopeMetrics) {
+    const scope = scopeLabels(sm.scope);
     for (const metric of sm.metrics) {
       const name = metricName(metric);
       if (name === undefined) continue;
@@ -214,7 +233,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
       if (!fam) {
         families.set(name, {
           meta: { help: metric.descriptor.description, type },
-          metrics: [{ metric, scope: sm.scope }],
+          metrics: [{ metric, scope }],
         });
         continue;
       }
@@ -224,7 +243,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
         fam.metrics = [];
         continue;
       }
-      fam.metrics.push({ metric, scope: sm.scope });
+      fam.metrics.push({ metric, scope });
     }
   }
   for (const fam of families.values()) {
@@ -242,7 +261,21 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
     if (!fam.meta) continue;
     let writeMetadata = name !== 'target_info';
     for (const { metric, scope } of fam.metrics) {
-      if (yield* serializeMetric(out, metric, scope, name, fam.meta, writeMetadata)) {
+      if (writeMetadata) out.add(metadata(name, fam.meta));
+      const t = metric.dataPointType;
+      const n =
+        t === DataPointType.SUM || t === DataPointType.GAUGE || t === DataPointType.HISTOGRAM
+          ? metric.dataPoints.length
+          : 0;
+      for (let i = 0; i < n; i += SLICE) {
+        writePoints(out, metric, scope, name, i, Math.min(n, i + SLICE));
+        if (out.full.length > 0) {
+          yield* out.full;
+          out.full.length = 0;
+        }
+      }
+      // Nothing when the SDK skips the metric (no points, after the family's metadata was written).
+      if (writeMetadata || n > 0) {
         any = true;
         writeMetadata = false;
       }

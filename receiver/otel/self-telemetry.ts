@@ -120,6 +120,25 @@ export const SELF_METRICS: readonly MetricDef[] = [
 
 const DEF = new Map(SELF_METRICS.map((d) => [d.name, d]));
 
+/**
+ * One frozen attribute object per distinct label set, reused from scrape to scrape: the /metrics render
+ * keeps the label text of a frozen object (prometheus-text.ts) instead of rebuilding it for every series
+ * of every scrape. The label sets are few (probe names × states, fixed outcomes).
+ */
+const attrCache = new Map<string, Readonly<Record<string, string>>>();
+function attrs(...kv: string[]): Readonly<Record<string, string>> {
+  const key = kv.join('\0');
+  let a = attrCache.get(key);
+  if (a === undefined) {
+    const o: Record<string, string> = {};
+    for (let i = 0; i + 1 < kv.length; i += 2) o[kv[i]!] = kv[i + 1]!;
+    a = Object.freeze(o);
+    if (attrCache.size < 10_000) attrCache.set(key, a);
+  }
+  return a;
+}
+const NO_ATTRS = Object.freeze({});
+
 class Hist {
   readonly counts = new Array<number>(DURATION_BOUNDS.length + 1).fill(0);
   sum = 0;
@@ -184,7 +203,7 @@ export class SelfTelemetry {
     const now = hrTimeFromMs(Date.now());
     const s = (
       name: string,
-      attributes: Record<string, string>,
+      attributes: Readonly<Record<string, string>>,
       value: number | HistogramValue,
     ): MetricSeries => ({
       def: DEF.get(name)!,
@@ -196,12 +215,12 @@ export class SelfTelemetry {
     const groups: MetricSeries[][] = [];
     groups.push(
       [...this.#durations].map(([p, h]) =>
-        s('podnet.probe.collection.duration', { [ATTR_PODNET_PROBE_NAME]: p }, h.value()),
+        s('podnet.probe.collection.duration', attrs(ATTR_PODNET_PROBE_NAME, p), h.value()),
       ),
     );
     groups.push(
       [...this.#errors].map(([p, n]) =>
-        s('podnet.probe.collection.errors', { [ATTR_PODNET_PROBE_NAME]: p }, n),
+        s('podnet.probe.collection.errors', attrs(ATTR_PODNET_PROBE_NAME, p), n),
       ),
     );
     const src = this.#sources;
@@ -212,33 +231,33 @@ export class SelfTelemetry {
           .map((p) =>
             s(
               'podnet.probe.state',
-              { [ATTR_PODNET_PROBE_NAME]: p.name, [ATTR_PODNET_PROBE_STATE]: p.state },
+              attrs(ATTR_PODNET_PROBE_NAME, p.name, ATTR_PODNET_PROBE_STATE, p.state),
               1,
             ),
           ),
       );
-      groups.push([s('podnet.event.queue.size', {}, src.queueSize())]);
-      groups.push([s('podnet.metric.series', {}, src.seriesCount())]);
+      groups.push([s('podnet.event.queue.size', NO_ATTRS, src.queueSize())]);
+      groups.push([s('podnet.metric.series', NO_ATTRS, src.seriesCount())]);
       groups.push(
         [...src.overflow()].map(([m, n]) =>
-          s('podnet.metric.series.overflow.count', { [ATTR_PODNET_METRIC_NAME]: m }, n),
+          s('podnet.metric.series.overflow.count', attrs(ATTR_PODNET_METRIC_NAME, m), n),
         ),
       );
       const captures = src.captures?.() ?? {};
       groups.push(
         Object.entries(captures).map(([o, n]) =>
-          s('podnet.capture.count', { [ATTR_PODNET_CAPTURE_OUTCOME]: o }, n),
+          s('podnet.capture.count', attrs(ATTR_PODNET_CAPTURE_OUTCOME, o), n),
         ),
       );
     }
     groups.push(
       (Object.keys(this.events) as EventOutcome[]).map((o) =>
-        s('podnet.event.count', { [ATTR_PODNET_EVENT_OUTCOME]: o }, this.events[o]),
+        s('podnet.event.count', attrs(ATTR_PODNET_EVENT_OUTCOME, o), this.events[o]),
       ),
     );
     groups.push(
       (['metrics', 'logs'] as const).map((sig) =>
-        s('podnet.export.failure.count', { [ATTR_PODNET_EXPORT_SIGNAL]: sig }, this.exportFailures[sig]),
+        s('podnet.export.failure.count', attrs(ATTR_PODNET_EXPORT_SIGNAL, sig), this.exportFailures[sig]),
       ),
     );
     return groups.filter((g) => g.length > 0).map((g) => toMetricData(g[0]!.def, g));

@@ -1,7 +1,11 @@
 // Address → peer identity for the event path (receiver/otel/event-pipeline.ts calls forEvent once per
-// event that has a tuple). Node-local knowledge (local.ts) is rebuilt whenever pod discovery reports a change and
-// every `refreshMs`; the cluster view (kube/, when the Kubernetes API is used) updates address by address
-// as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
+// event that has a tuple). Node-local knowledge (local.ts) is rebuilt lazily: when a peer is needed (an
+// event, resolve()) and pod discovery has reported a change since the last build, or `refreshMs` has
+// passed (host and named-netns addresses change without a discovery change). An agent whose events carry
+// no tuple, or that has no event at all, never pays for it: a build reads the addresses of the host and
+// of every named netns from inside it (setns + getifaddrs: os.networkInterfaces was ~5 % of the agent's
+// CPU at 1,000 netns when it ran at every discovery change and timer tick). The cluster view (kube/, when
+// the Kubernetes API is used) updates address by address as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
 // either source changes that address, so an address reused by a new pod resolves to the new pod from the
 // next update on, and no identity outlives the update that removed it.
 //
@@ -41,6 +45,9 @@ export class PeerResolver {
   /** The peer of loopback traffic of an event without an entity (the host's). */
   #selfUnattributed: Peer | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** The node-local view is out of date (never built, a discovery change, or refreshMs passed). */
+  #stale = true;
+  /** Marks the view stale every refreshMs (a flag: the build waits for a use). */
   #timer: NodeJS.Timeout | undefined;
   #listener: PeerListener | undefined;
   readonly #hostNetnsPath: string | undefined;
@@ -54,7 +61,10 @@ export class PeerResolver {
     nodeName?: string | undefined;
     log?: Logger;
     kube?: KubeIndex;
-    /** Local-view rebuild period, ms (besides every pod-discovery change). Default 10 000. */
+    /**
+     * Age, ms, after which the local view is rebuilt at its next use (besides after every pod-discovery
+     * change); 0 = only after discovery changes. Default 10 000.
+     */
     refreshMs?: number;
     hostAddresses?: () => readonly string[];
     /** The node's netns (default init's, receiver/netns/setns.ts). */
@@ -66,13 +76,21 @@ export class PeerResolver {
     this.#log = options.log;
     this.#hostAddresses = options.hostAddresses;
     if (options.kube) this.setKube(options.kube);
-    this.rebuild();
-    this.#unsubscribe = this.#entities.onChange(() => this.rebuild());
+    this.#unsubscribe = this.#entities.onChange(() => {
+      this.#stale = true;
+    });
     const refreshMs = options.refreshMs ?? 10_000;
     if (refreshMs > 0) {
-      this.#timer = setInterval(() => this.rebuild(), refreshMs);
+      this.#timer = setInterval(() => {
+        this.#stale = true;
+      }, refreshMs);
       this.#timer.unref();
     }
+  }
+
+  /** Rebuilds the local view when it is stale (before any lookup in it): one flag test per event. */
+  #fresh(): void {
+    if (this.#stale) this.rebuild();
   }
 
   /** Use (or stop using) a cluster view. */
@@ -90,6 +108,8 @@ export class PeerResolver {
 
   /** Re-reads the node-local view (pods, host and named netns addresses). */
   rebuild(): void {
+    // A failed read is not retried before the next change or refreshMs (it would be at every event).
+    this.#stale = false;
     try {
       const { map, netnsErrors, hostFallback } = localPeers({
         entities: this.#entities.entities(),
@@ -116,6 +136,7 @@ export class PeerResolver {
     this.setKube(undefined);
   }
 
+  /** Addresses of the node-local view as last built (0 before the first event that needed a peer). */
   get localAddresses(): number {
     return this.#local.size;
   }
@@ -127,6 +148,7 @@ export class PeerResolver {
 
   /** The peer an address belongs to. */
   resolve(ip: string): Peer {
+    this.#fresh();
     const hit = this.#cache.get(ip);
     if (hit !== undefined) return hit;
     const p = this.#compute(ip);
@@ -186,6 +208,7 @@ export class PeerResolver {
       const s = attrs['source.address'];
       const d = attrs['destination.address'];
       if (typeof s !== 'string' || typeof d !== 'string') return undefined;
+      this.#fresh(); // #remoteOf reads the local view (resolve() refreshes it itself)
       ip = this.#remoteOf(s, d, entity, attrs['network.io.direction']);
     }
     let peer: Peer;

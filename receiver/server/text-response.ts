@@ -1,11 +1,20 @@
-// A large text response written as it is produced (the /metrics exposition at 1,000 pods is ~35 MB): chunk
-// by chunk with the socket's backpressure, so what is held at once is a chunk and the socket's buffer, not
-// the whole text and its UTF-8 copy; gzip-compressed when the client accepts it (Prometheus sends
-// `Accept-Encoding: gzip` on every scrape).
+// A text response: in one piece when it is small (a host's /metrics, ~50 KB), else written as it is produced
+// (the /metrics exposition at 1,000 pods is ~35 MB): chunk by chunk with the socket's backpressure, so what
+// is held at once is a chunk and the socket's buffer, not the whole text and its UTF-8 copy. Gzip-compressed
+// when the client accepts it (Prometheus sends `Accept-Encoding: gzip` on every scrape).
+//
+// Why two paths: a stream costs a fixed ~0.5 ms of CPU per response (a Readable, a zlib stream with its
+// native deflate state, a pipeline, their callbacks) and its deflate state (~256 KB, reported to V8 as
+// external memory) brings garbage collections forward: on a host-only agent scraped every second it was
+// more CPU than the collection itself (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a
+// small body is a fraction of that.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants, createGzip } from 'node:zlib';
+import { constants, createGzip, gzipSync } from 'node:zlib';
+
+/** Bodies up to this many characters are sent in one piece, with a Content-Length. */
+export const WHOLE_MAX_CHARS = 1024 * 1024;
 
 /** `Accept-Encoding` lists gzip with a non-zero quality. */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
@@ -19,27 +28,52 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
   return false;
 }
 
+/** Gzip at the fastest level: the exposition is repetitive text (label sets repeat line after line), so
+ * level 1 already shrinks it ~25× at half the default level's CPU (a 1,000-pod exposition, 51 MB: 1.9 MB
+ * in 177 ms at level 1, 1.8 MB in 365 ms at level 6, one core). */
+const GZIP = { level: constants.Z_BEST_SPEED };
+
+/** The chunks before and after what was read ahead. */
+function* prepend(head: string, rest: Iterator<string>): Generator<string> {
+  if (head !== '') yield head;
+  for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+}
+
 /**
- * Send `chunks` as the 200 response. Gzip at the fastest level: the exposition is repetitive text (label
- * sets repeat line after line), so level 1 already shrinks it ~25× at half the default level's CPU (a
- * 1,000-pod exposition, 51 MB: 1.9 MB in 177 ms at level 1, 1.8 MB in 365 ms at level 6, one core).
- * Resolves when the response is written or the client went away.
+ * Send `chunks` as the 200 response. Reads up to `wholeMaxChars` characters ahead: a body that ends
+ * within them goes in one write with a Content-Length, a longer one is streamed (chunked). Resolves when
+ * the response is written or the client went away.
  */
 export async function sendText(
   req: IncomingMessage,
   res: ServerResponse,
   chunks: Iterable<string>,
   contentType: string,
+  wholeMaxChars = WHOLE_MAX_CHARS,
 ): Promise<void> {
   res.statusCode = 200;
   res.setHeader('content-type', contentType);
   res.setHeader('vary', 'accept-encoding');
-  const body = Readable.from(chunks, { objectMode: false, highWaterMark: 64 * 1024 });
+  const gzip = acceptsGzip(req.headers['accept-encoding']);
+  if (gzip) res.setHeader('content-encoding', 'gzip');
+  const it = chunks[Symbol.iterator]();
+  let head = '';
+  for (;;) {
+    const r = it.next();
+    if (r.done) {
+      const body = gzip ? gzipSync(head, GZIP) : Buffer.from(head, 'utf8');
+      res.setHeader('content-length', body.length);
+      res.end(body);
+      return;
+    }
+    head += r.value;
+    if (head.length > wholeMaxChars) break;
+  }
+  const body = Readable.from(prepend(head, it), { objectMode: false, highWaterMark: 64 * 1024 });
+  head = '';
   try {
-    if (acceptsGzip(req.headers['accept-encoding'])) {
-      res.setHeader('content-encoding', 'gzip');
-      await pipeline(body, createGzip({ level: constants.Z_BEST_SPEED }), res);
-    } else await pipeline(body, res);
+    if (gzip) await pipeline(body, createGzip(GZIP), res);
+    else await pipeline(body, res);
   } catch {
     // The client closed the connection: nothing left to answer.
     res.destroy();

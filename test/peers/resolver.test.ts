@@ -133,6 +133,43 @@ test('node-local churn: an address that moves to a new pod resolves to it from t
   r.close();
 });
 
+test('the local view is built lazily: not at start, not per discovery change or refresh tick, once at the next use', async () => {
+  const entities = new StaticEntitySource([HOST]);
+  let reads = 0;
+  const r = new PeerResolver({
+    entities,
+    refreshMs: 30,
+    hostAddresses: () => {
+      reads++;
+      return ['192.168.1.10'];
+    },
+  });
+  for (let i = 0; i < 20; i++) entities.add(podEntity(200 + i, `p${i}`, 'n', [`10.1.0.${i}`]));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // a few refresh ticks
+  assert.equal(reads, 0, 'nothing needed a peer: no build');
+  assert.equal(r.counts.rebuilds, 0);
+  // an event without a tuple needs no peer
+  assert.equal(r.forEvent({ 'error.type': 'X' }, HOST, 1, 'x'), undefined);
+  assert.equal(reads, 0);
+  // the first use builds once, with every change so far
+  assert.equal(r.resolve('10.1.0.19').info.pod, 'p19');
+  assert.equal(r.forEvent({ 'network.peer.address': '192.168.1.10' }, HOST, 1, 'x')?.info.kind, 'host');
+  assert.equal(reads, 1);
+  // a discovery change: rebuilt at the next use, not before
+  entities.remove(219);
+  assert.equal(reads, 1);
+  assert.equal(r.resolve('10.1.0.19').info.kind, 'unknown');
+  assert.equal(reads, 2);
+  // refreshMs passed: the next use re-reads the addresses (they change without a discovery change)
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(reads, 2);
+  r.resolve('10.1.0.1');
+  r.resolve('10.1.0.2');
+  assert.equal(reads, 3);
+  assert.equal(r.counts.rebuilds, 3);
+  r.close();
+});
+
 test('per-peer counters: at most `limit` keys per metric; the rest counted as overflow; gone netns pruned', () => {
   const entities = new StaticEntitySource([HOST]);
   const r = new PeerResolver({ entities, refreshMs: 0, hostAddresses: () => [] });

@@ -1,17 +1,22 @@
-// /metrics is streamed (chunked, no Content-Length) and gzip-compressed when the client asks for it:
-// curl --compressed gets `Content-Encoding: gzip` and a body that gzip(1) inflates to an exposition
-// promtool accepts; without Accept-Encoding (or with gzip;q=0) the text comes as it is; both carry the
-// same series. A real Prometheus scraping it (it always asks for gzip) is in test/otel/prometheus.test.ts.
+// /metrics is gzip-compressed when the client asks for it: curl --compressed gets `Content-Encoding: gzip`
+// and a body that gzip(1) inflates to an exposition promtool accepts; without Accept-Encoding (or with
+// gzip;q=0) the text comes as it is; both carry the same series. A small exposition goes in one piece with
+// a Content-Length, a large one is streamed (chunked, no Content-Length): both paths are checked, the second
+// with sendText's threshold lowered on a real server. A real Prometheus scraping it (it always asks for
+// gzip) is in test/otel/prometheus.test.ts.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { syntheticSpec } from '../../probes/synthetic/synthetic.ts';
 import { Agent } from '../../receiver/agent/agent.ts';
-import { acceptsGzip } from '../../receiver/server/text-response.ts';
+import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
+import { acceptsGzip, sendText } from '../../receiver/server/text-response.ts';
 
 let agent: Agent;
 
@@ -25,6 +30,8 @@ probes: { synthetic: { enabled: true, args: { counter_step: 5, gauge_value: 3 } 
     specs: [],
     extraSpecs: [syntheticSpec],
     env: {},
+    // the host only: a small exposition whatever netns other work on this machine has
+    entitySource: new StaticEntitySource(),
   });
 });
 
@@ -33,14 +40,16 @@ after(async () => {
 });
 
 /** curl in a child process, awaited (a synchronous spawn would block the agent serving it). */
-async function curl(args: string[]): Promise<{ headers: string; body: Buffer }> {
+async function curl(
+  args: string[],
+  url = `${agent.serverUrl}/metrics`,
+): Promise<{ headers: string; body: Buffer }> {
   const dir = mkdtempSync(join(tmpdir(), 'pn-gz-'));
   try {
-    const r = await promisify(execFile)(
-      'curl',
-      ['-sS', '-D', join(dir, 'h'), ...args, `${agent.serverUrl}/metrics`],
-      { encoding: 'buffer', maxBuffer: 64 * 2 ** 20 },
-    );
+    const r = await promisify(execFile)('curl', ['-sS', '-D', join(dir, 'h'), ...args, url], {
+      encoding: 'buffer',
+      maxBuffer: 64 * 2 ** 20,
+    });
     return { headers: readFileSync(join(dir, 'h'), 'utf8').toLowerCase(), body: r.stdout };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -68,8 +77,9 @@ function series(text: string): string[] {
 test('Accept-Encoding: gzip gets a gzip body that gzip(1) inflates to a valid exposition', async () => {
   const gz = await curl(['-H', 'Accept-Encoding: gzip']);
   assert.match(gz.headers, /content-encoding: gzip/);
-  assert.match(gz.headers, /transfer-encoding: chunked/);
-  assert.doesNotMatch(gz.headers, /content-length/);
+  // small: one piece, its length announced (the gzip bytes, not the text's)
+  assert.match(gz.headers, new RegExp(`content-length: ${gz.body.length}\r\n`));
+  assert.doesNotMatch(gz.headers, /transfer-encoding/);
   assert.deepEqual([...gz.body.subarray(0, 2)], [0x1f, 0x8b], 'gzip magic');
   const inflated = spawnSync('gzip', ['-dc'], { input: gz.body, maxBuffer: 64 * 2 ** 20 });
   assert.equal(inflated.status, 0, String(inflated.stderr));
@@ -78,7 +88,7 @@ test('Accept-Encoding: gzip gets a gzip body that gzip(1) inflates to a valid ex
   assert.match(text, /^podnet_synthetic_queue_length\{.*\} 3$/m);
   const plain = await curl([]);
   assert.doesNotMatch(plain.headers, /content-encoding/);
-  assert.match(plain.headers, /transfer-encoding: chunked/);
+  assert.match(plain.headers, new RegExp(`content-length: ${plain.body.length}\r\n`));
   promtool(plain.body.toString());
   assert.deepEqual(series(plain.body.toString()), series(text));
   assert.ok(gz.body.length < plain.body.length / 3, `${gz.body.length} vs ${plain.body.length} bytes`);
@@ -86,6 +96,35 @@ test('Accept-Encoding: gzip gets a gzip body that gzip(1) inflates to a valid ex
   const c = await curl(['--compressed']);
   assert.match(c.headers, /content-encoding: gzip/);
   assert.deepEqual(series(c.body.toString()), series(text));
+});
+
+test('a body over the threshold is streamed (chunked), gzip or not, and arrives whole', async () => {
+  // 5,000 lines of ~40 characters in chunks of 100 lines, with a threshold of 10,000 characters: the first
+  // chunks are read ahead, the rest streamed after them; the text must arrive complete and in order.
+  const lines = Array.from({ length: 5000 }, (_, i) => `podnet_test_series{i="${i}"} ${i * 7}\n`);
+  const expected = lines.join('');
+  function* chunks(): Generator<string> {
+    for (let i = 0; i < lines.length; i += 100) yield lines.slice(i, i + 100).join('');
+  }
+  const server = createServer((req, res) => void sendText(req, res, chunks(), 'text/plain', 10_000));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  try {
+    const gz = await curl(['-H', 'Accept-Encoding: gzip'], url);
+    assert.match(gz.headers, /content-encoding: gzip/);
+    assert.match(gz.headers, /transfer-encoding: chunked/);
+    assert.doesNotMatch(gz.headers, /content-length/);
+    const inflated = spawnSync('gzip', ['-dc'], { input: gz.body, maxBuffer: 64 * 2 ** 20 });
+    assert.equal(inflated.status, 0, String(inflated.stderr));
+    assert.equal(inflated.stdout.toString(), expected);
+    const plain = await curl([], url);
+    assert.match(plain.headers, /transfer-encoding: chunked/);
+    assert.doesNotMatch(plain.headers, /content-length|content-encoding/);
+    assert.equal(plain.body.toString(), expected);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('gzip with q=0 is refused; the accepted spellings', async () => {
