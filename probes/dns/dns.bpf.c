@@ -410,9 +410,45 @@ int BPF_PROG(dns_receive, struct sk_buff *skb)
 	return 0;
 }
 
+/*
+ * TC: can this packet be DNS? Direct packet access to the linear headers, no helper call and no map:
+ * every other packet of the pod (the data path) leaves here after a few loads. 1 also when the headers
+ * are not in the linear area (the helper-based body decides), 0 = certainly not DNS.
+ */
+static __always_inline int dns_tc_maybe(struct __sk_buff *skb, int tx)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l4;
+	__u8 proto;
+	if (skb->protocol == bpf_htons(PN_ETH_P_IP)) {
+		struct iphdr *ip = data + 14;
+		if ((void *)(ip + 1) > end)
+			return 1;
+		proto = ip->protocol;
+		l4 = 14 + (ip->ihl & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(PN_ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + 14;
+		if ((void *)(ip6 + 1) > end)
+			return 1;
+		proto = ip6->nexthdr;
+		l4 = 14 + sizeof(*ip6);
+	} else {
+		return 0;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 0;
+	__be16 *ports = data + l4;
+	if ((void *)(ports + 2) > end)
+		return 1;
+	return dns_port(bpf_ntohs(ports[tx ? 1 : 0]));
+}
+
 /* TC variant on a pod's host-side veth: ingress = what the pod sends, egress = what it receives. */
 static __always_inline int dns_tc(struct __sk_buff *skb, int tx)
 {
+	if (!dns_tc_maybe(skb, tx))
+		return -1;
 	struct dns_pkt p = { .tc_ctx = skb, .l3off = 14 };
 	dns_packet(&p, bpf_ntohs(skb->protocol), tx);
 	return -1; /* TC_ACT_UNSPEC / TCX_NEXT: never changes what happens to the packet */

@@ -1,6 +1,7 @@
 // dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
 // (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h), by TC programs on pods'
-// host-side veths (receiver/kit/ebpf/veth.ts) and tracepoints for every other netns (hook `auto`). Per pod: the request duration
+// host-side veths (receiver/kit/ebpf/veth.ts; the default `hook: tc`), with tracepoints for every other
+// netns as an option (hook `auto` / `tracepoint`: they run for every packet of the node). Per pod: the request duration
 // histogram by question type, response code and transport; queries, responses, timeouts and truncated
 // answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
 // (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
@@ -52,12 +53,14 @@ const TRUNCATED = DNS_HIST.truncated / 8;
 const argsSchema = z.object({
   ...eventArgsShape,
   /**
-   * `auto`: TC on the host-side veth of pods that have one (TCP complete), the tracepoints
-   * (net_dev_queue / netif_receive_skb) for every other netns (hostNetwork, the node, plain netns).
+   * `tc` (default): TC on the host-side veth of pods that have one (UDP and TCP); each packet of a pod
+   * costs one short TC run on its veth. `auto`: `tc` plus the tracepoints (net_dev_queue /
+   * netif_receive_skb) for every other netns (hostNetwork pods, the node, plain netns); they run for every
+   * packet on the node, pods' included (about 4 more program runs per forwarded packet).
    * `tracepoint`: the tracepoints for every netns (TCP DNS only when the message is in the skb's linear
-   * area). `tc`: pods with a veth only. See docs/probes-dns.md.
+   * area). See docs/probes-dns.md.
    */
-  hook: z.enum(['auto', 'tracepoint', 'tc']).default('auto'),
+  hook: z.enum(['auto', 'tracepoint', 'tc']).default('tc'),
   /** TC programs (hook `auto` / `tc`): TCX links where the kernel has them (6.6+), else clsact; `tcx` / `tc` force one. */
   attachMode: z.enum(['auto', 'tcx', 'tc']).default('auto'),
   ...bucketsShape,
@@ -342,7 +345,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
 export const dnsProbe: ProbeSpec<DnsArgs> = {
   name: 'dns',
   description:
-    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths and tp_btf net_dev_queue / netif_receive_skb elsewhere; request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
+    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths (and, with hook auto / tracepoint, tp_btf net_dev_queue / netif_receive_skb for every other netns); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
   source: 'ebpf',
   defaultEnabled: true,
   metrics: METRICS,
