@@ -1,7 +1,7 @@
 // Cost of the dns probe at a fixed DNS load, against the same load with the probe off, in one run:
 // unbound in the host netns answers `a.ok.podnet` for a pod-like netns (veth with a host side) that
 // sends RATE queries/s (benchmarks/dns/load.ts) for SECONDS per phase. Phases: off, hook tracepoint,
-// hook tc, hook auto (the default: tc for this pod, tracepoints for the rest), off again. Per phase: machine busy CPU, this process's CPU (the probe's receiver side: sweep,
+// hook tc (the default), hook auto (tc for this pod, tracepoints for the rest), off again. Per phase: machine busy CPU, this process's CPU (the probe's receiver side: sweep,
 // ring, collection), and the probe's BPF time from BPF_STATS_RUN_TIME: ns per program run and ns per
 // DNS query (all the hook runs of the phase / queries answered; the tracepoint hooks also run for every
 // other packet on the machine, which this figure includes). Exits non-zero if the load was not answered

@@ -1,7 +1,8 @@
 // dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
 // (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h), by TC programs on pods'
-// host-side veths (receiver/kit/ebpf/veth.ts; the default `hook: tc`), with tracepoints for every other
-// netns as an option (hook `auto` / `tracepoint`: they run for every packet of the node). Per pod: the request duration
+// host-side veths (receiver/kit/ebpf/veth.ts) and on the host netns's own devices (hostdev.ts) with the
+// default `hook: tc`; tracepoints for every netns as an option (hook `auto` / `tracepoint`: they run for
+// every packet of the node). Per pod: the request duration
 // histogram by question type, response code and transport; queries, responses, timeouts and truncated
 // answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
 // (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
@@ -23,7 +24,7 @@ import {
 import type { VethAttacher } from '../../receiver/kit/ebpf/veth.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
-import { programs, tracepointPair, vethAttacher } from './attach.ts';
+import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
@@ -40,6 +41,7 @@ import {
 import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
 import { DNS_COUNT, DNS_HIST, dnsStatKey, type Program } from './dns.layout.gen.ts';
+import type { HostDevAttacher } from './hostdev.ts';
 
 export { M };
 
@@ -53,10 +55,12 @@ const TRUNCATED = DNS_HIST.truncated / 8;
 const argsSchema = z.object({
   ...eventArgsShape,
   /**
-   * `tc` (default): TC on the host-side veth of pods that have one (UDP and TCP); each packet of a pod
-   * costs one short TC run on its veth. `auto`: `tc` plus the tracepoints (net_dev_queue /
-   * netif_receive_skb) for every other netns (hostNetwork pods, the node, plain netns); they run for every
-   * packet on the node, pods' included (about 4 more program runs per forwarded packet).
+   * `tc` (default): TC on the host-side veth of pods that have one, and on the host netns's own devices
+   * (lo, NICs, bridges: the node and hostNetwork pods); UDP and TCP. A packet between two pods costs one
+   * short TC run on each pod's veth. Plain netns without a veth to the host are not seen.
+   * `auto`: TC on pods' veths, the tracepoints (net_dev_queue / netif_receive_skb) for every other netns
+   * (hostNetwork pods, the node, plain netns); they run for every packet on the node, pods' included
+   * (4 more program runs per packet between two pods).
    * `tracepoint`: the tracepoints for every netns (TCP DNS only when the message is in the skb's linear
    * area). See docs/probes-dns.md.
    */
@@ -124,9 +128,12 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     tracepointPair(rt.coll, ctx.log);
     const pending: BpfMap = rt.coll.map('dns_pending');
     let veths: VethAttacher | undefined;
+    let hostDevs: HostDevAttacher | undefined;
     try {
       veths = args.hook !== 'tracepoint' ? vethAttacher(rt.coll, ctx, args.attachMode) : undefined;
+      hostDevs = args.hook === 'tc' && veths ? hostDevAttacher(rt.coll, ctx, veths) : undefined;
     } catch (err) {
+      veths?.close();
       rt.close();
       throw err;
     }
@@ -251,6 +258,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     };
     let timer: NodeJS.Timeout | undefined = setInterval(() => {
       try {
+        hostDevs?.scan();
         tick();
       } catch (err) {
         ctx.log.warn({ err }, 'dns: sweep failed');
@@ -311,7 +319,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       },
       status(): ProbeStatus {
         const s = rt.status();
-        const failures = veths?.failures ?? new Map<string, string>();
+        const failures = new Map([...(veths?.failures ?? []), ...(hostDevs?.failures ?? [])]);
         const degraded = s.state === 'running' && failures.size > 0;
         return {
           ...s,
@@ -324,6 +332,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
             ...(veths
               ? { attached: veths.veths(), attachMode: veths.mode, failures: Object.fromEntries(failures) }
               : {}),
+            ...(hostDevs ? { hostDevices: hostDevs.devices() } : {}),
             sweep: { ...swept, activeNetns: active.size, suppressed },
             conntrack: correlator ? { ...correlator.stats } : 'off',
           },
@@ -333,6 +342,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         if (timer) clearInterval(timer);
         timer = undefined;
         unsubscribe();
+        hostDevs?.close();
         veths?.close();
         ct?.close();
         rt.close();
@@ -345,7 +355,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
 export const dnsProbe: ProbeSpec<DnsArgs> = {
   name: 'dns',
   description:
-    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths (and, with hook auto / tracepoint, tp_btf net_dev_queue / netif_receive_skb for every other netns); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
+    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths and the host netns's own devices (or, with hook auto / tracepoint, tp_btf net_dev_queue / netif_receive_skb); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
   source: 'ebpf',
   defaultEnabled: true,
   metrics: METRICS,

@@ -69,14 +69,18 @@ test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVF
     assert.equal(st.state, 'running', JSON.stringify(st));
     assert.equal(st.details?.['attachMode'], mode);
   }
-  // the default loads no per-packet tracepoint: only the two TC programs run on this pod's packets
+  // the default loads no per-packet tracepoint: TC for pods' veths and for the host's own devices
   const progs = (pr: Probe<DnsArgs>) =>
     ((pr.status().details?.['programs'] ?? []) as { name: string; state: string }[])
       .filter((p) => p.state !== 'disabled')
       .map((p) => p.name)
       .sort();
   assert.equal(byDefault.status().details?.['hook'], 'tc');
-  assert.deepEqual(progs(byDefault), ['dns_tc_egress', 'dns_tc_ingress'], JSON.stringify(byDefault.status()));
+  assert.deepEqual(
+    progs(byDefault),
+    ['dns_host_egress', 'dns_host_ingress', 'dns_tc_egress', 'dns_tc_ingress'],
+    JSON.stringify(byDefault.status()),
+  );
   assert.deepEqual(progs(auto), ['dns_dev_queue', 'dns_receive', 'dns_tc_egress', 'dns_tc_ingress']);
   // two cls_bpf filters per direction: flow's and dns's
   assert.equal(filters('ingress').match(/direct-action/g)?.length, 2, filters('ingress'));
