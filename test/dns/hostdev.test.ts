@@ -65,6 +65,12 @@ function tcxOn(ifindex: number): string[] {
   return names.sort();
 }
 
+function tally(xs: readonly string[]): Record<string, number> {
+  const m: Record<string, number> = {};
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+  return m;
+}
+
 /** dig in the host netns (this process's): its status. */
 function hostDig(server: string, name: string, o: { tcp?: boolean; type?: string } = {}): string {
   let out: string;
@@ -125,10 +131,7 @@ test('default hook: the host netns DNS on its own devices, UDP and TCP, v4 and v
   for (let i = 0; i < 2; i++) seen.push(hostDig(srvSide.ipv4, `t${i}.fail.podnet`, { tcp: true }));
   for (let i = 0; i < 2; i++) seen.push(hostDig(srvSide.ipv6, `u${i}.fail.podnet`, { type: 'AAAA' }));
   seen.push(hostDig(srvSide.ipv6, 'a.ok.podnet', { type: 'AAAA', tcp: true }));
-  assert.deepEqual(
-    seen.reduce<Record<string, number>>((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {}),
-    { NOERROR: 4, SERVFAIL: 6 },
-  );
+  assert.deepEqual(tally(seen), { NOERROR: 4, SERVFAIL: 6 });
   const logged = (rc: string) => server.count(hostIp.v4, rc) + server.count(hostIp.v6, rc);
   await waitFor(() => logged('NOERROR') + logged('SERVFAIL') >= 10, 3000);
   assert.deepEqual([logged('NOERROR'), logged('SERVFAIL')], [4, 6]);
@@ -141,11 +144,7 @@ test('default hook: the host netns DNS on its own devices, UDP and TCP, v4 and v
         [srvSide.ipv4, srvSide.ipv6].includes(String(e.attributes['server.address'])),
     );
   await waitFor(() => failed().length >= 6, 3000);
-  const by = (k: string) =>
-    failed().reduce<Record<string, number>>((m, e) => {
-      const v = String(e.attributes[k]);
-      return { ...m, [v]: (m[v] ?? 0) + 1 };
-    }, {});
+  const by = (k: string) => tally(failed().map((e) => String(e.attributes[k])));
   assert.deepEqual(by('network.transport'), { udp: 4, tcp: 2 });
   assert.deepEqual(by('server.address'), { [srvSide.ipv4]: 4, [srvSide.ipv6]: 2 });
   assert.deepEqual(
