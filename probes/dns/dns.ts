@@ -21,7 +21,7 @@ import {
   hookAvailability,
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
-import type { VethAttacher } from '../../receiver/kit/ebpf/veth.ts';
+import { type VethAttacher, vethAttachMode, vethModeName } from '../../receiver/kit/ebpf/veth.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
@@ -362,17 +362,23 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   events: EVENTS,
   args: argsSchema,
   async availability() {
+    // the default hook (tc): TC on pods' veths and the host's own devices
+    const tc = hookAvailability(OBJECT, [
+      ['dns_tc_ingress'],
+      ['dns_tc_egress'],
+      ['dns_host_ingress'],
+      ['dns_host_egress'],
+    ]);
+    if (!tc.available) return tc;
+    const variant = `dns_tc_ingress + dns_tc_egress + dns_host_ingress + dns_host_egress, ${vethModeName(vethAttachMode('auto'))}`;
     const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
-    if (!tp.available || !tp.reason?.startsWith('partly: ')) return tp;
-    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair, attach.ts), TC may run
-    const missing = tp.reason.slice('partly: '.length);
-    const tc = hookAvailability(OBJECT, [['dns_tc_ingress'], ['dns_tc_egress']]);
-    if (!tc.available || tc.reason)
-      return { available: false, reason: `needs both net_dev_queue and netif_receive_skb: ${missing}` };
+    if (tp.available && !tp.reason) return { available: true, variant };
+    // one of the two tracepoints missing: hooks auto / tracepoint unusable (tracepointPair, attach.ts)
+    const missing = tp.reason?.startsWith('partly: ') ? tp.reason.slice('partly: '.length) : tp.reason;
     return {
       available: true,
-      reason: `partly: tracepoint hook unusable (${missing}); TC on pods' host-side veths only`,
-      ...(tc.variant ? { variant: tc.variant } : {}),
+      reason: `partly: hooks auto / tracepoint unusable (${missing ?? 'tracepoints unavailable'}); the default hook tc runs`,
+      variant,
     };
   },
   kernel: () =>
