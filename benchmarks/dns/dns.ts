@@ -161,6 +161,6 @@ for (const p of phases) {
   );
 }
 out.push(
-  '\nMachine busy % is of all CPUs (shared with whatever else runs); "vs off" is the ratio to the mean of the two probe-off phases. A DNS query is 4 hook runs on the tracepoint hooks (query and response, each seen leaving one netns and entering the other) plus every other packet on the machine; 2 on tc (the pod veth, both directions).',
+  '\nMachine busy % is of all CPUs (shared with whatever else runs); "vs off" is the ratio to the mean of the two probe-off phases. A DNS query is 4 hook runs on the tracepoint hooks (query and response, each seen leaving one netns and entering the other) plus every other packet on the machine; 2 on tc (the pod veth, both directions; tc also runs on the host netns\'s own devices, e.g. lo, for the host\'s other packets).',
 );
 finish(out.join('\n'), failures);
