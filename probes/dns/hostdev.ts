@@ -50,7 +50,8 @@ export class HostDevAttacher {
   readonly #o: HostDevOptions;
   readonly #dir: string;
   readonly #attached = new Map<string, Attached>();
-  /** Devices looked at and not taken, by name → ifindex (looked at again only when the name's ifindex changes). */
+  /** Devices looked at and not taken (veths, ports, ...), by name → ifindex: not read again while the name
+   * stays (a node's many veths cost one directory listing per sweep); looked at again once it went. */
   readonly #skipped = new Map<string, number>();
   #closed = false;
 
@@ -82,10 +83,10 @@ export class HostDevAttacher {
     }
     for (const name of this.#skipped.keys()) if (!present.has(name)) this.#skipped.delete(name);
     for (const name of names) {
-      if (this.#attached.has(name) || pods.has(name)) continue;
+      if (this.#attached.has(name) || pods.has(name) || this.#skipped.has(name)) continue;
       const d = `${this.#dir}/${name}`;
       const ifindex = readNum(`${d}/ifindex`);
-      if (!ifindex || this.#skipped.get(name) === ifindex) continue;
+      if (!ifindex) continue;
       const own = readNum(`${d}/iflink`) === ifindex && !existsSync(`${d}/master`) && !name.startsWith('ifb');
       if (!own) {
         this.#skipped.set(name, ifindex);
