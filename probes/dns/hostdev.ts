@@ -27,8 +27,6 @@ export interface HostDevOptions {
   /** Pods' host-side veth names right now: never taken. */
   readonly podVeths: () => ReadonlySet<string>;
   readonly log: Logger;
-  /** Tests: another sysfs net class directory. */
-  readonly sysClassNet?: string;
 }
 
 interface Attached {
@@ -57,7 +55,7 @@ export class HostDevAttacher {
 
   constructor(o: HostDevOptions) {
     this.#o = o;
-    this.#dir = o.sysClassNet ?? '/sys/class/net';
+    this.#dir = '/sys/class/net';
     this.scan();
   }
 
