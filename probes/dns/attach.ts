@@ -3,7 +3,7 @@
 // `tc`, hostdev.ts), and the tracepoint pair that runs both or neither.
 import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import { VethAttacher, vethAttachMode } from '../../receiver/kit/ebpf/veth.ts';
-import { homeNetnsInode } from '../../receiver/netns/setns.ts';
+import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { ProbeContext } from '../../receiver/probe/types.ts';
 import type { MapName, Program } from './dns.layout.gen.ts';
 import { HostDevAttacher } from './hostdev.ts';
@@ -77,7 +77,7 @@ export function hostDevAttacher(
     coll,
     mode: veths.mode,
     filter: TC_FILTER,
-    netns: homeNetnsInode,
+    netns: hostNetnsInode, // = podnet's own: hook tc runs only there (effectiveHook, dns.ts)
     podVeths: () => new Set(ctx.entities.entities().flatMap((e) => (e.hostVeth ? [e.hostVeth] : []))),
     log: ctx.log,
   });

@@ -22,6 +22,7 @@ import {
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import { type VethAttacher, vethAttachMode, vethModeName } from '../../receiver/kit/ebpf/veth.ts';
+import { homeNetnsInode, hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
@@ -87,12 +88,34 @@ export type DnsArgs = z.infer<typeof argsSchema>;
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
+  /** As if podnet ran outside the node's netns (the DaemonSet; effectiveHook). */
+  readonly outsideNodeNetns?: boolean;
   /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
   readonly withoutPrograms?: readonly Program[];
 }
 
+/**
+ * The hook that runs. `tc` needs podnet in the node's netns: pods' host-side veths and the host's devices
+ * are found and attached by name in podnet's own netns (receiver/kit/ebpf/veth.ts, hostdev.ts). Outside it
+ * (the DaemonSet: hostNetwork false) they are not there, so `tc` runs as `tracepoint`, which sees every
+ * netns from anywhere (docs/probes-dns.md).
+ */
+export function effectiveHook(
+  hook: DnsArgs['hook'],
+  outside = homeNetnsInode !== hostNetnsInode,
+): { hook: DnsArgs['hook']; reason?: string } {
+  if (hook !== 'tc' || !outside) return { hook };
+  return {
+    hook: 'tracepoint',
+    reason: "hook tc runs as tracepoint: podnet is not in the node's netns, where the veths and devices are",
+  };
+}
+
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
-  return async (ctx, args) => {
+  return async (ctx, parsed) => {
+    const eff = effectiveHook(parsed.hook, internals.outsideNodeNetns);
+    if (eff.reason) ctx.log.warn({ hook: eff.hook }, `dns: ${eff.reason}`);
+    const args = { ...parsed, hook: eff.hook };
     const timeoutNs = BigInt(args.timeoutMs) * 1_000_000n;
     const ports = new Uint8Array(8);
     const pv = new DataView(ports.buffer);
@@ -329,6 +352,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
           details: {
             ...(s.details ?? {}),
             hook: args.hook,
+            ...(eff.reason ? { hookReason: eff.reason } : {}),
             ...(veths
               ? { attached: veths.veths(), attachMode: veths.mode, failures: Object.fromEntries(failures) }
               : {}),
@@ -362,6 +386,16 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   events: EVENTS,
   args: argsSchema,
   async availability() {
+    if (effectiveHook('tc').reason) {
+      // podnet outside the node's netns: the default runs the tracepoints (effectiveHook)
+      const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+      return tp.available && tp.reason?.startsWith('partly: ')
+        ? {
+            available: false,
+            reason: `needs both net_dev_queue and netif_receive_skb: ${tp.reason.slice(9)}`,
+          }
+        : tp;
+    }
     // the default hook (tc): TC on pods' veths and the host's own devices
     const tc = hookAvailability(OBJECT, [
       ['dns_tc_ingress'],
