@@ -1,7 +1,7 @@
 // Cost of the dns probe at a fixed DNS load, against the same load with the probe off, in one run:
 // unbound in the host netns answers `a.ok.podnet` for a pod-like netns (veth with a host side) that
 // sends RATE queries/s (benchmarks/dns/load.ts) for SECONDS per phase. Phases: off, hook tracepoint,
-// hook tc, hook auto (the default: tc for this pod, tracepoints for the rest), off again. Per phase: machine busy CPU, this process's CPU (the probe's receiver side: sweep,
+// hook tc (the default), hook auto (tc for this pod, tracepoints for the rest), off again. Per phase: machine busy CPU, this process's CPU (the probe's receiver side: sweep,
 // ring, collection), and the probe's BPF time from BPF_STATS_RUN_TIME: ns per program run and ns per
 // DNS query (all the hook runs of the phase / queries answered; the tracepoint hooks also run for every
 // other packet on the machine, which this figure includes). Exits non-zero if the load was not answered
@@ -161,6 +161,6 @@ for (const p of phases) {
   );
 }
 out.push(
-  '\nMachine busy % is of all CPUs (shared with whatever else runs); "vs off" is the ratio to the mean of the two probe-off phases. A DNS query is 4 hook runs on the tracepoint hooks (query and response, each seen leaving one netns and entering the other) plus every other packet on the machine; 2 on tc (the pod veth, both directions).',
+  '\nMachine busy % is of all CPUs (shared with whatever else runs); "vs off" is the ratio to the mean of the two probe-off phases. A DNS query is 4 hook runs on the tracepoint hooks (query and response, each seen leaving one netns and entering the other) plus every other packet on the machine; 2 on tc (the pod veth, both directions; tc also runs on the host netns\'s own devices, e.g. lo, for the host\'s other packets).',
 );
 finish(out.join('\n'), failures);

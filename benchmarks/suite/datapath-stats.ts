@@ -91,8 +91,10 @@ export interface KernelTimeOptions {
   readonly settleMs: number;
   /** Runs per variant (--stats-reps). */
   readonly reps: number;
-  /** Another checkout whose "all probes" kernel time is measured beside this one's (--base). */
+  /** Another checkout whose kernel time is measured beside this one's (--base). */
   readonly base: string | undefined;
+  /** The variant of the A/B with --base (--stats-variant, default "all"). */
+  readonly abVariant?: 'default' | 'all';
   readonly config: (variant: 'default' | 'all') => Record<string, unknown>;
   readonly iperf: (netnsPid: number, args: string[]) => Promise<string>;
 }
@@ -117,8 +119,9 @@ export async function measureKernelTime(
     const plan: { tree: 'this' | 'base'; variant: 'default' | 'all'; rep: number }[] = [];
     for (let rep = 1; rep <= o.reps; rep++) {
       if (!o.base) plan.push({ tree: 'this', variant: 'default', rep });
-      if (o.base) plan.push({ tree: 'base', variant: 'all', rep });
-      plan.push({ tree: 'this', variant: 'all', rep });
+      const ab = o.abVariant ?? 'all';
+      if (o.base) plan.push({ tree: 'base', variant: ab, rep });
+      plan.push({ tree: 'this', variant: o.base ? ab : 'all', rep });
     }
     for (const { tree, variant, rep } of plan) {
       const podnet = await startPodnet({
@@ -191,15 +194,20 @@ export async function measureKernelTime(
 }
 
 /** The A/B report of the kernel-time phase: cost per tree and protocol, then ns per run per program. */
-export function printStatsAB(bpfRuns: readonly BpfRun[], base: boolean): void {
+export function printStatsAB(
+  bpfRuns: readonly BpfRun[],
+  base: boolean,
+  variant: 'default' | 'all' = 'all',
+): void {
+  const label = variant === 'all' ? 'all probes' : 'default probes';
   const trees = base ? (['base', 'this'] as const) : (['this'] as const);
   const protos = ['tcp', 'udp', 'udp-paced'] as const;
   console.log(
-    '\nBPF run time / iperf3 CPU, "all probes" (median over reps; each rep: the value of every tree)',
+    `\nBPF run time / iperf3 CPU, "${label}" (median over reps; each rep: the value of every tree)`,
   );
   for (const proto of protos) {
     const line = trees.map((tree) => {
-      const xs = bpfRuns.filter((b) => b.tree === tree && b.variant === 'all' && b.proto === proto);
+      const xs = bpfRuns.filter((b) => b.tree === tree && b.variant === variant && b.proto === proto);
       const pct = xs.map((b) => (b.bpfNs / 1e9 / b.iperfCpuS) * 100);
       return `${tree} ${fmt(median(pct), 2)} % [${pct.map((x) => fmt(x, 2)).join(', ')}]`;
     });
@@ -213,12 +221,12 @@ export function printStatsAB(bpfRuns: readonly BpfRun[], base: boolean): void {
     console.log(
       `\nfloor: an empty tp_btf program on net_dev_queue / sk_data_ready costs ${fmt(fl.ns / fl.runs, 0)} ns per run in this accounting (${fl.runs} runs, all runs of this phase)`,
     );
-  console.log('\nns per run per program (all reps summed), "all probes":');
+  console.log(`\nns per run per program (all reps summed), "${label}":`);
   for (const proto of protos) {
     console.log(`  ${proto}:`);
     const names = new Set<string>();
     const agg = new Map<string, { runs: number; ns: number }>();
-    for (const b of bpfRuns.filter((x) => x.variant === 'all' && x.proto === proto)) {
+    for (const b of bpfRuns.filter((x) => x.variant === variant && x.proto === proto)) {
       for (const [name, runs, ns] of b.all) {
         names.add(name);
         const k = `${b.tree} ${name}`;

@@ -9,7 +9,8 @@
 //   node benchmarks/suite/datapath.ts --stats-only --base /tmp/dp-base --stats-reps 3
 //       A/B of the kernel time only: "all probes" of another checkout (a worktree of the baseline
 //       commit) and of this one, interleaved (base, this, base, this, ...), with the per-program
-//       ns per run of both; exits non-zero when a run fails.
+//       ns per run of both; exits non-zero when a run fails. --stats-variant default: the same A/B for
+//       the default probes instead of "all".
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
@@ -35,10 +36,15 @@ const { values: o } = parseArgs({
     'stats-only': { type: 'boolean', default: false },
     /** Runs per variant in the kernel-time phase (the median BPF time / iperf3 CPU is reported). */
     'stats-reps': { type: 'string' },
+    /** The variant of the --base A/B: all (default) or default. */
+    'stats-variant': { type: 'string' },
   },
 });
 const statsOnly = o['stats-only'] ?? false;
 const statsReps = Number(o['stats-reps'] ?? 1);
+const statsVariant = o['stats-variant'] ?? 'all';
+if (statsVariant !== 'all' && statsVariant !== 'default')
+  throw new Error(`--stats-variant: "all" or "default", not "${statsVariant}"`);
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const seconds = Number(o.seconds ?? (o.quick ? 1 : 5));
 const settleMs = Number(o.settle ?? (o.quick ? 0 : 2)) * 1000;
@@ -175,6 +181,7 @@ try {
     settleMs,
     reps: statsReps,
     base: o.base,
+    abVariant: statsVariant,
     config: (variant) => config(variant, env.endpoint),
     iperf,
   });
@@ -185,7 +192,7 @@ try {
   await env.teardown();
 }
 
-printStatsAB(bpfRuns, o.base !== undefined);
+printStatsAB(bpfRuns, o.base !== undefined, o.base !== undefined ? statsVariant : 'all');
 if (statsOnly) process.exit(0);
 
 const rows: (string | number)[][] = [];

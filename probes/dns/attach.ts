@@ -1,10 +1,12 @@
 // Where the dns programs attach (probes/dns/dns.ts): which programs load for each `hook`, the TC programs
-// on pods' host-side veths with the maps they count under, and the tracepoint pair that runs both or
-// neither.
+// on pods' host-side veths with the maps they count under, those on the host netns's own devices (hook
+// `tc`, hostdev.ts), and the tracepoint pair that runs both or neither.
 import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import { VethAttacher, vethAttachMode } from '../../receiver/kit/ebpf/veth.ts';
+import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { ProbeContext } from '../../receiver/probe/types.ts';
 import type { MapName, Program } from './dns.layout.gen.ts';
+import { HostDevAttacher } from './hostdev.ts';
 
 /** The programs `hook` (the probe's `hook` arg) loads, and which attach by themselves. */
 export function programs(hook: 'auto' | 'tracepoint' | 'tc') {
@@ -15,6 +17,9 @@ export function programs(hook: 'auto' | 'tracepoint' | 'tc') {
     dns_receive: { enabled: tp },
     dns_tc_ingress: { enabled: tc, autoAttach: false },
     dns_tc_egress: { enabled: tc, autoAttach: false },
+    // hook `tc`: the host netns on its own devices (with `auto` the tracepoints see it)
+    dns_host_ingress: { enabled: hook === 'tc', autoAttach: false },
+    dns_host_egress: { enabled: hook === 'tc', autoAttach: false },
   };
 }
 
@@ -59,6 +64,22 @@ export function vethAttacher(
       del('dns_tc_netns' satisfies MapName, a.entity.netnsInode);
       del('dns_tc_ifindex' satisfies MapName, a.ifindex);
     },
+  });
+}
+
+/** Hook `tc`: the host netns's own devices (hostdev.ts), next to the pods' veths of `veths`. */
+export function hostDevAttacher(
+  coll: BpfCollection,
+  ctx: ProbeContext,
+  veths: VethAttacher,
+): HostDevAttacher {
+  return new HostDevAttacher({
+    coll,
+    mode: veths.mode,
+    filter: TC_FILTER,
+    netns: hostNetnsInode, // = podnet's own: hook tc runs only there (effectiveHook, dns.ts)
+    podVeths: () => new Set(ctx.entities.entities().flatMap((e) => (e.hostVeth ? [e.hostVeth] : []))),
+    log: ctx.log,
   });
 }
 

@@ -8,7 +8,10 @@
  *    other packet; `dns_tc_ingress` / `dns_tc_egress` are the same body for TCX on a pod's host-side veth
  *    (netns from `dns_tc_ifindex`, looked up once the port says DNS), which also reads TCP payload in
  *    page frags. With both loaded (hook
- *    `auto`), the tracepoints skip the netns listed in `dns_tc_netns`. See docs/probes-dns.md.
+ *    `auto`), the tracepoints skip the netns listed in `dns_tc_netns`. Hook `tc` (the default) runs no
+ *    tracepoint: the host netns is seen by `dns_host_ingress` / `dns_host_egress` on its own devices
+ *    (not on pods' veths or bridge ports), so a packet between two pods costs the two veth runs only,
+ *    each leaving after a direct read of the headers (dns_tc_maybe). See docs/probes-dns.md.
  *  - counters: `dns_hists` per (netns, qtype, rcode, transport): log2 latency histogram + truncated
  *    responses; `dns_counts` per (netns, qtype, transport): queries sent, timeouts decided here.
  *  - timeouts: a query with no response within `dns_cfg_timeout_ns`. Decided here when the response
@@ -410,9 +413,52 @@ int BPF_PROG(dns_receive, struct sk_buff *skb)
 	return 0;
 }
 
-/* TC variant on a pod's host-side veth: ingress = what the pod sends, egress = what it receives. */
-static __always_inline int dns_tc(struct __sk_buff *skb, int tx)
+/*
+ * TC: can this packet be DNS? Direct packet access to the linear headers, no helper call and no map:
+ * every other packet of the pod (the data path) leaves here after a few loads. 1 also when the headers
+ * are not in the linear area (the helper-based body decides), 0 = certainly not DNS.
+ */
+static __always_inline int dns_tc_maybe(struct __sk_buff *skb, int tx)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l4;
+	__u8 proto;
+	if (skb->protocol == bpf_htons(PN_ETH_P_IP)) {
+		struct iphdr *ip = data + 14;
+		if ((void *)(ip + 1) > end)
+			return 1;
+		proto = ip->protocol;
+		l4 = 14 + (ip->ihl & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(PN_ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + 14;
+		if ((void *)(ip6 + 1) > end)
+			return 1;
+		proto = ip6->nexthdr;
+		l4 = 14 + sizeof(*ip6);
+	} else {
+		return 0;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return 0;
+	__be16 *ports = data + l4;
+	if ((void *)(ports + 2) > end)
+		return 1;
+	return dns_port(bpf_ntohs(ports[tx ? 1 : 0]));
+}
+
+/*
+ * TC variant. On a pod's host-side veth: ingress = what the pod sends, egress = what it receives. On a
+ * device of the host netns itself (hook `tc`, probes/dns/hostdev.ts): egress = what the host sends, only
+ * from a local socket (a pod's query forwarded out of the node is the pod's, seen on its veth), ingress =
+ * what it receives (a response forwarded to a pod finds no pending query under the host's netns).
+ */
+static __always_inline int dns_tc(struct __sk_buff *skb, int tx, int host)
+{
+	if (!dns_tc_maybe(skb, tx))
+		return -1;
+	if (host && tx && !skb->sk)
+		return -1;
 	struct dns_pkt p = { .tc_ctx = skb, .l3off = 14 };
 	dns_packet(&p, bpf_ntohs(skb->protocol), tx);
 	return -1; /* TC_ACT_UNSPEC / TCX_NEXT: never changes what happens to the packet */
@@ -421,11 +467,23 @@ static __always_inline int dns_tc(struct __sk_buff *skb, int tx)
 SEC("tc")
 int dns_tc_ingress(struct __sk_buff *skb)
 {
-	return dns_tc(skb, 1);
+	return dns_tc(skb, 1, 0);
 }
 
 SEC("tc")
 int dns_tc_egress(struct __sk_buff *skb)
 {
-	return dns_tc(skb, 0);
+	return dns_tc(skb, 0, 0);
+}
+
+SEC("tc")
+int dns_host_ingress(struct __sk_buff *skb)
+{
+	return dns_tc(skb, 0, 1);
+}
+
+SEC("tc")
+int dns_host_egress(struct __sk_buff *skb)
+{
+	return dns_tc(skb, 1, 1);
 }

@@ -7,6 +7,8 @@
 /** Programs of dns.bpf.o (as libbpf names them). */
 export const PROGRAMS = [
   'dns_dev_queue',
+  'dns_host_egress',
+  'dns_host_ingress',
   'dns_receive',
   'dns_tc_egress',
   'dns_tc_ingress',

@@ -1,6 +1,8 @@
 // dns (on by default): every DNS query a netns sends and the response it gets, matched in the kernel by
 // (netns, transport, client, server, DNS id) (dns.bpf.c, layouts in dns.h), by TC programs on pods'
-// host-side veths (receiver/kit/ebpf/veth.ts) and tracepoints for every other netns (hook `auto`). Per pod: the request duration
+// host-side veths (receiver/kit/ebpf/veth.ts) and on the host netns's own devices (hostdev.ts) with the
+// default `hook: tc`; tracepoints for every netns as an option (hook `auto` / `tracepoint`: they run for
+// every packet of the node). Per pod: the request duration
 // histogram by question type, response code and transport; queries, responses, timeouts and truncated
 // answers. Events for slow, failed (SERVFAIL / REFUSED) and timed-out queries, with the question name
 // (names never go on metric series), rate limited per (netns, type) with the suppressed ones counted.
@@ -19,10 +21,11 @@ import {
   hookAvailability,
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
-import type { VethAttacher } from '../../receiver/kit/ebpf/veth.ts';
+import { type VethAttacher, vethAttachMode, vethModeName } from '../../receiver/kit/ebpf/veth.ts';
+import { homeNetnsInode, hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
-import { programs, tracepointPair, vethAttacher } from './attach.ts';
+import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
 import {
   CAUSE_ATTR,
   type DnsOccurrence,
@@ -39,6 +42,7 @@ import {
 import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
 import { DNS_COUNT, DNS_HIST, dnsStatKey, type Program } from './dns.layout.gen.ts';
+import type { HostDevAttacher } from './hostdev.ts';
 
 export { M };
 
@@ -52,12 +56,16 @@ const TRUNCATED = DNS_HIST.truncated / 8;
 const argsSchema = z.object({
   ...eventArgsShape,
   /**
-   * `auto`: TC on the host-side veth of pods that have one (TCP complete), the tracepoints
-   * (net_dev_queue / netif_receive_skb) for every other netns (hostNetwork, the node, plain netns).
+   * `tc` (default): TC on the host-side veth of pods that have one, and on the host netns's own devices
+   * (lo, NICs, bridges: the node and hostNetwork pods); UDP and TCP. A packet between two pods costs one
+   * short TC run on each pod's veth. Plain netns without a veth to the host are not seen.
+   * `auto`: TC on pods' veths, the tracepoints (net_dev_queue / netif_receive_skb) for every other netns
+   * (hostNetwork pods, the node, plain netns); they run for every packet on the node, pods' included
+   * (4 more program runs per packet between two pods).
    * `tracepoint`: the tracepoints for every netns (TCP DNS only when the message is in the skb's linear
-   * area). `tc`: pods with a veth only. See docs/probes-dns.md.
+   * area). See docs/probes-dns.md.
    */
-  hook: z.enum(['auto', 'tracepoint', 'tc']).default('auto'),
+  hook: z.enum(['auto', 'tracepoint', 'tc']).default('tc'),
   /** TC programs (hook `auto` / `tc`): TCX links where the kernel has them (6.6+), else clsact; `tcx` / `tc` force one. */
   attachMode: z.enum(['auto', 'tcx', 'tc']).default('auto'),
   ...bucketsShape,
@@ -80,12 +88,34 @@ export type DnsArgs = z.infer<typeof argsSchema>;
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
+  /** As if podnet ran outside the node's netns (the DaemonSet; effectiveHook). */
+  readonly outsideNodeNetns?: boolean;
   /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
   readonly withoutPrograms?: readonly Program[];
 }
 
+/**
+ * The hook that runs. `tc` needs podnet in the node's netns: pods' host-side veths and the host's devices
+ * are found and attached by name in podnet's own netns (receiver/kit/ebpf/veth.ts, hostdev.ts). Outside it
+ * (the DaemonSet: hostNetwork false) they are not there, so `tc` runs as `tracepoint`, which sees every
+ * netns from anywhere (docs/probes-dns.md).
+ */
+export function effectiveHook(
+  hook: DnsArgs['hook'],
+  outside = homeNetnsInode !== hostNetnsInode,
+): { hook: DnsArgs['hook']; reason?: string } {
+  if (hook !== 'tc' || !outside) return { hook };
+  return {
+    hook: 'tracepoint',
+    reason: "hook tc runs as tracepoint: podnet is not in the node's netns, where the veths and devices are",
+  };
+}
+
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
-  return async (ctx, args) => {
+  return async (ctx, parsed) => {
+    const eff = effectiveHook(parsed.hook, internals.outsideNodeNetns);
+    if (eff.reason) ctx.log.warn({ hook: eff.hook }, `dns: ${eff.reason}`);
+    const args = { ...parsed, hook: eff.hook };
     const timeoutNs = BigInt(args.timeoutMs) * 1_000_000n;
     const ports = new Uint8Array(8);
     const pv = new DataView(ports.buffer);
@@ -121,9 +151,12 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     tracepointPair(rt.coll, ctx.log);
     const pending: BpfMap = rt.coll.map('dns_pending');
     let veths: VethAttacher | undefined;
+    let hostDevs: HostDevAttacher | undefined;
     try {
       veths = args.hook !== 'tracepoint' ? vethAttacher(rt.coll, ctx, args.attachMode) : undefined;
+      hostDevs = args.hook === 'tc' && veths ? hostDevAttacher(rt.coll, ctx, veths) : undefined;
     } catch (err) {
+      veths?.close();
       rt.close();
       throw err;
     }
@@ -248,6 +281,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
     };
     let timer: NodeJS.Timeout | undefined = setInterval(() => {
       try {
+        hostDevs?.scan();
         tick();
       } catch (err) {
         ctx.log.warn({ err }, 'dns: sweep failed');
@@ -308,7 +342,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
       },
       status(): ProbeStatus {
         const s = rt.status();
-        const failures = veths?.failures ?? new Map<string, string>();
+        const failures = new Map([...(veths?.failures ?? []), ...(hostDevs?.failures ?? [])]);
         const degraded = s.state === 'running' && failures.size > 0;
         return {
           ...s,
@@ -318,9 +352,11 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
           details: {
             ...(s.details ?? {}),
             hook: args.hook,
+            ...(eff.reason ? { hookReason: eff.reason } : {}),
             ...(veths
               ? { attached: veths.veths(), attachMode: veths.mode, failures: Object.fromEntries(failures) }
               : {}),
+            ...(hostDevs ? { hostDevices: hostDevs.devices() } : {}),
             sweep: { ...swept, activeNetns: active.size, suppressed },
             conntrack: correlator ? { ...correlator.stats } : 'off',
           },
@@ -330,6 +366,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         if (timer) clearInterval(timer);
         timer = undefined;
         unsubscribe();
+        hostDevs?.close();
         veths?.close();
         ct?.close();
         rt.close();
@@ -342,24 +379,40 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
 export const dnsProbe: ProbeSpec<DnsArgs> = {
   name: 'dns',
   description:
-    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths and tp_btf net_dev_queue / netif_receive_skb elsewhere; request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
+    "DNS per pod: queries matched to responses in the kernel by (tuple, DNS id), seen by TC programs on pods' host-side veths and the host netns's own devices (or, with hook auto / tracepoint, tp_btf net_dev_queue / netif_receive_skb); request duration by question type and response code, responses, timeouts, truncated answers; events for slow, failed and timed-out queries with the name; timeouts diagnosed against conntrack insert failures.",
   source: 'ebpf',
   defaultEnabled: true,
   metrics: METRICS,
   events: EVENTS,
   args: argsSchema,
   async availability() {
+    if (effectiveHook('tc').reason) {
+      // podnet outside the node's netns: the default runs the tracepoints (effectiveHook)
+      const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
+      return tp.available && tp.reason?.startsWith('partly: ')
+        ? {
+            available: false,
+            reason: `needs both net_dev_queue and netif_receive_skb: ${tp.reason.slice(9)}`,
+          }
+        : tp;
+    }
+    // the default hook (tc): TC on pods' veths and the host's own devices
+    const tc = hookAvailability(OBJECT, [
+      ['dns_tc_ingress'],
+      ['dns_tc_egress'],
+      ['dns_host_ingress'],
+      ['dns_host_egress'],
+    ]);
+    if (!tc.available) return tc;
+    const variant = `dns_tc_ingress + dns_tc_egress + dns_host_ingress + dns_host_egress, ${vethModeName(vethAttachMode('auto'))}`;
     const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
-    if (!tp.available || !tp.reason?.startsWith('partly: ')) return tp;
-    // one of the two tracepoints missing: the tracepoint hook is unusable (tracepointPair, attach.ts), TC may run
-    const missing = tp.reason.slice('partly: '.length);
-    const tc = hookAvailability(OBJECT, [['dns_tc_ingress'], ['dns_tc_egress']]);
-    if (!tc.available || tc.reason)
-      return { available: false, reason: `needs both net_dev_queue and netif_receive_skb: ${missing}` };
+    if (tp.available && !tp.reason) return { available: true, variant };
+    // one of the two tracepoints missing: hooks auto / tracepoint unusable (tracepointPair, attach.ts)
+    const missing = tp.reason?.startsWith('partly: ') ? tp.reason.slice('partly: '.length) : tp.reason;
     return {
       available: true,
-      reason: `partly: tracepoint hook unusable (${missing}); TC on pods' host-side veths only`,
-      ...(tc.variant ? { variant: tc.variant } : {}),
+      reason: `partly: hooks auto / tracepoint unusable (${missing ?? 'tracepoints unavailable'}); the default hook tc runs`,
+      variant,
     };
   },
   kernel: () =>

@@ -1,4 +1,4 @@
-// dns probe with `hook: tc` on the pod's host-side veth against unbound in the host netns: UDP and TCP,
+// dns probe with `hook: tc` (the default) on the pod's host-side veth against unbound in the host netns: UDP and TCP,
 // IPv4 and IPv6; counts equal what dig saw and what the server logged. TCP DNS is complete here (the TC
 // programs read payload in page frags; the tracepoint hooks cannot, see docs/probes-dns.md). Attached as
 // TCX links (this kernel's `auto`) and, forced, as a clsact filter next to flow's own clsact filter on the
@@ -19,6 +19,7 @@ let pod: PodNetns;
 let server: DnsServer;
 let probe: Probe<DnsArgs>;
 let auto: Probe<DnsArgs>;
+let byDefault: Probe<DnsArgs>;
 let clsact: Probe<DnsArgs>;
 let flow: Probe<FlowArgs>;
 const filters = (dir: string) =>
@@ -32,8 +33,10 @@ before(async () => {
     testContext([pod.entity]),
     dnsProbe.args.parse({ hook: 'tc', attachMode: 'tcx' }),
   );
-  // the default, `auto`, at the same time: TC for this pod (it has a veth), so TCP is seen too
-  auto = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({}));
+  // `auto` at the same time: TC for this pod (it has a veth), so TCP is seen too; the tracepoints leave it alone
+  auto = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({ hook: 'auto' }));
+  // the default (`tc`): the same counts without the tracepoint programs on every packet of the node
+  byDefault = await dnsProbe.create(testContext([pod.entity]), dnsProbe.args.parse({}));
   // clsact (the fallback before 6.6), with flow's clsact filter on the same veth
   clsact = await dnsProbe.create(
     testContext([pod.entity]),
@@ -48,6 +51,7 @@ before(async () => {
 after(async () => {
   await probe?.close();
   await auto?.close();
+  await byDefault?.close();
   await clsact?.close();
   await flow?.close();
   server?.stop();
@@ -58,12 +62,26 @@ test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVF
   for (const [pr, mode] of [
     [probe, 'tcx'],
     [auto, 'tcx'],
+    [byDefault, 'tcx'],
     [clsact, 'tc'],
   ] as const) {
     const st = pr.status();
     assert.equal(st.state, 'running', JSON.stringify(st));
     assert.equal(st.details?.['attachMode'], mode);
   }
+  // the default loads no per-packet tracepoint: TC for pods' veths and for the host's own devices
+  const progs = (pr: Probe<DnsArgs>) =>
+    ((pr.status().details?.['programs'] ?? []) as { name: string; state: string }[])
+      .filter((p) => p.state !== 'disabled')
+      .map((p) => p.name)
+      .sort();
+  assert.equal(byDefault.status().details?.['hook'], 'tc');
+  assert.deepEqual(
+    progs(byDefault),
+    ['dns_host_egress', 'dns_host_ingress', 'dns_tc_egress', 'dns_tc_ingress'],
+    JSON.stringify(byDefault.status()),
+  );
+  assert.deepEqual(progs(auto), ['dns_dev_queue', 'dns_receive', 'dns_tc_egress', 'dns_tc_ingress']);
   // two cls_bpf filters per direction: flow's and dns's
   assert.equal(filters('ingress').match(/direct-action/g)?.length, 2, filters('ingress'));
   assert.equal(filters('egress').match(/direct-action/g)?.length, 2, filters('egress'));
@@ -86,6 +104,7 @@ test('tc and auto hooks: UDP and TCP, IPv4 and IPv6, answered / NXDOMAIN / SERVF
   for (const [hook, pr] of [
     ['tc (TCX)', probe],
     ['auto', auto],
+    ['default', byDefault],
     ['tc (clsact)', clsact],
   ] as const) {
     const p = await pr.collect([]);
@@ -130,7 +149,7 @@ test('one tracepoint program refused: the other is detached too (no false timeou
     testContext([pod.entity]),
     dnsProbe.args.parse({ hook: 'tracepoint', timeoutMs: 200, sweepMs: 100 }),
   );
-  const au = await without(testContext([pod.entity]), dnsProbe.args.parse({}));
+  const au = await without(testContext([pod.entity]), dnsProbe.args.parse({ hook: 'auto' }));
   try {
     const state = (pr: Probe<DnsArgs>, n: string) =>
       ((pr.status().details?.['programs'] ?? []) as { name: string; state: string; reason?: string }[]).find(

@@ -38,7 +38,13 @@ before(async () => {
   cli = pair.b;
   server = await DnsServer.start(srv);
   ctx = testContext([sideEntity(srv), sideEntity(cli)]);
-  const args = dnsProbe.args.parse({ timeoutMs: 1500, sweepMs: 200, slowMs: 50, rateLimit: 1000 });
+  const args = dnsProbe.args.parse({
+    hook: 'auto',
+    timeoutMs: 1500,
+    sweepMs: 200,
+    slowMs: 50,
+    rateLimit: 1000,
+  });
   probe = await dnsProbe.create(ctx, args);
   // getent (glibc) in the client netns uses this resolv.conf (ip netns exec bind-mounts /etc/netns/<ns>)
   mkdirSync(etcNetns(), { recursive: true });
@@ -318,7 +324,10 @@ test('conntrack diagnosis: a timeout while insert_failed moved carries podnet.dn
   const create = createDnsProbe({
     conntrackReader: (e) => (e.netnsInode === cli.inode ? { insertFailed, clashResolve: 0 } : undefined),
   });
-  const p2 = await create(ctx2, dnsProbe.args.parse({ timeoutMs: 1500, sweepMs: 200, rateLimit: 1000 }));
+  const p2 = await create(
+    ctx2,
+    dnsProbe.args.parse({ hook: 'auto', timeoutMs: 1500, sweepMs: 200, rateLimit: 1000 }),
+  );
   const table = `pnd${process.pid}c`;
   try {
     dig(cli, srv.ipv4, 'a.ok.podnet'); // DNS activity: the netns is sampled from now on
@@ -355,7 +364,13 @@ test('timeouts decided in the kernel: a late response and a re-sent query', asyn
   const ctx3 = testContext([sideEntity(srv), sideEntity(cli)]);
   const p3 = await dnsProbe.create(
     ctx3,
-    dnsProbe.args.parse({ timeoutMs: 200, sweepMs: 60_000, rateLimit: 1000, conntrackDiagnosis: false }),
+    dnsProbe.args.parse({
+      hook: 'auto',
+      timeoutMs: 200,
+      sweepMs: 60_000,
+      rateLimit: 1000,
+      conntrackDiagnosis: false,
+    }),
   );
   const table = `pnd${process.pid}q`;
   try {

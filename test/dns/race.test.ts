@@ -49,7 +49,7 @@ before(async () => {
   ctx = testContext([sideEntity(srv), sideEntity(cli)]);
   probe = await dnsProbe.create(
     ctx,
-    dnsProbe.args.parse({ timeoutMs: 1500, sweepMs: 200, rateLimit: 10000 }),
+    dnsProbe.args.parse({ hook: 'auto', timeoutMs: 1500, sweepMs: 200, rateLimit: 10000 }),
   );
   dir = mkdtempSync(join(tmpdir(), 'pndrace-'));
   execFileSync('clang', [

@@ -24,6 +24,7 @@ export const FACT_IDS: readonly string[] = [
   'flow.auto.detached',
   'flow.tc',
   'flow.tc.detached',
+  'dns.tc',
   'dns.auto',
   'dns.tracepoint',
 ];
