@@ -58,45 +58,141 @@ export function definitionConflict(a: MetricDef, b: MetricDef): string | undefin
   return undefined;
 }
 
-export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData {
-  const descriptor = (valueType: ValueType) => ({
-    name: def.name,
-    description: def.description,
-    unit: def.unit,
-    valueType,
-  });
-  if (def.kind === 'histogram') {
-    const dataPoints: DataPoint<Histogram>[] = list.map((s) => {
+/** The points of `list[from..to)` (histogram values copied, as the SDK's aggregations hand out). */
+function dataPoints(
+  def: MetricDef,
+  list: readonly MetricSeries[],
+  from: number,
+  to: number,
+): DataPoint<unknown>[] {
+  const out: DataPoint<unknown>[] = new Array(to - from);
+  for (let i = from; i < to; i++) {
+    const s = list[i]!;
+    if (def.kind === 'histogram') {
       const h = s.value as HistogramValue;
-      return point(s, {
+      out[i - from] = point(s, {
         buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
         sum: h.sum,
         count: h.count,
       });
-    });
+    } else out[i - from] = point(s, s.value as number);
+  }
+  return out;
+}
+
+/** Value type of a number metric: INT when every value is a safe integer (as toMetricData decides). */
+export function numberValueType(list: readonly MetricSeries[], from = 0, to = list.length): ValueType {
+  for (let i = from; i < to; i++)
+    if (!Number.isSafeInteger(list[i]!.value as number)) return ValueType.DOUBLE;
+  return ValueType.INT;
+}
+
+function descriptorOf(def: MetricDef, valueType: ValueType): MetricData['descriptor'] {
+  return { name: def.name, description: def.description, unit: def.unit, valueType };
+}
+
+export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData {
+  const points = dataPoints(def, list, 0, list.length);
+  if (def.kind === 'histogram') {
     return {
-      descriptor: descriptor(ValueType.DOUBLE),
+      descriptor: descriptorOf(def, ValueType.DOUBLE),
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.HISTOGRAM,
-      dataPoints,
+      dataPoints: points as DataPoint<Histogram>[],
     };
   }
-  const allInt = list.every((s) => Number.isSafeInteger(s.value as number));
-  const dataPoints: DataPoint<number>[] = list.map((s) => point(s, s.value as number));
-  const valueType = allInt ? ValueType.INT : ValueType.DOUBLE;
+  const valueType = numberValueType(list);
   if (def.kind === 'gauge') {
     return {
-      descriptor: descriptor(valueType),
+      descriptor: descriptorOf(def, valueType),
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.GAUGE,
-      dataPoints,
+      dataPoints: points as DataPoint<number>[],
     };
   }
   return {
-    descriptor: descriptor(valueType),
+    descriptor: descriptorOf(def, valueType),
     aggregationTemporality: AggregationTemporality.CUMULATIVE,
     dataPointType: DataPointType.SUM,
-    dataPoints,
+    dataPoints: points as DataPoint<number>[],
     isMonotonic: def.kind === 'counter',
   };
+}
+
+/**
+ * The store's collections: what `MetricStore.collect()` hands out, the series of every metric in one
+ * array (metric after metric). Open while a reader may still read it: before the store changes a series
+ * (its next `update`), it makes every open collection's data points (`freeze`), so a collection keeps the
+ * values it was collected with however long its reader takes (a streamed export, a scrape held by a slow
+ * client).
+ */
+export class StoreCollection {
+  readonly series: readonly SeriesSnapshot[];
+  readonly metrics: StoreMetricData[] = [];
+
+  constructor(series: readonly SeriesSnapshot[]) {
+    this.series = series;
+  }
+
+  #released = false;
+
+  /** Make the data points of every metric not read yet (the series are about to change). */
+  freeze(): void {
+    if (this.#released) return;
+    for (const m of this.metrics) m.dataPoints;
+  }
+
+  /** Its one reader is done with it (an export sent): nothing to keep when the series change. */
+  release(): void {
+    this.#released = true;
+  }
+}
+
+/** What a collection keeps of a series: the series itself (read in place until the collection is frozen). */
+type SeriesSnapshot = MetricSeries;
+
+/**
+ * One metric of a StoreCollection (`series[from..to)`), as the SDK's MetricData: its data points are made
+ * when first read (`dataPoints`: the Prometheus render, the delta producer, the JSON exporter) or when the
+ * collection is frozen. Until then the direct OTLP encoder (protobuf/metrics.ts) writes the points from
+ * the series (`points === undefined`), without a data point object per series.
+ */
+export class StoreMetricData {
+  readonly descriptor: MetricData['descriptor'];
+  readonly aggregationTemporality = AggregationTemporality.CUMULATIVE;
+  readonly dataPointType: DataPointType;
+  declare readonly isMonotonic?: boolean;
+  readonly collection: StoreCollection;
+  readonly def: MetricDef;
+  readonly from: number;
+  readonly to: number;
+  #points: DataPoint<unknown>[] | undefined;
+
+  constructor(collection: StoreCollection, def: MetricDef, from: number, to: number) {
+    this.collection = collection;
+    this.def = def;
+    this.from = from;
+    this.to = to;
+    const list = collection.series;
+    const hist = def.kind === 'histogram';
+    this.descriptor = descriptorOf(def, hist ? ValueType.DOUBLE : numberValueType(list, from, to));
+    this.dataPointType = hist
+      ? DataPointType.HISTOGRAM
+      : def.kind === 'gauge'
+        ? DataPointType.GAUGE
+        : DataPointType.SUM;
+    // An own property of sums only, as on the SDK's MetricData (`'isMonotonic' in m` tells them apart).
+    if (this.dataPointType === DataPointType.SUM)
+      Object.defineProperty(this, 'isMonotonic', { value: def.kind === 'counter', enumerable: true });
+  }
+
+  /** The data points once made (undefined: not yet; read the series). */
+  get points(): DataPoint<unknown>[] | undefined {
+    return this.#points;
+  }
+
+  get dataPoints(): DataPoint<unknown>[] {
+    this.#points ??= dataPoints(this.def, this.collection.series, this.from, this.to);
+    return this.#points;
+  }
 }

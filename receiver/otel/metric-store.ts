@@ -28,7 +28,7 @@ import type {
 import { attributeParts } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
-import { definitionConflict, toMetricData } from './metric-data.ts';
+import { definitionConflict, StoreCollection, StoreMetricData } from './metric-data.ts';
 import { carryOver, takeUpCarried, withCarry } from './series-carry.ts';
 import {
   cachedAttributesKey,
@@ -83,6 +83,10 @@ export class MetricStore implements MetricProducer {
   readonly #invalid = new Map<string, number>();
   readonly #warned = new Set<string>();
   readonly #extra: MetricSource[] = [];
+  /** Collections handed out since the last update (metric-data.ts StoreCollection). */
+  #open: WeakRef<StoreCollection>[] = [];
+  /** Scratch of `#collectStore`: the metric of each series. */
+  #metricOf = new Int32Array(0);
 
   constructor(options: MetricStoreOptions) {
     this.#entities = options.entities;
@@ -158,6 +162,11 @@ export class MetricStore implements MetricProducer {
 
   /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
   update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
+    // Collections still read keep the values they were collected with.
+    if (this.#open.length > 0) {
+      for (const ref of this.#open) ref.deref()?.freeze();
+      this.#open = [];
+    }
     const time = hrTimeFromMs(timeMs);
     let ps = this.#probes.get(probe);
     if (!ps) {
@@ -339,19 +348,7 @@ export class MetricStore implements MetricProducer {
   }
 
   async collect(): Promise<CollectionResult> {
-    const byMetric = new Map<string, MetricSeries[]>();
-    for (const p of this.#probes.values()) {
-      for (const s of p.latest) {
-        let l = byMetric.get(s.def.name);
-        if (!l) {
-          l = [];
-          byMetric.set(s.def.name, l);
-        }
-        l.push(s);
-      }
-    }
-    const metrics: MetricData[] = [];
-    for (const list of byMetric.values()) metrics.push(toMetricData(list[0]!.def, list));
+    const metrics: MetricData[] = this.#collectStore().metrics as unknown as MetricData[];
     const errors: unknown[] = [];
     for (const src of this.#extra) {
       try {
@@ -368,6 +365,53 @@ export class MetricStore implements MetricProducer {
       },
       errors,
     };
+  }
+
+  /**
+   * The latest series as one StoreCollection (metric-data.ts): metrics in the order of their first
+   * series (probe after probe), each metric's series in probe order, in one array; no data point objects
+   * until a reader asks for them. Registered as open: the next `update` freezes it first.
+   */
+  #collectStore(): StoreCollection {
+    // Metric of each series (by name: declarations shared by several probes are one metric).
+    let n = 0;
+    for (const p of this.#probes.values()) n += p.latest.length;
+    if (this.#metricOf.length < n) this.#metricOf = new Int32Array(Math.ceil(n * 1.25));
+    const metricOf = this.#metricOf;
+    const index = new Map<string, number>();
+    const defs: MetricDef[] = [];
+    const counts: number[] = [];
+    let k = 0;
+    for (const p of this.#probes.values()) {
+      for (const s of p.latest) {
+        let m = index.get(s.def.name);
+        if (m === undefined) {
+          m = defs.length;
+          index.set(s.def.name, m);
+          defs.push(s.def);
+          counts.push(0);
+        }
+        counts[m]!++;
+        metricOf[k++] = m;
+      }
+    }
+    const at: number[] = new Array(defs.length);
+    let sum = 0;
+    for (let m = 0; m < defs.length; m++) {
+      at[m] = sum;
+      sum += counts[m]!;
+    }
+    const series: SeriesState[] = new Array(n);
+    k = 0;
+    for (const p of this.#probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
+    const c = new StoreCollection(series);
+    let from = 0;
+    for (let m = 0; m < defs.length; m++) {
+      c.metrics.push(new StoreMetricData(c, defs[m]!, from, from + counts[m]!));
+      from += counts[m]!;
+    }
+    this.#open.push(new WeakRef(c));
+    return c;
   }
 
   /** Per-entity totals of the latest collection, for the live view (entity-totals.ts). */
