@@ -62,6 +62,9 @@ export interface MetricStoreOptions {
   readonly log?: Logger;
 }
 
+/** A metric as the store keeps it: the probes declaring it, and its series in the current update. */
+type Registration = RegisteredMetric & { probes: Set<string>; update: number; series: number };
+
 /** Extra metrics (self-telemetry) appended to every collection. */
 export type MetricSource = () => MetricData[];
 
@@ -72,7 +75,9 @@ export class MetricStore implements MetricProducer {
   #labelAllowlist: readonly string[];
   #limit: number;
   readonly #log: Logger | undefined;
-  #defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+  #defs = new Map<string, Registration>();
+  /** Calls of `update` so far (the per-update series count of each metric is stamped with it). */
+  #updates = 0;
   /** Series per probe: the latest collection's, and their state (start time, last value). */
   readonly #probes = new Map<string, ProbeSeries>();
   /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
@@ -116,11 +121,11 @@ export class MetricStore implements MetricProducer {
    * attributes and scope; a conflicting declaration is refused (its probe's points are dropped and counted).
    */
   setDefinitions(defs: Iterable<RegisteredMetric>): void {
-    const map = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+    const map = new Map<string, Registration>();
     for (const d of defs) {
       const prev = map.get(d.def.name);
       if (!prev) {
-        map.set(d.def.name, { ...d, probes: new Set([d.probe]) });
+        map.set(d.def.name, { ...d, probes: new Set([d.probe]), update: 0, series: 0 });
         continue;
       }
       const conflict = definitionConflict(prev.def, d.def);
@@ -174,8 +179,10 @@ export class MetricStore implements MetricProducer {
       this.#probes.set(probe, ps);
     }
     const gen = ++ps.gen;
-    const perMetric = new Map<string, number>();
-    const latest: SeriesState[] = [];
+    const update = ++this.#updates;
+    // Sized once (a probe reports about as many points as it has series), trimmed at the end.
+    const latest: SeriesState[] = new Array(points.length);
+    let nLatest = 0;
     let cur: NetnsSeries | undefined;
     let curNetns = Number.NaN;
     for (const p of points) {
@@ -248,12 +255,17 @@ export class MetricStore implements MetricProducer {
         s = byAttrs.get(attrsKey);
       } else s = ns.plain.get(def.name);
       if (s?.gen === gen) continue; // duplicate point within one collection: keep the first
-      const n = perMetric.get(def.name) ?? 0;
+      // Series of the metric in this update (on the registration: no map per update).
+      if (reg.update !== update) {
+        reg.update = update;
+        reg.series = 0;
+      }
+      const n = reg.series;
       if (n >= this.#limit) {
         this.#overflow.set(def.name, (this.#overflow.get(def.name) ?? 0) + 1);
         continue;
       }
-      perMetric.set(def.name, n + 1);
+      reg.series = n + 1;
       if (!s) {
         s = new SeriesState(def, p.value, time, gen);
         this.#setAttributes(s, p.attributes, attrsKey, ns);
@@ -278,7 +290,7 @@ export class MetricStore implements MetricProducer {
         s.gen = gen;
       }
       ns.seen++;
-      latest.push(s);
+      latest[nLatest++] = s;
     }
     // Forget series (and netns) this collection did not report.
     for (const [netns, ns] of ps.byNetns) {
@@ -294,6 +306,7 @@ export class MetricStore implements MetricProducer {
       }
       ns.size = ns.seen;
     }
+    latest.length = nLatest;
     ps.latest = latest;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
       ps.carried = undefined;
