@@ -57,7 +57,9 @@ function encoded(inner: OTLPExporterBase<EncodedMetricsRequest>): MultiResourceM
   return {
     export: (request, cb) => inner.export(request as EncodedMetricsRequest, cb),
     encode: (rm, entities, maxPoints) =>
-      encodable(rm) ? metricRequests(rm, entities, maxPoints) : undefined,
+      // One buffer for all the requests: CountingMetricExporter asks for the next request once the previous
+      // is answered (a failed one ends the export: its bytes are not written over while a retry may read them).
+      encodable(rm) ? metricRequests(rm, entities, maxPoints, true) : undefined,
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };

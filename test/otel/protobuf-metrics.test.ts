@@ -348,6 +348,15 @@ test('an export streamed across an update sends the values it was collected with
   assert.equal(got.length, want.length);
   for (let i = 0; i < want.length; i++)
     assert.ok(Buffer.from(got[i]!.bytes).equals(want[i]!.bytes), `request ${i}: bytes differ`);
+  // One buffer for every request (the exporter's form): each request, read before the next is asked for,
+  // is the same bytes.
+  const reused = [
+    ...(function* () {
+      for (const q of metricRequests(direct, er, 7, true)) yield Buffer.from(q.bytes);
+    })(),
+  ];
+  assert.equal(reused.length, want.length);
+  for (let i = 0; i < want.length; i++) assert.ok(reused[i]!.equals(want[i]!.bytes), `reused, request ${i}`);
   // And the values did change: a collection after the update is other bytes.
   const after = encodeMetricRequests(await collect(store), er, 7);
   assert.ok(!Buffer.from(after.at(-1)!.bytes).equals(want.at(-1)!.bytes));

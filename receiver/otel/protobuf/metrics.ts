@@ -168,9 +168,14 @@ class RequestWriter {
   /** The run (entity and metric) the open Metric message holds points of. */
   #run = -1;
 
-  constructor(maxPoints: number) {
+  readonly #reuse: boolean;
+  /** A request was handed out from the buffer: the next one starts over it. */
+  #handedOut = false;
+
+  constructor(maxPoints: number, reuse: boolean) {
     this.#maxPoints = maxPoints;
     this.room = maxPoints;
+    this.#reuse = reuse;
   }
 
   #endMetric(): void {
@@ -222,7 +227,8 @@ class RequestWriter {
   /** Close the request: its bytes (handed over, the writer goes on in a new buffer) and points. */
   flush(): EncodedMetricsRequest {
     this.#endResource();
-    const r = { bytes: this.w.detach(), points: this.points };
+    const r = { bytes: this.#reuse ? this.w.view() : this.w.detach(), points: this.points };
+    this.#handedOut = this.#reuse;
     this.room = this.#maxPoints;
     this.points = 0;
     return r;
@@ -232,6 +238,10 @@ class RequestWriter {
   openResource(resource: Resource): void {
     if (resource === this.#resource) return;
     this.#endResource();
+    if (this.#handedOut) {
+      this.w.reset();
+      this.#handedOut = false;
+    }
     this.w.tag(1, 2);
     this.rmAt = this.w.fork();
     this.w.raw(resourceBytes(resource));
@@ -300,14 +310,18 @@ class RequestWriter {
 /**
  * The requests of one collection (see the file comment), made one at a time. Always at least one, as the
  * SDK path. The store collections it wrote are released when it is done (metric-data.ts StoreCollection).
+ * `reuse`: every request is written in the same buffer, so a request's bytes are valid only until the
+ * next is asked for (the exporter asks once the previous request is answered: then nothing reads them);
+ * else each request keeps its own buffer.
  */
 export function* metricRequests(
   rm: ResourceMetrics,
   entities: EntityResources | undefined,
   maxPoints: number,
+  reuse = false,
 ): Generator<EncodedMetricsRequest, void, undefined> {
   const { entries, total } = entriesOf(rm);
-  const r = new RequestWriter(maxPoints);
+  const r = new RequestWriter(maxPoints, reuse);
   let sent = 0;
   try {
     if (!entities) {
