@@ -2,7 +2,8 @@
 //
 // Kernel counters are already cumulative, so podnet does not re-aggregate them: every collection replaces
 // the probe's previous points, and `collect()` (called by every reader: the Prometheus endpoint and the
-// periodic OTLP readers) builds `MetricData` from the latest collection only. A series that a probe no
+// periodic OTLP readers) hands out the latest collection only, as MetricData whose data points are made
+// when read (metric-data.ts StoreMetricData; the OTLP protobuf encoder writes from the series instead). A series that a probe no
 // longer reports (a pod that is gone) disappears from the next export: the SDK's cumulative state would
 // keep it forever (an observable counter that stops observing an attribute set still exports its last
 // value under CUMULATIVE temporality: its TemporalMetricProcessor merges the last accumulations with
@@ -14,8 +15,8 @@
 // counted per metric (`podnet.metric.series.overflow.count`).
 //
 // Split by concern: series-state.ts (the state kept per series, netns and probe; series keys),
-// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData,
-// declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
+// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData, the
+// collections handed out, declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
 import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
