@@ -1,5 +1,5 @@
-// Series → the SDK's MetricData (what every reader exports; the store's collections: StoreCollection), and the check that two declarations of one
-// metric name describe the same data. Its own file so metric-store.ts keeps only the collection logic;
+// Series → the SDK's MetricData (what every reader exports; the store's collections: StoreCollection), and
+// the check that two declarations of one metric name describe the same data. Its own file so metric-store.ts keeps only the collection logic;
 // self-telemetry.ts builds its MetricData with the same conversion.
 import { type Attributes, type HrTime, ValueType } from '@opentelemetry/api';
 import {
