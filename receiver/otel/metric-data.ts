@@ -121,10 +121,10 @@ export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): Met
 
 /**
  * The store's collections: what `MetricStore.collect()` hands out, the series of every metric in one
- * array (metric after metric). Open while a reader may still read it: before the store changes a series
- * (its next `update`), it makes every open collection's data points (`freeze`), so a collection keeps the
- * values it was collected with however long its reader takes (a streamed export, a scrape held by a slow
- * client).
+ * array (metric after metric). Open while a reader may still read it: before the store changes a probe's
+ * series (its next `update`), it makes the data points of that probe's metrics in every open collection
+ * (`freeze`), so a collection keeps the values it was collected with however long its reader takes (a
+ * streamed export, a scrape held by a slow client).
  */
 export class StoreCollection {
   readonly series: readonly SeriesSnapshot[];
@@ -136,10 +136,19 @@ export class StoreCollection {
 
   #released = false;
 
-  /** Make the data points of every metric not read yet (the series are about to change). */
-  freeze(): void {
-    if (this.#released) return;
-    for (const m of this.metrics) m.dataPoints;
+  /**
+   * Make the data points of the metrics `probe` reports, not read yet (its series are about to change).
+   * Returns whether the collection still holds metrics read from series (false: nothing left to freeze).
+   */
+  freeze(probe: string): boolean {
+    if (this.#released) return false;
+    let left = false;
+    for (const m of this.metrics) {
+      if (m.points !== undefined) continue;
+      if (m.probes.includes(probe)) m.dataPoints;
+      else left = true;
+    }
+    return left;
   }
 
   /** Its one reader is done with it (an export sent): nothing to keep when the series change. */
@@ -164,13 +173,22 @@ export class StoreMetricData {
   declare readonly isMonotonic?: boolean;
   readonly collection: StoreCollection;
   readonly def: MetricDef;
+  /** The probes whose series it holds (one, unless several declare the metric). */
+  readonly probes: readonly string[];
   readonly from: number;
   readonly to: number;
   #points: DataPoint<unknown>[] | undefined;
 
-  constructor(collection: StoreCollection, def: MetricDef, from: number, to: number) {
+  constructor(
+    collection: StoreCollection,
+    def: MetricDef,
+    probes: readonly string[],
+    from: number,
+    to: number,
+  ) {
     this.collection = collection;
     this.def = def;
+    this.probes = probes;
     this.from = from;
     this.to = to;
     const list = collection.series;

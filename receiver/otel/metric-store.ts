@@ -169,10 +169,8 @@ export class MetricStore implements MetricProducer {
   /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
   update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
     // Collections still read keep the values they were collected with.
-    if (this.#open.length > 0) {
-      for (const ref of this.#open) ref.deref()?.freeze();
-      this.#open = [];
-    }
+    // Only the metrics of this probe change: an export streamed meanwhile keeps the others as series.
+    if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
     const time = hrTimeFromMs(timeMs);
     let ps = this.#probes.get(probe);
     if (!ps) {
@@ -362,7 +360,8 @@ export class MetricStore implements MetricProducer {
   }
 
   async collect(): Promise<CollectionResult> {
-    const metrics: MetricData[] = this.#collectStore().metrics as unknown as MetricData[];
+    // A copy: the extra sources' metrics are not the collection's.
+    const metrics = [...this.#collectStore().metrics] as unknown as MetricData[];
     const errors: unknown[] = [];
     for (const src of this.#extra) {
       try {
@@ -384,7 +383,7 @@ export class MetricStore implements MetricProducer {
   /**
    * The latest series as one StoreCollection (metric-data.ts): metrics in the order of their first
    * series (probe after probe), each metric's series in probe order, in one array; no data point objects
-   * until a reader asks for them. Registered as open: the next `update` freezes it first.
+   * until a reader asks for them. Registered as open: an `update` first freezes the metrics it changes.
    */
   #collectStore(): StoreCollection {
     // Metric of each series (by name: declarations shared by several probes are one metric).
@@ -395,8 +394,9 @@ export class MetricStore implements MetricProducer {
     const index = new Map<string, number>();
     const defs: MetricDef[] = [];
     const counts: number[] = [];
+    const probes: string[][] = [];
     let k = 0;
-    for (const p of this.#probes.values()) {
+    for (const [name, p] of this.#probes) {
       for (const s of p.latest) {
         let m = index.get(s.def.name);
         if (m === undefined) {
@@ -404,7 +404,8 @@ export class MetricStore implements MetricProducer {
           index.set(s.def.name, m);
           defs.push(s.def);
           counts.push(0);
-        }
+          probes.push([name]);
+        } else if (probes[m]!.at(-1) !== name && !probes[m]!.includes(name)) probes[m]!.push(name);
         counts[m]!++;
         metricOf[k++] = m;
       }
@@ -421,7 +422,7 @@ export class MetricStore implements MetricProducer {
     const c = new StoreCollection(series);
     let from = 0;
     for (let m = 0; m < defs.length; m++) {
-      c.metrics.push(new StoreMetricData(c, defs[m]!, from, from + counts[m]!));
+      c.metrics.push(new StoreMetricData(c, defs[m]!, probes[m]!, from, from + counts[m]!));
       from += counts[m]!;
     }
     this.#open.push(new WeakRef(c));

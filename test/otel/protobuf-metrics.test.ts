@@ -128,7 +128,10 @@ function newStore(): MetricStore {
     entities: new StaticEntitySource(ENTITIES),
     labelAllowlist: ['app', 'app.kubernetes.io/*'],
   });
-  store.setDefinitions(DEFS.map((d) => ({ def: d, probe: 'p', enabled: true })));
+  store.setDefinitions([
+    ...DEFS.map((d) => ({ def: d, probe: 'p', enabled: true })),
+    { def: def('t.q', 'counter'), probe: 'q', enabled: true },
+  ]);
   const self = new SelfTelemetry();
   self.recordCollection('p', 0.012, true);
   self.recordCollection('q', 1.5, false);
@@ -365,6 +368,29 @@ test('an export streamed across an update sends the values it was collected with
   encodeMetricRequests(done, er, 7);
   store.update('p', points(2), 1_750_000_030_000);
   assert.equal(unmade(done), DEFS.length);
+});
+
+test('an update freezes only its own probe`s metrics; the export still sends the collected values', async () => {
+  const store = newStore();
+  const q = (v: number): MetricPoint[] =>
+    ENTITIES.map((e) => ({ metric: 't.q', netns: e.netnsInode, value: v }));
+  store.update('p', points(0), 1_750_000_000_000);
+  store.update('q', q(5), 1_750_000_000_000);
+  const direct = await collect(store);
+  const sdk = twin(direct, await collect(store));
+  const er = new EntityResources(AGENT);
+  const it = metricRequests(direct, er, 13);
+  const first = it.next().value!;
+  store.update('q', q(9), 1_750_000_015_000);
+  // Probe q's metric was made into data points (with the collected values); probe p's are still series.
+  assert.equal(unmade(direct), DEFS.length);
+  const got = [first, ...it];
+  const want = sdkRequests(sdk, er, 13);
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++)
+    assert.ok(Buffer.from(got[i]!.bytes).equals(want[i]!.bytes), `request ${i}: bytes differ`);
+  const after = encodeMetricRequests(await collect(store), er, 5_000);
+  assert.ok(!Buffer.from(after[0]!.bytes).equals(want[0]!.bytes), 'the update changed the values');
 });
 
 test('the direct encoder writes the SDK serializer`s bytes for hand-made shapes beyond the store`s', () => {
