@@ -217,6 +217,7 @@ export class MetricStore implements MetricProducer {
             entity: undefined,
             entityAttrs: NO_ATTRIBUTES,
             entityParts: NO_PARTS,
+            partsByPoint: new Map(),
             entityVersion: -1,
             attrsChanged: 0,
           };
@@ -235,6 +236,7 @@ export class MetricStore implements MetricProducer {
             if (!sameAttributes(cur.entityAttrs, ea)) {
               cur.entityAttrs = ea;
               cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
+              cur.partsByPoint.clear();
               cur.attrsChanged = gen;
             }
           }
@@ -334,7 +336,15 @@ export class MetricStore implements MetricProducer {
         this.#interned.set(key, shared);
       }
     }
-    s.parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+    // One parts array per point attribute set in the netns, shared by its metrics' series.
+    let parts = ns.partsByPoint.get(shared);
+    if (parts === undefined) {
+      parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+      // Bounded: attribute sets that come and go (interned copies replaced) would otherwise pile up.
+      if (ns.partsByPoint.size >= 4096) ns.partsByPoint.clear();
+      ns.partsByPoint.set(shared, parts);
+    }
+    s.parts = parts;
   }
 
   removeProbe(probe: string): void {
