@@ -65,17 +65,19 @@ function dataPoints(
   from: number,
   to: number,
 ): DataPoint<unknown>[] {
-  const out: DataPoint<unknown>[] = new Array(to - from);
+  const out: DataPoint<unknown>[] = [];
   for (let i = from; i < to; i++) {
     const s = list[i]!;
     if (def.kind === 'histogram') {
       const h = s.value as HistogramValue;
-      out[i - from] = point(s, {
-        buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
-        sum: h.sum,
-        count: h.count,
-      });
-    } else out[i - from] = point(s, s.value as number);
+      out.push(
+        point(s, {
+          buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
+          sum: h.sum,
+          count: h.count,
+        }),
+      );
+    } else out.push(point(s, s.value as number));
   }
   return out;
 }

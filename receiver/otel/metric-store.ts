@@ -71,6 +71,14 @@ export type MetricSource = () => MetricData[];
 
 const MAX_INTERNED = 50_000;
 
+/** A placeholder (never handed out) while a collection's series array is filled. */
+const NO_SERIES = new SeriesState(
+  { name: '', kind: 'gauge', unit: '', description: '', attributes: [], enabled: false },
+  0,
+  [0, 0],
+  0,
+);
+
 export class MetricStore implements MetricProducer {
   #entities: EntitySource;
   #labelAllowlist: readonly string[];
@@ -179,9 +187,7 @@ export class MetricStore implements MetricProducer {
     }
     const gen = ++ps.gen;
     const update = ++this.#updates;
-    // Sized once (a probe reports about as many points as it has series), trimmed at the end.
-    const latest: SeriesState[] = new Array(points.length);
-    let nLatest = 0;
+    const latest: SeriesState[] = [];
     let cur: NetnsSeries | undefined;
     let curNetns = Number.NaN;
     for (const p of points) {
@@ -291,7 +297,7 @@ export class MetricStore implements MetricProducer {
         s.gen = gen;
       }
       ns.seen++;
-      latest[nLatest++] = s;
+      latest.push(s);
     }
     // Forget series (and netns) this collection did not report.
     for (const [netns, ns] of ps.byNetns) {
@@ -307,7 +313,6 @@ export class MetricStore implements MetricProducer {
       }
       ns.size = ns.seen;
     }
-    latest.length = nLatest;
     ps.latest = latest;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
       ps.carried = undefined;
@@ -426,7 +431,9 @@ export class MetricStore implements MetricProducer {
       at[m] = sum;
       sum += counts[m]!;
     }
-    const series: SeriesState[] = new Array(n);
+    // Filled by push, not `new Array(n)`: past 100,000 elements V8 makes that a dictionary (slow) array.
+    const series: SeriesState[] = [];
+    for (let i = 0; i < n; i++) series.push(NO_SERIES);
     k = 0;
     for (const p of this.#probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
     const c = new StoreCollection(series);
