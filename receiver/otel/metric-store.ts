@@ -29,7 +29,7 @@ import type {
 import { attributeParts } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
-import { definitionConflict, StoreCollection, StoreMetricData } from './metric-data.ts';
+import { collectSeries, definitionConflict, type StoreCollection } from './metric-data.ts';
 import { carryOver, takeUpCarried, withCarry } from './series-carry.ts';
 import {
   cachedAttributesKey,
@@ -71,14 +71,6 @@ export type MetricSource = () => MetricData[];
 
 const MAX_INTERNED = 50_000;
 
-/** A placeholder (never handed out) while a collection's series array is filled. */
-const NO_SERIES = new SeriesState(
-  { name: '', kind: 'gauge', unit: '', description: '', attributes: [], enabled: false },
-  0,
-  [0, 0],
-  0,
-);
-
 export class MetricStore implements MetricProducer {
   #entities: EntitySource;
   #labelAllowlist: readonly string[];
@@ -99,8 +91,6 @@ export class MetricStore implements MetricProducer {
   readonly #extra: MetricSource[] = [];
   /** Collections handed out since the last update (metric-data.ts StoreCollection). */
   #open: WeakRef<StoreCollection>[] = [];
-  /** Scratch of `#collectStore`: the metric of each series. */
-  #metricOf = new Int32Array(0);
 
   constructor(options: MetricStoreOptions) {
     this.#entities = options.entities;
@@ -401,47 +391,7 @@ export class MetricStore implements MetricProducer {
    * until a reader asks for them. Registered as open: an `update` first freezes the metrics it changes.
    */
   #collectStore(): StoreCollection {
-    // Metric of each series (by name: declarations shared by several probes are one metric).
-    let n = 0;
-    for (const p of this.#probes.values()) n += p.latest.length;
-    if (this.#metricOf.length < n) this.#metricOf = new Int32Array(Math.ceil(n * 1.25));
-    const metricOf = this.#metricOf;
-    const index = new Map<string, number>();
-    const defs: MetricDef[] = [];
-    const counts: number[] = [];
-    const probes: string[][] = [];
-    let k = 0;
-    for (const [name, p] of this.#probes) {
-      for (const s of p.latest) {
-        let m = index.get(s.def.name);
-        if (m === undefined) {
-          m = defs.length;
-          index.set(s.def.name, m);
-          defs.push(s.def);
-          counts.push(0);
-          probes.push([name]);
-        } else if (probes[m]!.at(-1) !== name && !probes[m]!.includes(name)) probes[m]!.push(name);
-        counts[m]!++;
-        metricOf[k++] = m;
-      }
-    }
-    const at: number[] = new Array(defs.length);
-    let sum = 0;
-    for (let m = 0; m < defs.length; m++) {
-      at[m] = sum;
-      sum += counts[m]!;
-    }
-    // Filled by push, not `new Array(n)`: past 100,000 elements V8 makes that a dictionary (slow) array.
-    const series: SeriesState[] = [];
-    for (let i = 0; i < n; i++) series.push(NO_SERIES);
-    k = 0;
-    for (const p of this.#probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
-    const c = new StoreCollection(series);
-    let from = 0;
-    for (let m = 0; m < defs.length; m++) {
-      c.metrics.push(new StoreMetricData(c, defs[m]!, probes[m]!, from, from + counts[m]!));
-      from += counts[m]!;
-    }
+    const c = collectSeries(this.#probes);
     this.#open.push(new WeakRef(c));
     return c;
   }
