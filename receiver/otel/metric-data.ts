@@ -266,7 +266,7 @@ export function collectSeries(
     at.push(sum);
     sum += counts[m]!;
   }
-  // Filled by push, not `new Array(n)`: past 100,000 elements V8 makes that a dictionary (slow) array.
+  // Filled by push (packed elements; `new Array(n)` would be holey), then written in metric order.
   const series: MetricSeries[] = [];
   for (let i = 0; i < n; i++) series.push(NO_SERIES);
   k = 0;
