@@ -78,14 +78,15 @@ export function endpointFromEnv(
 export interface MultiResourceMetricExporter {
   export(request: ResourceMetrics[] | EncodedMetricsRequest, cb: (result: ExportResult) => void): void;
   /**
-   * The collection's requests encoded directly (protobuf/metrics.ts), or undefined when this exporter
-   * takes ResourceMetrics lists (JSON) or the collection holds a point type the encoder does not write.
+   * The collection's requests encoded directly (protobuf/metrics.ts), made as they are iterated, or
+   * undefined when this exporter takes ResourceMetrics lists (JSON) or the collection holds a point type
+   * the encoder does not write.
    */
   encode?(
     rm: ResourceMetrics,
     entities: EntityResources | undefined,
     maxPoints: number,
-  ): EncodedMetricsRequest[] | undefined;
+  ): Iterable<EncodedMetricsRequest> | undefined;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -195,20 +196,36 @@ export class CountingMetricExporter implements PushMetricExporter {
   }
 
   export(metrics: ResourceMetrics, cb: (result: ExportResult) => void): void {
-    const requests: (ResourceMetrics[] | EncodedMetricsRequest)[] =
-      this.#inner.encode?.(metrics, this.#entities, this.#maxPoints) ??
-      splitResourceMetrics(this.#entities ? this.#entities.byEntity(metrics) : [metrics], this.#maxPoints);
-    let i = 0;
+    // Requests are made as they are sent (the next once the previous is answered): a collection's
+    // encoded bytes are not all held at once.
+    const requests: Iterator<ResourceMetrics[] | EncodedMetricsRequest> = (this.#inner.encode?.(
+      metrics,
+      this.#entities,
+      this.#maxPoints,
+    ) ??
+      splitResourceMetrics(this.#entities ? this.#entities.byEntity(metrics) : [metrics], this.#maxPoints))[
+      Symbol.iterator
+    ]();
+    const done = (r: ExportResult): void => {
+      if (r.code !== ExportResultCode.SUCCESS) requests.return?.();
+      this.#onResult(r.code === ExportResultCode.SUCCESS, r.error);
+      cb(r);
+    };
     const next = (): void => {
-      const request = requests[i]!;
-      requests[i++] = undefined as never; // let a sent request's points go
-      this.#inner.export(request, (r) => {
-        if (r.code === ExportResultCode.SUCCESS && i < requests.length) {
-          next();
-          return;
-        }
-        this.#onResult(r.code === ExportResultCode.SUCCESS, r.error);
-        cb(r);
+      let n: IteratorResult<ResourceMetrics[] | EncodedMetricsRequest>;
+      try {
+        n = requests.next();
+      } catch (err) {
+        done({ code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) });
+        return;
+      }
+      if (n.done) {
+        done({ code: ExportResultCode.SUCCESS });
+        return;
+      }
+      this.#inner.export(n.value, (r) => {
+        if (r.code === ExportResultCode.SUCCESS) next();
+        else done(r);
       });
     };
     next();

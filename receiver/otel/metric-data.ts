@@ -1,5 +1,5 @@
-// Series → the SDK's MetricData (what every reader exports), and the check that two declarations of one
-// metric name describe the same data. Its own file so metric-store.ts keeps only the collection logic;
+// Series → the SDK's MetricData (what every reader exports; the store's collections: StoreCollection), and
+// the check that two declarations of one metric name describe the same data. Its own file so metric-store.ts keeps only the collection logic;
 // self-telemetry.ts builds its MetricData with the same conversion.
 import { type Attributes, type HrTime, ValueType } from '@opentelemetry/api';
 import {
@@ -58,45 +58,224 @@ export function definitionConflict(a: MetricDef, b: MetricDef): string | undefin
   return undefined;
 }
 
-export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData {
-  const descriptor = (valueType: ValueType) => ({
-    name: def.name,
-    description: def.description,
-    unit: def.unit,
-    valueType,
-  });
-  if (def.kind === 'histogram') {
-    const dataPoints: DataPoint<Histogram>[] = list.map((s) => {
+/** The points of `list[from..to)` (histogram values copied, as the SDK's aggregations hand out). */
+function dataPoints(
+  def: MetricDef,
+  list: readonly MetricSeries[],
+  from: number,
+  to: number,
+): DataPoint<unknown>[] {
+  const out: DataPoint<unknown>[] = [];
+  for (let i = from; i < to; i++) {
+    const s = list[i]!;
+    if (def.kind === 'histogram') {
       const h = s.value as HistogramValue;
-      return point(s, {
-        buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
-        sum: h.sum,
-        count: h.count,
-      });
-    });
+      out.push(
+        point(s, {
+          buckets: { boundaries: [...h.boundaries], counts: [...h.counts] },
+          sum: h.sum,
+          count: h.count,
+        }),
+      );
+    } else out.push(point(s, s.value as number));
+  }
+  return out;
+}
+
+/** Value type of a number metric: INT when every value is a safe integer (as toMetricData decides). */
+export function numberValueType(list: readonly MetricSeries[], from = 0, to = list.length): ValueType {
+  for (let i = from; i < to; i++)
+    if (!Number.isSafeInteger(list[i]!.value as number)) return ValueType.DOUBLE;
+  return ValueType.INT;
+}
+
+function descriptorOf(def: MetricDef, valueType: ValueType): MetricData['descriptor'] {
+  return { name: def.name, description: def.description, unit: def.unit, valueType };
+}
+
+export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): MetricData {
+  const points = dataPoints(def, list, 0, list.length);
+  if (def.kind === 'histogram') {
     return {
-      descriptor: descriptor(ValueType.DOUBLE),
+      descriptor: descriptorOf(def, ValueType.DOUBLE),
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.HISTOGRAM,
-      dataPoints,
+      dataPoints: points as DataPoint<Histogram>[],
     };
   }
-  const allInt = list.every((s) => Number.isSafeInteger(s.value as number));
-  const dataPoints: DataPoint<number>[] = list.map((s) => point(s, s.value as number));
-  const valueType = allInt ? ValueType.INT : ValueType.DOUBLE;
+  const valueType = numberValueType(list);
   if (def.kind === 'gauge') {
     return {
-      descriptor: descriptor(valueType),
+      descriptor: descriptorOf(def, valueType),
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.GAUGE,
-      dataPoints,
+      dataPoints: points as DataPoint<number>[],
     };
   }
   return {
-    descriptor: descriptor(valueType),
+    descriptor: descriptorOf(def, valueType),
     aggregationTemporality: AggregationTemporality.CUMULATIVE,
     dataPointType: DataPointType.SUM,
-    dataPoints,
+    dataPoints: points as DataPoint<number>[],
     isMonotonic: def.kind === 'counter',
   };
+}
+
+/**
+ * The store's collections: what `MetricStore.collect()` hands out, the series of every metric in one
+ * array (metric after metric). Open while a reader may still read it: before the store changes a probe's
+ * series (its next `update`), it makes the data points of that probe's metrics in every open collection
+ * (`freeze`), so a collection keeps the values it was collected with however long its reader takes (a
+ * streamed export, a scrape held by a slow client).
+ */
+export class StoreCollection {
+  readonly series: readonly SeriesSnapshot[];
+  readonly metrics: StoreMetricData[] = [];
+
+  constructor(series: readonly SeriesSnapshot[]) {
+    this.series = series;
+  }
+
+  #released = false;
+
+  /**
+   * Make the data points of the metrics `probe` reports, not read yet (its series are about to change).
+   * Returns whether the collection still holds metrics read from series (false: nothing left to freeze).
+   */
+  freeze(probe: string): boolean {
+    if (this.#released) return false;
+    let left = false;
+    for (const m of this.metrics) {
+      if (m.points !== undefined) continue;
+      if (m.probes.includes(probe)) m.dataPoints;
+      else left = true;
+    }
+    return left;
+  }
+
+  /** Its one reader is done with it (an export sent): nothing to keep when the series change. */
+  release(): void {
+    this.#released = true;
+  }
+}
+
+/** What a collection keeps of a series: the series itself (read in place until the collection is frozen). */
+type SeriesSnapshot = MetricSeries;
+
+/**
+ * One metric of a StoreCollection (`series[from..to)`), as the SDK's MetricData: its data points are made
+ * when first read (`dataPoints`: the Prometheus render, the delta producer, the JSON exporter) or when the
+ * collection is frozen. Until then the direct OTLP encoder (protobuf/metrics.ts) writes the points from
+ * the series (`points === undefined`), without a data point object per series.
+ */
+export class StoreMetricData {
+  readonly descriptor: MetricData['descriptor'];
+  readonly aggregationTemporality = AggregationTemporality.CUMULATIVE;
+  readonly dataPointType: DataPointType;
+  declare readonly isMonotonic?: boolean;
+  readonly collection: StoreCollection;
+  readonly def: MetricDef;
+  /** The probes whose series it holds (one, unless several declare the metric). */
+  readonly probes: readonly string[];
+  readonly from: number;
+  readonly to: number;
+  #points: DataPoint<unknown>[] | undefined;
+
+  constructor(
+    collection: StoreCollection,
+    def: MetricDef,
+    probes: readonly string[],
+    from: number,
+    to: number,
+  ) {
+    this.collection = collection;
+    this.def = def;
+    this.probes = probes;
+    this.from = from;
+    this.to = to;
+    const list = collection.series;
+    const hist = def.kind === 'histogram';
+    this.descriptor = descriptorOf(def, hist ? ValueType.DOUBLE : numberValueType(list, from, to));
+    this.dataPointType = hist
+      ? DataPointType.HISTOGRAM
+      : def.kind === 'gauge'
+        ? DataPointType.GAUGE
+        : DataPointType.SUM;
+    // An own property of sums only, as on the SDK's MetricData (`'isMonotonic' in m` tells them apart).
+    if (this.dataPointType === DataPointType.SUM)
+      Object.defineProperty(this, 'isMonotonic', { value: def.kind === 'counter', enumerable: true });
+  }
+
+  /** The data points once made (undefined: not yet; read the series). */
+  get points(): DataPoint<unknown>[] | undefined {
+    return this.#points;
+  }
+
+  get dataPoints(): DataPoint<unknown>[] {
+    this.#points ??= dataPoints(this.def, this.collection.series, this.from, this.to);
+    return this.#points;
+  }
+}
+
+/** A placeholder (never handed out) while a collection's series array is filled. */
+const NO_SERIES: MetricSeries = {
+  def: { name: '', kind: 'gauge', unit: '', description: '', attributes: [], enabled: false },
+  attributes: {},
+  value: 0,
+  startTime: [0, 0],
+  time: [0, 0],
+};
+
+/** Scratch of `collectSeries` (used synchronously): the metric of each series. */
+let metricOf = new Int32Array(0);
+
+/**
+ * The latest series of every probe (`probes`: probe name → its series) as one StoreCollection: metrics in
+ * the order of their first series (probe after probe), each metric's series in probe order, in one array
+ * (a counting sort by metric); no data point objects.
+ */
+export function collectSeries(
+  probes: ReadonlyMap<string, { readonly latest: readonly MetricSeries[] }>,
+): StoreCollection {
+  // Metric of each series (by name: declarations shared by several probes are one metric).
+  let n = 0;
+  for (const p of probes.values()) n += p.latest.length;
+  if (metricOf.length < n) metricOf = new Int32Array(Math.ceil(n * 1.25));
+  const index = new Map<string, number>();
+  const defs: MetricDef[] = [];
+  const counts: number[] = [];
+  const by: string[][] = [];
+  let k = 0;
+  for (const [name, p] of probes) {
+    for (const s of p.latest) {
+      let m = index.get(s.def.name);
+      if (m === undefined) {
+        m = defs.length;
+        index.set(s.def.name, m);
+        defs.push(s.def);
+        counts.push(0);
+        by.push([name]);
+      } else if (by[m]!.at(-1) !== name && !by[m]!.includes(name)) by[m]!.push(name);
+      counts[m]!++;
+      metricOf[k++] = m;
+    }
+  }
+  const at: number[] = [];
+  let sum = 0;
+  for (let m = 0; m < defs.length; m++) {
+    at.push(sum);
+    sum += counts[m]!;
+  }
+  // Filled by push (packed elements; `new Array(n)` would be holey), then written in metric order.
+  const series: MetricSeries[] = [];
+  for (let i = 0; i < n; i++) series.push(NO_SERIES);
+  k = 0;
+  for (const p of probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
+  const c = new StoreCollection(series);
+  let from = 0;
+  for (let m = 0; m < defs.length; m++) {
+    c.metrics.push(new StoreMetricData(c, defs[m]!, by[m]!, from, from + counts[m]!));
+    from += counts[m]!;
+  }
+  return c;
 }

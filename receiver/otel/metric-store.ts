@@ -2,7 +2,8 @@
 //
 // Kernel counters are already cumulative, so podnet does not re-aggregate them: every collection replaces
 // the probe's previous points, and `collect()` (called by every reader: the Prometheus endpoint and the
-// periodic OTLP readers) builds `MetricData` from the latest collection only. A series that a probe no
+// periodic OTLP readers) hands out the latest collection only, as MetricData whose data points are made
+// when read (metric-data.ts StoreMetricData; the OTLP protobuf encoder writes from the series instead). A series that a probe no
 // longer reports (a pod that is gone) disappears from the next export: the SDK's cumulative state would
 // keep it forever (an observable counter that stops observing an attribute set still exports its last
 // value under CUMULATIVE temporality: its TemporalMetricProcessor merges the last accumulations with
@@ -14,8 +15,8 @@
 // counted per metric (`podnet.metric.series.overflow.count`).
 //
 // Split by concern: series-state.ts (the state kept per series, netns and probe; series keys),
-// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData,
-// declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
+// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData, the
+// collections handed out, declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
 import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
@@ -28,7 +29,7 @@ import type {
 import { attributeParts } from './attribute-parts.ts';
 import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
-import { definitionConflict, toMetricData } from './metric-data.ts';
+import { collectSeries, definitionConflict, type StoreCollection } from './metric-data.ts';
 import { carryOver, takeUpCarried, withCarry } from './series-carry.ts';
 import {
   cachedAttributesKey,
@@ -62,6 +63,9 @@ export interface MetricStoreOptions {
   readonly log?: Logger;
 }
 
+/** A metric as the store keeps it: the probes declaring it, and its series in the current update. */
+type Registration = RegisteredMetric & { probes: Set<string>; update: number; series: number };
+
 /** Extra metrics (self-telemetry) appended to every collection. */
 export type MetricSource = () => MetricData[];
 
@@ -72,7 +76,9 @@ export class MetricStore implements MetricProducer {
   #labelAllowlist: readonly string[];
   #limit: number;
   readonly #log: Logger | undefined;
-  #defs = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+  #defs = new Map<string, Registration>();
+  /** Calls of `update` so far (the per-update series count of each metric is stamped with it). */
+  #updates = 0;
   /** Series per probe: the latest collection's, and their state (start time, last value). */
   readonly #probes = new Map<string, ProbeSeries>();
   /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
@@ -83,6 +89,8 @@ export class MetricStore implements MetricProducer {
   readonly #invalid = new Map<string, number>();
   readonly #warned = new Set<string>();
   readonly #extra: MetricSource[] = [];
+  /** Collections handed out since the last update (metric-data.ts StoreCollection). */
+  #open: WeakRef<StoreCollection>[] = [];
 
   constructor(options: MetricStoreOptions) {
     this.#entities = options.entities;
@@ -112,11 +120,11 @@ export class MetricStore implements MetricProducer {
    * attributes and scope; a conflicting declaration is refused (its probe's points are dropped and counted).
    */
   setDefinitions(defs: Iterable<RegisteredMetric>): void {
-    const map = new Map<string, RegisteredMetric & { probes: Set<string> }>();
+    const map = new Map<string, Registration>();
     for (const d of defs) {
       const prev = map.get(d.def.name);
       if (!prev) {
-        map.set(d.def.name, { ...d, probes: new Set([d.probe]) });
+        map.set(d.def.name, { ...d, probes: new Set([d.probe]), update: 0, series: 0 });
         continue;
       }
       const conflict = definitionConflict(prev.def, d.def);
@@ -158,6 +166,9 @@ export class MetricStore implements MetricProducer {
 
   /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
   update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
+    // Collections still read keep the values they were collected with.
+    // Only the metrics of this probe change: an export streamed meanwhile keeps the others as series.
+    if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
     const time = hrTimeFromMs(timeMs);
     let ps = this.#probes.get(probe);
     if (!ps) {
@@ -165,7 +176,7 @@ export class MetricStore implements MetricProducer {
       this.#probes.set(probe, ps);
     }
     const gen = ++ps.gen;
-    const perMetric = new Map<string, number>();
+    const update = ++this.#updates;
     const latest: SeriesState[] = [];
     let cur: NetnsSeries | undefined;
     let curNetns = Number.NaN;
@@ -202,6 +213,7 @@ export class MetricStore implements MetricProducer {
             entity: undefined,
             entityAttrs: NO_ATTRIBUTES,
             entityParts: NO_PARTS,
+            partsByPoint: new Map(),
             entityVersion: -1,
             attrsChanged: 0,
           };
@@ -220,6 +232,7 @@ export class MetricStore implements MetricProducer {
             if (!sameAttributes(cur.entityAttrs, ea)) {
               cur.entityAttrs = ea;
               cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
+              cur.partsByPoint.clear();
               cur.attrsChanged = gen;
             }
           }
@@ -239,12 +252,17 @@ export class MetricStore implements MetricProducer {
         s = byAttrs.get(attrsKey);
       } else s = ns.plain.get(def.name);
       if (s?.gen === gen) continue; // duplicate point within one collection: keep the first
-      const n = perMetric.get(def.name) ?? 0;
+      // Series of the metric in this update (on the registration: no map per update).
+      if (reg.update !== update) {
+        reg.update = update;
+        reg.series = 0;
+      }
+      const n = reg.series;
       if (n >= this.#limit) {
         this.#overflow.set(def.name, (this.#overflow.get(def.name) ?? 0) + 1);
         continue;
       }
-      perMetric.set(def.name, n + 1);
+      reg.series = n + 1;
       if (!s) {
         s = new SeriesState(def, p.value, time, gen);
         this.#setAttributes(s, p.attributes, attrsKey, ns);
@@ -313,7 +331,15 @@ export class MetricStore implements MetricProducer {
         this.#interned.set(key, shared);
       }
     }
-    s.parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+    // One parts array per point attribute set in the netns, shared by its metrics' series.
+    let parts = ns.partsByPoint.get(shared);
+    if (parts === undefined) {
+      parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+      // Bounded: attribute sets that come and go (interned copies replaced) would otherwise pile up.
+      if (ns.partsByPoint.size >= 4096) ns.partsByPoint.clear();
+      ns.partsByPoint.set(shared, parts);
+    }
+    s.parts = parts;
   }
 
   removeProbe(probe: string): void {
@@ -339,19 +365,8 @@ export class MetricStore implements MetricProducer {
   }
 
   async collect(): Promise<CollectionResult> {
-    const byMetric = new Map<string, MetricSeries[]>();
-    for (const p of this.#probes.values()) {
-      for (const s of p.latest) {
-        let l = byMetric.get(s.def.name);
-        if (!l) {
-          l = [];
-          byMetric.set(s.def.name, l);
-        }
-        l.push(s);
-      }
-    }
-    const metrics: MetricData[] = [];
-    for (const list of byMetric.values()) metrics.push(toMetricData(list[0]!.def, list));
+    // A copy: the extra sources' metrics are not the collection's.
+    const metrics = [...this.#collectStore().metrics] as unknown as MetricData[];
     const errors: unknown[] = [];
     for (const src of this.#extra) {
       try {
@@ -368,6 +383,17 @@ export class MetricStore implements MetricProducer {
       },
       errors,
     };
+  }
+
+  /**
+   * The latest series as one StoreCollection (metric-data.ts): metrics in the order of their first
+   * series (probe after probe), each metric's series in probe order, in one array; no data point objects
+   * until a reader asks for them. Registered as open: an `update` first freezes the metrics it changes.
+   */
+  #collectStore(): StoreCollection {
+    const c = collectSeries(this.#probes);
+    this.#open.push(new WeakRef(c));
+    return c;
   }
 
   /** Per-entity totals of the latest collection, for the live view (entity-totals.ts). */

@@ -1,6 +1,6 @@
 // The OTLP metric exporter: the SDK's own transports (HTTP with protobuf or JSON, gRPC), fed several
 // Resources per request (one per entity, entity-resources.ts) where the SDK's metric exporters take one.
-// Protobuf (HTTP and gRPC): the requests are encoded straight from the collection by
+// Protobuf (HTTP and gRPC): the requests are encoded straight from the collection, one at a time, by
 // protobuf/metrics.ts (byte for byte what the SDK's serializer writes for the same Resources, checked in
 // test/otel/protobuf-metrics.test.ts) and handed to the transport as they are. JSON: the SDK's serializer
 // per Resource, the `resourceMetrics` arrays joined.
@@ -19,7 +19,7 @@ import {
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MultiResourceMetricExporter, OtlpSignalSettings } from './exporters.ts';
 import { sdkExporterOptions } from './otlp-options.ts';
-import { type EncodedMetricsRequest, encodable, encodeMetricRequests } from './protobuf/metrics.ts';
+import { type EncodedMetricsRequest, encodable, metricRequests } from './protobuf/metrics.ts';
 
 type Serializer = ISerializer<ResourceMetrics, unknown>;
 
@@ -57,7 +57,9 @@ function encoded(inner: OTLPExporterBase<EncodedMetricsRequest>): MultiResourceM
   return {
     export: (request, cb) => inner.export(request as EncodedMetricsRequest, cb),
     encode: (rm, entities, maxPoints) =>
-      encodable(rm) ? encodeMetricRequests(rm, entities, maxPoints) : undefined,
+      // One buffer for all the requests: CountingMetricExporter asks for the next request once the previous
+      // is answered (a failed one ends the export: its bytes are not written over while a retry may read them).
+      encodable(rm) ? metricRequests(rm, entities, maxPoints, true) : undefined,
     forceFlush: () => inner.forceFlush(),
     shutdown: () => inner.shutdown(),
   };

@@ -107,6 +107,8 @@ export interface NetnsSeries {
   entityAttrs: Record<string, AttributeValue>;
   /** `[no point attributes, entityAttrs]`: the parts of every attribute-less series of the netns. */
   entityParts: AttributeParts;
+  /** `[point attributes, entityAttrs]` by point attribute set (frozen, shared): one per set in the netns. */
+  readonly partsByPoint: Map<ProbeAttributes, AttributeParts>;
   entityVersion: number;
   /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
   attrsChanged: number;

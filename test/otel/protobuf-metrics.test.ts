@@ -23,8 +23,9 @@ import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { DeltaProducer } from '../../receiver/otel/delta.ts';
 import { EntityResources } from '../../receiver/otel/entity-resources.ts';
 import { splitResourceMetrics } from '../../receiver/otel/exporters.ts';
+import { StoreMetricData } from '../../receiver/otel/metric-data.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
-import { encodeMetricRequests } from '../../receiver/otel/protobuf/metrics.ts';
+import { encodeMetricRequests, metricRequests } from '../../receiver/otel/protobuf/metrics.ts';
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
@@ -122,16 +123,24 @@ function points(round: number): MetricPoint[] {
   return out;
 }
 
-async function storeCollections(): Promise<ResourceMetrics[]> {
+function newStore(): MetricStore {
   const store = new MetricStore({
     entities: new StaticEntitySource(ENTITIES),
     labelAllowlist: ['app', 'app.kubernetes.io/*'],
   });
-  store.setDefinitions(DEFS.map((d) => ({ def: d, probe: 'p', enabled: true })));
+  store.setDefinitions([
+    ...DEFS.map((d) => ({ def: d, probe: 'p', enabled: true })),
+    { def: def('t.q', 'counter'), probe: 'q', enabled: true },
+  ]);
   const self = new SelfTelemetry();
   self.recordCollection('p', 0.012, true);
   self.recordCollection('q', 1.5, false);
   store.addSource(() => self.metrics());
+  return store;
+}
+
+async function storeCollections(): Promise<ResourceMetrics[]> {
+  const store = newStore();
   const delta = new DeltaProducer(store);
   const out: ResourceMetrics[] = [];
   for (let round = 0; round < 3; round++) {
@@ -268,6 +277,120 @@ test('the direct encoder writes the SDK serializer`s bytes for every collection 
   ])
     assert.ok(shapes.has(s), `shape ${s} covered (have ${[...shapes].join(', ')})`);
   assert.ok(bytes > 100_000, `compared ${bytes} bytes`);
+});
+
+/** The store's metrics of `rm` whose data points were not made (the encoder then reads the series). */
+function unmade(rm: ResourceMetrics): number {
+  let n = 0;
+  for (const sm of rm.scopeMetrics)
+    for (const m of sm.metrics) if (m instanceof StoreMetricData && m.points === undefined) n++;
+  return n;
+}
+
+/** `direct` with the store metrics of `other` (a collection of the same state) and its own self-telemetry. */
+function twin(direct: ResourceMetrics, other: ResourceMetrics): ResourceMetrics {
+  return {
+    resource: AGENT,
+    scopeMetrics: direct.scopeMetrics.map((sm, i) => ({
+      scope: sm.scope,
+      metrics: sm.metrics.map((m, j) =>
+        m instanceof StoreMetricData ? other.scopeMetrics[i]!.metrics[j]! : m,
+      ),
+    })),
+  };
+}
+
+async function collect(store: MetricStore): Promise<ResourceMetrics> {
+  return { ...(await store.collect()).resourceMetrics, resource: AGENT };
+}
+
+test('written from the store`s series (no data point objects): the SDK serializer`s bytes', async () => {
+  const store = newStore();
+  let bytes = 0;
+  for (let round = 0; round < 3; round++) {
+    store.update('p', points(round), 1_750_000_000_000 + round * 15_000);
+    // Two collections of the same state: one written from the series, one through the SDK's objects
+    // (with the first one's self-telemetry, which reads the clock).
+    const direct = await collect(store);
+    const sdk = twin(direct, await collect(store));
+    const storeMetrics = unmade(direct);
+    assert.equal(storeMetrics, DEFS.length, 'every store metric is a StoreMetricData');
+    for (const entities of [new EntityResources(AGENT), undefined]) {
+      for (const max of [1, 2, 3, 5, 7, 13, 50, 5_000]) {
+        const want = sdkRequests(sdk, entities, max);
+        const got = encodeMetricRequests(direct, entities, max);
+        assert.equal(got.length, want.length, `round ${round}, max ${max}: number of requests`);
+        for (let i = 0; i < want.length; i++) {
+          assert.equal(got[i]!.points, want[i]!.points, `round ${round}, max ${max}, request ${i}: points`);
+          assert.ok(
+            Buffer.from(got[i]!.bytes).equals(want[i]!.bytes),
+            `round ${round}, ${entities ? 'by entity' : 'one Resource'}, max ${max}, request ${i}: bytes differ`,
+          );
+          bytes += want[i]!.bytes.length;
+        }
+      }
+    }
+    assert.equal(unmade(direct), storeMetrics, 'the encoder read the series, not data points');
+  }
+  assert.ok(bytes > 100_000, `compared ${bytes} bytes`);
+});
+
+test('an export streamed across an update sends the values it was collected with', async () => {
+  const store = newStore();
+  store.update('p', points(0), 1_750_000_000_000);
+  const direct = await collect(store);
+  const sdk = twin(direct, await collect(store));
+  const er = new EntityResources(AGENT);
+  const it = metricRequests(direct, er, 7);
+  const first = it.next().value!;
+  // The next collection changes every series in place: the collections still read keep their values.
+  store.update('p', points(1), 1_750_000_015_000);
+  assert.equal(unmade(direct), 0, 'the open collection made its data points before the update');
+  const got = [first, ...it];
+  const want = sdkRequests(sdk, er, 7);
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++)
+    assert.ok(Buffer.from(got[i]!.bytes).equals(want[i]!.bytes), `request ${i}: bytes differ`);
+  // One buffer for every request (the exporter's form): each request, read before the next is asked for,
+  // is the same bytes.
+  const reused = [
+    ...(function* () {
+      for (const q of metricRequests(direct, er, 7, true)) yield Buffer.from(q.bytes);
+    })(),
+  ];
+  assert.equal(reused.length, want.length);
+  for (let i = 0; i < want.length; i++) assert.ok(reused[i]!.equals(want[i]!.bytes), `reused, request ${i}`);
+  // And the values did change: a collection after the update is other bytes.
+  const after = encodeMetricRequests(await collect(store), er, 7);
+  assert.ok(!Buffer.from(after.at(-1)!.bytes).equals(want.at(-1)!.bytes));
+  // A collection whose export is done is released: the next update does not make its points.
+  const done = await collect(store);
+  encodeMetricRequests(done, er, 7);
+  store.update('p', points(2), 1_750_000_030_000);
+  assert.equal(unmade(done), DEFS.length);
+});
+
+test('an update freezes only its own probe`s metrics; the export still sends the collected values', async () => {
+  const store = newStore();
+  const q = (v: number): MetricPoint[] =>
+    ENTITIES.map((e) => ({ metric: 't.q', netns: e.netnsInode, value: v }));
+  store.update('p', points(0), 1_750_000_000_000);
+  store.update('q', q(5), 1_750_000_000_000);
+  const direct = await collect(store);
+  const sdk = twin(direct, await collect(store));
+  const er = new EntityResources(AGENT);
+  const it = metricRequests(direct, er, 13);
+  const first = it.next().value!;
+  store.update('q', q(9), 1_750_000_015_000);
+  // Probe q's metric was made into data points (with the collected values); probe p's are still series.
+  assert.equal(unmade(direct), DEFS.length);
+  const got = [first, ...it];
+  const want = sdkRequests(sdk, er, 13);
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++)
+    assert.ok(Buffer.from(got[i]!.bytes).equals(want[i]!.bytes), `request ${i}: bytes differ`);
+  const after = encodeMetricRequests(await collect(store), er, 5_000);
+  assert.ok(!Buffer.from(after[0]!.bytes).equals(want[0]!.bytes), 'the update changed the values');
 });
 
 test('the direct encoder writes the SDK serializer`s bytes for hand-made shapes beyond the store`s', () => {

@@ -163,18 +163,30 @@ function sfixed64(w: ProtoWriter, v: number): void {
 }
 
 export function numberPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes, int: boolean): void {
+  numberFields(w, dp.startTime, dp.endTime, dp.value as number, attrs, int);
+}
+
+/** A NumberDataPoint (with its tag) from its fields: a data point object or a store series. */
+export function numberFields(
+  w: ProtoWriter,
+  start: HrTime,
+  end: HrTime,
+  value: number,
+  attrs: Attributes | undefined,
+  int: boolean,
+): void {
   w.tag(1, 2);
   const at = w.fork();
   w.tag(2, 1);
-  hrTime(w, dp.startTime);
+  hrTime(w, start);
   w.tag(3, 1);
-  hrTime(w, dp.endTime);
+  hrTime(w, end);
   if (int) {
     w.tag(6, 1);
-    sfixed64(w, dp.value as number);
+    sfixed64(w, value);
   } else {
     w.tag(4, 1);
-    w.double(dp.value as number);
+    w.double(value);
   }
   if (attrs) attributes(w, attrs, 7);
   w.ldelim(at);
@@ -182,38 +194,56 @@ export function numberPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attri
 
 export function histogramPoint(w: ProtoWriter, dp: DataPoint<unknown>, attrs: Attributes): void {
   const h = dp.value as Histogram;
+  const b = h.buckets;
+  histogramFields(w, dp.startTime, dp.endTime, h.count, h.sum, b.counts, b.boundaries, attrs, h.min, h.max);
+}
+
+/**
+ * A HistogramDataPoint (with its tag) from its fields (an SDK Histogram's, or a store series'
+ * HistogramValue's: no min and max).
+ */
+export function histogramFields(
+  w: ProtoWriter,
+  start: HrTime,
+  end: HrTime,
+  count: number,
+  sum: number | undefined,
+  counts: readonly number[],
+  bounds: readonly number[],
+  attrs: Attributes | undefined,
+  min: number | undefined,
+  max: number | undefined,
+): void {
   w.tag(1, 2);
   const at = w.fork();
   w.tag(2, 1);
-  hrTime(w, dp.startTime);
+  hrTime(w, start);
   w.tag(3, 1);
-  hrTime(w, dp.endTime);
+  hrTime(w, end);
   w.tag(4, 1);
-  w.fixed64(h.count);
-  if (h.sum !== undefined) {
+  w.fixed64(count);
+  if (sum !== undefined) {
     w.tag(5, 1);
-    w.double(h.sum);
+    w.double(sum);
   }
-  const counts = h.buckets.counts;
   if (counts.length > 0) {
     w.tag(6, 2);
     w.uint32(counts.length * 8);
     for (const c of counts) w.fixed64(c);
   }
-  const bounds = h.buckets.boundaries;
   if (bounds.length > 0) {
     w.tag(7, 2);
     w.uint32(bounds.length * 8);
     for (const b of bounds) w.double(b);
   }
   if (attrs) attributes(w, attrs, 9);
-  if (h.min !== undefined) {
+  if (min !== undefined) {
     w.tag(11, 1);
-    w.double(h.min);
+    w.double(min);
   }
-  if (h.max !== undefined) {
+  if (max !== undefined) {
     w.tag(12, 1);
-    w.double(h.max);
+    w.double(max);
   }
   w.ldelim(at);
 }

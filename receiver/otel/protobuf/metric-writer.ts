@@ -1,0 +1,286 @@
+// The request writer of the direct OTLP metrics encoder (metrics.ts): the open ResourceMetrics, ScopeMetrics
+// and Metric messages of the request being written, and how a point of a collection is read — from a
+// store series (metric-data.ts StoreMetricData, while its collection has not made data points) or from a
+// data point object. Its own file so metrics.ts keeps the grouping and the cutting into requests.
+import type { Attributes } from '@opentelemetry/api';
+import { ValueType } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  type DataPoint,
+  DataPointType,
+  type Histogram,
+  type MetricData,
+  type ResourceMetrics,
+  type ScopeMetrics,
+} from '@opentelemetry/sdk-metrics';
+import type { HistogramValue } from '../../probe/types.ts';
+import { ATTRIBUTE_PARTS, type AttributeParts } from '../attribute-parts.ts';
+import { StoreMetricData } from '../metric-data.ts';
+import type { MetricSeries } from '../series-state.ts';
+import {
+  histogramFields,
+  histogramPoint,
+  numberFields,
+  numberPoint,
+  resourceBytes,
+  scopeBytes,
+  scratch,
+  temporality,
+} from './fields.ts';
+import { ProtoWriter } from './writer.ts';
+
+/** One encoded request and the data points it holds. */
+export interface EncodedMetricsRequest {
+  readonly bytes: Uint8Array;
+  readonly points: number;
+}
+
+/** One metric of the collection, in collection order. */
+export interface Entry {
+  readonly scope: ScopeMetrics['scope'];
+  readonly metric: MetricData;
+  /** A store metric (its series in `store.collection.series[store.from..store.to)`), else undefined. */
+  readonly store: StoreMetricData | undefined;
+  /** Index of its first point among the collection's points. */
+  readonly first: number;
+  readonly count: number;
+  readonly histogram: boolean;
+  readonly int: boolean;
+  /** Data point type: 5 gauge, 7 sum, 9 histogram (Metric field numbers). */
+  readonly field: number;
+}
+
+export function entriesOf(rm: ResourceMetrics): { entries: Entry[]; total: number } {
+  const entries: Entry[] = [];
+  let total = 0;
+  for (const sm of rm.scopeMetrics)
+    for (const metric of sm.metrics) {
+      const store = metric instanceof StoreMetricData ? metric : undefined;
+      const count = store ? store.to - store.from : metric.dataPoints.length;
+      const t = metric.dataPointType;
+      entries.push({
+        scope: sm.scope,
+        metric,
+        store,
+        first: total,
+        count,
+        histogram: t === DataPointType.HISTOGRAM,
+        int: metric.descriptor.valueType === ValueType.INT,
+        field: t === DataPointType.GAUGE ? 5 : t === DataPointType.SUM ? 7 : 9,
+      });
+      total += count;
+    }
+  return { entries, total };
+}
+
+/** The store series of point `i` of `e`, while its collection has not made data points; else undefined. */
+function seriesAt(e: Entry, i: number): MetricSeries | undefined {
+  const st = e.store;
+  if (st === undefined || st.points !== undefined) return undefined;
+  return st.collection.series[st.from + i];
+}
+
+/** Point `i` of `e` as a data point (the collection's, made when it was frozen or read). */
+export function pointAt(e: Entry, i: number): DataPoint<unknown> {
+  return e.metric.dataPoints[i] as DataPoint<unknown>;
+}
+
+/** A point's attribute parts (store series and store points), or undefined. */
+export function partsOf(e: Entry, i: number): AttributeParts | undefined {
+  const s = seriesAt(e, i);
+  if (s !== undefined) return s.parts;
+  return (pointAt(e, i) as { [ATTRIBUTE_PARTS]?: AttributeParts })[ATTRIBUTE_PARTS];
+}
+
+/**
+ * A point's share of a request (exporters.ts pointWeight, there of the entity's metric): 1, histograms 1 +
+ * a quarter of the buckets of the run's first point (`i`).
+ */
+export function weight(e: Entry, i: number): number {
+  if (!e.histogram) return 1;
+  const s = seriesAt(e, i);
+  const n =
+    s !== undefined
+      ? (s.value as HistogramValue).counts.length
+      : (pointAt(e, i) as DataPoint<Histogram>).value.buckets.counts.length;
+  return 1 + Math.ceil(n / 4);
+}
+
+/** Metric fields 1-3: name, description and unit (the latter two when not empty). */
+function metricHead(m: MetricData): Uint8Array {
+  scratch.reset();
+  scratch.tag(1, 2);
+  scratch.string(m.descriptor.name);
+  if (m.descriptor.description) {
+    scratch.tag(2, 2);
+    scratch.string(m.descriptor.description);
+  }
+  if (m.descriptor.unit) {
+    scratch.tag(3, 2);
+    scratch.string(m.descriptor.unit);
+  }
+  return scratch.finish();
+}
+
+/**
+ * The open messages of the request being written: ResourceMetrics, ScopeMetrics, Metric and its data
+ * message (positions from ProtoWriter.fork, -1: none) and what they belong to.
+ */
+export class RequestWriter {
+  readonly w = new ProtoWriter(256 * 1024);
+  readonly #maxPoints: number;
+  readonly #heads = new Map<MetricData, Uint8Array>();
+  room: number;
+  points = 0;
+  rmAt = -1;
+  #resource: Resource | undefined;
+  #scopeAt = -1;
+  #scope: ScopeMetrics['scope'] | undefined;
+  #metricAt = -1;
+  #dataAt = -1;
+  #entry: Entry | undefined;
+  /** The run (entity and metric) the open Metric message holds points of. */
+  #run = -1;
+
+  readonly #reuse: boolean;
+  /** A request was handed out from the buffer: the next one starts over it. */
+  #handedOut = false;
+
+  constructor(maxPoints: number, reuse: boolean) {
+    this.#maxPoints = maxPoints;
+    this.room = maxPoints;
+    this.#reuse = reuse;
+  }
+
+  #endMetric(): void {
+    if (this.#metricAt < 0) return;
+    const w = this.w;
+    const m = this.#entry!.metric;
+    if (m.dataPointType !== DataPointType.GAUGE) {
+      const t = temporality(m.aggregationTemporality);
+      if (t !== 0) {
+        w.tag(2, 0);
+        w.uint32(t);
+      }
+      if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
+        w.tag(3, 0);
+        w.uint32(1);
+      }
+    }
+    w.ldelim(this.#dataAt);
+    w.ldelim(this.#metricAt);
+    this.#metricAt = -1;
+    this.#entry = undefined;
+    this.#run = -1;
+  }
+
+  #endScope(): void {
+    this.#endMetric();
+    if (this.#scopeAt < 0) return;
+    if (this.#scope!.schemaUrl) {
+      this.w.tag(3, 2);
+      this.w.string(this.#scope!.schemaUrl);
+    }
+    this.w.ldelim(this.#scopeAt);
+    this.#scopeAt = -1;
+    this.#scope = undefined;
+  }
+
+  #endResource(): void {
+    this.#endScope();
+    if (this.rmAt < 0) return;
+    if (this.#resource!.schemaUrl) {
+      this.w.tag(3, 2);
+      this.w.string(this.#resource!.schemaUrl);
+    }
+    this.w.ldelim(this.rmAt);
+    this.rmAt = -1;
+    this.#resource = undefined;
+  }
+
+  /** Close the request: its bytes (handed over, the writer goes on in a new buffer) and points. */
+  flush(): EncodedMetricsRequest {
+    this.#endResource();
+    const r = { bytes: this.#reuse ? this.w.view() : this.w.detach(), points: this.points };
+    this.#handedOut = this.#reuse;
+    this.room = this.#maxPoints;
+    this.points = 0;
+    return r;
+  }
+
+  /** Open a ResourceMetrics of `resource` (closing the one open, unless it is of `resource`). */
+  openResource(resource: Resource): void {
+    if (resource === this.#resource) return;
+    this.#endResource();
+    if (this.#handedOut) {
+      this.w.reset();
+      this.#handedOut = false;
+    }
+    this.w.tag(1, 2);
+    this.rmAt = this.w.fork();
+    this.w.raw(resourceBytes(resource));
+    this.#resource = resource;
+  }
+
+  /** Open what a point (or an empty metric) of run `run` needs: its Resource, scope and Metric. */
+  open(resource: Resource, e: Entry, run: number): void {
+    const w = this.w;
+    this.openResource(resource);
+    if (e.scope !== this.#scope) {
+      this.#endScope();
+      w.tag(2, 2);
+      this.#scopeAt = w.fork();
+      w.raw(scopeBytes(e.scope));
+      this.#scope = e.scope;
+    }
+    if (run !== this.#run) {
+      this.#endMetric();
+      w.tag(2, 2);
+      this.#metricAt = w.fork();
+      let head = this.#heads.get(e.metric);
+      if (head === undefined) {
+        head = metricHead(e.metric);
+        this.#heads.set(e.metric, head);
+      }
+      w.raw(head);
+      w.tag(e.field, 2);
+      this.#dataAt = w.fork();
+      this.#entry = e;
+      this.#run = run;
+    }
+  }
+
+  /** Point `i` of `e`, with `attrs` (undefined: the point's own, entity keys included). */
+  point(e: Entry, i: number, attrs: Attributes | undefined, wt: number): void {
+    const s = seriesAt(e, i);
+    if (s !== undefined) {
+      const a = attrs ?? s.attributes;
+      if (e.histogram) {
+        const h = s.value as HistogramValue;
+        histogramFields(
+          this.w,
+          s.startTime,
+          s.time,
+          h.count,
+          h.sum,
+          h.counts,
+          h.boundaries,
+          a,
+          undefined,
+          undefined,
+        );
+      } else numberFields(this.w, s.startTime, s.time, s.value as number, a, e.int);
+    } else {
+      const dp = pointAt(e, i);
+      const a = attrs ?? dp.attributes;
+      if (e.histogram) histogramPoint(this.w, dp, a);
+      else numberPoint(this.w, dp, a, e.int);
+    }
+    this.points++;
+    this.room -= wt;
+  }
+}
+
+export function weight0(e: Entry): number {
+  return e.count > 0 ? weight(e, 0) : 1;
+}
