@@ -1,6 +1,6 @@
 // Scale: podnet with the default probes over 10, 100 and 1,000 test-created network namespaces (each with
 // lo up and a veth pair eth0/peer0, as a pod netns has an eth0), at the real collection interval (15 s).
-// One podnet process per size (benchmarks/lib/podnet-child.ts: the Agent of `podnet run`, entities = host
+// One podnet process per size, run as `npm start` runs it (benchmarks/lib/podnet-child: the Agent of `podnet run`, entities = host
 // + the test's netns, discovered by the registry's /run/netns scan every interval). Exporting to the
 // counting OTLP sink (metrics every interval).
 //
@@ -174,6 +174,9 @@ try {
     );
     const nodeArgs = [...variant.nodeArgs, ...(profiling ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
     const podnet = await variant.start({
+      // as the checkout's `npm start` runs it (its node flags, its compiled dist/: lib/as-started.ts), so
+      // the figures are those of what ships
+      asStarted: true,
       ...(nodeArgs.length ? { nodeArgs } : {}),
       ...(Object.keys(variant.env).length ? { env: variant.env } : {}),
       config: {
