@@ -52,11 +52,15 @@ class Agent {
   readonly child: ChildProcessWithoutNullStreams;
   readonly #replies: unknown[] = [];
   readonly #stderr: string[] = [];
-  constructor(mode: string) {
-    const script = `mount -t sysfs sysfs /sys && exec "$0" "$@"`;
+  /** `prefix`: run the agent through it (setpriv, to drop a capability after unshare and mount). */
+  constructor(mode: string, prefix: readonly string[] = []) {
+    const script = `mount -t sysfs sysfs /sys && exec "$@"`;
     this.child = spawn(
       'unshare',
-      ['--net', '--mount', 'sh', '-c', script, process.execPath, AGENT, JSON.stringify(pod.entity), mode],
+      [
+        ...['--net', '--mount', 'sh', '-c', script, 'sh', ...prefix],
+        ...[process.execPath, AGENT, JSON.stringify(pod.entity), mode],
+      ],
       { env: { ...process.env, PODNET_HOST_NETNS: `/proc/${process.pid}/ns/net`, PODNET_LOG_LEVEL: 'warn' } },
     );
     createInterface({ input: this.child.stdout }).on('line', (l) => {
@@ -200,6 +204,27 @@ async function run(mode: 'auto' | 'tc'): Promise<void> {
 test('agent in its own netns: hook tc on the node netns veth and devices (TCX), counts exact', () =>
   run('auto'));
 test('agent in its own netns: the same with clsact filters', () => run('tc'));
+
+test('agent without CAP_SYS_ADMIN: hook tc runs as tracepoint with the reason and counts; flow says why', async () => {
+  const agent = new Agent('auto', ['setpriv', '--bounding-set', '-sys_admin', '--inh-caps', '-sys_admin']);
+  try {
+    const up = await agent.reply<{ dns: ProbeStatus; flow: ProbeStatus }>();
+    assert.equal(up.dns.state, 'running', JSON.stringify(up.dns));
+    assert.equal(up.dns.details?.['hook'], 'tracepoint');
+    assert.match(String(up.dns.details?.['hookReason']), /cannot enter the node's netns.*CAP_SYS_ADMIN/);
+    assert.equal(up.flow.state, 'degraded');
+    assert.match(String(up.flow.reason), /CAP_SYS_ADMIN/);
+    assert.deepEqual(tcxOf(agent.child.pid!, ifindex(pod.entity.hostVeth!)), []);
+    const logged0 = server.count(pod.side.ipv4, 'NOERROR');
+    for (let i = 0; i < 3; i++) assert.equal(dig(pod.side, pod.host.ipv4, 'a.ok.podnet').status, 'NOERROR');
+    const { points } = await agent.reply<{ points: MetricPoint[] }>('collect');
+    assert.equal(counterPoint(points, M.responses, pod.side.inode, { 'network.transport': 'udp' }), 3);
+    await waitFor(() => server.count(pod.side.ipv4, 'NOERROR') >= logged0 + 3, 3000);
+    assert.equal(server.count(pod.side.ipv4, 'NOERROR') - logged0, 3);
+  } finally {
+    await agent.close();
+  }
+});
 
 test('hook tc runs as tracepoint only when the node netns cannot be entered, with the reason', () => {
   assert.deepEqual(effectiveHook('tc', undefined), { hook: 'tc' });
