@@ -77,7 +77,7 @@ export function hostDevAttacher(
     coll,
     mode: veths.mode,
     filter: TC_FILTER,
-    netns: hostNetnsInode, // = podnet's own: hook tc runs only there (effectiveHook, dns.ts)
+    netns: hostNetnsInode, // the node's: hostdev.ts lists and attaches there
     podVeths: () => new Set(ctx.entities.entities().flatMap((e) => (e.hostVeth ? [e.hostVeth] : []))),
     log: ctx.log,
   });

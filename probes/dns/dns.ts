@@ -22,7 +22,7 @@ import {
   SELF_METRIC,
 } from '../../receiver/kit/ebpf/runtime.ts';
 import { type VethAttacher, vethAttachMode, vethModeName } from '../../receiver/kit/ebpf/veth.ts';
-import { homeNetnsInode, hostNetnsInode } from '../../receiver/netns/setns.ts';
+import { inHostNetns } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
@@ -88,32 +88,45 @@ export type DnsArgs = z.infer<typeof argsSchema>;
 export interface DnsInternals {
   /** Replaces the ctnetlink reader (a forced insert_failed in tests). */
   readonly conntrackReader?: CtReader;
-  /** As if podnet ran outside the node's netns (the DaemonSet; effectiveHook). */
-  readonly outsideNodeNetns?: boolean;
+  /** As if the node's netns could not be entered, for this reason (effectiveHook). */
+  readonly hostNetnsProblem?: string;
   /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
   readonly withoutPrograms?: readonly Program[];
 }
 
+/** Why the node's netns cannot be entered (setns refused: CAP_SYS_ADMIN missing), else undefined. */
+function hostNetnsProblem(): string | undefined {
+  try {
+    inHostNetns(() => undefined);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /**
- * The hook that runs. `tc` needs podnet in the node's netns: pods' host-side veths and the host's devices
- * are found and attached by name in podnet's own netns (receiver/kit/ebpf/veth.ts, hostdev.ts). Outside it
- * (the DaemonSet: hostNetwork false) they are not there, so `tc` runs as `tracepoint`, which sees every
- * netns from anywhere (docs/probes-dns.md).
+ * The hook that runs. `tc` finds and attaches to pods' host-side veths and the host's devices inside the
+ * node's netns (receiver/kit/ebpf/veth.ts, hostdev.ts), also when podnet runs outside it (the DaemonSet:
+ * hostNetwork false). Only when that netns cannot be entered does `tc` run as `tracepoint`, which sees
+ * every netns from anywhere, with the reason in /status (docs/probes-dns.md).
  */
 export function effectiveHook(
   hook: DnsArgs['hook'],
-  outside = homeNetnsInode !== hostNetnsInode,
+  problem: string | undefined = hostNetnsProblem(),
 ): { hook: DnsArgs['hook']; reason?: string } {
-  if (hook !== 'tc' || !outside) return { hook };
+  if (hook !== 'tc' || problem === undefined) return { hook };
   return {
     hook: 'tracepoint',
-    reason: "hook tc runs as tracepoint: podnet is not in the node's netns, where the veths and devices are",
+    reason: `hook tc runs as tracepoint: cannot enter the node's netns, where the veths and devices are (${problem})`,
   };
 }
 
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
   return async (ctx, parsed) => {
-    const eff = effectiveHook(parsed.hook, internals.outsideNodeNetns);
+    const eff =
+      internals.hostNetnsProblem === undefined
+        ? effectiveHook(parsed.hook)
+        : effectiveHook(parsed.hook, internals.hostNetnsProblem);
     if (eff.reason) ctx.log.warn({ hook: eff.hook }, `dns: ${eff.reason}`);
     const args = { ...parsed, hook: eff.hook };
     const timeoutNs = BigInt(args.timeoutMs) * 1_000_000n;
@@ -387,7 +400,7 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   args: argsSchema,
   async availability() {
     if (effectiveHook('tc').reason) {
-      // podnet outside the node's netns: the default runs the tracepoints (effectiveHook)
+      // the node's netns cannot be entered: the default runs the tracepoints (effectiveHook)
       const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
       return tp.available && tp.reason?.startsWith('partly: ')
         ? {

@@ -6,7 +6,8 @@
 // (mirrored copies). Pods' veths carry the pod programs (veth.ts) and are left alone, so a packet between
 // two pods of a bridge crosses no device of this list. Attached like veth.ts: TCX links where the kernel
 // has them, else dns's own clsact filter; rescanned at every sweep (new and removed devices).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// The devices are the node's netns's: listed by an rtnetlink link dump from a socket opened there (not
+// /sys/class/net, which shows podnet's own netns in the DaemonSet) and attached there (veth.ts, tcApi).
 import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import {
   BPF_TCX_EGRESS,
@@ -16,6 +17,10 @@ import {
   type VethAttachMode,
 } from '../../receiver/kit/ebpf/veth.ts';
 import type { Logger } from '../../receiver/log/logger.ts';
+import { Attrs, NetlinkProtocolError, NLM_F_DUMP, NLM_F_REQUEST } from '../../receiver/netlink/codec.ts';
+import { RTM_GETLINK, RTM_NEWLINK } from '../../receiver/netlink/rtnetlink.ts';
+import { NETLINK_ROUTE, NetlinkSocket } from '../../receiver/netlink/socket.ts';
+import { hostNetnsPath } from '../../receiver/netns/setns.ts';
 import type { MapName, Program } from './dns.layout.gen.ts';
 
 export interface HostDevOptions {
@@ -34,19 +39,52 @@ interface Attached {
   readonly links: number[];
 }
 
-const readNum = (path: string): number => {
-  try {
-    return Number(readFileSync(path, 'utf8').trim()) || 0;
-  } catch {
-    return 0;
-  }
-};
+/** One device of the node's netns, as the link dump gives it. */
+export interface HostLink {
+  readonly ifindex: number;
+  /** IFLA_LINK present: the kernel puts it only when iflink != ifindex (a veth's peer, a vlan's lower). */
+  readonly lower: boolean;
+  /** IFLA_MASTER present: a bridge or bond port. */
+  readonly port: boolean;
+}
+
+const IFINFOMSG_LEN = 16;
+const IFLA_IFNAME = 3;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_EXT_MASK = 29;
+const RTEXT_FILTER_SKIP_STATS = 1 << 3;
+/** ifinfomsg (AF_UNSPEC: all links) + IFLA_EXT_MASK = SKIP_STATS. */
+const LINKS_REQUEST = (() => {
+  const b = new Uint8Array(IFINFOMSG_LEN + 8);
+  const v = new DataView(b.buffer);
+  v.setUint16(IFINFOMSG_LEN, 8, true);
+  v.setUint16(IFINFOMSG_LEN + 2, IFLA_EXT_MASK, true);
+  v.setUint32(IFINFOMSG_LEN + 4, RTEXT_FILTER_SKIP_STATS, true);
+  return b;
+})();
+const linkAttrs = new Attrs(IFLA_MASTER);
+
+/** Devices by name in the socket's netns (RTM_GETLINK dump). */
+export function dumpHostLinks(sock: NetlinkSocket): Map<string, HostLink> {
+  const links = new Map<string, HostLink>();
+  sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, LINKS_REQUEST, (msg) => {
+    if (msg.type !== RTM_NEWLINK) return;
+    if (msg.payloadLength < IFINFOMSG_LEN) throw new NetlinkProtocolError('truncated ifinfomsg');
+    const ifindex = msg.view.getInt32(msg.payloadOffset + 4, true);
+    const a = linkAttrs.parse(msg.view, msg.payloadOffset + IFINFOMSG_LEN, msg.payloadLength - IFINFOMSG_LEN);
+    if (!a.has(IFLA_IFNAME)) return;
+    links.set(a.str(IFLA_IFNAME), { ifindex, lower: a.has(IFLA_LINK), port: a.has(IFLA_MASTER) });
+  });
+  return links;
+}
 
 export class HostDevAttacher {
   /** Device name → why it has no programs (attach failed). */
   readonly failures = new Map<string, string>();
   readonly #o: HostDevOptions;
-  readonly #dir: string;
+  /** rtnetlink socket opened in the node's netns (kept: one dump per sweep); reopened after an error. */
+  #sock: NetlinkSocket | undefined;
   readonly #attached = new Map<string, Attached>();
   /** Devices looked at and not taken (veths, ports, ...), by name → ifindex: not read again while the name
    * stays (a node's many veths cost one directory listing per sweep); looked at again once it went. */
@@ -55,7 +93,6 @@ export class HostDevAttacher {
 
   constructor(o: HostDevOptions) {
     this.#o = o;
-    this.#dir = '/sys/class/net';
     this.scan();
   }
 
@@ -66,31 +103,29 @@ export class HostDevAttacher {
   /** Attaches to new devices, detaches from removed ones and from those that became pods' veths or ports. */
   scan(): void {
     if (this.#closed) return;
-    let names: string[];
+    let links: Map<string, HostLink>;
     try {
-      names = readdirSync(this.#dir);
+      this.#sock ??= NetlinkSocket.open(hostNetnsPath, NETLINK_ROUTE);
+      links = dumpHostLinks(this.#sock);
     } catch (err) {
-      this.#o.log.warn({ err }, 'dns: cannot list host devices');
+      this.#sock?.close();
+      this.#sock = undefined;
+      this.#o.log.warn({ err }, "dns: cannot list the node's devices");
       return;
     }
-    const present = new Set(names);
     const pods = this.#o.podVeths();
     for (const [name, a] of this.#attached) {
-      const gone = !present.has(name) || readNum(`${this.#dir}/${name}/ifindex`) !== a.ifindex;
-      if (gone || pods.has(name) || existsSync(`${this.#dir}/${name}/master`)) this.#detach(name);
+      const l = links.get(name);
+      if (l?.ifindex !== a.ifindex || pods.has(name) || l.port) this.#detach(name);
     }
-    for (const name of this.#skipped.keys()) if (!present.has(name)) this.#skipped.delete(name);
-    for (const name of names) {
+    for (const name of this.#skipped.keys()) if (!links.has(name)) this.#skipped.delete(name);
+    for (const [name, l] of links) {
       if (this.#attached.has(name) || pods.has(name) || this.#skipped.has(name)) continue;
-      const d = `${this.#dir}/${name}`;
-      const ifindex = readNum(`${d}/ifindex`);
-      if (!ifindex) continue;
-      const own = readNum(`${d}/iflink`) === ifindex && !existsSync(`${d}/master`) && !name.startsWith('ifb');
-      if (!own) {
-        this.#skipped.set(name, ifindex);
+      if (l.lower || l.port || name.startsWith('ifb')) {
+        this.#skipped.set(name, l.ifindex);
         continue;
       }
-      this.#attach(name, ifindex);
+      this.#attach(name, l.ifindex);
     }
   }
 
@@ -165,5 +200,7 @@ export class HostDevAttacher {
     if (this.#closed) return;
     this.#closed = true;
     for (const name of [...this.#attached.keys()]) this.#detach(name);
+    this.#sock?.close();
+    this.#sock = undefined;
   }
 }

@@ -18,12 +18,32 @@ const homeFd = openSync('/proc/self/ns/net', 'r');
 export const homeNetnsInode: number = statSync('/proc/self/ns/net').ino;
 
 /**
+ * PODNET_HOST_NETNS (for tests and unusual setups only): the node's netns as `/proc/<pid>/ns/net`,
+ * standing in for init's. The tests run podnet in a child netns with this pointing at the test's own
+ * netns (what /proc/1/ns/net is to the DaemonSet; test/dns/outside.test.ts), because this sandbox cannot
+ * read /proc/1/ns/net. Read only here; docs/pods.md, "The host netns".
+ */
+export const HOST_NETNS_ENV = 'PODNET_HOST_NETNS';
+
+/**
  * The host (node) netns is init's: the DaemonSet has hostPID but not hostNetwork, so /proc/self/ns/net is
  * podnet's own pod netns while /proc/1/ns/net is the node's (docs/pods.md, "The host netns"). Without
  * hostPID (or when /proc/1 cannot be read) the process's own netns is the best we know.
  */
 function hostNetns(): { inode: number; path: string; pid: number; fallback?: string } {
   const own = { inode: homeNetnsInode, path: '/proc/self/ns/net', pid: process.pid };
+  const override = process.env[HOST_NETNS_ENV];
+  if (override) {
+    const m = /^\/proc\/([1-9][0-9]*)\/ns\/net$/.exec(override);
+    if (!m) throw new Error(`${HOST_NETNS_ENV}=${override}: expected /proc/<pid>/ns/net`);
+    let ino: number;
+    try {
+      ino = statSync(override).ino;
+    } catch (err) {
+      throw new Error(`${HOST_NETNS_ENV}=${override}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    return ino === homeNetnsInode ? own : { inode: ino, path: override, pid: Number(m[1]) };
+  }
   try {
     const ino = statSync('/proc/1/ns/net').ino;
     return ino === homeNetnsInode ? own : { inode: ino, path: '/proc/1/ns/net', pid: 1 };
@@ -37,7 +57,7 @@ function hostNetns(): { inode: number; path: string; pid: number; fallback?: str
 const host = hostNetns();
 /** Inode of the node's netns (init's, /proc/1/ns/net); equals homeNetnsInode when podnet runs in it. */
 export const hostNetnsInode: number = host.inode;
-/** Path of the node's netns: /proc/self/ns/net when podnet runs in it, /proc/1/ns/net otherwise. */
+/** Path of the node's netns: /proc/self/ns/net when podnet runs in it, /proc/1/ns/net (or PODNET_HOST_NETNS) otherwise. */
 export const hostNetnsPath: string = host.path;
 /** A pid in the node's netns (for /proc/<pid>/net reads): this process, or init. */
 export const hostNetnsPid: number = host.pid;
@@ -124,4 +144,14 @@ export function socketInNetns(netnsPath: string, domain: number, type: number, p
     }
     return fd;
   });
+}
+
+/**
+ * Runs `fn` with the main thread in the node's netns (directly when podnet runs in it). For what resolves
+ * in the calling thread's netns and must be the node's: interface names and indexes (if_nametoindex,
+ * rtnetlink), bpf_link_create's ifindex, tc netlink requests. What is made there stays: a TCX link or a
+ * clsact filter is on the device, wherever the fd lives. `fn` must be synchronous.
+ */
+export function inHostNetns<T>(fn: () => T): T {
+  return hostNetnsInode === homeNetnsInode ? fn() : inNetns(hostNetnsPath, fn);
 }

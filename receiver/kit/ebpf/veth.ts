@@ -5,11 +5,15 @@
 // owns its filter by (handle, priority) on the veth: two probes on one veth do not replace each other, a
 // filter a killed podnet left behind is replaced on the next start, and close() detaches it.
 // Programs must return TCX_NEXT / TC_ACT_UNSPEC (-1): the next program or filter still sees the packet.
-import { readFileSync } from 'node:fs';
+// The veths are the node's: in the DaemonSet (hostNetwork false) podnet's own netns is its pod's, so the
+// name lookup, bpf_link_create (its ifindex resolves in the calling thread's netns) and the tc netlink
+// requests run inside the node's netns (inHostNetns, receiver/netns/setns.ts); a link or filter made
+// there stays on the device.
 import { kernelBtfProblem, withVmlinuxBtf } from '../../bpf/btf.ts';
 import { libbpfCandidates, loadFirst } from '../../bpf/libbpf.ts';
 import type { BpfCollection } from '../../bpf/object.ts';
 import type { Logger } from '../../log/logger.ts';
+import { inHostNetns, NetnsError } from '../../netns/setns.ts';
 import type { Entity, EntityChange, EntitySource } from '../../pods/entity.ts';
 
 /** enum bpf_attach_type (uapi bpf.h). */
@@ -28,6 +32,7 @@ export interface TcFilterId {
   readonly priority: number;
 }
 
+/** All but close() run in the node's netns; a failure to enter it is returned as -errno. */
 export interface TcApi {
   link(progFd: number, ifindex: number, type: number): number;
   close(fd: number): number;
@@ -72,19 +77,32 @@ export function tcApi(): TcApi {
     const libc = loadFirst(['libc.so.6']).lib;
     const close = libc.func('int close(int fd)') as (fd: number) => number;
     api = {
-      link: (p, i, t) => link(p, i, t, null),
+      link: (p, i, t) => inHost(() => link(p, i, t, null)),
       close,
-      tcAttach: (p, i, ingress, id) => {
-        const h = hook(i, ingress);
-        const r = hookCreate(h); // -EEXIST when the clsact qdisc is already there: fine
-        if (r < 0 && r !== -17) return r;
-        return tcAttach(h, opts(p, BPF_TC_F_REPLACE, id));
-      },
-      tcDetach: (i, ingress, id) => tcDetach(hook(i, ingress), opts(0, 0, id)),
+      tcAttach: (p, i, ingress, id) =>
+        inHost(() => {
+          const h = hook(i, ingress);
+          const r = hookCreate(h); // -EEXIST when the clsact qdisc is already there: fine
+          if (r < 0 && r !== -17) return r;
+          return tcAttach(h, opts(p, BPF_TC_F_REPLACE, id));
+        }),
+      tcDetach: (i, ingress, id) => inHost(() => tcDetach(hook(i, ingress), opts(0, 0, id))),
     };
   }
   return api;
 }
+
+/** `fn` in the node's netns; NetnsError (setns refused: CAP_SYS_ADMIN) as -errno like libbpf's own. */
+function inHost(fn: () => number): number {
+  try {
+    return inHostNetns(fn);
+  } catch (err) {
+    if (err instanceof NetnsError) return -(err.errno || 1);
+    throw err;
+  }
+}
+
+let nameToIndex: ((name: string) => number) | undefined;
 
 /** TCX links exist on this kernel (enum bpf_attach_type has BPF_TCX_INGRESS, 6.6+). */
 export function kernelHasTcx(): boolean {
@@ -109,14 +127,18 @@ export function vethModeName(mode: VethAttachMode): string {
   return mode === 'tcx' ? 'TCX links' : 'clsact (cls_bpf)';
 }
 
-/** ifindex of an interface in this process's netns, or 0. */
+/**
+ * ifindex of an interface in the node's netns, or 0 when there is none (if_nametoindex(3) there: not
+ * /sys/class/net, which shows the netns sysfs was mounted for, podnet's own). Throws NetnsError when the
+ * node's netns cannot be entered.
+ */
 export function ifindexOf(name: string): number {
   if (!/^[A-Za-z0-9_.@:-]{1,15}$/.test(name)) return 0;
-  try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim()) || 0;
-  } catch {
-    return 0;
-  }
+  nameToIndex ??= loadFirst(['libc.so.6']).lib.func('unsigned int if_nametoindex(const char *ifname)') as (
+    name: string,
+  ) => number;
+  const f = nameToIndex;
+  return inHostNetns(() => f(name));
 }
 
 export interface AttachedVeth {
@@ -184,9 +206,15 @@ export class VethAttacher {
     const prev = this.#attached.get(e.netnsInode);
     if (prev?.entity.hostVeth === e.hostVeth) return;
     this.#detach(e.netnsInode);
-    const ifindex = ifindexOf(e.hostVeth);
+    let ifindex: number;
+    try {
+      ifindex = ifindexOf(e.hostVeth);
+    } catch (err) {
+      this.failures.set(e.displayName, `host veth ${e.hostVeth}: ${(err as Error).message}`);
+      return;
+    }
     if (!ifindex) {
-      this.failures.set(e.displayName, `host veth ${e.hostVeth} not found`);
+      this.failures.set(e.displayName, `host veth ${e.hostVeth} not found in the node's netns`);
       return;
     }
     const o = this.#o;
