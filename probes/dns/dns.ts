@@ -9,6 +9,7 @@
 // Timeouts of queries that never got an answer are decided here by a sweep of the pending map; a timeout
 // is diagnosed as the conntrack insert race when the netns' conntrack counters moved (diagnosis.ts).
 import { z } from 'zod';
+import { bpfCapabilityProblem } from '../../receiver/bpf/caps.ts';
 import { dataView, monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
@@ -399,6 +400,11 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   events: EVENTS,
   args: argsSchema,
   async availability() {
+    // The TC programs read the headers with packet-pointer arithmetic that the verifier allows only to
+    // perfmon_capable() ("pointer arithmetic … prohibited for !root" without CAP_PERFMON or CAP_SYS_ADMIN):
+    // judged like tracing programs, so `podnet probes` does not call dns available when its load would fail.
+    const caps = bpfCapabilityProblem({ tracing: true });
+    if (caps) return { available: false, reason: caps };
     if (effectiveHook('tc').reason) {
       // the node's netns cannot be entered: the default runs the tracepoints (effectiveHook)
       const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
