@@ -103,7 +103,10 @@ test('parallel A/AAAA over one socket through a DNAT: real clashes, read like co
   assert.equal(
     n(M.responses),
     server.count(cli.ipv4),
-    `responses = replies unbound logged (timeouts ${n(M.timeouts)}, clash_resolve +${clashes}, insert_failed +${failed}, timeout events ${ctx.events.filter((e) => e.name === 'podnet.dns.timeout').length})`,
+    `responses = replies unbound logged (timeouts ${n(M.timeouts)}, clash_resolve +${clashes}, insert_failed +${failed}, timeout events: ${JSON.stringify(
+      ctx.events.filter((e) => e.name === 'podnet.dns.timeout').map((e) => e.attributes),
+      (_k, v) => (typeof v === 'bigint' ? String(v) : v),
+    )})`,
   );
   assert.equal(n(M.timeouts), sent - n(M.responses));
   const timeouts = ctx.events.filter((e) => e.name === 'podnet.dns.timeout');
