@@ -17,8 +17,8 @@ import {
   type VethAttachMode,
 } from '../../receiver/kit/ebpf/veth.ts';
 import type { Logger } from '../../receiver/log/logger.ts';
-import { Attrs, NetlinkProtocolError, NLM_F_DUMP, NLM_F_REQUEST } from '../../receiver/netlink/codec.ts';
-import { RTM_GETLINK, RTM_NEWLINK } from '../../receiver/netlink/rtnetlink.ts';
+import { Attrs } from '../../receiver/netlink/codec.ts';
+import { forEachLink } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import { hostNetnsPath } from '../../receiver/netns/setns.ts';
 import type { MapName, Program } from './dns.layout.gen.ts';
@@ -48,31 +48,16 @@ export interface HostLink {
   readonly port: boolean;
 }
 
-const IFINFOMSG_LEN = 16;
+// Link attributes (linux/if_link.h).
 const IFLA_IFNAME = 3;
 const IFLA_LINK = 5;
 const IFLA_MASTER = 10;
-const IFLA_EXT_MASK = 29;
-const RTEXT_FILTER_SKIP_STATS = 1 << 3;
-/** ifinfomsg (AF_UNSPEC: all links) + IFLA_EXT_MASK = SKIP_STATS. */
-const LINKS_REQUEST = (() => {
-  const b = new Uint8Array(IFINFOMSG_LEN + 8);
-  const v = new DataView(b.buffer);
-  v.setUint16(IFINFOMSG_LEN, 8, true);
-  v.setUint16(IFINFOMSG_LEN + 2, IFLA_EXT_MASK, true);
-  v.setUint32(IFINFOMSG_LEN + 4, RTEXT_FILTER_SKIP_STATS, true);
-  return b;
-})();
 const linkAttrs = new Attrs(IFLA_MASTER);
 
 /** Devices by name in the socket's netns (RTM_GETLINK dump). */
 export function dumpHostLinks(sock: NetlinkSocket): Map<string, HostLink> {
   const links = new Map<string, HostLink>();
-  sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, LINKS_REQUEST, (msg) => {
-    if (msg.type !== RTM_NEWLINK) return;
-    if (msg.payloadLength < IFINFOMSG_LEN) throw new NetlinkProtocolError('truncated ifinfomsg');
-    const ifindex = msg.view.getInt32(msg.payloadOffset + 4, true);
-    const a = linkAttrs.parse(msg.view, msg.payloadOffset + IFINFOMSG_LEN, msg.payloadLength - IFINFOMSG_LEN);
+  forEachLink(sock, linkAttrs, (ifindex, a) => {
     if (!a.has(IFLA_IFNAME)) return;
     links.set(a.str(IFLA_IFNAME), { ifindex, lower: a.has(IFLA_LINK), port: a.has(IFLA_MASTER) });
   });

@@ -69,16 +69,29 @@ let qdiscAttrs: Attrs | undefined;
 let qdiscStatsAttrs: Attrs | undefined;
 let linkAttrs: Attrs | undefined;
 
-/** Interface index → name in the socket's netns. */
-export function dumpLinkNames(sock: NetlinkSocket): Map<number, string> {
-  const names = new Map<number, string>();
+/**
+ * One RTM_GETLINK dump (stats left out): `fn(ifindex, attrs)` per link, with its attributes parsed into
+ * `attrs` (valid during the call only; its size sets the highest attribute type kept).
+ */
+export function forEachLink(
+  sock: NetlinkSocket,
+  attrs: Attrs,
+  fn: (ifindex: number, attrs: Attrs) => void,
+): void {
   sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, LINK_NAMES_REQUEST, (msg) => {
     if (msg.type !== RTM_NEWLINK) return;
     if (msg.payloadLength < IFINFOMSG_LEN) throw new NetlinkProtocolError('truncated ifinfomsg');
     const index = msg.view.getInt32(msg.payloadOffset + 4, true);
-    linkAttrs ??= new Attrs(IFLA_MAX);
-    const attrs = linkAttrs;
     attrs.parse(msg.view, msg.payloadOffset + IFINFOMSG_LEN, msg.payloadLength - IFINFOMSG_LEN);
+    fn(index, attrs);
+  });
+}
+
+/** Interface index → name in the socket's netns. */
+export function dumpLinkNames(sock: NetlinkSocket): Map<number, string> {
+  const names = new Map<number, string>();
+  linkAttrs ??= new Attrs(IFLA_MAX);
+  forEachLink(sock, linkAttrs, (index, attrs) => {
     if (attrs.has(IFLA_IFNAME)) names.set(index, attrs.str(IFLA_IFNAME));
   });
   return names;
