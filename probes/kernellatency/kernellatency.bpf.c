@@ -19,6 +19,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "pn_hist.bpf.h"
+#include "pn_slot.bpf.h"
 #include "pn_tuple.bpf.h"
 
 #define KL_RX 0
@@ -26,6 +27,7 @@
 #define KL_EV_RX 1
 #define KL_EV_TX 2
 #define KL_TCP 6
+#define KL_UDP 17
 #define KL_TCP_TIME_WAIT 6
 #define KL_TCP_NEW_SYN_RECV 12
 #define KL_CLOCK_MONOTONIC 1
@@ -47,6 +49,17 @@ struct {
 	__type(key, struct kl_key);
 	__type(value, struct pn_hist);
 } kl_hist SEC(".maps");
+
+/* The same histograms of netns with a slot (pn_slot.bpf.h), at slot * KL_NVAR + variant: rx TCP,
+ * rx UDP, tx TCP (kernellatency.ts SLOT_KEYS builds the kl_key of each); rx of other transports
+ * stays in kl_hist. */
+#define KL_NVAR 3
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PN_SLOTS * KL_NVAR);
+	__type(key, __u32);
+	__type(value, struct pn_hist);
+} kl_hist_fast SEC(".maps");
 
 struct kl_rx {
 	__u64 ts;
@@ -108,7 +121,8 @@ static __always_inline int kl_on_rx_socket(int btf, const struct sock *sk)
 	__u64 lat = bpf_ktime_get_ns() - start;
 	__u8 proto = PN_RD(btf, sk, sk_protocol);
 	struct kl_key k = { .netns = pn_sk_netns_rd(btf, sk), .dir = KL_RX, .l4proto = proto };
-	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	__u32 var = proto == KL_TCP ? 0 : proto == KL_UDP ? 1 : KL_NVAR; /* KL_NVAR: no fast variant */
+	pn_hist_add_slotted(&kl_hist_fast, var, KL_NVAR, &kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_RX))
 		return 0;
@@ -158,7 +172,7 @@ static __always_inline int kl_on_tx_device(int btf, struct sk_buff *skb)
 		return 0; /* departure time in the future (pacing) */
 	__u64 lat = now - ts;
 	struct kl_key k = { .netns = pn_sk_netns_rd(btf, sk), .dir = KL_TX, .l4proto = KL_TCP };
-	pn_hist_add_watched(&kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
+	pn_hist_add_slotted(&kl_hist_fast, 2, KL_NVAR, &kl_hist, &k, lat, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = k.netns;
 	if (lat <= cfg_slow_ns || !pn_rate_allow(netns, KL_EV_TX))
 		return 0;

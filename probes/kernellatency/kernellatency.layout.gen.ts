@@ -20,9 +20,11 @@ export type Program = (typeof PROGRAMS)[number];
 /** Maps of kernellatency.bpf.o: type, key and value as compiled. */
 export const MAPS = {
   kl_hist: { type: 'percpu_hash', key: 'struct kl_key', value: 'struct pn_hist' },
+  kl_hist_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_hist' },
   kl_rx_slot: { type: 'percpu_array', key: '__u32', value: 'struct kl_rx' },
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },
+  pn_slots: { type: 'array', key: '__u32', value: 'struct pn_slot' },
   pn_stacks: { type: 'stack_trace', key: '', value: '' },
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },

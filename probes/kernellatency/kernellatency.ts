@@ -15,6 +15,7 @@ import {
   LATENCY_ATTR,
   msToNs,
   readTupleUnmapped,
+  slotKeys,
   slowCounterDef,
 } from '../../receiver/kit/ebpf/latency.ts';
 import { histogramDef } from '../../receiver/kit/ebpf/log2.ts';
@@ -27,6 +28,8 @@ import {
 import type { MetricDef, MetricPoint, Probe, ProbeEvent, ProbeSpec } from '../../receiver/probe/types.ts';
 import {
   KL_EVENT,
+  KL_KEY,
+  KL_KEY_SIZE,
   klEvent,
   klKey,
   type MapName,
@@ -35,6 +38,13 @@ import {
 } from './kernellatency.layout.gen.ts';
 
 export const OBJECT = new URL('./kernellatency.bpf.o', import.meta.url);
+
+/** The kl_key of each variant of a netns slot: rx TCP, rx UDP, tx TCP (kernellatency.bpf.c kl_hist_fast). */
+const SLOT_KEYS = slotKeys(KL_KEY_SIZE, KL_KEY.dir, KL_KEY.l4proto, [
+  [0, 6],
+  [0, 17],
+  [1, 6],
+]);
 
 const argsSchema = z.object({
   ...eventArgsShape,
@@ -161,6 +171,7 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
         cfg_t1_ns: msToNs(t[1]),
       } satisfies Partial<Record<RodataName, unknown>>,
       counterMaps: [HIST],
+      slotted: { [HIST]: { fast: 'kl_hist_fast' satisfies MapName, variants: SLOT_KEYS } },
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeKernelSlow(rec.view, rec.offset);

@@ -21,6 +21,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "pn_hist.bpf.h"
+#include "pn_slot.bpf.h"
 #include "pn_tuple.bpf.h"
 
 #define NT_EV_QDISC 1
@@ -44,6 +45,14 @@ struct {
 	__type(key, __u32); /* netns */
 	__type(value, struct nt_val);
 } nt_hist SEC(".maps");
+
+/* The same values of netns with a slot (pn_slot.bpf.h), indexed by slot (one variant). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct nt_val);
+} nt_hist_fast SEC(".maps");
 
 struct nt_q {
 	__u64 ts;
@@ -197,7 +206,9 @@ static __always_inline int nt_on_xmit(int btf, struct sk_buff *skb, struct net_d
 	s->skb = 0;
 	__u32 raw = pn_dev_netns_rd(btf, dev);
 	__u32 netns = raw;
-	struct nt_val *v = raw ? bpf_map_lookup_elem(&nt_hist, &netns) : NULL;
+	struct nt_val *v = pn_slot_value(&nt_hist_fast, pn_slot_of(raw), 0, 1);
+	if (!v && raw)
+		v = bpf_map_lookup_elem(&nt_hist, &netns);
 	if (!v) {
 		netns = pn_watch_key(raw);
 		v = pn_counter_get(&nt_hist, &netns, &nt_zero);

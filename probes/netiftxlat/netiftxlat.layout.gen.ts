@@ -18,10 +18,12 @@ export type Program = (typeof PROGRAMS)[number];
 /** Maps of netiftxlat.bpf.o: type, key and value as compiled. */
 export const MAPS = {
   nt_hist: { type: 'percpu_hash', key: '__u32', value: 'struct nt_val' },
+  nt_hist_fast: { type: 'percpu_array', key: '__u32', value: 'struct nt_val' },
   nt_percpu: { type: 'percpu_array', key: '__u32', value: 'struct nt_cpu' },
   nt_queued: { type: 'lru_hash', key: '__u64', value: 'struct nt_q' },
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },
+  pn_slots: { type: 'array', key: '__u32', value: 'struct pn_slot' },
   pn_stacks: { type: 'stack_trace', key: '', value: '' },
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },

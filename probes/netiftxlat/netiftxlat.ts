@@ -169,6 +169,8 @@ export const netiftxlatProbe: ProbeSpec<NetifTxLatArgs> = {
       } satisfies Partial<Record<RodataName, unknown>>,
       maxEntries: { nt_queued: args.maxQueued },
       counterMaps: [HIST],
+      // netiftxlat.bpf.c nt_hist_fast: one value (the netns key alone) per slot
+      slotted: { [HIST]: { fast: 'nt_hist_fast' satisfies MapName, variants: [Buffer.alloc(4)] } },
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
       decode: (rec) => {
         const { rawNetns, ...e } = decodeTxSlow(rec.view, rec.offset);

@@ -19,6 +19,7 @@
 #include "podnet.bpf.h"
 #include "pn_watch.bpf.h"
 #include "pn_hist.bpf.h"
+#include "pn_slot.bpf.h"
 #include "pn_tuple.bpf.h"
 
 #define SL_READ 0
@@ -52,6 +53,16 @@ struct {
 	__type(key, struct sl_key);
 	__type(value, struct pn_hist);
 } sl_hist SEC(".maps");
+
+/* The same histograms of netns with a slot (pn_slot.bpf.h), at slot * SL_NVAR + variant: read TCP,
+ * read UDP, write TCP (socketlatency.ts SLOT_KEYS builds the sl_key of each). */
+#define SL_NVAR 3
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PN_SLOTS * SL_NVAR);
+	__type(key, __u32);
+	__type(value, struct pn_hist);
+} sl_hist_fast SEC(".maps");
 
 struct sl_state {
 	__u64 read_ts;
@@ -163,7 +174,7 @@ int BPF_PROG(sl_recv_length, struct sock *sk, int ret, int flags)
 	__u32 left = proto == SL_IPPROTO_UDP ? (__u32)sk->sk_backlog.rmem_alloc.counter : sk->sk_receive_queue.qlen;
 	st->read_ts = left ? now : 0;
 	struct sl_key key = { .netns = st->netns, .dir = SL_READ, .l4proto = proto };
-	pn_hist_add_watched(&sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
+	pn_hist_add_slotted(&sl_hist_fast, proto == SL_IPPROTO_UDP, SL_NVAR, &sl_hist, &key, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = key.netns;
 	if (wait > cfg_slow_ns) {
 		char comm[16];
@@ -218,7 +229,7 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
 	st->write_ts = 0;
 	struct sl_key hkey = { .netns = st->netns, .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
-	pn_hist_add_watched(&sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
+	pn_hist_add_slotted(&sl_hist_fast, 2, SL_NVAR, &sl_hist, &hkey, wait, cfg_t0_ns, cfg_t1_ns);
 	__u32 netns = hkey.netns;
 	if (wait > cfg_slow_ns) {
 		char comm[16];

@@ -17,10 +17,12 @@ export type Program = (typeof PROGRAMS)[number];
 export const MAPS = {
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },
+  pn_slots: { type: 'array', key: '__u32', value: 'struct pn_slot' },
   pn_stacks: { type: 'stack_trace', key: '', value: '' },
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },
   sl_hist: { type: 'percpu_hash', key: 'struct sl_key', value: 'struct pn_hist' },
+  sl_hist_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_hist' },
   sl_socks: { type: 'sk_storage', key: 'int', value: 'struct sl_state' },
 } as const;
 export type MapName = keyof typeof MAPS;

@@ -17,6 +17,7 @@ import {
   LATENCY_ATTR,
   msToNs,
   readTupleUnmapped,
+  slotKeys,
   slowCounterDef,
   THRESHOLD_ATTR,
 } from '../../receiver/kit/ebpf/latency.ts';
@@ -33,11 +34,20 @@ import {
   type Program,
   type RodataName,
   SL_EVENT,
+  SL_KEY,
+  SL_KEY_SIZE,
   slEvent,
   slKey,
 } from './socketlatency.layout.gen.ts';
 
 export const OBJECT = new URL('./socketlatency.bpf.o', import.meta.url);
+
+/** The sl_key of each variant of a netns slot: read TCP, read UDP, write TCP (socketlatency.bpf.c sl_hist_fast). */
+const SLOT_KEYS = slotKeys(SL_KEY_SIZE, SL_KEY.dir, SL_KEY.l4proto, [
+  [0, 6],
+  [0, 17],
+  [1, 6],
+]);
 
 const argsSchema = z.object({
   ...eventArgsShape,
@@ -190,6 +200,7 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
         cfg_udp: args.udp ? 1 : 0,
       } satisfies Partial<Record<RodataName, unknown>>,
       counterMaps: [HIST],
+      slotted: { [HIST]: { fast: 'sl_hist_fast' satisfies MapName, variants: SLOT_KEYS } },
       decode: (rec) => {
         const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {

@@ -56,6 +56,18 @@ export const pnRlVal = {
   count: (v: DataView, o: number): bigint => v.getBigUint64(o + 8, true),
 } as const;
 
+/** `struct pn_slot` (8 bytes): byte offset of each field. */
+export const PN_SLOT = {
+  netns: 0, // __u32 (4 B)
+  slot: 4, // __u32 (4 B)
+} as const;
+export const PN_SLOT_SIZE = 8;
+/** Readers of `struct pn_slot` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
+export const pnSlot = {
+  netns: (v: DataView, o: number): number => v.getUint32(o, true),
+  slot: (v: DataView, o: number): number => v.getUint32(o + 4, true),
+} as const;
+
 /** `struct pn_tuple` (40 bytes): byte offset of each field. */
 export const PN_TUPLE = {
   saddr: 0, // __u8[16] (16 B)

@@ -54,6 +54,24 @@ export interface HistEntry {
 }
 
 /** Entries of a per-CPU hash of pn_hist whose key starts with a u32 netns, summed over CPUs. */
+/**
+ * The keys a fast twin's variants stand for (probes/include/pn_slot.bpf.h): a `size`-byte key with the
+ * netns 0, `dir` at `dirAt` and the transport at `protoAt`, one per [dir, transport] in kernel order.
+ */
+export function slotKeys(
+  size: number,
+  dirAt: number,
+  protoAt: number,
+  variants: readonly (readonly [number, number])[],
+): Buffer[] {
+  return variants.map(([dir, proto]) => {
+    const k = Buffer.alloc(size);
+    k.writeUInt8(dir, dirAt);
+    k.writeUInt8(proto, protoAt);
+    return k;
+  });
+}
+
 export function histEntries(rt: EbpfRuntime, map: string): HistEntry[] {
   return rt.counterEntries(map).map((e) => ({ key: e.key, netns: e.netns, hist: histFromFields(e.values) }));
 }

@@ -5,7 +5,8 @@
 // runtime's self-telemetry (events lost / suppressed, stack failures).
 //
 // Its parts live next to it: args.ts (event tunables), self-metrics.ts (self-telemetry names),
-// availability.ts (availability before loading, the object cache), watched.ts (the watched-netns set).
+// availability.ts (availability before loading, the object cache), watched.ts (the watched-netns set and its
+// netns slots), slots.ts (the slots' fast arrays read back as counter entries).
 // Everything stays importable from here.
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
 import { kallsyms } from '../../bpf/kallsyms.ts';
@@ -19,12 +20,14 @@ import { asError, type EntityFailure, EntityStatus } from '../status.ts';
 import type { EventArgs } from './args.ts';
 import { objectSpec } from './availability.ts';
 import { PN_STAT, SELF_METRIC } from './self-metrics.ts';
+import { addSlotted, type SlottedMap, slotTable } from './slots.ts';
 import { WatchedNetns } from './watched.ts';
 
 export { type EventArgs, eventArgsSchema, eventArgsShape, ringBytesArg } from './args.ts';
 export { hookAvailability, objectSpec } from './availability.ts';
 export { PN_STAT, SELF_METRIC, SELF_METRIC_DEFS } from './self-metrics.ts';
-export { WatchedNetns } from './watched.ts';
+export type { SlottedMap } from './slots.ts';
+export { type SlotTable, WatchedNetns } from './watched.ts';
 
 /** One ring record, with its decoded header and wall-clock time. `view` aliases the ring: copy what you keep. */
 export interface RingRecord {
@@ -52,6 +55,11 @@ export interface EbpfRuntimeOptions {
   readonly decode?: RecordDecoder;
   /** PERCPU/HASH counter maps whose keys start with a u32 netns: keys of netns that are gone are deleted. */
   readonly counterMaps?: readonly string[];
+  /**
+   * Counter maps with a fast twin (probes/include/pn_slot.bpf.h): counter map → its PERCPU_ARRAY and the
+   * key each variant of a slot stands for (netns field 0; counterEntries fills it in).
+   */
+  readonly slotted?: Readonly<Record<string, SlottedMap>>;
   /** Count every netns under its own inode (no watched-netns filter). Default false. */
   readonly watchAll?: boolean;
   /**
@@ -99,6 +107,7 @@ export class EbpfRuntime {
   readonly #log: Logger;
   readonly #counterMaps: readonly string[];
   readonly #watchAll: boolean;
+  readonly #slotted: Readonly<Record<string, SlottedMap>>;
   readonly #unsubscribe: (() => void) | undefined;
   readonly #stacks = new Map<number, string[]>();
   readonly #symbols = new Map<bigint, string>();
@@ -116,11 +125,12 @@ export class EbpfRuntime {
     this.#log = o.ctx.log;
     this.#counterMaps = o.counterMaps ?? [];
     this.#watchAll = o.watchAll ?? false;
+    this.#slotted = o.slotted ?? {};
     this.#entityStatus = new EntityStatus(o.ctx.log);
     try {
       const wm = coll.maps.get('pn_watched');
       if (wm && !this.#watchAll) {
-        const watched = new WatchedNetns(wm);
+        const watched = new WatchedNetns(wm, slotTable(coll, Object.values(o.slotted ?? {})));
         this.watched = watched;
         watched.sync(o.ctx.entities.entities().map((e) => e.netnsInode));
         this.#unsubscribe = o.ctx.entities.onChange((changes) => this.#onEntities(changes));
@@ -278,6 +288,8 @@ export class EbpfRuntime {
       out.push({ key: e.key, netns, values: e.values });
     }
     for (const k of stale) m.delete(k);
+    const twin = this.#slotted[mapName];
+    if (twin && this.watched) addSlotted(this.coll, this.watched, twin, out);
     return out;
   }
 
