@@ -23,6 +23,7 @@ import type { EntitySource } from '../pods/entity.ts';
 import type { Probe } from '../probe/types.ts';
 import { Discovery } from './discovery.ts';
 import { JsonlSink } from './jsonl-sink.ts';
+import { applyArenaLimit, arenaLimit } from './malloc-arenas.ts';
 import { configurePipeline } from './pipeline-config.ts';
 import { ProbeSet } from './probe-set.ts';
 import { ConfigSequencer, loadInitialConfig, type ReloadResult } from './reload.ts';
@@ -158,6 +159,7 @@ export class Agent {
     // Before the first collection burst: the metric store makes memory grow with the pods (heap.ts).
     applyHeapSettings();
     checkOpenFileLimit(componentLog(opts, 'agent'));
+    applyArenaLimit(componentLog(opts, 'agent'));
     const specs = [...(opts.specs ?? probeSpecs), ...(opts.extraSpecs ?? [])];
     const config = loadInitialConfig(opts, specs);
     const discovery = await Discovery.start({
@@ -259,6 +261,7 @@ export class Agent {
       discovery: this.#discovery.status(),
       captures: this.#captures.status(),
       openFiles: openFileStatus(),
+      mallocArenas: arenaLimit(),
       peers: this.peers.status(),
     };
   }
