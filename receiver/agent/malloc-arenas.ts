@@ -47,11 +47,12 @@ export function applyArenaLimit(log: Logger, env: NodeJS.ProcessEnv = process.en
       `MALLOC_ARENA_MAX is not a positive integer: using ${DEFAULT_ARENA_MAX}`,
     );
   const max = valid ? Number(raw) : DEFAULT_ARENA_MAX;
+  let secure = false;
   try {
     const libc = koffi.load('libc.so.6');
     const mallopt = libc.func('int mallopt(int param, int value)') as (p: number, v: number) => number;
     const getauxval = libc.func('unsigned long getauxval(unsigned long type)') as (t: number) => number;
-    const secure = Number(getauxval(AT_SECURE)) !== 0;
+    secure = Number(getauxval(AT_SECURE)) !== 0;
     if (mallopt(M_ARENA_MAX, max) !== 1) throw new Error('mallopt(M_ARENA_MAX) refused');
     applied = { max, source: valid ? 'environment' : 'default', atExec: valid && !secure };
   } catch (err) {
@@ -61,9 +62,9 @@ export function applyArenaLimit(log: Logger, env: NodeJS.ProcessEnv = process.en
   }
   if (!applied.atExec)
     log.info(
-      { mallocArenaMax: max, secureExecution: valid },
-      valid
-        ? `glibc ignores MALLOC_ARENA_MAX in secure-execution mode (file capabilities): malloc arenas capped at ${max} from now on; the threads node started before podnet keep theirs`
+      { mallocArenaMax: max, secureExecution: secure },
+      secure
+        ? `malloc arenas capped at ${max} by podnet as it starts: in secure-execution mode (file capabilities) glibc ignores MALLOC_ARENA_MAX; the threads node started before podnet keep theirs`
         : `MALLOC_ARENA_MAX is not set (npm start and the podnet bin set ${DEFAULT_ARENA_MAX}): malloc arenas capped at ${max} from now on; the threads node started before podnet keep theirs (docs/deploy.md, «Memory sizing»)`,
     );
   return applied;

@@ -299,6 +299,7 @@ describe('podnet from the staged image as uid 65532', () => {
         source: 'default',
         atExec: false,
       });
+      assert.match(stderr, /"secureExecution":true,"msg":"malloc arenas capped at 2 by podnet as it starts/);
       const metrics = await fetch(`${base}/metrics`);
       assert.equal(metrics.status, 200);
       assert.match(stderr, /all capabilities podnet needs are effective/);
