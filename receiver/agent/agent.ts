@@ -211,8 +211,11 @@ export class Agent {
       .collect(this.#config.collectionIntervalMs)
       .then(() => {
         this.collections++;
-        // The first collection reads kernel layouts and BTF enum names once (cached): trim what that freed.
-        if (this.collections === 1) trimNativeHeap();
+        // Give what the collection (and the export and scrapes since the last one) freed in glibc's arenas
+        // back to the kernel: the first reads kernel layouts and BTF enum names once; later ones leave
+        // netlink, zlib and V8 compilation buffers. 0.3–2.2 ms per call at 1,000 netns; −4 to −5 MB of RSS
+        // at 100 and 1,000 netns in a same-run A/B (benchmarks/suite/scale.ts, 2026-12-07 session, issue 19).
+        trimNativeHeap();
       })
       .finally(() => {
         this.#collecting = undefined;
