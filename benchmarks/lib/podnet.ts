@@ -89,7 +89,13 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
     [...(form?.nodeArgs ?? []), ...(o.nodeArgs ?? []), ...args],
     {
       stdio: ['ignore', 'ignore', logFd],
-      env: { ...process.env, PODNET_LOG_LEVEL: 'warn', PNK_MEMORY_FILE: memPath, ...(o.env ?? {}) },
+      env: {
+        ...process.env,
+        ...(form?.env ?? {}),
+        PODNET_LOG_LEVEL: 'warn',
+        PNK_MEMORY_FILE: memPath,
+        ...(o.env ?? {}),
+      },
     },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -107,7 +113,9 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
   const proc: PodnetProc = {
     pid: child.pid!,
     url,
-    command: `node ${[...(form?.nodeArgs ?? []), ...args].map((a) => a.replace(root, '')).join(' ')}`,
+    command: `${Object.entries(form?.env ?? {})
+      .map(([k, v]) => `${k}=${v} `)
+      .join('')}node ${[...(form?.nodeArgs ?? []), ...args].map((a) => a.replace(root, '')).join(' ')}`,
     status: async () => (await fetch(`${url}/status`)).json(),
     metrics: async () => {
       const t0 = performance.now();

@@ -9,21 +9,14 @@
 // Timeouts of queries that never got an answer are decided here by a sweep of the pending map; a timeout
 // is diagnosed as the conntrack insert race when the netns' conntrack counters moved (diagnosis.ts).
 import { z } from 'zod';
-import { bpfCapabilityProblem } from '../../receiver/bpf/caps.ts';
 import { dataView, monotonicToUnixNano } from '../../receiver/bpf/events.ts';
 import type { BpfMap } from '../../receiver/bpf/maps.ts';
 import { transportName } from '../../receiver/kit/ebpf/decode.ts';
 import { kernelRequirement } from '../../receiver/kit/ebpf/kernels.ts';
 import { bucketsShape } from '../../receiver/kit/ebpf/latency.ts';
 import { histFromFields, toHistogramValue } from '../../receiver/kit/ebpf/log2.ts';
-import {
-  EbpfRuntime,
-  eventArgsShape,
-  hookAvailability,
-  SELF_METRIC,
-} from '../../receiver/kit/ebpf/runtime.ts';
-import { type VethAttacher, vethAttachMode, vethModeName } from '../../receiver/kit/ebpf/veth.ts';
-import { inHostNetns } from '../../receiver/netns/setns.ts';
+import { EbpfRuntime, eventArgsShape, SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
+import type { VethAttacher } from '../../receiver/kit/ebpf/veth.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint, Probe, ProbeSpec, ProbeStatus } from '../../receiver/probe/types.ts';
 import { hostDevAttacher, programs, tracepointPair, vethAttacher } from './attach.ts';
@@ -43,11 +36,10 @@ import {
 import { EVENTS, M, METRICS, QTYPE, RCODE } from './defs.ts';
 import { ConntrackCorrelator, type CtReader, ctnetlinkReader } from './diagnosis.ts';
 import { DNS_COUNT, DNS_HIST, dnsStatKey, type Program } from './dns.layout.gen.ts';
+import { dnsAvailability, effectiveHook, HOOKS, OBJECT } from './hook.ts';
 import type { HostDevAttacher } from './hostdev.ts';
 
-export { M };
-
-export const OBJECT = new URL('./dns.bpf.o', import.meta.url);
+export { M, OBJECT };
 
 /** u64 indexes into a counter value (struct dns_count / dns_hist, dns.layout.gen.ts). */
 const QUERIES = DNS_COUNT.queries / 8;
@@ -66,7 +58,7 @@ const argsSchema = z.object({
    * `tracepoint`: the tracepoints for every netns (TCP DNS only when the message is in the skb's linear
    * area). See docs/probes-dns.md.
    */
-  hook: z.enum(['auto', 'tracepoint', 'tc']).default('tc'),
+  hook: z.enum(HOOKS).default('tc'),
   /** TC programs (hook `auto` / `tc`): TCX links where the kernel has them (6.6+), else clsact; `tcx` / `tc` force one. */
   attachMode: z.enum(['auto', 'tcx', 'tc']).default('auto'),
   ...bucketsShape,
@@ -93,33 +85,6 @@ export interface DnsInternals {
   readonly hostNetnsProblem?: string;
   /** Programs not loaded, as if the kernel had refused them (tests of the one-sided tracepoint hook). */
   readonly withoutPrograms?: readonly Program[];
-}
-
-/** Why the node's netns cannot be entered (setns refused: CAP_SYS_ADMIN missing), else undefined. */
-function hostNetnsProblem(): string | undefined {
-  try {
-    inHostNetns(() => undefined);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
-/**
- * The hook that runs. `tc` finds and attaches to pods' host-side veths and the host's devices inside the
- * node's netns (receiver/kit/ebpf/veth.ts, hostdev.ts), also when podnet runs outside it (the DaemonSet:
- * hostNetwork false). Only when that netns cannot be entered does `tc` run as `tracepoint`, which sees
- * every netns from anywhere, with the reason in /status (docs/probes-dns.md).
- */
-export function effectiveHook(
-  hook: DnsArgs['hook'],
-  problem: string | undefined = hostNetnsProblem(),
-): { hook: DnsArgs['hook']; reason?: string } {
-  if (hook !== 'tc' || problem === undefined) return { hook };
-  return {
-    hook: 'tracepoint',
-    reason: `hook tc runs as tracepoint: cannot enter the node's netns, where the veths and devices are (${problem})`,
-  };
 }
 
 export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>['create'] {
@@ -399,41 +364,7 @@ export const dnsProbe: ProbeSpec<DnsArgs> = {
   metrics: METRICS,
   events: EVENTS,
   args: argsSchema,
-  async availability() {
-    // The TC programs read the headers with packet-pointer arithmetic that the verifier allows only to
-    // perfmon_capable() ("pointer arithmetic … prohibited for !root" without CAP_PERFMON or CAP_SYS_ADMIN):
-    // judged like tracing programs, so `podnet probes` does not call dns available when its load would fail.
-    const caps = bpfCapabilityProblem({ tracing: true });
-    if (caps) return { available: false, reason: caps };
-    if (effectiveHook('tc').reason) {
-      // the node's netns cannot be entered: the default runs the tracepoints (effectiveHook)
-      const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
-      return tp.available && tp.reason?.startsWith('partly: ')
-        ? {
-            available: false,
-            reason: `needs both net_dev_queue and netif_receive_skb: ${tp.reason.slice(9)}`,
-          }
-        : tp;
-    }
-    // the default hook (tc): TC on pods' veths and the host's own devices
-    const tc = hookAvailability(OBJECT, [
-      ['dns_tc_ingress'],
-      ['dns_tc_egress'],
-      ['dns_host_ingress'],
-      ['dns_host_egress'],
-    ]);
-    if (!tc.available) return tc;
-    const variant = `dns_tc_ingress + dns_tc_egress + dns_host_ingress + dns_host_egress, ${vethModeName(vethAttachMode('auto'))}`;
-    const tp = hookAvailability(OBJECT, [['dns_dev_queue'], ['dns_receive']]);
-    if (tp.available && !tp.reason) return { available: true, variant };
-    // one of the two tracepoints missing: hooks auto / tracepoint unusable (tracepointPair, attach.ts)
-    const missing = tp.reason?.startsWith('partly: ') ? tp.reason.slice('partly: '.length) : tp.reason;
-    return {
-      available: true,
-      reason: `partly: hooks auto / tracepoint unusable (${missing ?? 'tracepoints unavailable'}); the default hook tc runs`,
-      variant,
-    };
-  },
+  availability: dnsAvailability,
   kernel: () =>
     kernelRequirement(OBJECT, [['dns_dev_queue'], ['dns_receive']], {}, [
       "TC programs on pods' host-side veths: TCX links from 6.6, clsact + cls_bpf before (hook auto / tc)",

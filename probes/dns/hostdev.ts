@@ -10,10 +10,10 @@
 // /sys/class/net, which shows podnet's own netns in the DaemonSet) and attached there (veth.ts, tcApi).
 import type { BpfCollection } from '../../receiver/bpf/object.ts';
 import {
-  BPF_TCX_EGRESS,
-  BPF_TCX_INGRESS,
+  attachTcPair,
+  releaseTcPair,
   type TcFilterId,
-  tcApi,
+  type TcPair,
   type VethAttachMode,
 } from '../../receiver/kit/ebpf/veth.ts';
 import type { Logger } from '../../receiver/log/logger.ts';
@@ -32,11 +32,6 @@ export interface HostDevOptions {
   /** Pods' host-side veth names right now: never taken. */
   readonly podVeths: () => ReadonlySet<string>;
   readonly log: Logger;
-}
-
-interface Attached {
-  readonly ifindex: number;
-  readonly links: number[];
 }
 
 /** One device of the node's netns, as the link dump gives it. */
@@ -70,7 +65,7 @@ export class HostDevAttacher {
   readonly #o: HostDevOptions;
   /** rtnetlink socket opened in the node's netns (kept: one dump per sweep); reopened after an error. */
   #sock: NetlinkSocket | undefined;
-  readonly #attached = new Map<string, Attached>();
+  readonly #attached = new Map<string, TcPair>();
   /** Devices looked at and not taken (veths, ports, ...), by name → ifindex: not read again while the name
    * stays (a node's many veths cost one directory listing per sweep); looked at again once it went. */
   readonly #skipped = new Map<string, number>();
@@ -116,49 +111,31 @@ export class HostDevAttacher {
 
   #attach(name: string, ifindex: number): void {
     const o = this.#o;
-    const tc = tcApi();
-    const a: Attached = { ifindex, links: [] };
+    const a: TcPair = { ifindex, links: [] };
     this.#map(ifindex, o.netns);
-    const progs = [
-      ['dns_host_ingress' satisfies Program, true],
-      ['dns_host_egress' satisfies Program, false],
-    ] as const;
-    for (const [prog, ingress] of progs) {
-      const fd = o.coll.program(prog).fd;
-      const r =
-        o.mode === 'tc'
-          ? tc.tcAttach(fd, ifindex, ingress, o.filter)
-          : tc.link(fd, ifindex, ingress ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
-      if (r < 0) {
-        this.#release(a);
-        this.#unmap(ifindex);
-        const what = o.mode === 'tc' ? 'clsact' : 'TCX';
-        this.failures.set(name, `${what} attach to ${name} failed: errno ${-r}`);
-        // not retried until the device changes: a device that refuses (e.g. no qdisc support) stays refused
-        this.#skipped.set(name, ifindex);
-        o.log.warn({ dev: name, errno: -r }, `dns: ${what} attach to a host device failed`);
-        return;
-      }
-      if (o.mode === 'tcx') a.links.push(r);
+    const progFds = {
+      ingress: o.coll.program('dns_host_ingress' satisfies Program).fd,
+      egress: o.coll.program('dns_host_egress' satisfies Program).fd,
+    };
+    const r = attachTcPair(o.mode, a, progFds, o.filter);
+    if (r < 0) {
+      this.#unmap(ifindex);
+      const what = o.mode === 'tc' ? 'clsact' : 'TCX';
+      this.failures.set(name, `${what} attach to ${name} failed: errno ${-r}`);
+      // not retried until the device changes: a device that refuses (e.g. no qdisc support) stays refused
+      this.#skipped.set(name, ifindex);
+      o.log.warn({ dev: name, errno: -r }, `dns: ${what} attach to a host device failed`);
+      return;
     }
     this.failures.delete(name);
     this.#attached.set(name, a);
-  }
-
-  #release(a: Attached): void {
-    const tc = tcApi();
-    for (const fd of a.links) tc.close(fd);
-    if (this.#o.mode === 'tc') {
-      tc.tcDetach(a.ifindex, true, this.#o.filter);
-      tc.tcDetach(a.ifindex, false, this.#o.filter);
-    }
   }
 
   #detach(name: string): void {
     const a = this.#attached.get(name);
     if (!a) return;
     this.#attached.delete(name);
-    this.#release(a);
+    releaseTcPair(this.#o.mode, a, this.#o.filter);
     this.#unmap(a.ifindex);
   }
 

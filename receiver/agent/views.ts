@@ -5,6 +5,7 @@ import type { Pipeline } from '../otel/pipeline.ts';
 import { nodeNameFrom } from '../otel/resource.ts';
 import { PODNET_VERSION } from '../otel/version.ts';
 import type { EntitySource } from '../pods/entity.ts';
+import type { ArenaLimit } from './malloc-arenas.ts';
 import type { ProbeView } from './probe-set.ts';
 import type { ReloadCounts } from './reload.ts';
 
@@ -24,6 +25,8 @@ export interface AgentSnapshot {
   readonly discovery: unknown;
   /** RLIMIT_NOFILE and the descriptors open now (they grow with the watched netns). */
   readonly openFiles: { readonly soft: number; readonly hard: number; readonly open: number } | null;
+  /** glibc's malloc arena cap (receiver/agent/malloc-arenas.ts); null without glibc. */
+  readonly mallocArenas: ArenaLimit | null;
   /** Peer resolution: node-local or cluster view (receiver/peers/service.ts). */
   readonly peers: unknown;
   /** Packet captures: running now, counts by outcome, triggered files (receiver/capture/agent-captures.ts). */
@@ -67,7 +70,7 @@ export function statusView(s: AgentSnapshot): Record<string, unknown> {
     pods: s.entities.pods().length,
     discovery: s.discovery,
     captures: s.captures ?? null,
-    limits: { openFiles: s.openFiles },
+    limits: { openFiles: s.openFiles, mallocArenas: s.mallocArenas },
     peers: s.peers,
     events: {
       emitted: pipeline.events.emitted,

@@ -6,7 +6,7 @@ import koffi from 'koffi';
 
 let trim: ((pad: number) => number) | null | undefined;
 
-/** malloc_trim(0); true when glibc released memory. Cheap enough to call after each config apply. */
+/** malloc_trim(0); true when glibc released memory. Cheap enough to call after each config apply and collection. */
 export function trimNativeHeap(): boolean {
   if (trim === undefined) {
     try {

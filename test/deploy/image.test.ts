@@ -111,7 +111,7 @@ describe('the Containerfile', () => {
     assert.ok(steps.entryScript.startsWith(steps.dist.to), `${steps.entryScript} is not in ${steps.dist.to}`);
     assert.match(steps.entryScript, /\.js$/);
     assert.ok(existsSync(inImage(steps.entryScript)), 'the build stage compiled the entry script');
-    const start = /^node ((?:--\S+ )*)\S+ run$/.exec(pkg.scripts['start'] ?? '');
+    const start = /^(?:\w+=\S+ )*node ((?:--\S+ )*)\S+ run$/.exec(pkg.scripts['start'] ?? '');
     assert.ok(start, `scripts.start: ${pkg.scripts['start']}`);
     assert.deepEqual(steps.nodeFlags, start[1]!.trim().split(/\s+/));
     assert.ok(steps.nodeFlags.some((f) => /^--max-semi-space-size=\d+$/.test(f)));
@@ -293,6 +293,13 @@ describe('podnet from the staged image as uid 65532', () => {
       assert.equal(await poll(`${base}/readyz`, 30_000), 'ready\n', stderr);
       const status = (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
       assert.equal(typeof status, 'object');
+      // secure-execution mode (file capabilities): glibc ignores MALLOC_ARENA_MAX, podnet caps the arenas itself
+      assert.deepEqual((status['limits'] as Record<string, unknown>)['mallocArenas'], {
+        max: 2,
+        source: 'default',
+        atExec: false,
+      });
+      assert.match(stderr, /"secureExecution":true,"msg":"malloc arenas capped at 2 by podnet as it starts/);
       const metrics = await fetch(`${base}/metrics`);
       assert.equal(metrics.status, 200);
       assert.match(stderr, /all capabilities podnet needs are effective/);

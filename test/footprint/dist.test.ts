@@ -42,12 +42,23 @@ test('scripts/build.sh compiles dist/ when its stamp is missing, and does nothin
   assert.equal(build(), '', 'a fresh dist/ is not rebuilt');
 });
 
-test('npm start and the podnet bin run dist/receiver/cli/main.js with the same node flags', () => {
-  assert.equal(pkg.bin['podnet'], 'dist/receiver/cli/main.js');
-  const start = /^node ((?:--\S+ )*)(\S+) run$/.exec(pkg.scripts['start'] ?? '');
+test('npm start and the podnet bin run dist/receiver/cli/main.js with the same environment and node flags', () => {
+  const start = /^MALLOC_ARENA_MAX=\$\{MALLOC_ARENA_MAX:-2\} node ((?:--\S+ )*)(\S+) run$/.exec(
+    pkg.scripts['start'] ?? '',
+  );
   assert.ok(start, `scripts.start: ${pkg.scripts['start']}`);
-  assert.equal(start[2], pkg.bin['podnet']);
-  const shebang = readFileSync(join(ROOT, 'dist/receiver/cli/main.js'), 'utf8').split('\n')[0];
+  assert.equal(start[2], 'dist/receiver/cli/main.js');
+  // the bin is a sh wrapper (a shebang cannot default a variable); main.js keeps the flags for direct runs
+  assert.equal(pkg.bin['podnet'], 'bin/podnet');
+  const bin = readFileSync(join(ROOT, pkg.bin['podnet']), 'utf8').split('\n');
+  assert.ok(
+    bin.includes(`MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-2}`) && bin.includes('export MALLOC_ARENA_MAX'),
+  );
+  assert.equal(
+    bin.find((l) => l.startsWith('exec ')),
+    `exec node ${start[1]!.trim()} "$here/../${start[2]}" "$@"`,
+  );
+  const shebang = readFileSync(join(ROOT, start[2]!), 'utf8').split('\n')[0];
   assert.equal(shebang, `#!/usr/bin/env -S node ${start[1]!.trim()}`);
   assert.match(start[1]!, /--max-semi-space-size=\d+/, 'the young generation is capped at start');
 });
@@ -78,10 +89,10 @@ registerHooks({ load(url, ctx, next) { appendFileSync(process.env.PNK_LOADED_FIL
   const env: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(env))
     if (k.startsWith('OTEL_') || k === 'CONTAINER_RUNTIME_ENDPOINT') delete env[k];
-  const flags = (/^node ((?:--\S+ )*)/.exec(pkg.scripts['start'] ?? '')?.[1] ?? '').trim().split(/\s+/);
+  const flags = (/ node ((?:--\S+ )*)/.exec(pkg.scripts['start'] ?? '')?.[1] ?? '').trim().split(/\s+/);
   const child = spawn(
     process.execPath,
-    [...flags, '--import', hook, join(ROOT, pkg.bin['podnet']!), 'run', '--config', config],
+    [...flags, '--import', hook, join(ROOT, 'dist/receiver/cli/main.js'), 'run', '--config', config],
     {
       env: {
         ...env,

@@ -141,11 +141,54 @@ export function ifindexOf(name: string): number {
   return inHostNetns(() => f(name));
 }
 
-export interface AttachedVeth {
-  readonly entity: Entity;
+/** The programs on one device: TCX link fds (tcx mode) or, in tc mode, the filter id's clsact filters. */
+export interface TcPair {
   readonly ifindex: number;
   /** TCX link fds; empty in tc mode (the filters are detached by ifindex and filter id). */
-  readonly links: readonly number[];
+  readonly links: number[];
+}
+
+/**
+ * Attaches an ingress and an egress program to one device of the node's netns (veths here, the node's own
+ * devices in probes/dns/hostdev.ts); the TCX link fds go to `pair.links`. On a failure what was attached is
+ * released and -errno returned, else 0.
+ */
+export function attachTcPair(
+  mode: VethAttachMode,
+  pair: TcPair,
+  progFds: { readonly ingress: number; readonly egress: number },
+  filter: TcFilterId,
+): number {
+  const tc = tcApi();
+  for (const [fd, ingress] of [
+    [progFds.ingress, true],
+    [progFds.egress, false],
+  ] as const) {
+    const r =
+      mode === 'tc'
+        ? tc.tcAttach(fd, pair.ifindex, ingress, filter)
+        : tc.link(fd, pair.ifindex, ingress ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
+    if (r < 0) {
+      releaseTcPair(mode, pair, filter);
+      return r;
+    }
+    if (mode === 'tcx') pair.links.push(r);
+  }
+  return 0;
+}
+
+/** Closes the TCX links, or detaches the filter id's clsact filters on both hooks. */
+export function releaseTcPair(mode: VethAttachMode, pair: TcPair, filter: TcFilterId): void {
+  const tc = tcApi();
+  for (const fd of pair.links.splice(0)) tc.close(fd);
+  if (mode === 'tc') {
+    tc.tcDetach(pair.ifindex, true, filter);
+    tc.tcDetach(pair.ifindex, false, filter);
+  }
+}
+
+export interface AttachedVeth extends TcPair {
+  readonly entity: Entity;
 }
 
 export interface VethAttacherOptions {
@@ -218,47 +261,26 @@ export class VethAttacher {
       return;
     }
     const o = this.#o;
-    const tc = tcApi();
-    const a: { entity: Entity; ifindex: number; links: number[] } = { entity: e, ifindex, links: [] };
+    const a: AttachedVeth = { entity: e, ifindex, links: [] };
     o.onAttach?.(a);
-    const progs = [
-      [o.ingress, true],
-      [o.egress, false],
-    ] as const;
-    for (const [prog, ingress] of progs) {
-      const fd = o.coll.program(prog).fd;
-      const r =
-        this.mode === 'tc'
-          ? tc.tcAttach(fd, ifindex, ingress, o.filter)
-          : tc.link(fd, ifindex, ingress ? BPF_TCX_INGRESS : BPF_TCX_EGRESS);
-      if (r < 0) {
-        this.#release(a);
-        o.onDetach?.(a);
-        const what = this.mode === 'tc' ? 'clsact' : 'TCX';
-        this.failures.set(e.displayName, `${what} attach to ${e.hostVeth} failed: errno ${-r}`);
-        o.log.warn({ veth: e.hostVeth, errno: -r }, `${o.probe}: ${what} attach failed`);
-        return;
-      }
-      if (this.mode === 'tcx') a.links.push(r);
+    const progFds = { ingress: o.coll.program(o.ingress).fd, egress: o.coll.program(o.egress).fd };
+    const r = attachTcPair(this.mode, a, progFds, o.filter);
+    if (r < 0) {
+      o.onDetach?.(a);
+      const what = this.mode === 'tc' ? 'clsact' : 'TCX';
+      this.failures.set(e.displayName, `${what} attach to ${e.hostVeth} failed: errno ${-r}`);
+      o.log.warn({ veth: e.hostVeth, errno: -r }, `${o.probe}: ${what} attach failed`);
+      return;
     }
     this.failures.delete(e.displayName);
     this.#attached.set(e.netnsInode, a);
-  }
-
-  #release(a: AttachedVeth): void {
-    const tc = tcApi();
-    for (const fd of a.links) tc.close(fd);
-    if (this.mode === 'tc') {
-      tc.tcDetach(a.ifindex, true, this.#o.filter);
-      tc.tcDetach(a.ifindex, false, this.#o.filter);
-    }
   }
 
   #detach(inode: number): void {
     const a = this.#attached.get(inode);
     if (!a) return;
     this.#attached.delete(inode);
-    this.#release(a);
+    releaseTcPair(this.mode, a, this.#o.filter);
     try {
       this.#o.onDetach?.(a);
     } catch (err) {
