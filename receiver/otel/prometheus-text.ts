@@ -164,26 +164,36 @@ function metadata(name: string, meta: { help: string; type: string }): string {
 }
 
 /**
- * The exposition's UTF-8 bytes, written line by line into chunks of about CHUNK bytes, handed out as they
- * fill (each chunk its own buffer: a streamed response or the gzip input holds it). Each line (a short
- * string, garbage at once) is encoded as it is made: the text is never one string. Built by `+=`, a 64 KiB
+ * The exposition's UTF-8 bytes, written into chunks of about CHUNK bytes, handed out as they fill (each
+ * chunk its own buffer: a streamed response or the gzip input holds it). Lines are encoded a few KiB at a
+ * time as they are made (short-lived garbage): the text is never one string. Built by `+=`, a 64 KiB
  * chunk was a tree of thousands of concatenation nodes kept alive until it was flattened and encoded, and
  * the scavenges in between copied it (the young generation is 1 MB: `npm start`'s --max-semi-space-size);
  * at 100 netns (3.7 MB of text per scrape) the garbage collector was a third of the process's CPU.
  */
 const CHUNK = 64 * 1024;
+/** Lines are joined into a string of about this many characters before it is encoded (one write per run). */
+const RUN = 4096;
 class Chunks {
   #buf = Buffer.allocUnsafe(CHUNK);
   #at = 0;
+  /** Lines not encoded yet: a short concatenation, encoded before it grows into a long-lived tree. */
+  #run = '';
   readonly full: Buffer[] = [];
   add(s: string): void {
+    this.#run += s;
+    if (this.#run.length >= RUN) this.#write();
+  }
+  #write(): void {
+    const s = this.#run;
+    this.#run = '';
     // At most 3 bytes per UTF-16 code unit.
     if (this.#at + s.length * 3 > this.#buf.length) {
       this.#handOut();
       if (s.length * 3 > this.#buf.length) this.#buf = Buffer.allocUnsafe(s.length * 3);
     }
     this.#at += this.#buf.write(s, this.#at);
-    if (this.#at >= CHUNK) this.#handOut();
+    if (this.#at >= CHUNK - RUN) this.#handOut();
   }
   /** What was written since the last hand-out is a full chunk; the next ones go to a new buffer. */
   #handOut(): void {
@@ -194,6 +204,7 @@ class Chunks {
   }
   /** Hands out what is left (the last chunk). */
   end(): void {
+    if (this.#run !== '') this.#write();
     if (this.#at > 0) this.full.push(this.#buf.subarray(0, this.#at));
     this.#at = 0;
   }
