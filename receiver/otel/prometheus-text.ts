@@ -15,8 +15,11 @@ import {
   type MetricData,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
+import type { HistogramValue } from '../probe/types.ts';
 import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
+import { StoreMetricData } from './metric-data.ts';
 import { prometheusName } from './prometheus-names.ts';
+import type { MetricSeries } from './series-state.ts';
 
 const keyCache = new Map<string, string>();
 const NEEDS_ESCAPE = /[\\\n"]/;
@@ -63,10 +66,12 @@ function labels(attrs: Attributes): string {
   return labelText(attrs);
 }
 
-/** A data point's label text: from its two parts when the store gave them (attribute-parts.ts). */
-function pointLabels(dp: { attributes: Attributes; [ATTRIBUTE_PARTS]?: AttributeParts }): string {
-  const parts = dp[ATTRIBUTE_PARTS];
-  if (parts === undefined || !parts[2]) return labels(dp.attributes);
+/**
+ * Label text of a point or series with these attribute parts (attribute-parts.ts): the two parts' texts
+ * joined when they can be, else the text of `owner.attributes` (the merged object).
+ */
+function partsLabels(parts: AttributeParts | undefined, owner: { readonly attributes: Attributes }): string {
+  if (parts === undefined || !parts[2]) return labels(owner.attributes);
   const p = labels(parts[0]);
   const e = labels(parts[1]);
   return p.length > 0 ? (e.length > 0 ? `${p},${e}` : p) : e;
@@ -158,17 +163,74 @@ function metadata(name: string, meta: { help: string; type: string }): string {
   return text;
 }
 
-/** Text collected into chunks of about CHUNK characters, handed out as they fill. */
+/**
+ * The exposition's UTF-8 bytes, written into chunks of about CHUNK bytes, handed out as they fill (each
+ * chunk its own buffer: a streamed response or the gzip input holds it). Lines are encoded a few KiB at a
+ * time as they are made (short-lived garbage): the text is never one string. Built by `+=`, a 64 KiB
+ * chunk was a tree of thousands of concatenation nodes kept alive until it was flattened and encoded, and
+ * the scavenges in between copied it (the young generation is 1 MB: `npm start`'s --max-semi-space-size);
+ * at 100 netns (3.7 MB of text per scrape) the garbage collector was a third of the process's CPU.
+ */
 const CHUNK = 64 * 1024;
+/** Lines are joined into a string of about this many characters before it is encoded (one write per run). */
+const RUN = 4096;
 class Chunks {
-  text = '';
-  readonly full: string[] = [];
+  #buf = Buffer.allocUnsafe(CHUNK);
+  #at = 0;
+  /** Lines not encoded yet: a short concatenation, encoded before it grows into a long-lived tree. */
+  #run = '';
+  readonly full: Buffer[] = [];
   add(s: string): void {
-    this.text += s;
-    if (this.text.length >= CHUNK) {
-      this.full.push(this.text);
-      this.text = '';
+    this.#run += s;
+    if (this.#run.length >= RUN) this.#write();
+  }
+  #write(): void {
+    const s = this.#run;
+    this.#run = '';
+    // At most 3 bytes per UTF-16 code unit.
+    if (this.#at + s.length * 3 > this.#buf.length) {
+      this.#handOut();
+      if (s.length * 3 > this.#buf.length) this.#buf = Buffer.allocUnsafe(s.length * 3);
     }
+    this.#at += this.#buf.write(s, this.#at);
+    if (this.#at >= CHUNK - RUN) this.#handOut();
+  }
+  /** What was written since the last hand-out is a full chunk; the next ones go to a new buffer. */
+  #handOut(): void {
+    if (this.#at === 0) return;
+    this.full.push(this.#buf.subarray(0, this.#at));
+    this.#buf = Buffer.allocUnsafe(CHUNK);
+    this.#at = 0;
+  }
+  /** Hands out what is left (the last chunk). */
+  end(): void {
+    if (this.#run !== '') this.#write();
+    if (this.#at > 0) this.full.push(this.#buf.subarray(0, this.#at));
+    this.#at = 0;
+  }
+}
+
+/** Lines of one histogram point (`a`: its label text). */
+function writeHistogram(
+  out: Chunks,
+  name: string,
+  a: string,
+  extra: string,
+  h: { readonly count: number; readonly sum?: number | undefined },
+  boundaries: readonly number[],
+  counts: readonly number[],
+): void {
+  out.add(line(`${name}_count`, a, extra, h.count));
+  if (h.sum != null) out.add(line(`${name}_sum`, a, extra, h.sum));
+  let cumulative = 0;
+  let infinite = false;
+  for (let i = 0; i < counts.length; i++) {
+    cumulative += counts[i]!;
+    const upper = boundaries[i];
+    if (upper === undefined && infinite) break;
+    if (upper === Number.POSITIVE_INFINITY) infinite = true;
+    const le = upper === undefined || upper === Number.POSITIVE_INFINITY ? '+Inf' : String(upper);
+    out.add(line(`${name}_bucket`, a, `${extra},le="${labelValue(le)}"`, cumulative));
   }
 }
 
@@ -177,6 +239,11 @@ class Chunks {
  * serializeMetric returns (its text trimmed) followed by the newline serialize() adds, without the copy
  * trim() makes. A plain function called per slice of points (not a generator per metric: its object and
  * saved frame were a fifth of the render's garbage on a host's scrape).
+ *
+ * A store metric whose collection has made no data points (metric-data.ts StoreMetricData) is read from
+ * its series, as the OTLP encoder does (protobuf/metric-writer.ts): no point object (nor histogram copy)
+ * per series and scrape. Its points are read instead once they exist: the collection made them because
+ * the series were about to change (a store update while a long exposition was streamed).
  */
 function writePoints(
   out: Chunks,
@@ -186,29 +253,28 @@ function writePoints(
   from: number,
   to: number,
 ): void {
-  if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
-    for (let k = from; k < to; k++) {
-      const dp = m.dataPoints[k]!;
-      out.add(line(name, pointLabels(dp), extra, dp.value));
-    }
-  } else if (m.dataPointType === DataPointType.HISTOGRAM) {
-    for (let k = from; k < to; k++) {
-      const dp = m.dataPoints[k]!;
-      const a = pointLabels(dp);
-      const h = dp.value as Histogram;
-      out.add(line(`${name}_count`, a, extra, h.count));
-      if (h.sum != null) out.add(line(`${name}_sum`, a, extra, h.sum));
-      let cumulative = 0;
-      let infinite = false;
-      const counts = h.buckets.counts;
-      for (let i = 0; i < counts.length; i++) {
-        cumulative += counts[i]!;
-        const upper = h.buckets.boundaries[i];
-        if (upper === undefined && infinite) break;
-        if (upper === Number.POSITIVE_INFINITY) infinite = true;
-        const le = upper === undefined || upper === Number.POSITIVE_INFINITY ? '+Inf' : String(upper);
-        out.add(line(`${name}_bucket`, a, `${extra},le="${labelValue(le)}"`, cumulative));
+  const hist = m.dataPointType === DataPointType.HISTOGRAM;
+  if (!hist && m.dataPointType !== DataPointType.SUM && m.dataPointType !== DataPointType.GAUGE) return;
+  if (m instanceof StoreMetricData && m.points === undefined) {
+    const list: readonly MetricSeries[] = m.collection.series;
+    for (let k = m.from + from, end = m.from + to; k < end; k++) {
+      const s = list[k]!;
+      const a = partsLabels(s.parts, s as { attributes: Attributes });
+      if (!hist) out.add(line(name, a, extra, s.value as number));
+      else {
+        const h = s.value as HistogramValue;
+        writeHistogram(out, name, a, extra, h, h.boundaries, h.counts);
       }
+    }
+    return;
+  }
+  for (let k = from; k < to; k++) {
+    const dp = m.dataPoints[k]!;
+    const a = partsLabels((dp as { [ATTRIBUTE_PARTS]?: AttributeParts })[ATTRIBUTE_PARTS], dp);
+    if (!hist) out.add(line(name, a, extra, dp.value as number));
+    else {
+      const h = dp.value as Histogram;
+      writeHistogram(out, name, a, extra, h, h.buckets.boundaries, h.buckets.counts);
     }
   }
 }
@@ -217,10 +283,10 @@ function writePoints(
 const SLICE = 256;
 
 /**
- * Prometheus text exposition of `rm` in chunks of about 64 KiB (served as they come: /metrics at 1,000
- * pods is ~35 MB of text), the text of `new PrometheusSerializer().serialize(rm)` with the names above.
+ * Prometheus text exposition of `rm` as UTF-8 in chunks of about 64 KiB (served as they come: /metrics at
+ * 1,000 pods is ~35 MB of text), the text of `new PrometheusSerializer().serialize(rm)` with the names above.
  */
-export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
+export function* renderPrometheus(rm: ResourceMetrics): Generator<Buffer> {
   const families = new Map<string, Family>();
   families.set('target_info', { meta: { help: 'Target metadata', type: 'gauge' }, metrics: [] });
   for (const sm of rm.scopeMetrics) {
@@ -254,41 +320,47 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<string> {
     }
   }
   // target_info (the first family) comes first: the Resource, then every metric.
-  const out = new Chunks();
-  if (families.get('target_info')!.meta) out.add(serializeResource(rm.resource, true));
-  let any = false;
-  for (const [name, fam] of families) {
-    if (!fam.meta) continue;
-    let writeMetadata = name !== 'target_info';
-    for (const { metric, scope } of fam.metrics) {
-      if (writeMetadata) out.add(metadata(name, fam.meta));
-      const t = metric.dataPointType;
-      const n =
-        t === DataPointType.SUM || t === DataPointType.GAUGE || t === DataPointType.HISTOGRAM
-          ? metric.dataPoints.length
-          : 0;
-      for (let i = 0; i < n; i += SLICE) {
-        writePoints(out, metric, scope, name, i, Math.min(n, i + SLICE));
-        if (out.full.length > 0) {
-          yield* out.full;
-          out.full.length = 0;
+  try {
+    const out = new Chunks();
+    if (families.get('target_info')!.meta) out.add(serializeResource(rm.resource, true));
+    let any = false;
+    for (const [name, fam] of families) {
+      if (!fam.meta) continue;
+      let writeMetadata = name !== 'target_info';
+      for (const { metric, scope } of fam.metrics) {
+        if (writeMetadata) out.add(metadata(name, fam.meta));
+        const t = metric.dataPointType;
+        const n =
+          t === DataPointType.SUM || t === DataPointType.GAUGE || t === DataPointType.HISTOGRAM
+            ? metric instanceof StoreMetricData
+              ? metric.to - metric.from
+              : metric.dataPoints.length
+            : 0;
+        for (let i = 0; i < n; i += SLICE) {
+          writePoints(out, metric, scope, name, i, Math.min(n, i + SLICE));
+          if (out.full.length > 0) {
+            yield* out.full;
+            out.full.length = 0;
+          }
+        }
+        // Nothing when the SDK skips the metric (no points, after the family's metadata was written).
+        if (writeMetadata || n > 0) {
+          any = true;
+          writeMetadata = false;
         }
       }
-      // Nothing when the SDK skips the metric (no points, after the family's metadata was written).
-      if (writeMetadata || n > 0) {
-        any = true;
-        writeMetadata = false;
-      }
     }
+    if (!any) out.add('# no registered metrics');
+    out.end();
+    yield* out.full;
+  } finally {
+    // Done (or abandoned: the client went away): the store's next update need not keep these values.
+    for (const sm of rm.scopeMetrics)
+      for (const m of sm.metrics) if (m instanceof StoreMetricData) m.collection.release();
   }
-  if (!any) out.add('# no registered metrics');
-  yield* out.full;
-  if (out.text !== '') yield out.text;
 }
 
 /** The whole text of renderPrometheus: `new PrometheusSerializer().serialize(rm)` with the names above. */
 export function serializePrometheus(rm: ResourceMetrics): string {
-  let text = '';
-  for (const chunk of renderPrometheus(rm)) text += chunk;
-  return text;
+  return Buffer.concat([...renderPrometheus(rm)]).toString('utf8');
 }

@@ -13,8 +13,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip, gzipSync } from 'node:zlib';
 
-/** Bodies up to this many characters are sent in one piece, with a Content-Length. */
-export const WHOLE_MAX_CHARS = 1024 * 1024;
+/** Bodies up to this many bytes (or characters) are sent in one piece, with a Content-Length. */
+export const WHOLE_MAX = 1024 * 1024;
 
 /** `Accept-Encoding` lists gzip with a non-zero quality. */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
@@ -33,23 +33,28 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
  * in 177 ms at level 1, 1.8 MB in 365 ms at level 6, one core). */
 const GZIP = { level: constants.Z_BEST_SPEED };
 
+/** A chunk as bytes (a string as UTF-8). */
+const bytes = (chunk: string | Uint8Array): Uint8Array =>
+  typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+
 /** The chunks before and after what was read ahead. */
-function* prepend(head: string, rest: Iterator<string>): Generator<string> {
-  if (head !== '') yield head;
-  for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+function* prepend(head: Uint8Array[], rest: Iterator<string | Uint8Array>): Generator<Uint8Array> {
+  yield* head;
+  for (let r = rest.next(); !r.done; r = rest.next()) yield bytes(r.value);
 }
 
 /**
- * Send `chunks` as the 200 response. Reads up to `wholeMaxChars` characters ahead: a body that ends
- * within them goes in one write with a Content-Length, a longer one is streamed (chunked). Resolves when
- * the response is written or the client went away.
+ * Send `chunks` (strings, or UTF-8 bytes: prometheus-text.ts renders into buffers) as the 200 response.
+ * Reads up to `wholeMax` bytes ahead: a body that ends within them goes in one write with a
+ * Content-Length, a longer one is streamed (chunked). Resolves when the response is written or the client
+ * went away.
  */
 export async function sendText(
   req: IncomingMessage,
   res: ServerResponse,
-  chunks: Iterable<string>,
+  chunks: Iterable<string | Uint8Array>,
   contentType: string,
-  wholeMaxChars = WHOLE_MAX_CHARS,
+  wholeMax = WHOLE_MAX,
 ): Promise<void> {
   res.statusCode = 200;
   res.setHeader('content-type', contentType);
@@ -57,20 +62,25 @@ export async function sendText(
   const gzip = acceptsGzip(req.headers['accept-encoding']);
   if (gzip) res.setHeader('content-encoding', 'gzip');
   const it = chunks[Symbol.iterator]();
-  let head = '';
+  let head: Uint8Array[] = [];
+  let size = 0;
   for (;;) {
     const r = it.next();
     if (r.done) {
-      const body = gzip ? gzipSync(head, GZIP) : Buffer.from(head, 'utf8');
+      // One chunk (a host's exposition) is sent or compressed as it is; more are joined first.
+      const whole = head.length === 1 ? head[0]! : Buffer.concat(head, size);
+      const body = gzip ? gzipSync(whole, GZIP) : whole;
       res.setHeader('content-length', body.length);
       res.end(body);
       return;
     }
-    head += r.value;
-    if (head.length > wholeMaxChars) break;
+    const b = bytes(r.value);
+    head.push(b);
+    size += b.length;
+    if (size > wholeMax) break;
   }
   const body = Readable.from(prepend(head, it), { objectMode: false, highWaterMark: 64 * 1024 });
-  head = '';
+  head = [];
   try {
     if (gzip) await pipeline(body, createGzip(GZIP), res);
     else await pipeline(body, res);
