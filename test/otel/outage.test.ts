@@ -33,9 +33,12 @@ for (const [mode, protocol] of [
       assert.equal(r.maxQueue, maxQueueSize, 'a stalled endpoint fills the queue');
       assert.ok(r.lostQueueFull > 0);
     }
-    // Bounded: the queue holds at most 1000 records; heap growth during the outage stays far below what
-    // keeping every event would take (2000/s × ~1 KiB).
-    assert.ok(r.heapMB.maxDuringOutage - r.heapMB.before < 64, `heap grew ${JSON.stringify(r.heapMB)}`);
+    // Bounded: the queue holds at most 1000 records; the heap retained at the end of the outage (after a
+    // full GC) grew far less than keeping every event would take (2000/s × ~1 KiB). Retained, not the
+    // peak: the peak counts garbage the collector has not reached yet, which under CPU load was 76 MB
+    // (63 → 139 MB, back to 77 MB after) — the collector's pace, not records kept.
+    const retained = r.heapMB.retainedAtEnd - r.heapMB.retainedBefore;
+    assert.ok(retained < 64, `heap retained +${retained} MB: ${JSON.stringify(r.heapMB)}`);
     assert.ok(r.receivedLogs > 0, 'no logs after the endpoint came back');
     assert.ok(r.exportedLostCount > 0, 'the loss was not exported');
   });
