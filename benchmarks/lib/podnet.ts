@@ -52,6 +52,11 @@ export interface PodnetProc {
   readonly command: string;
   // biome-ignore lint/suspicious/noExplicitAny: /status is dynamic JSON.
   status(): Promise<any>;
+  /**
+   * The collection count, from `/status?entities=0` (no entity list: cheap to poll at 1,000 netns; a
+   * checkout without the option answers the full view, same field). Throws unless it is a number.
+   */
+  collections(): Promise<number>;
   metrics(): Promise<{ text: string; ms: number }>;
   waitCollections(n: number, timeoutMs?: number): Promise<void>;
   /** Rewrite the config file (podnet hot-reloads it within ~250 ms); resolves once /status shows the reload. */
@@ -117,6 +122,13 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
       .map(([k, v]) => `${k}=${v} `)
       .join('')}node ${[...(form?.nodeArgs ?? []), ...args].map((a) => a.replace(root, '')).join(' ')}`,
     status: async () => (await fetch(`${url}/status`)).json(),
+    collections: async () => {
+      const res = await fetch(`${url}/status?entities=0`);
+      const c = ((await res.json()) as { collections?: unknown }).collections;
+      if (!res.ok || typeof c !== 'number')
+        throw new Error(`/status?entities=0: ${res.status}, collections ${c}`);
+      return c;
+    },
     metrics: async () => {
       const t0 = performance.now();
       const res = await fetch(`${url}/metrics`);
@@ -128,8 +140,7 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
       for (;;) {
         if (exited) throw new Error(`podnet exited during start:\n${tail()}`);
         try {
-          const s = await proc.status();
-          if ((s.collections ?? 0) >= n) return;
+          if ((await proc.collections()) >= n) return;
         } catch {
           // not listening yet
         }

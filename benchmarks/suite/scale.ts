@@ -137,10 +137,13 @@ interface Row {
   anonMb: number;
   fileMb: number;
   shmemMb: number;
-  /** podnet CPU per /status request (10 back to back after the window; anything else it did then too). */
+  /** podnet CPU per /status?entities=0 poll (80 after the window; anything else it did then too). */
   statusPollMs: number;
-  /** The window's /status polls (one a second) as a share of its CPU, from `statusPollMs`: an upper bound. */
+  /** The window's polls (once a second from 2 s before its expected end) as a share of its CPU, from `statusPollMs`: an upper bound. */
   statusPollSharePct: number;
+  /** What polling the full /status once a second through the window (as before) would take: for comparison. */
+  statusFullPollMs: number;
+  statusFullPollSharePct: number;
 }
 
 /** RSS parts of a process (/proc/<pid>/status: RssAnon, RssFile, RssShmem), in MB. */
@@ -193,31 +196,48 @@ try {
     command ||= podnet.command;
     try {
       // Skip the first (start-up) interval, then measure whole intervals aligned on collections.
-      const st0 = await podnet.status();
-      const firstCollections = st0.collections as number;
-      while ((await podnet.status()).collections === firstCollections) await sleep(50);
+      const firstCollections = await podnet.collections();
+      while ((await podnet.collections()) === firstCollections) await sleep(50);
       await sink.reset();
-      const c0 = (await podnet.status()).collections as number;
+      const c0 = await podnet.collections();
       const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
       const from = usNow();
       const win = new CpuWindow([podnet.pid]).start();
-      // Polled once a second: /status lists every entity, and polling it fast would be a load of its own
-      // (at 1,000 netns, 20 polls/s took a quarter of podnet's CPU in a profile).
-      // RSS sampled at each poll: one reading at the end would land anywhere in the collection cycle.
+      // The window ends with the collection that brings the count to c0 + intervals. Each collection starts
+      // intervalS after the previous one ended, so that cannot happen before intervals × intervalS s: the
+      // count is polled (once a second) only from 2 s before, and without the entity list
+      // (/status?entities=0). Polled all through the window, the full /status (every entity listed) was
+      // ~3 % of the window's CPU at 1,000 netns; the «full /status» column shows what it would cost.
+      // RSS (from /proc, no request to podnet) sampled every second: one reading at the end would land
+      // anywhere in the collection cycle.
+      const pollFrom = from + (intervals * intervalS - 2) * 1e6;
       const rssSamples: number[] = [];
       let polls = 0;
-      while ((await podnet.status()).collections < c0 + intervals) {
-        polls++;
+      for (;;) {
+        if (usNow() >= pollFrom) {
+          polls++;
+          if ((await podnet.collections()) >= c0 + intervals) break;
+        }
         rssSamples.push(rssBytes(podnet.pid) / 2 ** 20);
         await sleep(1000);
       }
       const w = win.stop();
-      // What that polling cost: podnet's CPU over 10 /status requests in a row.
-      const pollWin = new CpuWindow([podnet.pid]).start();
-      for (let i = 0; i < 10; i++) await podnet.status();
-      const statusPollMs = ((pollWin.stop().cpu[0] ?? 0) * 1000) / 10;
+      const to = usNow(); // the profile's window: not the poll measurements below
+      // What that polling cost, and for comparison the full /status: podnet's CPU over 4 × 20 polls of each,
+      // alternated, once the export that follows the window's last collection is done (measured right
+      // after the window, 10 polls in a row also counted that export). CPU is read in clock ticks (10 ms):
+      // 80 polls make it ~0.1 ms per poll.
+      await sleep(3000);
+      const pollCpuMs = { lean: 0, full: 0 };
+      for (let round = 0; round < 4; round++)
+        for (const kind of round % 2 ? (['full', 'lean'] as const) : (['lean', 'full'] as const)) {
+          const cw = new CpuWindow([podnet.pid]).start();
+          for (let i = 0; i < 20; i++) await (kind === 'lean' ? podnet.collections() : podnet.status());
+          pollCpuMs[kind] += (cw.stop().cpu[0] ?? 0) * 1000;
+        }
+      const statusPollMs = pollCpuMs.lean / 80;
+      const statusFullPollMs = pollCpuMs.full / 80;
       if (profiling) {
-        const to = usNow();
         await podnet.stop();
         const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
         if (file) {
@@ -273,7 +293,10 @@ try {
         scrapeBytes: scrape.text.length,
         machineBusyPct: w.machineBusy * 100,
         statusPollMs,
-        statusPollSharePct: ((statusPollMs * (polls + 1)) / Math.max(1, (w.cpu[0] ?? 0) * 1000)) * 100,
+        statusPollSharePct: ((statusPollMs * polls) / Math.max(1, (w.cpu[0] ?? 0) * 1000)) * 100,
+        statusFullPollMs,
+        statusFullPollSharePct:
+          ((statusFullPollMs * (rssSamples.length + 1)) / Math.max(1, (w.cpu[0] ?? 0) * 1000)) * 100,
         heapUsedMb: mem.heapUsed / 2 ** 20,
         heapTotalMb: mem.heapTotal / 2 ** 20,
         externalMb: mem.external / 2 ** 20,
@@ -309,7 +332,8 @@ const table: Table = {
     'OTLP metrics KB per interval',
     'data points per interval',
     '/metrics scrape ms (MB)',
-    '/status ms CPU per poll (polls’ share of the window’s CPU, at most)',
+    '/status?entities=0 ms CPU per poll (polls’ share of the window’s CPU, at most)',
+    'full /status once a second through the window (before): ms CPU per poll (share)',
     'machine busy %',
   ],
   rows: rows.map((r) => [
@@ -329,6 +353,7 @@ const table: Table = {
     int(r.otlpPointsPerInterval),
     `${fmt(r.scrapeMs, 0)} (${fmt(r.scrapeBytes / 2 ** 20, 1)})`,
     `${fmt(r.statusPollMs, 1)} (${fmt(r.statusPollSharePct, 1)} %)`,
+    `${fmt(r.statusFullPollMs, 1)} (${fmt(r.statusFullPollSharePct, 1)} %)`,
     fmt(r.machineBusyPct),
   ]),
 };
@@ -385,7 +410,7 @@ emitSection({
   ],
   method: [
     `Netns \`${prefix.replace(/\d+s$/, '<pid>s')}<i>\` created with \`ip -batch\` (lo, eth0/peer0 veth pair, all up). podnet = \`${command || 'node benchmarks/lib/podnet-child.ts --config FILE --netns-prefix P'}\`: the Agent of \`podnet run\` with the default probes and OTLP/HTTP metrics export to the counting sink, entities restricted to host + these netns (other tests on this machine create netns too).`,
-    `After the start-up collection and one more, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another). /status is polled once a second during the window (it lists every entity, so it is not free): its cost is measured after the window (podnet's CPU over 10 polls in a row, which also counts anything else podnet did meanwhile) and given as a share of the window's CPU, an upper bound of how much the polling adds to the CPU column.`,
+    `After the start-up collection and one more, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another). The collection count is polled once a second from 2 s before the window's earliest possible end (intervals × interval: each collection starts an interval after the previous one ended), from \`/status?entities=0\` (the full /status lists every entity: at 1,000 netns, polled once a second through the window, it was ~3 % of the window's CPU): the poll's cost is measured after the window (podnet's CPU over 80 polls, in blocks of 20 alternated with the full /status, 3 s after the window's last collection; it also counts anything else podnet did meanwhile) and given as a share of the window's CPU, an upper bound of how much the polling adds to the CPU column; the full /status is measured the same way, and its share is given for a poll every second of the window, as this benchmark polled it before.`,
     'Pods at this scale are not practical here (a containerd shim is ~8 MB PSS per pod); netns carry the same per-netns collection work (procfs per netns, netlink dumps per netns, BPF maps keyed by netns inode). The CRI discovery cost per pod is in benchmarks/pods/refresh.ts below.',
   ],
   tables: [table, ...profileTables],

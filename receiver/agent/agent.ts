@@ -126,7 +126,7 @@ export class Agent {
       sources: {
         ...agentServerSources({
           pipeline: this.pipeline,
-          status: () => this.status(),
+          status: (opts) => this.status(opts),
           inspect: () => this.inspect(),
           healthy: () => !this.#stopped,
           notReady: () => this.#notReady(),
@@ -241,8 +241,8 @@ export class Agent {
     await this.pipeline.shutdown();
   }
 
-  status(): Record<string, unknown> {
-    return statusView(this.#snapshot());
+  status(opts: { entities?: boolean } = {}): Record<string, unknown> {
+    return statusView(this.#snapshot(), opts);
   }
 
   inspect(): Record<string, unknown> {

@@ -95,7 +95,7 @@ export class ServerControl {
 /** What the local server serves: Prometheus text from the pipeline, the views, the live events. */
 export function agentServerSources(o: {
   readonly pipeline: Pipeline;
-  readonly status: () => unknown;
+  readonly status: (opts: { entities: boolean }) => unknown;
   readonly inspect: () => unknown;
   readonly healthy: () => boolean;
   readonly notReady: () => readonly string[];

@@ -33,7 +33,8 @@ export interface AgentSnapshot {
   readonly captures?: unknown;
 }
 
-export function statusView(s: AgentSnapshot): Record<string, unknown> {
+/** `entities: false` leaves the entity list out (`/status?entities=0`: cheap to poll at 1,000 pods). */
+export function statusView(s: AgentSnapshot, opts: { entities?: boolean } = {}): Record<string, unknown> {
   const c = s.config;
   const { pipeline } = s;
   const self = pipeline.self;
@@ -60,13 +61,17 @@ export function statusView(s: AgentSnapshot): Record<string, unknown> {
       collectionErrors: self.collectionErrors(p.name),
       lastCollection: p.lastCollection ?? null,
     })),
-    entities: s.entities.entities().map((e) => ({
-      kind: e.kind,
-      displayName: e.displayName,
-      netnsInode: e.netnsInode,
-      netnsName: e.netnsName ?? null,
-      pod: e.pod ? { uid: e.pod.uid, name: e.pod.name, namespace: e.pod.namespace } : null,
-    })),
+    ...(opts.entities === false
+      ? {}
+      : {
+          entities: s.entities.entities().map((e) => ({
+            kind: e.kind,
+            displayName: e.displayName,
+            netnsInode: e.netnsInode,
+            netnsName: e.netnsName ?? null,
+            pod: e.pod ? { uid: e.pod.uid, name: e.pod.name, namespace: e.pod.namespace } : null,
+          })),
+        }),
     pods: s.entities.pods().length,
     discovery: s.discovery,
     captures: s.captures ?? null,

@@ -22,7 +22,8 @@ import { sendJson } from './json.ts';
 export interface ServerSources {
   /** Prometheus text handler (undefined when the Prometheus exporter is off). */
   metrics(): ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
-  status(): unknown;
+  /** `entities: false` (`/status?entities=0`): without the entity list, the part that grows with the pods. */
+  status(opts: { entities: boolean }): unknown;
   inspect(): unknown;
   recentEvents(): readonly EventRecord[];
   subscribe(fn: (r: EventRecord) => void): () => void;
@@ -277,9 +278,15 @@ export class LocalServer {
           h(req, res);
           return;
         }
-        case '/status':
-          sendJson(res, 200, this.#sources.status());
+        case '/status': {
+          const e = u.searchParams.get('entities');
+          if (e !== null && e !== '0' && e !== '1') {
+            sendJson(res, 400, { error: `entities: 0 or 1, not ${JSON.stringify(e)}` });
+            return;
+          }
+          sendJson(res, 200, this.#sources.status({ entities: e !== '0' }));
           return;
+        }
         case '/inspect':
           sendJson(res, 200, this.#sources.inspect());
           return;

@@ -94,6 +94,18 @@ test('/healthz, /readyz, /status, /inspect', async () => {
   assert.equal(s.events['suppressed'], 0);
   assert.equal(s.exporters.prometheus, true);
   assert.equal(s.exporters.otlpMetrics, null);
+  // ?entities=0: the same view without the entity list (what grows with the pods; benchmarks poll it).
+  const lean = (await (await fetch(`${url}/status?entities=0`)).json()) as typeof s;
+  assert.equal(lean.entities, undefined);
+  assert.equal(lean.pods, 1);
+  assert.deepEqual(
+    Object.keys(lean),
+    Object.keys(s).filter((k) => k !== 'entities'),
+  );
+  assert.equal(((await (await fetch(`${url}/status?entities=1`)).json()) as typeof s).entities.length, 2);
+  const bad = await fetch(`${url}/status?entities=no`);
+  assert.equal(bad.status, 400);
+  assert.match(((await bad.json()) as { error: string }).error, /^entities: 0 or 1/);
   const i = (await (await fetch(`${url}/inspect`)).json()) as {
     entities: Array<{ name: string; totals: Record<string, number> }>;
     recentEvents: unknown[];
