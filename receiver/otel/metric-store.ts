@@ -245,15 +245,18 @@ export class MetricStore implements MetricProducer {
         continue;
       }
       const key = table.keys[slot]!;
+      // The slot's registration when the probe declared the metric (null: it did not).
       let reg = table.cache[slot] as Registration | null | undefined;
       if (reg === undefined) {
-        reg = this.#defs.get(key.metric) ?? null;
+        const r = this.#defs.get(key.metric);
+        reg = r?.probes.has(probe) ? r : null;
         table.cache[slot] = reg;
       }
       const value = values[i]!;
-      const ok = this.#checked(probe, reg ?? undefined, key.metric, value);
-      if (ok !== undefined)
-        this.#writer.put(run, ok, netns[i], key.attributes, table.attrsKeys[slot]!, value, slot);
+      if (reg === null)
+        this.#countInvalid(key.metric, `probe ${probe} reported undeclared metric ${key.metric}`);
+      else if (this.#valid(probe, reg, key.metric, value))
+        this.#writer.put(run, reg, netns[i], key.attributes, table.attrsKeys[slot]!, value, slot);
     }
   }
 
@@ -268,19 +271,24 @@ export class MetricStore implements MetricProducer {
       this.#countInvalid(metric, `probe ${probe} reported undeclared metric ${metric}`);
       return undefined;
     }
-    if (!reg.enabled) return undefined;
+    return this.#valid(probe, reg, metric, value) ? reg : undefined;
+  }
+
+  /** Whether a point of a declared metric is to be stored: enabled, a value of its kind (else counted). */
+  #valid(probe: string, reg: Registration, metric: string, value: number | HistogramValue): boolean {
+    if (!reg.enabled) return false;
     const def = reg.def;
     if (def.kind === 'histogram') {
       const problem = isHistogram(value) ? validHistogram(value) : 'value is a number';
       if (problem) {
         this.#countInvalid(metric, `histogram ${metric} from ${probe}: ${problem}`);
-        return undefined;
+        return false;
       }
     } else if (typeof value !== 'number' || !Number.isFinite(value)) {
       this.#countInvalid(metric, `${def.kind} ${metric} from ${probe}: value is not a finite number`);
-      return undefined;
+      return false;
     }
-    return reg;
+    return true;
   }
 
   removeProbe(probe: string): void {
