@@ -187,6 +187,8 @@ export class StoreMetricData {
     probes: readonly string[],
     from: number,
     to: number,
+    /** The value type of a number metric when the caller knows it (else read from the series). */
+    valueType?: ValueType,
   ) {
     this.collection = collection;
     this.def = def;
@@ -195,7 +197,10 @@ export class StoreMetricData {
     this.to = to;
     const list = collection.series;
     const hist = def.kind === 'histogram';
-    this.descriptor = descriptorOf(def, hist ? ValueType.DOUBLE : numberValueType(list, from, to));
+    this.descriptor = descriptorOf(
+      def,
+      hist ? ValueType.DOUBLE : (valueType ?? numberValueType(list, from, to)),
+    );
     this.dataPointType = hist
       ? DataPointType.HISTOGRAM
       : def.kind === 'gauge'
@@ -232,7 +237,10 @@ let metricOf = new Int32Array(0);
 /**
  * The latest series of every probe (`probes`: probe name → its series) as one StoreCollection: metrics in
  * the order of their first series (probe after probe), each metric's series in probe order, in one array
- * (a counting sort by metric); no data point objects.
+ * (a counting sort by metric); no data point objects. One read of each series (its metric, and whether its
+ * value is an integer, for the metric's value type): at 160,000 series a pass that touches every series
+ * object again costs more than the rest. A probe reports its metrics in the same order netns after netns,
+ * so the metric of a series is first guessed from the one that followed the previous series' metric.
  */
 export function collectSeries(
   probes: ReadonlyMap<string, { readonly latest: readonly MetricSeries[] }>,
@@ -245,19 +253,41 @@ export function collectSeries(
   const defs: MetricDef[] = [];
   const counts: number[] = [];
   const by: string[][] = [];
+  /** Per metric: the probe (its number) that last reported it, whether every value is a safe integer. */
+  const lastProbe: number[] = [];
+  const ints: boolean[] = [];
+  /** Per metric: the metric of the series that followed it last (the guess), -1 before. */
+  const next: number[] = [];
   let k = 0;
+  let probe = 0;
   for (const [name, p] of probes) {
+    probe++;
+    let prev = -1;
     for (const s of p.latest) {
-      let m = index.get(s.def.name);
-      if (m === undefined) {
-        m = defs.length;
-        index.set(s.def.name, m);
-        defs.push(s.def);
-        counts.push(0);
-        by.push([name]);
-      } else if (by[m]!.at(-1) !== name && !by[m]!.includes(name)) by[m]!.push(name);
+      const def = s.def;
+      let m = prev >= 0 ? next[prev]! : -1;
+      if (m < 0 || defs[m]!.name !== def.name) {
+        m = index.get(def.name) ?? -1;
+        if (m < 0) {
+          m = defs.length;
+          index.set(def.name, m);
+          defs.push(def);
+          counts.push(0);
+          by.push([]);
+          lastProbe.push(0);
+          ints.push(true);
+          next.push(-1);
+        }
+        if (prev >= 0) next[prev] = m;
+      }
+      if (lastProbe[m] !== probe) {
+        lastProbe[m] = probe;
+        if (!by[m]!.includes(name)) by[m]!.push(name);
+      }
+      if (ints[m] && !Number.isSafeInteger(s.value as number)) ints[m] = false;
       counts[m]!++;
       metricOf[k++] = m;
+      prev = m;
     }
   }
   const at: number[] = [];
@@ -274,7 +304,8 @@ export function collectSeries(
   const c = new StoreCollection(series);
   let from = 0;
   for (let m = 0; m < defs.length; m++) {
-    c.metrics.push(new StoreMetricData(c, defs[m]!, by[m]!, from, from + counts[m]!));
+    const type = ints[m] ? ValueType.INT : ValueType.DOUBLE;
+    c.metrics.push(new StoreMetricData(c, defs[m]!, by[m]!, from, from + counts[m]!, type));
     from += counts[m]!;
   }
   return c;
