@@ -9,7 +9,7 @@ import {
   type Histogram,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { HistogramValue, MetricDef } from '../probe/types.ts';
+import type { AttributeValue, HistogramValue, MetricDef } from '../probe/types.ts';
 import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
 import { type MetricSeries, mergedAttributes } from './series-state.ts';
 
@@ -131,9 +131,21 @@ export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): Met
 export class StoreCollection {
   readonly series: readonly SeriesSnapshot[];
   readonly metrics: StoreMetricData[] = [];
+  /**
+   * The entity part (attribute-parts.ts) of each series, as an index into `entities` (-1: a series without
+   * parts): the OTLP encoder groups by entity without reading each series again (protobuf/metrics.ts).
+   */
+  readonly entityOf: Int32Array;
+  readonly entities: readonly Record<string, AttributeValue>[];
 
-  constructor(series: readonly SeriesSnapshot[]) {
+  constructor(
+    series: readonly SeriesSnapshot[],
+    entityOf: Int32Array = new Int32Array(series.length).fill(-1),
+    entities: readonly Record<string, AttributeValue>[] = [],
+  ) {
     this.series = series;
+    this.entityOf = entityOf;
+    this.entities = entities;
   }
 
   #released = false;
@@ -231,8 +243,9 @@ const NO_SERIES: MetricSeries = {
   time: [0, 0],
 };
 
-/** Scratch of `collectSeries` (used synchronously): the metric of each series. */
+/** Scratch of `collectSeries` (used synchronously): the metric and the entity of each series. */
 let metricOf = new Int32Array(0);
+let entityAt = new Int32Array(0);
 
 /**
  * The latest series of every probe (`probes`: probe name → its series) as one StoreCollection: metrics in
@@ -248,8 +261,16 @@ export function collectSeries(
   // Metric of each series (by name: declarations shared by several probes are one metric).
   let n = 0;
   for (const p of probes.values()) n += p.latest.length;
-  if (metricOf.length < n) metricOf = new Int32Array(Math.ceil(n * 1.25));
+  if (metricOf.length < n) {
+    metricOf = new Int32Array(Math.ceil(n * 1.25));
+    entityAt = new Int32Array(metricOf.length);
+  }
   const index = new Map<string, number>();
+  // Entity parts by identity (series of a netns share one, and come together): the previous one first.
+  const entities: Record<string, AttributeValue>[] = [];
+  const entityIndex = new Map<Record<string, AttributeValue>, number>();
+  let lastEntity: Record<string, AttributeValue> | undefined;
+  let lastE = -1;
   const defs: MetricDef[] = [];
   const counts: number[] = [];
   const by: string[][] = [];
@@ -285,6 +306,20 @@ export function collectSeries(
         if (!by[m]!.includes(name)) by[m]!.push(name);
       }
       if (ints[m] && !Number.isSafeInteger(s.value as number)) ints[m] = false;
+      const entity = s.parts?.[1];
+      if (entity !== lastEntity) {
+        lastEntity = entity;
+        if (entity === undefined) lastE = -1;
+        else {
+          lastE = entityIndex.get(entity) ?? -1;
+          if (lastE < 0) {
+            lastE = entities.length;
+            entities.push(entity);
+            entityIndex.set(entity, lastE);
+          }
+        }
+      }
+      entityAt[k] = lastE;
       counts[m]!++;
       metricOf[k++] = m;
       prev = m;
@@ -299,9 +334,15 @@ export function collectSeries(
   // Filled by push (packed elements; `new Array(n)` would be holey), then written in metric order.
   const series: MetricSeries[] = [];
   for (let i = 0; i < n; i++) series.push(NO_SERIES);
+  const entityOf = new Int32Array(n);
   k = 0;
-  for (const p of probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
-  const c = new StoreCollection(series);
+  for (const p of probes.values())
+    for (const s of p.latest) {
+      const i = at[metricOf[k]!]!++;
+      series[i] = s;
+      entityOf[i] = entityAt[k++]!;
+    }
+  const c = new StoreCollection(series, entityOf, entities);
   let from = 0;
   for (let m = 0; m < defs.length; m++) {
     const type = ints[m] ? ValueType.INT : ValueType.DOUBLE;
