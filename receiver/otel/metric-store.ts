@@ -80,11 +80,11 @@ export class MetricStore implements MetricProducer {
   #open: WeakRef<StoreCollection>[] = [];
 
   constructor(options: MetricStoreOptions) {
-    this.#writer = new SeriesWriter(
-      options.entities,
-      options.labelAllowlist ?? [],
-      options.cardinalityLimit ?? 10_000,
-    );
+    this.#writer = new SeriesWriter({
+      entities: options.entities,
+      labelAllowlist: options.labelAllowlist ?? [],
+      limit: options.cardinalityLimit ?? 10_000,
+    });
     this.#log = options.log;
   }
 

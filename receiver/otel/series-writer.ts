@@ -54,6 +54,7 @@ function setSlot(ns: NetnsSeries, slot: number, s: SeriesState): void {
   a[slot] = s;
 }
 
+/** What the store's updates share: the entity view, the cardinality limit and its overflow counts. */
 export class SeriesWriter {
   entities: EntitySource;
   labelAllowlist: readonly string[];
@@ -65,10 +66,10 @@ export class SeriesWriter {
   /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
   readonly #interned = new Map<string, ProbeAttributes>();
 
-  constructor(entities: EntitySource, labelAllowlist: readonly string[], limit: number) {
-    this.entities = entities;
-    this.labelAllowlist = labelAllowlist;
-    this.limit = limit;
+  constructor(options: { entities: EntitySource; labelAllowlist: readonly string[]; limit: number }) {
+    this.entities = options.entities;
+    this.labelAllowlist = options.labelAllowlist;
+    this.limit = options.limit;
   }
 
   /** One checked point into the probe's series (`slot` >= 0: its slot of `run.table`). */
