@@ -13,7 +13,7 @@ import { collectNetdev } from '../../probes/netdev/netdev.ts';
 import { collectSnmp, SNMP_METRICS, SnmpResolver } from '../../probes/snmp/snmp.ts';
 import { type EachEntityResult, eachEntity } from '../../receiver/kit/each-entity.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint } from '../../receiver/probe/types.ts';
+import { type MetricSink, PointArray } from '../../receiver/probe/sink.ts';
 import { finish } from '../lib/finish.ts';
 
 const count = Number(process.argv[2] ?? 1000);
@@ -54,8 +54,8 @@ const enabled = new Set(SNMP_METRICS.filter((d) => d.enabled).map((d) => d.name)
 const resolver = new SnmpResolver((n) => enabled.has(n), false);
 
 /** The procfs kit's per-entity work (receiver/kit/procfs.ts): yield every 32, then synchronous reads. */
-function procfsWork(): { fn: (e: Entity) => Promise<void>; points: MetricPoint[] } {
-  const points: MetricPoint[] = [];
+function procfsWork(): { fn: (e: Entity) => Promise<void>; points: MetricSink } {
+  const points = new PointArray();
   let done = 0;
   return {
     points,
@@ -72,8 +72,8 @@ function procfsWork(): { fn: (e: Entity) => Promise<void>; points: MetricPoint[]
   };
 }
 
-function emptyWork(): { fn: (e: Entity) => Promise<void>; points: MetricPoint[] } {
-  return { points: [], fn: async () => {} };
+function emptyWork(): { fn: (e: Entity) => Promise<void>; points: MetricSink } {
+  return { points: new PointArray(), fn: async () => {} };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -13,7 +13,8 @@ import {
   statSumsArray,
 } from '../../receiver/netlink/ctnetlink.ts';
 import { NETLINK_NETFILTER, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
-import type { MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
 
 const argsSchema = z.object({
   /** One point per CPU (attribute `cpu.logical_number`) instead of the sum. */
@@ -76,21 +77,23 @@ const metrics: MetricDef[] = [
   },
 ];
 
-// Metric name per CTA_STATS_* type (undefined: not exported), built once instead of per point.
-const METRIC_BY_TYPE: (string | undefined)[] = [];
+// Series key per CTA_STATS_* type (undefined: not exported), built once instead of per point.
+const KEY_BY_TYPE: (SeriesKey | undefined)[] = [];
 for (const [t, stat] of Object.entries(CTA_STATS)) {
-  if (STATS[stat]) METRIC_BY_TYPE[Number(t)] = metricName(stat);
+  if (STATS[stat]) KEY_BY_TYPE[Number(t)] = new SeriesKey(metricName(stat));
 }
+const ENTRIES_KEY = new SeriesKey(ENTRIES);
+const LIMIT_KEY = new SeriesKey(LIMIT);
 const sums = statSumsArray(); // reused: reads are synchronous, one netns at a time
 
-function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricPoint[]): void {
+function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricSink): void {
   if (perCpu) {
     const stats = conntrackStats(sock);
     const global = conntrackGlobal(sock);
     for (const c of stats.perCpu) {
       for (const [stat, value] of Object.entries(c.values)) {
         if (STATS[stat]) {
-          out.push({ metric: metricName(stat), netns, attributes: { 'cpu.logical_number': c.cpu }, value });
+          out.point({ metric: metricName(stat), netns, attributes: { 'cpu.logical_number': c.cpu }, value });
         }
       }
     }
@@ -100,16 +103,16 @@ function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricPo
   conntrackStatSums(sock, sums);
   const global = conntrackGlobal(sock);
   for (let t = 1; t < sums.length; t++) {
-    const metric = METRIC_BY_TYPE[t];
+    const key = KEY_BY_TYPE[t];
     const value = sums[t]!;
-    if (metric !== undefined && !Number.isNaN(value)) out.push({ metric, netns, value });
+    if (key !== undefined && !Number.isNaN(value)) out.value(key, netns, value);
   }
   pushGlobal(global, netns, out);
 }
 
-function pushGlobal(global: ConntrackGlobal, netns: number, out: MetricPoint[]): void {
-  out.push({ metric: ENTRIES, netns, value: global.entries });
-  if (global.maxEntries !== undefined) out.push({ metric: LIMIT, netns, value: global.maxEntries });
+function pushGlobal(global: ConntrackGlobal, netns: number, out: MetricSink): void {
+  out.value(ENTRIES_KEY, netns, global.entries);
+  if (global.maxEntries !== undefined) out.value(LIMIT_KEY, netns, global.maxEntries);
 }
 
 export const conntrackProbe: ProbeSpec<ConntrackArgs> = {

@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
 import { parseNetDev } from './parse.ts';
@@ -156,18 +157,24 @@ function excluder(patterns: readonly string[]): (name: string) => boolean {
   return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
 }
 
-// Attribute objects are shared between collections (one per interface name and direction).
-const attrCache = new Map<string, readonly [Attributes, Attributes]>();
-function attrsFor(ifname: string): readonly [Attributes, Attributes] {
-  let a = attrCache.get(ifname);
-  if (!a) {
-    a = [
-      Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'receive' }),
-      Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'transmit' }),
-    ];
-    if (attrCache.size < 65536) attrCache.set(ifname, a);
+// Series keys are shared between collections: per interface name, for each column and direction (the
+// attribute objects one per interface name and direction), for pods and for the host's node names.
+const keyCache = new Map<string, readonly SeriesKey[]>();
+function keysFor(ifname: string): readonly SeriesKey[] {
+  let keys = keyCache.get(ifname);
+  if (!keys) {
+    const rx = Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'receive' });
+    const tx = Object.freeze({ 'network.interface.name': ifname, 'network.io.direction': 'transmit' });
+    const list: SeriesKey[] = [];
+    for (const node of [false, true])
+      for (const [m] of COLUMNS) {
+        const metric = node ? (NODE_NAMES[m] ?? m) : m;
+        list.push(new SeriesKey(metric, rx), new SeriesKey(metric, tx));
+      }
+    keys = list;
+    if (keyCache.size < 65536) keyCache.set(ifname, keys);
   }
-  return a;
+  return keys;
 }
 
 const FILES = [{ name: 'dev' }] as const;
@@ -176,29 +183,33 @@ const FILES = [{ name: 'dev' }] as const;
 export function netdevPoints(
   text: string,
   netns: number,
-  out: MetricPoint[],
+  out: MetricSink,
   excluded: (name: string) => boolean,
   wanted: (metric: string) => boolean,
   file = 'net/dev',
   node = false,
 ): void {
   const rows = parseNetDev(text, file);
-  const cols = COLUMNS.map(([m, r, t]) => [node ? (NODE_NAMES[m] ?? m) : m, r, t] as const).filter(([m]) =>
-    wanted(m),
-  );
+  const cols: number[] = [];
+  for (let c = 0; c < COLUMNS.length; c++) {
+    const m = COLUMNS[c]![0];
+    if (wanted(node ? (NODE_NAMES[m] ?? m) : m)) cols.push(c);
+  }
+  const base = node ? COLUMNS.length * 2 : 0;
   for (const row of rows) {
     if (excluded(row.name)) continue;
-    const [rx, tx] = attrsFor(row.name);
-    for (const [metric, r, t] of cols) {
-      if (r >= 0) out.push({ metric, netns, attributes: rx, value: row.values[r]! });
-      if (t >= 0) out.push({ metric, netns, attributes: tx, value: row.values[t]! });
+    const keys = keysFor(row.name);
+    for (const c of cols) {
+      const [, r, t] = COLUMNS[c]!;
+      if (r >= 0) out.value(keys[base + 2 * c]!, netns, row.values[r]!);
+      if (t >= 0) out.value(keys[base + 2 * c + 1]!, netns, row.values[t]!);
     }
   }
 }
 
 export function collectNetdev(
   entity: Entity,
-  out: MetricPoint[],
+  out: MetricSink,
   excluded: (name: string) => boolean,
   wanted: (metric: string) => boolean,
   cycle?: object,
@@ -230,7 +241,7 @@ export const netdevProbe: ProbeSpec<NetdevArgs> = {
       },
       log: ctx.log.child({ probe: 'netdev' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out, cycle) => collectNetdev(entity, out, excluded, wanted, cycle),
+      writeEntity: (entity, sink, cycle) => collectNetdev(entity, sink, excluded, wanted, cycle),
     });
   },
 };

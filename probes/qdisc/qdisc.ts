@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
 import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
-import type { MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
 
 const argsSchema = z.object({
   /** Interfaces whose qdiscs are not reported (exact names). */
@@ -60,38 +61,42 @@ const metrics: MetricDef[] = [
   def(Q.backlog, 'gauge', 'By', 'Bytes waiting in the queue (tc: backlog Nb).'),
 ];
 
-// Attribute objects shared between netns and collections (frozen: the metric store keeps their series
-// key), one per interface name, kind, handle and parent.
-const attrCache = new Map<string, Readonly<Record<string, string>>>();
-function qdiscAttributes(ifname: string, kind: string, handle: number, parent: number) {
+/** The metrics of a qdisc, in the order of its series keys. */
+const ORDER = [Q.bytes, Q.packets, Q.drops, Q.overlimits, Q.requeues, Q.qlen, Q.backlog] as const;
+
+// Series keys shared between netns and collections (receiver/probe/sink.ts), one per metric of each
+// interface name, kind, handle and parent (their attribute object frozen and shared).
+const keyCache = new Map<string, readonly SeriesKey[]>();
+function qdiscKeys(ifname: string, kind: string, handle: number, parent: number): readonly SeriesKey[] {
   const key = `${ifname}\u0000${kind}\u0000${handle}\u0000${parent}`;
-  let a = attrCache.get(key);
-  if (!a) {
-    a = Object.freeze({
+  let keys = keyCache.get(key);
+  if (!keys) {
+    const a = Object.freeze({
       'network.interface.name': ifname,
       'podnet.qdisc.kind': kind,
       'podnet.qdisc.handle': formatTcHandle(handle),
       'podnet.qdisc.parent': formatTcHandle(parent, true),
     });
-    if (attrCache.size < 65536) attrCache.set(key, a);
+    keys = ORDER.map((metric) => new SeriesKey(metric, a));
+    if (keyCache.size < 65536) keyCache.set(key, keys);
   }
-  return a;
+  return keys;
 }
 
-function read(sock: NetlinkSocket, netns: number, args: QdiscArgs, out: MetricPoint[]): void {
+function read(sock: NetlinkSocket, netns: number, args: QdiscArgs, out: MetricSink): void {
   const names = dumpLinkNames(sock);
   const qdiscs = dumpQdiscs(sock);
   for (const q of qdiscs) {
     const ifname = names.get(q.ifindex) ?? `if${q.ifindex}`;
     if (args.excludeInterfaces.includes(ifname) || args.excludeKinds.includes(q.kind)) continue;
-    const attributes = qdiscAttributes(ifname, q.kind, q.handle, q.parent);
-    out.push({ metric: Q.bytes, netns, attributes, value: q.bytes });
-    out.push({ metric: Q.packets, netns, attributes, value: q.packets });
-    out.push({ metric: Q.drops, netns, attributes, value: q.drops });
-    out.push({ metric: Q.overlimits, netns, attributes, value: q.overlimits });
-    out.push({ metric: Q.requeues, netns, attributes, value: q.requeues });
-    out.push({ metric: Q.qlen, netns, attributes, value: q.qlen });
-    out.push({ metric: Q.backlog, netns, attributes, value: q.backlog });
+    const k = qdiscKeys(ifname, q.kind, q.handle, q.parent);
+    out.value(k[0]!, netns, q.bytes);
+    out.value(k[1]!, netns, q.packets);
+    out.value(k[2]!, netns, q.drops);
+    out.value(k[3]!, netns, q.overlimits);
+    out.value(k[4]!, netns, q.requeues);
+    out.value(k[5]!, netns, q.qlen);
+    out.value(k[6]!, netns, q.backlog);
   }
 }
 

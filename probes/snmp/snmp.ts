@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { createProcfsProbe } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { Attributes, MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { type NetFile, procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { SnmpField } from './field.ts';
@@ -86,6 +87,12 @@ interface Resolved {
   readonly metric: string;
   readonly scale: number;
   readonly attributes: Attributes | undefined;
+  /** `metric` and `attributes` as the sink's series key (receiver/probe/sink.ts). */
+  readonly key: SeriesKey;
+}
+
+function resolved(metric: string, scale: number, attributes: Attributes | undefined): Resolved {
+  return { metric, scale, attributes, key: new SeriesKey(metric, attributes) };
 }
 
 const FILES: readonly (NetFile & { name: SnmpField[0] })[] = [
@@ -131,16 +138,16 @@ export class SnmpResolver {
     const msg = /^(In|Out)Type([0-9]+)$/.exec(field);
     if (msg && (group === 'IcmpMsg' || group === 'Icmp6')) {
       const metric = `podnet.snmp.${group === 'IcmpMsg' ? 'icmp_msg' : 'icmp6_msg'}.${msg[1] === 'In' ? 'in' : 'out'}`;
-      return this.#wanted(metric) ? { metric, scale: 1, attributes: icmpAttrs(Number(msg[2])) } : null;
+      return this.#wanted(metric) ? resolved(metric, 1, icmpAttrs(Number(msg[2]))) : null;
     }
     const f = byKernelName.get(`${group}|${field}`);
-    if (f) return this.#wanted(f[3]) ? { metric: f[3], scale: f[7] ?? 1, attributes: undefined } : null;
+    if (f) return this.#wanted(f[3]) ? resolved(f[3], f[7] ?? 1, undefined) : null;
     if (!this.#dynamic || !this.#wanted(UNLISTED.name)) return null;
-    return {
-      metric: UNLISTED.name,
-      scale: 1,
-      attributes: Object.freeze({ 'podnet.snmp.group': group, 'podnet.snmp.field': field }),
-    };
+    return resolved(
+      UNLISTED.name,
+      1,
+      Object.freeze({ 'podnet.snmp.group': group, 'podnet.snmp.field': field }),
+    );
   }
 
   readonly #skip = new WeakMap<readonly string[], boolean>();
@@ -176,21 +183,11 @@ export class SnmpResolver {
   }
 }
 
-function push(out: MetricPoint[], netns: number, r: Resolved, raw: number): void {
-  const value = r.scale === 1 ? raw : raw * r.scale;
-  out.push(
-    r.attributes
-      ? { metric: r.metric, netns, attributes: r.attributes, value }
-      : { metric: r.metric, netns, value },
-  );
+function push(out: MetricSink, netns: number, r: Resolved, raw: number): void {
+  out.value(r.key, netns, r.scale === 1 ? raw : raw * r.scale);
 }
 
-export function collectSnmp(
-  entity: Entity,
-  out: MetricPoint[],
-  resolver: SnmpResolver,
-  cycle?: object,
-): void {
+export function collectSnmp(entity: Entity, out: MetricSink, resolver: SnmpResolver, cycle?: object): void {
   const files = resolver.files;
   if (files.length === 0) return;
   const texts = readNetFiles(entity, files, cycle);
@@ -254,7 +251,7 @@ export const snmpProbe: ProbeSpec<SnmpArgs> = {
       },
       log: ctx.log.child({ probe: 'snmp' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out, cycle) => collectSnmp(entity, out, resolver, cycle),
+      writeEntity: (entity, sink, cycle) => collectSnmp(entity, sink, resolver, cycle),
     });
   },
 };

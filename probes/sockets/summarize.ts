@@ -18,22 +18,49 @@ import {
 } from '../../receiver/netlink/sock-diag.ts';
 import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { HistogramValue, MetricPoint } from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { HistogramValue } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { forEachSockstat } from '../sockstat/parse.ts';
 import { M, type SocketsArgs } from './defs.ts';
 
 const DROPS_INDEX = SK_MEMINFO.indexOf('drops');
 /** Metric name per SK_MEMINFO field (`drops` is its own metric), built once instead of per point. */
-const MEM_METRICS: readonly (string | undefined)[] = SK_MEMINFO.map((f) =>
-  f === 'drops' ? undefined : M.mem(f),
+const MEM_KEYS: readonly (SeriesKey | undefined)[] = SK_MEMINFO.map((f) =>
+  f === 'drops' ? undefined : new SeriesKey(M.mem(f)),
 );
 /** Distinct connection-state values, in a stable order; each is emitted every collection (0 if none). */
 const STATE_VALUES = [...new Set(TCP_STATES.filter((s) => s !== ''))];
-/** Their attribute objects, shared (frozen: the metric store keeps their series key). */
-const STATE_ATTRS = new Map<string, Readonly<Record<string, string>>>(
-  STATE_VALUES.map((s) => [s, Object.freeze({ 'network.connection.state': s })]),
+/** Their series keys (receiver/probe/sink.ts), shared (attribute objects frozen). */
+const STATE_KEYS = new Map<string, SeriesKey>(
+  STATE_VALUES.map((s) => [
+    s,
+    new SeriesKey(M.connections, Object.freeze({ 'network.connection.state': s })),
+  ]),
 );
+/** The keys of the attribute-less metrics, by metric name. */
+const KEYS = new Map<string, SeriesKey>();
+function key(metric: string): SeriesKey {
+  let k = KEYS.get(metric);
+  if (k === undefined) {
+    k = new SeriesKey(metric);
+    KEYS.set(metric, k);
+  }
+  return k;
+}
+const RX_QUEUE = key(M.rxQueue);
+const TX_QUEUE = key(M.txQueue);
+const DROPS = key(M.drops);
+const LISTEN_QUEUE = key(M.listenQueue);
+const LISTEN_LIMIT = key(M.listenLimit);
+const LISTEN_FILL_MAX = key(M.listenFillMax);
+const LISTEN_AT_RISK = key(M.listenAtRisk);
+const RETRANS = key(M.retrans);
+const RETRANS_BYTES = key(M.retransBytes);
+const UDP_COUNT = key(M.udpCount);
+const UDP_RX = key(M.udpRx);
+const UDP_TX = key(M.udpTx);
+const UDP_DROPS = key(M.udpDrops);
 /** Per-netns aggregate of one collection. */
 export interface SocketSummary {
   readonly states: Map<string, number>;
@@ -195,29 +222,27 @@ export function toPoints(
   netns: number,
   rtt: HistogramValue,
   udp: boolean,
-  out: MetricPoint[],
+  out: MetricSink,
 ): void {
-  for (const [state, value] of s.states) {
-    out.push({ metric: M.connections, netns, attributes: STATE_ATTRS.get(state)!, value });
-  }
-  out.push({ metric: M.rxQueue, netns, value: s.rxQueue });
-  out.push({ metric: M.txQueue, netns, value: s.txQueue });
+  for (const [state, value] of s.states) out.value(STATE_KEYS.get(state)!, netns, value);
+  out.value(RX_QUEUE, netns, s.rxQueue);
+  out.value(TX_QUEUE, netns, s.txQueue);
   for (let i = 0; i < SK_MEMINFO.length; i++) {
-    const metric = MEM_METRICS[i];
-    if (metric !== undefined) out.push({ metric, netns, value: s.mem[i]! });
+    const k = MEM_KEYS[i];
+    if (k !== undefined) out.value(k, netns, s.mem[i]!);
   }
-  out.push({ metric: M.drops, netns, value: s.drops });
-  out.push({ metric: M.listenQueue, netns, value: s.listenQueue });
-  out.push({ metric: M.listenLimit, netns, value: s.listenLimit });
-  out.push({ metric: M.listenFillMax, netns, value: s.listenFillMax });
-  out.push({ metric: M.listenAtRisk, netns, value: s.listenAtRisk });
-  out.push({ metric: M.rtt, netns, value: rtt });
-  out.push({ metric: M.retrans, netns, value: s.retrans });
-  out.push({ metric: M.retransBytes, netns, value: s.retransBytes });
+  out.value(DROPS, netns, s.drops);
+  out.value(LISTEN_QUEUE, netns, s.listenQueue);
+  out.value(LISTEN_LIMIT, netns, s.listenLimit);
+  out.value(LISTEN_FILL_MAX, netns, s.listenFillMax);
+  out.value(LISTEN_AT_RISK, netns, s.listenAtRisk);
+  out.point({ metric: M.rtt, netns, value: rtt });
+  out.value(RETRANS, netns, s.retrans);
+  out.value(RETRANS_BYTES, netns, s.retransBytes);
   if (udp) {
-    out.push({ metric: M.udpCount, netns, value: s.udpCount });
-    out.push({ metric: M.udpRx, netns, value: s.udpRx });
-    out.push({ metric: M.udpTx, netns, value: s.udpTx });
-    out.push({ metric: M.udpDrops, netns, value: s.udpDrops });
+    out.value(UDP_COUNT, netns, s.udpCount);
+    out.value(UDP_RX, netns, s.udpRx);
+    out.value(UDP_TX, netns, s.udpTx);
+    out.value(UDP_DROPS, netns, s.udpDrops);
   }
 }

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { type Entity, HOST_ENTITY } from '../../receiver/pods/entity.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
 import type { Attributes, MetricDef, MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
 import { pageSize, procfsAvailability } from '../../receiver/procfs/read.ts';
@@ -157,36 +158,35 @@ const FILES = [
   { name: 'sockstat6', optional: true, shared: true },
 ] as const;
 
+/** An ENTITY_MAP entry with its series key (receiver/probe/sink.ts). */
+type EntityValue = readonly [metric: string, key: SeriesKey, multiplier: number];
+
 /** ENTITY_MAP by protocol, then key: looked up without building a `proto|key` string per value. */
-const ENTITY_BY_PROTO = new Map<string, Map<string, (typeof ENTITY_MAP)[string]>>();
-for (const [k, m] of Object.entries(ENTITY_MAP)) {
+const ENTITY_BY_PROTO = new Map<string, Map<string, EntityValue>>();
+for (const [k, [metric, attributes, multiplier]] of Object.entries(ENTITY_MAP)) {
   const [proto, key] = k.split('|') as [string, string];
   let byKey = ENTITY_BY_PROTO.get(proto);
   if (!byKey) {
     byKey = new Map();
     ENTITY_BY_PROTO.set(proto, byKey);
   }
-  byKey.set(key, m);
+  byKey.set(key, [metric, new SeriesKey(metric, attributes), multiplier]);
 }
 
 export function collectSockstat(
   entity: Entity,
-  out: MetricPoint[],
+  out: MetricSink,
   wanted: (m: string) => boolean,
   cycle?: object,
 ): void {
   const [v4, v6] = readNetFiles(entity, FILES, cycle);
   const netns = entity.netnsInode;
-  // Points are pushed while parsing: a malformed file throws and the procfs kit drops this entity's
-  // points (receiver/kit/procfs.ts), so no partial set is emitted.
+  // Values are written while parsing: a malformed file throws and the procfs kit drops this entity's
+  // values (receiver/kit/procfs.ts), so no partial set is emitted.
   const visit = (proto: string, key: string, value: number): void => {
     const m = ENTITY_BY_PROTO.get(proto)?.get(key);
     if (!m || !wanted(m[0])) return;
-    out.push(
-      m[1]
-        ? { metric: m[0], netns, attributes: m[1], value: value * m[2] }
-        : { metric: m[0], netns, value: value * m[2] },
-    );
+    out.value(m[1], netns, value * m[2]);
   };
   forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
   if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
@@ -223,7 +223,7 @@ export const sockstatProbe: ProbeSpec<SockstatArgs> = {
       },
       log: ctx.log.child({ probe: 'sockstat' }),
       concurrency: args.concurrency,
-      collectEntity: (entity, out, cycle) => collectSockstat(entity, out, wanted, cycle),
+      writeEntity: (entity, sink, cycle) => collectSockstat(entity, sink, wanted, cycle),
       collectNode: (out) => collectSockstatNode(out, wanted),
     });
   },

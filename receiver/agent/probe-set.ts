@@ -112,16 +112,28 @@ export class ProbeSet {
         const t0 = performance.now();
         const at = new Date();
         try {
-          const points = await withTimeout(probe.collect(entities), Math.max(intervalMs, 1000), rp.spec.name);
-          if (rp.probe !== probe) return; // stopped or replaced meanwhile
-          pipeline.store.update(rp.spec.name, points, at.getTime());
+          const limit = Math.max(intervalMs, 1000);
+          let points: number;
+          if (probe.collectInto) {
+            // The column path (receiver/probe/sink.ts): no object per value.
+            const sink = pipeline.store.sink(rp.spec.name);
+            await withTimeout(probe.collectInto(entities, sink), limit, rp.spec.name);
+            if (rp.probe !== probe) return; // stopped or replaced meanwhile
+            pipeline.store.update(rp.spec.name, sink, at.getTime());
+            points = sink.length;
+          } else {
+            const list = await withTimeout(probe.collect(entities), limit, rp.spec.name);
+            if (rp.probe !== probe) return; // stopped or replaced meanwhile
+            pipeline.store.update(rp.spec.name, list, at.getTime());
+            points = list.length;
+          }
           const ms = performance.now() - t0;
           pipeline.self.recordCollection(rp.spec.name, ms / 1000, true);
           rp.failures = 0;
           rp.lastCollection = {
             at: at.toISOString(),
             durationMs: Math.round(ms * 100) / 100,
-            points: points.length,
+            points,
           };
         } catch (err) {
           if (rp.probe !== probe) return; // closed while collecting (stopped or replaced)

@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.ts';
 import { NetlinkError } from '../netlink/codec.ts';
 import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from '../netlink/socket.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
+import { type MetricSink, PointArray, pointsOf } from '../probe/sink.ts';
 import type { MetricPoint, Probe } from '../probe/types.ts';
 import { assertEntityAliveOnce } from '../procfs/liveness.ts';
 import { collectionCycle } from './cycle.ts';
@@ -146,13 +147,35 @@ export async function collectPerNetnsLazy(
   pool?: NetnsSocketPool,
   cycle: object = collectionCycle(),
 ): Promise<PerNetnsResult> {
+  const sink = new PointArray();
+  const { failures } = await writePerNetns(
+    entities,
+    protocol,
+    (open, entity) => read(open, entity, sink.points),
+    sink,
+    opts,
+    pool,
+    cycle,
+  );
+  return { points: sink.points, failures };
+}
+
+/** `collectPerNetnsLazy` writing into a sink (receiver/probe/sink.ts). */
+export async function writePerNetns(
+  entities: readonly Entity[],
+  protocol: number,
+  read: (open: () => NetlinkSocket, entity: Entity, out: MetricSink) => void,
+  sink: MetricSink,
+  opts: NetlinkSocketOptions = {},
+  pool?: NetnsSocketPool,
+  cycle: object = collectionCycle(),
+): Promise<{ readonly failures: EntityFailure[] }> {
   // One liveness check per netns per collection (`cycle`, ./cycle.ts), shared with the other probes.
-  const points: MetricPoint[] = [];
   const failures: EntityFailure[] = [];
   const pause = yieldEvery(10);
   pool?.setOptions(opts);
   for (const entity of entities) {
-    const mark = points.length;
+    const mark = sink.length;
     let sock: NetlinkSocket | undefined;
     let kept = false;
     const open = (): NetlinkSocket => {
@@ -164,17 +187,17 @@ export async function collectPerNetnsLazy(
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          read(open, entity, points);
+          read(open, entity, sink);
           break;
         } catch (err) {
           // A dump interrupted by a concurrent change (NLM_F_DUMP_INTR → EINTR) is retried once.
           if (attempt >= 2 || !(err instanceof NetlinkError) || err.errno !== EINTR) throw err;
-          points.length = mark;
+          sink.truncate(mark);
         }
       }
       if (kept) assertEntityAliveOnce(entity, cycle);
     } catch (err) {
-      points.length = mark;
+      sink.truncate(mark);
       failures.push({ entity, error: asError(err) });
       // A socket that failed (timeout, truncated reply, netns gone) is not reused.
       if (kept) pool!.drop(entity.netnsInode);
@@ -185,7 +208,7 @@ export async function collectPerNetnsLazy(
     await pause();
   }
   pool?.retain(entities);
-  return { points, failures };
+  return { failures };
 }
 
 export interface NetlinkProbeOptions<A extends { readonly timeoutMs: number }> {
@@ -197,12 +220,13 @@ export interface NetlinkProbeOptions<A extends { readonly timeoutMs: number }> {
   readonly args: A;
   /**
    * One entity's reads. `open()` returns the netns' socket, opening it on the first call (a read that
-   * learns there is nothing to dump costs no setns). Points pushed before a throw are discarded.
+   * learns there is nothing to dump costs no setns). Points written before a throw are discarded. `out`
+   * is the collection's sink (receiver/probe/sink.ts): values by series key, or points.
    */
   readonly read: (
     open: () => NetlinkSocket,
     entity: Entity,
-    out: MetricPoint[],
+    out: MetricSink,
     args: A,
     /** The collection (./cycle.ts), for `readNetFiles` (receiver/procfs/netns-files.ts). */
     cycle: object,
@@ -223,23 +247,25 @@ export function createNetlinkProbe<A extends { readonly timeoutMs: number }>(
   let args = o.args;
   const status = new EntityStatus(o.log);
   const pool = new NetnsSocketPool(o.protocol, { timeoutMs: args.timeoutMs }, undefined, o.entities);
+  const collectInto = async (entities: readonly Entity[], sink: MetricSink): Promise<void> => {
+    const a = args;
+    const cycle = collectionCycle(); // before the first await (./cycle.ts)
+    const started = performance.now();
+    const { failures } = await writePerNetns(
+      entities,
+      o.protocol,
+      (open, entity, out) => o.read(open, entity, out, a, cycle),
+      sink,
+      { timeoutMs: a.timeoutMs },
+      pool,
+      cycle,
+    );
+    o.afterCollect?.(entities);
+    status.record(entities.length, failures, performance.now() - started);
+  };
   return {
-    async collect(entities: readonly Entity[]) {
-      const a = args;
-      const cycle = collectionCycle(); // before the first await (./cycle.ts)
-      const started = performance.now();
-      const { points, failures } = await collectPerNetnsLazy(
-        entities,
-        o.protocol,
-        (open, entity, out) => o.read(open, entity, out, a, cycle),
-        { timeoutMs: a.timeoutMs },
-        pool,
-        cycle,
-      );
-      o.afterCollect?.(entities);
-      status.record(entities.length, failures, performance.now() - started);
-      return points;
-    },
+    collect: (entities: readonly Entity[]) => pointsOf(collectInto, entities),
+    collectInto,
     status: () => status.status(),
     reconfigure(next: A) {
       args = next;

@@ -8,6 +8,7 @@
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Logger } from '../log/logger.ts';
 import type { Entity } from '../pods/entity.ts';
+import { type MetricSink, pointsOf } from '../probe/sink.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeContext, ProbeStatus } from '../probe/types.ts';
 import { sharedNetnsFiles } from '../procfs/netns-files.ts';
 import { collectionCycle } from './cycle.ts';
@@ -28,6 +29,13 @@ export interface ProcfsProbeOptions<A> {
   readonly collectEntity?: (entity: Entity, out: MetricPoint[], cycle: object) => void;
   /** Points not attributed to an entity (`scope: 'node'`), once per collection. */
   readonly collectNode?: (out: MetricPoint[]) => void;
+  /**
+   * `collectEntity` through the column path (receiver/probe/sink.ts): values written into `sink`, none
+   * kept when it throws. Used instead of `collectEntity` when given.
+   */
+  readonly writeEntity?: (entity: Entity, sink: MetricSink, cycle: object) => void;
+  /** `collectNode` through the column path; used instead of it when given. */
+  readonly writeNode?: (sink: MetricSink) => void;
   /** Runs before the entities of a collection are read (e.g. one /proc scan for all of them). */
   readonly prepare?: (entities: readonly Entity[]) => void;
   /** Applies new args without a restart (metric set, interfaces, per-CPU...); kept state survives. */
@@ -47,53 +55,75 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
   const status = new EntityStatus(opts.log);
   sharedNetnsFiles.acquire();
 
+  // Old-style callbacks (points as objects) write into the sink as points.
+  const writeEntity =
+    opts.writeEntity ??
+    (opts.collectEntity
+      ? (entity: Entity, sink: MetricSink, cycle: object) => {
+          const points: MetricPoint[] = [];
+          opts.collectEntity!(entity, points, cycle);
+          for (const p of points) sink.point(p);
+        }
+      : undefined);
+  const writeNode =
+    opts.writeNode ??
+    (opts.collectNode
+      ? (sink: MetricSink) => {
+          const points: MetricPoint[] = [];
+          opts.collectNode!(points);
+          for (const p of points) sink.point(p);
+        }
+      : undefined);
+
+  const collectInto = async (entities: readonly Entity[], sink: MetricSink): Promise<void> => {
+    if (closed) return;
+    const cycle = collectionCycle(); // before the first await (./cycle.ts)
+    const started = performance.now();
+    let nodeError: string | undefined;
+    if (writeNode) {
+      const mark = sink.length;
+      try {
+        writeNode(sink);
+      } catch (err) {
+        sink.truncate(mark);
+        nodeError = (err as Error).message;
+        opts.log.warn({ err }, 'node-level read failed');
+      }
+    }
+    const targets = opts.skip ? entities.filter((e) => !opts.skip!(e)) : entities;
+    let done = 0;
+    let write = writeEntity;
+    if (opts.prepare) {
+      try {
+        opts.prepare(targets);
+      } catch (err) {
+        nodeError = (err as Error).message;
+        opts.log.warn({ err }, 'preparing the collection failed');
+        write = undefined;
+      }
+    }
+    const { failures } = write
+      ? await eachEntity(targets, concurrency, async (entity) => {
+          if (++done % YIELD_EVERY === 0) await yieldLoop();
+          // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
+          const before = sink.length;
+          try {
+            write(entity, sink, cycle);
+          } catch (err) {
+            sink.truncate(before);
+            throw err;
+          }
+        })
+      : { failures: [] };
+    // Kept fds of netns no longer watched are closed (the same full list goes to every probe).
+    sharedNetnsFiles.retain(entities);
+    status.record(targets.length, failures, performance.now() - started, nodeError);
+  };
+
   return {
-    async collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]> {
-      if (closed) return [];
-      const cycle = collectionCycle(); // before the first await (./cycle.ts)
-      const started = performance.now();
-      const points: MetricPoint[] = [];
-      let nodeError: string | undefined;
-      if (opts.collectNode) {
-        try {
-          const nodePoints: MetricPoint[] = [];
-          opts.collectNode(nodePoints);
-          for (const p of nodePoints) points.push(p);
-        } catch (err) {
-          nodeError = (err as Error).message;
-          opts.log.warn({ err }, 'node-level read failed');
-        }
-      }
-      const targets = opts.skip ? entities.filter((e) => !opts.skip!(e)) : entities;
-      let done = 0;
-      let collectEntity = opts.collectEntity;
-      if (opts.prepare) {
-        try {
-          opts.prepare(targets);
-        } catch (err) {
-          nodeError = (err as Error).message;
-          opts.log.warn({ err }, 'preparing the collection failed');
-          collectEntity = undefined;
-        }
-      }
-      const { failures } = collectEntity
-        ? await eachEntity(targets, concurrency, async (entity) => {
-            if (++done % YIELD_EVERY === 0) await yieldLoop();
-            // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
-            const before = points.length;
-            try {
-              collectEntity(entity, points, cycle);
-            } catch (err) {
-              points.length = before;
-              throw err;
-            }
-          })
-        : { failures: [] };
-      // Kept fds of netns no longer watched are closed (the same full list goes to every probe).
-      sharedNetnsFiles.retain(entities);
-      status.record(targets.length, failures, performance.now() - started, nodeError);
-      return points;
-    },
+    collect: (entities: readonly Entity[]): Promise<readonly MetricPoint[]> =>
+      pointsOf(collectInto, entities),
+    collectInto,
     status: (): ProbeStatus => (closed ? { state: 'stopped' } : status.status()),
     lastFailures: () => status.failures(),
     ...(opts.reconfigure

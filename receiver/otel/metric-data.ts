@@ -9,7 +9,7 @@ import {
   type Histogram,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
-import type { HistogramValue, MetricDef } from '../probe/types.ts';
+import type { AttributeValue, HistogramValue, MetricDef } from '../probe/types.ts';
 import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
 import { type MetricSeries, mergedAttributes } from './series-state.ts';
 
@@ -131,9 +131,21 @@ export function toMetricData(def: MetricDef, list: readonly MetricSeries[]): Met
 export class StoreCollection {
   readonly series: readonly SeriesSnapshot[];
   readonly metrics: StoreMetricData[] = [];
+  /**
+   * The entity part (attribute-parts.ts) of each series, as an index into `entities` (-1: a series without
+   * parts): the OTLP encoder groups by entity without reading each series again (protobuf/metrics.ts).
+   */
+  readonly entityOf: Int32Array;
+  readonly entities: readonly Record<string, AttributeValue>[];
 
-  constructor(series: readonly SeriesSnapshot[]) {
+  constructor(
+    series: readonly SeriesSnapshot[],
+    entityOf: Int32Array = new Int32Array(series.length).fill(-1),
+    entities: readonly Record<string, AttributeValue>[] = [],
+  ) {
     this.series = series;
+    this.entityOf = entityOf;
+    this.entities = entities;
   }
 
   #released = false;
@@ -187,6 +199,8 @@ export class StoreMetricData {
     probes: readonly string[],
     from: number,
     to: number,
+    /** The value type of a number metric when the caller knows it (else read from the series). */
+    valueType?: ValueType,
   ) {
     this.collection = collection;
     this.def = def;
@@ -195,7 +209,10 @@ export class StoreMetricData {
     this.to = to;
     const list = collection.series;
     const hist = def.kind === 'histogram';
-    this.descriptor = descriptorOf(def, hist ? ValueType.DOUBLE : numberValueType(list, from, to));
+    this.descriptor = descriptorOf(
+      def,
+      hist ? ValueType.DOUBLE : (valueType ?? numberValueType(list, from, to)),
+    );
     this.dataPointType = hist
       ? DataPointType.HISTOGRAM
       : def.kind === 'gauge'
@@ -226,13 +243,17 @@ const NO_SERIES: MetricSeries = {
   time: [0, 0],
 };
 
-/** Scratch of `collectSeries` (used synchronously): the metric of each series. */
+/** Scratch of `collectSeries` (used synchronously): the metric and the entity of each series. */
 let metricOf = new Int32Array(0);
+let entityAt = new Int32Array(0);
 
 /**
  * The latest series of every probe (`probes`: probe name → its series) as one StoreCollection: metrics in
  * the order of their first series (probe after probe), each metric's series in probe order, in one array
- * (a counting sort by metric); no data point objects.
+ * (a counting sort by metric); no data point objects. One read of each series (its metric, and whether its
+ * value is an integer, for the metric's value type): at 160,000 series a pass that touches every series
+ * object again costs more than the rest. A probe reports its metrics in the same order netns after netns,
+ * so the metric of a series is first guessed from the one that followed the previous series' metric.
  */
 export function collectSeries(
   probes: ReadonlyMap<string, { readonly latest: readonly MetricSeries[] }>,
@@ -240,24 +261,68 @@ export function collectSeries(
   // Metric of each series (by name: declarations shared by several probes are one metric).
   let n = 0;
   for (const p of probes.values()) n += p.latest.length;
-  if (metricOf.length < n) metricOf = new Int32Array(Math.ceil(n * 1.25));
+  if (metricOf.length < n) {
+    metricOf = new Int32Array(Math.ceil(n * 1.25));
+    entityAt = new Int32Array(metricOf.length);
+  }
   const index = new Map<string, number>();
+  // Entity parts by identity (series of a netns share one, and come together): the previous one first.
+  const entities: Record<string, AttributeValue>[] = [];
+  const entityIndex = new Map<Record<string, AttributeValue>, number>();
+  let lastEntity: Record<string, AttributeValue> | undefined;
+  let lastE = -1;
   const defs: MetricDef[] = [];
   const counts: number[] = [];
   const by: string[][] = [];
+  /** Per metric: the probe (its number) that last reported it, whether every value is a safe integer. */
+  const lastProbe: number[] = [];
+  const ints: boolean[] = [];
+  /** Per metric: the metric of the series that followed it last (the guess), -1 before. */
+  const next: number[] = [];
   let k = 0;
+  let probe = 0;
   for (const [name, p] of probes) {
+    probe++;
+    let prev = -1;
     for (const s of p.latest) {
-      let m = index.get(s.def.name);
-      if (m === undefined) {
-        m = defs.length;
-        index.set(s.def.name, m);
-        defs.push(s.def);
-        counts.push(0);
-        by.push([name]);
-      } else if (by[m]!.at(-1) !== name && !by[m]!.includes(name)) by[m]!.push(name);
+      const def = s.def;
+      let m = prev >= 0 ? next[prev]! : -1;
+      if (m < 0 || defs[m]!.name !== def.name) {
+        m = index.get(def.name) ?? -1;
+        if (m < 0) {
+          m = defs.length;
+          index.set(def.name, m);
+          defs.push(def);
+          counts.push(0);
+          by.push([]);
+          lastProbe.push(0);
+          ints.push(true);
+          next.push(-1);
+        }
+        if (prev >= 0) next[prev] = m;
+      }
+      if (lastProbe[m] !== probe) {
+        lastProbe[m] = probe;
+        if (!by[m]!.includes(name)) by[m]!.push(name);
+      }
+      if (ints[m] && !Number.isSafeInteger(s.value as number)) ints[m] = false;
+      const entity = s.parts?.[1];
+      if (entity !== lastEntity) {
+        lastEntity = entity;
+        if (entity === undefined) lastE = -1;
+        else {
+          lastE = entityIndex.get(entity) ?? -1;
+          if (lastE < 0) {
+            lastE = entities.length;
+            entities.push(entity);
+            entityIndex.set(entity, lastE);
+          }
+        }
+      }
+      entityAt[k] = lastE;
       counts[m]!++;
       metricOf[k++] = m;
+      prev = m;
     }
   }
   const at: number[] = [];
@@ -269,12 +334,19 @@ export function collectSeries(
   // Filled by push (packed elements; `new Array(n)` would be holey), then written in metric order.
   const series: MetricSeries[] = [];
   for (let i = 0; i < n; i++) series.push(NO_SERIES);
+  const entityOf = new Int32Array(n);
   k = 0;
-  for (const p of probes.values()) for (const s of p.latest) series[at[metricOf[k++]!]!++] = s;
-  const c = new StoreCollection(series);
+  for (const p of probes.values())
+    for (const s of p.latest) {
+      const i = at[metricOf[k]!]!++;
+      series[i] = s;
+      entityOf[i] = entityAt[k++]!;
+    }
+  const c = new StoreCollection(series, entityOf, entities);
   let from = 0;
   for (let m = 0; m < defs.length; m++) {
-    c.metrics.push(new StoreMetricData(c, defs[m]!, by[m]!, from, from + counts[m]!));
+    const type = ints[m] ? ValueType.INT : ValueType.DOUBLE;
+    c.metrics.push(new StoreMetricData(c, defs[m]!, by[m]!, from, from + counts[m]!, type));
     from += counts[m]!;
   }
   return c;

@@ -11,39 +11,34 @@
 // start time per series (first seen, reset when the value goes down), levels as gauges, distributions as
 // explicit-bucket histograms taken as given by the probe.
 //
+// A collection comes as point objects (`Probe.collect`) or as typed columns the probe filled by series
+// key (`Probe.collectInto` into `sink(probe)`: receiver/probe/sink.ts, point-buffer.ts), with no object
+// per value; both are read in the order written, with the same checks and the same series.
+//
 // Cardinality is bounded per metric (`cardinalityLimit` series); points past the limit are dropped and
 // counted per metric (`podnet.metric.series.overflow.count`).
 //
 // Split by concern: series-state.ts (the state kept per series, netns and probe; series keys),
-// series-carry.ts (values carried across a probe's re-creation), metric-data.ts (series → MetricData, the
-// collections handed out, declaration conflicts), entity-totals.ts (live view); what other modules import is re-exported here.
+// series-writer.ts (one point into the series), series-carry.ts (values carried across a probe's
+// re-creation), metric-data.ts (series → MetricData, the collections handed out, declaration conflicts),
+// entity-totals.ts (live view); what other modules import is re-exported here.
 import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
-import type {
-  AttributeValue,
-  MetricDef,
-  MetricPoint,
-  Attributes as ProbeAttributes,
-} from '../probe/types.ts';
-import { attributeParts } from './attribute-parts.ts';
-import { entityAttributes, resolveEntity } from './entity-attributes.ts';
+import type { HistogramValue, MetricDef, MetricPoint } from '../probe/types.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
 import { collectSeries, definitionConflict, type StoreCollection } from './metric-data.ts';
-import { carryOver, takeUpCarried, withCarry } from './series-carry.ts';
+import { PointBuffer, SlotTable } from './point-buffer.ts';
+import { carryOver } from './series-carry.ts';
 import {
   cachedAttributesKey,
   hrTimeFromMs,
   isHistogram,
   type MetricSeries,
-  type NetnsSeries,
-  NO_ATTRIBUTES,
-  NO_PARTS,
   type ProbeSeries,
-  SeriesState,
-  sameAttributes,
   validHistogram,
 } from './series-state.ts';
+import { type Run, SeriesWriter } from './series-writer.ts';
 import { PODNET_VERSION } from './version.ts';
 
 export { definitionConflict } from './metric-data.ts';
@@ -69,23 +64,15 @@ type Registration = RegisteredMetric & { probes: Set<string>; update: number; se
 /** Extra metrics (self-telemetry) appended to every collection. */
 export type MetricSource = () => MetricData[];
 
-const MAX_INTERNED = 50_000;
-
 export class MetricStore implements MetricProducer {
-  #entities: EntitySource;
-  #labelAllowlist: readonly string[];
-  #limit: number;
+  /** Writes points into series (series-writer.ts); holds the entity source, allow-list and limit. */
+  readonly #writer: SeriesWriter;
   readonly #log: Logger | undefined;
   #defs = new Map<string, Registration>();
   /** Calls of `update` so far (the per-update series count of each metric is stamped with it). */
   #updates = 0;
   /** Series per probe: the latest collection's, and their state (start time, last value). */
   readonly #probes = new Map<string, ProbeSeries>();
-  /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
-  readonly #interned = new Map<string, ProbeAttributes>();
-  /** Bumped when the entity attributes change for every entity (label allow-list, entity source). */
-  #entityVersion = 0;
-  readonly #overflow = new Map<string, number>();
   readonly #invalid = new Map<string, number>();
   readonly #warned = new Set<string>();
   readonly #extra: MetricSource[] = [];
@@ -93,9 +80,11 @@ export class MetricStore implements MetricProducer {
   #open: WeakRef<StoreCollection>[] = [];
 
   constructor(options: MetricStoreOptions) {
-    this.#entities = options.entities;
-    this.#labelAllowlist = options.labelAllowlist ?? [];
-    this.#limit = options.cardinalityLimit ?? 10_000;
+    this.#writer = new SeriesWriter({
+      entities: options.entities,
+      labelAllowlist: options.labelAllowlist ?? [],
+      limit: options.cardinalityLimit ?? 10_000,
+    });
     this.#log = options.log;
   }
 
@@ -104,14 +93,15 @@ export class MetricStore implements MetricProducer {
     cardinalityLimit?: number;
     entities?: EntitySource;
   }): void {
-    if (options.labelAllowlist) this.#labelAllowlist = options.labelAllowlist;
-    if (options.cardinalityLimit !== undefined) this.#limit = options.cardinalityLimit;
-    if (options.entities) this.#entities = options.entities;
-    if (options.labelAllowlist || options.entities) this.#entityVersion++;
+    const w = this.#writer;
+    if (options.labelAllowlist) w.labelAllowlist = options.labelAllowlist;
+    if (options.cardinalityLimit !== undefined) w.limit = options.cardinalityLimit;
+    if (options.entities) w.entities = options.entities;
+    if (options.labelAllowlist || options.entities) w.entityVersion++;
   }
 
   get cardinalityLimit(): number {
-    return this.#limit;
+    return this.#writer.limit;
   }
 
   /**
@@ -150,7 +140,7 @@ export class MetricStore implements MetricProducer {
 
   /** Points dropped by the cardinality limit, per metric, since start. */
   overflowCounts(): ReadonlyMap<string, number> {
-    return this.#overflow;
+    return this.#writer.overflow;
   }
 
   /** Points dropped as malformed (undeclared metric, bad histogram), per metric, since start. */
@@ -164,131 +154,53 @@ export class MetricStore implements MetricProducer {
     return n;
   }
 
-  /** Replace `probe`'s series with the points of its latest collection, taken at `timeMs`. */
-  update(probe: string, points: readonly MetricPoint[], timeMs: number = Date.now()): void {
-    // Collections still read keep the values they were collected with.
-    // Only the metrics of this probe change: an export streamed meanwhile keeps the others as series.
-    if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
-    const time = hrTimeFromMs(timeMs);
+  /**
+   * A buffer for `probe`'s next collection through the column path (receiver/probe/sink.ts,
+   * `Probe.collectInto`), handed to `update` once filled.
+   */
+  sink(probe: string): PointBuffer {
+    const ps = this.#probeSeries(probe);
+    if (ps.table === undefined || ps.table.full) ps.table = new SlotTable();
+    return new PointBuffer(ps.table, ps.latest.length + 64);
+  }
+
+  #probeSeries(probe: string): ProbeSeries {
     let ps = this.#probes.get(probe);
     if (!ps) {
       ps = { gen: 0, byNetns: new Map(), latest: [] };
       this.#probes.set(probe, ps);
     }
+    return ps;
+  }
+
+  /**
+   * Replace `probe`'s series with the points of its latest collection, taken at `timeMs`: point objects,
+   * or the columns of a buffer from `sink` (the same points, in the order written).
+   */
+  update(probe: string, points: readonly MetricPoint[] | PointBuffer, timeMs: number = Date.now()): void {
+    // Collections still read keep the values they were collected with.
+    // Only the metrics of this probe change: an export streamed meanwhile keeps the others as series.
+    if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
+    const ps = this.#probeSeries(probe);
     const gen = ++ps.gen;
-    const update = ++this.#updates;
-    const latest: SeriesState[] = [];
-    let cur: NetnsSeries | undefined;
-    let curNetns = Number.NaN;
-    for (const p of points) {
-      const reg = this.#defs.get(p.metric);
-      if (!reg?.probes.has(probe)) {
-        this.#countInvalid(p.metric, `probe ${probe} reported undeclared metric ${p.metric}`);
-        continue;
+    const run: Run = {
+      ps,
+      gen,
+      update: ++this.#updates,
+      time: hrTimeFromMs(timeMs),
+      latest: [],
+      cur: undefined,
+      curNetns: Number.NaN,
+      table: undefined,
+    };
+    if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
+    else
+      for (const p of points) {
+        const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
+        if (reg === undefined) continue;
+        const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
       }
-      if (!reg.enabled) continue;
-      const def = reg.def;
-      if (def.kind === 'histogram') {
-        const problem = isHistogram(p.value) ? validHistogram(p.value) : 'value is a number';
-        if (problem) {
-          this.#countInvalid(p.metric, `histogram ${p.metric} from ${probe}: ${problem}`);
-          continue;
-        }
-      } else if (typeof p.value !== 'number' || !Number.isFinite(p.value)) {
-        this.#countInvalid(p.metric, `${def.kind} ${p.metric} from ${probe}: value is not a finite number`);
-        continue;
-      }
-      const entityScoped = (def.scope ?? 'entity') === 'entity';
-      const netns = entityScoped ? (p.netns ?? 0) : -1;
-      if (netns !== curNetns) {
-        curNetns = netns;
-        cur = ps.byNetns.get(netns);
-        if (!cur) {
-          cur = {
-            plain: new Map(),
-            withAttributes: new Map(),
-            size: 0,
-            gen: 0,
-            seen: 0,
-            entity: undefined,
-            entityAttrs: NO_ATTRIBUTES,
-            entityParts: NO_PARTS,
-            partsByPoint: new Map(),
-            entityVersion: -1,
-            attrsChanged: 0,
-          };
-          ps.byNetns.set(netns, cur);
-        }
-        if (cur.gen !== gen) {
-          cur.gen = gen;
-          cur.seen = 0;
-          const entity = entityScoped ? resolveEntity(this.#entities, netns) : undefined;
-          if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this.#entityVersion)) {
-            cur.entity = entity;
-            cur.entityVersion = this.#entityVersion;
-            // Frozen: shared by the netns' attribute-less series (and their cached /metrics label text).
-            const ea = Object.freeze(entityAttributes(entity, netns, this.#labelAllowlist));
-            // An equal view (a source that hands out new objects) keeps the series' attribute objects.
-            if (!sameAttributes(cur.entityAttrs, ea)) {
-              cur.entityAttrs = ea;
-              cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
-              cur.partsByPoint.clear();
-              cur.attrsChanged = gen;
-            }
-          }
-        }
-      }
-      const ns = cur!;
-      let byAttrs: Map<string, SeriesState> | undefined;
-      let attrsKey = '';
-      let s: SeriesState | undefined;
-      if (p.attributes) attrsKey = cachedAttributesKey(p.attributes);
-      if (attrsKey !== '') {
-        byAttrs = ns.withAttributes.get(def.name);
-        if (!byAttrs) {
-          byAttrs = new Map();
-          ns.withAttributes.set(def.name, byAttrs);
-        }
-        s = byAttrs.get(attrsKey);
-      } else s = ns.plain.get(def.name);
-      if (s?.gen === gen) continue; // duplicate point within one collection: keep the first
-      // Series of the metric in this update (on the registration: no map per update).
-      if (reg.update !== update) {
-        reg.update = update;
-        reg.series = 0;
-      }
-      const n = reg.series;
-      if (n >= this.#limit) {
-        this.#overflow.set(def.name, (this.#overflow.get(def.name) ?? 0) + 1);
-        continue;
-      }
-      reg.series = n + 1;
-      if (!s) {
-        s = new SeriesState(def, p.value, time, gen);
-        this.#setAttributes(s, p.attributes, attrsKey, ns);
-        takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, p.value);
-        if (byAttrs) byAttrs.set(attrsKey, s);
-        else ns.plain.set(def.name, s);
-        ns.size++;
-      } else {
-        s.def = def; // a reload may hand in a new declaration object
-        if (ns.attrsChanged === gen) this.#setAttributes(s, p.attributes, attrsKey, ns);
-        // The start stays while the series was in the previous collection and did not go down.
-        const value = s.carry === undefined ? p.value : withCarry(p.value, s.carry);
-        const prev = s.value;
-        const last = isHistogram(prev) ? prev.count : prev;
-        const scalar = isHistogram(value) ? value.count : value;
-        if (s.gen !== gen - 1 || scalar < last) {
-          s.startTime = time;
-          s.carry = undefined; // the new instance's counter went down: a real reset
-          s.value = p.value;
-        } else s.value = value;
-        s.time = time;
-        s.gen = gen;
-      }
-      ns.seen++;
-      latest.push(s);
-    }
     // Forget series (and netns) this collection did not report.
     for (const [netns, ns] of ps.byNetns) {
       if (ns.gen !== gen || ns.seen === 0) {
@@ -301,45 +213,82 @@ export class MetricStore implements MetricProducer {
         for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
         if (m.size === 0) ns.withAttributes.delete(name);
       }
+      const bySlot = ns.bySlot;
+      for (let i = 0; i < bySlot.length; i++)
+        if (bySlot[i] !== undefined && bySlot[i]!.gen !== gen) bySlot[i] = undefined;
       ns.size = ns.seen;
     }
-    ps.latest = latest;
+    ps.latest = run.latest;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
       ps.carried = undefined;
       ps.carriedUntil = undefined;
     }
   }
 
-  /**
-   * A new series' attributes: the entity keys alone (shared), or the point attributes followed by them,
-   * with those two parts (attribute-parts.ts); unfrozen point attributes are replaced by one frozen copy
-   * per distinct set, so their label text is rendered (and their OTLP bytes encoded) once too.
-   */
-  #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, ns: NetnsSeries): void {
-    const entity = ns.entityAttrs;
-    if (!point || key === '') {
-      s.parts = ns.entityParts;
-      return;
+  /** The values of a buffer: each slot's registration looked up once per set of definitions. */
+  #putColumns(probe: string, run: Run, b: PointBuffer): void {
+    const table = b.table;
+    run.table = table;
+    if (table.cacheOf !== this.#defs) {
+      table.cache.fill(undefined);
+      table.cacheOf = this.#defs;
     }
-    let shared = point;
-    if (!Object.isFrozen(point)) {
-      const interned = this.#interned.get(key);
-      if (interned) shared = interned;
-      else {
-        shared = Object.freeze({ ...point });
-        if (this.#interned.size >= MAX_INTERNED) this.#interned.clear();
-        this.#interned.set(key, shared);
+    const { slots, netns, values, objects } = b;
+    for (let i = 0; i < b.length; i++) {
+      const slot = slots[i]!;
+      if (slot < 0) {
+        const p = objects[-1 - slot]!;
+        const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
+        if (reg === undefined) continue;
+        const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
+        continue;
       }
+      const key = table.keys[slot]!;
+      // The slot's registration when the probe declared the metric (null: it did not).
+      let reg = table.cache[slot] as Registration | null | undefined;
+      if (reg === undefined) {
+        const r = this.#defs.get(key.metric);
+        reg = r?.probes.has(probe) ? r : null;
+        table.cache[slot] = reg;
+      }
+      const value = values[i]!;
+      if (reg === null)
+        this.#countInvalid(key.metric, `probe ${probe} reported undeclared metric ${key.metric}`);
+      else if (this.#valid(probe, reg, key.metric, value))
+        this.#writer.put(run, reg, netns[i], key.attributes, table.attrsKeys[slot]!, value, slot);
     }
-    // One parts array per point attribute set in the netns, shared by its metrics' series.
-    let parts = ns.partsByPoint.get(shared);
-    if (parts === undefined) {
-      parts = attributeParts(shared as Record<string, AttributeValue>, entity);
-      // Bounded: attribute sets that come and go (interned copies replaced) would otherwise pile up.
-      if (ns.partsByPoint.size >= 4096) ns.partsByPoint.clear();
-      ns.partsByPoint.set(shared, parts);
+  }
+
+  /** `reg` when a point of `metric` with `value` from `probe` is to be stored; else undefined (malformed: counted). */
+  #checked(
+    probe: string,
+    reg: Registration | undefined,
+    metric: string,
+    value: number | HistogramValue,
+  ): Registration | undefined {
+    if (!reg?.probes.has(probe)) {
+      this.#countInvalid(metric, `probe ${probe} reported undeclared metric ${metric}`);
+      return undefined;
     }
-    s.parts = parts;
+    return this.#valid(probe, reg, metric, value) ? reg : undefined;
+  }
+
+  /** Whether a point of a declared metric is to be stored: enabled, a value of its kind (else counted). */
+  #valid(probe: string, reg: Registration, metric: string, value: number | HistogramValue): boolean {
+    if (!reg.enabled) return false;
+    const def = reg.def;
+    if (def.kind === 'histogram') {
+      const problem = isHistogram(value) ? validHistogram(value) : 'value is a number';
+      if (problem) {
+        this.#countInvalid(metric, `histogram ${metric} from ${probe}: ${problem}`);
+        return false;
+      }
+    } else if (typeof value !== 'number' || !Number.isFinite(value)) {
+      this.#countInvalid(metric, `${def.kind} ${metric} from ${probe}: value is not a finite number`);
+      return false;
+    }
+    return true;
   }
 
   removeProbe(probe: string): void {

@@ -10,6 +10,7 @@ import type {
   Attributes as ProbeAttributes,
 } from '../probe/types.ts';
 import type { AttributeParts } from './attribute-parts.ts';
+import type { SlotTable } from './point-buffer.ts';
 
 export interface MetricSeries {
   readonly def: MetricDef;
@@ -112,12 +113,20 @@ export interface NetnsSeries {
   entityVersion: number;
   /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
   attrsChanged: number;
+  /**
+   * The series of the column path by slot of `slotTable` (point-buffer.ts): the same objects as in `plain`
+   * and `withAttributes`, found without a key; a series leaves both when it is forgotten.
+   */
+  bySlot: (SeriesState | undefined)[];
+  slotTable: SlotTable | undefined;
 }
 
 export interface ProbeSeries {
   gen: number;
   readonly byNetns: Map<number, NetnsSeries>;
   latest: SeriesState[];
+  /** The probe's series keys, numbered (the column path: MetricStore.sink). */
+  table?: SlotTable;
   /**
    * Counters and histograms of a replaced instance (netns → metric name NUL attributes key), taken up
    * by the new instance's series when they first appear, until generation `carriedUntil`.

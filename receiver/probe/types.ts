@@ -5,6 +5,7 @@
 import type { ZodType } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
+import type { MetricSink } from './sink.ts';
 
 /** counter: cumulative monotonic sum (kernel counters); gauge: a level; histogram: a distribution. */
 export type MetricKind = 'counter' | 'updowncounter' | 'gauge' | 'histogram';
@@ -126,6 +127,11 @@ export interface ProbeContext {
 export interface Probe<A = unknown> {
   /** Read the current values for these entities. One failing entity must not fail the others. */
   collect(entities: readonly Entity[]): Promise<readonly MetricPoint[]>;
+  /**
+   * The same collection written into `sink` (./sink.ts: a value per series key, no object per value); the
+   * receiver uses it when present. The sink holds what `collect` would have returned, in the same order.
+   */
+  collectInto?(entities: readonly Entity[], sink: MetricSink): Promise<void>;
   status(): ProbeStatus;
   /** Apply new arguments without a restart (thresholds, limits); absent = restart on change. */
   reconfigure?(args: A): Promise<void> | void;

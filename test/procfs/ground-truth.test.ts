@@ -12,6 +12,7 @@ import { SNMP_METRICS, SnmpResolver, snmpProbe } from '../../probes/snmp/snmp.ts
 import { SOCKSTAT_METRICS, sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
+import { SeriesKey } from '../../receiver/probe/sink.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { pageSize } from '../../receiver/procfs/read.ts';
 import {
@@ -223,10 +224,13 @@ test('snmp: the metrics arg limits the work to the enabled set; dynamic exports 
   // A field a later kernel adds (not in the static table) is exported only with `dynamic: true`.
   const all = () => true;
   assert.equal(new SnmpResolver(all, false).resolve('TcpExt', 'TCPFutureThing'), null);
-  assert.deepEqual(new SnmpResolver(all, true).resolve('TcpExt', 'TCPFutureThing'), {
+  const unlisted = new SnmpResolver(all, true).resolve('TcpExt', 'TCPFutureThing');
+  const attributes = { 'podnet.snmp.group': 'TcpExt', 'podnet.snmp.field': 'TCPFutureThing' };
+  assert.deepEqual(unlisted, {
     metric: 'podnet.snmp.unlisted',
     scale: 1,
-    attributes: { 'podnet.snmp.group': 'TcpExt', 'podnet.snmp.field': 'TCPFutureThing' },
+    attributes,
+    key: new SeriesKey('podnet.snmp.unlisted', attributes),
   });
   assert.deepEqual(new SnmpResolver(all, true).snmp6('UdpLite6NewOne')?.attributes, {
     'podnet.snmp.group': 'UdpLite6',

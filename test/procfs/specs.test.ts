@@ -9,6 +9,7 @@ import { snmpProbe } from '../../probes/snmp/snmp.ts';
 import { sockstatProbe } from '../../probes/sockstat/sockstat.ts';
 import { SoftnetUnwrap, softnetPoints, softnetProbe } from '../../probes/softnet/softnet.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
+import { PointArray } from '../../receiver/probe/sink.ts';
 import type { MetricPoint, ProbeSpec } from '../../receiver/probe/types.ts';
 import { probeContext } from './env.ts';
 
@@ -112,7 +113,7 @@ test('reconfigure applies new args without a restart', async () => {
 test('netdev: each metric and direction maps to its /proc/net/dev column', () => {
   const text =
     'Inter-|   Receive |  Transmit\n face |bytes|bytes\n  eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n';
-  const out: MetricPoint[] = [];
+  const out = new PointArray();
   netdevPoints(
     text,
     7,
@@ -121,7 +122,7 @@ test('netdev: each metric and direction maps to its /proc/net/dev column', () =>
     () => true,
   );
   const got: Record<string, number> = {};
-  for (const p of out) got[`${p.metric} ${p.attributes!['network.io.direction']}`] = p.value as number;
+  for (const p of out.points) got[`${p.metric} ${p.attributes!['network.io.direction']}`] = p.value as number;
   assert.deepEqual(got, {
     'k8s.pod.network.io receive': 1,
     'podnet.network.packet.count receive': 2,
@@ -140,7 +141,7 @@ test('netdev: each metric and direction maps to its /proc/net/dev column', () =>
     'podnet.network.carrier_errors transmit': 15,
     'podnet.network.compressed transmit': 16,
   });
-  assert.ok(out.every((p) => p.netns === 7 && p.attributes!['network.interface.name'] === 'eth0'));
+  assert.ok(out.points.every((p) => p.netns === 7 && p.attributes!['network.interface.name'] === 'eth0'));
 });
 
 test('softnet: u32 per-CPU counters are unwrapped into monotonic values', () => {

@@ -18,6 +18,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { EntityResources } from '../entity-resources.ts';
+import type { StoreCollection } from '../metric-data.ts';
 import { ATTR_PODNET_ENTITY_KIND } from '../semconv.ts';
 import {
   type EncodedMetricsRequest,
@@ -122,11 +123,39 @@ function* byEntity(
     }
     return b;
   };
+  // A store metric read from its series: its entity per point from the collection (metric-data.ts
+  // StoreCollection.entityOf), the bucket once per entity of the collection, no series read here.
+  const byCollection = new Map<StoreCollection, Int32Array>();
   let k = 0;
   for (let m = 0; m < entries.length; m++) {
     const e = entries[m]!;
+    const st = e.store;
+    const c = st !== undefined && st.points === undefined ? st.collection : undefined;
+    let known: Int32Array | undefined;
+    if (c !== undefined) {
+      known = byCollection.get(c);
+      if (known === undefined) {
+        known = new Int32Array(c.entities.length).fill(-1);
+        byCollection.set(c, known);
+      }
+    }
     for (let i = 0; i < e.count; i++, k++) {
       entryOf[k] = m;
+      const ei = c !== undefined ? c.entityOf[st!.from + i]! : -1;
+      if (ei >= 0) {
+        let b = known![ei]!;
+        if (b < 0) {
+          const entity = c!.entities[ei]!;
+          b = byPart.get(entity) ?? -1;
+          if (b < 0) {
+            b = bucket(ATTR_PODNET_ENTITY_KIND in entity ? entity : undefined);
+            byPart.set(entity, b);
+          }
+          known![ei] = b;
+        }
+        bucketOf[k] = b;
+        continue;
+      }
       const given = partsOf(e, i);
       if (given !== undefined) {
         let b = byPart.get(given[1]);

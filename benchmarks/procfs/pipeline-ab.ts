@@ -1,0 +1,214 @@
+// A/B of the per-interval metrics pipeline at N netns — the per-netns probes' collection, the metric store's
+// update, and the OTLP protobuf export of the whole collection (one Resource per entity, requests of 5,000
+// points, as receiver/otel/exporters.ts sends them) — between this checkout and another one (e.g. a worktree
+// of main), in ONE process: both trees' modules side by side (distinct paths, distinct module state), their
+// rounds alternating over the same netns, so machine load falls on both alike. This tree collects as its
+// agent does (receiver/agent/probe-set.ts: `collectInto` into the store's sink when a probe has it); the
+// other as its own agent would (`collect`, unless it has `collectInto` too).
+// Prints, per round (medians): CPU ms of the collection + update, of the export, V8 heap allocated, GC
+// time; exits non-zero when a probe fails an entity or the two trees store or send different point counts.
+//
+//   node benchmarks/procfs/pipeline-ab.ts --base /work/base [--netns 1000] [--rounds 7]
+import { execFileSync } from 'node:child_process';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { GCProfiler } from 'node:v8';
+
+const { values } = parseArgs({
+  options: {
+    base: { type: 'string' },
+    netns: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '7' },
+  },
+});
+if (!values.base) throw new Error('--base DIR (a checkout to compare against) is required');
+const N = Number(values.netns);
+const ROUNDS = Number(values.rounds);
+const HERE = resolve(import.meta.dirname, '../..');
+const PREFIX = `pnpl${process.pid}`;
+const PROBES = ['netdev', 'snmp', 'sockstat', 'softnet', 'process', 'sockets', 'conntrack', 'qdisc'];
+
+// biome-ignore lint/suspicious/noExplicitAny: modules of two checkouts, loaded by path.
+type Any = any;
+
+interface Tree {
+  readonly label: string;
+  readonly withCycle: <T>(start: () => T) => T;
+  readonly probes: { name: string; probe: Any }[];
+  readonly store: Any;
+  readonly resources: Any;
+  readonly agent: Any;
+  readonly metricRequests: Any;
+}
+
+async function load(label: string, root: string, entities: readonly unknown[]): Promise<Tree> {
+  const reg = await import(`${root}/probes/registry.ts`);
+  const { childLogger } = await import(`${root}/receiver/log/logger.ts`);
+  const { withCollectionCycle } = await import(`${root}/receiver/kit/cycle.ts`);
+  const { MetricStore } = await import(`${root}/receiver/otel/metric-store.ts`);
+  const { StaticEntitySource } = await import(`${root}/receiver/agent/static-entities.ts`);
+  const { EntityResources } = await import(`${root}/receiver/otel/entity-resources.ts`);
+  const { metricRequests } = await import(`${root}/receiver/otel/protobuf/metrics.ts`);
+  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  const source = new StaticEntitySource(entities);
+  const store = new MetricStore({ entities: source, cardinalityLimit: 1_000_000 });
+  const probes: Tree['probes'] = [];
+  const defs: unknown[] = [];
+  for (const name of PROBES) {
+    const spec = (reg.probeSpecs as Any[]).find((s) => s.name === name);
+    if (!spec) throw new Error(`${label}: probe ${name} not in the registry`);
+    const enabled = new Set((spec.metrics as Any[]).filter((m) => m.enabled).map((m) => m.name));
+    for (const def of spec.metrics) defs.push({ def, probe: name, enabled: def.enabled });
+    const ctx = {
+      log: childLogger(`pl-${label}`),
+      entities: source,
+      emit: () => {},
+      enabledMetrics: () => enabled,
+    };
+    probes.push({ name, probe: await spec.create(ctx, spec.args.parse({})) });
+  }
+  store.setDefinitions(defs);
+  const agent = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
+  return {
+    label,
+    withCycle: withCollectionCycle,
+    probes,
+    store,
+    resources: new EntityResources(agent),
+    agent,
+    metricRequests,
+  };
+}
+
+function setup(): unknown[] {
+  const names = Array.from({ length: N }, (_, i) => `${PREFIX}n${i}`);
+  const lines: string[] = [];
+  for (const n of names) lines.push(`netns add ${n}`);
+  for (const n of names) lines.push(`link add name eth0 netns ${n} type veth peer name peer0 netns ${n}`);
+  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
+  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  writeFileSync(`/tmp/${PREFIX}.up`, 'link set lo up\nlink set eth0 up\nlink set peer0 up\n');
+  for (const n of names)
+    execFileSync('ip', ['-n', n, '-batch', `/tmp/${PREFIX}.up`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return names.map((n) => {
+    const netnsPath = `/run/netns/${n}`;
+    return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: n, displayName: n };
+  });
+}
+
+function teardown(): void {
+  const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
+  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
+  try {
+    execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
+  } finally {
+    rmSync(`/tmp/${PREFIX}.batch`, { force: true });
+    rmSync(`/tmp/${PREFIX}.up`, { force: true });
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
+
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
+/** One interval of a tree: collection + update, then the export; its CPU, heap allocated and GC time. */
+async function round(t: Tree, entities: readonly unknown[], time: number) {
+  const prof = new GCProfiler();
+  prof.start();
+  const gc0 = gcMs;
+  const c0 = process.cpuUsage();
+  await Promise.all(
+    t.withCycle(() =>
+      t.probes.map(async ({ name, probe }) => {
+        if (probe.collectInto && t.store.sink) {
+          const sink = t.store.sink(name);
+          await probe.collectInto(entities, sink);
+          t.store.update(name, sink, time);
+        } else t.store.update(name, await probe.collect(entities), time);
+        const failed =
+          (probe.status().details as { failedEntities?: number } | undefined)?.failedEntities ?? 0;
+        if (failed > 0) throw new Error(`${t.label} ${name}: ${failed} entities failed`);
+      }),
+    ),
+  );
+  const stored = t.store.seriesCount();
+  const c1 = process.cpuUsage();
+  const rm = { ...(await t.store.collect()).resourceMetrics, resource: t.agent };
+  let sent = 0;
+  let bytes = 0;
+  for (const r of t.metricRequests(rm, t.resources, 5_000, true)) {
+    sent += r.points;
+    bytes += r.bytes.length;
+  }
+  const c2 = process.cpuUsage();
+  await new Promise((r) => setImmediate(r)); // GC entries are delivered asynchronously
+  let allocated = 0;
+  for (const g of prof.stop()?.statistics ?? [])
+    allocated += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  return {
+    collectMs: cpuMs(c1) - cpuMs(c0),
+    exportMs: cpuMs(c2) - cpuMs(c1),
+    freedMb: allocated / 2 ** 20,
+    gcMs: gcMs - gc0,
+    stored,
+    sent,
+    bytes,
+  };
+}
+
+let failed = false;
+let entities: unknown[] = [];
+try {
+  entities = setup();
+  const trees = [await load('base', resolve(values.base), entities), await load('this', HERE, entities)];
+  const rows = new Map<string, Awaited<ReturnType<typeof round>>[]>();
+  for (let r = 0; r <= ROUNDS + 1; r++) {
+    for (const t of r % 2 === 0 ? trees : [...trees].reverse()) {
+      const res = await round(t, entities, 1_750_000_000_000 + r * 15_000);
+      if (r < 2) continue; // warm-up: kept fds and sockets, series made, JIT
+      rows.set(t.label, [...(rows.get(t.label) ?? []), res]);
+    }
+  }
+  const loadavg = execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim();
+  console.log(`# ${N} named netns, ${ROUNDS} rounds alternating base/this (medians); load ${loadavg}`);
+  console.log(
+    '| tree | series | points sent | collect + update CPU ms | export CPU ms | total CPU ms | V8 heap freed by GC MB | GC ms |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  const med = (label: string, f: (x: Awaited<ReturnType<typeof round>>) => number) =>
+    median(rows.get(label)!.map(f));
+  for (const t of trees) {
+    const l = t.label;
+    console.log(
+      `| ${l} | ${med(l, (x) => x.stored)} | ${med(l, (x) => x.sent)} | ${med(l, (x) => x.collectMs).toFixed(1)} | ${med(l, (x) => x.exportMs).toFixed(1)} | ${med(l, (x) => x.collectMs + x.exportMs).toFixed(1)} | ${med(l, (x) => x.freedMb).toFixed(1)} | ${med(l, (x) => x.gcMs).toFixed(1)} |`,
+    );
+  }
+  const ratio = (f: (x: Awaited<ReturnType<typeof round>>) => number) =>
+    (med('this', f) / med('base', f)).toFixed(3);
+  console.log(
+    `ratio this/base: collect + update ${ratio((x) => x.collectMs)}, export ${ratio((x) => x.exportMs)}, total ${ratio((x) => x.collectMs + x.exportMs)}, GC ms ${ratio((x) => x.gcMs)}`,
+  );
+  for (const k of ['stored', 'sent'] as const) {
+    const a = rows.get('base')!.map((x) => x[k]);
+    const b = rows.get('this')!.map((x) => x[k]);
+    if (Math.abs(median(a) - median(b)) > N * 0.01) {
+      failed = true;
+      console.error(`${k} differ: base ${a.join(',')} vs this ${b.join(',')}`);
+    }
+  }
+  for (const t of trees) for (const { probe } of t.probes) await probe.close();
+} catch (err) {
+  failed = true;
+  console.error(err);
+} finally {
+  teardown();
+}
+if (failed) process.exit(1);

@@ -1,0 +1,106 @@
+// The store's side of the column path (receiver/probe/sink.ts): a probe's series keys numbered once per
+// probe (`SlotTable`), and one collection as typed columns (`PointBuffer`: slot, netns, value), read by
+// MetricStore.update in the order they were written. Points given as objects (histograms, node-scoped
+// metrics) keep their place among the values: their slot column holds `-1 - index` into `objects`.
+import type { MetricSink, SeriesKey } from '../probe/sink.ts';
+import type { MetricPoint } from '../probe/types.ts';
+import { cachedAttributesKey } from './series-state.ts';
+
+/** Slots a table holds before it starts over (keys a probe makes and drops, e.g. per interface name). */
+const MAX_SLOTS = 1 << 16;
+
+/** The series keys of one probe, numbered in the order first written; what the store caches per slot. */
+export class SlotTable {
+  readonly keys: SeriesKey[] = [];
+  /** The attributes key (series-state.ts) of each slot's point attributes ('' without attributes). */
+  readonly attrsKeys: string[] = [];
+  /** Store data per slot (its metric's registration), valid while `cacheOf` is the store's current one. */
+  readonly cache: unknown[] = [];
+  cacheOf: unknown = undefined;
+  readonly #index = new Map<SeriesKey, number>();
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** Whether the table is full: the store then starts a new one (keys cached in this one miss). */
+  get full(): boolean {
+    return this.keys.length >= MAX_SLOTS;
+  }
+
+  slotOf(key: SeriesKey): number {
+    if (key.owner === this) return key.slot;
+    let slot = this.#index.get(key);
+    if (slot === undefined) {
+      slot = this.keys.length;
+      this.keys.push(key);
+      this.attrsKeys.push(key.attributes !== undefined ? cachedAttributesKey(key.attributes) : '');
+      this.cache.push(undefined);
+      this.#index.set(key, slot);
+    }
+    key.owner = this;
+    key.slot = slot;
+    return slot;
+  }
+}
+
+/** One collection of a probe as columns; filled by the probe, read once by the store. */
+export class PointBuffer implements MetricSink {
+  readonly table: SlotTable;
+  /** Slot of each value; `-1 - i` for `objects[i]`. */
+  slots: Int32Array;
+  netns: Float64Array;
+  values: Float64Array;
+  readonly objects: MetricPoint[] = [];
+  length = 0;
+
+  constructor(table: SlotTable, capacity = 256) {
+    this.table = table;
+    const n = Math.max(16, capacity);
+    this.slots = new Int32Array(n);
+    this.netns = new Float64Array(n);
+    this.values = new Float64Array(n);
+  }
+
+  #grow(): void {
+    const n = this.slots.length * 2;
+    const slots = new Int32Array(n);
+    slots.set(this.slots);
+    const netns = new Float64Array(n);
+    netns.set(this.netns);
+    const values = new Float64Array(n);
+    values.set(this.values);
+    this.slots = slots;
+    this.netns = netns;
+    this.values = values;
+  }
+
+  value(key: SeriesKey, netns: number, value: number): void {
+    const i = this.length;
+    if (i === this.slots.length) this.#grow();
+    this.slots[i] = this.table.slotOf(key);
+    this.netns[i] = netns;
+    this.values[i] = value;
+    this.length = i + 1;
+  }
+
+  point(point: MetricPoint): void {
+    const i = this.length;
+    if (i === this.slots.length) this.#grow();
+    this.slots[i] = -1 - this.objects.length;
+    this.objects.push(point);
+    this.length = i + 1;
+  }
+
+  truncate(length: number): void {
+    if (length >= this.length) return;
+    for (let i = length; i < this.length; i++) {
+      const s = this.slots[i]!;
+      if (s < 0) {
+        this.objects.length = -1 - s; // the first object written after the mark
+        break;
+      }
+    }
+    this.length = length;
+  }
+}

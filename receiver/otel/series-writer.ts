@@ -1,0 +1,227 @@
+// Writing one checked point into a probe's series (MetricStore.update, for the point objects and the
+// column path alike): the netns' series found by slot (point-buffer.ts) or by key, made when new (entity
+// attributes, interned point attributes, carried values), updated in place otherwise (start time kept
+// while the counter grows), counted against the cardinality limit. Its own file so metric-store.ts keeps
+// the registrations, the reading of a collection and the collections handed out.
+import type { HrTime } from '@opentelemetry/api';
+import type { EntitySource } from '../pods/entity.ts';
+import type {
+  AttributeValue,
+  HistogramValue,
+  MetricDef,
+  Attributes as ProbeAttributes,
+} from '../probe/types.ts';
+import { attributeParts } from './attribute-parts.ts';
+import { entityAttributes, resolveEntity } from './entity-attributes.ts';
+import type { SlotTable } from './point-buffer.ts';
+import { takeUpCarried, withCarry } from './series-carry.ts';
+import {
+  isHistogram,
+  type NetnsSeries,
+  NO_ATTRIBUTES,
+  NO_PARTS,
+  type ProbeSeries,
+  SeriesState,
+  sameAttributes,
+} from './series-state.ts';
+
+const MAX_INTERNED = 50_000;
+
+/** A metric's declaration and its series in the current update (stamped with the update's number). */
+export interface MetricCount {
+  readonly def: MetricDef;
+  update: number;
+  series: number;
+}
+
+/** One `update` in progress: the probe's series, the update's generation and time, the netns being filled. */
+export interface Run {
+  readonly ps: ProbeSeries;
+  readonly gen: number;
+  /** The store's update count (per-metric series counts are stamped with it). */
+  readonly update: number;
+  readonly time: HrTime;
+  readonly latest: SeriesState[];
+  cur: NetnsSeries | undefined;
+  curNetns: number;
+  /** The slot table of the buffer being read (column path). */
+  table: SlotTable | undefined;
+}
+
+function setSlot(ns: NetnsSeries, slot: number, s: SeriesState): void {
+  const a = ns.bySlot;
+  while (a.length <= slot) a.push(undefined);
+  a[slot] = s;
+}
+
+/** What the store's updates share: the entity view, the cardinality limit and its overflow counts. */
+export class SeriesWriter {
+  entities: EntitySource;
+  labelAllowlist: readonly string[];
+  limit: number;
+  /** Bumped when the entity attributes change for every entity (label allow-list, entity source). */
+  entityVersion = 0;
+  /** Points dropped by the cardinality limit, per metric, since start. */
+  readonly overflow = new Map<string, number>();
+  /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
+  readonly #interned = new Map<string, ProbeAttributes>();
+
+  constructor(options: { entities: EntitySource; labelAllowlist: readonly string[]; limit: number }) {
+    this.entities = options.entities;
+    this.labelAllowlist = options.labelAllowlist;
+    this.limit = options.limit;
+  }
+
+  /** One checked point into the probe's series (`slot` >= 0: its slot of `run.table`). */
+  put(
+    run: Run,
+    reg: MetricCount,
+    pointNetns: number | undefined,
+    attributes: ProbeAttributes | undefined,
+    attrsKey: string,
+    value: number | HistogramValue,
+    slot: number,
+  ): void {
+    const def = reg.def;
+    const { ps, gen, time } = run;
+    const entityScoped = (def.scope ?? 'entity') === 'entity';
+    const netns = entityScoped ? (pointNetns ?? 0) : -1;
+    if (netns !== run.curNetns) {
+      run.curNetns = netns;
+      run.cur = this.#netnsSeries(ps, netns, gen, entityScoped);
+    }
+    const ns = run.cur!;
+    let s: SeriesState | undefined;
+    if (slot >= 0) {
+      if (ns.slotTable !== run.table) {
+        ns.slotTable = run.table;
+        ns.bySlot = [];
+      }
+      s = ns.bySlot[slot];
+    }
+    let byAttrs: Map<string, SeriesState> | undefined;
+    if (s === undefined) {
+      if (attrsKey !== '') {
+        byAttrs = ns.withAttributes.get(def.name);
+        if (!byAttrs) {
+          byAttrs = new Map();
+          ns.withAttributes.set(def.name, byAttrs);
+        }
+        s = byAttrs.get(attrsKey);
+      } else s = ns.plain.get(def.name);
+      if (s !== undefined && slot >= 0) setSlot(ns, slot, s);
+    }
+    if (s?.gen === gen) return; // duplicate point within one collection: keep the first
+    // Series of the metric in this update (on the registration: no map per update).
+    if (reg.update !== run.update) {
+      reg.update = run.update;
+      reg.series = 0;
+    }
+    const n = reg.series;
+    if (n >= this.limit) {
+      this.overflow.set(def.name, (this.overflow.get(def.name) ?? 0) + 1);
+      return;
+    }
+    reg.series = n + 1;
+    if (!s) {
+      s = new SeriesState(def, value, time, gen);
+      this.#setAttributes(s, attributes, attrsKey, ns);
+      takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, value);
+      if (byAttrs) byAttrs.set(attrsKey, s);
+      else ns.plain.set(def.name, s);
+      if (slot >= 0) setSlot(ns, slot, s);
+      ns.size++;
+    } else {
+      s.def = def; // a reload may hand in a new declaration object
+      if (ns.attrsChanged === gen) this.#setAttributes(s, attributes, attrsKey, ns);
+      // The start stays while the series was in the previous collection and did not go down.
+      const v = s.carry === undefined ? value : withCarry(value, s.carry);
+      const prev = s.value;
+      const last = isHistogram(prev) ? prev.count : prev;
+      const scalar = isHistogram(v) ? v.count : v;
+      if (s.gen !== gen - 1 || scalar < last) {
+        s.startTime = time;
+        s.carry = undefined; // the new instance's counter went down: a real reset
+        s.value = value;
+      } else s.value = v;
+      s.time = time;
+      s.gen = gen;
+    }
+    ns.seen++;
+    run.latest.push(s);
+  }
+
+  /** The series of `netns` in this update (made when new; its entity attributes checked once per update). */
+  #netnsSeries(ps: ProbeSeries, netns: number, gen: number, entityScoped: boolean): NetnsSeries {
+    let cur = ps.byNetns.get(netns);
+    if (!cur) {
+      cur = {
+        plain: new Map(),
+        withAttributes: new Map(),
+        size: 0,
+        gen: 0,
+        seen: 0,
+        entity: undefined,
+        entityAttrs: NO_ATTRIBUTES,
+        entityParts: NO_PARTS,
+        partsByPoint: new Map(),
+        entityVersion: -1,
+        attrsChanged: 0,
+        bySlot: [],
+        slotTable: undefined,
+      };
+      ps.byNetns.set(netns, cur);
+    }
+    if (cur.gen !== gen) {
+      cur.gen = gen;
+      cur.seen = 0;
+      const entity = entityScoped ? resolveEntity(this.entities, netns) : undefined;
+      if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this.entityVersion)) {
+        cur.entity = entity;
+        cur.entityVersion = this.entityVersion;
+        // Frozen: shared by the netns' attribute-less series (and their cached /metrics label text).
+        const ea = Object.freeze(entityAttributes(entity, netns, this.labelAllowlist));
+        // An equal view (a source that hands out new objects) keeps the series' attribute objects.
+        if (!sameAttributes(cur.entityAttrs, ea)) {
+          cur.entityAttrs = ea;
+          cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
+          cur.partsByPoint.clear();
+          cur.attrsChanged = gen;
+        }
+      }
+    }
+    return cur;
+  }
+
+  /**
+   * A new series' attributes: the entity keys alone (shared), or the point attributes followed by them,
+   * with those two parts (attribute-parts.ts); unfrozen point attributes are replaced by one frozen copy
+   * per distinct set, so their label text is rendered (and their OTLP bytes encoded) once too.
+   */
+  #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, ns: NetnsSeries): void {
+    const entity = ns.entityAttrs;
+    if (!point || key === '') {
+      s.parts = ns.entityParts;
+      return;
+    }
+    let shared = point;
+    if (!Object.isFrozen(point)) {
+      const interned = this.#interned.get(key);
+      if (interned) shared = interned;
+      else {
+        shared = Object.freeze({ ...point });
+        if (this.#interned.size >= MAX_INTERNED) this.#interned.clear();
+        this.#interned.set(key, shared);
+      }
+    }
+    // One parts array per point attribute set in the netns, shared by its metrics' series.
+    let parts = ns.partsByPoint.get(shared);
+    if (parts === undefined) {
+      parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+      // Bounded: attribute sets that come and go (interned copies replaced) would otherwise pile up.
+      if (ns.partsByPoint.size >= 4096) ns.partsByPoint.clear();
+      ns.partsByPoint.set(shared, parts);
+    }
+    s.parts = parts;
+  }
+}
