@@ -61,6 +61,9 @@ after(async () => {
 const collect = async (): Promise<MetricPoint[]> => [...(await probe.collect([]))];
 const n = (p: MetricPoint[], metric: string, match: Record<string, string> = {}) =>
   counterPoint(p, metric, cli.inode, match);
+// Events are taken from the client's netns only, like the counts: the probe sees DNS in every netns of the
+// machine (netns this context does not watch come as netns 0), and another run of these tests at the same
+// time sends the same names (t0.ok.podnet, …) from its own netns pair, so its timeouts would be taken as ours.
 
 test('answered, NXDOMAIN and SERVFAIL over UDP, IPv4 and IPv6: counts equal dig and the server log', async () => {
   const seen: Record<string, number> = {};
@@ -94,7 +97,7 @@ test('answered, NXDOMAIN and SERVFAIL over UDP, IPv4 and IPv6: counts equal dig 
   // the server netns sent no DNS of its own on port 53 (unbound → dnsmasq is on 5399)
   assert.equal(counterPoint(p, M.queries, srv.inode), 0);
   // SERVFAIL events with the names
-  const failed = ctx.events.filter((e) => e.name === 'podnet.dns.failed');
+  const failed = ctx.events.filter((e) => e.netns === cli.inode && e.name === 'podnet.dns.failed');
   assert.deepEqual(failed.map((e) => e.attributes['dns.question.name']).sort(), [
     's0.fail.podnet',
     's1.fail.podnet',
@@ -208,8 +211,13 @@ test('latency: a server behind a tbf delay (~100 ms) lands in the bucket of its 
       // during which the bucket refills, can exceed the ~100 ms of tokens (latency then ~30 ms or < 1 ms).
       assert.ok(upper > 2 ** 26 / 1e9, `bucket (.., ${upper}] s; dig's times ${r.times.join(', ')} ms`);
       // the slow event carries the exact latency of that response, in that bucket
-      await waitFor(() => ctx.events.slice(evBefore).some((e) => e.name === 'podnet.dns.slow'), 2000);
-      const ev = ctx.events.slice(evBefore).find((e) => e.name === 'podnet.dns.slow');
+      await waitFor(
+        () => ctx.events.slice(evBefore).some((e) => e.netns === cli.inode && e.name === 'podnet.dns.slow'),
+        2000,
+      );
+      const ev = ctx.events
+        .slice(evBefore)
+        .find((e) => e.netns === cli.inode && e.name === 'podnet.dns.slow');
       assert.equal(ev?.attributes['dns.question.name'], 'a.ok.podnet');
       const lat = Number(ev?.attributes['podnet.latency.duration']);
       const lower = after.boundaries[k - 1] ?? 0;
@@ -291,7 +299,8 @@ test('timeouts: queries an nft rule drops are counted once each, with the names,
     srv.exec('nft', ['delete', 'table', 'inet', table]);
   }
   // the sweep decides them once the 1.5 s window has passed
-  const timeouts = () => ctx.events.slice(evBefore).filter((e) => e.name === 'podnet.dns.timeout');
+  const timeouts = () =>
+    ctx.events.slice(evBefore).filter((e) => e.netns === cli.inode && e.name === 'podnet.dns.timeout');
   assert.ok(
     await waitFor(() => timeouts().length === 3, 4000),
     `${timeouts().length} timeout events: ${JSON.stringify(timeouts().map((e) => [e.attributes['dns.question.name'], e.attributes[QT], e.attributes['podnet.dns.timeout.kind'], e.attributes['podnet.latency.duration']]))}`,
@@ -345,7 +354,12 @@ test('conntrack diagnosis: a timeout while insert_failed moved carries podnet.dn
     await sleep(600);
     dig(cli, srv.ipv4, 'plain.ok.podnet', { time: 1 }); // times out with the counters still
     const ev = (name: string) =>
-      ctx2.events.find((e) => e.name === 'podnet.dns.timeout' && e.attributes['dns.question.name'] === name);
+      ctx2.events.find(
+        (e) =>
+          e.netns === cli.inode &&
+          e.name === 'podnet.dns.timeout' &&
+          e.attributes['dns.question.name'] === name,
+      );
     assert.ok(await waitFor(() => !!ev('race.ok.podnet') && !!ev('plain.ok.podnet'), 5000));
     const race = ev('race.ok.podnet')!;
     assert.equal(race.attributes['podnet.dns.cause'], 'conntrack_insert_race');
@@ -418,7 +432,12 @@ test('timeouts decided in the kernel: a late response and a re-sent query', asyn
     const out = cli.exec(process.execPath, ['-e', send(4242)]);
     assert.match(out, /answered/, 'the second send was answered');
     const ev = (name: string) =>
-      ctx3.events.find((e) => e.name === 'podnet.dns.timeout' && e.attributes['dns.question.name'] === name);
+      ctx3.events.find(
+        (e) =>
+          e.netns === cli.inode &&
+          e.name === 'podnet.dns.timeout' &&
+          e.attributes['dns.question.name'] === name,
+      );
     // without the conntrack diagnosis, kernel-decided timeouts are emitted as they are read
     assert.ok(
       await waitFor(() => !!ev('late.ok.podnet') && !!ev('retry.ok.podnet'), 3000),
