@@ -6,6 +6,7 @@
 // exactly what dig saw and unbound logged, and its request durations add up to no more than dig's own
 // query times.
 import { type DnsArgs, dnsProbe, M } from '../../probes/dns/dns.ts';
+import { SELF_METRIC } from '../../receiver/kit/ebpf/runtime.ts';
 import type { MetricPoint, Probe } from '../../receiver/probe/types.ts';
 import { createPodNetns } from '../dns/hostveth.ts';
 import { DnsServer, dig } from '../dns/server.ts';
@@ -82,6 +83,8 @@ async function dnsRound(hooks: readonly DnsArgs['hook'][], tag: string, octet: n
           udp: { queries: 12, noerror: 8, nxdomain: 2, servfail: 2 },
           tcpAnswers: tcp,
           durations: { counted: true, withinDig: true },
+          // counts not made because a counter map had no room (PN_STAT_COUNTER_FULL): names that cause
+          counterFull: 0,
         },
         actual: {
           state: st.state,
@@ -98,6 +101,9 @@ async function dnsRound(hooks: readonly DnsArgs['hook'][], tag: string, octet: n
             counted: d.count === n(M.responses, {}) && d.count > 0 && d.sumS > 0,
             withinDig: d.sumS * 1000 <= digMs + 14,
           },
+          counterFull: p
+            .filter((x) => x.metric === SELF_METRIC.counterFull)
+            .reduce((a, x) => a + (x.value as number), 0),
         },
         info: {
           variant: st.details?.['attachMode'] ? `${hook} (${String(st.details['attachMode'])})` : hook,
