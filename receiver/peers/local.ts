@@ -1,13 +1,16 @@
 // What the node itself knows about addresses: the pods discovered over CRI (PodSandboxStatus network IPs,
 // v4 and v6: receiver/pods/registry.ts), the host's own addresses (of init's netns: receiver/netns/setns.ts),
-// and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with getifaddrs
-// from inside the netns (receiver/netns/setns.ts).
+// and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with one
+// RTM_GETADDR dump through a NETLINK_ROUTE socket kept per netns (NetnsAddresses below).
 
 import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { NetnsSocketPool } from '../kit/netlink.ts';
 import type { Logger } from '../log/logger.ts';
+import { forEachAddress } from '../netlink/rtnetlink.ts';
+import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../netlink/socket.ts';
 import { homeNetnsInode, hostNetnsFallback, hostNetnsPath, inNetns } from '../netns/setns.ts';
-import type { Entity } from '../pods/entity.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
 import { isLoopback, makePeer, type Peer } from './types.ts';
 
 function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
@@ -19,6 +22,57 @@ function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
     }
   }
   return out;
+}
+
+/** Addresses (loopback left out) through a NETLINK_ROUTE socket of the netns. */
+function dumpAddresses(sock: NetlinkSocket): string[] {
+  const out: string[] = [];
+  forEachAddress(sock, (ip) => {
+    if (!isLoopback(ip)) out.push(ip);
+  });
+  return out;
+}
+
+/** Reads the addresses of one netns entity (throws when it cannot: netns gone, no permission). */
+export type NetnsAddressReader = (e: Entity) => string[];
+
+/** One socket per read (setns + socket + dump + close): the default of `localPeers`. */
+export const readNetnsAddresses: NetnsAddressReader = (e) =>
+  withNetlinkSocket(e.netnsPath, NETLINK_ROUTE, dumpAddresses);
+
+/**
+ * Addresses of named netns through a NETLINK_ROUTE socket kept per netns (receiver/kit/netlink.ts
+ * NetnsSocketPool): a read is one RTM_GETADDR dump (a sendto and a recv), with no setns and none of
+ * getifaddrs' link dump (with statistics) or os.networkInterfaces' objects (~60 µs per netns, most of a
+ * rebuild at 1,000 netns). A socket is closed when its netns leaves the entity source, after any error on
+ * it, when `retain` no longer lists it, and on `close`.
+ */
+export class NetnsAddresses {
+  readonly #pool: NetnsSocketPool;
+  constructor(source?: EntitySource) {
+    this.#pool = new NetnsSocketPool(NETLINK_ROUTE, { timeoutMs: 2000 }, undefined, source);
+  }
+  readonly read: NetnsAddressReader = (e) => {
+    const { sock, kept } = this.#pool.get(e);
+    try {
+      return dumpAddresses(sock);
+    } catch (err) {
+      if (kept) this.#pool.drop(e.netnsInode);
+      throw err;
+    } finally {
+      if (!kept) sock.close();
+    }
+  };
+  /** Closes the sockets of netns not in `entities`. */
+  retain(entities: readonly Entity[]): void {
+    this.#pool.retain(entities);
+  }
+  get size(): number {
+    return this.#pool.size;
+  }
+  close(): void {
+    this.#pool.close();
+  }
 }
 
 export interface NodeAddresses {
@@ -48,7 +102,7 @@ export function nodeAddresses(netnsPath = hostNetnsPath): NodeAddresses {
   }
 }
 
-/** Host addresses and the host peer; named netns addresses are read per call (cheap: a few µs per netns). */
+/** Host addresses and the host peer; named netns addresses are read per call (`readNetns`). */
 export function localPeers(options: {
   entities: readonly Entity[];
   nodeName?: string | undefined;
@@ -57,9 +111,12 @@ export function localPeers(options: {
   hostAddresses?: () => readonly string[];
   /** The node's netns (default init's); tests give one that cannot be entered. */
   hostNetnsPath?: string | undefined;
+  /** Reads a named netns' addresses (default: a socket opened per read, readNetnsAddresses). */
+  readNetns?: NetnsAddressReader | undefined;
 }): { map: Map<string, Peer>; netnsErrors: number; hostFallback: string | undefined } {
   const map = new Map<string, Peer>();
   const host = makePeer({ kind: 'host', ...(options.nodeName ? { node: options.nodeName } : {}) });
+  const readNetns = options.readNetns ?? readNetnsAddresses;
   let netnsErrors = 0;
   let hostFallback: string | undefined;
   let hostIps: readonly string[];
@@ -75,7 +132,7 @@ export function localPeers(options: {
     if (e.kind === 'netns' && e.netnsName !== undefined) {
       let ips: string[];
       try {
-        ips = inNetns(e.netnsPath, () => addresses(networkInterfaces()));
+        ips = readNetns(e);
       } catch (err) {
         netnsErrors++;
         options.log?.debug({ err, netns: e.netnsName }, 'peer addresses of a named netns unreadable');
