@@ -1,9 +1,9 @@
 // The addresses of named netns (plain-host mode) as the peer resolver sees them, against `ip -n NAME -j
 // addr` (iproute2's own RTM_GETADDR listing): v4 (incl. a point-to-point local address), v6 global and
 // link-local (without the zone), loopback left out. Read through the socket kept per netns
-// (receiver/peers/local.ts NetnsAddresses) and through a socket per read (readNetnsAddresses); an
-// address added after the first read is seen at the next rebuild through the kept socket, and a netns
-// that leaves the entity source has its socket closed.
+// (receiver/peers/local.ts NetnsAddresses: reuses its last dump until an address notification) and
+// through a socket per read (readNetnsAddresses); addresses added and deleted after the first read are
+// seen at the next read, and a netns that leaves the entity source has its socket closed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -25,10 +25,10 @@ function ipAddrs(ns: string): string[] {
 }
 
 /** Reads `read()` between two equal `ip` listings (a link-local v6 address appears on its own, later). */
-function stable(ns: string, read: () => string[]): { want: string[]; got: string[] } {
+function stable(ns: string, read: () => readonly string[]): { want: string[]; got: string[] } {
   for (let i = 0; ; i++) {
     const before = ipAddrs(ns);
-    const got = read().sort();
+    const got = [...read()].sort();
     const after = ipAddrs(ns);
     if (JSON.stringify(before) === JSON.stringify(after) || i >= 20) return { want: after, got };
   }
@@ -72,6 +72,15 @@ test('named netns addresses equal `ip -n NAME -j addr` (v4, ptp local, v6 global
       assert.deepEqual(once.got, once.want, `socket per read, ${ns}`);
     }
     assert.equal(reader.size, names.length, 'one socket kept per netns');
+    // quiet netns: the last dump is reused (no notification queued); a change is seen at the next read
+    const e0 = entities[0]!;
+    assert.equal(reader.read(e0), reader.read(e0), 'no change: the same addresses, not a new dump');
+    ip('-n', names[0]!, 'addr', 'add', '10.251.0.50/24', 'dev', 'pa0');
+    ip('-n', names[0]!, 'addr', 'del', '10.251.0.9/24', 'dev', 'pa0');
+    ip('-n', names[0]!, 'addr', 'add', 'fd00:251:0::50/64', 'dev', 'pa1');
+    const changed = stable(names[0]!, () => reader.read(e0));
+    assert.ok(changed.want.includes('10.251.0.50') && !changed.want.includes('10.251.0.9'));
+    assert.deepEqual(changed.got, changed.want, 'after add + del, v4 and v6');
 
     // through the resolver's view: every address maps to its netns' peer
     const source = new StaticEntitySource(entities);
