@@ -3,7 +3,8 @@
 // one (e.g. a worktree of main), in ONE process: both trees' local.ts are imported side by side and their
 // reads alternate over the same test-created netns (`ip netns add`, lo + a veth pair up, one v4 address;
 // v6 link-local addresses come with the links), so machine load falls on both alike. The host's
-// addresses are left out (the same code in both trees). Prints CPU (user + system) and wall time per read
+// addresses are left out (the same code in both trees). The netns stay quiet between rounds, so after its
+// first round this tree reads no dump (one non-blocking recv per netns): the steady state. Prints CPU (user + system) and wall time per read
 // of all netns, medians over the rounds after the first (the first opens this tree's kept sockets: shown
 // apart), and the ratio this/base; exits non-zero when the two trees' address → netns maps differ.
 //
@@ -127,7 +128,7 @@ try {
     );
   console.log(`per read of all ${N} netns' addresses (median of ${ROUNDS - 1} rounds, interleaved):`);
   row('base (setns + getifaddrs)', runs.base.slice(1));
-  row('this (RTM_GETADDR, kept socket)', runs.self.slice(1));
+  row('this (kept socket, quiet netns)', runs.self.slice(1));
   console.log(
     `first round (this opens its sockets): base cpu ${runs.base[0]!.cpu.toFixed(1)} ms, this cpu ${runs.self[0]!.cpu.toFixed(1)} ms`,
   );

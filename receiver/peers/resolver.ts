@@ -3,10 +3,11 @@
 // event, resolve()) and pod discovery has reported a change since the last build, or `refreshMs` has
 // passed (host and named-netns addresses change without a discovery change). An agent whose events carry
 // no tuple, or that has no event at all, never pays for it: a build reads the addresses of the host
-// (setns + getifaddrs) and of every named netns (one RTM_GETADDR dump through a socket kept per netns,
-// ./local.ts NetnsAddresses: getifaddrs from inside each netns was ~80–100 ms per build at 1,000 netns). The cluster view (kube/, when
-// the Kubernetes API is used) updates address by address as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
-// either source changes that address, so an address reused by a new pod resolves to the new pod from the
+// (setns + getifaddrs) and of every named netns (./local.ts NetnsAddresses: a socket kept per netns,
+// re-dumped only after an address notification; getifaddrs from inside each netns was ~80–100 ms per
+// build at 1,000 netns). The cluster view (kube/, when the Kubernetes API is used) updates address by
+// address as watch events arrive. Resolved peers are cached per address and the cache entry is dropped
+// the moment either source changes that address, so an address reused by a new pod resolves to the new pod from the
 // next update on, and no identity outlives the update that removed it.
 //
 // Steady-state cost per event: one property read of the tuple's remote address and one Map lookup
