@@ -43,6 +43,7 @@ const sendtoCall = libc.func(
 );
 const recvCall = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
 const closeCall = libc.func('int close(int fd)');
+const bindCall = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
 const setsockoptCall = libc.func(
   'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)',
 );
@@ -111,6 +112,8 @@ export class NetlinkSocket {
   #seq: number;
   readonly #buffer: Buffer | undefined;
   #view: DataView | undefined;
+  /** Bound to a port id (explicitly by `join`, or by the kernel at the first request). */
+  #bound = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
     this.#fd = fd;
@@ -226,6 +229,15 @@ export class NetlinkSocket {
    * the group's notifications on this socket, to be noticed with `drainPending` (a request skips them).
    */
   join(group: number): void {
+    // An unbound socket (no request sent yet: the kernel binds at the first send) gets no notification:
+    // bind it now (port id chosen by the kernel; a second bind with another id would fail).
+    if (!this.#bound && this.stats.requests === 0) {
+      if ((bindCall(this.#liveFd(), KERNEL_ADDR, KERNEL_ADDR.length) as number) !== 0) {
+        const errno = koffi.errno();
+        throw new NetlinkError(`netlink bind: errno ${errno}`, errno);
+      }
+    }
+    this.#bound = true;
     this.setIntOption(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
   }
 
