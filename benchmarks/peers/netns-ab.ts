@@ -3,10 +3,12 @@
 // one (e.g. a worktree of main), in ONE process: both trees' local.ts are imported side by side and their
 // reads alternate over the same test-created netns (`ip netns add`, lo + a veth pair up, one v4 address;
 // v6 link-local addresses come with the links), so machine load falls on both alike. The host's
-// addresses are left out (the same code in both trees). The netns stay quiet between rounds, so after its
-// first round this tree reads no dump (one non-blocking recv per netns): the steady state. Prints CPU (user + system) and wall time per read
-// of all netns, medians over the rounds after the first (the first opens this tree's kept sockets: shown
-// apart), and the ratio this/base; exits non-zero when the two trees' address → netns maps differ.
+// addresses are left out (the same code in both trees). The netns stay quiet between rounds, so after
+// its first round this tree reads no dump (one non-blocking recv per netns): the steady state. Also this
+// tree without kept sockets (a socket opened, dumped and closed per netns per read: more than a netns
+// whose addresses changed costs, one dump). Prints CPU (user + system) and wall time per read of all
+// netns, medians over the rounds after the first (the first opens this tree's kept sockets: shown apart),
+// and the ratio this/base; exits non-zero when the views (address → netns) differ.
 //
 //   node benchmarks/peers/netns-ab.ts --base /work/base-peers [--netns 1000] [--rounds 9]
 import { execFileSync } from 'node:child_process';
@@ -65,12 +67,14 @@ function teardown(): void {
   });
 }
 
-async function tree(dir: string, kept: boolean): Promise<{ read: Read; close: () => void }> {
+async function tree(dir: string, kept: boolean): Promise<{ read: Read; once: Read; close: () => void }> {
   const local = await import(resolve(dir, 'receiver/peers/local.ts'));
   const reader = kept ? new local.NetnsAddresses() : undefined;
   return {
     read: (entities) =>
       local.localPeers({ entities, hostAddresses: () => [], ...(reader ? { readNetns: reader.read } : {}) }),
+    // without a kept socket: this tree's default, a socket opened, dumped and closed per netns per read
+    once: (entities) => local.localPeers({ entities, hostAddresses: () => [] }),
     close: () => reader?.close(),
   };
 }
@@ -103,17 +107,18 @@ try {
   const t0 = performance.now();
   entities = setup();
   console.log(`${N} netns created in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const runs = { base: [] as { cpu: number; wall: number }[], self: [] as { cpu: number; wall: number }[] };
+  type Which = 'base' | 'self' | 'once';
+  const runs: Record<Which, { cpu: number; wall: number }[]> = { base: [], self: [], once: [] };
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? (['base', 'self'] as const) : (['self', 'base'] as const);
+    const order: Which[] = r % 2 === 0 ? ['base', 'self', 'once'] : ['once', 'self', 'base'];
     const got: Record<string, PeerMap> = {};
     for (const which of order) {
-      const m = measure(which === 'base' ? base.read : self.read, entities);
+      const m = measure(which === 'base' ? base.read : which === 'self' ? self.read : self.once, entities);
       if (m.errors > 0) throw new Error(`${which}: ${m.errors} netns unreadable`);
       runs[which].push(m);
       got[which] = m.map;
     }
-    const diff = sameView(got.base!, got.self!);
+    const diff = sameView(got.base!, got.self!) ?? sameView(got.base!, got.once!);
     if (diff) throw new Error(`round ${r}: the two trees' views differ (${diff})`);
     if (got.self!.size < 3 * N)
       throw new Error(`round ${r}: ${got.self!.size} addresses for ${N} netns (want ≥ ${3 * N})`);
@@ -129,6 +134,7 @@ try {
   console.log(`per read of all ${N} netns' addresses (median of ${ROUNDS - 1} rounds, interleaved):`);
   row('base (setns + getifaddrs)', runs.base.slice(1));
   row('this (kept socket, quiet netns)', runs.self.slice(1));
+  row('this (socket per read: open + dump)', runs.once.slice(1));
   console.log(
     `first round (this opens its sockets): base cpu ${runs.base[0]!.cpu.toFixed(1)} ms, this cpu ${runs.self[0]!.cpu.toFixed(1)} ms`,
   );
