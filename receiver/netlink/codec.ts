@@ -286,3 +286,33 @@ export class ReplyReader {
     }
   }
 }
+
+/**
+ * Text of a 4- or 16-byte address at `off`: dotted v4, RFC 5952 v6 (as inet_ntop, except that a
+ * v4-mapped address keeps hex groups).
+ */
+export function ipText(v: DataView, off: number, len: number): string {
+  if (len === 4)
+    return `${v.getUint8(off)}.${v.getUint8(off + 1)}.${v.getUint8(off + 2)}.${v.getUint8(off + 3)}`;
+  if (len !== 16) throw new NetlinkProtocolError(`address of ${len} bytes`);
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(v.getUint16(off + i * 2, false).toString(16));
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}

@@ -2,7 +2,14 @@
 // IPCTNL_MSG_CT_GET_STATS_CPU is a dump with one message per possible CPU (nfgenmsg.res_id = cpu);
 // IPCTNL_MSG_CT_GET_STATS answers one message with the netns' entry count and the table limit.
 // Netfilter attribute values are big-endian.
-import { Attrs, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, NLM_F_REQUEST } from './codec.ts';
+import {
+  Attrs,
+  ipText,
+  type NetlinkMessage,
+  NetlinkProtocolError,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+} from './codec.ts';
 import type { NetlinkSocket } from './socket.ts';
 
 export const NFNL_SUBSYS_CTNETLINK = 1;
@@ -216,32 +223,6 @@ export interface ConntrackEntry {
   readonly mark?: number;
   readonly id?: number;
   readonly zone?: number;
-}
-
-function ipText(v: DataView, off: number, len: number): string {
-  if (len === 4)
-    return `${v.getUint8(off)}.${v.getUint8(off + 1)}.${v.getUint8(off + 2)}.${v.getUint8(off + 3)}`;
-  if (len !== 16) throw new NetlinkProtocolError(`address of ${len} bytes`);
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) groups.push(v.getUint16(off + i * 2, false).toString(16));
-  // Compress the longest run of zero groups (RFC 5952).
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
 function decodeTuple(v: DataView, off: number, len: number): ConntrackTuple {

@@ -1,9 +1,19 @@
-// rtnetlink (NETLINK_ROUTE): link names (RTM_GETLINK dump) and qdisc statistics (RTM_GETQDISC dump).
-import { Attrs, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, NLM_F_REQUEST } from './codec.ts';
+// rtnetlink (NETLINK_ROUTE): link names (RTM_GETLINK dump), interface addresses (RTM_GETADDR dump) and
+// qdisc statistics (RTM_GETQDISC dump).
+import {
+  Attrs,
+  ipText,
+  type NetlinkMessage,
+  NetlinkProtocolError,
+  NLM_F_DUMP,
+  NLM_F_REQUEST,
+} from './codec.ts';
 import type { NetlinkSocket } from './socket.ts';
 
 export const RTM_NEWLINK = 16;
 export const RTM_GETLINK = 18;
+export const RTM_NEWADDR = 20;
+export const RTM_GETADDR = 22;
 export const RTM_NEWQDISC = 36;
 export const RTM_GETQDISC = 38;
 
@@ -95,6 +105,36 @@ export function dumpLinkNames(sock: NetlinkSocket): Map<number, string> {
     if (attrs.has(IFLA_IFNAME)) names.set(index, attrs.str(IFLA_IFNAME));
   });
   return names;
+}
+
+const IFADDRMSG_LEN = 8; // family u8, prefixlen u8, flags u8, scope u8, index u32
+const AF_INET = 2;
+const AF_INET6 = 10;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_MAX = 2;
+/** ifaddrmsg AF_UNSPEC: the addresses of every family (only read: copied into the send buffer). */
+const ADDR_REQUEST = new Uint8Array(IFADDRMSG_LEN);
+let addrAttrs: Attrs | undefined;
+
+/**
+ * Every interface address in the socket's netns (v4 and v6, one RTM_GETADDR dump), as `ip addr` lists
+ * them: the local address (IFA_LOCAL, else IFA_ADDRESS: they differ only on point-to-point links, where
+ * IFA_ADDRESS is the peer's), without a zone. `fn(address)` per address, in the kernel's order.
+ */
+export function forEachAddress(sock: NetlinkSocket, fn: (address: string) => void): void {
+  sock.request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, ADDR_REQUEST, (msg) => {
+    if (msg.type !== RTM_NEWADDR) return;
+    if (msg.payloadLength < IFADDRMSG_LEN) throw new NetlinkProtocolError('truncated ifaddrmsg');
+    const family = msg.view.getUint8(msg.payloadOffset);
+    if (family !== AF_INET && family !== AF_INET6) return;
+    addrAttrs ??= new Attrs(IFA_MAX);
+    const a = addrAttrs;
+    a.parse(msg.view, msg.payloadOffset + IFADDRMSG_LEN, msg.payloadLength - IFADDRMSG_LEN);
+    const t = a.has(IFA_LOCAL) ? IFA_LOCAL : IFA_ADDRESS;
+    if (!a.has(t)) return;
+    fn(ipText(a.view, a.offset(t), a.length(t)));
+  });
 }
 
 /** Decodes one RTM_NEWQDISC message. Exported for codec tests. */

@@ -25,8 +25,12 @@ const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20; // SO_RCVTIMEO_OLD: struct timeval with 64-bit fields on x86-64/arm64
 const SO_RCVBUF = 8;
 const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+const SOL_NETLINK = 270;
+const NETLINK_ADD_MEMBERSHIP = 1;
 const EINTR = 4;
 const EAGAIN = 11;
+const ENOBUFS = 105;
 
 /** Netlink protocol families used by podnet. */
 export const NETLINK_ROUTE = 0;
@@ -39,6 +43,7 @@ const sendtoCall = libc.func(
 );
 const recvCall = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
 const closeCall = libc.func('int close(int fd)');
+const bindCall = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
 const setsockoptCall = libc.func(
   'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)',
 );
@@ -95,16 +100,20 @@ export interface NetlinkSocketStats {
   datagrams: number;
   bytes: number;
   messages: number;
+  /** Messages of other sequence numbers read while a reply was awaited (e.g. joined groups' notifications). */
+  skipped: number;
 }
 
 export class NetlinkSocket {
   readonly protocol: number;
   readonly netnsPath: string;
-  readonly stats: NetlinkSocketStats = { requests: 0, datagrams: 0, bytes: 0, messages: 0 };
+  readonly stats: NetlinkSocketStats = { requests: 0, datagrams: 0, bytes: 0, messages: 0, skipped: 0 };
   #fd: number;
   #seq: number;
   readonly #buffer: Buffer | undefined;
   #view: DataView | undefined;
+  /** Bound to a port id (explicitly by `join`, or by the kernel at the first request). */
+  #bound = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
     this.#fd = fd;
@@ -211,7 +220,50 @@ export class NetlinkSocket {
       if (reader.feed(view, 0, n)) break;
     }
     this.stats.messages += reader.messages;
+    this.stats.skipped += reader.skipped;
     return reader.messages;
+  }
+
+  /**
+   * Joins a multicast group (NETLINK_ADD_MEMBERSHIP, e.g. RTNLGRP_IPV4_IFADDR): the kernel then queues
+   * the group's notifications on this socket, to be noticed with `drainPending` (a request skips them).
+   */
+  join(group: number): void {
+    // An unbound socket (no request sent yet: the kernel binds at the first send) gets no notification:
+    // bind it now (port id chosen by the kernel; a second bind with another id would fail).
+    if (!this.#bound && this.stats.requests === 0) {
+      if ((bindCall(this.#liveFd(), KERNEL_ADDR, KERNEL_ADDR.length) as number) !== 0) {
+        const errno = koffi.errno();
+        throw new NetlinkError(`netlink bind: errno ${errno}`, errno);
+      }
+    }
+    this.#bound = true;
+    this.setIntOption(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group);
+  }
+
+  /**
+   * Reads (and discards) whatever is queued without waiting: true when anything was (a joined group's
+   * notification, or ENOBUFS: notifications the kernel dropped). One recv(2) when nothing is.
+   */
+  drainPending(): boolean {
+    const fd = this.#liveFd();
+    const buf = this.#buffer ?? sharedRecvBuffer();
+    let any = false;
+    for (;;) {
+      const n = recvCall(fd, buf, buf.length, MSG_DONTWAIT | MSG_TRUNC) as number;
+      if (n >= 0) {
+        any = true;
+        continue;
+      }
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) return any;
+      if (errno === ENOBUFS) {
+        any = true;
+        continue;
+      }
+      throw new NetlinkError(`netlink recv: errno ${errno}`, errno);
+    }
   }
 
   /** Closes the fd. Idempotent. */

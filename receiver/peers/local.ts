@@ -1,13 +1,16 @@
 // What the node itself knows about addresses: the pods discovered over CRI (PodSandboxStatus network IPs,
 // v4 and v6: receiver/pods/registry.ts), the host's own addresses (of init's netns: receiver/netns/setns.ts),
-// and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with getifaddrs
-// from inside the netns (receiver/netns/setns.ts).
+// and in plain-host mode the addresses inside each named netns (/run/netns/NAME), read with one
+// RTM_GETADDR dump through a NETLINK_ROUTE socket kept per netns (NetnsAddresses below).
 
 import { statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../log/logger.ts';
+import { forEachAddress } from '../netlink/rtnetlink.ts';
+import { NETLINK_ROUTE, NetlinkSocket, withNetlinkSocket } from '../netlink/socket.ts';
+import { RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR } from '../netlink/subscription.ts';
 import { homeNetnsInode, hostNetnsFallback, hostNetnsPath, inNetns } from '../netns/setns.ts';
-import type { Entity } from '../pods/entity.ts';
+import type { Entity, EntitySource } from '../pods/entity.ts';
 import { isLoopback, makePeer, type Peer } from './types.ts';
 
 function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
@@ -19,6 +22,119 @@ function addresses(ifaces: ReturnType<typeof networkInterfaces>): string[] {
     }
   }
   return out;
+}
+
+/** Addresses (loopback left out) through a NETLINK_ROUTE socket of the netns. */
+function dumpAddresses(sock: NetlinkSocket): string[] {
+  const out: string[] = [];
+  forEachAddress(sock, (ip) => {
+    if (!isLoopback(ip)) out.push(ip);
+  });
+  return out;
+}
+
+/** Reads the addresses of one netns entity (throws when it cannot: netns gone, no permission). */
+export type NetnsAddressReader = (e: Entity) => readonly string[];
+
+/** One socket per read (setns + socket + dump + close): the default of `localPeers`. */
+export const readNetnsAddresses: NetnsAddressReader = (e) =>
+  withNetlinkSocket(e.netnsPath, NETLINK_ROUTE, dumpAddresses);
+
+/** Sockets NetnsAddresses keeps at most; netns beyond get a socket per read (as receiver/kit/netlink.ts). */
+const KEPT_LIMIT = 2048;
+
+interface Kept {
+  readonly sock: NetlinkSocket;
+  /** The last dump's addresses; undefined when the next read must dump (never read, or a change seen). */
+  ips: readonly string[] | undefined;
+}
+
+/**
+ * Addresses of named netns through a NETLINK_ROUTE socket kept per netns, joined to the address
+ * notification groups (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR): a read of a netns whose addresses did
+ * not change is one non-blocking recv(2) that finds nothing queued, and the last addresses are reused;
+ * after a notification (or ENOBUFS: some were dropped) it is one RTM_GETADDR dump. No setns, none of
+ * getifaddrs' link dump (with statistics) nor os.networkInterfaces' objects (~60 µs per netns, most of a
+ * rebuild at 1,000 netns: benchmarks/peers/netns-ab.ts). A socket is closed when its netns leaves the
+ * entity source, after any error on it, when `retain` no longer lists it, and on `close`.
+ */
+export class NetnsAddresses {
+  readonly #kept = new Map<number, Kept>();
+  #unsubscribe: (() => void) | undefined;
+  constructor(source?: EntitySource) {
+    // `source` may be a test stub without a change feed.
+    if (typeof source?.onChange === 'function') {
+      this.#unsubscribe = source.onChange((changes) => {
+        for (const c of changes) {
+          if (c.type === 'removed') this.#drop(c.entity.netnsInode);
+          else if (c.type === 'updated' && c.previous.netnsInode !== c.entity.netnsInode)
+            this.#drop(c.previous.netnsInode);
+        }
+      });
+    }
+  }
+
+  readonly read: NetnsAddressReader = (e) => {
+    let k = this.#kept.get(e.netnsInode);
+    if (k === undefined) {
+      const sock = NetlinkSocket.open(e.netnsPath, NETLINK_ROUTE, { timeoutMs: 2000 });
+      try {
+        sock.join(RTNLGRP_IPV4_IFADDR);
+        sock.join(RTNLGRP_IPV6_IFADDR);
+      } catch (err) {
+        sock.close();
+        throw err;
+      }
+      k = { sock, ips: undefined };
+      if (this.#kept.size >= KEPT_LIMIT) {
+        try {
+          return dumpAddresses(sock);
+        } finally {
+          sock.close();
+        }
+      }
+      this.#kept.set(e.netnsInode, k);
+    }
+    try {
+      // drain first: a change queued before the dump is then in it
+      if (k.sock.drainPending() || k.ips === undefined) {
+        const skipped = k.sock.stats.skipped;
+        const ips = dumpAddresses(k.sock);
+        // a notification read during the dump (skipped) may be of a change the dump missed: dump again next time
+        k.ips = k.sock.stats.skipped === skipped ? ips : undefined;
+        return ips;
+      }
+      return k.ips;
+    } catch (err) {
+      this.#drop(e.netnsInode);
+      throw err;
+    }
+  };
+
+  #drop(inode: number): void {
+    this.#kept.get(inode)?.sock.close();
+    this.#kept.delete(inode);
+  }
+
+  /** Closes the sockets of netns not in `entities`. */
+  retain(entities: readonly Entity[]): void {
+    if (this.#kept.size === 0) return;
+    const live = new Set<number>();
+    for (const e of entities) live.add(e.netnsInode);
+    for (const inode of [...this.#kept.keys()]) if (!live.has(inode)) this.#drop(inode);
+  }
+
+  /** Kept sockets (one per netns read). */
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  /** Closes every socket and stops following the entity changes. Idempotent. */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    for (const inode of [...this.#kept.keys()]) this.#drop(inode);
+  }
 }
 
 export interface NodeAddresses {
@@ -48,7 +164,7 @@ export function nodeAddresses(netnsPath = hostNetnsPath): NodeAddresses {
   }
 }
 
-/** Host addresses and the host peer; named netns addresses are read per call (cheap: a few µs per netns). */
+/** Host addresses and the host peer; named netns addresses are read per call (`readNetns`). */
 export function localPeers(options: {
   entities: readonly Entity[];
   nodeName?: string | undefined;
@@ -57,9 +173,12 @@ export function localPeers(options: {
   hostAddresses?: () => readonly string[];
   /** The node's netns (default init's); tests give one that cannot be entered. */
   hostNetnsPath?: string | undefined;
+  /** Reads a named netns' addresses (default: a socket opened per read, readNetnsAddresses). */
+  readNetns?: NetnsAddressReader | undefined;
 }): { map: Map<string, Peer>; netnsErrors: number; hostFallback: string | undefined } {
   const map = new Map<string, Peer>();
   const host = makePeer({ kind: 'host', ...(options.nodeName ? { node: options.nodeName } : {}) });
+  const readNetns = options.readNetns ?? readNetnsAddresses;
   let netnsErrors = 0;
   let hostFallback: string | undefined;
   let hostIps: readonly string[];
@@ -73,9 +192,9 @@ export function localPeers(options: {
   for (const ip of hostIps) map.set(ip, host);
   for (const e of options.entities) {
     if (e.kind === 'netns' && e.netnsName !== undefined) {
-      let ips: string[];
+      let ips: readonly string[];
       try {
-        ips = inNetns(e.netnsPath, () => addresses(networkInterfaces()));
+        ips = readNetns(e);
       } catch (err) {
         netnsErrors++;
         options.log?.debug({ err, netns: e.netnsName }, 'peer addresses of a named netns unreadable');

@@ -2,11 +2,12 @@
 // event that has a tuple). Node-local knowledge (local.ts) is rebuilt lazily: when a peer is needed (an
 // event, resolve()) and pod discovery has reported a change since the last build, or `refreshMs` has
 // passed (host and named-netns addresses change without a discovery change). An agent whose events carry
-// no tuple, or that has no event at all, never pays for it: a build reads the addresses of the host and
-// of every named netns from inside it (setns + getifaddrs: os.networkInterfaces was ~5 % of the agent's
-// CPU at 1,000 netns when it ran at every discovery change and timer tick). The cluster view (kube/, when
-// the Kubernetes API is used) updates address by address as watch events arrive. Resolved peers are cached per address and the cache entry is dropped the moment
-// either source changes that address, so an address reused by a new pod resolves to the new pod from the
+// no tuple, or that has no event at all, never pays for it: a build reads the addresses of the host
+// (setns + getifaddrs) and of every named netns (./local.ts NetnsAddresses: a socket kept per netns,
+// re-dumped only after an address notification; getifaddrs from inside each netns was ~80–100 ms per
+// build at 1,000 netns). The cluster view (kube/, when the Kubernetes API is used) updates address by
+// address as watch events arrive. Resolved peers are cached per address and the cache entry is dropped
+// the moment either source changes that address, so an address reused by a new pod resolves to the new pod from the
 // next update on, and no identity outlives the update that removed it.
 //
 // Steady-state cost per event: one property read of the tuple's remote address and one Map lookup
@@ -15,7 +16,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import type { AttributeValue } from '../probe/types.ts';
 import type { KubeIndex } from './kube/index.ts';
-import { localPeers, selfPeer } from './local.ts';
+import { localPeers, NetnsAddresses, selfPeer } from './local.ts';
 import {
   isLoopback,
   isPrivateAddress,
@@ -51,6 +52,8 @@ export class PeerResolver {
   #timer: NodeJS.Timeout | undefined;
   #listener: PeerListener | undefined;
   readonly #hostNetnsPath: string | undefined;
+  /** Named netns' addresses through a socket kept per netns (./local.ts). */
+  readonly #netnsAddresses: NetnsAddresses;
   /** Counts for /status. */
   readonly counts = { resolved: 0, rebuilds: 0, netnsErrors: 0 };
   /** Why the host peer's addresses are podnet's own netns' (for /status); undefined when they are the node's. */
@@ -72,6 +75,7 @@ export class PeerResolver {
   }) {
     this.#hostNetnsPath = options.hostNetnsPath;
     this.#entities = options.entities;
+    this.#netnsAddresses = new NetnsAddresses(options.entities);
     this.#nodeName = options.nodeName;
     this.#log = options.log;
     this.#hostAddresses = options.hostAddresses;
@@ -111,8 +115,11 @@ export class PeerResolver {
     // A failed read is not retried before the next change or refreshMs (it would be at every event).
     this.#stale = false;
     try {
+      const entities = this.#entities.entities();
+      this.#netnsAddresses.retain(entities);
       const { map, netnsErrors, hostFallback } = localPeers({
-        entities: this.#entities.entities(),
+        entities,
+        readNetns: this.#netnsAddresses.read,
         nodeName: this.#nodeName,
         log: this.#log,
         hostNetnsPath: this.#hostNetnsPath,
@@ -133,6 +140,7 @@ export class PeerResolver {
   close(): void {
     this.#unsubscribe?.();
     if (this.#timer) clearInterval(this.#timer);
+    this.#netnsAddresses.close();
     this.setKube(undefined);
   }
 

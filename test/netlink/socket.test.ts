@@ -1,5 +1,5 @@
 // The netlink socket layer against the real kernel: errors with errno, timeouts, multipart dumps over
-// several datagrams, fd hygiene, a missing netns.
+// several datagrams, fd hygiene, a missing netns, a joined multicast group.
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -14,6 +14,7 @@ import {
   NetlinkSocket,
   withNetlinkSocket,
 } from '../../receiver/netlink/socket.ts';
+import { RTNLGRP_IPV4_IFADDR } from '../../receiver/netlink/subscription.ts';
 import { NetnsError } from '../../receiver/netns/setns.ts';
 import { inNs, TestNetwork } from './env.ts';
 
@@ -111,4 +112,20 @@ test('socket: fds are released; close is idempotent; a closed socket refuses req
 
 test('socket: a missing netns is a NetnsError', () => {
   assert.throws(() => NetlinkSocket.open('/run/netns/pnl-does-not-exist', NETLINK_ROUTE), NetnsError);
+});
+
+test("socket: a joined group's notifications are noticed by drainPending and skipped by a request", () => {
+  withNetlinkSocket(`/run/netns/${NS}`, NETLINK_ROUTE, (sock) => {
+    sock.join(RTNLGRP_IPV4_IFADDR);
+    assert.equal(sock.drainPending(), false, 'nothing queued');
+    inNs(NS, 'ip', ['addr', 'add', '10.253.1.1/24', 'dev', 'pnl0a']);
+    assert.equal(sock.drainPending(), true, 'the address notification (ip addr add)');
+    assert.equal(sock.drainPending(), false, 'drained');
+    inNs(NS, 'ip', ['addr', 'del', '10.253.1.1/24', 'dev', 'pnl0a']);
+    const skipped = sock.stats.skipped;
+    const names = dumpLinkNames(sock);
+    assert.ok(names.size > 0);
+    assert.equal(sock.stats.skipped, skipped + 1, 'the deletion notification read and skipped by the dump');
+    assert.equal(sock.drainPending(), false);
+  });
 });
