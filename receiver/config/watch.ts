@@ -1,14 +1,14 @@
-// Hot reload: watch the config file and hand every changed content to `onChange`. Event-driven: an inotify
-// watch (fs.watch) on the file's directory — and on the directory of the file the path resolves to, when
-// a symlink points elsewhere — reports in-place writes, editors that replace the file (rename) and a
-// ConfigMap update (the kubelet swaps the directory's `..data` symlink; the event names `..data`, not the
-// file, so every event of the directory triggers a read). A read follows an event after `intervalMs`
+// Hot reload: watch the config file and hand every changed content to `onChange`. Event-driven: inotify
+// watches (fs.watch) on the file's directory, on the directory of the file the path resolves to (when a
+// symlink points elsewhere) and on the file's inode report in-place writes, editors that replace the file
+// (rename), a file bind-mounted on its own, and a ConfigMap update (the kubelet swaps the directory's
+// `..data` symlink; the event names `..data`, not the file, so every event triggers a read). A read follows an event after `intervalMs`
 // (250 ms), and a change is handed over once two consecutive reads `intervalMs` apart agree, so a file
 // caught in the middle of an in-place write (truncated, then written) is not applied (or rejected)
 // half-written: a change applies about 0.5 s after the write, within 1 s.
-// A slow safety poll (every `safetyPollMs`, 5 s) covers filesystems where inotify says nothing (network
-// filesystems, a bind mount changed from another mount namespace, a symlink target edited in a directory
-// the watch no longer covers): there a change applies within about 5.5 s. When the watch cannot be set up
+// A slow safety poll (every `safetyPollMs`, 5 s: one stat, cheap, yet a bounded delay) covers filesystems
+// where inotify says nothing (NFS, CIFS or FUSE files changed by another host or by the server): there a
+// change applies within about 5.5 s. When the watch cannot be set up
 // (ENOSPC: the inotify watches are exhausted; EACCES) or fails later, the watcher falls back to polling
 // every `intervalMs` and says so once through `onFallback`.
 // The 4×/s poll this replaces (a bigint stat, a string key and a timer per tick) was 7–12 % of an idle
@@ -71,34 +71,47 @@ export function watchConfigFile(
   const onEvent = (): void => {
     if (!closed && !polling) schedule(interval);
   };
-  // Watches the path's directory and, when the path is a symlink into another directory, that directory
-  // too (an in-place write to the target is reported there only). Re-checked after every read that saw a
-  // new stat: a ConfigMap swap moves the target to a new directory.
-  const arm = (): void => {
+  // Watches the path's directory; when the path is a symlink into another directory, that directory too
+  // (an in-place write to the target is reported there only); and the file itself, by inode (a file
+  // bind-mounted on its own, as `docker run -v FILE:PATH` does, is written through another directory: only
+  // a watch on its inode sees that). Re-checked after every read that saw a new stat (`fileId`, the
+  // device and inode): a ConfigMap swap moves the target to a new directory, a rename replaces the inode.
+  const arm = (fileId?: string): void => {
     if (polling || closed) return;
-    const dirs = new Set([dirname(path)]);
+    const wanted = new Map([[`dir ${dirname(path)}`, dirname(path)]]);
     try {
-      dirs.add(dirname(realpathSync(path)));
+      const dir = dirname(realpathSync(path));
+      wanted.set(`dir ${dir}`, dir);
     } catch {
       // missing for now: the directory's watch reports its return
     }
-    for (const [dir, w] of watchers) {
-      if (!dirs.has(dir)) {
+    if (fileId !== undefined) wanted.set(`file ${fileId}`, path);
+    for (const [key, w] of watchers) {
+      if (!wanted.has(key)) {
         w.close();
-        watchers.delete(dir);
+        watchers.delete(key);
       }
     }
-    for (const dir of dirs) {
-      if (watchers.has(dir)) continue;
+    for (const [key, target] of wanted) {
+      if (watchers.has(key)) continue;
+      const own = key === `dir ${dirname(path)}`;
       try {
-        const w = watchFn(dir, { persistent: false }, onEvent);
-        w.on('error', (err: Error) => fallBack(err));
-        watchers.set(dir, w);
+        const w = watchFn(target, { persistent: false }, onEvent);
+        // The path's own directory is the watch that matters: when it fails, poll. The others come and go
+        // with the file (a replaced inode, a swapped target directory): the next read re-arms them.
+        w.on('error', (err: Error) => {
+          if (own) fallBack(err);
+          else {
+            w.close();
+            if (watchers.get(key) === w) watchers.delete(key);
+          }
+        });
+        watchers.set(key, w);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        // The resolved directory vanished between realpath and watch (a swap in progress): the path's own
-        // directory reports the swap and the next read re-arms.
-        if (e.code === 'ENOENT' && dir !== dirname(path)) continue;
+        // The file or its resolved directory vanished between the stat and the watch (a swap or a rename
+        // in progress): the path's own directory reports it and the next read re-arms.
+        if (e.code === 'ENOENT' && !own) continue;
         fallBack(e);
         return;
       }
@@ -123,7 +136,7 @@ export function watchConfigFile(
       // next tick reads once more.
       lastKey = key;
       lastError = '';
-      arm();
+      arm(key.slice(0, key.indexOf(':', key.indexOf(':') + 1)));
       if (last === undefined) last = text;
       else if (text === last) pending = undefined;
       else if (text !== pending)

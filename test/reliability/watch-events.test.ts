@@ -5,6 +5,7 @@
 // only the inotify path can do. When fs.watch cannot be set up (ENOSPC) or fails later, it says so once
 // and polls every intervalMs; where the watch is silent, the safety poll still sees the change.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { FSWatcher } from 'node:fs';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -171,4 +172,29 @@ test('with a silent watch and no safety poll, nothing reads the file', async () 
     rmSync(dir, { recursive: true, force: true });
   }
   assert.deepEqual(seen, []);
+});
+
+// `docker run -v FILE:PATH`: a file bind-mounted on its own is written through its own directory, so the
+// mount point's directory hears nothing; the watch on the file's inode does (needs root, as the tests run).
+test('an in-place write to a file bind-mounted on its own applies within 1 s with no poll running', async () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'host'));
+  mkdirSync(join(dir, 'pod'));
+  const source = join(dir, 'host', 'config.yaml');
+  const path = join(dir, 'pod', 'podnet.yaml');
+  writeFileSync(source, 'a: 1\n');
+  writeFileSync(path, '');
+  execFileSync('mount', ['--bind', source, path]);
+  const seen: string[] = [];
+  const w = watchConfigFile(path, (t) => seen.push(t), { safetyPollMs: NEVER });
+  try {
+    await sleep(300);
+    writeFileSync(source, 'a: 2\n');
+    await until(seen, 1, DOCUMENTED_MS, 'in-place write to the bind-mounted file');
+  } finally {
+    w.close();
+    execFileSync('umount', [path]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(seen, ['a: 2\n']);
 });
