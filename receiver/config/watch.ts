@@ -2,15 +2,15 @@
 // watches (fs.watch) on the file's directory, on the directory of the file the path resolves to (when a
 // symlink points elsewhere) and on the file's inode report in-place writes, editors that replace the file
 // (rename), a file bind-mounted on its own, and a ConfigMap update (the kubelet swaps the directory's
-// `..data` symlink; the event names `..data`, not the file, so every event triggers a read). A read follows an event after `intervalMs`
-// (250 ms), and a change is handed over once two consecutive reads `intervalMs` apart agree, so a file
-// caught in the middle of an in-place write (truncated, then written) is not applied (or rejected)
-// half-written: a change applies about 0.5 s after the write, within 1 s.
+// `..data` symlink; the event names `..data`, not the file, so every event triggers a read). A read
+// follows an event after `intervalMs` (250 ms), and a change is handed over once two consecutive reads
+// `intervalMs` apart agree, so a file caught in the middle of an in-place write (truncated, then written)
+// is not applied (or rejected) half-written: a change applies about 0.5 s after the write, within 1 s.
 // A slow safety poll (every `safetyPollMs`, 5 s: one stat, cheap, yet a bounded delay) covers filesystems
 // where inotify says nothing (NFS, CIFS or FUSE files changed by another host or by the server): there a
-// change applies within about 5.5 s. When the watch cannot be set up
-// (ENOSPC: the inotify watches are exhausted; EACCES) or fails later, the watcher falls back to polling
-// every `intervalMs` and says so once through `onFallback`.
+// change applies within about 5.5 s. When the watch cannot be set up (ENOSPC: the inotify watches are
+// exhausted; EACCES) or fails later, the watcher falls back to polling every `intervalMs` and says so
+// once through `onFallback`.
 // The 4×/s poll this replaces (a bigint stat, a string key and a timer per tick) was 7–12 % of an idle
 // agent's CPU profile (issue 19). A tick whose stat (device, inode, size, nanosecond mtime and ctime)
 // matches the last read's, with nothing pending, still skips the read: any write moves ctime, and a
