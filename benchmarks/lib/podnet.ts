@@ -59,7 +59,7 @@ export interface PodnetProc {
   collections(): Promise<number>;
   metrics(): Promise<{ text: string; ms: number }>;
   waitCollections(n: number, timeoutMs?: number): Promise<void>;
-  /** Rewrite the config file (podnet hot-reloads it within ~250 ms); resolves once /status shows the reload. */
+  /** Rewrite the config file (podnet hot-reloads it about 0.5 s after the write); resolves once /status shows the reload. */
   reload(config: Record<string, unknown>): Promise<void>;
   stop(): Promise<void>;
   /** Last lines of podnet's stderr (logs). */

@@ -180,6 +180,7 @@ export class Agent {
     if (opts.configPath !== undefined && opts.watch !== false) {
       agent.#watcher = watchConfigFile(opts.configPath, (text) => void agent.reload(text), {
         onError: (err) => agent.#log.warn({ err }, 'cannot read the config file; keeping the running config'),
+        onFallback: (err) => agent.#log.info({ err }, 'config file not watched (inotify); polling it 4×/s'),
       });
     }
     return agent;
