@@ -15,8 +15,8 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
+import { cachedAttributesKey } from './attributes-key.ts';
 import { withValue } from './metric-data.ts';
-import { cachedAttributesKey } from './series-state.ts';
 
 interface Prev {
   readonly end: HrTime;

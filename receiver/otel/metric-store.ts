@@ -26,12 +26,12 @@ import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetr
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
 import type { HistogramValue, MetricDef, MetricPoint } from '../probe/types.ts';
+import { cachedAttributesKey } from './attributes-key.ts';
 import { type EntityTotals, entityTotals } from './entity-totals.ts';
 import { collectSeries, definitionConflict, type StoreCollection } from './metric-data.ts';
 import { PointBuffer, SlotTable } from './point-buffer.ts';
 import { carryOver } from './series-carry.ts';
 import {
-  cachedAttributesKey,
   hrTimeFromMs,
   isHistogram,
   type MetricSeries,

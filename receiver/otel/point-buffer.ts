@@ -4,7 +4,7 @@
 // metrics) keep their place among the values: their slot column holds `-1 - index` into `objects`.
 import type { MetricSink, SeriesKey } from '../probe/sink.ts';
 import type { MetricPoint } from '../probe/types.ts';
-import { cachedAttributesKey } from './series-state.ts';
+import { cachedAttributesKey } from './attributes-key.ts';
 
 /** Slots a table holds before it starts over (keys a probe makes and drops, e.g. per interface name). */
 const MAX_SLOTS = 1 << 16;

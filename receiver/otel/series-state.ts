@@ -1,6 +1,6 @@
 // The store's series bookkeeping: the series it exports (`MetricSeries`), the state it keeps per series,
-// netns and probe between collections, and the series keys built from point attributes. Its own file so
-// metric-store.ts holds only the collection logic, and the carry-over (series-carry.ts) shares the types.
+// netns and probe between collections. Its own file so metric-store.ts holds only the collection logic,
+// and the carry-over (series-carry.ts) shares the types.
 import type { HrTime } from '@opentelemetry/api';
 import type { Entity } from '../pods/entity.ts';
 import type {
@@ -25,31 +25,6 @@ export interface MetricSeries {
 export function hrTimeFromMs(ms: number): HrTime {
   const s = Math.floor(ms / 1000);
   return [s, Math.round((ms - s * 1000) * 1e6)];
-}
-
-/** Attribute part of a series key: the sorted attributes. */
-function attributesKey(attrs: ProbeAttributes): string {
-  const keys = Object.keys(attrs);
-  if (keys.length > 1) keys.sort();
-  let k = '';
-  for (const key of keys) {
-    const v = attrs[key];
-    k += `${key}\u0001${typeof v === 'string' ? v : JSON.stringify(v)}\u0000`;
-  }
-  return k;
-}
-
-/** Keys of frozen attribute objects, which probes share between points and collections. */
-const frozenKeys = new WeakMap<ProbeAttributes, string>();
-
-export function cachedAttributesKey(attrs: ProbeAttributes): string {
-  if (!Object.isFrozen(attrs)) return attributesKey(attrs);
-  let k = frozenKeys.get(attrs);
-  if (k === undefined) {
-    k = attributesKey(attrs);
-    frozenKeys.set(attrs, k);
-  }
-  return k;
 }
 
 /**

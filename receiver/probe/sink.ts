@@ -7,7 +7,7 @@
 // probes that do not write columns, and of tests: a probe that writes columns gets it from
 // `pointsOf` (the same points, as objects).
 import type { Entity } from '../pods/entity.ts';
-import type { Attributes, MetricPoint } from './types.ts';
+import type { Attributes, MetricPoint } from './point.ts';
 
 /** One series of a probe, up to its netns: a metric and its point attributes (frozen, shared). */
 export class SeriesKey {

@@ -5,7 +5,11 @@
 import type { ZodType } from 'zod';
 import type { Logger } from '../log/logger.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
+import type { Attributes, AttributeValue, MetricPoint } from './point.ts';
 import type { MetricSink } from './sink.ts';
+
+// Points live in ./point.ts so that ./sink.ts (the column path) can use them without importing this file.
+export type { Attributes, AttributeValue, HistogramValue, MetricPoint } from './point.ts';
 
 /** counter: cumulative monotonic sum (kernel counters); gauge: a level; histogram: a distribution. */
 export type MetricKind = 'counter' | 'updowncounter' | 'gauge' | 'histogram';
@@ -37,31 +41,6 @@ export interface EventDef {
   /** KubeSkoop-compatible values of `podnet.event.type` this event can carry (e.g. `TCPRESET_NOSOCK`). */
   readonly types: readonly string[];
   readonly enabled: boolean;
-}
-
-export type AttributeValue = string | number | boolean | readonly string[];
-export type Attributes = Readonly<Record<string, AttributeValue>>;
-
-/** Explicit-bucket histogram; the probe converts kernel log2 buckets into the metric's unit. */
-export interface HistogramValue {
-  /** Upper bounds, ascending, in the metric's unit; `counts` has `boundaries.length + 1` entries. */
-  readonly boundaries: readonly number[];
-  readonly counts: readonly number[];
-  readonly sum: number;
-  readonly count: number;
-}
-
-export interface MetricPoint {
-  readonly metric: string;
-  /**
-   * Netns inode the value belongs to. The pipeline resolves it to an entity (pod keys, kind, name).
-   * 0 = counted in the kernel but belonging to no watched netns ("unattributed"). Omitted for
-   * `scope: 'node'` metrics.
-   */
-  readonly netns?: number;
-  readonly attributes?: Attributes;
-  /** Counters: the cumulative value as the kernel reports it. Gauges: the current level. */
-  readonly value: number | HistogramValue;
 }
 
 export interface ProbeEvent {
