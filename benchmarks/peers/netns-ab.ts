@@ -11,10 +11,9 @@
 // and the ratio this/base; exits non-zero when the views (address → netns) differ.
 //
 //   node benchmarks/peers/netns-ab.ts --base /work/base-peers [--netns 1000] [--rounds 9]
-import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
 
 const { values } = parseArgs({
   options: {
@@ -39,33 +38,6 @@ interface Entity {
 }
 type PeerMap = Map<string, { info: { netns?: string } }>;
 type Read = (entities: Entity[]) => { map: PeerMap; netnsErrors: number };
-
-function setup(): Entity[] {
-  const names = Array.from({ length: N }, (_, i) => `${PREFIX}n${i}`);
-  const lines: string[] = [];
-  for (const n of names) lines.push(`netns add ${n}`);
-  for (const n of names) lines.push(`link add name eth0 netns ${n} type veth peer name peer0 netns ${n}`);
-  execFileSync('ip', ['-force', '-batch', '-'], {
-    input: `${lines.join('\n')}\n`,
-    stdio: ['pipe', 'ignore', 'inherit'],
-  });
-  names.forEach((n, i) => {
-    const up = `link set lo up\nlink set eth0 up\nlink set peer0 up\naddr add 10.${200 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 dev eth0\n`;
-    execFileSync('ip', ['-n', n, '-batch', '-'], { input: up, stdio: ['pipe', 'ignore', 'inherit'] });
-  });
-  return names.map((n) => {
-    const netnsPath = `/run/netns/${n}`;
-    return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: n, displayName: n };
-  });
-}
-
-function teardown(): void {
-  const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
-  execFileSync('ip', ['-force', '-batch', '-'], {
-    input: `${lines.join('\n')}\n`,
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-}
 
 async function tree(dir: string, kept: boolean): Promise<{ read: Read; once: Read; close: () => void }> {
   const local = await import(resolve(dir, 'receiver/peers/local.ts'));
@@ -105,7 +77,11 @@ let entities: Entity[] = [];
 let failed = false;
 try {
   const t0 = performance.now();
-  entities = setup();
+  entities = createNetnsBatch(
+    PREFIX,
+    N,
+    (i) => `addr add 10.${200 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 dev eth0\n`,
+  );
   console.log(`${N} netns created in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   type Which = 'base' | 'self' | 'once';
   const runs: Record<Which, { cpu: number; wall: number }[]> = { base: [], self: [], once: [] };
@@ -146,6 +122,6 @@ try {
 } finally {
   self.close();
   base.close();
-  teardown();
+  removeNetnsBatch(PREFIX, N);
 }
 process.exitCode = failed ? 1 : 0;

@@ -9,10 +9,10 @@
 //
 //   node benchmarks/procfs/ab.ts --base /work/base-collect [--netns 1000] [--rounds 7]
 import { execFileSync } from 'node:child_process';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
 
 const { values } = parseArgs({
   options: {
@@ -75,44 +75,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function setup(): {
-  netnsInode: number;
-  netnsPath: string;
-  netnsName: string;
-  displayName: string;
-  kind: 'netns';
-}[] {
-  const names = Array.from({ length: N }, (_, i) => `${PREFIX}n${i}`);
-  const lines: string[] = [];
-  for (const n of names) lines.push(`netns add ${n}`);
-  for (const n of names) lines.push(`link add name eth0 netns ${n} type veth peer name peer0 netns ${n}`);
-  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
-  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  writeFileSync(`/tmp/${PREFIX}.up`, 'link set lo up\nlink set eth0 up\nlink set peer0 up\n');
-  for (const n of names)
-    execFileSync('ip', ['-n', n, '-batch', `/tmp/${PREFIX}.up`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return names.map((n) => {
-    const netnsPath = `/run/netns/${n}`;
-    return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: n, displayName: n };
-  });
-}
-
-function teardown(): void {
-  const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
-  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
-  try {
-    execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
-  } finally {
-    rmSync(`/tmp/${PREFIX}.batch`, { force: true });
-    rmSync(`/tmp/${PREFIX}.up`, { force: true });
-  }
-}
-
 let failed = false;
 try {
-  const entities = setup();
+  const entities = createNetnsBatch(PREFIX, N);
   const trees = [await load('base', resolve(values.base)), await load('this', HERE)];
   const cpu = new Map<string, number[]>(); // `${tree}/${probe}` → CPU ms per collection
   const points = new Map<string, number>();
@@ -195,6 +160,6 @@ try {
   );
   for (const t of trees) for (const { probe } of t.probes) await probe.close();
 } finally {
-  teardown();
+  removeNetnsBatch(PREFIX, N);
 }
 if (failed) process.exit(1);

@@ -10,11 +10,11 @@
 //
 //   node benchmarks/procfs/pipeline-ab.ts --base /work/base [--netns 1000] [--rounds 7]
 import { execFileSync } from 'node:child_process';
-import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
+import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
 
 const { values } = parseArgs({
   options: {
@@ -82,35 +82,6 @@ async function load(label: string, root: string, entities: readonly unknown[]): 
   };
 }
 
-function setup(): unknown[] {
-  const names = Array.from({ length: N }, (_, i) => `${PREFIX}n${i}`);
-  const lines: string[] = [];
-  for (const n of names) lines.push(`netns add ${n}`);
-  for (const n of names) lines.push(`link add name eth0 netns ${n} type veth peer name peer0 netns ${n}`);
-  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
-  execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  writeFileSync(`/tmp/${PREFIX}.up`, 'link set lo up\nlink set eth0 up\nlink set peer0 up\n');
-  for (const n of names)
-    execFileSync('ip', ['-n', n, '-batch', `/tmp/${PREFIX}.up`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return names.map((n) => {
-    const netnsPath = `/run/netns/${n}`;
-    return { kind: 'netns', netnsInode: statSync(netnsPath).ino, netnsPath, netnsName: n, displayName: n };
-  });
-}
-
-function teardown(): void {
-  const lines = Array.from({ length: N }, (_, i) => `netns del ${PREFIX}n${i}`);
-  writeFileSync(`/tmp/${PREFIX}.batch`, `${lines.join('\n')}\n`);
-  try {
-    execFileSync('ip', ['-force', '-batch', `/tmp/${PREFIX}.batch`], { stdio: 'ignore' });
-  } finally {
-    rmSync(`/tmp/${PREFIX}.batch`, { force: true });
-    rmSync(`/tmp/${PREFIX}.up`, { force: true });
-  }
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
 
@@ -167,7 +138,7 @@ async function round(t: Tree, entities: readonly unknown[], time: number) {
 let failed = false;
 let entities: unknown[] = [];
 try {
-  entities = setup();
+  entities = createNetnsBatch(PREFIX, N);
   const trees = [await load('base', resolve(values.base), entities), await load('this', HERE, entities)];
   const rows = new Map<string, Awaited<ReturnType<typeof round>>[]>();
   for (let r = 0; r <= ROUNDS + 1; r++) {
@@ -209,6 +180,6 @@ try {
   failed = true;
   console.error(err);
 } finally {
-  teardown();
+  removeNetnsBatch(PREFIX, N);
 }
 if (failed) process.exit(1);
