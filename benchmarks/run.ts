@@ -108,21 +108,56 @@ export function toSection(b: Bench, args: readonly string[], r: Outcome): Sectio
   };
 }
 
+const USAGE = `usage: node benchmarks/run.ts [--quick] [--only ID,ID...] [--out FILE] [--no-merge] [--list]
+  --quick     tiny sizes: checks the suite works; numbers not meaningful
+  --only      run these benchmarks (ids from --list); the other sections are kept from the previous run
+  --out       where RESULTS.md goes (RESULTS.json next to it); default benchmarks/RESULTS.md
+  --no-merge  with --only: drop the other sections instead of keeping them
+  --list      the benchmark ids, files and titles
+`;
+
 async function main(): Promise<void> {
-  const { values: o } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string' },
-      out: { type: 'string', default: 'benchmarks/RESULTS.md' },
-      /** With --only: keep the other sections from the previous run (RESULTS.json next to --out). */
-      merge: { type: 'boolean', default: true },
-      list: { type: 'boolean', default: false },
-    },
+  const parsed = (() => {
+    try {
+      return parseArgs({ options: OPTIONS, allowNegative: true });
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+      process.exit(2);
+    }
+  })();
+  const o = parsed.values;
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  // `--list | head` closes the pipe early: that is not an error
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
   });
   if (o.list) {
     for (const b of BENCHES) process.stdout.write(`${b.id.padEnd(18)} ${b.file}  ${b.title}\n`);
     return;
   }
+  await runSelected(o);
+}
+
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  out: { type: 'string', default: 'benchmarks/RESULTS.md' },
+  /** With --only: keep the other sections from the previous run (RESULTS.json next to --out). */
+  merge: { type: 'boolean', default: true },
+  list: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+async function runSelected(o: {
+  quick: boolean;
+  only?: string | undefined;
+  out: string;
+  merge: boolean;
+}): Promise<void> {
   const only = o.only?.split(',').map((s) => s.trim());
   const unknown = only?.filter((id) => !BENCHES.some((b) => b.id === id)) ?? [];
   if (unknown.length) throw new Error(`unknown benchmark(s) ${unknown.join(', ')}; --list shows the ids`);
