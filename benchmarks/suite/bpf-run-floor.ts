@@ -3,10 +3,12 @@
 // on an empty UDP socket N times (each call fires the sock_recv_length tracepoint once, in its own
 // thread) and prints its thread's CPU ns per call. Variants, interleaved per rep:
 //   none     nothing on sock_recv_length
-//   empty    K empty tp_btf programs on it (receiver/bpf/selftest/hookset.bpf.c hs_recv_length, loaded K times)
+//   one      one empty tp_btf program on it (receiver/bpf/selftest/hookset.bpf.c hs_recv_length): also turns
+//            the tracepoint on, which the packet path pays once per hook
+//   empty    K empty programs on it (hs_recv_length loaded K times)
 //   stats    the same K with BPF_STATS_RUN_TIME on (also reads what the accounting reports per run)
 //   clock    K programs that read bpf_ktime_get_ns once (clk_recv_length), no BPF_STATS
-// (variant − none) / K = the cost of one program run on that hook: the tracepoint's call into BPF, the
+// one − none = a hook's first program; (variant − none) / K = the cost of one program run on that hook: the tracepoint's call into BPF, the
 // dispatch and the program. stats − empty = the accounting's own cost per run; clock − empty = one clock
 // read. Exits non-zero when a program does not attach or the loop fails.
 //
@@ -43,8 +45,8 @@ const dir = mkdtempSync(join(tmpdir(), 'pn-runfloor-'));
 const bin = join(dir, 'recvloop');
 execFileSync('clang', ['-O2', '-Wall', '-o', bin, new URL('./recvloop.c', import.meta.url).pathname]);
 
-type Variant = 'none' | 'empty' | 'stats' | 'clock';
-const VARIANTS: Variant[] = ['none', 'empty', 'stats', 'clock'];
+type Variant = 'none' | 'one' | 'empty' | 'stats' | 'clock';
+const VARIANTS: Variant[] = ['none', 'one', 'empty', 'stats', 'clock'];
 const per = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
 const accounted: number[] = [];
 const load = (prog: string): BpfCollection[] =>
@@ -67,7 +69,7 @@ try {
   for (let rep = 1; rep <= reps; rep++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + rep - 1) % VARIANTS.length] as Variant);
     for (const v of order) {
-      const colls = v === 'clock' ? clock : v === 'none' ? [] : empty;
+      const colls = v === 'clock' ? clock : v === 'none' ? [] : v === 'one' ? empty.slice(0, 1) : empty;
       const name = v === 'clock' ? 'clk_recv_length' : 'hs_recv_length';
       for (const c of colls)
         if (!c.attachProgram(name)) throw new Error(`${name}: ${c.program(name).status().reason}`);
@@ -100,12 +102,14 @@ try {
 
 const base = median(per.get('none') ?? []);
 const runCost = (v: Variant): string => {
-  const xs = (per.get(v) ?? []).map((x, i) => (x - (per.get('none')?.[i] ?? base)) / k);
+  const n = v === 'one' ? 1 : k;
+  const xs = (per.get(v) ?? []).map((x, i) => (x - (per.get('none')?.[i] ?? base)) / n);
   return `${fmt(median(xs), 1)} ns per run (${fmt(min(xs), 1)} … ${fmt(max(xs), 1)})`;
 };
 console.log(
   `\nrecv() with nothing attached: ${fmt(base, 1)} ns per call (median of ${reps}); ${k} programs:`,
 );
+console.log(`  the hook's only program, empty: ${runCost('one')}`);
 console.log(`  empty program, no BPF_STATS:   ${runCost('empty')}`);
 console.log(
   `  empty program, BPF_STATS on:   ${runCost('stats')}; the accounting reports ${fmt(median(accounted), 1)} ns per run`,

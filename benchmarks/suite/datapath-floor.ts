@@ -10,9 +10,11 @@
 //               left out, it sees ~1 packet per 1,000 here)
 //   empty-stats empty-all with BPF_STATS_RUN_TIME on: the accounting's own cost, and the run counts
 //   podnet      (--podnet) the real podnet with every probe on, no BPF_STATS
-// The ratio is the variant's received throughput over the baseline of the same round (median over rounds,
-// with the range). UDP (-b 0) is the low-noise case (the sender is CPU-bound, one core); TCP also moves
-// with the congestion window. Exits non-zero when an attach or an iperf3 run fails.
+// Two ratios over the baseline of the same round (median over rounds, with the range): received throughput,
+// and iperf3's own CPU time (client + server) per packet — the second holds when other work on the machine
+// takes CPU from iperf3 (throughput then moves with the load, CPU per packet much less). UDP (-b 0) is the
+// low-noise case; TCP also moves with the congestion window. Exits non-zero when an attach or an iperf3
+// run fails.
 //
 //   node benchmarks/suite/datapath-floor.ts [--rounds 8] [--seconds 4] [--protos udp,tcp] [--podnet]
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
@@ -139,19 +141,23 @@ function detachEmpty(): void {
 }
 
 /** Runs and accounted ns of the hook set's programs (valid while BPF_STATS is on). */
-function hooksetTotals(): { runs: number; ns: number; x2: number } {
+function hooksetTotals(): { runs: number; ns: number; x2: number; byProg: Map<string, number> } {
   let runsN = 0;
   let ns = 0;
   let x2 = 0;
+  const byProg = new Map<string, number>();
   for (const p of coll.programs.values()) {
     if (p.fd < 0) continue;
     const i = programInfo(p.fd);
     runsN += i.runCount;
     ns += i.runTimeNs;
+    byProg.set(p.name, i.runCount);
     if (p.name.startsWith('x2_')) x2 += i.runCount;
   }
-  return { runs: runsN, ns, x2 };
+  return { runs: runsN, ns, x2, byProg };
 }
+/** empty-stats, per protocol: runs of each program (summed over rounds) and packets. */
+const perProg = new Map<string, { packets: number; runs: Map<string, number> }>();
 
 try {
   const srvPod = await env.runPod({ name: 'floor-server' });
@@ -207,11 +213,17 @@ try {
             cpuS: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100) * (sum.seconds ?? seconds),
             ...(s0 && s1 ? { runs: s1.runs - s0.runs, ns: s1.ns - s0.ns, x2: s1.x2 - s0.x2 } : {}),
           };
+          if (s0 && s1) {
+            const e = perProg.get(proto) ?? { packets: 0, runs: new Map<string, number>() };
+            e.packets += run.packets;
+            for (const [n, r] of s1.byProg) e.runs.set(n, (e.runs.get(n) ?? 0) + r - (s0.byProg.get(n) ?? 0));
+            perProg.set(proto, e);
+          }
           if (!(run.bps > 0) || !(run.packets > 0) || !(run.cpuS > 0))
             throw new Error(`iperf3 ${proto} (${variant}): no throughput, packets or CPU reported`);
           runs.push(run);
           console.log(
-            `round ${round} ${variant.padEnd(11)} ${proto} ${fmt(run.bps / 1e9, 3)} Gbit/s${run.runs !== undefined ? ` ${fmt(run.runs / run.packets, 1)} runs/packet ${fmt((run.ns ?? 0) / run.runs, 0)} ns/run` : ''}`,
+            `round ${round} ${variant.padEnd(11)} ${proto} ${fmt(run.bps / 1e9, 3)} Gbit/s, iperf3 CPU ${fmt((run.cpuS / run.packets) * 1e9, 0)} ns per packet${run.runs !== undefined ? ` ${fmt(run.runs / run.packets, 1)} runs/packet ${fmt((run.ns ?? 0) / run.runs, 0)} ns/run` : ''}`,
           );
         }
       } finally {
@@ -239,6 +251,14 @@ for (const proto of protos) {
   const st = runs.filter((r) => r.proto === proto && r.variant === 'empty-stats');
   const runsPerPacket = median(st.map((r) => (r.runs ?? 0) / r.packets));
   const nsPerRun = median(st.map((r) => (r.ns ?? 0) / (r.runs || 1)));
+  const pp = perProg.get(proto);
+  if (pp)
+    console.log(
+      `    runs per packet by hook: ${[...pp.runs]
+        .filter(([n, r]) => r > 0 && !n.startsWith('x2_'))
+        .map(([n, r]) => `${n.replace(/^hs_/, '')} ${fmt(r / pp.packets, 2)}`)
+        .join(', ')}`,
+    );
   // every x2_* program fires as often as its hs_* twin: empty-hook's runs = empty-all's minus those
   const x2PerPacket = median(st.map((r) => (r.x2 ?? 0) / r.packets));
   console.log(
@@ -250,10 +270,15 @@ for (const proto of protos) {
       const b = base.find((x) => x.round === r.round);
       if (b) rs.push(r.bps / b.bps);
     }
-    // cost per packet implied by the throughput loss of a CPU-bound sender: (1/ratio − 1) × CPU per packet
-    const implied = (1 / median(rs) - 1) * cpuPerPacket;
+    // iperf3's own CPU (client + server, user + system: the kernel path runs in their context) per packet,
+    // over the same round's baseline: steadier than throughput when other work competes for the CPUs
+    const cs: number[] = [];
+    for (const r of runs.filter((x) => x.proto === proto && x.variant === variant)) {
+      const b = base.find((x) => x.round === r.round);
+      if (b) cs.push(r.cpuS / r.packets / (b.cpuS / b.packets));
+    }
     console.log(
-      `    ${variant.padEnd(11)} ratio ${fmt(median(rs), 4)}  ${pctChange(median(rs), 2)} (${pctChange(min(rs), 2)} … ${pctChange(max(rs), 2)})  ≈ ${fmt(implied, 0)} ns of CPU per packet`,
+      `    ${variant.padEnd(11)} throughput ${pctChange(median(rs), 2)} (${pctChange(min(rs), 2)} … ${pctChange(max(rs), 2)});  iperf3 CPU per packet ${pctChange(median(cs), 2)} (${pctChange(min(cs), 2)} … ${pctChange(max(cs), 2)}) ≈ ${fmt((median(cs) - 1) * cpuPerPacket, 0)} ns per packet`,
     );
   }
 }
