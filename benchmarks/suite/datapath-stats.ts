@@ -225,7 +225,7 @@ export function printStatsAB(
       `\nfloor: an empty tp_btf program on net_dev_queue / sk_data_ready costs ${fmt(fl.ns / fl.runs, 0)} ns per run in this accounting (${fl.runs} runs, all runs of this phase)`,
     );
   console.log(
-    `\nper program (all reps summed), "${label}": runs, runs per packet (UDP: datagrams sent; TCP: bytes / 1448), BPF ms, ns per run`,
+    `\nper program (all reps summed), "${label}": runs, runs per packet (UDP: datagrams sent; TCP: 1,448-byte segments of payload, moved in GSO/GRO packets of up to 64 KB, so a hook runs far less than once per segment), BPF ms, ns per run`,
   );
   for (const proto of protos) {
     console.log(`  ${proto}:`);
@@ -248,7 +248,7 @@ export function printStatsAB(
         const e = agg.get(`${tree} ${name}`);
         if (!e) return `${tree} ${'-'.padStart(28)}`;
         const pk = packets.get(tree) ?? 0;
-        return `${tree} ${String(e.runs).padStart(9)} runs ${(pk > 0 ? fmt(e.runs / pk, 2) : '-').padStart(5)}/pkt ${fmt(e.ns / 1e6, 1).padStart(7)} ms ${(e.runs ? fmt(e.ns / e.runs, 0) : '-').padStart(5)} ns`;
+        return `${tree} ${String(e.runs).padStart(9)} runs ${(pk > 0 ? fmt(e.runs / pk, e.runs < pk ? 3 : 2) : '-').padStart(6)}/pkt ${fmt(e.ns / 1e6, 1).padStart(7)} ms ${(e.runs ? fmt(e.ns / e.runs, 0) : '-').padStart(5)} ns`;
       });
       console.log(`    ${name.padEnd(18)} ${cols.join('   ')}`);
     }
