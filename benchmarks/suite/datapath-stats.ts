@@ -70,6 +70,8 @@ export interface BpfRun {
   bpfNs: number;
   runs: number;
   bytes: number;
+  /** UDP: datagrams sent (iperf3 end.sum.packets); TCP: bytes received / 1448 (MSS-sized segments). */
+  packets: number;
   wall: number;
   iperfCpuS: number;
   /** Programs by BPF time in this run: name, ms, ns per run. */
@@ -165,6 +167,7 @@ export async function measureKernelTime(
             bpfNs: b1.ns - b0.ns,
             runs: b1.runs - b0.runs,
             bytes: sum.bytes,
+            packets: proto === 'tcp' ? sum.bytes / 1448 : (j.end.sum?.packets ?? 0),
             wall,
             iperfCpuS: (((cpu.host_total ?? 0) + (cpu.remote_total ?? 0)) / 100) * (sum.seconds ?? seconds),
             top: perProg
@@ -221,12 +224,16 @@ export function printStatsAB(
     console.log(
       `\nfloor: an empty tp_btf program on net_dev_queue / sk_data_ready costs ${fmt(fl.ns / fl.runs, 0)} ns per run in this accounting (${fl.runs} runs, all runs of this phase)`,
     );
-  console.log(`\nns per run per program (all reps summed), "${label}":`);
+  console.log(
+    `\nper program (all reps summed), "${label}": runs, runs per packet (UDP: datagrams sent; TCP: 1,448-byte segments of payload, moved in GSO/GRO packets of up to 64 KB, so a hook runs far less than once per segment), BPF ms, ns per run`,
+  );
   for (const proto of protos) {
     console.log(`  ${proto}:`);
     const names = new Set<string>();
     const agg = new Map<string, { runs: number; ns: number }>();
+    const packets = new Map<string, number>();
     for (const b of bpfRuns.filter((x) => x.variant === variant && x.proto === proto)) {
+      packets.set(b.tree, (packets.get(b.tree) ?? 0) + b.packets);
       for (const [name, runs, ns] of b.all) {
         names.add(name);
         const k = `${b.tree} ${name}`;
@@ -240,9 +247,22 @@ export function printStatsAB(
       const cols = trees.map((tree) => {
         const e = agg.get(`${tree} ${name}`);
         if (!e) return `${tree} ${'-'.padStart(28)}`;
-        return `${tree} ${String(e.runs).padStart(9)} runs ${fmt(e.ns / 1e6, 1).padStart(7)} ms ${(e.runs ? fmt(e.ns / e.runs, 0) : '-').padStart(5)} ns`;
+        const pk = packets.get(tree) ?? 0;
+        return `${tree} ${String(e.runs).padStart(9)} runs ${(pk > 0 ? fmt(e.runs / pk, e.runs < pk ? 3 : 2) : '-').padStart(6)}/pkt ${fmt(e.ns / 1e6, 1).padStart(7)} ms ${(e.runs ? fmt(e.ns / e.runs, 0) : '-').padStart(5)} ns`;
       });
       console.log(`    ${name.padEnd(18)} ${cols.join('   ')}`);
     }
+    const totals = trees.map((tree) => {
+      let r = 0;
+      let ns = 0;
+      for (const [k, e] of agg) {
+        if (!k.startsWith(`${tree} `)) continue;
+        r += e.runs;
+        ns += e.ns;
+      }
+      const pk = packets.get(tree) ?? 0;
+      return `${tree} ${pk > 0 ? fmt(r / pk, 2) : '-'} runs and ${pk > 0 ? fmt(ns / pk, 0) : '-'} ns per packet`;
+    });
+    console.log(`    ${'(all programs)'.padEnd(18)} ${totals.join('   ')}`);
   }
 }

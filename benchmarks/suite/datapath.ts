@@ -67,6 +67,8 @@ interface Run {
   podnetCpuPct: number;
   /** iperf3 client's own CPU % (iperf3 -J cpu_utilization_percent.host_total). */
   iperfCpuPct: number;
+  /** iperf3 client + server CPU s (user + system, with the kernel path run in their context) per byte received. */
+  cpuPerByte: number;
   machineBusyPct: number;
 }
 
@@ -161,6 +163,12 @@ try {
             lostPct: proto === 'udp' ? (end.sum?.lost_percent ?? 0) : 0,
             podnetCpuPct: podnet ? ((w.cpu[0] ?? 0) / w.wall) * 100 : 0,
             iperfCpuPct: end.cpu_utilization_percent?.host_total ?? 0,
+            cpuPerByte:
+              ((((end.cpu_utilization_percent?.host_total ?? 0) +
+                (end.cpu_utilization_percent?.remote_total ?? 0)) /
+                100) *
+                ((proto === 'tcp' ? end.sum_received : (end.sum_received ?? end.sum)).seconds ?? seconds)) /
+              (proto === 'tcp' ? end.sum_received : (end.sum_received ?? end.sum)).bytes,
             machineBusyPct: w.machineBusy * 100,
           };
           runs.push(run);
@@ -201,9 +209,11 @@ for (const proto of PROTOS) {
   for (const variant of VARIANTS) {
     const mine = runs.filter((r) => r.proto === proto && r.variant === variant);
     const rs: number[] = [];
+    const cs: number[] = [];
     for (const r of mine) {
       const base = runs.find((b) => b.proto === proto && b.variant === 'none' && b.round === r.round);
       if (base) rs.push(r.bps / base.bps);
+      if (base && base.cpuPerByte > 0) cs.push(r.cpuPerByte / base.cpuPerByte);
     }
     ratios.set(`${proto} ${variant}`, rs);
     rows.push([
@@ -212,6 +222,9 @@ for (const proto of PROTOS) {
       fmt(median(mine.map((r) => r.bps / 1e9)), 2),
       variant === 'none' ? '1 (baseline)' : fmt(median(rs), 4),
       variant === 'none' ? '–' : `${pctChange(median(rs))} (${pctChange(min(rs))} … ${pctChange(max(rs))})`,
+      variant === 'none' || !cs.length
+        ? '–'
+        : `${pctChange(median(cs))} (${pctChange(min(cs))} … ${pctChange(max(cs))})`,
       variant === 'none' ? '–' : fmt(median(mine.map((r) => r.podnetCpuPct))),
       fmt(median(mine.map((r) => r.iperfCpuPct))),
       proto === 'udp' ? fmt(median(mine.map((r) => r.lostPct)), 2) : '–',
@@ -226,6 +239,7 @@ const table: Table = {
     'median Gbit/s',
     'median ratio to baseline (same round)',
     'throughput change, median (min … max over rounds)',
+    'iperf3 CPU per byte received (client + server), change (same round)',
     'podnet CPU % of a core',
     'iperf3 client CPU %',
     'UDP lost %',
@@ -329,7 +343,8 @@ emitSection({
           ]
         : [];
     })(),
-    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove. The empty programs add about three runs per datagram to the path themselves (in iperf3’s CPU time, not in podnet’s BPF time: the ratio is lowered by under 2 % of itself).',
+    'The per-run floor: empty tp_btf programs (receiver/bpf/selftest/null.bpf.c) attached to net_dev_queue and sk_data_ready during the same runs; their ns per run is what every program run pays in this accounting whatever it does (the clock reads around it, the call). Runs × that floor is the share of the BPF time that only fewer programs per packet can remove. What this accounting reports for an empty program is its own clock read; without BPF_STATS an empty program’s run costs about as much in dispatch (the tracepoint’s call into BPF), which the accounting does not see — measured by `node benchmarks/suite/bpf-run-floor.ts`, and the hook set’s floor on this path by `node benchmarks/suite/datapath-floor.ts` (docs/probes-latency.md «Data-path cost»). The empty programs add about three runs per datagram to the path themselves (in iperf3’s CPU time, not in podnet’s BPF time: the ratio is lowered by under 2 % of itself).',
+    'iperf3 CPU per byte received: the CPU time iperf3 reports (client + server, user + system, which includes the kernel path run in their context, BPF programs too) per byte, over the same round’s baseline — the real cost of the variant per byte moved, BPF_STATS off. It is steadier than throughput when other work takes CPU from iperf3 (throughput then follows the load).',
     'The second table is independent of that noise: the in-kernel time podnet adds to the data path, measured, against the CPU time iperf3 itself reports for the same transfer (client + server, user + system, which includes the kernel network stack run in their context). BPF time / iperf3 CPU estimates the throughput cost of a CPU-bound transfer.',
   ],
   durationS: (performance.now() - started) / 1000,
