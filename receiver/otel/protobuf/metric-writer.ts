@@ -18,6 +18,7 @@ import { ATTRIBUTE_PARTS, type AttributeParts } from '../attribute-parts.ts';
 import { StoreMetricData } from '../metric-data.ts';
 import type { MetricSeries } from '../series-state.ts';
 import {
+  attributeBytes,
   histogramFields,
   histogramPoint,
   numberFields,
@@ -25,9 +26,11 @@ import {
   resourceBytes,
   scopeBytes,
   scratch,
+  seriesNumberPoint,
+  TimeCode,
   temporality,
 } from './fields.ts';
-import { ProtoWriter } from './writer.ts';
+import { ProtoWriter, varintSize32 } from './writer.ts';
 
 /** One encoded request and the data points it holds. */
 export interface EncodedMetricsRequest {
@@ -37,6 +40,8 @@ export interface EncodedMetricsRequest {
 
 /** One metric of the collection, in collection order. */
 export interface Entry {
+  /** Its index in `entriesOf`'s list. */
+  readonly index: number;
   readonly scope: ScopeMetrics['scope'];
   readonly metric: MetricData;
   /** A store metric (its series in `store.collection.series[store.from..store.to)`), else undefined. */
@@ -59,6 +64,7 @@ export function entriesOf(rm: ResourceMetrics): { entries: Entry[]; total: numbe
       const count = store ? store.to - store.from : metric.dataPoints.length;
       const t = metric.dataPointType;
       entries.push({
+        index: entries.length,
         scope: sm.scope,
         metric,
         store,
@@ -74,7 +80,7 @@ export function entriesOf(rm: ResourceMetrics): { entries: Entry[]; total: numbe
 }
 
 /** The store series of point `i` of `e`, while its collection has not made data points; else undefined. */
-function seriesAt(e: Entry, i: number): MetricSeries | undefined {
+export function seriesAt(e: Entry, i: number): MetricSeries | undefined {
   const st = e.store;
   if (st === undefined || st.points !== undefined) return undefined;
   return st.collection.series[st.from + i];
@@ -145,11 +151,24 @@ export class RequestWriter {
   readonly #reuse: boolean;
   /** A request was handed out from the buffer: the next one starts over it. */
   #handedOut = false;
+  /** Start and end time of the last series point, as fixed64 (fields.ts TimeCode). */
+  readonly #start = new TimeCode();
+  readonly #end = new TimeCode();
+  /**
+   * Bytes reserved for the length of the next ResourceMetrics, ScopeMetrics (the length of the last one's:
+   * an entity's are alike) and of each metric's Metric and data messages (per entry): a length of another
+   * size moves the message's body (writer.ts ldelim), ~30 KB per entity when a 3-byte length was reserved 1.
+   */
+  #rmReserve = 1;
+  #scopeReserve = 1;
+  #metricReserve: Uint8Array;
+  #dataReserve = 1;
 
-  constructor(maxPoints: number, reuse: boolean) {
+  constructor(maxPoints: number, reuse: boolean, entries = 0) {
     this.#maxPoints = maxPoints;
     this.room = maxPoints;
     this.#reuse = reuse;
+    this.#metricReserve = new Uint8Array(entries * 2).fill(1);
   }
 
   #endMetric(): void {
@@ -167,8 +186,12 @@ export class RequestWriter {
         w.uint32(1);
       }
     }
-    w.ldelim(this.#dataAt);
-    w.ldelim(this.#metricAt);
+    const hint = this.#metricReserve;
+    const at = this.#entry!.index * 2;
+    w.ldelim(this.#dataAt, this.#dataReserve);
+    if (at < hint.length) hint[at + 1] = varintSize32(w.pos - this.#dataAt);
+    w.ldelim(this.#metricAt, hint[at] ?? 1);
+    if (at < hint.length) hint[at] = varintSize32(w.pos - this.#metricAt);
     this.#metricAt = -1;
     this.#entry = undefined;
     this.#run = -1;
@@ -181,7 +204,8 @@ export class RequestWriter {
       this.w.tag(3, 2);
       this.w.string(this.#scope!.schemaUrl);
     }
-    this.w.ldelim(this.#scopeAt);
+    this.w.ldelim(this.#scopeAt, this.#scopeReserve);
+    this.#scopeReserve = varintSize32(this.w.pos - this.#scopeAt);
     this.#scopeAt = -1;
     this.#scope = undefined;
   }
@@ -193,7 +217,8 @@ export class RequestWriter {
       this.w.tag(3, 2);
       this.w.string(this.#resource!.schemaUrl);
     }
-    this.w.ldelim(this.rmAt);
+    this.w.ldelim(this.rmAt, this.#rmReserve);
+    this.#rmReserve = varintSize32(this.w.pos - this.rmAt);
     this.rmAt = -1;
     this.#resource = undefined;
   }
@@ -217,7 +242,7 @@ export class RequestWriter {
       this.#handedOut = false;
     }
     this.w.tag(1, 2);
-    this.rmAt = this.w.fork();
+    this.rmAt = this.w.fork(this.#rmReserve);
     this.w.raw(resourceBytes(resource));
     this.#resource = resource;
   }
@@ -229,14 +254,16 @@ export class RequestWriter {
     if (e.scope !== this.#scope) {
       this.#endScope();
       w.tag(2, 2);
-      this.#scopeAt = w.fork();
+      this.#scopeAt = w.fork(this.#scopeReserve);
       w.raw(scopeBytes(e.scope));
       this.#scope = e.scope;
     }
     if (run !== this.#run) {
       this.#endMetric();
       w.tag(2, 2);
-      this.#metricAt = w.fork();
+      const at = e.index * 2;
+      const hint = this.#metricReserve;
+      this.#metricAt = w.fork(hint[at] ?? 1);
       let head = this.#heads.get(e.metric);
       if (head === undefined) {
         head = metricHead(e.metric);
@@ -244,7 +271,8 @@ export class RequestWriter {
       }
       w.raw(head);
       w.tag(e.field, 2);
-      this.#dataAt = w.fork();
+      this.#dataReserve = hint[at + 1] ?? 1;
+      this.#dataAt = w.fork(this.#dataReserve);
       this.#entry = e;
       this.#run = run;
     }
@@ -252,10 +280,25 @@ export class RequestWriter {
 
   /** Point `i` of `e`, with `attrs` (undefined: the point's own, entity keys included). */
   point(e: Entry, i: number, attrs: Attributes | undefined, wt: number): void {
-    const s = seriesAt(e, i);
+    this.seriesPoint(e, i, seriesAt(e, i), attrs, wt);
+  }
+
+  /** Point `i` of `e` (`s`: its store series, `seriesAt(e, i)`), with `attrs` as `point` takes them. */
+  seriesPoint(
+    e: Entry,
+    i: number,
+    s: MetricSeries | undefined,
+    attrs: Attributes | undefined,
+    wt: number,
+  ): void {
     if (s !== undefined) {
       const a = attrs ?? s.attributes;
-      if (e.histogram) {
+      const ab = e.histogram ? undefined : attributeBytes(a, 7);
+      if (ab !== undefined) {
+        this.#start.of(s.startTime);
+        this.#end.of(s.time);
+        seriesNumberPoint(this.w, this.#start, this.#end, s.value as number, ab, e.int);
+      } else if (e.histogram) {
         const h = s.value as HistogramValue;
         histogramFields(
           this.w,

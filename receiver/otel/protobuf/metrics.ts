@@ -27,6 +27,7 @@ import {
   partsOf,
   pointAt,
   RequestWriter,
+  seriesAt,
   weight,
   weight0,
 } from './metric-writer.ts';
@@ -60,7 +61,7 @@ export function* metricRequests(
   reuse = false,
 ): Generator<EncodedMetricsRequest, void, undefined> {
   const { entries, total } = entriesOf(rm);
-  const r = new RequestWriter(maxPoints, reuse);
+  const r = new RequestWriter(maxPoints, reuse, entries.length);
   let sent = 0;
   try {
     if (!entities) {
@@ -197,8 +198,12 @@ function* byEntity(
       yield r.flush();
     }
     r.open(resources[b]!, e, run);
-    const parts = partsOf(e, i);
-    r.point(e, i, parts !== undefined ? parts[0] : split.get(j)!, wt);
+    const s = seriesAt(e, i);
+    if (s !== undefined) r.seriesPoint(e, i, s, s.parts !== undefined ? s.parts[0] : split.get(j)!, wt);
+    else {
+      const parts = partsOf(e, i);
+      r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
+    }
   }
 }
 
