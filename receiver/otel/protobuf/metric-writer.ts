@@ -112,8 +112,8 @@ export function weight(e: Entry, i: number): number {
   return 1 + Math.ceil(n / 4);
 }
 
-/** Metric fields 1-3: name, description and unit (the latter two when not empty). */
-function metricHead(m: MetricData): Uint8Array {
+/** Metric fields 1-3: name, description and unit (the latter two when not empty); then the tag of `field`. */
+function metricHead(m: MetricData, field: number): Uint8Array {
   scratch.reset();
   scratch.tag(1, 2);
   scratch.string(m.descriptor.name);
@@ -125,6 +125,7 @@ function metricHead(m: MetricData): Uint8Array {
     scratch.tag(3, 2);
     scratch.string(m.descriptor.unit);
   }
+  scratch.tag(field, 2);
   return scratch.finish();
 }
 
@@ -135,7 +136,8 @@ function metricHead(m: MetricData): Uint8Array {
 export class RequestWriter {
   readonly w = new ProtoWriter(256 * 1024);
   readonly #maxPoints: number;
-  readonly #heads = new Map<MetricData, Uint8Array>();
+  /** Metric fields 1-3 and the data message's tag of each entry (by `Entry.index`), encoded when first written. */
+  readonly #heads: (Uint8Array | undefined)[];
   room: number;
   points = 0;
   rmAt = -1;
@@ -164,11 +166,12 @@ export class RequestWriter {
   #metricReserve: Uint8Array;
   #dataReserve = 1;
 
-  constructor(maxPoints: number, reuse: boolean, entries = 0) {
+  constructor(maxPoints: number, reuse: boolean, entries: number) {
     this.#maxPoints = maxPoints;
     this.room = maxPoints;
     this.#reuse = reuse;
     this.#metricReserve = new Uint8Array(entries * 2).fill(1);
+    this.#heads = new Array<Uint8Array | undefined>(entries).fill(undefined);
   }
 
   #endMetric(): void {
@@ -264,13 +267,12 @@ export class RequestWriter {
       const at = e.index * 2;
       const hint = this.#metricReserve;
       this.#metricAt = w.fork(hint[at] ?? 1);
-      let head = this.#heads.get(e.metric);
+      let head = this.#heads[e.index];
       if (head === undefined) {
-        head = metricHead(e.metric);
-        this.#heads.set(e.metric, head);
+        head = metricHead(e.metric, e.field);
+        this.#heads[e.index] = head;
       }
       w.raw(head);
-      w.tag(e.field, 2);
       this.#dataReserve = hint[at + 1] ?? 1;
       this.#dataAt = w.fork(this.#dataReserve);
       this.#entry = e;
