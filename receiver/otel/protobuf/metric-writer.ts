@@ -129,6 +129,23 @@ function metricHead(m: MetricData, field: number): Uint8Array {
   return scratch.finish();
 }
 
+/** The fields of a metric's data message after its points: temporality (not for gauges), monotonic (sums). */
+function metricTail(m: MetricData): Uint8Array {
+  scratch.reset();
+  if (m.dataPointType !== DataPointType.GAUGE) {
+    const t = temporality(m.aggregationTemporality);
+    if (t !== 0) {
+      scratch.tag(2, 0);
+      scratch.uint32(t);
+    }
+    if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
+      scratch.tag(3, 0);
+      scratch.uint32(1);
+    }
+  }
+  return scratch.finish();
+}
+
 /**
  * The open messages of the request being written: ResourceMetrics, ScopeMetrics, Metric and its data
  * message (positions from ProtoWriter.fork, -1: none) and what they belong to.
@@ -138,6 +155,8 @@ export class RequestWriter {
   readonly #maxPoints: number;
   /** Metric fields 1-3 and the data message's tag of each entry (by `Entry.index`), encoded when first written. */
   readonly #heads: (Uint8Array | undefined)[];
+  /** The data message's fields after its points, of each entry (by `Entry.index`). */
+  readonly #tails: (Uint8Array | undefined)[];
   room: number;
   points = 0;
   rmAt = -1;
@@ -172,23 +191,33 @@ export class RequestWriter {
     this.#reuse = reuse;
     this.#metricReserve = new Uint8Array(entries * 2).fill(1);
     this.#heads = new Array<Uint8Array | undefined>(entries).fill(undefined);
+    this.#tails = new Array<Uint8Array | undefined>(entries).fill(undefined);
+  }
+
+  /** Metric fields 1-3 and the data message's tag of `e` (encoded once per collection). */
+  #head(e: Entry): Uint8Array {
+    let head = this.#heads[e.index];
+    if (head === undefined) {
+      head = metricHead(e.metric, e.field);
+      this.#heads[e.index] = head;
+    }
+    return head;
+  }
+
+  /** The data message's fields after the points (temporality, monotonic) of `e`. */
+  #tail(e: Entry): Uint8Array {
+    let tail = this.#tails[e.index];
+    if (tail === undefined) {
+      tail = metricTail(e.metric);
+      this.#tails[e.index] = tail;
+    }
+    return tail;
   }
 
   #endMetric(): void {
     if (this.#metricAt < 0) return;
     const w = this.w;
-    const m = this.#entry!.metric;
-    if (m.dataPointType !== DataPointType.GAUGE) {
-      const t = temporality(m.aggregationTemporality);
-      if (t !== 0) {
-        w.tag(2, 0);
-        w.uint32(t);
-      }
-      if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
-        w.tag(3, 0);
-        w.uint32(1);
-      }
-    }
+    w.raw(this.#tail(this.#entry!));
     const hint = this.#metricReserve;
     const at = this.#entry!.index * 2;
     w.ldelim(this.#dataAt, this.#dataReserve);
@@ -250,7 +279,10 @@ export class RequestWriter {
     this.#resource = resource;
   }
 
-  /** Open what a point (or an empty metric) of run `run` needs: its Resource, scope and Metric. */
+  /**
+   * Open what a point (or an empty metric) of run `run` needs: its Resource, scope and Metric (run -1: no
+   * Metric; the one open is closed).
+   */
   open(resource: Resource, e: Entry, run: number): void {
     const w = this.w;
     this.openResource(resource);
@@ -261,23 +293,43 @@ export class RequestWriter {
       w.raw(scopeBytes(e.scope));
       this.#scope = e.scope;
     }
-    if (run !== this.#run) {
+    if (run < 0) this.#endMetric();
+    else if (run !== this.#run) {
       this.#endMetric();
       w.tag(2, 2);
       const at = e.index * 2;
       const hint = this.#metricReserve;
       this.#metricAt = w.fork(hint[at] ?? 1);
-      let head = this.#heads[e.index];
-      if (head === undefined) {
-        head = metricHead(e.metric, e.field);
-        this.#heads[e.index] = head;
-      }
-      w.raw(head);
+      w.raw(this.#head(e));
       this.#dataReserve = hint[at + 1] ?? 1;
       this.#dataAt = w.fork(this.#dataReserve);
       this.#entry = e;
       this.#run = run;
     }
+  }
+
+  /**
+   * A Metric holding one number point of a store series, `s`, with its point attributes encoded (`attrs`,
+   * fields.ts attributeBytes): every length is known before it is written (no fork/ldelim). Most runs
+   * (an entity's points of one metric) are one point: the metric has no point attributes.
+   */
+  wholeMetric(resource: Resource, e: Entry, s: MetricSeries, attrs: Uint8Array, wt: number): void {
+    this.open(resource, e, -1);
+    const w = this.w;
+    const head = this.#head(e);
+    const tail = this.#tail(e);
+    const point = 27 + attrs.length;
+    const data = 1 + varintSize32(point) + point + tail.length;
+    w.tag(2, 2);
+    w.uint32(head.length + varintSize32(data) + data);
+    w.raw(head);
+    w.uint32(data);
+    this.#start.of(s.startTime);
+    this.#end.of(s.time);
+    seriesNumberPoint(w, this.#start, this.#end, s.value as number, attrs, e.int);
+    w.raw(tail);
+    this.points++;
+    this.room -= wt;
   }
 
   /** Point `i` of `e`, with `attrs` (undefined: the point's own, entity keys included). */

@@ -20,6 +20,7 @@ import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import type { EntityResources } from '../entity-resources.ts';
 import type { StoreCollection } from '../metric-data.ts';
 import { ATTR_PODNET_ENTITY_KIND } from '../semconv.ts';
+import { attributeBytes } from './fields.ts';
 import {
   type EncodedMetricsRequest,
   type Entry,
@@ -187,20 +188,31 @@ function* byEntity(
     const m = entryOf[j]!;
     const e = entries[m]!;
     const i = j - e.first;
+    let single = false;
     if (b !== runBucket || m !== runEntry) {
       runBucket = b;
       runEntry = m;
       run++;
       wt = weight(e, i);
+      const next = o + 1 < total ? order[o + 1]! : -1;
+      single = next < 0 || bucketOf[next] !== b || entryOf[next] !== m;
     }
     if (r.room < wt && r.rmAt >= 0) {
       onFlush();
       yield r.flush();
     }
-    r.open(resources[b]!, e, run);
     const s = seriesAt(e, i);
-    if (s !== undefined) r.seriesPoint(e, i, s, s.parts !== undefined ? s.parts[0] : split.get(j)!, wt);
-    else {
+    if (s !== undefined) {
+      const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
+      // A run of one number point (most: the metric has no point attributes) is written whole.
+      const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
+      if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
+      else {
+        r.open(resources[b]!, e, run);
+        r.seriesPoint(e, i, s, attrs, wt);
+      }
+    } else {
+      r.open(resources[b]!, e, run);
       const parts = partsOf(e, i);
       r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
     }
