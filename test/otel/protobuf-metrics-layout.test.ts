@@ -1,6 +1,7 @@
-// The direct OTLP metrics encoder's fast path for store series (receiver/otel/protobuf/fields.ts
+// The direct OTLP metrics encoder's fast paths for store series (receiver/otel/protobuf/fields.ts
 // seriesNumberPoint: a NumberDataPoint written with its length known in advance; times computed once per
-// distinct HrTime) and its reserved lengths (protobuf/metric-writer.ts: the bytes reserved for a
+// distinct HrTime; metric-writer.ts wholeMetric: a Metric of one such point written with every length
+// computed first — here `l.one`, and `l.many` of the entity with one series) and its reserved lengths (protobuf/metric-writer.ts: the bytes reserved for a
 // ResourceMetrics', ScopeMetrics' or Metric's length are the last one's size) against the SDK's serializer,
 // byte for byte, where those guesses are wrong: entities whose ResourceMetrics take 1, 2 and 3 bytes of
 // length after one another in both directions, a metric with 1 point next to one with hundreds, point
