@@ -7,12 +7,17 @@
 // indices (typed arrays), not objects per entity and metric. Requests are made one at a time
 // (`metricRequests`, a generator: the exporter asks for the next once the previous is sent), so a
 // collection's ~28 MB at 1,000 pods is never held at once. Encoded once and reused: a Resource, a frozen
-// attribute object (the store's interned point attributes, an entity's keys), a scope.
+// attribute object (the store's interned point attributes, an entity's keys), a scope, a metric's head
+// (name, description, unit) and tail (temporality, monotonic). Most data points are a store series' number
+// point and most runs (an entity's points of one metric) one point: those are written with their lengths
+// computed first (metric-writer.ts wholeMetric, fields.ts seriesNumberPoint), the other messages' lengths
+// reserved as the last one of their kind needed (writer.ts ldelim moves a body only when that guess misses).
 //
 // The bytes are those of the SDK path (EntityResources.byEntity → splitResourceMetrics → the SDK's
 // ProtobufMetricsSerializer per ResourceMetrics, concatenated): fields in the SDK serializer's order
 // (@opentelemetry/otlp-transformer, metrics-serializer), shortest varints. test/otel/protobuf-metrics.test.ts
-// compares both on every shape podnet exports. The request writer and the reading of a point (series or data
+// compares both on every shape podnet exports (protobuf-metrics-layout.test.ts where the fast paths' guesses
+// miss). The request writer and the reading of a point (series or data
 // point object) are in metric-writer.ts.
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
