@@ -10,7 +10,7 @@ import {
   type Histogram,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { ProtoWriter } from './writer.ts';
+import { ProtoWriter, putFixed64 } from './writer.ts';
 
 /** Encoded attribute lists of frozen objects (KeyValue fields without their field tag's number fixed). */
 const frozenAttrs: WeakMap<Attributes, Uint8Array>[] = [];
@@ -71,10 +71,18 @@ function keyValues(w: ProtoWriter, attrs: Attributes, field: number): void {
 
 /** `attrs` as repeated KeyValue field `field`; a frozen object is encoded once. */
 function attributes(w: ProtoWriter, attrs: Attributes, field: number): void {
-  if (!Object.isFrozen(attrs)) {
-    keyValues(w, attrs, field);
-    return;
-  }
+  const b = attributeBytes(attrs, field);
+  if (b === undefined) keyValues(w, attrs, field);
+  else w.raw(b);
+}
+
+/**
+ * A frozen `attrs` as repeated KeyValue field `field`, encoded once (undefined: not frozen, it may change).
+ * The last object asked for is checked first: a run of points often shares its point attributes (none).
+ */
+export function attributeBytes(attrs: Attributes, field: number): Uint8Array | undefined {
+  if (attrs === lastAttrs && field === lastField) return lastBytes;
+  if (!Object.isFrozen(attrs)) return undefined;
   let cache = frozenAttrs[field];
   if (cache === undefined) {
     cache = new WeakMap();
@@ -87,8 +95,14 @@ function attributes(w: ProtoWriter, attrs: Attributes, field: number): void {
     b = scratch.finish();
     cache.set(attrs, b);
   }
-  w.raw(b);
+  lastAttrs = attrs;
+  lastField = field;
+  lastBytes = b;
+  return b;
 }
+let lastAttrs: Attributes | undefined;
+let lastField = 0;
+let lastBytes: Uint8Array | undefined;
 
 /** ResourceMetrics field 1: the Resource message with its tag. */
 export function resourceBytes(r: Resource): Uint8Array {
@@ -144,8 +158,87 @@ export function hrTime(w: ProtoWriter, t: HrTime): void {
   w.fixed64Parts(low >>> 0, high >>> 0);
 }
 
+/**
+ * The fixed64 nanoseconds of the last HrTime asked for (as `hrTime` writes them), computed again only when
+ * it differs: the series of a probe's update share their time and most share their start time.
+ */
+export class TimeCode {
+  #seconds = -1;
+  #nanos = -1;
+  lo = 0;
+  hi = 0;
+
+  of(t: HrTime): void {
+    const seconds = t[0];
+    const nanos = t[1];
+    if (seconds === this.#seconds && nanos === this.#nanos) return;
+    const lo16 = (seconds & 0xffff) * 1e9;
+    const hiBits = ((seconds / 65536) >>> 0) * 1e9;
+    const low = (lo16 >>> 0) + (((hiBits & 0xffff) * 65536) >>> 0) + nanos;
+    this.lo = low >>> 0;
+    this.hi = (Math.floor(lo16 / 4294967296) + ((hiBits / 65536) >>> 0) + Math.floor(low / 4294967296)) >>> 0;
+    this.#seconds = seconds;
+    this.#nanos = nanos;
+  }
+}
+
 export function temporality(t: AggregationTemporality): number {
   return t === AggregationTemporality.DELTA ? 1 : t === AggregationTemporality.CUMULATIVE ? 2 : 0;
+}
+
+/**
+ * A NumberDataPoint (with its tag) of a store series whose point attributes are encoded (`attrs`, field 7):
+ * every other field is fixed-width, so its length is known before it is written (no fork/ldelim) and
+ * it is written by byte stores; the times come from `start`/`end` (computed once per distinct time).
+ * The bytes of `numberFields`.
+ */
+export function seriesNumberPoint(
+  w: ProtoWriter,
+  start: TimeCode,
+  end: TimeCode,
+  value: number,
+  attrs: Uint8Array,
+  int: boolean,
+): void {
+  const n = attrs.length;
+  const len = 27 + n;
+  w.ensure(len + 6);
+  const b = w.buf;
+  let p = w.pos;
+  b[p++] = 0x0a; // field 1, length-delimited
+  let v = len;
+  while (v > 0x7f) {
+    b[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  b[p++] = v;
+  b[p] = 0x11; // field 2, fixed64
+  putFixed64(b, p + 1, start.lo, start.hi);
+  b[p + 9] = 0x19; // field 3, fixed64
+  putFixed64(b, p + 10, end.lo, end.hi);
+  p += 18;
+  if (int) {
+    b[p] = 0x31; // field 6, sfixed64
+    if (value >= 0) putFixed64(b, p + 1, value >>> 0, (value / 4294967296) >>> 0);
+    else {
+      const abs = -value;
+      let low = ~(abs >>> 0) >>> 0;
+      let high = ~((abs / 4294967296) >>> 0) >>> 0;
+      low = (low + 1) >>> 0;
+      if (low === 0) high = (high + 1) >>> 0;
+      putFixed64(b, p + 1, low, high);
+    }
+  } else {
+    b[p] = 0x21; // field 4, double
+    w.buf.writeDoubleLE(value, p + 1);
+  }
+  p += 9;
+  if (n < 32) for (let i = 0; i < n; i++) b[p++] = attrs[i]!;
+  else {
+    b.set(attrs, p);
+    p += n;
+  }
+  w.pos = p;
 }
 
 /** sfixed64 of an integer-valued number (negative: two's complement, as the SDK's writeSfixed64). */

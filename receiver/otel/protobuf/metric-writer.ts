@@ -18,6 +18,7 @@ import { ATTRIBUTE_PARTS, type AttributeParts } from '../attribute-parts.ts';
 import { StoreMetricData } from '../metric-data.ts';
 import type { MetricSeries } from '../series-state.ts';
 import {
+  attributeBytes,
   histogramFields,
   histogramPoint,
   numberFields,
@@ -25,9 +26,11 @@ import {
   resourceBytes,
   scopeBytes,
   scratch,
+  seriesNumberPoint,
+  TimeCode,
   temporality,
 } from './fields.ts';
-import { ProtoWriter } from './writer.ts';
+import { ProtoWriter, varintSize32 } from './writer.ts';
 
 /** One encoded request and the data points it holds. */
 export interface EncodedMetricsRequest {
@@ -37,6 +40,8 @@ export interface EncodedMetricsRequest {
 
 /** One metric of the collection, in collection order. */
 export interface Entry {
+  /** Its index in `entriesOf`'s list. */
+  readonly index: number;
   readonly scope: ScopeMetrics['scope'];
   readonly metric: MetricData;
   /** A store metric (its series in `store.collection.series[store.from..store.to)`), else undefined. */
@@ -59,6 +64,7 @@ export function entriesOf(rm: ResourceMetrics): { entries: Entry[]; total: numbe
       const count = store ? store.to - store.from : metric.dataPoints.length;
       const t = metric.dataPointType;
       entries.push({
+        index: entries.length,
         scope: sm.scope,
         metric,
         store,
@@ -74,7 +80,7 @@ export function entriesOf(rm: ResourceMetrics): { entries: Entry[]; total: numbe
 }
 
 /** The store series of point `i` of `e`, while its collection has not made data points; else undefined. */
-function seriesAt(e: Entry, i: number): MetricSeries | undefined {
+export function seriesAt(e: Entry, i: number): MetricSeries | undefined {
   const st = e.store;
   if (st === undefined || st.points !== undefined) return undefined;
   return st.collection.series[st.from + i];
@@ -106,8 +112,8 @@ export function weight(e: Entry, i: number): number {
   return 1 + Math.ceil(n / 4);
 }
 
-/** Metric fields 1-3: name, description and unit (the latter two when not empty). */
-function metricHead(m: MetricData): Uint8Array {
+/** Metric fields 1-3: name, description and unit (the latter two when not empty); then the tag of `field`. */
+function metricHead(m: MetricData, field: number): Uint8Array {
   scratch.reset();
   scratch.tag(1, 2);
   scratch.string(m.descriptor.name);
@@ -119,6 +125,24 @@ function metricHead(m: MetricData): Uint8Array {
     scratch.tag(3, 2);
     scratch.string(m.descriptor.unit);
   }
+  scratch.tag(field, 2);
+  return scratch.finish();
+}
+
+/** The fields of a metric's data message after its points: temporality (not for gauges), monotonic (sums). */
+function metricTail(m: MetricData): Uint8Array {
+  scratch.reset();
+  if (m.dataPointType !== DataPointType.GAUGE) {
+    const t = temporality(m.aggregationTemporality);
+    if (t !== 0) {
+      scratch.tag(2, 0);
+      scratch.uint32(t);
+    }
+    if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
+      scratch.tag(3, 0);
+      scratch.uint32(1);
+    }
+  }
   return scratch.finish();
 }
 
@@ -129,7 +153,10 @@ function metricHead(m: MetricData): Uint8Array {
 export class RequestWriter {
   readonly w = new ProtoWriter(256 * 1024);
   readonly #maxPoints: number;
-  readonly #heads = new Map<MetricData, Uint8Array>();
+  /** Metric fields 1-3 and the data message's tag of each entry (by `Entry.index`), encoded when first written. */
+  readonly #heads: (Uint8Array | undefined)[];
+  /** The data message's fields after its points, of each entry (by `Entry.index`). */
+  readonly #tails: (Uint8Array | undefined)[];
   room: number;
   points = 0;
   rmAt = -1;
@@ -145,30 +172,58 @@ export class RequestWriter {
   readonly #reuse: boolean;
   /** A request was handed out from the buffer: the next one starts over it. */
   #handedOut = false;
+  /** Start and end time of the last series point, as fixed64 (fields.ts TimeCode). */
+  readonly #start = new TimeCode();
+  readonly #end = new TimeCode();
+  /**
+   * Bytes reserved for the length of the next ResourceMetrics, ScopeMetrics (the length of the last one's:
+   * an entity's are alike) and of each metric's Metric and data messages (per entry): a length of another
+   * size moves the message's body (writer.ts ldelim), ~30 KB per entity when a 3-byte length was reserved 1.
+   */
+  #rmReserve = 1;
+  #scopeReserve = 1;
+  #metricReserve: Uint8Array;
+  #dataReserve = 1;
 
-  constructor(maxPoints: number, reuse: boolean) {
+  constructor(maxPoints: number, reuse: boolean, entries: number) {
     this.#maxPoints = maxPoints;
     this.room = maxPoints;
     this.#reuse = reuse;
+    this.#metricReserve = new Uint8Array(entries * 2).fill(1);
+    this.#heads = new Array<Uint8Array | undefined>(entries).fill(undefined);
+    this.#tails = new Array<Uint8Array | undefined>(entries).fill(undefined);
+  }
+
+  /** Metric fields 1-3 and the data message's tag of `e` (encoded once per collection). */
+  #head(e: Entry): Uint8Array {
+    let head = this.#heads[e.index];
+    if (head === undefined) {
+      head = metricHead(e.metric, e.field);
+      this.#heads[e.index] = head;
+    }
+    return head;
+  }
+
+  /** The data message's fields after the points (temporality, monotonic) of `e`. */
+  #tail(e: Entry): Uint8Array {
+    let tail = this.#tails[e.index];
+    if (tail === undefined) {
+      tail = metricTail(e.metric);
+      this.#tails[e.index] = tail;
+    }
+    return tail;
   }
 
   #endMetric(): void {
     if (this.#metricAt < 0) return;
     const w = this.w;
-    const m = this.#entry!.metric;
-    if (m.dataPointType !== DataPointType.GAUGE) {
-      const t = temporality(m.aggregationTemporality);
-      if (t !== 0) {
-        w.tag(2, 0);
-        w.uint32(t);
-      }
-      if (m.dataPointType === DataPointType.SUM && m.isMonotonic) {
-        w.tag(3, 0);
-        w.uint32(1);
-      }
-    }
-    w.ldelim(this.#dataAt);
-    w.ldelim(this.#metricAt);
+    w.raw(this.#tail(this.#entry!));
+    const hint = this.#metricReserve;
+    const at = this.#entry!.index * 2;
+    w.ldelim(this.#dataAt, this.#dataReserve);
+    if (at < hint.length) hint[at + 1] = varintSize32(w.pos - this.#dataAt);
+    w.ldelim(this.#metricAt, hint[at] ?? 1);
+    if (at < hint.length) hint[at] = varintSize32(w.pos - this.#metricAt);
     this.#metricAt = -1;
     this.#entry = undefined;
     this.#run = -1;
@@ -181,7 +236,8 @@ export class RequestWriter {
       this.w.tag(3, 2);
       this.w.string(this.#scope!.schemaUrl);
     }
-    this.w.ldelim(this.#scopeAt);
+    this.w.ldelim(this.#scopeAt, this.#scopeReserve);
+    this.#scopeReserve = varintSize32(this.w.pos - this.#scopeAt);
     this.#scopeAt = -1;
     this.#scope = undefined;
   }
@@ -193,7 +249,8 @@ export class RequestWriter {
       this.w.tag(3, 2);
       this.w.string(this.#resource!.schemaUrl);
     }
-    this.w.ldelim(this.rmAt);
+    this.w.ldelim(this.rmAt, this.#rmReserve);
+    this.#rmReserve = varintSize32(this.w.pos - this.rmAt);
     this.rmAt = -1;
     this.#resource = undefined;
   }
@@ -217,45 +274,85 @@ export class RequestWriter {
       this.#handedOut = false;
     }
     this.w.tag(1, 2);
-    this.rmAt = this.w.fork();
+    this.rmAt = this.w.fork(this.#rmReserve);
     this.w.raw(resourceBytes(resource));
     this.#resource = resource;
   }
 
-  /** Open what a point (or an empty metric) of run `run` needs: its Resource, scope and Metric. */
+  /**
+   * Open what a point (or an empty metric) of run `run` needs: its Resource, scope and Metric (run -1: no
+   * Metric; the one open is closed).
+   */
   open(resource: Resource, e: Entry, run: number): void {
     const w = this.w;
     this.openResource(resource);
     if (e.scope !== this.#scope) {
       this.#endScope();
       w.tag(2, 2);
-      this.#scopeAt = w.fork();
+      this.#scopeAt = w.fork(this.#scopeReserve);
       w.raw(scopeBytes(e.scope));
       this.#scope = e.scope;
     }
-    if (run !== this.#run) {
+    if (run < 0) this.#endMetric();
+    else if (run !== this.#run) {
       this.#endMetric();
       w.tag(2, 2);
-      this.#metricAt = w.fork();
-      let head = this.#heads.get(e.metric);
-      if (head === undefined) {
-        head = metricHead(e.metric);
-        this.#heads.set(e.metric, head);
-      }
-      w.raw(head);
-      w.tag(e.field, 2);
-      this.#dataAt = w.fork();
+      const at = e.index * 2;
+      const hint = this.#metricReserve;
+      this.#metricAt = w.fork(hint[at] ?? 1);
+      w.raw(this.#head(e));
+      this.#dataReserve = hint[at + 1] ?? 1;
+      this.#dataAt = w.fork(this.#dataReserve);
       this.#entry = e;
       this.#run = run;
     }
   }
 
+  /**
+   * A Metric holding one number point of a store series, `s`, with its point attributes encoded (`attrs`,
+   * fields.ts attributeBytes): every length is known before it is written (no fork/ldelim). Most runs
+   * (an entity's points of one metric) are one point: the metric has no point attributes.
+   */
+  wholeMetric(resource: Resource, e: Entry, s: MetricSeries, attrs: Uint8Array, wt: number): void {
+    this.open(resource, e, -1);
+    const w = this.w;
+    const head = this.#head(e);
+    const tail = this.#tail(e);
+    const point = 27 + attrs.length;
+    const data = 1 + varintSize32(point) + point + tail.length;
+    w.tag(2, 2);
+    w.uint32(head.length + varintSize32(data) + data);
+    w.raw(head);
+    w.uint32(data);
+    this.#start.of(s.startTime);
+    this.#end.of(s.time);
+    seriesNumberPoint(w, this.#start, this.#end, s.value as number, attrs, e.int);
+    w.raw(tail);
+    this.points++;
+    this.room -= wt;
+  }
+
   /** Point `i` of `e`, with `attrs` (undefined: the point's own, entity keys included). */
   point(e: Entry, i: number, attrs: Attributes | undefined, wt: number): void {
-    const s = seriesAt(e, i);
+    this.seriesPoint(e, i, seriesAt(e, i), attrs, wt);
+  }
+
+  /** Point `i` of `e` (`s`: its store series, `seriesAt(e, i)`), with `attrs` as `point` takes them. */
+  seriesPoint(
+    e: Entry,
+    i: number,
+    s: MetricSeries | undefined,
+    attrs: Attributes | undefined,
+    wt: number,
+  ): void {
     if (s !== undefined) {
       const a = attrs ?? s.attributes;
-      if (e.histogram) {
+      const ab = e.histogram ? undefined : attributeBytes(a, 7);
+      if (ab !== undefined) {
+        this.#start.of(s.startTime);
+        this.#end.of(s.time);
+        seriesNumberPoint(this.w, this.#start, this.#end, s.value as number, ab, e.int);
+      } else if (e.histogram) {
         const h = s.value as HistogramValue;
         histogramFields(
           this.w,

@@ -7,12 +7,17 @@
 // indices (typed arrays), not objects per entity and metric. Requests are made one at a time
 // (`metricRequests`, a generator: the exporter asks for the next once the previous is sent), so a
 // collection's ~28 MB at 1,000 pods is never held at once. Encoded once and reused: a Resource, a frozen
-// attribute object (the store's interned point attributes, an entity's keys), a scope.
+// attribute object (the store's interned point attributes, an entity's keys), a scope, a metric's head
+// (name, description, unit) and tail (temporality, monotonic). Most data points are a store series' number
+// point and most runs (an entity's points of one metric) one point: those are written with their lengths
+// computed first (metric-writer.ts wholeMetric, fields.ts seriesNumberPoint), the other messages' lengths
+// reserved as the last one of their kind needed (writer.ts ldelim moves a body only when that guess misses).
 //
 // The bytes are those of the SDK path (EntityResources.byEntity → splitResourceMetrics → the SDK's
 // ProtobufMetricsSerializer per ResourceMetrics, concatenated): fields in the SDK serializer's order
 // (@opentelemetry/otlp-transformer, metrics-serializer), shortest varints. test/otel/protobuf-metrics.test.ts
-// compares both on every shape podnet exports. The request writer and the reading of a point (series or data
+// compares both on every shape podnet exports (protobuf-metrics-layout.test.ts where the fast paths' guesses
+// miss). The request writer and the reading of a point (series or data
 // point object) are in metric-writer.ts.
 import type { Attributes } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
@@ -20,6 +25,7 @@ import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import type { EntityResources } from '../entity-resources.ts';
 import type { StoreCollection } from '../metric-data.ts';
 import { ATTR_PODNET_ENTITY_KIND } from '../semconv.ts';
+import { attributeBytes } from './fields.ts';
 import {
   type EncodedMetricsRequest,
   type Entry,
@@ -27,6 +33,7 @@ import {
   partsOf,
   pointAt,
   RequestWriter,
+  seriesAt,
   weight,
   weight0,
 } from './metric-writer.ts';
@@ -60,7 +67,7 @@ export function* metricRequests(
   reuse = false,
 ): Generator<EncodedMetricsRequest, void, undefined> {
   const { entries, total } = entriesOf(rm);
-  const r = new RequestWriter(maxPoints, reuse);
+  const r = new RequestWriter(maxPoints, reuse, entries.length);
   let sent = 0;
   try {
     if (!entities) {
@@ -186,19 +193,34 @@ function* byEntity(
     const m = entryOf[j]!;
     const e = entries[m]!;
     const i = j - e.first;
+    let single = false;
     if (b !== runBucket || m !== runEntry) {
       runBucket = b;
       runEntry = m;
       run++;
       wt = weight(e, i);
+      const next = o + 1 < total ? order[o + 1]! : -1;
+      single = next < 0 || bucketOf[next] !== b || entryOf[next] !== m;
     }
     if (r.room < wt && r.rmAt >= 0) {
       onFlush();
       yield r.flush();
     }
-    r.open(resources[b]!, e, run);
-    const parts = partsOf(e, i);
-    r.point(e, i, parts !== undefined ? parts[0] : split.get(j)!, wt);
+    const s = seriesAt(e, i);
+    if (s !== undefined) {
+      const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
+      // A run of one number point (most: the metric has no point attributes) is written whole.
+      const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
+      if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
+      else {
+        r.open(resources[b]!, e, run);
+        r.seriesPoint(e, i, s, attrs, wt);
+      }
+    } else {
+      r.open(resources[b]!, e, run);
+      const parts = partsOf(e, i);
+      r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
+    }
   }
 }
 

@@ -25,6 +25,21 @@ export const WIRE_FIXED32 = 5;
 
 const TWO_32 = 4294967296;
 
+/**
+ * fixed64 of two 32-bit halves at `p` (little-endian), by byte stores: Buffer's writeUInt32LE checks its
+ * arguments on every call, and at ~3 per data point that was the encoder's most frequent call.
+ */
+export function putFixed64(b: Uint8Array, p: number, lo: number, hi: number): void {
+  b[p] = lo;
+  b[p + 1] = lo >>> 8;
+  b[p + 2] = lo >>> 16;
+  b[p + 3] = lo >>> 24;
+  b[p + 4] = hi;
+  b[p + 5] = hi >>> 8;
+  b[p + 6] = hi >>> 16;
+  b[p + 7] = hi >>> 24;
+}
+
 export class ProtoWriter {
   buf: Buffer;
   pos = 0;
@@ -130,9 +145,7 @@ export class ProtoWriter {
   /** fixed64 from its two 32-bit halves. */
   fixed64Parts(lo: number, hi: number): void {
     this.ensure(8);
-    const b = this.buf;
-    b.writeUInt32LE(lo >>> 0, this.pos);
-    b.writeUInt32LE(hi >>> 0, this.pos + 4);
+    putFixed64(this.buf, this.pos, lo, hi);
     this.pos += 8;
   }
 
