@@ -41,11 +41,7 @@ const def = (name: string, kind: MetricDef['kind'], attributes: string[] = []): 
   attributes,
   enabled: true,
 });
-const DEFS = [
-  def('l.many', 'counter', ['k']),
-  def('l.one', 'gauge'),
-  def('l.level', 'updowncounter', ['k']),
-];
+const DEFS = [def('l.many', 'counter', ['k']), def('l.one', 'gauge'), def('l.level', 'updowncounter', ['k'])];
 
 function points(round: number): MetricPoint[] {
   const out: MetricPoint[] = [];
