@@ -406,10 +406,20 @@ const table: Table = {
 const tables: Table[] = [table];
 // Where each process's CPU goes by thread (comm, trailing digits dropped): podnet's main thread runs the
 // JavaScript; V8Worker is V8's compiler and GC helpers, libuv-worker the thread pool.
-const threadNames = [...new Set(results.flatMap((r) => Object.keys(r.podnet.byThread)))].sort();
+// Threads that used ≥ 0.01 ms per cycle somewhere (node's signal and delayed-task threads sleep).
+const threadNames = [
+  ...new Set(
+    results.flatMap((r) =>
+      Object.entries(r.podnet.byThread)
+        .filter(([, cpuS]) => (cpuS * 1000) / r.scrapes >= 0.01)
+        .map(([t]) => t),
+    ),
+  ),
+].sort();
 if (results.length)
   tables.push({
-    title: 'podnet CPU ms per cycle by thread (threads alive over the whole window)',
+    title:
+      'podnet CPU ms per cycle by thread (threads alive over the whole window; MainThread runs the JavaScript, V8Worker is V8’s compiler and garbage-collector helpers)',
     headers: ['podnet configuration', ...(multi ? ['variant'] : []), ...threadNames],
     rows: results.map((r) => [
       r.config,

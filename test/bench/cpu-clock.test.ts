@@ -7,14 +7,16 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { PreciseCpuWindow, processCpuNs } from '../../benchmarks/lib/cpu-clock.ts';
 
-// Waits for a line on stdin, then burns ~300 ms of CPU in a worker thread that exits and ~150 ms on the
-// main thread, and prints its own getrusage CPU (µs) before and after; then waits to be killed.
+// Waits for a line on stdin, then burns 300 ms of CPU (the thread's own getrusage, not wall time: the
+// machine may be loaded) in a worker thread that exits, and 150 ms on the main thread, and prints its own
+// process CPU (getrusage, µs) over that; then waits to be killed.
 const CHILD = `
 const { Worker } = require('node:worker_threads');
-const burn = (ms) => { const end = performance.now() + ms; let x = 0; while (performance.now() < end) x++; return x; };
+const BURN = 'globalThis.burn = (ms) => { const t = process.threadCpuUsage(); for (let x = 0; ; x++) if (x % 10000 === 0) { const u = process.threadCpuUsage(t); if (u.user + u.system >= ms * 1000) return x; } };';
+eval(BURN);
 process.stdin.once('data', async () => {
   const u0 = process.cpuUsage();
-  const w = new Worker('const end = performance.now() + 300; let x = 0; while (performance.now() < end) x++;', { eval: true });
+  const w = new Worker(BURN + 'burn(300);', { eval: true });
   await new Promise((r) => w.once('exit', r));
   burn(150);
   const u1 = process.cpuUsage(u0);
