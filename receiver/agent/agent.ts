@@ -10,7 +10,7 @@
 // discovery across reloads), pipeline-config.ts (metric/event definitions, exporters), reload.ts (one
 // config application at a time), views.ts (/status and /inspect).
 import { type AnyProbeSpec, probeSpecs } from '../../probes/registry.ts';
-import { trimNativeHeap } from '../bpf/malloc-trim.ts';
+import { trimAfterCollection } from '../bpf/malloc-trim.ts';
 import { AgentCaptures } from '../capture/agent-captures.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigFile } from '../config/watch.ts';
@@ -214,9 +214,12 @@ export class Agent {
         this.collections++;
         // Give what the collection (and the export and scrapes since the last one) freed in glibc's arenas
         // back to the kernel: the first reads kernel layouts and BTF enum names once; later ones leave
-        // netlink, zlib and V8 compilation buffers. 0.3–2.2 ms per call at 1,000 netns; −4 to −5 MB of RSS
-        // at 100 and 1,000 netns in a same-run A/B (benchmarks/suite/scale.ts, 2026-12-07 session, issue 19).
-        trimNativeHeap();
+        // netlink, zlib and V8 compilation buffers. −4 to −5 MB of RSS at 100 and 1,000 netns in a same-run
+        // A/B (benchmarks/suite/scale.ts, 2026-12-07 session, issue 19). Not after every collection: at
+        // intervals under 5 s only when MBs were freed (malloc-trim.ts trimAfterCollection: at 1 s a trim
+        // each time was ~0.2 ms of the ~3 ms per cycle of a host-only agent, its pages faulted back in by
+        // the next scrape; benchmarks/suite/node-exporter.ts like-for-like).
+        trimAfterCollection();
       })
       .finally(() => {
         this.#collecting = undefined;
