@@ -208,10 +208,13 @@ export class MetricStore implements MetricProducer {
         continue;
       }
       if (ns.size === ns.seen) continue;
-      for (const [k, s] of ns.plain) if (s.gen !== gen) ns.plain.delete(k);
-      for (const [name, m] of ns.withAttributes) {
-        for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
-        if (m.size === 0) ns.withAttributes.delete(name);
+      const keyed = ns.keyed;
+      if (keyed !== undefined) {
+        for (const [k, s] of keyed.plain) if (s.gen !== gen) keyed.plain.delete(k);
+        for (const [name, m] of keyed.withAttributes) {
+          for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
+          if (m.size === 0) keyed.withAttributes.delete(name);
+        }
       }
       const bySlot = ns.bySlot;
       for (let i = 0; i < bySlot.length; i++)

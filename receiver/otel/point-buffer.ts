@@ -17,7 +17,13 @@ export class SlotTable {
   /** Store data per slot (its metric's registration), valid while `cacheOf` is the store's current one. */
   readonly cache: unknown[] = [];
   cacheOf: unknown = undefined;
-  readonly #index = new Map<SeriesKey, number>();
+  /** Weak: a probe that makes its keys again leaves the old ones to the GC (their slots stay, by identity). */
+  readonly #index = new WeakMap<SeriesKey, number>();
+  /**
+   * Slots by metric NUL attributes key: key objects of one series (a probe that makes a key again) share
+   * its slot, so a slot is one series of a netns and the store finds every series by slot alone.
+   */
+  readonly #byIdentity = new Map<string, number>();
 
   get size(): number {
     return this.keys.length;
@@ -32,10 +38,16 @@ export class SlotTable {
     if (key.owner === this) return key.slot;
     let slot = this.#index.get(key);
     if (slot === undefined) {
-      slot = this.keys.length;
-      this.keys.push(key);
-      this.attrsKeys.push(key.attributes !== undefined ? cachedAttributesKey(key.attributes) : '');
-      this.cache.push(undefined);
+      const attrsKey = key.attributes !== undefined ? cachedAttributesKey(key.attributes) : '';
+      const identity = `${key.metric}\u0000${attrsKey}`;
+      slot = this.#byIdentity.get(identity);
+      if (slot === undefined) {
+        slot = this.keys.length;
+        this.keys.push(key);
+        this.attrsKeys.push(attrsKey);
+        this.cache.push(undefined);
+        this.#byIdentity.set(identity, slot);
+      }
       this.#index.set(key, slot);
     }
     key.owner = this;

@@ -70,30 +70,83 @@ export function mergedAttributes(parts: AttributeParts): Record<string, Attribut
   return { ...point, ...entity };
 }
 
-export interface NetnsSeries {
-  /** Attribute-less series by metric name. */
+/**
+ * An entity's attributes as every probe's series of one netns share them (SeriesWriter keeps one per netns):
+ * one frozen entity object per netns, not one per probe, so the OTLP encoder makes one Resource (and one
+ * ResourceMetrics) per entity and the /metrics render one label text per entity.
+ */
+export interface EntityView {
+  entity: Entity | undefined;
+  /** The writer's `entityVersion` it was built for (-1: never). */
+  version: number;
+  /** Frozen: shared by the netns' attribute-less series (and their cached /metrics label text). */
+  attrs: Record<string, AttributeValue>;
+  /** `[no point attributes, attrs]`: the parts of every attribute-less series of the netns. */
+  parts: AttributeParts;
+  /** `[point attributes, attrs]` by point attribute set (frozen, shared): one per set in the netns. */
+  readonly partsByPoint: Map<ProbeAttributes, AttributeParts>;
+  /** Bumped when `attrs` is replaced: the series built on the old one rebuild their parts. */
+  changes: number;
+  /** The store update in which the entity was last looked up (once per update). */
+  checked: number;
+}
+
+/** Series of one netns found by key: attribute-less ones by metric name, others by name then attributes key. */
+export interface KeyedSeries {
   readonly plain: Map<string, SeriesState>;
-  /** Series with attributes: metric name → attributes key → series. */
   readonly withAttributes: Map<string, Map<string, SeriesState>>;
-  /** Series held in `plain` and `withAttributes`. */
+}
+
+export interface NetnsSeries {
+  /**
+   * The series by key, made only when a series is looked up by key (a point object, a slot table replaced):
+   * the column path finds its series by slot, and a slot table gives one slot per (metric, attributes), so
+   * a netns written only by slot keeps no map (at 1,000 netns the maps were ~10 MB of heap). Once made, it
+   * holds every series of the netns.
+   */
+  keyed: KeyedSeries | undefined;
+  /** Series of the netns. */
   size: number;
   gen: number;
   seen: number;
-  entity: Entity | undefined;
-  entityAttrs: Record<string, AttributeValue>;
-  /** `[no point attributes, entityAttrs]`: the parts of every attribute-less series of the netns. */
-  entityParts: AttributeParts;
-  /** `[point attributes, entityAttrs]` by point attribute set (frozen, shared): one per set in the netns. */
-  readonly partsByPoint: Map<ProbeAttributes, AttributeParts>;
-  entityVersion: number;
-  /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
+  view: EntityView;
+  /** `view.changes` the series' parts were built for. */
+  viewChanges: number;
+  /** Generation in which the entity attributes changed: the series reported then rebuild their attributes. */
   attrsChanged: number;
   /**
-   * The series of the column path by slot of `slotTable` (point-buffer.ts): the same objects as in `plain`
-   * and `withAttributes`, found without a key; a series leaves both when it is forgotten.
+   * The series of the column path by slot of `slotTable` (point-buffer.ts): found without a key; a series
+   * leaves it (and `keyed`) when it is forgotten.
    */
   bySlot: (SeriesState | undefined)[];
   slotTable: SlotTable | undefined;
+}
+
+/**
+ * The netns' series by key (made from its slots when first needed: the slot table says each slot's metric
+ * and attributes key); from then on kept with every series the netns adds.
+ */
+export function keyedSeries(ns: NetnsSeries): KeyedSeries {
+  if (ns.keyed !== undefined) return ns.keyed;
+  const keyed: KeyedSeries = { plain: new Map(), withAttributes: new Map() };
+  const table = ns.slotTable;
+  if (table !== undefined)
+    for (let slot = 0; slot < ns.bySlot.length; slot++) {
+      const s = ns.bySlot[slot];
+      if (s === undefined) continue;
+      const attrsKey = table.attrsKeys[slot]!;
+      if (attrsKey === '') keyed.plain.set(s.def.name, s);
+      else {
+        let m = keyed.withAttributes.get(s.def.name);
+        if (m === undefined) {
+          m = new Map();
+          keyed.withAttributes.set(s.def.name, m);
+        }
+        m.set(attrsKey, s);
+      }
+    }
+  ns.keyed = keyed;
+  return keyed;
 }
 
 export interface ProbeSeries {
