@@ -167,7 +167,7 @@ export class MetricStore implements MetricProducer {
   #probeSeries(probe: string): ProbeSeries {
     let ps = this.#probes.get(probe);
     if (!ps) {
-      ps = { gen: 0, byNetns: new Map(), latest: [] };
+      ps = { gen: 0, time: undefined, carrying: false, byNetns: new Map(), latest: [] };
       this.#probes.set(probe, ps);
     }
     return ps;
@@ -183,11 +183,13 @@ export class MetricStore implements MetricProducer {
     if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
     const ps = this.#probeSeries(probe);
     const gen = ++ps.gen;
+    const time = hrTimeFromMs(timeMs);
     const run: Run = {
       ps,
       gen,
       update: ++this.#updates,
-      time: hrTimeFromMs(timeMs),
+      time,
+      prevTime: ps.time,
       latest: [],
       cur: undefined,
       curNetns: Number.NaN,
@@ -210,18 +212,19 @@ export class MetricStore implements MetricProducer {
       if (ns.size === ns.seen) continue;
       const keyed = ns.keyed;
       if (keyed !== undefined) {
-        for (const [k, s] of keyed.plain) if (s.gen !== gen) keyed.plain.delete(k);
+        for (const [k, s] of keyed.plain) if (s.time !== time) keyed.plain.delete(k);
         for (const [name, m] of keyed.withAttributes) {
-          for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
+          for (const [k, s] of m) if (s.time !== time) m.delete(k);
           if (m.size === 0) keyed.withAttributes.delete(name);
         }
       }
       const bySlot = ns.bySlot;
       for (let i = 0; i < bySlot.length; i++)
-        if (bySlot[i] !== undefined && bySlot[i]!.gen !== gen) bySlot[i] = undefined;
+        if (bySlot[i] !== undefined && bySlot[i]!.time !== time) bySlot[i] = undefined;
       ns.size = ns.seen;
     }
     ps.latest = run.latest;
+    ps.time = time;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
       ps.carried = undefined;
       ps.carriedUntil = undefined;

@@ -3,7 +3,7 @@
 // reports, so they do not restart at 0. Its own file so metric-store.ts keeps only the collection logic.
 import type { HrTime } from '@opentelemetry/api';
 import type { HistogramValue } from '../probe/types.ts';
-import { isHistogram, keyedSeries, type ProbeSeries, type SeriesState } from './series-state.ts';
+import { isHistogram, keyedSeries, type ProbeSeries, type SeriesState, setCarry } from './series-state.ts';
 
 /** Collections during which a re-created probe's series take up its predecessor's values. */
 const CARRY_COLLECTIONS = 30;
@@ -42,7 +42,8 @@ export function takeUpCarried(
   const value = withCarry(pointValue, c.value);
   const scalar = isHistogram(value) ? value.count : value;
   if (scalar >= (isHistogram(c.value) ? c.value.count : c.value)) {
-    s.carry = c.value;
+    setCarry(s, c.value);
+    ps.carrying = true;
     s.value = value;
     s.startTime = c.startTime;
   }

@@ -40,26 +40,38 @@ export class SeriesState implements MetricSeries {
   parts: AttributeParts = NO_PARTS;
   value: number | HistogramValue;
   startTime: HrTime;
-  time: HrTime;
-  /** Update generation that last reported it. */
-  gen: number;
   /**
-   * What a replaced instance of the probe had counted (counters and histograms): added to what the new
-   * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+   * The time of the update that last reported it. Each update's time is a new array, so it also tells
+   * which update that was (`time === run.time`: this one) without a generation number per series.
    */
-  carry: number | HistogramValue | undefined = undefined;
+  time: HrTime;
 
-  constructor(def: MetricDef, value: number | HistogramValue, time: HrTime, gen: number) {
+  constructor(def: MetricDef, value: number | HistogramValue, time: HrTime) {
     this.def = def;
     this.value = value;
     this.startTime = time;
     this.time = time;
-    this.gen = gen;
   }
 
   get attributes(): Record<string, AttributeValue> {
     return mergedAttributes(this.parts);
   }
+}
+
+/**
+ * What a replaced instance of the probe had counted (counters and histograms), by series: added to what
+ * the new instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+ * Beside the series (few have one) rather than a field of each of the 160,000 at 1,000 netns.
+ */
+const carries = new WeakMap<SeriesState, number | HistogramValue>();
+
+export function carryOf(s: SeriesState): number | HistogramValue | undefined {
+  return carries.get(s);
+}
+
+export function setCarry(s: SeriesState, carry: number | HistogramValue | undefined): void {
+  if (carry === undefined) carries.delete(s);
+  else carries.set(s, carry);
 }
 
 /** `{ ...point, ...entity }`, or one of the (frozen, shared) parts when the other is empty. */
@@ -151,6 +163,13 @@ export function keyedSeries(ns: NetnsSeries): KeyedSeries {
 
 export interface ProbeSeries {
   gen: number;
+  /** The time of its latest update (what its series reported then carry as `time`). */
+  time: HrTime | undefined;
+  /**
+   * Whether some series of it took up a carried value (`setCarry`, after a reload re-created the probe):
+   * only then is the carry looked up per series.
+   */
+  carrying: boolean;
   readonly byNetns: Map<number, NetnsSeries>;
   latest: SeriesState[];
   /** The probe's series keys, numbered (the column path: MetricStore.sink). */

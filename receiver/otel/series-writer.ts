@@ -16,6 +16,7 @@ import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import type { SlotTable } from './point-buffer.ts';
 import { takeUpCarried, withCarry } from './series-carry.ts';
 import {
+  carryOf,
   type EntityView,
   isHistogram,
   keyedSeries,
@@ -25,6 +26,7 @@ import {
   type ProbeSeries,
   SeriesState,
   sameAttributes,
+  setCarry,
 } from './series-state.ts';
 
 const MAX_INTERNED = 50_000;
@@ -43,6 +45,8 @@ export interface Run {
   /** The store's update count (per-metric series counts are stamped with it). */
   readonly update: number;
   readonly time: HrTime;
+  /** The time of the probe's previous update: a series reported then carries it as `time`. */
+  readonly prevTime: HrTime | undefined;
   readonly latest: SeriesState[];
   cur: NetnsSeries | undefined;
   curNetns: number;
@@ -123,7 +127,7 @@ export class SeriesWriter {
       } else s = keyed.plain.get(def.name);
       if (s !== undefined && slot >= 0) setSlot(ns, slot, s);
     }
-    if (s?.gen === gen) return; // duplicate point within one collection: keep the first
+    if (s !== undefined && s.time === time) return; // duplicate point within one collection: keep the first
     // Series of the metric in this update (on the registration: no map per update).
     if (reg.update !== run.update) {
       reg.update = run.update;
@@ -136,7 +140,7 @@ export class SeriesWriter {
     }
     reg.series = n + 1;
     if (!s) {
-      s = new SeriesState(def, value, time, gen);
+      s = new SeriesState(def, value, time);
       this.#setAttributes(s, attributes, attrsKey, ns.view);
       takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, value);
       if (keyed !== undefined) {
@@ -149,17 +153,17 @@ export class SeriesWriter {
       s.def = def; // a reload may hand in a new declaration object
       if (ns.attrsChanged === gen) this.#setAttributes(s, attributes, attrsKey, ns.view);
       // The start stays while the series was in the previous collection and did not go down.
-      const v = s.carry === undefined ? value : withCarry(value, s.carry);
+      const carry = ps.carrying ? carryOf(s) : undefined;
+      const v = carry === undefined ? value : withCarry(value, carry);
       const prev = s.value;
       const last = isHistogram(prev) ? prev.count : prev;
       const scalar = isHistogram(v) ? v.count : v;
-      if (s.gen !== gen - 1 || scalar < last) {
+      if (s.time !== run.prevTime || scalar < last) {
         s.startTime = time;
-        s.carry = undefined; // the new instance's counter went down: a real reset
+        if (carry !== undefined) setCarry(s, undefined); // the new instance's counter went down: a real reset
         s.value = value;
       } else s.value = v;
       s.time = time;
-      s.gen = gen;
     }
     ns.seen++;
     run.latest.push(s);
