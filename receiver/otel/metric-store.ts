@@ -160,8 +160,13 @@ export class MetricStore implements MetricProducer {
    */
   sink(probe: string): PointBuffer {
     const ps = this.#probeSeries(probe);
+    return new PointBuffer(this.#table(ps), ps.latest.length + 64);
+  }
+
+  /** The probe's slot table; a new one when full (keys and attribute sets that come and go). */
+  #table(ps: ProbeSeries): SlotTable {
     if (ps.table === undefined || ps.table.full) ps.table = new SlotTable();
-    return new PointBuffer(ps.table, ps.latest.length + 64);
+    return ps.table;
   }
 
   #probeSeries(probe: string): ProbeSeries {
@@ -196,13 +201,19 @@ export class MetricStore implements MetricProducer {
       table: undefined,
     };
     if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
-    else
+    else {
+      // Points given as objects have slots too (by metric and attributes key): their series are found
+      // the same way, with no map per netns.
+      const table = this.#table(ps);
+      run.table = table;
       for (const p of points) {
         const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
+        const slot = table.slotOfPoint(p.metric, p.attributes, attrsKey);
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, slot);
       }
+    }
     // Forget series (and netns) this collection did not report.
     for (const [netns, ns] of ps.byNetns) {
       if (ns.gen !== gen || ns.seen === 0) {
@@ -247,7 +258,8 @@ export class MetricStore implements MetricProducer {
         const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
+        const at = table.slotOfPoint(p.metric, p.attributes, attrsKey);
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, at);
         continue;
       }
       const key = table.keys[slot]!;

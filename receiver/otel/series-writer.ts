@@ -60,6 +60,9 @@ function setSlot(ns: NetnsSeries, slot: number, s: SeriesState): void {
   a[slot] = s;
 }
 
+/** Slots past 4 × the netns' series a netns' slot array may still reach (see `put`). */
+const SLOT_SLACK = 256;
+
 /** Netns whose entity view was not looked up in this many store updates are forgotten (a gone netns). */
 const VIEW_IDLE_UPDATES = 256;
 
@@ -104,16 +107,17 @@ export class SeriesWriter {
     }
     const ns = run.cur!;
     let s: SeriesState | undefined;
-    if (slot >= 0) {
-      if (ns.slotTable !== run.table) {
-        // A new table numbers the keys anew: the series stay findable by key until they have a slot again.
-        if (ns.slotTable !== undefined) keyedSeries(ns);
-        ns.slotTable = run.table;
-        // Sized for the keys the table has (the netns reports most of them): no growth slack per netns.
-        ns.bySlot = new Array<SeriesState | undefined>(run.table!.size).fill(undefined);
-      }
-      s = ns.bySlot[slot];
-    } else keyedSeries(ns); // found by key, and from now on every series of the netns too
+    if (slot >= 0 && ns.slotTable !== run.table) {
+      // A new table numbers the keys anew: the series stay findable by key until they have a slot again.
+      if (ns.slotTable !== undefined) keyedSeries(ns);
+      ns.slotTable = run.table;
+      ns.bySlot = [];
+    }
+    // A slot far past the netns' series (a table shared with netns that have other keys) is not given a
+    // place in its array: the arrays stay in proportion to the series.
+    if (slot >= ns.bySlot.length && slot >= 4 * ns.size + SLOT_SLACK) slot = -1;
+    if (slot >= 0) s = ns.bySlot[slot];
+    else keyedSeries(ns); // found by key, and from now on every series of the netns too
     const keyed = ns.keyed;
     let byAttrs: Map<string, SeriesState> | undefined;
     if (s === undefined && keyed !== undefined) {
