@@ -172,7 +172,7 @@ export class MetricStore implements MetricProducer {
   #probeSeries(probe: string): ProbeSeries {
     let ps = this.#probes.get(probe);
     if (!ps) {
-      ps = { gen: 0, time: undefined, carrying: false, byNetns: new Map(), latest: [] };
+      ps = { gen: 0, time: undefined, carrying: false, byNetns: new Map(), latest: [], spare: undefined };
       this.#probes.set(probe, ps);
     }
     return ps;
@@ -195,7 +195,8 @@ export class MetricStore implements MetricProducer {
       update: ++this.#updates,
       time,
       prevTime: ps.time,
-      latest: [],
+      latest: ps.spare ?? [],
+      count: 0,
       cur: undefined,
       curNetns: Number.NaN,
       table: undefined,
@@ -234,6 +235,8 @@ export class MetricStore implements MetricProducer {
         if (bySlot[i] !== undefined && bySlot[i]!.time !== time) bySlot[i] = undefined;
       ns.size = ns.seen;
     }
+    if (run.latest.length !== run.count) run.latest.length = run.count;
+    ps.spare = ps.latest;
     ps.latest = run.latest;
     ps.time = time;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {

@@ -172,6 +172,12 @@ export interface ProbeSeries {
   carrying: boolean;
   readonly byNetns: Map<number, NetnsSeries>;
   latest: SeriesState[];
+  /**
+   * The array `latest` was before the last update, written over by the next one: at 1,000 netns a probe's
+   * array is up to ~1 MB, and growing a new one by push every update left several such arrays (large
+   * objects, freed only by a full GC) behind each collection.
+   */
+  spare: SeriesState[] | undefined;
   /** The probe's series keys, numbered (the column path: MetricStore.sink). */
   table?: SlotTable;
   /**

@@ -47,7 +47,9 @@ export interface Run {
   readonly time: HrTime;
   /** The time of the probe's previous update: a series reported then carries it as `time`. */
   readonly prevTime: HrTime | undefined;
+  /** The series reported, in order (written by index: `count` of them so far). */
   readonly latest: SeriesState[];
+  count: number;
   cur: NetnsSeries | undefined;
   curNetns: number;
   /** The slot table of the buffer being read (column path). */
@@ -170,7 +172,7 @@ export class SeriesWriter {
       s.time = time;
     }
     ns.seen++;
-    run.latest.push(s);
+    run.latest[run.count++] = s;
   }
 
   /** The series of `netns` in this update (made when new; its entity view checked once per update). */
