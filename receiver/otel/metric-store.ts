@@ -160,14 +160,19 @@ export class MetricStore implements MetricProducer {
    */
   sink(probe: string): PointBuffer {
     const ps = this.#probeSeries(probe);
+    return new PointBuffer(this.#table(ps), ps.latest.length + 64);
+  }
+
+  /** The probe's slot table; a new one when full (keys and attribute sets that come and go). */
+  #table(ps: ProbeSeries): SlotTable {
     if (ps.table === undefined || ps.table.full) ps.table = new SlotTable();
-    return new PointBuffer(ps.table, ps.latest.length + 64);
+    return ps.table;
   }
 
   #probeSeries(probe: string): ProbeSeries {
     let ps = this.#probes.get(probe);
     if (!ps) {
-      ps = { gen: 0, byNetns: new Map(), latest: [] };
+      ps = { gen: 0, time: undefined, carrying: false, byNetns: new Map(), latest: [], spare: undefined };
       this.#probes.set(probe, ps);
     }
     return ps;
@@ -183,24 +188,33 @@ export class MetricStore implements MetricProducer {
     if (this.#open.length > 0) this.#open = this.#open.filter((ref) => ref.deref()?.freeze(probe) ?? false);
     const ps = this.#probeSeries(probe);
     const gen = ++ps.gen;
+    const time = hrTimeFromMs(timeMs);
     const run: Run = {
       ps,
       gen,
       update: ++this.#updates,
-      time: hrTimeFromMs(timeMs),
-      latest: [],
+      time,
+      prevTime: ps.time,
+      latest: ps.spare ?? [],
+      count: 0,
       cur: undefined,
       curNetns: Number.NaN,
       table: undefined,
     };
     if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
-    else
+    else {
+      // Points given as objects have slots too (by metric and attributes key): their series are found
+      // the same way, with no map per netns.
+      const table = this.#table(ps);
+      run.table = table;
       for (const p of points) {
         const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
+        const slot = table.slotOfPoint(p.metric, p.attributes, attrsKey);
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, slot);
       }
+    }
     // Forget series (and netns) this collection did not report.
     for (const [netns, ns] of ps.byNetns) {
       if (ns.gen !== gen || ns.seen === 0) {
@@ -208,17 +222,23 @@ export class MetricStore implements MetricProducer {
         continue;
       }
       if (ns.size === ns.seen) continue;
-      for (const [k, s] of ns.plain) if (s.gen !== gen) ns.plain.delete(k);
-      for (const [name, m] of ns.withAttributes) {
-        for (const [k, s] of m) if (s.gen !== gen) m.delete(k);
-        if (m.size === 0) ns.withAttributes.delete(name);
+      const keyed = ns.keyed;
+      if (keyed !== undefined) {
+        for (const [k, s] of keyed.plain) if (s.time !== time) keyed.plain.delete(k);
+        for (const [name, m] of keyed.withAttributes) {
+          for (const [k, s] of m) if (s.time !== time) m.delete(k);
+          if (m.size === 0) keyed.withAttributes.delete(name);
+        }
       }
       const bySlot = ns.bySlot;
       for (let i = 0; i < bySlot.length; i++)
-        if (bySlot[i] !== undefined && bySlot[i]!.gen !== gen) bySlot[i] = undefined;
+        if (bySlot[i] !== undefined && bySlot[i]!.time !== time) bySlot[i] = undefined;
       ns.size = ns.seen;
     }
+    if (run.latest.length !== run.count) run.latest.length = run.count;
+    ps.spare = ps.latest;
     ps.latest = run.latest;
+    ps.time = time;
     if (ps.carriedUntil !== undefined && gen >= ps.carriedUntil) {
       ps.carried = undefined;
       ps.carriedUntil = undefined;
@@ -241,7 +261,8 @@ export class MetricStore implements MetricProducer {
         const reg = this.#checked(probe, this.#defs.get(p.metric), p.metric, p.value);
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, -1);
+        const at = table.slotOfPoint(p.metric, p.attributes, attrsKey);
+        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, at);
         continue;
       }
       const key = table.keys[slot]!;

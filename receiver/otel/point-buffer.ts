@@ -2,8 +2,8 @@
 // probe (`SlotTable`), and one collection as typed columns (`PointBuffer`: slot, netns, value), read by
 // MetricStore.update in the order they were written. Points given as objects (histograms, node-scoped
 // metrics) keep their place among the values: their slot column holds `-1 - index` into `objects`.
-import type { MetricSink, SeriesKey } from '../probe/sink.ts';
-import type { MetricPoint } from '../probe/types.ts';
+import { type MetricSink, SeriesKey } from '../probe/sink.ts';
+import type { Attributes, MetricPoint } from '../probe/types.ts';
 import { cachedAttributesKey } from './attributes-key.ts';
 
 /** Slots a table holds before it starts over (keys a probe makes and drops, e.g. per interface name). */
@@ -17,7 +17,15 @@ export class SlotTable {
   /** Store data per slot (its metric's registration), valid while `cacheOf` is the store's current one. */
   readonly cache: unknown[] = [];
   cacheOf: unknown = undefined;
-  readonly #index = new Map<SeriesKey, number>();
+  /** Weak: a probe that makes its keys again leaves the old ones to the GC (their slots stay, by identity). */
+  readonly #index = new WeakMap<SeriesKey, number>();
+  /**
+   * Slots by identity: metric (no attributes), metric then attributes key. Key objects of one series (a
+   * probe that makes a key again) and points given as objects share its slot, so a slot is one series of
+   * a netns and the store finds every series by slot alone.
+   */
+  readonly #plain = new Map<string, number>();
+  readonly #withAttributes = new Map<string, Map<string, number>>();
 
   get size(): number {
     return this.keys.length;
@@ -32,14 +40,41 @@ export class SlotTable {
     if (key.owner === this) return key.slot;
     let slot = this.#index.get(key);
     if (slot === undefined) {
-      slot = this.keys.length;
-      this.keys.push(key);
-      this.attrsKeys.push(key.attributes !== undefined ? cachedAttributesKey(key.attributes) : '');
-      this.cache.push(undefined);
+      const attrsKey = key.attributes !== undefined ? cachedAttributesKey(key.attributes) : '';
+      slot = this.#find(key.metric, attrsKey) ?? this.#add(key, attrsKey);
       this.#index.set(key, slot);
     }
     key.owner = this;
     key.slot = slot;
+    return slot;
+  }
+
+  /** The slot of a point given as an object (`attrsKey`: its attributes' key, '' without). */
+  slotOfPoint(metric: string, attributes: Attributes | undefined, attrsKey: string): number {
+    return (
+      this.#find(metric, attrsKey) ??
+      this.#add(new SeriesKey(metric, attrsKey === '' ? undefined : attributes), attrsKey)
+    );
+  }
+
+  #find(metric: string, attrsKey: string): number | undefined {
+    return attrsKey === '' ? this.#plain.get(metric) : this.#withAttributes.get(metric)?.get(attrsKey);
+  }
+
+  #add(key: SeriesKey, attrsKey: string): number {
+    const slot = this.keys.length;
+    this.keys.push(key);
+    this.attrsKeys.push(attrsKey);
+    this.cache.push(undefined);
+    if (attrsKey === '') this.#plain.set(key.metric, slot);
+    else {
+      let m = this.#withAttributes.get(key.metric);
+      if (m === undefined) {
+        m = new Map();
+        this.#withAttributes.set(key.metric, m);
+      }
+      m.set(attrsKey, slot);
+    }
     return slot;
   }
 }

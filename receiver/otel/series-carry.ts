@@ -3,7 +3,7 @@
 // reports, so they do not restart at 0. Its own file so metric-store.ts keeps only the collection logic.
 import type { HrTime } from '@opentelemetry/api';
 import type { HistogramValue } from '../probe/types.ts';
-import { isHistogram, type ProbeSeries, type SeriesState } from './series-state.ts';
+import { isHistogram, keyedSeries, type ProbeSeries, type SeriesState, setCarry } from './series-state.ts';
 
 /** Collections during which a re-created probe's series take up its predecessor's values. */
 const CARRY_COLLECTIONS = 30;
@@ -42,7 +42,8 @@ export function takeUpCarried(
   const value = withCarry(pointValue, c.value);
   const scalar = isHistogram(value) ? value.count : value;
   if (scalar >= (isHistogram(c.value) ? c.value.count : c.value)) {
-    s.carry = c.value;
+    setCarry(s, c.value);
+    ps.carrying = true;
     s.value = value;
     s.startTime = c.startTime;
   }
@@ -65,8 +66,9 @@ export function carryOver(ps: ProbeSeries): void {
     m.set(`${s.def.name}\u0000${key}`, { value: s.value, startTime: s.startTime });
   };
   for (const [netns, ns] of ps.byNetns) {
-    for (const s of ns.plain.values()) keep(netns, '', s);
-    for (const m of ns.withAttributes.values()) for (const [key, s] of m) keep(netns, key, s);
+    const keyed = keyedSeries(ns);
+    for (const s of keyed.plain.values()) keep(netns, '', s);
+    for (const m of keyed.withAttributes.values()) for (const [key, s] of m) keep(netns, key, s);
   }
   // The new instance builds its series afresh (taking up these values); the old ones stay exported
   // (`latest`) until its first collection.

@@ -40,26 +40,38 @@ export class SeriesState implements MetricSeries {
   parts: AttributeParts = NO_PARTS;
   value: number | HistogramValue;
   startTime: HrTime;
-  time: HrTime;
-  /** Update generation that last reported it. */
-  gen: number;
   /**
-   * What a replaced instance of the probe had counted (counters and histograms): added to what the new
-   * instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+   * The time of the update that last reported it. Each update's time is a new array, so it also tells
+   * which update that was (`time === run.time`: this one) without a generation number per series.
    */
-  carry: number | HistogramValue | undefined = undefined;
+  time: HrTime;
 
-  constructor(def: MetricDef, value: number | HistogramValue, time: HrTime, gen: number) {
+  constructor(def: MetricDef, value: number | HistogramValue, time: HrTime) {
     this.def = def;
     this.value = value;
     this.startTime = time;
     this.time = time;
-    this.gen = gen;
   }
 
   get attributes(): Record<string, AttributeValue> {
     return mergedAttributes(this.parts);
   }
+}
+
+/**
+ * What a replaced instance of the probe had counted (counters and histograms), by series: added to what
+ * the new instance reports, so a probe re-created by a reload does not restart its cumulative values at 0.
+ * Beside the series (few have one) rather than a field of each of the 160,000 at 1,000 netns.
+ */
+const carries = new WeakMap<SeriesState, number | HistogramValue>();
+
+export function carryOf(s: SeriesState): number | HistogramValue | undefined {
+  return carries.get(s);
+}
+
+export function setCarry(s: SeriesState, carry: number | HistogramValue | undefined): void {
+  if (carry === undefined) carries.delete(s);
+  else carries.set(s, carry);
 }
 
 /** `{ ...point, ...entity }`, or one of the (frozen, shared) parts when the other is empty. */
@@ -70,36 +82,102 @@ export function mergedAttributes(parts: AttributeParts): Record<string, Attribut
   return { ...point, ...entity };
 }
 
-export interface NetnsSeries {
-  /** Attribute-less series by metric name. */
+/**
+ * An entity's attributes as every probe's series of one netns share them (SeriesWriter keeps one per netns):
+ * one frozen entity object per netns, not one per probe, so the OTLP encoder makes one Resource (and one
+ * ResourceMetrics) per entity and the /metrics render one label text per entity.
+ */
+export interface EntityView {
+  entity: Entity | undefined;
+  /** The writer's `entityVersion` it was built for (-1: never). */
+  version: number;
+  /** Frozen: shared by the netns' attribute-less series (and their cached /metrics label text). */
+  attrs: Record<string, AttributeValue>;
+  /** `[no point attributes, attrs]`: the parts of every attribute-less series of the netns. */
+  parts: AttributeParts;
+  /** `[point attributes, attrs]` by point attribute set (frozen, shared): one per set in the netns. */
+  readonly partsByPoint: Map<ProbeAttributes, AttributeParts>;
+  /** Bumped when `attrs` is replaced: the series built on the old one rebuild their parts. */
+  changes: number;
+  /** The store update in which the entity was last looked up (once per update). */
+  checked: number;
+}
+
+/** Series of one netns found by key: attribute-less ones by metric name, others by name then attributes key. */
+export interface KeyedSeries {
   readonly plain: Map<string, SeriesState>;
-  /** Series with attributes: metric name → attributes key → series. */
   readonly withAttributes: Map<string, Map<string, SeriesState>>;
-  /** Series held in `plain` and `withAttributes`. */
+}
+
+export interface NetnsSeries {
+  /**
+   * The series by key, made only when a series is looked up by key (a point object, a slot table replaced):
+   * the column path finds its series by slot, and a slot table gives one slot per (metric, attributes), so
+   * a netns written only by slot keeps no map (at 1,000 netns the maps were ~10 MB of heap). Once made, it
+   * holds every series of the netns.
+   */
+  keyed: KeyedSeries | undefined;
+  /** Series of the netns. */
   size: number;
   gen: number;
   seen: number;
-  entity: Entity | undefined;
-  entityAttrs: Record<string, AttributeValue>;
-  /** `[no point attributes, entityAttrs]`: the parts of every attribute-less series of the netns. */
-  entityParts: AttributeParts;
-  /** `[point attributes, entityAttrs]` by point attribute set (frozen, shared): one per set in the netns. */
-  readonly partsByPoint: Map<ProbeAttributes, AttributeParts>;
-  entityVersion: number;
-  /** Generation in which `entityAttrs` changed: the series reported then rebuild their attributes. */
+  view: EntityView;
+  /** `view.changes` the series' parts were built for. */
+  viewChanges: number;
+  /** Generation in which the entity attributes changed: the series reported then rebuild their attributes. */
   attrsChanged: number;
   /**
-   * The series of the column path by slot of `slotTable` (point-buffer.ts): the same objects as in `plain`
-   * and `withAttributes`, found without a key; a series leaves both when it is forgotten.
+   * The series of the column path by slot of `slotTable` (point-buffer.ts): found without a key; a series
+   * leaves it (and `keyed`) when it is forgotten.
    */
   bySlot: (SeriesState | undefined)[];
   slotTable: SlotTable | undefined;
 }
 
+/**
+ * The netns' series by key (made from its slots when first needed: the slot table says each slot's metric
+ * and attributes key); from then on kept with every series the netns adds.
+ */
+export function keyedSeries(ns: NetnsSeries): KeyedSeries {
+  if (ns.keyed !== undefined) return ns.keyed;
+  const keyed: KeyedSeries = { plain: new Map(), withAttributes: new Map() };
+  const table = ns.slotTable;
+  if (table !== undefined)
+    for (let slot = 0; slot < ns.bySlot.length; slot++) {
+      const s = ns.bySlot[slot];
+      if (s === undefined) continue;
+      const attrsKey = table.attrsKeys[slot]!;
+      if (attrsKey === '') keyed.plain.set(s.def.name, s);
+      else {
+        let m = keyed.withAttributes.get(s.def.name);
+        if (m === undefined) {
+          m = new Map();
+          keyed.withAttributes.set(s.def.name, m);
+        }
+        m.set(attrsKey, s);
+      }
+    }
+  ns.keyed = keyed;
+  return keyed;
+}
+
 export interface ProbeSeries {
   gen: number;
+  /** The time of its latest update (what its series reported then carry as `time`). */
+  time: HrTime | undefined;
+  /**
+   * Whether some series of it took up a carried value (`setCarry`, after a reload re-created the probe):
+   * only then is the carry looked up per series.
+   */
+  carrying: boolean;
   readonly byNetns: Map<number, NetnsSeries>;
   latest: SeriesState[];
+  /**
+   * The array `latest` was before the last update, written over by the next one: at 1,000 netns a probe's
+   * array is up to ~1 MB, and growing a new one by push every update left several such arrays (large
+   * objects, freed only by a full GC) behind each collection.
+   */
+  spare: SeriesState[] | undefined;
   /** The probe's series keys, numbered (the column path: MetricStore.sink). */
   table?: SlotTable;
   /**

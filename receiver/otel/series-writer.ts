@@ -16,13 +16,17 @@ import { entityAttributes, resolveEntity } from './entity-attributes.ts';
 import type { SlotTable } from './point-buffer.ts';
 import { takeUpCarried, withCarry } from './series-carry.ts';
 import {
+  carryOf,
+  type EntityView,
   isHistogram,
+  keyedSeries,
   type NetnsSeries,
   NO_ATTRIBUTES,
   NO_PARTS,
   type ProbeSeries,
   SeriesState,
   sameAttributes,
+  setCarry,
 } from './series-state.ts';
 
 const MAX_INTERNED = 50_000;
@@ -41,7 +45,11 @@ export interface Run {
   /** The store's update count (per-metric series counts are stamped with it). */
   readonly update: number;
   readonly time: HrTime;
+  /** The time of the probe's previous update: a series reported then carries it as `time`. */
+  readonly prevTime: HrTime | undefined;
+  /** The series reported, in order (written by index: `count` of them so far). */
   readonly latest: SeriesState[];
+  count: number;
   cur: NetnsSeries | undefined;
   curNetns: number;
   /** The slot table of the buffer being read (column path). */
@@ -54,6 +62,12 @@ function setSlot(ns: NetnsSeries, slot: number, s: SeriesState): void {
   a[slot] = s;
 }
 
+/** Slots past 4 × the netns' series a netns' slot array may still reach (see `put`). */
+const SLOT_SLACK = 256;
+
+/** Netns whose entity view was not looked up in this many store updates are forgotten (a gone netns). */
+const VIEW_IDLE_UPDATES = 256;
+
 /** What the store's updates share: the entity view, the cardinality limit and its overflow counts. */
 export class SeriesWriter {
   entities: EntitySource;
@@ -65,6 +79,9 @@ export class SeriesWriter {
   readonly overflow = new Map<string, number>();
   /** One frozen copy per distinct set of unfrozen point attributes (by attributes key). */
   readonly #interned = new Map<string, ProbeAttributes>();
+  /** The entity view of each netns (-1: node-scoped series), shared by every probe's series of it. */
+  readonly #views = new Map<number, EntityView>();
+  #swept = 0;
 
   constructor(options: { entities: EntitySource; labelAllowlist: readonly string[]; limit: number }) {
     this.entities = options.entities;
@@ -88,30 +105,35 @@ export class SeriesWriter {
     const netns = entityScoped ? (pointNetns ?? 0) : -1;
     if (netns !== run.curNetns) {
       run.curNetns = netns;
-      run.cur = this.#netnsSeries(ps, netns, gen, entityScoped);
+      run.cur = this.#netnsSeries(ps, netns, gen, run.update);
     }
     const ns = run.cur!;
     let s: SeriesState | undefined;
-    if (slot >= 0) {
-      if (ns.slotTable !== run.table) {
-        ns.slotTable = run.table;
-        ns.bySlot = [];
-      }
-      s = ns.bySlot[slot];
+    if (slot >= 0 && ns.slotTable !== run.table) {
+      // A new table numbers the keys anew: the series stay findable by key until they have a slot again.
+      if (ns.slotTable !== undefined) keyedSeries(ns);
+      ns.slotTable = run.table;
+      ns.bySlot = [];
     }
+    // A slot far past the netns' series (a table shared with netns that have other keys) is not given a
+    // place in its array: the arrays stay in proportion to the series.
+    if (slot >= ns.bySlot.length && slot >= 4 * ns.size + SLOT_SLACK) slot = -1;
+    if (slot >= 0) s = ns.bySlot[slot];
+    else keyedSeries(ns); // found by key, and from now on every series of the netns too
+    const keyed = ns.keyed;
     let byAttrs: Map<string, SeriesState> | undefined;
-    if (s === undefined) {
+    if (s === undefined && keyed !== undefined) {
       if (attrsKey !== '') {
-        byAttrs = ns.withAttributes.get(def.name);
+        byAttrs = keyed.withAttributes.get(def.name);
         if (!byAttrs) {
           byAttrs = new Map();
-          ns.withAttributes.set(def.name, byAttrs);
+          keyed.withAttributes.set(def.name, byAttrs);
         }
         s = byAttrs.get(attrsKey);
-      } else s = ns.plain.get(def.name);
+      } else s = keyed.plain.get(def.name);
       if (s !== undefined && slot >= 0) setSlot(ns, slot, s);
     }
-    if (s?.gen === gen) return; // duplicate point within one collection: keep the first
+    if (s !== undefined && s.time === time) return; // duplicate point within one collection: keep the first
     // Series of the metric in this update (on the registration: no map per update).
     if (reg.update !== run.update) {
       reg.update = run.update;
@@ -124,48 +146,47 @@ export class SeriesWriter {
     }
     reg.series = n + 1;
     if (!s) {
-      s = new SeriesState(def, value, time, gen);
-      this.#setAttributes(s, attributes, attrsKey, ns);
+      s = new SeriesState(def, value, time);
+      this.#setAttributes(s, attributes, attrsKey, ns.view);
       takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, value);
-      if (byAttrs) byAttrs.set(attrsKey, s);
-      else ns.plain.set(def.name, s);
+      if (keyed !== undefined) {
+        if (byAttrs) byAttrs.set(attrsKey, s);
+        else keyed.plain.set(def.name, s);
+      }
       if (slot >= 0) setSlot(ns, slot, s);
       ns.size++;
     } else {
       s.def = def; // a reload may hand in a new declaration object
-      if (ns.attrsChanged === gen) this.#setAttributes(s, attributes, attrsKey, ns);
+      if (ns.attrsChanged === gen) this.#setAttributes(s, attributes, attrsKey, ns.view);
       // The start stays while the series was in the previous collection and did not go down.
-      const v = s.carry === undefined ? value : withCarry(value, s.carry);
+      const carry = ps.carrying ? carryOf(s) : undefined;
+      const v = carry === undefined ? value : withCarry(value, carry);
       const prev = s.value;
       const last = isHistogram(prev) ? prev.count : prev;
       const scalar = isHistogram(v) ? v.count : v;
-      if (s.gen !== gen - 1 || scalar < last) {
+      if (s.time !== run.prevTime || scalar < last) {
         s.startTime = time;
-        s.carry = undefined; // the new instance's counter went down: a real reset
+        if (carry !== undefined) setCarry(s, undefined); // the new instance's counter went down: a real reset
         s.value = value;
       } else s.value = v;
       s.time = time;
-      s.gen = gen;
     }
     ns.seen++;
-    run.latest.push(s);
+    run.latest[run.count++] = s;
   }
 
-  /** The series of `netns` in this update (made when new; its entity attributes checked once per update). */
-  #netnsSeries(ps: ProbeSeries, netns: number, gen: number, entityScoped: boolean): NetnsSeries {
+  /** The series of `netns` in this update (made when new; its entity view checked once per update). */
+  #netnsSeries(ps: ProbeSeries, netns: number, gen: number, update: number): NetnsSeries {
     let cur = ps.byNetns.get(netns);
     if (!cur) {
+      const view = this.#view(netns, update);
       cur = {
-        plain: new Map(),
-        withAttributes: new Map(),
+        keyed: undefined,
         size: 0,
         gen: 0,
         seen: 0,
-        entity: undefined,
-        entityAttrs: NO_ATTRIBUTES,
-        entityParts: NO_PARTS,
-        partsByPoint: new Map(),
-        entityVersion: -1,
+        view,
+        viewChanges: view.changes,
         attrsChanged: 0,
         bySlot: [],
         slotTable: undefined,
@@ -175,22 +196,56 @@ export class SeriesWriter {
     if (cur.gen !== gen) {
       cur.gen = gen;
       cur.seen = 0;
-      const entity = entityScoped ? resolveEntity(this.entities, netns) : undefined;
-      if (entityScoped && (entity !== cur.entity || cur.entityVersion !== this.entityVersion)) {
-        cur.entity = entity;
-        cur.entityVersion = this.entityVersion;
-        // Frozen: shared by the netns' attribute-less series (and their cached /metrics label text).
-        const ea = Object.freeze(entityAttributes(entity, netns, this.labelAllowlist));
-        // An equal view (a source that hands out new objects) keeps the series' attribute objects.
-        if (!sameAttributes(cur.entityAttrs, ea)) {
-          cur.entityAttrs = ea;
-          cur.entityParts = attributeParts(NO_ATTRIBUTES, ea);
-          cur.partsByPoint.clear();
-          cur.attrsChanged = gen;
-        }
+      const view = this.#view(netns, update);
+      if (cur.view !== view || cur.viewChanges !== view.changes) {
+        cur.view = view;
+        cur.viewChanges = view.changes;
+        cur.attrsChanged = gen;
       }
     }
     return cur;
+  }
+
+  /** The entity view of `netns`, its entity looked up once per store update. */
+  #view(netns: number, update: number): EntityView {
+    let v = this.#views.get(netns);
+    if (v === undefined) {
+      v = {
+        entity: undefined,
+        version: -1,
+        attrs: NO_ATTRIBUTES,
+        parts: NO_PARTS,
+        partsByPoint: new Map(),
+        changes: 0,
+        checked: 0,
+      };
+      this.#views.set(netns, v);
+      this.#sweep(update);
+    }
+    if (v.checked === update || netns < 0) return v;
+    v.checked = update;
+    const entity = resolveEntity(this.entities, netns);
+    if (entity !== v.entity || v.version !== this.entityVersion) {
+      v.entity = entity;
+      v.version = this.entityVersion;
+      const ea = Object.freeze(entityAttributes(entity, netns, this.labelAllowlist));
+      // An equal view (a source that hands out new objects) keeps the series' attribute objects.
+      if (!sameAttributes(v.attrs, ea) || v.parts === NO_PARTS) {
+        v.attrs = ea;
+        v.parts = attributeParts(NO_ATTRIBUTES, ea);
+        v.partsByPoint.clear();
+        v.changes++;
+      }
+    }
+    return v;
+  }
+
+  /** Forget the views of netns no probe reported for a while (checked when a view is added). */
+  #sweep(update: number): void {
+    if (update - this.#swept < VIEW_IDLE_UPDATES) return;
+    this.#swept = update;
+    for (const [netns, v] of this.#views)
+      if (netns >= 0 && update - v.checked > VIEW_IDLE_UPDATES) this.#views.delete(netns);
   }
 
   /**
@@ -198,10 +253,9 @@ export class SeriesWriter {
    * with those two parts (attribute-parts.ts); unfrozen point attributes are replaced by one frozen copy
    * per distinct set, so their label text is rendered (and their OTLP bytes encoded) once too.
    */
-  #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, ns: NetnsSeries): void {
-    const entity = ns.entityAttrs;
+  #setAttributes(s: SeriesState, point: ProbeAttributes | undefined, key: string, view: EntityView): void {
     if (!point || key === '') {
-      s.parts = ns.entityParts;
+      s.parts = view.parts;
       return;
     }
     let shared = point;
@@ -214,13 +268,13 @@ export class SeriesWriter {
         this.#interned.set(key, shared);
       }
     }
-    // One parts array per point attribute set in the netns, shared by its metrics' series.
-    let parts = ns.partsByPoint.get(shared);
+    // One parts array per point attribute set in the netns, shared by every probe's series.
+    let parts = view.partsByPoint.get(shared);
     if (parts === undefined) {
-      parts = attributeParts(shared as Record<string, AttributeValue>, entity);
+      parts = attributeParts(shared as Record<string, AttributeValue>, view.attrs);
       // Bounded: attribute sets that come and go (interned copies replaced) would otherwise pile up.
-      if (ns.partsByPoint.size >= 4096) ns.partsByPoint.clear();
-      ns.partsByPoint.set(shared, parts);
+      if (view.partsByPoint.size >= 4096) view.partsByPoint.clear();
+      view.partsByPoint.set(shared, parts);
     }
     s.parts = parts;
   }
