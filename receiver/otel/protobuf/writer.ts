@@ -63,9 +63,13 @@ export class ProtoWriter {
     this.buf = next;
   }
 
-  /** A copy of the bytes written (the buffer is reused by the next message). */
+  /**
+   * A copy of the bytes written (the buffer is reused by the next message), in an ArrayBuffer of its own:
+   * Buffer.from would cut a small copy from Node's shared 64 KiB pool, and the field bytes cached for the
+   * life of a series (fields.ts) would each keep a whole pool alive (~2.5 MB of them at 1,000 netns).
+   */
   finish(): Uint8Array {
-    return Buffer.from(this.buf.subarray(0, this.pos));
+    return new Uint8Array(this.buf.subarray(0, this.pos));
   }
 
   /**
