@@ -109,6 +109,17 @@ function emptySummary(buckets: number): SocketSummary {
   };
 }
 
+const idle = new Map<number, SocketSummary>();
+/** The all-zero summary with `buckets` RTT bounds, shared: callers only read a summary. */
+function idleSummary(buckets: number): SocketSummary {
+  let s = idle.get(buckets);
+  if (s === undefined) {
+    s = emptySummary(buckets);
+    if (idle.size < 16) idle.set(buckets, s);
+  }
+  return s;
+}
+
 /** What a netns holds, from its socket counts: which dumps can have anything to report. */
 export interface SocketPresence {
   /** TCP sockets hashed (listening, connected, connecting; IPv4 or IPv6) or in TIME_WAIT. */
@@ -119,6 +130,10 @@ export interface SocketPresence {
 }
 
 export const EVERY_SOCKET: SocketPresence = { tcp: true, udp4: true, udp6: true };
+/** The 8 presences, by bits tcp 4, udp4 2, udp6 1: shared, not one object per netns. */
+const PRESENCE: readonly SocketPresence[] = Array.from({ length: 8 }, (_, m) =>
+  Object.freeze({ tcp: (m & 4) !== 0, udp4: (m & 2) !== 0, udp6: (m & 1) !== 0 }),
+);
 
 // `shared`: read once per netns per collection with the sockstat probe (receiver/procfs/netns-files.ts).
 const SOCKSTAT_FILES = [
@@ -147,7 +162,7 @@ export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
   // Both files parsed whole before deciding (a malformed one throws here).
   forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
   if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
-  return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
+  return PRESENCE[(tcp !== 0 ? 4 : 0) | (udp4 !== 0 ? 2 : 0) | (udp6 !== 0 ? 1 : 0)]!;
 }
 
 /**
@@ -163,6 +178,8 @@ export function summarize(
   presence: SocketPresence = EVERY_SOCKET,
 ): SocketSummary {
   const bounds = args.rttBoundaries;
+  // Nothing to dump (an idle netns, most of them): one shared all-zero summary, not one per netns.
+  if (!presence.tcp && (!args.udp || (!presence.udp4 && !presence.udp6))) return idleSummary(bounds.length);
   const s = emptySummary(bounds.length);
   const open = typeof sock === 'function' ? sock : () => sock;
   const onTcp = (k: Readonly<InetSocket>): void => {

@@ -20,7 +20,10 @@ const ctx = { log: childLogger('test'), entities: undefined as never, emit() {} 
 
 /** ifindex → name as `ip -j link` shows it in `ns`. */
 function ipLinks(ns: string): Map<number, string> {
-  const rows = JSON.parse(sh('ip', ['-n', ns, '-j', 'link', 'show'])) as { ifindex: number; ifname: string }[];
+  const rows = JSON.parse(sh('ip', ['-n', ns, '-j', 'link', 'show'])) as {
+    ifindex: number;
+    ifname: string;
+  }[];
   return new Map(rows.map((r) => [r.ifindex, r.ifname]));
 }
 
@@ -77,7 +80,10 @@ test('qdisc probe: a rename, a new link, a deleted link and a link moved in show
   await assertProbeEqualsTc(A);
   const e = net.entity(A);
   const rows = qdiscValues(await probe.collect([e]), e.netnsInode);
-  assert.ok([...rows.keys()].some((k) => k.startsWith('pnnd|pfifo_fast|')), 'the new link by name');
+  assert.ok(
+    [...rows.keys()].some((k) => k.startsWith('pnnd|pfifo_fast|')),
+    'the new link by name',
+  );
   sh('ip', ['-n', A, 'link', 'del', 'pnnd']);
   await assertProbeEqualsTc(A);
   // A veth end created in B and moved to A (RTM_DELLINK in B, RTM_NEWLINK in A), then renamed there.
