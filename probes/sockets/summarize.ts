@@ -38,6 +38,8 @@ const STATE_KEYS = new Map<string, SeriesKey>(
     new SeriesKey(M.connections, Object.freeze({ 'network.connection.state': s })),
   ]),
 );
+/** STATE_KEYS in STATE_VALUES order. */
+const STATE_KEY_LIST: readonly SeriesKey[] = STATE_VALUES.map((s) => STATE_KEYS.get(s)!);
 /** The keys of the attribute-less metrics, by metric name. */
 const KEYS = new Map<string, SeriesKey>();
 function key(metric: string): SeriesKey {
@@ -241,7 +243,11 @@ export function toPoints(
   udp: boolean,
   out: MetricSink,
 ): void {
-  for (const [state, value] of s.states) out.value(STATE_KEYS.get(state)!, netns, value);
+  // By the fixed state list (a Map's entries iterator makes a [key, value] array per state).
+  for (let i = 0; i < STATE_VALUES.length; i++) {
+    const state = STATE_VALUES[i]!;
+    out.value(STATE_KEY_LIST[i]!, netns, s.states.get(state) ?? 0);
+  }
   out.value(RX_QUEUE, netns, s.rxQueue);
   out.value(TX_QUEUE, netns, s.txQueue);
   for (let i = 0; i < SK_MEMINFO.length; i++) {
