@@ -154,7 +154,11 @@ export type NetdevArgs = z.infer<typeof netdevArgs>;
 function excluder(patterns: readonly string[]): (name: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
   const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
+  return (name) => {
+    if (exact.has(name)) return true;
+    for (const p of prefixes) if (name.startsWith(p)) return true;
+    return false;
+  };
 }
 
 // Series keys are shared between collections: per interface name, for each column and direction (the
@@ -181,6 +185,9 @@ const FILES = [{ name: 'dev' }] as const;
 // Reused: one entity is parsed and written at a time (synchronously).
 const rows = netDevRows();
 
+/** Per column of COLUMNS: 1 when its metric is wanted in this call (reused, not an array per netns). */
+const wantedCols = new Uint8Array(COLUMNS.length);
+
 /** Writes the values of parsed `rows` (all parsed first: a malformed file writes nothing). */
 function writeRows(
   rows: NetDevRows,
@@ -190,17 +197,20 @@ function writeRows(
   wanted: (metric: string) => boolean,
   node: boolean,
 ): void {
-  const base = node ? COLUMNS.length * 2 : 0;
   for (let c = 0; c < COLUMNS.length; c++) {
-    const col = COLUMNS[c]!;
-    const m = col[0];
-    if (!wanted(node ? (NODE_NAMES[m] ?? m) : m)) continue;
-    const r = col[1];
-    const t = col[2];
-    for (let i = 0; i < rows.count; i++) {
-      const name = rows.names[i]!;
-      if (excluded(name)) continue;
-      const keys = keysFor(name);
+    const m = COLUMNS[c]![0];
+    wantedCols[c] = wanted(node ? (NODE_NAMES[m] ?? m) : m) ? 1 : 0;
+  }
+  const base = node ? COLUMNS.length * 2 : 0;
+  for (let i = 0; i < rows.count; i++) {
+    const name = rows.names[i]!;
+    if (excluded(name)) continue;
+    const keys = keysFor(name);
+    for (let c = 0; c < COLUMNS.length; c++) {
+      if (wantedCols[c] === 0) continue;
+      const col = COLUMNS[c]!;
+      const r = col[1];
+      const t = col[2];
       if (r >= 0) out.value(keys[base + 2 * c]!, netns, rows.values[16 * i + r]!);
       if (t >= 0) out.value(keys[base + 2 * c + 1]!, netns, rows.values[16 * i + t]!);
     }
