@@ -66,20 +66,39 @@ const metrics: MetricDef[] = [
 const ORDER = [Q.bytes, Q.packets, Q.drops, Q.overlimits, Q.requeues, Q.qlen, Q.backlog] as const;
 
 // Series keys shared between netns and collections (receiver/probe/sink.ts), one per metric of each
-// interface name, kind, handle and parent (their attribute object frozen and shared).
-const keyCache = new Map<string, readonly SeriesKey[]>();
+// interface name, kind, handle and parent (their attribute object frozen and shared). Nested maps: found
+// without a key string built per qdisc.
+type Level<K, V> = Map<K, V>;
+const keyCache: Level<string, Level<string, Level<number, Level<number, readonly SeriesKey[]>>>> = new Map();
+let cachedKeys = 0;
 function qdiscKeys(ifname: string, kind: string, handle: number, parent: number): readonly SeriesKey[] {
-  const key = `${ifname}\u0000${kind}\u0000${handle}\u0000${parent}`;
-  let keys = keyCache.get(key);
-  if (!keys) {
-    const a = Object.freeze({
-      'network.interface.name': ifname,
-      'podnet.qdisc.kind': kind,
-      'podnet.qdisc.handle': formatTcHandle(handle),
-      'podnet.qdisc.parent': formatTcHandle(parent, true),
-    });
-    keys = ORDER.map((metric) => new SeriesKey(metric, a));
-    if (keyCache.size < 65536) keyCache.set(key, keys);
+  const have = keyCache.get(ifname)?.get(kind)?.get(handle)?.get(parent);
+  if (have) return have;
+  const a = Object.freeze({
+    'network.interface.name': ifname,
+    'podnet.qdisc.kind': kind,
+    'podnet.qdisc.handle': formatTcHandle(handle),
+    'podnet.qdisc.parent': formatTcHandle(parent, true),
+  });
+  const keys = ORDER.map((metric) => new SeriesKey(metric, a));
+  if (cachedKeys < 65536) {
+    cachedKeys++;
+    let byKind = keyCache.get(ifname);
+    if (!byKind) {
+      byKind = new Map();
+      keyCache.set(ifname, byKind);
+    }
+    let byHandle = byKind.get(kind);
+    if (!byHandle) {
+      byHandle = new Map();
+      byKind.set(kind, byHandle);
+    }
+    let byParent = byHandle.get(handle);
+    if (!byParent) {
+      byParent = new Map();
+      byHandle.set(handle, byParent);
+    }
+    byParent.set(parent, keys);
   }
   return keys;
 }

@@ -183,7 +183,43 @@ export class Attrs {
     }
     return Buffer.from(this.view.buffer, this.view.byteOffset + off, end - off).toString('utf8');
   }
+  /**
+   * `str`, as the string an earlier call returned for the same bytes: values seen again and again (qdisc
+   * kinds, interface names) are matched in place and make no string or Buffer view per message.
+   */
+  strShared(type: number): string {
+    const off = this.#need(type, 0);
+    let end = off + this.#lengths[type]!;
+    for (let i = off; i < end; i++) {
+      if (this.view.getUint8(i) === 0) {
+        end = i;
+        break;
+      }
+    }
+    const len = end - off;
+    const list = sharedStrings.get(len);
+    if (list !== undefined)
+      for (const k of list) {
+        let i = 0;
+        while (i < len && k.bytes[i] === this.view.getUint8(off + i)) i++;
+        if (i === len) return k.value;
+      }
+    const value = this.str(type);
+    if (sharedCount < 4096) {
+      sharedCount++;
+      const bytes = new Uint8Array(
+        this.view.buffer.slice(this.view.byteOffset + off, this.view.byteOffset + end),
+      );
+      if (list) list.push({ bytes, value });
+      else sharedStrings.set(len, [{ bytes, value }]);
+    }
+    return value;
+  }
 }
+
+// `Attrs.strShared`'s strings by byte length (bounded: names beyond the bound are decoded each time).
+const sharedStrings = new Map<number, { bytes: Uint8Array; value: string }[]>();
+let sharedCount = 0;
 
 export interface RequestHeader {
   readonly type: number;
