@@ -149,22 +149,26 @@ const SOCKSTAT_FILES = [
  * connecting sockets; a SYN_RECV request needs a listener), `TCP: tw` the TIME_WAIT ones, `UDP(6):
  * inuse` the bound UDP sockets — all per netns. Zero means the dump would come back empty.
  */
+// Counts of `socketPresence`'s visitor (one parse at a time, synchronously; no closure per netns).
+const counts = { tcp: 0, udp4: 0, udp6: 0 };
+const countSockets = (proto: string, key: string, value: number): void => {
+  if (key === 'inuse') {
+    if (proto === 'TCP' || proto === 'TCP6') counts.tcp += value;
+    else if (proto === 'UDP') counts.udp4 += value;
+    else if (proto === 'UDP6') counts.udp6 += value;
+  } else if (key === 'tw' && proto === 'TCP') counts.tcp += value;
+};
+
 export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
-  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES, cycle);
-  let tcp = 0;
-  let udp4 = 0;
-  let udp6 = 0;
-  const visit = (proto: string, key: string, value: number): void => {
-    if (key === 'inuse') {
-      if (proto === 'TCP' || proto === 'TCP6') tcp += value;
-      else if (proto === 'UDP') udp4 += value;
-      else if (proto === 'UDP6') udp6 += value;
-    } else if (key === 'tw' && proto === 'TCP') tcp += value;
-  };
+  const texts = readNetFiles(entity, SOCKSTAT_FILES, cycle); // (indexed: destructuring walks an iterator)
+  const v6 = texts[1];
+  counts.tcp = 0;
+  counts.udp4 = 0;
+  counts.udp6 = 0;
   // Both files parsed whole before deciding (a malformed one throws here).
-  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
-  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
-  return PRESENCE[(tcp !== 0 ? 4 : 0) | (udp4 !== 0 ? 2 : 0) | (udp6 !== 0 ? 1 : 0)]!;
+  forEachSockstat(texts[0]!, `${entity.displayName} net/sockstat`, countSockets);
+  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, countSockets);
+  return PRESENCE[(counts.tcp !== 0 ? 4 : 0) | (counts.udp4 !== 0 ? 2 : 0) | (counts.udp6 !== 0 ? 1 : 0)]!;
 }
 
 /**
