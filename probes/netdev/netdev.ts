@@ -7,9 +7,9 @@ import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
 import type { MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
-import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
+import { readNetBytes } from '../../receiver/procfs/netns-files.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
-import { parseNetDev } from './parse.ts';
+import { type NetDevRows, netDevRows, parseNetDevBytes } from './parse.ts';
 
 const ATTRS = ['network.interface.name', 'network.io.direction'] as const;
 
@@ -143,7 +143,7 @@ export const netdevArgs = z
   .object({
     /** Interface names not reported; a trailing `*` matches a prefix (`veth*`). */
     excludeInterfaces: z.array(z.string()).default(['lo']),
-    /** Entities read at once (reads are synchronous procfs reads; > 1 only interleaves yields). */
+    /** Accepted, no effect: reads are synchronous, entities are read one after another (receiver/kit/procfs.ts). */
     concurrency: z.number().int().min(1).max(64).default(4),
     /** Metric names to produce (the pipeline may pass its enabled set); default: all declared. */
     metrics: z.array(z.string()).optional(),
@@ -154,7 +154,11 @@ export type NetdevArgs = z.infer<typeof netdevArgs>;
 function excluder(patterns: readonly string[]): (name: string) => boolean {
   const exact = new Set(patterns.filter((p) => !p.endsWith('*')));
   const prefixes = patterns.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
-  return (name) => exact.has(name) || prefixes.some((p) => name.startsWith(p));
+  return (name) => {
+    if (exact.has(name)) return true;
+    for (const p of prefixes) if (name.startsWith(p)) return true;
+    return false;
+  };
 }
 
 // Series keys are shared between collections: per interface name, for each column and direction (the
@@ -178,6 +182,40 @@ function keysFor(ifname: string): readonly SeriesKey[] {
 }
 
 const FILES = [{ name: 'dev' }] as const;
+// Reused: one entity is parsed and written at a time (synchronously).
+const rows = netDevRows();
+
+/** Per column of COLUMNS: 1 when its metric is wanted in this call (reused, not an array per netns). */
+const wantedCols = new Uint8Array(COLUMNS.length);
+
+/** Writes the values of parsed `rows` (all parsed first: a malformed file writes nothing). */
+function writeRows(
+  rows: NetDevRows,
+  netns: number,
+  out: MetricSink,
+  excluded: (name: string) => boolean,
+  wanted: (metric: string) => boolean,
+  node: boolean,
+): void {
+  for (let c = 0; c < COLUMNS.length; c++) {
+    const m = COLUMNS[c]![0];
+    wantedCols[c] = wanted(node ? (NODE_NAMES[m] ?? m) : m) ? 1 : 0;
+  }
+  const base = node ? COLUMNS.length * 2 : 0;
+  for (let i = 0; i < rows.count; i++) {
+    const name = rows.names[i]!;
+    if (excluded(name)) continue;
+    const keys = keysFor(name);
+    for (let c = 0; c < COLUMNS.length; c++) {
+      if (wantedCols[c] === 0) continue;
+      const col = COLUMNS[c]!;
+      const r = col[1];
+      const t = col[2];
+      if (r >= 0) out.value(keys[base + 2 * c]!, netns, rows.values[16 * i + r]!);
+      if (t >= 0) out.value(keys[base + 2 * c + 1]!, netns, rows.values[16 * i + t]!);
+    }
+  }
+}
 
 /** Points of one net/dev text (exported for tests of the column mapping). */
 export function netdevPoints(
@@ -189,22 +227,9 @@ export function netdevPoints(
   file = 'net/dev',
   node = false,
 ): void {
-  const rows = parseNetDev(text, file);
-  const cols: number[] = [];
-  for (let c = 0; c < COLUMNS.length; c++) {
-    const m = COLUMNS[c]![0];
-    if (wanted(node ? (NODE_NAMES[m] ?? m) : m)) cols.push(c);
-  }
-  const base = node ? COLUMNS.length * 2 : 0;
-  for (const row of rows) {
-    if (excluded(row.name)) continue;
-    const keys = keysFor(row.name);
-    for (const c of cols) {
-      const [, r, t] = COLUMNS[c]!;
-      if (r >= 0) out.value(keys[base + 2 * c]!, netns, row.values[r]!);
-      if (t >= 0) out.value(keys[base + 2 * c + 1]!, netns, row.values[t]!);
-    }
-  }
+  const parsed = netDevRows();
+  parseNetDevBytes(Buffer.from(text, 'latin1'), 0, text.length, file, parsed);
+  writeRows(parsed, netns, out, excluded, wanted, node);
 }
 
 export function collectNetdev(
@@ -214,9 +239,10 @@ export function collectNetdev(
   wanted: (metric: string) => boolean,
   cycle?: object,
 ): void {
-  const [text] = readNetFiles(entity, FILES, cycle);
-  const file = `${entity.displayName} net/dev`;
-  netdevPoints(text!, entity.netnsInode, out, excluded, wanted, file, entity.kind === 'host');
+  // The file's bytes, parsed in place (no string per file); valid until the next read.
+  const bytes = readNetBytes(entity, FILES, cycle);
+  parseNetDevBytes(bytes.buf, bytes.start[0]!, bytes.end[0]!, `${entity.displayName} net/dev`, rows);
+  writeRows(rows, entity.netnsInode, out, excluded, wanted, entity.kind === 'host');
 }
 
 export const netdevProbe: ProbeSpec<NetdevArgs> = {

@@ -12,13 +12,8 @@ import { z } from 'zod';
 import { createProcfsProbe, metricFilter } from '../../receiver/kit/procfs.ts';
 import { hostNetnsInode } from '../../receiver/netns/setns.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type {
-  Attributes,
-  MetricDef,
-  MetricPoint,
-  ProbeContext,
-  ProbeSpec,
-} from '../../receiver/probe/types.ts';
+import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
+import type { Attributes, MetricDef, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
 import { assertEntityAliveOnce } from '../../receiver/procfs/liveness.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { PidIo } from './parse.ts';
@@ -119,7 +114,24 @@ interface EntityState {
   last: Map<number, PidIo>;
   /** Sum of the last values of processes that exited. */
   retired: IoSums;
+  /** This collection's sums (reused). */
+  sums: IoSums;
 }
+
+/** The series keys (receiver/probe/sink.ts), made once. */
+const K = {
+  instances: new SeriesKey('podnet.process.instances'),
+  fds: new SeriesKey('podnet.process.file_descriptors'),
+  sockets: new SeriesKey('podnet.process.sockets'),
+  syscr: new SeriesKey('podnet.process.io.syscalls', READ),
+  syscw: new SeriesKey('podnet.process.io.syscalls', WRITE),
+  rchar: new SeriesKey('podnet.process.io.chars', READ),
+  wchar: new SeriesKey('podnet.process.io.chars', WRITE),
+  diskRead: new SeriesKey('podnet.process.disk.io', DISK_READ),
+  diskWrite: new SeriesKey('podnet.process.disk.io', DISK_WRITE),
+};
+/** The socket set of an entity without processes (never written to). */
+const NO_SOCKETS = new Set<number>();
 
 const stateKey = (e: Entity): string => `${e.netnsInode}/${e.pod?.uid ?? ''}`;
 
@@ -177,9 +189,9 @@ export class ProcessCollector {
     return this.#index.get(entity.netnsInode) ?? [];
   }
 
-  collect(entity: Entity, out: MetricPoint[], cycle?: object): void {
+  collect(entity: Entity, out: MetricSink, cycle?: object): void {
     const pids = this.pids(entity);
-    const sockets = new Set<number>();
+    const sockets = pids.length > 0 ? new Set<number>() : NO_SOCKETS;
     const samples: ProcessSample[] = [];
     for (const pid of pids) {
       const s = sampleProcess(pid, sockets);
@@ -189,43 +201,44 @@ export class ProcessCollector {
     const key = stateKey(entity);
     let state = this.#state.get(key);
     if (!state) {
-      state = { last: new Map(), retired: zero() };
+      state = { last: new Map(), retired: zero(), sums: zero() };
       this.#state.set(key, state);
     }
-    const sums = zero();
+    const sums = state.sums;
+    for (const k of IO_KEYS) sums[k] = 0;
     let fds = 0;
-    const seen = new Map<number, PidIo>();
-    for (const s of samples) {
-      const prev = state.last.get(s.pid);
-      // A pid whose counters went backwards is a new process with a reused pid: retire the old one.
-      if (prev && IO_KEYS.some((k) => s.io[k] < prev[k])) add(state.retired, prev);
-      seen.set(s.pid, s.io);
-      add(sums, s.io);
-      fds += s.fds;
+    // No process now and none last time (most netns of a node without pods' processes): nothing to retire.
+    if (samples.length > 0 || state.last.size > 0) {
+      const seen = new Map<number, PidIo>();
+      for (const s of samples) {
+        const prev = state.last.get(s.pid);
+        // A pid whose counters went backwards is a new process with a reused pid: retire the old one.
+        if (prev && IO_KEYS.some((k) => s.io[k] < prev[k])) add(state.retired, prev);
+        seen.set(s.pid, s.io);
+        add(sums, s.io);
+        fds += s.fds;
+      }
+      for (const [pid, io] of state.last) if (!seen.has(pid)) add(state.retired, io);
+      state.last = seen;
     }
-    for (const [pid, io] of state.last) if (!seen.has(pid)) add(state.retired, io);
-    state.last = seen;
     add(sums, state.retired);
 
     const netns = entity.netnsInode;
     const w = this.#wanted;
-    if (w('podnet.process.instances'))
-      out.push({ metric: 'podnet.process.instances', netns, value: samples.length });
-    if (w('podnet.process.file_descriptors'))
-      out.push({ metric: 'podnet.process.file_descriptors', netns, value: fds });
-    if (w('podnet.process.sockets'))
-      out.push({ metric: 'podnet.process.sockets', netns, value: sockets.size });
+    if (w('podnet.process.instances')) out.value(K.instances, netns, samples.length);
+    if (w('podnet.process.file_descriptors')) out.value(K.fds, netns, fds);
+    if (w('podnet.process.sockets')) out.value(K.sockets, netns, sockets.size);
     if (w('podnet.process.io.syscalls')) {
-      out.push({ metric: 'podnet.process.io.syscalls', netns, attributes: READ, value: sums.syscr });
-      out.push({ metric: 'podnet.process.io.syscalls', netns, attributes: WRITE, value: sums.syscw });
+      out.value(K.syscr, netns, sums.syscr);
+      out.value(K.syscw, netns, sums.syscw);
     }
     if (w('podnet.process.io.chars')) {
-      out.push({ metric: 'podnet.process.io.chars', netns, attributes: READ, value: sums.rchar });
-      out.push({ metric: 'podnet.process.io.chars', netns, attributes: WRITE, value: sums.wchar });
+      out.value(K.rchar, netns, sums.rchar);
+      out.value(K.wchar, netns, sums.wchar);
     }
     if (w('podnet.process.disk.io')) {
-      out.push({ metric: 'podnet.process.disk.io', netns, attributes: DISK_READ, value: sums.readBytes });
-      out.push({ metric: 'podnet.process.disk.io', netns, attributes: DISK_WRITE, value: sums.writeBytes });
+      out.value(K.diskRead, netns, sums.readBytes);
+      out.value(K.diskWrite, netns, sums.writeBytes);
     }
   }
 }
@@ -260,7 +273,7 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
       concurrency: args.concurrency,
       skip: (e) => c.skip(e),
       prepare: (entities) => c.prepare(entities),
-      collectEntity: (entity, out, cycle) => c.collect(entity, out, cycle),
+      writeEntity: (entity, sink, cycle) => c.collect(entity, sink, cycle),
     });
   },
 };

@@ -1,14 +1,15 @@
 // qdisc: traffic-control queue statistics of each netns through rtnetlink (RTM_GETQDISC dump on a
 // NETLINK_ROUTE socket opened inside the netns), one series per qdisc: interface (name resolved with
-// RTM_GETLINK in the same netns), kind, handle and parent — what `tc -s qdisc` shows there.
+// RTM_GETLINK in the same netns, kept until a link event: ./link-names.ts), kind, handle and parent — what `tc -s qdisc` shows there.
 // Classful qdiscs (htb, mq) report totals that include their children: do not sum across a parent
 // and its children.
 import { z } from 'zod';
 import { createNetlinkProbe } from '../../receiver/kit/netlink.ts';
-import { dumpLinkNames, dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
+import { dumpQdiscs, formatTcHandle } from '../../receiver/netlink/rtnetlink.ts';
 import { NETLINK_ROUTE, type NetlinkSocket, withNetlinkSocket } from '../../receiver/netlink/socket.ts';
 import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
 import type { MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
+import { LinkNames } from './link-names.ts';
 
 const argsSchema = z.object({
   /** Interfaces whose qdiscs are not reported (exact names). */
@@ -65,27 +66,58 @@ const metrics: MetricDef[] = [
 const ORDER = [Q.bytes, Q.packets, Q.drops, Q.overlimits, Q.requeues, Q.qlen, Q.backlog] as const;
 
 // Series keys shared between netns and collections (receiver/probe/sink.ts), one per metric of each
-// interface name, kind, handle and parent (their attribute object frozen and shared).
-const keyCache = new Map<string, readonly SeriesKey[]>();
+// interface name, kind, handle and parent (their attribute object frozen and shared). Nested maps: found
+// without a key string built per qdisc.
+type Level<K, V> = Map<K, V>;
+const keyCache: Level<string, Level<string, Level<number, Level<number, readonly SeriesKey[]>>>> = new Map();
+let cachedKeys = 0;
 function qdiscKeys(ifname: string, kind: string, handle: number, parent: number): readonly SeriesKey[] {
-  const key = `${ifname}\u0000${kind}\u0000${handle}\u0000${parent}`;
-  let keys = keyCache.get(key);
-  if (!keys) {
-    const a = Object.freeze({
-      'network.interface.name': ifname,
-      'podnet.qdisc.kind': kind,
-      'podnet.qdisc.handle': formatTcHandle(handle),
-      'podnet.qdisc.parent': formatTcHandle(parent, true),
-    });
-    keys = ORDER.map((metric) => new SeriesKey(metric, a));
-    if (keyCache.size < 65536) keyCache.set(key, keys);
+  const have = keyCache.get(ifname)?.get(kind)?.get(handle)?.get(parent);
+  if (have) return have;
+  const a = Object.freeze({
+    'network.interface.name': ifname,
+    'podnet.qdisc.kind': kind,
+    'podnet.qdisc.handle': formatTcHandle(handle),
+    'podnet.qdisc.parent': formatTcHandle(parent, true),
+  });
+  const keys = ORDER.map((metric) => new SeriesKey(metric, a));
+  if (cachedKeys < 65536) {
+    cachedKeys++;
+    let byKind = keyCache.get(ifname);
+    if (!byKind) {
+      byKind = new Map();
+      keyCache.set(ifname, byKind);
+    }
+    let byHandle = byKind.get(kind);
+    if (!byHandle) {
+      byHandle = new Map();
+      byKind.set(kind, byHandle);
+    }
+    let byParent = byHandle.get(handle);
+    if (!byParent) {
+      byParent = new Map();
+      byHandle.set(handle, byParent);
+    }
+    byParent.set(parent, keys);
   }
   return keys;
 }
 
-function read(sock: NetlinkSocket, netns: number, args: QdiscArgs, out: MetricSink): void {
-  const names = dumpLinkNames(sock);
+function read(
+  sock: NetlinkSocket,
+  netns: number,
+  args: QdiscArgs,
+  out: MetricSink,
+  linkNames: LinkNames,
+): void {
+  let names = linkNames.get(sock);
   const qdiscs = dumpQdiscs(sock);
+  // A link added since the names were dumped (its notification raced the qdisc dump): dump them again.
+  for (const q of qdiscs)
+    if (!names.has(q.ifindex)) {
+      names = linkNames.refresh(sock);
+      break;
+    }
   for (const q of qdiscs) {
     const ifname = names.get(q.ifindex) ?? `if${q.ifindex}`;
     if (args.excludeInterfaces.includes(ifname) || args.excludeKinds.includes(q.kind)) continue;
@@ -118,12 +150,14 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
     }
   },
   async create(ctx, args) {
+    // Names kept per kept socket, dumped again after a link event (./link-names.ts).
+    const linkNames = new LinkNames();
     return createNetlinkProbe({
       log: ctx.log,
       protocol: NETLINK_ROUTE,
       entities: ctx.entities,
       args,
-      read: (open, entity, out, a) => read(open(), entity.netnsInode, a, out),
+      read: (open, entity, out, a) => read(open(), entity.netnsInode, a, out, linkNames),
     });
   },
 };

@@ -9,11 +9,11 @@ import { createProcfsProbe } from '../../receiver/kit/procfs.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
 import type { Attributes, MetricDef, ProbeSpec } from '../../receiver/probe/types.ts';
-import { readNetFiles } from '../../receiver/procfs/netns-files.ts';
+import { readNetBytes } from '../../receiver/procfs/netns-files.ts';
 import { type NetFile, procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { SnmpField } from './field.ts';
 import { SNMP_FIELDS } from './fields.ts';
-import { type NameValues, parseNameValueLines, parseSnmp, type SnmpGroup } from './parse.ts';
+import { type NameValues, parseNameValueLines, parseSnmpBytes, type SnmpGroup } from './parse.ts';
 
 const FILE_PATH: Record<SnmpField[0], string> = {
   snmp: '/proc/<pid>/net/snmp',
@@ -187,22 +187,26 @@ function push(out: MetricSink, netns: number, r: Resolved, raw: number): void {
   out.value(r.key, netns, r.scale === 1 ? raw : raw * r.scale);
 }
 
+// Reused per entity (collections of one probe run one entity at a time, synchronously).
+const groups: SnmpGroup[] = [];
+
 export function collectSnmp(entity: Entity, out: MetricSink, resolver: SnmpResolver, cycle?: object): void {
   const files = resolver.files;
   if (files.length === 0) return;
-  const texts = readNetFiles(entity, files, cycle);
+  // The files' bytes, parsed in place (no string per file); valid until the next read.
+  const bytes = readNetBytes(entity, files, cycle);
   const netns = entity.netnsInode;
   // Parse everything before emitting: a malformed file fails the entity without partial points.
-  const groups: SnmpGroup[] = [];
+  groups.length = 0;
   let v6: NameValues | undefined;
   for (let i = 0; i < files.length; i++) {
     const name = files[i]!.name;
-    const text = texts[i];
-    if (text === undefined) continue; // snmp6 without IPv6
-    if (name === 'snmp6') v6 = parseNameValueLines(text, `${entity.displayName} net/snmp6`);
-    else
-      for (const g of parseSnmp(text, `${entity.displayName} net/${name}`, resolver.skipGroup))
-        groups.push(g);
+    const s = bytes.start[i]!;
+    if (s < 0) continue; // snmp6 without IPv6
+    const e = bytes.end[i]!;
+    if (name === 'snmp6')
+      v6 = parseNameValueLines(bytes.buf.toString('latin1', s, e), `${entity.displayName} net/snmp6`);
+    else parseSnmpBytes(bytes.buf, s, e, `${entity.displayName} net/${name}`, resolver.skipGroup, groups);
   }
   for (const g of groups) {
     const cols = resolver.columns(g.group, g.fields);

@@ -52,22 +52,49 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
   },
   async create(ctx, initial) {
     let v1 = true;
-    /** Cumulative RTT samples per netns: bucket bounds, counts, sum (µs, exact), count. */
+    /**
+     * Cumulative RTT samples per netns: bucket bounds, counts, sum (µs, exact), count; `value` = the
+     * histogram last handed out (never changed afterwards: handed out again while no sample is added).
+     */
     const rttTotals = new Map<
       number,
-      { bounds: readonly number[]; counts: number[]; sumUs: number; count: number }
+      {
+        bounds: readonly number[];
+        counts: number[];
+        sumUs: number;
+        count: number;
+        value: HistogramValue | undefined;
+      }
     >();
     const accumulate = (netns: number, sum: SocketSummary, bounds: readonly number[]): HistogramValue => {
       let acc = rttTotals.get(netns);
       if (!acc || !sameBounds(acc.bounds, bounds)) {
         // First sample of this netns, or new bucket bounds: the cumulative series (re)starts.
-        acc = { bounds, counts: new Array<number>(bounds.length + 1).fill(0), sumUs: 0, count: 0 };
+        acc = {
+          bounds,
+          counts: new Array<number>(bounds.length + 1).fill(0),
+          sumUs: 0,
+          count: 0,
+          value: undefined,
+        };
         rttTotals.set(netns, acc);
       }
+      // No sample this time (every idle netns): the same totals, so the same (unchanged) object.
+      if (sum.rttCount === 0 && acc.value !== undefined) return acc.value;
       for (let i = 0; i < acc.counts.length; i++) acc.counts[i]! += sum.rttCounts[i]!;
       acc.sumUs += sum.rttSumUs;
       acc.count += sum.rttCount;
-      return { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
+      acc.value = { boundaries: bounds, counts: [...acc.counts], sum: acc.sumUs / 1e6, count: acc.count };
+      return acc.value;
+    };
+    // The args as summarize() takes them, made once per args object and request kind (not per netns).
+    let summaryArgs:
+      | { a: SocketsArgs; v1: boolean; args: SocketsArgs & { tcpAllFamiliesRequest: boolean } }
+      | undefined;
+    const argsFor = (a: SocketsArgs, v: boolean): SocketsArgs & { tcpAllFamiliesRequest: boolean } => {
+      if (summaryArgs?.a !== a || summaryArgs.v1 !== v)
+        summaryArgs = { a, v1: v, args: { ...a, tcpAllFamiliesRequest: v } };
+      return summaryArgs.args;
     };
     return createNetlinkProbe({
       log: ctx.log,
@@ -78,13 +105,13 @@ export const socketsProbe: ProbeSpec<SocketsArgs> = {
         const presence = a.skipEmpty ? socketPresence(entity, cycle) : EVERY_SOCKET;
         let summary: SocketSummary;
         try {
-          summary = summarize(open, { ...a, tcpAllFamiliesRequest: v1 }, presence);
+          summary = summarize(open, argsFor(a, v1), presence);
         } catch (err) {
           // A kernel without the legacy request: one v2 dump per family from now on.
           if (!v1 || !(err instanceof NetlinkError) || err.errno === 11) throw err;
           v1 = false;
           ctx.log.info({ errno: err.errno }, 'TCPDIAG_GETSOCK refused; dumping TCP per family');
-          summary = summarize(open, { ...a, tcpAllFamiliesRequest: false }, presence);
+          summary = summarize(open, argsFor(a, false), presence);
         }
         toPoints(
           summary,

@@ -38,6 +38,8 @@ const STATE_KEYS = new Map<string, SeriesKey>(
     new SeriesKey(M.connections, Object.freeze({ 'network.connection.state': s })),
   ]),
 );
+/** STATE_KEYS in STATE_VALUES order. */
+const STATE_KEY_LIST: readonly SeriesKey[] = STATE_VALUES.map((s) => STATE_KEYS.get(s)!);
 /** The keys of the attribute-less metrics, by metric name. */
 const KEYS = new Map<string, SeriesKey>();
 function key(metric: string): SeriesKey {
@@ -109,6 +111,17 @@ function emptySummary(buckets: number): SocketSummary {
   };
 }
 
+const idle = new Map<number, SocketSummary>();
+/** The all-zero summary with `buckets` RTT bounds, shared: callers only read a summary. */
+function idleSummary(buckets: number): SocketSummary {
+  let s = idle.get(buckets);
+  if (s === undefined) {
+    s = emptySummary(buckets);
+    if (idle.size < 16) idle.set(buckets, s);
+  }
+  return s;
+}
+
 /** What a netns holds, from its socket counts: which dumps can have anything to report. */
 export interface SocketPresence {
   /** TCP sockets hashed (listening, connected, connecting; IPv4 or IPv6) or in TIME_WAIT. */
@@ -119,6 +132,10 @@ export interface SocketPresence {
 }
 
 export const EVERY_SOCKET: SocketPresence = { tcp: true, udp4: true, udp6: true };
+/** The 8 presences, by bits tcp 4, udp4 2, udp6 1: shared, not one object per netns. */
+const PRESENCE: readonly SocketPresence[] = Array.from({ length: 8 }, (_, m) =>
+  Object.freeze({ tcp: (m & 4) !== 0, udp4: (m & 2) !== 0, udp6: (m & 1) !== 0 }),
+);
 
 // `shared`: read once per netns per collection with the sockstat probe (receiver/procfs/netns-files.ts).
 const SOCKSTAT_FILES = [
@@ -132,22 +149,26 @@ const SOCKSTAT_FILES = [
  * connecting sockets; a SYN_RECV request needs a listener), `TCP: tw` the TIME_WAIT ones, `UDP(6):
  * inuse` the bound UDP sockets — all per netns. Zero means the dump would come back empty.
  */
+// Counts of `socketPresence`'s visitor (one parse at a time, synchronously; no closure per netns).
+const counts = { tcp: 0, udp4: 0, udp6: 0 };
+const countSockets = (proto: string, key: string, value: number): void => {
+  if (key === 'inuse') {
+    if (proto === 'TCP' || proto === 'TCP6') counts.tcp += value;
+    else if (proto === 'UDP') counts.udp4 += value;
+    else if (proto === 'UDP6') counts.udp6 += value;
+  } else if (key === 'tw' && proto === 'TCP') counts.tcp += value;
+};
+
 export function socketPresence(entity: Entity, cycle?: object): SocketPresence {
-  const [v4, v6] = readNetFiles(entity, SOCKSTAT_FILES, cycle);
-  let tcp = 0;
-  let udp4 = 0;
-  let udp6 = 0;
-  const visit = (proto: string, key: string, value: number): void => {
-    if (key === 'inuse') {
-      if (proto === 'TCP' || proto === 'TCP6') tcp += value;
-      else if (proto === 'UDP') udp4 += value;
-      else if (proto === 'UDP6') udp6 += value;
-    } else if (key === 'tw' && proto === 'TCP') tcp += value;
-  };
+  const texts = readNetFiles(entity, SOCKSTAT_FILES, cycle); // (indexed: destructuring walks an iterator)
+  const v6 = texts[1];
+  counts.tcp = 0;
+  counts.udp4 = 0;
+  counts.udp6 = 0;
   // Both files parsed whole before deciding (a malformed one throws here).
-  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
-  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
-  return { tcp: tcp !== 0, udp4: udp4 !== 0, udp6: udp6 !== 0 };
+  forEachSockstat(texts[0]!, `${entity.displayName} net/sockstat`, countSockets);
+  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, countSockets);
+  return PRESENCE[(counts.tcp !== 0 ? 4 : 0) | (counts.udp4 !== 0 ? 2 : 0) | (counts.udp6 !== 0 ? 1 : 0)]!;
 }
 
 /**
@@ -163,6 +184,8 @@ export function summarize(
   presence: SocketPresence = EVERY_SOCKET,
 ): SocketSummary {
   const bounds = args.rttBoundaries;
+  // Nothing to dump (an idle netns, most of them): one shared all-zero summary, not one per netns.
+  if (!presence.tcp && (!args.udp || (!presence.udp4 && !presence.udp6))) return idleSummary(bounds.length);
   const s = emptySummary(bounds.length);
   const open = typeof sock === 'function' ? sock : () => sock;
   const onTcp = (k: Readonly<InetSocket>): void => {
@@ -224,7 +247,11 @@ export function toPoints(
   udp: boolean,
   out: MetricSink,
 ): void {
-  for (const [state, value] of s.states) out.value(STATE_KEYS.get(state)!, netns, value);
+  // By the fixed state list (a Map's entries iterator makes a [key, value] array per state).
+  for (let i = 0; i < STATE_VALUES.length; i++) {
+    const state = STATE_VALUES[i]!;
+    out.value(STATE_KEY_LIST[i]!, netns, s.states.get(state) ?? 0);
+  }
   out.value(RX_QUEUE, netns, s.rxQueue);
   out.value(TX_QUEUE, netns, s.txQueue);
   for (let i = 0; i < SK_MEMINFO.length; i++) {

@@ -19,6 +19,40 @@ export type SockstatVisitor = (proto: string, key: string, value: number) => voi
 
 const MINUS = 45;
 
+// The protocol and key names the kernel prints, by length: a name is matched in place and the constant
+// returned, so a parse (two per netns per collection) makes no string per name; others are cut out.
+const KNOWN = new Map<number, string[]>();
+for (const name of [
+  'sockets',
+  'TCP',
+  'UDP',
+  'UDPLITE',
+  'RAW',
+  'FRAG',
+  'TCP6',
+  'UDP6',
+  'UDPLITE6',
+  'RAW6',
+  'FRAG6',
+  'used',
+  'inuse',
+  'orphan',
+  'tw',
+  'alloc',
+  'mem',
+  'memory',
+]) {
+  const list = KNOWN.get(name.length);
+  if (list) list.push(name);
+  else KNOWN.set(name.length, [name]);
+}
+
+function token(text: string, start: number, end: number): string {
+  const list = KNOWN.get(end - start);
+  if (list !== undefined) for (const k of list) if (text.startsWith(k, start)) return k;
+  return text.slice(start, end);
+}
+
 /**
  * Walks net/sockstat or net/sockstat6 and hands each pair to `visit`, without building entry objects
  * (read per netns per collection by two probes). Throws `ProcfsParseError` on malformed text; pairs
@@ -39,7 +73,7 @@ export function forEachSockstat(text: string, file: string, visit: SockstatVisit
     if (colon <= pos || colon > end) {
       throw new ProcfsParseError(file, `line without protocol: ${JSON.stringify(text.slice(pos, end))}`);
     }
-    const proto = text.slice(pos, colon);
+    const proto = token(text, pos, colon);
     let i = colon + 1;
     let pairs = 0;
     for (;;) {
@@ -54,7 +88,7 @@ export function forEachSockstat(text: string, file: string, visit: SockstatVisit
       if (i === k0 || i >= end || !isBlank(text.charCodeAt(i))) {
         throw new ProcfsParseError(file, `${proto}: bad key near ${JSON.stringify(text.slice(k0, k0 + 20))}`);
       }
-      const key = text.slice(k0, i);
+      const key = token(text, k0, i);
       while (i < end && isBlank(text.charCodeAt(i))) i++;
       if (i >= end) throw new ProcfsParseError(file, `${proto}: ${key} without value (truncated?)`);
       // One optionally negative decimal integer, up to the next blank (as parseIntsInto accepts it).

@@ -173,23 +173,35 @@ for (const [k, [metric, attributes, multiplier]] of Object.entries(ENTITY_MAP)) 
   byKey.set(key, [metric, new SeriesKey(metric, attributes), multiplier]);
 }
 
+// The entity `visitEntity` writes (one at a time, synchronously): one visitor for every netns instead
+// of a closure per netns per collection.
+const state = { out: undefined as MetricSink | undefined, netns: 0, wanted: (_m: string) => false };
+const visitEntity = (proto: string, key: string, value: number): void => {
+  const m = ENTITY_BY_PROTO.get(proto)?.get(key);
+  if (!m || !state.wanted(m[0])) return;
+  state.out!.value(m[1], state.netns, value * m[2]);
+};
+
 export function collectSockstat(
   entity: Entity,
   out: MetricSink,
   wanted: (m: string) => boolean,
   cycle?: object,
 ): void {
-  const [v4, v6] = readNetFiles(entity, FILES, cycle);
-  const netns = entity.netnsInode;
+  const texts = readNetFiles(entity, FILES, cycle); // (indexed: destructuring walks an iterator)
+  const v4 = texts[0]!;
+  const v6 = texts[1];
+  state.out = out;
+  state.netns = entity.netnsInode;
+  state.wanted = wanted;
   // Values are written while parsing: a malformed file throws and the procfs kit drops this entity's
   // values (receiver/kit/procfs.ts), so no partial set is emitted.
-  const visit = (proto: string, key: string, value: number): void => {
-    const m = ENTITY_BY_PROTO.get(proto)?.get(key);
-    if (!m || !wanted(m[0])) return;
-    out.value(m[1], netns, value * m[2]);
-  };
-  forEachSockstat(v4!, `${entity.displayName} net/sockstat`, visit);
-  if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visit);
+  try {
+    forEachSockstat(v4, `${entity.displayName} net/sockstat`, visitEntity);
+    if (v6 !== undefined) forEachSockstat(v6, `${entity.displayName} net/sockstat6`, visitEntity);
+  } finally {
+    state.out = undefined; // not kept past the call
+  }
 }
 
 /** Host-wide values, read from the node's netns (init's: receiver/netns/setns.ts). */

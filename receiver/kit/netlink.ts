@@ -6,7 +6,7 @@
 // loop yields to the event loop every few milliseconds so a collection over 1,000 netns never blocks it.
 import type { Logger } from '../log/logger.ts';
 import { NetlinkError } from '../netlink/codec.ts';
-import { NetlinkSocket, type NetlinkSocketOptions, yieldEvery } from '../netlink/socket.ts';
+import { NetlinkSocket, type NetlinkSocketOptions } from '../netlink/socket.ts';
 import type { Entity, EntitySource } from '../pods/entity.ts';
 import { type MetricSink, PointArray, pointsOf } from '../probe/sink.ts';
 import type { MetricPoint, Probe } from '../probe/types.ts';
@@ -172,18 +172,24 @@ export async function writePerNetns(
 ): Promise<{ readonly failures: EntityFailure[] }> {
   // One liveness check per netns per collection (`cycle`, ./cycle.ts), shared with the other probes.
   const failures: EntityFailure[] = [];
-  const pause = yieldEvery(10);
+  let last = performance.now();
   pool?.setOptions(opts);
-  for (const entity of entities) {
+  // One `open` for the whole loop (not a closure per entity): reads are synchronous, so it always
+  // serves the entity of the current iteration.
+  let entity: Entity = entities[0]!;
+  let sock: NetlinkSocket | undefined;
+  let kept = false;
+  const open = (): NetlinkSocket => {
+    if (sock) return sock;
+    if (pool) ({ sock, kept } = pool.get(entity));
+    else sock = NetlinkSocket.open(entity.netnsPath, protocol, opts);
+    return sock;
+  };
+  for (let i = 0; i < entities.length; i++) {
+    entity = entities[i]!;
+    sock = undefined;
+    kept = false;
     const mark = sink.length;
-    let sock: NetlinkSocket | undefined;
-    let kept = false;
-    const open = (): NetlinkSocket => {
-      if (sock) return sock;
-      if (pool) ({ sock, kept } = pool.get(entity));
-      else sock = NetlinkSocket.open(entity.netnsPath, protocol, opts);
-      return sock;
-    };
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -195,17 +201,22 @@ export async function writePerNetns(
           sink.truncate(mark);
         }
       }
-      if (kept) assertEntityAliveOnce(entity, cycle);
+      if (kept as boolean) assertEntityAliveOnce(entity, cycle);
     } catch (err) {
       sink.truncate(mark);
       failures.push({ entity, error: asError(err) });
       // A socket that failed (timeout, truncated reply, netns gone) is not reused.
-      if (kept) pool!.drop(entity.netnsInode);
+      if (kept as boolean) pool!.drop(entity.netnsInode);
       kept = false;
     } finally {
-      if (!kept) sock?.close();
+      // (`sock` and `kept` are set inside `open`, which the compiler does not follow)
+      if (!(kept as boolean)) (sock as NetlinkSocket | undefined)?.close();
     }
-    await pause();
+    // Yield to the event loop after ~10 ms of synchronous reads (a promise only then).
+    if (performance.now() - last >= 10) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      last = performance.now();
+    }
   }
   pool?.retain(entities);
   return { failures };

@@ -1,4 +1,4 @@
-// The procfs kit: collect per entity (bounded concurrency through `eachEntity`); one failing entity
+// The procfs kit: collect per entity, one after another; one failing entity
 // (netns gone mid-read, pid exited, malformed file) adds no points and is reported in `status().details`
 // (the per-entity shape every kit shares, ./status.ts), the rest is collected. Reads are synchronous
 // procfs reads through fds kept open per netns and shared by the procfs probes (receiver/procfs/
@@ -12,8 +12,7 @@ import { type MetricSink, pointsOf } from '../probe/sink.ts';
 import type { MetricDef, MetricPoint, Probe, ProbeContext, ProbeStatus } from '../probe/types.ts';
 import { sharedNetnsFiles } from '../procfs/netns-files.ts';
 import { collectionCycle } from './cycle.ts';
-import { eachEntity } from './each-entity.ts';
-import { EntityStatus, type FailureReport } from './status.ts';
+import { asError, type EntityFailure, EntityStatus, type FailureReport } from './status.ts';
 
 const YIELD_EVERY = 32;
 
@@ -21,6 +20,10 @@ export type { FailureReport } from './status.ts';
 
 export interface ProcfsProbeOptions<A> {
   readonly log: Logger;
+  /**
+   * The probes' `concurrency` arg, accepted so configs stay valid; no effect: the reads are synchronous,
+   * so entities are read one after another (workers only ever interleaved the yields).
+   */
   readonly concurrency: number;
   /**
    * Points for one entity, pushed into `out` only once the entity's reads all succeeded. `cycle` (the
@@ -51,7 +54,6 @@ export interface ProcfsProbe<A> extends Probe<A> {
 
 export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A> {
   let closed = false;
-  let concurrency = opts.concurrency;
   const status = new EntityStatus(opts.log);
   sharedNetnsFiles.acquire();
 
@@ -91,7 +93,6 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
       }
     }
     const targets = opts.skip ? entities.filter((e) => !opts.skip!(e)) : entities;
-    let done = 0;
     let write = writeEntity;
     if (opts.prepare) {
       try {
@@ -102,19 +103,23 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
         write = undefined;
       }
     }
-    const { failures } = write
-      ? await eachEntity(targets, concurrency, async (entity) => {
-          if (++done % YIELD_EVERY === 0) await yieldLoop();
-          // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
-          const before = sink.length;
-          try {
-            write(entity, sink, cycle);
-          } catch (err) {
-            sink.truncate(before);
-            throw err;
-          }
-        })
-      : { failures: [] };
+    // One entity after another, synchronously, yielding every YIELD_EVERY: the reads are synchronous, so
+    // workers (eachEntity) only interleaved yields — at the cost of a promise and a closure per entity.
+    const failures: EntityFailure[] = [];
+    if (write) {
+      for (let i = 0; i < targets.length; i++) {
+        if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldLoop();
+        const entity = targets[i]!;
+        // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
+        const before = sink.length;
+        try {
+          write(entity, sink, cycle);
+        } catch (err) {
+          sink.truncate(before);
+          failures.push({ entity, error: asError(err) });
+        }
+      }
+    }
     // Kept fds of netns no longer watched are closed (the same full list goes to every probe).
     sharedNetnsFiles.retain(entities);
     status.record(targets.length, failures, performance.now() - started, nodeError);
@@ -130,8 +135,6 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
       ? {
           reconfigure(args: A): void {
             opts.reconfigure!(args);
-            const c = (args as { concurrency?: unknown }).concurrency;
-            if (typeof c === 'number') concurrency = c;
           },
         }
       : {}),

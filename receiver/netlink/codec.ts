@@ -63,6 +63,13 @@ export interface NetlinkMessage {
   readonly payloadLength: number;
 }
 
+/** A message object `forEachMessage` can fill again for each message (its `reuse` argument). */
+export type ReusableMessage = { -readonly [K in keyof NetlinkMessage]: NetlinkMessage[K] };
+
+export function reusableMessage(): ReusableMessage {
+  return { type: 0, flags: 0, seq: 0, pid: 0, view: EMPTY_VIEW, payloadOffset: 0, payloadLength: 0 };
+}
+
 /**
  * Walks the messages of one datagram (`length` valid bytes from `offset` in `view`) and calls `fn` for
  * each. Throws `NetlinkProtocolError` on a header that is truncated or claims more bytes than present.
@@ -72,6 +79,11 @@ export function forEachMessage(
   offset: number,
   length: number,
   fn: (msg: NetlinkMessage) => void,
+  /**
+   * Hand every message in this object, overwritten for the next (as a request's replies are decoded:
+   * ReplyReader): for callers that read the message during the call only, not one object per message.
+   */
+  reuse?: ReusableMessage,
 ): void {
   const end = offset + length;
   if (end > view.byteLength) throw new NetlinkProtocolError('datagram length exceeds buffer');
@@ -85,15 +97,26 @@ export function forEachMessage(
     if (len > end - pos) {
       throw new NetlinkProtocolError(`truncated netlink message: length ${len}, ${end - pos} bytes left`);
     }
-    fn({
-      type: view.getUint16(pos + 4, true),
-      flags: view.getUint16(pos + 6, true),
-      seq: view.getUint32(pos + 8, true),
-      pid: view.getUint32(pos + 12, true),
-      view,
-      payloadOffset: pos + NLMSG_HDRLEN,
-      payloadLength: len - NLMSG_HDRLEN,
-    });
+    if (reuse !== undefined) {
+      const m = reuse;
+      m.type = view.getUint16(pos + 4, true);
+      m.flags = view.getUint16(pos + 6, true);
+      m.seq = view.getUint32(pos + 8, true);
+      m.pid = view.getUint32(pos + 12, true);
+      m.view = view;
+      m.payloadOffset = pos + NLMSG_HDRLEN;
+      m.payloadLength = len - NLMSG_HDRLEN;
+      fn(m);
+    } else
+      fn({
+        type: view.getUint16(pos + 4, true),
+        flags: view.getUint16(pos + 6, true),
+        seq: view.getUint32(pos + 8, true),
+        pid: view.getUint32(pos + 12, true),
+        view,
+        payloadOffset: pos + NLMSG_HDRLEN,
+        payloadLength: len - NLMSG_HDRLEN,
+      });
     pos += align4(len);
   }
 }
@@ -183,7 +206,43 @@ export class Attrs {
     }
     return Buffer.from(this.view.buffer, this.view.byteOffset + off, end - off).toString('utf8');
   }
+  /**
+   * `str`, as the string an earlier call returned for the same bytes: values seen again and again (qdisc
+   * kinds, interface names) are matched in place and make no string or Buffer view per message.
+   */
+  strShared(type: number): string {
+    const off = this.#need(type, 0);
+    let end = off + this.#lengths[type]!;
+    for (let i = off; i < end; i++) {
+      if (this.view.getUint8(i) === 0) {
+        end = i;
+        break;
+      }
+    }
+    const len = end - off;
+    const list = sharedStrings.get(len);
+    if (list !== undefined)
+      for (const k of list) {
+        let i = 0;
+        while (i < len && k.bytes[i] === this.view.getUint8(off + i)) i++;
+        if (i === len) return k.value;
+      }
+    const value = this.str(type);
+    if (sharedCount < 4096) {
+      sharedCount++;
+      const bytes = new Uint8Array(
+        this.view.buffer.slice(this.view.byteOffset + off, this.view.byteOffset + end),
+      );
+      if (list) list.push({ bytes, value });
+      else sharedStrings.set(len, [{ bytes, value }]);
+    }
+    return value;
+  }
 }
+
+// `Attrs.strShared`'s strings by byte length (bounded: names beyond the bound are decoded each time).
+const sharedStrings = new Map<number, { bytes: Uint8Array; value: string }[]>();
+let sharedCount = 0;
 
 export interface RequestHeader {
   readonly type: number;
@@ -244,39 +303,48 @@ export class ReplyReader {
   /** Feeds one datagram; returns true when the reply is complete. Throws NetlinkError/ProtocolError. */
   feed(view: DataView, offset: number, length: number): boolean {
     if (this.#finished) throw new NetlinkProtocolError('datagram after the reply was complete');
-    forEachMessage(view, offset, length, (msg) => {
-      if (this.#finished) return; // the rest of a datagram after DONE is ignored
-      if (msg.seq !== this.seq) {
-        this.skipped++;
+    // The message object is reused (NetlinkMessage: valid during the callback only); the handler is
+    // made once per reader, not per datagram.
+    this.#each ??= (msg) => this.#handle(msg);
+    this.#msg ??= reusableMessage();
+    forEachMessage(view, offset, length, this.#each, this.#msg);
+    return this.#finished;
+  }
+
+  #each: ((msg: NetlinkMessage) => void) | undefined;
+  #msg: ReusableMessage | undefined;
+
+  #handle(msg: NetlinkMessage): void {
+    if (this.#finished) return; // the rest of a datagram after DONE is ignored
+    if (msg.seq !== this.seq) {
+      this.skipped++;
+      return;
+    }
+    if (msg.flags & NLM_F_DUMP_INTR) this.#interrupted = true;
+    switch (msg.type) {
+      case NLMSG_NOOP:
+        return;
+      case NLMSG_ERROR: {
+        const errno = errorPayloadErrno(msg);
+        if (errno !== 0) throw new NetlinkError(`netlink request failed: errno ${errno}`, errno);
+        this.#finish();
         return;
       }
-      if (msg.flags & NLM_F_DUMP_INTR) this.#interrupted = true;
-      switch (msg.type) {
-        case NLMSG_NOOP:
-          return;
-        case NLMSG_ERROR: {
-          const errno = errorPayloadErrno(msg);
-          if (errno !== 0) throw new NetlinkError(`netlink request failed: errno ${errno}`, errno);
-          this.#finish();
-          return;
+      case NLMSG_DONE: {
+        if (msg.payloadLength >= 4) {
+          const err = msg.view.getInt32(msg.payloadOffset, true);
+          if (err < 0) throw new NetlinkError(`netlink dump failed: errno ${-err}`, -err);
         }
-        case NLMSG_DONE: {
-          if (msg.payloadLength >= 4) {
-            const err = msg.view.getInt32(msg.payloadOffset, true);
-            if (err < 0) throw new NetlinkError(`netlink dump failed: errno ${-err}`, -err);
-          }
-          this.#finish();
-          return;
-        }
-        case NLMSG_OVERRUN:
-          throw new NetlinkProtocolError('NLMSG_OVERRUN: data lost');
-        default:
-          this.messages++;
-          this.#onMessage(msg);
-          if (!this.dump || !(msg.flags & NLM_F_MULTI)) this.#finish();
+        this.#finish();
+        return;
       }
-    });
-    return this.#finished;
+      case NLMSG_OVERRUN:
+        throw new NetlinkProtocolError('NLMSG_OVERRUN: data lost');
+      default:
+        this.messages++;
+        this.#onMessage(msg);
+        if (!this.dump || !(msg.flags & NLM_F_MULTI)) this.#finish();
+    }
   }
   #finish(): void {
     this.#finished = true;

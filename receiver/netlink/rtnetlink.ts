@@ -146,7 +146,7 @@ export function decodeQdisc(msg: NetlinkMessage, attrs: Attrs, stats: Attrs): Qd
   const handle = v.getUint32(p + 8, true);
   const parent = v.getUint32(p + 12, true);
   attrs.parse(v, p + TCMSG_LEN, msg.payloadLength - TCMSG_LEN);
-  const kind = attrs.has(TCA_KIND) ? attrs.str(TCA_KIND) : '';
+  const kind = attrs.has(TCA_KIND) ? attrs.strShared(TCA_KIND) : '';
   let bytes = 0;
   let packets = 0;
   let drops = 0;

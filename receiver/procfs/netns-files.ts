@@ -24,10 +24,28 @@ import { nofileLimit } from '../agent/rlimit.ts';
 import { enterNetnsFd, homeNetnsInode, hostNetnsInode, hostNetnsPid } from '../netns/setns.ts';
 import type { Entity } from '../pods/entity.ts';
 import { assertEntityAliveOnce, markAlive } from './liveness.ts';
-import { EntityGoneError, type NetFile, preadWhole, readNetFilesUncached } from './read.ts';
+import {
+  EntityGoneError,
+  type NetFile,
+  preadInto,
+  preadWhole,
+  putText,
+  readBuffer,
+  readNetFilesUncached,
+} from './read.ts';
 
 /** fd value of an optional file this netns does not have (ENOENT at open). */
 const MISSING = -1;
+
+/** The bytes of files read by `readBytes`: file i is `buf[start[i], end[i])`, -1 when missing. */
+export interface NetBytes {
+  buf: Buffer;
+  readonly start: number[];
+  readonly end: number[];
+}
+
+// One result object, reused: its bytes are valid until the next read anyway.
+const netBytes: NetBytes = { buf: Buffer.alloc(0), start: [], end: [] };
 
 interface Entry {
   readonly fds: Map<string, number>;
@@ -87,28 +105,11 @@ export class NetnsFiles {
    * `readNetFilesUncached` (EntityGoneError, NetnsError, errno errors).
    */
   read(entity: Entity, files: readonly NetFile[], cycle?: object): (string | undefined)[] {
+    const e = this.#entry(entity, files, cycle);
+    if (e === undefined) return readNetFilesUncached(entity, files);
     const inode = entity.netnsInode;
-    let entry = this.#entries.get(inode);
-    let missing = 0;
-    for (const f of files) if (!entry?.fds.has(f.name)) missing++;
-    if (missing > 0) {
-      if (this.#fds + missing > this.#budget) {
-        this.#uncached++;
-        return readNetFilesUncached(entity, files);
-      }
-      entry = this.#open(entity, entry, files);
-      markAlive(entity, cycle); // just opened through a netns fd of the right inode
-    } else if (inode !== homeNetnsInode && inode !== hostNetnsInode) {
-      try {
-        assertEntityAliveOnce(entity, cycle);
-      } catch (err) {
-        this.drop(inode);
-        throw err;
-      }
-    }
-    const e = entry!;
     if (cycle !== undefined && e.textsCycle !== cycle) {
-      e.texts = undefined;
+      e.texts?.clear(); // kept, not replaced: no Map per netns per collection
       e.textsCycle = cycle;
     }
     const out: (string | undefined)[] = new Array(files.length);
@@ -134,6 +135,79 @@ export class NetnsFiles {
       throw err;
     }
     return out;
+  }
+
+  /**
+   * `read` without a string per file: the files' bytes, one after the other in the shared read buffer
+   * (receiver/procfs/read.ts), valid until the next read of any file — parse them first. `shared` files
+   * are not supported here (their text is kept for the next probe: use `read`).
+   */
+  readBytes(entity: Entity, files: readonly NetFile[], cycle?: object): NetBytes {
+    const e = this.#entry(entity, files, cycle);
+    const out = netBytes;
+    out.start.length = files.length;
+    out.end.length = files.length;
+    let at = 0;
+    if (e === undefined) {
+      const texts = readNetFilesUncached(entity, files);
+      for (let i = 0; i < files.length; i++) {
+        const t = texts[i];
+        out.start[i] = t === undefined ? -1 : at;
+        if (t !== undefined) at = putText(t, at);
+        out.end[i] = t === undefined ? -1 : at;
+      }
+      out.buf = readBuffer();
+      return out;
+    }
+    try {
+      for (let i = 0; i < files.length; i++) {
+        const f = files[i]!;
+        if (f.shared) throw new Error(`readBytes: ${f.name} is shared (use read)`);
+        const fd = e.fds.get(f.name)!;
+        if (fd === MISSING) {
+          out.start[i] = -1;
+          out.end[i] = -1;
+          continue;
+        }
+        out.start[i] = at;
+        at = preadInto(fd, at);
+        out.end[i] = at;
+      }
+    } catch (err) {
+      this.drop(entity.netnsInode); // reopened next time
+      throw err;
+    }
+    out.buf = readBuffer();
+    return out;
+  }
+
+  /**
+   * The entity's kept fds for `files` (opened now when missing; the entity checked alive once per
+   * cycle), or undefined when opening them would pass the fd budget (read the uncached way then).
+   */
+  #entry(entity: Entity, files: readonly NetFile[], cycle: object | undefined): Entry | undefined {
+    const inode = entity.netnsInode;
+    const entry = this.#entries.get(inode);
+    let missing = 0;
+    for (const f of files) if (!entry?.fds.has(f.name)) missing++;
+    if (missing > 0) {
+      if (this.#fds + missing > this.#budget) {
+        this.#uncached++;
+        return undefined;
+      }
+      const opened = this.#open(entity, entry, files);
+      markAlive(entity, cycle); // just opened through a netns fd of the right inode
+      return opened;
+    }
+    if (inode !== homeNetnsInode && inode !== hostNetnsInode) {
+      try {
+        assertEntityAliveOnce(entity, cycle);
+      } catch (err) {
+        this.drop(inode);
+        throw err;
+      }
+    }
+    return entry;
   }
 
   /** Opens the files `entry` lacks, inside the entity's netns; registers the entry. */
@@ -232,4 +306,9 @@ export function readNetFiles(
   cycle?: object,
 ): (string | undefined)[] {
   return sharedNetnsFiles.read(entity, files, cycle);
+}
+
+/** `readNetFiles` as bytes (`NetnsFiles.readBytes`): valid until the next read; no `shared` files. */
+export function readNetBytes(entity: Entity, files: readonly NetFile[], cycle?: object): NetBytes {
+  return sharedNetnsFiles.readBytes(entity, files, cycle);
 }

@@ -61,3 +61,52 @@ export function lineEnd(text: string, from: number): number {
   const e = text.indexOf('\n', from);
   return e < 0 ? text.length : e;
 }
+
+/**
+ * `parseIntsInto` over bytes (`buf[start, end)`, latin1), writing from `out[at]` on instead of pushing:
+ * callers reuse `out` between files. Returns the index after the last value written.
+ */
+export function parseIntsAt(
+  file: string,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  out: number[],
+  at: number,
+): number {
+  let i = start;
+  let k = at;
+  while (i < end) {
+    while (i < end && (buf[i] === SPACE || buf[i] === TAB)) i++;
+    if (i >= end) break;
+    let neg = false;
+    if (buf[i] === MINUS) {
+      neg = true;
+      i++;
+    }
+    const digitsStart = i;
+    let v = 0;
+    while (i < end) {
+      const c = buf[i]!;
+      if (c < ZERO || c > NINE) break;
+      v = v * 10 + (c - ZERO);
+      i++;
+    }
+    if (i === digitsStart || (i < end && buf[i] !== SPACE && buf[i] !== TAB)) {
+      const near = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString(
+        'latin1',
+        digitsStart,
+        Math.min(end, digitsStart + 20),
+      );
+      throw new ProcfsParseError(file, `bad number near ${JSON.stringify(near)}`);
+    }
+    out[k++] = neg ? -v : v;
+  }
+  return k;
+}
+
+/** `lineEnd` over bytes: the index of the next `\n` at or after `from`, or `end`. */
+export function lineEndAt(buf: Uint8Array, from: number, end: number): number {
+  const e = buf.indexOf(10, from);
+  return e < 0 || e > end ? end : e;
+}

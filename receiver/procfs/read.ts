@@ -27,7 +27,7 @@ export interface NetFile {
   readonly shared?: boolean;
 }
 
-// One buffer shared by all reads (reads are synchronous; the text is decoded before the next read).
+// One buffer shared by all reads (reads are synchronous; the bytes are decoded or parsed before the next read).
 let buf = Buffer.allocUnsafe(64 * 1024);
 
 /**
@@ -48,18 +48,46 @@ export function readProcFile(path: string): string {
  * kept fds (netns-files.ts) are read again this way each collection.
  */
 export function preadWhole(fd: number): string {
-  let len = 0;
+  const len = preadInto(fd, 0);
+  return buf.toString('latin1', 0, len);
+}
+
+/**
+ * Reads an open procfs fd whole from offset 0 into the shared read buffer at `at` (what is before `at`
+ * is kept); returns the end of the file's bytes there. The buffer (`readBuffer()`) may be replaced by a
+ * larger one, and is overwritten by the next read: parse the bytes before reading again.
+ */
+export function preadInto(fd: number, at: number): number {
+  let len = at;
   for (;;) {
     if (len === buf.length) {
       const bigger = Buffer.allocUnsafe(buf.length * 2);
       buf.copy(bigger, 0, 0, len);
       buf = bigger;
     }
-    const n = readSync(fd, buf, len, buf.length - len, len);
+    const n = readSync(fd, buf, len, buf.length - len, len - at);
     if (n === 0) break;
     len += n;
   }
-  return buf.toString('latin1', 0, len);
+  return len;
+}
+
+/** The shared read buffer `preadInto` fills (valid until the next read). */
+export function readBuffer(): Buffer {
+  return buf;
+}
+
+/** Copies `text` (latin1) into the shared read buffer at `at`; returns the end (see `preadInto`). */
+export function putText(text: string, at: number): number {
+  const need = at + text.length;
+  if (need > buf.length) {
+    let size = buf.length * 2;
+    while (size < need) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    buf.copy(bigger, 0, 0, at);
+    buf = bigger;
+  }
+  return at + buf.write(text, at, 'latin1');
 }
 
 function readOne(path: string, optional: boolean | undefined): string | undefined {

@@ -67,6 +67,19 @@ function read(seq: number, datagrams: Buffer[], dump = true): number[] {
   throw new Error('reply incomplete');
 }
 
+test('codec: strShared gives what str gives, for names of equal length and repeated ones', () => {
+  // Same length, different bytes (the kept strings are matched byte by byte), a repeat, an empty one,
+  // one without NUL and a non-ASCII one.
+  const names = ['pfifo', 'pfifx', 'pfifo', 'eth0', 'eth1', '', 'noqueue', 'eth0', 'wlä0', 'qfifo'];
+  for (const [i, name] of names.entries()) {
+    const value = i === 6 ? Buffer.from(name) : Buffer.from(`${name}\0`);
+    const block = encodeAttr(1, value);
+    const a = new Attrs(1).parse(view(block), 0, block.length);
+    assert.equal(a.strShared(1), a.str(1), name);
+    assert.equal(a.strShared(1), name);
+  }
+});
+
 test('codec: multipart reply over several datagrams ends at NLMSG_DONE', () => {
   const d1 = Buffer.concat([msg(20, NLM_F_MULTI, 7, u32(1)), msg(20, NLM_F_MULTI, 7, u32(2))]);
   const d2 = Buffer.concat([msg(20, NLM_F_MULTI, 7, u32(3)), msg(NLMSG_DONE, NLM_F_MULTI, 7, i32(0))]);
