@@ -61,6 +61,8 @@ test('npm start and the podnet bin run dist/receiver/cli/main.js with the same e
   const shebang = readFileSync(join(ROOT, start[2]!), 'utf8').split('\n')[0];
   assert.equal(shebang, `#!/usr/bin/env -S node ${start[1]!.trim()}`);
   assert.match(start[1]!, /--max-semi-space-size=\d+/, 'the young generation is capped at start');
+  // V8's top tier is Maglev: no TurboFan code paged in (~5 MB of RSS) nor compiled (docs/receiver.md)
+  assert.match(start[1]!, /(^| )--max-opt=2( |$)/, 'TurboFan is off at start');
 });
 
 test('podnet run from dist/ (OTLP on, log export worker up) loads no TypeScript module', async () => {
