@@ -311,6 +311,11 @@ const ok200 = rows.filter((r) => r.rate >= 200_000 && r.podnet === judged);
 const best = rows
   .filter((r) => r.podnet === judged)
   .reduce<Row | undefined>((b, r) => (!b || r.sentPerS > b.sentPerS ? r : b), undefined);
+// Why 0.98: sent/s is counted over the measurement window and trails emitted/s by what is still queued or
+// in flight at the window's end (batches leave up to a schedule delay after their events are emitted), and
+// the generator itself offers 200,000/s only to within ~0.5 % (199,269/s emitted in the 2026-12-07 11:24
+// run). Every event of the run is sent by the end of the drain: lost must be 0 (and unaccounted is checked
+// for every row), so the 2 % is time in the queue, never events missing.
 const met200 = ok200.some((r) => r.sentPerS >= 200_000 * 0.98 && r.lostQueueFull + r.lostExportFailed === 0);
 const targets: Target[] = [
   {
