@@ -194,16 +194,16 @@ export class Attrs {
   u64(type: number): number {
     return Number(this.view.getBigUint64(this.#need(type, 8), true));
   }
+  /** Where the string value of `type` at `off` ends: at its first NUL, else at the attribute's end. */
+  #strEnd(type: number, off: number): number {
+    const end = off + this.#lengths[type]!;
+    for (let i = off; i < end; i++) if (this.view.getUint8(i) === 0) return i;
+    return end;
+  }
   /** NUL-terminated string value. */
   str(type: number): string {
     const off = this.#need(type, 0);
-    let end = off + this.#lengths[type]!;
-    for (let i = off; i < end; i++) {
-      if (this.view.getUint8(i) === 0) {
-        end = i;
-        break;
-      }
-    }
+    const end = this.#strEnd(type, off);
     return Buffer.from(this.view.buffer, this.view.byteOffset + off, end - off).toString('utf8');
   }
   /**
@@ -212,14 +212,7 @@ export class Attrs {
    */
   strShared(type: number): string {
     const off = this.#need(type, 0);
-    let end = off + this.#lengths[type]!;
-    for (let i = off; i < end; i++) {
-      if (this.view.getUint8(i) === 0) {
-        end = i;
-        break;
-      }
-    }
-    const len = end - off;
+    const len = this.#strEnd(type, off) - off;
     const list = sharedStrings.get(len);
     if (list !== undefined)
       for (const k of list) {
@@ -231,7 +224,7 @@ export class Attrs {
     if (sharedCount < 4096) {
       sharedCount++;
       const bytes = new Uint8Array(
-        this.view.buffer.slice(this.view.byteOffset + off, this.view.byteOffset + end),
+        this.view.buffer.slice(this.view.byteOffset + off, this.view.byteOffset + off + len),
       );
       if (list) list.push({ bytes, value });
       else sharedStrings.set(len, [{ bytes, value }]);
