@@ -9,14 +9,23 @@
 //               TC hooks, as today: 26 of the "all" set's 28 — dns's pair on the node's own devices is
 //               left out, it sees ~1 packet per 1,000 here)
 //   empty-stats empty-all with BPF_STATS_RUN_TIME on: the accounting's own cost, and the run counts
+//   minlat      one minimal latency program per hook (receiver/bpf/selftest/minlat.bpf.c: a per-CPU array
+//               lookup and one bpf_ktime_get_ns on a latency hook, a per-CPU count on a counter hook): the
+//               least a program that measures a latency at all costs on this hook set
+//   minlat-stats minlat with BPF_STATS_RUN_TIME on: its run counts and accounted ns
 //   podnet      (--podnet) the real podnet with every probe on, no BPF_STATS
 // Two ratios over the baseline of the same round (median over rounds, with the range): received throughput,
 // and iperf3's own CPU time (client + server) per packet — the second holds when other work on the machine
 // takes CPU from iperf3 (throughput then moves with the load, CPU per packet much less). UDP (-b 0) is the
 // low-noise case; TCP also moves with the congestion window. Exits non-zero when an attach or an iperf3
 // run fails.
+// The row's metric (benchmarks/suite/datapath.ts: BPF_STATS run time / iperf3 client + server CPU of the same
+// run) is printed for the two floors, from each stats run's own numbers: "one empty program per hook" =
+// empty-stats' accounted ns scaled to the hook set's runs (runs without the x2_* programs), and "minimal
+// latency body per hook" = minlat-stats' accounted ns; both over that run's iperf3 CPU (median over rounds).
 //
 //   node benchmarks/suite/datapath-floor.ts [--rounds 8] [--seconds 4] [--protos udp,tcp] [--podnet]
+//       [--variants none,empty-hook,...]
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
@@ -33,12 +42,15 @@ const { values: o } = parseArgs({
     seconds: { type: 'string' },
     protos: { type: 'string' },
     podnet: { type: 'boolean', default: false },
+    variants: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (o.help) {
   console.log(
-    'usage: node benchmarks/suite/datapath-floor.ts [--rounds 8] [--seconds 4] [--protos udp,tcp] [--podnet]',
+    'usage: node benchmarks/suite/datapath-floor.ts [--rounds 8] [--seconds 4] [--protos udp,tcp] [--podnet]\n' +
+      '    [--variants none,empty-hook,empty-all,empty-stats,minlat,minlat-stats,podnet] (default: all but podnet,\n' +
+      '    podnet with --podnet; "none" is always run: it is the baseline of each round)',
   );
   process.exit(0);
 }
@@ -48,16 +60,27 @@ const protos = (o.protos ?? 'udp').split(',') as ('udp' | 'tcp')[];
 for (const p of protos) if (p !== 'udp' && p !== 'tcp') throw new Error(`--protos: udp or tcp, not "${p}"`);
 if (!(rounds >= 1) || !(seconds >= 1)) throw new Error('--rounds and --seconds: numbers ≥ 1');
 
-type Variant = 'none' | 'empty-hook' | 'empty-all' | 'empty-stats' | 'podnet';
-const VARIANTS: Variant[] = [
+type Variant = 'none' | 'empty-hook' | 'empty-all' | 'empty-stats' | 'minlat' | 'minlat-stats' | 'podnet';
+const ALL_VARIANTS: Variant[] = [
   'none',
   'empty-hook',
   'empty-all',
   'empty-stats',
-  ...(o.podnet ? ['podnet' as const] : []),
+  'minlat',
+  'minlat-stats',
+  'podnet',
 ];
+const VARIANTS: Variant[] = o.variants
+  ? ['none', ...o.variants.split(',').filter((v) => v !== 'none')].map((v) => {
+      if (!ALL_VARIANTS.includes(v as Variant)) throw new Error(`--variants: unknown variant "${v}"`);
+      return v as Variant;
+    })
+  : ALL_VARIANTS.filter((v) => v !== 'podnet' || o.podnet);
 const PORT = 5201;
 const HOOKSET = new URL('../../receiver/bpf/selftest/hookset.bpf.o', import.meta.url);
+const MINLAT = new URL('../../receiver/bpf/selftest/minlat.bpf.o', import.meta.url);
+const isMinlat = (v: Variant): boolean => v === 'minlat' || v === 'minlat-stats';
+const isStats = (v: Variant): boolean => v === 'empty-stats' || v === 'minlat-stats';
 
 interface Run {
   round: number;
@@ -88,6 +111,11 @@ const coll = BpfSpec.fromFile(HOOKSET).load({
 const tpNames = [...coll.programs.values()]
   .map((p) => p.name)
   .filter((n) => !n.includes('_tc_') && !n.startsWith('clk_'));
+const mcoll = BpfSpec.fromFile(MINLAT).load({
+  programs: Object.fromEntries(['ml_tc_ingress', 'ml_tc_egress'].map((n) => [n, { autoAttach: false }])),
+  strict: true,
+});
+const mlNames = [...mcoll.programs.values()].map((p) => p.name).filter((n) => !n.includes('_tc_'));
 const tcLinks: number[] = [];
 let stats: RunTimeStats | undefined;
 
@@ -113,19 +141,20 @@ function hostVethIndex(pid: number): number {
 }
 
 function attachEmpty(variant: Variant, veths: number[]): void {
-  const both = variant !== 'empty-hook';
-  for (const n of tpNames) {
+  const both = variant !== 'empty-hook' && !isMinlat(variant);
+  const c = isMinlat(variant) ? mcoll : coll;
+  for (const n of isMinlat(variant) ? mlNames : tpNames) {
     if (!both && n.startsWith('x2_')) continue;
-    if (!coll.attachProgram(n)) throw new Error(`${n}: ${coll.program(n).status().reason}`);
+    if (!c.attachProgram(n)) throw new Error(`${n}: ${c.program(n).status().reason}`);
   }
   const tc = tcApi();
-  for (const prefix of both ? ['hs', 'x2'] : ['hs']) {
+  for (const prefix of isMinlat(variant) ? ['ml'] : both ? ['hs', 'x2'] : ['hs']) {
     for (const ifindex of veths) {
       for (const [dir, type] of [
         ['ingress', BPF_TCX_INGRESS],
         ['egress', BPF_TCX_EGRESS],
       ] as const) {
-        const fd = coll.program(`${prefix}_tc_${dir}`).fd;
+        const fd = c.program(`${prefix}_tc_${dir}`).fd;
         const r = tc.link(fd, ifindex, type);
         if (r < 0) throw new Error(`TCX ${prefix}_tc_${dir} on ifindex ${ifindex}: errno ${-r}`);
         tcLinks.push(r);
@@ -136,6 +165,7 @@ function attachEmpty(variant: Variant, veths: number[]): void {
 
 function detachEmpty(): void {
   for (const n of tpNames) coll.detachProgram(n);
+  for (const n of mlNames) mcoll.detachProgram(n);
   const tc = tcApi();
   for (const fd of tcLinks.splice(0)) tc.close(fd);
 }
@@ -146,7 +176,7 @@ function hooksetTotals(): { runs: number; ns: number; x2: number; byProg: Map<st
   let ns = 0;
   let x2 = 0;
   const byProg = new Map<string, number>();
-  for (const p of coll.programs.values()) {
+  for (const p of [...coll.programs.values(), ...mcoll.programs.values()]) {
     if (p.fd < 0) continue;
     const i = programInfo(p.fd);
     runsN += i.runCount;
@@ -156,7 +186,7 @@ function hooksetTotals(): { runs: number; ns: number; x2: number; byProg: Map<st
   }
   return { runs: runsN, ns, x2, byProg };
 }
-/** empty-stats, per protocol: runs of each program (summed over rounds) and packets. */
+/** empty-stats / minlat-stats, per protocol: runs of each program (summed over rounds) and packets. */
 const perProg = new Map<string, { packets: number; runs: Map<string, number> }>();
 
 try {
@@ -189,7 +219,7 @@ try {
           await sleep(200);
         }
       } else if (variant !== 'none') {
-        if (variant === 'empty-stats') stats = enableRunTimeStats();
+        if (isStats(variant)) stats = enableRunTimeStats();
         attachEmpty(variant, veths);
       }
       await sleep(1000);
@@ -214,10 +244,14 @@ try {
             ...(s0 && s1 ? { runs: s1.runs - s0.runs, ns: s1.ns - s0.ns, x2: s1.x2 - s0.x2 } : {}),
           };
           if (s0 && s1) {
-            const e = perProg.get(proto) ?? { packets: 0, runs: new Map<string, number>() };
+            const pk = `${proto} ${variant}`;
+            const e = perProg.get(pk) ?? { packets: 0, runs: new Map<string, number>() };
             e.packets += run.packets;
-            for (const [n, r] of s1.byProg) e.runs.set(n, (e.runs.get(n) ?? 0) + r - (s0.byProg.get(n) ?? 0));
-            perProg.set(proto, e);
+            for (const [n, r] of s1.byProg) {
+              const d = r - (s0.byProg.get(n) ?? 0);
+              if (d > 0) e.runs.set(n, (e.runs.get(n) ?? 0) + d);
+            }
+            perProg.set(pk, e);
           }
           if (!(run.bps > 0) || !(run.packets > 0) || !(run.cpuS > 0))
             throw new Error(`iperf3 ${proto} (${variant}): no throughput, packets or CPU reported`);
@@ -238,6 +272,7 @@ try {
   detachEmpty();
   stats?.close();
   coll.close();
+  mcoll.close();
   server?.kill('SIGTERM');
   await env.teardown();
 }
@@ -245,25 +280,39 @@ try {
 console.log(
   `\nthroughput vs the same round's baseline (median, min … max over ${rounds} rounds); load ${execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim()}`,
 );
+/** Median over rounds of a stats variant's BPF time / iperf3 CPU of the same run (the data-path row's metric),
+ * with its accounted ns scaled by `share(run)` (the part of the runs that belongs to the floor counted). */
+function rowMetric(rs: Run[], share: (r: Run) => number): number {
+  return median(rs.map((r) => ((r.ns ?? 0) * share(r)) / 1e9 / r.cpuS));
+}
+let floorMissing = false;
 for (const proto of protos) {
   const base = runs.filter((r) => r.proto === proto && r.variant === 'none');
   const cpuPerPacket = median(base.map((r) => (r.cpuS / r.packets) * 1e9));
   const st = runs.filter((r) => r.proto === proto && r.variant === 'empty-stats');
-  const runsPerPacket = median(st.map((r) => (r.runs ?? 0) / r.packets));
-  const nsPerRun = median(st.map((r) => (r.ns ?? 0) / (r.runs || 1)));
-  const pp = perProg.get(proto);
-  if (pp)
-    console.log(
-      `    runs per packet by hook: ${[...pp.runs]
-        .filter(([n, r]) => r > 0 && !n.startsWith('x2_'))
-        .map(([n, r]) => `${n.replace(/^hs_/, '')} ${fmt(r / pp.packets, 2)}`)
-        .join(', ')}`,
-    );
-  // every x2_* program fires as often as its hs_* twin: empty-hook's runs = empty-all's minus those
-  const x2PerPacket = median(st.map((r) => (r.x2 ?? 0) / r.packets));
+  const ml = runs.filter((r) => r.proto === proto && r.variant === 'minlat-stats');
   console.log(
-    `  ${proto}: baseline ${fmt(median(base.map((r) => r.bps / 1e9)), 3)} Gbit/s, iperf3 CPU ${fmt(cpuPerPacket, 0)} ns per packet; runs per packet: empty-all ${fmt(runsPerPacket, 2)}, empty-hook ${fmt(runsPerPacket - x2PerPacket, 2)}; ${fmt(nsPerRun, 1)} ns per run accounted by BPF_STATS`,
+    `  ${proto}: baseline ${fmt(median(base.map((r) => r.bps / 1e9)), 3)} Gbit/s, iperf3 CPU ${fmt(cpuPerPacket, 0)} ns per packet`,
   );
+  for (const v of ['empty-stats', 'minlat-stats'] as const) {
+    const pp = perProg.get(`${proto} ${v}`);
+    if (pp)
+      console.log(
+        `    ${v} runs per packet by hook: ${[...pp.runs]
+          .filter(([n]) => !n.startsWith('x2_'))
+          .map(([n, r]) => `${n.replace(/^(hs|ml)_/, '')} ${fmt(r / pp.packets, 2)}`)
+          .join(', ')}`,
+      );
+  }
+  if (st.length) {
+    const runsPerPacket = median(st.map((r) => (r.runs ?? 0) / r.packets));
+    const nsPerRun = median(st.map((r) => (r.ns ?? 0) / (r.runs || 1)));
+    // every x2_* program fires as often as its hs_* twin: empty-hook's runs = empty-all's minus those
+    const x2PerPacket = median(st.map((r) => (r.x2 ?? 0) / r.packets));
+    console.log(
+      `    runs per packet: empty-all ${fmt(runsPerPacket, 2)}, empty-hook ${fmt(runsPerPacket - x2PerPacket, 2)}; ${fmt(nsPerRun, 1)} ns per run accounted by BPF_STATS`,
+    );
+  }
   for (const variant of VARIANTS.filter((v) => v !== 'none')) {
     const rs: number[] = [];
     for (const r of runs.filter((x) => x.proto === proto && x.variant === variant)) {
@@ -281,4 +330,28 @@ for (const proto of protos) {
       `    ${variant.padEnd(11)} throughput ${pctChange(median(rs), 2)} (${pctChange(min(rs), 2)} … ${pctChange(max(rs), 2)});  iperf3 CPU per packet ${pctChange(median(cs), 2)} (${pctChange(min(cs), 2)} … ${pctChange(max(cs), 2)}) ≈ ${fmt((median(cs) - 1) * cpuPerPacket, 0)} ns per packet`,
     );
   }
+  // The data-path row's metric (BPF_STATS time / iperf3 CPU, benchmarks/suite/datapath.ts) for the floors,
+  // each from its own stats runs: the floor is what that metric reports before any probe body runs.
+  const pct = (x: number): string => `${fmt(x * 100, 2)} %`;
+  if (st.length) {
+    const hookRuns = (r: Run): number => ((r.runs ?? 0) - (r.x2 ?? 0)) / r.packets;
+    const nsRun = (r: Run): number => (r.ns ?? 0) / (r.runs || 1);
+    const ownCpu = median(st.map((r) => (r.cpuS / r.packets) * 1e9));
+    console.log(
+      `    row-metric floor, one empty program per hook: ${fmt(median(st.map(hookRuns)), 2)} runs per packet × ${fmt(median(st.map(nsRun)), 1)} ns per run = ${fmt(median(st.map((r) => hookRuns(r) * nsRun(r))), 1)} ns per packet; / iperf3 CPU of the same run (${fmt(ownCpu, 0)} ns per packet) = ${pct(rowMetric(st, (r) => 1 - (r.x2 ?? 0) / (r.runs || 1)))}; / the baseline's (${fmt(cpuPerPacket, 0)}) = ${pct(median(st.map((r) => hookRuns(r) * nsRun(r))) / cpuPerPacket)}`,
+    );
+  }
+  if (ml.length) {
+    const ownCpu = median(ml.map((r) => (r.cpuS / r.packets) * 1e9));
+    const perPacket = median(ml.map((r) => (r.ns ?? 0) / r.packets));
+    console.log(
+      `    row-metric floor, minimal latency body per hook: ${fmt(median(ml.map((r) => (r.runs ?? 0) / r.packets)), 2)} runs per packet × ${fmt(median(ml.map((r) => (r.ns ?? 0) / (r.runs || 1))), 1)} ns per run = ${fmt(perPacket, 1)} ns per packet; / iperf3 CPU of the same run (${fmt(ownCpu, 0)} ns per packet) = ${pct(rowMetric(ml, () => 1))}; / the baseline's (${fmt(cpuPerPacket, 0)}) = ${pct(perPacket / cpuPerPacket)}`,
+    );
+  }
+  if (VARIANTS.includes('empty-stats') && !st.length) floorMissing = true;
+  if (VARIANTS.includes('minlat-stats') && !ml.length) floorMissing = true;
+}
+if (floorMissing) {
+  console.error('datapath-floor: a stats variant produced no run: no floor printed');
+  process.exit(1);
 }
