@@ -25,6 +25,15 @@ export interface NetFile {
    * netns per collection and handed to each (./netns-files.ts).
    */
   readonly shared?: boolean;
+  /**
+   * A one-record seq_file (the kernel makes it with `proc_create_net_single`: snmp, netstat, snmp6,
+   * sockstat, sockstat6): its whole text is one `show` into the seq_file's buffer, so a read that returns
+   * fewer bytes than asked has returned the rest of the file, and the read of 0 that would confirm the end
+   * is left out (fs/seq_file.c `seq_read_iter`: after the record, `next` ends the file; what was not
+   * copied stays in the buffer for the next read). Multi-record files (dev, softnet_stat) stop a read
+   * where their page buffer fills, so they are read until 0.
+   */
+  readonly single?: boolean;
 }
 
 // One buffer shared by all reads (reads are synchronous; the bytes are decoded or parsed before the next read).
@@ -47,17 +56,18 @@ export function readProcFile(path: string): string {
  * Reads an open procfs fd whole from offset 0 (pread until 0: a seq_file read stops at its page buffer);
  * kept fds (netns-files.ts) are read again this way each collection.
  */
-export function preadWhole(fd: number): string {
-  const len = preadInto(fd, 0);
+export function preadWhole(fd: number, single = false): string {
+  const len = preadInto(fd, 0, single);
   return buf.toString('latin1', 0, len);
 }
 
 /**
  * Reads an open procfs fd whole from offset 0 into the shared read buffer at `at` (what is before `at`
  * is kept); returns the end of the file's bytes there. The buffer (`readBuffer()`) may be replaced by a
- * larger one, and is overwritten by the next read: parse the bytes before reading again.
+ * larger one, and is overwritten by the next read: parse the bytes before reading again. `single`: the
+ * fd is a one-record seq_file (`NetFile.single`): a short read is its end.
  */
-export function preadInto(fd: number, at: number): number {
+export function preadInto(fd: number, at: number, single = false): number {
   let len = at;
   for (;;) {
     if (len === buf.length) {
@@ -65,9 +75,11 @@ export function preadInto(fd: number, at: number): number {
       buf.copy(bigger, 0, 0, len);
       buf = bigger;
     }
-    const n = readSync(fd, buf, len, buf.length - len, len - at);
+    const room = buf.length - len;
+    const n = readSync(fd, buf, len, room, len - at);
     if (n === 0) break;
     len += n;
+    if (single && n < room) break;
   }
   return len;
 }
