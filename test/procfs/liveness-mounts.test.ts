@@ -1,10 +1,13 @@
 // The liveness check of named netns (receiver/procfs/liveness.ts) skips the stat of a path checked in an
 // earlier collection while the mount table did not change (receiver/netns/mount-events.ts). It must still
 // notice a netns deleted (`ip netns del`: an umount) and a name reused for a new netns (umount + mount)
-// at the very next collection, and a pid's netns is checked every collection whatever the mounts do.
+// at the very next collection, and a pid's netns is checked every collection whatever the mounts do. The
+// discovery's listing of /run/netns (receiver/pods/netns-discovery.ts), reused while nothing was mounted,
+// must show a netns added or deleted at the next listing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { listNamedNetns } from '../../receiver/pods/netns-discovery.ts';
 import { assertEntityAliveOnce, livenessStats } from '../../receiver/procfs/liveness.ts';
 import { EntityGoneError } from '../../receiver/procfs/read.ts';
 import { namedEntity, pidEntity, sh, sleep } from './env.ts';
@@ -72,4 +75,19 @@ test('a pid entity is checked every collection: its process exiting is seen', as
   await new Promise((r) => holder.once('exit', r));
   await sleep(100);
   assert.throws(() => assertEntityAliveOnce(e, {}), EntityGoneError);
+});
+
+test('the listing of /run/netns shows a netns added or deleted at the next listing', () => {
+  const d = `${tag}d`;
+  const names = (): string[] => listNamedNetns().map((n) => n.name);
+  assert.ok(names().includes(b));
+  assert.ok(!names().includes(d));
+  sh('ip', ['netns', 'add', d]);
+  try {
+    const listed = listNamedNetns().find((n) => n.name === d);
+    assert.equal(listed?.inode, namedEntity(d).netnsInode);
+  } finally {
+    sh('ip', ['netns', 'del', d]);
+  }
+  assert.ok(!names().includes(d));
 });
