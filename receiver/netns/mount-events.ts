@@ -17,11 +17,27 @@ const POLLERR = 0x8;
 const libc = koffi.load('libc.so.6');
 const pollCall = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
 
-let fd: number | undefined;
-let unusable = false;
-let generation = 0;
 /** struct pollfd { int fd; short events; short revents; } */
 const pfd = Buffer.alloc(8);
+let generation = 0;
+
+/**
+ * Opened at load, like receiver/netns/setns.ts' fd of the home netns (one fd for the process' life, not
+ * one that appears at the first collection). The fd starts at the current count: changes before the open
+ * are not reported; none matter, as nothing was checked against an earlier generation.
+ */
+function openMountinfo(): number | undefined {
+  try {
+    return openSync('/proc/self/mountinfo', 'r');
+  } catch {
+    return undefined;
+  }
+}
+let fd = openMountinfo();
+if (fd !== undefined) {
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(POLLPRI, 4);
+}
 
 /**
  * A number that changes whenever this process' mount table changed since the last call (one
@@ -29,24 +45,11 @@ const pfd = Buffer.alloc(8);
  * assumed unchanged).
  */
 export function mountGeneration(): number | undefined {
-  if (unusable) return undefined;
-  if (fd === undefined) {
-    try {
-      fd = openSync('/proc/self/mountinfo', 'r');
-    } catch {
-      unusable = true;
-      return undefined;
-    }
-    pfd.writeInt32LE(fd, 0);
-    pfd.writeInt16LE(POLLPRI, 4);
-    // The fd starts at the current count: changes before this open are not reported; none matter, as
-    // nothing was checked against an earlier generation.
-    return generation;
-  }
+  if (fd === undefined) return undefined;
   pfd.writeInt16LE(0, 6);
   const n = pollCall(pfd, 1, 0) as number;
   if (n < 0) {
-    unusable = true; // (with a 0 timeout poll never sleeps, so never fails with EINTR)
+    fd = undefined; // (with a 0 timeout poll never sleeps, so never fails with EINTR)
     return undefined;
   }
   if ((pfd.readInt16LE(6) & (POLLPRI | POLLERR)) !== 0) generation++;

@@ -3,7 +3,9 @@
 // what `cat` prints in the same netns (idle; `cat` before and after must agree: `sockets: used` drops a
 // moment after the setup's `ip` commands, whose netlink sockets are freed after an RCU grace) — for a
 // file read at the start of the buffer, and for one that starts too near the buffer's end to fit, so the
-// first read is cut by the room left and the rest comes in later reads.
+// first read is cut by the room left and the rest comes in later reads. net/dev (`NetFile.maxRecord`) is
+// read without the read of 0 when its first read ends well before a page: whole for a netns with lo only,
+// and for one with 40 interfaces, whose file is over a page (the first read stops where the page fills).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { type NetFile, preadInto, readBuffer } from '../../receiver/procfs/read.
 import { inNs, namedEntity, sh, stableRead } from './env.ts';
 
 const ns = `pnsr${process.pid}`;
+const big = `pnsr${process.pid}b`;
 const FILES: readonly NetFile[] = [
   { name: 'snmp', single: true },
   { name: 'netstat', single: true },
@@ -24,10 +27,31 @@ const FILES: readonly NetFile[] = [
 before(() => {
   sh('ip', ['netns', 'add', ns]);
   sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  sh('ip', ['netns', 'add', big]);
+  const links = Array.from({ length: 20 }, (_, i) => `link add pnsra${i} type veth peer name pnsrb${i}`).join(
+    '\n',
+  );
+  sh('ip', ['-n', big, '-batch', '-'], `${links}\n`);
 });
 
 after(() => {
   sh('ip', ['netns', 'del', ns]);
+  sh('ip', ['netns', 'del', big]);
+});
+
+test('net/dev read without the read of 0 when short: whole for 1 and for 40 interfaces (over a page)', async () => {
+  const dev: readonly NetFile[] = [{ name: 'dev', maxRecord: 512 }];
+  for (const n of [ns, big]) {
+    const [want, got] = await stableRead(
+      () => inNs(n, 'cat', '/proc/net/dev'),
+      async () => {
+        const bytes = readNetBytes(namedEntity(n), dev);
+        return bytes.buf.toString('latin1', bytes.start[0]!, bytes.end[0]!);
+      },
+    );
+    if (n === big) assert.ok(want.length > 4096, `${want.length} bytes: more than a page`);
+    assert.equal(got, want, n);
+  }
 });
 
 test('one-record files read without the read of 0 are whole: equal to cat in the netns', async () => {
@@ -57,7 +81,7 @@ test('a one-record file cut by the room left in the buffer is read to its end', 
           () => inNs(ns, 'cat', `/proc/net/${name}`),
           async () => {
             const at = readBuffer().length - 30;
-            const end = preadInto(fd, at, true);
+            const end = preadInto(fd, at, { name, single: true });
             return readBuffer().toString('latin1', at, end);
           },
         );
