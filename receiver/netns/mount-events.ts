@@ -7,7 +7,9 @@
 // come to name another netns, or nothing, through a mount change. So a path checked against its netns
 // inode while `generation()` was g still names that netns while `generation()` is still g — which lets
 // the liveness check (receiver/procfs/liveness.ts) skip the stat of each named netns per collection
-// while nothing was mounted or unmounted.
+// while nothing was mounted or unmounted. Not covered: renaming a directory above the mount point (e.g.
+// `mv /run/netns /run/old`) moves the mount without a mount change; the netns is alive and still read
+// correctly through the kept fds, but its old path is listed and checked until the next mount change.
 import { openSync } from 'node:fs';
 import koffi from 'koffi';
 
