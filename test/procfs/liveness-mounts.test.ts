@@ -63,6 +63,24 @@ test('a name reused for a new netns is another netns at the next collection', ()
   assertEntityAliveOnce(namedEntity(c), {});
 });
 
+test('a netns deleted during a collection is seen at its own check in that collection', () => {
+  const [x, y] = [`${tag}x`, `${tag}y`];
+  sh('ip', ['netns', 'add', x]);
+  sh('ip', ['netns', 'add', y]);
+  try {
+    const ex = namedEntity(x);
+    const ey = namedEntity(y);
+    assertEntityAliveOnce(ey, {});
+    untilSkipped(() => assertEntityAliveOnce(ey, {}));
+    const cycle = {};
+    assertEntityAliveOnce(ex, cycle); // the collection has started
+    sh('ip', ['netns', 'del', y]);
+    assert.throws(() => assertEntityAliveOnce(ey, cycle), EntityGoneError);
+  } finally {
+    sh('ip', ['netns', 'del', x]);
+  }
+});
+
 test('a pid entity is checked every collection: its process exiting is seen', async () => {
   const holder = spawn('ip', ['netns', 'exec', b, 'sleep', '30'], { stdio: 'ignore' });
   await sleep(300);
