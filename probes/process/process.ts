@@ -133,13 +133,14 @@ const K = {
 /** The socket set of an entity without processes (never written to). */
 const NO_SOCKETS = new Set<number>();
 
-const stateKey = (e: Entity): string => `${e.netnsInode}/${e.pod?.uid ?? ''}`;
+// A netns without a pod is keyed by its inode (a number: no string built per entity per collection).
+const stateKey = (e: Entity): string | number => (e.pod ? `${e.netnsInode}/${e.pod.uid}` : e.netnsInode);
 
 export class ProcessCollector {
   #args: ProcessArgs;
   #wanted: (m: string) => boolean;
   /** Keyed by netns inode and pod uid (`stateKey`). */
-  readonly #state = new Map<string, EntityState>();
+  readonly #state = new Map<string | number, EntityState>();
   #index: Map<number, number[]> | undefined;
 
   readonly #ctx: Pick<ProbeContext, 'enabledMetrics'> | undefined;

@@ -95,10 +95,11 @@ function resolved(metric: string, scale: number, attributes: Attributes | undefi
   return { metric, scale, attributes, key: new SeriesKey(metric, attributes) };
 }
 
+// One-record seq_files (`single`, receiver/procfs/read.ts): read without the confirming read of 0.
 const FILES: readonly (NetFile & { name: SnmpField[0] })[] = [
-  { name: 'snmp' },
-  { name: 'netstat' },
-  { name: 'snmp6', optional: true },
+  { name: 'snmp', single: true },
+  { name: 'netstat', single: true },
+  { name: 'snmp6', optional: true, single: true },
 ];
 
 const byKernelName = new Map<string, SnmpField>();

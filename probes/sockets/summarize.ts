@@ -139,8 +139,8 @@ const PRESENCE: readonly SocketPresence[] = Array.from({ length: 8 }, (_, m) =>
 
 // `shared`: read once per netns per collection with the sockstat probe (receiver/procfs/netns-files.ts).
 const SOCKSTAT_FILES = [
-  { name: 'sockstat', shared: true },
-  { name: 'sockstat6', optional: true, shared: true },
+  { name: 'sockstat', shared: true, single: true },
+  { name: 'sockstat6', optional: true, shared: true, single: true },
 ] as const;
 
 /**

@@ -153,9 +153,10 @@ const NODE_MAP: Record<string, readonly [string, number]> = {
 };
 
 // `shared`: the sockets probe reads the same files (probes/sockets/summarize.ts): one read per collection.
+// `single`: one-record seq_files, read without the confirming read of 0 (receiver/procfs/read.ts).
 const FILES = [
-  { name: 'sockstat', shared: true },
-  { name: 'sockstat6', optional: true, shared: true },
+  { name: 'sockstat', shared: true, single: true },
+  { name: 'sockstat6', optional: true, shared: true, single: true },
 ] as const;
 
 /** An ENTITY_MAP entry with its series key (receiver/probe/sink.ts). */

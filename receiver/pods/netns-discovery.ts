@@ -2,6 +2,7 @@
 // `ip netns add` and CNI create them) and any other netns a process lives in (`/proc/<pid>/ns/net`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { mountGeneration } from '../netns/mount-events.ts';
 import type { Entity } from './entity.ts';
 
 export interface NamedNetns {
@@ -24,11 +25,25 @@ function nsfsDevice(): number {
   return nsfsDev;
 }
 
+/** The last listing per directory and the mount generation it was taken at (../netns/mount-events.ts). */
+const listings = new Map<string, { readonly generation: number; readonly list: readonly NamedNetns[] }>();
+
 /**
  * Named netns under `dir` (default /run/netns). Files that are not (or no longer) netns bind mounts are
- * skipped: a leftover empty file has the tmpfs device, not nsfs.
+ * skipped: a leftover empty file has the tmpfs device, not nsfs. A named netns comes and goes only with a
+ * mount change (bind mount, umount), so while the mount table did not change since the last listing of
+ * `dir` that listing is returned again, without a readdir and a stat per netns.
  */
-export function listNamedNetns(dir = '/run/netns'): NamedNetns[] {
+export function listNamedNetns(dir = '/run/netns'): readonly NamedNetns[] {
+  const generation = mountGeneration(); // polled before the listing: a change after it is seen next time
+  const have = listings.get(dir);
+  if (generation !== undefined && have?.generation === generation) return have.list;
+  const list = listNamedNetnsNow(dir);
+  if (generation !== undefined) listings.set(dir, { generation, list });
+  return list;
+}
+
+function listNamedNetnsNow(dir: string): NamedNetns[] {
   let names: string[];
   try {
     names = readdirSync(dir);

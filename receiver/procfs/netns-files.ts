@@ -123,7 +123,7 @@ export class NetnsFiles {
           out[i] = kept;
           continue;
         }
-        const text = preadWhole(fd);
+        const text = preadWhole(fd, f);
         out[i] = text;
         if (f.shared && cycle !== undefined) {
           e.texts ??= new Map();
@@ -170,7 +170,7 @@ export class NetnsFiles {
           continue;
         }
         out.start[i] = at;
-        at = preadInto(fd, at);
+        at = preadInto(fd, at, f);
         out.end[i] = at;
       }
     } catch (err) {

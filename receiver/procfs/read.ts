@@ -25,6 +25,23 @@ export interface NetFile {
    * netns per collection and handed to each (./netns-files.ts).
    */
   readonly shared?: boolean;
+  /**
+   * A one-record seq_file (the kernel makes it with `proc_create_net_single`: snmp, netstat, snmp6,
+   * sockstat, sockstat6): its whole text is one `show` into the seq_file's buffer, so a read that returns
+   * fewer bytes than asked has returned the rest of the file, and the read of 0 that would confirm the end
+   * is left out (fs/seq_file.c `seq_read_iter`: after the record, `next` ends the file; what was not
+   * copied stays in the buffer for the next read). Multi-record files stop a read where their page buffer
+   * fills: see `maxRecord`, else they are read until 0.
+   */
+  readonly single?: boolean;
+  /**
+   * A multi-record seq_file none of whose records (header included) is longer than this: a read stops
+   * early only at the end of the file or when the next record would overflow the seq_file's buffer (at
+   * least a page: fs/seq_file.c `seq_read_iter`, its Fill loop), so a read that returns fewer bytes than
+   * asked and ends more than `maxRecord` bytes before a page is full has returned the rest of the file.
+   * net/dev: a line is at most 15 + 2 + 16 × 21 = 353 bytes (`dev_seq_printf_stats`).
+   */
+  readonly maxRecord?: number;
 }
 
 // One buffer shared by all reads (reads are synchronous; the bytes are decoded or parsed before the next read).
@@ -47,17 +64,19 @@ export function readProcFile(path: string): string {
  * Reads an open procfs fd whole from offset 0 (pread until 0: a seq_file read stops at its page buffer);
  * kept fds (netns-files.ts) are read again this way each collection.
  */
-export function preadWhole(fd: number): string {
-  const len = preadInto(fd, 0);
+export function preadWhole(fd: number, file?: NetFile): string {
+  const len = preadInto(fd, 0, file);
   return buf.toString('latin1', 0, len);
 }
 
 /**
  * Reads an open procfs fd whole from offset 0 into the shared read buffer at `at` (what is before `at`
  * is kept); returns the end of the file's bytes there. The buffer (`readBuffer()`) may be replaced by a
- * larger one, and is overwritten by the next read: parse the bytes before reading again.
+ * larger one, and is overwritten by the next read: parse the bytes before reading again. `file`: what
+ * the fd is (`NetFile.single`, `NetFile.maxRecord`: when a short read is the end of the file).
  */
-export function preadInto(fd: number, at: number): number {
+export function preadInto(fd: number, at: number, file?: NetFile): number {
+  const endsBelow = shortReadEnds(file);
   let len = at;
   for (;;) {
     if (len === buf.length) {
@@ -65,11 +84,20 @@ export function preadInto(fd: number, at: number): number {
       buf.copy(bigger, 0, 0, len);
       buf = bigger;
     }
-    const n = readSync(fd, buf, len, buf.length - len, len - at);
+    const room = buf.length - len;
+    const n = readSync(fd, buf, len, room, len - at);
     if (n === 0) break;
     len += n;
+    if (n < room && n <= endsBelow) break;
   }
   return len;
+}
+
+/** A read shorter than asked of at most this many bytes is the end of the file (-1: never). */
+function shortReadEnds(file: NetFile | undefined): number {
+  if (file?.single) return Number.POSITIVE_INFINITY;
+  if (file?.maxRecord !== undefined) return pageSize() - file.maxRecord;
+  return -1;
 }
 
 /** The shared read buffer `preadInto` fills (valid until the next read). */
