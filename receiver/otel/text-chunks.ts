@@ -78,6 +78,24 @@ export class Chunks {
     this.#at += this.#buf.write(s, this.#at);
     if (this.#at >= CHUNK - RUN) this.#handOut();
   }
+  /**
+   * A line of already encoded bytes and an ASCII value (a number's text), written straight into the
+   * buffer: no string is made for it.
+   */
+  line(prefix: Uint8Array, value: string): void {
+    if (this.#run !== '') this.#write();
+    const n = prefix.length + value.length + 1;
+    if (this.#at + n > this.#buf.length) {
+      this.#handOut();
+      if (n > this.#buf.length) this.#buf = Buffer.allocUnsafe(n);
+    }
+    const buf = this.#buf;
+    buf.set(prefix, this.#at);
+    this.#at += prefix.length;
+    this.#at += buf.write(value, this.#at, 'latin1');
+    buf[this.#at++] = 0x0a;
+    if (this.#at >= CHUNK - RUN) this.#handOut();
+  }
   /** What was written since the last hand-out is a full chunk; the next ones go to another buffer. */
   #handOut(): void {
     if (this.#at === 0) return;
