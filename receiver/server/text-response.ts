@@ -1,13 +1,14 @@
-// A text response: in one piece when it is small (a host's /metrics, ~50 KB), else written as it is produced
-// (the /metrics exposition at 1,000 pods is ~35 MB): chunk by chunk with the socket's backpressure, so what
-// is held at once is a chunk and the socket's buffer, not the whole text and its UTF-8 copy. Gzip-compressed
-// when the client accepts it (Prometheus sends `Accept-Encoding: gzip` on every scrape).
+// A text response: in one piece when it is small (a host's /metrics, ~50–100 KB), else written as it is
+// produced (the /metrics exposition at 1,000 pods is ~35 MB): chunk by chunk with the socket's backpressure
+// (the next chunk is asked for when the socket, or the gzip stream, wants more), so what is held at once is
+// a few chunks and the socket's buffer, not the whole text. Gzip-compressed when the client accepts it
+// (Prometheus sends `Accept-Encoding: gzip` on every scrape): a gzip stream when streamed. Chunks rendered
+// into a pool's buffers (receiver/otel/text-chunks.ts) are given back as soon as they are consumed.
 //
-// Why two paths: a stream costs a fixed ~0.5 ms of CPU per response (a Readable, a zlib stream with its
-// native deflate state, a pipeline, their callbacks) and its deflate state (~256 KB, reported to V8 as
-// external memory) brings garbage collections forward: on a host-only agent scraped every second it was
-// more CPU than the collection itself (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a
-// small body is a fraction of that.
+// Why two paths: a stream costs a fixed ~0.5 ms of CPU per response (a zlib stream with its native deflate
+// state, its callbacks) and its deflate state (~256 KB, reported to V8 as external memory) brings garbage
+// collections forward: on a host-only agent scraped every second it was more CPU than the collection itself
+// (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a small body is a fraction of that.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { constants, createGzip, type Gzip, gzipSync } from 'node:zlib';
