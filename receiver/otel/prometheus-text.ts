@@ -121,6 +121,41 @@ function seriesPrefix(s: MetricSeries, name: string, extra: string): Buffer | un
   return bytes;
 }
 
+/**
+ * UTF-8 label text of frozen attribute objects (entity keys, shared point attributes), for lines written
+ * from bytes (Chunks.labelled): each its own small array (a slice of Node's buffer pool would keep the
+ * whole pool alive), gone with the object. ~300 B per entity.
+ */
+const frozenLabelBytes = new WeakMap<Attributes, Uint8Array>();
+const EMPTY = new Uint8Array(0);
+
+function utf8(s: string): Uint8Array {
+  if (s.length === 0) return EMPTY;
+  const b = Buffer.allocUnsafeSlow(Buffer.byteLength(s, 'utf8'));
+  b.write(s, 0, 'utf8');
+  return b;
+}
+
+function labelBytes(attrs: Attributes): Uint8Array {
+  let b = frozenLabelBytes.get(attrs);
+  if (b === undefined) {
+    b = utf8(labelText(attrs));
+    frozenLabelBytes.set(attrs, b);
+  }
+  return b;
+}
+
+/** Metric names and scope label texts as UTF-8 (few: bounded like the metadata cache). */
+const nameBytes = new Map<string, Uint8Array>();
+function cachedBytes(s: string): Uint8Array {
+  let b = nameBytes.get(s);
+  if (b === undefined) {
+    b = utf8(s);
+    if (nameBytes.size < 10_000) nameBytes.set(s, b);
+  }
+  return b;
+}
+
 function line(name: string, a: string, b: string, value: number): string {
   const l = a.length > 0 ? (b.length > 0 ? `${a},${b}` : a) : b;
   return l.length > 0 ? `${name}{${l}} ${valueString(value)}\n` : `${name} ${valueString(value)}\n`;
@@ -243,10 +278,24 @@ function writePoints(
     const list: readonly MetricSeries[] = m.collection.series;
     for (let k = m.from + from, end = m.from + to; k < end; k++) {
       const s = list[k]!;
-      if (!hist && cachePrefixes) {
-        const prefix = seriesPrefix(s, name, extra);
-        if (prefix !== undefined) {
-          out.line(prefix, valueString(s.value as number));
+      if (!hist) {
+        if (cachePrefixes) {
+          const prefix = seriesPrefix(s, name, extra);
+          if (prefix !== undefined) {
+            out.line(prefix, valueString(s.value as number));
+            continue;
+          }
+        }
+        // A long exposition: the line from the parts' encoded label texts (no string per line).
+        const parts = s.parts;
+        if (parts !== undefined && parts[2] && Object.isFrozen(parts[0]) && Object.isFrozen(parts[1])) {
+          out.labelled(
+            cachedBytes(name),
+            labelBytes(parts[0]),
+            labelBytes(parts[1]),
+            cachedBytes(extra),
+            valueString(s.value as number),
+          );
           continue;
         }
       }

@@ -96,6 +96,48 @@ export class Chunks {
     buf[this.#at++] = 0x0a;
     if (this.#at >= CHUNK - RUN) this.#handOut();
   }
+  /**
+   * `name{a,b,c} value\n` (or `name value\n` when the three are empty) from encoded parts, the empty ones
+   * left out: a line of a long exposition with no string made for it.
+   */
+  labelled(name: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array, value: string): void {
+    if (this.#run !== '') this.#write();
+    const n = name.length + a.length + b.length + c.length + value.length + 6;
+    if (this.#at + n > this.#buf.length) {
+      this.#handOut();
+      if (n > this.#buf.length) this.#buf = Buffer.allocUnsafe(n);
+    }
+    const buf = this.#buf;
+    let at = this.#at;
+    buf.set(name, at);
+    at += name.length;
+    if (a.length + b.length + c.length > 0) {
+      buf[at++] = 0x7b; // {
+      let first = true;
+      if (a.length > 0) {
+        buf.set(a, at);
+        at += a.length;
+        first = false;
+      }
+      if (b.length > 0) {
+        if (!first) buf[at++] = 0x2c; // ,
+        buf.set(b, at);
+        at += b.length;
+        first = false;
+      }
+      if (c.length > 0) {
+        if (!first) buf[at++] = 0x2c;
+        buf.set(c, at);
+        at += c.length;
+      }
+      buf[at++] = 0x7d; // }
+    }
+    buf[at++] = 0x20;
+    at += buf.write(value, at, 'latin1');
+    buf[at++] = 0x0a;
+    this.#at = at;
+    if (at >= CHUNK - RUN) this.#handOut();
+  }
   /** What was written since the last hand-out is a full chunk; the next ones go to another buffer. */
   #handOut(): void {
     if (this.#at === 0) return;
