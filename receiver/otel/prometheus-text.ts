@@ -288,7 +288,7 @@ function writePoints(
         }
         // A long exposition: the line from the parts' encoded label texts (no string per line).
         const parts = s.parts;
-        if (parts !== undefined && parts[2] && Object.isFrozen(parts[0]) && Object.isFrozen(parts[1])) {
+        if (parts?.[2] && Object.isFrozen(parts[0]) && Object.isFrozen(parts[1])) {
           out.labelled(
             cachedBytes(name),
             labelBytes(parts[0]),
