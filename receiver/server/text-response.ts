@@ -83,8 +83,9 @@ export async function sendText(
     if (r.done) {
       // One chunk (a host's exposition) is sent or compressed as it is; more are joined first.
       const whole = head.length === 1 ? head[0]! : Buffer.concat(head, size);
-      if (head.length > 1 || gzip) for (const c of head) pool?.give(c);
       const body = gzip ? gzipSync(whole, GZIP) : whole;
+      // The rendered chunks are free once compressed or joined.
+      if (body !== whole || head.length > 1) for (const c of head) pool?.give(c);
       res.writeHead(200, headers(contentType, gzip, body.length));
       // Given back once the socket has it (the plain body is the rendered chunk itself).
       if (body === whole && head.length === 1 && pool) res.end(body, () => pool.give(body));
