@@ -93,35 +93,6 @@ function valueString(v: number): string {
 }
 
 /**
- * A store series' line up to its value (`name{labels} `), UTF-8, kept while the series lives and its
- * name, scope and (frozen) attribute parts stay the same: a host's scrape writes each line from it and the
- * value, making no string per line. Only for expositions of up to PREFIX_MAX series (a host's: ~230 for
- * netdev + snmp + sockstat), so the cache costs ~60 KB there and nothing at scale (1,000 netns: 160,000
- * series would keep ~40 MB).
- */
-interface Prefix {
-  readonly name: string;
-  readonly extra: string;
-  readonly parts: AttributeParts;
-  readonly bytes: Buffer;
-}
-const PREFIX_MAX = 2048;
-const prefixes = new WeakMap<MetricSeries, Prefix>();
-
-function seriesPrefix(s: MetricSeries, name: string, extra: string): Buffer | undefined {
-  const c = prefixes.get(s);
-  const parts = s.parts;
-  if (c !== undefined && c.parts === parts && c.name === name && c.extra === extra) return c.bytes;
-  // Only frozen parts: their label text cannot change behind the cache.
-  if (parts === undefined || !Object.isFrozen(parts[0]) || !Object.isFrozen(parts[1])) return undefined;
-  const a = partsLabels(parts, s as { attributes: Attributes });
-  const l = a.length > 0 ? (extra.length > 0 ? `${a},${extra}` : a) : extra;
-  const bytes = Buffer.from(l.length > 0 ? `${name}{${l}} ` : `${name} `, 'utf8');
-  prefixes.set(s, { name, extra, parts, bytes });
-  return bytes;
-}
-
-/**
  * UTF-8 label text of frozen attribute objects (entity keys, shared point attributes), for lines written
  * from bytes (Chunks.labelled): each its own small array (a slice of Node's buffer pool would keep the
  * whole pool alive), gone with the object. ~300 B per entity.
@@ -270,7 +241,6 @@ function writePoints(
   name: string,
   from: number,
   to: number,
-  cachePrefixes: boolean,
 ): void {
   const hist = m.dataPointType === DataPointType.HISTOGRAM;
   if (!hist && m.dataPointType !== DataPointType.SUM && m.dataPointType !== DataPointType.GAUGE) return;
@@ -279,14 +249,7 @@ function writePoints(
     for (let k = m.from + from, end = m.from + to; k < end; k++) {
       const s = list[k]!;
       if (!hist) {
-        if (cachePrefixes) {
-          const prefix = seriesPrefix(s, name, extra);
-          if (prefix !== undefined) {
-            out.line(prefix, valueString(s.value as number));
-            continue;
-          }
-        }
-        // A long exposition: the line from the parts' encoded label texts (no string per line).
+        // The line from the parts' encoded label texts: no string per line.
         const parts = s.parts;
         if (parts?.[2] && Object.isFrozen(parts[0]) && Object.isFrozen(parts[1])) {
           out.labelled(
@@ -361,10 +324,6 @@ export function* renderPrometheus(rm: ResourceMetrics, pool?: ChunkPool): Genera
       if (description && !fam.meta.help) fam.meta.help = description;
     }
   }
-  let storeSeries = 0;
-  for (const sm of rm.scopeMetrics)
-    for (const m of sm.metrics) if (m instanceof StoreMetricData) storeSeries += m.to - m.from;
-  const cachePrefixes = storeSeries <= PREFIX_MAX;
   // target_info (the first family) comes first: the Resource, then every metric.
   try {
     const out = new Chunks(pool);
@@ -383,7 +342,7 @@ export function* renderPrometheus(rm: ResourceMetrics, pool?: ChunkPool): Genera
               : metric.dataPoints.length
             : 0;
         for (let i = 0; i < n; i += SLICE) {
-          writePoints(out, metric, scope, name, i, Math.min(n, i + SLICE), cachePrefixes);
+          writePoints(out, metric, scope, name, i, Math.min(n, i + SLICE));
           if (out.full.length > 0) {
             yield* out.full;
             out.full.length = 0;

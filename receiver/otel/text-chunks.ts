@@ -79,24 +79,6 @@ export class Chunks {
     if (this.#at >= CHUNK - RUN) this.#handOut();
   }
   /**
-   * A line of already encoded bytes and an ASCII value (a number's text), written straight into the
-   * buffer: no string is made for it.
-   */
-  line(prefix: Uint8Array, value: string): void {
-    if (this.#run !== '') this.#write();
-    const n = prefix.length + value.length + 1;
-    if (this.#at + n > this.#buf.length) {
-      this.#handOut();
-      if (n > this.#buf.length) this.#buf = Buffer.allocUnsafe(n);
-    }
-    const buf = this.#buf;
-    buf.set(prefix, this.#at);
-    this.#at += prefix.length;
-    this.#at += buf.write(value, this.#at, 'latin1');
-    buf[this.#at++] = 0x0a;
-    if (this.#at >= CHUNK - RUN) this.#handOut();
-  }
-  /**
    * `name{a,b,c} value\n` (or `name value\n` when the three are empty) from encoded parts, the empty ones
    * left out: a line of a long exposition with no string made for it.
    */
