@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Pipeline } from '../otel/pipeline.ts';
 import { renderPrometheus } from '../otel/prometheus-text.ts';
+import { ChunkPool } from '../otel/text-chunks.ts';
 import { LocalServer, type ServerSources } from '../server/server.ts';
 import { sendText } from '../server/text-response.ts';
 
@@ -102,27 +103,42 @@ export function agentServerSources(o: {
   readonly log: Logger;
 }): ServerSources {
   const { pipeline, log } = o;
+  // The buffers /metrics is rendered into, reused scrape after scrape (receiver/otel/text-chunks.ts).
+  const pool = new ChunkPool();
   return {
     metrics: () => {
       const prom = pipeline.prometheus;
       if (!prom) return undefined;
       return (req, res) => {
-        prom.collect().then(
-          ({ resourceMetrics, errors }) => {
-            if (errors.length > 0) log.warn({ errors: errors.map(String) }, 'metric collection errors');
-            // Streamed (and gzipped when asked): receiver/server/text-response.ts.
-            return sendText(
-              req,
-              res,
-              renderPrometheus(resourceMetrics),
-              'text/plain; version=0.0.4; charset=utf-8',
-            );
-          },
-          (err: unknown) => {
-            res.statusCode = 500;
-            res.end(`# failed to export metrics: ${String(err)}\n`);
-          },
-        );
+        prom
+          .collect()
+          .then(
+            ({ resourceMetrics, errors }) => {
+              if (errors.length > 0) log.warn({ errors: errors.map(String) }, 'metric collection errors');
+              // Streamed (and gzipped when asked): receiver/server/text-response.ts.
+              return sendText(
+                req,
+                res,
+                renderPrometheus(resourceMetrics, pool),
+                'text/plain; version=0.0.4; charset=utf-8',
+                undefined,
+                pool,
+              );
+            },
+            (err: unknown) => {
+              res.statusCode = 500;
+              res.end(`# failed to export metrics: ${String(err)}\n`);
+            },
+          )
+          .catch((err: unknown) => {
+            // A failure while rendering: a 500 when nothing was sent yet, else the response is cut short.
+            log.warn({ err }, '/metrics failed');
+            if (res.headersSent) res.destroy();
+            else {
+              res.statusCode = 500;
+              res.end('# failed to render metrics\n');
+            }
+          });
       };
     },
     status: o.status,

@@ -20,6 +20,7 @@ import { ATTRIBUTE_PARTS, type AttributeParts } from './attribute-parts.ts';
 import { StoreMetricData } from './metric-data.ts';
 import { prometheusName } from './prometheus-names.ts';
 import type { MetricSeries } from './series-state.ts';
+import { type ChunkPool, Chunks } from './text-chunks.ts';
 
 const keyCache = new Map<string, string>();
 const NEEDS_ESCAPE = /[\\\n"]/;
@@ -89,6 +90,41 @@ function valueString(v: number): string {
   if (v === Number.POSITIVE_INFINITY) return '+Inf';
   if (v === Number.NEGATIVE_INFINITY) return '-Inf';
   return `${v}`;
+}
+
+/**
+ * UTF-8 label text of frozen attribute objects (entity keys, shared point attributes), for lines written
+ * from bytes (Chunks.labelled): each its own small array (a slice of Node's buffer pool would keep the
+ * whole pool alive), gone with the object. ~300 B per entity.
+ */
+const frozenLabelBytes = new WeakMap<Attributes, Uint8Array>();
+const EMPTY = new Uint8Array(0);
+
+function utf8(s: string): Uint8Array {
+  if (s.length === 0) return EMPTY;
+  const b = Buffer.allocUnsafeSlow(Buffer.byteLength(s, 'utf8'));
+  b.write(s, 0, 'utf8');
+  return b;
+}
+
+function labelBytes(attrs: Attributes): Uint8Array {
+  let b = frozenLabelBytes.get(attrs);
+  if (b === undefined) {
+    b = utf8(labelText(attrs));
+    frozenLabelBytes.set(attrs, b);
+  }
+  return b;
+}
+
+/** Metric names and scope label texts as UTF-8 (few: bounded like the metadata cache). */
+const nameBytes = new Map<string, Uint8Array>();
+function cachedBytes(s: string): Uint8Array {
+  let b = nameBytes.get(s);
+  if (b === undefined) {
+    b = utf8(s);
+    if (nameBytes.size < 10_000) nameBytes.set(s, b);
+  }
+  return b;
 }
 
 function line(name: string, a: string, b: string, value: number): string {
@@ -163,53 +199,6 @@ function metadata(name: string, meta: { help: string; type: string }): string {
   return text;
 }
 
-/**
- * The exposition's UTF-8 bytes, written into chunks of about CHUNK bytes, handed out as they fill (each
- * chunk its own buffer: a streamed response or the gzip input holds it). Lines are encoded a few KiB at a
- * time as they are made (short-lived garbage): the text is never one string. Built by `+=`, a 64 KiB
- * chunk was a tree of thousands of concatenation nodes kept alive until it was flattened and encoded, and
- * the scavenges in between copied it (the young generation is 1 MB: `npm start`'s --max-semi-space-size);
- * at 100 netns (3.7 MB of text per scrape) the garbage collector was a third of the process's CPU.
- */
-const CHUNK = 64 * 1024;
-/** Lines are joined into a string of about this many characters before it is encoded (one write per run). */
-const RUN = 4096;
-class Chunks {
-  #buf = Buffer.allocUnsafe(CHUNK);
-  #at = 0;
-  /** Lines not encoded yet: a short concatenation, encoded before it grows into a long-lived tree. */
-  #run = '';
-  readonly full: Buffer[] = [];
-  add(s: string): void {
-    this.#run += s;
-    if (this.#run.length >= RUN) this.#write();
-  }
-  #write(): void {
-    const s = this.#run;
-    this.#run = '';
-    // At most 3 bytes per UTF-16 code unit.
-    if (this.#at + s.length * 3 > this.#buf.length) {
-      this.#handOut();
-      if (s.length * 3 > this.#buf.length) this.#buf = Buffer.allocUnsafe(s.length * 3);
-    }
-    this.#at += this.#buf.write(s, this.#at);
-    if (this.#at >= CHUNK - RUN) this.#handOut();
-  }
-  /** What was written since the last hand-out is a full chunk; the next ones go to a new buffer. */
-  #handOut(): void {
-    if (this.#at === 0) return;
-    this.full.push(this.#buf.subarray(0, this.#at));
-    this.#buf = Buffer.allocUnsafe(CHUNK);
-    this.#at = 0;
-  }
-  /** Hands out what is left (the last chunk). */
-  end(): void {
-    if (this.#run !== '') this.#write();
-    if (this.#at > 0) this.full.push(this.#buf.subarray(0, this.#at));
-    this.#at = 0;
-  }
-}
-
 /** Lines of one histogram point (`a`: its label text). */
 function writeHistogram(
   out: Chunks,
@@ -259,6 +248,20 @@ function writePoints(
     const list: readonly MetricSeries[] = m.collection.series;
     for (let k = m.from + from, end = m.from + to; k < end; k++) {
       const s = list[k]!;
+      if (!hist) {
+        // The line from the parts' encoded label texts: no string per line.
+        const parts = s.parts;
+        if (parts?.[2] && Object.isFrozen(parts[0]) && Object.isFrozen(parts[1])) {
+          out.labelled(
+            cachedBytes(name),
+            labelBytes(parts[0]),
+            labelBytes(parts[1]),
+            cachedBytes(extra),
+            valueString(s.value as number),
+          );
+          continue;
+        }
+      }
       const a = partsLabels(s.parts, s as { attributes: Attributes });
       if (!hist) out.add(line(name, a, extra, s.value as number));
       else {
@@ -285,8 +288,10 @@ const SLICE = 256;
 /**
  * Prometheus text exposition of `rm` as UTF-8 in chunks of about 64 KiB (served as they come: /metrics at
  * 1,000 pods is ~35 MB of text), the text of `new PrometheusSerializer().serialize(rm)` with the names above.
+ * With a `pool`, the chunks' buffers are taken from it and the consumer gives each back when done with it
+ * (text-chunks.ts); what is made between two hand-outs is at most SLICE points' lines.
  */
-export function* renderPrometheus(rm: ResourceMetrics): Generator<Buffer> {
+export function* renderPrometheus(rm: ResourceMetrics, pool?: ChunkPool): Generator<Buffer> {
   const families = new Map<string, Family>();
   families.set('target_info', { meta: { help: 'Target metadata', type: 'gauge' }, metrics: [] });
   for (const sm of rm.scopeMetrics) {
@@ -321,7 +326,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<Buffer> {
   }
   // target_info (the first family) comes first: the Resource, then every metric.
   try {
-    const out = new Chunks();
+    const out = new Chunks(pool);
     if (families.get('target_info')!.meta) out.add(serializeResource(rm.resource, true));
     let any = false;
     for (const [name, fam] of families) {
@@ -351,7 +356,7 @@ export function* renderPrometheus(rm: ResourceMetrics): Generator<Buffer> {
       }
     }
     if (!any) out.add('# no registered metrics');
-    out.end();
+    out.end(pool);
     yield* out.full;
   } finally {
     // Done (or abandoned: the client went away): the store's next update need not keep these values.

@@ -34,6 +34,8 @@ export interface ServerSources {
   route?(path: string): RouteHandler | undefined;
 }
 
+/** `/metrics` without a query, parsed once (only its pathname is read). */
+const METRICS_URL = new URL('http://localhost/metrics');
 const EVENT_PARAMS = new Set(['pod', 'name', 'peer', 'follow', 'recent']);
 /** Answered without the bearer token. */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -248,7 +250,8 @@ export class LocalServer {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     let u: URL;
     try {
-      u = new URL(req.url ?? '/', 'http://localhost');
+      // A scrape's `/metrics` (every second or so) needs no parser.
+      u = req.url === '/metrics' ? METRICS_URL : new URL(req.url ?? '/', 'http://localhost');
     } catch {
       sendJson(res, 400, { error: 'bad request URL' });
       return;

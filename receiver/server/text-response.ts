@@ -1,20 +1,24 @@
-// A text response: in one piece when it is small (a host's /metrics, ~50 KB), else written as it is produced
-// (the /metrics exposition at 1,000 pods is ~35 MB): chunk by chunk with the socket's backpressure, so what
-// is held at once is a chunk and the socket's buffer, not the whole text and its UTF-8 copy. Gzip-compressed
-// when the client accepts it (Prometheus sends `Accept-Encoding: gzip` on every scrape).
+// A text response: in one piece when it is small (a host's /metrics, ~50–100 KB), else written as it is
+// produced (the /metrics exposition at 1,000 pods is ~35 MB): chunk by chunk with the socket's backpressure
+// (the next chunk is asked for when the socket, or the gzip stream, wants more), so what is held at once is
+// a few chunks and the socket's buffer, not the whole text. Gzip-compressed when the client accepts it
+// (Prometheus sends `Accept-Encoding: gzip` on every scrape): a gzip stream when streamed. Chunks rendered
+// into a pool's buffers (receiver/otel/text-chunks.ts) are given back as soon as they are consumed.
 //
-// Why two paths: a stream costs a fixed ~0.5 ms of CPU per response (a Readable, a zlib stream with its
-// native deflate state, a pipeline, their callbacks) and its deflate state (~256 KB, reported to V8 as
-// external memory) brings garbage collections forward: on a host-only agent scraped every second it was
-// more CPU than the collection itself (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a
-// small body is a fraction of that.
+// Why two paths: a stream costs a fixed ~0.5 ms of CPU per response (a zlib stream with its native deflate
+// state, its callbacks) and its deflate state (~256 KB, reported to V8 as external memory) brings garbage
+// collections forward: on a host-only agent scraped every second it was more CPU than the collection itself
+// (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a small body is a fraction of that.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { constants, createGzip, gzipSync } from 'node:zlib';
+import type { Writable } from 'node:stream';
+import { constants, createGzip, type Gzip, gzipSync } from 'node:zlib';
+import type { ChunkPool } from '../otel/text-chunks.ts';
 
-/** Bodies up to this many bytes (or characters) are sent in one piece, with a Content-Length. */
-export const WHOLE_MAX = 1024 * 1024;
+/**
+ * Bodies up to this many bytes (or characters) are sent in one piece, with a Content-Length: what is read
+ * ahead before a longer body is streamed (a host's exposition with the default probes is ~100 KB).
+ */
+export const WHOLE_MAX = 256 * 1024;
 
 /** `Accept-Encoding` lists gzip with a non-zero quality. */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
@@ -33,21 +37,34 @@ export function acceptsGzip(header: string | string[] | undefined): boolean {
  * in 177 ms at level 1, 1.8 MB in 365 ms at level 6, one core). */
 const GZIP = { level: constants.Z_BEST_SPEED };
 
+/**
+ * The gzip stream takes four chunks before asking to wait: they are compressed on libuv's threadpool while
+ * the next ones are rendered. With zlib's default mark (16 KiB, below one chunk) every chunk waited for the
+ * threadpool's round trip, and on a loaded machine the 1,000-netns scrape took 3.1 s instead of 0.6–0.9 s
+ * (benchmarks/suite/scale.ts' scrape column).
+ */
+const GZIP_STREAM = { ...GZIP, writableHighWaterMark: 4 * 64 * 1024 };
+
 /** A chunk as bytes (a string as UTF-8). */
 const bytes = (chunk: string | Uint8Array): Uint8Array =>
   typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
 
-/** The chunks before and after what was read ahead. */
-function* prepend(head: Uint8Array[], rest: Iterator<string | Uint8Array>): Generator<Uint8Array> {
-  yield* head;
-  for (let r = rest.next(); !r.done; r = rest.next()) yield bytes(r.value);
+/** The headers of a 200 text response (an array: written as they are, no header map per response). */
+function headers(contentType: string, gzip: boolean, length?: number): string[] {
+  const h = ['content-type', contentType, 'vary', 'accept-encoding'];
+  if (gzip) h.push('content-encoding', 'gzip');
+  if (length !== undefined) h.push('content-length', String(length));
+  return h;
 }
 
 /**
  * Send `chunks` (strings, or UTF-8 bytes: prometheus-text.ts renders into buffers) as the 200 response.
  * Reads up to `wholeMax` bytes ahead: a body that ends within them goes in one write with a
- * Content-Length, a longer one is streamed (chunked). Resolves when the response is written or the client
- * went away.
+ * Content-Length, a longer one is streamed (chunked) with backpressure: the next chunk is asked for only
+ * when the socket (or the gzip stream) wants more, so what is held at once is bounded whatever the text's
+ * length. Each chunk consumed is given back to `pool` (the buffers it was rendered into). A client that
+ * goes away ends the iteration (its `finally` runs) and the gzip stream. Resolves when the response is
+ * written or the client went away; never rejects for the client's sake.
  */
 export async function sendText(
   req: IncomingMessage,
@@ -55,14 +72,11 @@ export async function sendText(
   chunks: Iterable<string | Uint8Array>,
   contentType: string,
   wholeMax = WHOLE_MAX,
+  pool?: ChunkPool,
 ): Promise<void> {
-  res.statusCode = 200;
-  res.setHeader('content-type', contentType);
-  res.setHeader('vary', 'accept-encoding');
   const gzip = acceptsGzip(req.headers['accept-encoding']);
-  if (gzip) res.setHeader('content-encoding', 'gzip');
   const it = chunks[Symbol.iterator]();
-  let head: Uint8Array[] = [];
+  const head: Uint8Array[] = [];
   let size = 0;
   for (;;) {
     const r = it.next();
@@ -70,8 +84,12 @@ export async function sendText(
       // One chunk (a host's exposition) is sent or compressed as it is; more are joined first.
       const whole = head.length === 1 ? head[0]! : Buffer.concat(head, size);
       const body = gzip ? gzipSync(whole, GZIP) : whole;
-      res.setHeader('content-length', body.length);
-      res.end(body);
+      // The rendered chunks are free once compressed or joined.
+      if (body !== whole || head.length > 1) for (const c of head) pool?.give(c);
+      res.writeHead(200, headers(contentType, gzip, body.length));
+      // Given back once the socket has it (the plain body is the rendered chunk itself).
+      if (body === whole && head.length === 1 && pool) res.end(body, () => pool.give(body));
+      else res.end(body);
       return;
     }
     const b = bytes(r.value);
@@ -79,13 +97,74 @@ export async function sendText(
     size += b.length;
     if (size > wholeMax) break;
   }
-  const body = Readable.from(prepend(head, it), { objectMode: false, highWaterMark: 64 * 1024 });
-  head = [];
+  res.writeHead(200, headers(contentType, gzip));
+  await stream(res, gzip ? createGzip(GZIP_STREAM) : undefined, head, it, pool);
+}
+
+/**
+ * Write `head`, then the rest of `it`, to `res` (through `z` when set) one chunk at a time, waiting for
+ * 'drain' when the destination's buffer is full.
+ */
+async function stream(
+  res: ServerResponse,
+  z: Gzip | undefined,
+  head: Uint8Array[],
+  it: Iterator<string | Uint8Array>,
+  pool: ChunkPool | undefined,
+): Promise<void> {
+  const dest: Writable = z ?? res;
+  let gone = false;
+  let wake: (() => void) | undefined;
+  const onClose = () => {
+    // Closed before the whole body was written: the client went away (or the server is closing).
+    if (!res.writableFinished) gone = true;
+    wake?.();
+  };
+  res.once('close', onClose);
+  if (z) {
+    z.pipe(res);
+    z.once('error', () => res.destroy());
+  }
+  const release = pool
+    ? (chunk: Uint8Array) => () => {
+        // A stream destroyed mid-write may still read the chunk: only a completed write gives it back.
+        if (!gone) pool.give(chunk);
+      }
+    : undefined;
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    if (dest.write(chunk, release?.(chunk))) return;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      dest.once('drain', resolve);
+    });
+    dest.off('drain', wake!);
+    wake = undefined;
+  };
   try {
-    if (gzip) await pipeline(body, createGzip(GZIP), res);
-    else await pipeline(body, res);
-  } catch {
-    // The client closed the connection: nothing left to answer.
-    res.destroy();
+    for (const chunk of head) {
+      if (gone) return;
+      await write(chunk);
+    }
+    head.length = 0;
+    for (;;) {
+      if (gone) return;
+      const r = it.next();
+      if (r.done) break;
+      await write(bytes(r.value));
+    }
+    if (gone) return;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      res.once('finish', resolve);
+      dest.end();
+    });
+  } finally {
+    res.off('close', onClose);
+    if (gone || !res.writableFinished) {
+      // Abandoned: the renderer's `finally` (it releases the collection), the gzip stream's native state.
+      it.return?.();
+      z?.destroy();
+      res.destroy();
+    }
   }
 }

@@ -205,6 +205,19 @@ test('/metrics from the series = /metrics from the data points, byte for byte, e
   }
 });
 
+test('a long exposition (lines from encoded parts, 2,700 series) = the data points, byte for byte', async () => {
+  const store = newStore();
+  for (let round = 0; round < 2; round++) {
+    // 9 netns × 300 extra series: several chunks, entity label bytes reused across thousands of lines.
+    store.update('p', points(round, 300), 1_750_000_000_000 + round * 15_000);
+    const { series, points: fromPoints } = await both(store);
+    assert.ok(series.split('\n').length > 2_700, 'a long exposition');
+    assert.equal(series, fromPoints, `round ${round}`);
+    for (const needle of ['k8s_pod_name="we\\\\ird\\n\\"name\\""', 'network_io_direction="d299"', 'café'])
+      assert.ok(series.includes(needle), `round ${round}: the exposition has ${needle}`);
+  }
+});
+
 test('a test that cannot fail is a defect: a changed value changes the text', async () => {
   const store = newStore();
   store.update('p', points(0), 1_750_000_000_000);
