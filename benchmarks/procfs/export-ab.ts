@@ -7,7 +7,9 @@
 // two trees send different points or bytes (the encoders must write the same requests).
 //
 //   node --max-semi-space-size=1 benchmarks/procfs/export-ab.ts --base /work/base [--netns 1000] [--exports 40]
-//   (A/A: --base a second copy of this tree.)
+//   (A/A: --base a second copy of this tree.) One run favours the tree loaded second (A/A 0.83–1.22 on a
+//   loaded machine): run it both ways and take sqrt(ratio / swapped run's ratio), several times.
+//   Add --max-opt=2 to measure as the agent runs (npm start).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
