@@ -157,8 +157,10 @@ try {
     console.log(
       `| ${l} | ${median(xs.map((x) => x.sent))} | ${median(xs.map((x) => x.ms)).toFixed(1)} | ${median(xs.map((x) => x.freedMb)).toFixed(1)} | ${median(xs.map((x) => x.gcMs)).toFixed(1)} |`,
     );
-  const ratio = (f: (x: (typeof base)[number]) => number) =>
-    (median(now.map(f)) / median(base.map(f))).toFixed(3);
+  const ratio = (f: (x: (typeof base)[number]) => number) => {
+    const b = median(base.map(f));
+    return b > 0 ? (median(now.map(f)) / b).toFixed(3) : '— (base 0)';
+  };
   console.log(
     `ratio this/base: export CPU ${ratio((x) => x.ms)}, heap freed ${ratio((x) => x.freedMb)}, GC ms ${ratio((x) => x.gcMs)}`,
   );
