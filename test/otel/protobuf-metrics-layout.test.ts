@@ -1,7 +1,7 @@
 // The direct OTLP metrics encoder's fast paths for store series (receiver/otel/protobuf/fields.ts
 // seriesNumberPoint: a NumberDataPoint written with its length known in advance; times computed once per
 // distinct HrTime; metric-writer.ts wholeMetric: a Metric of one such point written with every length
-// computed first — here `l.one`, and `l.many` of the entity with one series) and its reserved lengths (protobuf/metric-writer.ts: the bytes reserved for a
+// computed first — here `l.one`, `l.solo`, and `l.many` of the entity with one series) and its reserved lengths (protobuf/metric-writer.ts: the bytes reserved for a
 // ResourceMetrics', ScopeMetrics' or Metric's length are the last one's size) against the SDK's serializer,
 // byte for byte, where those guesses are wrong: entities whose ResourceMetrics take 1, 2 and 3 bytes of
 // length after one another in both directions, a metric with 1 point next to one with hundreds, point
@@ -41,7 +41,18 @@ const def = (name: string, kind: MetricDef['kind'], attributes: string[] = []): 
   attributes,
   enabled: true,
 });
-const DEFS = [def('l.many', 'counter', ['k']), def('l.one', 'gauge'), def('l.level', 'updowncounter', ['k'])];
+const DEFS = [
+  def('l.many', 'counter', ['k']),
+  def('l.one', 'gauge'),
+  def('l.level', 'updowncounter', ['k']),
+  def('l.solo', 'counter', ['k']),
+];
+/**
+ * Length of the one `l.solo` point's attribute value per entity: each entity's Metric of it is written whole
+ * (metric-writer.ts wholeMetric) with a start kept per attribute length; the lengths change from entity to
+ * entity, both ways, and make a data point length of 1 and 2 bytes.
+ */
+const SOLO = [5, 110, 5, 200, 90];
 
 function points(round: number): MetricPoint[] {
   const out: MetricPoint[] = [];
@@ -61,6 +72,12 @@ function points(round: number): MetricPoint[] {
       if (k < 3) out.push({ metric: 'l.level', netns, attributes: { k: `${k}` }, value: -(2 ** 34) + k });
     }
     out.push({ metric: 'l.one', netns, value: e + round / 4 });
+    out.push({
+      metric: 'l.solo',
+      netns,
+      attributes: { k: 'y'.repeat(SOLO[e]!) },
+      value: e * 2 ** 40 + round,
+    });
   }
   return out;
 }

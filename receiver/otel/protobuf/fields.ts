@@ -212,6 +212,27 @@ export function seriesNumberPoint(
     v >>>= 7;
   }
   b[p++] = v;
+  p = numberPointBody(b, p, start, end, value, int);
+  if (n < 32) for (let i = 0; i < n; i++) b[p++] = attrs[i]!;
+  else {
+    b.set(attrs, p);
+    p += n;
+  }
+  w.pos = p;
+}
+
+/**
+ * The fixed-width fields of a NumberDataPoint — start and end time, the value as sfixed64 (`int`) or double
+ * — at `p` of `b` (27 bytes, room made by the caller); returns the position after them.
+ */
+export function numberPointBody(
+  b: Buffer,
+  p: number,
+  start: TimeCode,
+  end: TimeCode,
+  value: number,
+  int: boolean,
+): number {
   b[p] = 0x11; // field 2, fixed64
   putFixed64(b, p + 1, start.lo, start.hi);
   b[p + 9] = 0x19; // field 3, fixed64
@@ -230,15 +251,9 @@ export function seriesNumberPoint(
     }
   } else {
     b[p] = 0x21; // field 4, double
-    w.buf.writeDoubleLE(value, p + 1);
+    b.writeDoubleLE(value, p + 1);
   }
-  p += 9;
-  if (n < 32) for (let i = 0; i < n; i++) b[p++] = attrs[i]!;
-  else {
-    b.set(attrs, p);
-    p += n;
-  }
-  w.pos = p;
+  return p + 9;
 }
 
 /** sfixed64 of an integer-valued number (negative: two's complement, as the SDK's writeSfixed64). */

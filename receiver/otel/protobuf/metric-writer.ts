@@ -23,6 +23,7 @@ import {
   histogramPoint,
   numberFields,
   numberPoint,
+  numberPointBody,
   resourceBytes,
   scopeBytes,
   scratch,
@@ -157,6 +158,9 @@ export class RequestWriter {
   readonly #heads: (Uint8Array | undefined)[];
   /** The data message's fields after its points, of each entry (by `Entry.index`). */
   readonly #tails: (Uint8Array | undefined)[];
+  /** Per entry: the start of a whole Metric of one point (`#wholePrefix`) and its point attributes' length. */
+  readonly #prefixes: (Uint8Array | undefined)[];
+  readonly #prefixAttrs: Int32Array;
   room: number;
   points = 0;
   rmAt = -1;
@@ -192,6 +196,8 @@ export class RequestWriter {
     this.#metricReserve = new Uint8Array(entries * 2).fill(1);
     this.#heads = new Array<Uint8Array | undefined>(entries).fill(undefined);
     this.#tails = new Array<Uint8Array | undefined>(entries).fill(undefined);
+    this.#prefixes = new Array<Uint8Array | undefined>(entries).fill(undefined);
+    this.#prefixAttrs = new Int32Array(entries);
   }
 
   /** Metric fields 1-3 and the data message's tag of `e` (encoded once per collection). */
@@ -315,21 +321,51 @@ export class RequestWriter {
    */
   wholeMetric(resource: Resource, e: Entry, s: MetricSeries, attrs: Uint8Array, wt: number): void {
     this.open(resource, e, -1);
-    const w = this.w;
-    const head = this.#head(e);
+    const n = attrs.length;
+    const prefix = this.#wholePrefix(e, n);
     const tail = this.#tail(e);
-    const point = 27 + attrs.length;
-    const data = 1 + varintSize32(point) + point + tail.length;
-    w.tag(2, 2);
-    w.uint32(head.length + varintSize32(data) + data);
-    w.raw(head);
-    w.uint32(data);
+    const w = this.w;
+    w.ensure(prefix.length + 27 + n + tail.length);
+    // One copy of the constant bytes, then the point's 27 fixed-width bytes, its attributes and the tail.
+    w.buf.set(prefix, w.pos);
     this.#start.of(s.startTime);
     this.#end.of(s.time);
-    seriesNumberPoint(w, this.#start, this.#end, s.value as number, attrs, e.int);
-    w.raw(tail);
+    let p = numberPointBody(w.buf, w.pos + prefix.length, this.#start, this.#end, s.value as number, e.int);
+    const b = w.buf;
+    if (n < 32) for (let i = 0; i < n; i++) b[p++] = attrs[i]!;
+    else {
+      b.set(attrs, p);
+      p += n;
+    }
+    for (let i = 0; i < tail.length; i++) b[p++] = tail[i]!;
+    w.pos = p;
     this.points++;
     this.room -= wt;
+  }
+
+  /**
+   * What a whole Metric of `e` with one number point whose attributes take `n` bytes starts with, up to the
+   * point's fixed-width fields: the Metric's tag and length, fields 1-3 (metricHead), the data message's
+   * length, the point's tag and length. Kept per entry for the last `n` (most are 0: no point attributes).
+   */
+  #wholePrefix(e: Entry, n: number): Uint8Array {
+    const at = e.index;
+    const cached = this.#prefixes[at];
+    if (cached !== undefined && this.#prefixAttrs[at] === n) return cached;
+    const head = this.#head(e);
+    const point = 27 + n;
+    const data = 1 + varintSize32(point) + point + this.#tail(e).length;
+    scratch.reset();
+    scratch.tag(2, 2);
+    scratch.uint32(head.length + varintSize32(data) + data);
+    scratch.raw(head);
+    scratch.uint32(data);
+    scratch.tag(1, 2);
+    scratch.uint32(point);
+    const prefix = scratch.finish();
+    this.#prefixes[at] = prefix;
+    this.#prefixAttrs[at] = n;
+    return prefix;
   }
 
   /** Point `i` of `e`, with `attrs` (undefined: the point's own, entity keys included). */
