@@ -18,7 +18,7 @@
 //   netns:   default probes, host + N test netns (cost per extra pod netns)
 // podnet runs as the checkout's `npm start` runs it (benchmarks/lib/as-started.ts: its node flags and its
 // compiled dist/, rebuilt first when a source is newer).
-// --variant NAME=ROOT runs another podnet checkout (a git worktree of a baseline) in each configuration
+// --variant NAME=ROOT[;env:K=V][;node:FLAG]... (benchmarks/lib/variant.ts) runs another podnet checkout (a git worktree of a baseline) in each configuration
 // too, at the same time (started together, scraped in turn in each cycle, measured over the same window:
 // A/B in one invocation under the same machine load; the variants' order rotates every cycle, so none is
 // always the one scraped right after node_exporter); the last variant is the one judged by the target.
@@ -26,7 +26,7 @@
 // the profiler's own cost makes that run's CPU figure meaningless, so it is not in the table).
 //
 //   node benchmarks/suite/node-exporter.ts [--seconds 30] [--interval 1s] [--netns 100] [--warmup 10]
-//     [--configs like,default,netns] [--variant NAME=ROOT]... [--profile] [--quick] [--help]
+//     [--configs like,default,netns] [--variant NAME=ROOT[;node:FLAG]]... [--profile] [--quick] [--help]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,7 @@ import { freePort, type PodnetOptions, type PodnetProc, startPodnet } from '../l
 import { CpuWindow, rssBytes } from '../lib/proc.ts';
 import type { Table, Target } from '../lib/results.ts';
 import { fmt, int, median, quantile, sleep } from '../lib/stats.ts';
+import { describeVariant, parseVariant } from '../lib/variant.ts';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
 const { values: o } = parseArgs({
@@ -62,8 +63,11 @@ if (o.help) {
   --netns N          extra test netns of the "netns" configuration (default 100; --quick 3)
   --warmup N         seconds scraped before the window, not measured (default max(10, 5 intervals))
   --configs LIST     of like (netdev + snmp + sockstat, host netns), default, netns (default: all three)
-  --variant NAME=DIR another podnet checkout (a worktree, built by its scripts/build.sh) run in the same
-                     window; repeatable; NAME=. is this one; the last variant is judged by the target
+  --variant NAME=DIR[;env:K=V][;node:FLAG]...
+                     another podnet checkout (a worktree, built by its scripts/build.sh) run in the same
+                     window; repeatable; NAME=. is this one; env:/node: add an environment variable or a
+                     node flag after its npm start flags (a runtime-setting A/B); the last variant is
+                     judged by the target
   --profile          one more like-for-like run of the last variant under node --cpu-prof
   --quick            a short smoke run (no target verdict)
 CPU = each process's CPU clock (ns, all threads, benchmarks/lib/cpu-clock.ts) over the window, per cycle.
@@ -82,21 +86,31 @@ const started = performance.now();
 
 interface Variant {
   name: string;
+  /** env:/node: modifiers of its --variant (benchmarks/lib/variant.ts), for the report. */
+  extra: string;
   start: (o: PodnetOptions) => Promise<PodnetProc>;
 }
+const HERE = new URL('../../', import.meta.url).pathname;
 const variants: Variant[] = [];
 for (const spec of o.variant ?? ['podnet=.']) {
-  const eq = spec.indexOf('=');
-  const name = eq > 0 ? spec.slice(0, eq) : spec;
-  const rootArg = eq > 0 ? spec.slice(eq + 1) : '.';
-  if (rootArg === '.') {
-    variants.push({ name, start: startPodnet });
-    continue;
-  }
-  const root = `${rootArg.replace(/\/+$/, '')}/`;
+  const v = parseVariant(spec, HERE);
   // The variant's own benchmarks/lib/podnet.ts starts its own podnet-child.ts (and so its own receiver).
-  const lib = (await import(`${root}benchmarks/lib/podnet.ts`)) as { startPodnet: typeof startPodnet };
-  variants.push({ name, start: (opts) => lib.startPodnet({ ...opts, root }) });
+  const start =
+    v.root === HERE
+      ? startPodnet
+      : ((await import(`${v.root}benchmarks/lib/podnet.ts`)) as { startPodnet: typeof startPodnet })
+          .startPodnet;
+  variants.push({
+    name: v.name,
+    extra: describeVariant(v),
+    start: (opts) =>
+      start({
+        ...opts,
+        ...(v.root === HERE ? {} : { root: v.root }),
+        env: { ...v.env, ...opts.env },
+        nodeArgs: [...v.nodeArgs, ...(opts.nodeArgs ?? [])],
+      }),
+  });
 }
 
 async function scrape(url: string): Promise<{ ms: number; bytes: number; lines: number; text: string }> {
@@ -242,7 +256,8 @@ try {
           ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
         });
         started.push({ variant, podnet });
-        commands.set(variant.name, podnet.command);
+        if (!profiling)
+          commands.set(variant.name, `${podnet.command}${variant.extra ? ` + ${variant.extra}` : ''}`);
       }
       const urls = started.map((s) => `${s.podnet.url}/metrics`);
       // Warm-up: all scraped as in the window, not measured.

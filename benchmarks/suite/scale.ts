@@ -20,8 +20,11 @@ import type { PodnetOptions, PodnetProc } from '../lib/podnet.ts';
 import { CpuWindow, peakRssBytes, rssBytes } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, int, sleep } from '../lib/stats.ts';
+import { parseVariant } from '../lib/variant.ts';
 
 const { values: o } = parseArgs({
+  // --no-profile: no profiling runs (the default without --quick), e.g. for an A/B of runtime settings
+  allowNegative: true,
   options: {
     sizes: { type: 'string' },
     interval: { type: 'string' },
@@ -54,20 +57,7 @@ interface Variant {
 }
 const variants: Variant[] = [];
 for (const spec of o.variant ?? ['podnet=.']) {
-  const [head, ...mods] = spec.split(';');
-  const eq = head!.indexOf('=');
-  const name = eq > 0 ? head!.slice(0, eq) : head!;
-  const rootArg = eq > 0 ? head!.slice(eq + 1) : '.';
-  const root = rootArg === '.' ? HERE : `${rootArg.replace(/\/+$/, '')}/`;
-  const env: Record<string, string> = {};
-  const nodeArgs: string[] = [];
-  for (const m of mods) {
-    if (m.startsWith('env:')) {
-      const [k, ...v] = m.slice(4).split('=');
-      env[k!] = v.join('=');
-    } else if (m.startsWith('node:')) nodeArgs.push(m.slice(5));
-    else throw new Error(`--variant ${spec}: unknown modifier ${m}`);
-  }
+  const { name, root, env, nodeArgs } = parseVariant(spec, HERE);
   // The variant's own benchmarks/lib/podnet.ts starts its own podnet-child.ts (and so its own receiver).
   const lib = (await import(`${root}benchmarks/lib/podnet.ts`)) as {
     startPodnet: (o: PodnetOptions) => Promise<PodnetProc>;
