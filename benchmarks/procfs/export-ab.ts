@@ -17,6 +17,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
+import { loadTree, type Tree } from './tree.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,67 +31,6 @@ const N = Number(values.netns);
 const EXPORTS = Number(values.exports);
 const HERE = resolve(import.meta.dirname, '../..');
 const PREFIX = `pnex${process.pid}`;
-const PROBES = ['netdev', 'snmp', 'sockstat', 'softnet', 'process', 'sockets', 'conntrack', 'qdisc'];
-
-// biome-ignore lint/suspicious/noExplicitAny: modules of two checkouts, loaded by path.
-type Any = any;
-
-interface Tree {
-  readonly label: string;
-  readonly store: Any;
-  readonly resources: Any;
-  readonly agent: Any;
-  readonly metricRequests: Any;
-  /** One collection of the probes into the store, taken at `time`. */
-  readonly collect: (time: number) => Promise<unknown>;
-  readonly close: () => Promise<void>;
-}
-
-async function load(label: string, root: string, entities: readonly unknown[]): Promise<Tree> {
-  const reg = await import(`${root}/probes/registry.ts`);
-  const { childLogger } = await import(`${root}/receiver/log/logger.ts`);
-  const { withCollectionCycle } = await import(`${root}/receiver/kit/cycle.ts`);
-  const { MetricStore } = await import(`${root}/receiver/otel/metric-store.ts`);
-  const { StaticEntitySource } = await import(`${root}/receiver/agent/static-entities.ts`);
-  const { EntityResources } = await import(`${root}/receiver/otel/entity-resources.ts`);
-  const { metricRequests } = await import(`${root}/receiver/otel/protobuf/metrics.ts`);
-  const { resourceFromAttributes } = await import('@opentelemetry/resources');
-  const source = new StaticEntitySource(entities);
-  const store = new MetricStore({ entities: source, cardinalityLimit: 1_000_000 });
-  const defs: unknown[] = [];
-  const probes: { name: string; probe: Any }[] = [];
-  for (const name of PROBES) {
-    const spec = (reg.probeSpecs as Any[]).find((s) => s.name === name);
-    if (!spec) throw new Error(`${label}: probe ${name} not in the registry`);
-    const enabled = new Set((spec.metrics as Any[]).filter((m) => m.enabled).map((m) => m.name));
-    for (const def of spec.metrics) defs.push({ def, probe: name, enabled: def.enabled });
-    const ctx = {
-      log: childLogger(`ex-${label}`),
-      entities: source,
-      emit: () => {},
-      enabledMetrics: () => enabled,
-    };
-    probes.push({ name, probe: await spec.create(ctx, spec.args.parse({})) });
-  }
-  store.setDefinitions(defs);
-  const collect = (time: number) =>
-    withCollectionCycle(() =>
-      Promise.all(
-        probes.map(async ({ name, probe }: { name: string; probe: Any }) => {
-          if (probe.collectInto && store.sink) {
-            const sink = store.sink(name);
-            await probe.collectInto(entities, sink);
-            store.update(name, sink, time);
-          } else store.update(name, await probe.collect(entities), time);
-        }),
-      ),
-    );
-  const close = async () => {
-    for (const { probe } of probes) await probe.close();
-  };
-  const agent = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
-  return { label, store, resources: new EntityResources(agent), agent, metricRequests, collect, close };
-}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
@@ -128,7 +68,10 @@ try {
   const entities = createNetnsBatch(PREFIX, N);
   let trees: Tree[];
   try {
-    trees = [await load('base', resolve(values.base), entities), await load('this', HERE, entities)];
+    trees = [
+      await loadTree('base', resolve(values.base), entities, 'ex'),
+      await loadTree('this', HERE, entities, 'ex'),
+    ];
     // Three collections (then series are updated in place, start times kept: an agent's steady state),
     // the trees alternating which collects first, so neither's series are all older in the heap.
     for (let r = 0; r < 3; r++)

@@ -15,6 +15,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
+import { loadTree, type Tree } from './tree.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,59 +29,6 @@ const N = Number(values.netns);
 const ROUNDS = Number(values.rounds);
 const HERE = resolve(import.meta.dirname, '../..');
 const PREFIX = `pnpl${process.pid}`;
-const PROBES = ['netdev', 'snmp', 'sockstat', 'softnet', 'process', 'sockets', 'conntrack', 'qdisc'];
-
-// biome-ignore lint/suspicious/noExplicitAny: modules of two checkouts, loaded by path.
-type Any = any;
-
-interface Tree {
-  readonly label: string;
-  readonly withCycle: <T>(start: () => T) => T;
-  readonly probes: { name: string; probe: Any }[];
-  readonly store: Any;
-  readonly resources: Any;
-  readonly agent: Any;
-  readonly metricRequests: Any;
-}
-
-async function load(label: string, root: string, entities: readonly unknown[]): Promise<Tree> {
-  const reg = await import(`${root}/probes/registry.ts`);
-  const { childLogger } = await import(`${root}/receiver/log/logger.ts`);
-  const { withCollectionCycle } = await import(`${root}/receiver/kit/cycle.ts`);
-  const { MetricStore } = await import(`${root}/receiver/otel/metric-store.ts`);
-  const { StaticEntitySource } = await import(`${root}/receiver/agent/static-entities.ts`);
-  const { EntityResources } = await import(`${root}/receiver/otel/entity-resources.ts`);
-  const { metricRequests } = await import(`${root}/receiver/otel/protobuf/metrics.ts`);
-  const { resourceFromAttributes } = await import('@opentelemetry/resources');
-  const source = new StaticEntitySource(entities);
-  const store = new MetricStore({ entities: source, cardinalityLimit: 1_000_000 });
-  const probes: Tree['probes'] = [];
-  const defs: unknown[] = [];
-  for (const name of PROBES) {
-    const spec = (reg.probeSpecs as Any[]).find((s) => s.name === name);
-    if (!spec) throw new Error(`${label}: probe ${name} not in the registry`);
-    const enabled = new Set((spec.metrics as Any[]).filter((m) => m.enabled).map((m) => m.name));
-    for (const def of spec.metrics) defs.push({ def, probe: name, enabled: def.enabled });
-    const ctx = {
-      log: childLogger(`pl-${label}`),
-      entities: source,
-      emit: () => {},
-      enabledMetrics: () => enabled,
-    };
-    probes.push({ name, probe: await spec.create(ctx, spec.args.parse({})) });
-  }
-  store.setDefinitions(defs);
-  const agent = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
-  return {
-    label,
-    withCycle: withCollectionCycle,
-    probes,
-    store,
-    resources: new EntityResources(agent),
-    agent,
-    metricRequests,
-  };
-}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const cpuMs = (c: NodeJS.CpuUsage): number => (c.user + c.system) / 1000;
@@ -91,25 +39,12 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 /** One interval of a tree: collection + update, then the export; its CPU, heap allocated and GC time. */
-async function round(t: Tree, entities: readonly unknown[], time: number) {
+async function round(t: Tree, time: number) {
   const prof = new GCProfiler();
   prof.start();
   const gc0 = gcMs;
   const c0 = process.cpuUsage();
-  await Promise.all(
-    t.withCycle(() =>
-      t.probes.map(async ({ name, probe }) => {
-        if (probe.collectInto && t.store.sink) {
-          const sink = t.store.sink(name);
-          await probe.collectInto(entities, sink);
-          t.store.update(name, sink, time);
-        } else t.store.update(name, await probe.collect(entities), time);
-        const failed =
-          (probe.status().details as { failedEntities?: number } | undefined)?.failedEntities ?? 0;
-        if (failed > 0) throw new Error(`${t.label} ${name}: ${failed} entities failed`);
-      }),
-    ),
-  );
+  await t.collect(time, true);
   const stored = t.store.seriesCount();
   const c1 = process.cpuUsage();
   const rm = { ...(await t.store.collect()).resourceMetrics, resource: t.agent };
@@ -139,11 +74,14 @@ let failed = false;
 let entities: unknown[] = [];
 try {
   entities = createNetnsBatch(PREFIX, N);
-  const trees = [await load('base', resolve(values.base), entities), await load('this', HERE, entities)];
+  const trees = [
+    await loadTree('base', resolve(values.base), entities, 'pl'),
+    await loadTree('this', HERE, entities, 'pl'),
+  ];
   const rows = new Map<string, Awaited<ReturnType<typeof round>>[]>();
   for (let r = 0; r <= ROUNDS + 1; r++) {
     for (const t of r % 2 === 0 ? trees : [...trees].reverse()) {
-      const res = await round(t, entities, 1_750_000_000_000 + r * 15_000);
+      const res = await round(t, 1_750_000_000_000 + r * 15_000);
       if (r < 2) continue; // warm-up: kept fds and sockets, series made, JIT
       rows.set(t.label, [...(rows.get(t.label) ?? []), res]);
     }
@@ -175,7 +113,7 @@ try {
       console.error(`${k} differ: base ${a.join(',')} vs this ${b.join(',')}`);
     }
   }
-  for (const t of trees) for (const { probe } of t.probes) await probe.close();
+  for (const t of trees) await t.close();
 } catch (err) {
   failed = true;
   console.error(err);
