@@ -20,30 +20,12 @@ import {
 } from '../../receiver/otel/exporters.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
 import { createMetricExporter } from '../../receiver/otel/otlp-metric-exporter.ts';
-import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { type OtlpReceiver, startOtlpReceiver } from '../env/otlp-receiver/receiver.ts';
+import { podEntity } from '../env/pod-entity.ts';
 
 const PODS = 400;
 const COUNTERS = 90; // 400 pods × (90 counters + 1 histogram) = 36,400 series, ~5.5 MB of protobuf
-
-function pod(i: number): Entity {
-  return {
-    kind: 'pod',
-    netnsInode: 4026600000 + i,
-    netnsPath: `/proc/${1000 + i}/ns/net`,
-    displayName: `shop/web-${i}`,
-    pod: {
-      uid: `0b8f3c2e-1111-2222-3333-${String(i).padStart(12, '0')}`,
-      name: `web-${i}`,
-      namespace: 'shop',
-      labels: {},
-      ips: [],
-      sandboxId: `sb${i}`,
-      hostNetwork: false,
-    },
-  };
-}
 
 const counters: MetricDef[] = Array.from({ length: COUNTERS }, (_, k) => ({
   name: `podnet.chunk.c${k}`,
@@ -64,7 +46,7 @@ const hist: MetricDef = {
 
 /** A store holding one collection: counter k of pod i = i * 1000 + k; pod i's histogram counts i + 1. */
 async function collection(): Promise<ResourceMetrics> {
-  const entities = Array.from({ length: PODS }, (_, i) => pod(i));
+  const entities = Array.from({ length: PODS }, (_, i) => podEntity(i));
   const store = new MetricStore({ entities: new StaticEntitySource(entities) });
   store.setDefinitions([...counters, hist].map((def) => ({ def, probe: 'p', enabled: true })));
   const points: MetricPoint[] = [];

@@ -30,6 +30,7 @@ import { CHUNK, ChunkPool } from '../../receiver/otel/text-chunks.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricPoint } from '../../receiver/probe/types.ts';
 import { LocalServer } from '../../receiver/server/server.ts';
+import { podEntity } from '../env/pod-entity.ts';
 
 // Every chunk buffer the renderer takes, and the pools it takes them from (the agent's own, created inside
 // agentServerSources): counted through the prototype.
@@ -46,21 +47,7 @@ const allocated = (): number => [...pools].reduce((t, p) => t + p.allocated, 0);
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'k8s.node.name': 'node-1' });
 const PODS = 2000;
 const DIRS = Array.from({ length: 32 }, (_, k) => Object.freeze({ 'network.io.direction': `dir-${k}` }));
-const entities: Entity[] = Array.from({ length: PODS }, (_, i) => ({
-  kind: 'pod',
-  netnsInode: 4026600000 + i,
-  netnsPath: `/proc/${100000 + i}/ns/net`,
-  displayName: `shop/web-${i}`,
-  pod: {
-    uid: `0b8f3c2e-6f1d-4c1e-9a57-${String(i).padStart(12, '0')}`,
-    name: `web-${i}`,
-    namespace: 'shop',
-    labels: {},
-    ips: [],
-    sandboxId: `sb${i}`,
-    hostNetwork: false,
-  },
-}));
+const entities: Entity[] = Array.from({ length: PODS }, (_, i) => podEntity(i));
 
 let store: MetricStore;
 let server: LocalServer;
