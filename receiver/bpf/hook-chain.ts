@@ -114,3 +114,23 @@ export function hookChain(section: string): HookChain {
   }
   return c;
 }
+
+/** Joins an object's loaded programs (program → its PN_CHAIN map) to their hooks' chains; the members. */
+export function joinChains(
+  coll: BpfCollection,
+  chained: readonly (readonly [string, string])[],
+  log?: Logger,
+): ChainMember[] {
+  const out: ChainMember[] = [];
+  for (const [program, next] of chained) {
+    if (coll.programs.get(program)?.state !== 'loaded') continue; // disabled, unavailable: nothing to chain
+    const m = { coll, program, next };
+    if (hookChain(coll.program(program).section).join(m, log)) out.push(m);
+  }
+  return out;
+}
+
+/** Takes an object's programs out of their hooks' chains (before it closes); empties `members`. */
+export function leaveChains(members: ChainMember[], log?: Logger): void {
+  for (const m of members.splice(0)) hookChain(m.coll.program(m.program).section).leave(m, log);
+}

@@ -207,3 +207,23 @@ test('the chained probe off: the attached one keeps measuring, nothing of the ot
   const r = await udpRound();
   assert.equal(r.slReads, r.inDatagrams, 'socketlatency: one read wait per datagram');
 });
+
+test('a probe in the middle of a chain off: the programs around it stay chained', async () => {
+  const first = sl!; // [socketlatency]
+  kl = await startKl(); // [socketlatency, kernellatency]
+  const second = await startSl(); // [socketlatency, kernellatency, socketlatency]
+  try {
+    await kl.close(); // [socketlatency, socketlatency]
+    kl = undefined;
+    assert.deepEqual(linksOn('sk_data_ready'), ['sl_data_ready']);
+    const progs = (second.status().details?.['programs'] ?? []) as { name: string; chainedAfter?: string }[];
+    assert.equal(progs.find((p) => p.name === 'sl_data_ready')?.chainedAfter, 'sl_data_ready');
+    sl = second; // udpRound reads `sl`: the second instance, reached only through the first one's slot
+    const r = await udpRound();
+    assert.equal(r.inDatagrams, 100);
+    assert.equal(r.slReads, r.inDatagrams, 'the chained socketlatency: one read wait per datagram');
+  } finally {
+    await first.close();
+  }
+  assert.deepEqual(linksOn('sk_data_ready'), ['sl_data_ready']); // the second took the hook over
+});

@@ -9,7 +9,7 @@
 // netns slots), slots.ts (the slots' fast arrays read back as counter entries).
 // Everything stays importable from here.
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
-import { type ChainMember, hookChain } from '../../bpf/hook-chain.ts';
+import { type ChainMember, joinChains, leaveChains } from '../../bpf/hook-chain.ts';
 import { kallsyms } from '../../bpf/kallsyms.ts';
 import type { BpfCollection, ProgramOptions, RodataValue } from '../../bpf/object.ts';
 import { openEventRing, type RingReader } from '../../bpf/ringbuf.ts';
@@ -217,11 +217,7 @@ export class EbpfRuntime {
       const coll = spec.load({ rodata, maxEntries, programs, log: o.ctx.log });
       try {
         coll.attach();
-        for (const [program, next] of chained) {
-          if (coll.programs.get(program)?.state !== 'loaded') continue;
-          const m = { coll, program, next };
-          if (hookChain(coll.program(program).section).join(m, o.ctx.log)) chains.push(m);
-        }
+        chains.push(...joinChains(coll, chained, o.ctx.log));
       } catch (err) {
         leaveChains(chains, o.ctx.log);
         coll.close();
@@ -414,9 +410,4 @@ export class EbpfRuntime {
     leaveChains(this.#chains, this.#log);
     this.coll.close();
   }
-}
-
-/** Takes an object's programs out of their hooks' chains (before it closes); empties `members`. */
-function leaveChains(members: ChainMember[], log: Logger): void {
-  for (const m of members.splice(0)) hookChain(m.coll.program(m.program).section).leave(m, log);
 }
