@@ -88,17 +88,24 @@ export class HookChain {
         } else slot.delete(ZERO);
       } else if (next) {
         m.coll.detachProgram(m.program);
-        next.coll.program(next.program).chainedAfter = undefined;
-        if (!next.coll.attachProgram(next.program)) {
-          log?.warn(
-            { hook: this.hook, program: next.program },
-            'next BPF program of a chain could not attach',
-          );
-        }
+        this.#attachFirst(log);
       }
       if (!m.coll.closed) m.coll.map(m.next).delete(ZERO);
     } catch (err) {
       log?.warn({ err, hook: this.hook, program: m.program }, 'leaving a BPF hook chain failed');
+    }
+  }
+
+  /** The first member takes the hook over; one that cannot attach (its reason set) drops out for the next. */
+  #attachFirst(log?: Logger): void {
+    for (let first = this.#members[0]; first; first = this.#members[0]) {
+      first.coll.program(first.program).chainedAfter = undefined;
+      if (first.coll.attachProgram(first.program)) return;
+      log?.warn(
+        { hook: this.hook, program: first.program },
+        'BPF program taking over a hook could not attach',
+      );
+      this.#members.shift();
     }
   }
 }
