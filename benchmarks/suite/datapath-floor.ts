@@ -6,8 +6,10 @@
 //               20 tracepoints + one TC pair on the host-side veths): the least program runs per packet
 //               these signals need when every probe of a hook shares one program
 //   empty-all   one empty program per podnet program (two on net_dev_queue, sk_data_ready and the veths'
-//               TC hooks, as today: 26 of the "all" set's 28 — dns's pair on the node's own devices is
-//               left out, it sees ~1 packet per 1,000 here)
+//               TC hooks: 26 of the "all" set's 28 — dns's pair on the node's own devices is left out, it
+//               sees ~1 packet per 1,000 here). podnet itself now runs one program per packet on
+//               net_dev_queue and sk_data_ready (the probes' programs chained, receiver/bpf/hook-chain.ts);
+//               this variant keeps the unchained layout as the before-reference
 //   empty-stats empty-all with BPF_STATS_RUN_TIME on: the accounting's own cost, and the run counts
 //   minlat      one minimal latency program per hook (receiver/bpf/selftest/minlat.bpf.c: a per-CPU array
 //               lookup and one bpf_ktime_get_ns on a latency hook, a per-CPU count on a counter hook): the

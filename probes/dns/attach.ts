@@ -88,12 +88,18 @@ export function hostDevAttacher(
  * all end as timeouts. When only one of them runs (the kernel refused the other, e.g. its verifier), the
  * other is detached too, with the reason; TC on pods' veths (hook `auto`) keeps running.
  */
-export function tracepointPair(coll: BpfCollection, log: ProbeContext['log']): void {
+export function tracepointPair(
+  coll: BpfCollection,
+  log: ProbeContext['log'],
+  unchain: (program: string) => void = () => {},
+): void {
   const q = coll.program('dns_dev_queue' satisfies Program);
   const r = coll.program('dns_receive' satisfies Program);
-  const up = (p: typeof q) => p.state === 'attached';
+  // loaded without a link of its own: reached from the hook's chain (dns.ts `chained`)
+  const up = (p: typeof q) => p.state === 'attached' || (p.state === 'loaded' && !p.autoAttach);
   if (up(q) === up(r)) return;
   const [ok, bad] = up(q) ? [q, r] : [r, q];
+  unchain(ok.name);
   coll.detachProgram(ok.name);
   ok.state = 'unavailable';
   ok.reason = `detached: ${bad.name} does not run (${bad.reason ?? bad.state}), and one side alone would count every query as a timeout`;

@@ -27,6 +27,7 @@
 #include "pn_watch.bpf.h"
 #include "pn_hist.bpf.h"
 #include "dns.h"
+#include "pn_chain.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -388,20 +389,28 @@ static __always_inline void dns_packet(const struct dns_pkt *p, __u16 proto, int
 	}
 }
 
+/* net_dev_queue is shared with socketlatency and kernellatency: chained (pn_chain.bpf.h) */
+PN_CHAIN(dns_next_dev_queue);
+
 /* A packet leaves a device (after qdisc selection, before the driver): skb->data is the MAC header. */
-SEC("tp_btf/net_dev_queue")
-int BPF_PROG(dns_dev_queue, struct sk_buff *skb)
+static __always_inline void dns_on_dev_queue(struct sk_buff *skb)
 {
 	/* only what a local socket sent: forwarded packets (a pod's query crossing the host) are the pod's */
 	if (!skb->sk)
-		return 0;
+		return;
 	unsigned char *l3 = skb->head + skb->network_header;
 	unsigned char *end = skb->data + (skb->len - skb->data_len);
 	if (end <= l3)
-		return 0;
+		return;
 	struct dns_pkt p = { .dev = skb->dev, .l3 = l3, .lin = end - l3 };
 	dns_packet(&p, bpf_ntohs(skb->protocol), 1);
-	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(dns_dev_queue, struct sk_buff *skb)
+{
+	dns_on_dev_queue(skb);
+	PN_CHAIN_NEXT(dns_next_dev_queue);
 }
 
 /* A packet enters a device's stack (after GRO, before taps and netfilter): skb->data is the L3 header. */

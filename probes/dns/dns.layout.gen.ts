@@ -19,6 +19,7 @@ export type Program = (typeof PROGRAMS)[number];
 export const MAPS = {
   dns_counts: { type: 'percpu_hash', key: 'struct dns_stat_key', value: 'struct dns_count' },
   dns_hists: { type: 'percpu_hash', key: 'struct dns_stat_key', value: 'struct dns_hist' },
+  dns_next_dev_queue: { type: 'prog_array', key: '__u32', value: '__u32' },
   dns_pending: { type: 'lru_hash', key: 'struct dns_key', value: 'struct dns_pending' },
   dns_scratch: { type: 'percpu_array', key: '__u32', value: 'struct dns_pending' },
   dns_tc_ifindex: { type: 'hash', key: '__u32', value: '__u32' },

@@ -117,6 +117,8 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         ...programs(args.hook),
         ...Object.fromEntries((internals.withoutPrograms ?? []).map((n) => [n, { enabled: false }])),
       },
+      // net_dev_queue is shared with socketlatency and kernellatency (receiver/bpf/hook-chain.ts)
+      chained: { dns_dev_queue: 'dns_next_dev_queue' },
       counterMaps: ['dns_hists', 'dns_counts', 'dns_pending'],
       decode: (rec) => {
         const o = readEvent(rec.view, rec.offset);
@@ -127,7 +129,7 @@ export function createDnsProbe(internals: DnsInternals = {}): ProbeSpec<DnsArgs>
         return event(o, rec.header.netns);
       },
     });
-    tracepointPair(rt.coll, ctx.log);
+    tracepointPair(rt.coll, ctx.log, (name) => rt.unchain(name));
     const pending: BpfMap = rt.coll.map('dns_pending');
     let veths: VethAttacher | undefined;
     let hostDevs: HostDevAttacher | undefined;

@@ -21,6 +21,7 @@
 #include "pn_hist.bpf.h"
 #include "pn_slot.bpf.h"
 #include "pn_tuple.bpf.h"
+#include "pn_chain.bpf.h"
 
 #define KL_RX 0
 #define KL_TX 1
@@ -213,16 +214,23 @@ int BPF_PROG(kl_napi_poll, struct napi_struct *napi, int work, int budget)
 	return kl_on_napi_poll();
 }
 
+/* sk_data_ready and net_dev_queue are shared with socketlatency (and dns): the tp_btf programs are chained
+ * (pn_chain.bpf.h); the raw_tp twins attach on their own (a PROG_ARRAY holds one program type). */
+PN_CHAIN(kl_next_rx_socket);
+PN_CHAIN(kl_next_tx_device);
+
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(kl_rx_socket, const struct sock *sk)
 {
-	return kl_on_rx_socket(1, sk);
+	kl_on_rx_socket(1, sk);
+	PN_CHAIN_NEXT(kl_next_rx_socket);
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(kl_tx_device, struct sk_buff *skb)
 {
-	return kl_on_tx_device(1, skb);
+	kl_on_tx_device(1, skb);
+	PN_CHAIN_NEXT(kl_next_tx_device);
 }
 
 SEC("raw_tp/netif_receive_skb")

@@ -21,6 +21,8 @@ export type Program = (typeof PROGRAMS)[number];
 export const MAPS = {
   kl_hist: { type: 'percpu_hash', key: 'struct kl_key', value: 'struct pn_hist' },
   kl_hist_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_hist' },
+  kl_next_rx_socket: { type: 'prog_array', key: '__u32', value: '__u32' },
+  kl_next_tx_device: { type: 'prog_array', key: '__u32', value: '__u32' },
   kl_rx_slot: { type: 'percpu_array', key: '__u32', value: 'struct kl_rx' },
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },

@@ -173,6 +173,11 @@ export const kernellatencyProbe: ProbeSpec<KernelLatencyArgs> = {
       counterMaps: [HIST],
       slotted: { [HIST]: { fast: 'kl_hist_fast' satisfies MapName, variants: SLOT_KEYS } },
       fallbacks: Object.fromEntries(PROGRAMS.map((p) => [p, `${p}_raw`])),
+      // hooks shared with socketlatency (and dns): one dispatch per hook (receiver/bpf/hook-chain.ts)
+      chained: {
+        kl_rx_socket: 'kl_next_rx_socket',
+        kl_tx_device: 'kl_next_tx_device',
+      } satisfies Partial<Record<Program, MapName>>,
       decode: (rec) => {
         const { rawNetns, ...e } = decodeKernelSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {

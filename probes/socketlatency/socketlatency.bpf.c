@@ -21,6 +21,7 @@
 #include "pn_hist.bpf.h"
 #include "pn_slot.bpf.h"
 #include "pn_tuple.bpf.h"
+#include "pn_chain.bpf.h"
 
 #define SL_READ 0
 #define SL_WRITE 1
@@ -137,20 +138,29 @@ static __always_inline void sl_emit(const struct sock *sk, __u32 type, __u32 net
 	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(sl_data_ready, const struct sock *sk)
+/* sk_data_ready and net_dev_queue are shared with kernellatency (and dns): chained (pn_chain.bpf.h) */
+PN_CHAIN(sl_next_data_ready);
+PN_CHAIN(sl_next_dev_queue);
+
+static __always_inline void sl_on_data_ready(const struct sock *sk)
 {
 	__u8 proto;
 	if (!sl_proto_ok(sk, &proto))
-		return 0;
+		return;
 	if (sk->__sk_common.skc_state == SL_TCP_LISTEN && proto == SL_IPPROTO_TCP)
-		return 0;
+		return;
 	struct sl_state *st = sl_state_get(sk, 1);
 	if (st && !st->read_ts) {
 		st->read_ts = bpf_ktime_get_ns();
 		sl_state_netns(st, sk);
 	}
-	return 0;
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(sl_data_ready, const struct sock *sk)
+{
+	sl_on_data_ready(sk);
+	PN_CHAIN_NEXT(sl_next_data_ready);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -198,34 +208,33 @@ int BPF_PROG(sl_sendmsg, const struct sock *sk, const struct msghdr *msg, const 
 	return 0;
 }
 
-SEC("tp_btf/net_dev_queue")
-int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
+static __always_inline void sl_on_dev_queue(struct sk_buff *skb)
 {
 	struct sock *sk = skb->sk;
 	if (!sk)
-		return 0;
+		return;
 	__u8 state = sk->__sk_common.skc_state;
 	if (state == SL_TCP_TIME_WAIT || state == SL_TCP_NEW_SYN_RECV || state == SL_TCP_LISTEN)
-		return 0; /* mini sockets: not a struct sock */
+		return; /* mini sockets: not a struct sock */
 	if (sk->sk_protocol != SL_IPPROTO_TCP)
-		return 0;
+		return;
 	struct sl_state *st = sl_state_get(sk, 0);
 	if (!st || !st->write_ts)
-		return 0;
+		return;
 	unsigned char *head = skb->head;
 	unsigned char *data = skb->data;
 	__u16 th_off = skb->transport_header;
 	if (th_off == (__u16)~0U)
-		return 0;
+		return;
 	struct tcphdr th;
 	if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off))
-		return 0;
+		return;
 	__s64 payload = (__s64)skb->len - ((__s64)th_off - (__s64)(data - head)) - th.doff * 4;
 	if (payload <= 0)
-		return 0; /* ACK, window probe */
+		return; /* ACK, window probe */
 	__u32 end_seq = bpf_ntohl(th.seq) + (__u32)payload;
 	if ((__s32)(end_seq - st->write_mark) <= 0)
-		return 0; /* older data (e.g. a retransmit) */
+		return; /* older data (e.g. a retransmit) */
 	__u64 wait = bpf_ktime_get_ns() - st->write_ts;
 	st->write_ts = 0;
 	struct sl_key hkey = { .netns = st->netns, .dir = SL_WRITE, .l4proto = SL_IPPROTO_TCP };
@@ -236,7 +245,13 @@ int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
 		__builtin_memcpy(comm, st->write_comm, 16);
 		sl_emit(sk, SL_EV_WRITE_SLOW, netns, wait, SL_IPPROTO_TCP, st->write_pid, comm);
 	}
-	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(sl_dev_queue, struct sk_buff *skb)
+{
+	sl_on_dev_queue(skb);
+	PN_CHAIN_NEXT(sl_next_dev_queue);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -23,6 +23,8 @@ export const MAPS = {
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },
   sl_hist: { type: 'percpu_hash', key: 'struct sl_key', value: 'struct pn_hist' },
   sl_hist_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_hist' },
+  sl_next_data_ready: { type: 'prog_array', key: '__u32', value: '__u32' },
+  sl_next_dev_queue: { type: 'prog_array', key: '__u32', value: '__u32' },
   sl_socks: { type: 'sk_storage', key: 'int', value: 'struct sl_state' },
 } as const;
 export type MapName = keyof typeof MAPS;

@@ -201,6 +201,11 @@ export const socketlatencyProbe: ProbeSpec<SocketLatencyArgs> = {
       } satisfies Partial<Record<RodataName, unknown>>,
       counterMaps: [HIST],
       slotted: { [HIST]: { fast: 'sl_hist_fast' satisfies MapName, variants: SLOT_KEYS } },
+      // hooks shared with kernellatency (and dns): one dispatch per hook (receiver/bpf/hook-chain.ts)
+      chained: {
+        sl_data_ready: 'sl_next_data_ready',
+        sl_dev_queue: 'sl_next_dev_queue',
+      } satisfies Partial<Record<Program, MapName>>,
       decode: (rec) => {
         const { rawNetns, waitNs: _w, ...e } = decodeSlow(rec.view, rec.offset);
         if (rec.header.netns === 0 && rawNetns) {

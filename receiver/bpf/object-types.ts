@@ -58,6 +58,8 @@ export interface ProgramStatus {
   readonly section: string;
   readonly state: ProgramState;
   readonly reason?: string;
+  /** Runs by tail call from this program (another probe's, same hook: receiver/bpf/hook-chain.ts). */
+  readonly chainedAfter?: string;
 }
 
 export interface ObjectStatus {

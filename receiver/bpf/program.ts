@@ -16,6 +16,8 @@ export class BpfProgram {
   readonly autoAttach: boolean;
   readonly ptr: Ptr | null;
   link: Ptr | null = null;
+  /** In a shared hook's chain (hook-chain.ts) behind this program: runs by its tail call, with no link. */
+  chainedAfter: string | undefined;
 
   constructor(
     spec: ProgramSpec,
@@ -43,6 +45,7 @@ export class BpfProgram {
       section: this.section,
       state: this.state,
       ...(this.reason ? { reason: this.reason } : {}),
+      ...(this.chainedAfter ? { chainedAfter: this.chainedAfter } : {}),
     };
   }
 }

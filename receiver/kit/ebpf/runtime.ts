@@ -9,6 +9,7 @@
 // netns slots), slots.ts (the slots' fast arrays read back as counter entries).
 // Everything stays importable from here.
 import { type EventHeader, monotonicToUnixNano, readEventHeader } from '../../bpf/events.ts';
+import { type ChainMember, joinChains, leaveChains } from '../../bpf/hook-chain.ts';
 import { kallsyms } from '../../bpf/kallsyms.ts';
 import type { BpfCollection, ProgramOptions, RodataValue } from '../../bpf/object.ts';
 import { openEventRing, type RingReader } from '../../bpf/ringbuf.ts';
@@ -68,6 +69,12 @@ export interface EbpfRuntimeOptions {
    */
   readonly fallbacks?: Readonly<Record<string, string>>;
   /**
+   * program on a hook other probes share → its PN_CHAIN map (probes/include/pn_chain.bpf.h): the program
+   * joins the hook's chain (receiver/bpf/hook-chain.ts) instead of attaching on its own, so a packet pays
+   * one dispatch per hook whatever the number of probes on it.
+   */
+  readonly chained?: Readonly<Record<string, string>>;
+  /**
    * Load /proc/kallsyms before attaching (100-300 ms once) so the first event does not block the event
    * loop. Default: when stacks are on. Set it when the decoder symbolizes addresses (drop locations).
    */
@@ -113,12 +120,15 @@ export class EbpfRuntime {
   readonly #symbols = new Map<bigint, string>();
   #stackFailuresSeen = 0;
   #closed = false;
+  /** The programs of this object that run in a shared hook's chain (left before the object closes). */
+  readonly #chains: ChainMember[];
   /** Entities whose netns could not be put in the watched-netns map (counted as unattributed). */
   readonly #watchFailures = new Map<number, EntityFailure>();
   readonly #entityStatus: EntityStatus;
 
-  private constructor(o: EbpfRuntimeOptions, coll: BpfCollection) {
+  private constructor(o: EbpfRuntimeOptions, coll: BpfCollection, chains: ChainMember[]) {
     this.probe = o.probe;
+    this.#chains = chains;
     this.coll = coll;
     this.args = o.args;
     this.#ctx = o.ctx;
@@ -189,8 +199,10 @@ export class EbpfRuntime {
       maxEntries['pn_stacks'] = a.stacks ? a.stackEntries : 1;
     Object.assign(maxEntries, o.maxEntries ?? {});
     const fallbacks = Object.entries(o.fallbacks ?? {});
+    const chained = Object.entries(o.chained ?? {});
     const load = (useFallback: ReadonlySet<string>): BpfCollection => {
       const programs: Record<string, ProgramOptions> = { ...(o.programs ?? {}) };
+      for (const [p] of chained) programs[p] = { ...programs[p], autoAttach: false };
       for (const [primary, fallback] of fallbacks) {
         const on = useFallback.has(primary);
         if (on) {
@@ -205,12 +217,15 @@ export class EbpfRuntime {
       const coll = spec.load({ rodata, maxEntries, programs, log: o.ctx.log });
       try {
         coll.attach();
+        chains.push(...joinChains(coll, chained, o.ctx.log));
       } catch (err) {
+        leaveChains(chains, o.ctx.log);
         coll.close();
         throw err;
       }
       return coll;
     };
+    const chains: ChainMember[] = [];
     if (a.attach === 'raw_tp') {
       const without = tpBtfWithoutFallback(spec.programs, fallbacks, (p) => spec.program(p).section);
       if (without.length)
@@ -227,10 +242,11 @@ export class EbpfRuntime {
     );
     if (failed.size) {
       o.ctx.log.warn({ probe: o.probe, programs: [...failed] }, 'reloading with fallback programs');
+      leaveChains(chains, o.ctx.log);
       coll.close();
       coll = load(failed);
     }
-    return new EbpfRuntime(o, coll);
+    return new EbpfRuntime(o, coll, chains);
   }
 
   #onEntities(changes: readonly EntityChange[]): void {
@@ -379,12 +395,19 @@ export class EbpfRuntime {
     return { ...s, details };
   }
 
+  /** Takes one program out of its hook's chain (it stops running there; detach it if it also has a link). */
+  unchain(program: string): void {
+    const i = this.#chains.findIndex((m) => m.program === program);
+    if (i >= 0) leaveChains(this.#chains.splice(i, 1), this.#log);
+  }
+
   /** Stops the ring reader, unsubscribes, detaches and closes the object. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#unsubscribe?.();
     this.ring?.close();
+    leaveChains(this.#chains, this.#log);
     this.coll.close();
   }
 }
