@@ -213,7 +213,11 @@ export class LogsEncoder {
    * requests (benchmarks/otel/log-encode.ts).
    */
   release(bytes: Uint8Array): void {
-    if (bytes.byteOffset !== 0 || bytes.buffer.byteLength < REQUEST_POOLED_MIN) return; // Node's shared pool
+    const size = bytes.buffer.byteLength;
+    if (bytes.byteOffset !== 0 || size < REQUEST_POOLED_MIN) return; // may be Node's shared pool
+    // A buffer much larger than what it held (a burst is over) is left to go: what stays kept follows the
+    // requests' recent size, at most REQUESTS_POOLED of them.
+    if (size > 4 * Math.max(bytes.length, REQUEST_POOLED_MIN)) return;
     if (this.#requests.length >= REQUESTS_POOLED) return;
     this.#requests.push(Buffer.from(bytes.buffer as ArrayBuffer));
   }
