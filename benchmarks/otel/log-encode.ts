@@ -4,8 +4,10 @@
 // Prints ns per record (CPU of this thread) and the GC count and time per round. Rounds alternate: even
 // rounds drop each request's bytes (as before LogsEncoder.release), odd rounds give them back (as the
 // export worker does after a successful export): a same-process A/B; compare rounds past the first two.
+// With --base DIR (another checkout), rounds alternate between its encoder and this one's instead (both
+// giving the bytes back), --base-first deciding which goes first: run both orders.
 //
-//   node benchmarks/otel/log-encode.ts [--records 2000000] [--batch 8192] [--rounds 5]
+//   node benchmarks/otel/log-encode.ts [--records 2000000] [--batch 8192] [--rounds 5] [--base DIR [--base-first]]
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { KEY_INTERNED, type TableEntry } from '../../receiver/otel/log-export-protocol.ts';
@@ -16,11 +18,15 @@ const { values: o } = parseArgs({
     records: { type: 'string', default: '2000000' },
     batch: { type: 'string', default: '8192' },
     rounds: { type: 'string', default: '5' },
+    base: { type: 'string' },
+    'base-first': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (o.help) {
-  console.log('node benchmarks/otel/log-encode.ts [--records 2000000] [--batch 8192] [--rounds 5]');
+  console.log(
+    'node benchmarks/otel/log-encode.ts [--records 2000000] [--batch 8192] [--rounds 5] [--base DIR [--base-first]]',
+  );
   process.exit(0);
 }
 const N = Number(o.records);
@@ -90,15 +96,23 @@ new PerformanceObserver((l) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
-const enc = new LogsEncoder({
-  resource: { 'service.name': 'podnet' },
-  scopeName: 'podnet',
-  scopeVersion: '1',
-});
+const encOpts = { resource: { 'service.name': 'podnet' }, scopeName: 'podnet', scopeVersion: '1' };
+const current = new LogsEncoder(encOpts);
+const base =
+  o.base === undefined
+    ? undefined
+    : (new (
+        (await import(`${o.base.replace(/\/+$/, '')}/receiver/otel/protobuf/logs.ts`)) as {
+          LogsEncoder: typeof LogsEncoder;
+        }
+      ).LogsEncoder(encOpts) as LogsEncoder);
 let bytes = 0;
 for (let round = 0; round < Number(o.rounds); round++) {
-  // Odd rounds give each request's bytes back after it (an export that succeeded), even rounds do not.
-  const release = round % 2 === 1;
+  // Odd rounds give each request's bytes back after it (an export that succeeded), even rounds do not; or
+  // with --base, rounds alternate between the two checkouts' encoders.
+  const useBase = base !== undefined && (round % 2 === 0) === o['base-first'];
+  const enc = useBase ? base : current;
+  const release = base !== undefined || round % 2 === 1;
   gcMs = 0;
   gcs = 0;
   const c0 = process.cpuUsage();
@@ -118,6 +132,7 @@ for (let round = 0; round < Number(o.rounds); round++) {
   console.log(
     JSON.stringify({
       round,
+      encoder: useBase ? 'base' : 'current',
       release,
       nsPerRecord: +(((c.user + c.system) * 1000) / N).toFixed(1),
       bytesPerRecord: +(bytes / N / (round + 1)).toFixed(1),
