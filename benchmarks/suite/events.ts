@@ -343,7 +343,7 @@ const best = rows
 // Why 0.98: sent/s is counted over the measurement window and trails emitted/s by what is still queued or
 // in flight at the window's end (batches leave up to a schedule delay after their events are emitted; the
 // column "in the pipeline at the window's end"), and the generator offers the rate to within its last
-// tick. Until 2026-12-07 the generator itself lost each tick's lateness (188,000–196,000/s emitted at
+// tick. Until 2026-12-07 the generator itself lost each tick's lateness (170,000–196,000/s emitted at
 // 200,000/s offered on a busy machine; probes/synthetic/synthetic.ts now paces by the clock). Every event
 // of the run is sent by the end of the drain: lost must be 0 (and unaccounted is checked for every row), so
 // the 2 % is time in the queue, never events missing.

@@ -130,7 +130,7 @@ class SyntheticProbe implements Probe<SyntheticArgs> {
   #tick(): void {
     // Paced by the time that passed, not by the nominal 50 ms: Node reschedules an interval from when its
     // callback starts, so each tick's lateness (a busy event loop, the timer's 1 ms grain) was lost and a
-    // loaded process emitted 2–6 % under event_rate_per_sec (benchmarks/suite/events.ts counted that as
+    // loaded process emitted 2–15 % under event_rate_per_sec (benchmarks/suite/events.ts counted that as
     // podnet's). At most 1 s is made up at once (after a stall, not a burst of its whole length).
     const now = performance.now();
     const ms = Math.min(1000, now - this.#last);

@@ -1,6 +1,6 @@
 // The synthetic probe offers event_rate_per_sec by the clock, also when its event loop is busy: the event
 // benchmark (benchmarks/suite/events.ts) judges podnet at "200,000/s offered", and a generator that loses
-// each tick's lateness offered 2–6 % less while the benchmark charged the gap to the pipeline.
+// each tick's lateness offered 2–15 % less while the benchmark charged the gap to the pipeline.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
