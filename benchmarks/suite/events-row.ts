@@ -35,6 +35,8 @@ export interface Row {
   seconds: number;
   emittedPerS: number;
   sentPerS: number;
+  /** Emitted during the window and neither sent, suppressed nor lost at its end (queued or in flight). */
+  pipelineAtEnd: number;
   emitted: number;
   sent: number;
   suppressed: number;

@@ -213,7 +213,12 @@ export class DirectLogExport {
       this.#inFlight++;
       this.#transport.export([e], (r: ExportResult) => {
         this.#inFlight--;
-        this.#hooks.onResult(r.code === ExportResultCode.SUCCESS, e.n, r.error);
+        const ok = r.code === ExportResultCode.SUCCESS;
+        // Its bytes are written over by a later request: only after a success (the receiver read them
+        // all); a failed or timed-out request's socket may still hold a reference, so its buffer is left
+        // to the garbage collector.
+        if (ok) this.#encoder.release(e.bytes);
+        this.#hooks.onResult(ok, e.n, r.error);
         this.#pump();
       });
     }

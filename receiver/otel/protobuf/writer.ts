@@ -73,12 +73,13 @@ export class ProtoWriter {
   }
 
   /**
-   * The bytes written, without copying, handed over: the writer continues in a new buffer (of the size
-   * this message needed), so the caller may keep them (an export in flight) at no copy.
+   * The bytes written, without copying, handed over: the writer continues in `next` (a buffer given back
+   * by a caller done with earlier bytes) or a new buffer of the size this message needed, so the caller
+   * may keep them (an export in flight) at no copy.
    */
-  detach(): Uint8Array {
+  detach(next?: Buffer): Uint8Array {
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(this.pos, 256));
+    this.buf = next ?? Buffer.allocUnsafe(Math.max(this.pos, 256));
     this.pos = 0;
     return out;
   }

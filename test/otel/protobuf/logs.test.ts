@@ -356,6 +356,45 @@ test('logs encoder: a batch split across two exports; an empty request', async (
   assert.equal(ProtobufLogsSerializer.serializeRequest([])?.length ?? 0, 0);
 });
 
+test('logs encoder: requests written into the buffers of earlier ones given back (release): byte for byte', async () => {
+  const bt = new Batcher();
+  const evs = probeEvents();
+  // Large enough to be kept (≥ 64 KiB); then smaller ones written into the same bytes.
+  const big = Array.from({ length: 30 }, () => bt.batch(evs));
+  const big2 = Array.from({ length: 25 }, () => bt.batch([...evs].reverse()));
+  const small = [bt.batch(evs.slice(3, 6))];
+  const [sdkBig, sdkBig2, sdkSmall] = [(await both(big))[1], (await both(big2))[1], (await both(small))[1]];
+  const enc = new LogsEncoder(init());
+  const encode = (bs: typeof big): Uint8Array =>
+    enc.encode(bs.map((b) => ({ ...b, at: 0, observed: OBSERVED })));
+  const r1 = encode(big);
+  assert.ok(r1.length > 256 << 10, `${r1.length} bytes`);
+  sameBytes(r1, sdkBig);
+  enc.release(r1);
+  const r2 = encode(big2); // in the buffer the writer went on with after r1
+  sameBytes(r2, sdkBig2);
+  enc.release(r2);
+  const r3 = encode(small);
+  assert.equal(r3.buffer, r1.buffer, 'the first request given back is written over');
+  sameBytes(r3, sdkSmall);
+  const r4 = encode(big2);
+  assert.equal(r4.buffer, r2.buffer, 'the second request given back is written over');
+  sameBytes(r4, sdkBig2);
+  // Requests not given back are never written over.
+  const kept3 = Buffer.from(r3);
+  const kept4 = Buffer.from(r4);
+  sameBytes(encode(big), sdkBig);
+  sameBytes(encode(small), sdkSmall);
+  sameBytes(r3, kept3);
+  sameBytes(r4, kept4);
+  // A buffer more than 4 times larger than the request it held is not kept (a burst is over).
+  enc.release(r3);
+  sameBytes(encode(big), sdkBig);
+  const r6 = encode(small);
+  assert.notEqual(r6.buffer, r1.buffer, 'a large buffer holding a small request is let go');
+  sameBytes(r6, sdkSmall);
+});
+
 /** Every attribute the body text reads (receiver/otel/protobuf/log-body.ts), and a few it does not. */
 const BODY_KEYS = [
   'error.type',
