@@ -215,11 +215,11 @@ test('snmp: skipped groups are structure-checked but not parsed', () => {
   assert.throws(() => parseSnmp('Tcp: A B\nUdp: 1 2\n', 'x', () => true), /does not start with Tcp:/);
 });
 
-test('bytesEqualAt agrees with Buffer#compare: every length, a byte changed anywhere, offsets, out of range', () => {
+test('bytesEqualAt agrees with Buffer#compare: lengths both sides of the native switch, a byte changed anywhere, offsets, out of range', () => {
   const text = Buffer.from(`xx${readFileSync('/proc/self/net/netstat', 'latin1')}`, 'latin1');
-  // A copy at another offset of another buffer, so the two sides' word reads are aligned differently.
+  // A copy at another offset of another buffer (both paths: the byte loop below 64 bytes, native from 64).
   const copy = Buffer.concat([Buffer.from('abc'), text]);
-  for (const len of [0, 1, 3, 4, 5, 15, 16, 17, 31, 64, 255, 1000]) {
+  for (const len of [0, 1, 3, 4, 5, 15, 16, 17, 31, 63, 64, 65, 255, 1000]) {
     const start = 2;
     assert.equal(bytesEqualAt(text, start, copy, start + 3, len), true, `len ${len}`);
     for (const at of new Set([0, 1, 3, 4, Math.floor(len / 2), len - 4, len - 2, len - 1])) {
