@@ -1,7 +1,7 @@
 // Parser of net/dev, the file the netdev probe reads.
 // Malformed input throws `ProcfsParseError` (see receiver/procfs/parse.ts): an error for that read, never a
 // crash and never a silently wrong number.
-import { lineEndAt, ProcfsParseError, parseIntsAt } from '../../receiver/procfs/parse.ts';
+import { bytesEqualAt, lineEndAt, ProcfsParseError, parseIntsAt } from '../../receiver/procfs/parse.ts';
 
 // net/dev
 
@@ -51,7 +51,10 @@ function nameAt(buf: Buffer, start: number, end: number): string {
   const len = end - start;
   const list = knownNames.get(len);
   if (list !== undefined)
-    for (const k of list) if (buf.compare(k.bytes, 0, len, start, end) === 0) return k.name;
+    for (let i = 0; i < list.length; i++) {
+      const k = list[i]!;
+      if (bytesEqualAt(buf, start, k.bytes, 0, len)) return k.name;
+    }
   const name = buf.toString('latin1', start, end);
   if (knownCount < 1024) {
     knownCount++;

@@ -179,6 +179,32 @@ export function decodeDrop(
   return { name: EVENT, type: EVENT_TYPE, attributes, rawNetns, ...(stack ? { stack } : {}) };
 }
 
+// The attributes of a drop series, one frozen object per (error.type, family, transport) kept across
+// collections: the store keys a frozen object's attributes once (receiver/otel/attributes-key.ts), where a
+// fresh object per series per collection was sorted and keyed again each time (thousands of series at
+// 1,000 netns, whose idle netns drop router solicitations and MLD reports).
+const lossAttrs = new Map<string, Map<number, Readonly<Record<string, string>>>>();
+let lossAttrCount = 0;
+function lossAttributes(errorType: string, family: number, l4: number): Readonly<Record<string, string>> {
+  const byProto = lossAttrs.get(errorType);
+  const id = family * 256 + l4;
+  const known = byProto?.get(id);
+  if (known !== undefined) return known;
+  const attributes: Record<string, string> = { 'error.type': errorType };
+  if (family) {
+    attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
+    attributes['network.transport'] = transportName(l4);
+  }
+  Object.freeze(attributes);
+  // Bounded (reasons and dropping functions are a few hundred): past it, unshared objects as before.
+  if (lossAttrCount < 4096) {
+    lossAttrCount++;
+    if (byProto) byProto.set(id, attributes);
+    else lossAttrs.set(errorType, new Map([[id, attributes]]));
+  }
+  return attributes;
+}
+
 export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
   name: 'packetloss',
   description:
@@ -264,26 +290,21 @@ export const packetlossProbe: ProbeSpec<PacketlossArgs> = {
           const reason = enumName(reasons, plKey.reason(key, 0));
           const family = plKey.family(key, 0);
           const l4 = plKey.l4proto(key, 0);
-          const attributes: Record<string, string> = { 'error.type': reason };
-          if (family) {
-            attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
-            attributes['network.transport'] = transportName(l4);
-          }
+          const attributes = lossAttributes(reason, family, l4);
           out.push({ metric: M.drops, netns: e.netns, attributes, value: e.values[PL_VAL.packets / 8] ?? 0 });
           out.push({ metric: M.bytes, netns: e.netns, attributes, value: e.values[PL_VAL.bytes / 8] ?? 0 });
         }
         // location variant: one series per dropping function (several call sites of a function add up)
-        const byFn = new Map<string, { netns: number; attributes: Record<string, string>; v: number[] }>();
+        const byFn = new Map<
+          string,
+          { netns: number; attributes: Readonly<Record<string, string>>; v: number[] }
+        >();
         for (const e of rt.counterEntries(LOC_DROPS)) {
           const key = dataView(e.key);
           const family = plLocKey.family(key, 0);
           const l4 = plLocKey.l4proto(key, 0);
           const fn = locationFunction(rt.symbol(plLocKey.location(key, 0)));
-          const attributes: Record<string, string> = { 'error.type': fn };
-          if (family) {
-            attributes['network.type'] = family === 6 ? 'ipv6' : 'ipv4';
-            attributes['network.transport'] = transportName(l4);
-          }
+          const attributes = lossAttributes(fn, family, l4);
           const id = `${e.netns}\0${fn}\0${family}\0${l4}`;
           const acc = byFn.get(id) ?? { netns: e.netns, attributes, v: [0, 0] };
           acc.v[0] = (acc.v[0] ?? 0) + (e.values[PL_VAL.packets / 8] ?? 0);

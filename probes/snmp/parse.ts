@@ -3,6 +3,7 @@
 // Malformed input throws `ProcfsParseError` (see receiver/procfs/parse.ts): an error for that read, never a
 // crash and never a silently wrong number.
 import {
+  bytesEqualAt,
   isBlank,
   lineEnd,
   lineEndAt,
@@ -56,7 +57,10 @@ function parseHeader(file: string, buf: Buffer, pos: number, end: number): Cache
   const len = end - pos;
   const known = headerCache.get(len);
   if (known) {
-    for (const h of known) if (buf.compare(h.bytes, 0, len, pos, end) === 0) return h;
+    for (let i = 0; i < known.length; i++) {
+      const h = known[i]!;
+      if (bytesEqualAt(buf, pos, h.bytes, 0, len)) return h;
+    }
   }
   const line = latin1(buf, pos, end);
   const colon = line.indexOf(':');
@@ -116,10 +120,7 @@ export function parseSnmpBytes(
     const vStart = hEnd + 1;
     const vEnd = lineEndAt(buf, vStart, end);
     const prefix = header.prefix;
-    if (
-      vEnd - vStart < prefix.length ||
-      buf.compare(prefix, 0, prefix.length, vStart, vStart + prefix.length) !== 0
-    ) {
+    if (vEnd - vStart < prefix.length || !bytesEqualAt(buf, vStart, prefix, 0, prefix.length)) {
       throw new ProcfsParseError(
         file,
         `group ${header.group}: value line does not start with ${header.group}:`,

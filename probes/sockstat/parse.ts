@@ -47,9 +47,19 @@ for (const name of [
   else KNOWN.set(name.length, [name]);
 }
 
+/** `k` when `text` holds it at `start` (compared char by char: no iterator, no substring). */
+function sameAt(text: string, start: number, k: string): boolean {
+  for (let i = 0; i < k.length; i++) if (text.charCodeAt(start + i) !== k.charCodeAt(i)) return false;
+  return true;
+}
+
 function token(text: string, start: number, end: number): string {
   const list = KNOWN.get(end - start);
-  if (list !== undefined) for (const k of list) if (text.startsWith(k, start)) return k;
+  if (list !== undefined)
+    for (let i = 0; i < list.length; i++) {
+      const k = list[i]!;
+      if (sameAt(text, start, k)) return k;
+    }
   return text.slice(start, end);
 }
 

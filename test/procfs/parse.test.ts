@@ -10,7 +10,7 @@ import { parseNameValueLines, parseSnmp } from '../../probes/snmp/parse.ts';
 import { snakeCase } from '../../probes/snmp/snake.ts';
 import { parseSockstat } from '../../probes/sockstat/parse.ts';
 import { parseSoftnet } from '../../probes/softnet/parse.ts';
-import { ProcfsParseError } from '../../receiver/procfs/parse.ts';
+import { bytesEqualAt, ProcfsParseError } from '../../receiver/procfs/parse.ts';
 
 const read = (p: string): string => readFileSync(p, 'latin1');
 
@@ -213,4 +213,29 @@ test('snmp: skipped groups are structure-checked but not parsed', () => {
     [],
   );
   assert.throws(() => parseSnmp('Tcp: A B\nUdp: 1 2\n', 'x', () => true), /does not start with Tcp:/);
+});
+
+test('bytesEqualAt agrees with Buffer#compare: lengths both sides of the native switch, a byte changed anywhere, offsets, out of range', () => {
+  const text = Buffer.from(`xx${readFileSync('/proc/self/net/netstat', 'latin1')}`, 'latin1');
+  // A copy at another offset of another buffer (both paths: the byte loop below 64 bytes, native from 64).
+  const copy = Buffer.concat([Buffer.from('abc'), text]);
+  for (const len of [0, 1, 3, 4, 5, 15, 16, 17, 31, 63, 64, 65, 255, 1000]) {
+    const start = 2;
+    assert.equal(bytesEqualAt(text, start, copy, start + 3, len), true, `len ${len}`);
+    for (const at of new Set([0, 1, 3, 4, Math.floor(len / 2), len - 4, len - 2, len - 1])) {
+      if (at < 0 || at >= len) continue;
+      const changed = Buffer.from(copy);
+      changed[start + 3 + at] = changed[start + 3 + at]! ^ 0x20;
+      const expected = text.compare(changed, start + 3, start + 3 + len, start, start + len) === 0;
+      assert.equal(expected, false);
+      assert.equal(
+        bytesEqualAt(text, start, changed, start + 3, len),
+        false,
+        `len ${len}, byte ${at} changed`,
+      );
+    }
+  }
+  assert.equal(bytesEqualAt(text, text.length - 2, copy, 0, 3), false, 'past the end of a');
+  assert.equal(bytesEqualAt(text, 0, copy, copy.length - 1, 2), false, 'past the end of b');
+  assert.equal(bytesEqualAt(text, -1, copy, 0, 1), false, 'negative start');
 });

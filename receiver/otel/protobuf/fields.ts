@@ -10,7 +10,7 @@ import {
   type Histogram,
   type ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { ProtoWriter, putFixed64 } from './writer.ts';
+import { ProtoWriter, putDouble, putFixed64 } from './writer.ts';
 
 /** Encoded attribute lists of frozen objects (KeyValue fields without their field tag's number fixed). */
 const frozenAttrs: WeakMap<Attributes, Uint8Array>[] = [];
@@ -251,7 +251,7 @@ export function numberPointBody(
     }
   } else {
     b[p] = 0x21; // field 4, double
-    b.writeDoubleLE(value, p + 1);
+    putDouble(b, p + 1, value);
   }
   return p + 9;
 }
@@ -337,12 +337,12 @@ export function histogramFields(
   if (counts.length > 0) {
     w.tag(6, 2);
     w.uint32(counts.length * 8);
-    for (const c of counts) w.fixed64(c);
+    for (let i = 0; i < counts.length; i++) w.fixed64(counts[i]!);
   }
   if (bounds.length > 0) {
     w.tag(7, 2);
     w.uint32(bounds.length * 8);
-    for (const b of bounds) w.double(b);
+    for (let i = 0; i < bounds.length; i++) w.double(bounds[i]!);
   }
   if (attrs) attributes(w, attrs, 9);
   if (min !== undefined) {
