@@ -22,6 +22,7 @@
 // too, at the same time (started together, scraped in turn in each cycle, measured over the same window:
 // A/B in one invocation under the same machine load; the variants' order rotates every cycle, so none is
 // always the one scraped right after node_exporter); the last variant is the one judged by the target.
+// The tables, the target and the notes are built from the results by benchmarks/lib/node-exporter-report.ts.
 // --profile adds one run of the like-for-like configuration under node --cpu-prof (where the CPU goes;
 // the profiler's own cost makes that run's CPU figure meaningless, so it is not in the table).
 //
@@ -36,10 +37,10 @@ import { probeSpecs } from '../../probes/registry.ts';
 import { PreciseCpuWindow } from '../lib/cpu-clock.ts';
 import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { finishSection } from '../lib/finish.ts';
+import { nodeExporterReport, type Result, type Side } from '../lib/node-exporter-report.ts';
 import { freePort, type PodnetOptions, type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow, rssBytes } from '../lib/proc.ts';
-import type { Table, Target } from '../lib/results.ts';
-import { fmt, int, median, quantile, sleep } from '../lib/stats.ts';
+import { fmt, median, sleep } from '../lib/stats.ts';
 import { describeVariant, parseVariant } from '../lib/variant.ts';
 
 const NODE_EXPORTER = '/usr/bin/prometheus-node-exporter';
@@ -154,30 +155,6 @@ function makeNetns(n: number): void {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-interface Side {
-  scrapeMs: number[];
-  bytes: number;
-  lines: number;
-  /** CPU seconds over the window from the process CPU clock (ns). */
-  cpuS: number;
-  /** The same from /proc/<pid>/stat (10 ms ticks), the cross-check. */
-  ticksS: number;
-  /** CPU seconds by thread name (threads alive over the whole window). */
-  byThread: Record<string, number>;
-  rssMb: number;
-}
-interface Result {
-  config: string;
-  id: string;
-  variant: string;
-  entities: number;
-  ne: Side;
-  podnet: Side;
-  scrapes: number;
-  wall: number;
-  machineBusyPct: number;
 }
 
 const nePort = await freePort();
@@ -374,112 +351,16 @@ try {
     });
 }
 
-const per = (s: Side, n: number) => (s.cpuS * 1000) / n;
-const perTicks = (s: Side, n: number) => (s.ticksS * 1000) / n;
-// node_exporter's CPU is > 0 in every result (checked in the run).
-const ratio = (r: Result) => per(r.podnet, r.scrapes) / per(r.ne, r.scrapes);
-const ratioText = (r: Result) => fmt(ratio(r), 2);
 const multi = variants.length > 1;
-const table: Table = {
-  headers: [
-    'podnet configuration',
-    ...(multi ? ['variant'] : []),
-    'entities',
-    'scrape ms median (p95): node_exporter',
-    'podnet',
-    'latency ratio podnet / node_exporter',
-    'CPU ms per scrape cycle: node_exporter',
-    'podnet',
-    'CPU ratio',
-    'CPU ms per cycle from 10 ms ticks (cross-check): node_exporter',
-    'podnet',
-    'samples: node_exporter',
-    'podnet',
-    'RSS MB: node_exporter',
-    'podnet',
-    'machine busy %',
-  ],
-  rows: results.map((r) => [
-    r.config,
-    ...(multi ? [r.variant] : []),
-    int(r.entities),
-    `${fmt(median(r.ne.scrapeMs), 2)} (${fmt(quantile(r.ne.scrapeMs, 0.95), 2)})`,
-    `${fmt(median(r.podnet.scrapeMs), 2)} (${fmt(quantile(r.podnet.scrapeMs, 0.95), 2)})`,
-    fmt(median(r.podnet.scrapeMs) / median(r.ne.scrapeMs), 2),
-    fmt(per(r.ne, r.scrapes), 2),
-    fmt(per(r.podnet, r.scrapes), 2),
-    ratioText(r),
-    fmt(perTicks(r.ne, r.scrapes), 2),
-    fmt(perTicks(r.podnet, r.scrapes), 2),
-    int(r.ne.lines),
-    int(r.podnet.lines),
-    fmt(r.ne.rssMb, 0),
-    fmt(r.podnet.rssMb, 0),
-    fmt(r.machineBusyPct, 0),
-  ]),
-};
-const tables: Table[] = [table];
-// Where each process's CPU goes by thread (comm, trailing digits dropped): podnet's main thread runs the
-// JavaScript; V8Worker is V8's compiler and GC helpers, libuv-worker the thread pool.
-// Threads that used ≥ 0.01 ms per cycle somewhere (node's signal and delayed-task threads sleep).
-const threadNames = [
-  ...new Set(
-    results.flatMap((r) =>
-      Object.entries(r.podnet.byThread)
-        .filter(([, cpuS]) => (cpuS * 1000) / r.scrapes >= 0.01)
-        .map(([t]) => t),
-    ),
-  ),
-].sort();
-if (results.length)
-  tables.push({
-    title:
-      'podnet CPU ms per cycle by thread (threads alive over the whole window; MainThread runs the JavaScript, V8Worker is V8’s compiler and garbage-collector helpers)',
-    headers: ['podnet configuration', ...(multi ? ['variant'] : []), ...threadNames],
-    rows: results.map((r) => [
-      r.config,
-      ...(multi ? [r.variant] : []),
-      ...threadNames.map((t) => fmt(((r.podnet.byThread[t] ?? 0) * 1000) / r.scrapes, 2)),
-    ]),
-  });
-if (profile) {
-  const pc = (ms: number) => fmt(ms / Math.max(1, profiledCycles), 2);
-  tables.push(
-    {
-      title: `Where podnet's CPU goes, like-for-like (node --cpu-prof over ${profiledCycles} cycles, self time, ${pc(profile.totalMs)} ms sampled per cycle; the profiler's own cost is not in it): by area`,
-      headers: ['area', 'ms per cycle', 'share'],
-      rows: profile.areas.map(([a, ms, sh]) => [a, pc(ms), `${fmt(sh * 100, 1)} %`]),
-    },
-    {
-      title: 'by function (top 20)',
-      headers: ['function', 'area', 'ms per cycle', 'share'],
-      rows: profile.functions.map(([f, a, ms, sh]) => [f, a, pc(ms), `${fmt(sh * 100, 1)} %`]),
-    },
-  );
-}
-const judged = results.find((r) => r.id === 'like' && r.variant === variants.at(-1)!.name);
-const targets: Target[] = [
-  {
-    name: 'CPU per host scrape vs node_exporter (like-for-like)',
-    target: '≤ 1.0× node_exporter (CPU per scrape cycle, same window)',
-    measured: judged
-      ? `${ratioText(judged)}× (${fmt(per(judged.podnet, judged.scrapes), 2)} vs ${fmt(per(judged.ne, judged.scrapes), 2)} ms per cycle, ${judged.scrapes} cycles)`
-      : 'not run',
-    met: judged && !o.quick ? ratio(judged) <= 1.0 : null,
-  },
-];
-const notes: string[] = [];
-const host = results.find((r) => r.id === 'default' && r.variant === variants.at(-1)!.name);
-const plus = results.find((r) => r.id === 'netns' && r.variant === variants.at(-1)!.name);
-if (host && plus) {
-  const dn = plus.entities - host.entities;
-  notes.push(
-    `Cost per extra netns (default probes, ${host.entities} → ${plus.entities} entities): ${fmt((per(plus.podnet, plus.scrapes) - per(host.podnet, host.scrapes)) / dn, 3)} ms CPU per cycle, ${fmt((median(plus.podnet.scrapeMs) - median(host.podnet.scrapeMs)) / dn, 3)} ms scrape latency, ${fmt((plus.podnet.lines - host.podnet.lines) / dn, 0)} samples, ${fmt(((plus.podnet.rssMb - host.podnet.rssMb) * 1024) / dn, 0)} KB RSS. node_exporter has no per-pod view at all (its collectors read the host netns only).`,
-  );
-}
-notes.push(
-  `node_exporter: ${neVersion}, \`--collector.disable-defaults --collector.netdev --collector.netstat --collector.sockstat\`. CPU = each process's CPU clock over the window (clock_gettime of clock_getcpuclockid(pid): ns, every thread including exited ones; benchmarks/lib/cpu-clock.ts) divided by the scrapes; the run fails when it disagrees with utime + stime of /proc/<pid>/stat (10 ms ticks, its own column) by more than two ticks.`,
-);
+const { tables, targets, notes } = nodeExporterReport({
+  results,
+  multi,
+  judgedVariant: variants.at(-1)!.name,
+  quick: o.quick,
+  neVersion,
+  profile,
+  profiledCycles,
+});
 if (failure) console.error(failure);
 finishSection(
   {

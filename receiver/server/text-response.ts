@@ -49,9 +49,27 @@ const GZIP_STREAM = { ...GZIP, writableHighWaterMark: 4 * 64 * 1024 };
 const bytes = (chunk: string | Uint8Array): Uint8Array =>
   typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
 
+let dateSecond = -1;
+let dateText = '';
+/**
+ * The Date header (RFC 9110: an origin server with a clock sends it), kept per second. Node's own one
+ * (`sendDate`) caches its text with an unref'd timer that expires it a second later: with one scrape per
+ * second that was a Timeout object, an async resource and a priority-queue insert at every scrape and one
+ * more event-loop wake-up per cycle to run it (benchmarks/suite/node-exporter.ts --profile, like-for-like).
+ * Node adds its own only when the headers lack one.
+ */
+export function httpDate(now = Date.now()): string {
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(s * 1000).toUTCString();
+  }
+  return dateText;
+}
+
 /** The headers of a 200 text response (an array: written as they are, no header map per response). */
 function headers(contentType: string, gzip: boolean, length?: number): string[] {
-  const h = ['content-type', contentType, 'vary', 'accept-encoding'];
+  const h = ['date', httpDate(), 'content-type', contentType, 'vary', 'accept-encoding'];
   if (gzip) h.push('content-encoding', 'gzip');
   if (length !== undefined) h.push('content-length', String(length));
   return h;

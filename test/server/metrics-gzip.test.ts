@@ -127,6 +127,36 @@ test('a body over the threshold is streamed (chunked), gzip or not, and arrives 
   }
 });
 
+test('a Date header, exactly one, of the system clock, on the whole and the streamed path', async () => {
+  // sendText writes its own Date (httpDate, no Node timer per second): the clock is date(1)'s, read around
+  // the request; one header only (Node's sendDate would add a second).
+  const clock = () => Number(spawnSync('date', ['-u', '+%s'], { encoding: 'utf8' }).stdout.trim());
+  const server = createServer((req, res) => {
+    const n = req.url === '/long' ? 5000 : 10;
+    void sendText(req, res, [`${'x'.repeat(40)}\n`.repeat(n)], 'text/plain', 10_000);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    for (const [path, args] of [
+      ['/metrics', []],
+      ['/long', []],
+      ['/long', ['-H', 'Accept-Encoding: gzip']],
+    ] as const) {
+      const from = clock();
+      const r = await curl([...args], `${base}${path}`);
+      const to = clock();
+      const dates = r.headers.split('\r\n').filter((l) => l.startsWith('date: '));
+      assert.equal(dates.length, 1, `${path}: ${r.headers}`);
+      const at = Date.parse(dates[0]!.slice('date: '.length)) / 1000;
+      assert.ok(at >= from && at <= to, `${path}: ${dates[0]} not within [${from}, ${to}]`);
+    }
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('gzip with q=0 is refused; the accepted spellings', async () => {
   const q0 = await curl(['-H', 'Accept-Encoding: gzip;q=0, identity']);
   assert.doesNotMatch(q0.headers, /content-encoding/);
