@@ -60,7 +60,7 @@ export const BENCHES: readonly Bench[] = [
     args: [],
     quickArgs: ['--quick'],
     suite: true,
-    timeoutS: 900,
+    timeoutS: 1200,
   },
   {
     id: 'kernel-vm',

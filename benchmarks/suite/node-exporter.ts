@@ -11,6 +11,12 @@
 // ticks, which alone would read ±0.33 ms per cycle over 30 cycles; a disagreement fails the run). Both
 // are warmed up (scraped) for --warmup seconds before the window (podnet's JIT and start-up GC otherwise
 // land in it; node_exporter, a Go binary, has neither), and both are measured over the same window.
+// The default warm-up is 120 s: at one cycle a second V8 keeps compiling podnet's per-cycle functions
+// for ~100 cycles (`node --trace-opt` on the like-for-like child: 142 functions first optimized between
+// cycles 10 and 110), so a 10 s warm-up put part of the JIT's start in the window (its V8Worker thread
+// read 1.05 ms per cycle over 30 s there, 0.53–0.64 over 300 s windows after it). The default window is
+// 60 s: V8's memory reducer runs one full GC about every 106 s in this configuration (~40 ms with its
+// incremental marking); a 60 s window holds one about every second run, as steady state does on average.
 //
 // podnet configurations (one after another, node_exporter scraped alongside each):
 //   like:    like-for-like: host netns only, probes netdev + snmp + sockstat (the same /proc/net files)
@@ -26,7 +32,7 @@
 // --profile adds one run of the like-for-like configuration under node --cpu-prof (where the CPU goes;
 // the profiler's own cost makes that run's CPU figure meaningless, so it is not in the table).
 //
-//   node benchmarks/suite/node-exporter.ts [--seconds 30] [--interval 1s] [--netns 100] [--warmup 10]
+//   node benchmarks/suite/node-exporter.ts [--seconds 60] [--interval 1s] [--netns 100] [--warmup 120]
 //     [--configs like,default,netns] [--variant NAME=ROOT[;node:FLAG]]... [--profile] [--quick] [--help]
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,10 +65,11 @@ const { values: o } = parseArgs({
 });
 if (o.help) {
   process.stdout.write(`Usage: node benchmarks/suite/node-exporter.ts [options]
-  --seconds N        measured window per configuration (default 30; --quick 2)
+  --seconds N        measured window per configuration (default 60; --quick 2)
   --interval Ns      scrape interval = podnet's collection_interval (default 1s)
   --netns N          extra test netns of the "netns" configuration (default 100; --quick 3)
-  --warmup N         seconds scraped before the window, not measured (default max(10, 5 intervals))
+  --warmup N         seconds scraped before the window, not measured (default max(120, 5 intervals):
+                     the JIT's start at one cycle a second, see the header)
   --configs LIST     of like (netdev + snmp + sockstat, host netns), default, netns (default: all three)
   --variant NAME=DIR[;env:K=V][;node:FLAG]...
                      another podnet checkout (a worktree, built by its scripts/build.sh) run in the same
@@ -75,10 +82,10 @@ CPU = each process's CPU clock (ns, all threads, benchmarks/lib/cpu-clock.ts) ov
 `);
   process.exit(0);
 }
-const seconds = Number(o.seconds ?? (o.quick ? 2 : 30));
+const seconds = Number(o.seconds ?? (o.quick ? 2 : 60));
 const intervalMs = Number((o.interval ?? '1s').replace(/s$/, '')) * 1000;
 const extraNetns = Number(o.netns ?? (o.quick ? 3 : 100));
-const warmupS = Number(o.warmup ?? (o.quick ? 1 : Math.max(10, (5 * intervalMs) / 1000)));
+const warmupS = Number(o.warmup ?? (o.quick ? 1 : Math.max(120, (5 * intervalMs) / 1000)));
 const only = new Set((o.configs ?? 'like,default,netns').split(','));
 for (const c of only)
   if (!['like', 'default', 'netns'].includes(c)) throw new Error(`--configs: unknown configuration ${c}`);
