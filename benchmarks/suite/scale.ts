@@ -8,7 +8,7 @@
 // per interval and as % of one core (over whole intervals, so it includes everything podnet does: timers,
 // ring readers, discovery, export), RSS, OTLP metrics payload per interval, /metrics scrape.
 //
-//   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick]
+//   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick] [--help]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,26 +22,48 @@ import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, int, sleep } from '../lib/stats.ts';
 import { parseVariant } from '../lib/variant.ts';
 
-const { values: o } = parseArgs({
-  // --no-profile: no profiling runs (the default without --quick), e.g. for an A/B of runtime settings
-  allowNegative: true,
-  options: {
-    sizes: { type: 'string' },
-    interval: { type: 'string' },
-    intervals: { type: 'string' },
-    quick: { type: 'boolean', default: false },
-    /** One more run at the largest size under `node --cpu-prof`: where the time goes. */
-    profile: { type: 'boolean' },
-    /** Name prefix of the netns this run creates (default pnk<pid>s). */
-    prefix: { type: 'string' },
-    /**
-     * Run podnet in several variants at each size, one after another over the same netns:
-     * NAME=ROOT[;env:K=V][;node:FLAG]... (ROOT = a checkout of podnet, e.g. a git worktree of a baseline;
-     * `.` = this one). Default: one variant, this checkout as it is.
-     */
-    variant: { type: 'string', multiple: true },
-  },
-});
+const USAGE = `usage: node benchmarks/suite/scale.ts [options]
+  --sizes LIST        netns counts, one podnet run per size (default 10,100,1000; --quick 2,5)
+  --interval Ns       podnet's collection_interval (default 15s; --quick 1s)
+  --intervals N       whole collection intervals measured (default 2; --quick 1)
+  --profile           one more run at the largest size under node --cpu-prof (default without --quick);
+  --no-profile        none (e.g. for an A/B of runtime settings)
+  --prefix NAME       name prefix of the netns this run creates (default pnk<pid>s)
+  --variant NAME=ROOT[;env:K=V][;node:FLAG]...
+                      run podnet in several variants at each size, one after another over the same
+                      netns (ROOT = a checkout of podnet, . = this one); repeatable
+  --quick             a short smoke run (no target verdict)
+  --help`;
+const options = {
+  sizes: { type: 'string' },
+  interval: { type: 'string' },
+  intervals: { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  /** One more run at the largest size under `node --cpu-prof`: where the time goes. */
+  profile: { type: 'boolean' },
+  /** Name prefix of the netns this run creates (default pnk<pid>s). */
+  prefix: { type: 'string' },
+  /**
+   * Run podnet in several variants at each size, one after another over the same netns:
+   * NAME=ROOT[;env:K=V][;node:FLAG]... (ROOT = a checkout of podnet, e.g. a git worktree of a baseline;
+   * `.` = this one). Default: one variant, this checkout as it is.
+   */
+  variant: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowNegative: true }>>;
+try {
+  // allowNegative: --no-profile
+  parsed = parseArgs({ options, allowNegative: true });
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (parsed.values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const o = parsed.values;
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
 const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));
