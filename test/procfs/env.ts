@@ -7,6 +7,7 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity, EntitySource } from '../../receiver/pods/entity.ts';
 import type { ProbeContext } from '../../receiver/probe/types.ts';
+import { waitLinkReadySync } from '../env/link-ready.ts';
 
 export const tag = `pnf${process.pid}`;
 export const nsA = `${tag}a`;
@@ -101,17 +102,10 @@ export function stopWorker(w: Worker | undefined): void {
 
 export function setupNetns(): void {
   teardownNetns();
-  const batch = [
-    `netns add ${nsA}`,
-    `netns add ${nsB}`,
-    `link add ${tag}x netns ${nsA} type veth peer name ${tag}y netns ${nsB}`,
-  ].join('\n');
-  sh('ip', ['-batch', '-'], `${batch}\n`);
-  for (const [ns, dev, ip, ip6] of [
-    [nsA, `${tag}x`, IP_A, IP6_A],
-    [nsB, `${tag}y`, IP_B, IP6_B],
-  ] as const) {
-    // Quiet IPv6: no router solicitations, no DAD delay, so the netns is silent once traffic stops.
+  sh('ip', ['-batch', '-'], `netns add ${nsA}\nnetns add ${nsB}\n`);
+  // Quiet IPv6: no router solicitations, no DAD delay, so the netns is silent once traffic stops. Set
+  // before the veth exists: `default` applies to devices created afterwards only.
+  for (const ns of [nsA, nsB])
     inNs(
       ns,
       'sysctl',
@@ -120,11 +114,19 @@ export function setupNetns(): void {
       'net.ipv6.conf.all.router_solicitations=0',
       'net.ipv6.conf.default.router_solicitations=0',
     );
+  sh('ip', ['link', 'add', `${tag}x`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}y`, 'netns', nsB]);
+  const links = [
+    [nsA, `${tag}x`, IP_A, IP6_A],
+    [nsB, `${tag}y`, IP_B, IP6_B],
+  ] as const;
+  for (const [ns, dev, ip, ip6] of links) {
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', dev]);
     sh('ip', ['-n', ns, 'addr', 'add', `${ip6}/64`, 'dev', dev, 'nodad']);
     sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
   }
+  // The first IPv6 ping needs B to answer a neighbour solicitation: see test/env/link-ready.ts.
+  for (const [ns, dev] of links) waitLinkReadySync(ns, dev);
 }
 
 export function teardownNetns(): void {
