@@ -19,17 +19,12 @@ import {
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
-import { agentServerSources } from '../../receiver/agent/server-control.ts';
-import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import { MetricStore } from '../../receiver/otel/metric-store.ts';
-import type { Pipeline } from '../../receiver/otel/pipeline.ts';
-import type { MetricPoint } from '../../receiver/probe/types.ts';
-import { LocalServer } from '../../receiver/server/server.ts';
+import type { LocalServer } from '../../receiver/server/server.ts';
 import { WHOLE_MAX } from '../../receiver/server/text-response.ts';
+import { directionStore, onCollectionRelease, startMetricsServer } from '../env/metrics-server.ts';
 import { podEntity } from '../env/pod-entity.ts';
 
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'k8s.node.name': 'node-1' });
-const DIRS = Array.from({ length: 32 }, (_, k) => Object.freeze({ 'network.io.direction': `dir-${k}` }));
 
 /** A counter with one point whose attributes throw when the renderer writes its labels. */
 function throwingSeries(): MetricData {
@@ -64,37 +59,9 @@ const warnings: { msg: string; err?: { message?: string } }[] = [];
 
 async function collect(): Promise<CollectionResult> {
   const entities = Array.from({ length: state.pods }, (_, i) => podEntity(i));
-  const store = new MetricStore({ entities: new StaticEntitySource(entities), cardinalityLimit: 1_000_000 });
-  store.setDefinitions([
-    {
-      def: {
-        name: 't.err.packets',
-        kind: 'counter',
-        unit: '{packet}',
-        description: 'packets',
-        attributes: ['network.io.direction'],
-        enabled: true,
-      },
-      probe: 'p',
-      enabled: true,
-    },
-  ]);
-  const pts: MetricPoint[] = [];
-  for (const e of entities)
-    for (const [k, attributes] of DIRS.entries())
-      pts.push({ metric: 't.err.packets', netns: e.netnsInode, attributes, value: k });
-  store.update('p', pts, 1_750_000_000_000);
+  const store = directionStore(entities, 't.err.packets', (_, k) => k);
   const r = await store.collect();
-  for (const sm of r.resourceMetrics.scopeMetrics)
-    for (const m of sm.metrics) {
-      const c = (m as { collection?: { release(): void } }).collection;
-      if (c === undefined) continue;
-      const release = c.release.bind(c);
-      c.release = () => {
-        released++;
-        release();
-      };
-    }
+  onCollectionRelease(r, () => released++);
   const scopeMetrics = r.resourceMetrics.scopeMetrics.map((sm, i) =>
     i === 0 && state.boom ? { ...sm, metrics: [...sm.metrics, throwingSeries()] } : sm,
   );
@@ -106,15 +73,7 @@ before(async () => {
     { level: 'warn' },
     { write: (line: string) => warnings.push(JSON.parse(line) as (typeof warnings)[number]) },
   );
-  const sources = agentServerSources({
-    pipeline: { prometheus: { collect } } as unknown as Pipeline,
-    status: () => ({}),
-    inspect: () => ({}),
-    healthy: () => true,
-    notReady: () => [],
-    log,
-  });
-  server = await LocalServer.start('127.0.0.1', 0, sources, log);
+  server = await startMetricsServer({ collect }, log);
   url = `${server.url}/metrics`;
 });
 
