@@ -6,7 +6,7 @@
 // module at all (module.registerHooks in the podnet process and its worker).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -22,14 +22,36 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   scripts: Record<string, string>;
 };
 
-function build(): string {
-  return execFileSync('sh', [join(ROOT, 'scripts/build.sh')], { encoding: 'utf8' });
+function build(root = ROOT): string {
+  return execFileSync('sh', [join(root, 'scripts/build.sh')], { encoding: 'utf8' });
+}
+
+// The stamp test runs build.sh in a scratch copy of its inputs, never on the checkout's own dist/: removing
+// that stamp made any `npm start`, benchmark or bootstrap running in the same checkout at that moment
+// rebuild too, and its `rm -rf dist; mv` swapped dist/ under the podnet the last test starts (node exits
+// at once: "Cannot find module …/dist/receiver/cli/main.js" — the 690 ms failure, reproduced by running
+// build.sh --force next to a podnet start).
+function scratchTree(): string {
+  const root = join(dir, 'tree');
+  for (const p of [
+    'receiver',
+    'probes',
+    'deploy/image',
+    'benchmarks/lib',
+    'scripts/build.sh',
+    'package.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+  ])
+    cpSync(join(ROOT, p), join(root, p), { recursive: true, preserveTimestamps: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+  return root;
 }
 
 test('scripts/build.sh compiles dist/ when its stamp is missing, and does nothing when it is fresh', () => {
-  build();
-  rmSync(join(ROOT, 'dist/.built'));
-  assert.match(build(), /compiling TypeScript to dist/);
+  const root = scratchTree();
+  assert.ok(!existsSync(join(root, 'dist/.built')));
+  assert.match(build(root), /compiling TypeScript to dist/);
   for (const f of [
     'dist/receiver/cli/main.js',
     'dist/receiver/otel/log-export-worker.js',
@@ -38,8 +60,10 @@ test('scripts/build.sh compiles dist/ when its stamp is missing, and does nothin
     'dist/package.json',
     'dist/benchmarks/lib/podnet-child.js',
   ])
-    assert.ok(existsSync(join(ROOT, f)), `${f} built`);
-  assert.equal(build(), '', 'a fresh dist/ is not rebuilt');
+    assert.ok(existsSync(join(root, f)), `${f} built`);
+  assert.equal(build(root), '', 'a fresh dist/ is not rebuilt');
+  // the checkout's own dist/ (the last test runs it): built if stale, as bootstrap would
+  build();
 });
 
 test('npm start and the podnet bin run dist/receiver/cli/main.js with the same environment and node flags', () => {

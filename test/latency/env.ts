@@ -54,8 +54,13 @@ export class App {
   readonly lines: string[] = [];
   #waiters: { re: RegExp; from: number; resolve: (l: string) => void }[] = [];
 
-  constructor(side: NetnsSide, args: readonly string[]) {
-    this.proc = side.spawn(NODE, [APP, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /**
+   * `realtime`: run the app at SCHED_FIFO priority 1 (chrt execs in place: the pid is still the app's), so
+   * its wakeups preempt ordinary tasks: for a test whose app must keep up on a machine busy with others.
+   */
+  constructor(side: NetnsSide, args: readonly string[], opts: { realtime?: boolean } = {}) {
+    const cmd = opts.realtime ? ['chrt', '-f', '1', NODE] : [NODE];
+    this.proc = side.spawn(cmd[0]!, [...cmd.slice(1), APP, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
     let buf = '';
     this.proc.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();

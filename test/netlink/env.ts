@@ -3,6 +3,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import type { Entity } from '../../receiver/pods/entity.ts';
+import { waitLinkReadySync } from '../env/link-ready.ts';
 
 const NODE = process.execPath;
 const FIXTURE = new URL('./fixtures/traffic.ts', import.meta.url).pathname;
@@ -44,6 +45,9 @@ export class TestNetwork {
       sh('ip', ['-n', ns, 'addr', 'add', `fd00:${subnet}::${host}/64`, 'dev', dev, 'nodad']);
       sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     }
+    // traffic over the link needs neighbour discovery at once: see test/env/link-ready.ts
+    waitLinkReadySync(ns1, dev1);
+    waitLinkReadySync(ns2, dev2);
   }
   entity(ns: string): Entity {
     const netnsPath = `/run/netns/${ns}`;

@@ -17,26 +17,18 @@ import { renderPrometheus, serializePrometheus } from '../../receiver/otel/prome
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
+import { podEntity } from '../env/pod-entity.ts';
 
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'k8s.node.name': 'node-"1"' });
 
-function pod(i: number): Entity {
-  return {
-    kind: 'pod',
-    netnsInode: 4026600000 + i,
-    netnsPath: `/proc/${1000 + i}/ns/net`,
-    displayName: `shop/web-${i}`,
-    pod: {
-      uid: `0b8f3c2e-${i}`,
-      name: i === 1 ? 'we\\ird\n"name"' : `web-${i}`,
-      namespace: i % 2 ? 'shop' : 'café',
-      labels: { app: `web${i}`, 'app.kubernetes.io/name': i === 2 ? 'x"y\\z' : 'web' },
-      ips: [],
-      sandboxId: `sb${i}`,
-      hostNetwork: false,
-    },
-  };
-}
+// escaping cases in the pod name (1) and a label value (2), a non-ASCII namespace every other pod
+const pod = (i: number): Entity =>
+  podEntity(i, {
+    uid: `0b8f3c2e-${i}`,
+    name: i === 1 ? 'we\\ird\n"name"' : `web-${i}`,
+    namespace: i % 2 ? 'shop' : 'café',
+    labels: { app: `web${i}`, 'app.kubernetes.io/name': i === 2 ? 'x"y\\z' : 'web' },
+  });
 const ENTITIES: Entity[] = [
   { kind: 'host', netnsInode: 4026531840, netnsPath: '/proc/1/ns/net', displayName: 'host' },
   {

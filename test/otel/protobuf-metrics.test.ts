@@ -29,29 +29,19 @@ import { encodeMetricRequests, metricRequests } from '../../receiver/otel/protob
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
+import { podEntity } from '../env/pod-entity.ts';
 
 const AGENT = resourceFromAttributes(
   { 'service.name': 'podnet', 'k8s.node.name': 'node-1', 'host.name': 'node-1' },
   { schemaUrl: 'https://opentelemetry.io/schemas/1.37.0' },
 );
 
-function pod(i: number): Entity {
-  return {
-    kind: 'pod',
-    netnsInode: 4026600000 + i,
-    netnsPath: `/proc/${1000 + i}/ns/net`,
-    displayName: `shop/web-${i}`,
-    pod: {
-      uid: `0b8f3c2e-1111-2222-3333-${String(i).padStart(12, '0')}`,
-      name: `web-${i}`,
-      namespace: i % 2 ? 'shop' : 'café',
-      labels: { app: `web${i}`, 'app.kubernetes.io/name': 'web' },
-      ips: [],
-      sandboxId: `sb${i}`,
-      hostNetwork: false,
-    },
-  };
-}
+// a non-ASCII namespace every other pod, and labels
+const pod = (i: number): Entity =>
+  podEntity(i, {
+    namespace: i % 2 ? 'shop' : 'café',
+    labels: { app: `web${i}`, 'app.kubernetes.io/name': 'web' },
+  });
 const ENTITIES: Entity[] = [
   { kind: 'host', netnsInode: 4026531840, netnsPath: '/proc/1/ns/net', displayName: 'host' },
   {

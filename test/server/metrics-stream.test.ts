@@ -21,15 +21,12 @@ import { promisify } from 'node:util';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { CollectionResult } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
-import { agentServerSources } from '../../receiver/agent/server-control.ts';
-import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
-import { MetricStore } from '../../receiver/otel/metric-store.ts';
-import type { Pipeline } from '../../receiver/otel/pipeline.ts';
+import type { MetricStore } from '../../receiver/otel/metric-store.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import { CHUNK, ChunkPool } from '../../receiver/otel/text-chunks.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
-import type { MetricPoint } from '../../receiver/probe/types.ts';
-import { LocalServer } from '../../receiver/server/server.ts';
+import type { LocalServer } from '../../receiver/server/server.ts';
+import { directionStore, onCollectionRelease, startMetricsServer } from '../env/metrics-server.ts';
 import { podEntity } from '../env/pod-entity.ts';
 
 // Every chunk buffer the renderer takes, and the pools it takes them from (the agent's own, created inside
@@ -46,7 +43,6 @@ const allocated = (): number => [...pools].reduce((t, p) => t + p.allocated, 0);
 
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'k8s.node.name': 'node-1' });
 const PODS = 2000;
-const DIRS = Array.from({ length: 32 }, (_, k) => Object.freeze({ 'network.io.direction': `dir-${k}` }));
 const entities: Entity[] = Array.from({ length: PODS }, (_, i) => podEntity(i));
 
 let store: MetricStore;
@@ -57,54 +53,18 @@ let released = 0;
 let url: URL;
 
 before(async () => {
-  store = new MetricStore({ entities: new StaticEntitySource(entities), cardinalityLimit: 1_000_000 });
-  store.setDefinitions([
-    {
-      def: {
-        name: 't.stream.packets',
-        kind: 'counter',
-        unit: '{packet}',
-        description: 'packets',
-        attributes: ['network.io.direction'],
-        enabled: true,
-      },
-      probe: 'p',
-      enabled: true,
-    },
-  ]);
-  const pts: MetricPoint[] = [];
-  for (const e of entities)
-    for (const [k, attributes] of DIRS.entries())
-      pts.push({ metric: 't.stream.packets', netns: e.netnsInode, attributes, value: e.netnsInode * 31 + k });
-  store.update('p', pts, 1_750_000_000_000);
+  store = directionStore(entities, 't.stream.packets', (e, k) => e.netnsInode * 31 + k);
   // The pipeline's Prometheus reader, as the agent has it: a collection of the store per scrape.
   const prometheus = {
     collect: async () => {
       scrapes++;
       const r = await collectStore();
-      for (const sm of r.resourceMetrics.scopeMetrics)
-        for (const m of sm.metrics) {
-          const c = (m as { collection?: { release(): void } }).collection;
-          if (c === undefined) continue;
-          const release = c.release.bind(c);
-          c.release = () => {
-            released++;
-            release();
-          };
-        }
+      onCollectionRelease(r, () => released++);
       return r;
     },
   };
   const log = pino({ level: 'silent' });
-  const sources = agentServerSources({
-    pipeline: { prometheus } as unknown as Pipeline,
-    status: () => ({}),
-    inspect: () => ({}),
-    healthy: () => true,
-    notReady: () => [],
-    log,
-  });
-  server = await LocalServer.start('127.0.0.1', 0, sources, log);
+  server = await startMetricsServer(prometheus, log);
   url = new URL(`${server.url}/metrics`);
 });
 
