@@ -139,8 +139,15 @@ test('retransmits failing at transmit (nft output drop): segments == Tcp Retrans
   };
   const r0 = mib(a.name);
   const p0 = await probe.collect([]);
-  const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7006', String(8 << 20)], 120000);
-  assert.equal(result['sent'], 8 << 20);
+  // Whether a retransmit (not only a first send) meets the 1-in-4 output drop is chance: a transfer with
+  // ~20 retransmit attempts has none dropped with probability (3/4)^20 ≈ 0.3 % (seen once in ~70 loaded
+  // runs: 21 attempts, all err=0 in the tracepoint, TcpExtTCPRetransFail +0). Another transfer on a new
+  // connection until the kernel counted a failed retransmit; the counts below cover all of them.
+  for (let i = 0; i < 4; i++) {
+    const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7006', String(8 << 20)], 120000);
+    assert.equal(result['sent'], 8 << 20);
+    if (mib(a.name).fail > r0.fail) break;
+  }
   for (const side of [a, b]) side.exec('nft', ['delete', 'table', 'inet', 'pnaloss']);
   killChild(srv.child);
   const { kernel: r1, points: p1 } = await settled(
@@ -154,7 +161,7 @@ test('retransmits failing at transmit (nft output drop): segments == Tcp Retrans
   assert.equal(
     d(M.retransmits),
     r1.segs - r0.segs,
-    `retransmitted segments == Tcp RetransSegs delta (TCPRetransFail +${r1.fail - r0.fail}, failed attempts ${d(M.failed)}, recursion misses ${misses()})`,
+    `retransmitted segments == Tcp RetransSegs delta (TCPRetransFail +${r1.fail - r0.fail}, failed attempts ${d(M.failed)}, recursion misses ${misses()}, unattributed netns 0 +${sumPoints(p1, M.retransmits, 0) - sumPoints(p0, M.retransmits, 0)})`,
   );
   assert.ok(r1.fail > r0.fail, 'some retransmits failed at transmit (TcpExtTCPRetransFail grew)');
   assert.ok(d(M.failed) >= 1, 'failed attempts counted');
