@@ -45,6 +45,23 @@ async function settled<T>(
   }
 }
 
+/**
+ * The starting kernel counters and probe collection, read again until no retransmit fell between them
+ * (the kernel read after the collection equals the one before): a socket left from the previous test
+ * may still be retransmitting, and a burst between the two reads would be in the kernel's delta only.
+ */
+async function baseline<T>(
+  read: () => T,
+  collect: () => Promise<readonly MetricPoint[]>,
+): Promise<{ kernel: T; points: readonly MetricPoint[] }> {
+  for (let i = 0; ; i++) {
+    const kernel = read();
+    const points = await collect();
+    if (JSON.stringify(read()) === JSON.stringify(kernel) || i >= 50) return { kernel, points };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Recursion misses (kernel skipped a run: the program was already running on that CPU) of this process's rt_* programs. */
 function misses(): number {
   let n = 0;
@@ -82,8 +99,10 @@ test('10% random loss on the veth: retransmitted segments == Tcp RetransSegs del
       'add table inet pnaloss; add chain inet pnaloss in { type filter hook input priority 0; policy accept; }; add rule inet pnaloss in tcp sport 7005 numgen random mod 10 == 0 counter drop; add rule inet pnaloss in tcp dport 7005 numgen random mod 10 == 0 counter drop',
     ]);
   }
-  const r0 = { a: nstat(a.name).get('TcpRetransSegs') ?? 0, b: nstat(b.name).get('TcpRetransSegs') ?? 0 };
-  const p0 = await probe.collect([]);
+  const { kernel: r0, points: p0 } = await baseline(
+    () => ({ a: nstat(a.name).get('TcpRetransSegs') ?? 0, b: nstat(b.name).get('TcpRetransSegs') ?? 0 }),
+    () => probe.collect([]),
+  );
   const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7005', String(3 << 20)], 60000);
   assert.equal(result['sent'], 3 << 20);
   const port = result['port'] as number;
@@ -135,12 +154,26 @@ test('retransmits failing at transmit (nft output drop): segments == Tcp Retrans
   ]);
   const mib = (ns: string) => {
     const m = nstat(ns);
-    return { segs: m.get('TcpRetransSegs') ?? 0, fail: m.get('TcpExtTCPRetransFail') ?? 0 };
+    return {
+      segs: m.get('TcpRetransSegs') ?? 0,
+      fail: m.get('TcpExtTCPRetransFail') ?? 0,
+      // retransmits skipped before the count because the original is still in a host queue (-EBUSY)
+      hostq: m.get('TcpExtTCPSpuriousRtxHostQueues') ?? 0,
+    };
   };
-  const r0 = mib(a.name);
-  const p0 = await probe.collect([]);
-  const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7006', String(8 << 20)], 120000);
-  assert.equal(result['sent'], 8 << 20);
+  const { kernel: r0, points: p0 } = await baseline(
+    () => mib(a.name),
+    () => probe.collect([]),
+  );
+  // Whether a retransmit (not only a first send) meets the 1-in-4 output drop is chance: a transfer with
+  // ~20 retransmit attempts has none dropped with probability (3/4)^20 ≈ 0.3 % (seen once in ~70 loaded
+  // runs: 21 attempts, all err=0 in the tracepoint, TcpExtTCPRetransFail +0). Another transfer on a new
+  // connection until the kernel counted a failed retransmit; the counts below cover all of them.
+  for (let i = 0; i < 4; i++) {
+    const { result } = await tcpFixture(a, ['bulk', b.ipv4, '7006', String(8 << 20)], 120000);
+    assert.equal(result['sent'], 8 << 20);
+    if (mib(a.name).fail > r0.fail) break;
+  }
   for (const side of [a, b]) side.exec('nft', ['delete', 'table', 'inet', 'pnaloss']);
   killChild(srv.child);
   const { kernel: r1, points: p1 } = await settled(
@@ -150,11 +183,22 @@ test('retransmits failing at transmit (nft output drop): segments == Tcp Retrans
       sumPoints(p, M.retransmits, a.inode) - sumPoints(p0, M.retransmits, a.inode) === k.segs - r0.segs,
   );
   const d = (metric: string) => sumPoints(p1, metric, a.inode) - sumPoints(p0, metric, a.inode);
+  // where a mismatch's segments went (seen at 1097 vs 1135 in CI, 459 vs 610 here: podnet short, no
+  // recursion miss, nothing in netns 0, the kernel steady for the 30 s): the events so far by error
+  const errSegs = () => {
+    const m: Record<string, number> = {};
+    for (const e of ctx.events) {
+      if (e.netns !== a.inode) continue;
+      const k = String(e.attributes['error.type'] ?? 'none');
+      m[k] = (m[k] ?? 0) + Number(e.attributes['podnet.tcp.retransmit.segments']);
+    }
+    return m;
+  };
   assert.ok(r1.segs - r0.segs > 0, 'the loss caused retransmits');
   assert.equal(
     d(M.retransmits),
     r1.segs - r0.segs,
-    `retransmitted segments == Tcp RetransSegs delta (TCPRetransFail +${r1.fail - r0.fail}, failed attempts ${d(M.failed)}, recursion misses ${misses()})`,
+    `retransmitted segments == Tcp RetransSegs delta (TCPRetransFail +${r1.fail - r0.fail}, failed attempts ${d(M.failed)}, recursion misses ${misses()}, unattributed netns 0 +${sumPoints(p1, M.retransmits, 0) - sumPoints(p0, M.retransmits, 0)}, TCPSpuriousRtxHostQueues +${r1.hostq - r0.hostq}, event segments by error ${JSON.stringify(errSegs())})`,
   );
   assert.ok(r1.fail > r0.fail, 'some retransmits failed at transmit (TcpExtTCPRetransFail grew)');
   assert.ok(d(M.failed) >= 1, 'failed attempts counted');
