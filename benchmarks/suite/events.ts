@@ -29,6 +29,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cli } from '../lib/cli.ts';
 import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { capacityNote } from '../lib/event-capacity.ts';
 import { startSink } from '../lib/otlp-sink.ts';
@@ -53,18 +54,7 @@ const options = {
   root: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
-let parsed: ReturnType<typeof parseArgs<{ options: typeof options }>>;
-try {
-  parsed = parseArgs({ options });
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-  process.exit(2);
-}
-if (parsed.values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const o = parsed.values;
+const o = cli(() => parseArgs({ options }), USAGE);
 const roots = (o.root ?? []).map((spec) => {
   const eq = spec.indexOf('=');
   if (eq <= 0) throw new Error(`--root ${spec}: expected NAME=DIR`);

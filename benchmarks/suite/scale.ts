@@ -14,6 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cli } from '../lib/cli.ts';
 import { type ProfileSummary, summarizeProfile } from '../lib/cpuprofile.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 import type { PodnetOptions, PodnetProc } from '../lib/podnet.ts';
@@ -51,19 +52,8 @@ const options = {
   variant: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
-let parsed: ReturnType<typeof parseArgs<{ options: typeof options; allowNegative: true }>>;
-try {
-  // allowNegative: --no-profile
-  parsed = parseArgs({ options, allowNegative: true });
-} catch (err) {
-  process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
-  process.exit(2);
-}
-if (parsed.values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-const o = parsed.values;
+// allowNegative: --no-profile
+const o = cli(() => parseArgs({ options, allowNegative: true }), USAGE);
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
 const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));

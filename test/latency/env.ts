@@ -5,7 +5,7 @@ import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { HistogramValue, MetricPoint, ProbeContext, ProbeEvent } from '../../receiver/probe/types.ts';
-import type { NetnsSide } from '../env/netns.ts';
+import type { NetnsPair, NetnsSide } from '../env/netns.ts';
 
 const NODE = process.execPath;
 const APP = new URL('./fixtures/app.ts', import.meta.url).pathname;
@@ -176,4 +176,24 @@ export function histDelta(
     sum: later.sum - earlier.sum,
     count: later.count - earlier.count,
   };
+}
+
+/**
+ * A TCP connection a → b on `port` (the app's server in b, its client in a), both ready and the server
+ * reading; both apps are pushed on `apps` for the test's cleanup.
+ */
+export async function tcpPair(
+  pair: NetnsPair,
+  apps: App[],
+  port: number,
+): Promise<{ server: App; client: App }> {
+  const server = new App(pair.b, ['server', String(port)]);
+  apps.push(server);
+  await server.waitLine(/^ready/);
+  const client = new App(pair.a, ['client', pair.b.ipv4, String(port)]);
+  apps.push(client);
+  await client.waitLine(/^ready/);
+  await server.waitLine(/^accepted/, 5000, 0);
+  await server.cmd('read');
+  return { server, client };
 }

@@ -19,7 +19,7 @@ import {
 } from '../../probes/socketlatency/socketlatency.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { createNetnsPair, type NetnsPair, removeStaleNetns } from '../env/netns.ts';
-import { App, histDelta, histPoint, sideEntity, sleep, testContext, waitFor } from './env.ts';
+import { App, histDelta, histPoint, sideEntity, sleep, tcpPair, testContext, waitFor } from './env.ts';
 
 let pair: NetnsPair;
 const apps: App[] = [];
@@ -135,15 +135,7 @@ let tcpPort = 7351;
 /** 200 writes of 1000 bytes a → b: kernellatency's tx stack times (net_dev_queue) in a, against a's Tcp
  * OutSegs (a segment the device layer sees once, or a TSO super-segment standing for several). */
 async function tcpRound(): Promise<{ outSegs: number; klTx: number }> {
-  const port = tcpPort++;
-  const server = new App(pair.b, ['server', String(port)]);
-  apps.push(server);
-  await server.waitLine(/^ready/);
-  const client = new App(pair.a, ['client', pair.b.ipv4, String(port)]);
-  apps.push(client);
-  await client.waitLine(/^ready/);
-  await server.waitLine(/^accepted/, 5000, 0);
-  await server.cmd('read');
+  const { server, client } = await tcpPair(pair, apps, tcpPort++);
   const k0 = await kl!.collect([]);
   const out0 = pair.a.snmp('Tcp', 'OutSegs');
   await client.cmd('every 2 1000 200', /^done/, 20000);

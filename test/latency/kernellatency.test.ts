@@ -20,6 +20,7 @@ import {
   sideEntity,
   sleep,
   type TestContext,
+  tcpPair,
   testContext,
   waitFor,
 } from './env.ts';
@@ -48,18 +49,6 @@ async function start(
   return { probe, ctx };
 }
 
-async function tcpPair(port: number): Promise<{ server: App; client: App }> {
-  const server = new App(pair.b, ['server', String(port)]);
-  apps.push(server);
-  await server.waitLine(/^ready/);
-  const client = new App(pair.a, ['client', pair.b.ipv4, String(port)]);
-  apps.push(client);
-  await client.waitLine(/^ready/);
-  await server.waitLine(/^accepted/, 5000, 0);
-  await server.cmd('read');
-  return { server, client };
-}
-
 const tcp = { 'network.transport': 'tcp' };
 const udp = { 'network.transport': 'udp' };
 
@@ -77,7 +66,7 @@ for (const [attach, port] of [
       sections.every((s) => s === (attach === 'raw_tp' ? 'raw_tp' : 'tp_btf')),
       sections.join(','),
     );
-    const { server, client } = await tcpPair(port);
+    const { server, client } = await tcpPair(pair, apps, port);
     const p0 = await probe.collect([]);
     await client.cmd('every 2 1000 200', /^done/, 20000);
     await server.waitLine(/^read 200000$/, 5000, 0);
@@ -125,7 +114,7 @@ test('slow events: tuple, direction, size, interface (1 µs threshold)', async (
     counterThresholdsMs: [0.001, 100],
     rateLimit: 0,
   });
-  const { server, client } = await tcpPair(7203);
+  const { server, client } = await tcpPair(pair, apps, 7203);
   await client.cmd('every 5 500 20', /^done/, 10000);
   await server.waitLine(/^read 10000$/, 5000, 0);
   const port = (e: (typeof ctx.events)[number]) =>

@@ -16,29 +16,33 @@ function batch(from: number, n: number, badKey = false): Float64Array {
   return Float64Array.from(d);
 }
 
-test('direct export: batch-size requests, exact outcomes, a rejected batch counted once', async () => {
-  const rx = await startOtlpReceiver();
-  let sent = 0;
-  let lost = 0;
+/** A DirectLogExport to `endpoint` (OTLP/HTTP protobuf), counting the records its requests sent and lost. */
+async function directExport(
+  endpoint: string,
+  o: { timeoutMs: number; maxQueueSize: number; maxExportBatchSize: number },
+): Promise<{ exp: DirectLogExport; counts: { sent: number; lost: number } }> {
+  const counts = { sent: 0, lost: 0 };
   const exp = await DirectLogExport.create(
-    {
-      protocol: 'http/protobuf',
-      endpoint: rx.httpEndpoint,
-      headers: {},
-      timeoutMs: 10_000,
-      maxQueueSize: 10_000,
-      maxExportBatchSize: 4,
-      scheduledDelayMs: 60_000,
-    },
+    { protocol: 'http/protobuf', endpoint, headers: {}, scheduledDelayMs: 60_000, ...o },
     { resource: { 'service.name': 'podnet' }, scopeName: 'podnet', scopeVersion: '1' },
     {
       onResult: (ok, n) => {
-        if (ok) sent += n;
-        else lost += n;
+        if (ok) counts.sent += n;
+        else counts.lost += n;
       },
       onQueueFull: () => assert.fail('queue full'),
     },
   );
+  return { exp, counts };
+}
+
+test('direct export: batch-size requests, exact outcomes, a rejected batch counted once', async () => {
+  const rx = await startOtlpReceiver();
+  const { exp, counts } = await directExport(rx.httpEndpoint, {
+    timeoutMs: 10_000,
+    maxQueueSize: 10_000,
+    maxExportBatchSize: 4,
+  });
   try {
     const obs: [number, number] = [1_796_000_001, 0];
     exp.push(batch(0, 3), [], 3, TABLE, obs);
@@ -46,9 +50,9 @@ test('direct export: batch-size requests, exact outcomes, a rejected batch count
     exp.push(batch(10, 2, true), [], 2, TABLE, obs); // rejected: with the 2 the open request held
     exp.push(batch(12, 5), [], 5, TABLE, obs);
     await exp.forceFlush();
-    assert.equal(lost, 4);
-    assert.equal(sent, 3 + 7 - 2 + 5);
-    assert.equal(rx.logsReceived, sent);
+    assert.equal(counts.lost, 4);
+    assert.equal(counts.sent, 3 + 7 - 2 + 5);
+    assert.equal(rx.logsReceived, counts.sent);
     assert.deepEqual(rx.requests.get('logs http/protobuf'), 4); // 4 + 4, then 4 + 1 of the last batch
     // Two requests may be in flight at once (log-export-direct.ts MAX_IN_FLIGHT): arrival order across
     // requests is the network's; each record once.
@@ -62,28 +66,12 @@ test('direct export: batch-size requests, exact outcomes, a rejected batch count
 
 test('direct export: requests written into the buffers of earlier ones (after their success) arrive whole; a stalled backend in between', async () => {
   const rx = await startOtlpReceiver();
-  let sent = 0;
-  let lost = 0;
   const BATCH = 1500; // ~150 KB per request: large enough for its buffer to be kept (protobuf/logs.ts)
-  const exp = await DirectLogExport.create(
-    {
-      protocol: 'http/protobuf',
-      endpoint: rx.httpEndpoint,
-      headers: {},
-      timeoutMs: 1500,
-      maxQueueSize: 100_000,
-      maxExportBatchSize: BATCH,
-      scheduledDelayMs: 60_000,
-    },
-    { resource: { 'service.name': 'podnet' }, scopeName: 'podnet', scopeVersion: '1' },
-    {
-      onResult: (ok, n) => {
-        if (ok) sent += n;
-        else lost += n;
-      },
-      onQueueFull: () => assert.fail('queue full'),
-    },
-  );
+  const { exp, counts } = await directExport(rx.httpEndpoint, {
+    timeoutMs: 1500,
+    maxQueueSize: 100_000,
+    maxExportBatchSize: BATCH,
+  });
   const obs: [number, number] = [1_796_000_001, 0];
   let seq = 0;
   /** `requests` requests' worth of records in chunks of 300, yielding to I/O between chunks. */
@@ -101,17 +89,17 @@ test('direct export: requests written into the buffers of earlier ones (after th
     exp.push(batch(seq, 4 * BATCH), [], 4 * BATCH, TABLE, obs);
     seq += 4 * BATCH;
     await exp.forceFlush();
-    assert.equal(sent, 12 * BATCH);
+    assert.equal(counts.sent, 12 * BATCH);
     rx.stall();
     const stalledFrom = seq;
     await feed(2);
     await exp.forceFlush(); // both time out: lost
     rx.unstall();
-    assert.equal(lost, 2 * BATCH);
+    assert.equal(counts.lost, 2 * BATCH);
     const stalledTo = seq;
     await feed(6);
     await exp.forceFlush();
-    assert.equal(sent, 18 * BATCH);
+    assert.equal(counts.sent, 18 * BATCH);
     assert.deepEqual(rx.decodeErrors, []);
     const got = rx.logs.map((l) => Number(l.attributes['podnet.test.seq'])).sort((a, b) => a - b);
     const want = Array.from({ length: seq }, (_, i) => i).filter((i) => i < stalledFrom || i >= stalledTo);
