@@ -17,7 +17,7 @@ import { GCProfiler } from 'node:v8';
 import type { ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { TCP_STATES } from '../../receiver/netlink/sock-diag.ts';
+import { combos } from '../lib/attribute-combos.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 
 const { values: o } = parseArgs({
@@ -31,18 +31,6 @@ const sizes = o.sizes.split(',').map(Number);
 const runs = Number(o.runs);
 const HERE = new URL('../../', import.meta.url).pathname;
 const gc = (globalThis as { gc?: () => void }).gc;
-
-/** Typical values per attribute key (one value for keys not listed). */
-const VALUES: Record<string, readonly (string | number)[]> = {
-  'network.connection.state': TCP_STATES.slice(1, 12),
-  'network.io.direction': ['receive', 'transmit'],
-  'network.type': ['ipv4', 'ipv6'],
-  'podnet.io.operation': ['read', 'write'],
-  'disk.io.direction': ['read', 'write'],
-  'network.interface.name': ['eth0'],
-};
-/** Declared attributes the default probes do not put on points (summed over CPUs by default). */
-const UNUSED = new Set(['cpu.logical_number']);
 
 // biome-ignore lint/suspicious/noExplicitAny: modules of another checkout.
 type Module = any;
@@ -74,16 +62,6 @@ for (const spec of o.root ?? [`current=${HERE}`]) {
       entityResources: await import(`${r}receiver/otel/entity-resources.ts`),
     },
   });
-}
-
-function combos(attrs: readonly string[]): Array<Record<string, string | number>> {
-  let out: Array<Record<string, string | number>> = [{}];
-  for (const k of attrs) {
-    if (UNUSED.has(k)) continue;
-    const vs = VALUES[k] ?? [`${k.split('.').at(-1)}-0`];
-    out = out.flatMap((a) => vs.map((v) => ({ ...a, [k]: v })));
-  }
-  return out;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: see Root.
