@@ -9,6 +9,10 @@
 // state, its callbacks) and its deflate state (~256 KB, reported to V8 as external memory) brings garbage
 // collections forward: on a host-only agent scraped every second it was more CPU than the collection itself
 // (benchmarks/suite/node-exporter.ts --profile). One gzipSync of a small body is a fraction of that.
+// Keeping one deflate state for the whole bodies instead (a long-lived zlib.Gzip made with `flush: Z_FINISH`,
+// one write per body, `reset()` after: the only public way) measured more CPU, not less: the deflate moves to
+// libuv's threadpool and each response pays a round trip and one more event-loop wake-up (docs/receiver.md,
+// the like-for-like account, sixth pass).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Writable } from 'node:stream';
 import { constants, createGzip, type Gzip, gzipSync } from 'node:zlib';
