@@ -18,6 +18,7 @@ import { type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, max, median, min, pctChange, sleep } from '../lib/stats.ts';
+import { HOOK_HEADERS, hookTable } from './datapath-hooks.ts';
 import { type BpfRun, measureKernelTime, printStatsAB } from './datapath-stats.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
@@ -38,6 +39,8 @@ const { values: o } = parseArgs({
     'stats-reps': { type: 'string' },
     /** The variant of the --base A/B: all (default) or default. */
     'stats-variant': { type: 'string' },
+    /** With --base: base-first (default) or this-first in each rep (run both: the second reads dearer). */
+    'stats-order': { type: 'string' },
   },
 });
 const statsOnly = o['stats-only'] ?? false;
@@ -45,6 +48,9 @@ const statsReps = Number(o['stats-reps'] ?? 1);
 const statsVariant = o['stats-variant'] ?? 'all';
 if (statsVariant !== 'all' && statsVariant !== 'default')
   throw new Error(`--stats-variant: "all" or "default", not "${statsVariant}"`);
+const statsOrder = o['stats-order'] ?? 'base-first';
+if (statsOrder !== 'base-first' && statsOrder !== 'this-first')
+  throw new Error(`--stats-order: "base-first" or "this-first", not "${statsOrder}"`);
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const seconds = Number(o.seconds ?? (o.quick ? 1 : 5));
 const settleMs = Number(o.settle ?? (o.quick ? 0 : 2)) * 1000;
@@ -190,6 +196,7 @@ try {
     reps: statsReps,
     base: o.base,
     abVariant: statsVariant,
+    order: statsOrder,
     config: (variant) => config(variant, env.endpoint),
     iperf,
   });
@@ -280,6 +287,19 @@ const bpfTable: Table = {
       b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
     ]),
 };
+// Where the "all probes" BPF time goes, hook by hook (a chain's members are inside its head's time).
+const hookTables: Table[] = (['tcp', 'udp', 'udp-paced'] as const).flatMap((proto) => {
+  const t = hookTable(bpfRuns, 'this', 'all', proto);
+  if (t.rows.length === 0) return [];
+  const label = proto === 'udp-paced' ? 'UDP 300 Mbit/s' : proto === 'udp' ? 'UDP flood' : 'TCP';
+  return [
+    {
+      title: `All probes, ${label}: BPF time per hook per ${proto === 'tcp' ? '1,448-byte segment' : 'datagram sent'} (empty-program floor ${fmt(t.floorNs, 0)} ns per dispatch)`,
+      headers: [...HOOK_HEADERS],
+      rows: t.rows,
+    },
+  ];
+});
 const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
   const name = variant === 'default' ? 'default probes' : 'all probes';
   const per = PROTOS.map((p) => {
@@ -329,7 +349,7 @@ emitSection({
     `Probes in "all": ${probeStates.get('all') ?? '–'}.`,
     'Ratio = variant throughput / baseline throughput of the same round (received bits/s); the change column is its median and range. podnet CPU = its utime + stime during the iperf3 run (collection interval 10 s, the default, so a run sees about one collection; the eBPF handlers run in softirq/process context and show up as throughput, not as podnet CPU).',
   ],
-  tables: [table, bpfTable],
+  tables: [table, bpfTable, ...hookTables],
   targets: [...tgt('default', 1), ...tgt('all', 3)],
   notes: [
     'A throughput change smaller than the round-to-round spread of the baseline is noise on this shared 2-core machine: compare the range column with the target.',
