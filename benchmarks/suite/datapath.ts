@@ -10,7 +10,10 @@
 //       A/B of the kernel time only: "all probes" of another checkout (a worktree of the baseline
 //       commit) and of this one, interleaved (base, this, base, this, ...), with the per-program
 //       ns per run of both; exits non-zero when a run fails. --stats-variant default: the same A/B for
-//       the default probes instead of "all".
+//       the default probes instead of "all". --stats-order this-first: this checkout first in each
+//       pair (run both orders: the second of a pair read dearer). --perf: then per tree one TCP and one
+//       UDP-flood transfer under `perf record -a -g` with BPF_STATS off (benchmarks/suite/datapath-perf.ts):
+//       iperf3's samples per BPF program (a chain's members apart) and in the dispatch.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
@@ -19,7 +22,8 @@ import { CpuWindow } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, max, median, min, pctChange, sleep } from '../lib/stats.ts';
 import { HOOK_HEADERS, hookTable } from './datapath-hooks.ts';
-import { type BpfRun, measureKernelTime, printStatsAB } from './datapath-stats.ts';
+import { measurePerf, type PerfSplit, printPerf } from './datapath-perf.ts';
+import { type BpfRun, type KernelTimeOptions, measureKernelTime, printStatsAB } from './datapath-stats.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
 const { startCriEnv } = await import('../../test/env/cri/index.ts');
@@ -41,6 +45,8 @@ const { values: o } = parseArgs({
     'stats-variant': { type: 'string' },
     /** With --base: base-first (default) or this-first in each rep (run both: the second reads dearer). */
     'stats-order': { type: 'string' },
+    /** Then one TCP and one UDP-flood transfer per tree under perf record -a -g, BPF_STATS off. */
+    perf: { type: 'boolean', default: false },
   },
 });
 const statsOnly = o['stats-only'] ?? false;
@@ -102,6 +108,7 @@ const env = await startCriEnv();
 let server: ChildProcess | undefined;
 const runs: Run[] = [];
 const bpfRuns: BpfRun[] = [];
+const perfSplits: PerfSplit[] = [];
 const lostPaced: number[] = [];
 const probeStates = new Map<Variant, string>();
 let podnetCommand = '';
@@ -187,7 +194,7 @@ try {
       }
     }
   }
-  const k = await measureKernelTime({
+  const kt: KernelTimeOptions = {
     serverIp: srvPod.ip,
     clientPid: cliPod.pid,
     port: PORT,
@@ -199,15 +206,18 @@ try {
     order: statsOrder,
     config: (variant) => config(variant, env.endpoint),
     iperf,
-  });
+  };
+  const k = await measureKernelTime(kt);
   bpfRuns.push(...k.runs);
   lostPaced.push(...k.lostPaced);
+  if (o.perf) perfSplits.push(...(await measurePerf(kt)));
 } finally {
   server?.kill('SIGTERM');
   await env.teardown();
 }
 
 printStatsAB(bpfRuns, o.base !== undefined, o.base !== undefined ? statsVariant : 'all');
+if (perfSplits.length > 0) printPerf(perfSplits);
 if (statsOnly) process.exit(0);
 
 const rows: (string | number)[][] = [];
