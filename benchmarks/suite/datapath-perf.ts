@@ -25,7 +25,8 @@ export interface PerfSplit {
   /** Samples of iperf3 (client + server). */
   total: number;
   dispatch: number;
-  /** The dispatch samples by hook (the tracepoint of its __bpf_trace_<tp> frame; tc ingress / egress). */
+  /** The dispatch samples by hook: tc ingress / egress, the tracepoint's __bpf_trace_<tp> frame, else the
+   * function that fired it (the frame below the dispatch). */
   dispatchByHook: Map<string, number>;
   /** Program name → samples with it innermost on the stack. */
   progs: Map<string, number>;
@@ -59,10 +60,13 @@ export function splitSamples(
         prog = m[1];
         break; // leaf first: the innermost program
       }
-      if (DISPATCH.test(sym)) disp = true;
-      if (disp && !hook) {
+      if (DISPATCH.test(sym)) {
+        disp = true;
         const t = /^__bpf_trace_(\w+)$/.exec(sym) ?? /^sch_handle_(ingress|egress)/.exec(sym);
-        if (t) hook = sym.startsWith('sch_') ? `tc ${t[1]}` : t[1];
+        if (t && !hook) hook = sym.startsWith('sch_') ? `tc ${t[1]}` : t[1];
+      } else if (disp && !hook) {
+        // __bpf_trace_<tp> is tail-called away on this kernel: name the function that fired the hook
+        hook = `called from ${sym}`;
       }
     }
     if (prog) progs.set(prog, (progs.get(prog) ?? 0) + 1);
