@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPodnet } from '../lib/podnet.ts';
+import type { Table } from '../lib/results.ts';
 import { fmt, sleep } from '../lib/stats.ts';
 import { progLayout } from './datapath-hooks.ts';
 import type { KernelTimeOptions } from './datapath-stats.ts';
@@ -193,4 +194,41 @@ export function printPerf(splits: readonly PerfSplit[]): void {
     const disp = [...s.dispatchByHook].sort((a, b) => b[1] - a[1]).map(([h, n]) => `${h} ${pct(n)}`);
     console.log(`    dispatch by hook: ${disp.join(', ')}`);
   }
+}
+
+/** The report's tables: this checkout's split per protocol (hooks by share, then dispatch and totals). */
+export function perfTables(splits: readonly PerfSplit[]): Table[] {
+  return splits
+    .filter((s) => s.tree === 'this')
+    .map((s) => {
+      const pct = (n: number) => `${fmt((n / s.total) * 100, 2)} %`;
+      const byHook = new Map<string, [string, number][]>();
+      let podnet = 0;
+      for (const [name, n] of s.progs) {
+        const hook = s.hooks.get(name);
+        if (!hook) continue;
+        podnet += n;
+        byHook.set(hook, [...(byHook.get(hook) ?? []), [name, n]]);
+      }
+      const rows: string[][] = [...byHook]
+        .map(([hook, progs]) => ({ hook, progs, n: sum(new Map(progs)) }))
+        .sort((a, b) => b.n - a.n)
+        .map(({ hook, progs, n }) => [
+          hook,
+          pct(n),
+          progs
+            .sort((a, b) => b[1] - a[1])
+            .map(([p, c]) => `${p} ${pct(c)}`)
+            .join(', '),
+        ]);
+      rows.push(
+        ['(dispatch: the call into BPF, outside any program)', pct(s.dispatch), '–'],
+        ['(podnet’s programs + dispatch)', pct(podnet + s.dispatch), `${s.total} iperf3 samples`],
+      );
+      return {
+        title: `All probes, ${s.proto === 'udp' ? 'UDP flood' : 'TCP'}: perf samples of iperf3 (client + server) in podnet’s BPF, BPF_STATS off${s.statsOn ? ' (it was on: another process held it)' : ''}`,
+        headers: ['hook', 'share of iperf3’s CPU', 'programs (a chain’s members apart)'],
+        rows,
+      };
+    });
 }

@@ -22,7 +22,7 @@ import { CpuWindow } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, max, median, min, pctChange, sleep } from '../lib/stats.ts';
 import { HOOK_HEADERS, hookTable } from './datapath-hooks.ts';
-import { measurePerf, type PerfSplit, printPerf } from './datapath-perf.ts';
+import { measurePerf, type PerfSplit, perfTables, printPerf } from './datapath-perf.ts';
 import { type BpfRun, type KernelTimeOptions, measureKernelTime, printStatsAB } from './datapath-stats.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
@@ -359,9 +359,15 @@ emitSection({
     `Probes in "all": ${probeStates.get('all') ?? '–'}.`,
     'Ratio = variant throughput / baseline throughput of the same round (received bits/s); the change column is its median and range. podnet CPU = its utime + stime during the iperf3 run (collection interval 10 s, the default, so a run sees about one collection; the eBPF handlers run in softirq/process context and show up as throughput, not as podnet CPU).',
   ],
-  tables: [table, bpfTable, ...hookTables],
+  tables: [table, bpfTable, ...hookTables, ...perfTables(perfSplits)],
   targets: [...tgt('default', 1), ...tgt('all', 3)],
   notes: [
+    'Per hook (BPF_STATS): the programs on each hook from podnet’s /status. A tail call is not a run of its own in this accounting (the callee’s time lands in its caller’s), so a chain (a → b) is one dispatch whose time is the whole chain’s; “program bodies” counts each member. “Above the empty-program floor” = the hook’s time minus its dispatches × the floor’s ns per run: what cheaper bodies could still remove; the rest only fewer dispatches can.',
+    ...(perfSplits.length > 0
+      ? [
+          'perf tables (`--perf`, benchmarks/suite/datapath-perf.ts): one more TCP and UDP-flood transfer with BPF_STATS off under `perf record -a -g`; each sample of iperf3 is charged to the innermost BPF program on its stack (tail-called programs have their own JIT symbols, so a chain’s members are told apart), else to the dispatch when a tracepoint runner or trampoline is on the stack. TC/TCX dispatch is inlined into the network stack here and is not separable by symbol (it stays in “the rest”). perf samples with cpu-clock in this VM (no PMU): code run with interrupts off is charged where they are re-enabled, so hooks that fire with interrupts off (softirq_raise) read low.',
+        ]
+      : []),
     'A throughput change smaller than the round-to-round spread of the baseline is noise on this shared 2-core machine: compare the range column with the target.',
     ...(() => {
       const lost = median(
