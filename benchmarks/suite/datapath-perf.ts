@@ -4,9 +4,9 @@
 // the CPU the row's denominator counts) is charged to the innermost BPF program on its stack (a tail-called
 // program has its own JIT symbol, so a chain's members are told apart, which BPF_STATS cannot do), else to
 // the dispatch (the tracepoint's or TCX's call into BPF, the trampolines) when one is on the stack, else to
-// the rest of the transfer. Needs net.core.bpf_jit_kallsyms=1 (checked) for the bpf_prog_<tag>_<name> symbols.
+// the rest of the transfer. net.core.bpf_jit_kallsyms is 1 during the phase (the bpf_prog_<tag>_<name> symbols).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPodnet } from '../lib/podnet.ts';
@@ -15,6 +15,7 @@ import { fmt, sleep } from '../lib/stats.ts';
 import { progLayout } from './datapath-hooks.ts';
 import type { KernelTimeOptions } from './datapath-stats.ts';
 
+const KALLSYMS = '/proc/sys/net/core/bpf_jit_kallsyms';
 const PROG = /^bpf_prog_[0-9a-f]{16}_(\w+)$/;
 /** Frames of the call into BPF (not inside a program): tracepoint runners, trampolines, TC/TCX. */
 const DISPATCH =
@@ -90,8 +91,9 @@ function allRunCounts(): number {
 
 /** One transfer per protocol and tree under `perf record -a -g` (BPF_STATS off), "all probes". */
 export async function measurePerf(o: KernelTimeOptions, freq = 2999): Promise<PerfSplit[]> {
-  if (readFileSync('/proc/sys/net/core/bpf_jit_kallsyms', 'utf8').trim() !== '1')
-    throw new Error('--perf needs net.core.bpf_jit_kallsyms=1 (the programs have no symbols otherwise)');
+  // the programs have no symbols without it: turned on for the phase, put back after
+  const kallsyms = readFileSync(KALLSYMS, 'utf8').trim();
+  if (kallsyms !== '1') writeFileSync(KALLSYMS, '1');
   const dir = mkdtempSync(join(tmpdir(), 'pn-dp-perf-'));
   const out: PerfSplit[] = [];
   const trees: ('this' | 'base')[] = o.base
@@ -149,6 +151,7 @@ export async function measurePerf(o: KernelTimeOptions, freq = 2999): Promise<Pe
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    if (kallsyms !== '1') writeFileSync(KALLSYMS, kallsyms);
   }
   return out;
 }
