@@ -15,7 +15,7 @@ build_pkgs="clang llvm libbpf-dev bpftool"
 # Debian 6.1 kernel VM (qemu; test/env/vm — its kernel package is downloaded, never installed).
 test_pkgs="containerd runc containernetworking-plugins busybox-static prometheus prometheus-node-exporter \
 iperf3 nftables conntrack tmux file curl strace libcap2-bin util-linux procps debootstrap zsh tcpdump tshark \
-dnsmasq-base unbound bind9 bind9-dnsutils qemu-system-x86"
+dnsmasq-base unbound bind9 bind9-dnsutils qemu-system-x86 linux-perf"
 
 case "$mode" in
   runtime) want="$runtime_pkgs" ;;

@@ -21,7 +21,8 @@ export const BENCHES: readonly Bench[] = [
     id: 'datapath',
     title: 'Data-path overhead',
     file: 'benchmarks/suite/datapath.ts',
-    args: [],
+    // --perf: where the all-probes BPF time goes with BPF_STATS off (benchmarks/suite/datapath-perf.ts)
+    args: ['--perf'],
     quickArgs: ['--quick'],
     suite: true,
     timeoutS: 1800,

@@ -7,6 +7,7 @@ import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { enableRunTimeStats } from '../../receiver/bpf/stats.ts';
 import { startPodnet } from '../lib/podnet.ts';
 import { fmt, median, sleep } from '../lib/stats.ts';
+import { type ProgLayout, printHooks, progLayout } from './datapath-hooks.ts';
 
 /** Sum of run_time_ns / run_cnt over the BPF programs held by `pid` (bpftool prog show → pids). */
 interface BpftoolProg {
@@ -80,6 +81,8 @@ export interface BpfRun {
   all: [string, number, number][];
   /** Empty programs on net_dev_queue and sk_data_ready during the run (receiver/bpf/selftest/null.bpf.c). */
   floor: { runs: number; ns: number };
+  /** podnet's programs by hook, from its /status (chain order: receiver/bpf/hook-chain.ts). */
+  layout: ProgLayout[];
 }
 
 /** The empty programs: attached by this process for the kernel-time phase (their floor per run). */
@@ -97,6 +100,8 @@ export interface KernelTimeOptions {
   readonly base: string | undefined;
   /** The variant of the A/B with --base (--stats-variant, default "all"). */
   readonly abVariant?: 'default' | 'all';
+  /** With --base: which tree runs first in each rep (--stats-order; the second of a pair read dearer). */
+  readonly order?: 'base-first' | 'this-first';
   readonly config: (variant: 'default' | 'all') => Record<string, unknown>;
   readonly iperf: (netnsPid: number, args: string[]) => Promise<string>;
 }
@@ -122,8 +127,11 @@ export async function measureKernelTime(
     for (let rep = 1; rep <= o.reps; rep++) {
       if (!o.base) plan.push({ tree: 'this', variant: 'default', rep });
       const ab = o.abVariant ?? 'all';
-      if (o.base) plan.push({ tree: 'base', variant: ab, rep });
-      plan.push({ tree: 'this', variant: o.base ? ab : 'all', rep });
+      const pair: { tree: 'this' | 'base'; variant: 'default' | 'all'; rep: number }[] = [];
+      if (o.base) pair.push({ tree: 'base', variant: ab, rep });
+      pair.push({ tree: 'this', variant: o.base ? ab : 'all', rep });
+      if (o.order === 'this-first') pair.reverse();
+      plan.push(...pair);
     }
     for (const { tree, variant, rep } of plan) {
       const podnet = await startPodnet({
@@ -137,6 +145,7 @@ export async function measureKernelTime(
           await sleep(200);
         }
         await sleep(settleMs);
+        const layout = progLayout(await podnet.status());
         // Plus UDP paced at 300 Mbit/s, which the receiver absorbs without drops: the healthy-path case.
         for (const proto of ['tcp', 'udp', 'udp-paced'] as const) {
           const args = ['-c', srvIp, '-p', String(o.port), '-t', String(seconds), '-J'];
@@ -177,6 +186,7 @@ export async function measureKernelTime(
               .slice(0, 4),
             all: perProg,
             floor: { runs: f1.runs - f0.runs, ns: f1.ns - f0.ns },
+            layout,
           };
           if (!(run.iperfCpuS > 0) || !(run.bytes > 0))
             throw new Error(`iperf3 ${proto}: no CPU or bytes reported`);
@@ -265,4 +275,5 @@ export function printStatsAB(
     });
     console.log(`    ${'(all programs)'.padEnd(18)} ${totals.join('   ')}`);
   }
+  printHooks(bpfRuns, trees, variant);
 }

@@ -10,7 +10,10 @@
 //       A/B of the kernel time only: "all probes" of another checkout (a worktree of the baseline
 //       commit) and of this one, interleaved (base, this, base, this, ...), with the per-program
 //       ns per run of both; exits non-zero when a run fails. --stats-variant default: the same A/B for
-//       the default probes instead of "all".
+//       the default probes instead of "all". --stats-order this-first: this checkout first in each
+//       pair (run both orders: the second of a pair read dearer). --perf: then per tree one TCP and one
+//       UDP-flood transfer under `perf record -a -g` with BPF_STATS off (benchmarks/suite/datapath-perf.ts):
+//       iperf3's samples per BPF program (a chain's members apart) and in the dispatch.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { probeSpecs } from '../../probes/registry.ts';
@@ -18,7 +21,9 @@ import { type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { CpuWindow } from '../lib/proc.ts';
 import { emitSection, type Table, type Target } from '../lib/results.ts';
 import { fmt, max, median, min, pctChange, sleep } from '../lib/stats.ts';
-import { type BpfRun, measureKernelTime, printStatsAB } from './datapath-stats.ts';
+import { HOOK_HEADERS, hookTable } from './datapath-hooks.ts';
+import { measurePerf, type PerfSplit, perfTables, printPerf } from './datapath-perf.ts';
+import { type BpfRun, type KernelTimeOptions, measureKernelTime, printStatsAB } from './datapath-stats.ts';
 
 process.env['PODNET_LOG_LEVEL'] ??= 'warn';
 const { startCriEnv } = await import('../../test/env/cri/index.ts');
@@ -38,6 +43,10 @@ const { values: o } = parseArgs({
     'stats-reps': { type: 'string' },
     /** The variant of the --base A/B: all (default) or default. */
     'stats-variant': { type: 'string' },
+    /** With --base: base-first (default) or this-first in each rep (run both: the second reads dearer). */
+    'stats-order': { type: 'string' },
+    /** Then one TCP and one UDP-flood transfer per tree under perf record -a -g, BPF_STATS off. */
+    perf: { type: 'boolean', default: false },
   },
 });
 const statsOnly = o['stats-only'] ?? false;
@@ -45,6 +54,9 @@ const statsReps = Number(o['stats-reps'] ?? 1);
 const statsVariant = o['stats-variant'] ?? 'all';
 if (statsVariant !== 'all' && statsVariant !== 'default')
   throw new Error(`--stats-variant: "all" or "default", not "${statsVariant}"`);
+const statsOrder = o['stats-order'] ?? 'base-first';
+if (statsOrder !== 'base-first' && statsOrder !== 'this-first')
+  throw new Error(`--stats-order: "base-first" or "this-first", not "${statsOrder}"`);
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const seconds = Number(o.seconds ?? (o.quick ? 1 : 5));
 const settleMs = Number(o.settle ?? (o.quick ? 0 : 2)) * 1000;
@@ -96,6 +108,7 @@ const env = await startCriEnv();
 let server: ChildProcess | undefined;
 const runs: Run[] = [];
 const bpfRuns: BpfRun[] = [];
+const perfSplits: PerfSplit[] = [];
 const lostPaced: number[] = [];
 const probeStates = new Map<Variant, string>();
 let podnetCommand = '';
@@ -181,7 +194,7 @@ try {
       }
     }
   }
-  const k = await measureKernelTime({
+  const kt: KernelTimeOptions = {
     serverIp: srvPod.ip,
     clientPid: cliPod.pid,
     port: PORT,
@@ -190,17 +203,21 @@ try {
     reps: statsReps,
     base: o.base,
     abVariant: statsVariant,
+    order: statsOrder,
     config: (variant) => config(variant, env.endpoint),
     iperf,
-  });
+  };
+  const k = await measureKernelTime(kt);
   bpfRuns.push(...k.runs);
   lostPaced.push(...k.lostPaced);
+  if (o.perf) perfSplits.push(...(await measurePerf(kt)));
 } finally {
   server?.kill('SIGTERM');
   await env.teardown();
 }
 
 printStatsAB(bpfRuns, o.base !== undefined, o.base !== undefined ? statsVariant : 'all');
+if (perfSplits.length > 0) printPerf(perfSplits);
 if (statsOnly) process.exit(0);
 
 const rows: (string | number)[][] = [];
@@ -280,6 +297,19 @@ const bpfTable: Table = {
       b.top.map(([n, ms, ns]) => `${n} ${fmt(ms, 1)} (${fmt(ns, 0)})`).join(', '),
     ]),
 };
+// Where the "all probes" BPF time goes, hook by hook (a chain's members are inside its head's time).
+const hookTables: Table[] = (['tcp', 'udp', 'udp-paced'] as const).flatMap((proto) => {
+  const t = hookTable(bpfRuns, 'this', 'all', proto);
+  if (t.rows.length === 0) return [];
+  const label = proto === 'udp-paced' ? 'UDP 300 Mbit/s' : proto === 'udp' ? 'UDP flood' : 'TCP';
+  return [
+    {
+      title: `All probes, ${label}: BPF time per hook per ${proto === 'tcp' ? '1,448-byte segment' : 'datagram sent'} (empty-program floor ${fmt(t.floorNs, 0)} ns per dispatch)`,
+      headers: [...HOOK_HEADERS],
+      rows: t.rows,
+    },
+  ];
+});
 const tgt = (variant: 'default' | 'all', limit: number): Target[] => {
   const name = variant === 'default' ? 'default probes' : 'all probes';
   const per = PROTOS.map((p) => {
@@ -329,9 +359,15 @@ emitSection({
     `Probes in "all": ${probeStates.get('all') ?? '–'}.`,
     'Ratio = variant throughput / baseline throughput of the same round (received bits/s); the change column is its median and range. podnet CPU = its utime + stime during the iperf3 run (collection interval 10 s, the default, so a run sees about one collection; the eBPF handlers run in softirq/process context and show up as throughput, not as podnet CPU).',
   ],
-  tables: [table, bpfTable],
+  tables: [table, bpfTable, ...hookTables, ...perfTables(perfSplits)],
   targets: [...tgt('default', 1), ...tgt('all', 3)],
   notes: [
+    'Per hook (BPF_STATS): the programs on each hook from podnet’s /status. A tail call is not a run of its own in this accounting (the callee’s time lands in its caller’s), so a chain (a → b) is one dispatch whose time is the whole chain’s; “program bodies” counts each member. “Above the empty-program floor” = the hook’s time minus its dispatches × the floor’s ns per run: what cheaper bodies could still remove; the rest only fewer dispatches can.',
+    ...(perfSplits.length > 0
+      ? [
+          'perf tables (`--perf`, benchmarks/suite/datapath-perf.ts): one more TCP and UDP-flood transfer with BPF_STATS off under `perf record -a -g`; each sample of iperf3 is charged to the innermost BPF program on its stack (tail-called programs have their own JIT symbols, so a chain’s members are told apart), else to the dispatch when a tracepoint runner or trampoline is on the stack. TC/TCX dispatch is inlined into the network stack here and is not separable by symbol (it stays in “the rest”). perf samples with cpu-clock in this VM (no PMU): code run with interrupts off is charged where they are re-enabled, so hooks that fire with interrupts off (softirq_raise) read low.',
+        ]
+      : []),
     'A throughput change smaller than the round-to-round spread of the baseline is noise on this shared 2-core machine: compare the range column with the target.',
     ...(() => {
       const lost = median(
