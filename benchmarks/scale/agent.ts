@@ -24,6 +24,7 @@ import { Agent } from '../../receiver/agent/agent.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from '../../receiver/pods/entity.ts';
 import { EntityRegistry } from '../../receiver/pods/index.ts';
+import { startAllocationSampling } from '../lib/alloc-sample.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -46,6 +47,11 @@ const { values: o } = parseArgs({
      * the disabled ones instead of the store dropping their points.
      */
     'metrics-arg': { type: 'boolean', default: false },
+    /**
+     * Sample the measured collections' allocations (the inspector's sampling heap profiler, objects the
+     * GC has collected included) and print the top allocating functions by bytes per collection.
+     */
+    'alloc-sample': { type: 'boolean', default: false },
   },
 });
 const sizes = o.sizes.split(',').map(Number);
@@ -273,6 +279,7 @@ try {
       const wall: number[] = [];
       const allocMb: number[] = [];
       const gcMs: number[] = [];
+      const sampler = o['alloc-sample'] ? await startAllocationSampling() : undefined;
       for (let i = 0; i < runs; i++) {
         const c0 = cpuMs();
         const w0 = performance.now();
@@ -282,6 +289,7 @@ try {
         allocMb.push(a.mb);
         gcMs.push(a.gcMs);
       }
+      if (sampler) console.log(await sampler.stop(runs));
       const series = agent.pipeline.store.seriesCount();
       // Per probe: collect + store update, each alone (CPU of the whole process).
       const perProbe: Record<string, { median: number; min: number; max: number }> = {};

@@ -10,7 +10,7 @@
 //
 //   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick] [--help]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,7 @@ const USAGE = `usage: node benchmarks/suite/scale.ts [options]
   --profile           one more run at the largest size under node --cpu-prof (default without --quick);
   --no-profile        none (e.g. for an A/B of runtime settings)
   --prefix NAME       name prefix of the netns this run creates (default pnk<pid>s)
+  --keep-profile DIR  copy the profiling run's .cpuprofile into DIR (with the window's start and end, µs)
   --variant NAME=ROOT[;env:K=V][;node:FLAG]...
                       run podnet in several variants at each size, one after another over the same
                       netns (ROOT = a checkout of podnet, . = this one); repeatable
@@ -44,6 +45,8 @@ const options = {
   profile: { type: 'boolean' },
   /** Name prefix of the netns this run creates (default pnk<pid>s). */
   prefix: { type: 'string' },
+  /** Keep the profiling run's .cpuprofile (copied into DIR, named after the variant and the window). */
+  'keep-profile': { type: 'string' },
   /**
    * Run podnet in several variants at each size, one after another over the same netns:
    * NAME=ROOT[;env:K=V][;node:FLAG]... (ROOT = a checkout of podnet, e.g. a git worktree of a baseline;
@@ -245,6 +248,11 @@ try {
         if (file) {
           const prof = summarizeProfile(join(profDir, file), 15, [from, to]);
           profiles.push([variant.name, prof]);
+          if (o['keep-profile'])
+            copyFileSync(
+              join(profDir, file),
+              join(o['keep-profile'], `${variant.name}-${from}-${to}.cpuprofile`),
+            );
           rmSync(join(profDir, file));
           const exportAreas = prof.areas.filter(([a]) => EXPORT_AREAS.test(a));
           const exportMs = exportAreas.reduce((t, [, ms]) => t + ms, 0);
