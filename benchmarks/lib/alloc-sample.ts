@@ -18,17 +18,20 @@ function frameName(n: SampleNode): string {
   return `${f.functionName || '(anonymous)'} ${url}:${f.lineNumber + 1}`;
 }
 
-/** Starts sampling; `stop(runs)` returns a printable summary per run (bytes divided by `runs`). */
+/**
+ * Starts sampling; `stop(runs)` returns a printable summary per run (bytes divided by `runs`).
+ * `minorGcCollected: false` leaves out what scavenges collected (the rest was promoted or is alive).
+ */
 export async function startAllocationSampling(
-  intervalBytes = 32 * 1024,
+  opts: { intervalBytes?: number; minorGcCollected?: boolean } = {},
 ): Promise<{ stop: (runs: number) => Promise<string> }> {
   const session = new Session();
   session.connect();
   await session.post('HeapProfiler.enable');
   await session.post('HeapProfiler.startSampling', {
-    samplingInterval: intervalBytes,
+    samplingInterval: opts.intervalBytes ?? 32 * 1024,
     includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
+    includeObjectsCollectedByMinorGC: opts.minorGcCollected ?? true,
   });
   return {
     async stop(runs: number): Promise<string> {

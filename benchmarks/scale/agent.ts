@@ -48,10 +48,12 @@ const { values: o } = parseArgs({
      */
     'metrics-arg': { type: 'boolean', default: false },
     /**
-     * Sample the measured collections' allocations (the inspector's sampling heap profiler, objects the
-     * GC has collected included) and print the top allocating functions by bytes per collection.
+     * Sample the measured collections' allocations (the inspector's sampling heap profiler) and print the
+     * top allocating functions by bytes per collection: `all` (objects the GC has collected included) or
+     * `survivors` (left out: those a scavenge collected; what is left was promoted to the old space or is
+     * still alive — the garbage that costs mark-compacts).
      */
-    'alloc-sample': { type: 'boolean', default: false },
+    'alloc-sample': { type: 'string' },
   },
 });
 const sizes = o.sizes.split(',').map(Number);
@@ -279,7 +281,10 @@ try {
       const wall: number[] = [];
       const allocMb: number[] = [];
       const gcMs: number[] = [];
-      const sampler = o['alloc-sample'] ? await startAllocationSampling() : undefined;
+      const mode = o['alloc-sample'];
+      if (mode !== undefined && mode !== 'all' && mode !== 'survivors')
+        throw new Error(`--alloc-sample: all or survivors, not ${mode}`);
+      const sampler = mode ? await startAllocationSampling({ minorGcCollected: mode === 'all' }) : undefined;
       for (let i = 0; i < runs; i++) {
         const c0 = cpuMs();
         const w0 = performance.now();
