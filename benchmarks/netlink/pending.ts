@@ -19,7 +19,9 @@ const prefix = `pnpd${process.pid}s`;
 const RTNLGRP_LINK = 1;
 
 const names = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-execFileSync('ip', ['-force', '-batch', '-'], { input: `${names.map((x) => `netns add ${x}`).join('\n')}\n` });
+execFileSync('ip', ['-force', '-batch', '-'], {
+  input: `${names.map((x) => `netns add ${x}`).join('\n')}\n`,
+});
 const socks: NetlinkSocket[] = [];
 let failed = false;
 try {
@@ -60,6 +62,8 @@ try {
   );
 } finally {
   for (const s of socks) s.close();
-  execFileSync('ip', ['-force', '-batch', '-'], { input: `${names.map((x) => `netns del ${x}`).join('\n')}\n` });
+  execFileSync('ip', ['-force', '-batch', '-'], {
+    input: `${names.map((x) => `netns del ${x}`).join('\n')}\n`,
+  });
 }
 if (failed) process.exit(1);

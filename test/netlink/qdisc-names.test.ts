@@ -80,7 +80,7 @@ test('link names by collection: one poll(2) for all sockets, a rename noticed at
     // still arrive: collect until one collection finds both quiet.
     const deadline = Date.now() + 5000;
     for (;;) {
-      const { dumps } = names.stats;
+      const dumps: number = names.stats.dumps;
       const c = {};
       names.get(a, c);
       names.get(b, c);
