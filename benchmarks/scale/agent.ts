@@ -24,6 +24,7 @@ import { Agent } from '../../receiver/agent/agent.ts';
 import { serializePrometheus } from '../../receiver/otel/prometheus-text.ts';
 import type { Entity, EntityChange, EntitySource, PodIdentity } from '../../receiver/pods/entity.ts';
 import { EntityRegistry } from '../../receiver/pods/index.ts';
+import { startAllocationSampling } from '../lib/alloc-sample.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -46,6 +47,13 @@ const { values: o } = parseArgs({
      * the disabled ones instead of the store dropping their points.
      */
     'metrics-arg': { type: 'boolean', default: false },
+    /**
+     * Sample the measured collections' allocations (the inspector's sampling heap profiler) and print the
+     * top allocating functions by bytes per collection: `all` (objects the GC has collected included) or
+     * `survivors` (left out: those a scavenge collected; what is left was promoted to the old space or is
+     * still alive — the garbage that costs mark-compacts).
+     */
+    'alloc-sample': { type: 'string' },
   },
 });
 const sizes = o.sizes.split(',').map(Number);
@@ -273,6 +281,10 @@ try {
       const wall: number[] = [];
       const allocMb: number[] = [];
       const gcMs: number[] = [];
+      const mode = o['alloc-sample'];
+      if (mode !== undefined && mode !== 'all' && mode !== 'survivors')
+        throw new Error(`--alloc-sample: all or survivors, not ${mode}`);
+      const sampler = mode ? await startAllocationSampling({ minorGcCollected: mode === 'all' }) : undefined;
       for (let i = 0; i < runs; i++) {
         const c0 = cpuMs();
         const w0 = performance.now();
@@ -282,6 +294,7 @@ try {
         allocMb.push(a.mb);
         gcMs.push(a.gcMs);
       }
+      if (sampler) console.log(await sampler.stop(runs));
       const series = agent.pipeline.store.seriesCount();
       // Per probe: collect + store update, each alone (CPU of the whole process).
       const perProbe: Record<string, { median: number; min: number; max: number }> = {};

@@ -10,7 +10,7 @@
 //
 //   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick] [--help]
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,9 +27,11 @@ const USAGE = `usage: node benchmarks/suite/scale.ts [options]
   --sizes LIST        netns counts, one podnet run per size (default 10,100,1000; --quick 2,5)
   --interval Ns       podnet's collection_interval (default 15s; --quick 1s)
   --intervals N       whole collection intervals measured (default 2; --quick 1)
+  --warmup N          collections after the start-up one before the window (default 1)
   --profile           one more run at the largest size under node --cpu-prof (default without --quick);
   --no-profile        none (e.g. for an A/B of runtime settings)
   --prefix NAME       name prefix of the netns this run creates (default pnk<pid>s)
+  --keep-profile DIR  copy the profiling run's .cpuprofile into DIR (with the window's start and end, µs)
   --variant NAME=ROOT[;env:K=V][;node:FLAG]...
                       run podnet in several variants at each size, one after another over the same
                       netns (ROOT = a checkout of podnet, . = this one); repeatable
@@ -39,11 +41,15 @@ const options = {
   sizes: { type: 'string' },
   interval: { type: 'string' },
   intervals: { type: 'string' },
+  /** Collections after the start-up one before the window opens (default 1). */
+  warmup: { type: 'string' },
   quick: { type: 'boolean', default: false },
   /** One more run at the largest size under `node --cpu-prof`: where the time goes. */
   profile: { type: 'boolean' },
   /** Name prefix of the netns this run creates (default pnk<pid>s). */
   prefix: { type: 'string' },
+  /** Keep the profiling run's .cpuprofile (copied into DIR, named after the variant and the window). */
+  'keep-profile': { type: 'string' },
   /**
    * Run podnet in several variants at each size, one after another over the same netns:
    * NAME=ROOT[;env:K=V][;node:FLAG]... (ROOT = a checkout of podnet, e.g. a git worktree of a baseline;
@@ -57,6 +63,11 @@ const o = cli(() => parseArgs({ options, allowNegative: true }), USAGE);
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
 const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));
+const warmup = Number(o.warmup ?? 1);
+if (!Number.isInteger(warmup) || warmup < 1) {
+  console.error(`--warmup: a whole number >= 1, not ${o.warmup}\n${USAGE}`);
+  process.exit(2);
+}
 const started = performance.now();
 const HERE = new URL('../../', import.meta.url).pathname;
 
@@ -197,9 +208,10 @@ try {
     });
     command ||= podnet.command;
     try {
-      // Skip the first (start-up) interval, then measure whole intervals aligned on collections.
+      // Skip the first (start-up) interval and `warmup` - 1 more, then measure whole intervals aligned
+      // on collections.
       const firstCollections = await podnet.collections();
-      while ((await podnet.collections()) === firstCollections) await sleep(50);
+      while ((await podnet.collections()) < firstCollections + warmup) await sleep(50);
       await sink.reset();
       const c0 = await podnet.collections();
       const usNow = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -245,6 +257,11 @@ try {
         if (file) {
           const prof = summarizeProfile(join(profDir, file), 15, [from, to]);
           profiles.push([variant.name, prof]);
+          if (o['keep-profile'])
+            copyFileSync(
+              join(profDir, file),
+              join(o['keep-profile'], `${variant.name}-${from}-${to}.cpuprofile`),
+            );
           rmSync(join(profDir, file));
           const exportAreas = prof.areas.filter(([a]) => EXPORT_AREAS.test(a));
           const exportMs = exportAreas.reduce((t, [, ms]) => t + ms, 0);
@@ -412,7 +429,7 @@ emitSection({
   ],
   method: [
     `Netns \`${prefix.replace(/\d+s$/, '<pid>s')}<i>\` created with \`ip -batch\` (lo, eth0/peer0 veth pair, all up). podnet = \`${command || 'node benchmarks/lib/podnet-child.ts --config FILE --netns-prefix P'}\`: the Agent of \`podnet run\` with the default probes and OTLP/HTTP metrics export to the counting sink, entities restricted to host + these netns (other tests on this machine create netns too).`,
-    `After the start-up collection and one more, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another). The collection count is polled once a second from 2 s before the window's earliest possible end (intervals × interval: each collection starts an interval after the previous one ended), from \`/status?entities=0\` (the full /status lists every entity: at 1,000 netns, polled once a second through the window, it was ~3 % of the window's CPU): the poll's cost is measured after the window (podnet's CPU over 80 polls, in blocks of 20 alternated with the full /status, 3 s after the window's last collection; it also counts anything else podnet did meanwhile) and given as a share of the window's CPU, an upper bound of how much the polling adds to the CPU column; the full /status is measured the same way, and its share is given for a poll every second of the window, as this benchmark polled it before.`,
+    `After the start-up collection and ${warmup === 1 ? 'one more' : `${warmup} more`}, CPU (utime + stime) is measured over ${intervals} whole collection intervals of ${intervalS} s; collection wall time = sum of each probe's last \`durationMs\` (/status; probes run one after another). The collection count is polled once a second from 2 s before the window's earliest possible end (intervals × interval: each collection starts an interval after the previous one ended), from \`/status?entities=0\` (the full /status lists every entity: at 1,000 netns, polled once a second through the window, it was ~3 % of the window's CPU): the poll's cost is measured after the window (podnet's CPU over 80 polls, in blocks of 20 alternated with the full /status, 3 s after the window's last collection; it also counts anything else podnet did meanwhile) and given as a share of the window's CPU, an upper bound of how much the polling adds to the CPU column; the full /status is measured the same way, and its share is given for a poll every second of the window, as this benchmark polled it before.`,
     'Pods at this scale are not practical here (a containerd shim is ~8 MB PSS per pod); netns carry the same per-netns collection work (procfs per netns, netlink dumps per netns, BPF maps keyed by netns inode). The CRI discovery cost per pod is in benchmarks/pods/refresh.ts below.',
   ],
   tables: [table, ...profileTables],

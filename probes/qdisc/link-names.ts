@@ -7,11 +7,17 @@
 // A notification that arrives while a request is in flight is skipped by the reply reader
 // (receiver/netlink/codec.ts) and counted in `stats.skipped`: that marks the names stale too.
 //
+// Within a collection (`cycle`, receiver/kit/cycle.ts) the kept sockets are looked at with one poll(2) for
+// all of them, at the first netns read (`NetlinkSocket.pollPending`), instead of a recv(2) per socket that
+// at 1,000 netns found nothing 1,000 times per collection; a socket with something pending is drained and
+// its names dumped again as before.
+//
 // Exact as the dump was: the names used are those of a dump taken after the last change announced before
-// the qdisc dump; a change racing the qdisc dump is seen at the next collection, as it was when the link
-// dump came first. A qdisc on an ifindex the names lack (a link added since) triggers a new dump.
+// the collection's poll (before the qdisc dump without a cycle); a change announced after it is seen at
+// the next collection, as a change racing the qdisc dump was when the link dump came first. A qdisc on an
+// ifindex the names lack (a link added since) triggers a new dump.
 import { dumpLinkNames } from '../../receiver/netlink/rtnetlink.ts';
-import type { NetlinkSocket } from '../../receiver/netlink/socket.ts';
+import { NetlinkSocket } from '../../receiver/netlink/socket.ts';
 
 /** linux/rtnetlink.h `RTNLGRP_LINK`. */
 const RTNLGRP_LINK = 1;
@@ -27,26 +33,61 @@ export interface LinkNameStats {
   dumps: number;
   /** Collections served from the kept names. */
   reused: number;
+  /** poll(2) calls (one per collection) and sockets they looked at. */
+  polls: number;
+  polled: number;
 }
 
 export class LinkNames {
   // Per socket: a socket the pool replaced (error, netns gone) starts over, joined anew.
   readonly #bySocket = new WeakMap<NetlinkSocket, Names>();
-  readonly stats: LinkNameStats = { dumps: 0, reused: 0 };
+  readonly stats: LinkNameStats = { dumps: 0, reused: 0, polls: 0, polled: 0 };
+  /** Sockets with names (closed ones are forgotten at the next poll). */
+  readonly #socks = new Set<NetlinkSocket>();
+  /** The collection the last poll was made for, and the sockets it found nothing pending on. */
+  #polledCycle: object | undefined;
+  /** Per socket, the collection whose poll found nothing pending on it. */
+  readonly #quietIn = new WeakMap<NetlinkSocket, object>();
+  #list: NetlinkSocket[] = [];
+  #pending = new Uint8Array(64);
 
-  /** Names of the socket's netns, valid as of now. */
-  get(sock: NetlinkSocket): Map<number, string> {
+  /**
+   * Names of the socket's netns, valid as of the collection's poll (`cycle`), or as of now without one.
+   */
+  get(sock: NetlinkSocket, cycle?: object): Map<number, string> {
     const have = this.#bySocket.get(sock);
     if (have === undefined) {
       sock.join(RTNLGRP_LINK); // before the dump: a change after it is queued on the socket
       return this.refresh(sock);
     }
-    // drainPending first: it reads every queued notification, whatever the skipped count says.
-    if (!sock.drainPending() && sock.stats.skipped === have.skipped) {
+    if (cycle !== undefined && cycle !== this.#polledCycle) this.#poll(cycle);
+    // Nothing was pending at the collection's poll: no recv(2). Else drainPending first: it reads every
+    // queued notification, whatever the skipped count says.
+    const quiet = cycle !== undefined && this.#quietIn.get(sock) === cycle;
+    if (quiet) this.#quietIn.delete(sock); // once: a second read in the same collection looks again
+    if ((quiet || !sock.drainPending()) && sock.stats.skipped === have.skipped) {
       this.stats.reused++;
       return have.names;
     }
     return this.refresh(sock);
+  }
+
+  /** One poll(2) over every socket with names: those with nothing pending are quiet in `cycle`. */
+  #poll(cycle: object): void {
+    this.#polledCycle = cycle;
+    const list = this.#list;
+    list.length = 0;
+    for (const s of this.#socks) {
+      if (s.closed) this.#socks.delete(s);
+      else list.push(s);
+    }
+    if (list.length === 0) return;
+    if (this.#pending.length < list.length) this.#pending = new Uint8Array(list.length * 2);
+    NetlinkSocket.pollPending(list, this.#pending);
+    this.stats.polls++;
+    this.stats.polled += list.length;
+    for (let i = 0; i < list.length; i++) if (this.#pending[i] === 0) this.#quietIn.set(list[i]!, cycle);
+    list.length = 0;
   }
 
   /** Dumps the names now (the socket must have joined: through `get` first). */
@@ -54,6 +95,7 @@ export class LinkNames {
     const skipped = sock.stats.skipped;
     const names = dumpLinkNames(sock);
     this.#bySocket.set(sock, { names, skipped });
+    this.#socks.add(sock);
     this.stats.dumps++;
     return names;
   }

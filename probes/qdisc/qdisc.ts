@@ -109,8 +109,9 @@ function read(
   args: QdiscArgs,
   out: MetricSink,
   linkNames: LinkNames,
+  cycle: object,
 ): void {
-  let names = linkNames.get(sock);
+  let names = linkNames.get(sock, cycle);
   const qdiscs = dumpQdiscs(sock);
   // A link added since the names were dumped (its notification raced the qdisc dump): dump them again.
   for (const q of qdiscs)
@@ -157,7 +158,7 @@ export const qdiscProbe: ProbeSpec<QdiscArgs> = {
       protocol: NETLINK_ROUTE,
       entities: ctx.entities,
       args,
-      read: (open, entity, out, a) => read(open(), entity.netnsInode, a, out, linkNames),
+      read: (open, entity, out, a, cycle) => read(open(), entity.netnsInode, a, out, linkNames, cycle),
     });
   },
 };

@@ -60,6 +60,8 @@ interface Kept {
  */
 export class NetnsAddresses {
   readonly #kept = new Map<number, Kept>();
+  /** During a pass (`beginPass`): kept sockets its poll found nothing pending on. */
+  #quiet: Set<NetlinkSocket> | undefined;
   #unsubscribe: (() => void) | undefined;
   constructor(source?: EntitySource) {
     // `source` may be a test stub without a change feed.
@@ -96,8 +98,10 @@ export class NetnsAddresses {
       this.#kept.set(e.netnsInode, k);
     }
     try {
-      // drain first: a change queued before the dump is then in it
-      if (k.sock.drainPending() || k.ips === undefined) {
+      // Nothing pending at this pass's poll (`beginPass`): no recv(2). Else drain first: a change queued
+      // before the dump is then in it.
+      const quiet = this.#quiet?.delete(k.sock) === true; // once per pass
+      if (k.ips === undefined || (!quiet && k.sock.drainPending())) {
         const skipped = k.sock.stats.skipped;
         const ips = dumpAddresses(k.sock);
         // a notification read during the dump (skipped) may be of a change the dump missed: dump again next time
@@ -110,6 +114,28 @@ export class NetnsAddresses {
       throw err;
     }
   };
+
+  /**
+   * Starts a pass over many netns (a rebuild): one poll(2) over every kept socket
+   * (`NetlinkSocket.pollPending`) instead of a recv(2) per socket at its read; a socket with nothing
+   * pending then reuses its last addresses without a system call. A change announced after the poll is
+   * seen at the next pass, as one announced right after a socket's drain was. `endPass` ends it.
+   */
+  beginPass(): void {
+    this.#quiet = undefined;
+    const list: NetlinkSocket[] = [];
+    for (const k of this.#kept.values()) if (k.ips !== undefined) list.push(k.sock);
+    if (list.length === 0) return;
+    const pending = new Uint8Array(list.length);
+    NetlinkSocket.pollPending(list, pending);
+    const quiet = new Set<NetlinkSocket>();
+    for (let i = 0; i < list.length; i++) if (pending[i] === 0) quiet.add(list[i]!);
+    this.#quiet = quiet;
+  }
+
+  endPass(): void {
+    this.#quiet = undefined;
+  }
 
   #drop(inode: number): void {
     this.#kept.get(inode)?.sock.close();

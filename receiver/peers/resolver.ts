@@ -117,14 +117,21 @@ export class PeerResolver {
     try {
       const entities = this.#entities.entities();
       this.#netnsAddresses.retain(entities);
-      const { map, netnsErrors, hostFallback } = localPeers({
-        entities,
-        readNetns: this.#netnsAddresses.read,
-        nodeName: this.#nodeName,
-        log: this.#log,
-        hostNetnsPath: this.#hostNetnsPath,
-        ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
-      });
+      this.#netnsAddresses.beginPass(); // one poll(2) for every kept netns socket (./local.ts)
+      let built: ReturnType<typeof localPeers>;
+      try {
+        built = localPeers({
+          entities,
+          readNetns: this.#netnsAddresses.read,
+          nodeName: this.#nodeName,
+          log: this.#log,
+          hostNetnsPath: this.#hostNetnsPath,
+          ...(this.#hostAddresses ? { hostAddresses: this.#hostAddresses } : {}),
+        });
+      } finally {
+        this.#netnsAddresses.endPass();
+      }
+      const { map, netnsErrors, hostFallback } = built;
       if (hostFallback !== undefined && hostFallback !== this.hostFallback)
         this.#log?.warn({ reason: hostFallback }, "peer resolver: host addresses from podnet's own netns");
       this.hostFallback = hostFallback;

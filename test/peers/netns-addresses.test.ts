@@ -81,6 +81,18 @@ test('named netns addresses equal `ip -n NAME -j addr` (v4, ptp local, v6 global
     const changed = stable(names[0]!, () => reader.read(e0));
     assert.ok(changed.want.includes('10.251.0.50') && !changed.want.includes('10.251.0.9'));
     assert.deepEqual(changed.got, changed.want, 'after add + del, v4 and v6');
+    // a pass (a rebuild): one poll(2) over every kept socket; a quiet one reuses its last dump, one with a
+    // notification queued before the poll is dumped again
+    const last = reader.read(e0);
+    reader.beginPass();
+    assert.equal(reader.read(e0), last, 'quiet at the poll: the same addresses, not a new dump');
+    reader.endPass();
+    ip('-n', names[0]!, 'addr', 'add', '10.251.0.60/24', 'dev', 'pa0');
+    reader.beginPass();
+    const inPass = [...reader.read(e0)].sort();
+    reader.endPass();
+    assert.ok(inPass.includes('10.251.0.60'), 'an address added before the pass is in it');
+    assert.deepEqual(inPass, ipAddrs(names[0]!));
 
     // through the resolver's view: every address maps to its netns' peer
     const source = new StaticEntitySource(entities);
