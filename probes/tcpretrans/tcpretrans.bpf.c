@@ -56,24 +56,69 @@ static __always_inline int rt_not_sent(int err)
 	       err == -12 /* ENOMEM */ || err == -113 /* EHOSTUNREACH */;
 }
 
-static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, struct pn_tuple *t, __u32 segs, int err)
+/*
+ * Segments are counted as the kernel counts them: the growth of the socket's tp->total_retrans since its
+ * last retransmit seen here (socket-local storage). __tcp_retransmit_skb adds the same `segs` to
+ * total_retrans and to Tcp RetransSegs, so a retransmit whose tracepoint run this program missed is
+ * counted at the socket's next one instead of lost (seen on 6.18 under load: tracefs recorded a
+ * tcp_retransmit_skb hit on the socket that this program never ran for, no recursion miss counted).
+ * The first retransmit of a socket counts its own segments (a passively opened socket inherits its
+ * SYN-ACK retransmits in total_retrans; tcp_retransmit_synack counted those). Without socket storage
+ * (raw_tp twins) or when it cannot be created: this retransmit's own segments, as before.
+ */
+struct rt_sock {
+	__u32 total; /* tp->total_retrans at the last retransmit seen */
+	__u32 seen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct rt_sock);
+} rt_socks SEC(".maps");
+
+static __always_inline __u32 rt_total(const struct sock *sk)
+{
+	__u32 total = 0;
+	bpf_probe_read_kernel(&total, sizeof(total),
+			      __builtin_preserve_access_index(&((const struct tcp_sock *)sk)->total_retrans));
+	return total;
+}
+
+/* Segments the kernel counted for this socket since its last retransmit seen here (tp_btf only). */
+static __always_inline __u32 rt_counted_since(const struct sock *sk, __u32 segs, int sent)
+{
+	struct rt_sock *s = bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	__u32 own = sent ? segs : 0;
+	if (!s)
+		return own;
+	__u32 total = rt_total(sk);
+	__u32 n = s->seen ? total - s->total : own;
+	s->total = total;
+	s->seen = 1;
+	/* a counter that went back (tcp_disconnect zeroes it) or an absurd step: this retransmit only */
+	if (n > 0xffff)
+		n = own;
+	return n;
+}
+
+static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, struct pn_tuple *t, __u32 segs, int err,
+				  int sent)
 {
 	__u32 raw = pn_sock_netns(sk);
 	__u32 netns = pn_watch_key(raw);
 	struct rt_key key = { .netns = netns };
 	struct rt_val zero = {};
 	struct rt_val *v = pn_counter_get(&rt_counts, &key, &zero);
-	int sent = !rt_not_sent(err);
 	if (v) {
-		if (sent) {
-			v->segments += segs;
-			if (type == RT_EV_SYNACK)
-				v->synack += segs;
-		}
+		v->segments += segs;
+		if (type == RT_EV_SYNACK)
+			v->synack += segs;
 		if (err)
 			v->failed += 1;
 	}
-	if (!sent)
+	if (!segs)
 		return;
 	if (!pn_rate_allow(netns, type))
 		return;
@@ -89,28 +134,39 @@ static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, 
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void handle_skb(void *ctx, const struct sock *sk, const struct sk_buff *skb, int err)
+static __always_inline __u32 rt_gso_segs(const struct sk_buff *skb)
 {
-	if (!sk)
-		return;
 	__u16 segs = 0;
 	if (skb) {
 		const struct tcp_skb_cb *cb = (const void *)__builtin_preserve_access_index(&skb->cb);
 		bpf_probe_read_kernel(&segs, sizeof(segs), __builtin_preserve_access_index(&cb->tcp_gso_segs));
 	}
-	if (!segs)
-		segs = 1;
+	return segs ? segs : 1;
+}
+
+/* `caught_up`: count the growth of total_retrans (tp_btf); else this retransmit's own segments. */
+static __always_inline void handle_skb(void *ctx, const struct sock *sk, const struct sk_buff *skb, int err,
+				       int caught_up)
+{
+	if (!sk)
+		return;
+	int sent = !rt_not_sent(err);
+	__u32 segs = rt_gso_segs(skb);
+	if (caught_up)
+		segs = rt_counted_since(sk, segs, sent);
+	else if (!sent)
+		segs = 0;
 	struct pn_tuple t = {};
 	pn_tuple_from_sock(sk, &t, 1);
 	t.l4proto = 6;
-	count(ctx, RT_EV_SKB, sk, &t, segs, err);
+	count(ctx, RT_EV_SKB, sk, &t, segs, err, sent);
 }
 
 /* Linux >= 6.10 (err added): tcp_retransmit_skb(sk, skb, err). */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(rt_skb3, const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	handle_skb(ctx, sk, skb, err);
+	handle_skb(ctx, sk, skb, err, 1);
 	return 0;
 }
 
@@ -118,14 +174,14 @@ int BPF_PROG(rt_skb3, const struct sock *sk, const struct sk_buff *skb, int err)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(rt_skb2, const struct sock *sk, const struct sk_buff *skb)
 {
-	handle_skb(ctx, sk, skb, 0);
+	handle_skb(ctx, sk, skb, 0, 1);
 	return 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(rt_skb3_raw, const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	handle_skb(ctx, sk, skb, err);
+	handle_skb(ctx, sk, skb, err, 0);
 	return 0;
 }
 
@@ -134,7 +190,7 @@ int BPF_PROG(rt_skb3_raw, const struct sock *sk, const struct sk_buff *skb, int 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(rt_skb2_raw, const struct sock *sk, const struct sk_buff *skb)
 {
-	handle_skb(ctx, sk, skb, 0);
+	handle_skb(ctx, sk, skb, 0, 0);
 	return 0;
 }
 
@@ -146,7 +202,7 @@ static __always_inline void handle_synack(void *ctx, const struct sock *sk, cons
 	/* a request sock starts with struct sock_common: local port from skc_num (ir_num) */
 	pn_tuple_from_sock((const struct sock *)req, &t, 0);
 	t.l4proto = 6;
-	count(ctx, RT_EV_SYNACK, sk, &t, 1, 0);
+	count(ctx, RT_EV_SYNACK, sk, &t, 1, 0, 1);
 }
 
 SEC("tp_btf/tcp_retransmit_synack")

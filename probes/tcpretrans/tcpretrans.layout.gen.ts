@@ -23,6 +23,7 @@ export const MAPS = {
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },
   rt_counts: { type: 'percpu_hash', key: 'struct rt_key', value: 'struct rt_val' },
+  rt_socks: { type: 'sk_storage', key: 'int', value: 'struct rt_sock' },
 } as const;
 export type MapName = keyof typeof MAPS;
 
@@ -61,6 +62,18 @@ export const RT_KEY_SIZE = 4;
 /** Readers of `struct rt_key` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
 export const rtKey = {
   netns: (v: DataView, o: number): number => v.getUint32(o, true),
+} as const;
+
+/** `struct rt_sock` (8 bytes): byte offset of each field. */
+export const RT_SOCK = {
+  total: 0, // __u32 (4 B)
+  seen: 4, // __u32 (4 B)
+} as const;
+export const RT_SOCK_SIZE = 8;
+/** Readers of `struct rt_sock` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
+export const rtSock = {
+  total: (v: DataView, o: number): number => v.getUint32(o, true),
+  seen: (v: DataView, o: number): number => v.getUint32(o + 4, true),
 } as const;
 
 /** `struct rt_val` (24 bytes): byte offset of each field. */

@@ -257,7 +257,8 @@ test('real pods: UDP overflow in a pod == SOCKET_RCVBUFF drops == its Udp Rcvbuf
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.ok(k > 0, 'the loss caused retransmits');
-  // On a mismatch (seen once, at load ~17: one short), say where a retransmit could have gone: failed
+  // On a mismatch (seen once, at load ~17: one short; the tracepoint firings the program is not run for,
+  // docs/probes-ebpf.md), say where a retransmit could have gone: failed
   // transmits (the kernel's TCPRetransFail, the probe's failed count, and the error of each event) and
   // the unattributed netns 0.
   const since = (metric: string, netns: number) =>
