@@ -199,6 +199,7 @@ export class MetricStore implements MetricProducer {
       count: 0,
       cur: undefined,
       curNetns: Number.NaN,
+      pointNetns: Number.NaN,
       table: undefined,
     };
     if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
@@ -212,7 +213,8 @@ export class MetricStore implements MetricProducer {
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
         const slot = table.slotOfPoint(p.metric, p.attributes, attrsKey);
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, slot);
+        run.pointNetns = p.netns ?? 0;
+        this.#writer.put(run, reg, p.attributes, attrsKey, p.value, slot);
       }
     }
     // Forget series (and netns) this collection did not report.
@@ -262,7 +264,8 @@ export class MetricStore implements MetricProducer {
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
         const at = table.slotOfPoint(p.metric, p.attributes, attrsKey);
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, at);
+        run.pointNetns = p.netns ?? 0;
+        this.#writer.put(run, reg, p.attributes, attrsKey, p.value, at);
         continue;
       }
       const key = table.keys[slot]!;
@@ -276,8 +279,10 @@ export class MetricStore implements MetricProducer {
       const value = values[i]!;
       if (reg === null)
         this.#countInvalid(key.metric, `probe ${probe} reported undeclared metric ${key.metric}`);
-      else if (this.#valid(probe, reg, key.metric, value))
-        this.#writer.put(run, reg, netns[i], key.attributes, table.attrsKeys[slot]!, value, slot);
+      else if (this.#valid(probe, reg, key.metric, value)) {
+        run.pointNetns = netns[i]!;
+        this.#writer.put(run, reg, key.attributes, table.attrsKeys[slot]!, value, slot);
+      }
     }
   }
 
