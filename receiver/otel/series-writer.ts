@@ -108,10 +108,12 @@ export class SeriesWriter {
     const def = reg.def;
     const { ps, gen, time } = run;
     const entityScoped = (def.scope ?? 'entity') === 'entity';
-    const netns = entityScoped ? run.pointNetns : -1;
-    if (netns !== run.curNetns) {
-      run.curNetns = netns;
-      run.cur = this.#netnsSeries(ps, netns, gen, run.update);
+    // The netns is read from the run where needed, not kept in a local: a local of either the field or -1
+    // was boxed into a new heap number per point by the optimizing compiler the product runs (Maglev:
+    // --max-opt=2), which merges the two into one tagged value.
+    if (entityScoped ? run.pointNetns !== run.curNetns : run.curNetns !== -1) {
+      run.curNetns = entityScoped ? run.pointNetns : -1;
+      run.cur = this.#netnsSeries(ps, run.curNetns, gen, run.update);
     }
     const ns = run.cur!;
     let s: SeriesState | undefined;
@@ -154,7 +156,7 @@ export class SeriesWriter {
     if (!s) {
       s = new SeriesState(def, value, time);
       this.#setAttributes(s, attributes, attrsKey, ns.view);
-      takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, value);
+      takeUpCarried(ps, run.curNetns, `${def.name}\u0000${attrsKey}`, s, value);
       if (keyed !== undefined) {
         if (byAttrs) byAttrs.set(attrsKey, s);
         else keyed.plain.set(def.name, s);
