@@ -22,6 +22,7 @@
 // series-writer.ts (one point into the series), series-carry.ts (values carried across a probe's
 // re-creation), metric-data.ts (series → MetricData, the collections handed out, declaration conflicts),
 // entity-totals.ts (live view); what other modules import is re-exported here.
+import type { HrTime } from '@opentelemetry/api';
 import type { CollectionResult, MetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import type { Logger } from '../log/logger.ts';
 import type { EntitySource } from '../pods/entity.ts';
@@ -35,6 +36,7 @@ import {
   hrTimeFromMs,
   isHistogram,
   type MetricSeries,
+  type NetnsSeries,
   type ProbeSeries,
   validHistogram,
 } from './series-state.ts';
@@ -199,6 +201,7 @@ export class MetricStore implements MetricProducer {
       count: 0,
       cur: undefined,
       curNetns: Number.NaN,
+      pointNetns: Number.NaN,
       table: undefined,
     };
     if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
@@ -212,29 +215,16 @@ export class MetricStore implements MetricProducer {
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
         const slot = table.slotOfPoint(p.metric, p.attributes, attrsKey);
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, slot);
+        run.pointNetns = p.netns ?? 0;
+        this.#writer.put(run, reg, p.attributes, attrsKey, p.value, slot);
       }
     }
-    // Forget series (and netns) this collection did not report.
-    for (const [netns, ns] of ps.byNetns) {
-      if (ns.gen !== gen || ns.seen === 0) {
-        ps.byNetns.delete(netns);
-        continue;
-      }
-      if (ns.size === ns.seen) continue;
-      const keyed = ns.keyed;
-      if (keyed !== undefined) {
-        for (const [k, s] of keyed.plain) if (s.time !== time) keyed.plain.delete(k);
-        for (const [name, m] of keyed.withAttributes) {
-          for (const [k, s] of m) if (s.time !== time) m.delete(k);
-          if (m.size === 0) keyed.withAttributes.delete(name);
-        }
-      }
-      const bySlot = ns.bySlot;
-      for (let i = 0; i < bySlot.length; i++)
-        if (bySlot[i] !== undefined && bySlot[i]!.time !== time) bySlot[i] = undefined;
-      ns.size = ns.seen;
-    }
+    // Forget series (and netns) this collection did not report. `forEach`, not `for…of` with a
+    // destructured entry: that made an entry array (and a result object) per netns of every probe.
+    ps.byNetns.forEach((ns, netns, byNetns) => {
+      if (ns.gen !== gen || ns.seen === 0) byNetns.delete(netns);
+      else if (ns.size !== ns.seen) forgetUnreported(ns, time);
+    });
     if (run.latest.length !== run.count) run.latest.length = run.count;
     ps.spare = ps.latest;
     ps.latest = run.latest;
@@ -262,7 +252,8 @@ export class MetricStore implements MetricProducer {
         if (reg === undefined) continue;
         const attrsKey = p.attributes ? cachedAttributesKey(p.attributes) : '';
         const at = table.slotOfPoint(p.metric, p.attributes, attrsKey);
-        this.#writer.put(run, reg, p.netns, p.attributes, attrsKey, p.value, at);
+        run.pointNetns = p.netns ?? 0;
+        this.#writer.put(run, reg, p.attributes, attrsKey, p.value, at);
         continue;
       }
       const key = table.keys[slot]!;
@@ -276,8 +267,10 @@ export class MetricStore implements MetricProducer {
       const value = values[i]!;
       if (reg === null)
         this.#countInvalid(key.metric, `probe ${probe} reported undeclared metric ${key.metric}`);
-      else if (this.#valid(probe, reg, key.metric, value))
-        this.#writer.put(run, reg, netns[i], key.attributes, table.attrsKeys[slot]!, value, slot);
+      else if (this.#valid(probe, reg, key.metric, value)) {
+        run.pointNetns = netns[i]!;
+        this.#writer.put(run, reg, key.attributes, table.attrsKeys[slot]!, value, slot);
+      }
     }
   }
 
@@ -378,4 +371,20 @@ export class MetricStore implements MetricProducer {
       this.#log?.warn({ metric }, `dropping malformed point: ${message}`);
     }
   }
+}
+
+/** Drop the series of a netns the latest update (at `time`) did not report. */
+function forgetUnreported(ns: NetnsSeries, time: HrTime): void {
+  const keyed = ns.keyed;
+  if (keyed !== undefined) {
+    for (const [k, s] of keyed.plain) if (s.time !== time) keyed.plain.delete(k);
+    for (const [name, m] of keyed.withAttributes) {
+      for (const [k, s] of m) if (s.time !== time) m.delete(k);
+      if (m.size === 0) keyed.withAttributes.delete(name);
+    }
+  }
+  const bySlot = ns.bySlot;
+  for (let i = 0; i < bySlot.length; i++)
+    if (bySlot[i] !== undefined && bySlot[i]!.time !== time) bySlot[i] = undefined;
+  ns.size = ns.seen;
 }

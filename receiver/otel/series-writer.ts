@@ -52,6 +52,13 @@ export interface Run {
   count: number;
   cur: NetnsSeries | undefined;
   curNetns: number;
+  /**
+   * The netns of the point being put (0: none given), set by the caller before `put`: a field, not an
+   * argument, because netns ids are above 2^31 (no small integer) and a double passed from a column to a
+   * function call is boxed into a new heap number per point (~160,000 per collection at 1,000 netns); a
+   * field holding only numbers is written in place.
+   */
+  pointNetns: number;
   /** The slot table of the buffer being read (column path). */
   table: SlotTable | undefined;
 }
@@ -89,11 +96,10 @@ export class SeriesWriter {
     this.limit = options.limit;
   }
 
-  /** One checked point into the probe's series (`slot` >= 0: its slot of `run.table`). */
+  /** One checked point (its netns in `run.pointNetns`) into the probe's series (`slot` >= 0: its slot of `run.table`). */
   put(
     run: Run,
     reg: MetricCount,
-    pointNetns: number | undefined,
     attributes: ProbeAttributes | undefined,
     attrsKey: string,
     value: number | HistogramValue,
@@ -102,10 +108,12 @@ export class SeriesWriter {
     const def = reg.def;
     const { ps, gen, time } = run;
     const entityScoped = (def.scope ?? 'entity') === 'entity';
-    const netns = entityScoped ? (pointNetns ?? 0) : -1;
-    if (netns !== run.curNetns) {
-      run.curNetns = netns;
-      run.cur = this.#netnsSeries(ps, netns, gen, run.update);
+    // The netns is read from the run where needed, not kept in a local: a local of either the field or -1
+    // was boxed into a new heap number per point by the optimizing compiler the product runs (Maglev:
+    // --max-opt=2), which merges the two into one tagged value.
+    if (entityScoped ? run.pointNetns !== run.curNetns : run.curNetns !== -1) {
+      run.curNetns = entityScoped ? run.pointNetns : -1;
+      run.cur = this.#netnsSeries(ps, run.curNetns, gen, run.update);
     }
     const ns = run.cur!;
     let s: SeriesState | undefined;
@@ -148,7 +156,7 @@ export class SeriesWriter {
     if (!s) {
       s = new SeriesState(def, value, time);
       this.#setAttributes(s, attributes, attrsKey, ns.view);
-      takeUpCarried(ps, netns, `${def.name}\u0000${attrsKey}`, s, value);
+      takeUpCarried(ps, run.curNetns, `${def.name}\u0000${attrsKey}`, s, value);
       if (keyed !== undefined) {
         if (byAttrs) byAttrs.set(attrsKey, s);
         else keyed.plain.set(def.name, s);
