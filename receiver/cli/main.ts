@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --max-opt=2
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-opt=2 --no-memory-reducer-favors-memory
 // The `podnet` command: run | validate | probes | events | inspect | capture | completion. Structured logs (pino) go to stderr; stdout is
 // for data (tables, JSON, event lines).
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';

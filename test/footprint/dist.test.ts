@@ -87,6 +87,9 @@ test('npm start and the podnet bin run dist/receiver/cli/main.js with the same e
   assert.match(start[1]!, /--max-semi-space-size=\d+/, 'the young generation is capped at start');
   // V8's top tier is Maglev: no TurboFan code paged in (~5 MB of RSS) nor compiled (docs/receiver.md)
   assert.match(start[1]!, /(^| )--max-opt=2( |$)/, 'TurboFan is off at start');
+  // V8's memory reducer collects without its reduce-memory mode, whose GCs deoptimized ~30 per-cycle Maglev
+  // functions ("embedded weak objects cleared") compiled again over the next cycles (docs/receiver.md)
+  assert.match(start[1]!, /(^| )--no-memory-reducer-favors-memory( |$)/, 'no reduce-memory mode at start');
 });
 
 test('podnet run from dist/ (OTLP on, log export worker up) loads no TypeScript module', async () => {
