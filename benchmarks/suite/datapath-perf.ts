@@ -9,11 +9,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startPodnet } from '../lib/podnet.ts';
 import type { Table } from '../lib/results.ts';
 import { fmt, sleep } from '../lib/stats.ts';
 import { progLayout } from './datapath-hooks.ts';
-import type { KernelTimeOptions } from './datapath-stats.ts';
+import { type KernelTimeOptions, startDiscovered } from './datapath-stats.ts';
 
 const KALLSYMS = '/proc/sys/net/core/bpf_jit_kallsyms';
 const PROG = /^bpf_prog_[0-9a-f]{16}_(\w+)$/;
@@ -103,17 +102,13 @@ export async function measurePerf(o: KernelTimeOptions, freq = 2999): Promise<Pe
     : ['this'];
   try {
     for (const tree of trees) {
-      const podnet = await startPodnet({
+      const podnet = await startDiscovered({
         config: o.config('all'),
-        ...(tree === 'base' && o.base ? { root: o.base } : {}),
+        tree,
+        base: o.base,
+        settleMs: o.settleMs,
       });
       try {
-        const deadline = Date.now() + 60_000;
-        while ((await podnet.status()).pods < 2) {
-          if (Date.now() > deadline) throw new Error(`podnet (${tree}) did not discover the pods`);
-          await sleep(200);
-        }
-        await sleep(o.settleMs);
         const hooks = new Map(progLayout(await podnet.status()).map((l) => [l.name, l.hook]));
         for (const proto of ['tcp', 'udp'] as const) {
           const file = join(dir, `${tree}-${proto}.data`);

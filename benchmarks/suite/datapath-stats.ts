@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { BpfSpec } from '../../receiver/bpf/object.ts';
 import { enableRunTimeStats } from '../../receiver/bpf/stats.ts';
-import { startPodnet } from '../lib/podnet.ts';
+import { type PodnetProc, startPodnet } from '../lib/podnet.ts';
 import { fmt, median, sleep } from '../lib/stats.ts';
 import { type ProgLayout, printHooks, progLayout } from './datapath-hooks.ts';
 
@@ -134,17 +134,8 @@ export async function measureKernelTime(
       plan.push(...pair);
     }
     for (const { tree, variant, rep } of plan) {
-      const podnet = await startPodnet({
-        config: o.config(variant),
-        ...(tree === 'base' && o.base ? { root: o.base } : {}),
-      });
+      const podnet = await startDiscovered({ config: o.config(variant), tree, base: o.base, settleMs });
       try {
-        const deadline = Date.now() + 60_000;
-        while ((await podnet.status()).pods < 2) {
-          if (Date.now() > deadline) throw new Error(`podnet (${tree}) did not discover the pods`);
-          await sleep(200);
-        }
-        await sleep(settleMs);
         const layout = progLayout(await podnet.status());
         // Plus UDP paced at 300 Mbit/s, which the receiver absorbs without drops: the healthy-path case.
         for (const proto of ['tcp', 'udp', 'udp-paced'] as const) {
@@ -276,4 +267,32 @@ export function printStatsAB(
     console.log(`    ${'(all programs)'.padEnd(18)} ${totals.join('   ')}`);
   }
   printHooks(bpfRuns, trees, variant);
+}
+
+/**
+ * podnet for one tree of an A/B (`base` = the other checkout's root, used for tree 'base'), returned once it
+ * has discovered both pods and `settleMs` has passed; stopped again if that does not happen within 60 s.
+ */
+export async function startDiscovered(o: {
+  config: Record<string, unknown>;
+  tree: 'this' | 'base';
+  base: string | undefined;
+  settleMs: number;
+}): Promise<PodnetProc> {
+  const podnet = await startPodnet({
+    config: o.config,
+    ...(o.tree === 'base' && o.base ? { root: o.base } : {}),
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    while ((await podnet.status()).pods < 2) {
+      if (Date.now() > deadline) throw new Error(`podnet (${o.tree}) did not discover the pods`);
+      await sleep(200);
+    }
+    await sleep(o.settleMs);
+    return podnet;
+  } catch (err) {
+    await podnet.stop();
+    throw err;
+  }
 }
