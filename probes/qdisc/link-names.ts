@@ -8,7 +8,7 @@
 // (receiver/netlink/codec.ts) and counted in `stats.skipped`: that marks the names stale too.
 //
 // Within a collection (`cycle`, receiver/kit/cycle.ts) the kept sockets are looked at with one poll(2) for
-// all of them, at the first netns read (`NetlinkSocket.pollPending`), instead of a recv(2) per socket that
+// all of them, at the first netns read (`NetlinkSocket.quiet`), instead of a recv(2) per socket that
 // at 1,000 netns found nothing 1,000 times per collection; a socket with something pending is drained and
 // its names dumped again as before.
 //
@@ -46,10 +46,7 @@ export class LinkNames {
   readonly #socks = new Set<NetlinkSocket>();
   /** The collection the last poll was made for, and the sockets it found nothing pending on. */
   #polledCycle: object | undefined;
-  /** Per socket, the collection whose poll found nothing pending on it. */
-  readonly #quietIn = new WeakMap<NetlinkSocket, object>();
-  #list: NetlinkSocket[] = [];
-  #pending = new Uint8Array(64);
+  #quiet = new Set<NetlinkSocket>();
 
   /**
    * Names of the socket's netns, valid as of the collection's poll (`cycle`), or as of now without one.
@@ -62,9 +59,9 @@ export class LinkNames {
     }
     if (cycle !== undefined && cycle !== this.#polledCycle) this.#poll(cycle);
     // Nothing was pending at the collection's poll: no recv(2). Else drainPending first: it reads every
-    // queued notification, whatever the skipped count says.
-    const quiet = cycle !== undefined && this.#quietIn.get(sock) === cycle;
-    if (quiet) this.#quietIn.delete(sock); // once: a second read in the same collection looks again
+    // queued notification, whatever the skipped count says. Quiet once: a second read in the same collection
+    // looks again.
+    const quiet = cycle !== undefined && this.#quiet.delete(sock);
     if ((quiet || !sock.drainPending()) && sock.stats.skipped === have.skipped) {
       this.stats.reused++;
       return have.names;
@@ -75,19 +72,15 @@ export class LinkNames {
   /** One poll(2) over every socket with names: those with nothing pending are quiet in `cycle`. */
   #poll(cycle: object): void {
     this.#polledCycle = cycle;
-    const list = this.#list;
-    list.length = 0;
+    const list: NetlinkSocket[] = [];
     for (const s of this.#socks) {
       if (s.closed) this.#socks.delete(s);
       else list.push(s);
     }
+    this.#quiet = NetlinkSocket.quiet(list);
     if (list.length === 0) return;
-    if (this.#pending.length < list.length) this.#pending = new Uint8Array(list.length * 2);
-    NetlinkSocket.pollPending(list, this.#pending);
     this.stats.polls++;
     this.stats.polled += list.length;
-    for (let i = 0; i < list.length; i++) if (this.#pending[i] === 0) this.#quietIn.set(list[i]!, cycle);
-    list.length = 0;
   }
 
   /** Dumps the names now (the socket must have joined: through `get` first). */

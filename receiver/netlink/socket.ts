@@ -314,6 +314,18 @@ export class NetlinkSocket {
       pending[i] = b[i * 8 + 6]! !== 0 || b[i * 8 + 7]! !== 0 || socks[i]!.#fd < 0 ? 1 : 0;
   }
 
+  /**
+   * The sockets among `socks` with nothing queued, from one `pollPending`: a pass over many kept sockets
+   * (qdisc's link names per collection, the peer resolver's addresses per rebuild) skips their recv(2).
+   */
+  static quiet(socks: readonly NetlinkSocket[]): Set<NetlinkSocket> {
+    const pending = new Uint8Array(socks.length);
+    if (socks.length > 0) NetlinkSocket.pollPending(socks, pending);
+    const quiet = new Set<NetlinkSocket>();
+    for (let i = 0; i < socks.length; i++) if (pending[i] === 0) quiet.add(socks[i]!);
+    return quiet;
+  }
+
   /** Closes the fd. Idempotent. */
   close(): void {
     if (this.#fd >= 0) {

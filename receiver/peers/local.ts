@@ -117,20 +117,14 @@ export class NetnsAddresses {
 
   /**
    * Starts a pass over many netns (a rebuild): one poll(2) over every kept socket
-   * (`NetlinkSocket.pollPending`) instead of a recv(2) per socket at its read; a socket with nothing
+   * (`NetlinkSocket.quiet`) instead of a recv(2) per socket at its read; a socket with nothing
    * pending then reuses its last addresses without a system call. A change announced after the poll is
    * seen at the next pass, as one announced right after a socket's drain was. `endPass` ends it.
    */
   beginPass(): void {
-    this.#quiet = undefined;
     const list: NetlinkSocket[] = [];
     for (const k of this.#kept.values()) if (k.ips !== undefined) list.push(k.sock);
-    if (list.length === 0) return;
-    const pending = new Uint8Array(list.length);
-    NetlinkSocket.pollPending(list, pending);
-    const quiet = new Set<NetlinkSocket>();
-    for (let i = 0; i < list.length; i++) if (pending[i] === 0) quiet.add(list[i]!);
-    this.#quiet = quiet;
+    this.#quiet = NetlinkSocket.quiet(list);
   }
 
   endPass(): void {
