@@ -43,6 +43,8 @@ export interface PodnetOptions {
   readonly root?: string;
   /** Run podnet as the checkout's `npm start` does (its node flags, compiled dist/ when it has one: as-started.ts). */
   readonly asStarted?: boolean;
+  /** Keep podnet's stdout in this file (e.g. node --trace-deopt/--trace-opt/--trace-gc output); default dropped. */
+  readonly stdoutFile?: string;
 }
 
 export interface PodnetProc {
@@ -93,7 +95,7 @@ export async function startPodnet(o: PodnetOptions): Promise<PodnetProc> {
     process.execPath,
     [...(form?.nodeArgs ?? []), ...(o.nodeArgs ?? []), ...args],
     {
-      stdio: ['ignore', 'ignore', logFd],
+      stdio: ['ignore', o.stdoutFile ? openSync(o.stdoutFile, 'a') : 'ignore', logFd],
       env: {
         ...process.env,
         ...(form?.env ?? {}),

@@ -35,6 +35,7 @@ const USAGE = `usage: node benchmarks/suite/scale.ts [options]
   --variant NAME=ROOT[;env:K=V][;node:FLAG]...
                       run podnet in several variants at each size, one after another over the same
                       netns (ROOT = a checkout of podnet, . = this one); repeatable
+  --child-stdout DIR  keep each podnet's stdout in DIR/<variant>-<netns>.log (e.g. with node:--trace-deopt)
   --quick             a short smoke run (no target verdict)
   --help`;
 const options = {
@@ -56,6 +57,8 @@ const options = {
    * `.` = this one). Default: one variant, this checkout as it is.
    */
   variant: { type: 'string', multiple: true },
+  /** Keep each podnet's stdout (V8 traces asked with node:--trace-* flags) in DIR/<variant>-<netns>.log. */
+  'child-stdout': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 // allowNegative: --no-profile
@@ -203,6 +206,7 @@ try {
         },
       },
       netnsPrefix: prefix,
+      ...(o['child-stdout'] ? { stdoutFile: join(o['child-stdout'], `${variant.name}-${runSize}.log`) } : {}),
       collections: 1,
       startTimeoutMs: 300_000,
     });
