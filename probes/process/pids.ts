@@ -10,6 +10,7 @@
 //   and also counts processes that joined the netns from outside the pod (`nsenter`, `ip netns exec`).
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { netnsInodeOfLink, readProcFile } from '../../receiver/procfs/read.ts';
+import type { PidIoFiles } from './io-files.ts';
 import { type PidIo, parsePidIo } from './parse.ts';
 
 function errCode(err: unknown): string | undefined {
@@ -142,14 +143,20 @@ export interface ProcessSample {
 }
 
 /**
- * Reads `/proc/<pid>/io` and the fd table of `pid`, adding socket inodes to `sockets`. Returns
- * undefined when the process exited meanwhile; throws on other errors (permission).
+ * Reads `/proc/<pid>/io` (through `ioFiles`' kept fds when given) and the fd table of `pid`, adding
+ * socket inodes to `sockets`. Returns undefined when the process exited meanwhile; throws on other
+ * errors (permission).
  */
-export function sampleProcess(pid: number, sockets: Set<number>): ProcessSample | undefined {
+export function sampleProcess(
+  pid: number,
+  sockets: Set<number>,
+  ioFiles?: PidIoFiles,
+): ProcessSample | undefined {
   let io: PidIo;
   let names: string[];
   try {
-    io = parsePidIo(readProcFile(`/proc/${pid}/io`), `/proc/${pid}/io`);
+    const text = ioFiles ? ioFiles.read(pid) : readProcFile(`/proc/${pid}/io`);
+    io = parsePidIo(text, `/proc/${pid}/io`);
     names = readdirSync(`/proc/${pid}/fd`);
   } catch (err) {
     const code = errCode(err);
