@@ -1,6 +1,7 @@
 // A netlink socket over koffi (Node's net module cannot open AF_NETLINK): opened inside a netns with
 // `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2), replies received
-// with blocking recv(2) into a reusable buffer, bounded by SO_RCVTIMEO.
+// with blocking recv(2) (dumps: recvmmsg(2), two datagrams a call) into a reusable buffer, bounded by
+// SO_RCVTIMEO.
 //
 // Blocking is deliberate: a netlink request to the kernel is answered synchronously from kernel tables
 // (microseconds per message), and a koffi `.async` round trip costs ~10 µs of CPU per call — more than
@@ -17,6 +18,7 @@ import {
   NLMSG_HDRLEN,
   ReplyReader,
 } from './codec.ts';
+import { datagramLength, MM_SLOT, recvDatagrams, sharedMmsg } from './recvmmsg.ts';
 
 export const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -132,6 +134,8 @@ export class NetlinkSocket {
   #view: DataView | undefined;
   /** Bound to a port id (explicitly by `join`, or by the kernel at the first request). */
   #bound = false;
+  /** A joined group's notification was read (and dropped) after a dump reply's end (`#receiveDump`). */
+  #noticed = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
     this.#fd = fd;
@@ -215,7 +219,14 @@ export class NetlinkSocket {
       throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
     }
     this.stats.requests++;
-    const reader = new ReplyReader(seq, onMessage, (flags & NLM_F_DUMP) === NLM_F_DUMP);
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const reader = new ReplyReader(seq, onMessage, dump);
+    if (dump && this.#buffer === undefined) {
+      this.#receiveDump(fd, reader);
+      this.stats.messages += reader.messages;
+      this.stats.skipped += reader.skipped;
+      return reader.messages;
+    }
     const buf = this.#buffer ?? sharedRecvBuffer();
     if (this.#view === undefined || this.#view.buffer !== buf.buffer) {
       this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -242,6 +253,40 @@ export class NetlinkSocket {
     return reader.messages;
   }
 
+  /** The datagrams of a dump reply, up to MM_SLOTS per recvmmsg(2) (see `sharedMmsg`). */
+  #receiveDump(fd: number, reader: ReplyReader): void {
+    const m = sharedMmsg();
+    for (;;) {
+      const k = recvDatagrams(fd, m);
+      if (k < 0) {
+        const errno = koffi.errno();
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) throw new NetlinkError('netlink receive timed out', EAGAIN);
+        throw new NetlinkError(`netlink recvmmsg: errno ${errno}`, errno);
+      }
+      for (let i = 0; i < k; i++) {
+        const n = datagramLength(m, i);
+        if (n > MM_SLOT) {
+          throw new NetlinkProtocolError(`netlink datagram of ${n} bytes truncated to ${MM_SLOT}`);
+        }
+        if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
+        this.stats.datagrams++;
+        this.stats.bytes += n;
+        if (reader.feed(m.view, i * MM_SLOT, n)) {
+          // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
+          // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
+          // reads before the end, and kept as "something was pending" for the next pollPending /
+          // drainPending, which would have found it queued.
+          if (i + 1 < k) {
+            this.stats.skipped += k - i - 1;
+            if (this.#bound) this.#noticed = true;
+          }
+          return;
+        }
+      }
+    }
+  }
+
   /**
    * Joins a multicast group (NETLINK_ADD_MEMBERSHIP, e.g. RTNLGRP_IPV4_IFADDR): the kernel then queues
    * the group's notifications on this socket, to be noticed with `drainPending` (a request skips them).
@@ -266,7 +311,8 @@ export class NetlinkSocket {
   drainPending(): boolean {
     const fd = this.#liveFd();
     const buf = this.#buffer ?? sharedRecvBuffer();
-    let any = false;
+    let any = this.#noticed;
+    this.#noticed = false;
     for (;;) {
       const n = recvCall(fd, buf, buf.length, MSG_DONTWAIT | MSG_TRUNC) as number;
       if (n >= 0) {
@@ -311,7 +357,8 @@ export class NetlinkSocket {
     // revents: POLLIN, POLLERR (sk_err, e.g. ENOBUFS), POLLNVAL — any of them is "look". A closed socket
     // (fd -1, which poll ignores) is "look" too: its next use fails and is handled there.
     for (let i = 0; i < n; i++)
-      pending[i] = b[i * 8 + 6]! !== 0 || b[i * 8 + 7]! !== 0 || socks[i]!.#fd < 0 ? 1 : 0;
+      pending[i] =
+        b[i * 8 + 6]! !== 0 || b[i * 8 + 7]! !== 0 || socks[i]!.#fd < 0 || socks[i]!.#noticed ? 1 : 0;
   }
 
   /**
