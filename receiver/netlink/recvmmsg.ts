@@ -1,13 +1,14 @@
 // recvmmsg(2) for netlink dump replies (./socket.ts, `NetlinkSocket.request`), over koffi.
 //
-// Dump replies are received two datagrams per recvmmsg(2) (MSG_WAITFORONE: it waits for the first only).
-// Most dumps podnet makes (a netns' qdiscs, conntrack's per-CPU stats) are one datagram of data and one
-// of NLMSG_DONE: the kernel fills the DONE datagram while the first recvmsg of the data drains the queue
-// (`netlink_recvmsg` continues the dump), so the second slot finds it queued and the reply takes one
-// call instead of two. A datagram read after the reply's end is counted as skipped and, on a socket that
-// joined a group, reported as pending by the next poll/drain (socket.ts, `#noticed`).
+// Dump replies are received up to three datagrams per recvmmsg(2) (MSG_WAITFORONE: it waits for the
+// first only). Most dumps podnet makes (a netns' qdiscs, conntrack's per-CPU stats) are one datagram of
+// data and one of NLMSG_DONE: the kernel makes the DONE datagram while a recvmsg drains the queue
+// (`netlink_recvmsg` continues a running dump), so the next slot finds it queued and the reply takes one
+// call instead of two; three slots take a pair of requests (socket.ts `requestPair`: a reply, then a
+// dump's data and DONE) in one. A datagram read after the reply's end is counted as skipped and, on a
+// socket that joined a group, reported as pending by the next poll/drain (socket.ts, `#noticed`).
 //
-// Slots of 64 KiB each, then the mmsghdr and iovec arrays, all in one Buffer of its own ArrayBuffer
+// Slots of 64 KiB each (192 KiB in all), then the mmsghdr and iovec arrays, all in one Buffer of its own ArrayBuffer
 // (Buffer.alloc never pools): its memory lives outside the V8 heap and never moves, so the addresses
 // written into the headers stay valid.
 import koffi from 'koffi';
@@ -19,7 +20,7 @@ const recvmmsgCall = koffi
   .load('libc.so.6')
   .func('int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)');
 
-const MM_SLOTS = 2;
+const MM_SLOTS = 3;
 export const MM_SLOT = 64 * 1024; // socket.ts DEFAULT_RECV_BUFFER: holds any dump datagram (32 KiB at most)
 const MM_HDR = 64; // struct mmsghdr on 64-bit: msghdr (56) + msg_len (4) + padding
 const MM_HDRS = MM_SLOTS * MM_SLOT;

@@ -85,24 +85,31 @@ function put32(b: Buffer, p: number, v: number): void {
   b[p + 3] = (v >>> 24) & 0xff;
 }
 
-/** Encodes header + payload into `sendBuffer` (as `encodeMessage` does); returns the bytes to send. */
-function encodeRequest(type: number, flags: number, seq: number, payload: Uint8Array): number {
+/**
+ * Encodes header + payload into `sendBuffer` at `at` (as `encodeMessage` does; what is before `at` is
+ * kept); returns the end of the bytes to send.
+ */
+function encodeRequest(type: number, flags: number, seq: number, payload: Uint8Array, at = 0): number {
   const len = NLMSG_HDRLEN + payload.length;
-  const padded = align4(len);
-  if (padded > sendBuffer.length) sendBuffer = Buffer.alloc(Math.max(padded, sendBuffer.length * 2));
+  const end = at + align4(len);
+  if (end > sendBuffer.length) {
+    const bigger = Buffer.alloc(Math.max(end, sendBuffer.length * 2));
+    bigger.set(sendBuffer.subarray(0, at));
+    sendBuffer = bigger;
+  }
   // Byte stores: Buffer's writeUInt*LE and fill validate their arguments through wrappers that leave
   // garbage on every call (thousands of requests per collection at 1,000 netns).
   const b = sendBuffer;
-  put32(b, 0, len);
-  b[4] = type & 0xff;
-  b[5] = (type >>> 8) & 0xff;
-  b[6] = flags & 0xff;
-  b[7] = (flags >>> 8) & 0xff;
-  put32(b, 8, seq >>> 0);
-  put32(b, 12, 0);
-  b.set(payload, NLMSG_HDRLEN);
-  for (let i = len; i < padded; i++) b[i] = 0;
-  return padded;
+  put32(b, at, len);
+  b[at + 4] = type & 0xff;
+  b[at + 5] = (type >>> 8) & 0xff;
+  b[at + 6] = flags & 0xff;
+  b[at + 7] = (flags >>> 8) & 0xff;
+  put32(b, at + 8, seq >>> 0);
+  put32(b, at + 12, 0);
+  b.set(payload, at + NLMSG_HDRLEN);
+  for (let i = at + len; i < end; i++) b[i] = 0;
+  return end;
 }
 
 export interface NetlinkSocketOptions {
@@ -122,6 +129,14 @@ export interface NetlinkSocketStats {
   messages: number;
   /** Messages of other sequence numbers read while a reply was awaited (e.g. joined groups' notifications). */
   skipped: number;
+}
+
+/** One request of `NetlinkSocket.requestPair`: as the arguments of `request`. */
+export interface NetlinkRequest {
+  readonly type: number;
+  readonly flags: number;
+  readonly payload: Uint8Array;
+  readonly onMessage: (msg: NetlinkMessage) => void;
 }
 
 export class NetlinkSocket {
@@ -209,20 +224,12 @@ export class NetlinkSocket {
   ): number {
     const seq = this.nextSeq();
     const fd = this.#liveFd();
-    const len = encodeRequest(type, flags, seq, payload);
-    const msg = sendBuffer;
-    for (;;) {
-      const sent = sendtoCall(fd, msg, len, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
-      if (sent === len) break;
-      const errno = sent < 0 ? koffi.errno() : 0;
-      if (errno === EINTR) continue;
-      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
-    }
+    this.#send(fd, encodeRequest(type, flags, seq, payload));
     this.stats.requests++;
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
     const reader = new ReplyReader(seq, onMessage, dump);
     if (dump && this.#buffer === undefined) {
-      this.#receiveDump(fd, reader);
+      this.#receiveMany(fd, reader, undefined);
       this.stats.messages += reader.messages;
       this.stats.skipped += reader.skipped;
       return reader.messages;
@@ -253,9 +260,52 @@ export class NetlinkSocket {
     return reader.messages;
   }
 
-  /** The datagrams of a dump reply, up to MM_SLOTS per recvmmsg(2) (see `sharedMmsg`). */
-  #receiveDump(fd: number, reader: ReplyReader): void {
+  /**
+   * Two requests in one sendto(2) and their replies through recvmmsg(2): `first` must not be a dump
+   * (the kernel answers the messages of a datagram in order, `netlink_rcv_skb`; a dump's first reply
+   * datagram is made at once, so it comes after the first request's reply) — e.g. conntrack's global
+   * stats then its per-CPU dump: 2 system calls instead of 4. Returns the data messages of each reply.
+   * Errors as `request`; after one, a reply left queued is skipped by the next request (other seq).
+   */
+  requestPair(first: NetlinkRequest, second: NetlinkRequest): [number, number] {
+    if ((first.flags & NLM_F_DUMP) === NLM_F_DUMP) throw new RangeError('requestPair: first is a dump');
+    if (this.#buffer !== undefined)
+      return [
+        this.request(first.type, first.flags, first.payload, first.onMessage),
+        this.request(second.type, second.flags, second.payload, second.onMessage),
+      ];
+    const fd = this.#liveFd();
+    const seq1 = this.nextSeq();
+    const seq2 = this.nextSeq();
+    const mid = encodeRequest(first.type, first.flags, seq1, first.payload);
+    this.#send(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
+    this.stats.requests += 2;
+    const a = new ReplyReader(seq1, first.onMessage, false);
+    const b = new ReplyReader(seq2, second.onMessage, (second.flags & NLM_F_DUMP) === NLM_F_DUMP);
+    this.#receiveMany(fd, a, b);
+    this.stats.messages += a.messages + b.messages;
+    this.stats.skipped += a.skipped + b.skipped;
+    return [a.messages, b.messages];
+  }
+
+  #send(fd: number, len: number): void {
+    for (;;) {
+      const sent = sendtoCall(fd, sendBuffer, len, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
+      if (sent === len) return;
+      const errno = sent < 0 ? koffi.errno() : 0;
+      if (errno === EINTR) continue;
+      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
+    }
+  }
+
+  /**
+   * The datagrams of `reader`'s reply and then of `next`'s (when given), up to MM_SLOTS per
+   * recvmmsg(2) (./recvmmsg.ts). A datagram holds messages of one reply only, so the datagrams after
+   * the first reply's end are the second's.
+   */
+  #receiveMany(fd: number, first: ReplyReader, next: ReplyReader | undefined): void {
     const m = sharedMmsg();
+    let reader = first;
     for (;;) {
       const k = recvDatagrams(fd, m);
       if (k < 0) {
@@ -272,17 +322,21 @@ export class NetlinkSocket {
         if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
         this.stats.datagrams++;
         this.stats.bytes += n;
-        if (reader.feed(m.view, i * MM_SLOT, n)) {
-          // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
-          // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
-          // reads before the end, and kept as "something was pending" for the next pollPending /
-          // drainPending, which would have found it queued.
-          if (i + 1 < k) {
-            this.stats.skipped += k - i - 1;
-            if (this.#bound) this.#noticed = true;
-          }
-          return;
+        if (!reader.feed(m.view, i * MM_SLOT, n)) continue;
+        if (next !== undefined) {
+          reader = next;
+          next = undefined;
+          continue;
         }
+        // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
+        // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
+        // reads before the end, and kept as "something was pending" for the next pollPending /
+        // drainPending, which would have found it queued.
+        if (i + 1 < k) {
+          this.stats.skipped += k - i - 1;
+          if (this.#bound) this.#noticed = true;
+        }
+        return;
       }
     }
   }
