@@ -16,8 +16,8 @@ import { type MetricSink, SeriesKey } from '../../receiver/probe/sink.ts';
 import type { Attributes, MetricDef, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
 import { assertEntityAliveOnce } from '../../receiver/procfs/liveness.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
-import { PidIoFiles } from './io-files.ts';
 import type { PidIo } from './parse.ts';
+import { PidFiles } from './pid-files.ts';
 import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
 
 const OP = ['podnet.io.operation'] as const;
@@ -143,12 +143,12 @@ export class ProcessCollector {
   /** Keyed by netns inode and pod uid (`stateKey`). */
   readonly #state = new Map<string | number, EntityState>();
   #index: Map<number, number[]> | undefined;
-  /** Kept-open /proc/<pid>/io fds (./io-files.ts). */
-  readonly #io: PidIoFiles;
+  /** Kept-open /proc/<pid>/io and /proc/<pid>/fd fds (./pid-files.ts). */
+  readonly #io: PidFiles;
 
   readonly #ctx: Pick<ProbeContext, 'enabledMetrics'> | undefined;
 
-  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>, io = new PidIoFiles()) {
+  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>, io = new PidFiles()) {
     this.#args = args;
     this.#io = io;
     this.#ctx = ctx;
