@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PidFiles } from '../../probes/process/pid-files.ts';
 
 const CHILD = `
@@ -40,7 +41,13 @@ test('pid files: kept and uncached reads equal ls / cat of a stopped process; a 
   const pid = child.pid!;
   try {
     await once(child.stdout!, 'data');
-    process.kill(pid, 'SIGSTOP'); // nothing changes while we compare
+    process.kill(pid, 'SIGSTOP'); // nothing changes while we compare: wait until every thread is stopped
+    const stopped = (): boolean =>
+      readdirSync(`/proc/${pid}/task`).every((t) =>
+        /\) [tT] /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, 'latin1')),
+      );
+    for (let i = 0; i < 200 && !stopped(); i++) await sleep(10);
+    assert.ok(stopped(), 'child stopped');
     const want = truth(pid);
     assert.ok(
       want.fds > 2500 && want.sockets.length >= 40,
