@@ -8,7 +8,7 @@ import {
   type ConntrackGlobal,
   CTA_STATS,
   conntrackGlobal,
-  conntrackStatSums,
+  conntrackGlobalAndSums,
   conntrackStats,
   statSumsArray,
 } from '../../receiver/netlink/ctnetlink.ts';
@@ -100,8 +100,7 @@ function read(sock: NetlinkSocket, netns: number, perCpu: boolean, out: MetricSi
     pushGlobal(global, netns, out);
     return;
   }
-  conntrackStatSums(sock, sums);
-  const global = conntrackGlobal(sock);
+  const global = conntrackGlobalAndSums(sock, sums);
   for (let t = 1; t < sums.length; t++) {
     const key = KEY_BY_TYPE[t];
     const value = sums[t]!;

@@ -8,9 +8,10 @@
 // - by netns: every process whose `/proc/<pid>/ns/net` is the entity's netns (one scan of /proc per
 //   collection). This works for any entity (a named netns with processes, a pod without a known cgroup)
 //   and also counts processes that joined the netns from outside the pod (`nsenter`, `ip netns exec`).
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { netnsInodeOfLink, readProcFile } from '../../receiver/procfs/read.ts';
 import { type PidIo, parsePidIo } from './parse.ts';
+import type { PidFiles } from './pid-files.ts';
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
@@ -142,29 +143,20 @@ export interface ProcessSample {
 }
 
 /**
- * Reads `/proc/<pid>/io` and the fd table of `pid`, adding socket inodes to `sockets`. Returns
- * undefined when the process exited meanwhile; throws on other errors (permission).
+ * Reads `/proc/<pid>/io` and the fd table of `pid` (through `files`' kept fds), adding socket inodes to
+ * `sockets`. Returns undefined when the process exited meanwhile; throws on other errors (permission).
  */
-export function sampleProcess(pid: number, sockets: Set<number>): ProcessSample | undefined {
+export function sampleProcess(pid: number, sockets: Set<number>, files: PidFiles): ProcessSample | undefined {
   let io: PidIo;
-  let names: string[];
+  let fds: number;
   try {
-    io = parsePidIo(readProcFile(`/proc/${pid}/io`), `/proc/${pid}/io`);
-    names = readdirSync(`/proc/${pid}/fd`);
+    const r = files.read(pid, sockets);
+    io = parsePidIo(r.io, `/proc/${pid}/io`);
+    fds = r.fds;
   } catch (err) {
     const code = errCode(err);
     if (code === 'ENOENT' || code === 'ESRCH') return undefined;
     throw err;
   }
-  for (const n of names) {
-    let target: string;
-    try {
-      target = readlinkSync(`/proc/${pid}/fd/${n}`);
-    } catch {
-      continue; // closed meanwhile
-    }
-    // `socket:[12345]`
-    if (target.startsWith('socket:[')) sockets.add(Number(target.slice(8, -1)));
-  }
-  return { pid, io, fds: names.length };
+  return { pid, io, fds };
 }

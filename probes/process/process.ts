@@ -17,6 +17,7 @@ import type { Attributes, MetricDef, ProbeContext, ProbeSpec } from '../../recei
 import { assertEntityAliveOnce } from '../../receiver/procfs/liveness.ts';
 import { procfsAvailability } from '../../receiver/procfs/read.ts';
 import type { PidIo } from './parse.ts';
+import { PidFiles } from './pid-files.ts';
 import { netnsPidIndex, type ProcessSample, podCgroupPids, sampleProcess } from './pids.ts';
 
 const OP = ['podnet.io.operation'] as const;
@@ -142,11 +143,14 @@ export class ProcessCollector {
   /** Keyed by netns inode and pod uid (`stateKey`). */
   readonly #state = new Map<string | number, EntityState>();
   #index: Map<number, number[]> | undefined;
+  /** Kept-open /proc/<pid>/io and /proc/<pid>/fd fds (./pid-files.ts). */
+  readonly #io: PidFiles;
 
   readonly #ctx: Pick<ProbeContext, 'enabledMetrics'> | undefined;
 
-  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>) {
+  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>, io = new PidFiles()) {
     this.#args = args;
+    this.#io = io;
     this.#ctx = ctx;
     this.#wanted = metricFilter(PROCESS_METRICS, args.metrics, ctx);
   }
@@ -164,6 +168,7 @@ export class ProcessCollector {
   /** One /proc scan per collection when an entity needs the netns match; forget entities gone. */
   prepare(entities: readonly Entity[]): void {
     this.#index = undefined;
+    this.#io.sweep();
     const live = new Set(entities.map(stateKey));
     for (const k of this.#state.keys()) if (!live.has(k)) this.#state.delete(k);
     if (entities.some((e) => this.#method(e) === 'netns')) this.#index = netnsPidIndex();
@@ -190,12 +195,17 @@ export class ProcessCollector {
     return this.#index.get(entity.netnsInode) ?? [];
   }
 
+  /** Closes the kept fds (the probe stops). */
+  close(): void {
+    this.#io.closeAll();
+  }
+
   collect(entity: Entity, out: MetricSink, cycle?: object): void {
     const pids = this.pids(entity);
     const sockets = pids.length > 0 ? new Set<number>() : NO_SOCKETS;
     const samples: ProcessSample[] = [];
     for (const pid of pids) {
-      const s = sampleProcess(pid, sockets);
+      const s = sampleProcess(pid, sockets, this.#io);
       if (s) samples.push(s);
     }
     assertEntityAliveOnce(entity, cycle); // a netns that vanished yields no points, not zeros
@@ -268,7 +278,7 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
   },
   async create(ctx, args) {
     const c = new ProcessCollector(args, ctx);
-    return createProcfsProbe<ProcessArgs>({
+    const probe = createProcfsProbe<ProcessArgs>({
       reconfigure: (a) => c.setArgs(a),
       log: ctx.log.child({ probe: 'process' }),
       concurrency: args.concurrency,
@@ -276,5 +286,12 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
       prepare: (entities) => c.prepare(entities),
       writeEntity: (entity, sink, cycle) => c.collect(entity, sink, cycle),
     });
+    return {
+      ...probe,
+      async close(): Promise<void> {
+        c.close();
+        await probe.close();
+      },
+    };
   },
 };

@@ -98,29 +98,52 @@ export function conntrackStats(sock: NetlinkSocket): ConntrackStats {
 }
 
 /**
- * The per-CPU statistics summed straight into `sums` (index: CTA_STATS_* type, as `conntrack -S` totals;
- * NaN where no CPU message carried the attribute), with no object per CPU: the dump has one message per
- * possible CPU, per netns, every collection. `sums` needs CTA_STATS_MAX + 1 entries (`statSumsArray`).
+ * `conntrackGlobal`, and the per-CPU statistics summed straight into `sums` (index: CTA_STATS_* type, as
+ * `conntrack -S` totals; NaN where no CPU message carried the attribute), with no object per CPU: the
+ * dump has one message per possible CPU, per netns, every collection. `sums` needs CTA_STATS_MAX + 1
+ * entries (`statSumsArray`). One round trip (`NetlinkSocket.requestPair`: one sendto and one recvmmsg
+ * instead of two sendto, a recvmmsg and a recv): the global stats first (a single reply), then the dump.
  */
-export function conntrackStatSums(sock: NetlinkSocket, sums: Float64Array): void {
+export function conntrackGlobalAndSums(sock: NetlinkSocket, sums: Float64Array): ConntrackGlobal {
   if (sums.length < CTA_STATS_MAX + 1) throw new RangeError(`sums needs ${CTA_STATS_MAX + 1} entries`);
-  const type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  const globalType = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS;
+  const cpuType = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  statsGlobalAttrs ??= new Attrs(2);
   statsCpuAttrs ??= new Attrs(CTA_STATS_MAX);
+  const gAttrs = statsGlobalAttrs;
   const attrs = statsCpuAttrs;
+  let out: ConntrackGlobal | undefined;
   sums.fill(Number.NaN);
-  sock.request(type, NLM_F_REQUEST | NLM_F_DUMP, nfgenmsg(), (msg) => {
-    if (msg.type !== type) return;
-    if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
-    attrs.parse(msg.view, msg.payloadOffset + NFGENMSG_LEN, msg.payloadLength - NFGENMSG_LEN);
-    for (let t = 1; t <= CTA_STATS_MAX; t++) {
-      if (CTA_STATS[t] === undefined || !attrs.has(t)) continue;
-      const v = attrs.be32(t);
-      sums[t] = Number.isNaN(sums[t]!) ? v : sums[t]! + v;
-    }
-  });
+  sock.requestPair(
+    {
+      type: globalType,
+      flags: NLM_F_REQUEST,
+      payload: nfgenmsg(),
+      onMessage: (msg) => {
+        if (msg.type === globalType) out = decodeStatsGlobal(msg, gAttrs);
+      },
+    },
+    {
+      type: cpuType,
+      flags: NLM_F_REQUEST | NLM_F_DUMP,
+      payload: nfgenmsg(),
+      onMessage: (msg) => {
+        if (msg.type !== cpuType) return;
+        if (msg.payloadLength < NFGENMSG_LEN) throw new NetlinkProtocolError('truncated nfgenmsg');
+        attrs.parse(msg.view, msg.payloadOffset + NFGENMSG_LEN, msg.payloadLength - NFGENMSG_LEN);
+        for (let t = 1; t <= CTA_STATS_MAX; t++) {
+          if (CTA_STATS[t] === undefined || !attrs.has(t)) continue;
+          const v = attrs.be32(t);
+          sums[t] = Number.isNaN(sums[t]!) ? v : sums[t]! + v;
+        }
+      },
+    },
+  );
+  if (out === undefined) throw new NetlinkProtocolError('no conntrack global stats in the reply');
+  return out;
 }
 
-/** An array for `conntrackStatSums`. */
+/** An array for `conntrackGlobalAndSums`. */
 export function statSumsArray(): Float64Array {
   return new Float64Array(CTA_STATS_MAX + 1);
 }

@@ -1,6 +1,7 @@
 // A netlink socket over koffi (Node's net module cannot open AF_NETLINK): opened inside a netns with
 // `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2), replies received
-// with blocking recv(2) into a reusable buffer, bounded by SO_RCVTIMEO.
+// with blocking recv(2) (dumps: recvmmsg(2), two datagrams a call) into a reusable buffer, bounded by
+// SO_RCVTIMEO.
 //
 // Blocking is deliberate: a netlink request to the kernel is answered synchronously from kernel tables
 // (microseconds per message), and a koffi `.async` round trip costs ~10 µs of CPU per call — more than
@@ -17,6 +18,7 @@ import {
   NLMSG_HDRLEN,
   ReplyReader,
 } from './codec.ts';
+import { datagramLength, MM_SLOT, recvDatagrams, sharedMmsg } from './recvmmsg.ts';
 
 export const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -83,24 +85,31 @@ function put32(b: Buffer, p: number, v: number): void {
   b[p + 3] = (v >>> 24) & 0xff;
 }
 
-/** Encodes header + payload into `sendBuffer` (as `encodeMessage` does); returns the bytes to send. */
-function encodeRequest(type: number, flags: number, seq: number, payload: Uint8Array): number {
+/**
+ * Encodes header + payload into `sendBuffer` at `at` (as `encodeMessage` does; what is before `at` is
+ * kept); returns the end of the bytes to send.
+ */
+function encodeRequest(type: number, flags: number, seq: number, payload: Uint8Array, at = 0): number {
   const len = NLMSG_HDRLEN + payload.length;
-  const padded = align4(len);
-  if (padded > sendBuffer.length) sendBuffer = Buffer.alloc(Math.max(padded, sendBuffer.length * 2));
+  const end = at + align4(len);
+  if (end > sendBuffer.length) {
+    const bigger = Buffer.alloc(Math.max(end, sendBuffer.length * 2));
+    bigger.set(sendBuffer.subarray(0, at));
+    sendBuffer = bigger;
+  }
   // Byte stores: Buffer's writeUInt*LE and fill validate their arguments through wrappers that leave
   // garbage on every call (thousands of requests per collection at 1,000 netns).
   const b = sendBuffer;
-  put32(b, 0, len);
-  b[4] = type & 0xff;
-  b[5] = (type >>> 8) & 0xff;
-  b[6] = flags & 0xff;
-  b[7] = (flags >>> 8) & 0xff;
-  put32(b, 8, seq >>> 0);
-  put32(b, 12, 0);
-  b.set(payload, NLMSG_HDRLEN);
-  for (let i = len; i < padded; i++) b[i] = 0;
-  return padded;
+  put32(b, at, len);
+  b[at + 4] = type & 0xff;
+  b[at + 5] = (type >>> 8) & 0xff;
+  b[at + 6] = flags & 0xff;
+  b[at + 7] = (flags >>> 8) & 0xff;
+  put32(b, at + 8, seq >>> 0);
+  put32(b, at + 12, 0);
+  b.set(payload, at + NLMSG_HDRLEN);
+  for (let i = at + len; i < end; i++) b[i] = 0;
+  return end;
 }
 
 export interface NetlinkSocketOptions {
@@ -122,6 +131,14 @@ export interface NetlinkSocketStats {
   skipped: number;
 }
 
+/** One request of `NetlinkSocket.requestPair`: as the arguments of `request`. */
+export interface NetlinkRequest {
+  readonly type: number;
+  readonly flags: number;
+  readonly payload: Uint8Array;
+  readonly onMessage: (msg: NetlinkMessage) => void;
+}
+
 export class NetlinkSocket {
   readonly protocol: number;
   readonly netnsPath: string;
@@ -132,6 +149,8 @@ export class NetlinkSocket {
   #view: DataView | undefined;
   /** Bound to a port id (explicitly by `join`, or by the kernel at the first request). */
   #bound = false;
+  /** A joined group's notification was read (and dropped) after a dump reply's end (`#receiveDump`). */
+  #noticed = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
     this.#fd = fd;
@@ -205,17 +224,16 @@ export class NetlinkSocket {
   ): number {
     const seq = this.nextSeq();
     const fd = this.#liveFd();
-    const len = encodeRequest(type, flags, seq, payload);
-    const msg = sendBuffer;
-    for (;;) {
-      const sent = sendtoCall(fd, msg, len, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
-      if (sent === len) break;
-      const errno = sent < 0 ? koffi.errno() : 0;
-      if (errno === EINTR) continue;
-      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
-    }
+    this.#send(fd, encodeRequest(type, flags, seq, payload));
     this.stats.requests++;
-    const reader = new ReplyReader(seq, onMessage, (flags & NLM_F_DUMP) === NLM_F_DUMP);
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const reader = new ReplyReader(seq, onMessage, dump);
+    if (dump && this.#buffer === undefined) {
+      this.#receiveMany(fd, reader, undefined);
+      this.stats.messages += reader.messages;
+      this.stats.skipped += reader.skipped;
+      return reader.messages;
+    }
     const buf = this.#buffer ?? sharedRecvBuffer();
     if (this.#view === undefined || this.#view.buffer !== buf.buffer) {
       this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -243,6 +261,87 @@ export class NetlinkSocket {
   }
 
   /**
+   * Two requests in one sendto(2) and their replies through recvmmsg(2): `first` must not be a dump
+   * (the kernel answers the messages of a datagram in order, `netlink_rcv_skb`; a dump's first reply
+   * datagram is made at once, so it comes after the first request's reply) — e.g. conntrack's global
+   * stats then its per-CPU dump: 2 system calls instead of 4. Returns the data messages of each reply.
+   * Errors as `request`; after one, a reply left queued is skipped by the next request (other seq).
+   */
+  requestPair(first: NetlinkRequest, second: NetlinkRequest): [number, number] {
+    if ((first.flags & NLM_F_DUMP) === NLM_F_DUMP) throw new RangeError('requestPair: first is a dump');
+    if (this.#buffer !== undefined)
+      return [
+        this.request(first.type, first.flags, first.payload, first.onMessage),
+        this.request(second.type, second.flags, second.payload, second.onMessage),
+      ];
+    const fd = this.#liveFd();
+    const seq1 = this.nextSeq();
+    const seq2 = this.nextSeq();
+    const mid = encodeRequest(first.type, first.flags, seq1, first.payload);
+    this.#send(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
+    this.stats.requests += 2;
+    const a = new ReplyReader(seq1, first.onMessage, false);
+    const b = new ReplyReader(seq2, second.onMessage, (second.flags & NLM_F_DUMP) === NLM_F_DUMP);
+    this.#receiveMany(fd, a, b);
+    this.stats.messages += a.messages + b.messages;
+    this.stats.skipped += a.skipped + b.skipped;
+    return [a.messages, b.messages];
+  }
+
+  #send(fd: number, len: number): void {
+    for (;;) {
+      const sent = sendtoCall(fd, sendBuffer, len, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
+      if (sent === len) return;
+      const errno = sent < 0 ? koffi.errno() : 0;
+      if (errno === EINTR) continue;
+      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
+    }
+  }
+
+  /**
+   * The datagrams of `reader`'s reply and then of `next`'s (when given), up to MM_SLOTS per
+   * recvmmsg(2) (./recvmmsg.ts). A datagram holds messages of one reply only, so the datagrams after
+   * the first reply's end are the second's.
+   */
+  #receiveMany(fd: number, first: ReplyReader, next: ReplyReader | undefined): void {
+    const m = sharedMmsg();
+    let reader = first;
+    for (;;) {
+      const k = recvDatagrams(fd, m);
+      if (k < 0) {
+        const errno = koffi.errno();
+        if (errno === EINTR) continue;
+        if (errno === EAGAIN) throw new NetlinkError('netlink receive timed out', EAGAIN);
+        throw new NetlinkError(`netlink recvmmsg: errno ${errno}`, errno);
+      }
+      for (let i = 0; i < k; i++) {
+        const n = datagramLength(m, i);
+        if (n > MM_SLOT) {
+          throw new NetlinkProtocolError(`netlink datagram of ${n} bytes truncated to ${MM_SLOT}`);
+        }
+        if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
+        this.stats.datagrams++;
+        this.stats.bytes += n;
+        if (!reader.feed(m.view, i * MM_SLOT, n)) continue;
+        if (next !== undefined) {
+          reader = next;
+          next = undefined;
+          continue;
+        }
+        // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
+        // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
+        // reads before the end, and kept as "something was pending" for the next pollPending /
+        // drainPending, which would have found it queued.
+        if (i + 1 < k) {
+          this.stats.skipped += k - i - 1;
+          if (this.#bound) this.#noticed = true;
+        }
+        return;
+      }
+    }
+  }
+
+  /**
    * Joins a multicast group (NETLINK_ADD_MEMBERSHIP, e.g. RTNLGRP_IPV4_IFADDR): the kernel then queues
    * the group's notifications on this socket, to be noticed with `drainPending` (a request skips them).
    */
@@ -266,7 +365,8 @@ export class NetlinkSocket {
   drainPending(): boolean {
     const fd = this.#liveFd();
     const buf = this.#buffer ?? sharedRecvBuffer();
-    let any = false;
+    let any = this.#noticed;
+    this.#noticed = false;
     for (;;) {
       const n = recvCall(fd, buf, buf.length, MSG_DONTWAIT | MSG_TRUNC) as number;
       if (n >= 0) {
@@ -311,7 +411,8 @@ export class NetlinkSocket {
     // revents: POLLIN, POLLERR (sk_err, e.g. ENOBUFS), POLLNVAL — any of them is "look". A closed socket
     // (fd -1, which poll ignores) is "look" too: its next use fails and is handled there.
     for (let i = 0; i < n; i++)
-      pending[i] = b[i * 8 + 6]! !== 0 || b[i * 8 + 7]! !== 0 || socks[i]!.#fd < 0 ? 1 : 0;
+      pending[i] =
+        b[i * 8 + 6]! !== 0 || b[i * 8 + 7]! !== 0 || socks[i]!.#fd < 0 || socks[i]!.#noticed ? 1 : 0;
   }
 
   /**
