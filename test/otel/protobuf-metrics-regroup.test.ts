@@ -4,7 +4,7 @@
 // be the SDK path's bytes (EntityResources.byEntity → splitResourceMetrics → the SDK serializer), also
 // when the series set changes in ways a too-weak check would miss: the same point counts per metric with
 // the points moved to other pods, a pod relabelled (same series, new entity keys and Resource), a pod gone.
-// That the grouping was reused (or made anew) is read from its arrays' identity.
+// A grouping made anew writes over the last one's arrays, but not while an export still reads them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
@@ -15,9 +15,8 @@ import { EntityResources } from '../../receiver/otel/entity-resources.ts';
 import { splitResourceMetrics } from '../../receiver/otel/exporters.ts';
 import { StoreMetricData } from '../../receiver/otel/metric-data.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
-import { groupByEntity } from '../../receiver/otel/protobuf/metric-grouping.ts';
-import { entriesOf } from '../../receiver/otel/protobuf/metric-writer.ts';
-import { encodeMetricRequests } from '../../receiver/otel/protobuf/metrics.ts';
+import { groupings } from '../../receiver/otel/protobuf/metric-grouping.ts';
+import { encodeMetricRequests, metricRequests } from '../../receiver/otel/protobuf/metrics.ts';
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { podEntity } from '../env/pod-entity.ts';
@@ -109,19 +108,22 @@ test('the grouping kept across collections: reused while the series set holds, t
     { what: 'unchanged after the relabel', change: () => points(5, PODS, [2, 3, 1]), reused: true },
     { what: 'a pod gone', change: () => points(6, PODS - 1, [2, 3, 1]), reused: false },
   ];
-  let previous: Int32Array | undefined;
   let compared = 0;
   for (const [r, round] of rounds.entries()) {
     store.update('p', round.change(), 1_750_000_000_000 + r * 15_000);
     const direct = { ...(await store.collect()).resourceMetrics, resource: AGENT };
     const sdk = twin(direct, { ...(await store.collect()).resourceMetrics, resource: AGENT });
-    const { entries, total } = entriesOf(direct);
-    const { order } = groupByEntity(direct, er, entries, total);
-    assert.equal(order === previous, round.reused, `${round.what}: grouping reused ${round.reused}`);
-    previous = order;
-    for (const max of [5_000, 7, 1]) {
+    for (const [n, max] of [5_000, 7, 1].entries()) {
       const want = sdkRequests(sdk, er, max);
+      const { made, reused } = groupings;
       const got = encodeMetricRequests(direct, er, max);
+      // The first encoding of a collection tells; the next ones (same collection) always reuse it.
+      const again = n > 0 || round.reused;
+      assert.deepEqual(
+        [groupings.made - made, groupings.reused - reused],
+        again ? [0, 1] : [1, 0],
+        `${round.what}, max ${max}: grouping ${again ? 'reused' : 'made'}`,
+      );
       assert.equal(got.length, want.length, `${round.what}, max ${max}: number of requests`);
       for (let i = 0; i < want.length; i++) {
         assert.equal(got[i]!.points, want[i]!.points, `${round.what}, max ${max}, request ${i}: points`);
@@ -134,4 +136,26 @@ test('the grouping kept across collections: reused while the series set holds, t
     }
   }
   assert.ok(compared > 10_000, `compared ${compared} bytes`);
+});
+
+test('a grouping made while an export still reads the last one does not write over it', async () => {
+  const source = new StaticEntitySource(Array.from({ length: PODS }, (_, i) => podEntity(i)));
+  const store = new MetricStore({ entities: source, labelAllowlist: ['app'] });
+  store.setDefinitions(DEFS.map((d) => ({ def: d, probe: 'p', enabled: true })));
+  const er = new EntityResources(AGENT);
+  store.update('p', points(0, PODS), 1_750_000_000_000);
+  const first = { ...(await store.collect()).resourceMetrics, resource: AGENT };
+  const want = sdkRequests(first, er, 7);
+  const it = metricRequests(first, er, 7);
+  const got = [Buffer.from(it.next().value!.bytes)];
+  // Meanwhile: the series set changes (points move between pods) and the next collection is exported whole.
+  store.update('p', points(1, PODS, [2, 3, 1]), 1_750_000_015_000);
+  const { made } = groupings;
+  const second = { ...(await store.collect()).resourceMetrics, resource: AGENT };
+  encodeMetricRequests(second, er, 7);
+  assert.equal(groupings.made - made, 1, 'the second collection made its own grouping');
+  for (const r of it) got.push(Buffer.from(r.bytes));
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++)
+    assert.ok(got[i]!.equals(want[i]!.bytes), `request ${i}: bytes differ`);
 });

@@ -3,9 +3,11 @@
 // appearance), metrics and points in collection order within each, with each point's bucket and entry
 // stored in output order (the writing loop reads them in sequence). It depends only on the series set
 // (which entity each point belongs to, how many points each metric has): the last grouping is kept per
-// EntityResources (3 arrays of 4 bytes per point and the collection's `entityOf`, ~2.7 MB at 1,000 netns)
-// and reused when the next collection's structure matches it, checked without reading a series (the store
-// collection's `entityOf` compared as bytes, its entity objects by identity, the other points' buckets).
+// EntityResources (3 arrays of 4 bytes per point and the collection's `entityOf`, ~2.7 MB at 1,000 netns;
+// a grouping made anew writes over them unless an export still reads them, so a changed series set makes
+// no new arrays) and reused when the next collection's structure matches it, checked without reading a
+// series (the store collection's `entityOf` compared as bytes, its entity objects by identity, the other
+// points' buckets).
 // A running agent changes its series set whenever an event-driven series appears (a drop reason or a
 // reset first seen in a netns): seen at 100 netns on a busy machine, one collection in five was reused;
 // the grouping made anew is itself cheaper than the one in the writing generator it replaced
@@ -27,11 +29,15 @@ export interface Grouping {
   readonly resources: Resource[];
   /** Point attributes without the entity keys, of points that are neither store series nor store points. */
   readonly split: Map<number, Attributes>;
+  /** Its reader is done with it: the arrays may be written over by the next grouping made. */
+  release(): void;
 }
 
 /** What a grouping was made from, to tell whether the next collection's is the same. */
 interface Kept {
   readonly grouping: Grouping;
+  /** Groupings handed out over its arrays and not released yet (arrays in use are not written over). */
+  readonly users: { n: number };
   /** Per entry: its point count, and whether it was read from a store collection's series (1) or not (0). */
   readonly counts: Int32Array;
   readonly fromStore: Uint8Array;
@@ -47,6 +53,23 @@ interface Kept {
 }
 
 const kept = new WeakMap<EntityResources, Kept>();
+/** Groupings made and reused so far (read by test/otel/protobuf-metrics-regroup.test.ts). */
+export const groupings = { made: 0, reused: 0 };
+/** The bucket of each point in collection order, while a grouping is made (synchronously). */
+let bucketScratch = new Int32Array(0);
+
+/** A grouping over kept arrays, counted as in use until released. */
+function handOut(g: Omit<Grouping, 'release'>, users: { n: number }): Grouping {
+  users.n++;
+  let released = false;
+  return {
+    ...g,
+    release: () => {
+      if (!released) users.n--;
+      released = true;
+    },
+  };
+}
 
 /** The store collection whose series all the store entries are read from; undefined: none or several. */
 function storeCollection(entries: readonly Entry[]): StoreCollection | undefined {
@@ -107,7 +130,7 @@ function reuse(
   const g = k.grouping;
   const resources: Resource[] = [rm.resource];
   for (let b = 1; b < k.bucketEntity.length; b++) resources.push(entities.resourceFor(k.bucketEntity[b]!));
-  return { order: g.order, bucketAt: g.bucketAt, entryAt: g.entryAt, resources, split };
+  return handOut({ order: g.order, bucketAt: g.bucketAt, entryAt: g.entryAt, resources, split }, k.users);
 }
 
 /** The grouping of `entries` (`total` points) by entity: the last one if it still holds, else made anew. */
@@ -118,8 +141,13 @@ export function groupByEntity(
   total: number,
 ): Grouping {
   const again = reuse(rm, entities, entries);
-  if (again !== undefined) return again;
-  const bucketOf = new Int32Array(total);
+  if (again !== undefined) {
+    groupings.reused++;
+    return again;
+  }
+  groupings.made++;
+  if (bucketScratch.length < total) bucketScratch = new Int32Array(total + (total >> 4));
+  const bucketOf = bucketScratch;
   const split = new Map<number, Attributes>();
   const other = new Map<number, readonly [number, number]>();
   const resources: Resource[] = [rm.resource];
@@ -190,9 +218,15 @@ export function groupByEntity(
   const start = new Int32Array(resources.length + 1);
   for (let j = 0; j < total; j++) start[bucketOf[j]! + 1]!++;
   for (let b = 0; b < resources.length; b++) start[b + 1]! += start[b]!;
-  const order = new Int32Array(total);
-  const bucketAt = new Int32Array(total);
-  const entryAt = new Int32Array(total);
+  // The last grouping's arrays are written over when no reader holds them and they are long enough (their
+  // length is a capacity: readers stop at `total`), so that a collection whose series set changed makes no
+  // new ~2 MB of arrays; with 1/16 to spare, as a series set grows by a few series at a time.
+  const prev = kept.get(entities);
+  const over = prev !== undefined && prev.users.n === 0 && prev.grouping.order.length >= total;
+  const size = total + (total >> 4);
+  const order = over ? prev.grouping.order : new Int32Array(size);
+  const bucketAt = over ? prev.grouping.bucketAt : new Int32Array(size);
+  const entryAt = over ? prev.grouping.entryAt : new Int32Array(size);
   for (let m = 0; m < entries.length; m++) {
     const e = entries[m]!;
     for (let j = e.first; j < e.first + e.count; j++) {
@@ -203,7 +237,8 @@ export function groupByEntity(
       entryAt[o] = m;
     }
   }
-  const grouping: Grouping = { order, bucketAt, entryAt, resources, split };
+  const users = { n: 0 };
+  const grouping = handOut({ order, bucketAt, entryAt, resources, split }, users);
   const c = storeCollection(entries);
   const counts = new Int32Array(entries.length);
   const fromStore = new Uint8Array(entries.length);
@@ -216,6 +251,7 @@ export function groupByEntity(
   if (c !== undefined || byCollection.size === 0)
     kept.set(entities, {
       grouping,
+      users,
       counts,
       fromStore,
       entityOf: c?.entityOf,

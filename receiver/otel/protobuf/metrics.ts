@@ -108,44 +108,49 @@ function* byEntity(
   r: RequestWriter,
   onFlush: () => void,
 ): Generator<EncodedMetricsRequest, void, undefined> {
-  const { order, bucketAt, entryAt, resources, split } = groupByEntity(rm, entities, entries, total);
-  let runBucket = -1;
-  let runEntry = -1;
-  let run = -1;
-  let wt = 1;
-  for (let o = 0; o < total; o++) {
-    const j = order[o]!;
-    const b = bucketAt[o]!;
-    const m = entryAt[o]!;
-    const e = entries[m]!;
-    const i = j - e.first;
-    let single = false;
-    if (b !== runBucket || m !== runEntry) {
-      runBucket = b;
-      runEntry = m;
-      run++;
-      wt = weight(e, i);
-      single = o + 1 >= total || bucketAt[o + 1] !== b || entryAt[o + 1] !== m;
-    }
-    if (r.room < wt && r.rmAt >= 0) {
-      onFlush();
-      yield r.flush();
-    }
-    const s = seriesAt(e, i);
-    if (s !== undefined) {
-      const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
-      // A run of one number point (most: the metric has no point attributes) is written whole.
-      const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
-      if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
-      else {
-        r.open(resources[b]!, e, run);
-        r.seriesPoint(e, i, s, attrs, wt);
+  const g = groupByEntity(rm, entities, entries, total);
+  const { order, bucketAt, entryAt, resources, split } = g;
+  try {
+    let runBucket = -1;
+    let runEntry = -1;
+    let run = -1;
+    let wt = 1;
+    for (let o = 0; o < total; o++) {
+      const j = order[o]!;
+      const b = bucketAt[o]!;
+      const m = entryAt[o]!;
+      const e = entries[m]!;
+      const i = j - e.first;
+      let single = false;
+      if (b !== runBucket || m !== runEntry) {
+        runBucket = b;
+        runEntry = m;
+        run++;
+        wt = weight(e, i);
+        single = o + 1 >= total || bucketAt[o + 1] !== b || entryAt[o + 1] !== m;
       }
-    } else {
-      r.open(resources[b]!, e, run);
-      const parts = partsOf(e, i);
-      r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
+      if (r.room < wt && r.rmAt >= 0) {
+        onFlush();
+        yield r.flush();
+      }
+      const s = seriesAt(e, i);
+      if (s !== undefined) {
+        const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
+        // A run of one number point (most: the metric has no point attributes) is written whole.
+        const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
+        if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
+        else {
+          r.open(resources[b]!, e, run);
+          r.seriesPoint(e, i, s, attrs, wt);
+        }
+      } else {
+        r.open(resources[b]!, e, run);
+        const parts = partsOf(e, i);
+        r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
+      }
     }
+  } finally {
+    g.release();
   }
 }
 
