@@ -97,12 +97,15 @@ function buildStore(root: Root, pods: number): any {
   for (const s of specs) {
     const pts: unknown[] = [];
     // biome-ignore lint/suspicious/noExplicitAny: metric defs.
-    for (const def of s.metrics as any[]) {
-      if (!def.enabled || (def.scope ?? 'entity') !== 'entity') continue;
-      if (def.name.startsWith('podnet.ebpf.')) continue; // self-telemetry of eBPF probes: not per pod
-      const cs = combos(def.attributes).map((a) => Object.freeze(a));
-      for (let i = 0; i < pods; i++)
-        for (const a of cs)
+    const defs = (s.metrics as any[]).filter(
+      (def) => def.enabled && (def.scope ?? 'entity') === 'entity' && !def.name.startsWith('podnet.ebpf.'), // self-telemetry of eBPF probes: not per pod
+    );
+    const cs = defs.map((def) => combos(def.attributes).map((a) => Object.freeze(a)));
+    // Netns after netns, each netns' metrics in declaration order, as the per-netns probes report them
+    // (metric after metric made an entity's series far apart in the store, unlike the agent's).
+    for (let i = 0; i < pods; i++)
+      for (const [d, def] of defs.entries())
+        for (const a of cs[d]!)
           pts.push({
             metric: def.name,
             netns: 4026600000 + i,
@@ -112,7 +115,6 @@ function buildStore(root: Root, pods: number): any {
                 ? { boundaries: bounds, counts: bounds.map(() => 1).concat([0]), sum: 1, count: 20 }
                 : i * 100 + 7,
           });
-    }
     byProbe.set(s.name, pts);
   }
   for (const [p, pts] of byProbe) store.update(p, pts, Date.now());

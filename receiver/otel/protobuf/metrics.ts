@@ -19,19 +19,15 @@
 // compares both on every shape podnet exports (protobuf-metrics-layout.test.ts where the fast paths' guesses
 // miss). The request writer and the reading of a point (series or data
 // point object) are in metric-writer.ts.
-import type { Attributes } from '@opentelemetry/api';
-import type { Resource } from '@opentelemetry/resources';
 import { DataPointType, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { EntityResources } from '../entity-resources.ts';
-import type { StoreCollection } from '../metric-data.ts';
-import { ATTR_PODNET_ENTITY_KIND } from '../semconv.ts';
 import { attributeBytes } from './fields.ts';
+import { groupByEntity } from './metric-grouping.ts';
 import {
   type EncodedMetricsRequest,
   type Entry,
   entriesOf,
   partsOf,
-  pointAt,
   RequestWriter,
   seriesAt,
   weight,
@@ -102,7 +98,7 @@ export function* metricRequests(
 
 /**
  * Points grouped by entity (the agent's first, then in order of first appearance), metrics and points in
- * collection order within each: a stable counting sort of the point indices by entity.
+ * collection order within each (metric-grouping.ts, kept while the series set is the same).
  */
 function* byEntity(
   rm: ResourceMetrics,
@@ -112,115 +108,49 @@ function* byEntity(
   r: RequestWriter,
   onFlush: () => void,
 ): Generator<EncodedMetricsRequest, void, undefined> {
-  const bucketOf = new Int32Array(total);
-  const entryOf = new Int32Array(total);
-  // Point attributes without the entity keys, for points that are neither store series nor store points.
-  const split = new Map<number, Attributes>();
-  const resources: Resource[] = [rm.resource];
-  const byEntity = new Map<Attributes, number>();
-  // The bucket of each entity part seen (the agent's for a part without entity keys: node-scoped series).
-  const byPart = new Map<Attributes, number>();
-  const bucket = (entity: Attributes | undefined): number => {
-    if (entity === undefined) return 0;
-    let b = byEntity.get(entity);
-    if (b === undefined) {
-      b = resources.length;
-      resources.push(entities.resourceFor(entity));
-      byEntity.set(entity, b);
-    }
-    return b;
-  };
-  // A store metric read from its series: its entity per point from the collection (metric-data.ts
-  // StoreCollection.entityOf), the bucket once per entity of the collection, no series read here.
-  const byCollection = new Map<StoreCollection, Int32Array>();
-  let k = 0;
-  for (let m = 0; m < entries.length; m++) {
-    const e = entries[m]!;
-    const st = e.store;
-    const c = st !== undefined && st.points === undefined ? st.collection : undefined;
-    let known: Int32Array | undefined;
-    if (c !== undefined) {
-      known = byCollection.get(c);
-      if (known === undefined) {
-        known = new Int32Array(c.entities.length).fill(-1);
-        byCollection.set(c, known);
+  const g = groupByEntity(rm, entities, entries, total);
+  const { order, bucketAt, entryAt, resources, split } = g;
+  try {
+    let runBucket = -1;
+    let runEntry = -1;
+    let run = -1;
+    let wt = 1;
+    for (let o = 0; o < total; o++) {
+      const j = order[o]!;
+      const b = bucketAt[o]!;
+      const m = entryAt[o]!;
+      const e = entries[m]!;
+      const i = j - e.first;
+      let single = false;
+      if (b !== runBucket || m !== runEntry) {
+        runBucket = b;
+        runEntry = m;
+        run++;
+        wt = weight(e, i);
+        single = o + 1 >= total || bucketAt[o + 1] !== b || entryAt[o + 1] !== m;
       }
-    }
-    for (let i = 0; i < e.count; i++, k++) {
-      entryOf[k] = m;
-      const ei = c !== undefined ? c.entityOf[st!.from + i]! : -1;
-      if (ei >= 0) {
-        let b = known![ei]!;
-        if (b < 0) {
-          const entity = c!.entities[ei]!;
-          b = byPart.get(entity) ?? -1;
-          if (b < 0) {
-            b = bucket(ATTR_PODNET_ENTITY_KIND in entity ? entity : undefined);
-            byPart.set(entity, b);
-          }
-          known![ei] = b;
-        }
-        bucketOf[k] = b;
-        continue;
+      if (r.room < wt && r.rmAt >= 0) {
+        onFlush();
+        yield r.flush();
       }
-      const given = partsOf(e, i);
-      if (given !== undefined) {
-        let b = byPart.get(given[1]);
-        if (b === undefined) {
-          b = bucket(ATTR_PODNET_ENTITY_KIND in given[1] ? given[1] : undefined);
-          byPart.set(given[1], b);
+      const s = seriesAt(e, i);
+      if (s !== undefined) {
+        const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
+        // A run of one number point (most: the metric has no point attributes) is written whole.
+        const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
+        if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
+        else {
+          r.open(resources[b]!, e, run);
+          r.seriesPoint(e, i, s, attrs, wt);
         }
-        bucketOf[k] = b;
       } else {
-        const [point, entity] = entities.split(pointAt(e, i).attributes);
-        split.set(k, point);
-        bucketOf[k] = bucket(entity);
-      }
-    }
-  }
-  const start = new Int32Array(resources.length + 1);
-  for (let j = 0; j < total; j++) start[bucketOf[j]! + 1]!++;
-  for (let b = 0; b < resources.length; b++) start[b + 1]! += start[b]!;
-  const order = new Int32Array(total);
-  for (let j = 0; j < total; j++) order[start[bucketOf[j]!]!++] = j;
-  let runBucket = -1;
-  let runEntry = -1;
-  let run = -1;
-  let wt = 1;
-  for (let o = 0; o < total; o++) {
-    const j = order[o]!;
-    const b = bucketOf[j]!;
-    const m = entryOf[j]!;
-    const e = entries[m]!;
-    const i = j - e.first;
-    let single = false;
-    if (b !== runBucket || m !== runEntry) {
-      runBucket = b;
-      runEntry = m;
-      run++;
-      wt = weight(e, i);
-      const next = o + 1 < total ? order[o + 1]! : -1;
-      single = next < 0 || bucketOf[next] !== b || entryOf[next] !== m;
-    }
-    if (r.room < wt && r.rmAt >= 0) {
-      onFlush();
-      yield r.flush();
-    }
-    const s = seriesAt(e, i);
-    if (s !== undefined) {
-      const attrs = s.parts !== undefined ? s.parts[0] : split.get(j)!;
-      // A run of one number point (most: the metric has no point attributes) is written whole.
-      const bytes = single && !e.histogram ? attributeBytes(attrs, 7) : undefined;
-      if (bytes !== undefined) r.wholeMetric(resources[b]!, e, s, bytes, wt);
-      else {
         r.open(resources[b]!, e, run);
-        r.seriesPoint(e, i, s, attrs, wt);
+        const parts = partsOf(e, i);
+        r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
       }
-    } else {
-      r.open(resources[b]!, e, run);
-      const parts = partsOf(e, i);
-      r.seriesPoint(e, i, undefined, parts !== undefined ? parts[0] : split.get(j)!, wt);
     }
+  } finally {
+    g.release();
   }
 }
 
