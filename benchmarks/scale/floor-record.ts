@@ -6,6 +6,7 @@
 //   record  the same, and writes the plan (--plan FILE) the floor arm replays: every procfs call the
 //           collection made (pread/read on kept fds, readFile/readdir/readlink/stat by path, with the netns the
 //           thread was in), every netlink request (socket, type, flags, payload) and the OTLP request bodies
+//   mark    from now until the end of `record`, count the netlink requests made outside the collection
 //   quit
 // The recording wraps node:fs's sync calls (syncBuiltinESMExports, so the probes' named imports see the
 // wrappers), NetlinkSocket.prototype.request and OTLPExporterBase.prototype.export: they only log while
@@ -47,13 +48,29 @@ export interface Plan {
   bodies: { bytes: string; points: number }[];
   /** Calls on fds not opened under /proc/ (not replayed; the floor fails when there are any). */
   unknown: number;
+  /** Files the collection opened (and closed): the floor holds them open from the start. */
+  opened: number;
+  /**
+   * Netlink requests (and datagrams received) podnet made outside the collection between `mark` and the
+   * end of `record` (the dns probe's link dumps on its own timer): in the strace window, not in the plan.
+   */
+  background: { requests: number; datagrams: number };
 }
 
 // --- the recorder ---------------------------------------------------------------------------------------
 let recording = false;
 /** Nested fs calls (readFileSync reads through readSync) are the outer call's own work. */
 let depth = 0;
-const plan: Plan = { files: [], socks: [], ops: [], bodies: [], unknown: 0 };
+const plan: Plan = {
+  files: [],
+  socks: [],
+  ops: [],
+  bodies: [],
+  unknown: 0,
+  opened: 0,
+  background: { requests: 0, datagrams: 0 },
+};
+let marking = false;
 const fdFile = new Map<number, number>();
 // biome-ignore lint/suspicious/noExplicitAny: wrapping node:fs's overloaded functions.
 type AnyFn = (...a: any[]) => any;
@@ -79,15 +96,17 @@ function wrap(name: keyof typeof real, log: (args: unknown[], result: unknown) =
     let result: unknown;
     try {
       result = f.apply(this, args);
+      return result;
     } finally {
+      // a failed call (a process gone since /proc was listed) is a call the floor makes too
       depth--;
+      if (depth === 0) log(args, result);
     }
-    if (depth === 0) log(args, result);
-    return result;
   };
 }
 wrap('openSync', ([path], fd) => {
-  if (typeof path === 'string' && path.startsWith('/proc/')) {
+  if (typeof path === 'string' && path.startsWith('/proc/') && fd !== undefined) {
+    if (recording) plan.opened++;
     plan.files.push({ path, ns: nsNow() });
     fdFile.set(fd as number, plan.files.length - 1);
   }
@@ -164,7 +183,15 @@ NetlinkSocket.prototype['request'] = function (
     }
     plan.ops.push({ k: 'nl', s, type, flags, payload: Buffer.from(payload).toString('base64') });
   }
-  return request.call(this, type, flags, payload, onMessage);
+  if (recording || !marking) return request.call(this, type, flags, payload, onMessage);
+  const stats = (this as unknown as { stats: { datagrams: number } }).stats;
+  const d0 = stats.datagrams;
+  try {
+    return request.call(this, type, flags, payload, onMessage);
+  } finally {
+    plan.background.requests++;
+    plan.background.datagrams += stats.datagrams - d0;
+  }
 };
 const exportReal = OTLPExporterBase.prototype.export;
 OTLPExporterBase.prototype.export = function (this: unknown, items: unknown, cb: AnyFn) {
@@ -230,15 +257,20 @@ async function collection(): Promise<void> {
 process.stdout.write(`${JSON.stringify({ ready: true, probes: enabled, entities: want })}\n`);
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'go') await collection();
-  else if (line === 'record') {
+  else if (line === 'mark') {
+    plan.background = { requests: 0, datagrams: 0 };
+    marking = true;
+  } else if (line === 'record') {
     plan.ops.length = 0;
     plan.bodies.length = 0;
     plan.unknown = 0;
+    plan.opened = 0;
     recording = true;
     try {
       await collection();
     } finally {
       recording = false;
+      marking = false;
     }
     // Only the files the collection read: their indices renumbered.
     const used = new Map<number, number>();

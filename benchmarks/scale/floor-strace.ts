@@ -2,7 +2,7 @@
 // attached to every thread of `pid` while `work` runs, then detached (SIGINT), its summary table parsed.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The syscalls counted: the kernel work of a collection, and what shows the rest. */
@@ -33,16 +33,13 @@ export async function straceCounts(
   const st = spawn('strace', ['-f', '-c', '-o', file, '-e', `trace=${KINDS.join(',')}`, '-p', String(pid)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  // strace says "Process N attached" for each thread; wait for all of them (5 s at most).
-  const threads = readdirSync(`/proc/${pid}/task`).length;
+  // strace -p -f says "Process N attached" (with the thread count) once it has every thread (5 s at most).
   await new Promise<void>((resolve, reject) => {
-    let seen = 0;
     const t = setTimeout(resolve, 5000);
     st.stderr!.on('data', (d: Buffer) => {
-      seen += (d.toString().match(/attached/g) ?? []).length;
-      if (seen >= threads) {
+      if (/attached/.test(d.toString())) {
         clearTimeout(t);
-        resolve();
+        setTimeout(resolve, 100);
       }
     });
     st.once('exit', (code) => reject(new Error(`strace exited ${code} before attaching`)));
