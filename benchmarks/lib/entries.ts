@@ -233,7 +233,8 @@ export const BENCHES: readonly Bench[] = [
   },
   {
     id: 'scale-floor',
-    title: 'Per area — the floor of a collection at 1,000 netns: podnet against the same kernel calls and OTLP bytes',
+    title:
+      'Per area — the floor of a collection at 1,000 netns: podnet against the same kernel calls and OTLP bytes',
     file: 'benchmarks/scale/floor.ts',
     // 5 rounds of one collection per arm, after 1,000 netns are made (minutes on a busy machine)
     args: [],
