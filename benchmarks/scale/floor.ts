@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { startForm } from '../lib/as-started.ts';
 import { cli } from '../lib/cli.ts';
 import { PreciseCpuWindow } from '../lib/cpu-clock.ts';
+import { finish } from '../lib/finish.ts';
 import { createNetnsBatch, removeNetnsBatch } from '../lib/netns-batch.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 import { fmt, max, median, min } from '../lib/stats.ts';
@@ -123,14 +124,20 @@ const dir = mkdtempSync(join(tmpdir(), 'pnf-floor-'));
 const holders: ChildProcess[] = [];
 const children: Child[] = [];
 const sink = await startSink();
-let failed = false;
+/** The figures (benchmarks/lib/finish.ts prints them as a result only when every check held). */
+const out: string[] = [];
+const failures: string[] = [];
+const say = (line: string): void => {
+  out.push(line);
+  process.stderr.write(`${line}\n`);
+};
 try {
   const t0 = performance.now();
   createNetnsBatch(prefix, n);
   for (let i = 0; i < n; i++)
     holders.push(spawn('ip', ['netns', 'exec', `${prefix}n${i}`, 'sleep', '1000000'], { stdio: 'ignore' }));
   const form = startForm(ROOT);
-  console.log(
+  say(
     `# ${n} netns ready in ${Math.round(performance.now() - t0)} ms; both children as \`npm start\` runs podnet: ${[...Object.entries(form.env).map(([k, v]) => `${k}=${v}`), 'node', ...form.nodeArgs].join(' ')}`,
   );
   // Holders may still be starting: the podnet arm counts entities at start, so wait for their pids.
@@ -148,9 +155,7 @@ try {
   );
   children.push(podnet);
   const info = await podnet.ready;
-  console.log(
-    `# podnet arm: probes ${(info['probes'] as string[]).join(', ')}; ${info['entities']} entities`,
-  );
+  say(`# podnet arm: probes ${(info['probes'] as string[]).join(', ')}; ${info['entities']} entities`);
   for (let i = 0; i < warmup; i++) await podnet.send('go');
   // The recorded collection is the one strace counts: the floor must make the same calls as it.
   const sp = await straceCounts(
@@ -165,7 +170,7 @@ try {
   const floor = new Child(join(ROOT, 'benchmarks/scale/floor-replay.ts'), common, form);
   children.push(floor);
   const plan = await floor.ready;
-  console.log(
+  say(
     `# plan of one collection: ${plan['ops']} calls (${plan['files']} kept procfs files, ${plan['sockets']} netlink sockets), ${plan['bodies']} OTLP requests, ${plan['points']} points`,
   );
 
@@ -195,17 +200,16 @@ try {
     // and conntrack entries change between the two collections on a shared machine): 1 % + 2 of slack.
     return k === 'recvfrom' ? Math.abs(a - b) > 0.01 * a + 2 : a !== b;
   });
-  console.log(
+  say(
     `\nsyscalls of one collection (strace -f -c; * = must be equal, recvfrom within 1 % + 2; podnet's collection = the strace count less ${bg.requests} netlink requests / ${bg.datagrams} datagrams of its own timers and ${recorded.opened} files it opened that the floor holds open):`,
   );
-  console.log('| syscall | podnet (strace) | podnet collection | floor |\n|---|---:|---:|---:|');
+  say('| syscall | podnet (strace) | podnet collection | floor |\n|---|---:|---:|---:|');
   for (const k of kinds)
-    console.log(
+    say(
       `| ${k}${MUST.includes(k) ? ' *' : ''} | ${sp.get(k) ?? 0} | ${own.get(k) ?? 0} | ${sf.get(k) ?? 0} |`,
     );
   if (differ.length) {
-    console.log(`FAILED: the floor's calls differ from podnet's: ${differ.join(', ')}`);
-    failed = true;
+    failures.push(`the floor's calls differ from podnet's: ${differ.join(', ')}`);
   }
 
   // The measured rounds, interleaved; the sink's counts of one collection of each arm.
@@ -248,27 +252,27 @@ try {
   const floorMs = cpu.kernel.map((k, i) => k + cpu.transfer[i]!);
   const above = cpu.podnet.map((p, i) => p - floorMs[i]!);
   const row = (xs: number[]): string => `${fmt(median(xs))} | ${fmt(min(xs))}–${fmt(max(xs))}`;
-  console.log(
+  say(
     `\nCPU per collection at ${n} netns (ms, user + system of the child; ${rounds} rounds; load ${fmt(load0, 2)} → ${fmt(load1, 2)}):`,
   );
-  console.log('| part | median | range (rounds) | share of the 300 ms target |\n|---|---:|---:|---:|');
+  say('| part | median | range (rounds) | share of the 300 ms target |\n|---|---:|---:|---:|');
   const share = (xs: number[]): string => `${fmt((median(xs) / TARGET_MS) * 100, 0)} %`;
-  console.log(`| podnet: collection + export, as shipped | ${row(cpu.podnet)} | ${share(cpu.podnet)} |`);
-  console.log(
+  say(`| podnet: collection + export, as shipped | ${row(cpu.podnet)} | ${share(cpu.podnet)} |`);
+  say(
     `| floor (a): kernel — same procfs calls + netlink dumps, not parsed | ${row(cpu.kernel)} | ${share(cpu.kernel)} |`,
   );
-  console.log(
+  say(
     `| floor (b): transfer — same OTLP bodies, pre-encoded, same client | ${row(cpu.transfer)} | ${share(cpu.transfer)} |`,
   );
-  console.log(`| floor = (a) + (b) | ${row(floorMs)} | ${share(floorMs)} |`);
-  console.log(
+  say(`| floor = (a) + (b) | ${row(floorMs)} | ${share(floorMs)} |`);
+  say(
     `| (c) encoding the points from typed arrays (optional, not in the floor) | ${row(cpu.encode)} | ${share(cpu.encode)} |`,
   );
-  console.log(`| podnet above the floor (per round) | ${row(above)} | ${share(above)} |`);
+  say(`| podnet above the floor (per round) | ${row(above)} | ${share(above)} |`);
   const s = (a: 'podnet' | 'floor'): string =>
     `${fmt(median(sent[a].map((x) => x.points)), 0)} points, ${fmt(median(sent[a].map((x) => x.bytes)) / 1024, 0)} KiB in ${fmt(median(sent[a].map((x) => x.requests)), 0)} requests`;
-  console.log(`\nOTLP per collection at the sink: podnet ${s('podnet')}; floor ${s('floor')}`);
-  console.log(
+  say(`\nOTLP per collection at the sink: podnet ${s('podnet')}; floor ${s('floor')}`);
+  say(
     "# notes: each arm is its own child with the start form's node flags and environment; CPU is the whole child process (all threads) over the command, so both include the event loop and V8 GC; the floor replays one recorded collection (the kernel answers each call anew: same files, same dumps), the range is the spread over the rounds (the noise to judge differences against); discovery (the registry's netns scan) and BPF map reads are in neither.",
   );
   if (o.json)
@@ -281,8 +285,7 @@ try {
       ),
     );
 } catch (err) {
-  console.log(`FAILED: ${(err as Error).stack ?? err}`);
-  failed = true;
+  failures.push(String((err as Error).stack ?? err).replaceAll('\n', ' | '));
 } finally {
   for (const c of children) {
     c.proc.stdin?.end('quit\n');
@@ -297,4 +300,4 @@ try {
   }
   rmSync(dir, { recursive: true, force: true });
 }
-process.exit(failed ? 1 : 0);
+finish(out.join('\n'), failures);
