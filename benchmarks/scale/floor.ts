@@ -40,7 +40,7 @@ const USAGE = `usage: node benchmarks/scale/floor.ts [options]
   --netns N      network namespaces (default 1000; --quick 3)
   --rounds N     measured rounds, each one collection of each arm (default 5; --quick 1)
   --warmup N     collections of the podnet arm before it records the plan (default 2; --quick 1)
-  --prefix NAME  name prefix of the netns (default pnf<pid>)
+  --prefix NAME  name prefix of the netns (default pnk<pid>floor)
   --json FILE    the figures as JSON
   --quick        a smoke run
   --help`;
@@ -62,7 +62,7 @@ const o = cli(
 const n = Number(o.netns ?? (o.quick ? 3 : 1000));
 const rounds = Number(o.rounds ?? (o.quick ? 1 : 5));
 const warmup = Number(o.warmup ?? (o.quick ? 1 : 2));
-const prefix = o.prefix ?? `pnf${process.pid}`;
+const prefix = o.prefix ?? `pnk${process.pid}floor`;
 const ROOT = new URL('../../', import.meta.url).pathname;
 const TARGET_MS = 300; // issue 19: CPU per 15 s interval at 1,000 netns ≤ 2 % of a core
 
