@@ -6,7 +6,6 @@
 //   record  the same, and writes the plan (--plan FILE) the floor arm replays: every procfs call the
 //           collection made (pread/read on kept fds, readFile/readdir/readlink/stat by path, with the netns the
 //           thread was in), every netlink request (socket, type, flags, payload) and the OTLP request bodies
-//   mark    from now until the end of `record`, count the netlink requests made outside the collection
 //   quit
 // The recording wraps node:fs's sync calls (syncBuiltinESMExports, so the probes' named imports see the
 // wrappers), NetlinkSocket.prototype.request and OTLPExporterBase.prototype.export: they only log while
@@ -51,8 +50,8 @@ export interface Plan {
   /** Files the collection opened (and closed): the floor holds them open from the start. */
   opened: number;
   /**
-   * Netlink requests (and datagrams received) podnet made outside the collection between `mark` and the
-   * end of `record` (the dns probe's link dumps on its own timer): in the strace window, not in the plan.
+   * Netlink requests (and datagrams received) podnet made during `record` outside the collection (the dns
+   * probe's link dumps on its own timer, while the collection awaits): counted by strace, not in the plan.
    */
   background: { requests: number; datagrams: number };
 }
@@ -257,10 +256,9 @@ async function collection(): Promise<void> {
 process.stdout.write(`${JSON.stringify({ ready: true, probes: enabled, entities: want })}\n`);
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'go') await collection();
-  else if (line === 'mark') {
+  else if (line === 'record') {
     plan.background = { requests: 0, datagrams: 0 };
     marking = true;
-  } else if (line === 'record') {
     plan.ops.length = 0;
     plan.bodies.length = 0;
     plan.unknown = 0;

@@ -13,11 +13,11 @@
 //           many data points encoded as protobuf from typed arrays in a tight loop.
 // Per round (interleaved, the arms' order alternating) the CPU of each child over each part (user + system
 // of the whole process, its CPU clock: benchmarks/lib/cpu-clock.ts). Before the rounds, one collection of
-// each arm under `strace -f -c`: the floor must make as many calls of each kernel-work syscall (pread64,
-// openat, getdents64, readlink(at), setns, sendto, recvfrom) as podnet, or the benchmark fails (exit 1), as it
-// does when a child or the sink fails. The podnet collection counted is the one recorded (its recorder adds
-// only stat calls: newfstatat/statx are not compared). BPF map reads (the eBPF probes' `bpf` calls) are not replayed: the
-// strace table shows how many they are.
+// each arm under `strace -f` (counted from the command read to the answer written): the floor must make as
+// many calls of each kernel-work syscall (pread64, openat, getdents64, readlink(at), setns, sendto, recvfrom)
+// as podnet, or the benchmark fails (exit 1), as it does when a child or the sink fails. The podnet
+// collection counted is the one recorded (its recorder adds only stat calls: newfstatat/statx are not
+// compared). BPF map reads (the eBPF probes' `bpf` calls) are not replayed: the table shows how many.
 //
 //   node benchmarks/scale/floor.ts [--netns 1000] [--rounds 5] [--warmup 2] [--quick] [--json FILE]
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -161,10 +161,10 @@ try {
   const sp = await straceCounts(
     podnet.pid,
     async () => {
-      await podnet.send('mark');
       await podnet.send('record');
     },
     dir,
+    'record',
   );
   const recorded = JSON.parse(readFileSync(planFile, 'utf8')) as Plan;
   const floor = new Child(join(ROOT, 'benchmarks/scale/floor-replay.ts'), common, form);
@@ -182,6 +182,7 @@ try {
       await floor.send('transfer');
     },
     dir,
+    'kernel',
   );
   const MUST = ['pread64', 'openat', 'getdents64', 'readlink', 'readlinkat', 'setns', 'sendto', 'recvfrom'];
   const kinds = [...new Set([...sp.keys(), ...sf.keys()])].sort();
@@ -201,7 +202,7 @@ try {
     return k === 'recvfrom' ? Math.abs(a - b) > 0.01 * a + 2 : a !== b;
   });
   say(
-    `\nsyscalls of one collection (strace -f -c; * = must be equal, recvfrom within 1 % + 2; podnet's collection = the strace count less ${bg.requests} netlink requests / ${bg.datagrams} datagrams of its own timers and ${recorded.opened} files it opened that the floor holds open):`,
+    `\nsyscalls of one collection (strace -f, from the command read to the answer; * = must be equal, recvfrom within 1 % + 2; podnet's collection = the strace count less ${bg.requests} netlink requests / ${bg.datagrams} datagrams of its own timers and ${recorded.opened} files it opened that the floor holds open):`,
   );
   say('| syscall | podnet (strace) | podnet collection | floor |\n|---|---:|---:|---:|');
   for (const k of kinds)
