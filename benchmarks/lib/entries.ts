@@ -232,6 +232,17 @@ export const BENCHES: readonly Bench[] = [
     optional: true,
   },
   {
+    id: 'scale-floor',
+    title:
+      'Per area — the floor of a collection at 1,000 netns: podnet against the same kernel calls and OTLP bytes',
+    file: 'benchmarks/scale/floor.ts',
+    // 5 rounds of one collection per arm, after 1,000 netns are made (minutes on a busy machine)
+    args: [],
+    quickArgs: ['--quick'],
+    suite: false,
+    timeoutS: 1800,
+  },
+  {
     id: 'otel-pipeline',
     title: 'Per area — metric pipeline: 300 pods × 60 series',
     file: 'benchmarks/otel/pipeline.ts',

@@ -1,0 +1,247 @@
+// The floor arm of benchmarks/scale/floor.ts, a child process run with the same node flags and environment
+// as podnet's start form: replays the plan the podnet arm recorded (benchmarks/scale/floor-record.ts) doing
+// only what cannot be avoided to produce the same output, nothing parsed:
+//   kernel    the same procfs calls, in the same order: pread/read on the same files held open (opened once,
+//             in the same netns), readFile/readdir/readlink/stat by the same paths (inside the same netns
+//             when podnet was), and the same netlink requests on sockets held open in the same netns, each
+//             reply received until its end (only the netlink headers looked at: NLMSG_DONE / NLMSG_ERROR)
+//   transfer  the recorded OTLP request bodies POSTed to the sink, one after another, through the same
+//             HTTP client as podnet's (receiver/otel/otlp-metric-exporter.ts over the SDK's transport)
+//   encode    (optional part) as many data points as the bodies hold, encoded as protobuf from typed arrays
+//             with a tight loop: the price of encoding at all (a double, a timestamp, one attribute ref each)
+// Commands on stdin, one a line, each answered `done`: `kernel`, `transfer`, `encode`, `quit`.
+//
+//   node benchmarks/scale/floor-replay.ts --root DIR --prefix P --plan FILE --endpoint URL
+import {
+  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  statSync,
+} from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import koffi from 'koffi';
+import type { Plan } from './floor-record.ts';
+
+const { values: o } = parseArgs({
+  options: {
+    root: { type: 'string' },
+    prefix: { type: 'string' },
+    plan: { type: 'string' },
+    endpoint: { type: 'string' },
+  },
+});
+if (!o.root || !o.prefix || !o.plan || !o.endpoint) throw new Error('missing arguments');
+const dist = `${o.root}/dist`;
+const { inNetns, socketInNetns } = (await import(
+  `${dist}/receiver/netns/setns.js`
+)) as typeof import('../../receiver/netns/setns.ts');
+const { createMetricExporter } = (await import(
+  `${dist}/receiver/otel/otlp-metric-exporter.js`
+)) as typeof import('../../receiver/otel/otlp-metric-exporter.ts');
+const plan = JSON.parse(readFileSync(o.plan, 'utf8')) as Plan;
+if (plan.unknown > 0) throw new Error(`the plan has ${plan.unknown} calls on fds it cannot replay`);
+
+// Netns by inode: ours, and the run's named ones (the podnet arm's entities are the host + those).
+const own = statSync('/proc/thread-self/ns/net').ino;
+const nsPath = new Map<number, string>();
+for (const name of readdirSync('/run/netns'))
+  if (name.startsWith(o.prefix)) nsPath.set(statSync(`/run/netns/${name}`).ino, `/run/netns/${name}`);
+function within<T>(ns: number, fn: () => T): T {
+  if (ns === own) return fn();
+  const p = nsPath.get(ns);
+  if (p === undefined) throw new Error(`netns inode ${ns}: neither ours nor one of the run's`);
+  return inNetns(p, fn);
+}
+
+// --- setup (not measured): the files and sockets held open -----------------------------------------------
+const fds = plan.files.map((f) => within(f.ns, () => openSync(f.path, 'r')));
+const AF_NETLINK = 16;
+const SOCK_RAW_CLOEXEC = 3 | 0x80000;
+const libc = koffi.load('libc.so.6');
+const setsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)');
+const TIMEOUT = Buffer.alloc(16); // SO_RCVTIMEO: 2 s, as podnet's sockets (receiver/netlink/socket.ts)
+TIMEOUT.writeBigInt64LE(2n, 0);
+const socks = plan.socks.map((s) => {
+  const fd = socketInNetns(s.netnsPath, AF_NETLINK, SOCK_RAW_CLOEXEC, s.protocol);
+  if ((setsockopt(fd, 1, 20, TIMEOUT, 16) as number) !== 0) throw new Error('setsockopt(SO_RCVTIMEO)');
+  return fd;
+});
+const sendto = libc.func(
+  'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)',
+);
+const recv = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
+const KERNEL = Buffer.alloc(12);
+KERNEL.writeUInt16LE(AF_NETLINK, 0);
+const MSG_TRUNC = 0x20;
+const NLM_F_MULTI = 2;
+const NLM_F_DUMP = 0x300;
+/** Each request with its header written once (sequence numbers are fixed: the sockets see nothing else). */
+const requests = plan.ops.flatMap((op, i) => {
+  if (op.k !== 'nl') return [];
+  const payload = Buffer.from(op.payload, 'base64');
+  const len = 16 + payload.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt32LE(len, 0);
+  b.writeUInt16LE(op.type, 4);
+  b.writeUInt16LE(op.flags, 6);
+  b.writeUInt32LE(i + 1, 8);
+  payload.copy(b, 16);
+  return [[i, b] as const];
+});
+const request = new Map(requests);
+const rbuf = Buffer.alloc(64 * 1024);
+const pbuf = Buffer.alloc(1 << 20);
+
+/** One netlink request and its whole reply; only the message headers are read, to find the reply's end. */
+function netlink(fd: number, req: Buffer, dump: boolean): void {
+  if ((sendto(fd, req, req.readUInt32LE(0), 0, KERNEL, KERNEL.length) as number) < 0)
+    throw new Error(`netlink sendto: errno ${koffi.errno()}`);
+  for (;;) {
+    const n = recv(fd, rbuf, rbuf.length, MSG_TRUNC) as number;
+    if (n <= 0 || n > rbuf.length) throw new Error(`netlink recv: ${n} (errno ${koffi.errno()})`);
+    let end = false;
+    for (let at = 0; at + 16 <= n; ) {
+      const len = rbuf.readUInt32LE(at);
+      const type = rbuf.readUInt16LE(at + 4);
+      const flags = rbuf.readUInt16LE(at + 6);
+      // as podnet's ReplyReader (receiver/netlink/codec.ts): DONE, ERROR/ACK, any reply to a non-dump
+      // request (ctnetlink's GET_STATS answers one message flagged MULTI), or a non-multipart one
+      if (type === 3 || type === 2 || (type !== 1 && (!dump || (flags & NLM_F_MULTI) === 0))) end = true;
+      if (len < 16) break;
+      at += (len + 3) & ~3;
+    }
+    if (end) return;
+  }
+}
+
+/** A path call as podnet makes it; a process that exited since the recording fails, as it does for podnet. */
+function byPath(ns: number, fn: () => unknown): void {
+  try {
+    within(ns, fn);
+  } catch {
+    // gone (podnet's process scan skips those too)
+  }
+}
+
+function kernel(): void {
+  const ops = plan.ops;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    switch (op.k) {
+      case 'pread':
+        readSync(fds[op.f]!, pbuf, 0, Math.min(op.len, pbuf.length), op.pos);
+        break;
+      case 'read':
+        readSync(fds[op.f]!, pbuf, 0, Math.min(op.len, pbuf.length), null);
+        break;
+      case 'fstat':
+        fstatSync(fds[op.f]!);
+        break;
+      case 'readFile':
+        byPath(op.ns, () => readFileSync(op.p));
+        break;
+      case 'readlink':
+        byPath(op.ns, () => readlinkSync(op.p));
+        break;
+      case 'stat':
+        byPath(op.ns, () => statSync(op.p));
+        break;
+      case 'lstat':
+        byPath(op.ns, () => lstatSync(op.p));
+        break;
+      case 'exists':
+        byPath(op.ns, () => existsSync(op.p));
+        break;
+      case 'readdir':
+        byPath(op.ns, () => (op.types ? readdirSync(op.p, { withFileTypes: true }) : readdirSync(op.p)));
+        break;
+      case 'nl':
+        try {
+          netlink(socks[op.s]!, request.get(i)!, (op.flags & NLM_F_DUMP) === NLM_F_DUMP);
+        } catch (err) {
+          const s = plan.socks[op.s]!;
+          throw new Error(
+            `request ${i} (type ${op.type}, flags ${op.flags}, protocol ${s.protocol}, ${s.netnsPath}): ${(err as Error).message}`,
+          );
+        }
+        break;
+    }
+  }
+}
+
+// --- transfer: the recorded bodies through podnet's own OTLP/HTTP exporter -------------------------------
+const exporter = await createMetricExporter({
+  protocol: 'http/protobuf',
+  endpoint: o.endpoint,
+  headers: {},
+  timeoutMs: 10_000,
+});
+const bodies = plan.bodies.map((b) => ({
+  bytes: new Uint8Array(Buffer.from(b.bytes, 'base64')),
+  points: b.points,
+}));
+async function transfer(): Promise<void> {
+  for (const b of bodies)
+    await new Promise<void>((resolve, reject) =>
+      // biome-ignore lint/suspicious/noExplicitAny: EncodedMetricsRequest goes where ResourceMetrics[] is typed.
+      exporter.export(b as any, (r: { code: number; error?: Error }) =>
+        r.code === 0 ? resolve() : reject(r.error ?? new Error('export failed')),
+      ),
+    );
+}
+
+// --- encode: that many points as protobuf from typed arrays, no SDK ----------------------------------------
+const points = plan.bodies.reduce((n, b) => n + b.points, 0);
+const values = new Float64Array(points).map((_, i) => i * 1.5);
+const times = new Float64Array(points).fill(Date.now() * 1e6);
+const attrs = new Uint32Array(points).map((_, i) => i % 64);
+const out = Buffer.alloc(points * 48 + 1024);
+function varint(at: number, v: number): number {
+  while (v >= 0x80) {
+    out[at++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  out[at++] = v;
+  return at;
+}
+/** NumberDataPoint: start_time_unix_nano(2) and time_unix_nano(3) fixed64, as_double(4), an attribute ref. */
+function encode(): number {
+  let at = 0;
+  for (let i = 0; i < points; i++) {
+    const start = at;
+    at += 2; // tag + one-byte length, patched below (a point is < 128 bytes)
+    out[at++] = 0x11;
+    out.writeDoubleLE(times[i]!, at);
+    at += 8;
+    out[at++] = 0x19;
+    out.writeDoubleLE(times[i]!, at);
+    at += 8;
+    out[at++] = 0x21;
+    out.writeDoubleLE(values[i]!, at);
+    at += 8;
+    out[at++] = 0x38; // a key-value reference: stands for the point's attribute set
+    at = varint(at, attrs[i]!);
+    out[start] = 0x0a;
+    out[start + 1] = at - start - 2;
+  }
+  return at;
+}
+
+process.stdout.write(
+  `${JSON.stringify({ ready: true, ops: plan.ops.length, files: fds.length, sockets: socks.length, bodies: bodies.length, points })}\n`,
+);
+for await (const line of createInterface({ input: process.stdin })) {
+  if (line === 'kernel') kernel();
+  else if (line === 'transfer') await transfer();
+  else if (line === 'encode') encode();
+  else if (line === 'quit') break;
+  process.stdout.write('done\n');
+}
+await exporter.shutdown();
+process.exit(0);
