@@ -5,10 +5,12 @@
 //   go      one collection (`agent.collectNow()`) and the OTLP export of it (`pipeline.forceFlush()`)
 //   record  the same, and writes the plan (--plan FILE) the floor arm replays: every procfs call the
 //           collection made (pread/read on kept fds, readFile/readdir/readlink/stat by path, with the netns the
-//           thread was in), every netlink request (socket, type, flags, payload) and the OTLP request bodies
+//           thread was in; the process probe's listings of kept /proc/<pid>/fd directories), every netlink
+//           request (socket, type, flags, payload; a request pair as one) and the OTLP request bodies
 //   quit
 // The recording wraps node:fs's sync calls (syncBuiltinESMExports, so the probes' named imports see the
-// wrappers), NetlinkSocket.prototype.request and OTLPExporterBase.prototype.export: they only log while
+// wrappers), NetlinkSocket.prototype.request / requestPair, PidFiles.prototype.read (its getdents64 and
+// readlinkat go through koffi, not node:fs) and OTLPExporterBase.prototype.export: they only log while
 // `record` runs, and are removed after it (the parent records once, before the measured rounds).
 //
 //   node benchmarks/scale/floor-record.ts --root DIR --prefix P --netns N --endpoint URL --plan FILE
@@ -35,11 +37,22 @@ export type PlanOp =
   | { k: 'fstat'; f: number }
   | { k: 'readFile' | 'readlink' | 'stat' | 'lstat' | 'exists'; p: string; ns: number }
   | { k: 'readdir'; p: string; ns: number; types: boolean }
-  | { k: 'nl'; s: number; type: number; flags: number; payload: string };
+  | { k: 'nl'; s: number; type: number; flags: number; payload: string }
+  /** NetlinkSocket.requestPair: both requests in one sendto, the replies through recvmmsg. */
+  | { k: 'nl2'; s: number; a: NlRequest; b: NlRequest }
+  /** A kept /proc/<pid>/fd directory listed (probes/process/pid-files.ts): getdents64, readlinkat each. */
+  | { k: 'fddir'; f: number };
+
+export interface NlRequest {
+  type: number;
+  flags: number;
+  /** base64 */
+  payload: string;
+}
 
 export interface Plan {
   /** Files the podnet arm holds open (opened under /proc/), by index: path and the netns it was opened in. */
-  files: { path: string; ns: number }[];
+  files: { path: string; ns: number; flags: number | string | undefined }[];
   /** Netlink sockets the collection used: the netns path and protocol each was opened with. */
   socks: { netnsPath: string; protocol: number }[];
   ops: PlanOp[];
@@ -50,10 +63,12 @@ export interface Plan {
   /** Files the collection opened (and closed): the floor holds them open from the start. */
   opened: number;
   /**
-   * Netlink requests (and datagrams received) podnet made during `record` outside the collection (the dns
-   * probe's link dumps on its own timer, while the collection awaits): counted by strace, not in the plan.
+   * Netlink requests podnet made during `record` outside the collection (the dns probe's link dumps on its
+   * own timer, while the collection awaits): counted by strace, not in the plan. `requests`: sendto calls;
+   * `recvfrom`: datagrams of non-dump replies (one recv each); a dump's d datagrams take between ⌈d/3⌉
+   * and d recvmmsg calls (receiver/netlink/recvmmsg.ts: 3 slots, the others only if already queued).
    */
-  background: { requests: number; datagrams: number };
+  background: { requests: number; recvfrom: number; recvmmsgMin: number; recvmmsgMax: number };
 }
 
 // --- the recorder ---------------------------------------------------------------------------------------
@@ -67,7 +82,7 @@ const plan: Plan = {
   bodies: [],
   unknown: 0,
   opened: 0,
-  background: { requests: 0, datagrams: 0 },
+  background: { requests: 0, recvfrom: 0, recvmmsgMin: 0, recvmmsgMax: 0 },
 };
 let marking = false;
 const fdFile = new Map<number, number>();
@@ -103,14 +118,21 @@ function wrap(name: keyof typeof real, log: (args: unknown[], result: unknown) =
     }
   };
 }
-wrap('openSync', ([path], fd) => {
+/** Open /proc files by path: the file index of each (the process probe's kept fd directories). */
+const pathFile = new Map<string, number>();
+wrap('openSync', ([path, flags], fd) => {
   if (typeof path === 'string' && path.startsWith('/proc/') && fd !== undefined) {
     if (recording) plan.opened++;
-    plan.files.push({ path, ns: nsNow() });
+    plan.files.push({ path, ns: nsNow(), flags: flags as number | string | undefined });
     fdFile.set(fd as number, plan.files.length - 1);
+    pathFile.set(path, plan.files.length - 1);
   }
 });
-wrap('closeSync', ([fd]) => void fdFile.delete(fd as number));
+wrap('closeSync', ([fd]) => {
+  const f = fdFile.get(fd as number);
+  if (f !== undefined && pathFile.get(plan.files[f]!.path) === f) pathFile.delete(plan.files[f]!.path);
+  fdFile.delete(fd as number);
+});
 wrap('readSync', ([fd, , offset, length, position]) => {
   if (!recording) return;
   const f = fdFile.get(fd as number);
@@ -158,6 +180,8 @@ function unwrap(): void {
   for (const [name, f] of Object.entries(real)) (fs as any)[name] = f;
   syncBuiltinESMExports();
   NetlinkSocket.prototype['request'] = request;
+  NetlinkSocket.prototype['requestPair'] = requestPair;
+  PidFiles.prototype['read'] = pidRead;
   OTLPExporterBase.prototype.export = exportReal;
 }
 
@@ -166,6 +190,38 @@ const { NetlinkSocket } = (await import(`${dist}/receiver/netlink/socket.js`)) a
   NetlinkSocket: { prototype: Record<string, AnyFn> };
 };
 const sockIndex = new WeakMap<object, number>();
+function sockOf(sock: { netnsPath: string; protocol: number }): number {
+  let s = sockIndex.get(sock);
+  if (s === undefined) {
+    s = plan.socks.push({ netnsPath: sock.netnsPath, protocol: sock.protocol }) - 1;
+    sockIndex.set(sock, s);
+  }
+  return s;
+}
+const b64 = (payload: Uint8Array): string => Buffer.from(payload).toString('base64');
+/**
+ * A request of podnet's own timers during `record`: its calls counted as background. No podnet socket
+ * has its own receive buffer (NetlinkSocketOptions.buffer), so a dump's reply comes through recvmmsg,
+ * any other through recv (receiver/netlink/socket.ts `request`).
+ */
+function background(sock: unknown, dumps: boolean[], fn: () => unknown): unknown {
+  const stats = (sock as { stats: { datagrams: number } }).stats;
+  const d0 = stats.datagrams;
+  try {
+    return fn();
+  } finally {
+    const d = stats.datagrams - d0;
+    const bg = plan.background;
+    bg.requests++;
+    if (dumps.length === 1 && !dumps[0]) bg.recvfrom += d;
+    else {
+      bg.recvmmsgMin += Math.ceil(d / 3);
+      bg.recvmmsgMax += d;
+    }
+  }
+}
+const NLM_F_DUMP = 0x300;
+const isDump = (flags: number): boolean => (flags & NLM_F_DUMP) === NLM_F_DUMP;
 const request = NetlinkSocket.prototype['request']!;
 NetlinkSocket.prototype['request'] = function (
   this: { netnsPath: string; protocol: number },
@@ -174,23 +230,33 @@ NetlinkSocket.prototype['request'] = function (
   payload: Uint8Array,
   onMessage: unknown,
 ) {
-  if (recording) {
-    let s = sockIndex.get(this);
-    if (s === undefined) {
-      s = plan.socks.push({ netnsPath: this.netnsPath, protocol: this.protocol }) - 1;
-      sockIndex.set(this, s);
-    }
-    plan.ops.push({ k: 'nl', s, type, flags, payload: Buffer.from(payload).toString('base64') });
-  }
+  if (recording) plan.ops.push({ k: 'nl', s: sockOf(this), type, flags, payload: b64(payload) });
   if (recording || !marking) return request.call(this, type, flags, payload, onMessage);
-  const stats = (this as unknown as { stats: { datagrams: number } }).stats;
-  const d0 = stats.datagrams;
-  try {
-    return request.call(this, type, flags, payload, onMessage);
-  } finally {
-    plan.background.requests++;
-    plan.background.datagrams += stats.datagrams - d0;
-  }
+  return background(this, [isDump(flags)], () => request.call(this, type, flags, payload, onMessage));
+};
+type Req = { type: number; flags: number; payload: Uint8Array };
+const requestPair = NetlinkSocket.prototype['requestPair']!;
+NetlinkSocket.prototype['requestPair'] = function (
+  this: { netnsPath: string; protocol: number },
+  a: Req,
+  b: Req,
+) {
+  const req = (r: Req): NlRequest => ({ type: r.type, flags: r.flags, payload: b64(r.payload) });
+  if (recording) plan.ops.push({ k: 'nl2', s: sockOf(this), a: req(a), b: req(b) });
+  if (recording || !marking) return requestPair.call(this, a, b);
+  return background(this, [false, isDump(b.flags)], () => requestPair.call(this, a, b));
+};
+const { PidFiles } = (await import(`${dist}/probes/process/pid-files.js`)) as {
+  PidFiles: { prototype: Record<string, AnyFn> };
+};
+const pidRead = PidFiles.prototype['read']!;
+PidFiles.prototype['read'] = function (this: unknown, pid: number, sockets: unknown) {
+  const r = pidRead.call(this, pid, sockets);
+  // Read through kept fds when its fd directory is open now (beyond the fd budget: by path, recorded
+  // by the node:fs wrappers): its pread of io is recorded already, the listing follows it.
+  const f = pathFile.get(`/proc/${pid}/fd`);
+  if (recording && f !== undefined) plan.ops.push({ k: 'fddir', f });
+  return r;
 };
 const exportReal = OTLPExporterBase.prototype.export;
 OTLPExporterBase.prototype.export = function (this: unknown, items: unknown, cb: AnyFn) {
@@ -257,7 +323,7 @@ process.stdout.write(`${JSON.stringify({ ready: true, probes: enabled, entities:
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'go') await collection();
   else if (line === 'record') {
-    plan.background = { requests: 0, datagrams: 0 };
+    plan.background = { requests: 0, recvfrom: 0, recvmmsgMin: 0, recvmmsgMax: 0 };
     marking = true;
     plan.ops.length = 0;
     plan.bodies.length = 0;

@@ -21,6 +21,8 @@ export const KINDS = [
   'setns',
   'sendto',
   'recvfrom',
+  'recvmmsg',
+  'lseek',
   'poll',
   'bpf',
 ];
