@@ -76,6 +76,8 @@ const COUNTS: MapName = 'rt_counts';
 const GROUPS = [
   ['rt_skb3', 'rt_skb2', 'rt_skb3_raw', 'rt_skb2_raw'],
   ['rt_synack', 'rt_synack_raw'],
+  // the close catch-up of the tp_btf programs (socket storage; idle with the raw_tp twins)
+  ['rt_state'],
 ];
 
 export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
