@@ -117,6 +117,7 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
   kernel: () =>
     kernelRequirement(OBJECT, GROUPS, PROGRAMS, [
       'the transmit error (error.type on events) needs tcp_retransmit_skb with 3 arguments (after 6.1; 6.18 has it)',
+      'exact counters (socket storage in rt_skb3/rt_skb2 and the TCP_CLOSE catch-up rt_state) need tp_btf and socket storage in tracing programs (5.11); the raw_tp twins count each firing',
     ]),
   async create(ctx, args) {
     const rt = EbpfRuntime.open({
