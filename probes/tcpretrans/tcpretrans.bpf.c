@@ -60,18 +60,18 @@ static __always_inline int rt_not_sent(int err)
  * Segments are counted as the kernel counts them: the growth of the socket's tp->total_retrans
  * (__tcp_retransmit_skb adds the same `segs` to total_retrans and to Tcp RetransSegs, just before the
  * transmit), not the firing's own tcp_gso_segs and err. Per socket, the value already counted is kept in
- * socket-local storage:
+ * socket-local storage, created when the socket is born (rt_state: SYN_SENT for an active open, from 0;
+ * SYN_RECV -> ESTABLISHED for a passive one, from its SYN-ACK retransmits, which tcp_retransmit_synack
+ * counted), in a watched netns, once user space set rt_mode (a tp_btf program of tcp_retransmit_skb is
+ * attached):
  *   - at each tcp_retransmit_skb firing (tp_btf): count total_retrans - counted;
- *   - when the socket goes to TCP_CLOSE (inet_sock_set_state; every TCP socket is destroyed in CLOSE,
- *     tcp_disconnect zeroes total_retrans only after it): count what is left, drop the storage;
- *   - a socket with no storage has counted 0 (total_retrans starts at 0 for an active open), except a
- *     passively opened one: it starts with its SYN-ACK retransmits (req->num_retrans, which
- *     tcp_retransmit_synack counted), stored as counted when it leaves SYN_RECV for ESTABLISHED.
+ *   - when the socket goes to TCP_CLOSE (every TCP socket is destroyed in CLOSE; tcp_disconnect zeroes
+ *     total_retrans only after): count what is left and drop the storage.
  * So a firing whose run this program missed, or whose err looks like an early exit but came from the
- * transmit after the count (-EHOSTUNREACH, -EINVAL, -ENOMEM, ... from the IP/neighbour layer), is counted
- * at the socket's next firing or at its close: the per-netns counter equals Tcp RetransSegs once the
- * socket retransmitted again or closed. The raw_tp twins (no socket storage) count each firing's own
- * segments and the close hook stays idle for them (rt_mode, set by the tp_btf programs).
+ * transmit after the count, is counted at the socket's next firing or at its close. A socket without
+ * storage (older than this probe, an unwatched netns, storage failure) counts its first firing's own
+ * segments and goes on from there. The raw_tp twins (no socket storage) count each firing's own
+ * segments, and rt_state stays idle for them (rt_mode 0).
  */
 struct rt_sock {
 	__u32 total; /* tp->total_retrans already counted */
@@ -85,7 +85,7 @@ struct {
 	__type(value, struct rt_sock);
 } rt_socks SEC(".maps");
 
-/* [0] = 1 once a tp_btf (socket storage) program ran: the close catch-up counts only then. */
+/* [0] = 1 (set by user space) when rt_skb3 or rt_skb2 is attached: rt_state works only then. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -110,16 +110,12 @@ static __always_inline __u32 rt_growth(__u32 total, __u32 counted)
 /* Segments the kernel counted for this socket and this program did not yet (tp_btf only). */
 static __always_inline __u32 rt_counted_since(const struct sock *sk, __u32 segs, int sent)
 {
-	__u32 zero = 0;
-	__u32 *mode = bpf_map_lookup_elem(&rt_mode, &zero);
-	if (mode && !*mode)
-		*mode = 1;
 	struct rt_sock *s = bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	__u32 own = sent ? segs : 0;
 	if (!s)
 		return own;
 	__u32 total = rt_total(sk);
-	__u32 n = rt_growth(total, s->seen ? s->total : 0);
+	__u32 n = s->seen ? rt_growth(total, s->total) : own;
 	s->total = total;
 	s->seen = 1;
 	/* an absurd step (not a kernel counter we understand): this retransmit only */
@@ -246,21 +242,26 @@ int BPF_PROG(rt_synack_raw, const struct sock *sk, const struct request_sock *re
 }
 
 /*
- * inet_sock_set_state: a passively opened socket leaving SYN_RECV stores its SYN-ACK retransmits as
- * counted (storage only when there were any); a socket going to TCP_CLOSE counts the rest of its
- * total_retrans (one event without a stack, err 0, the socket's tuple) and drops its storage.
- * A passive child closed straight from SYN_RECV has only SYN-ACK retransmits: nothing to count.
+ * inet_sock_set_state: a TCP socket born in a watched netns (SYN_SENT; SYN_RECV -> ESTABLISHED) gets its
+ * storage with what it counted so far (0, or its SYN-ACK retransmits); a socket going to TCP_CLOSE
+ * counts the rest of its total_retrans (one event without a stack, err 0, the socket's tuple) and drops
+ * its storage.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(rt_state, const struct sock *sk, int oldstate, int newstate)
 {
-	if (newstate != TCP_CLOSE && !(newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV))
+	if (newstate != TCP_CLOSE && newstate != TCP_SYN_SENT &&
+	    !(newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV))
 		return 0;
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	__u32 zero = 0;
+	__u32 *mode = bpf_map_lookup_elem(&rt_mode, &zero);
+	if (!mode || !*mode)
+		return 0;
 	__u32 total = rt_total(sk);
-	if (newstate == TCP_ESTABLISHED) {
-		if (!total)
+	if (newstate != TCP_CLOSE) {
+		if (!pn_watch_key(pn_sock_netns(sk)))
 			return 0;
 		struct rt_sock *s =
 			bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
@@ -270,18 +271,11 @@ int BPF_PROG(rt_state, const struct sock *sk, int oldstate, int newstate)
 		}
 		return 0;
 	}
-	__u32 zero = 0;
-	__u32 *mode = bpf_map_lookup_elem(&rt_mode, &zero);
-	if (!mode || !*mode)
-		return 0;
 	struct rt_sock *s = bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, 0);
-	__u32 n = 0;
-	if (s) {
-		n = rt_growth(total, s->seen ? s->total : 0);
-		bpf_sk_storage_delete(&rt_socks, (struct sock *)sk);
-	} else if (oldstate != TCP_SYN_RECV) {
-		n = total;
-	}
+	if (!s)
+		return 0;
+	__u32 n = s->seen ? rt_growth(total, s->total) : 0;
+	bpf_sk_storage_delete(&rt_socks, (struct sock *)sk);
 	if (!n || n > 0xffff)
 		return 0;
 	struct pn_tuple t = {};

@@ -72,6 +72,9 @@ const PROGRAMS = {
   rt_skb2_raw: { tpArgs: 2 },
 } as const satisfies Partial<Record<Program, { tpArgs: number }>>;
 const COUNTS: MapName = 'rt_counts';
+const MODE: MapName = 'rt_mode';
+/** The tcp_retransmit_skb programs that keep socket storage (tp_btf). */
+const STORAGE_PROGRAMS: readonly Program[] = ['rt_skb3', 'rt_skb2'];
 /** Alternatives per hook, preferred first (availability, minimum kernel). */
 const GROUPS = [
   ['rt_skb3', 'rt_skb2', 'rt_skb3_raw', 'rt_skb2_raw'],
@@ -153,6 +156,10 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
         };
       },
     });
+    // the socket-storage programs are attached: rt_state gives new sockets their storage and catches
+    // up at TCP_CLOSE (tcpretrans.bpf.c); with the raw_tp twins it stays idle
+    if (STORAGE_PROGRAMS.some((p) => rt.coll.programs.get(p)?.state === 'attached'))
+      rt.coll.map(MODE).update(new Uint8Array(4), new Uint8Array([1, 0, 0, 0]));
     const probe: Probe<TcpretransArgs> = {
       async collect() {
         const out: MetricPoint[] = [];
