@@ -128,7 +128,8 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
       object: OBJECT,
       ctx,
       args,
-      programs: PROGRAMS,
+      // rt_state serves the tp_btf socket-storage programs only (no raw_tp twin: off with attach: raw_tp)
+      programs: args.attach === 'raw_tp' ? { ...PROGRAMS, rt_state: { enabled: false } } : PROGRAMS,
       fallbacks: { rt_skb3: 'rt_skb3_raw', rt_skb2: 'rt_skb2_raw', rt_synack: 'rt_synack_raw' },
       counterMaps: [COUNTS],
       decode: (rec, r) => {
