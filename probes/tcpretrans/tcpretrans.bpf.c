@@ -57,18 +57,25 @@ static __always_inline int rt_not_sent(int err)
 }
 
 /*
- * Segments are counted as the kernel counts them: the growth of the socket's tp->total_retrans since its
- * last retransmit seen here (socket-local storage). __tcp_retransmit_skb adds the same `segs` to
- * total_retrans and to Tcp RetransSegs, so a retransmit whose tracepoint run this program missed is
- * counted at the socket's next one instead of lost (seen on 6.18 under load: tracefs recorded a
- * tcp_retransmit_skb hit on the socket that this program never ran for, no recursion miss counted).
- * The first retransmit of a socket counts its own segments (a passively opened socket inherits its
- * SYN-ACK retransmits in total_retrans; tcp_retransmit_synack counted those). Without socket storage
- * (raw_tp twins) or when it cannot be created: this retransmit's own segments, as before.
+ * Segments are counted as the kernel counts them: the growth of the socket's tp->total_retrans
+ * (__tcp_retransmit_skb adds the same `segs` to total_retrans and to Tcp RetransSegs, just before the
+ * transmit), not the firing's own tcp_gso_segs and err. Per socket, the value already counted is kept in
+ * socket-local storage, created when the socket is born (rt_state: SYN_SENT for an active open, from 0;
+ * SYN_RECV -> ESTABLISHED for a passive one, from its SYN-ACK retransmits, which tcp_retransmit_synack
+ * counted), in a watched netns, once user space set rt_mode (a tp_btf program of tcp_retransmit_skb is
+ * attached):
+ *   - at each tcp_retransmit_skb firing (tp_btf): count total_retrans - counted;
+ *   - when the socket goes to TCP_CLOSE (every TCP socket is destroyed in CLOSE; tcp_disconnect zeroes
+ *     total_retrans only after): count what is left and drop the storage.
+ * So a firing whose run this program missed, or whose err looks like an early exit but came from the
+ * transmit after the count, is counted at the socket's next firing or at its close. A socket without
+ * storage (older than this probe, an unwatched netns, storage failure) counts its first firing's own
+ * segments and goes on from there. The raw_tp twins (no socket storage) count each firing's own
+ * segments, and rt_state stays idle for them (rt_mode 0).
  */
 struct rt_sock {
-	__u32 total; /* tp->total_retrans at the last retransmit seen */
-	__u32 seen;
+	__u32 total; /* tp->total_retrans already counted */
+	__u32 seen;  /* 1: `total` is set */
 };
 
 struct {
@@ -78,6 +85,14 @@ struct {
 	__type(value, struct rt_sock);
 } rt_socks SEC(".maps");
 
+/* [0] = 1 (set by user space) when rt_skb3 or rt_skb2 is attached: rt_state works only then. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_mode SEC(".maps");
+
 static __always_inline __u32 rt_total(const struct sock *sk)
 {
 	__u32 total = 0;
@@ -86,7 +101,13 @@ static __always_inline __u32 rt_total(const struct sock *sk)
 	return total;
 }
 
-/* Segments the kernel counted for this socket since its last retransmit seen here (tp_btf only). */
+/* total - counted; a counter below what was counted (zeroed by tcp_disconnect) started again from 0. */
+static __always_inline __u32 rt_growth(__u32 total, __u32 counted)
+{
+	return total >= counted ? total - counted : total;
+}
+
+/* Segments the kernel counted for this socket and this program did not yet (tp_btf only). */
 static __always_inline __u32 rt_counted_since(const struct sock *sk, __u32 segs, int sent)
 {
 	struct rt_sock *s = bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
@@ -94,17 +115,18 @@ static __always_inline __u32 rt_counted_since(const struct sock *sk, __u32 segs,
 	if (!s)
 		return own;
 	__u32 total = rt_total(sk);
-	__u32 n = s->seen ? total - s->total : own;
+	__u32 n = s->seen ? rt_growth(total, s->total) : own;
 	s->total = total;
 	s->seen = 1;
-	/* a counter that went back (tcp_disconnect zeroes it) or an absurd step: this retransmit only */
+	/* an absurd step (not a kernel counter we understand): this retransmit only */
 	if (n > 0xffff)
 		n = own;
 	return n;
 }
 
+/* `stack`: 0 for a close catch-up (the close path is not where the retransmits happened). */
 static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, struct pn_tuple *t, __u32 segs, int err,
-				  int sent)
+				  int stack)
 {
 	__u32 raw = pn_sock_netns(sk);
 	__u32 netns = pn_watch_key(raw);
@@ -130,7 +152,7 @@ static __always_inline void count(void *ctx, __u32 type, const struct sock *sk, 
 	e->segs = segs;
 	e->raw_netns = raw;
 	e->t = *t;
-	e->stack_id = pn_stack_id(ctx, 3);
+	e->stack_id = stack ? pn_stack_id(ctx, 3) : -1;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -159,7 +181,7 @@ static __always_inline void handle_skb(void *ctx, const struct sock *sk, const s
 	struct pn_tuple t = {};
 	pn_tuple_from_sock(sk, &t, 1);
 	t.l4proto = 6;
-	count(ctx, RT_EV_SKB, sk, &t, segs, err, sent);
+	count(ctx, RT_EV_SKB, sk, &t, segs, err, 1);
 }
 
 /* Linux >= 6.10 (err added): tcp_retransmit_skb(sk, skb, err). */
@@ -216,5 +238,49 @@ SEC("raw_tp/tcp_retransmit_synack")
 int BPF_PROG(rt_synack_raw, const struct sock *sk, const struct request_sock *req)
 {
 	handle_synack(ctx, sk, req);
+	return 0;
+}
+
+/*
+ * inet_sock_set_state: a TCP socket born in a watched netns (SYN_SENT; SYN_RECV -> ESTABLISHED) gets its
+ * storage with what it counted so far (0, or its SYN-ACK retransmits); a socket going to TCP_CLOSE
+ * counts the rest of its total_retrans (one event without a stack, err 0, the socket's tuple) and drops
+ * its storage.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(rt_state, const struct sock *sk, int oldstate, int newstate)
+{
+	if (newstate != TCP_CLOSE && newstate != TCP_SYN_SENT &&
+	    !(newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV))
+		return 0;
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u32 zero = 0;
+	__u32 *mode = bpf_map_lookup_elem(&rt_mode, &zero);
+	if (!mode || !*mode)
+		return 0;
+	__u32 total = rt_total(sk);
+	if (newstate != TCP_CLOSE) {
+		if (!pn_watch_key(pn_sock_netns(sk)))
+			return 0;
+		struct rt_sock *s =
+			bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		if (s) {
+			s->total = total;
+			s->seen = 1;
+		}
+		return 0;
+	}
+	struct rt_sock *s = bpf_sk_storage_get(&rt_socks, (struct sock *)sk, NULL, 0);
+	if (!s)
+		return 0;
+	__u32 n = s->seen ? rt_growth(total, s->total) : 0;
+	bpf_sk_storage_delete(&rt_socks, (struct sock *)sk);
+	if (!n || n > 0xffff)
+		return 0;
+	struct pn_tuple t = {};
+	pn_tuple_from_sock(sk, &t, 1);
+	t.l4proto = 6;
+	count(ctx, RT_EV_SKB, sk, &t, n, 0, 0);
 	return 0;
 }

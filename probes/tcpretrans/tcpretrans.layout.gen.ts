@@ -10,6 +10,7 @@ export const PROGRAMS = [
   'rt_skb2_raw',
   'rt_skb3',
   'rt_skb3_raw',
+  'rt_state',
   'rt_synack',
   'rt_synack_raw',
 ] as const;
@@ -23,6 +24,7 @@ export const MAPS = {
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },
   rt_counts: { type: 'percpu_hash', key: 'struct rt_key', value: 'struct rt_val' },
+  rt_mode: { type: 'array', key: '__u32', value: '__u32' },
   rt_socks: { type: 'sk_storage', key: 'int', value: 'struct rt_sock' },
 } as const;
 export type MapName = keyof typeof MAPS;

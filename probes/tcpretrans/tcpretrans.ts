@@ -72,10 +72,15 @@ const PROGRAMS = {
   rt_skb2_raw: { tpArgs: 2 },
 } as const satisfies Partial<Record<Program, { tpArgs: number }>>;
 const COUNTS: MapName = 'rt_counts';
+const MODE: MapName = 'rt_mode';
+/** The tcp_retransmit_skb programs that keep socket storage (tp_btf). */
+const STORAGE_PROGRAMS: readonly Program[] = ['rt_skb3', 'rt_skb2'];
 /** Alternatives per hook, preferred first (availability, minimum kernel). */
 const GROUPS = [
   ['rt_skb3', 'rt_skb2', 'rt_skb3_raw', 'rt_skb2_raw'],
   ['rt_synack', 'rt_synack_raw'],
+  // the close catch-up of the tp_btf programs (socket storage; idle with the raw_tp twins)
+  ['rt_state'],
 ];
 
 export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
@@ -115,6 +120,7 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
   kernel: () =>
     kernelRequirement(OBJECT, GROUPS, PROGRAMS, [
       'the transmit error (error.type on events) needs tcp_retransmit_skb with 3 arguments (after 6.1; 6.18 has it)',
+      'exact counters (socket storage in rt_skb3/rt_skb2 and the TCP_CLOSE catch-up rt_state) need tp_btf and socket storage in tracing programs (5.11); the raw_tp twins count each firing',
     ]),
   async create(ctx, args) {
     const rt = EbpfRuntime.open({
@@ -122,7 +128,8 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
       object: OBJECT,
       ctx,
       args,
-      programs: PROGRAMS,
+      // rt_state serves the tp_btf socket-storage programs only (no raw_tp twin: off with attach: raw_tp)
+      programs: args.attach === 'raw_tp' ? { ...PROGRAMS, rt_state: { enabled: false } } : PROGRAMS,
       fallbacks: { rt_skb3: 'rt_skb3_raw', rt_skb2: 'rt_skb2_raw', rt_synack: 'rt_synack_raw' },
       counterMaps: [COUNTS],
       decode: (rec, r) => {
@@ -150,6 +157,10 @@ export const tcpretransProbe: ProbeSpec<TcpretransArgs> = {
         };
       },
     });
+    // the socket-storage programs are attached: rt_state gives new sockets their storage and catches
+    // up at TCP_CLOSE (tcpretrans.bpf.c); with the raw_tp twins it stays idle
+    if (STORAGE_PROGRAMS.some((p) => rt.coll.programs.get(p)?.state === 'attached'))
+      rt.coll.map(MODE).update(new Uint8Array(4), new Uint8Array([1, 0, 0, 0]));
     const probe: Probe<TcpretransArgs> = {
       async collect() {
         const out: MetricPoint[] = [];

@@ -118,8 +118,17 @@ test('10% random loss on the veth: retransmitted segments == Tcp RetransSegs del
   const kernelB = r1.b - r0.b;
   assert.ok(kernelA > 0, 'the loss caused retransmits');
   const evA = () => ctx.events.filter((e) => e.netns === a.inode);
-  assert.equal(delta(p1, a.inode), kernelA, `client netns (recursion misses ${misses()})`);
-  assert.equal(delta(p1, b.inode), kernelB, 'server netns');
+  // where a mismatch's segments went: the counter's delta in every netns key (0 = unattributed)
+  const where = () => {
+    const keys = new Set([...p0, ...p1].filter((p) => p.metric === M.retransmits).map((p) => p.netns ?? 0));
+    return JSON.stringify(Object.fromEntries([...keys].map((k) => [k, delta(p1, k)]).filter(([, d]) => d)));
+  };
+  assert.equal(
+    delta(p1, a.inode),
+    kernelA,
+    `client netns (recursion misses ${misses()}, server ${delta(p1, b.inode)}/${kernelB}, by netns ${where()}, a=${a.inode} b=${b.inode})`,
+  );
+  assert.equal(delta(p1, b.inode), kernelB, `server netns (by netns ${where()})`);
   const segs = () => evA().reduce((s, e) => s + Number(e.attributes['podnet.tcp.retransmit.segments']), 0);
   await waitFor(() => segs() >= kernelA, 30_000);
   assert.equal(segs(), kernelA, 'events (rate limit off) carry every segment');

@@ -56,7 +56,7 @@ test('podnet probes --json in the VM: availability, reasons, variant and minimum
   assert.equal(row('packetloss').variant, 'reason (pl_kfree_skb3)');
   assert.equal(row('tcpreset').available, true);
   assert.equal(row('tcpreset').variant, 'rst_send2 + rst_receive');
-  assert.equal(row('tcpretrans').variant, 'rt_skb2 + rt_synack');
+  assert.equal(row('tcpretrans').variant, 'rt_skb2 + rt_synack + rt_state');
   assert.equal(row('flow').variant, 'clsact (cls_bpf)');
   assert.equal(row('dns').available, true);
   assert.equal(row('dns').reason, null);

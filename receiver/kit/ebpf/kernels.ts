@@ -62,6 +62,7 @@ export const TRACEPOINTS: Readonly<Record<string, TracepointFact>> = {
   tcp_receive_reset: { since: old },
   tcp_retransmit_skb: { since: old, args: { 2: old, 3: after61 } },
   tcp_retransmit_synack: { since: old },
+  inet_sock_set_state: { since: old },
   udp_fail_queue_rcv_skb: { since: old, args: { 2: old, 3: after61 } },
   sock_rcvqueue_full: { since: old },
   sock_exceed_buf_limit: { since: old },

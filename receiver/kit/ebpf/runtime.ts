@@ -227,7 +227,11 @@ export class EbpfRuntime {
     };
     const chains: ChainMember[] = [];
     if (a.attach === 'raw_tp') {
-      const without = tpBtfWithoutFallback(spec.programs, fallbacks, (p) => spec.program(p).section);
+      const without = tpBtfWithoutFallback(
+        spec.programs.filter((p) => o.programs?.[p.name]?.enabled !== false),
+        fallbacks,
+        (p) => spec.program(p).section,
+      );
       if (without.length)
         o.ctx.log.warn(
           { probe: o.probe, programs: without },
