@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { combos } from '../lib/attribute-combos.ts';
+import { syntheticPoints } from '../lib/attribute-combos.ts';
 import { benchPods } from '../lib/event-bench.ts';
 import { finish } from '../lib/finish.ts';
 
@@ -59,7 +59,6 @@ interface Arm {
 }
 
 const resource = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'bench' });
-const bounds = Array.from({ length: 20 }, (_, b) => 2 ** b / 1e6);
 const arms: Arm[] = [];
 for (const spec of o.root ?? [`now=${HERE}`]) {
   const [name, dir] = spec.includes('=') ? (spec.split('=') as [string, string]) : ['now', spec];
@@ -82,28 +81,9 @@ for (const spec of o.root ?? [`now=${HERE}`]) {
   );
   const byProbe: Arm['byProbe'] = new Map();
   for (const s of specs) {
-    const defs = s.metrics.filter(
-      // biome-ignore lint/suspicious/noExplicitAny: metric defs.
-      (def: any) =>
-        def.enabled && (def.scope ?? 'entity') === 'entity' && !def.name.startsWith('podnet.ebpf.'),
-    );
-    // biome-ignore lint/suspicious/noExplicitAny: metric defs.
-    const cs = defs.map((def: any) => combos(def.attributes).map((a) => Object.freeze(a)));
-    const pts: Arm['byProbe'] extends Map<string, infer P> ? P : never = [];
-    for (let i = 0; i < PODS; i++)
-      // biome-ignore lint/suspicious/noExplicitAny: metric defs.
-      defs.forEach((def: any, d: number) => {
-        for (const a of cs[d]!)
-          pts.push({
-            metric: def.name,
-            netns: 4026600000 + i,
-            ...(Object.keys(a).length ? { attributes: a } : {}),
-            value:
-              def.kind === 'histogram'
-                ? { boundaries: bounds, counts: bounds.map(() => 1).concat([0]), sum: 1, count: 20 }
-                : i * 100 + 7,
-          });
-      });
+    const pts = syntheticPoints(s.metrics, PODS, 4026600000) as Arm['byProbe'] extends Map<string, infer P>
+      ? P
+      : never;
     if (pts.length > 0) byProbe.set(s.name, pts);
   }
   arms.push({

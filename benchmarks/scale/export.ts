@@ -17,7 +17,7 @@ import { GCProfiler } from 'node:v8';
 import type { ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { combos } from '../lib/attribute-combos.ts';
+import { syntheticPoints } from '../lib/attribute-combos.ts';
 import { startSink } from '../lib/otlp-sink.ts';
 
 const { values: o } = parseArgs({
@@ -93,30 +93,7 @@ function buildStore(root: Root, pods: number): any {
   );
   store.setDefinitions(regs);
   const byProbe = new Map<string, unknown[]>();
-  const bounds = Array.from({ length: 20 }, (_, b) => 2 ** b / 1e6);
-  for (const s of specs) {
-    const pts: unknown[] = [];
-    // biome-ignore lint/suspicious/noExplicitAny: metric defs.
-    const defs = (s.metrics as any[]).filter(
-      (def) => def.enabled && (def.scope ?? 'entity') === 'entity' && !def.name.startsWith('podnet.ebpf.'), // self-telemetry of eBPF probes: not per pod
-    );
-    const cs = defs.map((def) => combos(def.attributes).map((a) => Object.freeze(a)));
-    // Netns after netns, each netns' metrics in declaration order, as the per-netns probes report them
-    // (metric after metric made an entity's series far apart in the store, unlike the agent's).
-    for (let i = 0; i < pods; i++)
-      for (const [d, def] of defs.entries())
-        for (const a of cs[d]!)
-          pts.push({
-            metric: def.name,
-            netns: 4026600000 + i,
-            ...(Object.keys(a).length ? { attributes: a } : {}),
-            value:
-              def.kind === 'histogram'
-                ? { boundaries: bounds, counts: bounds.map(() => 1).concat([0]), sum: 1, count: 20 }
-                : i * 100 + 7,
-          });
-    byProbe.set(s.name, pts);
-  }
+  for (const s of specs) byProbe.set(s.name, syntheticPoints(s.metrics, pods, 4026600000));
   for (const [p, pts] of byProbe) store.update(p, pts, Date.now());
   return store;
 }
