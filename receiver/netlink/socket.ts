@@ -1,6 +1,6 @@
 // A netlink socket over koffi (Node's net module cannot open AF_NETLINK): opened inside a netns with
 // `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2), replies received
-// with blocking recv(2) (dumps: recvmmsg(2), two datagrams a call) into a reusable buffer, bounded by
+// with blocking recv(2) (dumps: recvmmsg(2), up to three datagrams a call: ./recvmmsg.ts) into a reusable buffer, bounded by
 // SO_RCVTIMEO.
 //
 // Blocking is deliberate: a netlink request to the kernel is answered synchronously from kernel tables
