@@ -6,12 +6,18 @@
 // stacks: false (the probes capture stacks by default since 2026-12-06). The "paced" rows send drops at
 // PACED_RATE/s, slow enough for the reader to keep up: the case where a submit pays the reader's wake-up
 // (irq_work) for every event unless the reader delays its drain (receiver/bpf/ringbuf.ts, wakeDelayMs).
+// tcpretrans under connection churn (benchmarks/ebpf/conn-churn.ts: connect / 64 B each way / close, client
+// in a netns not watched, server in the watched one): runs per connection, ns per run and per connection
+// of each of its programs (rt_state runs on every inet socket state change of the host), and the loop's
+// own CPU per connection (client + server, user and system µs) with the probe off and on, interleaved,
+// two rounds each: the off/off and on/on spreads are the noise.
 //   node benchmarks/ebpf/hook-cost.ts [HITS]
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { packetlossProbe } from '../../probes/packetloss/packetloss.ts';
 import { sockoverflowProbe } from '../../probes/sockoverflow/sockoverflow.ts';
 import { tcpresetProbe } from '../../probes/tcpreset/tcpreset.ts';
+import { tcpretransProbe } from '../../probes/tcpretrans/tcpretrans.ts';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { enableRunTimeStats, programInfo } from '../../receiver/bpf/stats.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
@@ -19,12 +25,16 @@ import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Probe } from '../../receiver/probe/types.ts';
 import { tcpFixture } from '../../test/ebpf/env.ts';
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
+import { watchNewPrograms } from '../lib/bpf-stats.ts';
+import { type Churn, startChurn } from './conn-churn.ts';
 import { flood, floodBinary, removeFlood } from './flood.ts';
 
 const HITS = Number(process.argv[2] ?? 300_000);
 /** Drops per second of the paced rows, and how many (a few seconds' worth). */
 const PACED_RATE = 5000;
 const PACED_HITS = Math.min(HITS, 20_000);
+/** Connections per churn run (each arm runs it twice). */
+const CONNS = Math.min(HITS, 20_000);
 
 interface Row {
   probe: string;
@@ -82,6 +92,8 @@ floodBinary();
 const pair = createNetnsPair({ prefix: PREFIX, tag: 'hc' });
 const children: ChildProcess[] = [];
 const rows: Row[] = [];
+const churnRows: Record<string, unknown>[] = [];
+let churn: Churn | undefined;
 try {
   const b = pair.b;
   const entity: Entity = { kind: 'netns', netnsInode: b.inode, netnsPath: b.path, displayName: b.name };
@@ -195,10 +207,56 @@ try {
   );
   await measure('tcpreset', 'counter + event, no stack', rs({ rateLimit: 0, stacks: false }), refused, rows);
   await measure('tcpreset', 'counter + event + stack', rs({ rateLimit: 0, stacks: true }), refused, rows);
+
+  // tcpretrans: connection churn, probe off and on interleaved (A/B/A/B after a warm-up run)
+  churn = await startChurn(pair.a, b, 7300);
+  await churn.run(Math.min(CONNS, 2000));
+  const cpuRow = (arm: string, round: number, c: { userUsPerConn: number; sysUsPerConn: number }) =>
+    churnRows.push({
+      probe: 'tcpretrans',
+      config: `conn churn CPU, tcpretrans ${arm}, round ${round}`,
+      conns: CONNS,
+      userUsPerConn: Number(c.userUsPerConn.toFixed(2)),
+      sysUsPerConn: Number(c.sysUsPerConn.toFixed(2)),
+    });
+  // watched: the server's netns (b); rounds 1-2 interleave off/on; round 3 watches nothing (every run is
+  // the early exit of a socket in a netns not watched, what the host's other connections pay)
+  for (const round of [1, 2, 3]) {
+    const watched = round < 3 ? [entity] : [];
+    if (round < 3) cpuRow('off', round, await churn.run(CONNS));
+    const stats = enableRunTimeStats();
+    let probe: Probe<unknown> | undefined;
+    const read = await watchNewPrograms(async () => {
+      probe = (await tcpretransProbe.create(ctx(watched), tcpretransProbe.args.parse({}))) as Probe<unknown>;
+    });
+    const ch = churn;
+    const cpu = await ch.run(CONNS);
+    if (round < 3) cpuRow('on', round, cpu);
+    const progs = read();
+    await probe!.close();
+    stats.close();
+    for (const p of progs) {
+      if (p.runs === 0) continue;
+      churnRows.push({
+        probe: 'tcpretrans',
+        program: p.name,
+        config:
+          round < 3 ? `conn churn, server netns watched, round ${round}` : 'conn churn, no netns watched',
+        conns: CONNS,
+        runsPerConn: Number((p.runs / CONNS).toFixed(2)),
+        nsPerRun: Math.round(p.runTimeNs / p.runs),
+        nsPerConn: Math.round(p.runTimeNs / CONNS),
+      });
+    }
+    // a churn that did not reach rt_state measured nothing (probe not attached, or the loop broken)
+    if (!progs.some((p) => p.name === 'rt_state' && p.runs >= CONNS))
+      throw new Error(`tcpretrans churn: rt_state ran ${JSON.stringify(progs)} for ${CONNS} connections`);
+  }
 } finally {
+  churn?.close();
   for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
   pair.cleanup();
   removeFlood();
 }
-for (const r of rows) console.log(JSON.stringify(r));
+for (const r of [...rows, ...churnRows]) console.log(JSON.stringify(r));
 process.exit(0);
