@@ -12,6 +12,7 @@
 //
 //   node --expose-gc benchmarks/scale/export.ts [--sizes 10,100,1000] [--runs 5] [--root NAME=DIR]...
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GCProfiler } from 'node:v8';
 import type { ExportResult } from '@opentelemetry/core';
@@ -45,7 +46,9 @@ interface Root {
 const roots: Root[] = [];
 for (const spec of o.root ?? [`current=${HERE}`]) {
   const [name, dir] = spec.includes('=') ? spec.split('=') : ['current', spec];
-  const r = `${dir!.replace(/\/+$/, '')}/`;
+  // Resolved against the working directory: a relative `--root now=.` would otherwise be taken by import()
+  // relative to this file.
+  const r = `${resolve(dir!)}/`;
   roots.push({
     name: name!,
     mod: {
@@ -53,7 +56,7 @@ for (const spec of o.root ?? [`current=${HERE}`]) {
       exporters: await import(`${r}receiver/otel/exporters.ts`),
       // Since the per-entity Resources, the OTLP metric exporter has its own module (loaded on use); a
       // checkout from before has it in exporters.ts.
-      metricExporter: existsSync(`${dir}/receiver/otel/otlp-metric-exporter.ts`)
+      metricExporter: existsSync(`${r}receiver/otel/otlp-metric-exporter.ts`)
         ? await import(`${r}receiver/otel/otlp-metric-exporter.ts`)
         : await import(`${r}receiver/otel/exporters.ts`),
       prom: await import(`${r}receiver/otel/prometheus-text.ts`),
