@@ -144,13 +144,13 @@ export class ProcessCollector {
   readonly #state = new Map<string | number, EntityState>();
   #index: Map<number, number[]> | undefined;
   /** Kept-open /proc/<pid>/io and /proc/<pid>/fd fds (./pid-files.ts). */
-  readonly #io: PidFiles;
+  readonly #pidFiles: PidFiles;
 
   readonly #ctx: Pick<ProbeContext, 'enabledMetrics'> | undefined;
 
-  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>, io = new PidFiles()) {
+  constructor(args: ProcessArgs, ctx?: Pick<ProbeContext, 'enabledMetrics'>, pidFiles = new PidFiles()) {
     this.#args = args;
-    this.#io = io;
+    this.#pidFiles = pidFiles;
     this.#ctx = ctx;
     this.#wanted = metricFilter(PROCESS_METRICS, args.metrics, ctx);
   }
@@ -168,7 +168,7 @@ export class ProcessCollector {
   /** One /proc scan per collection when an entity needs the netns match; forget entities gone. */
   prepare(entities: readonly Entity[]): void {
     this.#index = undefined;
-    this.#io.sweep();
+    this.#pidFiles.sweep();
     const live = new Set(entities.map(stateKey));
     for (const k of this.#state.keys()) if (!live.has(k)) this.#state.delete(k);
     if (entities.some((e) => this.#method(e) === 'netns')) this.#index = netnsPidIndex();
@@ -197,7 +197,7 @@ export class ProcessCollector {
 
   /** Closes the kept fds (the probe stops). */
   close(): void {
-    this.#io.closeAll();
+    this.#pidFiles.closeAll();
   }
 
   collect(entity: Entity, out: MetricSink, cycle?: object): void {
@@ -205,7 +205,7 @@ export class ProcessCollector {
     const sockets = pids.length > 0 ? new Set<number>() : NO_SOCKETS;
     const samples: ProcessSample[] = [];
     for (const pid of pids) {
-      const s = sampleProcess(pid, sockets, this.#io);
+      const s = sampleProcess(pid, sockets, this.#pidFiles);
       if (s) samples.push(s);
     }
     assertEntityAliveOnce(entity, cycle); // a netns that vanished yields no points, not zeros
@@ -289,8 +289,9 @@ export const processProbe: ProbeSpec<ProcessArgs> = {
     return {
       ...probe,
       async close(): Promise<void> {
-        c.close();
+        // The collection loop first: a collection still running would open pid files again after them.
         await probe.close();
+        c.close();
       },
     };
   },

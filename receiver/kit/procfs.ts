@@ -108,7 +108,12 @@ export function createProcfsProbe<A>(opts: ProcfsProbeOptions<A>): ProcfsProbe<A
     const failures: EntityFailure[] = [];
     if (write) {
       for (let i = 0; i < targets.length; i++) {
-        if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldLoop();
+        if (i % YIELD_EVERY === YIELD_EVERY - 1) {
+          await yieldLoop();
+          // Closed meanwhile (a reload, the probe disabled): a probe's close may have released what the
+          // entities' reads use (the process probe's kept pid files).
+          if (closed) break;
+        }
         const entity = targets[i]!;
         // Synchronous from here: no other entity interleaves, so a failure can cut its points off.
         const before = sink.length;
