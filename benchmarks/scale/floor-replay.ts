@@ -184,7 +184,6 @@ function fdDir(dir: number): void {
       if (dents[at + 19] !== 0x2e) readlinkat(dir, dents.subarray(at + 19), link, link.length);
       at += dents[at + 16]! | (dents[at + 17]! << 8);
     }
-    if (n + 40 <= dents.length) return; // pid-files.ts MAX_ENTRY: the table ended
   }
 }
 

@@ -2,17 +2,19 @@
 // Opening `/proc/<pid>/io`, listing `/proc/<pid>/fd` (open, fstat, getdents twice, close) and reading
 // each `/proc/<pid>/fd/<n>` link by path cost path walks through /proc/<pid> (pid lookup, revalidation,
 // owner check) and five system calls per process, every collection. Here both are opened once: `io` is
-// read again with pread at offset 0 — a one-record seq_file (fs/proc/base.c `ONE("io", ...)`,
-// `single_open`), so a short read is the whole file and the confirming read of 0 is left out
+// read again with pread at offset 0 — a one-record seq_file (`ONE("io", ...)`, a
+// `single_open` file in the kernel), so a short read is the whole file and the confirming read of 0 is left out
 // (`NetFile.single`, receiver/procfs/read.ts) — and the directory is rewound (lseek 0) and listed with
-// one getdents64, its links read with readlinkat relative to it (one path component).
+// getdents64, its links read with readlinkat relative to it (one path component).
 //
 // Exactness: both fds are bound to the process (its `struct pid`), not to the number: once that process
 // is gone, a read of `io` fails with ESRCH and a listing of `fd` with ENOENT, even when the number was
 // reused, so a kept fd never shows another process. Then the fds are closed and the paths opened again:
 // ENOENT then means gone (the caller skips the pid), success means a new process with the reused number.
-// The fd listing ends at a getdents64 that leaves more room than the largest entry (fs/proc/fd.c
-// `proc_readfd_common` fills the buffer until an entry does not fit or the table ends).
+// The fd listing reads until getdents64 returns 0: a call can end before the buffer is full with entries
+// left (the kernel's `filldir64` stops at a pending signal — e.g. the SIGCHLD node gets for a child — after
+// its first entry), so a short buffer is not the end of the table (test/procfs/pid-files.test.ts lists
+// under a stream of signals).
 //
 // Bounded: at most `budget` fds (default 20 % of the soft RLIMIT_NOFILE, at most 8,192; the netns files
 // keep 40 %), two per pid; pids beyond it are read the old way (open, read, close). Fds of pids not read
@@ -35,8 +37,6 @@ const readlinkatCall = libc.func('intptr_t readlinkat(int dirfd, void *path, voi
 
 /** linux_dirent64: d_ino 8, d_off 8, d_reclen 2, d_type 1, then the name and its NUL. */
 const NAME_AT = 19;
-/** The largest entry of /proc/<pid>/fd: a name of at most 10 digits, aligned to 8. */
-const MAX_ENTRY = 40;
 const dents = Buffer.alloc(32 * 1024);
 const link = Buffer.alloc(256);
 const SOCKET = Buffer.from('socket:[');
@@ -182,7 +182,6 @@ function listFds(dir: number, sockets: Set<number>): number {
       }
       o += reclen;
     }
-    if (n + MAX_ENTRY <= dents.length) return count;
   }
 }
 

@@ -2,7 +2,8 @@
 // the kernel's own listing: a stopped child holding 2,500 fds (its fd directory lists over 32 KiB, more
 // than one getdents64) and 40 sockets; the fd count must equal `ls /proc/<pid>/fd`, the socket inodes
 // those of `ls -l` (`socket:[inode]` links), the io text `cat /proc/<pid>/io` — read through kept fds
-// twice (the second read rewinds the kept directory) and with a budget of 0 (open, read, close). Once
+// twice (the second read rewinds the kept directory), 300 times more under a stream of signals, and with
+// a budget of 0 (open, read, close). Once
 // the child is gone, a kept read fails with ENOENT/ESRCH and its fds are closed, not shown again.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -72,6 +73,17 @@ test('pid files: kept and uncached reads equal ls / cat of a stopped process; a 
     }
     assert.equal(kept.size, 1);
     assert.equal(uncached.size, 0);
+    // Under a stream of signals to this process (SIGCHLD: node has a handler for its children), a
+    // getdents64 can end short of a full buffer with entries left: the listing must still be whole.
+    const signaller = spawn('sh', ['-c', `while kill -CHLD ${process.pid}; do :; done`], { stdio: 'ignore' });
+    try {
+      await sleep(50);
+      for (let i = 0; i < 300; i++)
+        assert.equal(kept.read(pid, new Set()).fds, want.fds, `kept, under signals (read ${i}): fds`);
+    } finally {
+      signaller.kill('SIGKILL');
+      await once(signaller, 'close');
+    }
     child.kill('SIGKILL');
     await once(child, 'close'); // its stdout pipe closed too: only the kept fds change the count below
     const openBefore = readdirSync('/proc/self/fd').length;
