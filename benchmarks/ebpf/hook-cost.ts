@@ -10,7 +10,8 @@
 // in a netns not watched, server in the watched one): runs per connection, ns per run and per connection
 // of each of its programs (rt_state runs on every inet socket state change of the host), and the loop's
 // own CPU per connection (client + server, user and system µs) with the probe off and on, interleaved,
-// two rounds each: the off/off and on/on spreads are the noise.
+// CHURN_ROUNDS rounds, the order alternating (off then on, on then off, ...); the summary rows give on - off
+// for each order, their mean, half their gap (the order effect) and the off/off and on/on spreads (the noise).
 //   node benchmarks/ebpf/hook-cost.ts [HITS]
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
@@ -33,8 +34,10 @@ const HITS = Number(process.argv[2] ?? 300_000);
 /** Drops per second of the paced rows, and how many (a few seconds' worth). */
 const PACED_RATE = 5000;
 const PACED_HITS = Math.min(HITS, 20_000);
-/** Connections per churn run (each arm runs it twice). */
+/** Connections per churn run. */
 const CONNS = Math.min(HITS, 20_000);
+/** Churn rounds with the server's netns watched, each one run per arm, the order alternating (even). */
+const CHURN_ROUNDS = 4;
 
 interface Row {
   probe: string;
@@ -72,6 +75,52 @@ async function measure(
   }
   await probe.close();
   stats.close();
+}
+
+/**
+ * The churn loop's on − off CPU per connection for each order of the rounds (the mean of the rounds' own
+ * differences), their mean over both orders (a drift or a first-run effect that favours whichever arm runs
+ * second cancels there, the orders being equally many), half their gap (that effect's size), and the
+ * off/off and on/on spreads (the noise the differences are read against).
+ */
+function churnSummary(
+  cpu: readonly { arm: 'off' | 'on'; order: string; userUsPerConn: number; sysUsPerConn: number }[],
+): Record<string, unknown>[] {
+  const r2 = (x: number) => Number(x.toFixed(2));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+  const delta = (order: string) => {
+    const off = cpu.filter((c) => c.order === order && c.arm === 'off');
+    const on = cpu.filter((c) => c.order === order && c.arm === 'on');
+    return {
+      user: mean(on.map((c, i) => c.userUsPerConn - off[i]!.userUsPerConn)),
+      sys: mean(on.map((c, i) => c.sysUsPerConn - off[i]!.sysUsPerConn)),
+      rounds: on.length,
+    };
+  };
+  const a = delta('off-on');
+  const b = delta('on-off');
+  const arm = (x: 'off' | 'on') => cpu.filter((c) => c.arm === x);
+  const orderRow = (order: string, d: typeof a) => ({
+    probe: 'tcpretrans',
+    config: `conn churn CPU on - off, ${order} rounds`,
+    rounds: d.rounds,
+    userUsPerConn: r2(d.user),
+    sysUsPerConn: r2(d.sys),
+  });
+  return [
+    orderRow('off-on', a),
+    orderRow('on-off', b),
+    {
+      probe: 'tcpretrans',
+      config: 'conn churn CPU on - off, both orders',
+      userUsPerConn: r2((a.user + b.user) / 2),
+      sysUsPerConn: r2((a.sys + b.sys) / 2),
+      orderEffectSysUs: r2((a.sys - b.sys) / 2),
+      offSpreadSysUs: r2(spread(arm('off').map((c) => c.sysUsPerConn))),
+      onSpreadSysUs: r2(spread(arm('on').map((c) => c.sysUsPerConn))),
+    },
+  ];
 }
 
 /** fds of this process that are BPF programs (anon_inode:bpf-prog). */
@@ -208,40 +257,53 @@ try {
   await measure('tcpreset', 'counter + event, no stack', rs({ rateLimit: 0, stacks: false }), refused, rows);
   await measure('tcpreset', 'counter + event + stack', rs({ rateLimit: 0, stacks: true }), refused, rows);
 
-  // tcpretrans: connection churn, probe off and on interleaved (A/B/A/B after a warm-up run)
+  // tcpretrans: connection churn, probe off and on interleaved after a warm-up run. The rounds alternate
+  // the order (off then on, on then off, ...): with one order only, drift over the run and the first churn
+  // after the probe loads count against one arm (2026-12-07 22:47: +9.6 / +11.6 µs system per connection
+  // off then on, where an alternated check gave +1 to +6 µs); the per-order means make that effect visible.
   churn = await startChurn(pair.a, b, 7300);
   await churn.run(Math.min(CONNS, 2000));
-  const cpuRow = (arm: string, round: number, c: { userUsPerConn: number; sysUsPerConn: number }) =>
+  const cpu: { arm: 'off' | 'on'; order: string; userUsPerConn: number; sysUsPerConn: number }[] = [];
+  const runArm = async (arm: 'off' | 'on', round: number, order: string) => {
+    const c = await churn!.run(CONNS);
+    cpu.push({ arm, order, ...c });
     churnRows.push({
       probe: 'tcpretrans',
-      config: `conn churn CPU, tcpretrans ${arm}, round ${round}`,
+      config: `conn churn CPU, tcpretrans ${arm}, round ${round} (${order})`,
       conns: CONNS,
       userUsPerConn: Number(c.userUsPerConn.toFixed(2)),
       sysUsPerConn: Number(c.sysUsPerConn.toFixed(2)),
     });
-  // watched: the server's netns (b); rounds 1-2 interleave off/on; round 3 watches nothing (every run is
+  };
+  // watched: the server's netns (b) in rounds 1..CHURN_ROUNDS; the last round watches nothing (every run is
   // the early exit of a socket in a netns not watched, what the host's other connections pay)
-  for (const round of [1, 2, 3]) {
-    const watched = round < 3 ? [entity] : [];
-    if (round < 3) cpuRow('off', round, await churn.run(CONNS));
+  for (let round = 1; round <= CHURN_ROUNDS + 1; round++) {
+    const watchedRound = round <= CHURN_ROUNDS;
+    const offFirst = round % 2 === 1;
+    const order = offFirst ? 'off-on' : 'on-off';
+    if (watchedRound && offFirst) await runArm('off', round, order);
     const stats = enableRunTimeStats();
     let probe: Probe<unknown> | undefined;
     const read = await watchNewPrograms(async () => {
-      probe = (await tcpretransProbe.create(ctx(watched), tcpretransProbe.args.parse({}))) as Probe<unknown>;
+      probe = (await tcpretransProbe.create(
+        ctx(watchedRound ? [entity] : []),
+        tcpretransProbe.args.parse({}),
+      )) as Probe<unknown>;
     });
-    const ch = churn;
-    const cpu = await ch.run(CONNS);
-    if (round < 3) cpuRow('on', round, cpu);
+    if (watchedRound) await runArm('on', round, order);
+    else await churn.run(CONNS);
     const progs = read();
     await probe!.close();
     stats.close();
+    if (watchedRound && !offFirst) await runArm('off', round, order);
     for (const p of progs) {
       if (p.runs === 0) continue;
       churnRows.push({
         probe: 'tcpretrans',
         program: p.name,
-        config:
-          round < 3 ? `conn churn, server netns watched, round ${round}` : 'conn churn, no netns watched',
+        config: watchedRound
+          ? `conn churn, server netns watched, round ${round}`
+          : 'conn churn, no netns watched',
         conns: CONNS,
         runsPerConn: Number((p.runs / CONNS).toFixed(2)),
         nsPerRun: Math.round(p.runTimeNs / p.runs),
@@ -252,6 +314,7 @@ try {
     if (!progs.some((p) => p.name === 'rt_state' && p.runs >= CONNS))
       throw new Error(`tcpretrans churn: rt_state ran ${JSON.stringify(progs)} for ${CONNS} connections`);
   }
+  churnRows.push(...churnSummary(cpu));
 } finally {
   churn?.close();
   for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');

@@ -20,6 +20,12 @@ export interface PromSample {
   readonly value: number;
 }
 
+export interface PromRange {
+  readonly metric: Record<string, string>;
+  /** Timestamps in Unix seconds. */
+  readonly samples: readonly { t: number; v: number }[];
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -99,18 +105,36 @@ export class Prometheus {
     throw new Error(`prometheus did not become ready: ${lastErr}`);
   }
 
-  async query(promql: string): Promise<PromSample[]> {
-    const r = await fetch(`${this.url}/api/v1/query?query=${encodeURIComponent(promql)}`);
+  /** An instant query, evaluated now or at `time` (Unix seconds). */
+  async query(promql: string, time?: number): Promise<PromSample[]> {
+    return (await this.#query(promql, time)).map((s) => ({ metric: s.metric, value: Number(s.value![1]) }));
+  }
+
+  /** The raw samples of a range selector (`name{...}[5s]`) at `time` (Unix seconds), per series. */
+  async samples(selector: string, time: number): Promise<PromRange[]> {
+    return (await this.#query(selector, time)).map((s) => ({
+      metric: s.metric,
+      samples: (s.values ?? []).map(([t, v]) => ({ t, v: Number(v) })),
+    }));
+  }
+
+  async #query(promql: string, time: number | undefined) {
+    const at = time === undefined ? '' : `&time=${time}`;
+    const r = await fetch(`${this.url}/api/v1/query?query=${encodeURIComponent(promql)}${at}`);
     const body = (await r.json()) as {
       status: string;
       error?: string;
       data?: {
         resultType: string;
-        result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+        result: Array<{
+          metric: Record<string, string>;
+          value?: [number, string];
+          values?: [number, string][];
+        }>;
       };
     };
     if (body.status !== 'success') throw new Error(`PromQL ${promql}: ${body.error ?? r.status}`);
-    return (body.data?.result ?? []).map((s) => ({ metric: s.metric, value: Number(s.value[1]) }));
+    return body.data?.result ?? [];
   }
 
   /** Poll `promql` until `pred` holds on its result. */

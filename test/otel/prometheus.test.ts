@@ -43,13 +43,29 @@ test('Prometheus scrapes /metrics and PromQL returns podnet series', async () =>
   assert.match(gauge[0]!.metric['podnet_netns_inode'] ?? '', /^\d+$/);
   assert.equal(gauge[0]!.metric['job'], 'podnet');
 
-  // Counter: +5 per 250 ms collection on receive, twice that on transmit → rate ≈ 20/s and 40/s.
-  const rate = await prom.waitFor(
-    'rate(podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="receive"}[5s])',
-    // The first windows hold few samples; wait until it settles near the true rate.
-    (r) => r.length === 1 && r[0]!.value > 12 && r[0]!.value < 30,
+  // Counter: +5 per collection on receive, twice that on transmit. How often collections run is the
+  // machine's doing (every 250 ms when idle; under load a collection can pass its 1 s limit and space the
+  // next ones out, and a fixed expected rate then never came), so rate() is checked against the samples
+  // Prometheus scraped, read at the same evaluation time: PromQL extrapolates the increase between the first
+  // and last sample of the window over at most the gaps to the window's ends, so the rate lies between
+  // increase / window and increase / (last - first sample time); transmit's is exactly twice receive's.
+  const sel = (dir: string) =>
+    `podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="${dir}"}`;
+  const WINDOW_S = 10;
+  const { raw, rx, tx } = await stableRate(sel, WINDOW_S);
+  const first = raw[0]!;
+  const last = raw.at(-1)!;
+  for (const [i, s] of raw.entries()) {
+    assert.equal(s.v % 5, 0, `sample ${i} (${s.v}) is a whole number of collections`);
+    if (i > 0) assert.ok(s.v >= raw[i - 1]!.v, `sample ${i} (${s.v}) below the one before`);
+  }
+  const increase = last.v - first.v;
+  assert.ok(increase > 0, `increase ${increase}`);
+  assert.ok(
+    rx >= increase / WINDOW_S && rx <= increase / (last.t - first.t),
+    `rate ${rx} outside [${increase / WINDOW_S}, ${increase / (last.t - first.t)}] of ${JSON.stringify(raw)}`,
   );
-  assert.equal(rate.length, 1);
+  assert.equal(tx, 2 * rx, 'transmit rate');
   const ratio = await prom.query(
     'podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="transmit"} / ignoring(network_io_direction) podnet_synthetic_packet_count_total{podnet_entity_kind="host",network_io_direction="receive"}',
   );
@@ -92,3 +108,36 @@ test('suffixed names: node traffic under k8s_node_network_io_bytes_total, the un
   const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.equal(lint.status, 0, `promtool check metrics:\n${lint.stdout}${lint.stderr}`);
 });
+
+/**
+ * The receive samples of the last `windowS` seconds (at least 2, with an increase) and the receive and
+ * transmit rates over that window, all evaluated at one time a second ago; read again if a scrape landed
+ * inside the window between the reads (the samples before and after the rates differ).
+ */
+async function stableRate(
+  sel: (dir: string) => string,
+  windowS: number,
+): Promise<{ raw: readonly { t: number; v: number }[]; rx: number; tx: number }> {
+  const rate = async (dir: string, at: number) => {
+    const r = await prom.query(`rate(${sel(dir)}[${windowS}s])`, at);
+    assert.equal(r.length, 1, `rate of ${dir}: ${JSON.stringify(r)}`);
+    return r[0]!.value;
+  };
+  const samples = async (at: number) => {
+    const r = await prom.samples(`${sel('receive')}[${windowS}s]`, at);
+    return r.length === 1 ? r[0]!.samples : [];
+  };
+  const deadline = Date.now() + 30_000;
+  let seen: readonly { t: number; v: number }[] = [];
+  while (Date.now() < deadline) {
+    const at = Date.now() / 1000 - 1;
+    seen = await samples(at);
+    if (seen.length >= 2 && seen.at(-1)!.v > seen[0]!.v) {
+      const rx = await rate('receive', at);
+      const tx = await rate('transmit', at);
+      if (JSON.stringify(await samples(at)) === JSON.stringify(seen)) return { raw: seen, rx, tx };
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`no stable window of ${windowS} s with an increase; last samples ${JSON.stringify(seen)}`);
+}

@@ -9,17 +9,16 @@
 // start times (series first seen in a later round, counters reset) interleaved with the others.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { EntityResources } from '../../receiver/otel/entity-resources.ts';
-import { splitResourceMetrics } from '../../receiver/otel/exporters.ts';
 import { StoreMetricData } from '../../receiver/otel/metric-data.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
 import { encodeMetricRequests } from '../../receiver/otel/protobuf/metrics.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
+import { sdkRequests } from './sdk-path.ts';
 
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'node-1' });
 
@@ -80,14 +79,6 @@ function points(round: number): MetricPoint[] {
     });
   }
   return out;
-}
-
-function sdkRequests(rm: ResourceMetrics, entities: EntityResources | undefined, max: number) {
-  const rms = entities ? entities.byEntity(rm) : [rm];
-  return splitResourceMetrics(rms, max).map((req) => ({
-    bytes: Buffer.concat(req.map((r) => ProtobufMetricsSerializer.serializeRequest(r)!)),
-    points: req.reduce((n, r) => n + MetricsExporterMetricsHelper.countItems(r), 0),
-  }));
 }
 
 test('store series: the SDK serializer`s bytes where reserved lengths and cached times do not fit', async () => {

@@ -7,19 +7,16 @@
 // A grouping made anew writes over the last one's arrays, but not while an export still reads them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { EntityResources } from '../../receiver/otel/entity-resources.ts';
-import { splitResourceMetrics } from '../../receiver/otel/exporters.ts';
-import { StoreMetricData } from '../../receiver/otel/metric-data.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
 import { groupings } from '../../receiver/otel/protobuf/metric-grouping.ts';
 import { encodeMetricRequests, metricRequests } from '../../receiver/otel/protobuf/metrics.ts';
 import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { podEntity } from '../env/pod-entity.ts';
+import { sdkRequests, twin } from './sdk-path.ts';
 
 const AGENT = resourceFromAttributes({ 'service.name': 'podnet', 'host.name': 'node-1' });
 const def = (name: string, kind: MetricDef['kind'], attributes: string[] = []): MetricDef => ({
@@ -60,26 +57,6 @@ function points(round: number, pods: number, states: readonly number[] = []): Me
   }
   out.push({ metric: 't.node', netns: 0, attributes: { cpu: '0' }, value: round });
   return out;
-}
-
-function sdkRequests(rm: ResourceMetrics, entities: EntityResources, max: number) {
-  return splitResourceMetrics(entities.byEntity(rm), max).map((req) => ({
-    bytes: Buffer.concat(req.map((r) => ProtobufMetricsSerializer.serializeRequest(r)!)),
-    points: req.reduce((n, r) => n + MetricsExporterMetricsHelper.countItems(r), 0),
-  }));
-}
-
-/** `direct` with the store metrics of `other` (a second collection of the same state, read by the SDK). */
-function twin(direct: ResourceMetrics, other: ResourceMetrics): ResourceMetrics {
-  return {
-    resource: AGENT,
-    scopeMetrics: direct.scopeMetrics.map((sm, i) => ({
-      scope: sm.scope,
-      metrics: sm.metrics.map((m, j) =>
-        m instanceof StoreMetricData ? other.scopeMetrics[i]!.metrics[j]! : m,
-      ),
-    })),
-  };
 }
 
 test('the grouping kept across collections: reused while the series set holds, the SDK`s bytes always', async () => {

@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ValueType } from '@opentelemetry/api';
-import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
@@ -22,7 +21,6 @@ import {
 import { StaticEntitySource } from '../../receiver/agent/static-entities.ts';
 import { DeltaProducer } from '../../receiver/otel/delta.ts';
 import { EntityResources } from '../../receiver/otel/entity-resources.ts';
-import { splitResourceMetrics } from '../../receiver/otel/exporters.ts';
 import { StoreMetricData } from '../../receiver/otel/metric-data.ts';
 import { MetricStore } from '../../receiver/otel/metric-store.ts';
 import { encodeMetricRequests, metricRequests } from '../../receiver/otel/protobuf/metrics.ts';
@@ -30,6 +28,7 @@ import { SelfTelemetry } from '../../receiver/otel/self-telemetry.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { MetricDef, MetricPoint } from '../../receiver/probe/types.ts';
 import { podEntity } from '../env/pod-entity.ts';
+import { sdkRequests, twin } from './sdk-path.ts';
 
 const AGENT = resourceFromAttributes(
   { 'service.name': 'podnet', 'k8s.node.name': 'node-1', 'host.name': 'node-1' },
@@ -208,14 +207,6 @@ function handMade(): ResourceMetrics {
   };
 }
 
-function sdkRequests(rm: ResourceMetrics, entities: EntityResources | undefined, max: number) {
-  const rms = entities ? entities.byEntity(rm) : [rm];
-  return splitResourceMetrics(rms, max).map((req) => ({
-    bytes: Buffer.concat(req.map((r) => ProtobufMetricsSerializer.serializeRequest(r)!)),
-    points: req.reduce((n, r) => n + MetricsExporterMetricsHelper.countItems(r), 0),
-  }));
-}
-
 function same(rm: ResourceMetrics, entities: EntityResources | undefined, what: string): number {
   let compared = 0;
   for (const max of [1, 2, 3, 5, 7, 13, 50, 5_000]) {
@@ -275,19 +266,6 @@ function unmade(rm: ResourceMetrics): number {
   for (const sm of rm.scopeMetrics)
     for (const m of sm.metrics) if (m instanceof StoreMetricData && m.points === undefined) n++;
   return n;
-}
-
-/** `direct` with the store metrics of `other` (a collection of the same state) and its own self-telemetry. */
-function twin(direct: ResourceMetrics, other: ResourceMetrics): ResourceMetrics {
-  return {
-    resource: AGENT,
-    scopeMetrics: direct.scopeMetrics.map((sm, i) => ({
-      scope: sm.scope,
-      metrics: sm.metrics.map((m, j) =>
-        m instanceof StoreMetricData ? other.scopeMetrics[i]!.metrics[j]! : m,
-      ),
-    })),
-  };
 }
 
 async function collect(store: MetricStore): Promise<ResourceMetrics> {

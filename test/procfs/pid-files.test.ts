@@ -47,7 +47,8 @@ test('pid files: kept and uncached reads equal ls / cat of a stopped process; a 
       readdirSync(`/proc/${pid}/task`).every((t) =>
         /\) [tT] /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, 'latin1')),
       );
-    for (let i = 0; i < 200 && !stopped(); i++) await sleep(10);
+    // Every thread has to be scheduled once to stop: a wait, not a check (2 s was short at load 30).
+    for (const t0 = Date.now(); !stopped() && Date.now() - t0 < 60_000; ) await sleep(10);
     assert.ok(stopped(), 'child stopped');
     const want = truth(pid);
     assert.ok(
@@ -75,9 +76,16 @@ test('pid files: kept and uncached reads equal ls / cat of a stopped process; a 
     assert.equal(uncached.size, 0);
     // Under a stream of signals to this process (SIGCHLD: node has a handler for its children), a
     // getdents64 can end short of a full buffer with entries left: the listing must still be whole.
-    const signaller = spawn('sh', ['-c', `while kill -CHLD ${process.pid}; do :; done`], { stdio: 'ignore' });
+    // It reports its first signal sent: the reads below start under signals however late it is scheduled.
+    const signaller = spawn(
+      'sh',
+      ['-c', `kill -CHLD ${process.pid} && echo go && while kill -CHLD ${process.pid}; do :; done`],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     try {
-      await sleep(50);
+      await once(signaller.stdout!, 'data');
       for (let i = 0; i < 300; i++)
         assert.equal(kept.read(pid, new Set()).fds, want.fds, `kept, under signals (read ${i}): fds`);
     } finally {
