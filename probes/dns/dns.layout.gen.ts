@@ -26,6 +26,7 @@ export const MAPS = {
   dns_tc_netns: { type: 'hash', key: '__u32', value: '__u32' },
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },
+  pn_ratelimit_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_rl_fast' },
   pn_stacks: { type: 'stack_trace', key: '', value: '' },
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },
   pn_watched: { type: 'hash', key: '__u32', value: '__u32' },

@@ -23,6 +23,7 @@ export const MAPS = {
   nt_queued: { type: 'lru_hash', key: '__u64', value: 'struct nt_q' },
   pn_events: { type: 'ringbuf', key: '', value: '' },
   pn_ratelimit: { type: 'lru_hash', key: 'struct pn_rl_key', value: 'struct pn_rl_val' },
+  pn_ratelimit_fast: { type: 'percpu_array', key: '__u32', value: 'struct pn_rl_fast' },
   pn_slots: { type: 'array', key: '__u32', value: 'struct pn_slot' },
   pn_stacks: { type: 'stack_trace', key: '', value: '' },
   pn_stats: { type: 'percpu_array', key: '__u32', value: '__u64' },

@@ -32,6 +32,20 @@ export const pnHist = {
   count: (v: DataView, o: number): bigint => v.getBigUint64(o + 328, true),
 } as const;
 
+/** `struct pn_rl_fast` (16 bytes): byte offset of each field. */
+export const PN_RL_FAST = {
+  jiffies: 0, // __u64 (8 B)
+  netns: 8, // __u32 (4 B)
+  type: 12, // __u32 (4 B)
+} as const;
+export const PN_RL_FAST_SIZE = 16;
+/** Readers of `struct pn_rl_fast` fields (width and sign from BTF); `o` = the struct's offset in `v`. */
+export const pnRlFast = {
+  jiffies: (v: DataView, o: number): bigint => v.getBigUint64(o, true),
+  netns: (v: DataView, o: number): number => v.getUint32(o + 8, true),
+  type: (v: DataView, o: number): number => v.getUint32(o + 12, true),
+} as const;
+
 /** `struct pn_rl_key` (8 bytes): byte offset of each field. */
 export const PN_RL_KEY = {
   netns: 0, // __u32 (4 B)
