@@ -27,6 +27,10 @@ export const FACT_IDS: readonly string[] = [
   'dns.tc',
   'dns.auto',
   'dns.tracepoint',
+  'agent.states',
+  'agent.flow',
+  'agent.dns',
+  'agent.detached',
 ];
 
 /** One probe on one kernel: its availability fact and the count checks of the scenarios exercising it. */

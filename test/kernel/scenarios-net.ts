@@ -19,7 +19,7 @@ const sendto = libc.func('intptr_t sendto(int, const void *, size_t, int, const 
 const closeFd = libc.func('int close(int)');
 
 /** n UDP datagrams from the netns at `path` to addr:port (IPv4). */
-function sendUdpFrom(path: string, addr: string, port: number, n: number): void {
+export function sendUdpFrom(path: string, addr: string, port: number, n: number): void {
   const sa = sockaddr(addr, port);
   const fd = socketInNetns(path, 2, 2, 0) as number;
   try {

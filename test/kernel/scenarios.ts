@@ -20,6 +20,7 @@ import {
   waitFor,
 } from '../ebpf/env.ts';
 import { createNetnsPair, type NetnsPair } from '../env/netns.ts';
+import { agentFacts } from './scenarios-agent.ts';
 import { dnsFacts } from './scenarios-dns.ts';
 import { flowFacts, procfsFacts } from './scenarios-net.ts';
 import { expectedAvailability, tracepointFormat } from './tracefs.ts';
@@ -375,5 +376,6 @@ export async function allFacts(opts: { prefix: string; onFact?: (f: Fact) => voi
   add(await flowFacts('auto', opts.prefix));
   add(await flowFacts('tc', opts.prefix));
   add(await dnsFacts());
+  add(await agentFacts());
   return facts;
 }

@@ -49,8 +49,9 @@ copy_libs() {
     cp -L "$lib" "$root$lib"
   done
 }
-# ss, and the dns scenario's real DNS tools: dig (client), unbound (server), dnsmasq (its failing upstream)
-for b in ip nstat tc nft ss dig unbound dnsmasq; do copy_bin "$b"; done
+# ss, and the dns scenario's real DNS tools: dig (client), unbound (server), dnsmasq (its failing upstream);
+# bpftool: the all-probes agent scenario lists the kernel's BPF links and programs with it
+for b in ip nstat tc nft ss dig unbound dnsmasq bpftool; do copy_bin "$b"; done
 ln -sf /usr/sbin/ip "$root/sbin/ip"
 # libbpf is opened by koffi (dlopen), so ldd of node does not list it.
 for l in libbpf.so.1 libelf.so.1 libz.so.1 libzstd.so.1; do

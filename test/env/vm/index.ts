@@ -67,6 +67,7 @@ export function imageKey(): string {
       'bind9-dnsutils',
       'unbound',
       'dnsmasq-base',
+      'bpftool',
     ]),
   );
   return h.digest('hex').slice(0, 16);
