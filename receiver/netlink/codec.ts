@@ -272,8 +272,8 @@ export function encodeAttr(type: number, value: Uint8Array): Buffer {
  * (stale replies, notifications) are skipped. Pure state machine: the socket layer feeds datagrams.
  */
 export class ReplyReader {
-  readonly seq: number;
-  readonly #onMessage: (msg: NetlinkMessage) => void;
+  seq: number;
+  #onMessage: (msg: NetlinkMessage) => void;
   #finished = false;
   #interrupted = false;
   /** Data messages delivered so far. */
@@ -284,11 +284,24 @@ export class ReplyReader {
    * `dump`: the request carried NLM_F_DUMP, so the reply ends with NLMSG_DONE. Otherwise it ends after
    * the first data message, MULTI flag or not (ctnetlink sets NLM_F_MULTI on its single stats reply).
    */
-  readonly dump: boolean;
+  dump: boolean;
   constructor(seq: number, onMessage: (msg: NetlinkMessage) => void, dump = true) {
     this.seq = seq >>> 0;
     this.#onMessage = onMessage;
     this.dump = dump;
+  }
+  /**
+   * Ready for another reply, as `new ReplyReader(seq, onMessage, dump)` would be, keeping its message
+   * object and handler (the socket reuses readers: ./socket.ts `takeReader`).
+   */
+  reset(seq: number, onMessage: (msg: NetlinkMessage) => void, dump: boolean): void {
+    this.seq = seq >>> 0;
+    this.#onMessage = onMessage;
+    this.dump = dump;
+    this.#finished = false;
+    this.#interrupted = false;
+    this.messages = 0;
+    this.skipped = 0;
   }
   get done(): boolean {
     return this.#finished;

@@ -12,9 +12,13 @@
 // (Buffer.alloc never pools): its memory lives outside the V8 heap and never moves, so the addresses
 // written into the headers stay valid.
 import koffi from 'koffi';
+import { NetlinkError, NetlinkProtocolError, type ReplyReader } from './codec.ts';
+import type { NetlinkSocketStats } from './socket.ts';
 
 const MSG_TRUNC = 0x20;
 const MSG_WAITFORONE = 0x10000;
+const EINTR = 4;
+const EAGAIN = 11;
 
 const recvmmsgCall = koffi
   .load('libc.so.6')
@@ -64,4 +68,52 @@ export function recvDatagrams(fd: number, m: Mmsg): number {
 /** msg_len of slot `i`: the datagram's whole length (MSG_TRUNC), larger than MM_SLOT when it was cut. */
 export function datagramLength(m: Mmsg, i: number): number {
   return m.hdrs.readUInt32LE(MM_HDR * i + 56);
+}
+
+/**
+ * The datagrams of `first`'s reply and then of `next`'s (when given), up to MM_SLOTS per recvmmsg(2),
+ * counted into `stats`. A datagram holds messages of one reply only, so the datagrams after the first
+ * reply's end are the second's. Returns true when datagrams after the (last) reply's end were read.
+ */
+export function receiveMany(
+  fd: number,
+  stats: NetlinkSocketStats,
+  first: ReplyReader,
+  next: ReplyReader | undefined,
+): boolean {
+  const m = sharedMmsg();
+  let reader = first;
+  for (;;) {
+    const k = recvDatagrams(fd, m);
+    if (k < 0) {
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      if (errno === EAGAIN) throw new NetlinkError('netlink receive timed out', EAGAIN);
+      throw new NetlinkError(`netlink recvmmsg: errno ${errno}`, errno);
+    }
+    for (let i = 0; i < k; i++) {
+      const n = datagramLength(m, i);
+      if (n > MM_SLOT) {
+        throw new NetlinkProtocolError(`netlink datagram of ${n} bytes truncated to ${MM_SLOT}`);
+      }
+      if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
+      stats.datagrams++;
+      stats.bytes += n;
+      if (!reader.feed(m.view, i * MM_SLOT, n)) continue;
+      if (next !== undefined) {
+        reader = next;
+        next = undefined;
+        continue;
+      }
+      // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
+      // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
+      // reads before the end, and kept by the socket as "something was pending" for the next
+      // pollPending / drainPending, which would have found it queued.
+      if (i + 1 < k) {
+        stats.skipped += k - i - 1;
+        return true;
+      }
+      return false;
+    }
+  }
 }

@@ -1,5 +1,5 @@
 // A netlink socket over koffi (Node's net module cannot open AF_NETLINK): opened inside a netns with
-// `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2), replies received
+// `socketInNetns` (the fd stays bound to that netns), requests sent with sendto(2) (./send.ts), replies received
 // with blocking recv(2) (dumps: recvmmsg(2), up to three datagrams a call: ./recvmmsg.ts) into a reusable buffer, bounded by
 // SO_RCVTIMEO.
 //
@@ -9,16 +9,9 @@
 // event loop between netns (see `yieldEvery`).
 import koffi from 'koffi';
 import { socketInNetns } from '../netns/setns.ts';
-import {
-  align4,
-  NetlinkError,
-  type NetlinkMessage,
-  NetlinkProtocolError,
-  NLM_F_DUMP,
-  NLMSG_HDRLEN,
-  ReplyReader,
-} from './codec.ts';
-import { datagramLength, MM_SLOT, recvDatagrams, sharedMmsg } from './recvmmsg.ts';
+import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, ReplyReader } from './codec.ts';
+import { receiveMany } from './recvmmsg.ts';
+import { encodeRequest, KERNEL_ADDR, put32, sendRequest } from './send.ts';
 
 export const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -40,9 +33,6 @@ export const NETLINK_SOCK_DIAG = 4;
 export const NETLINK_NETFILTER = 12;
 
 const libc = koffi.load('libc.so.6');
-const sendtoCall = libc.func(
-  'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)',
-);
 const recvCall = libc.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
 const closeCall = libc.func('int close(int fd)');
 const bindCall = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
@@ -50,10 +40,6 @@ const pollCall = libc.func('int poll(void *fds, unsigned long nfds, int timeout)
 const setsockoptCall = libc.func(
   'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)',
 );
-
-/** sockaddr_nl of the kernel: family AF_NETLINK, pid 0, groups 0. */
-const KERNEL_ADDR = Buffer.alloc(12);
-KERNEL_ADDR.writeUInt16LE(AF_NETLINK, 0);
 
 /** Netlink dumps arrive in datagrams of at most 32 KiB; 64 KiB leaves room and detects truncation. */
 export const DEFAULT_RECV_BUFFER = 64 * 1024;
@@ -68,49 +54,28 @@ function sharedRecvBuffer(): Buffer {
   return sharedBuffer;
 }
 
-// One send buffer shared by all sockets (requests are sent synchronously, one at a time): a request
-// is encoded into it in place instead of into a new Buffer per request (thousands per collection at
-// 1,000 netns: garbage for the GC). Grown when a request is larger.
-let sendBuffer = Buffer.alloc(256);
+// Reply readers reused across requests: a request made ~3 objects for its reply (the reader, its
+// handler closure, its message object), thousands of requests per collection at 1,000 netns. Taken and
+// given back around each reply (requestPair takes two), also when it throws (test/netlink/socket.test.ts:
+// a request after a kernel error reads its own reply).
+const spareReaders: ReplyReader[] = [];
+const NO_MESSAGE = (): void => {};
+
+function takeReader(seq: number, onMessage: (msg: NetlinkMessage) => void, dump: boolean): ReplyReader {
+  const r = spareReaders.pop();
+  if (r === undefined) return new ReplyReader(seq, onMessage, dump);
+  r.reset(seq, onMessage, dump);
+  return r;
+}
+
+function giveBack(r: ReplyReader): void {
+  r.reset(0, NO_MESSAGE, false); // keeps no caller's callback alive
+  if (spareReaders.length < 4) spareReaders.push(r);
+}
 
 /** poll(2)'s `struct pollfd` array of `pollPending`, reused (grown when more sockets are polled). */
 let pollFds = Buffer.alloc(8 * 64);
 const POLLIN = 1;
-
-/** A little-endian u32 at `p`. */
-function put32(b: Buffer, p: number, v: number): void {
-  b[p] = v & 0xff;
-  b[p + 1] = (v >>> 8) & 0xff;
-  b[p + 2] = (v >>> 16) & 0xff;
-  b[p + 3] = (v >>> 24) & 0xff;
-}
-
-/**
- * Encodes header + payload into `sendBuffer` at `at` (as `encodeMessage` does; what is before `at` is
- * kept); returns the end of the bytes to send.
- */
-function encodeRequest(type: number, flags: number, seq: number, payload: Uint8Array, at = 0): number {
-  const len = NLMSG_HDRLEN + payload.length;
-  const end = at + align4(len);
-  if (end > sendBuffer.length) {
-    const bigger = Buffer.alloc(Math.max(end, sendBuffer.length * 2));
-    bigger.set(sendBuffer.subarray(0, at));
-    sendBuffer = bigger;
-  }
-  // Byte stores: Buffer's writeUInt*LE and fill validate their arguments through wrappers that leave
-  // garbage on every call (thousands of requests per collection at 1,000 netns).
-  const b = sendBuffer;
-  put32(b, at, len);
-  b[at + 4] = type & 0xff;
-  b[at + 5] = (type >>> 8) & 0xff;
-  b[at + 6] = flags & 0xff;
-  b[at + 7] = (flags >>> 8) & 0xff;
-  put32(b, at + 8, seq >>> 0);
-  put32(b, at + 12, 0);
-  b.set(payload, at + NLMSG_HDRLEN);
-  for (let i = at + len; i < end; i++) b[i] = 0;
-  return end;
-}
 
 export interface NetlinkSocketOptions {
   /** Receive timeout per recv(2), ms. Default 2000. */
@@ -149,7 +114,7 @@ export class NetlinkSocket {
   #view: DataView | undefined;
   /** Bound to a port id (explicitly by `join`, or by the kernel at the first request). */
   #bound = false;
-  /** A joined group's notification was read (and dropped) after a dump reply's end (`#receiveDump`). */
+  /** A joined group's notification was read (and dropped) after a dump reply's end (./recvmmsg.ts `receiveMany`). */
   #noticed = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
@@ -224,16 +189,24 @@ export class NetlinkSocket {
   ): number {
     const seq = this.nextSeq();
     const fd = this.#liveFd();
-    this.#send(fd, encodeRequest(type, flags, seq, payload));
+    sendRequest(fd, encodeRequest(type, flags, seq, payload));
     this.stats.requests++;
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
-    const reader = new ReplyReader(seq, onMessage, dump);
-    if (dump && this.#buffer === undefined) {
-      this.#receiveMany(fd, reader, undefined);
+    const reader = takeReader(seq, onMessage, dump);
+    try {
+      if (dump && this.#buffer === undefined) {
+        if (receiveMany(fd, this.stats, reader, undefined) && this.#bound) this.#noticed = true;
+      } else this.#receive(fd, reader);
       this.stats.messages += reader.messages;
       this.stats.skipped += reader.skipped;
       return reader.messages;
+    } finally {
+      giveBack(reader);
     }
+  }
+
+  /** The datagrams of `reader`'s reply, one recv(2) each, into the socket's buffer or the shared one. */
+  #receive(fd: number, reader: ReplyReader): void {
     const buf = this.#buffer ?? sharedRecvBuffer();
     if (this.#view === undefined || this.#view.buffer !== buf.buffer) {
       this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -253,11 +226,8 @@ export class NetlinkSocket {
       if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
       this.stats.datagrams++;
       this.stats.bytes += n;
-      if (reader.feed(view, 0, n)) break;
+      if (reader.feed(view, 0, n)) return;
     }
-    this.stats.messages += reader.messages;
-    this.stats.skipped += reader.skipped;
-    return reader.messages;
   }
 
   /**
@@ -278,66 +248,18 @@ export class NetlinkSocket {
     const seq1 = this.nextSeq();
     const seq2 = this.nextSeq();
     const mid = encodeRequest(first.type, first.flags, seq1, first.payload);
-    this.#send(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
+    sendRequest(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
     this.stats.requests += 2;
-    const a = new ReplyReader(seq1, first.onMessage, false);
-    const b = new ReplyReader(seq2, second.onMessage, (second.flags & NLM_F_DUMP) === NLM_F_DUMP);
-    this.#receiveMany(fd, a, b);
-    this.stats.messages += a.messages + b.messages;
-    this.stats.skipped += a.skipped + b.skipped;
-    return [a.messages, b.messages];
-  }
-
-  #send(fd: number, len: number): void {
-    for (;;) {
-      const sent = sendtoCall(fd, sendBuffer, len, 0, KERNEL_ADDR, KERNEL_ADDR.length) as number;
-      if (sent === len) return;
-      const errno = sent < 0 ? koffi.errno() : 0;
-      if (errno === EINTR) continue;
-      throw new NetlinkError(`netlink sendto: ${sent < 0 ? `errno ${errno}` : `short write ${sent}`}`, errno);
-    }
-  }
-
-  /**
-   * The datagrams of `reader`'s reply and then of `next`'s (when given), up to MM_SLOTS per
-   * recvmmsg(2) (./recvmmsg.ts). A datagram holds messages of one reply only, so the datagrams after
-   * the first reply's end are the second's.
-   */
-  #receiveMany(fd: number, first: ReplyReader, next: ReplyReader | undefined): void {
-    const m = sharedMmsg();
-    let reader = first;
-    for (;;) {
-      const k = recvDatagrams(fd, m);
-      if (k < 0) {
-        const errno = koffi.errno();
-        if (errno === EINTR) continue;
-        if (errno === EAGAIN) throw new NetlinkError('netlink receive timed out', EAGAIN);
-        throw new NetlinkError(`netlink recvmmsg: errno ${errno}`, errno);
-      }
-      for (let i = 0; i < k; i++) {
-        const n = datagramLength(m, i);
-        if (n > MM_SLOT) {
-          throw new NetlinkProtocolError(`netlink datagram of ${n} bytes truncated to ${MM_SLOT}`);
-        }
-        if (n === 0) throw new NetlinkProtocolError('empty netlink datagram');
-        this.stats.datagrams++;
-        this.stats.bytes += n;
-        if (!reader.feed(m.view, i * MM_SLOT, n)) continue;
-        if (next !== undefined) {
-          reader = next;
-          next = undefined;
-          continue;
-        }
-        // A datagram after the reply's end: on a socket that joined a group, a notification (a stale
-        // reply of a timed-out request otherwise). Counted as skipped, as the reader counts those it
-        // reads before the end, and kept as "something was pending" for the next pollPending /
-        // drainPending, which would have found it queued.
-        if (i + 1 < k) {
-          this.stats.skipped += k - i - 1;
-          if (this.#bound) this.#noticed = true;
-        }
-        return;
-      }
+    const a = takeReader(seq1, first.onMessage, false);
+    const b = takeReader(seq2, second.onMessage, (second.flags & NLM_F_DUMP) === NLM_F_DUMP);
+    try {
+      if (receiveMany(fd, this.stats, a, b) && this.#bound) this.#noticed = true;
+      this.stats.messages += a.messages + b.messages;
+      this.stats.skipped += a.skipped + b.skipped;
+      return [a.messages, b.messages];
+    } finally {
+      giveBack(a);
+      giveBack(b);
     }
   }
 

@@ -217,12 +217,21 @@ test('snmp: skipped groups are structure-checked but not parsed', () => {
 
 test('bytesEqualAt agrees with Buffer#compare: lengths both sides of the native switch, a byte changed anywhere, offsets, out of range', () => {
   const text = Buffer.from(`xx${readFileSync('/proc/self/net/netstat', 'latin1')}`, 'latin1');
-  // A copy at another offset of another buffer (both paths: the byte loop below 64 bytes, native from 64).
+  // A copy at another offset of another buffer (all three paths: the byte loop below 16 bytes, 4-byte words
+  // through DataViews below 1,024 with the rest byte by byte, native from 1,024).
   const copy = Buffer.concat([Buffer.from('abc'), text]);
-  for (const len of [0, 1, 3, 4, 5, 15, 16, 17, 31, 63, 64, 65, 255, 1000]) {
+  assert.ok(text.length > 2100, 'netstat long enough for the native path');
+  for (const len of [
+    0, 1, 3, 4, 5, 15, 16, 17, 18, 19, 31, 63, 64, 65, 255, 1000, 1022, 1023, 1024, 1025, 2000,
+  ]) {
     const start = 2;
     assert.equal(bytesEqualAt(text, start, copy, start + 3, len), true, `len ${len}`);
-    for (const at of new Set([0, 1, 3, 4, Math.floor(len / 2), len - 4, len - 2, len - 1])) {
+    // Every byte of some lengths (a word's every lane, the tail), else a sample.
+    const every = len === 19 || len === 65 || len === 1023;
+    const ats = every
+      ? Array.from({ length: len }, (_, i) => i)
+      : [0, 1, 3, 4, Math.floor(len / 2), len - 4, len - 2, len - 1];
+    for (const at of new Set(ats)) {
       if (at < 0 || at >= len) continue;
       const changed = Buffer.from(copy);
       changed[start + 3 + at] = changed[start + 3 + at]! ^ 0x20;
@@ -238,4 +247,15 @@ test('bytesEqualAt agrees with Buffer#compare: lengths both sides of the native 
   assert.equal(bytesEqualAt(text, text.length - 2, copy, 0, 3), false, 'past the end of a');
   assert.equal(bytesEqualAt(text, 0, copy, copy.length - 1, 2), false, 'past the end of b');
   assert.equal(bytesEqualAt(text, -1, copy, 0, 1), false, 'negative start');
+  // Views into one ArrayBuffer at odd byte offsets (the word path reads through the ArrayBuffer's view).
+  const one = Buffer.alloc(200);
+  one.write('abcdefghijklmnopqrstuvwxyz0123456789', 5, 'latin1');
+  one.write('abcdefghijklmnopqrstuvwxyz0123456789', 103, 'latin1');
+  const v1 = one.subarray(3, 90);
+  const v2 = one.subarray(101);
+  assert.equal(bytesEqualAt(v1, 2, v2, 2, 36), true, 'views at byte offsets 3 and 101');
+  one[5 + 36] = 0x2e;
+  assert.equal(bytesEqualAt(v1, 2, v2, 2, 37), false, 'one byte past the text differs');
+  one[103 + 20] = 0x21;
+  assert.equal(bytesEqualAt(v1, 2, v2, 2, 36), false, 'a byte changed in the second view');
 });
