@@ -243,10 +243,6 @@ const NO_SERIES: MetricSeries = {
   time: [0, 0],
 };
 
-/** Scratch of `collectSeries` (used synchronously): the metric and the entity of each series. */
-let metricOf = new Int32Array(0);
-let entityAt = new Int32Array(0);
-
 /**
  * The latest series of every probe (`probes`: probe name → its series) as one StoreCollection: metrics in
  * the order of their first series (probe after probe), each metric's series in probe order, in one array
@@ -261,10 +257,11 @@ export function collectSeries(
   // Metric of each series (by name: declarations shared by several probes are one metric).
   let n = 0;
   for (const p of probes.values()) n += p.latest.length;
-  if (metricOf.length < n) {
-    metricOf = new Int32Array(Math.ceil(n * 1.25));
-    entityAt = new Int32Array(metricOf.length);
-  }
+  // The metric and the entity of each series: made per collection and let go after it, not kept as
+  // scratch between collections (kept with 25 % room they held 1.6 MB of external memory at 1,000 netns,
+  // heap snapshot; made, they cost a few page faults once per collection).
+  const metricOf = new Int32Array(n);
+  const entityAt = new Int32Array(n);
   const index = new Map<string, number>();
   // Entity parts by identity (series of a netns share one, and come together): the previous one first.
   const entities: Record<string, AttributeValue>[] = [];

@@ -40,7 +40,7 @@ import {
   type ProbeSeries,
   validHistogram,
 } from './series-state.ts';
-import { type Run, SeriesWriter } from './series-writer.ts';
+import { type Run, SeriesWriter, trimSlots } from './series-writer.ts';
 import { PODNET_VERSION } from './version.ts';
 
 export { definitionConflict } from './metric-data.ts';
@@ -203,6 +203,7 @@ export class MetricStore implements MetricProducer {
       curNetns: Number.NaN,
       pointNetns: Number.NaN,
       table: undefined,
+      grown: undefined,
     };
     if (points instanceof PointBuffer) this.#putColumns(probe, run, points);
     else {
@@ -225,6 +226,7 @@ export class MetricStore implements MetricProducer {
       if (ns.gen !== gen || ns.seen === 0) byNetns.delete(netns);
       else if (ns.size !== ns.seen) forgetUnreported(ns, time);
     });
+    trimSlots(run);
     if (run.latest.length !== run.count) run.latest.length = run.count;
     ps.spare = ps.latest;
     ps.latest = run.latest;

@@ -61,12 +61,32 @@ export interface Run {
   pointNetns: number;
   /** The slot table of the buffer being read (column path). */
   table: SlotTable | undefined;
+  /** Netns whose slot array grew in this update: cut to its length at the end (`trimSlots`). */
+  grown: NetnsSeries[] | undefined;
 }
 
-function setSlot(ns: NetnsSeries, slot: number, s: SeriesState): void {
+function setSlot(run: Run, ns: NetnsSeries, slot: number, s: SeriesState): void {
   const a = ns.bySlot;
-  while (a.length <= slot) a.push(undefined);
+  if (a.length <= slot) {
+    if (run.grown === undefined) run.grown = [ns];
+    else if (run.grown[run.grown.length - 1] !== ns) run.grown.push(ns);
+    while (a.length <= slot) a.push(undefined);
+  }
   a[slot] = s;
+}
+
+/**
+ * Cuts the slot arrays that grew in the update to their length. An array grown by push keeps V8's
+ * spare capacity (1.5 × + 16 entries: 43 for a netns' 20 series), for good, since a netns' slots are
+ * set in its first update; at 1,000 netns the slot arrays held 3.0 MB of heap for 1.3 MB of entries
+ * (heap snapshot at 1,000 netns). `slice` copies them into arrays of their length, once per netns (again
+ * only when it gains a slot).
+ */
+export function trimSlots(run: Run): void {
+  const grown = run.grown;
+  if (grown === undefined) return;
+  for (const ns of grown) ns.bySlot = ns.bySlot.slice();
+  run.grown = undefined;
 }
 
 /** Slots past 4 × the netns' series a netns' slot array may still reach (see `put`). */
@@ -139,7 +159,7 @@ export class SeriesWriter {
         }
         s = byAttrs.get(attrsKey);
       } else s = keyed.plain.get(def.name);
-      if (s !== undefined && slot >= 0) setSlot(ns, slot, s);
+      if (s !== undefined && slot >= 0) setSlot(run, ns, slot, s);
     }
     if (s !== undefined && s.time === time) return; // duplicate point within one collection: keep the first
     // Series of the metric in this update (on the registration: no map per update).
@@ -161,7 +181,7 @@ export class SeriesWriter {
         if (byAttrs) byAttrs.set(attrsKey, s);
         else keyed.plain.set(def.name, s);
       }
-      if (slot >= 0) setSlot(ns, slot, s);
+      if (slot >= 0) setSlot(run, ns, slot, s);
       ns.size++;
     } else {
       s.def = def; // a reload may hand in a new declaration object

@@ -55,8 +55,6 @@ interface Kept {
 const kept = new WeakMap<EntityResources, Kept>();
 /** Groupings made and reused so far (read by test/otel/protobuf-metrics-regroup.test.ts). */
 export const groupings = { made: 0, reused: 0 };
-/** The bucket of each point in collection order, while a grouping is made (synchronously). */
-let bucketScratch = new Int32Array(0);
 
 /** A grouping over kept arrays, counted as in use until released. */
 function handOut(g: Omit<Grouping, 'release'>, users: { n: number }): Grouping {
@@ -146,8 +144,9 @@ export function groupByEntity(
     return again;
   }
   groupings.made++;
-  if (bucketScratch.length < total) bucketScratch = new Int32Array(total + (total >> 4));
-  const bucketOf = bucketScratch;
+  // The bucket of each point in collection order, while the grouping is made: not kept between groupings
+  // (0.7 MB at 1,000 netns, where the grouping is remade only when the series set changes).
+  const bucketOf = new Int32Array(total);
   const split = new Map<number, Attributes>();
   const other = new Map<number, readonly [number, number]>();
   const resources: Resource[] = [rm.resource];
