@@ -127,6 +127,8 @@ try {
         config: config(0),
         withSynthetic: true,
         hostOnly: true,
+        // as `npm start` runs it (its node flags, the compiled dist/): the figures are of the form that ships
+        asStarted: true,
         ...(variant.dir !== undefined ? { root: variant.dir } : {}),
         ...(profiling ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
       });
@@ -362,7 +364,7 @@ emitSection({
     `node benchmarks/suite/events.ts --rates ${rates.join(',')} --seconds ${seconds} --queue ${o.queue} --batch ${o.batch} --delay ${o.delay} --profile ${profileRate}${roots.map((r) => ` --root ${r.name}=${r.dir}`).join('')}`,
   ],
   method: [
-    'Events from the synthetic probe (`podnet run --with-synthetic`, host entity only, every other probe off) through the real pipeline to OTLP/HTTP protobuf; the receiving end is `benchmarks/lib/otlp-sink.ts`, a separate process that counts log records by walking the protobuf wire format.',
+    'Events from the synthetic probe (`podnet run --with-synthetic`, host entity only, every other probe off) through the real pipeline to OTLP/HTTP protobuf, podnet run as `npm start` runs it (its node flags and the compiled dist/: benchmarks/lib/as-started.ts; before 2026-12-08 this benchmark ran the TypeScript sources under plain `node`); the receiving end is `benchmarks/lib/otlp-sink.ts`, a separate process that counts log records by walking the protobuf wire format.',
     ...(multi
       ? [
           `Checkouts compared in the same invocation, interleaved rate by rate: ${variants.map((v) => `${v.name} (${v.dir})`).join(', ')}; "exported/s vs ${variants[0]!.name}" is the ratio at the same rate.`,

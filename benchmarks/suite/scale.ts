@@ -8,7 +8,7 @@
 // per interval and as % of one core (over whole intervals, so it includes everything podnet does: timers,
 // ring readers, discovery, export), RSS, OTLP metrics payload per interval, /metrics scrape.
 //
-//   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 2] [--quick] [--help]
+//   node benchmarks/suite/scale.ts [--sizes 10,100,1000] [--interval 15s] [--intervals 4] [--quick] [--help]
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +26,7 @@ import { parseVariant } from '../lib/variant.ts';
 const USAGE = `usage: node benchmarks/suite/scale.ts [options]
   --sizes LIST        netns counts, one podnet run per size (default 10,100,1000; --quick 2,5)
   --interval Ns       podnet's collection_interval (default 15s; --quick 1s)
-  --intervals N       whole collection intervals measured (default 2; --quick 1)
+  --intervals N       whole collection intervals measured (default 4; --quick 1)
   --warmup N          collections after the start-up one before the window (default 4, --quick 1:
                       V8's compiles settle by then; their CPU is reported in a column of its own)
   --profile           one more run at the largest size under node --cpu-prof (default without --quick);
@@ -66,7 +66,11 @@ const options = {
 const o = cli(() => parseArgs({ options, allowNegative: true }), USAGE);
 const sizes = (o.sizes ?? (o.quick ? '2,5' : '10,100,1000')).split(',').map(Number);
 const intervalS = Number((o.interval ?? (o.quick ? '1s' : '15s')).replace(/s$/, ''));
-const intervals = Number(o.intervals ?? (o.quick ? 1 : 2));
+// Four by default: at 1,000 netns an interval's CPU depends on whether one of V8's Mark-Compacts (~90 ms
+// there) falls in it, and over two intervals the same code read 230 and 370 ms per interval in one quiet
+// run (2026-12-08 01:10-01:21, load under 1; base/now copies, --sizes 1000 --intervals 2): a longer window
+// averages over more of them.
+const intervals = Number(o.intervals ?? (o.quick ? 1 : 4));
 const warmup = Number(o.warmup ?? (o.quick ? 1 : 4));
 if (!Number.isInteger(warmup) || warmup < 1) {
   console.error(`--warmup: a whole number >= 1, not ${o.warmup}\n${USAGE}`);
