@@ -13,7 +13,16 @@
 // written into the headers stay valid.
 import koffi from 'koffi';
 import { NetlinkError, NetlinkProtocolError, type ReplyReader } from './codec.ts';
-import type { NetlinkSocketStats } from './socket.ts';
+
+/** Counters of one socket's traffic, for self-telemetry and benchmarks. */
+export interface NetlinkSocketStats {
+  requests: number;
+  datagrams: number;
+  bytes: number;
+  messages: number;
+  /** Messages of other sequence numbers read while a reply was awaited (e.g. joined groups' notifications). */
+  skipped: number;
+}
 
 const MSG_TRUNC = 0x20;
 const MSG_WAITFORONE = 0x10000;

@@ -10,8 +10,10 @@
 import koffi from 'koffi';
 import { socketInNetns } from '../netns/setns.ts';
 import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, ReplyReader } from './codec.ts';
-import { receiveMany } from './recvmmsg.ts';
+import { type NetlinkSocketStats, receiveMany } from './recvmmsg.ts';
 import { encodeRequest, KERNEL_ADDR, put32, sendRequest } from './send.ts';
+
+export type { NetlinkSocketStats };
 
 export const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -84,16 +86,6 @@ export interface NetlinkSocketOptions {
   readonly rcvbuf?: number;
   /** Own receive buffer (else a shared one). Must hold the largest datagram (32 KiB for dumps). */
   readonly buffer?: Buffer;
-}
-
-/** Counters of one socket's traffic, for self-telemetry and benchmarks. */
-export interface NetlinkSocketStats {
-  requests: number;
-  datagrams: number;
-  bytes: number;
-  messages: number;
-  /** Messages of other sequence numbers read while a reply was awaited (e.g. joined groups' notifications). */
-  skipped: number;
 }
 
 /** One request of `NetlinkSocket.requestPair`: as the arguments of `request`. */
