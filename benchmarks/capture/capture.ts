@@ -16,6 +16,7 @@ import { type CaptureResult, CaptureSession } from '../../receiver/capture/sessi
 import { createNetnsPair, removeStaleNetns } from '../../test/env/netns.ts';
 import { flood, removeFlood } from '../ebpf/flood.ts';
 import { finish } from '../lib/finish.ts';
+import { median } from '../lib/stats.ts';
 
 const quick = process.argv.includes('--quick');
 removeStaleNetns('pncb');
@@ -133,8 +134,6 @@ async function iperf(seconds: number): Promise<number> {
   const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
   return j.end.sum_received.bits_per_second;
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function cost(): Promise<void> {
   // Alternating runs (without, with, without, ...) so that load from elsewhere on a shared machine hits

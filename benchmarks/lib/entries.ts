@@ -180,6 +180,8 @@ export const BENCHES: readonly Bench[] = [
     quickArgs: ['1,10', '1'],
     suite: false,
     timeoutS: 900,
+    // its heap delta per collection is measured from a gc() before each collection
+    nodeArgs: ['--expose-gc'],
   },
   {
     id: 'kit-queue',

@@ -2,7 +2,7 @@
 // 1,000 test-created netns, each with lo + a veth pair (eth0/peer0) and, in the `pid` variant, one
 // process living in it (as a pod's sandbox pid). Reports wall time, CPU time (user+system of this
 // process) and memory per collection, per probe and for all five together.
-//   node benchmarks/procfs/collect.ts [counts=1,100,1000] [runs=5]
+//   node --expose-gc benchmarks/procfs/collect.ts [counts=1,100,1000] [runs=5]
 import { execFileSync, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { netdevProbe } from '../../probes/netdev/netdev.ts';
@@ -13,7 +13,17 @@ import { softnetProbe } from '../../probes/softnet/softnet.ts';
 import { childLogger } from '../../receiver/log/logger.ts';
 import type { Entity } from '../../receiver/pods/entity.ts';
 import type { Probe, ProbeContext, ProbeSpec } from '../../receiver/probe/types.ts';
+import { median } from '../lib/stats.ts';
 
+// The heap delta column is the heap a collection leaves, measured after a full GC: without gc() it was
+// whatever garbage the previous run left (the suite ran it without the flag until 2026-12-08).
+function noGc(): never {
+  console.error(
+    'benchmarks/procfs/collect.ts: run with node --expose-gc (the heap delta needs a GC before each run)',
+  );
+  process.exit(2);
+}
+const gc: () => void = globalThis.gc ?? noGc();
 const counts = (process.argv[2] ?? '1,100,1000').split(',').map(Number);
 const runs = Number(process.argv[3] ?? 5);
 const tag = `pnf${process.pid}`;
@@ -33,11 +43,6 @@ const ctx: ProbeContext = {
   emit: () => {},
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 interface Measure {
   wallMs: number;
   cpuMs: number;
@@ -51,7 +56,7 @@ async function measure(probes: Probe[], entities: readonly Entity[]): Promise<Me
   let points = 0;
   let heap = 0;
   for (let r = 0; r < runs + 1; r++) {
-    globalThis.gc?.();
+    gc();
     const h0 = process.memoryUsage().heapUsed;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
