@@ -1,4 +1,5 @@
-// recvmmsg(2) for netlink dump replies (./socket.ts, `NetlinkSocket.request`), over koffi.
+// recvmmsg(2) for netlink dump replies (./socket.ts, `NetlinkSocket.request`), over koffi, and the
+// other receive state every socket shares: the recv(2) buffer and the spare reply readers.
 //
 // Dump replies are received up to three datagrams per recvmmsg(2) (MSG_WAITFORONE: it waits for the
 // first only). Most dumps podnet makes (a netns' qdiscs, conntrack's per-CPU stats) are one datagram of
@@ -12,7 +13,7 @@
 // (Buffer.alloc never pools): its memory lives outside the V8 heap and never moves, so the addresses
 // written into the headers stay valid.
 import koffi from 'koffi';
-import { NetlinkError, NetlinkProtocolError, type ReplyReader } from './codec.ts';
+import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, ReplyReader } from './codec.ts';
 
 /** Counters of one socket's traffic, for self-telemetry and benchmarks. */
 export interface NetlinkSocketStats {
@@ -38,6 +39,37 @@ export const MM_SLOT = 64 * 1024; // socket.ts DEFAULT_RECV_BUFFER: holds any du
 const MM_HDR = 64; // struct mmsghdr on 64-bit: msghdr (56) + msg_len (4) + padding
 const MM_HDRS = MM_SLOTS * MM_SLOT;
 const MM_IOVS = MM_HDRS + MM_SLOTS * MM_HDR;
+
+let sharedBuffer: Buffer | undefined;
+/**
+ * One recv(2) buffer shared by all sockets without their own: receives are synchronous and a reply is
+ * fully decoded before the next recv; a request from inside a reply callback that would reuse it throws
+ * (socket.ts `#enter`). Message views are valid only inside callbacks. 64 KiB: as a slot, below.
+ */
+export function sharedRecvBuffer(): Buffer {
+  sharedBuffer ??= Buffer.alloc(MM_SLOT);
+  return sharedBuffer;
+}
+
+// Reply readers reused across requests: a request made ~3 objects for its reply (the reader, its
+// handler closure, its message object), thousands of requests per collection at 1,000 netns. Taken and
+// given back around each reply (requestPair takes two), also when it throws (test/netlink/socket.test.ts:
+// a request after a kernel error reads its own reply).
+const spareReaders: ReplyReader[] = [];
+const NO_MESSAGE = (): void => {};
+
+export function takeReader(seq: number, onMessage: (msg: NetlinkMessage) => void, dump: boolean): ReplyReader {
+  const r = spareReaders.pop();
+  if (r === undefined) return new ReplyReader(seq, onMessage, dump);
+  r.reset(seq, onMessage, dump);
+  return r;
+}
+
+export function giveBack(r: ReplyReader): void {
+  r.reset(0, NO_MESSAGE, false); // keeps no caller's callback alive
+  if (spareReaders.length < 4) spareReaders.push(r);
+}
+
 export interface Mmsg {
   readonly buf: Buffer;
   readonly view: DataView;

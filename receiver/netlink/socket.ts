@@ -9,8 +9,8 @@
 // event loop between netns (see `yieldEvery`).
 import koffi from 'koffi';
 import { socketInNetns } from '../netns/setns.ts';
-import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, ReplyReader } from './codec.ts';
-import { type NetlinkSocketStats, receiveMany } from './recvmmsg.ts';
+import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, type ReplyReader } from './codec.ts';
+import { giveBack, MM_SLOT, type NetlinkSocketStats, receiveMany, sharedRecvBuffer, takeReader } from './recvmmsg.ts';
 import { encodeRequest, KERNEL_ADDR, put32, sendRequest } from './send.ts';
 
 export type { NetlinkSocketStats };
@@ -44,36 +44,16 @@ const setsockoptCall = libc.func(
 );
 
 /** Netlink dumps arrive in datagrams of at most 32 KiB; 64 KiB leaves room and detects truncation. */
-export const DEFAULT_RECV_BUFFER = 64 * 1024;
+export const DEFAULT_RECV_BUFFER = MM_SLOT;
 
-let sharedBuffer: Buffer | undefined;
-/**
- * One receive buffer shared by all sockets: receives are synchronous and a reply is fully decoded
- * before the next recv, so no two readers overlap. Message views are valid only inside callbacks.
- */
-function sharedRecvBuffer(): Buffer {
-  sharedBuffer ??= Buffer.alloc(DEFAULT_RECV_BUFFER);
-  return sharedBuffer;
-}
-
-// Reply readers reused across requests: a request made ~3 objects for its reply (the reader, its
-// handler closure, its message object), thousands of requests per collection at 1,000 netns. Taken and
-// given back around each reply (requestPair takes two), also when it throws (test/netlink/socket.test.ts:
-// a request after a kernel error reads its own reply).
-const spareReaders: ReplyReader[] = [];
-const NO_MESSAGE = (): void => {};
-
-function takeReader(seq: number, onMessage: (msg: NetlinkMessage) => void, dump: boolean): ReplyReader {
-  const r = spareReaders.pop();
-  if (r === undefined) return new ReplyReader(seq, onMessage, dump);
-  r.reset(seq, onMessage, dump);
-  return r;
-}
-
-function giveBack(r: ReplyReader): void {
-  r.reset(0, NO_MESSAGE, false); // keeps no caller's callback alive
-  if (spareReaders.length < 4) spareReaders.push(r);
-}
+// A reply is delivered to its callback from the buffer it arrived in: the shared recv buffer, the
+// shared recvmmsg slots (dumps, ./recvmmsg.ts) or a socket's own. A request made from inside that
+// callback into the same shared buffer, or on the same socket (it would read the outer reply's datagrams
+// as its own), would corrupt the outer reply silently: it throws instead (test/netlink/socket.test.ts).
+const SHARED_RECV = 1;
+const SHARED_SLOTS = 2;
+/** The shared buffers (SHARED_* bits) a reply is being received into or delivered from. */
+let sharedBusy = 0;
 
 /** poll(2)'s `struct pollfd` array of `pollPending`, reused (grown when more sockets are polled). */
 let pollFds = Buffer.alloc(8 * 64);
@@ -108,6 +88,8 @@ export class NetlinkSocket {
   #bound = false;
   /** A joined group's notification was read (and dropped) after a dump reply's end (./recvmmsg.ts `receiveMany`). */
   #noticed = false;
+  /** A reply of this socket is being received or delivered. */
+  #busy = false;
 
   private constructor(fd: number, protocol: number, netnsPath: string, buffer: Buffer | undefined) {
     this.#fd = fd;
@@ -179,13 +161,14 @@ export class NetlinkSocket {
     payload: Uint8Array,
     onMessage: (msg: NetlinkMessage) => void,
   ): number {
-    const seq = this.nextSeq();
     const fd = this.#liveFd();
-    sendRequest(fd, encodeRequest(type, flags, seq, payload));
-    this.stats.requests++;
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const shared = this.#enter('request', dump ? SHARED_SLOTS : SHARED_RECV);
+    const seq = this.nextSeq();
     const reader = takeReader(seq, onMessage, dump);
     try {
+      sendRequest(fd, encodeRequest(type, flags, seq, payload));
+      this.stats.requests++;
       if (dump && this.#buffer === undefined) {
         if (receiveMany(fd, this.stats, reader, undefined) && this.#bound) this.#noticed = true;
       } else this.#receive(fd, reader);
@@ -194,7 +177,28 @@ export class NetlinkSocket {
       return reader.messages;
     } finally {
       giveBack(reader);
+      this.#leave(shared);
     }
+  }
+
+  /** Marks this socket, and the shared buffer `use` unless it has its own, busy; throws if either is. */
+  #enter(what: string, use: number): number {
+    const shared = this.#buffer === undefined ? use : 0;
+    if (this.#busy || (sharedBusy & shared) !== 0) {
+      const whose = this.#busy ? 'on the same socket' : 'both using the shared receive buffer';
+      throw new Error(
+        `netlink ${what} made from inside a reply callback (${whose}): it would overwrite the reply ` +
+          'being delivered; collect what the callback needs and request after it returns',
+      );
+    }
+    this.#busy = true;
+    sharedBusy |= shared;
+    return shared;
+  }
+
+  #leave(shared: number): void {
+    this.#busy = false;
+    sharedBusy &= ~shared;
   }
 
   /** The datagrams of `reader`'s reply, one recv(2) each, into the socket's buffer or the shared one. */
@@ -237,14 +241,15 @@ export class NetlinkSocket {
         this.request(second.type, second.flags, second.payload, second.onMessage),
       ];
     const fd = this.#liveFd();
+    const shared = this.#enter('requestPair', SHARED_SLOTS);
     const seq1 = this.nextSeq();
     const seq2 = this.nextSeq();
-    const mid = encodeRequest(first.type, first.flags, seq1, first.payload);
-    sendRequest(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
-    this.stats.requests += 2;
     const a = takeReader(seq1, first.onMessage, false);
     const b = takeReader(seq2, second.onMessage, (second.flags & NLM_F_DUMP) === NLM_F_DUMP);
     try {
+      const mid = encodeRequest(first.type, first.flags, seq1, first.payload);
+      sendRequest(fd, encodeRequest(second.type, second.flags, seq2, second.payload, mid));
+      this.stats.requests += 2;
       if (receiveMany(fd, this.stats, a, b) && this.#bound) this.#noticed = true;
       this.stats.messages += a.messages + b.messages;
       this.stats.skipped += a.skipped + b.skipped;
@@ -252,6 +257,7 @@ export class NetlinkSocket {
     } finally {
       giveBack(a);
       giveBack(b);
+      this.#leave(shared);
     }
   }
 
@@ -278,6 +284,15 @@ export class NetlinkSocket {
    */
   drainPending(): boolean {
     const fd = this.#liveFd();
+    const shared = this.#enter('drainPending', SHARED_RECV);
+    try {
+      return this.#drain(fd);
+    } finally {
+      this.#leave(shared);
+    }
+  }
+
+  #drain(fd: number): boolean {
     const buf = this.#buffer ?? sharedRecvBuffer();
     let any = this.#noticed;
     this.#noticed = false;

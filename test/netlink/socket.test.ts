@@ -5,7 +5,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { NetlinkError, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_NOOP } from '../../receiver/netlink/codec.ts';
 import { conntrackGlobal } from '../../receiver/netlink/ctnetlink.ts';
-import { dumpLinkNames } from '../../receiver/netlink/rtnetlink.ts';
+import { dumpLinkNames, RTM_GETLINK } from '../../receiver/netlink/rtnetlink.ts';
 import { inetDiagRequest, SOCK_DIAG_BY_FAMILY } from '../../receiver/netlink/sock-diag.ts';
 import {
   NETLINK_NETFILTER,
@@ -128,4 +128,44 @@ test("socket: a joined group's notifications are noticed by drainPending and ski
     assert.equal(sock.stats.skipped, skipped + 1, 'the deletion notification read and skipped by the dump');
     assert.equal(sock.drainPending(), false);
   });
+});
+
+test('socket: a request from inside a reply callback throws instead of overwriting the reply it is in', () => {
+  const path = `/run/netns/${NS}`;
+  const want = new Map(
+    (JSON.parse(inNs(NS, 'ip', ['-j', 'link', 'show'])) as { ifindex: number; ifname: string }[]).map((l) => [
+      l.ifindex,
+      l.ifname,
+    ]),
+  );
+  // RTM_GETLINK dump, ifinfomsg of AF_UNSPEC: every link, over several datagrams (LINKS links)
+  const linkDump = (sock: NetlinkSocket, onMessage: () => void) =>
+    sock.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, new Uint8Array(16), onMessage);
+  // An outer socket per case: a dump abandoned by a throwing callback stays running in the kernel, and
+  // the socket's next dump would get EBUSY (such a socket is closed, as request's doc says).
+  const refused = (nested: (outer: NetlinkSocket) => unknown, message: RegExp) =>
+    withNetlinkSocket(path, NETLINK_ROUTE, (outer) => {
+      assert.throws(() => linkDump(outer, () => nested(outer)), message);
+    });
+  const inner = NetlinkSocket.open(path, NETLINK_ROUTE);
+  const own = NetlinkSocket.open(path, NETLINK_ROUTE, { buffer: Buffer.alloc(64 * 1024) });
+  try {
+    refused(() => dumpLinkNames(inner), /request made from inside a reply callback \(both using the shared/);
+    refused((outer) => dumpLinkNames(outer), /request made from inside a reply callback \(on the same socket\)/);
+    refused((outer) => outer.drainPending(), /drainPending made from inside a reply callback/);
+    // The refusals left no flag set: the shared buffer and a new socket serve whole replies.
+    assert.deepEqual(dumpLinkNames(inner), want);
+    // A socket with its own buffer receives elsewhere: nesting it is sound, and both replies are whole.
+    withNetlinkSocket(path, NETLINK_ROUTE, (outer) => {
+      let calls = 0;
+      const n = linkDump(outer, () => {
+        if (calls++ === 0) assert.deepEqual(dumpLinkNames(own), want);
+      });
+      assert.equal(n, want.size);
+      assert.equal(calls, want.size);
+    });
+  } finally {
+    inner.close();
+    own.close();
+  }
 });
