@@ -58,7 +58,11 @@ export function sharedRecvBuffer(): Buffer {
 const spareReaders: ReplyReader[] = [];
 const NO_MESSAGE = (): void => {};
 
-export function takeReader(seq: number, onMessage: (msg: NetlinkMessage) => void, dump: boolean): ReplyReader {
+export function takeReader(
+  seq: number,
+  onMessage: (msg: NetlinkMessage) => void,
+  dump: boolean,
+): ReplyReader {
   const r = spareReaders.pop();
   if (r === undefined) return new ReplyReader(seq, onMessage, dump);
   r.reset(seq, onMessage, dump);

@@ -9,8 +9,21 @@
 // event loop between netns (see `yieldEvery`).
 import koffi from 'koffi';
 import { socketInNetns } from '../netns/setns.ts';
-import { NetlinkError, type NetlinkMessage, NetlinkProtocolError, NLM_F_DUMP, type ReplyReader } from './codec.ts';
-import { giveBack, MM_SLOT, type NetlinkSocketStats, receiveMany, sharedRecvBuffer, takeReader } from './recvmmsg.ts';
+import {
+  NetlinkError,
+  type NetlinkMessage,
+  NetlinkProtocolError,
+  NLM_F_DUMP,
+  type ReplyReader,
+} from './codec.ts';
+import {
+  giveBack,
+  MM_SLOT,
+  type NetlinkSocketStats,
+  receiveMany,
+  sharedRecvBuffer,
+  takeReader,
+} from './recvmmsg.ts';
 import { encodeRequest, KERNEL_ADDR, put32, sendRequest } from './send.ts';
 
 export type { NetlinkSocketStats };

@@ -151,7 +151,10 @@ test('socket: a request from inside a reply callback throws instead of overwriti
   const own = NetlinkSocket.open(path, NETLINK_ROUTE, { buffer: Buffer.alloc(64 * 1024) });
   try {
     refused(() => dumpLinkNames(inner), /request made from inside a reply callback \(both using the shared/);
-    refused((outer) => dumpLinkNames(outer), /request made from inside a reply callback \(on the same socket\)/);
+    refused(
+      (outer) => dumpLinkNames(outer),
+      /request made from inside a reply callback \(on the same socket\)/,
+    );
     refused((outer) => outer.drainPending(), /drainPending made from inside a reply callback/);
     // The refusals left no flag set: the shared buffer and a new socket serve whole replies.
     assert.deepEqual(dumpLinkNames(inner), want);
